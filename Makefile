@@ -1,0 +1,32 @@
+# sealcam: two commands matter. `make demo` runs the product, `make test` runs every test.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP) $(MPVM)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(MPVM): sim/mpvm/package.json sim/mpvm/package-lock.json
+	cd sim/mpvm && npm ci --no-audit --no-fund --loglevel=error
+	touch $(MPVM)
+
+demo: setup
+	$(VPY) -m sim.demo
+
+test: setup
+	$(VPY) -m pytest -q tests
+
+bench: setup
+	$(VPY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) sim/mpvm/node_modules demo-out
