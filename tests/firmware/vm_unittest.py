@@ -1,0 +1,26 @@
+# Runs firmware unittest modules on MicroPython (or CPython): vm_unittest.py MODULE...
+# Prints one line per test and a closing line "N passed, N failed"; sets the exit code.
+import sys
+import unittest
+
+try:
+    import jshal
+    names = list(jshal.argv())
+except ImportError:
+    jshal = None
+    names = sys.argv[1:]
+
+suite = unittest.TestSuite()
+for name in names:
+    mod = __import__(name)
+    for attr in dir(mod):
+        obj = getattr(mod, attr)
+        if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj is not unittest.TestCase:
+            suite.addTest(obj)
+res = unittest.TestRunner().run(suite)
+bad = len(res.failures) + len(res.errors)
+print("VM-RESULT %d passed, %d failed" % (res.testsRun - bad, bad))
+if jshal:
+    jshal.exit(0 if bad == 0 else 1)
+else:
+    sys.exit(0 if bad == 0 else 1)
