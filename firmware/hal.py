@@ -1,0 +1,153 @@
+# Hardware abstraction: the only module that knows what board it runs on.
+#
+# A HAL is a plain object with these attributes (the simulator builds one from sim/hal/):
+#   clock   rtc_ms() -> int; mono_ms() -> int; sleep_ms(ms); set_rtc(ms)
+#   random  random(n) -> n bytes from the hardware random source
+#   sd      the evidence store medium (SD card): see PosixFS below for the interface
+#   flash   the internal flash (device key, settings); same interface
+#   camera  poll() -> list of media byte strings due since the last poll; MIME, EXT
+#   device  device id (text, set at manufacture)
+#   reset_cause  text, e.g. "power-on"
+#
+# Storage interface (both `sd` and `flash`):
+#   open_append(path) -> file with write(buf), flush(), close()   (creates if missing)
+#   create(path) -> file   (a new scratch file; only the head uses it)
+#   replace(src, dst)      (atomic on littlefs; remove-then-rename on FAT)
+#   read(path, offset=0, n=-1) -> bytes; size(path) -> int (-1 if missing)
+#   exists(path); listdir(path) -> sorted names; mkdir(path); free() -> bytes free
+# There is deliberately no delete or truncate: evidence is append-only (SPEC §5.3).
+import os
+
+try:
+    import time
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+except AttributeError:  # CPython
+    import time
+    _ticks_ms = None
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+class BoardClock:
+    """RTC from time.time(), monotonic from ticks_ms (wrap-safe) or time.monotonic."""
+
+    def __init__(self):
+        self._offset = 0
+        if _ticks_ms:
+            self._t0 = _ticks_ms()
+            self._mono = 0
+        else:
+            self._t0 = time.monotonic()
+
+    def mono_ms(self):
+        if _ticks_ms:
+            now = _ticks_ms()
+            self._mono += _ticks_diff(now, self._t0)
+            self._t0 = now
+            return self._mono
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def rtc_ms(self):
+        return int(time.time() * 1000) + self._offset
+
+    def set_rtc(self, ms):
+        self._offset = ms - int(time.time() * 1000)
+
+    def sleep_ms(self, ms):
+        time.sleep(ms / 1000)
+
+
+def board_random(n):
+    try:
+        return os.urandom(n)
+    except AttributeError:
+        import jshal  # the WebAssembly VM: crypto.getRandomValues through the runner
+        return bytes(jshal.random(n))
+
+
+class _PosixFile:
+    def __init__(self, path):
+        self.f = open(path, "ab")
+
+    def write(self, buf):
+        return self.f.write(buf)
+
+    def flush(self):
+        self.f.flush()
+        if hasattr(os, "fsync"):
+            os.fsync(self.f.fileno())
+
+    def close(self):
+        self.f.close()
+
+
+class PosixFS:
+    """The storage interface on a real filesystem (a board's VFS, or a host folder)."""
+
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+
+    def _p(self, path):
+        return self.root + "/" + path
+
+    def open_append(self, path):
+        return _PosixFile(self._p(path))
+
+    def create(self, path):
+        p = self._p(path)
+        if _exists(p):
+            os.remove(p)  # scratch file only (head.new); never evidence
+        return _PosixFile(p)
+
+    def replace(self, src, dst):
+        os.rename(self._p(src), self._p(dst))
+
+    def read(self, path, offset=0, n=-1):
+        with open(self._p(path), "rb") as f:
+            if offset:
+                f.seek(offset)
+            return f.read() if n < 0 else f.read(n)
+
+    def size(self, path):
+        try:
+            return os.stat(self._p(path))[6]
+        except OSError:
+            return -1
+
+    def exists(self, path):
+        return _exists(self._p(path))
+
+    def listdir(self, path=""):
+        try:
+            return sorted(os.listdir(self._p(path) if path else self.root))
+        except OSError:
+            return []
+
+    def mkdir(self, path):
+        if not _exists(self._p(path)):
+            os.mkdir(self._p(path))
+
+    def free(self):
+        try:
+            st = os.statvfs(self.root)
+            return st[0] * st[4]
+        except (AttributeError, OSError):
+            return 1 << 40
+
+
+class HAL:
+    def __init__(self, clock, random, sd, flash, camera, device, reset_cause="power-on"):
+        self.clock = clock
+        self.random = random
+        self.sd = sd
+        self.flash = flash
+        self.camera = camera
+        self.device = device
+        self.reset_cause = reset_cause

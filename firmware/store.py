@@ -1,0 +1,367 @@
+# The evidence store on the SD card (protocol/SPEC.md §3-§5).
+#
+# One hash chain over every record; every record a COSE_Sign1 made at capture; media
+# written append-only in chunks hashed as they are written; a signed head (a copy of the
+# last record) so that deleting the newest records is detectable; recovery at boot that
+# seals a segment left open by a power cut. There is no delete, truncate or overwrite:
+# asking for one writes a REFUSAL record.
+import hashlib
+
+import cbor
+import cose
+import ed25519
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# record types (SPEC §3.2)
+BOOT = const(1)
+REC_START = const(2)
+CHECKPOINT = const(3)
+SEGMENT = const(4)
+REC_STOP = const(5)
+REFUSAL = const(6)
+RECOVERY = const(7)
+
+# body keys (SPEC §3.1)
+K_TYPE = const(0)
+K_SEQ = const(1)
+K_PREV = const(2)
+K_BOOT = const(6)
+K_SEGMENT = const(10)
+K_MEDIA = const(11)
+K_CHUNK = const(12)
+K_LENGTH = const(13)
+K_CHUNKS = const(14)
+K_ROOT = const(15)
+K_START = const(16)
+K_REASON = const(17)
+
+# flags (SPEC §3.4)
+F_NO_OFFICER = const(1)
+F_RECOVERED = const(2)
+F_MISMATCH = const(4)
+
+HEAD = "head.cbor"
+HEAD_NEW = "head.new"
+ZERO32 = bytes(32)
+
+
+class StoreFull(OSError):
+    pass
+
+
+class Refused(Exception):
+    """A delete/modify request: always refused (and recorded)."""
+
+
+def _sha256(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.digest()
+
+
+def _body_of(rec):
+    obj = cbor.loads(rec)
+    return cbor.loads(obj.value[2])
+
+
+class _Segment:
+    # One open segment: file handles and the running chunk state (SPEC §4).
+    def __init__(self, seq, media, chunk, start):
+        self.seq = seq
+        self.media = media
+        self.idx = media[:media.rfind(".")] + ".idx"
+        self.chunk = chunk
+        self.start = start
+        self.fm = None
+        self.fi = None
+        self.h = hashlib.sha256()
+        self.fill = 0          # bytes in the current (incomplete) chunk
+        self.chunks = 0        # completed chunks
+        self.length = 0
+        self.root = ZERO32
+        self.signed = 0        # bytes covered by the last checkpoint
+        self.signed_root = ZERO32
+
+    def hint(self):
+        # what recovery starts from: the last signed checkpoint (SPEC §5.2 `open`)
+        n = self.signed // self.chunk
+        return [self.seq, self.media, self.chunk, self.start, n, self.signed, self.signed_root]
+
+
+class Store:
+    def __init__(self, hal, sk, fw, cfg, officer=None):
+        self.hal = hal
+        self.fs = hal.sd
+        self.clock = hal.clock
+        self.sk = sk
+        self.device = hal.device
+        self.prot = cose.protected(hal.device.encode())
+        self.fw = fw
+        self.chunk = cfg["chunk"]
+        self.log_max = cfg["log_max"]
+        self.officer = officer
+        self.seq = 0           # seq of the next record
+        self.prev = ZERO32     # H(last record)
+        self.last = None       # bytes of the last record
+        self.boot = 0
+        self.log_name = None
+        self.log = None
+        self.log_off = 0
+        self.seg = None        # the open _Segment, if recording
+        self.open_hint = None  # an open segment found at boot, before recovery
+        self.recovered = None  # summary of what boot recovered
+
+    # ---------------------------------------------------------------- records
+    def _append(self, rtype, fields, flags=0):
+        c = self.clock
+        body = {0: rtype, 1: self.seq, 2: self.prev, 3: self.device, 4: c.rtc_ms(),
+                5: c.mono_ms(), 6: self.boot, 7: self.officer, 8: self.fw}
+        if self.officer is None:
+            flags |= F_NO_OFFICER
+        if flags:
+            body[9] = flags
+        for k in fields:
+            body[k] = fields[k]
+        rec = cose.sign1(self.sk, self.prot, cbor.dumps(body))
+        if self.log_off and self.log_off + len(rec) > self.log_max:
+            self._new_log()
+        if self.fs.free() < len(rec) + 4096:
+            raise StoreFull("storage full: record seq %d not written" % self.seq)
+        self.log.write(rec)
+        self.log.flush()
+        self.log_off += len(rec)
+        self.prev = _sha256(rec)
+        self.last = rec
+        self.seq += 1
+        self._write_head()
+        return rec
+
+    def _write_head(self):
+        hint = self.seg.hint() if self.seg else None
+        data = cbor.dumps([self.log_name, self.log_off, self.last, hint])
+        f = self.fs.create(HEAD_NEW)
+        f.write(data)
+        f.close()
+        self.fs.replace(HEAD_NEW, HEAD)
+
+    def _new_log(self):
+        if self.log:
+            self.log.close()
+        name = "rec/%08d.log" % self.seq
+        k = 0
+        while self.fs.size(name) > 0:  # a torn file from an earlier cut: never append after it
+            k += 1
+            name = "rec/%08d_%d.log" % (self.seq, k)
+        self.log_name = name
+        self.log = self.fs.open_append(name)
+        self.log_off = 0
+
+    # ---------------------------------------------------------------- boot
+    def _read_head(self):
+        best = None
+        for name in (HEAD, HEAD_NEW):
+            if self.fs.size(name) <= 0:
+                continue
+            try:
+                h = cbor.loads(self.fs.read(name))
+                seq = _body_of(h[2])[K_SEQ]
+            except Exception:
+                continue  # an unfinished head.new: the other one holds
+            if best is None or seq > best[0]:
+                best = (seq, h)
+        return best[1] if best else None
+
+    def _track(self, rec, body):
+        # follow one record found at boot: chain state and the open segment hint
+        t = body[K_TYPE]
+        self.prev = _sha256(rec)
+        self.last = rec
+        self.seq = body[K_SEQ] + 1
+        self.boot = body[K_BOOT]
+        if t == REC_START:
+            self.open_hint = [body[K_SEQ], body[K_MEDIA], body[K_CHUNK],
+                              [body[4], body[5]], 0, 0, ZERO32]
+        elif t == CHECKPOINT and self.open_hint and body[K_SEGMENT] == self.open_hint[0]:
+            self.open_hint[4] = body[K_CHUNKS]
+            self.open_hint[5] = body[K_LENGTH]
+            self.open_hint[6] = body[K_ROOT]
+        elif t == SEGMENT or t == RECOVERY:
+            self.open_hint = None
+
+    def _scan(self, log, off):
+        # records after the head (at most a few): decode until the end or a torn tail
+        data = self.fs.read(log, off)
+        pos = 0
+        while pos < len(data):
+            try:
+                item, nxt = cbor.decode_one(data, pos)
+                body = cbor.loads(item.value[2])
+            except Exception:
+                break
+            if self.last is not None and (body.get(K_SEQ) != self.seq or body.get(K_PREV) != self.prev):
+                break
+            self._track(data[pos:nxt], body)
+            pos = nxt
+
+    def open(self, reset_cause="power-on"):
+        """Boot: find the chain head, recover an open segment, start a new log, write BOOT."""
+        fs = self.fs
+        fs.mkdir("rec")
+        fs.mkdir("m")
+        head = self._read_head()
+        if head:
+            log, off, last, hint = head
+            self._track(last, _body_of(last))
+            self.open_hint = hint
+            if fs.size(log) > off:
+                self._scan(log, off)
+        else:
+            logs = fs.listdir("rec")
+            if logs:  # the first record was flushed but not its head: scan the newest log
+                self._scan("rec/" + logs[-1], 0)
+        self.boot += 1
+        self._new_log()
+        if self.open_hint:
+            self._recover(self.open_hint)
+            self.open_hint = None
+        return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
+
+    def _recover(self, hint):
+        # seal a segment that was open when power was lost (SPEC §5.4)
+        seg, media, chunk, start, chunks, length, root = hint
+        fs = self.fs
+        idx = media[:media.rfind(".")] + ".idx"
+        size = fs.size(media)
+        if size < 0:
+            f = fs.open_append(media)
+            f.close()
+            size = 0
+        if fs.size(idx) < 0:
+            f = fs.open_append(idx)
+            f.close()
+        nidx = fs.size(idx) // 32
+        fi = fs.open_append(idx)
+        flags = F_RECOVERED
+        pos = chunks * chunk
+        k = chunks
+        while pos < size:
+            h = _sha256(fs.read(media, pos, chunk))
+            if k < nidx:
+                if fs.read(idx, k * 32, 32) != h:
+                    flags |= F_MISMATCH
+            else:
+                fi.write(h)
+            root = _sha256(root, h)
+            k += 1
+            pos += chunk
+        fi.close()
+        self._append(RECOVERY, {K_SEGMENT: seg, K_LENGTH: size, K_CHUNKS: k, K_ROOT: root,
+                                K_START: start, K_REASON: "power loss", 22: length}, flags)
+        self.recovered = {"segment": seg, "length": size, "signed": length, "flags": flags}
+
+    # ---------------------------------------------------------------- segments
+    def start_segment(self, reason, mime, ext):
+        if self.seg:
+            raise ValueError("a segment is already open")
+        c = self.clock
+        seq = self.seq
+        media = "m/%08d.%s" % (seq, ext)
+        s = _Segment(seq, media, self.chunk, [c.rtc_ms(), c.mono_ms()])
+        self.seg = s  # the head written with REC_START names the open segment
+        try:
+            self._append(REC_START, {K_SEGMENT: seq, K_MEDIA: media, K_CHUNK: self.chunk,
+                                     K_REASON: reason, 23: mime})
+        except StoreFull:
+            self.seg = None
+            raise
+        s.fm = self.fs.open_append(media)
+        s.fi = self.fs.open_append(s.idx)
+        return seq
+
+    def write(self, data):
+        """Append media bytes to the open segment, hashing each chunk as it is written."""
+        s = self.seg
+        if s is None:
+            raise ValueError("no open segment")
+        n = len(data)
+        if self.fs.free() < n + 65536:
+            raise StoreFull("storage full: segment %d not extended" % s.seq)
+        mv = memoryview(data)
+        pos = 0
+        while pos < n:
+            take = min(n - pos, s.chunk - s.fill)
+            part = mv[pos:pos + take]
+            s.h.update(part)
+            s.fm.write(part)
+            s.fill += take
+            s.length += take
+            pos += take
+            if s.fill == s.chunk:
+                self._end_chunk(s)
+
+    def _end_chunk(self, s):
+        d = s.h.digest()
+        s.fi.write(d)
+        s.root = _sha256(s.root, d)
+        s.chunks += 1
+        s.fill = 0
+        s.h = hashlib.sha256()
+        s.fm.flush()
+        s.fi.flush()
+
+    def checkpoint(self):
+        """Sign what the open segment holds in whole chunks, if anything is new."""
+        s = self.seg
+        if s is None or s.chunks * s.chunk == s.signed:
+            return None
+        s.fm.flush()
+        s.fi.flush()
+        covered = s.chunks * s.chunk
+        old = (s.signed, s.signed_root)
+        s.signed, s.signed_root = covered, s.root  # the head written with it starts from here
+        try:
+            return self._append(CHECKPOINT, {K_SEGMENT: s.seq, K_LENGTH: covered,
+                                             K_CHUNKS: s.chunks, K_ROOT: s.root})
+        except StoreFull:
+            s.signed, s.signed_root = old
+            raise
+
+    def close_segment(self):
+        s = self.seg
+        if s is None:
+            return None
+        if s.fill:
+            d = s.h.digest()
+            s.fi.write(d)
+            s.root = _sha256(s.root, d)
+            s.chunks += 1
+            s.fill = 0
+        s.fm.close()
+        s.fi.close()
+        self.seg = None
+        return self._append(SEGMENT, {K_SEGMENT: s.seq, K_LENGTH: s.length, K_CHUNKS: s.chunks,
+                                      K_ROOT: s.root, K_START: s.start})
+
+    def record(self, rtype, fields, flags=0):
+        """Append a record of another type (REC_STOP, marks, …)."""
+        return self._append(rtype, fields, flags)
+
+    # ---------------------------------------------------------------- no delete
+    def request(self, op, target, source):
+        """Any delete/truncate/overwrite/format/write request: refused and recorded."""
+        self._append(REFUSAL, {K_REASON: "evidence is append-only", 19: op, 20: str(target),
+                               21: source})
+        raise Refused("%s of %s refused: evidence is append-only (recorded as seq %d)"
+                      % (op, target, self.seq - 1))
+
+    def close(self):
+        if self.log:
+            self.log.close()
+            self.log = None
+

@@ -1,0 +1,42 @@
+# Entry point of the virtual recorder on the MicroPython VM (run by sim/vm.py):
+# argv[0] is a JSON job {sd, flash, steps, settings, model, seed, bitrate, fps, device,
+# officer, cut_at}; prints "SIM-RESULT <json>" with the shift summary and heap figures.
+import gc
+import json
+
+import jshal
+import simdevice
+from powerfs import PowerCut
+
+job = json.loads(list(jshal.argv())[0])
+h = simdevice.make_hal(job["sd"], job["flash"], job.get("device", "SC-SIM0001"),
+                       job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
+                       job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),
+                       officer=job.get("officer"))
+
+peak = [0, 0]
+_poll = h.camera.poll
+
+
+def poll():
+    # sample the heap once per capture tick: live (after a collection) and as allocated
+    a = gc.mem_alloc()
+    if a > peak[1]:
+        peak[1] = a
+    gc.collect()
+    a = gc.mem_alloc()
+    if a > peak[0]:
+        peak[0] = a
+    return _poll()
+
+
+h.camera.poll = poll
+try:
+    summary = simdevice.run_steps(h, job["steps"], job.get("settings"), job.get("officer"))
+    summary["cut"] = None
+except PowerCut as e:
+    summary = {"cut": str(e)}
+summary["heap_live_peak"] = peak[0]
+summary["heap_alloc_peak"] = peak[1]
+print("SIM-RESULT " + json.dumps(summary))
+jshal.exit(0)

@@ -1,0 +1,71 @@
+# Helpers for firmware unit tests that run on both MicroPython and CPython.
+import os
+
+_n = [0]
+
+
+def tmpdir():
+    """A new empty folder (in the VM's memory filesystem, or the host's temp folder)."""
+    try:
+        import tempfile
+        return tempfile.mkdtemp(prefix="sealcam-fw-")
+    except ImportError:
+        try:
+            os.mkdir("/tmp")
+        except OSError:
+            pass
+        while True:
+            _n[0] += 1
+            p = "/tmp/fw%d" % _n[0]
+            try:
+                os.mkdir(p)
+                return p
+            except OSError:
+                pass
+
+
+def files(root, rel=""):
+    """All files below root as {relative path: bytes}."""
+    out = {}
+    base = root + ("/" + rel if rel else "")
+    for name in os.listdir(base):
+        p = base + "/" + name
+        r = (rel + "/" + name) if rel else name
+        if os.stat(p)[0] & 0x4000:
+            out.update(files(root, r))
+        else:
+            with open(p, "rb") as f:
+                out[r] = f.read()
+    return out
+
+
+def read_chain(root):
+    """Every record in root/rec/*.log in order, as (record bytes, body dict)."""
+    import cbor
+    out = []
+    names = sorted(os.listdir(root + "/rec"))
+    for name in names:
+        with open(root + "/rec/" + name, "rb") as f:
+            data = f.read()
+        pos = 0
+        while pos < len(data):
+            item, nxt = cbor.decode_one(data, pos)
+            out.append((data[pos:nxt], cbor.loads(item.value[2])))
+            pos = nxt
+    return out
+
+
+def sim(root=None, **kw):
+    """A simulated board over fresh folders: (hal, sd folder, flash folder)."""
+    import simdevice
+    root = root or tmpdir()
+    sd, flash = root + "/sd", root + "/flash"
+    for p in (sd, flash):
+        try:
+            os.mkdir(p)
+        except OSError:
+            pass
+    kw.setdefault("seed", 7)
+    kw.setdefault("bitrate", 400000)
+    kw.setdefault("fps", 5)
+    return simdevice.make_hal(sd, flash, **kw), sd, flash
