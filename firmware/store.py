@@ -143,8 +143,10 @@ class Store:
         return rec
 
     def _write_head(self):
-        hint = self.seg.hint() if self.seg else None
-        data = cbor.dumps([self.log_name, self.log_off, self.last, hint])
+        head = {1: self.log_name, 2: self.log_off, 3: self.last}
+        if self.seg:
+            head[4] = self.seg.hint()
+        data = cbor.dumps(head)
         f = self.fs.create(HEAD_NEW)
         f.write(data)
         f.close()
@@ -170,7 +172,7 @@ class Store:
                 continue
             try:
                 h = cbor.loads(self.fs.read(name))
-                seq = _body_of(h[2])[K_SEQ]
+                seq = _body_of(h[3])[K_SEQ]
             except Exception:
                 continue  # an unfinished head.new: the other one holds
             if best is None or seq > best[0]:
@@ -216,9 +218,9 @@ class Store:
         fs.mkdir("m")
         head = self._read_head()
         if head:
-            log, off, last, hint = head
+            log, off, last = head[1], head[2], head[3]
             self._track(last, _body_of(last))
-            self.open_hint = hint
+            self.open_hint = head.get(4)
             if fs.size(log) > off:
                 self._scan(log, off)
         else:

@@ -1,0 +1,53 @@
+"""Shared by the power-cut and tamper tests: record a scripted shift on the virtual
+recorder (CPython runtime, in process) and read a store's chain with cbor2."""
+import glob
+import io
+import os
+import sys
+
+import cbor2
+
+from sim import vm
+
+for p in (vm.FIRMWARE, vm.SIM_HAL):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import simdevice  # noqa: E402  (firmware on sys.path first)
+from powerfs import PowerCut  # noqa: E402
+
+# several segments (rollover), checkpoints, stop/start, a refused delete
+SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"],
+         ["start"], ["run", 5], ["stop"]]
+SETTINGS = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 4, "tick_ms": 500}
+HAL_ARGS = {"bitrate": 40000, "fps": 2, "seed": 11}
+
+
+def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS):
+    """Run steps on a (possibly power-cut) virtual recorder in root/sd, root/flash.
+    Returns (summary or None if power was cut, number of storage steps taken)."""
+    sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
+    os.makedirs(sd, exist_ok=True)
+    os.makedirs(flash, exist_ok=True)
+    h = simdevice.make_hal(sd, flash, model=model, cut_at=cut_at, **HAL_ARGS)
+    try:
+        summary = simdevice.run_steps(h, steps, settings)
+    except PowerCut:
+        return None, h.sd.steps
+    return summary, h.sd.steps
+
+
+def chain(sd):
+    """[(record bytes, body)] of every complete record in sd/rec/*.log, in file order."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(sd, "rec", "*.log"))):
+        data = open(path, "rb").read()
+        buf = io.BytesIO(data)
+        while buf.tell() < len(data):
+            start = buf.tell()
+            try:
+                item = cbor2.CBORDecoder(buf).decode()
+            except Exception:
+                break  # torn tail
+            out.append((data[start:buf.tell()], cbor2.loads(item.value[2])))
+    return out
