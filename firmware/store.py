@@ -118,10 +118,11 @@ class Store:
         self.recovered = None  # summary of what boot recovered
 
     # ---------------------------------------------------------------- records
-    def _append(self, rtype, fields, flags=0):
+    def _append(self, rtype, fields, flags=0, now=None):
         c = self.clock
-        body = {0: rtype, 1: self.seq, 2: self.prev, 3: self.device, 4: c.rtc_ms(),
-                5: c.mono_ms(), 6: self.boot, 7: self.officer, 8: self.fw}
+        now = now or (c.rtc_ms(), c.mono_ms())
+        body = {0: rtype, 1: self.seq, 2: self.prev, 3: self.device, 4: now[0],
+                5: now[1], 6: self.boot, 7: self.officer, 8: self.fw}
         if self.officer is None:
             flags |= F_NO_OFFICER
         if flags:
@@ -247,9 +248,14 @@ class Store:
         if fs.size(idx) < 0:
             f = fs.open_append(idx)
             f.close()
-        nidx = fs.size(idx) // 32
+        isize = fs.size(idx)
+        nidx = isize // 32
         fi = fs.open_append(idx)
         flags = F_RECOVERED
+        if isize % 32:  # a torn index entry: pad it (never rewrite), entries stay aligned
+            fi.write(bytes(32 - isize % 32))
+            nidx += 1
+            flags |= F_MISMATCH
         pos = chunks * chunk
         k = chunks
         while pos < size:
@@ -278,7 +284,7 @@ class Store:
         self.seg = s  # the head written with REC_START names the open segment
         try:
             self._append(REC_START, {K_SEGMENT: seq, K_MEDIA: media, K_CHUNK: self.chunk,
-                                     K_REASON: reason, 23: mime})
+                                     K_REASON: reason, 23: mime}, 0, s.start)
         except StoreFull:
             self.seg = None
             raise

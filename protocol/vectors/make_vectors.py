@@ -1,0 +1,159 @@
+"""Regenerate the store vectors: python protocol/vectors/make_vectors.py [OUTDIR]
+
+Runs the real firmware (CPython runtime) on the virtual recorder with a fixed seed, so the
+device key, the clock and the media are the same every time and so are the bytes. Then
+derives tampered copies. expected.json lists each store's verdict, the first failing
+record and a word its reason must contain. tests/test_vectors.py regenerates into a temp
+folder, compares byte for byte with the committed copy, and verifies every store.
+"""
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "sim", "hal")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import simdevice  # noqa: E402
+from powerfs import PowerCut  # noqa: E402
+from simclock import SimClock  # noqa: E402
+
+SEED = 2026          # the fixed test key: seeded_random(SEED) in sim/hal/simdevice.py
+DEVICE = "SC-VECTOR01"
+SETTINGS = {"chunk": 2048, "checkpoint_s": 2, "segment_s": 5, "tick_ms": 500}
+HAL_ARGS = {"bitrate": 16000, "fps": 2, "seed": SEED, "device_id": DEVICE}
+SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"],
+         ["start"], ["run", 3], ["stop"]]
+
+
+def _record(root, steps, cut_after=None, officer="PC-0042"):
+    sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
+    os.makedirs(sd)
+    os.makedirs(flash)
+    h = simdevice.make_hal(sd, flash, **HAL_ARGS)
+    if cut_after is not None:
+        h.sd.cut_at = cut_after
+    try:
+        summary = simdevice.run_steps(h, steps, SETTINGS, officer)
+    except PowerCut:
+        summary = None
+    return sd, flash, summary
+
+
+def _records(log):
+    """[(offset, end)] of the records in a log file."""
+    data = open(log, "rb").read()
+    buf, out = io.BytesIO(data), []
+    while buf.tell() < len(data):
+        start = buf.tell()
+        cbor2.CBORDecoder(buf).decode()
+        out.append((start, buf.tell()))
+    return data, out
+
+
+def _only_log(sd):
+    logs = sorted(os.listdir(os.path.join(sd, "rec")))
+    return os.path.join(sd, "rec", logs[0])
+
+
+def build(out):
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    tmp = os.path.join(out, ".work")
+    expected = {}
+
+    sd, flash, summary = _record(os.path.join(tmp, "ok"), SHIFT)
+    with open(os.path.join(out, "device.pub"), "w") as f:
+        f.write(summary["pubkey"] + "\n")
+
+    def variant(name, verdict, seq=None, word=None, src=sd):
+        dst = os.path.join(out, name)
+        shutil.copytree(src, dst)
+        expected[name] = {"verdict": verdict, "first_failure_seq": seq, "reason_contains": word}
+        return dst
+
+    variant("ok", "OK")
+    log = _only_log(sd)
+    data, spans = _records(log)
+    rel = os.path.relpath(log, sd)
+
+    # 1. one byte of media flipped (segment 1, chunk 1)
+    d = variant("media-flip", "NOT_OK", 1, "chunk")
+    media = os.path.join(d, "m", "00000001.mjpg")
+    b = bytearray(open(media, "rb").read())
+    b[2048 + 100] ^= 0x01
+    open(media, "wb").write(bytes(b))
+
+    # 2. one byte flipped inside a record's payload (seq 3: its signature breaks)
+    d = variant("record-flip", "NOT_OK", 3, "signature")
+    b = bytearray(data)
+    s, e = spans[3]
+    b[e - 70] ^= 0x01   # inside the payload, before the 64-byte signature
+    open(os.path.join(d, rel), "wb").write(bytes(b))
+
+    # 3. a record deleted in the middle (seq 4)
+    d = variant("gap", "NOT_OK", 5, "missing")
+    open(os.path.join(d, rel), "wb").write(data[:spans[4][0]] + data[spans[4][1]:])
+
+    # 4. the newest two records deleted (the head still names the last one)
+    d = variant("truncated", "NOT_OK", None, "head")
+    open(os.path.join(d, rel), "wb").write(data[:spans[-2][0]])
+
+    # 5. two records swapped (seq 5 and 6)
+    d = variant("reordered", "NOT_OK", 6, "seq")
+    open(os.path.join(d, rel), "wb").write(
+        data[:spans[5][0]] + data[spans[6][0]:spans[6][1]] + data[spans[5][0]:spans[5][1]] + data[spans[6][1]:])
+
+    # 6. a record replaced by the same body signed with another key
+    d = variant("foreign-key", "NOT_OK", 4, "signature")
+    other = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"not the device").digest())
+    prot, unprot, payload, _ = cbor2.loads(data[spans[4][0]:spans[4][1]]).value
+    sig = other.sign(cbor2.dumps(["Signature1", prot, b"", payload]))
+    forged = cbor2.dumps(cbor2.CBORTag(18, [prot, {}, payload, sig]), canonical=True)
+    open(os.path.join(d, rel), "wb").write(data[:spans[4][0]] + forged + data[spans[4][1]:])
+
+    # 7. power cut mid-segment, left as it was (open segment, unsigned tail)
+    cut_sd, _, _ = _record(os.path.join(tmp, "cut"), SHIFT, cut_after=57)
+    variant("open-after-cut", "OK_WITH_MISSING_INFO", None, "open", src=cut_sd)
+
+    # 8. the same, rebooted: recovery sealed the segment
+    rb_root = os.path.join(tmp, "cut")
+    later = SimClock(rtc_ms=SimClock().rtc_ms() + 3600000)   # booted an hour later
+    h = simdevice.make_hal(os.path.join(rb_root, "sd"), os.path.join(rb_root, "flash"), clock=later,
+                           **HAL_ARGS)
+    simdevice.run_steps(h, [], SETTINGS, "PC-0042")
+    variant("recovered", "OK_WITH_MISSING_INFO", None, "recover", src=os.path.join(rb_root, "sd"))
+
+    shutil.rmtree(tmp)
+    # the first records of the clean store, layer by layer, for implementers
+    rows = []
+    for s, e in spans[:3]:
+        raw = data[s:e]
+        prot, _, payload, sig = cbor2.loads(raw).value
+        rows.append({"seq": cbor2.loads(payload)[1], "record": raw.hex(),
+                     "sha256": hashlib.sha256(raw).hexdigest(), "protected": prot.hex(),
+                     "payload": payload.hex(), "body": repr(cbor2.loads(payload)),
+                     "sig_structure": cbor2.dumps(["Signature1", prot, b"", payload]).hex(),
+                     "signature": sig.hex()})
+    with open(os.path.join(out, "records.json"), "w") as f:
+        json.dump({"device_public_key": summary["pubkey"], "records": rows}, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return expected
+
+
+if __name__ == "__main__":
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "stores")
+    exp = build(out)
+    print("wrote %d stores to %s" % (len(exp), out))
