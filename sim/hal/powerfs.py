@@ -86,6 +86,7 @@ class PowerFS:
         self.last_step = None
         self.reserved = 0
         self.used = self._du(self.root)
+        self.bytes_read = 0    # what boot reads, to show recovery does not scan history
 
     def _du(self, path):
         total = 0
@@ -148,7 +149,9 @@ class PowerFS:
         with open(self._p(path), "rb") as f:
             if offset:
                 f.seek(offset)
-            return f.read() if n < 0 else f.read(n)
+            data = f.read() if n < 0 else f.read(n)
+        self.bytes_read += len(data)
+        return data
 
     def size(self, path):
         try:

@@ -138,3 +138,36 @@ class TestStore(unittest.TestCase):
         chain = fwtest.read_chain(sd)
         chain_ok(self, chain)
         self.assertEqual(chain[-1][1][0], st.BOOT)
+
+
+class TestBootCost(unittest.TestCase):
+    def boot_reads(self, refusals, cut):
+        h, sd, flash = fwtest.sim()
+        s, rec = device.boot(h, SMALL)
+        for i in range(refusals):
+            try:
+                s.request("delete", "seq %d" % i, "api")
+            except st.Refused:
+                pass
+        rec.start()
+        rec.run_ms(5000)
+        if cut:
+            h.sd.cut_at = h.sd.steps + 3
+            with self.assertRaises(PowerCut):
+                rec.run_ms(3000)
+        else:
+            device.shutdown(s, rec)
+        h2, _, _ = fwtest.sim(sd[:-3])
+        s2, _ = device.boot(h2, SMALL)
+        return h2.sd.bytes_read, s2
+
+    def test_boot_reads_do_not_grow_with_history(self):
+        for cut in (False, True):
+            few, s_few = self.boot_reads(2, cut)
+            many, s_many = self.boot_reads(60, cut)
+            self.assertTrue(s_many.seq > s_few.seq + 50)
+            # boot reads the head (and the open segment's unsigned tail), never the old
+            # records: 58 more records (~12 KB) change what it reads by a few bytes of
+            # longer integers in the head copy at most
+            self.assertTrue(abs(few - many) < 16, (few, many))
+            self.assertEqual(bool(s_many.recovered), cut)
