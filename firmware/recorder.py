@@ -50,11 +50,17 @@ class Recorder:
         self.recording = False
         return self.store.record(st.REC_STOP, {st.K_SEGMENT: seg, st.K_REASON: reason})
 
-    def run_ms(self, ms):
-        """Run the capture loop for ms of (device) time."""
+    def ticks(self, ms):
+        """Run the capture loop for ms of (device) time, yielding after every tick so a
+        scheduler (asyncio on the board, the VM's event loop) can run between ticks."""
         tick = self.cfg["tick_ms"]
         clock = self.hal.clock
         end = clock.mono_ms() + ms
         while clock.mono_ms() < end:
             clock.sleep_ms(min(tick, end - clock.mono_ms()))
             self.tick()
+            yield
+
+    def run_ms(self, ms):
+        for _ in self.ticks(ms):
+            pass

@@ -38,10 +38,11 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     return hal.HAL(clock, rnd, sd, flash, cam, device_id)
 
 
-def run_steps(h, steps, settings=None, officer=None, log=None):
-    """Boot, run steps, shut down. Returns a summary dict. PowerCut propagates."""
+def shift(h, steps, settings=None, officer=None, log=None, summary=None):
+    """Boot, run steps, shut down; a generator that yields after every capture tick.
+    Fills `summary` (a dict). PowerCut propagates."""
     s, rec = device.boot(h, settings, officer)
-    summary = {"boots": 1, "recovered": [], "refused": 0}
+    summary.update({"boots": 1, "recovered": [], "refused": 0})
     if s.recovered:
         summary["recovered"].append(s.recovered)
     for step in steps:
@@ -49,7 +50,8 @@ def run_steps(h, steps, settings=None, officer=None, log=None):
         if op == "start":
             rec.start("button")
         elif op == "run":
-            rec.run_ms(int(step[1] * 1000))
+            for _ in rec.ticks(int(step[1] * 1000)):
+                yield
         elif op == "stop":
             rec.stop("button")
         elif op == "refuse":
@@ -75,9 +77,12 @@ def run_steps(h, steps, settings=None, officer=None, log=None):
     summary["records"] = s.seq
     summary["device"] = h.device
     summary["pubkey"] = binascii.hexlify(ed25519.public(s.sk)).decode()
+
+
+def run_steps(h, steps, settings=None, officer=None, log=None):
+    """Boot, run steps, shut down. Returns a summary dict. PowerCut propagates."""
+    summary = {}
+    for _ in shift(h, steps, settings, officer, log, summary):
+        pass
     return summary
 
-
-def default_shift(seconds, segment_s=None):
-    """A plain shift: record for `seconds`, then stop."""
-    return [["start"], ["run", seconds], ["stop"]]

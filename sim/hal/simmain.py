@@ -1,6 +1,7 @@
 # Entry point of the virtual recorder on the MicroPython VM (run by sim/vm.py):
 # argv[0] is a JSON job {sd, flash, steps, settings, model, seed, bitrate, fps, device,
 # officer, cut_at}; prints "SIM-RESULT <json>" with the shift summary and heap figures.
+import asyncio
 import gc
 import json
 
@@ -15,28 +16,33 @@ h = simdevice.make_hal(job["sd"], job["flash"], job.get("device", "SC-SIM0001"),
                        officer=job.get("officer"))
 
 peak = [0, 0]
-_poll = h.camera.poll
 
 
-def poll():
-    # sample the heap once per capture tick: live (after a collection) and as allocated
-    a = gc.mem_alloc()
-    if a > peak[1]:
-        peak[1] = a
-    gc.collect()
-    a = gc.mem_alloc()
-    if a > peak[0]:
-        peak[0] = a
-    return _poll()
+async def main():
+    # drive the shift tick by tick; every few ticks hand control back to the JS event loop,
+    # where the VM's garbage collector actually runs, then sample the heap
+    summary = {}
+    n = 0
+    try:
+        for _ in simdevice.shift(h, job["steps"], job.get("settings"), job.get("officer"),
+                                 None, summary):
+            a = gc.mem_alloc()
+            if a > peak[1]:
+                peak[1] = a
+            n += 1
+            if n % 5 == 0:
+                gc.collect()
+                await asyncio.sleep_ms(1)
+                a = gc.mem_alloc()
+                if a > peak[0]:
+                    peak[0] = a
+        summary["cut"] = None
+    except PowerCut as e:
+        summary = {"cut": str(e)}
+    summary["heap_live_peak"] = peak[0]
+    summary["heap_alloc_peak"] = peak[1]
+    print("SIM-RESULT " + json.dumps(summary))
+    jshal.exit(0)
 
 
-h.camera.poll = poll
-try:
-    summary = simdevice.run_steps(h, job["steps"], job.get("settings"), job.get("officer"))
-    summary["cut"] = None
-except PowerCut as e:
-    summary = {"cut": str(e)}
-summary["heap_live_peak"] = peak[0]
-summary["heap_alloc_peak"] = peak[1]
-print("SIM-RESULT " + json.dumps(summary))
-jshal.exit(0)
+await main()  # top-level await: the runner runs this script with runPythonAsync

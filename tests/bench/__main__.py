@@ -52,7 +52,7 @@ def main():
     c = run_vm("crypto_vm.py", (vm.FIRMWARE, FW_TESTS, HERE))
     msg_len = int(c.get("message_bytes", 0))
     o_sign, o_verify = openssl_ms(bytes(msg_len or 190))
-    print("Ed25519 on the VM, signing a %d-byte checkpoint Sig_structure:" % msg_len)
+    print("Ed25519 on the VM, signing a checkpoint record's Sig_structure (%d bytes):" % msg_len)
     print("  sign    fast %8.2f ms   textbook %8.2f ms   ratio %5.1fx   (OpenSSL on host %.3f ms)"
           % (c["sign_fast_ms"], c["sign_textbook_ms"], c["sign_textbook_ms"] / c["sign_fast_ms"], o_sign))
     print("  verify  fast %8.2f ms   textbook %8.2f ms   ratio %5.1fx   (OpenSSL on host %.3f ms)"

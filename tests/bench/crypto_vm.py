@@ -1,6 +1,6 @@
 # Ed25519 / SHA-512 speed: the firmware's versions (firmware/ed25519.py, sha512.py) next to
-# a textbook one (tests/bench/ed25519_textbook.py), same runtime, same message: a fixed
-# 190-byte message shaped like the COSE Sig_structure of a checkpoint record.
+# a textbook one (tests/bench/ed25519_textbook.py), same runtime, same message: the COSE
+# Sig_structure of a checkpoint record, as the device builds it.
 # Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware --lib tests/bench
 # tests/bench/crypto_vm.py) and on CPython (python tests/bench/crypto_vm.py with firmware/
 # and tests/bench/ on sys.path). Prints machine-readable lines "BENCH <name> <value>".
@@ -43,17 +43,15 @@ import sha512                  # noqa: E402
 SEED = bytes(range(1, 33))
 
 
-def make_message(n=190):
-    # ["Signature1", h'a10127', h'', payload]: a COSE_Sign1 Sig_structure whose payload
-    # stands for a checkpoint record (deterministic filler bytes).
-    head = b"\x84\x6aSignature1\x43\xa1\x01\x27\x40"
-    plen = n - len(head) - 2
-    x = 0x2545F491
-    body = bytearray(plen)
-    for i in range(plen):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        body[i] = x >> 16 & 0xFF
-    return head + bytes((0x58, plen)) + bytes(body)
+def make_message():
+    # The Sig_structure the device signs for a checkpoint record, built with the
+    # firmware's own cbor/cose modules, with realistic field values (SPEC §3.1).
+    import cbor
+    import cose
+    body = {0: 3, 1: 1234, 2: bytes(range(32)), 3: "SC-00A1B2C3", 4: 1795000123456,
+            5: 3600123, 6: 17, 7: "PC-0042", 8: "0.1.0", 10: 1200, 13: 150 * 65536,
+            14: 150, 15: bytes(range(32, 64))}
+    return cose.sig_structure(cose.protected(b"SC-00A1B2C3"), cbor.dumps(body))
 
 
 MSG = make_message()
