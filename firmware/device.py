@@ -18,3 +18,19 @@ def shutdown(s, rec, reason="shutdown"):
     if rec.recording:
         rec.stop(reason)
     s.close()
+
+
+def serve_forever(hal, s, rec, lnk, tick_ms=None, idle_ms=2):
+    """A board's main loop while docked: answer the dock link (lnk: link.Link), run the
+    capture loop every tick_ms, sleep idle_ms when the line is quiet."""
+    tick = tick_ms or rec.cfg["tick_ms"]
+    clock = hal.clock
+    due = clock.mono_ms() + tick
+    while True:
+        busy = lnk.service()
+        now = clock.mono_ms()
+        if now >= due:
+            rec.tick()
+            due = now + tick
+        elif not busy:
+            clock.sleep_ms(min(idle_ms, due - now))

@@ -8,6 +8,11 @@
 #   camera  poll() -> list of media byte strings due since the last poll; MIME, EXT
 #   device  device id (text, set at manufacture)
 #   reset_cause  text, e.g. "power-on"
+#   serial  the dock link (SPEC §7), optional: read(n) -> up to n bytes that have arrived,
+#           b"" when none (never waits); write(buf) sends all of buf; optionally busy() ->
+#           True while output is backed up (the link then takes no new request). See
+#           BoardSerial.
+#   battery optional: battery() -> charge in percent (HELLO reports 100 without it)
 #
 # Storage interface (both `sd` and `flash`):
 #   open_append(path) -> file with write(buf), flush(), close()   (creates if missing)
@@ -142,8 +147,55 @@ class PosixFS:
             return 1 << 40
 
 
+class BoardSerial:
+    """The dock link on a board: a stream with any() and a non-blocking read (a UART,
+    pyb.USB_VCP), or by default the USB REPL's sys.stdin/sys.stdout, polled (select.poll)
+    so read() never waits. Serve with micropython.kbd_intr(-1) (link.Link does)."""
+
+    def __init__(self, stream=None):
+        import sys
+        self.stream = stream
+        self.rx = stream or sys.stdin.buffer
+        self.tx = stream or sys.stdout.buffer
+        self.poll = None
+        if stream is None or not hasattr(stream, "any"):
+            try:
+                import select
+                self.poll = select.poll()
+                self.poll.register(self.rx, select.POLLIN)
+            except (ImportError, AttributeError, OSError):
+                self.poll = None
+
+    def read(self, n):
+        s = self.stream
+        if s is not None and hasattr(s, "any"):
+            k = s.any()
+            return (s.read(min(n, k)) or b"") if k else b""
+        if self.poll is None:
+            return b""
+        out = bytearray()
+        # stdin.read(k) waits for all k bytes: take one byte per poll that says one is there
+        while len(out) < n and self.poll.poll(0):
+            b = self.rx.read(1)
+            if not b:
+                break
+            out += b
+        return bytes(out)
+
+    def write(self, buf):
+        mv = memoryview(buf)
+        while len(mv):
+            k = self.tx.write(mv)
+            if k is None:  # would block
+                continue
+            mv = mv[k:]
+        if hasattr(self.tx, "flush"):
+            self.tx.flush()
+
+
 class HAL:
-    def __init__(self, clock, random, sd, flash, camera, device, reset_cause="power-on"):
+    def __init__(self, clock, random, sd, flash, camera, device, reset_cause="power-on",
+                 serial=None):
         self.clock = clock
         self.random = random
         self.sd = sd
@@ -151,3 +203,4 @@ class HAL:
         self.camera = camera
         self.device = device
         self.reset_cause = reset_cause
+        self.serial = serial

@@ -6,6 +6,7 @@
 # seals a segment left open by a power cut. There is no delete, truncate or overwrite:
 # asking for one writes a REFUSAL record.
 import hashlib
+from array import array
 
 import cbor
 import cose
@@ -25,6 +26,8 @@ SEGMENT = const(4)
 REC_STOP = const(5)
 REFUSAL = const(6)
 RECOVERY = const(7)
+RECEIPT = const(8)
+TIME_SET = const(9)
 
 # body keys (SPEC §3.1)
 K_TYPE = const(0)
@@ -39,6 +42,12 @@ K_CHUNKS = const(14)
 K_ROOT = const(15)
 K_START = const(16)
 K_REASON = const(17)
+K_STATION = const(24)
+K_COVERED = const(25)
+K_RECEIPT = const(26)
+K_NUMBER = const(27)
+K_OLD = const(28)
+K_NEW = const(29)
 
 # flags (SPEC §3.4)
 F_NO_OFFICER = const(1)
@@ -68,6 +77,124 @@ def _sha256(*parts):
 def _body_of(rec):
     obj = cbor.loads(rec)
     return cbor.loads(obj.value[2])
+
+
+# ---------------------------------------------------------------- reading records back
+# A log file is a run of tagged COSE_Sign1 items: d2 84, protected bstr, a0, payload bstr,
+# signature bstr (64). Walking it needs only these heads, never a full decode; the payload
+# map starts {0: type, 1: seq, ...} (deterministic encoding), so type and seq are peeked.
+_MORE = const(-1)     # the buffer ends inside the item
+_BAD = const(-2)      # not a record
+
+
+def _bs(buf, q, n):
+    # (content start, content end) of the byte string whose head is at q
+    if q >= n:
+        return _MORE, 0
+    ib = buf[q]
+    if ib >> 5 != 2:
+        return _BAD, 0
+    ai = ib & 31
+    if ai < 24:
+        return q + 1, q + 1 + ai
+    if ai > 26:
+        return _BAD, 0
+    w = 1 << (ai - 24)
+    if q + 1 + w > n:
+        return _MORE, 0
+    if w == 1:
+        ln = buf[q + 1]
+    elif w == 2:
+        ln = (buf[q + 1] << 8) | buf[q + 2]
+    else:
+        ln = (buf[q + 1] << 24) | (buf[q + 2] << 16) | (buf[q + 3] << 8) | buf[q + 4]
+    return q + 1 + w, q + 1 + w + ln
+
+
+def _uint_at(buf, q, n):
+    ib = buf[q]
+    if ib < 24:
+        return ib
+    if ib > 27 or q + 1 + (1 << (ib - 24)) > n:
+        return -1
+    v = 0
+    for k in range(1 << (ib - 24)):
+        v = (v << 8) | buf[q + 1 + k]
+    return v
+
+
+def _rec_at(buf, p, n):
+    """(end, type, seq) of the record starting at p in buf[:n], or _MORE / _BAD."""
+    if p + 2 > n:
+        return _MORE
+    if buf[p] != 0xD2 or buf[p + 1] != 0x84:
+        return _BAD
+    s, e = _bs(buf, p + 2, n)
+    if s < 0:
+        return s
+    if e >= n:
+        return _MORE
+    if buf[e] != 0xA0:
+        return _BAD
+    ps, pe = _bs(buf, e + 1, n)
+    if ps < 0:
+        return ps
+    s, end = _bs(buf, pe, n)
+    if s < 0:
+        return s
+    if end - s != 64:
+        return _BAD
+    if end > n:
+        return _MORE
+    if pe - ps > 4 and 0xA0 < buf[ps] < 0xB8 and buf[ps + 1] == 0 and buf[ps + 2] < 24 \
+            and buf[ps + 3] == 1:
+        return end, buf[ps + 2], _uint_at(buf, ps + 4, pe)
+    try:
+        body = cbor.loads(bytes(buf[ps:pe]))
+        return end, body[K_TYPE], body[K_SEQ]
+    except Exception:
+        return _BAD
+
+
+class _LogIndex:
+    # Where the records of one log file are: record k has seq first + k, starts at offs[k].
+    # 5 bytes of RAM per record; a log holds at most log_max bytes (SPEC §5.1).
+    MAX = 16384
+
+    def __init__(self, name, first):
+        self.name = name
+        self.first = first
+        self.offs = array("I")
+        self.types = bytearray()
+        self.end = 0
+
+    def add(self, off, size, rtype):
+        self.offs.append(off)
+        self.types.append(rtype if 0 <= rtype < 256 else 255)
+        self.end = off + size
+
+    def entry(self, k):
+        """(offset, size, type) of record k of this file."""
+        offs = self.offs
+        off = offs[k]
+        end = offs[k + 1] if k + 1 < len(offs) else self.end
+        return off, end - off, self.types[k]
+
+
+def _log_key(name):
+    # rec/NNNNNNNN.log or NNNNNNNN_K.log -> (N, K); None for other names
+    if not name.endswith(".log"):
+        return None
+    base = name[:-4]
+    k = 0
+    i = base.find("_")
+    try:
+        if i >= 0:
+            k = int(base[i + 1:])
+            base = base[:i]
+        return int(base), k
+    except ValueError:
+        return None
 
 
 class _Segment:
@@ -116,6 +243,11 @@ class Store:
         self.seg = None        # the open _Segment, if recording
         self.open_hint = None  # an open segment found at boot, before recovery
         self.recovered = None  # summary of what boot recovered
+        self._torn = False     # a record write failed: start a new log before the next one
+        self._logs = None      # [(N, K, name)] of rec/*.log, sorted (read on first use)
+        self._cur = None       # _LogIndex of the log being appended (kept as records go)
+        self._old = []         # _LogIndex of up to two other logs, most recent use last
+        self._segs = {}        # segment -> (media path, index path, chunk size)
 
     # ---------------------------------------------------------------- records
     def _append(self, rtype, fields, flags=0, now=None):
@@ -130,12 +262,17 @@ class Store:
         for k in fields:
             body[k] = fields[k]
         rec = cose.sign1(self.sk, self.prot, cbor.dumps(body))
-        if self.log_off and self.log_off + len(rec) > self.log_max:
+        if self._torn or (self.log_off and self.log_off + len(rec) > self.log_max):
             self._new_log()
         if self.fs.free() < len(rec) + 4096:
             raise StoreFull("storage full: record seq %d not written" % self.seq)
-        self.log.write(rec)
-        self.log.flush()
+        try:
+            self.log.write(rec)
+            self.log.flush()
+        except Exception:
+            self._torn = True  # what reached the log may be torn: never append after it
+            raise
+        self._cur.add(self.log_off, len(rec), rtype)
         self.log_off += len(rec)
         self.prev = _sha256(rec)
         self.last = rec
@@ -155,7 +292,11 @@ class Store:
 
     def _new_log(self):
         if self.log:
-            self.log.close()
+            try:
+                self.log.close()
+            except OSError:
+                if not self._torn:
+                    raise
         name = "rec/%08d.log" % self.seq
         k = 0
         while self.fs.size(name) > 0:  # a torn file from an earlier cut: never append after it
@@ -164,6 +305,11 @@ class Store:
         self.log_name = name
         self.log = self.fs.open_append(name)
         self.log_off = 0
+        self._torn = False
+        self._cur = _LogIndex(name, self.seq)
+        logs = self._logs
+        if logs is not None and (not logs or logs[-1][2] != name):
+            logs.append((self.seq, k, name))
 
     # ---------------------------------------------------------------- boot
     def _read_head(self):
@@ -224,6 +370,15 @@ class Store:
             self.open_hint = head.get(4)
             if fs.size(log) > off:
                 self._scan(log, off)
+            # a rollover flushes the first record of a new log before the head names that
+            # log: a cut between the two leaves the chain's next record there
+            seq = self.seq
+            name = "rec/%08d.log" % seq
+            k = 0
+            while self.seq == seq and fs.size(name) > 0:
+                self._scan(name, 0)
+                k += 1
+                name = "rec/%08d_%d.log" % (seq, k)
         else:
             logs = fs.listdir("rec")
             if logs:  # the first record was flushed but not its head: scan the newest log
@@ -359,6 +514,174 @@ class Store:
     def record(self, rtype, fields, flags=0):
         """Append a record of another type (REC_STOP, marks, …)."""
         return self._append(rtype, fields, flags)
+
+    # ---------------------------------------------------------------- dock link (SPEC §8)
+    def receipt(self, station, covered, rhash, number):
+        """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
+        return self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
+                                      K_RECEIPT: rhash, K_NUMBER: number})
+
+    accept_receipt = receipt
+
+    def set_time(self, new_ms):
+        """Set the RTC and write a TIME_SET record (its own rtc is the new time); the clock
+        is set back if the record cannot be written. Returns (old, new, seq)."""
+        c = self.clock
+        old = c.rtc_ms()
+        c.set_rtc(new_ms)
+        try:
+            self._append(TIME_SET, {K_OLD: old, K_NEW: new_ms}, 0, (new_ms, c.mono_ms()))
+        except Exception:
+            c.set_rtc(old)
+            raise
+        return old, new_ms, self.seq - 1
+
+    def _log_list(self):
+        if self._logs is None:
+            logs = []
+            for name in self.fs.listdir("rec"):
+                k = _log_key(name)
+                if k is not None:
+                    logs.append((k[0], k[1], "rec/" + name))
+            logs.sort()
+            cur = self._cur
+            if cur and (not logs or logs[-1][2] != cur.name):
+                k = _log_key(cur.name[4:])  # not on the medium until its first flush
+                logs.append((cur.first, k[1] if k else 0, cur.name))
+            self._logs = logs
+        return self._logs
+
+    def _index_of(self, seq):
+        # the _LogIndex of the log holding seq (0 <= seq < self.seq): the current log, or the
+        # last log (by N, then K) whose first seq N is at most seq; a log's later K replaces
+        # a torn file of the same name (SPEC §5.1)
+        cur = self._cur
+        if cur is not None and seq >= cur.first:
+            return cur
+        for ix in self._old:
+            if ix.first <= seq < ix.first + len(ix.offs):
+                return ix
+        logs = self._log_list()
+        lo, hi = 0, len(logs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if logs[mid][0] <= seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == 0:
+            return None
+        first, _, name = logs[lo - 1]
+        for ix in self._old:
+            if ix.name == name:
+                return ix
+        ix = self._scan_index(name, first)
+        self._old.append(ix)
+        if len(self._old) > 2:
+            self._old.pop(0)
+        return ix
+
+    def _scan_index(self, name, first):
+        # walk a closed log file in windows (bounded RAM) up to its end, a torn tail or the
+        # first item that is not the next record of the chain
+        ix = _LogIndex(name, first)
+        fs = self.fs
+        size = fs.size(name)
+        off = 0
+        win = 16384
+        while off < size and len(ix.offs) < ix.MAX:
+            data = fs.read(name, off, win)
+            n = len(data)
+            pos = 0
+            while True:
+                r = _rec_at(data, pos, n)
+                if type(r) is int:
+                    break
+                end, t, seq = r
+                if seq != first + len(ix.offs):
+                    return ix
+                ix.add(off + pos, end - pos, t)
+                pos = end
+            if r == _BAD or off + n >= size:
+                return ix
+            if pos == 0:
+                if win >= (1 << 20):
+                    return ix
+                win *= 2  # a record longer than the window
+            off += pos
+        return ix
+
+    def locate(self, seq):
+        """(log file, offset, size, type) of record seq, or None if there is none."""
+        if type(seq) is not int or seq < 0 or seq >= self.seq:
+            return None
+        ix = self._index_of(seq)
+        if ix is None:
+            return None
+        k = seq - ix.first
+        if k >= len(ix.offs):
+            return None
+        off, size, t = ix.entry(k)
+        return ix.name, off, size, t
+
+    def find(self, seq):
+        """The bytes of record seq exactly as stored, or None. Reads one log file at most
+        (its offsets are then kept), nothing for the current log."""
+        loc = self.locate(seq)
+        if loc is None:
+            return None
+        data = self.fs.read(loc[0], loc[1], loc[2])
+        return data if len(data) == loc[2] else None
+
+    def list(self, since, n):
+        """[[seq, type, size], ...]: up to n records from seq since, in order."""
+        out = []
+        s = since if since > 0 else 0
+        while len(out) < n and s < self.seq:
+            ix = self._index_of(s)
+            if ix is None:
+                break
+            k = s - ix.first
+            m = len(ix.offs)
+            if k >= m:
+                break
+            while k < m and len(out) < n:
+                off, size, t = ix.entry(k)
+                out.append([s, t, size])
+                k += 1
+                s += 1
+        return out
+
+    def segment_files(self, segment):
+        """(media path, chunk index path, chunk size) of the segment whose REC_START has
+        seq segment, or None."""
+        info = self._segs.get(segment)
+        if info is None:
+            loc = self.locate(segment)
+            if loc is None or loc[3] != REC_START:
+                return None
+            body = _body_of(self.find(segment))
+            media = body[K_MEDIA]
+            info = (media, media[:media.rfind(".")] + ".idx", body[K_CHUNK])
+            if len(self._segs) >= 8:
+                self._segs = {}
+            self._segs[segment] = info
+        return info
+
+    def read_media(self, segment, offset, n, what=0):
+        """Up to n bytes of the segment's media (what=0) or chunk index (what=1) from byte
+        offset (shorter at the end of the file); None if there is no such segment or
+        file."""
+        info = self.segment_files(segment)
+        if info is None:
+            return None
+        path = info[1] if what else info[0]
+        size = self.fs.size(path)
+        if size < 0:
+            return None
+        if offset >= size or n <= 0:
+            return b""
+        return self.fs.read(path, offset, n if offset + n <= size else size - offset)
 
     # ---------------------------------------------------------------- no delete
     def request(self, op, target, source):

@@ -1,14 +1,19 @@
 """The ``sealcam`` command line (modelled on mpremote: few verbs, clear help).
 
     sealcam verify PATH [--key DEVICE.pub] [--json] [--all] [--progress | --no-progress]
+                   PATH is a store (SD card) or a station archive (has archive.sqlite)
+    sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
+    sealcam station init --archive DIR
+    sealcam station register --archive DIR --device ID --key PUB
     sealcam sim record DIR --seconds N [--runtime cpython|micropython] [--fs littlefs|fat]
                            [--checkpoint S] [--segment S] [--bitrate BPS] [--seed N]
+    sealcam sim serve --store DIR [--trust STATION.pub] [--record S] [--runtime …]
 
-Exit codes (``sealcam verify``; other verbs use 0 for success):
-    0  OK or OK_WITH_MISSING_INFO
-    1  NOT_OK
-    2  NOT_SIGNED
-    3  usage error, or the store / key cannot be read
+Exit codes:
+    verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable
+    offload: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
+             4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+    station, sim: 0 ok, 3 usage error
 """
 from __future__ import annotations
 
@@ -22,6 +27,24 @@ EXIT_OK, EXIT_NOT_OK, EXIT_NOT_SIGNED, EXIT_USAGE = 0, 1, 2, 3
 _EPILOG = """\
 exit codes (verify): 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED,
                      3 usage error or unreadable store/key
+"""
+_EPILOG_ALL = """\
+exit codes:
+  verify   0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage error or
+           unreadable store/key
+  offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
+           4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+  station, sim  0 ok, 3 usage error
+
+a shift at the dock:
+  sealcam station init --archive /srv/sealcam          # once: station key + empty archive
+  sealcam offload --port /dev/ttyACM0 --archive /srv/sealcam --register
+  sealcam verify /srv/sealcam                          # every device store in the archive
+"""
+_EPILOG_OFFLOAD = """\
+exit codes: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
+            4 unknown device, 5 authentication failed, 6 link broken (run the same
+            command again: it resumes from the last verified chunk)
 """
 
 
@@ -39,20 +62,25 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sealcam",
                 description="Host tools for the sealcam body-worn recorder.",
-                epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                epilog=_EPILOG_ALL, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version="%(prog)s " + _version())
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
 
     v = sub.add_parser(
-        "verify", help="verify a recorder's store (SD card) offline",
+        "verify", help="verify a recorder's store (SD card) or a station archive offline",
         description="Verify a sealcam store offline: signatures, the record chain, the signed "
-                    "head and every media chunk. Prints a verdict table (or JSON).",
+                    "head and every media chunk. Prints a verdict table (or JSON). PATH may "
+                    "be a station archive: then every device store in it is verified with "
+                    "the device's registered key, one table per device and an overall "
+                    "verdict.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    v.add_argument("path", metavar="PATH", help="the store's root directory (the SD card)")
+    v.add_argument("path", metavar="PATH", help="the store's root directory (the SD card), "
+                                                "or a station archive")
     v.add_argument("--key", metavar="DEVICE.pub",
                    help="the device's registered public key (raw 32 bytes, 64 hex digits, or "
-                        "PEM/DER); without it the origin is not checked")
+                        "PEM/DER); without it the origin is not checked (not with an "
+                        "archive: it pins each device's registered key)")
     v.add_argument("--json", action="store_true", help="print the full report as JSON")
     v.add_argument("--all", action="store_true", help="list every record, not only the "
                                                       "ones that are not OK")
@@ -62,6 +90,60 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="never show a progress bar")
     v.set_defaults(func=_cmd_verify)
+
+    o = sub.add_parser(
+        "offload", help="pull a docked recorder into the station archive, verify, give a "
+                        "custody receipt",
+        description="Offload a docked recorder: HELLO, AUTH with the station key, pull the "
+                    "records and media the archive lacks (resuming an interrupted offload "
+                    "from its last verified chunk), verify the device's store in the archive "
+                    "with its registered key and, if it is OK, send the recorder a custody "
+                    "receipt. A signed head that went back (records removed from the "
+                    "recorder) is flagged and no receipt is sent.",
+        epilog=_EPILOG_OFFLOAD, formatter_class=argparse.RawDescriptionHelpFormatter)
+    o.add_argument("--port", required=True, metavar="PORT",
+                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
+                        "`sealcam sim serve`)")
+    o.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    o.add_argument("--register", action="store_true",
+                   help="register an unknown device on first use, trusting the public key it "
+                        "presents (check its fingerprint against the device label)")
+    o.add_argument("--window", type=_positive_int, default=8, metavar="N",
+                   help="READ requests in flight (default: %(default)s)")
+    o.add_argument("--timeout", type=_positive_float, default=2.0, metavar="S",
+                   help="seconds of silence before a request is sent again "
+                        "(default: %(default)s)")
+    o.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    g = o.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show a progress bar on stderr (default: when it is a TTY)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="never show a progress bar")
+    o.set_defaults(func=_cmd_offload)
+
+    st = sub.add_parser("station", help="the docking station: key and archive",
+                        description="Set up the station key and archive, register devices.")
+    stsub = st.add_subparsers(dest="station_verb", metavar="STATIONVERB", parser_class=_Parser)
+    stsub.required = True
+    si = stsub.add_parser(
+        "init", help="make the station key pair and an empty archive",
+        description="Make the station's Ed25519 key pair (DIR/station.key, the raw 32-byte "
+                    "seed, mode 0600; DIR/station.pub, 64 hex digits) and an empty archive "
+                    "in DIR. Refuses to overwrite an existing key. Give station.pub to each "
+                    "recorder's list of trusted stations.")
+    si.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    si.set_defaults(func=_cmd_station_init)
+    sr = stsub.add_parser(
+        "register", help="register a device and its public key",
+        description="Register a recorder's id and public key in the archive (what offload "
+                    "and verify pin its records to).")
+    sr.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sr.add_argument("--device", required=True, metavar="ID", help="the device id, e.g. "
+                                                                  "SC-00A1B2C3")
+    sr.add_argument("--key", required=True, metavar="PUB",
+                    help="the device's public key: a key file (raw, hex, PEM/DER) or 64 hex "
+                         "digits")
+    sr.set_defaults(func=_cmd_station_register)
 
     sim = sub.add_parser("sim", help="the virtual recorder",
                          description="Run the virtual recorder (simulator).")
@@ -93,7 +175,12 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--flash", metavar="DIR", default=None,
                    help="the recorder's internal flash (device key) (default: DIR.flash)")
     r.set_defaults(func=_cmd_sim_record)
-    # later verbs: offload, station, report
+    se = simsub.add_parser(
+        "serve", help="serve the dock link from a virtual recorder on a pty", add_help=False,
+        description="Run the virtual recorder and serve the dock link on a pty (prints PORT "
+                    "<path> first). See `sealcam sim serve --help`.")
+    se.add_argument("rest", nargs=argparse.REMAINDER)
+    se.set_defaults(func=_cmd_sim_serve)
     return p
 
 
@@ -126,6 +213,9 @@ def _version():
 
 
 def _cmd_verify(args) -> int:
+    if os.path.isfile(os.path.join(args.path, "archive.sqlite")):
+        from .archive_verify import run_verify_archive
+        return run_verify_archive(args)
     from . import keys
     from .verify import verify_store
     pinned = None
@@ -172,7 +262,83 @@ def _cmd_sim_record(args) -> int:
     return 0 if rc is None else int(rc)
 
 
+def _cmd_offload(args) -> int:
+    from .offload import run_offload
+    return run_offload(args)
+
+
+def _cmd_station_init(args) -> int:
+    from .station import StationError, init
+    try:
+        r = init(args.archive)
+    except (StationError, OSError) as e:
+        print("sealcam station init: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    print("archive:      %s (id %s)" % (r["archive"], r["archive_id"]))
+    print("station key:  %s (keep it secret; mode 0600)" % r["key"])
+    print("station pub:  %s" % r["pub"])
+    print("fingerprint:  %s" % r["fingerprint"])
+    print("next: add %s to each recorder's trusted stations, then "
+          "`sealcam offload --port PORT --archive %s --register`" % (r["pub"], args.archive))
+    return 0
+
+
+def _cmd_station_register(args) -> int:
+    from .archive import NotAnArchive
+    from .keys import KeyFileError
+    from .station import StationError, register
+    try:
+        row, created = register(args.archive, args.device, args.key)
+    except (StationError, NotAnArchive, KeyFileError) as e:
+        print("sealcam station register: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print("sealcam station register: cannot read key %s: %s" % (args.key, e),
+              file=sys.stderr)
+        return EXIT_USAGE
+    print("%s %s, key fingerprint %s" % ("registered" if created else "already registered:",
+                                         row["id"], row["fingerprint"]))
+    return 0
+
+
+def _cmd_sim_serve(args) -> int:
+    return _sim_serve(args.rest)
+
+
+def _sim_serve(argv) -> int:
+    """`sealcam sim serve …`: the simulator's own arguments (sim.serve.add_arguments) and
+    entry point (sim.serve.run_serve), imported only when asked for."""
+    try:
+        from sim import serve
+        add_arguments, run_serve = serve.add_arguments, serve.run_serve
+    except (ImportError, AttributeError) as e:
+        print("sealcam sim serve: the virtual recorder's dock link is not available (%s); "
+              "it needs sim/serve.py with add_arguments() and run_serve()" % e,
+              file=sys.stderr)
+        return EXIT_USAGE
+    p = _Parser(prog="sealcam sim serve",
+                description="Run the virtual recorder and serve the dock link on a pty; "
+                            "prints `PORT <pty path>` as its first line.")
+    add_arguments(p)
+    try:
+        args = p.parse_args(argv)
+    except _UsageError as e:
+        msg, usage = e.args
+        sys.stderr.write(usage)
+        print(msg, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    rc = run_serve(args)
+    return 0 if rc is None else int(rc)
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    argv = list(argv)
+    if argv[:2] == ["sim", "serve"]:     # its arguments belong to the simulator
+        return _sim_serve(argv[2:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)

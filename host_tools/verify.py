@@ -53,16 +53,18 @@ VERDICTS = (OK, OK_WITH_MISSING_INFO, NOT_SIGNED, NOT_OK)        # from best to 
 #: process exit code of ``sealcam verify`` for each overall verdict (3: usage or I/O error)
 EXIT_CODES = {OK: 0, OK_WITH_MISSING_INFO: 0, NOT_OK: 1, NOT_SIGNED: 2}
 
-BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY = range(1, 8)
+BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY, RECEIPT, TIME_SET = \
+    range(1, 10)
 TYPE_NAMES = {BOOT: "BOOT", REC_START: "REC_START", CHECKPOINT: "CHECKPOINT",
               SEGMENT: "SEGMENT", REC_STOP: "REC_STOP", REFUSAL: "REFUSAL",
-              RECOVERY: "RECOVERY"}
+              RECOVERY: "RECOVERY", RECEIPT: "RECEIPT", TIME_SET: "TIME_SET"}
 F_RECOVERED, F_MISMATCH = 0x02, 0x04
 ZERO = bytes(32)
 KEY_NAMES = {0: "type", 1: "seq", 2: "prev", 3: "device", 4: "rtc", 5: "mono", 6: "boot",
              7: "officer", 8: "fw", 9: "flags", 10: "segment", 11: "media", 12: "chunk",
              13: "length", 14: "chunks", 15: "root", 16: "start", 17: "reason",
-             18: "pubkey", 19: "op", 20: "target", 21: "source", 22: "signed", 23: "mime"}
+             18: "pubkey", 19: "op", 20: "target", 21: "source", 22: "signed", 23: "mime",
+             24: "station", 25: "covered", 26: "receipt", 27: "number", 28: "old", 29: "new"}
 # rec/NNNNNNNN.log, or rec/NNNNNNNN_K.log when a torn file already holds that name
 _LOG_RE = re.compile(r"^(\d+)(?:_(\d+))?\.log$")
 _PROGRESS_AUTO_BYTES = 32 << 20
@@ -108,6 +110,8 @@ _SCHEMA = {
     REC_STOP: {10: _uint, 17: _tstr},
     REFUSAL: {17: _tstr, 19: _tstr, 20: _tstr, 21: _tstr},
     RECOVERY: {10: _uint, **_PROGRESS, 16: _stamp, 17: _tstr, 22: _uint},
+    RECEIPT: {24: _tstr, 25: _uint, 26: _hash, 27: _uint},     # SPEC §8.6
+    TIME_SET: {28: _uint, 29: _uint},                          # SPEC §8.7
 }
 
 

@@ -354,11 +354,25 @@ def test_boot_with_another_public_key(store):
 
 
 def test_unknown_record_type(store):
-    body = store.body(9, {17: "future"})
-    store.append_raw(rw.sign_record(body, store.key), body[1], 9)
+    body = store.body(10, {17: "future"})
+    store.append_raw(rw.sign_record(body, store.key), body[1], 10)
     rep = verify_store(store.root, store.pubkey)
-    check(rep, NOT_OK, seq=8, words=["unknown record type 9"])
-    assert rep.records[-1].type == "UNKNOWN(9)"
+    check(rep, NOT_OK, seq=8, words=["unknown record type 10"])
+    assert rep.records[-1].type == "UNKNOWN(10)"
+
+
+def test_receipt_and_time_set_records(store):
+    """SPEC draft 2: RECEIPT (8) and TIME_SET (9) are known types with their own keys."""
+    store.record(8, {24: "0123:4567:89ab:cdef:0123:4567:89ab:cdef", 25: 7,
+                     26: bytes(32), 27: 1})
+    store.record(9, {28: 1_700_000_000_000, 29: 1_700_000_100_000})
+    rep = verify_store(store.root, store.pubkey)
+    check(rep, OK)
+    assert [r.type for r in rep.records[-2:]] == ["RECEIPT", "TIME_SET"]
+    body = store.body(8, {24: "x", 25: 7, 27: 1})              # no receipt hash
+    store.append_raw(rw.sign_record(body, store.key), body[1], 8)
+    rep = verify_store(store.root, store.pubkey)
+    check(rep, NOT_OK, seq=10, words=["RECEIPT body lacks key 26 (receipt)"])
 
 
 def test_malformed_body_missing_key(store):

@@ -139,6 +139,32 @@ class TestStore(unittest.TestCase):
         chain_ok(self, chain)
         self.assertEqual(chain[-1][1][0], st.BOOT)
 
+    def test_cut_after_a_rollover_record_before_its_head(self):
+        # the first record of a new log is flushed before the head names that log; a cut
+        # between the two must not fork the chain at the next boot
+        small_logs = dict(SMALL, log_max=600)
+        for model in ("littlefs", FAT):
+            h, sd, flash = fwtest.sim(model=model)
+            s, rec = device.boot(h, small_logs)
+            while s.log_off + 250 <= 600:   # the next record rolls over to a new log
+                try:
+                    s.request("delete", "x", "api")
+                except st.Refused:
+                    pass
+            # steps of that record: write, flush (in the new log), write and flush head.new,
+            # [FAT: remove head.cbor], rename: cut at the head's write
+            h.sd.cut_at = h.sd.steps + 2
+            with self.assertRaises(PowerCut):
+                s.request("delete", "y", "api")
+            before = fwtest.read_chain(sd)
+            self.assertEqual(before[-1][1][20], "y")
+            h2, _, _ = fwtest.sim(sd[:-3], model=model)
+            device.boot(h2, small_logs)
+            chain = fwtest.read_chain(sd)
+            chain_ok(self, chain)
+            self.assertEqual([r for r, _ in chain[:len(before)]], [r for r, _ in before])
+            self.assertEqual(chain[-1][1][0], st.BOOT)
+
 
 class TestBootCost(unittest.TestCase):
     def boot_reads(self, refusals, cut):

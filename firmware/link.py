@@ -1,0 +1,630 @@
+# The device side of the dock link (protocol/SPEC.md §7-§8).
+#
+#   lnk = link.Link(hal, store, recorder)    # hal.serial: read(n) -> bytes (non-blocking,
+#   while True:                              #   b"" when nothing), write(buf)
+#       busy = lnk.service()                 # reads what has arrived, answers each request
+#
+# service() never raises for anything that comes over the line: a frame that is not one
+# well-formed CBOR item is dropped (SPEC §7) and answered 400 with id 0, a request of the
+# wrong shape is answered 400, a storage error 500 (nothing changed). Only exception types
+# listed in `fatal` pass through (the simulator puts its PowerCut there).
+#
+# Station trust lives in internal flash: trust.cbor, a CBOR array of 32-byte Ed25519
+# public keys (add_trusted() writes it); the last accepted receipt number in
+# receipts.cbor. Both are replaced whole (create a .new file, then replace), and a .new
+# file that a cut left behind is read too.
+import hashlib
+
+import cbor
+import config
+import cose
+import devkey
+import ed25519
+import frame
+import store as st
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+try:
+    import time
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+except AttributeError:  # CPython
+    import time
+
+    def _ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def _ticks_diff(a, b):
+        return a - b
+
+HELLO = const(1)
+AUTH = const(2)
+LIST = const(3)
+GET = const(4)
+READ = const(5)
+RECEIPT = const(6)
+TIME_SET = const(7)
+DELETE = const(8)
+FORMAT = const(9)
+WRITE = const(10)
+OP_NAMES = ("?", "HELLO", "AUTH", "LIST", "GET", "READ", "RECEIPT", "TIME_SET", "DELETE",
+            "FORMAT", "WRITE")
+
+OK = const(0)
+BAD_REQUEST = const(400)
+UNAUTHENTICATED = const(401)
+FORBIDDEN = const(403)
+NOT_FOUND = const(404)
+REFUSED = const(405)
+REPLAY = const(409)
+TOO_LARGE = const(413)
+DEVICE_ERROR = const(500)
+
+TRUST = "trust.cbor"
+TRUST_NEW = "trust.new"
+RECEIPTS = "receipts.cbor"
+RECEIPTS_NEW = "receipts.new"
+
+MAX_FRAME_LIMIT = const(1048576)  # the most the device ever offers (1 MiB)
+LIST_MAX = const(1000)            # entries per LIST answer (RAM bound)
+RECEIPT_MAX = const(4096)         # a receipt is ~250 bytes; anything far larger is refused
+TARGET_MAX = const(64)            # characters of a refused target kept in the REFUSAL record
+MESSAGE_MAX = const(200)
+STALL_MS = const(500)             # a partial frame this long without a byte is given up
+AUTH_CONTEXT = b"sealcam-auth-v1"
+
+
+class LinkError(Exception):
+    def __init__(self, status, msg):
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+
+
+def _kind(v):
+    if v is None:
+        return "null"
+    return type(v).__name__
+
+
+def _arg(args, k, op, what):
+    if k not in args:
+        raise LinkError(BAD_REQUEST, "%s: missing argument %d (%s)" % (op, k, what))
+    return args[k]
+
+
+def _uint(args, k, op, what):
+    v = _arg(args, k, op, what)
+    if type(v) is not int or v < 0:
+        raise LinkError(BAD_REQUEST, "%s: argument %d (%s) must be an unsigned integer, not %s"
+                        % (op, k, what, _kind(v)))
+    return v
+
+
+def _tstr(args, k, op, what):
+    v = _arg(args, k, op, what)
+    if type(v) is not str:
+        raise LinkError(BAD_REQUEST, "%s: argument %d (%s) must be a text string, not %s"
+                        % (op, k, what, _kind(v)))
+    return v
+
+
+def _bstr(args, k, op, what, size=None):
+    v = _arg(args, k, op, what)
+    if type(v) is not bytes:
+        raise LinkError(BAD_REQUEST, "%s: argument %d (%s) must be a byte string, not %s"
+                        % (op, k, what, _kind(v)))
+    if size is not None and len(v) != size:
+        raise LinkError(BAD_REQUEST, "%s: argument %d (%s) must be %d bytes, not %d"
+                        % (op, k, what, size, len(v)))
+    return v
+
+
+def _target(v):
+    # what a refused request was aimed at, as text for the REFUSAL record (bounded)
+    if type(v) is str:
+        t = v
+    elif type(v) is int:
+        t = str(v)
+    elif type(v) is bytes:
+        t = "0x" + "".join("%02x" % b for b in v[:TARGET_MAX // 2])
+    elif v is None:
+        t = "(none)"
+    else:
+        t = "(a %s)" % _kind(v)
+    if len(t) > TARGET_MAX:
+        t = t[:TARGET_MAX - 3] + "..."
+    return t
+
+
+def _bhead(n):
+    # CBOR byte string head for n bytes
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return bytes((0x59, n >> 8, n & 255))
+    return bytes((0x5A, n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255))
+
+
+def auth_message(device, nonce):
+    """SPEC §8.3: "sealcam-auth-v1" || device id (UTF-8) || 0x00 || nonce."""
+    return AUTH_CONTEXT + device.encode() + b"\x00" + bytes(nonce)
+
+
+# ---------------------------------------------------------------- internal flash state
+
+def _read_cbor(flash, name):
+    try:
+        if flash.size(name) <= 0:
+            return None
+        return cbor.loads(flash.read(name))
+    except Exception:
+        return None
+
+
+def _write_atomic(flash, name, tmp, obj):
+    data = cbor.dumps(obj)
+    f = flash.create(tmp)
+    f.write(data)
+    f.close()  # flushes
+    flash.replace(tmp, name)
+
+
+def load_trusted(flash):
+    """The trusted station keys (32-byte Ed25519 public keys) from trust.cbor; [] if none.
+    A trust.new left by a cut between remove and rename (FAT) is used if trust.cbor is
+    gone."""
+    for name in (TRUST, TRUST_NEW):
+        v = _read_cbor(flash, name)
+        if type(v) is list:
+            return [k for k in v if type(k) is bytes and len(k) == 32]
+    return []
+
+
+def add_trusted(flash, pub):
+    """Add a station public key to trust.cbor (written whole: create + replace). Returns
+    False if it was there already."""
+    pub = bytes(pub)
+    if len(pub) != 32:
+        raise ValueError("a station public key is 32 bytes, not %d" % len(pub))
+    keys = load_trusted(flash)
+    if pub in keys:
+        return False
+    keys.append(pub)
+    _write_atomic(flash, TRUST, TRUST_NEW, keys)
+    return True
+
+
+def load_receipt_state(flash):
+    """{1: number, 2: H(receipt)} of the last accepted receipt ({} if none). The higher
+    number of receipts.cbor and a receipts.new a cut left wins: a number once written
+    is never offered again."""
+    best = {}
+    for name in (RECEIPTS, RECEIPTS_NEW):
+        v = _read_cbor(flash, name)
+        if type(v) is dict and type(v.get(1)) is int and v[1] > best.get(1, -1):
+            best = v
+    return best
+
+
+# ---------------------------------------------------------------- the link
+
+class Link:
+    def __init__(self, hal, store, recorder=None, cfg=None, max_frame=None):
+        """The device's max_frame offer: max_frame if given, else hal.max_frame if the HAL
+        has one (the simulator), else the setting "max_frame" (cfg, or the recorder's)."""
+        self.hal = hal
+        self.store = store
+        self.recorder = recorder
+        if cfg is None:
+            cfg = recorder.cfg if recorder is not None else config.make()
+        offer = max_frame or getattr(hal, "max_frame", None) or \
+            cfg.get("max_frame", config.DEFAULTS["max_frame"])
+        if offer > MAX_FRAME_LIMIT:
+            offer = MAX_FRAME_LIMIT
+        if offer < frame.PRE_HELLO_MAX:
+            offer = frame.PRE_HELLO_MAX
+        self.offer = offer                     # what the device offers in HELLO
+        self.max_frame = frame.PRE_HELLO_MAX   # agreed: the largest payload either side sends
+        self.dec = frame.Decoder(frame.PRE_HELLO_MAX)
+        self.nonce = None                      # the current AUTH nonce (single use)
+        self.station = None                    # fingerprint of the authenticated station
+        self.host = None                       # the host's name from HELLO
+        self.pub = ed25519.public(store.sk)
+        self.fingerprint = devkey.fingerprint(self.pub)
+        self.receipts = load_receipt_state(hal.flash)
+        self.fatal = ()            # exception types service() lets through (power cuts)
+        self.stall_ms = STALL_MS
+        self.session_idle_ms = 0   # end the session after this long without a byte (0: never)
+        self.ticks_ms = _ticks_ms
+        self.serving = False
+        self._heard = 0
+        self._agree = None
+        self.stats = {"requests": 0, "errors": 0, "bad_payloads": 0, "io_errors": 0}
+        self._ops = (None, self._hello, self._auth, self._list, self._get, None,
+                     self._receipt, self._time_set)
+
+    @property
+    def last_receipt(self):
+        return self.receipts.get(1, -1)
+
+    # ------------------------------------------------------------ serving
+    def start(self):
+        """Serving starts: 0x03 on the line is data from now on, not a REPL interrupt."""
+        try:
+            import micropython
+            micropython.kbd_intr(-1)
+        except (ImportError, AttributeError):
+            pass
+        self.serving = True
+        self._heard = self.ticks_ms()
+
+    def stop(self):
+        try:
+            import micropython
+            micropython.kbd_intr(3)
+        except (ImportError, AttributeError):
+            pass
+        self.serving = False
+
+    def end_session(self):
+        """Forget the session (AUTH, nonce, agreed frame size): call it when the recorder
+        leaves the dock (USB disconnect, DTR dropped), so the next host starts at HELLO."""
+        self.station = None
+        self.nonce = None
+        self.max_frame = self.dec.max_frame = frame.PRE_HELLO_MAX
+
+    def service(self, max_frames=16):
+        """Read what the line has (without waiting), answer up to max_frames requests.
+        True if there was anything to do (call again soon), False if the line was idle."""
+        if not self.serving:
+            self.start()
+        ser = getattr(self.hal, "serial", None)
+        if ser is None:
+            return False
+        dec = self.dec
+        busy = False
+        room = dec.room()
+        if room:
+            try:
+                data = ser.read(room)
+            except self.fatal:
+                raise
+            except Exception:
+                data = None
+                self.stats["io_errors"] += 1
+            if data:
+                dec.feed(data)
+                self._heard = self.ticks_ms()
+                busy = True
+            else:
+                quiet = _ticks_diff(self.ticks_ms(), self._heard)
+                if dec.pending() and quiet >= self.stall_ms:
+                    dec.stalled()  # quiet line, partial frame: its LEN was garbage
+                    self._heard = self.ticks_ms()
+                elif self.session_idle_ms and self.station and quiet >= self.session_idle_ms:
+                    self.end_session()
+        full = getattr(ser, "busy", None)  # optional: output backed up, take no more requests
+        n = 0
+        while n < max_frames:
+            if n and full is not None and full():
+                break
+            p = dec.next()
+            if p is None:
+                break
+            n += 1
+            busy = True
+            self._handle(p)
+        return busy
+
+    def _send(self, *parts):
+        w = self.hal.serial.write
+        try:
+            for p in parts:
+                w(p)
+        except self.fatal:
+            raise
+        except Exception:
+            self.stats["io_errors"] += 1
+
+    def _reply(self, rid, status, result=None, msg=None):
+        resp = {0: rid, 1: status}
+        if result is not None:
+            resp[2] = result
+        if msg is not None:
+            if len(msg) > MESSAGE_MAX:
+                msg = msg[:MESSAGE_MAX - 3] + "..."
+            resp[3] = msg
+        payload = cbor.dumps(resp)
+        if len(payload) > self.max_frame:
+            payload = cbor.dumps({0: rid, 1: DEVICE_ERROR, 3: "%s: the answer (%d bytes) does not "
+                                  "fit the agreed frame (%d bytes)"
+                                  % (OP_NAMES[self._op], len(payload), self.max_frame)})
+        self._send(frame.encode(payload))
+
+    def _handle(self, payload):
+        self.stats["requests"] += 1
+        try:
+            req = cbor.loads(payload)
+        except Exception as e:
+            self.dec.reject()
+            self.stats["bad_payloads"] += 1
+            self.stats["errors"] += 1
+            self._op = 0
+            self._reply(0, BAD_REQUEST, None, "the frame's payload is not one well-formed "
+                        "CBOR item (%s): dropped" % e)
+            return
+        rid = 0
+        op = 0
+        self._op = 0
+        result = msg = None
+        try:
+            if type(req) is not dict:
+                raise LinkError(BAD_REQUEST, "a request is a map {0: id, 1: op, 2: args}, not %s"
+                                % _kind(req))
+            rid = req.get(0)
+            if type(rid) is not int or rid < 0:
+                got = _kind(rid) if 0 in req else "nothing"
+                rid = 0
+                raise LinkError(BAD_REQUEST, "the request id (key 0) must be an unsigned "
+                                "integer, not %s" % got)
+            op = req.get(1)
+            if type(op) is not int or op < HELLO or op > WRITE:
+                shown = op if type(op) is int else _kind(op) if 1 in req else "none"
+                op = 0
+                raise LinkError(BAD_REQUEST, "unknown op %s (1 HELLO, 2 AUTH, 3 LIST, 4 GET, "
+                                "5 READ, 6 RECEIPT, 7 TIME_SET, 8 DELETE, 9 FORMAT, 10 WRITE)"
+                                % shown)
+            self._op = op
+            args = req.get(2, {})
+            if op >= DELETE:
+                self._refuse(op, args)  # always raises: 405, or 500 if it could not be recorded
+            if type(args) is not dict:
+                raise LinkError(BAD_REQUEST, "%s: args (key 2) must be a map, not %s"
+                                % (OP_NAMES[op], _kind(args)))
+            if op > AUTH and self.station is None:
+                raise LinkError(UNAUTHENTICATED, "%s needs AUTH first (HELLO, then AUTH with a "
+                                "trusted station key)" % OP_NAMES[op])
+            if op == READ:
+                self._read(rid, args)  # answers itself (no copy of the data)
+                return
+            result = self._ops[op](args)
+            status = OK
+        except self.fatal:
+            raise
+        except LinkError as e:
+            status, msg = e.status, e.msg
+        except MemoryError:
+            status, msg = DEVICE_ERROR, "%s: out of memory" % OP_NAMES[op]
+        except OSError as e:
+            status, msg = DEVICE_ERROR, "%s: storage error (%s); nothing was changed" % (
+                OP_NAMES[op], e)
+        except Exception as e:
+            status, msg = DEVICE_ERROR, "%s: device error (%s: %s)" % (
+                OP_NAMES[op], _kind(e), e)
+        if status:
+            self.stats["errors"] += 1
+        self._reply(rid, status, result, msg)
+        if op == HELLO and status == OK:
+            self.max_frame = self.dec.max_frame = self._agree
+
+    # ------------------------------------------------------------ ops
+    def _hello(self, args):
+        host_max = _uint(args, 1, "HELLO", "host max_frame")
+        name = _tstr(args, 2, "HELLO", "host name")
+        if host_max < frame.PRE_HELLO_MAX:
+            raise LinkError(BAD_REQUEST, "HELLO: host max_frame %d is below the %d bytes every "
+                            "side must take" % (host_max, frame.PRE_HELLO_MAX))
+        nonce = bytes(self.hal.random(16))
+        if len(nonce) != 16:
+            raise LinkError(DEVICE_ERROR, "HELLO: the random source gave %d bytes, not 16"
+                            % len(nonce))
+        hal = self.hal
+        s = self.store
+        c = hal.clock
+        sd = hal.sd
+        free = sd.free()
+        total = getattr(sd, "total", None)
+        total = total() if total is not None else 0
+        bat = getattr(hal, "battery", None)
+        bat = bat() if bat is not None else 100
+        if type(bat) is not int:
+            bat = int(bat)
+        bat = 0 if bat < 0 else 100 if bat > 100 else bat
+        self._agree = host_max if host_max < self.offer else self.offer
+        self.nonce = nonce
+        self.station = None
+        self.host = name
+        return {1: s.device, 2: s.fw, 3: self.pub, 4: self.fingerprint, 5: s.last,
+                6: [c.rtc_ms(), c.mono_ms()],
+                7: [free if free > 0 else 0, total if total > 0 else 0],
+                8: bat, 9: nonce, 10: self._agree, 11: s.officer}
+
+    def _auth(self, args):
+        nonce = self.nonce
+        self.nonce = None  # one attempt per nonce, good or bad
+        if nonce is None:
+            raise LinkError(REPLAY, "AUTH: no fresh nonce (each HELLO's nonce serves one AUTH "
+                            "attempt): send HELLO again")
+        pub = _bstr(args, 1, "AUTH", "station public key", 32)
+        sig = _bstr(args, 2, "AUTH", "signature", 64)
+        fp = devkey.fingerprint(pub)
+        if pub not in load_trusted(self.hal.flash):
+            raise LinkError(FORBIDDEN, "AUTH: station key %s is not trusted by this device" % fp)
+        if not ed25519.verify(pub, auth_message(self.store.device, nonce), sig):
+            raise LinkError(FORBIDDEN, "AUTH: the signature of station %s does not verify over "
+                            "this device's nonce" % fp)
+        self.station = fp
+        return {1: fp}
+
+    def _list(self, args):
+        since = _uint(args, 1, "LIST", "since seq")
+        count = _uint(args, 2, "LIST", "max count")
+        s = self.store
+        cap = (self.max_frame - 48) // 17   # an entry takes at most 17 bytes
+        n = count if count < cap else cap
+        if n > LIST_MAX:
+            n = LIST_MAX
+        entries = s.list(since, n) if n else []
+        if n and not entries and since < s.seq:
+            raise LinkError(DEVICE_ERROR, "LIST from seq %d: the records could not be read from "
+                            "the card" % since)
+        nxt = entries[-1][0] + 1 if entries else since
+        return {1: entries, 2: s.seq - 1, 3: nxt < s.seq}
+
+    def _get(self, args):
+        seq = _uint(args, 1, "GET", "seq")
+        s = self.store
+        rec = s.find(seq)
+        if rec is None:
+            if seq < s.seq:
+                raise LinkError(DEVICE_ERROR, "GET seq %d: the record could not be read from the "
+                                "card" % seq)
+            raise LinkError(NOT_FOUND, "GET seq %d: no such record (this device holds seq 0..%d)"
+                            % (seq, s.seq - 1))
+        return {1: rec}
+
+    def _read(self, rid, args):
+        seg = _uint(args, 1, "READ", "segment")
+        ci = _uint(args, 2, "READ", "chunk index")
+        off = _uint(args, 3, "READ", "offset in chunk")
+        want = _uint(args, 4, "READ", "length")
+        what = args.get(5, 0)
+        if type(what) is not int or what < 0 or what > 1:
+            raise LinkError(BAD_REQUEST, "READ: argument 5 (what) must be 0 (media) or 1 (chunk "
+                            "index), not %r" % (what,))
+        if want > self.max_frame:
+            raise LinkError(TOO_LARGE, "READ segment %d chunk %d: %d bytes is longer than the "
+                            "agreed frame (%d bytes)" % (seg, ci, want, self.max_frame))
+        s = self.store
+        info = s.segment_files(seg)
+        if info is None:
+            raise LinkError(NOT_FOUND, "READ segment %d: no such segment (seq %d is not a "
+                            "REC_START record)" % (seg, seg))
+        path = info[what]
+        fs = s.fs
+        size = fs.size(path)
+        if size < 0:
+            raise LinkError(NOT_FOUND, "READ segment %d: %s does not exist (yet)" % (seg, path))
+        csize = size if what else info[2]
+        pos = ci * csize + off
+        if pos > size or (ci and ci * csize >= size):
+            raise LinkError(NOT_FOUND, "READ segment %d chunk %d offset %d: past the end of %s "
+                            "(%d bytes)" % (seg, ci, off, path, size))
+        # response {0: id, 1: 0, 2: {1: data}}, encoded by hand around the data
+        pre = bytearray(b"\xa3\x00")
+        pre += cbor.dumps(rid)
+        pre += b"\x01\x00\x02\xa1\x01"
+        n = self.max_frame - len(pre) - 5
+        if want < n:
+            n = want
+        if size - pos < n:
+            n = size - pos
+        data = fs.read(path, pos, n) if n > 0 else b""
+        pre += _bhead(len(data))
+        head, crc = frame.wrap(pre, len(data))
+        self._send(head, data, frame.finish(crc, data))
+
+    def _receipt(self, args):
+        r = _bstr(args, 1, "RECEIPT", "receipt")
+        if len(r) > RECEIPT_MAX:
+            raise LinkError(BAD_REQUEST, "RECEIPT: %d bytes is not a receipt (at most %d)"
+                            % (len(r), RECEIPT_MAX))
+        try:
+            prot, kid, payload, sig = cose.parse1(r)
+            station = kid.decode() if type(kid) is bytes else None
+        except Exception as e:
+            raise LinkError(BAD_REQUEST, "RECEIPT: not a COSE_Sign1 receipt (%s)" % e)
+        if not station:
+            raise LinkError(BAD_REQUEST, "RECEIPT: the receipt names no station (kid, label 4 "
+                            "of the protected header)")
+        key = None
+        for k in load_trusted(self.hal.flash):
+            if devkey.fingerprint(k) == station:
+                key = k
+                break
+        if key is None:
+            raise LinkError(FORBIDDEN, "RECEIPT: signed by station %s, which this device does "
+                            "not trust" % station[:48])
+        if not ed25519.verify(key, cose.sig_structure(prot, payload), sig):
+            raise LinkError(FORBIDDEN, "RECEIPT: the signature of station %s does not verify"
+                            % station)
+        try:
+            body = cbor.loads(payload)
+        except Exception as e:
+            raise LinkError(BAD_REQUEST, "RECEIPT: the receipt body is not CBOR (%s)" % e)
+        if type(body) is not dict:
+            raise LinkError(BAD_REQUEST, "RECEIPT: the receipt body is not a map")
+        for k, t, what in ((1, str, "device id"), (2, int, "covered seq"), (3, bytes, "hash"),
+                           (4, int, "number"), (5, int, "rtc"), (6, str, "archive id")):
+            v = body.get(k)
+            if type(v) is not t or (t is int and v < 0) or (t is bytes and len(v) != 32):
+                raise LinkError(BAD_REQUEST, "RECEIPT: receipt field %d (%s) is missing or of "
+                                "the wrong type" % (k, what))
+        s = self.store
+        if body[1] != s.device:
+            raise LinkError(FORBIDDEN, "RECEIPT: the receipt is for device %s, this is %s"
+                            % (body[1][:48], s.device))
+        number = body[4]
+        last = self.last_receipt
+        if number <= last:
+            raise LinkError(REPLAY, "RECEIPT number %d: not greater than the last accepted "
+                            "receipt's (%d)" % (number, last))
+        covered = body[2]
+        rec = s.find(covered)
+        if rec is None:
+            if covered < s.seq:
+                raise LinkError(DEVICE_ERROR, "RECEIPT: record %d could not be read from the "
+                                "card" % covered)
+            raise LinkError(NOT_FOUND, "RECEIPT: covers seq %d, which this device does not have "
+                            "(its last record is seq %d)" % (covered, s.seq - 1))
+        if hashlib.sha256(rec).digest() != body[3]:
+            raise LinkError(FORBIDDEN, "RECEIPT: record %d on this device does not have the hash "
+                            "the receipt names (the station holds another record %d)"
+                            % (covered, covered))
+        rh = hashlib.sha256(r).digest()
+        flash = self.hal.flash
+        old = self.receipts
+        new = {1: number, 2: rh}
+        # the number first: once written it is never accepted again, whatever happens next
+        _write_atomic(flash, RECEIPTS, RECEIPTS_NEW, new)
+        seq0 = s.seq
+        try:
+            s.receipt(station, covered, rh, number)
+        except Exception:
+            if s.seq == seq0:  # no record: give the number back
+                try:
+                    _write_atomic(flash, RECEIPTS, RECEIPTS_NEW, old)
+                except Exception:
+                    pass
+                raise
+        self.receipts = new
+        return {1: s.seq - 1}
+
+    def _time_set(self, args):
+        new = _uint(args, 1, "TIME_SET", "new rtc ms")
+        if new >= 1 << 63:
+            raise LinkError(BAD_REQUEST, "TIME_SET: %d ms is not a time" % new)
+        old, new, seq = self.store.set_time(new)
+        return {1: old, 2: new, 3: seq}
+
+    def _refuse(self, op, args):
+        name = OP_NAMES[op]
+        if op == FORMAT:
+            target = "store"
+        else:
+            target = _target(args.get(1) if type(args) is dict else None)
+        try:
+            self.store.request(name.lower(), target, "usb")
+        except st.Refused:
+            raise LinkError(REFUSED, "%s of %s refused: evidence is append-only (recorded as "
+                            "seq %d)" % (name, target, self.store.seq - 1))
+        raise LinkError(DEVICE_ERROR, "%s of %s: refused, but the refusal was not recorded"
+                        % (name, target))

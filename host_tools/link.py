@@ -1,0 +1,588 @@
+"""The station side of the dock link (SPEC §7 framing, §8 messages).
+
+    from host_tools.link import Client
+    with Client("/dev/ttyACM0") as c:
+        hello = c.hello("dock-3")                      # agrees max_frame, returns the result map
+        c.auth(station_seed, hello[1], hello[9])       # Ed25519 over the auth message
+        res = c.request(LIST, {1: 0, 2: 1000})         # -> result map; LinkError on error status
+        for key, result in c.read_many([(key, {1: seg, 2: i, 3: 0, 4: n}), ...], window=8):
+            ...
+
+Framing is implemented here (binascii.crc32, resynchronisation after garbage, lost bytes and
+corrupt frames); nothing from the firmware is imported. Requests are numbered; responses
+are matched by id. A request whose response does not come within ``timeout`` seconds of
+silence is sent again (all requests are idempotent except RECEIPT and TIME_SET: RECEIPT is
+re-sent only through :meth:`Client.receipt`, which confirms a 409 on a retry by finding
+the RECEIPT record; TIME_SET is never re-sent). In a window, a response to a later request
+means the earlier ones were lost (the device answers in order): those are re-sent at once.
+"""
+from __future__ import annotations
+
+import binascii
+import hashlib
+import io
+import os
+import stat
+import time
+from collections import OrderedDict, deque
+
+import cbor2
+
+__all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
+           "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
+           "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "STATUS_NAMES",
+           "OP_NAMES", "auth_message", "PRE_HELLO_MAX"]
+
+MAGIC = b"\xc5\x1a"
+PRE_HELLO_MAX = 1024            # largest payload before HELLO is answered (SPEC §7)
+DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
+
+HELLO, AUTH, LIST, GET, READ, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE = range(1, 11)
+RECORD_RECEIPT = 8              # the record type of a RECEIPT record (SPEC §3.2)
+OP_NAMES = {HELLO: "HELLO", AUTH: "AUTH", LIST: "LIST", GET: "GET", READ: "READ",
+            RECEIPT: "RECEIPT", TIME_SET: "TIME_SET", DELETE: "DELETE", FORMAT: "FORMAT",
+            WRITE: "WRITE"}
+STATUS_NAMES = {0: "OK", 400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
+                404: "NOT_FOUND", 405: "REFUSED", 409: "REPLAY", 413: "TOO_LARGE",
+                500: "DEVICE_ERROR"}
+# ops that change the device and carry their own replay protection: never re-sent blindly
+_NOT_IDEMPOTENT = (RECEIPT, TIME_SET)
+# ops for which the device signs or verifies (slow on the board): a longer timeout
+_SLOW = (AUTH, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE)
+
+
+# --- errors -----------------------------------------------------------------------
+
+class LinkError(Exception):
+    """The device answered with an error status."""
+
+    def __init__(self, status, message="", op=None, key=None):
+        self.status, self.message, self.op, self.key = status, message or "", op, key
+        name = STATUS_NAMES.get(status, "?")
+        what = ("%s: " % OP_NAMES.get(op, op)) if op is not None else ""
+        super().__init__("%s%d %s%s" % (what, status, name,
+                                        (": " + self.message) if self.message else ""))
+
+
+class LinkDown(Exception):
+    """The link cannot be used any more (timeouts or a broken port): resume later."""
+
+
+class LinkTimeout(LinkDown):
+    """No response after the retries."""
+
+
+class LinkBroken(LinkDown):
+    """The port failed (the recorder was undocked, the pty closed, an I/O error)."""
+
+
+class PortError(Exception):
+    """The port cannot be opened (missing, not a tty, permission)."""
+
+
+# --- framing ------------------------------------------------------------------------
+
+def _crc(len_and_payload: bytes) -> bytes:
+    return (binascii.crc32(len_and_payload) & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def encode_frame(obj) -> bytes:
+    """MAGIC || LEN || PAYLOAD || CRC for one CBOR item (deterministic encoding)."""
+    payload = cbor2.dumps(obj, canonical=True)
+    hdr = len(payload).to_bytes(4, "big")
+    crc = binascii.crc32(payload, binascii.crc32(hdr)) & 0xFFFFFFFF
+    return b"".join((MAGIC, hdr, payload, crc.to_bytes(4, "big")))
+
+
+def _decode_exact(payload):
+    """One well-formed CBOR item, nothing after it; raises ValueError otherwise."""
+    bio = io.BytesIO(payload)
+    try:
+        item = cbor2.CBORDecoder(bio).decode()
+    except Exception as e:
+        raise ValueError("not CBOR: %s" % e) from None
+    if bio.tell() != len(payload):
+        raise ValueError("trailing bytes after the CBOR item")
+    return item
+
+
+class Deframer:
+    """Incremental frame reader with resynchronisation (SPEC §7).
+
+    feed(bytes) adds input; frames() yields each decoded payload found. A LEN above the
+    maximum, a CRC mismatch or a payload that is not exactly one CBOR item drops the first
+    MAGIC byte and searches again from the next byte. ``skipped`` counts discarded bytes,
+    ``bad`` the rejected frame candidates.
+    """
+
+    def __init__(self, max_payload=PRE_HELLO_MAX):
+        self.buf = bytearray()
+        self.pos = 0             # start of unconsumed bytes in buf
+        self.max_payload = max_payload
+        self.skipped = 0
+        self.bad = 0
+
+    def feed(self, data):
+        if self.pos and self.pos >= len(self.buf) // 2:
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += data
+
+    @property
+    def pending(self) -> int:
+        return len(self.buf) - self.pos
+
+    def _drop(self, n):
+        self.pos += n
+        self.skipped += n
+
+    def stalled(self):
+        """Give up on a candidate frame that waits for bytes that do not come (its LEN
+        was garbage): drop its first MAGIC byte so the search goes on."""
+        if self.pending and self.buf[self.pos:self.pos + 2] == MAGIC:
+            self.bad += 1
+            self._drop(1)
+
+    def frames(self):
+        buf = self.buf
+        while True:
+            i = buf.find(MAGIC, self.pos)
+            if i < 0:
+                # keep a trailing first MAGIC byte: the second may come next
+                keep = 1 if len(buf) > self.pos and buf[-1] == MAGIC[0] else 0
+                self._drop(len(buf) - self.pos - keep)
+                return
+            if i > self.pos:
+                self._drop(i - self.pos)
+            if len(buf) - i < 6:
+                return
+            n = int.from_bytes(buf[i + 2:i + 6], "big")
+            if n > self.max_payload:
+                self.bad += 1
+                self._drop(1)
+                continue
+            end = i + 6 + n + 4
+            if len(buf) < end:
+                return
+            body = memoryview(buf)[i + 2:i + 6 + n]
+            try:
+                ok = _crc(body) == bytes(buf[end - 4:end])
+                item = _decode_exact(body[4:]) if ok else None
+            except ValueError:
+                ok = False
+            finally:
+                body.release()
+            if not ok:
+                self.bad += 1
+                self._drop(1)
+                continue
+            self.pos = end
+            yield item
+
+
+# --- the port -----------------------------------------------------------------------
+
+def _check_port(path):
+    """Clear errors for a wrong port, naming it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise PortError("no such port: %s (is the recorder docked? for the virtual recorder, "
+                        "use the PORT line printed by `sealcam sim serve`)" % path) from None
+    except PermissionError:
+        raise PortError("permission denied: %s" % path) from None
+    except OSError as e:
+        raise PortError("cannot open port %s: %s" % (path, e.strerror or e)) from None
+    if not stat.S_ISCHR(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else \
+            "a regular file" if stat.S_ISREG(st.st_mode) else "not a character device"
+        raise PortError("not a serial port (tty): %s is %s" % (path, kind))
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise PortError("permission denied: %s (no read/write access; on Linux add your user "
+                        "to the 'dialout' group)" % path)
+
+
+def _open_serial(path, baud):
+    import serial
+    _check_port(path)
+    try:
+        ser = serial.Serial(path, baudrate=baud, timeout=0, write_timeout=None,
+                            exclusive=True)
+    except serial.SerialException as e:
+        msg = str(e)
+        if "Inappropriate ioctl" in msg or "Errno 25" in msg:
+            raise PortError("not a serial port (tty): %s" % path) from None
+        if "Permission denied" in msg or "Errno 13" in msg:
+            raise PortError("permission denied: %s" % path) from None
+        if "Resource temporarily unavailable" in msg or "Errno 11" in msg:
+            raise PortError("port %s is in use by another program" % path) from None
+        raise PortError("cannot open port %s: %s" % (path, msg)) from None
+    except (OSError, ValueError) as e:
+        raise PortError("cannot open port %s: %s" % (path, e)) from None
+    return ser
+
+
+def auth_message(device_id: str, nonce: bytes) -> bytes:
+    """SPEC §8.3: "sealcam-auth-v1" || device id || 0x00 || nonce."""
+    return b"sealcam-auth-v1" + device_id.encode("utf-8") + b"\x00" + bytes(nonce)
+
+
+class _Pending:
+    __slots__ = ("key", "op", "args", "ids", "sendseq", "tries", "stalls")
+
+    def __init__(self, key, op, args):
+        self.key, self.op, self.args = key, op, args
+        self.ids = []
+        self.sendseq = 0
+        self.tries = 0       # sends
+        self.stalls = 0      # timeouts while it was outstanding
+
+
+class Client:
+    """A station's connection to one recorder over a serial port (or pty).
+
+    ``timeout``: seconds of silence after which a request counts as lost and is sent again;
+    ``retries``: how many times a request is sent again before LinkTimeout.
+    """
+
+    def __init__(self, port_path, timeout=2.0, baud=115200, *, retries=5,
+                 host_max_frame=DEFAULT_HOST_MAX, slow_timeout=None, serial_port=None):
+        self.port = port_path
+        self.timeout = float(timeout)
+        # AUTH, RECEIPT, …: the device verifies or signs (seconds on a board's MicroPython)
+        self.slow_timeout = float(slow_timeout) if slow_timeout else max(self.timeout, 10.0)
+        self.retries = int(retries)
+        self.host_max_frame = int(host_max_frame)
+        self.max_frame = PRE_HELLO_MAX
+        self._ser = serial_port if serial_port is not None else _open_serial(port_path, baud)
+        self._fd = getattr(self._ser, "fd", None)
+        self._rx = Deframer(PRE_HELLO_MAX)
+        self._ready = deque()        # decoded responses not yet taken
+        self._next_id = 1
+        self._sendseq = 0
+        # statistics
+        self.bytes_in = self.bytes_out = 0
+        self.resent = 0
+        self.timeouts = 0
+
+    # -- context -------------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        ser, self._ser = self._ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:
+                pass
+
+    # -- raw I/O ---------------------------------------------------------------------
+    def _write(self, data):
+        if self._ser is None:
+            raise LinkBroken("the port %s is closed" % self.port)
+        try:
+            self._ser.write(data)
+        except Exception as e:   # serial.SerialException, OSError, termios.error
+            raise LinkBroken("the link on %s broke while sending: %s" % (self.port, e)) from None
+        self.bytes_out += len(data)
+
+    def _fill(self, wait):
+        """Read what is available, waiting up to ``wait`` seconds for the first byte.
+        Returns the number of bytes read."""
+        ser = self._ser
+        if ser is None:
+            raise LinkBroken("the port %s is closed" % self.port)
+        try:
+            if self._fd is not None:
+                import select
+                r, _, _ = select.select([self._fd], [], [], max(0.0, wait))
+                if not r:
+                    return 0
+                data = os.read(self._fd, 1 << 20)
+                if not data:
+                    raise LinkBroken("the link on %s broke: the other end closed it "
+                                     "(recorder undocked?)" % self.port)
+            else:  # pragma: no cover - non-posix ports
+                ser.timeout = max(0.0, wait)
+                data = ser.read(max(1, ser.in_waiting))
+                if not data:
+                    return 0
+        except LinkBroken:
+            raise
+        except Exception as e:  # OSError (EIO when the pty closes), SerialException
+            raise LinkBroken("the link on %s broke while receiving: %s (recorder undocked?)"
+                             % (self.port, e)) from None
+        self.bytes_in += len(data)
+        self._rx.feed(data)
+        for item in self._rx.frames():
+            self._ready.append(item)
+        return len(data)
+
+    def _recv(self, timeout):
+        """The next well-formed response, or None after ``timeout`` s without any byte."""
+        while True:
+            while self._ready:
+                item = self._ready.popleft()
+                if isinstance(item, dict) and isinstance(item.get(0), int) \
+                        and isinstance(item.get(1), int):
+                    return item
+                # a well-formed CBOR item that is not a response: ignored
+            start = time.monotonic()
+            deadline = start + timeout
+            cap = start + 30 * timeout   # garbage that keeps flowing but never makes a frame
+            while not self._ready:
+                now = time.monotonic()
+                left = min(deadline, cap) - now
+                if left <= 0:
+                    self._rx.stalled()
+                    for item in self._rx.frames():
+                        self._ready.append(item)
+                    if not self._ready:
+                        return None
+                    break
+                if self._fill(left):
+                    deadline = time.monotonic() + timeout   # bytes are flowing
+                    if self._ready:
+                        break
+
+    def _send(self, p: _Pending):
+        rid = self._next_id
+        self._next_id += 1
+        self._sendseq += 1
+        p.ids.append(rid)
+        p.sendseq = self._sendseq
+        p.tries += 1
+        msg = {0: rid, 1: p.op}
+        if p.args is not None:
+            msg[2] = p.args
+        frame = encode_frame(msg)
+        if len(frame) - 10 > self.max_frame:
+            raise ValueError("request too large for the agreed frame (%d > %d bytes)"
+                             % (len(frame) - 10, self.max_frame))
+        self._write(frame)
+        return rid
+
+    # -- requests ----------------------------------------------------------------------
+    def call(self, op, args=None, *, retry=None):
+        """Send one request; return the response map (any status). Re-sends on timeout
+        (not for RECEIPT/TIME_SET unless ``retry``); returns (response, tries)."""
+        if retry is None:
+            retry = op not in _NOT_IDEMPOTENT
+        timeout = self.slow_timeout if op in _SLOW else self.timeout
+        p = _Pending(None, op, args)
+        self._send(p)
+        while True:
+            resp = self._recv(timeout)
+            if resp is None:
+                self.timeouts += 1
+                if not retry or p.tries > self.retries:
+                    raise LinkTimeout("no answer from the recorder on %s to %s after %d "
+                                      "attempt%s of %.0f s" % (
+                                          self.port, OP_NAMES.get(op, op), p.tries,
+                                          "" if p.tries == 1 else "s", timeout))
+                self.resent += 1
+                self._send(p)
+                continue
+            # each HELLO makes a new nonce: only the answer to the latest one will do
+            if resp[0] == p.ids[-1] or (op != HELLO and resp[0] in p.ids):
+                return resp, p.tries
+
+    def request(self, op, args=None):
+        """Send a request and return its result map; LinkError for an error status,
+        LinkTimeout when no answer comes after the retries."""
+        resp, _ = self.call(op, args)
+        return self._result(op, resp)
+
+    @staticmethod
+    def _result(op, resp, key=None):
+        status = resp.get(1)
+        if status != 0:
+            msg = resp.get(3)
+            raise LinkError(status, msg if isinstance(msg, str) else "", op, key)
+        res = resp.get(2, {})
+        return res if isinstance(res, dict) else {}
+
+    # -- session -----------------------------------------------------------------------
+    def hello(self, host_name="sealcam-station"):
+        """HELLO: returns the result map; afterwards frames may be up to the agreed size."""
+        self._rx.max_payload = max(self._rx.max_payload, PRE_HELLO_MAX)
+        res = self.request(HELLO, {1: self.host_max_frame, 2: host_name})
+        agreed = res.get(10)
+        if not isinstance(agreed, int) or agreed < 64:
+            agreed = PRE_HELLO_MAX
+        self.max_frame = min(agreed, self.host_max_frame)
+        self._rx.max_payload = self.max_frame
+        return res
+
+    def auth(self, station_key, device_id, nonce):
+        """AUTH with the station key (an Ed25519PrivateKey or its 32-byte seed). Returns
+        the result map. LinkError 403 (key not trusted / bad signature) or 409 (nonce)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        if not isinstance(station_key, Ed25519PrivateKey):
+            station_key = Ed25519PrivateKey.from_private_bytes(bytes(station_key))
+        pub = station_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                    serialization.PublicFormat.Raw)
+        sig = station_key.sign(auth_message(device_id, nonce))
+        resp, tries = self.call(AUTH, {1: pub, 2: sig})
+        if resp.get(1) == 409:
+            # an AUTH sent twice (our retry, or a line that duplicated the frame) whose first
+            # answer was lost: the nonce is gone either way. A LIST tells whether the
+            # session is authenticated.
+            try:
+                self.request(LIST, {1: 0, 2: 1})
+                return {1: None}
+            except LinkError:
+                pass
+        return self._result(AUTH, resp)
+
+    def receipt(self, receipt_bytes, since_seq):
+        """Send a custody receipt (SPEC §8.6); return the seq of the RECEIPT record.
+
+        RECEIPT is sent again after a timeout; a 409 REPLAY counts as success only after a
+        RECEIPT record carrying H(receipt) is found on the device (LIST from
+        ``since_seq``, GET of each RECEIPT record). Returns (seq, confirmed_by) where
+        confirmed_by is "response" or "record"."""
+        resp, tries = self.call(RECEIPT, {1: receipt_bytes}, retry=True)
+        if resp.get(1) != 0:
+            # 409: sent again (by us after a timeout, or duplicated on the line) after the
+            # first was accepted and its answer lost? Any other error may also be the answer
+            # to such a duplicate. Only the RECEIPT record can tell.
+            seq = self.find_receipt_record(receipt_bytes, since_seq)
+            if seq is not None:
+                return seq, "record"
+        res = self._result(RECEIPT, resp)
+        return res.get(1), "response"
+
+    def find_receipt_record(self, receipt_bytes, since_seq):
+        """The seq of the device's RECEIPT record whose `receipt` (key 26) is H(receipt),
+        searching from since_seq; None if there is none."""
+        want = hashlib.sha256(receipt_bytes).digest()
+        for seq, rtype, _ in self.list_all(since_seq):
+            if rtype != RECORD_RECEIPT:
+                continue
+            rec = self.request(GET, {1: seq}).get(1)
+            try:
+                body = cbor2.loads(cbor2.loads(rec).value[2])
+            except Exception:
+                continue
+            if isinstance(body, dict) and body.get(26) == want:
+                return seq
+        return None
+
+    def list_all(self, since, page=1000):
+        """Every [seq, type, size] from ``since`` (LIST until `more` is false)."""
+        out = []
+        while True:
+            res = self.request(LIST, {1: since, 2: page})
+            entries = res.get(1) or []
+            out.extend(tuple(e) for e in entries)
+            if not res.get(3) or not entries:
+                return out
+            since = entries[-1][0] + 1
+
+    # -- windows -----------------------------------------------------------------------
+    def pipeline(self, window=8):
+        return Pipeline(self, window)
+
+    def read_many(self, requests, window=8, op=READ):
+        """Pipelined requests (READ by default): ``requests`` is an iterable of
+        (key, args); yields (key, result) in the order the answers arrive. Lost or corrupt
+        frames are re-requested; an error status raises LinkError (with .key)."""
+        pl = Pipeline(self, window)
+        it = iter(requests)
+        exhausted = False
+
+        def refill():
+            nonlocal exhausted
+            while not exhausted and pl.queued < window:
+                try:
+                    key, args = next(it)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pl.submit(key, op, args)
+
+        refill()
+        while pl.busy:
+            key, resp = pl.next()
+            refill()
+            yield key, self._result(op, resp, key)
+
+
+class Pipeline:
+    """Several requests in flight (SPEC §8.5). submit() queues a request; next() sends
+    queued requests while the window has room and returns the next answer as (key,
+    response map). Responses are matched by id; a response to a later send means earlier
+    sends were lost (the device answers in order) and they are sent again at once; after
+    ``timeout`` s of silence everything outstanding is sent again."""
+
+    def __init__(self, client: Client, window=8):
+        self.c = client
+        self.window = max(1, int(window))
+        self.queue = deque()
+        self.out = OrderedDict()     # id -> _Pending (every id of every send)
+        self.live = []               # _Pending outstanding, in send order
+
+    @property
+    def queued(self):
+        return len(self.queue) + len(self.live)
+
+    @property
+    def busy(self):
+        return bool(self.queue or self.live)
+
+    def submit(self, key, op, args):
+        if op in _NOT_IDEMPOTENT:
+            raise ValueError("RECEIPT and TIME_SET are not pipelined")
+        self.queue.append(_Pending(key, op, args))
+
+    def _send(self, p):
+        rid = self.c._send(p)
+        self.out[rid] = p
+
+    def _resend(self, p, why):
+        # a frame found lost because a later one was answered costs no waiting: the link
+        # works, so it gets a larger budget than silences (timeouts)
+        if why == "timeout":
+            p.stalls += 1
+        if p.stalls > self.c.retries or p.tries > 4 * self.c.retries + 4:
+            raise LinkTimeout("no answer from the recorder on %s to %s after %d attempts (%s)"
+                              % (self.c.port, OP_NAMES.get(p.op, p.op), p.tries, why))
+        self.c.resent += 1
+        self.live.remove(p)
+        self.live.append(p)
+        self._send(p)
+
+    def next(self):
+        c = self.c
+        while True:
+            while self.queue and len(self.live) < self.window:
+                p = self.queue.popleft()
+                self.live.append(p)
+                self._send(p)
+            if not self.live:
+                raise IndexError("nothing outstanding")
+            timeout = max(c.slow_timeout if p.op in _SLOW else c.timeout
+                          for p in self.live)
+            resp = c._recv(timeout)
+            if resp is None:
+                c.timeouts += 1
+                for p in list(self.live):
+                    self._resend(p, "timeout")
+                continue
+            p = self.out.get(resp[0])
+            if p is None or p not in self.live:
+                continue             # an answer to a send already answered
+            self.live.remove(p)
+            for rid in p.ids:
+                self.out.pop(rid, None)
+            # the device answers in order and ids grow with sends: a request whose latest
+            # send came before the one answered was lost (or its answer was)
+            for q in [q for q in self.live if q.ids[-1] < resp[0]]:
+                self._resend(q, "lost frame")
+            return p.key, resp
