@@ -7,7 +7,7 @@ DEFAULTS = {
     "segment_s": 300,        # a segment rolls over after this many seconds
     "tick_ms": 100,          # capture loop period
     "log_max": 262144,       # a record log file rolls over past this size (SPEC §5.1)
-    "max_frame": 65536,      # largest dock-link payload the device offers in HELLO (SPEC §7)
+    "max_frame": 66560,      # largest dock-link payload offered in HELLO: one 64 KiB chunk + 1 KiB (SPEC §7)
 }
 
 

@@ -4,6 +4,7 @@ import hashlib
 import unittest
 
 import cbor
+import config
 import cose
 import device
 import devkey
@@ -244,10 +245,10 @@ class TestHelloAuth(LinkCase):
         self.assertEqual(r[7], [self.h.sd.free(), getattr(self.h.sd, "total", lambda: 0)()])
         self.assertEqual(r[8], 100)
         self.assertEqual(len(r[9]), 16)
-        self.assertEqual(r[10], 65536)            # the device's offer (config max_frame)
+        self.assertEqual(r[10], config.DEFAULTS["max_frame"])   # the device's offer
         self.assertEqual(r[11], None)
         self.assertEqual(sorted(r), list(range(1, 12)))
-        self.assertEqual(self.lnk.max_frame, 65536)
+        self.assertEqual(self.lnk.max_frame, config.DEFAULTS["max_frame"])
         self.assertEqual(self.host.hello(2048)[10], 2048)
         self.h.battery = lambda: 42
         self.assertEqual(self.host.hello()[8], 42)
