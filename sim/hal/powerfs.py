@@ -180,3 +180,9 @@ class PowerFS:
         if self.capacity is None:
             return 1 << 40
         return self.capacity - self.used - self.reserved
+
+    def total(self):
+        """Size of the medium in bytes (used + free)."""
+        if self.capacity is None:
+            return self.used + self.reserved + (1 << 40)
+        return self.capacity

@@ -28,14 +28,41 @@ def seeded_random(seed):
     return random
 
 
+class SimBattery:
+    """A battery that drains slowly with (device) time: `percent()` -> int 0..100."""
+
+    def __init__(self, clock, percent=87, drain_per_hour=6):
+        self.clock = clock
+        self.start = percent
+        self.drain = drain_per_hour
+        self.mono0 = clock.mono_ms()
+
+    def percent(self):
+        used = (self.clock.mono_ms() - self.mono0) * self.drain // 3600000
+        p = self.start - used
+        return 0 if p < 0 else (100 if p > 100 else int(p))
+
+
 def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_at=None,
-             capacity=None, bitrate=2000000, fps=10, seed=None, clock=None, officer=None):
-    clock = clock or SimClock()
+             capacity=None, bitrate=2000000, fps=10, seed=None, clock=None, officer=None,
+             serial=None, battery=None, drift_ppm=0):
+    """The simulated board. Optional parts for the dock link: `serial` (a serial port
+    object with read(n)/write(buf), see simserial.py) becomes hal.serial; `battery` (a
+    start percentage, or an object with percent()) becomes hal.battery() -> percent;
+    `drift_ppm` sets the RTC drift of the default clock."""
+    clock = clock or SimClock(drift_ppm=drift_ppm)
     rnd = seeded_random(seed) if seed is not None else hal.board_random
     sd = PowerFS(sd_root, model, cut_at, capacity)
     flash = PowerFS(flash_root, model)
     cam = SimCamera(clock, bitrate, fps, device_id, officer)
-    return hal.HAL(clock, rnd, sd, flash, cam, device_id)
+    h = hal.HAL(clock, rnd, sd, flash, cam, device_id)
+    if serial is not None:
+        h.serial = serial
+    if battery is not None:
+        if not hasattr(battery, "percent"):
+            battery = SimBattery(clock, battery)
+        h.battery = battery.percent
+    return h
 
 
 def shift(h, steps, settings=None, officer=None, log=None, summary=None):
