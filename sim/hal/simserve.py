@@ -65,6 +65,7 @@ class Server:
         self.full = None         # why recording stopped early (storage full)
         self.ticks = 0
         self.service_ms = 0      # time spent in busy lnk.service() calls
+        self._was_up = False
         self._next_tick = 0
         self._tick = 100
 
@@ -119,6 +120,10 @@ class Server:
         ser = self.serial
         before = ser.rx + ser.tx
         moved = ser.pump()
+        up = getattr(ser, "connected", True)
+        if self._was_up and not up:
+            self.lnk.end_session()   # undocked: the next host must HELLO and AUTH again
+        self._was_up = up
         busy = False
         if not ser.busy():   # flow control: no new requests while output is backed up
             t0 = now_ms()
