@@ -197,7 +197,10 @@ async def serve_async(srv, js, log=print):
             idle += 1
             if idle % 64 == 0:
                 gc.collect()
-            await asyncio.sleep_ms(1)
+            if next_io and idle < 2000:
+                await next_io()      # a host mid-transfer: poll the line again at once
+            else:
+                await asyncio.sleep_ms(1)
         if since_ms(last_sync) >= sync_ms:
             js.sync()
             last_sync = now_ms()

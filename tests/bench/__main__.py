@@ -5,6 +5,7 @@
    through `cryptography` on the host.
 2. SHA-256 chunk hashing on the VM against an 8 Mbit/s video stream.
 3. A recording on the VM at 8 Mbit/s: peak heap (gc.mem_alloc) and speed vs real time.
+4. Offload over the pty next to a raw copy through the same path, both runtimes.
 """
 import json
 import os
@@ -84,6 +85,9 @@ def main():
               % (r["heap_live_peak"] / 1024, r["heap_alloc_peak"] / 1024))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    from tests.bench import offload
+    offload.main()
 
 
 if __name__ == "__main__":
