@@ -631,8 +631,10 @@ class _Verifier:
                               "chain (%s)" % (m, m, self.first[m].where), None, name,
                               head_seq=m)
             elif end is not None and end > m:
-                rep.notes.append("the chain goes on after the head (seq %d to %d): power was "
-                                 "lost before the head was rewritten" % (m + 1, end))
+                rep.notes.append("the chain goes on after the head (seq %d to %d): written after "
+                                 "the head was saved (on a card: power lost before the head was "
+                                 "rewritten; in an archive: pulled after the device's head)"
+                                 % (m + 1, end))
         elif end is None:
             self._failure("all records are missing (%s says seq %d)" % (name, m), None, name,
                           head_seq=m)
