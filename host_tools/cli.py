@@ -22,6 +22,8 @@ import json
 import os
 import sys
 
+from host_tools import argtypes
+
 EXIT_OK, EXIT_NOT_OK, EXIT_NOT_SIGNED, EXIT_USAGE = 0, 1, 2, 3
 
 _EPILOG = """\
@@ -108,9 +110,9 @@ def _build_parser() -> argparse.ArgumentParser:
     o.add_argument("--register", action="store_true",
                    help="register an unknown device on first use, trusting the public key it "
                         "presents (check its fingerprint against the device label)")
-    o.add_argument("--window", type=_positive_int, default=8, metavar="N",
+    o.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
                    help="READ requests in flight (default: %(default)s)")
-    o.add_argument("--timeout", type=_positive_float, default=2.0, metavar="S",
+    o.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
                    help="seconds of silence before a request is sent again "
                         "(default: %(default)s)")
     o.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -154,18 +156,18 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run the firmware on the virtual recorder and record synthetic video "
                     "into the store DIR.")
     r.add_argument("dir", metavar="DIR", help="the store directory (the virtual SD card)")
-    r.add_argument("--seconds", type=_positive_float, required=True, metavar="N",
+    r.add_argument("--seconds", type=argtypes.positive_float, required=True, metavar="N",
                    help="seconds of recording")
     r.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
                    help="run the firmware on CPython or on the MicroPython VM (default: "
                         "%(default)s)")
     r.add_argument("--fs", choices=("littlefs", "fat"), default="littlefs",
                    help="filesystem semantics of the virtual SD card (default: %(default)s)")
-    r.add_argument("--checkpoint", type=_positive_float, default=10.0, metavar="S",
+    r.add_argument("--checkpoint", type=argtypes.positive_float, default=10.0, metavar="S",
                    help="seconds between checkpoints (default: %(default)s)")
-    r.add_argument("--segment", type=_positive_float, default=300.0, metavar="S",
+    r.add_argument("--segment", type=argtypes.positive_float, default=300.0, metavar="S",
                    help="segment length in seconds before rollover (default: %(default)s)")
-    r.add_argument("--bitrate", type=_positive_int, default=2_000_000, metavar="BPS",
+    r.add_argument("--bitrate", type=argtypes.positive_int, default=2_000_000, metavar="BPS",
                    help="synthetic video bit rate in bits per second (default: %(default)s)")
     r.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed of the synthetic video and the virtual device (default: the "
@@ -184,24 +186,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_float(s):
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % s) from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError("must be > 0: %r" % s)
-    return x
-
-
-def _positive_int(s):
-    try:
-        x = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not an integer: %r" % s) from None
-    if x <= 0:
-        raise argparse.ArgumentTypeError("must be > 0: %r" % s)
-    return x
 
 
 def _version():

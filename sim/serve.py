@@ -41,6 +41,7 @@ import threading
 import time
 import tty
 
+from host_tools import argtypes
 from sim import vm
 
 ROOT = vm.ROOT
@@ -56,31 +57,7 @@ def _paths(extra=()):
 
 # ----------------------------------------------------------------------------- arguments
 
-def _positive_int(s):
-    try:
-        x = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not an integer: %r" % s) from None
-    if x <= 0:
-        raise argparse.ArgumentTypeError("must be > 0: %r" % s)
-    return x
 
-
-def _nonneg_float(s):
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % s) from None
-    if not x >= 0:
-        raise argparse.ArgumentTypeError("must be >= 0: %r" % s)
-    return x
-
-
-def _int(s):
-    try:
-        return int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not an integer: %r" % s) from None
 
 
 def add_arguments(p):
@@ -98,28 +75,28 @@ def add_arguments(p):
                         "(default: %(default)s)")
     p.add_argument("--fs", choices=("littlefs", "fat"), default="littlefs",
                    help="filesystem semantics of the virtual SD card (default: %(default)s)")
-    p.add_argument("--record", type=_nonneg_float, default=0, metavar="SECONDS",
+    p.add_argument("--record", type=argtypes.nonneg_float, default=0, metavar="SECONDS",
                    help="first record SECONDS of a shift in simulated time, as fast as "
                         "possible (default: none)")
-    p.add_argument("--capacity", type=_positive_int, default=None, metavar="BYTES",
+    p.add_argument("--capacity", type=argtypes.positive_int, default=None, metavar="BYTES",
                    help="size of the virtual SD card (default: practically unlimited)")
-    p.add_argument("--drift-ppm", type=_int, default=0, metavar="N",
+    p.add_argument("--drift-ppm", type=argtypes.integer, default=0, metavar="N",
                    help="the device RTC runs N ppm fast (negative: slow) (default: 0)")
-    p.add_argument("--max-frame", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--max-frame", type=argtypes.positive_int, default=None, metavar="N",
                    help="largest frame payload the device offers in HELLO; the firmware "
                         "caps it at 1 MiB (default: 1048576, a board offers 65536)")
     p.add_argument("--device", metavar="ID", default="SC-SIM0001",
                    help="device id (default: %(default)s)")
     p.add_argument("--officer", metavar="ID", default=None,
                    help="officer assigned to the recorder (default: none)")
-    p.add_argument("--bitrate", type=_positive_int, default=2000000, metavar="BPS",
+    p.add_argument("--bitrate", type=argtypes.positive_int, default=2000000, metavar="BPS",
                    help="video bit rate of the recording (default: %(default)s)")
-    p.add_argument("--battery", type=_int, default=87, metavar="PERCENT",
+    p.add_argument("--battery", type=argtypes.integer, default=87, metavar="PERCENT",
                    help="battery charge at boot; it drains slowly (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed the device's random source (default: the host's randomness)")
     p.add_argument("--lib", metavar="DIR", action="append", default=[], help=argparse.SUPPRESS)
-    p.add_argument("--raw-copy", type=_positive_int, default=None, metavar="MIB",
+    p.add_argument("--raw-copy", type=argtypes.positive_int, default=None, metavar="MIB",
                    help=argparse.SUPPRESS)
     return p
 
