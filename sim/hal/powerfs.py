@@ -14,6 +14,8 @@
 # Runs on MicroPython and CPython.
 import os
 
+from hal import PosixFS
+
 LITTLEFS = "littlefs"
 FAT = "fat"
 ENOSPC = 28
@@ -73,7 +75,8 @@ class _File:
             self.closed = True
 
 
-class PowerFS:
+class PowerFS(PosixFS):
+    # paths, size(), exists() and listdir() are the firmware's PosixFS (firmware/hal.py)
     def __init__(self, root, model=LITTLEFS, cut_at=None, capacity=None):
         if model not in (LITTLEFS, FAT):
             raise ValueError("unknown storage model: %s" % model)
@@ -100,9 +103,6 @@ class PowerFS:
             else:
                 total += st[6]
         return total
-
-    def _p(self, path):
-        return self.root + "/" + path
 
     def _step(self, kind, path):
         if self.dead:
@@ -146,35 +146,14 @@ class PowerFS:
     def read(self, path, offset=0, n=-1):
         if self.dead:
             raise PowerCut("power is off")
-        with open(self._p(path), "rb") as f:
-            if offset:
-                f.seek(offset)
-            data = f.read() if n < 0 else f.read(n)
+        data = PosixFS.read(self, path, offset, n)
         self.bytes_read += len(data)
         return data
-
-    def size(self, path):
-        try:
-            return os.stat(self._p(path))[6]
-        except OSError:
-            return -1
-
-    def exists(self, path):
-        return _exists(self._p(path))
-
-    def listdir(self, path=""):
-        p = self._p(path) if path else self.root
-        try:
-            return sorted(os.listdir(p))
-        except OSError:
-            return []
 
     def mkdir(self, path):
         if self.dead:
             raise PowerCut("power is off")
-        p = self._p(path)
-        if not _exists(p):
-            os.mkdir(p)
+        PosixFS.mkdir(self, path)
 
     def free(self):
         if self.capacity is None:
