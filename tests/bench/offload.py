@@ -19,7 +19,7 @@ def _sealcam(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
-def offload_mbps(runtime, seconds=60, bitrate=8000000, frame=66560):
+def offload_mbps(runtime, seconds=60, bitrate=8000000, frame=66560, window=8):
     """Record `seconds` at `bitrate` on the virtual recorder, offload it; returns the
     offload summary (transfer MB/s and bytes)."""
     tmp = tempfile.mkdtemp(prefix="sealcam-bench-")
@@ -38,7 +38,7 @@ def offload_mbps(runtime, seconds=60, bitrate=8000000, frame=66560):
             if not line.startswith("PORT "):
                 raise SystemExit("sim serve did not start: " + srv.stderr.read())
             p = _sealcam("offload", "--port", line.split()[1], "--archive", arch, "--register",
-                         "--json", "--no-progress")
+                         "--json", "--no-progress", "--window", window)
             if p.returncode:
                 raise SystemExit("offload failed: %s %s" % (p.stdout, p.stderr))
             return json.loads(p.stdout)
