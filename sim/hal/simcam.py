@@ -1,16 +1,80 @@
 # Synthetic camera for the virtual recorder: an MJPEG stream (concatenated baseline JPEG
 # frames) at a set bitrate and frame rate, driven by the simulated clock. Each frame is a
-# real 160x120 JPEG with a COM segment carrying device id, officer id, frame number and
-# time, padded with COM segments up to the frame size the bitrate asks for.
+# real 160x120 grayscale JPEG with the device id, the officer id and the RTC time (UTC)
+# burned into the picture, a COM segment carrying the same text with the frame number,
+# padded with COM segments up to the frame size the bitrate asks for.
+#
+# No image library runs on a board, so frames are put together from pre-encoded 8x8
+# blocks (sim/hal/camtiles.py, made by sim/make_camera_tiles.py): with a restart marker
+# after every block, each block's bytes stand alone, and a character is two blocks.
 # Runs on MicroPython and CPython.
 import binascii
 import struct
 
-_BASE = binascii.a2b_base64(
-    b"/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAB4AKADASIAAhEBAxEB/8QAGgABAQADAQEAAAAAAAAAAAAAAAIDBAUBBv/EACsQAQACAgECBQIGAwAAAAAAAAABAgMRBBITBSExUpEiURQyM0FhgUJxsf/EABgBAQADAQAAAAAAAAAAAAAAAAABAgME/8QAIREBAAICAQMFAAAAAAAAAAAAAAERAiGxAxITIjFRgdH/2gAMAwEAAhEDEQA/APieBw55mTJWJvHbpN5ilOu1o3EaiNxv13/qJZsvB4uHjRmvyskxbJfHTow7301rPnu0a/PrXn6SwcWYw3tOXj5MkTGomszW1Z3vcTqf+fu6OXxfJmwWx3w8um7zbeLP09UTStfq+meqfo3v99ywzjq93pjX0nTX4/hPfrwp72p5OauO0dP6cWmYrPr576bTr+I+7W43GplxZc2bJOPDj1EzWvVM2neoiNx9pn1/Zv8AH8X5GLkUtbDlyYMc45x4ZvOqTSazEx5esxEx6f5S16ZsFMWTDHC5E4cmptE5Y6otG9TE9Hl6zHpPqR5t3HBp5xvDa8nl5MOPk1mlaRNLxX8021Fa635TuYift5+ulx4TNuP4fljN5cubRb6f0oi0xufPz8omf6eV5/IwRf8ABYsnFm96zvHaY8qxqI/n7z95bGXxa18eSlOFalbY7VpHVM9Eza879PbktXX9q5R171HHx+8Fw5vO4/4TncjjdXX2clsfVrW9TremBs82+Tl87kcns2p3slsnT663O9bYO1k9lvh0Yxl2xfui4SK7WT2W+DtZPZb4WqS0iu1k9lvg7WT2W+CpLSK7WT2W+DtZPZb4KktIrtZPZb4O1k9lvgqS0iu1k9lvg7WT2W+CpLSK7WT2W+DtZPZb4Kkt0gHYwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAf/9k=")
-_BODY = _BASE[2:]          # after SOI
+import camtiles
+
 _SOI = b"\xff\xd8"
+_EOI = b"\xff\xd9"
 _COM_MAX = 65533           # payload bytes one COM segment can carry
+_COLS = camtiles.W // 8
+_ROWS = camtiles.H // 8
+_LINES = 3                 # text lines, two block rows each, at the top
+_RST = [bytes((0xFF, 0xD0 + i)) for i in range(8)]
+
+
+def _b64(x):
+    return binascii.a2b_base64(x.encode())
+
+
+_HEAD = _b64(camtiles.HEAD)[2:]            # the JPEG header after SOI, through SOS
+_BG = [_b64(x) for x in camtiles.BG]
+_TOP = [_b64(x) for x in camtiles.TOP]
+_BOTTOM = [_b64(x) for x in camtiles.BOTTOM]
+_INDEX = {}
+for _i, _c in enumerate(camtiles.CHARS):
+    _INDEX[_c] = _i
+
+
+def _blocks(first, blocks):
+    # blocks numbered from `first`, each followed by its restart marker (none after the last)
+    last = _COLS * _ROWS - 1
+    out = []
+    for k, blk in enumerate(blocks):
+        out.append(blk)
+        if first + k < last:
+            out.append(_RST[(first + k) & 7])
+    return b"".join(out)
+
+
+_BELOW_TEXT = _blocks(2 * _LINES * _COLS, _BG[2 * _LINES * _COLS:])
+
+
+def _text_rows(lines):
+    blocks = []
+    for r in range(_LINES):
+        text = lines[r].upper()[:_COLS] if r < len(lines) else ""
+        for half, tiles in ((0, _TOP), (1, _BOTTOM)):
+            row = (2 * r + half) * _COLS
+            for c in range(_COLS):
+                i = _INDEX.get(text[c], 0) if c < len(text) else -1
+                blocks.append(tiles[i] if i > 0 else _BG[row + c])
+    return _blocks(0, blocks)
+
+
+def _utc(ms):
+    # "YYYY-MM-DD HH:MM:SS" of a Unix time in ms (civil-from-days; no time module needed)
+    s = ms // 1000
+    days, rem = s // 86400, s % 86400
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (y, m, d, rem // 3600, rem // 60 % 60, rem % 60)
 
 
 def _com(payload_len, text=b""):
@@ -33,25 +97,35 @@ class SimCamera:
         self.officer = officer
         self.frame_no = 0
         self._next_ms = None
+        self._cache = (None, None)   # (text lines, their encoded blocks): one per second
 
     def start(self):
         self._next_ms = self.clock.mono_ms()
 
     def frame_size(self):
-        return max(len(_BASE) + 64, self.bitrate // 8 // self.fps)
+        """Bytes per frame the bitrate asks for (a frame is never smaller than its picture)."""
+        return self.bitrate // 8 // self.fps
+
+    def _picture(self, rtc):
+        lines = (self.device, self.officer or "NO OFFICER", _utc(rtc))
+        if self._cache[0] != lines:
+            self._cache = (lines, _text_rows(lines) + _BELOW_TEXT)
+        return self._cache[1]
 
     def _frame(self):
+        rtc = self.clock.rtc_ms()
         text = ("sealcam %s officer=%s frame=%d rtc=%d" % (
-            self.device, self.officer or "-", self.frame_no, self.clock.rtc_ms())).encode()
-        pad = self.frame_size() - len(_BASE) - 4 - len(text)
+            self.device, self.officer or "-", self.frame_no, rtc)).encode()
+        scan = self._picture(rtc)
+        pad = self.frame_size() - 2 - (4 + len(text)) - len(_HEAD) - len(scan) - 2
         parts = [_SOI, _com(len(text), text)]
-        while pad > 0:
-            n = min(pad - 4, _COM_MAX) if pad > 4 else 0
-            if n <= 0:
-                break
+        while pad > 4:
+            n = min(pad - 4, _COM_MAX)
             parts.append(_com(n))
             pad -= n + 4
-        parts.append(_BODY)
+        parts.append(_HEAD)
+        parts.append(scan)
+        parts.append(_EOI)
         self.frame_no += 1
         return b"".join(parts)
 
