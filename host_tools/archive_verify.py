@@ -69,6 +69,14 @@ def verify_archive(root, *, progress=None):
             out["devices"].append(entry)
             if worst is None or _RANK[verdict] > _RANK[worst]:
                 worst = verdict
+        bad = a.check_objects()   # every stored file: hashes to its name, read-only
+        out["objects_bad"] = [{"path": p, "reason": r} for p, r in bad]
+        if bad:
+            worst = NOT_OK
+            out["reasons"].extend("object %s: %s" % (os.path.relpath(p, a.root), r)
+                                  for p, r in bad[:20])
+            if len(bad) > 20:
+                out["reasons"].append("… and %d more objects" % (len(bad) - 20))
         if worst is None:
             worst = NOT_SIGNED
             out["reasons"].append("no device store in the archive holds records")

@@ -472,8 +472,24 @@ def test_verify_archive_finds_tampering(tmp_path, arch, dev_factory):
         f.write(b"X")
     p = sealcam("verify", arch)
     assert p.returncode == 1 and "OVERALL: NOT_OK" in p.stdout
+    # the view's file is a hard link to its content-addressed object: that object is named
+    assert "content does not match its name" in p.stdout and "objects/" in p.stdout
     p = sealcam("verify", arch, "--key", tmp_path / "x.pub")
     assert p.returncode == 3
+
+
+def test_verify_archive_finds_a_writable_or_changed_object(tmp_path, arch, dev_factory):
+    s = shift(tmp_path / "sd", segments=1)
+    d = dev_factory(s)
+    assert offload(d.port, arch, register=True).exit_code == 0
+    objs = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(arch, "objects"))
+            for f in fs]
+    assert objs and all(not (os.stat(o).st_mode & 0o222) for o in objs)
+    os.chmod(objs[0], 0o644)
+    p = sealcam("verify", arch, "--json")
+    res = json.loads(p.stdout)
+    assert p.returncode == 1 and res["verdict"] == "NOT_OK"
+    assert [b["reason"] for b in res["objects_bad"]] == ["writable"]
 
 
 def test_empty_archive_verifies_not_signed(arch):
