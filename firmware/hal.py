@@ -22,14 +22,10 @@
 #   exists(path); listdir(path) -> sorted names; mkdir(path); free() -> bytes free
 # There is deliberately no delete or truncate: evidence is append-only (SPEC §5.3).
 import os
+import time
 
-try:
-    import time
-    _ticks_ms = time.ticks_ms
-    _ticks_diff = time.ticks_diff
-except AttributeError:  # CPython
-    import time
-    _ticks_ms = None
+_ticks_ms = getattr(time, "ticks_ms", None)      # MicroPython; None on CPython
+_ticks_diff = getattr(time, "ticks_diff", None)
 
 
 def _exists(p):

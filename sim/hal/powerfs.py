@@ -14,7 +14,7 @@
 # Runs on MicroPython and CPython.
 import os
 
-from hal import PosixFS
+from hal import PosixFS, _exists
 
 LITTLEFS = "littlefs"
 FAT = "fat"
@@ -23,14 +23,6 @@ ENOSPC = 28
 
 class PowerCut(Exception):
     pass
-
-
-def _exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
 
 
 class _File:
