@@ -1,16 +1,36 @@
 # Boot sequence: device key, evidence store (with power-loss recovery), capture loop.
 import config
 import devkey
+import flashkv
 import recorder
 import store
 
 
 def boot(hal, settings=None, officer=None):
-    """(store, recorder) of a booted device; the store has written its BOOT record."""
+    """(store, recorder) of a booted device; the store has written its BOOT record, and an
+    INTERRUPTION (power_loss) record if it recovered a segment (SPEC §10.3). The officer
+    and unit come from assign.cbor in internal flash (SPEC §10.5) unless officer is given
+    (the simulator's shortcut, with no unit)."""
     cfg = config.make(settings)
     sk = devkey.load_or_create(hal)
-    s = store.Store(hal, sk, config.FW_VERSION, cfg, officer)
+    unit = None
+    if officer is None:
+        a = flashkv.read(hal.flash, store.ASSIGN_FILE)
+        if type(a) is dict and type(a.get(1)) is str:
+            officer = a[1]
+            unit = a.get(2) if type(a.get(2)) is str else None
+    s = store.Store(hal, sk, config.FW_VERSION, cfg, officer, unit)
+    import link  # the receipt state the dock link keeps in internal flash
+    r = link.load_receipt_state(hal.flash)
+    if type(r.get(3)) is int:
+        s.covered = r[3]
+        s.receipt_no = r[1]
     s.open(hal.reset_cause)
+    if s.recovered:
+        rv = s.recovered
+        s.record(store.INTERRUPTION, {store.K_REASON: "power_loss", store.K_SEGMENT: rv["segment"],
+                                      store.K_REFERS: rv["seq"]})
+        rv["interruption"] = s.seq - 1
     return s, recorder.Recorder(hal, s, cfg)
 
 
@@ -20,17 +40,19 @@ def shutdown(s, rec, reason="shutdown"):
     s.close()
 
 
-def serve_forever(hal, s, rec, lnk, tick_ms=None, idle_ms=2):
+def serve_forever(hal, s, rec, lnk, tick_ms=None, idle_ms=2, wf=None):
     """A board's main loop while docked: answer the dock link (lnk: link.Link), run the
-    capture loop every tick_ms, sleep idle_ms when the line is quiet."""
+    capture loop (or the officer workflow wf, which runs it) every tick_ms, sleep idle_ms
+    when the line is quiet."""
     tick = tick_ms or rec.cfg["tick_ms"]
     clock = hal.clock
     due = clock.mono_ms() + tick
+    step = wf.tick if wf is not None else rec.tick
     while True:
         busy = lnk.service()
         now = clock.mono_ms()
         if now >= due:
-            rec.tick()
+            step()
             due = now + tick
         elif not busy:
             clock.sleep_ms(min(idle_ms, due - now))

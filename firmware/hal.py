@@ -20,7 +20,16 @@
 #   replace(src, dst)      (atomic on littlefs; remove-then-rename on FAT)
 #   read(path, offset=0, n=-1) -> bytes; size(path) -> int (-1 if missing)
 #   exists(path); listdir(path) -> sorted names; mkdir(path); free() -> bytes free
-# There is deliberately no delete or truncate: evidence is append-only (SPEC §5.3).
+#   release(path)          removes a file: only Store.release_covered calls it, for media a
+#                          custody receipt covers, after writing a RELEASE record (SPEC §10.8)
+# There is no other delete and no truncate: evidence is append-only (SPEC §5.3).
+#
+# Officer inputs and feedback (SPEC §10.1), optional (a HAL without them records on start):
+#   buttons poll() -> list of (button, down, mono_ms) edges since the last poll; buttons are
+#           "record", "mark", "voice", "notice"
+#   ui      led(colour) ("off", "green", "red", "amber", "amber-blink"); vibrate(ms);
+#           beep(n); show(text) on the display; say(phrase) plays a stored phrase
+#   temperature optional: temperature() -> deg C
 import os
 import time
 
@@ -134,6 +143,9 @@ class PosixFS:
     def mkdir(self, path):
         if not _exists(self._p(path)):
             os.mkdir(self._p(path))
+
+    def release(self, path):
+        os.remove(self._p(path))
 
     def free(self):
         try:

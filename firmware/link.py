@@ -612,8 +612,8 @@ class Link:
         new = _uint(args, 1, "TIME_SET", "new rtc ms")
         if new >= 1 << 63:
             raise LinkError(BAD_REQUEST, "TIME_SET: %d ms is not a time" % new)
-        old, new, seq = self.store.set_time(new)
-        return {1: old, 2: new, 3: seq}
+        r = self.store.set_time(new)
+        return {1: r[0], 2: r[1], 3: r[2]}
 
     def _refuse(self, op, args):
         name = OP_NAMES[op]

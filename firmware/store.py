@@ -11,6 +11,7 @@ from array import array
 import cbor
 import cose
 import ed25519
+import flashkv
 
 try:
     from micropython import const
@@ -28,6 +29,13 @@ REFUSAL = const(6)
 RECOVERY = const(7)
 RECEIPT = const(8)
 TIME_SET = const(9)
+INTERRUPTION = const(10)
+VOICE_ANNOTATION = const(11)
+ANNOTATION_MISSING = const(12)
+MARK = const(13)
+ASSIGN = const(14)
+SELF_CHECK = const(15)
+RELEASE = const(16)
 
 # body keys (SPEC §3.1)
 K_TYPE = const(0)
@@ -48,11 +56,28 @@ K_RECEIPT = const(26)
 K_NUMBER = const(27)
 K_OLD = const(28)
 K_NEW = const(29)
+K_UNIT = const(30)
+K_REFERS = const(31)
+K_SPAN = const(32)
+K_KIND = const(33)
+K_AT = const(34)
+K_DURATION = const(35)
+K_READY = const(36)
+K_REASONS = const(37)
+K_FACTS = const(38)
+K_DRIFT = const(39)
+K_SINCE = const(40)
+K_PREROLL = const(41)
+K_PHRASE = const(42)
 
 # flags (SPEC §3.4)
 F_NO_OFFICER = const(1)
 F_RECOVERED = const(2)
 F_MISMATCH = const(4)
+F_DRIFT = const(8)
+
+ASSIGN_FILE = "assign.cbor"    # in internal flash: {1: officer, 2: unit} (SPEC §10.5)
+CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day} (SPEC §8.7)
 
 HEAD = "head.cbor"
 HEAD_NEW = "head.new"
@@ -222,8 +247,9 @@ class _Segment:
 
 
 class Store:
-    def __init__(self, hal, sk, fw, cfg, officer=None):
+    def __init__(self, hal, sk, fw, cfg, officer=None, unit=None):
         self.hal = hal
+        self.cfg = cfg
         self.fs = hal.sd
         self.clock = hal.clock
         self.sk = sk
@@ -233,6 +259,11 @@ class Store:
         self.chunk = cfg["chunk"]
         self.log_max = cfg["log_max"]
         self.officer = officer
+        self.unit = unit
+        self.covered = -1      # the last accepted custody receipt covers records 0..covered
+        self.receipt_no = -1   # and has this number
+        self._rel_from = 0     # release scan resumes here (SPEC §10.8)
+        self.last_check = None # the last self-check's result (SPEC §10.6)
         self.seq = 0           # seq of the next record
         self.prev = ZERO32     # H(last record)
         self.last = None       # bytes of the last record
@@ -257,6 +288,8 @@ class Store:
                 5: now[1], 6: self.boot, 7: self.officer, 8: self.fw}
         if self.officer is None:
             flags |= F_NO_OFFICER
+        elif self.unit is not None:
+            body[K_UNIT] = self.unit
         if flags:
             body[9] = flags
         for k in fields:
@@ -426,7 +459,8 @@ class Store:
         fi.close()
         self._append(RECOVERY, {K_SEGMENT: seg, K_LENGTH: size, K_CHUNKS: k, K_ROOT: root,
                                 K_START: start, K_REASON: "power loss", 22: length}, flags)
-        self.recovered = {"segment": seg, "length": size, "signed": length, "flags": flags}
+        self.recovered = {"segment": seg, "length": size, "signed": length, "flags": flags,
+                          "seq": self.seq - 1}
 
     # ---------------------------------------------------------------- segments
     def start_segment(self, reason, mime, ext):
@@ -518,23 +552,110 @@ class Store:
     # ---------------------------------------------------------------- dock link (SPEC §8)
     def receipt(self, station, covered, rhash, number):
         """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
-        return self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
-                                      K_RECEIPT: rhash, K_NUMBER: number})
+        rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
+                                     K_RECEIPT: rhash, K_NUMBER: number})
+        if covered > self.covered:
+            self.covered = covered
+            self.receipt_no = number
+        return rec
 
     accept_receipt = receipt
 
     def set_time(self, new_ms):
         """Set the RTC and write a TIME_SET record (its own rtc is the new time); the clock
-        is set back if the record cannot be written. Returns (old, new, seq)."""
+        is set back if the record cannot be written. From the second calibration on the
+        record carries the drift rate since the previous one, flagged DRIFT past the limit
+        (SPEC §8.7). Returns (old, new, seq, drift ms/day or None, since ms or None,
+        flagged)."""
         c = self.clock
+        flash = self.hal.flash
         old = c.rtc_ms()
+        last = flashkv.read(flash, CLOCK_FILE)
+        fields = {K_OLD: old, K_NEW: new_ms}
+        drift = since = None
+        flags = 0
+        if type(last) is dict and type(last.get(1)) is int and new_ms > last[1]:
+            since = new_ms - last[1]
+            drift = (old - new_ms) * 86400000 // since if old >= new_ms else \
+                -((new_ms - old) * 86400000 // since)
+            fields[K_DRIFT] = drift
+            fields[K_SINCE] = since
+            if abs(drift) > self.cfg.get("drift_limit_ms", 3000):
+                flags = F_DRIFT
         c.set_rtc(new_ms)
         try:
-            self._append(TIME_SET, {K_OLD: old, K_NEW: new_ms}, 0, (new_ms, c.mono_ms()))
+            self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
         except Exception:
             c.set_rtc(old)
             raise
-        return old, new_ms, self.seq - 1
+        flashkv.write(flash, CLOCK_FILE, {1: new_ms, 2: drift if drift is not None else 0})
+        return old, new_ms, self.seq - 1, drift, since, bool(flags)
+
+    def calibration(self):
+        """(rtc of the last calibration, drift ms/day measured then), or None."""
+        v = flashkv.read(self.hal.flash, CLOCK_FILE)
+        if type(v) is dict and type(v.get(1)) is int:
+            return v[1], v.get(2) or 0
+        return None
+
+    # ---------------------------------------------------------------- officer (SPEC §10)
+    def assign(self, officer, unit, station):
+        """Assign the recorder to officer/unit (None releases it): an ASSIGN record made
+        with the new assignment, then assign.cbor in internal flash."""
+        old = (self.officer, self.unit)
+        self.officer, self.unit = officer, (unit if officer is not None else None)
+        try:
+            self._append(ASSIGN, {K_STATION: station})
+        except Exception:
+            self.officer, self.unit = old
+            raise
+        flashkv.write(self.hal.flash, ASSIGN_FILE, {1: self.officer, 2: self.unit})
+        return self.seq - 1
+
+    def pos(self):
+        """[segment, chunk, offset] of the next media byte of the open segment, or None."""
+        s = self.seg
+        if s is None:
+            return None
+        return [s.seq, s.length // s.chunk, s.length % s.chunk]
+
+    def release_covered(self, want_free):
+        """Free space by releasing the media of closed segments a custody receipt covers,
+        oldest first, until free() >= want_free (SPEC §10.8). Each release is a RELEASE
+        record written before its files are removed. Returns the bytes released."""
+        fs = self.fs
+        freed = 0
+        while fs.free() < want_free and self._rel_from <= self.covered:
+            batch = self.list(self._rel_from, 32)
+            if not batch:
+                break
+            for seq, t, size in batch:
+                if seq > self.covered:
+                    self._rel_from = seq
+                    return freed
+                self._rel_from = seq + 1
+                if t != SEGMENT and t != RECOVERY:
+                    continue
+                rec = self.find(seq)
+                if rec is None:
+                    continue
+                seg = _body_of(rec)[K_SEGMENT]
+                info = self.segment_files(seg)
+                if info is None:
+                    continue
+                media, idx = info[0], info[1]
+                n = fs.size(media)
+                if n < 0:
+                    continue  # released before (or never made)
+                self._append(RELEASE, {K_SEGMENT: seg, K_MEDIA: media, K_LENGTH: n,
+                                       K_NUMBER: self.receipt_no})
+                fs.release(media)
+                if fs.size(idx) >= 0:
+                    fs.release(idx)
+                freed += n
+                if fs.free() >= want_free:
+                    return freed
+        return freed
 
     def _log_list(self):
         if self._logs is None:

@@ -135,6 +135,13 @@ class PowerFS(PosixFS):
         self._step("rename", src)
         os.rename(s, d)
 
+    def release(self, path):
+        """Remove a file (released media, SPEC §10.8): one step."""
+        p = self._p(path)
+        self._step("remove", path)
+        self.used -= os.stat(p)[6]
+        os.remove(p)
+
     def read(self, path, offset=0, n=-1):
         if self.dead:
             raise PowerCut("power is off")

@@ -137,7 +137,11 @@ class TestStore(unittest.TestCase):
         s2, rec2 = device.boot(h2, SMALL)
         chain = fwtest.read_chain(sd)
         chain_ok(self, chain)
-        self.assertEqual(chain[-1][1][0], st.BOOT)
+        # the segment REC_START opened is recovered: BOOT, then its power_loss INTERRUPTION
+        self.assertEqual(chain[-2][1][0], st.BOOT)
+        self.assertEqual(chain[-1][1][0], st.INTERRUPTION)
+        self.assertEqual(chain[-1][1][st.K_REASON], "power_loss")
+        self.assertEqual(chain[-1][1][st.K_REFERS], s2.recovered["seq"])
 
     def test_cut_after_a_rollover_record_before_its_head(self):
         # the first record of a new log is flushed before the head names that log; a cut
