@@ -10,9 +10,14 @@
 # listed in `fatal` pass through (the simulator puts its PowerCut there).
 #
 # Station trust lives in internal flash: trust.cbor, a CBOR array of 32-byte Ed25519
-# public keys (add_trusted() writes it); the last accepted receipt number in
-# receipts.cbor. Both are replaced whole (create a .new file, then replace), and a .new
-# file that a cut left behind is read too.
+# public keys (add_trusted() writes it); the last accepted receipt in receipts.cbor
+# ({1: number, 2: H(receipt), 3: covered seq}). Both are small files of flashkv.py
+# (replaced whole: a .new file, then replace; a .new file that a cut left behind is read
+# too).
+#
+# STATUS reports the officer workflow's state and its interruptions waiting for a voice
+# annotation when the Link is given the workflow (Link(..., workflow=wf): wf.state, a
+# str, and wf.waiting(), a list of seqs); without one, "recording" or "standby".
 import hashlib
 
 import cbor
@@ -20,7 +25,9 @@ import config
 import cose
 import devkey
 import ed25519
+import flashkv
 import frame
+import selfcheck
 import store as st
 
 try:
@@ -52,8 +59,11 @@ TIME_SET = const(7)
 DELETE = const(8)
 FORMAT = const(9)
 WRITE = const(10)
+ASSIGN = const(11)
+STATUS = const(12)
+CHECK = const(13)
 OP_NAMES = ("?", "HELLO", "AUTH", "LIST", "GET", "READ", "RECEIPT", "TIME_SET", "DELETE",
-            "FORMAT", "WRITE")
+            "FORMAT", "WRITE", "ASSIGN", "STATUS", "CHECK")
 
 OK = const(0)
 BAD_REQUEST = const(400)
@@ -74,6 +84,7 @@ MAX_FRAME_LIMIT = const(1048576)  # the most the device ever offers (1 MiB)
 LIST_MAX = const(1000)            # entries per LIST answer (RAM bound)
 RECEIPT_MAX = const(4096)         # a receipt is ~250 bytes; anything far larger is refused
 TARGET_MAX = const(64)            # characters of a refused target kept in the REFUSAL record
+NAME_MAX = const(64)              # characters of an officer id or unit (ASSIGN)
 MESSAGE_MAX = const(200)
 STALL_MS = const(500)             # a partial frame this long without a byte is given up
 AUTH_CONTEXT = b"sealcam-auth-v1"
@@ -125,6 +136,23 @@ def _bstr(args, k, op, what, size=None):
     return v
 
 
+def _name(args, k, what, required):
+    # ASSIGN's officer id / unit: a non-empty text string of at most NAME_MAX characters,
+    # or null (absent counts as null unless required)
+    if k not in args and not required:
+        return None
+    v = _arg(args, k, "ASSIGN", what)
+    if v is None:
+        return None
+    if type(v) is not str:
+        raise LinkError(BAD_REQUEST, "ASSIGN: argument %d (%s) must be a text string or null, "
+                        "not %s" % (k, what, _kind(v)))
+    if not v or len(v) > NAME_MAX:
+        raise LinkError(BAD_REQUEST, "ASSIGN: argument %d (%s) must be 1 to %d characters, "
+                        "not %d" % (k, what, NAME_MAX, len(v)))
+    return v
+
+
 def _target(v):
     # what a refused request was aimed at, as text for the REFUSAL record (bounded)
     if type(v) is str:
@@ -160,31 +188,13 @@ def auth_message(device, nonce):
 
 # ---------------------------------------------------------------- internal flash state
 
-def _read_cbor(flash, name):
-    try:
-        if flash.size(name) <= 0:
-            return None
-        return cbor.loads(flash.read(name))
-    except Exception:
-        return None
-
-
-def _write_atomic(flash, name, tmp, obj):
-    data = cbor.dumps(obj)
-    f = flash.create(tmp)
-    f.write(data)
-    f.close()  # flushes
-    flash.replace(tmp, name)
-
-
 def load_trusted(flash):
     """The trusted station keys (32-byte Ed25519 public keys) from trust.cbor; [] if none.
     A trust.new left by a cut between remove and rename (FAT) is used if trust.cbor is
-    gone."""
-    for name in (TRUST, TRUST_NEW):
-        v = _read_cbor(flash, name)
-        if type(v) is list:
-            return [k for k in v if type(k) is bytes and len(k) == 32]
+    gone (flashkv.read)."""
+    v = flashkv.read(flash, TRUST)
+    if type(v) is list:
+        return [k for k in v if type(k) is bytes and len(k) == 32]
     return []
 
 
@@ -198,17 +208,18 @@ def add_trusted(flash, pub):
     if pub in keys:
         return False
     keys.append(pub)
-    _write_atomic(flash, TRUST, TRUST_NEW, keys)
+    flashkv.write(flash, TRUST, keys)
     return True
 
 
 def load_receipt_state(flash):
-    """{1: number, 2: H(receipt)} of the last accepted receipt ({} if none). The higher
-    number of receipts.cbor and a receipts.new a cut left wins: a number once written
-    is never offered again."""
+    """{1: number, 2: H(receipt), 3: covered seq} of the last accepted receipt ({} if
+    none; files written before key 3 existed lack it). The higher number of receipts.cbor
+    and a receipts.new a cut left wins (not just the first readable one, as flashkv.read
+    takes): a number once written is never offered again."""
     best = {}
     for name in (RECEIPTS, RECEIPTS_NEW):
-        v = _read_cbor(flash, name)
+        v = flashkv.read(flash, name)
         if type(v) is dict and type(v.get(1)) is int and v[1] > best.get(1, -1):
             best = v
     return best
@@ -217,12 +228,15 @@ def load_receipt_state(flash):
 # ---------------------------------------------------------------- the link
 
 class Link:
-    def __init__(self, hal, store, recorder=None, cfg=None, max_frame=None):
+    def __init__(self, hal, store, recorder=None, cfg=None, max_frame=None, workflow=None):
         """The device's max_frame offer: max_frame if given, else hal.max_frame if the HAL
-        has one (the simulator), else the setting "max_frame" (cfg, or the recorder's)."""
+        has one (the simulator), else the setting "max_frame" (cfg, or the recorder's).
+        workflow: the officer workflow (STATUS reports its state and waiting
+        interruptions), or None. CHECK runs the self-check with the store's settings."""
         self.hal = hal
         self.store = store
         self.recorder = recorder
+        self.workflow = workflow
         if cfg is None:
             cfg = recorder.cfg if recorder is not None else config.make()
         offer = max_frame or getattr(hal, "max_frame", None) or \
@@ -249,7 +263,8 @@ class Link:
         self._agree = None
         self.stats = {"requests": 0, "errors": 0, "bad_payloads": 0, "io_errors": 0}
         self._ops = (None, self._hello, self._auth, self._list, self._get, None,
-                     self._receipt, self._time_set)
+                     self._receipt, self._time_set, None, None, None, self._assign,
+                     self._status, self._check)
 
     @property
     def last_receipt(self):
@@ -376,20 +391,20 @@ class Link:
                 raise LinkError(BAD_REQUEST, "the request id (key 0) must be an unsigned "
                                 "integer, not %s" % got)
             op = req.get(1)
-            if type(op) is not int or op < HELLO or op > WRITE:
+            if type(op) is not int or op < HELLO or op > CHECK:
                 shown = op if type(op) is int else _kind(op) if 1 in req else "none"
                 op = 0
                 raise LinkError(BAD_REQUEST, "unknown op %s (1 HELLO, 2 AUTH, 3 LIST, 4 GET, "
-                                "5 READ, 6 RECEIPT, 7 TIME_SET, 8 DELETE, 9 FORMAT, 10 WRITE)"
-                                % shown)
+                                "5 READ, 6 RECEIPT, 7 TIME_SET, 8 DELETE, 9 FORMAT, 10 WRITE, "
+                                "11 ASSIGN, 12 STATUS, 13 CHECK)" % shown)
             self._op = op
             args = req.get(2, {})
-            if op >= DELETE:
+            if DELETE <= op <= WRITE:
                 self._refuse(op, args)  # always raises: 405, or 500 if it could not be recorded
             if type(args) is not dict:
                 raise LinkError(BAD_REQUEST, "%s: args (key 2) must be a map, not %s"
                                 % (OP_NAMES[op], _kind(args)))
-            if op > AUTH and self.station is None:
+            if op > AUTH and op != STATUS and self.station is None:
                 raise LinkError(UNAUTHENTICATED, "%s needs AUTH first (HELLO, then AUTH with a "
                                 "trusted station key)" % OP_NAMES[op])
             if op == READ:
@@ -592,16 +607,16 @@ class Link:
         rh = hashlib.sha256(r).digest()
         flash = self.hal.flash
         old = self.receipts
-        new = {1: number, 2: rh}
+        new = {1: number, 2: rh, 3: covered}
         # the number first: once written it is never accepted again, whatever happens next
-        _write_atomic(flash, RECEIPTS, RECEIPTS_NEW, new)
+        flashkv.write(flash, RECEIPTS, new)
         seq0 = s.seq
         try:
             s.receipt(station, covered, rh, number)
         except Exception:
             if s.seq == seq0:  # no record: give the number back
                 try:
-                    _write_atomic(flash, RECEIPTS, RECEIPTS_NEW, old)
+                    flashkv.write(flash, RECEIPTS, old)
                 except Exception:
                     pass
                 raise
@@ -613,7 +628,34 @@ class Link:
         if new >= 1 << 63:
             raise LinkError(BAD_REQUEST, "TIME_SET: %d ms is not a time" % new)
         r = self.store.set_time(new)
-        return {1: r[0], 2: r[1], 3: r[2]}
+        # (old, new, seq, drift ms/day or None, since ms or None, flagged)
+        return {1: r[0], 2: r[1], 3: r[2], 4: r[3], 5: r[4], 6: bool(r[5])}
+
+    def _assign(self, args):
+        officer = _name(args, 1, "officer id", True)
+        unit = _name(args, 2, "unit", False)
+        if officer is None and unit is not None:
+            raise LinkError(BAD_REQUEST, "ASSIGN: a unit (%s) without an officer: send the "
+                            "officer id too, or null for both to release" % unit)
+        return {1: self.store.assign(officer, unit, self.station)}
+
+    def _status(self, args):
+        s = self.store
+        wf = self.workflow
+        if wf is not None:
+            state = wf.state
+            waiting = list(wf.waiting())
+        else:
+            rec = self.recorder
+            state = "recording" if rec is not None and rec.recording else "standby"
+            waiting = []
+        c = self.hal.clock
+        return {1: state, 2: s.officer, 3: s.unit, 4: s.last_check, 5: waiting,
+                6: [c.rtc_ms(), c.mono_ms()]}
+
+    def _check(self, args):
+        r = selfcheck.run(self.hal, self.store, self.store.cfg)
+        return {1: r[1], 2: r[2], 3: r[3], 4: r[4]}
 
     def _refuse(self, op, args):
         name = OP_NAMES[op]

@@ -2,22 +2,31 @@
 # use this file; it builds its HAL in sim/hal/simdevice.py.
 import hal
 import device
+import selfcheck
+import workflow
 
 
 def _board_hal():
-    # A board port fills in its camera driver and mount points here.
+    # A board port fills in its camera driver, buttons, feedback and mount points here.
     import camera_driver  # provided by the board port
-    return hal.HAL(hal.BoardClock(), hal.board_random, hal.PosixFS("/sd/sealcam"),
-                   hal.PosixFS("/flash"), camera_driver.Camera(), camera_driver.DEVICE_ID)
+    h = hal.HAL(hal.BoardClock(), hal.board_random, hal.PosixFS("/sd/sealcam"),
+                hal.PosixFS("/flash"), camera_driver.Camera(), camera_driver.DEVICE_ID)
+    for part in ("buttons", "ui", "battery", "temperature"):
+        if hasattr(camera_driver, part):
+            setattr(h, part, getattr(camera_driver, part))
+    return h
 
 
 def main():
     h = _board_hal()
     s, rec = device.boot(h)
-    rec.start("button")
+    selfcheck.run(h, s, rec.cfg)          # READY / NOT_READY on the LED (SPEC §10.6)
+    wf = workflow.Workflow(h, s, rec, rec.cfg)
+    if getattr(h, "buttons", None) is None:
+        wf.start("button")                # no buttons on this board: record from power-on
     while True:
         h.clock.sleep_ms(rec.cfg["tick_ms"])
-        rec.tick()
+        wf.tick()
 
 
 if __name__ == "__main__":

@@ -12,16 +12,21 @@ class Recorder:
         self._seg_ms = 0
         self._ckpt_ms = 0
 
-    def start(self, reason="button"):
+    def start(self, reason="button", ring=None):
+        """Open a segment; a pre-record ring's frames (SPEC §10.2) become its head."""
         if self.recording:
             return self.store.seg.seq
         cam = self.hal.camera
-        seq = self.store.start_segment(reason, cam.MIME, cam.EXT)
-        cam.start()
         now = self.hal.clock.mono_ms()
+        pre = ring.span_ms(now) if ring is not None else 0
+        seq = self.store.start_segment(reason, cam.MIME, cam.EXT, pre)
+        self.recording = True
         self._seg_ms = now
         self._ckpt_ms = now + self.cfg["checkpoint_s"] * 1000
-        self.recording = True
+        if ring is not None and ring.n:
+            ring.drain(self.store.write)
+        else:
+            cam.start()
         return seq
 
     def tick(self):
@@ -40,25 +45,30 @@ class Recorder:
             self.recording = False
             self.start("rollover")
 
-    def stop(self, reason="button"):
+    def stop(self, reason="button", poll=True):
+        """Close the segment and write REC_STOP; poll=False drops what the camera holds
+        (a full card or a failed camera)."""
         if not self.recording:
             return None
-        for frame in self.hal.camera.poll():
-            self.store.write(frame)
+        if poll:
+            for frame in self.hal.camera.poll():
+                self.store.write(frame)
         seg = self.store.seg.seq
-        self.store.close_segment()
         self.recording = False
+        self.store.close_segment()
         return self.store.record(st.REC_STOP, {st.K_SEGMENT: seg, st.K_REASON: reason})
 
-    def ticks(self, ms):
-        """Run the capture loop for ms of (device) time, yielding after every tick so a
-        scheduler (asyncio on the board, the VM's event loop) can run between ticks."""
+    def ticks(self, ms, step=None):
+        """Run the capture loop (or step, e.g. the officer workflow's tick) for ms of
+        (device) time, yielding after every tick so a scheduler (asyncio on the board,
+        the VM's event loop) can run between ticks."""
         tick = self.cfg["tick_ms"]
+        step = step or self.tick
         clock = self.hal.clock
         end = clock.mono_ms() + ms
         while clock.mono_ms() < end:
             clock.sleep_ms(min(tick, end - clock.mono_ms()))
-            self.tick()
+            step()
             yield
 
     def run_ms(self, ms):

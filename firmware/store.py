@@ -463,7 +463,7 @@ class Store:
                           "seq": self.seq - 1}
 
     # ---------------------------------------------------------------- segments
-    def start_segment(self, reason, mime, ext):
+    def start_segment(self, reason, mime, ext, prerecord=0):
         if self.seg:
             raise ValueError("a segment is already open")
         c = self.clock
@@ -471,9 +471,11 @@ class Store:
         media = "m/%08d.%s" % (seq, ext)
         s = _Segment(seq, media, self.chunk, [c.rtc_ms(), c.mono_ms()])
         self.seg = s  # the head written with REC_START names the open segment
+        f = {K_SEGMENT: seq, K_MEDIA: media, K_CHUNK: self.chunk, K_REASON: reason, 23: mime}
+        if prerecord:
+            f[K_PREROLL] = prerecord
         try:
-            self._append(REC_START, {K_SEGMENT: seq, K_MEDIA: media, K_CHUNK: self.chunk,
-                                     K_REASON: reason, 23: mime}, 0, s.start)
+            self._append(REC_START, f, 0, s.start)
         except StoreFull:
             self.seg = None
             raise
@@ -645,8 +647,8 @@ class Store:
                     continue
                 media, idx = info[0], info[1]
                 n = fs.size(media)
-                if n < 0:
-                    continue  # released before (or never made)
+                if n <= 0:
+                    continue  # released before, never made, or empty: nothing to free
                 self._append(RELEASE, {K_SEGMENT: seg, K_MEDIA: media, K_LENGTH: n,
                                        K_NUMBER: self.receipt_no})
                 fs.release(media)

@@ -26,6 +26,13 @@ What is checked, in order:
 5. Each segment (REC_START and its CHECKPOINT / SEGMENT / RECOVERY records): chunk hashes
    recomputed from the media, the chunk chain root compared with every signed manifest,
    the (untrusted) ``.idx`` used to pinpoint damaged chunks, per-chunk marks.
+6. The officer workflow (SPEC §10): every ``refers`` names an earlier record of the right
+   type (VOICE_ANNOTATION / ANNOTATION_MISSING: an INTERRUPTION; a power-loss INTERRUPTION:
+   a RECOVERY), every ``span`` / ``at`` lies in a segment that exists and within its signed
+   length, ``unit`` only with an officer, MARK kinds, SELF_CHECK and TIME_SET consistency,
+   and every RELEASE is of a closed segment that an earlier RECEIPT covers. A validly
+   released segment whose media is gone has chunk marks ``X`` (OK_WITH_MISSING_INFO); if
+   its media is still there it is verified as usual.
 """
 from __future__ import annotations
 
@@ -55,16 +62,25 @@ EXIT_CODES = {OK: 0, OK_WITH_MISSING_INFO: 0, NOT_OK: 1, NOT_SIGNED: 2}
 
 BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY, RECEIPT, TIME_SET = \
     range(1, 10)
+(INTERRUPTION, VOICE_ANNOTATION, ANNOTATION_MISSING, MARK, ASSIGN, SELF_CHECK,
+ RELEASE) = range(10, 17)                                     # SPEC §10
 TYPE_NAMES = {BOOT: "BOOT", REC_START: "REC_START", CHECKPOINT: "CHECKPOINT",
               SEGMENT: "SEGMENT", REC_STOP: "REC_STOP", REFUSAL: "REFUSAL",
-              RECOVERY: "RECOVERY", RECEIPT: "RECEIPT", TIME_SET: "TIME_SET"}
-F_RECOVERED, F_MISMATCH = 0x02, 0x04
+              RECOVERY: "RECOVERY", RECEIPT: "RECEIPT", TIME_SET: "TIME_SET",
+              INTERRUPTION: "INTERRUPTION", VOICE_ANNOTATION: "VOICE_ANNOTATION",
+              ANNOTATION_MISSING: "ANNOTATION_MISSING", MARK: "MARK", ASSIGN: "ASSIGN",
+              SELF_CHECK: "SELF_CHECK", RELEASE: "RELEASE"}
+F_NO_OFFICER, F_RECOVERED, F_MISMATCH, F_DRIFT = 0x01, 0x02, 0x04, 0x08
+MARK_KINDS = ("important", "notice_given", "bookmark")     # SPEC §10.4
 ZERO = bytes(32)
 KEY_NAMES = {0: "type", 1: "seq", 2: "prev", 3: "device", 4: "rtc", 5: "mono", 6: "boot",
              7: "officer", 8: "fw", 9: "flags", 10: "segment", 11: "media", 12: "chunk",
              13: "length", 14: "chunks", 15: "root", 16: "start", 17: "reason",
              18: "pubkey", 19: "op", 20: "target", 21: "source", 22: "signed", 23: "mime",
-             24: "station", 25: "covered", 26: "receipt", 27: "number", 28: "old", 29: "new"}
+             24: "station", 25: "covered", 26: "receipt", 27: "number", 28: "old", 29: "new",
+             30: "unit", 31: "refers", 32: "span", 33: "kind", 34: "at", 35: "duration",
+             36: "ready", 37: "reasons", 38: "facts", 39: "drift", 40: "since",
+             41: "prerecord", 42: "phrase"}
 # rec/NNNNNNNN.log, or rec/NNNNNNNN_K.log when a torn file already holds that name
 _LOG_RE = re.compile(r"^(\d+)(?:_(\d+))?\.log$")
 _PROGRESS_AUTO_BYTES = 32 << 20
@@ -100,8 +116,36 @@ def _stamp(x):
     return isinstance(x, (list, tuple)) and len(x) == 2 and all(_uint(v) for v in x)
 
 
+def _int(x):
+    return type(x) is int
+
+
+def _bool(x):
+    return type(x) is bool
+
+
+def _uints(n):
+    def check(x):
+        return isinstance(x, (list, tuple)) and len(x) == n and all(_uint(v) for v in x)
+    return check
+
+
+def _tstrs(x):
+    return isinstance(x, (list, tuple)) and all(_tstr(v) for v in x)
+
+
+def _facts(x):
+    return isinstance(x, Mapping) and all(_uint(k) and _int(v) for k, v in x.items())
+
+
+_position = _uints(3)     # at: [segment, chunk, offset]
+_span = _uints(5)         # span: [segment, chunk, offset, chunk, offset]
+
 _COMMON = {1: _uint, 2: _hash, 3: _tstr, 4: _uint, 5: _uint, 6: _uint, 7: _officer, 8: _tstr}
+#: keys any record MAY carry: flags, and the officer's unit (SPEC §10.5)
+_ANY = {9: _uint, 30: _tstr}
 _PROGRESS = {13: _uint, 14: _uint, 15: _hash}
+#: required keys of each record type
 _SCHEMA = {
     BOOT: {17: _tstr, 18: _hash},
     REC_START: {10: _uint, 11: _tstr, 12: _uint, 17: _tstr, 23: _tstr},
@@ -112,6 +156,20 @@ _SCHEMA = {
     RECOVERY: {10: _uint, **_PROGRESS, 16: _stamp, 17: _tstr, 22: _uint},
     RECEIPT: {24: _tstr, 25: _uint, 26: _hash, 27: _uint},     # SPEC §8.6
     TIME_SET: {28: _uint, 29: _uint},                          # SPEC §8.7
+    INTERRUPTION: {17: _tstr},                                 # SPEC §10.3
+    VOICE_ANNOTATION: {31: _uint, 32: _span, 35: _uint},
+    ANNOTATION_MISSING: {31: _uint, 35: _uint},
+    MARK: {33: _tstr},                                         # SPEC §10.4
+    ASSIGN: {24: _tstr},                                       # SPEC §10.5
+    SELF_CHECK: {36: _bool, 37: _tstrs, 38: _facts},           # SPEC §10.6
+    RELEASE: {10: _uint, 11: _tstr, 13: _uint, 27: _uint},     # SPEC §10.8
+}
+#: optional keys of each record type (besides _ANY)
+_OPTIONAL = {
+    REC_START: {41: _uint},
+    TIME_SET: {39: _int, 40: _uint},
+    INTERRUPTION: {10: _uint, 31: _uint, 34: _position},
+    MARK: {34: _position, 42: _bool},
 }
 
 
@@ -133,6 +191,7 @@ class RecordRow:
     offset: int              # byte offset of the item in that file
     verdict: str
     reason: str = ""
+    info: str = ""           # what the record says, for workflow records (SPEC §10)
 
 
 @dataclass
@@ -145,7 +204,7 @@ class SegmentRow:
     chunk_size: int | None
     closed_by: str | None    # "SEGMENT", "RECOVERY", or None (open)
     verdict: str
-    marks: str               # one character per chunk: . M - U R (SPEC §6)
+    marks: str               # one character per chunk: . M - U R X (SPEC §6)
     reason: str = ""
 
 
@@ -167,6 +226,16 @@ class Report:
     chain_end: int | None = None                      # highest seq in the chain
     record_count: int = 0
     log_files: list = field(default_factory=list)
+    # the officer workflow (SPEC §10), from records whose signature and body verify
+    interruptions: list = field(default_factory=list)  # {seq, reason, segment, at, refers,
+                                                       #  annotations, missing, status}
+    marks: list = field(default_factory=list)          # {seq, kind, at, phrase, rtc}
+    releases: list = field(default_factory=list)       # {seq, segment, media, length,
+                                                       #  number, receipt_seq, valid}
+    time_sets: list = field(default_factory=list)      # {seq, old, new, drift, since,
+                                                       #  drift_flag}
+    self_checks: list = field(default_factory=list)    # {seq, ready, reasons, facts}
+    assignments: list = field(default_factory=list)    # {seq, officer, unit, station}
 
     @property
     def ok(self) -> bool:
@@ -189,7 +258,7 @@ class Report:
 
 class _Rec:
     __slots__ = ("file", "offset", "data", "hash", "body", "seq", "type", "kid", "protected",
-                 "payload", "sig", "fatal", "errors", "sig_ok", "schema_ok", "row")
+                 "payload", "sig", "fatal", "errors", "sig_ok", "schema_ok", "row", "info")
 
     def __init__(self, file, offset, data):
         self.file, self.offset, self.data = file, offset, data
@@ -201,6 +270,7 @@ class _Rec:
         self.sig_ok = False
         self.schema_ok = False   # type known, every key present with the right type
         self.row = None
+        self.info = ""           # a summary of what a workflow record says
 
     @property
     def where(self):
@@ -272,20 +342,118 @@ def _parse_record(rec: _Rec, item):
     if schema is None:
         rec.errors.append("unknown record type %d" % rec.type)
         return
-    allowed = set(_COMMON) | set(schema) | {0, 9}
+    optional = {**_ANY, **_OPTIONAL.get(rec.type, {})}
+    allowed = set(_COMMON) | set(schema) | set(optional) | {0}
     n = len(rec.errors)
     for k, check in schema.items():
         if k not in body:
             rec.errors.append("%s body lacks key %s" % (rec.tname, _keyname(k)))
         elif not check(body[k]):
             rec.errors.append("%s body key %s has the wrong type" % (rec.tname, _keyname(k)))
-    if 9 in body and not _uint(body[9]):
-        rec.errors.append("body key 9 (flags) has the wrong type")
+    for k, check in optional.items():
+        if k in body and not check(body[k]):
+            rec.errors.append("body key %s has the wrong type" % _keyname(k))
     rec.schema_ok = len(rec.errors) == n
     extra = [k for k in body if k not in allowed]
     if extra:
         rec.errors.append("%s body has unexpected keys %s" % (
             rec.tname, ", ".join(_keyname(k) for k in extra)))
+
+
+def _value_errors(rec: _Rec) -> list:
+    """What a record's own body contradicts (SPEC §3.1, §10); needs no other record."""
+    b, t, errs = rec.body, rec.type, []
+    if 30 in b and b[7] is None:
+        errs.append("unit (key 30) %r without an officer (key 7 is null)" % b[30])
+    if t == MARK:
+        if b[33] not in MARK_KINDS:
+            errs.append("MARK kind %r is not one of %s" % (b[33], ", ".join(MARK_KINDS)))
+        elif 42 in b and b[33] != "notice_given":
+            errs.append("phrase (key 42) on a MARK %r: only notice_given carries it" % b[33])
+    elif t == INTERRUPTION:
+        if 31 in b and b[17] != "power_loss":
+            errs.append("refers (key 31) on an INTERRUPTION with reason %r: only power_loss "
+                        "refers to a RECOVERY" % b[17])
+        if 34 in b and 10 in b and b[34][0] != b[10]:
+            errs.append("INTERRUPTION at (key 34) is in segment %d, but its segment (key 10) is "
+                        "%d" % (b[34][0], b[10]))
+    elif t == SELF_CHECK:
+        if b[36] and b[37]:
+            errs.append("SELF_CHECK is READY but gives NOT_READY reasons %s" % ", ".join(b[37]))
+        elif not b[36] and not b[37]:
+            errs.append("SELF_CHECK is NOT_READY but gives no reason")
+    elif t == TIME_SET:
+        if (39 in b) != (40 in b):
+            errs.append("TIME_SET carries %s without %s" % (
+                ("drift (key 39)", "since (key 40)") if 39 in b else
+                ("since (key 40)", "drift (key 39)")))
+        elif 39 in b:
+            since, drift = b[40], b[39]
+            if since == 0:
+                errs.append("TIME_SET measures a drift over since = 0 ms")
+            else:
+                want = (b[28] - b[29]) * 86_400_000 / since
+                if abs(drift - want) > 1:
+                    errs.append("TIME_SET drift %d ms/day does not match (old - new) x "
+                                "86,400,000 / since = %.1f" % (drift, want))
+    return errs
+
+
+def _record_info(rec: _Rec) -> str:
+    """A one-line summary of what a workflow record says (RecordRow.info)."""
+    b, t = rec.body, rec.type
+
+    def at(p):
+        return "segment %d chunk %d offset %d" % tuple(p)
+    if t == TIME_SET:
+        s = "clock set from %d to %d (%+d ms)" % (b[28], b[29], b[29] - b[28])
+        if 39 in b:
+            s += "; drift %+d ms/day over %d ms since the last calibration" % (b[39], b[40])
+        else:
+            s += "; first calibration (no drift measured)"
+        if b.get(9, 0) & F_DRIFT:
+            s += "; flag DRIFT: beyond the device's drift limit"
+        return s
+    if t == INTERRUPTION:
+        s = "reason %s" % b[17]
+        if 10 in b:
+            s += "; segment %d" % b[10]
+        if 34 in b:
+            s += "; at " + at(b[34])
+        if 31 in b:
+            s += "; recovery seq %d" % b[31]
+        return s
+    if t == VOICE_ANNOTATION:
+        sp = b[32]
+        return "explains seq %d; segment %d from chunk %d offset %d to chunk %d offset %d; " \
+               "held %d ms" % (b[31], sp[0], sp[1], sp[2], sp[3], sp[4], b[35])
+    if t == ANNOTATION_MISSING:
+        return "no voice annotation for seq %d (waited %d ms)" % (b[31], b[35])
+    if t == MARK:
+        s = b[33]
+        if 34 in b:
+            s += " at " + at(b[34])
+        if 42 in b:
+            s += "; notice phrase %s" % ("played" if b[42] else "not played")
+        return s
+    if t == ASSIGN:
+        if b[7] is None:
+            return "released from its officer by station %s" % b[24]
+        return "assigned to %s%s by station %s" % (
+            b[7], " (unit %s)" % b[30] if 30 in b else "", b[24])
+    if t == SELF_CHECK:
+        s = "READY" if b[36] else "NOT_READY: " + ", ".join(b[37])
+        facts = b[38]
+        names = {1: "battery %d%%", 2: "storage %d min", 3: "clock error %+d ms",
+                 4: "oldest unreceipted record %d s", 5: "calibrated %d ms ago"}
+        f = [names[k] % facts[k] for k in sorted(facts) if k in names]
+        return s + ("; " + ", ".join(f) if f else "")
+    if t == RELEASE:
+        return "segment %d (%s, %d bytes) released against receipt %d" % (
+            b[10], b[11], b[13], b[27])
+    if t == RECEIPT:
+        return "receipt %d covers records 0..%d (station %s)" % (b[27], b[25], b[24])
+    return ""
 
 
 def _decode_one(data: bytes, pos: int):
@@ -399,6 +567,7 @@ class _Verifier:
         self._records()
         self._chain()
         self._links()
+        self._workflow()
         self._rows(events)
         self._head()
         self._segments()
@@ -471,6 +640,9 @@ class _Verifier:
                             "device key (fingerprint %s)"
                             % (_keys.fingerprint(r.body[18]), self.rep.fingerprint))
             r.errors[:0] = errs
+            if r.schema_ok:
+                r.errors.extend(_value_errors(r))
+                r.info = _record_info(r)
         self.rep.device = device
 
     # chain ----------------------------------------------------------------------
@@ -543,6 +715,7 @@ class _Verifier:
                                   r.seq, r.file, r.offset)
                 else:
                     row = RecordRow(r.seq, r.tname, r.file, r.offset, OK)
+                row.info = r.info or ""
                 r.row = row
                 rows.append(row)
             for kind, pos, msg in torn_at.get(rel, []):
@@ -668,7 +841,196 @@ class _Verifier:
                     continue  # its REC_START is already reported as NOT_OK
                 r.errors.append("refers to segment %d, which has no REC_START record before "
                                 "it" % s)
-        self.starts, self.members = starts, members
+        self.starts, self.members, self.trusted = starts, members, trusted
+
+    # officer workflow (SPEC §10) ---------------------------------------------------
+    def _workflow(self):
+        """Cross-record checks of the workflow records: what ``refers`` names, where
+        ``span`` / ``at`` point, what releases a segment's media; and the report's
+        workflow lists. Only trusted records are looked at; a reference to a record that is
+        itself NOT_OK is not reported again."""
+        rep = self.rep
+        trusted = sorted(self.trusted, key=lambda r: r.seq)
+        by_seq = {r.seq: r for r in trusted}
+        starts, members = self.starts, self.members
+        close = {}
+        for S, ms in members.items():
+            cl = [r for r in ms if r.type in (SEGMENT, RECOVERY)]
+            if cl:
+                close[S] = min(cl, key=lambda r: r.seq)
+        self.released = {}            # segment -> (RELEASE record, RECEIPT record)
+
+        def refer(r, n, want):
+            """The trusted record seq n of type ``want`` before r, or None (r.errors)."""
+            o = by_seq.get(n)
+            if o is not None and o.seq < r.seq and o.type == want:
+                return o
+            f = self.first.get(n)
+            if o is None and f is not None and f.type == want and f.seq < r.seq:
+                return None            # NOT_OK itself, reported there
+            if n >= r.seq:
+                what = "seq %d, which does not come before it" % n
+            elif f is None:
+                what = "seq %d, which is not in the chain" % n
+            else:
+                what = "seq %d, a %s, not a%s %s" % (
+                    n, f.tname, "n" if TYPE_NAMES[want][0] in "AEIOU" else "",
+                    TYPE_NAMES[want])
+            r.errors.append("%s refers (key 31) to %s" % (r.tname, what))
+            return None
+
+        def segment(r, S, what):
+            """The REC_START of segment S, if it stands before r; else None (r.errors)."""
+            if S in starts and S < r.seq:
+                return starts[S]
+            o = self.first.get(S)
+            if o is not None and o.type == REC_START and S < r.seq \
+                    and not (o.sig_ok and o.schema_ok):
+                return None
+            r.errors.append("%s names segment %d, which has no REC_START record before it"
+                            % (what, S))
+            return None
+
+        def position(r, what, S, chunk, off, end=False):
+            """Byte offset of (chunk, off) in segment S; None if it is not valid (r.errors).
+            ``end``: an exclusive end, which may stand at the end of a chunk."""
+            C = starts[S].body[12]
+            if C <= 0:
+                return None            # reported with the segment
+            if off > C or (off == C and not end):
+                r.errors.append("%s: offset %d is not inside a chunk of %d bytes"
+                                % (what, off, C))
+                return None
+            p = chunk * C + off
+            cl = close.get(S)
+            if cl is not None and p > cl.body[13]:
+                r.errors.append("%s: byte %d (chunk %d offset %d) lies beyond segment %d's "
+                                "signed length of %d bytes (seq %d %s)"
+                                % (what, p, chunk, off, S, cl.body[13], cl.seq, cl.tname))
+                return None
+            return p
+
+        def at(r):
+            a = r.body.get(34)
+            if a is not None and segment(r, a[0], "at (key 34)") is not None:
+                position(r, "at (key 34)", a[0], a[1], a[2])
+            return list(a) if a is not None else None
+
+        intr = {}
+        receipts = {}                 # number -> RECEIPT record (trusted, first)
+        boots = [r.seq for r in trusted if r.type == BOOT]
+        assigned, assigned_noted = None, False
+        for r in trusted:
+            b, t = r.body, r.type
+            if assigned is not None and not assigned_noted and t != ASSIGN:
+                a = assigned
+                if (b[7], b.get(30)) != (a.body[7], a.body.get(30)):
+                    rep.notes.append(
+                        "seq %d (%s) carries officer %r, unit %r, but the last ASSIGN (seq %d) "
+                        "assigned officer %r, unit %r" % (
+                            r.seq, r.tname, b[7], b.get(30), a.seq, a.body[7], a.body.get(30)))
+                    assigned_noted = True
+            if t == RECEIPT:
+                receipts.setdefault(b[27], r)
+            elif t == INTERRUPTION:
+                if 10 in b:
+                    segment(r, b[10], "INTERRUPTION segment (key 10)")
+                pos = at(r)
+                if 31 in b and b[17] == "power_loss":
+                    rc = refer(r, b[31], RECOVERY)
+                    if rc is not None and 10 in b and rc.body[10] != b[10]:
+                        r.errors.append("INTERRUPTION names segment %d, but the RECOVERY it "
+                                        "refers to (seq %d) recovered segment %d"
+                                        % (b[10], rc.seq, rc.body[10]))
+                intr[r.seq] = {"seq": r.seq, "reason": b[17], "segment": b.get(10), "at": pos,
+                               "refers": b.get(31), "rtc": b[4], "annotations": [],
+                               "missing": None, "status": None}
+            elif t in (VOICE_ANNOTATION, ANNOTATION_MISSING):
+                i = refer(r, b[31], INTERRUPTION)
+                if t == VOICE_ANNOTATION:
+                    S, c0, o0, c1, o1 = b[32]
+                    if segment(r, S, "span (key 32)") is not None:
+                        p0 = position(r, "span (key 32) start", S, c0, o0)
+                        p1 = position(r, "span (key 32) end", S, c1, o1, end=True)
+                        if p0 is not None and p1 is not None and p0 > p1:
+                            r.errors.append("span (key 32) starts after it ends (byte %d > "
+                                            "byte %d of segment %d)" % (p0, p1, S))
+                if i is not None and i.seq in intr:
+                    if t == VOICE_ANNOTATION:
+                        intr[i.seq]["annotations"].append(r.seq)
+                    elif intr[i.seq]["missing"] is None:
+                        intr[i.seq]["missing"] = r.seq
+            elif t == MARK:
+                rep.marks.append({"seq": r.seq, "kind": b[33], "at": at(r),
+                                  "phrase": b.get(42), "rtc": b[4]})
+            elif t == ASSIGN:
+                assigned, assigned_noted = r, False
+                rep.assignments.append({"seq": r.seq, "officer": b[7], "unit": b.get(30),
+                                        "station": b[24]})
+            elif t == SELF_CHECK:
+                rep.self_checks.append({"seq": r.seq, "ready": b[36], "reasons": list(b[37]),
+                                        "facts": dict(b[38])})
+            elif t == TIME_SET:
+                rep.time_sets.append({"seq": r.seq, "old": b[28], "new": b[29],
+                                      "drift": b.get(39), "since": b.get(40),
+                                      "drift_flag": bool(b.get(9, 0) & F_DRIFT)})
+            elif t == RELEASE:
+                self._release(r, segment, close, receipts)
+        for seq, d in intr.items():
+            if d["annotations"]:
+                d["status"] = "explained"
+            elif d["missing"] is not None:
+                d["status"] = "annotation_missing"
+            elif any(x > seq for x in boots):
+                d["status"] = "unexplained"
+                rep.notes.append("interruption seq %d (%s) was never explained: no "
+                                 "VOICE_ANNOTATION or ANNOTATION_MISSING before the recorder "
+                                 "restarted" % (seq, d["reason"]))
+            else:
+                d["status"] = "waiting"
+            rep.interruptions.append(d)
+
+    def _release(self, r, segment, close, receipts):
+        b = r.body
+        S, n = b[10], b[27]
+        entry = {"seq": r.seq, "segment": S, "media": b[11], "length": b[13], "number": n,
+                 "receipt_seq": None, "valid": False}
+        self.rep.releases.append(entry)
+        st = segment(r, S, "RELEASE segment (key 10)")
+        if st is None:
+            return
+        errs = []
+        cl = close.get(S)
+        why = "segment %d released without a covering receipt: " % S
+        rc = receipts.get(n)
+        if cl is None or cl.seq > r.seq:
+            errs.append(why + "the segment is not closed (no SEGMENT or RECOVERY) before the "
+                              "RELEASE")
+        elif rc is None:
+            o = [x for x in self.recs if x.fatal is None and x.type == RECEIPT
+                 and x.seq < r.seq and x.body.get(27) == n]
+            if o and self.first.get(o[0].seq) is o[0]:
+                return                 # that RECEIPT is NOT_OK itself, reported there
+            errs.append(why + "no RECEIPT record numbered %d before it" % n)
+        elif rc.body[25] < cl.seq:
+            errs.append(why + "receipt %d (seq %d) covers records 0..%d, but the segment is "
+                              "closed by seq %d (%s)" % (n, rc.seq, rc.body[25], cl.seq,
+                                                          cl.tname))
+        if b[11] != st.body[11]:
+            errs.append("RELEASE media %r is not segment %d's media %r" % (b[11], S,
+                                                                            st.body[11]))
+        if cl is not None and b[13] != cl.body[13]:
+            errs.append("RELEASE length %d is not segment %d's signed length %d (seq %d %s)"
+                        % (b[13], S, cl.body[13], cl.seq, cl.tname))
+        if errs:
+            r.errors.extend(errs)
+            return
+        entry["receipt_seq"], entry["valid"] = rc.seq, True
+        if S in self.released:
+            self.rep.notes.append("segment %d released again by seq %d (first by seq %d)"
+                                  % (S, r.seq, self.released[S][0].seq))
+        else:
+            self.released[S] = (r, rc)
 
     def _segments(self):
         rep = self.rep
@@ -774,6 +1136,11 @@ class _SegJob:
             self.cover_len, self.cover_chunks = 0, 0
         self.path = self._safe_path(self.media)
         self.to_hash = self.cover_len if self.path else 0
+        # (RELEASE, RECEIPT) when a valid RELEASE of this segment stands in the chain
+        self.released = v.released.get(self.S)
+        if self.released is not None and self.path is not None \
+                and not os.path.exists(self.path):
+            self.to_hash = 0
 
     def _safe_path(self, rel):
         if not rel or rel.startswith(("/", "\\")) or "\\" in rel or ".." in rel.split("/") \
@@ -869,11 +1236,17 @@ class _SegJob:
         row = SegmentRow(S, self.media, self.cover_len, None, 0, C, closed_by, OK, "")
         self._check_manifests()
         hashes, file_size = [], None
+        gone = None        # media released against a receipt and removed (SPEC §10.8)
         if self.path is not None and C > 0:
             try:
                 file_size = os.path.getsize(self.path)
             except FileNotFoundError:
-                if self.cover_len > 0:
+                if self.released is not None:
+                    rel, rc = self.released
+                    gone = "segment %d released against receipt %d (seq %d RELEASE; receipt " \
+                           "seq %d covers records 0..%d): its media %s was removed" % (
+                               S, rel.body[27], rel.seq, rc.seq, rc.body[25], self.media)
+                elif self.cover_len > 0:
                     self._err("segment %d: media file %s is missing" % (S, self.media))
                 elif self.close is None:   # nothing signed yet; a new file may not exist yet
                     self.infos.append("media file %s does not exist yet" % self.media)
@@ -889,7 +1262,13 @@ class _SegJob:
                     self._err("segment %d: media file %s cannot be read (%s)"
                               % (S, self.media, e))
         row.file_size = file_size
-        marks = self._marks(hashes, file_size) if C > 0 else ""
+        if gone:
+            marks = "X" * self.cover_chunks
+        else:
+            marks = self._marks(hashes, file_size) if C > 0 else ""
+            if self.released is not None and file_size is not None:
+                self.notes.append("released by seq %d (RELEASE), but its media is still "
+                                  "present: verified" % self.released[0].seq)
         row.marks, row.chunks = marks, len(marks)
         if self.errors:
             row.verdict = NOT_OK
@@ -899,6 +1278,10 @@ class _SegJob:
             if self.infos:
                 row.verdict = OK_WITH_MISSING_INFO
                 parts = list(self.infos)
+            if gone:
+                row.verdict = OK_WITH_MISSING_INFO
+                parts.insert(0, gone)
+                self.v.info.append(gone)
         row.reason = "; ".join(parts + self.notes)
         for reason, seq, chunk in self.errors:
             extra = {"segment": S, "record": seq}
@@ -1051,6 +1434,36 @@ def _marks_window(marks: str, width: int = 60) -> str:
     return s + "…" if start + width - 2 < len(marks) else s
 
 
+def _workflow_lines(rep: Report) -> list:
+    out = []
+    for i in rep.interruptions:
+        how = {"explained": "explained by voice annotation seq %s"
+                            % ", ".join(map(str, i["annotations"])),
+               "annotation_missing": "no voice annotation (seq %s ANNOTATION_MISSING)"
+                                     % i["missing"],
+               "unexplained": "never explained (the recorder restarted)",
+               "waiting": "waiting for a voice annotation"}[i["status"]]
+        out.append("interruption seq %d: %s%s; %s" % (
+            i["seq"], i["reason"], "" if i["segment"] is None else " (segment %d)" % i["segment"],
+            how))
+    if rep.marks:
+        kinds = {}
+        for m in rep.marks:
+            kinds.setdefault(m["kind"], []).append(str(m["seq"]))
+        out.append("marks: " + "; ".join("%s seq %s" % (k, ", ".join(v))
+                                         for k, v in sorted(kinds.items())))
+    for t in rep.time_sets:
+        if t["drift"] is not None:
+            out.append("clock set at seq %d: drift %+d ms/day%s" % (
+                t["seq"], t["drift"], " (flag DRIFT: beyond the limit)" if t["drift_flag"]
+                else ""))
+    for r in rep.releases:
+        if r["valid"]:
+            out.append("segment %d released against receipt %d (seq %d)"
+                       % (r["segment"], r["number"], r["seq"]))
+    return out
+
+
 def _format_text(rep: Report, all_records: bool = False) -> str:
     out = ["store   %s" % rep.store]
     out.append("device  %s   key %s   origin %s" % (
@@ -1072,8 +1485,11 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
             out.append("%8s  %-22s %9.2f %7d  %-21s %s" % (
                 "-" if s.segment is None else s.segment, s.media, mb, s.chunks, s.verdict,
                 _marks_window(s.marks)))
-        out.append("marks: . verified  M mismatch  - missing  U unsigned (open)  "
-                   "R sealed at recovery")
+        legend = "marks: . verified  M mismatch  - missing  U unsigned (open)  " \
+                 "R sealed at recovery"
+        if any("X" in s.marks for s in rep.segments):
+            legend += "  X released against a receipt"
+        out.append(legend)
     else:
         out.append("no segments")
     rows = rep.records if all_records else [r for r in rep.records if r.verdict != OK]
@@ -1081,11 +1497,16 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
         out.append("")
         out.append("records%s:" % ("" if all_records else " not OK"))
         for r in rows[:200]:
-            out.append("  seq %-6s %-26s %-11s %-21s %s" % (
+            out.append(("  seq %-6s %-26s %-11s %-21s %s" % (
                 "-" if r.seq is None else r.seq, "%s@%d" % (r.file, r.offset),
-                r.type or "-", r.verdict, r.reason))
+                r.type or "-", r.verdict, "; ".join(x for x in (r.reason, r.info) if x)))
+                .rstrip())
         if len(rows) > 200:
             out.append("  … and %d more" % (len(rows) - 200))
+    wf = _workflow_lines(rep)
+    if wf:
+        out.append("")
+        out.extend(wf)
     out.append("")
     out.append("VERDICT: %s" % rep.verdict)
     if rep.first_failure:

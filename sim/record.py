@@ -11,6 +11,7 @@ import sys
 from sim import vm
 
 ROOT = vm.ROOT
+VM_HEAP = 32 * 1024 * 1024   # room for the pre-record ring (a board keeps it in PSRAM)
 
 
 def _paths():
@@ -27,7 +28,7 @@ def run_job(job, runtime="cpython"):
         j = dict(job, sd="/sd", flash="/flash")
         proc = vm.run(os.path.join(vm.SIM_HAL, "simmain.py"), libs=(vm.FIRMWARE, vm.SIM_HAL),
                       mounts=((job["sd_host"], "/sd"), (job["flash_host"], "/flash")),
-                      args=(json.dumps(j),))
+                      args=(json.dumps(j),), heap=VM_HEAP)
         for line in proc.stdout.splitlines():
             if line.startswith("SIM-RESULT "):
                 return json.loads(line[len("SIM-RESULT "):])

@@ -354,11 +354,11 @@ def test_boot_with_another_public_key(store):
 
 
 def test_unknown_record_type(store):
-    body = store.body(10, {17: "future"})
-    store.append_raw(rw.sign_record(body, store.key), body[1], 10)
+    body = store.body(99, {17: "future"})
+    store.append_raw(rw.sign_record(body, store.key), body[1], 99)
     rep = verify_store(store.root, store.pubkey)
-    check(rep, NOT_OK, seq=8, words=["unknown record type 10"])
-    assert rep.records[-1].type == "UNKNOWN(10)"
+    check(rep, NOT_OK, seq=8, words=["unknown record type 99"])
+    assert rep.records[-1].type == "UNKNOWN(99)"
 
 
 def test_receipt_and_time_set_records(store):
@@ -812,7 +812,11 @@ def test_report_json_shape(store):
                       "head_file", "chain_end", "record_count", "log_files", "exit_code"}
     assert d["verdict"] == NOT_OK and d["exit_code"] == 1
     assert set(d["first_failure"]) >= {"seq", "file", "offset", "reason"}
-    assert set(d["records"][0]) == {"seq", "type", "file", "offset", "verdict", "reason"}
+    assert set(d["records"][0]) == {"seq", "type", "file", "offset", "verdict", "reason",
+                                    "info"}
+    for k in ("interruptions", "marks", "releases", "time_sets", "self_checks",
+              "assignments"):
+        assert d[k] == []
     assert set(d["segments"][0]) == {"segment", "media", "length", "file_size", "chunks",
                                      "chunk_size", "closed_by", "verdict", "marks", "reason"}
 

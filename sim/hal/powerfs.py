@@ -135,6 +135,13 @@ class PowerFS(PosixFS):
         self._step("rename", src)
         os.rename(s, d)
 
+    def power_cycle(self):
+        """Power comes back after a cut (or a pulled battery): what was only in RAM is
+        gone; the medium works again."""
+        self.dead = False
+        self.cut_at = None
+        self.reserved = 0
+
     def release(self, path):
         """Remove a file (released media, SPEC §10.8): one step."""
         p = self._p(path)

@@ -98,6 +98,7 @@ class SimCamera:
         self.frame_no = 0
         self._next_ms = None
         self._cache = (None, None)   # (text lines, their encoded blocks): one per second
+        self.fault = False           # set: poll() fails as a broken sensor would
 
     def start(self):
         self._next_ms = self.clock.mono_ms()
@@ -131,6 +132,8 @@ class SimCamera:
 
     def poll(self):
         """Frames due since the last poll (list of bytes), per the simulated clock."""
+        if self.fault:
+            raise OSError(5, "camera fault")
         if self._next_ms is None:
             self.start()
         now = self.clock.mono_ms()

@@ -18,6 +18,7 @@ except AttributeError:  # CPython
 class SimClock:
     def __init__(self, rtc_ms=1795000000000, drift_ppm=0):
         self._rtc0 = rtc_ms      # RTC reading at mono 0
+        self._true0 = rtc_ms     # true (UTC) time at mono 0: the station's clock
         self._mono = 0
         self.drift_ppm = drift_ppm
         self._real = False       # real-time mode
@@ -58,6 +59,10 @@ class SimClock:
         m = self.mono_ms()
         return self._rtc0 + m + m * self.drift_ppm // 1000000
 
+    def true_rtc_ms(self):
+        """What a correct clock reads now (the RTC drifts away from it)."""
+        return self._true0 + self.mono_ms()
+
     def set_rtc(self, ms):
         m = self.mono_ms()
         self._rtc0 = ms - m - m * self.drift_ppm // 1000000
@@ -75,6 +80,7 @@ class SimClock:
     def reboot(self):
         """Power cycle: monotonic time starts again at 0, the RTC keeps running."""
         self._rtc0 = self.rtc_ms()
+        self._true0 = self.true_rtc_ms()
         self._mono = 0
         if self._real:
             self._t0 = _ticks_ms() if _ticks_ms else time.monotonic()

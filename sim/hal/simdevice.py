@@ -1,19 +1,43 @@
 # The virtual recorder: the real firmware on a simulated board (clock, camera, power-cut
-# storage). Runs the same on MicroPython (the WebAssembly VM) and CPython.
+# storage, buttons, LED/display). Runs the same on MicroPython (the WebAssembly VM) and
+# CPython.
 #
-# A shift is a list of steps, each a list: ["start"], ["run", seconds], ["stop"],
-# ["refuse", op, target], ["reboot"], ["officer", id]. run_shift() boots the device,
-# runs the steps and shuts down cleanly; a PowerCut from the storage model ends it early.
+# A shift is a list of steps, each a list:
+#   ["start"], ["stop"]              the officer starts / ends recording (the workflow's calls)
+#   ["run", s]                       s seconds of device time pass (the workflow ticks)
+#   ["press", button]                a short press (record, mark, voice, notice), then 0.3 s
+#   ["hold", button, s]              the button held for s seconds, then 0.3 s
+#   ["battery", pct], ["temp", c]    sensor readings from now on
+#   ["fault"], ["heal"]              the camera fails / works again
+#   ["powercut"]                     power is pulled: nothing is shut down, RAM is lost,
+#                                    the device boots again
+#   ["dock", {...}]                  the station, in-process through the firmware's dock-link
+#                                    code: "receipt": true (a signed custody receipt up to
+#                                    the last record), "time": ms (TIME_SET to that RTC, or
+#                                    "true" for the simulator's true time), "assign":
+#                                    [officer, unit] or null, "check": true
+#   ["refuse", op, target], ["reboot"], ["officer", id]
+# run_shift() boots the device, runs the steps and shuts down cleanly; a PowerCut from the
+# storage model ends it early.
 import binascii
 import hashlib
 
+import cbor
+import cose
 import device
+import devkey
 import ed25519
 import hal
+import link
+import selfcheck
 import store as st
+import workflow
 from powerfs import PowerCut, PowerFS
 from simcam import SimCamera
 from simclock import SimClock
+from simui import SimButtons, SimSensors, SimUI
+
+STATION_SEED = b"sealcam-sim-station-key-seed-001"[:32]   # the in-process dock's key
 
 
 def seeded_random(seed):
@@ -56,6 +80,10 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     flash = PowerFS(flash_root, model)
     cam = SimCamera(clock, bitrate, fps, device_id, officer)
     h = hal.HAL(clock, rnd, sd, flash, cam, device_id)
+    h.buttons = SimButtons(clock)
+    h.ui = SimUI(clock)
+    h.sensors = SimSensors()
+    h.temperature = h.sensors.temperature
     if serial is not None:
         h.serial = serial
     if battery is not None:
@@ -65,22 +93,70 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     return h
 
 
+def dock(h, s, rec, opts, summary):
+    """The station's side of a dock cycle, in-process: the firmware's own receipt check
+    (link.Link), TIME_SET, ASSIGN and self-check (SPEC §10.7)."""
+    sk = ed25519.secret(STATION_SEED) if hasattr(ed25519, "secret") else STATION_SEED
+    pub = ed25519.public(sk)
+    link.add_trusted(h.flash, pub)
+    if opts.get("receipt") and not rec.recording:
+        lnk = link.Link(h, s, rec)
+        covered = s.seq - 1
+        import hashlib
+        body = {1: h.device, 2: covered, 3: hashlib.sha256(s.find(covered)).digest(),
+                4: lnk.last_receipt + 1, 5: h.clock.rtc_ms(), 6: "sim-archive"}
+        kid = devkey.fingerprint(pub)
+        r = cose.sign1(sk, cose.protected(kid.encode()), cbor.dumps(body))
+        res = lnk._receipt({1: r})
+        summary.setdefault("receipts", []).append([covered, res[1]])
+    t = opts.get("time")
+    if t is not None:
+        if t == "true":
+            t = h.clock.true_rtc_ms()
+        r = s.set_time(int(t))
+        summary.setdefault("time_sets", []).append([r[0], r[1], r[3], r[5]])
+    if "assign" in opts:
+        a = opts["assign"]
+        s.assign(a[0] if a else None, a[1] if a else None, devkey.fingerprint(pub))
+        h.camera.officer = s.officer
+    if opts.get("check"):
+        c = selfcheck.run(h, s, rec.cfg)
+        summary.setdefault("checks", []).append([c[1], c[2]])
+
+
 def shift(h, steps, settings=None, officer=None, log=None, summary=None):
     """Boot, run steps, shut down; a generator that yields after every capture tick.
     Fills `summary` (a dict). PowerCut propagates."""
     s, rec = device.boot(h, settings, officer)
+    wf = workflow.Workflow(h, s, rec, rec.cfg)
     summary.update({"boots": 1, "recovered": [], "refused": 0})
     if s.recovered:
         summary["recovered"].append(s.recovered)
     for step in steps:
         op = step[0]
         if op == "start":
-            rec.start("button")
+            wf.start("button")
         elif op == "run":
-            for _ in rec.ticks(int(step[1] * 1000)):
+            for _ in wf.ticks(int(step[1] * 1000)):
                 yield
         elif op == "stop":
-            rec.stop("button")
+            wf.stop("button")
+        elif op == "press" or op == "hold":
+            ms = 100 if op == "press" else int(step[2] * 1000)
+            h.buttons.press(step[1], ms)
+            for _ in wf.ticks(ms + 300):
+                yield
+        elif op == "battery":
+            h.sensors.battery_pct = step[1]
+            h.battery = h.sensors.battery
+        elif op == "temp":
+            h.sensors.temp = step[1]
+        elif op == "fault":
+            h.camera.fault = True
+        elif op == "heal":
+            h.camera.fault = False
+        elif op == "dock":
+            dock(h, s, rec, step[1], summary)
         elif op == "refuse":
             try:
                 s.request(step[1], step[2], "api")
@@ -89,12 +165,16 @@ def shift(h, steps, settings=None, officer=None, log=None, summary=None):
                 if log:
                     log(str(e))
         elif op == "officer":
-            s.officer = step[1]
+            s.officer = officer = step[1]
             h.camera.officer = step[1]
-        elif op == "reboot":
-            device.shutdown(s, rec)
+        elif op == "reboot" or op == "powercut":
+            if op == "reboot":
+                device.shutdown(s, rec)
+            else:
+                h.sd.power_cycle()     # unflushed writes are lost with the RAM
             h.clock.reboot()
-            s, rec = device.boot(h, settings, s.officer)
+            s, rec = device.boot(h, settings, officer)
+            wf = workflow.Workflow(h, s, rec, rec.cfg)
             summary["boots"] += 1
             if s.recovered:
                 summary["recovered"].append(s.recovered)
@@ -104,6 +184,9 @@ def shift(h, steps, settings=None, officer=None, log=None, summary=None):
     summary["records"] = s.seq
     summary["device"] = h.device
     summary["pubkey"] = binascii.hexlify(ed25519.public(s.sk)).decode()
+    summary["events"] = wf.events
+    summary["waiting"] = wf.waiting()
+    summary["ui"] = [list(e) for e in h.ui.log]
 
 
 def run_steps(h, steps, settings=None, officer=None, log=None):

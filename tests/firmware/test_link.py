@@ -9,6 +9,7 @@ import cose
 import device
 import devkey
 import ed25519
+import flashkv
 import frame
 import fwtest
 import link
@@ -255,7 +256,8 @@ class TestHelloAuth(LinkCase):
         n = len(self.chain())
         for op, args in ((link.LIST, {1: 0, 2: 10}), (link.GET, {1: 0}),
                          (link.READ, {1: self.seg, 2: 0, 3: 0, 4: 10}), (link.RECEIPT, {1: b""}),
-                         (link.TIME_SET, {1: 1})):
+                         (link.TIME_SET, {1: 1}), (link.ASSIGN, {1: "PC-1", 2: None}),
+                         (link.CHECK, None)):
             r = self.host.call(op, args)
             self.assertEqual(r[1], 401, r)
             self.assertTrue(link.OP_NAMES[op] in r[3], r)
@@ -474,7 +476,9 @@ class TestReceiptTime(LinkCase):
         self.assertEqual(body[26], hashlib.sha256(good).digest())
         self.assertEqual(body[27], 5)
         self.assertEqual(self.lnk.last_receipt, 5)
-        self.assertEqual(cbor.loads(self.h.flash.read("receipts.cbor"))[1], 5)
+        self.assertEqual(cbor.loads(self.h.flash.read("receipts.cbor")),
+                         {1: 5, 2: hashlib.sha256(good).digest(), 3: cov})
+        self.assertEqual(self.s.covered, cov)
         n = len(chain)
         # replayed, older, forged, wrong hash, not there, other device
         self.assertEqual(self.host.call(link.RECEIPT, {1: good})[1], 409)
@@ -725,3 +729,267 @@ class TestRobustness(LinkCase):
             self.assertEqual(self.host.dec.next(), None)   # one answer per pass
             self.lnk.service()
         self.assertEqual(got, [1, 2, 3])
+
+
+DAY = 86400000
+T0 = 1795000000000   # the simulated RTC at mono 0 (SimClock's default): a perfect clock
+
+
+class WorkflowOpsCase(LinkCase):
+    def true_now(self):
+        # the station's clock: where a drift-free RTC would stand now
+        return T0 + self.h.clock.mono_ms()
+
+    def calibrate(self):
+        r = self.host.call(link.TIME_SET, {1: self.true_now()})
+        self.assertEqual(r[1], 0, r)
+        return r[2]
+
+    def check(self):
+        r = self.host.call(link.CHECK)
+        self.assertEqual(r[1], 0, r)
+        return r[2]
+
+
+class TestAssignStatus(WorkflowOpsCase):
+    def test_assign_writes_the_record_and_later_records_carry_it(self):
+        self.login()
+        fp = devkey.fingerprint(ed25519.public(self.station))
+        r = self.host.call(link.ASSIGN, {1: "PC-4711", 2: "unit-7"})
+        self.assertEqual(r[1], 0, r)
+        raw, body = self.chain()[-1]
+        self.assertEqual(r[2], {1: body[1]})
+        self.assertEqual(body[0], st.ASSIGN)
+        self.assertEqual((body[7], body[30], body[24]), ("PC-4711", "unit-7", fp))
+        self.assertEqual(body.get(9, 0) & st.F_NO_OFFICER, 0)
+        self.assertEqual((self.s.officer, self.s.unit), ("PC-4711", "unit-7"))
+        self.assertEqual(flashkv.read(self.h.flash, st.ASSIGN_FILE), {1: "PC-4711", 2: "unit-7"})
+        # later records carry officer and unit; HELLO and STATUS report them
+        self.calibrate()
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[7], body[30]), (st.TIME_SET, "PC-4711", "unit-7"))
+        s = self.host.call(link.STATUS)[2]
+        self.assertEqual((s[2], s[3]), ("PC-4711", "unit-7"))
+        self.assertEqual(self.host.hello()[11], "PC-4711")
+        # another officer without a unit
+        self.login()
+        self.assertEqual(self.host.call(link.ASSIGN, {1: "PC-0815"})[1], 0)
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[7], 30 in body), (st.ASSIGN, "PC-0815", False))
+        # released: officer null, no unit, NO_OFFICER, on the ASSIGN record and after it
+        r = self.host.call(link.ASSIGN, {1: None, 2: None})
+        self.assertEqual(r[1], 0, r)
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[7], 30 in body), (st.ASSIGN, None, False))
+        self.assertEqual(body[9] & st.F_NO_OFFICER, st.F_NO_OFFICER)
+        self.assertEqual((self.s.officer, self.s.unit), (None, None))
+        self.assertEqual(flashkv.read(self.h.flash, st.ASSIGN_FILE), {1: None, 2: None})
+        self.check()
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[7], body[9] & st.F_NO_OFFICER),
+                         (st.SELF_CHECK, None, st.F_NO_OFFICER))
+        # the assignment survives a reboot (assign.cbor)
+        self.assertEqual(self.host.call(link.ASSIGN, {1: "PC-1", 2: "u1"})[1], 0)
+        device.shutdown(self.s, self.rec)
+        s2, rec2 = device.boot(self.h, self.settings)
+        self.assertEqual((s2.officer, s2.unit), ("PC-1", "u1"))
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[7], body[30]), (st.BOOT, "PC-1", "u1"))
+
+    def test_assign_and_check_need_auth_status_does_not(self):
+        n = len(self.chain())
+        self.host.hello()
+        for op, args in ((link.ASSIGN, {1: "PC-1", 2: "u"}), (link.ASSIGN, {1: None}),
+                         (link.CHECK, None), (link.CHECK, {})):
+            r = self.host.call(op, args)
+            self.assertEqual(r[1], 401, r)
+            self.assertTrue(link.OP_NAMES[op] in r[3], r)
+        r = self.host.call(link.STATUS)
+        self.assertEqual(r[1], 0, r)
+        self.assertEqual(len(self.chain()), n)
+        self.assertEqual(self.s.officer, None)
+
+    def test_assign_arguments_checked(self):
+        self.login()
+        n = len(self.chain())
+        for args in ({}, {2: "u"}, {1: 5}, {1: b"PC-1"}, {1: True}, {1: ["PC-1"]},
+                     {1: ""}, {1: "x" * 65}, {1: "PC-1", 2: 7}, {1: "PC-1", 2: False},
+                     {1: "PC-1", 2: "u" * 65}, {1: "PC-1", 2: ""}, {1: None, 2: "unit-7"}):
+            r = self.host.call(link.ASSIGN, args)
+            self.assertEqual(r[1], 400, (args, r))
+            self.assertTrue(r[3].startswith("ASSIGN"), r)
+        self.assertEqual(self.host.call(link.ASSIGN, "PC-1")[1], 400)
+        self.assertEqual(len(self.chain()), n)
+        self.assertEqual(self.s.officer, None)
+        r = self.host.call(link.ASSIGN, {1: "x" * 64, 2: "\u00e9" * 64})   # characters, not bytes
+        self.assertEqual(r[1], 0, r)
+        self.assertEqual(self.chain()[-1][1][30], "\u00e9" * 64)
+
+    def test_status_state_waiting_and_clock(self):
+        r = self.host.call(link.STATUS)    # not even HELLO
+        self.assertEqual(r[1], 0, r)
+        s = r[2]
+        self.assertEqual(sorted(s), [1, 2, 3, 4, 5, 6])
+        self.assertEqual((s[1], s[2], s[3], s[4], s[5]), ("standby", None, None, None, []))
+        self.assertEqual(s[6], [self.h.clock.rtc_ms(), self.h.clock.mono_ms()])
+        n = len(self.chain())
+        self.rec.start()
+        self.assertEqual(self.host.call(link.STATUS)[2][1], "recording")
+        self.rec.stop()
+        self.assertEqual(self.host.call(link.STATUS)[2][1], "standby")
+        self.assertEqual([b[0] for _, b in self.chain()[n:]],   # STATUS writes nothing
+                         [st.REC_START, st.SEGMENT, st.REC_STOP])
+        self.assertEqual(self.host.call(link.STATUS, [1])[1], 400)
+
+        class Workflow:
+            state = "choosing"
+
+            def waiting(self):
+                return [12, 15]
+
+        lnk = link.Link(self.h, self.s, self.rec, workflow=Workflow())
+        host = Host(lnk, self.ser)
+        s = host.call(link.STATUS)[2]
+        self.assertEqual((s[1], s[5]), ("choosing", [12, 15]))
+        self.lnk.workflow = Workflow()
+        self.lnk.workflow.state = "standby"
+        self.assertEqual(self.host.call(link.STATUS)[2][1], "standby")
+
+
+class TestCheckAndClock(WorkflowOpsCase):
+    def test_check_not_ready_until_calibrated_then_reasons(self):
+        self.login()
+        n = len(self.chain())
+        res = self.check()
+        self.assertEqual((res[1], res[2]), (False, ["clock_uncalibrated"]))
+        facts = res[3]
+        self.assertEqual(facts[1], 100)
+        self.assertTrue(facts[2] >= 240, facts)
+        self.assertTrue(3 not in facts and 5 not in facts, facts)
+        self.assertTrue(0 <= facts[4] < 60, facts)
+        chain = self.chain()
+        self.assertEqual(len(chain), n + 1)
+        body = chain[-1][1]
+        self.assertEqual((body[0], body[1]), (st.SELF_CHECK, res[4]))
+        self.assertEqual((body[36], body[37], body[38]), (False, ["clock_uncalibrated"], facts))
+        self.assertEqual(self.host.call(link.STATUS)[2][4], res)   # STATUS: the last check
+        # calibrated: READY
+        self.calibrate()
+        res = self.check()
+        self.assertEqual((res[1], res[2]), (True, []), res)
+        self.assertEqual((res[3][3], res[3][5]), (0, 0))
+        self.assertEqual(self.chain()[-1][1][36], True)
+        self.assertEqual(self.host.call(link.STATUS)[2][4], res)
+        # a low battery
+        self.h.battery = lambda: 20
+        res = self.check()
+        self.assertEqual((res[1], res[2], res[3][1]), (False, ["battery"], 20))
+        self.h.battery = lambda: 100
+        # too little storage: 100 MB is under two minutes at 8 Mbit/s
+        fs = self.h.sd
+        fs.capacity = fs.used + 100000000
+        res = self.check()
+        self.assertEqual((res[1], res[2]), (False, ["storage"]), res)
+        self.assertTrue(res[3][2] < 2, res)
+        fs.capacity = None
+        # a day without offload (R8)
+        self.h.clock.sleep_ms(DAY + 1000)
+        res = self.check()
+        self.assertEqual((res[1], res[2]), (False, ["offload_overdue"]), res)
+        self.assertTrue(res[3][4] > 24 * 3600, res)
+        self.assertEqual(res[3][3], 0)               # no drift measured: no error estimated
+        self.assertEqual(res[3][5], DAY + 1000)
+        # a receipt covering everything clears it; receipts.cbor keeps what it covers
+        chain = self.chain()
+        cov = len(chain) - 1
+        rc = make_receipt(self.station, self.h.device, cov,
+                          hashlib.sha256(chain[cov][0]).digest(), 1)
+        self.assertEqual(self.host.call(link.RECEIPT, {1: rc})[1], 0)
+        self.assertEqual(link.load_receipt_state(self.h.flash),
+                         {1: 1, 2: hashlib.sha256(rc).digest(), 3: cov})
+        res = self.check()
+        self.assertEqual((res[1], res[2]), (True, []), res)
+        self.assertTrue(res[3][4] < 5, res)
+
+    def test_time_set_measures_drift_and_flags_it(self):
+        self.login()
+        c = self.h.clock
+        c.drift_ppm = 100            # 8,640 ms a day fast
+        r = self.calibrate()         # the first calibration: nothing to compare with
+        self.assertEqual((r[4], r[5], r[6]), (None, None, False))
+        body = self.chain()[-1][1]
+        self.assertTrue(39 not in body and 40 not in body, body)
+        self.assertEqual(body.get(9, 0) & st.F_DRIFT, 0)
+        c.sleep_ms(DAY)
+        before = c.rtc_ms()
+        r = self.calibrate()
+        self.assertEqual(r[1], before)
+        self.assertEqual(r[5], DAY)
+        self.assertTrue(abs(r[4] - 8640) <= 2, r)
+        self.assertTrue(abs((r[1] - r[2]) - 8640) <= 2, r)
+        self.assertEqual(r[6], True)
+        body = self.chain()[-1][1]
+        self.assertEqual((body[0], body[1], body[39], body[40]), (st.TIME_SET, r[3], r[4], DAY))
+        self.assertEqual(body[9] & st.F_DRIFT, st.F_DRIFT)
+        self.assertEqual(flashkv.read(self.h.flash, st.CLOCK_FILE), {1: r[2], 2: r[4]})
+        # the limit is 3,000 ms a day (about 34.7 ppm), fast or slow
+        for ppm, want in ((35, 3024), (34, 2937), (-30, -2592), (-40, -3456), (0, 0)):
+            c.drift_ppm = ppm
+            r = self.calibrate()     # the same true time again: no measurement
+            self.assertEqual((r[4], r[5], r[6]), (None, None, False), (ppm, r))
+            c.sleep_ms(DAY)
+            r = self.calibrate()
+            self.assertTrue(abs(r[4] - want) <= 2, (ppm, r))
+            self.assertEqual((r[5], r[6]), (DAY, abs(want) > 3000), (ppm, r))
+            flags = self.chain()[-1][1].get(9, 0)
+            self.assertEqual(flags & st.F_DRIFT, st.F_DRIFT if abs(want) > 3000 else 0)
+        # the estimated error grows with the last measured drift: -40 ppm, 8 h later
+        c.drift_ppm = -40
+        self.calibrate()
+        c.sleep_ms(DAY)
+        r = self.calibrate()
+        self.assertTrue(abs(r[4] + 3456) <= 2, r)
+        res = self.check()
+        self.assertEqual(res[2], ["offload_overdue"], res)   # the clock is fine just after
+        c.sleep_ms(8 * 3600000)
+        res = self.check()
+        self.assertEqual(res[2], ["clock", "offload_overdue"], res)
+        self.assertTrue(abs(res[3][3] - r[4] // 3) <= 2, res)
+        self.assertTrue(abs(res[3][5] - (8 * 3600000 - 1152)) <= 1, res)   # on the slow RTC
+
+
+class TestFlashState(unittest.TestCase):
+    def test_receipt_state_old_files_and_left_over_new_file(self):
+        h, sd, flash = fwtest.sim()
+        self.assertEqual(link.load_receipt_state(h.flash), {})
+        flashkv.write(h.flash, "receipts.cbor", {1: 3, 2: bytes(32)})   # before key 3
+        self.assertEqual(link.load_receipt_state(h.flash), {1: 3, 2: bytes(32)})
+        s, rec = device.boot(h, SMALL)
+        self.assertEqual((s.covered, s.receipt_no), (-1, -1))
+        self.assertEqual(link.Link(h, s, rec).last_receipt, 3)
+        device.shutdown(s, rec)
+        # a receipts.new a cut left behind with a higher number wins; a lower one does not
+        f = h.flash.create("receipts.new")
+        f.write(cbor.dumps({1: 4, 2: bytes(32), 3: 0}))
+        f.close()
+        self.assertEqual(link.load_receipt_state(h.flash), {1: 4, 2: bytes(32), 3: 0})
+        s, rec = device.boot(h, SMALL)
+        self.assertEqual((s.covered, s.receipt_no), (0, 4))
+        device.shutdown(s, rec)
+        flashkv.write(h.flash, "receipts.cbor", {1: 9, 2: bytes(32), 3: 1})
+        f = h.flash.create("receipts.new")
+        f.write(cbor.dumps({1: 8, 2: bytes(32), 3: 5}))
+        f.close()
+        self.assertEqual(link.load_receipt_state(h.flash)[1], 9)
+
+    def test_trust_list_from_a_left_over_new_file(self):
+        h, sd, flash = fwtest.sim()
+        pub = ed25519.public(ed25519.secret(STATION_SEED))
+        f = h.flash.create("trust.new")
+        f.write(cbor.dumps([pub]))
+        f.close()
+        self.assertEqual(link.load_trusted(h.flash), [pub])
+        self.assertFalse(link.add_trusted(h.flash, pub))
+        other = ed25519.public(ed25519.secret(OTHER_SEED))
+        self.assertTrue(link.add_trusted(h.flash, other))
+        self.assertEqual(cbor.loads(h.flash.read("trust.cbor")), [pub, other])

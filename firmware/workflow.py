@@ -1,0 +1,298 @@
+# The officer's shift on the recorder (SPEC §10): buttons in, LED/vibration/beeps out;
+# pre-record, interruptions with voice-annotation markers, marks, storage policy.
+# One object per boot; tick() runs every tick_ms and drives the capture loop.
+import buttons as bt
+import prerecord
+import store as st
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+STANDBY = "standby"
+RECORDING = "recording"
+CHOOSING = "choosing"
+REASONS = ("weather", "place_change", "other")   # the officer's reasons (§10.1)
+MAX_WAITING = const(8)
+_START_MIN = const(262144)   # free bytes a start needs (a write keeps 64 KiB in reserve)
+
+
+class _NoUI:
+    def led(self, c):
+        pass
+
+    def vibrate(self, ms):
+        pass
+
+    def beep(self, n):
+        pass
+
+    def show(self, text):
+        pass
+
+    def say(self, phrase):
+        pass
+
+
+class Workflow:
+    def __init__(self, hal, store, rec, cfg):
+        self.hal = hal
+        self.store = store
+        self.rec = rec
+        self.cfg = cfg
+        self.clock = hal.clock
+        self.ui = getattr(hal, "ui", None) or _NoUI()
+        src = getattr(hal, "buttons", None)
+        self.buttons = bt.Buttons(src, cfg["long_press_ms"]) if src is not None else None
+        self.state = RECORDING if rec.recording else STANDBY
+        self.pending = []          # seqs of interruptions waiting for a voice annotation
+        self.resumed = None        # mono ms of the resume that prompted the officer
+        self.voice = None          # (pos, mono ms) when VOICE went down while recording
+        self.choice = 0
+        self.choose_until = 0
+        self.ring = None
+        self.events = []           # what happened, for a display log and the simulator
+        ps = cfg["prerecord_s"]
+        if ps:
+            cap = ps * cfg["bitrate"] // 8
+            if cap > cfg["prerecord_ram"]:
+                cap = cfg["prerecord_ram"]
+            self.ring = prerecord.Ring(cap, ps * 1000)
+            hal.camera.start()
+        rv = store.recovered
+        if rv and "interruption" in rv:
+            self._wait(rv["interruption"])
+            self.ui.led("amber")
+            self.ui.show("POWER LOST WHILE RECORDING")
+
+    # ------------------------------------------------------------ helpers
+    def _log(self, what):
+        ev = self.events
+        ev.append(what)
+        if len(ev) > 64:
+            ev.pop(0)
+
+    def waiting(self):
+        return list(self.pending)
+
+    def _wait(self, seq):
+        self.pending.append(seq)
+        if len(self.pending) > MAX_WAITING:
+            self._missing([self.pending.pop(0)], 0)
+
+    def _missing(self, seqs, waited):
+        s = self.store
+        for q in seqs:
+            s.record(st.ANNOTATION_MISSING, {st.K_REFERS: q, st.K_DURATION: waited})
+            self._log("annotation missing for %d" % q)
+
+    # ------------------------------------------------------------ officer actions
+    def start(self, reason="button"):
+        if self.state != STANDBY:
+            return None
+        if self.pending:
+            reason = "resume"
+        hz = self._hazard()
+        if hz:
+            self.ui.led("red")      # starting would only be interrupted again
+            self.ui.show("CANNOT RECORD: " + hz)
+            self._log("start refused: " + hz)
+            return None
+        self._make_room()
+        if self.store.fs.free() < _START_MIN:
+            self.ui.led("red")      # nothing a receipt covers is left to release
+            self.ui.show("STORAGE FULL")
+            self._log("start refused: storage full")
+            return None
+        try:
+            seq = self.rec.start(reason, self.ring)
+        except st.StoreFull:
+            if self.rec.recording:
+                self.interrupt("storage_full")
+            else:
+                self.ui.led("red")
+                self.ui.show("STORAGE FULL")
+                self._log("start refused: storage full")
+            return None
+        self.state = RECORDING
+        self._log("start %d %s" % (seq, reason))
+        if self.pending:
+            self.resumed = self.clock.mono_ms()
+            self.ui.beep(3)
+            self.ui.vibrate(800)
+            self.ui.led("amber-blink")
+            self.ui.show("HOLD VOICE: STATE WHY RECORDING WAS INTERRUPTED")
+        else:
+            self.ui.beep(1)
+            self.ui.led("green")
+        return seq
+
+    def stop(self, reason="button"):
+        """The officer ends the activity (not an interruption)."""
+        if self.state == STANDBY:
+            return None
+        self.state = STANDBY
+        self.voice = None
+        r = self.rec.stop(reason)
+        self.ui.beep(2)
+        self.ui.led("off")
+        self._log("stop %s" % reason)
+        if self.ring is not None:
+            self.hal.camera.start()
+        return r
+
+    def interrupt(self, reason):
+        """Recording stops for reason (SPEC §10.3): INTERRUPTION, then SEGMENT and REC_STOP."""
+        s = self.store
+        if not self.rec.recording:
+            self.state = STANDBY
+            return None
+        seg = s.seg.seq
+        s.record(st.INTERRUPTION, {st.K_REASON: reason, st.K_SEGMENT: seg, st.K_AT: s.pos()})
+        q = s.seq - 1
+        self.state = STANDBY
+        self.voice = None
+        self.rec.stop("interrupted", reason not in ("storage_full", "device_fault"))
+        self._wait(q)
+        self.resumed = None
+        self.ui.beep(2)
+        self.ui.vibrate(400)
+        self.ui.led("amber")
+        self.ui.show("INTERRUPTED: " + reason)
+        self._log("interrupted %d %s" % (q, reason))
+        if self.ring is not None:
+            self.ring.clear()
+            self.hal.camera.start()
+        return q
+
+    def mark(self, kind):
+        s = self.store
+        if self.state == STANDBY:
+            self.ui.beep(1)
+            return None
+        f = {st.K_KIND: kind, st.K_AT: s.pos()}
+        if kind == "notice_given" and self.cfg["notice_phrase"]:
+            self.ui.say("notice")   # the standard phrase of R5
+            f[st.K_PHRASE] = True
+        s.record(st.MARK, f)
+        self.ui.vibrate(100)
+        self._log("mark %s" % kind)
+        return s.seq - 1
+
+    def _voice_done(self, t):
+        pos0, t0 = self.voice
+        self.voice = None
+        s = self.store
+        end = s.pos()
+        if end is None or t - t0 < self.cfg["voice_min_ms"] or not self.pending:
+            self.ui.beep(1)
+            return
+        if end[0] != pos0[0]:   # the segment rolled over while the officer spoke
+            pos0 = [end[0], 0, 0]
+        span = [end[0], pos0[1], pos0[2], end[1], end[2]]
+        for q in self.pending:
+            s.record(st.VOICE_ANNOTATION, {st.K_REFERS: q, st.K_SPAN: span,
+                                           st.K_DURATION: t - t0})
+            self._log("annotation for %d" % q)
+        self.pending = []
+        self.resumed = None
+        self.ui.beep(1)
+        self.ui.led("green")
+        self.ui.show("")
+
+    # ------------------------------------------------------------ the loop
+    def _input(self, name, kind, t):
+        state = self.state
+        if state == CHOOSING:
+            if name == "record" and kind == bt.PRESS:
+                self.state = RECORDING
+                self.interrupt(REASONS[self.choice])
+            elif name == "mark" and kind == bt.PRESS:
+                self.choice = (self.choice + 1) % len(REASONS)
+                self.choose_until = t + self.cfg["choose_s"] * 1000
+                self.ui.show("REASON: " + REASONS[self.choice])
+            return
+        if name == "record":
+            if kind == bt.PRESS:
+                if state == STANDBY:
+                    self.start("button")
+                else:
+                    self.stop("button")
+            elif kind == bt.HOLD and state == RECORDING:
+                self.state = CHOOSING
+                self.choice = 0
+                self.choose_until = t + self.cfg["choose_s"] * 1000
+                self.ui.vibrate(200)
+                self.ui.show("REASON: " + REASONS[0])
+        elif name == "mark":
+            if kind == bt.PRESS:
+                self.mark("bookmark")
+            elif kind == bt.HOLD:
+                self.mark("important")
+        elif name == "notice" and kind == bt.PRESS:
+            self.mark("notice_given")
+        elif name == "voice":
+            if kind == bt.DOWN and state == RECORDING:
+                self.voice = (self.store.pos(), t)
+                self.ui.led("red")
+            elif kind == bt.UP and self.voice is not None:
+                self._voice_done(t)
+
+    def _hazard(self):
+        bat = getattr(self.hal, "battery", None)
+        if bat is not None and bat() < self.cfg["battery_stop"]:
+            return "battery_low"
+        temp = getattr(self.hal, "temperature", None)
+        if temp is not None and temp() > self.cfg["temp_stop"]:
+            return "overheat"
+        return None
+
+    def _make_room(self):
+        s = self.store
+        lw = self.cfg["low_water"]
+        if s.covered >= 0 and s.fs.free() < lw:
+            if s.release_covered(lw):
+                self._log("released media for room")
+
+    def tick(self):
+        now = self.clock.mono_ms()
+        if self.rec.recording:
+            reason = self._hazard()
+            if reason:
+                self.interrupt(reason)
+            else:
+                self._make_room()
+                try:
+                    self.rec.tick()
+                except st.StoreFull:
+                    self.interrupt("storage_full")
+                except OSError as e:
+                    if getattr(e, "args", (0,))[0] == 28:   # ENOSPC from the medium
+                        self.interrupt("storage_full")
+                    else:
+                        self.interrupt("device_fault")
+        elif self.ring is not None:
+            try:
+                for f in self.hal.camera.poll():
+                    self.ring.add(f, now)
+            except OSError:
+                self.ring.clear()
+        if self.buttons is not None:
+            for name, kind, t in self.buttons.events(now):
+                self._input(name, kind, t)
+        if self.state == CHOOSING and now >= self.choose_until:
+            self.state = RECORDING   # no reason confirmed: recording simply goes on
+            self.ui.show("")
+        if self.pending and self.resumed is not None and self.voice is None and \
+                now - self.resumed >= self.cfg["annotation_s"] * 1000:
+            waited = now - self.resumed
+            seqs = self.pending
+            self.pending = []
+            self.resumed = None
+            self._missing(seqs, waited)
+            self.ui.led("green" if self.rec.recording else "off")
+
+    def ticks(self, ms):
+        return self.rec.ticks(ms, self.tick)
