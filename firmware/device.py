@@ -20,11 +20,10 @@ def boot(hal, settings=None, officer=None):
             officer = a[1]
             unit = a.get(2) if type(a.get(2)) is str else None
     s = store.Store(hal, sk, config.FW_VERSION, cfg, officer, unit)
-    import link  # the receipt state the dock link keeps in internal flash
-    r = link.load_receipt_state(hal.flash)
-    if type(r.get(3)) is int:
-        s.covered = r[3]
-        s.receipt_no = r[1]
+    r = flashkv.read(hal.flash, store.COVERED_FILE)   # what RECEIPT records cover
+    if type(r) is dict and type(r.get(1)) is int and type(r.get(2)) is int:
+        s.covered = r[1]
+        s.receipt_no = r[2]
     s.open(hal.reset_cause)
     if s.recovered:
         rv = s.recovered

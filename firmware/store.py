@@ -77,6 +77,8 @@ F_MISMATCH = const(4)
 F_DRIFT = const(8)
 
 ASSIGN_FILE = "assign.cbor"    # in internal flash: {1: officer, 2: unit} (SPEC §10.5)
+COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt number}, written
+                               # after the RECEIPT record (SPEC §10.8)
 CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day} (SPEC §8.7)
 
 HEAD = "head.cbor"
@@ -559,6 +561,8 @@ class Store:
         if covered > self.covered:
             self.covered = covered
             self.receipt_no = number
+            # after the record: a cut in between forgets the coverage (never releases more)
+            flashkv.write(self.hal.flash, COVERED_FILE, {1: covered, 2: number})
         return rec
 
     accept_receipt = receipt

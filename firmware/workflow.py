@@ -56,7 +56,7 @@ class Workflow:
         self.events = []           # what happened, for a display log and the simulator
         ps = cfg["prerecord_s"]
         if ps:
-            cap = ps * cfg["bitrate"] // 8
+            cap = ps * cfg["bitrate"] // 4    # twice the nominal rate: a VBR peak fits
             if cap > cfg["prerecord_ram"]:
                 cap = cfg["prerecord_ram"]
             self.ring = prerecord.Ring(cap, ps * 1000)

@@ -3,6 +3,8 @@
     sealcam verify PATH [--key DEVICE.pub] [--json] [--all] [--progress | --no-progress]
                    PATH is a store (SD card) or a station archive (has archive.sqlite)
     sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
+    sealcam report --archive DIR [--device ID] [--officer ID] [--from DATE] [--to DATE]
+                   [--json | --csv]
     sealcam station init --archive DIR
     sealcam station register --archive DIR --device ID --key PUB
     sealcam sim record DIR --seconds N [--runtime cpython|micropython] [--fs littlefs|fat]
@@ -13,6 +15,7 @@ Exit codes:
     verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable
     offload: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
              4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+    report:  0 no problems, 1 problems listed, 3 usage error / not an archive
     station, sim: 0 ok, 3 usage error
 """
 from __future__ import annotations
@@ -36,12 +39,14 @@ exit codes:
            unreadable store/key
   offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
            4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+  report   0 no problems, 1 problems listed, 3 usage error or not an archive
   station, sim  0 ok, 3 usage error
 
 a shift at the dock:
   sealcam station init --archive /srv/sealcam          # once: station key + empty archive
   sealcam offload --port /dev/ttyACM0 --archive /srv/sealcam --register
   sealcam verify /srv/sealcam                          # every device store in the archive
+  sealcam report --archive /srv/sealcam                # interruptions, annotations, drift, …
 """
 _EPILOG_OFFLOAD = """\
 exit codes: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
@@ -122,6 +127,19 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="never show a progress bar")
     o.set_defaults(func=_cmd_offload)
+
+    rp = sub.add_parser(
+        "report", help="compliance report from the archive: interruptions and their voice "
+                       "annotations, late offloads, clock drift, refusals, marks, shifts",
+        description="A compliance report per device, officer and date range (SPEC §10, "
+                    "R2/R3/R5/R7/R8/R12), read from the station archive. It reads the "
+                    "records as offloaded; `sealcam verify ARCHIVE` is what proves them.",
+        epilog="exit codes: 0 no problems, 1 problems listed (unexplained or missing "
+               "annotations, late offloads, clock drift), 3 usage error or not an archive",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .report import add_arguments as _report_args
+    _report_args(rp)
+    rp.set_defaults(func=_cmd_report)
 
     st = sub.add_parser("station", help="the docking station: key and archive",
                         description="Set up the station key and archive, register devices.")
@@ -249,6 +267,11 @@ def _cmd_sim_record(args) -> int:
 def _cmd_offload(args) -> int:
     from .offload import run_offload
     return run_offload(args)
+
+
+def _cmd_report(args) -> int:
+    from .report import run
+    return run(args)
 
 
 def _cmd_station_init(args) -> int:

@@ -104,6 +104,7 @@ unassigned_recording, self_check, release, problem. Nested values are flattened 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import datetime as _dt
 import io
@@ -116,7 +117,8 @@ import urllib.parse
 
 from .archive import record_body
 
-__all__ = ["build_report", "add_arguments", "run", "to_text", "to_csv", "ReportError",
+__all__ = ["build_report", "add_arguments", "run", "exit_code", "to_text", "to_csv",
+           "ReportError",
            "CSV_COLUMNS", "FORMAT", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE"]
 
 FORMAT = "sealcam-report-1"
@@ -131,6 +133,9 @@ MARK_KINDS = ("important", "notice_given", "bookmark")
 FACT_NAMES = {1: "battery_pct", 2: "storage_min", 3: "clock_error_ms",
               4: "oldest_unreceipted_s", 5: "since_calibration_ms"}
 DAY_MS = 86_400_000
+# body keys the report never reads, dropped as records are loaded (prev, device, mono,
+# boot, fw, root, start, pubkey): a year of checkpoints fits in memory
+_DROP = (2, 3, 5, 6, 8, 15, 16, 18)
 INTEGRITY = ("records decoded, not verified: this report trusts what the records say; "
              "run `sealcam verify %s` to prove that they are authentic and complete")
 
@@ -167,6 +172,8 @@ CSV_COLUMNS = [
     "marks_other", "shifts", "unassigned_records", "self_checks", "self_checks_not_ready",
     "releases", "problems",
 ]
+
+_CSV_SET = frozenset(CSV_COLUMNS)
 
 # the JSON list of each section and its CSV `section` name, in report order
 _SECTIONS = [("interruptions", "interruption"), ("late_offloads", "late_offload"),
@@ -307,23 +314,25 @@ class _Dev:
 
     def __init__(self, did, rows, undecodable):
         self.id = did
-        self.recs = []            # [(seq, body, stored_at)] in seq order
+        self.recs = []            # [(seq, body)] in seq order (bodies without the keys in _DROP)
+        self.seqs = []            # the seqs of recs, for bisect
         self.by_seq = {}
         self.chunk = {}           # segment -> chunk size (REC_START key 12)
         self.voice = {}           # interruption seq -> [VOICE_ANNOTATION body]
         self.missing = {}         # interruption seq -> [ANNOTATION_MISSING body]
         self.stored = {}          # seq -> stored_at (ms)
-        self.stored_text = {}
         for row in rows:
             body = record_body(row["data"])
             if body is None or body.get(1) != row["seq"]:
                 undecodable.append({"device": did, "seq": row["seq"]})
                 continue
             seq = row["seq"]
+            for k in _DROP:
+                body.pop(k, None)
             self.recs.append((seq, body))
+            self.seqs.append(seq)
             self.by_seq[seq] = body
             self.stored[seq] = _stored_ms(row["stored_at"])
-            self.stored_text[seq] = row["stored_at"]
             t = body.get(0)
             if t == REC_START and _int(body.get(12)) and body[12] > 0:
                 self.chunk[seq] = body[12]
@@ -344,6 +353,12 @@ class _Dev:
         if not (isinstance(a, list) and len(a) == 3 and all(_int(v) is not None for v in a)):
             return None, None
         return list(a), self.byte(*a)
+
+    def after(self, seq, end_seq=None):
+        """The records with seq in (seq, end_seq)."""
+        lo = bisect.bisect_right(self.seqs, seq)
+        hi = len(self.seqs) if end_seq is None else bisect.bisect_left(self.seqs, end_seq)
+        return self.recs[lo:hi]
 
     def last_seq(self):
         return self.recs[-1][0] if self.recs else None
@@ -393,7 +408,7 @@ def _fmt_s(s):
 
 def _interruption(d, seq, b):
     at, at_byte = d.at(b)
-    item = {"device": d.id, "seq": seq, "time": _iso(b.get(4)), "officer": b.get(7),
+    item = {"device": d.id, "seq": seq, "time": _iso(b.get(4)), "officer": _str(b.get(7)),
             "unit": _str(b.get(30)), "reason": _str(b.get(17)), "segment": _int(b.get(10)),
             "at": at, "at_byte": at_byte, "refers": _int(b.get(31)), "status": None,
             "annotation": None, "missing": None, "explanation": None}
@@ -433,18 +448,16 @@ def _interruption(d, seq, b):
     else:
         item["status"] = "unexplained"
         why = None
-        for s2, b2 in d.recs:
-            if s2 <= seq:
-                continue
+        for s2, b2 in d.after(seq):
             if b2.get(0) == BOOT:
-                why = "the device restarted (BOOT seq %d) before one was made: power lost?" \
+                why = "the device restarted at BOOT seq %d before one was made: power lost?" \
                       % s2
                 break
             if b2.get(0) == ASSIGN:
-                why = "the shift ended (ASSIGN seq %d) before one was made" % s2
+                why = "the shift ended at ASSIGN seq %d before one was made" % s2
                 break
         if why is None:
-            why = "none up to seq %s, the last record in the archive" % d.last_seq()
+            why = "none in the archive up to seq %s, its last record" % d.last_seq()
         item["explanation"] = "unexplained: no annotation and no missing record (%s)" % why
     return item
 
@@ -475,7 +488,7 @@ def _late_offloads(d, sel, limit_h):
                 worst, worst_seq = st - rtc, seq
         if worst is None or worst <= limit_ms:
             continue
-        out.append({"device": d.id, "segment": s, "officer": start.get(7),
+        out.append({"device": d.id, "segment": s, "officer": _str(start.get(7)),
                     "unit": _str(start.get(30)), "capture": _iso(start.get(4)),
                     "offloaded": _iso(d.stored[first]), "delay_h": round(worst / 3_600_000, 2),
                     "worst_seq": worst_seq, "limit_h": _num(limit_h)})
@@ -496,8 +509,7 @@ def _shifts(d, sel):
             continue
         if not sel.overlaps(_int(b.get(4)), end):
             continue
-        inside = [b2.get(0) for s2, b2 in d.recs
-                  if s2 > seq and (end_seq is None or s2 < end_seq)]
+        inside = [b2.get(0) for _, b2 in d.after(seq, end_seq)]
         out.append({"device": d.id, "seq": seq, "officer": officer, "unit": _str(b.get(30)),
                     "station": _str(b.get(24)), "start": _iso(b.get(4)), "end": _iso(end),
                     "end_seq": end_seq, "open": nxt is None,
@@ -545,12 +557,12 @@ def _device_items(d, sel, limit_h):
         elif t == TIME_SET:
             old, new = _int(b.get(28)), _int(b.get(29))
             out["clock_adjustments"].append(dict(
-                base, officer=b.get(7), old=_iso(old), new=_iso(new), old_rtc=old,
+                base, officer=_str(b.get(7)), old=_iso(old), new=_iso(new), old_rtc=old,
                 new_rtc=new, correction_ms=None if old is None or new is None else new - old,
                 drift_ms_per_day=_int(b.get(39)), since_ms=_int(b.get(40)),
                 drift_flag=bool((_int(b.get(9)) or 0) & DRIFT)))
         elif t == REFUSAL:
-            out["refusals"].append(dict(base, officer=b.get(7), op=_str(b.get(19)),
+            out["refusals"].append(dict(base, officer=_str(b.get(7)), op=_str(b.get(19)),
                                         target=_str(b.get(20)), source=_str(b.get(21)),
                                         reason=_str(b.get(17))))
         elif t == RECOVERY:
@@ -564,14 +576,14 @@ def _device_items(d, sel, limit_h):
         elif t == MARK:
             at, at_byte = d.at(b)
             phrase = b.get(42)
-            out["marks"].append(dict(base, officer=b.get(7), unit=_str(b.get(30)),
+            out["marks"].append(dict(base, officer=_str(b.get(7)), unit=_str(b.get(30)),
                                      kind=_str(b.get(33)), at=at, at_byte=at_byte,
                                      phrase=phrase if isinstance(phrase, bool) else None))
         elif t == SELF_CHECK:
             facts = b.get(38) if isinstance(b.get(38), dict) else {}
             reasons = b.get(37)
             out["self_checks"].append(dict(
-                base, officer=b.get(7),
+                base, officer=_str(b.get(7)),
                 ready=b.get(36) if isinstance(b.get(36), bool) else None,
                 reasons=[r for r in reasons if isinstance(r, str)]
                 if isinstance(reasons, list) else [],
@@ -605,18 +617,22 @@ def _problems(items):
     for it in items["late_offloads"]:
         probs.append({"device": it["device"], "seq": it["segment"], "kind": "late_offload",
                       "message": "%s segment %d (REC_START seq %d): captured %s, first "
-                                 "offloaded %s, %.2f h after the record made (seq %s); the "
-                                 "limit is %s h (R8)"
+                                 "offloaded %s; seq %s reached the archive %.2f h after it "
+                                 "was made, over the %s h limit (R8)"
                                  % (it["device"], it["segment"], it["segment"], it["capture"],
-                                    it["offloaded"], it["delay_h"], it["worst_seq"],
+                                    it["offloaded"], it["worst_seq"], it["delay_h"],
                                     it["limit_h"])})
     for it in items["clock_adjustments"]:
         if it["drift_flag"]:
             probs.append({"device": it["device"], "seq": it["seq"], "kind": "clock_drift",
                           "message": "%s seq %d: TIME_SET at %s corrected the clock by %s ms; "
-                                     "measured drift %s ms/day is beyond the limit (DRIFT)"
+                                     "the drift measured over %s, %s ms/day, is beyond the "
+                                     "limit (DRIFT)"
                                      % (it["device"], it["seq"], it["time"],
-                                        it["correction_ms"], it["drift_ms_per_day"])})
+                                        it["correction_ms"],
+                                        "?" if it["since_ms"] is None
+                                        else "%.1f h" % (it["since_ms"] / 3_600_000),
+                                        it["drift_ms_per_day"])})
     probs.sort(key=lambda p: (p["device"], p["seq"]))
     return probs
 
@@ -697,11 +713,11 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         for did in ids:
             try:
                 rows = db.execute("SELECT seq, stored_at, data FROM records WHERE device = ? "
-                                  "ORDER BY seq", (did,)).fetchall()
+                                  "ORDER BY seq", (did,))
+                d = _Dev(did, rows, undecodable)
             except sqlite3.DatabaseError as e:
                 raise ReportError("%s: cannot read the records of device %s: %s"
                                   % (root, did, e)) from None
-            d = _Dev(did, rows, undecodable)
             dev_items, selected, segments = _device_items(d, sel, limit_h)
             for k in items:
                 items[k].extend(dev_items[k])
@@ -889,8 +905,11 @@ def _flat(prefix, x, row):
         row[prefix] = json.dumps(x, separators=(",", ":"), ensure_ascii=False)
     elif isinstance(x, bool):
         row[prefix] = "true" if x else "false"
+    elif x is None:
+        if prefix in _CSV_SET:      # (a null object, e.g. "annotation": its columns stay empty)
+            row[prefix] = ""
     else:
-        row[prefix] = "" if x is None else x
+        row[prefix] = x
 
 
 def to_csv(rep):

@@ -407,9 +407,9 @@ def _record_info(rec: _Rec) -> str:
         return "segment %d chunk %d offset %d" % tuple(p)
     if t == TIME_SET:
         s = "clock set from %d to %d (%+d ms)" % (b[28], b[29], b[29] - b[28])
-        if 39 in b:
+        if 39 in b and 40 in b:
             s += "; drift %+d ms/day over %d ms since the last calibration" % (b[39], b[40])
-        else:
+        elif 39 not in b and 40 not in b:
             s += "; first calibration (no drift measured)"
         if b.get(9, 0) & F_DRIFT:
             s += "; flag DRIFT: beyond the device's drift limit"
@@ -642,7 +642,10 @@ class _Verifier:
             r.errors[:0] = errs
             if r.schema_ok:
                 r.errors.extend(_value_errors(r))
-                r.info = _record_info(r)
+                try:
+                    r.info = _record_info(r)
+                except Exception:  # pragma: no cover - a summary must never stop the check
+                    r.info = ""
         self.rep.device = device
 
     # chain ----------------------------------------------------------------------
@@ -1497,7 +1500,7 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
         out.append("")
         out.append("records%s:" % ("" if all_records else " not OK"))
         for r in rows[:200]:
-            out.append(("  seq %-6s %-26s %-11s %-21s %s" % (
+            out.append(("  seq %-6s %-26s %-18s %-21s %s" % (
                 "-" if r.seq is None else r.seq, "%s@%d" % (r.file, r.offset),
                 r.type or "-", r.verdict, "; ".join(x for x in (r.reason, r.info) if x)))
                 .rstrip())

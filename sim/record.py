@@ -28,7 +28,7 @@ def run_job(job, runtime="cpython"):
         j = dict(job, sd="/sd", flash="/flash")
         proc = vm.run(os.path.join(vm.SIM_HAL, "simmain.py"), libs=(vm.FIRMWARE, vm.SIM_HAL),
                       mounts=((job["sd_host"], "/sd"), (job["flash_host"], "/flash")),
-                      args=(json.dumps(j),), heap=VM_HEAP)
+                      args=(json.dumps(j),), heap=job.get("heap") or VM_HEAP)
         for line in proc.stdout.splitlines():
             if line.startswith("SIM-RESULT "):
                 return json.loads(line[len("SIM-RESULT "):])
@@ -41,7 +41,7 @@ def run_job(job, runtime="cpython"):
     h = simdevice.make_hal(job["sd_host"], job["flash_host"], job.get("device", "SC-SIM0001"),
                            job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
                            job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),
-                           officer=job.get("officer"))
+                           officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0))
     try:
         summary = simdevice.run_steps(h, job["steps"], job.get("settings"), job.get("officer"))
         summary["cut"] = None

@@ -390,15 +390,18 @@ class RefStore:
     def time_set(self, new: int | None = None, *, error: int = 0, drift_limit: int = 3000,
                  fields: dict | None = None) -> Rec:
         """The station sets the clock: the RTC was ``error`` ms ahead of ``new`` (default:
-        now - error). From the second calibration on, ``since`` and ``drift`` (and flag
-        DRIFT beyond ``drift_limit`` ms/day). The record's own rtc is the new time."""
+        now - error). From the second calibration on (when ``new`` is later than the last
+        one), ``since`` = new - last new and ``drift`` = (old - new) x 86,400,000 / since
+        rounded toward zero, as the firmware does, and flag DRIFT beyond ``drift_limit``
+        ms/day. The record's own rtc is the new time."""
         old, _ = self._now()
         self.mono -= 100
         new = old - error if new is None else new
         f = {28: old, 29: new}
-        if self.last_cal is not None:
-            since = old - self.last_cal
-            drift = (old - new) * DAY_MS // since if since else 0
+        if self.last_cal is not None and new > self.last_cal:
+            since = new - self.last_cal         # as the firmware: true time elapsed
+            drift = (old - new) * DAY_MS // since if old >= new else \
+                -((new - old) * DAY_MS // since)
             f[39], f[40] = drift, since
             if abs(drift) > drift_limit:
                 f[9] = DRIFT | (NO_OFFICER if self.officer is None else 0)

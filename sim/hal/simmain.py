@@ -13,7 +13,7 @@ job = json.loads(list(jshal.argv())[0])
 h = simdevice.make_hal(job["sd"], job["flash"], job.get("device", "SC-SIM0001"),
                        job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
                        job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),
-                       officer=job.get("officer"))
+                       officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0))
 
 peak = [0, 0]
 
