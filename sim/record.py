@@ -41,7 +41,8 @@ def run_job(job, runtime="cpython"):
     h = simdevice.make_hal(job["sd_host"], job["flash_host"], job.get("device", "SC-SIM0001"),
                            job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
                            job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),
-                           officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0))
+                           officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0),
+                           rtc_ms=job.get("rtc_ms"))
     try:
         summary = simdevice.run_steps(h, job["steps"], job.get("settings"), job.get("officer"))
         summary["cut"] = None

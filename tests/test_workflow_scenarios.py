@@ -247,3 +247,84 @@ def test_runtimes_leave_the_same_records(tmp_path):
     a = run(tmp_path / "a", "cpython", POWER_LOSS)[2]
     b = run(tmp_path / "b", "micropython", POWER_LOSS)[2]
     assert a == b
+
+
+# ------------------------------------------------- the same shifts, offloaded and reported
+
+def _offload(sd, arch, device):
+    """Dock the card: the virtual recorder (CPython) serves it, `offload` pulls it."""
+    from host_tools.offload import offload
+    from test_offload import Sim
+    sim = Sim(sd, trust=os.path.join(arch, "station.pub"), extra=("--device", device))
+    try:
+        sm = offload(sim.port, arch, register=True)
+    finally:
+        sim.stop()
+    assert sm.exit_code == 0, sm.errors
+    return sm
+
+
+@pytest.fixture
+def arch(tmp_path):
+    from host_tools import station
+    station.init(tmp_path / "arch")
+    return str(tmp_path / "arch")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_report_states_each_scenarios_facts(tmp_path, arch, runtime):
+    import time
+    from host_tools.report import build_report
+    now = int(time.time() * 1000)
+    # power loss + annotated resume, captured an hour ago: nothing late, nothing missing
+    sd1, _, recs1 = run(tmp_path / "pl", runtime, POWER_LOSS, device="SC-PL0001",
+                        rtc_ms=now - 3600_000)
+    # the unannotated shift, captured days ago (the simulator's default clock): late
+    sd2, _, recs2 = run(tmp_path / "un", runtime, UNANNOTATED, device="SC-UN0001")
+    # the drifting clock
+    sd3, _, recs3 = run(tmp_path / "dr", runtime, DRIFT, dict(SETTINGS, prerecord_s=0,
+                        tick_ms=60000), device="SC-DR0001", drift_ppm=200,
+                        rtc_ms=now - 5 * 3600_000)
+    for sd, dev in ((sd1, "SC-PL0001"), (sd2, "SC-UN0001"), (sd3, "SC-DR0001")):
+        _offload(sd, arch, dev)
+
+    r = build_report(arch, device="SC-PL0001")
+    (i,) = r["interruptions"]
+    (ann,) = of(recs1, VOICE_ANNOTATION)
+    (intr,) = of(recs1, INTERRUPTION)
+    assert (i["seq"], i["reason"], i["status"]) == (intr[1], "power_loss", "annotated")
+    assert i["annotation"]["seq"] == ann[1] and i["annotation"]["span"] == ann[32]
+    seg, c0, o0, c1, o1 = ann[32]
+    assert i["annotation"]["span_bytes"] == [c0 * 65536 + o0, c1 * 65536 + o1]
+    assert [m["kind"] for m in r["marks"]] == ["notice_given", "bookmark", "important"]
+    assert [(s["officer"], s["unit"]) for s in r["shifts"]] == [("P-1001", "Unit 3")]
+    assert len(r["recoveries"]) == 1 and r["late_offloads"] == []
+    assert r["problems"] == []
+
+    r = build_report(arch, device="SC-UN0001")
+    st = {i["reason"]: i["status"] for i in r["interruptions"]}
+    assert st == {"place_change": "missing", "battery_low": "unexplained"}
+    s = r["summary"]["SC-UN0001"]["interruptions"]
+    assert (s["total"], s["annotated"], s["missing"], s["unexplained"]) == (2, 0, 1, 1)
+    late = {x["segment"] for x in r["late_offloads"]}
+    assert late == {x[1] for x in of(recs2, REC_START)} and \
+        all(x["delay_h"] > 24 for x in r["late_offloads"])
+    kinds = {p["kind"] for p in r["problems"]}
+    assert kinds == {"annotation_missing", "interruption_unexplained", "late_offload"}
+
+    r = build_report(arch, device="SC-DR0001")
+    adj = r["clock_adjustments"]
+    assert [a["drift_flag"] for a in adj] == [False, True]
+    assert adj[1]["drift_ms_per_day"] == 17280 and adj[1]["correction_ms"] == -1440
+    assert [c["ready"] for c in r["self_checks"]] == [False, True, True, False]
+    assert {p["kind"] for p in r["problems"]} == {"clock_drift"}
+
+    # the CLI: all three devices, JSON, exit 1 for the problems
+    import json
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "host_tools.cli", "report", "--archive", arch,
+                        "--json"], capture_output=True, text=True)
+    assert p.returncode == 1, p.stderr
+    j = json.loads(p.stdout)
+    assert sorted(j["devices"]) == ["SC-DR0001", "SC-PL0001", "SC-UN0001"]

@@ -69,12 +69,12 @@ class SimBattery:
 
 def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_at=None,
              capacity=None, bitrate=2000000, fps=10, seed=None, clock=None, officer=None,
-             serial=None, battery=None, drift_ppm=0):
+             serial=None, battery=None, drift_ppm=0, rtc_ms=None):
     """The simulated board. Optional parts for the dock link: `serial` (a serial port
     object with read(n)/write(buf), see simserial.py) becomes hal.serial; `battery` (a
     start percentage, or an object with percent()) becomes hal.battery() -> percent;
     `drift_ppm` sets the RTC drift of the default clock."""
-    clock = clock or SimClock(drift_ppm=drift_ppm)
+    clock = clock or SimClock(rtc_ms or 1795000000000, drift_ppm)
     rnd = seeded_random(seed) if seed is not None else hal.board_random
     sd = PowerFS(sd_root, model, cut_at, capacity)
     flash = PowerFS(flash_root, model)

@@ -1,6 +1,7 @@
 # Entry point of the virtual recorder on the MicroPython VM (run by sim/vm.py):
 # argv[0] is a JSON job {sd, flash, steps, settings, model, seed, bitrate, fps, device,
-# officer, cut_at}; prints "SIM-RESULT <json>" with the shift summary and heap figures.
+# officer, cut_at, capacity, drift_ppm, rtc_ms}; prints "SIM-RESULT <json>" with the
+# shift summary and heap figures.
 import asyncio
 import gc
 import json
@@ -13,7 +14,8 @@ job = json.loads(list(jshal.argv())[0])
 h = simdevice.make_hal(job["sd"], job["flash"], job.get("device", "SC-SIM0001"),
                        job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
                        job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),
-                       officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0))
+                       officer=job.get("officer"), drift_ppm=job.get("drift_ppm", 0),
+                           rtc_ms=job.get("rtc_ms"))
 
 peak = [0, 0]
 
