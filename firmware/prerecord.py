@@ -10,9 +10,10 @@ class Ring:
         self.cap = cap
         self.max_ms = max_ms
         self.nmax = max_frames
-        self.start = array("I", bytes(max_frames))
-        self.size = array("I", bytes(max_frames))
-        self.when = array("I", bytes(max_frames))
+        z = bytearray(4 * max_frames)   # raw zeros: max_frames entries on both runtimes
+        self.start = array("I", z)
+        self.size = array("I", z)
+        self.when = array("I", z)
         self.head = 0              # index of the oldest frame
         self.n = 0                 # frames held
         self.w = 0                 # next write position in buf

@@ -16,7 +16,7 @@ RECORDING = "recording"
 CHOOSING = "choosing"
 REASONS = ("weather", "place_change", "other")   # the officer's reasons (§10.1)
 MAX_WAITING = const(8)
-_START_MIN = const(262144)   # free bytes a start needs (a write keeps 64 KiB in reserve)
+_START_MIN = const(131072)   # free bytes a start needs (a write keeps 64 KiB in reserve)
 
 
 class _NoUI:

@@ -34,15 +34,37 @@ SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"
          ["start"], ["run", 3], ["stop"]]
 
 
-def _record(root, steps, cut_after=None, officer="PC-0042"):
+# the officer's shift (SPEC §10): check-out, pre-record, a notice, marks, an interruption
+# the officer explains aloud, one left unexplained past annotation_s, a drifting clock
+# measured at check-in, a receipt
+WORKFLOW_SETTINGS = dict(SETTINGS, prerecord_s=2, annotation_s=10)
+WORKFLOW = [
+    ["dock", {"time": "true", "assign": ["PC-0042", "Traffic 2"], "check": True}],
+    ["run", 3], ["press", "record"], ["run", 3],
+    ["press", "notice"], ["press", "mark"], ["hold", "mark", 2],
+    ["hold", "record", 2], ["press", "record"],          # interrupted: weather
+    ["run", 2], ["press", "record"], ["run", 1],          # resumed: the officer is prompted
+    ["hold", "voice", 2], ["run", 2],                     # ... and explains
+    ["hold", "record", 2], ["press", "mark"], ["press", "record"],   # place_change
+    ["run", 1], ["press", "record"], ["run", 12],         # resumed, nothing said
+    ["press", "record"], ["run", 3600],                   # the shift ends; an hour passes
+    ["dock", {"receipt": True, "time": "true", "assign": None, "check": True}],
+]
+# a full card: media a receipt covers is released, oldest first
+RELEASE_SETTINGS = dict(SETTINGS, prerecord_s=0, low_water=200000)
+RELEASE = [["start"], ["run", 4], ["stop"], ["start"], ["run", 4], ["stop"],
+           ["dock", {"receipt": True}], ["start"], ["run", 6], ["stop"]]
+
+
+def _record(root, steps, cut_after=None, officer="PC-0042", settings=SETTINGS, **hal):
     sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
     os.makedirs(sd)
     os.makedirs(flash)
-    h = simdevice.make_hal(sd, flash, **HAL_ARGS)
+    h = simdevice.make_hal(sd, flash, **dict(HAL_ARGS, **hal))
     if cut_after is not None:
         h.sd.cut_at = cut_after
     try:
-        summary = simdevice.run_steps(h, steps, SETTINGS, officer)
+        summary = simdevice.run_steps(h, steps, settings, officer)
     except PowerCut:
         summary = None
     return sd, flash, summary
@@ -132,6 +154,16 @@ def build(out):
                            **HAL_ARGS)
     simdevice.run_steps(h, [], SETTINGS, "PC-0042")
     variant("recovered", "OK_WITH_MISSING_INFO", None, "recover", src=os.path.join(rb_root, "sd"))
+
+    # 9. the officer's shift (SPEC §10)
+    wf_sd, _, _ = _record(os.path.join(tmp, "wf"), WORKFLOW, officer=None,
+                          settings=WORKFLOW_SETTINGS, drift_ppm=100)
+    variant("workflow", "OK", src=wf_sd)
+
+    # 10. media released against a custody receipt (SPEC §10.8)
+    rl_sd, _, _ = _record(os.path.join(tmp, "rl"), RELEASE, settings=RELEASE_SETTINGS,
+                          capacity=300000, bitrate=64000)
+    variant("released", "OK_WITH_MISSING_INFO", None, "released", src=rl_sd)
 
     shutil.rmtree(tmp)
     # the first records of the clean store, layer by layer, for implementers
