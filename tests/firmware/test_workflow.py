@@ -1,0 +1,177 @@
+# The officer workflow's parts (SPEC §10): pre-record ring, buttons, state machine.
+# Runs on CPython (pytest) and unchanged on the MicroPython VM.
+import unittest
+
+import buttons as bt
+import device
+import fwtest
+import prerecord
+import store as st
+import workflow
+
+SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "tick_ms": 100,
+         "prerecord_s": 2, "bitrate": 200000, "annotation_s": 5, "choose_s": 3}
+
+
+class TestRing(unittest.TestCase):
+    def frames(self, ring):
+        out = []
+        ring.drain(lambda mv: out.append(bytes(mv)))   # a wrapped frame comes in two parts
+        return b"".join(out)
+
+    def test_keeps_frames_in_order_across_the_wrap(self):
+        r = prerecord.Ring(100, 10000, max_frames=8)
+        for k in range(7):
+            r.add(bytes([k]) * 30, k * 10)          # 210 bytes through a 100-byte ring
+        self.assertEqual(r.n, 3)
+        self.assertEqual(self.frames(r), b"".join(bytes([k]) * 30 for k in (4, 5, 6)))
+        self.assertEqual((r.n, r.used), (0, 0))
+
+    def test_drops_by_age_and_by_frame_count(self):
+        r = prerecord.Ring(1000, 250, max_frames=4)
+        for k in range(4):
+            r.add(b"x" * 10, k * 100)               # the frame of t=0 is too old at 300
+        self.assertEqual((r.n, r.span_ms(300)), (3, 200))
+        r.add(b"y" * 10, 400)
+        self.assertEqual((r.n, r.span_ms(400)), (3, 200))
+        for k in range(6):
+            r.add(b"z", 400 + k)
+        self.assertEqual(r.n, 4)                    # never more than max_frames
+
+    def test_a_frame_bigger_than_the_ring_empties_it(self):
+        r = prerecord.Ring(50, 1000)
+        r.add(b"a" * 20, 0)
+        r.add(b"b" * 60, 1)
+        self.assertEqual((r.n, self.frames(r)), (0, b""))
+
+
+class _Src:
+    def __init__(self):
+        self.edges = []
+
+    def poll(self):
+        e, self.edges = self.edges, []
+        return e
+
+
+class TestButtons(unittest.TestCase):
+    def test_press_hold_and_voice_edges(self):
+        src = _Src()
+        b = bt.Buttons(src, 1500)
+        src.edges = [("mark", True, 0), ("mark", False, 200)]
+        self.assertEqual(b.events(200), [("mark", "down", 0), ("mark", "up", 200),
+                                         ("mark", "press", 200)])
+        src.edges = [("record", True, 1000)]
+        self.assertEqual(b.events(1000), [("record", "down", 1000)])
+        self.assertEqual(b.events(2000), [])
+        self.assertEqual(b.events(2600), [("record", "hold", 2600)])   # while still down
+        self.assertEqual(b.events(3000), [])                           # once
+        src.edges = [("record", False, 4000)]
+        self.assertEqual(b.events(4000), [("record", "up", 4000)])     # not a press too
+        src.edges = [("volume", True, 5000), ("voice", False, 5000)]   # unknown / stray
+        self.assertEqual(b.events(5000), [])
+
+
+class WorkflowCase(unittest.TestCase):
+    def setUp(self):
+        self.h, self.sd, _ = fwtest.sim(bitrate=40000)
+        self.s, self.rec = device.boot(self.h, SMALL)
+        self.wf = workflow.Workflow(self.h, self.s, self.rec, self.rec.cfg)
+
+    def run_s(self, s):
+        for _ in self.wf.ticks(int(s * 1000)):
+            pass
+
+    def press(self, name, ms=100):
+        self.h.buttons.press(name, ms)
+        self.run_s(ms / 1000 + 0.3)
+
+    def types(self):
+        return [b[0] for _, b in fwtest.read_chain(self.sd)]
+
+    def bodies(self, t):
+        return [b for _, b in fwtest.read_chain(self.sd) if b[0] == t]
+
+
+class TestWorkflow(WorkflowCase):
+    def test_record_press_starts_with_pre_record_and_stops(self):
+        self.run_s(3)
+        self.press("record")
+        self.assertEqual(self.wf.state, "recording")
+        self.run_s(1)
+        self.press("record")
+        self.assertEqual(self.wf.state, "standby")
+        (start,) = self.bodies(st.REC_START)
+        self.assertTrue(1900 <= start[st.K_PREROLL] <= 2100, start.get(st.K_PREROLL))  # + a tick
+        self.assertEqual(self.bodies(st.REC_STOP)[0][st.K_REASON], "button")
+        self.assertEqual(self.h.ui.led_colour, "off")
+
+    def test_choosing_times_out_without_an_interruption(self):
+        self.press("record")
+        self.h.buttons.press("record", 1600)
+        self.run_s(1.8)
+        self.assertEqual(self.wf.state, "choosing")
+        self.run_s(3.5)
+        self.assertEqual(self.wf.state, "recording")
+        self.assertEqual(self.bodies(st.INTERRUPTION), [])
+        self.press("record")
+        self.assertEqual(self.bodies(st.REC_STOP)[0][st.K_REASON], "button")
+
+    def test_chosen_reason_then_a_short_voice_note_is_not_an_annotation(self):
+        self.press("record")
+        self.h.buttons.press("record", 1600)
+        self.run_s(1.8)
+        self.press("mark")
+        self.press("mark")
+        self.press("record")                       # confirm the third reason: other
+        (i,) = self.bodies(st.INTERRUPTION)
+        self.assertEqual(i[st.K_REASON], "other")
+        self.assertEqual(self.wf.waiting(), [i[st.K_SEQ]])
+        self.press("record")                       # resume
+        self.assertEqual(self.bodies(st.REC_START)[-1][st.K_REASON], "resume")
+        self.press("voice", 400)                   # too short to be a statement
+        self.assertEqual(self.bodies(st.VOICE_ANNOTATION), [])
+        self.press("voice", 1500)
+        (a,) = self.bodies(st.VOICE_ANNOTATION)
+        self.assertEqual((a[st.K_REFERS], a[st.K_DURATION]), (i[st.K_SEQ], 1500))
+        self.assertEqual(self.wf.waiting(), [])
+
+    def test_no_start_while_the_battery_is_too_low(self):
+        self.h.sensors.battery_pct = 2
+        self.h.battery = self.h.sensors.battery
+        self.press("record")
+        self.assertEqual(self.wf.state, "standby")
+        self.assertEqual(self.bodies(st.REC_START), [])
+        self.assertIn("battery_low", self.h.ui.text)
+
+    def test_marks_need_recording(self):
+        self.press("mark")
+        self.assertEqual(self.bodies(st.MARK), [])
+        self.press("record")
+        self.press("notice")
+        (m,) = self.bodies(st.MARK)
+        self.assertEqual((m[st.K_KIND], m[st.K_PHRASE]), ("notice_given", True))
+        self.assertEqual(m[st.K_AT][0], self.bodies(st.REC_START)[0][st.K_SEQ])
+
+    def test_at_most_eight_interruptions_wait(self):
+        for k in range(9):
+            self.wf.start()
+            self.run_s(0.3)
+            self.wf.interrupt("overheat")
+        self.assertEqual(len(self.wf.waiting()), 8)
+        (m,) = self.bodies(st.ANNOTATION_MISSING)
+        self.assertEqual(m[st.K_REFERS], self.bodies(st.INTERRUPTION)[0][st.K_SEQ])
+
+    def test_unassigned_records_are_flagged_and_assignment_survives_a_reboot(self):
+        self.assertTrue(self.bodies(st.BOOT)[0][9] & st.F_NO_OFFICER)
+        self.s.assign("P-7", "Unit 9", "station")
+        device.shutdown(self.s, self.rec)
+        self.h.clock.reboot()
+        s2, _ = device.boot(self.h, SMALL)
+        self.assertEqual((s2.officer, s2.unit), ("P-7", "Unit 9"))
+        boot2 = self.bodies(st.BOOT)[-1]
+        self.assertEqual((boot2[7], boot2[st.K_UNIT], boot2.get(9, 0)), ("P-7", "Unit 9", 0))
+
+
+if __name__ == "__main__":
+    unittest.main()
