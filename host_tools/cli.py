@@ -3,6 +3,8 @@
     sealcam verify PATH [--key DEVICE.pub] [--json] [--all] [--progress | --no-progress]
                    PATH is a store (SD card) or a station archive (has archive.sqlite)
     sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
+    sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
+    sealcam dock --port PORT --archive DIR [--no-offload] [--json]
     sealcam report --archive DIR [--device ID] [--officer ID] [--from DATE] [--to DATE]
                    [--json | --csv]
     sealcam station init --archive DIR
@@ -15,6 +17,8 @@ Exit codes:
     verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable
     offload: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
              4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+    checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6 as for offload
+    dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6 as for offload
     report:  0 no problems, 1 problems listed, 3 usage error / not an archive
     station, sim: 0 ok, 3 usage error
 """
@@ -39,12 +43,17 @@ exit codes:
            unreadable store/key
   offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
            4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+  checkout 0 assigned, 2 NOT_READY (not assigned), others as for offload
+  dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
   report   0 no problems, 1 problems listed, 3 usage error or not an archive
   station, sim  0 ok, 3 usage error
 
 a shift at the dock:
   sealcam station init --archive /srv/sealcam          # once: station key + empty archive
-  sealcam offload --port /dev/ttyACM0 --archive /srv/sealcam --register
+  sealcam offload --port /dev/ttyACM0 --archive /srv/sealcam --register   # first contact
+  sealcam checkout --port /dev/ttyACM0 --archive /srv/sealcam --officer PC-0042 --unit U2
+  … the shift …
+  sealcam dock --port /dev/ttyACM0 --archive /srv/sealcam   # offload, clock, release, check
   sealcam verify /srv/sealcam                          # every device store in the archive
   sealcam report --archive /srv/sealcam                # interruptions, annotations, drift, …
 """
@@ -127,6 +136,34 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="never show a progress bar")
     o.set_defaults(func=_cmd_offload)
+
+    from . import dock as _dock
+    dk = sub.add_parser(
+        "dock", help="check-in: offload with a receipt, set the clock (drift measured), "
+                     "release the officer, self-check",
+        description="The dock cycle at the end of a shift (SPEC §10.7): `offload` (pull, "
+                    "verify, custody receipt), TIME_SET to the station's clock (the "
+                    "recorder measures its drift since the last calibration and flags it "
+                    "past 3 s/day), ASSIGN null (the officer is released), CHECK (the "
+                    "pre-shift self-check: READY or NOT_READY with reasons).",
+        epilog="exit codes: 0 all fine, 1 offload NOT_OK or clock drift flagged, 2 NOT_READY "
+               "after the cycle, 3 usage or port error, 4 unknown device, 5 authentication "
+               "failed or receipt refused, 6 link broken",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _dock.add_arguments_dock(dk)
+    dk.set_defaults(func=_dock.run_dock)
+    co = sub.add_parser(
+        "checkout", help="check-out: set the clock, self-check, assign the recorder to an "
+                         "officer and unit",
+        description="Hand a docked recorder to an officer (SPEC §10.5-§10.6): TIME_SET, "
+                    "CHECK and, if the recorder is READY (or --force), ASSIGN; every record "
+                    "it makes from then on carries the officer and unit.",
+        epilog="exit codes: 0 assigned, 1 the recorder presents another key than the "
+               "registered one, 2 NOT_READY (not assigned; the reasons are listed), 3 usage "
+               "or port error, 4 unknown device, 5 authentication failed, 6 link broken",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _dock.add_arguments_checkout(co)
+    co.set_defaults(func=_dock.run_checkout)
 
     rp = sub.add_parser(
         "report", help="compliance report from the archive: interruptions and their voice "

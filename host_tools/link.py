@@ -5,6 +5,8 @@
         hello = c.hello("dock-3")                      # agrees max_frame, returns the result map
         c.auth(station_seed, hello[1], hello[9])       # Ed25519 over the auth message
         res = c.request(LIST, {1: 0, 2: 1000})         # -> result map; LinkError on error status
+        t = c.time_set()                               # the station's clock; t[4] drift ms/day
+        c.assign("PC-4711", "unit-7"); c.check(); c.status()   # officer workflow (SPEC §10)
         for key, result in c.read_many([(key, {1: seg, 2: i, 3: 0, 4: n}), ...], window=8):
             ...
 
@@ -30,25 +32,26 @@ import cbor2
 
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
            "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
-           "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "STATUS_NAMES",
-           "OP_NAMES", "auth_message", "PRE_HELLO_MAX"]
+           "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "ASSIGN",
+           "STATUS", "CHECK", "STATUS_NAMES", "OP_NAMES", "auth_message", "PRE_HELLO_MAX"]
 
 MAGIC = b"\xc5\x1a"
 PRE_HELLO_MAX = 1024            # largest payload before HELLO is answered (SPEC §7)
 DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
 
-HELLO, AUTH, LIST, GET, READ, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE = range(1, 11)
+HELLO, AUTH, LIST, GET, READ, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE, ASSIGN, STATUS, \
+    CHECK = range(1, 14)
 RECORD_RECEIPT = 8              # the record type of a RECEIPT record (SPEC §3.2)
 OP_NAMES = {HELLO: "HELLO", AUTH: "AUTH", LIST: "LIST", GET: "GET", READ: "READ",
             RECEIPT: "RECEIPT", TIME_SET: "TIME_SET", DELETE: "DELETE", FORMAT: "FORMAT",
-            WRITE: "WRITE"}
+            WRITE: "WRITE", ASSIGN: "ASSIGN", STATUS: "STATUS", CHECK: "CHECK"}
 STATUS_NAMES = {0: "OK", 400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
                 404: "NOT_FOUND", 405: "REFUSED", 409: "REPLAY", 413: "TOO_LARGE",
                 500: "DEVICE_ERROR"}
 # ops that change the device and carry their own replay protection: never re-sent blindly
 _NOT_IDEMPOTENT = (RECEIPT, TIME_SET)
 # ops for which the device signs or verifies (slow on the board): a longer timeout
-_SLOW = (AUTH, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE)
+_SLOW = (AUTH, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE, ASSIGN, CHECK)
 
 
 # --- errors -----------------------------------------------------------------------
@@ -473,6 +476,43 @@ class Client:
             if isinstance(body, dict) and body.get(26) == want:
                 return seq
         return None
+
+    def time_set(self, new_ms=None):
+        """TIME_SET (SPEC §8.7): set the recorder's clock to ``new_ms`` (default: this
+        host's clock, read just before sending). Returns the result map: ``1`` old rtc,
+        ``2`` new rtc, ``3`` seq of the TIME_SET record, ``4`` drift ms/day measured since
+        the previous calibration (None at the first), ``5`` ms since it (None), ``6``
+        whether the drift is beyond the recorder's limit (the record is flagged DRIFT).
+        Never sent twice: LinkTimeout if the answer is lost (the TIME_SET record, if it was
+        written, shows what happened)."""
+        if new_ms is None:
+            new_ms = int(time.time() * 1000)
+        res = self.request(TIME_SET, {1: int(new_ms)})
+        for k, default in ((4, None), (5, None), (6, False)):
+            res.setdefault(k, default)   # a recorder from before SPEC draft 3
+        return res
+
+    def assign(self, officer, unit=None):
+        """ASSIGN (SPEC §10.5): the recorder's officer and unit (text of 1..64 characters);
+        officer None releases it (unit must then be None too). Returns the seq of the
+        ASSIGN record."""
+        if officer is None and unit is not None:
+            raise ValueError("a unit without an officer")
+        return self.request(ASSIGN, {1: officer, 2: unit}).get(1)
+
+    def status(self):
+        """STATUS (no AUTH needed): ``1`` state (`standby`, `recording`, `choosing`), ``2``
+        officer, ``3`` unit, ``4`` the last self-check {1 ready, 2 reasons, 3 facts, 4 seq}
+        or None, ``5`` seqs of interruptions waiting for a voice annotation, ``6`` [rtc,
+        mono]."""
+        return self.request(STATUS)
+
+    def check(self):
+        """CHECK (SPEC §10.6): run the recorder's self-check; returns ``1`` ready (bool),
+        ``2`` reasons (list of str), ``3`` facts {1 battery %, 2 storage minutes, 3 clock
+        error ms, 4 age s of the oldest record no receipt covers, 5 ms since calibration},
+        ``4`` seq of the SELF_CHECK record."""
+        return self.request(CHECK)
 
     def list_all(self, since, page=1000):
         """Every [seq, type, size] from ``since`` (LIST until `more` is false)."""

@@ -965,16 +965,13 @@ class TestFlashState(unittest.TestCase):
         flashkv.write(h.flash, "receipts.cbor", {1: 3, 2: bytes(32)})   # before key 3
         self.assertEqual(link.load_receipt_state(h.flash), {1: 3, 2: bytes(32)})
         s, rec = device.boot(h, SMALL)
-        self.assertEqual((s.covered, s.receipt_no), (-1, -1))
         self.assertEqual(link.Link(h, s, rec).last_receipt, 3)
-        device.shutdown(s, rec)
         # a receipts.new a cut left behind with a higher number wins; a lower one does not
         f = h.flash.create("receipts.new")
         f.write(cbor.dumps({1: 4, 2: bytes(32), 3: 0}))
         f.close()
         self.assertEqual(link.load_receipt_state(h.flash), {1: 4, 2: bytes(32), 3: 0})
-        s, rec = device.boot(h, SMALL)
-        self.assertEqual((s.covered, s.receipt_no), (0, 4))
+        self.assertEqual(link.Link(h, s, rec).last_receipt, 4)
         device.shutdown(s, rec)
         flashkv.write(h.flash, "receipts.cbor", {1: 9, 2: bytes(32), 3: 1})
         f = h.flash.create("receipts.new")

@@ -1,0 +1,514 @@
+"""`sealcam dock` and `sealcam checkout`: the station's side of a shift (SPEC §10.5-§10.7).
+
+    r = dock("/dev/ttyACM0", "/srv/sealcam")      # offload + receipt, TIME_SET, ASSIGN null, CHECK
+    r = checkout("/dev/ttyACM0", "/srv/sealcam", "PC-4711", "unit-7")   # TIME_SET, CHECK, ASSIGN
+    r.exit_code, r.to_json()
+
+Dock cycle (check-in): the offload of host_tools/offload.py (pull, verify, custody
+receipt), then TIME_SET to the station's clock, which measures the recorder's drift since
+the last calibration and flags it past the recorder's limit; ASSIGN null releases the
+officer; CHECK runs the recorder's self-check. Check-out: TIME_SET, CHECK and, if the
+recorder is READY (or forced), ASSIGN of the next officer and unit.
+
+Both need the recorder registered in the archive with the key it presents (as offload
+does: `sealcam offload --register` or `sealcam station register`) and AUTH with the
+station key.
+
+Exit codes:
+    dock      0 all fine; 1 offload verdict NOT_OK (no receipt sent) or clock drift flagged;
+              2 NOT_READY after the cycle; 3 usage or port error, 4 unknown device,
+              5 authentication failed or receipt refused, 6 link broken (offload's codes;
+              the later steps are skipped after them)
+    checkout  0 assigned; 2 NOT_READY, not assigned; 1 the recorder presents another key
+              than the registered one; 3, 4, 5, 6 as for dock
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from dataclasses import asdict, dataclass, field
+
+from . import argtypes, keys
+from .archive import Archive, NotAnArchive, valid_device_id
+from .link import Client, LinkDown, LinkError, LinkTimeout, PortError
+from .offload import (EXIT_AUTH, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_UNKNOWN_DEVICE,
+                      EXIT_USAGE, _fmt_summary, _Interrupted, offload)
+from .station import StationError
+
+__all__ = ["dock", "checkout", "Result", "add_arguments_dock", "run_dock",
+           "add_arguments_checkout", "run_checkout", "EXIT_NOT_READY", "EPILOG_DOCK",
+           "EPILOG_CHECKOUT", "DESCRIPTION_DOCK", "DESCRIPTION_CHECKOUT"]
+
+EXIT_NOT_READY = 2
+NAME_MAX = 64                  # characters of an officer id or unit (SPEC §8.2 ASSIGN)
+
+FACT_NAMES = {1: "battery_percent", 2: "storage_minutes", 3: "clock_error_ms",
+              4: "oldest_unreceipted_s", 5: "since_calibration_ms"}
+REASON_TEXT = {"battery": "battery below the minimum charge",
+               "storage": "too little storage left",
+               "clock_uncalibrated": "clock never calibrated",
+               "clock": "estimated clock error too large",
+               "offload_overdue": "records not offloaded for too long"}
+
+DESCRIPTION_DOCK = (
+    "The dock cycle at check-in (SPEC §10.7): offload the recorder into the archive and "
+    "give it a custody receipt (as `sealcam offload`), set its clock to the station's "
+    "(TIME_SET: the drift since the last calibration is measured and flagged past the "
+    "recorder's limit), release the officer (ASSIGN null) and run the self-check (CHECK). "
+    "The recorder must be registered in the archive.")
+EPILOG_DOCK = """\
+exit codes: 0 all fine, 1 offload verdict NOT_OK (no receipt sent) or clock drift
+            flagged, 2 NOT_READY after the cycle, 3 usage or port error, 4 unknown
+            device, 5 authentication failed or receipt refused, 6 link broken (run again)
+"""
+DESCRIPTION_CHECKOUT = (
+    "Check-out (SPEC §10.5-§10.7): set the recorder's clock (TIME_SET), run its self-check "
+    "(CHECK) and, if it is READY, assign it to the officer and unit (ASSIGN). The recorder "
+    "must be registered in the archive.")
+EPILOG_CHECKOUT = """\
+exit codes: 0 assigned, 2 NOT_READY and not assigned (the reasons are listed), 1 the
+            recorder presents another key than the registered one, 3 usage or port
+            error, 4 unknown device, 5 authentication failed, 6 link broken
+"""
+
+
+class _Fail(Exception):
+    def __init__(self, code, message, status):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class Result:
+    verb: str                            # "dock" or "checkout"
+    port: str
+    archive: str
+    device: str | None = None
+    fingerprint: str | None = None
+    offload: dict | None = None          # the offload's summary (dock, unless --no-offload)
+    state: str | None = None             # the recorder's state before (STATUS, dock)
+    officer_before: str | None = None    # assigned before this run
+    unit_before: str | None = None
+    clock: dict | None = None            # TIME_SET: old, new, seq, correction_ms,
+                                         # drift_ms_per_day, since_ms, drift_flagged
+    check: dict | None = None            # CHECK: ready, reasons, facts, seq
+    assign: dict | None = None           # ASSIGN sent: officer, unit (None: released), seq
+    assigned: bool = False               # checkout: the officer was assigned
+    forced: bool = False                 # checkout: assigned although NOT_READY (--force)
+    status: str = "running"              # ok, not_ok, drift_flagged, not_ready, assigned,
+                                         # or an offload/link failure status
+    errors: list = field(default_factory=list)
+    exit_code: int = EXIT_OK
+
+    def to_json(self):
+        return asdict(self)
+
+
+# --- steps ----------------------------------------------------------------------------
+
+def _client(port, timeout):
+    try:
+        return Client(port, timeout=timeout)
+    except PortError as e:
+        raise _Fail(EXIT_USAGE, str(e), "error") from None
+
+
+def _unknown(r, archive_dir):
+    return ("unknown device %s (key fingerprint %s); register it first (`sealcam offload "
+            "--register` or `sealcam station register --archive %s --device %s --key KEY`)"
+            % (r.device, r.fingerprint, archive_dir, r.device))
+
+
+def _session(c, archive_dir, r, host_name):
+    """HELLO; the recorder must be registered with the key it presents; AUTH with the
+    station key. Returns the HELLO result."""
+    try:
+        with Archive(archive_dir) as a:
+            sk = a.station_key()
+            try:
+                hello = c.hello(host_name)
+            except LinkTimeout as e:
+                raise _Fail(EXIT_LINK, "no answer from %s to HELLO (%s): is the recorder docked "
+                            "and serving the dock link?" % (c.port, e), "link_broken") from None
+            dev_id, pub, nonce = hello.get(1), hello.get(3), hello.get(9)
+            if not valid_device_id(dev_id) or not isinstance(pub, bytes) or len(pub) != 32 \
+                    or not isinstance(nonce, bytes):
+                raise _Fail(EXIT_NOT_OK, "the recorder on %s sent a malformed HELLO (device id "
+                            "%r)" % (c.port, dev_id), "error")
+            r.device, r.fingerprint = dev_id, keys.fingerprint(pub)
+            row = a.device(dev_id)
+    except (NotAnArchive, StationError) as e:
+        raise _Fail(EXIT_USAGE, str(e), "error") from None
+    if row is None:
+        raise _Fail(EXIT_UNKNOWN_DEVICE, _unknown(r, archive_dir), "unknown_device")
+    if row["pubkey"] != pub:
+        raise _Fail(EXIT_NOT_OK, "device %s presents another key than the registered one "
+                    "(fingerprint %s, registered %s): not its registered recorder, or it was "
+                    "re-keyed; nothing done" % (dev_id, r.fingerprint, row["fingerprint"]),
+                    "not_ok")
+    try:
+        c.auth(sk, dev_id, nonce)
+    except LinkError as e:
+        if e.status == 403:
+            why = ("the recorder %s does not trust this station: add %s to its trusted "
+                   "station keys" % (dev_id, os.path.join(os.path.abspath(archive_dir),
+                                                          "station.pub")))
+        elif e.status == 409:
+            why = ("the recorder %s refused AUTH as a replay (another station or program "
+                   "talked to it in between); try again" % dev_id)
+        else:
+            why = "AUTH failed on %s" % dev_id
+        raise _Fail(EXIT_AUTH, "%s (%s)" % (why, e), "auth_failed") from None
+    return hello
+
+
+def _time_set(c):
+    res = c.time_set()
+    old, new = res.get(1), res.get(2)
+    return {"old": old, "new": new, "seq": res.get(3),
+            "correction_ms": new - old if isinstance(old, int) and isinstance(new, int) else None,
+            "drift_ms_per_day": res.get(4), "since_ms": res.get(5),
+            "drift_flagged": bool(res.get(6))}
+
+
+def _check(c):
+    res = c.check()
+    facts = res.get(3) if isinstance(res.get(3), dict) else {}
+    return {"ready": res.get(1) is True, "reasons": list(res.get(2) or []),
+            "facts": {FACT_NAMES.get(k, str(k)): v for k, v in sorted(facts.items())},
+            "seq": res.get(4)}
+
+
+def _run(r, body):
+    """Run body(); failures become the result's status, errors and exit code."""
+    try:
+        body()
+    except _Fail as e:
+        r.errors.append(e.message)
+        r.exit_code, r.status = e.code, e.status
+    except LinkDown as e:
+        r.errors.append("%s; run the same command again" % e)
+        r.exit_code, r.status = EXIT_LINK, "link_broken"
+    except LinkError as e:
+        r.errors.append("the recorder answered an error (%s)" % e)
+        r.exit_code, r.status = EXIT_LINK, "link_broken"
+    except _Interrupted as e:
+        r.errors.append("interrupted (%s)" % e)
+        r.exit_code, r.status = EXIT_LINK, "interrupted"
+    return r
+
+
+def _not_ready_text(check):
+    return ", ".join("%s (%s)" % (x, REASON_TEXT[x]) if x in REASON_TEXT else x
+                     for x in check["reasons"])
+
+
+def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=None,
+         host_name=None, say=None, client=None) -> Result:
+    """The dock cycle on the recorder at ``port`` (see the module doc)."""
+    r = Result("dock", port, os.path.abspath(archive_dir))
+    host_name = host_name or socket.gethostname()
+    box = {"c": client}
+
+    def body():
+        if box["c"] is None:
+            box["c"] = _client(port, timeout)
+        c = box["c"]
+        authed = False
+        if do_offload:
+            sm = offload(port, archive_dir, client=c, window=window, timeout=timeout,
+                         progress=progress, host_name=host_name, say=say)
+            r.offload = sm.to_json()
+            r.device, r.fingerprint = sm.device, sm.fingerprint
+            if sm.status == "unknown_device":
+                raise _Fail(sm.exit_code, _unknown(r, archive_dir), sm.status)
+            if sm.exit_code not in (EXIT_OK, EXIT_NOT_OK):
+                raise _Fail(sm.exit_code, "offload failed (%s): %s; the recorder was not "
+                            "calibrated, released or checked" % (
+                                sm.status, "; ".join(sm.errors) or "no details"), sm.status)
+            authed = sm.status == "ok"      # offload authenticated this session
+        if not authed:
+            _session(c, archive_dir, r, host_name)
+        st = c.status()
+        r.state, r.officer_before, r.unit_before = st.get(1), st.get(2), st.get(3)
+        r.clock = _time_set(c)
+        r.assign = {"officer": None, "unit": None, "seq": c.assign(None)}
+        r.check = _check(c)
+        if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
+            r.exit_code, r.status = EXIT_NOT_OK, "not_ok"
+            r.errors.append("offload verdict %s: no custody receipt was sent"
+                            % (r.offload["verdict"] or "NOT_OK"))
+        elif r.clock["drift_flagged"]:
+            r.exit_code, r.status = EXIT_NOT_OK, "drift_flagged"
+        elif not r.check["ready"]:
+            r.exit_code, r.status = EXIT_NOT_READY, "not_ready"
+        else:
+            r.status = "ok"
+        if r.clock["drift_flagged"]:
+            r.errors.append("the recorder's clock drifts %+d ms/day, beyond its limit (TIME_SET "
+                            "seq %s is flagged DRIFT)" % (r.clock["drift_ms_per_day"],
+                                                          r.clock["seq"]))
+        if not r.check["ready"]:
+            r.errors.append("self-check NOT_READY: %s" % _not_ready_text(r.check))
+
+    try:
+        return _run(r, body)
+    finally:
+        if client is None and box["c"] is not None:
+            box["c"].close()
+
+
+def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host_name=None,
+             client=None) -> Result:
+    """Check-out of the recorder at ``port`` to ``officer`` / ``unit`` (module doc)."""
+    r = Result("checkout", port, os.path.abspath(archive_dir))
+    host_name = host_name or socket.gethostname()
+    box = {"c": client}
+
+    def body():
+        if box["c"] is None:
+            box["c"] = _client(port, timeout)
+        c = box["c"]
+        hello = _session(c, archive_dir, r, host_name)
+        r.officer_before = hello.get(11)
+        r.clock = _time_set(c)
+        r.check = _check(c)
+        if r.check["ready"] or force:
+            r.assign = {"officer": officer, "unit": unit, "seq": c.assign(officer, unit)}
+            r.assigned = True
+            r.forced = not r.check["ready"]
+            r.status = "assigned"
+            if r.forced:
+                r.errors.append("assigned although NOT_READY (--force): %s"
+                                % _not_ready_text(r.check))
+        else:
+            r.exit_code, r.status = EXIT_NOT_READY, "not_ready"
+            r.errors.append("%s not assigned to %s: self-check NOT_READY: %s" % (
+                r.device, officer, _not_ready_text(r.check)))
+
+    try:
+        return _run(r, body)
+    finally:
+        if client is None and box["c"] is not None:
+            box["c"].close()
+
+
+# --- output -------------------------------------------------------------------------------
+
+def _clock_lines(ck):
+    out = []
+    corr = ck["correction_ms"]
+    if corr is None:
+        out.append("clock    set (TIME_SET seq %s)" % ck["seq"])
+    else:
+        how = "" if corr == 0 else " (the recorder was %.3f s %s)" % (
+            abs(corr) / 1000, "slow" if corr > 0 else "fast")
+        out.append("clock    corrected by %+d ms%s; TIME_SET seq %s" % (corr, how, ck["seq"]))
+    d = ck["drift_ms_per_day"]
+    if d is None:
+        out.append("drift    not measured (the first calibration)")
+    else:
+        out.append("drift    %+d ms/day over %s%s" % (
+            d, _span(ck["since_ms"] or 0),
+            ": FLAGGED, beyond the recorder's limit" if ck["drift_flagged"] else ", within "
+            "the limit"))
+    return out
+
+
+def _span(ms):
+    for unit, n in (("days", 86400000), ("h", 3600000), ("min", 60000)):
+        if ms >= 2 * n:
+            return "%.1f %s" % (ms / n, unit)
+    return "%.1f s" % (ms / 1000)
+
+
+def _check_line(ch):
+    f = ch["facts"]
+    facts = []
+    for k, fmt in (("battery_percent", "battery %d %%"), ("storage_minutes", "storage %d min"),
+                   ("clock_error_ms", "clock error %+d ms"),
+                   ("oldest_unreceipted_s", "oldest record not receipted %d s")):
+        if isinstance(f.get(k), int):
+            facts.append(fmt % f[k])
+    head = "READY" if ch["ready"] else "NOT_READY: " + _not_ready_text(ch)
+    return "check    %s\n         %s; SELF_CHECK seq %s" % (head, ", ".join(facts), ch["seq"])
+
+
+def format_result(r: Result) -> str:
+    out = []
+    if r.verb == "dock" and r.offload is not None and r.offload["head_seq"] is not None:
+        from .offload import Summary
+        sm = Summary(**r.offload)
+        out.append(_fmt_summary(sm).rstrip("\n"))
+    elif r.device:
+        out.append("device   %s   key %s" % (r.device, r.fingerprint or "?"))
+    if r.clock:
+        out.extend(_clock_lines(r.clock))
+    if r.verb == "dock" and r.assign:
+        who = r.officer_before
+        if who:
+            out.append("officer  %s%s released (ASSIGN seq %s)" % (
+                who, " (%s)" % r.unit_before if r.unit_before else "", r.assign["seq"]))
+        else:
+            out.append("officer  none was assigned; released anyway (ASSIGN seq %s)"
+                       % r.assign["seq"])
+    if r.check:
+        out.append(_check_line(r.check))
+    if r.verb == "checkout":
+        if r.assigned:
+            out.append("officer  %s (%s) assigned%s (ASSIGN seq %s)%s" % (
+                r.assign["officer"], r.assign["unit"],
+                ", replacing %s" % r.officer_before if r.officer_before else "",
+                r.assign["seq"], "   *** FORCED: NOT_READY ***" if r.forced else ""))
+        elif r.check:
+            out.append("officer  NOT assigned")
+    if r.status in ("ok", "not_ok", "drift_flagged", "not_ready", "assigned"):
+        issues = []
+        if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
+            issues.append("offload NOT_OK")
+        if r.clock and r.clock["drift_flagged"]:
+            issues.append("DRIFT FLAGGED")
+        if r.check and not r.check["ready"]:
+            issues.append("NOT_READY")
+        result = ", ".join(issues) or "OK"
+        if r.verb == "checkout":
+            result = ("ASSIGNED (%s)" % result) if r.assigned else "NOT ASSIGNED (%s)" % result
+    else:
+        result = r.status.upper()
+    out.append("RESULT   %s" % result)
+    return "\n".join(out) + "\n"
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def _name(s):
+    if not s or len(s) > NAME_MAX:
+        import argparse
+        raise argparse.ArgumentTypeError("must be 1 to %d characters: %r" % (NAME_MAX, s))
+    return s
+
+
+def add_arguments_dock(p):
+    """The arguments of `sealcam dock` on an argparse parser."""
+    p.add_argument("--port", required=True, metavar="PORT",
+                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
+                        "`sealcam sim serve`)")
+    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    p.add_argument("--no-offload", dest="offload", action="store_false",
+                   help="skip the offload: only calibrate the clock, release the officer and "
+                        "run the self-check")
+    p.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
+                   help="READ requests in flight during the offload (default: %(default)s)")
+    p.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
+                   help="seconds of silence before a request is sent again "
+                        "(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show the offload's progress bar on stderr (default: when it "
+                        "is a TTY)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="never show a progress bar")
+    return p
+
+
+def add_arguments_checkout(p):
+    """The arguments of `sealcam checkout` on an argparse parser."""
+    p.add_argument("--port", required=True, metavar="PORT",
+                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
+                        "`sealcam sim serve`)")
+    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    p.add_argument("--officer", required=True, type=_name, metavar="ID",
+                   help="the officer's id (1 to %d characters)" % NAME_MAX)
+    p.add_argument("--unit", required=True, type=_name, metavar="UNIT",
+                   help="the officer's unit (1 to %d characters)" % NAME_MAX)
+    p.add_argument("--force", action="store_true",
+                   help="assign even if the self-check says NOT_READY")
+    p.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
+                   help="seconds of silence before a request is sent again "
+                        "(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    return p
+
+
+def _emit(verb, r: Result, as_json):
+    try:
+        if as_json:
+            json.dump(r.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        elif r.device is not None:
+            sys.stdout.write(format_result(r))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    for e in r.errors:
+        print("sealcam %s: %s" % (verb, e), file=sys.stderr)
+    return r.exit_code
+
+
+def _with_sigterm(fn):
+    def on_term(signum, frame):
+        raise _Interrupted("signal %d" % signum)
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        return None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_dock(args) -> int:
+    """`sealcam dock` (args from add_arguments_dock). Returns the exit code."""
+    r = _with_sigterm(lambda: dock(args.port, args.archive, do_offload=args.offload,
+                                   window=args.window, timeout=args.timeout,
+                                   progress=args.progress))
+    if r is None:
+        print("sealcam dock: interrupted", file=sys.stderr)
+        return EXIT_LINK
+    return _emit("dock", r, args.json)
+
+
+def run_checkout(args) -> int:
+    """`sealcam checkout` (args from add_arguments_checkout). Returns the exit code."""
+    r = _with_sigterm(lambda: checkout(args.port, args.archive, args.officer, args.unit,
+                                       force=args.force, timeout=args.timeout))
+    if r is None:
+        print("sealcam checkout: interrupted", file=sys.stderr)
+        return EXIT_LINK
+    return _emit("checkout", r, args.json)
+
+
+def main(argv=None, verb=None):
+    """`python -m host_tools.dock dock|checkout ...` (until the CLI has the verbs)."""
+    import argparse
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if verb is None:
+        if not argv or argv[0] not in ("dock", "checkout"):
+            print("usage: python -m host_tools.dock dock|checkout ...", file=sys.stderr)
+            return EXIT_USAGE
+        verb, argv = argv[0], argv[1:]
+    if verb == "dock":
+        p = argparse.ArgumentParser(prog="sealcam dock", description=DESCRIPTION_DOCK,
+                                    epilog=EPILOG_DOCK,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments_dock(p)
+        run = run_dock
+    else:
+        p = argparse.ArgumentParser(prog="sealcam checkout", description=DESCRIPTION_CHECKOUT,
+                                    epilog=EPILOG_CHECKOUT,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments_checkout(p)
+        run = run_checkout
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

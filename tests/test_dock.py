@@ -1,0 +1,266 @@
+"""`sealcam dock` and `sealcam checkout` end to end over a real pty, against the virtual
+recorder (`python -m sim.serve`, the real firmware): check-out assigns an officer, the dock
+cycle offloads, calibrates the clock, releases the officer and runs the self-check; a
+recorder whose clock drifts is flagged; a NOT_READY recorder is not assigned unless
+forced. Drift rates themselves are measured exactly in tests/firmware/test_link.py (a
+simulated clock); here, over seconds of real time, only the flag of a gross drift is
+deterministic.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import cbor2
+import pytest
+
+from host_tools import station
+from host_tools.link import Client
+from host_tools.verify import OK
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from test_offload import HAVE_SIM, Sim, _flash  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not HAVE_SIM, reason="no virtual recorder")
+
+DEV = "SC-SIM0001"
+ASSIGN, SELF_CHECK, TIME_SET = 14, 15, 9
+
+
+def _cli_has(verb):
+    try:
+        from host_tools import cli
+        sub = [a for a in cli._build_parser()._actions if a.dest == "verb"][0]
+        return verb in sub.choices
+    except Exception:
+        return False
+
+
+def sealcam(verb, *args, timeout=120):
+    """`sealcam VERB …` (through host_tools.dock until the CLI has the verb)."""
+    if _cli_has(verb):
+        cmd = [sys.executable, "-m", "host_tools.cli", verb]
+    else:
+        cmd = [sys.executable, "-m", "host_tools.dock", verb]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def run_json(verb, *args, want=None):
+    p = sealcam(verb, *args, "--json")
+    if want is not None:
+        assert p.returncode == want, p.stdout + p.stderr
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+@pytest.fixture
+def arch(tmp_path):
+    station.init(tmp_path / "arch")
+    return tmp_path / "arch"
+
+
+def register(arch, card):
+    station.register(arch, DEV, os.path.join(_flash(card), "device.pub"))
+
+
+def archived(arch, rtype):
+    """Bodies of the archive's records of one type, in seq order."""
+    c = sqlite3.connect(os.path.join(arch, "archive.sqlite"))
+    rows = c.execute("SELECT data FROM records WHERE device = ? AND type = ? ORDER BY seq",
+                     (DEV, rtype)).fetchall()
+    c.close()
+    return [cbor2.loads(cbor2.loads(d).value[2]) for (d,) in rows]
+
+
+def status(port):
+    with Client(port) as c:
+        return c.status()
+
+
+def test_checkout_then_dock_cycle(tmp_path, arch):
+    card = tmp_path / "card"
+    sim = Sim(card, trust=arch / "station.pub", record=5)
+    try:
+        # not registered: neither verb does anything
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, want=4)
+        assert j["status"] == "unknown_device" and "unknown device %s" % DEV in err
+        assert j["clock"] is None and j["check"] is None
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-4711", "--unit", "unit-7", want=4)
+        assert not j["assigned"] and "register it first" in err
+        register(arch, card)
+
+        # the first dock: offload + receipt, the first calibration (no drift yet), release,
+        # READY
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, want=0)
+        assert j["status"] == "ok" and j["errors"] == []
+        assert j["offload"]["verdict"] == OK and j["offload"]["receipt"]["number"] == 1
+        ck = j["clock"]
+        assert ck["drift_ms_per_day"] is None and ck["since_ms"] is None
+        assert ck["drift_flagged"] is False
+        assert ck["correction_ms"] == ck["new"] - ck["old"] and abs(ck["correction_ms"]) < 60000
+        assert abs(ck["new"] - time.time() * 1000) < 60000
+        assert j["officer_before"] is None and j["state"] == "standby"
+        assert j["assign"]["officer"] is None and j["assign"]["seq"] == ck["seq"] + 1
+        ch = j["check"]
+        assert ch["ready"] is True and ch["reasons"] == [] and ch["seq"] == ck["seq"] + 2
+        assert ch["facts"]["battery_percent"] == 87 and ch["facts"]["clock_error_ms"] == 0
+        st = status(sim.port)
+        assert st[4] == {1: True, 2: [], 3: st[4][3], 4: ch["seq"]}
+
+        # check-out: calibrated again, READY, assigned
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-4711", "--unit", "unit-7", want=0)
+        assert j["status"] == "assigned" and j["assigned"] and not j["forced"]
+        assert j["check"]["ready"] is True
+        assert j["assign"] == {"officer": "PC-4711", "unit": "unit-7",
+                               "seq": j["check"]["seq"] + 1}
+        # a second calibration seconds after the first: a drift is measured (noisy over
+        # so short a time), and reported
+        assert isinstance(j["clock"]["drift_ms_per_day"], int)
+        assert j["clock"]["since_ms"] > 0
+        st = status(sim.port)
+        assert (st[1], st[2], st[3]) == ("standby", "PC-4711", "unit-7")
+        assign_seq = j["assign"]["seq"]
+
+        # the text output of checkout, once more (the same officer)
+        p = sealcam("checkout", "--port", sim.port, "--archive", arch, "--officer", "PC-4711",
+                    "--unit", "unit-7")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "READY" in p.stdout and "PC-4711 (unit-7) assigned" in p.stdout
+
+        # the dock cycle at check-in: the officer is released
+        time.sleep(1)
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
+        assert j["offload"]["verdict"] == OK and j["offload"]["receipt"]["number"] == 2
+        assert (j["officer_before"], j["unit_before"]) == ("PC-4711", "unit-7")
+        assert j["assign"]["officer"] is None
+        ck = j["clock"]
+        assert isinstance(ck["drift_ms_per_day"], int) and ck["since_ms"] > 1000
+        assert j["check"]["ready"] is True
+        assert rc == (1 if ck["drift_flagged"] else 0), (rc, j)
+        assert j["status"] == ("drift_flagged" if ck["drift_flagged"] else "ok")
+        st = status(sim.port)
+        assert (st[2], st[3]) == (None, None)
+
+        # the archive holds the ASSIGN record of the check-out, with the officer
+        assigns = archived(arch, ASSIGN)
+        assert [(b[1], b[7], b.get(30)) for b in assigns] == [
+            (assigns[0][1], None, None), (assign_seq, "PC-4711", "unit-7"),
+            (assigns[2][1], "PC-4711", "unit-7")]
+        # records after it carry the officer (the TIME_SET of the second check-out); the
+        # last dock's TIME_SET, ASSIGN null and SELF_CHECK came after its offload
+        ts = archived(arch, TIME_SET)
+        assert len(ts) == 3 and ts[-1][7] == "PC-4711" and ts[-1][30] == "unit-7"
+        assert ts[0][7] is None and 39 not in ts[0] and 39 in ts[1]
+        assert len(archived(arch, SELF_CHECK)) == 3
+        p = sealcam("dock", "--port", sim.port, "--archive", arch, "--no-offload")
+        assert p.returncode in (0, 1), p.stdout + p.stderr
+        assert "released" in p.stdout and "RESULT" in p.stdout and "VERDICT" not in p.stdout
+    finally:
+        assert sim.stop() == 0
+
+
+def test_drifting_clock_is_flagged(tmp_path, arch):
+    card = tmp_path / "card"
+    # 20 % fast: over a few seconds far beyond 3,000 ms/day, whatever the link's latency
+    sim = Sim(card, trust=arch / "station.pub", record=3, extra=["--drift-ppm", "200000"])
+    try:
+        register(arch, card)
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-1", "--unit", "u", want=0)
+        assert j["clock"]["drift_ms_per_day"] is None and not j["clock"]["drift_flagged"]
+        time.sleep(2)
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, "--no-offload",
+                              want=1)
+        ck = j["clock"]
+        assert j["status"] == "drift_flagged" and ck["drift_flagged"] is True
+        assert j["offload"] is None
+        assert ck["since_ms"] > 2000
+        assert ck["correction_ms"] < -300                      # the recorder was fast
+        assert 10_000_000 < ck["drift_ms_per_day"] < 25_000_000, ck   # ~17,280,000
+        assert "drifts" in err and "flagged DRIFT" in err
+        assert j["check"]["ready"] is True        # just calibrated: no clock error yet
+        assert j["officer_before"] == "PC-1" and j["assign"]["officer"] is None
+        p = sealcam("dock", "--port", sim.port, "--archive", arch, "--no-offload")
+        assert "drift" in p.stdout and "RESULT" in p.stdout
+    finally:
+        assert sim.stop() == 0
+    # the flagged TIME_SET is on the card
+    from host_tools.verify import verify_store
+    rep = verify_store(str(card), None)
+    flagged = [t for t in rep.time_sets if t.get("drift") is not None and
+               abs(t["drift"]) > 3000]
+    assert flagged, rep.time_sets
+
+
+def test_not_ready_is_not_assigned_unless_forced(tmp_path, arch):
+    card = tmp_path / "card"
+    sim = Sim(card, trust=arch / "station.pub", record=3, extra=["--battery", "20"])
+    try:
+        register(arch, card)
+        p = sealcam("checkout", "--port", sim.port, "--archive", arch, "--officer", "PC-2",
+                    "--unit", "u2")
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "NOT_READY" in p.stdout and "not assigned" in p.stderr and "battery" in p.stderr
+        assert status(sim.port)[2] is None
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-2", "--unit", "u2", "--force", want=0)
+        assert j["assigned"] and j["forced"] and j["check"]["reasons"] == ["battery"]
+        assert "--force" in err
+        assert status(sim.port)[2] == "PC-2"
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
+        # 2 NOT_READY, unless the drift measured over these few seconds of latency noise
+        # came out flagged (1 comes first)
+        flagged = j["clock"]["drift_flagged"]
+        assert (rc, j["status"]) == ((1, "drift_flagged") if flagged else (2, "not_ready")), j
+        assert j["check"]["reasons"] == ["battery"]
+        assert j["offload"]["verdict"] == OK and j["assign"]["officer"] is None
+        assert "NOT_READY" in err and "battery" in err
+        # officer ids are checked before anything is sent
+        p = sealcam("checkout", "--port", sim.port, "--archive", arch, "--officer", "x" * 65,
+                    "--unit", "u")
+        assert p.returncode != 0 and "64" in p.stderr
+    finally:
+        assert sim.stop() == 0
+
+
+def test_untrusted_station_exit_5(tmp_path, arch):
+    card = tmp_path / "card"
+    sim = Sim(card, trust=None, record=2)
+    try:
+        register(arch, card)
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-3", "--unit", "u", want=5)
+        assert "does not trust this station" in err and not j["assigned"]
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, "--no-offload",
+                              want=5)
+        assert j["clock"] is None
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, want=5)
+        assert j["offload"]["status"] == "auth_failed" and j["clock"] is None
+    finally:
+        assert sim.stop() == 0
+
+
+def test_micropython_runtime(tmp_path, arch):
+    t0 = time.monotonic()
+    card = tmp_path / "card"
+    sim = Sim(card, trust=arch / "station.pub", record=3, runtime="micropython")
+    try:
+        register(arch, card)
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-9", "--unit", "u9", want=0)
+        assert j["assigned"] and j["check"]["ready"]
+        rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
+        assert rc in (0, 1) and rc == (1 if j["clock"]["drift_flagged"] else 0), (rc, j, err)
+        assert j["offload"]["verdict"] == OK and j["officer_before"] == "PC-9"
+        assert j["check"]["ready"] is True
+    finally:
+        assert sim.stop() == 0
+    assert [(b[7], b.get(30)) for b in archived(arch, ASSIGN)] == [("PC-9", "u9")]
+    assert time.monotonic() - t0 < 90
