@@ -24,6 +24,7 @@ DEFAULTS = {
     "clock_max_ms": 1000,    # self-check: largest estimated clock error that is READY
     "offload_max_h": 24,     # self-check: oldest record not offloaded (R8)
     "drift_limit_ms": 3000,  # TIME_SET: drift per day beyond this is flagged (§8.7)
+    "drift_min_s": 3600,     # TIME_SET: a drift rate is measured over at least this long
     "low_water": 0,          # free bytes below which covered media is released; 0: 60 s at bitrate (§10.8)
 }
 

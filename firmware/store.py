@@ -69,6 +69,7 @@ K_DRIFT = const(39)
 K_SINCE = const(40)
 K_PREROLL = const(41)
 K_PHRASE = const(42)
+K_ERROR = const(43)
 
 # flags (SPEC §3.4)
 F_NO_OFFICER = const(1)
@@ -79,7 +80,8 @@ F_DRIFT = const(8)
 ASSIGN_FILE = "assign.cbor"    # in internal flash: {1: officer, 2: unit} (SPEC §10.5)
 COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt number}, written
                                # after the RECEIPT record (SPEC §10.8)
-CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day} (SPEC §8.7)
+CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day, 3: measurement
+                               # base rtc, 4: error summed since the base} (SPEC §8.7)
 
 HEAD = "head.cbor"
 HEAD_NEW = "head.new"
@@ -569,32 +571,43 @@ class Store:
 
     def set_time(self, new_ms):
         """Set the RTC and write a TIME_SET record (its own rtc is the new time); the clock
-        is set back if the record cannot be written. From the second calibration on the
-        record carries the drift rate since the previous one, flagged DRIFT past the limit
+        is set back if the record cannot be written. The drift rate is measured over at
+        least drift_min_s of RTC time: the corrections since the measurement base are summed
+        (`error`) and divided by the time since it (`since`); flagged DRIFT past the limit
         (SPEC §8.7). Returns (old, new, seq, drift ms/day or None, since ms or None,
         flagged)."""
         c = self.clock
+        cfg = self.cfg
         flash = self.hal.flash
         old = c.rtc_ms()
         last = flashkv.read(flash, CLOCK_FILE)
+        if type(last) is not dict or type(last.get(1)) is not int:
+            last = None
         fields = {K_OLD: old, K_NEW: new_ms}
         drift = since = None
         flags = 0
-        if type(last) is dict and type(last.get(1)) is int and new_ms > last[1]:
-            since = new_ms - last[1]
-            drift = (old - new_ms) * 86400000 // since if old >= new_ms else \
-                -((new_ms - old) * 86400000 // since)
-            fields[K_DRIFT] = drift
-            fields[K_SINCE] = since
-            if abs(drift) > self.cfg.get("drift_limit_ms", 3000):
-                flags = F_DRIFT
+        state = {1: new_ms, 2: 0, 3: new_ms, 4: 0}       # a new measurement base
+        if last is not None:
+            base = last.get(3, last[1])
+            acc = last.get(4, 0) + old - new_ms
+            if new_ms - base >= cfg.get("drift_min_s", 3600) * 1000:
+                since = new_ms - base
+                drift = acc * 86400000 // since if acc >= 0 else -((-acc) * 86400000 // since)
+                fields[K_DRIFT] = drift
+                fields[K_SINCE] = since
+                fields[K_ERROR] = acc
+                if abs(drift) > cfg.get("drift_limit_ms", 3000):
+                    flags = F_DRIFT
+                state[2] = drift
+            else:                                    # too soon to tell: keep summing
+                state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
         c.set_rtc(new_ms)
         try:
             self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
         except Exception:
             c.set_rtc(old)
             raise
-        flashkv.write(flash, CLOCK_FILE, {1: new_ms, 2: drift if drift is not None else 0})
+        flashkv.write(flash, CLOCK_FILE, state)
         return old, new_ms, self.seq - 1, drift, since, bool(flags)
 
     def calibration(self):

@@ -309,7 +309,8 @@ def _clock_lines(ck):
         out.append("clock    corrected by %+d ms%s; TIME_SET seq %s" % (corr, how, ck["seq"]))
     d = ck["drift_ms_per_day"]
     if d is None:
-        out.append("drift    not measured (the first calibration)")
+        out.append("drift    not measured yet (a rate needs an hour or more since the "
+                   "measurement base; the correction is summed for the next one)")
     else:
         out.append("drift    %+d ms/day over %s%s" % (
             d, _span(ck["since_ms"] or 0),

@@ -79,7 +79,7 @@ KEY_NAMES = {0: "type", 1: "seq", 2: "prev", 3: "device", 4: "rtc", 5: "mono", 6
              18: "pubkey", 19: "op", 20: "target", 21: "source", 22: "signed", 23: "mime",
              24: "station", 25: "covered", 26: "receipt", 27: "number", 28: "old", 29: "new",
              30: "unit", 31: "refers", 32: "span", 33: "kind", 34: "at", 35: "duration",
-             36: "ready", 37: "reasons", 38: "facts", 39: "drift", 40: "since",
+             36: "ready", 37: "reasons", 38: "facts", 39: "drift", 40: "since", 43: "error",
              41: "prerecord", 42: "phrase"}
 # rec/NNNNNNNN.log, or rec/NNNNNNNN_K.log when a torn file already holds that name
 _LOG_RE = re.compile(r"^(\d+)(?:_(\d+))?\.log$")
@@ -167,7 +167,7 @@ _SCHEMA = {
 #: optional keys of each record type (besides _ANY)
 _OPTIONAL = {
     REC_START: {41: _uint},
-    TIME_SET: {39: _int, 40: _uint},
+    TIME_SET: {39: _int, 40: _uint, 43: _int},
     INTERRUPTION: {10: _uint, 31: _uint, 34: _position},
     MARK: {34: _position, 42: _bool},
 }
@@ -383,18 +383,18 @@ def _value_errors(rec: _Rec) -> list:
         elif not b[36] and not b[37]:
             errs.append("SELF_CHECK is NOT_READY but gives no reason")
     elif t == TIME_SET:
-        if (39 in b) != (40 in b):
-            errs.append("TIME_SET carries %s without %s" % (
-                ("drift (key 39)", "since (key 40)") if 39 in b else
-                ("since (key 40)", "drift (key 39)")))
-        elif 39 in b:
-            since, drift = b[40], b[39]
+        have = [k for k in (39, 40, 43) if k in b]
+        if have and len(have) != 3:
+            errs.append("TIME_SET carries %s without the rest of drift (39), since (40) and "
+                        "error (43)" % ", ".join("key %d" % k for k in have))
+        elif have:
+            since, drift, err = b[40], b[39], b[43]
             if since == 0:
                 errs.append("TIME_SET measures a drift over since = 0 ms")
             else:
-                want = (b[28] - b[29]) * 86_400_000 / since
+                want = err * 86_400_000 / since
                 if abs(drift - want) > 1:
-                    errs.append("TIME_SET drift %d ms/day does not match (old - new) x "
+                    errs.append("TIME_SET drift %d ms/day does not match error x "
                                 "86,400,000 / since = %.1f" % (drift, want))
     return errs
 
@@ -408,9 +408,9 @@ def _record_info(rec: _Rec) -> str:
     if t == TIME_SET:
         s = "clock set from %d to %d (%+d ms)" % (b[28], b[29], b[29] - b[28])
         if 39 in b and 40 in b:
-            s += "; drift %+d ms/day over %d ms since the last calibration" % (b[39], b[40])
+            s += "; drift %+d ms/day (%+d ms over %d ms)" % (b[39], b.get(43, 0), b[40])
         elif 39 not in b and 40 not in b:
-            s += "; first calibration (no drift measured)"
+            s += "; no drift measured (too soon after the measurement base)"
         if b.get(9, 0) & F_DRIFT:
             s += "; flag DRIFT: beyond the device's drift limit"
         return s

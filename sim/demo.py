@@ -1,20 +1,25 @@
-"""make demo: a shift on the virtual recorder, offloaded over the serial link, verified,
-then a tampered copy of the card verified again.
+"""make demo: an officer's shift on the virtual recorder, from check-out to check-in,
+offloaded over the serial link, verified and reported; then a tampered copy of the card.
 
 1. The station makes its key pair and an empty archive (`sealcam station init`).
-2. The firmware runs on the MicroPython 1.27 VM (the official WebAssembly port) on a
-   simulated board: it records a scripted shift (two recordings, segment rollover, signed
-   checkpoints, a refused delete) onto a simulated SD card, then serves its dock link on a
-   real pty (`sealcam sim serve`).
-3. `sealcam offload` speaks the CBOR serial protocol to it: HELLO, AUTH, pulls and checks
-   every record and chunk, verifies, stores, and hands the recorder a custody receipt.
-4. `sealcam verify` checks the archive offline against the registered device key.
-5. A copy of the card is tampered with (a media byte flipped, the newest records deleted)
+2. Check-out: the recorder is docked (`sealcam sim serve`: the firmware on the MicroPython
+   1.27 VM, serving its dock link on a real pty); the station registers it, sets its
+   clock, runs its self-check and assigns it to an officer (`sealcam checkout`).
+3. The shift, driven through the recorder's buttons: pre-record in standby, RECORD, the
+   notice to the party, marks, an interruption the officer picks (change of place), the
+   resume that prompts for an explanation, the VOICE button held while the officer states
+   it, a refused delete, RECORD to end.
+4. Check-in (`sealcam dock`): offload with verification and a custody receipt, clock
+   calibration with the measured drift, the officer released, the self-check.
+5. `sealcam verify` checks the archive offline; `sealcam report` lists the interruption
+   with its voice annotation (the exact bytes of the statement), the marks and the shift.
+6. A copy of the card is tampered with (a media byte flipped, the newest records deleted)
    and verified: NOT_OK, naming the record and the reason.
 """
 import argparse
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,8 +31,26 @@ from host_tools.verify import verify_store
 from sim.record import run_job
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo-out")
-SHIFT = [["officer", "PC-0042"], ["start"], ["run", 45], ["stop"],
-         ["refuse", "delete", "m/00000001.mjpg"], ["start"], ["run", 15], ["stop"]]
+DEVICE = "SC-DEMO0001"
+SHIFT = [["run", 12],                                   # standby: pre-record fills
+         ["press", "record"], ["run", 10],              # arrival: recording starts
+         ["press", "notice"], ["run", 15],              # the party is told (R5)
+         ["hold", "mark", 2], ["run", 8],               # IMPORTANT
+         ["hold", "record", 2], ["press", "mark"],      # pick a reason: place_change
+         ["press", "record"], ["run", 20],              # confirmed: interrupted; walking
+         ["press", "record"], ["run", 2],               # resume: three beeps, "state why"
+         ["hold", "voice", 5], ["run", 15],             # the officer explains aloud
+         ["refuse", "delete", "m/00000002.mjpg"],
+         ["press", "record"]]                           # the activity ends
+
+
+def _seconds(steps):
+    """Simulated seconds a shift script takes (sim/hal/simdevice.py's step lengths)."""
+    t = 0.0
+    for st in steps:
+        t += {"run": lambda: st[1], "press": lambda: 0.4,
+              "hold": lambda: st[2] + 0.3}.get(st[0], lambda: 0)()
+    return t
 
 
 def banner(text):
@@ -53,41 +76,68 @@ def main(argv=None):
     p = sealcam("station", "init", "--archive", arch)
     print(p.stdout.strip() or p.stderr.strip())
 
-    banner("2. virtual recorder: firmware on %s records a shift" % (
-        "the MicroPython 1.27 VM" if a.runtime == "micropython" else "CPython"))
+    vmname = "the MicroPython 1.27 VM" if a.runtime == "micropython" else "CPython"
+    trust = os.path.join(arch, "station.pub")
+
+    def docked(title, *verbs):
+        """Serve the card on a pty, run `sealcam VERB …` for each verb, undock."""
+        srv = subprocess.Popen([sys.executable, "-m", "sim.serve", "--store", sd, "--flash",
+                                flash, "--runtime", a.runtime, "--device", DEVICE,
+                                "--trust", trust], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        codes = []
+        try:
+            line = srv.stdout.readline()
+            if not line.startswith("PORT "):
+                print("demo: the virtual recorder did not start:\n" + srv.stderr.read())
+                return [1]
+            port = line.split()[1]
+            banner("%s: the recorder (firmware on %s) is docked at %s" % (title, vmname, port))
+            for v in verbs:
+                args = list(v)
+                print("$ sealcam %s --port %s %s" % (args[0], port,
+                                                   " ".join(shlex.quote(x) for x in args[1:])))
+                p = sealcam(args[0], "--port", port, *args[1:])
+                print((p.stdout + p.stderr).strip())
+                codes.append(p.returncode)
+        finally:
+            srv.terminate()
+            srv.wait(60)
+        return codes
+
+    rel = os.path.relpath(arch)
+    codes = docked("2. check-out",
+                   ["offload", "--archive", rel, "--register", "--no-progress"],
+                   ["checkout", "--archive", rel, "--officer", "PC-0042", "--unit",
+                    "Traffic Unit 2"])
+
+    banner("3. the shift: the officer works the recorder's buttons (firmware on %s)" % vmname)
     job = {"sd_host": sd, "flash_host": flash, "steps": SHIFT, "bitrate": 2000000, "fps": 10,
-           "settings": {"checkpoint_s": 5, "segment_s": 20}, "device": "SC-DEMO0001"}
+           "settings": {"checkpoint_s": 5, "segment_s": 60, "bitrate": 2000000,
+                        "prerecord_s": 10},
+           "device": DEVICE, "rtc_ms": int((time.time() - _seconds(SHIFT)) * 1000)}
     t = time.perf_counter()
     summary = run_job(job, a.runtime)
-    print("recorded 60 s of MJPEG at 2 Mbit/s in %.1f s: %d records, %d refused delete(s)"
-          % (time.perf_counter() - t, summary["records"], summary["refused"]))
-    srv = subprocess.Popen([sys.executable, "-m", "sim.serve", "--store", sd, "--flash", flash,
-                            "--runtime", a.runtime, "--device", "SC-DEMO0001",
-                            "--trust", os.path.join(arch, "station.pub")],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = srv.stdout.readline()
-        if not line.startswith("PORT "):
-            print("demo: the virtual recorder did not start:\n" + srv.stderr.read())
-            return 1
-        port = line.split()[1]
-        print("the recorder is docked: its serial port is %s" % port)
+    for e in summary.get("events", []):
+        print("  recorder: " + e)
+    print("recorded %.0f s of shift (MJPEG at 2 Mbit/s, simulated time; it ended just now) "
+          "in %.1f s: %d records, %d refused delete(s)"
+          % (_seconds(SHIFT), time.perf_counter() - t, summary["records"], summary["refused"]))
 
-        banner("3. sealcam offload --port %s --archive %s --register" % (port, os.path.relpath(arch)))
-        p = sealcam("offload", "--port", port, "--archive", arch, "--register", "--no-progress")
-        print((p.stdout + p.stderr).strip())
-        offload_ok = p.returncode == 0
-    finally:
-        srv.terminate()
-        srv.wait(60)
+    codes += docked("4. check-in", ["dock", "--archive", rel, "--no-progress"])
 
-    banner("4. sealcam verify %s" % os.path.relpath(arch))
+    banner("5. sealcam verify %s" % rel)
     p = sealcam("verify", arch)
     print(p.stdout.strip())
-    ok = offload_ok and p.returncode == 0
+    codes.append(p.returncode)
+    banner("sealcam report --archive %s" % rel)
+    p = sealcam("report", "--archive", arch)
+    print(p.stdout.strip() or p.stderr.strip())
+    report_ok = p.returncode in (0, 1) and "annotated" in p.stdout
+    ok = all(c == 0 for c in codes) and report_ok
 
     pub = os.path.join(flash, "device.pub")
-    banner("5. a copy of the card, tampered with: one media byte flipped, newest records deleted")
+    banner("6. a copy of the card, tampered with: one media byte flipped, newest records deleted")
     bad = os.path.join(a.out, "sd-tampered")
     shutil.copytree(sd, bad)
     media = os.path.join(bad, "m", sorted(n for n in os.listdir(os.path.join(bad, "m")) if n.endswith(".mjpg"))[0])
@@ -110,9 +160,11 @@ def main(argv=None):
     print(rep2.to_text())
     print()
     if ok and rep2.verdict == "NOT_OK":
-        print("demo: offloaded and verified OK in the archive; the tampered card is NOT_OK.")
+        print("demo: checked out, recorded, checked in, verified OK and reported; the "
+              "tampered card is NOT_OK.")
         return 0
-    print("demo: UNEXPECTED results (offload/verify ok=%s, tampered card %s)" % (ok, rep2.verdict))
+    print("demo: UNEXPECTED results (exit codes %s, report ok=%s, tampered card %s)"
+          % (codes, report_ok, rep2.verdict))
     return 1
 
 

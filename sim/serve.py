@@ -60,6 +60,18 @@ def _paths(extra=()):
 
 
 
+def _setting(text):
+    k, eq, v = text.partition("=")
+    if not eq or not k:
+        raise argparse.ArgumentTypeError("%r is not KEY=VALUE" % text)
+    if v in ("true", "false"):
+        return k, v == "true"
+    try:
+        return k, int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%s: %r is not an integer, true or false" % (k, v))
+
+
 def add_arguments(p):
     """The arguments of `sealcam sim serve` on an argparse parser."""
     p.add_argument("--store", metavar="DIR", required=True,
@@ -95,6 +107,9 @@ def add_arguments(p):
                    help="battery charge at boot; it drains slowly (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed the device's random source (default: the host's randomness)")
+    p.add_argument("--setting", metavar="KEY=VALUE", action="append", default=[],
+                   type=_setting, help="a firmware setting (firmware/config.py), e.g. "
+                   "drift_min_s=1; may be repeated")
     p.add_argument("--lib", metavar="DIR", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--raw-copy", type=argtypes.positive_int, default=None, metavar="MIB",
                    help=argparse.SUPPRESS)
@@ -107,7 +122,8 @@ def _job(args, sd, flash):
             "capacity": args.capacity, "drift_ppm": args.drift_ppm,
             "rtc_ms": int(time.time() * 1000) - int(record * 1000), "record": record,
             "max_frame": args.max_frame, "bitrate": args.bitrate, "seed": args.seed,
-            "officer": args.officer, "battery": args.battery, "raw_copy_mb": args.raw_copy}
+            "officer": args.officer, "battery": args.battery, "raw_copy_mb": args.raw_copy,
+            "settings": dict(args.setting) or None}
 
 
 # ----------------------------------------------------------------------------- trust list

@@ -124,7 +124,8 @@ class RefStore:
         self.segments: dict[int, _Seg] = {}   # every segment started, by seq
         self.records: list[Rec] = []
         self.receipt_number = 0           # number of the last RECEIPT written
-        self.last_cal: int | None = None  # new rtc of the last TIME_SET
+        self.last_cal: int | None = None  # measurement base: new rtc of a TIME_SET
+        self.cal_error = 0                # old - new summed since the base
         self.rtc_shift = 0                # TIME_SET moves the RTC by this much
         os.makedirs(os.path.join(self.root, "rec"), exist_ok=True)
         os.makedirs(os.path.join(self.root, "m"), exist_ok=True)
@@ -388,29 +389,33 @@ class RefStore:
         return self.record(SELF_CHECK, {36: ready, 37: list(reasons), 38: dict(facts)})
 
     def time_set(self, new: int | None = None, *, error: int = 0, drift_limit: int = 3000,
-                 fields: dict | None = None) -> Rec:
+                 drift_min_ms: int = 3_600_000, fields: dict | None = None) -> Rec:
         """The station sets the clock: the RTC was ``error`` ms ahead of ``new`` (default:
-        now - error). From the second calibration on (when ``new`` is later than the last
-        one), ``since`` = new - last new and ``drift`` = (old - new) x 86,400,000 / since
-        rounded toward zero, as the firmware does, and flag DRIFT beyond ``drift_limit``
-        ms/day. The record's own rtc is the new time."""
+        now - error). As the firmware (SPEC §8.7): the corrections since the measurement
+        base are summed; once ``new`` is ``drift_min_ms`` after the base, the record carries
+        ``error`` (the sum), ``since`` and ``drift`` = error x 86,400,000 / since rounded
+        toward zero, flag DRIFT beyond ``drift_limit`` ms/day, and the base moves."""
         old, _ = self._now()
         self.mono -= 100
         new = old - error if new is None else new
         f = {28: old, 29: new}
-        if self.last_cal is not None and new > self.last_cal:
-            since = new - self.last_cal         # as the firmware: true time elapsed
-            drift = (old - new) * DAY_MS // since if old >= new else \
-                -((new - old) * DAY_MS // since)
-            f[39], f[40] = drift, since
-            if abs(drift) > drift_limit:
-                f[9] = DRIFT | (NO_OFFICER if self.officer is None else 0)
+        if self.last_cal is None:
+            self.last_cal, self.cal_error = new, 0
+        else:
+            acc = self.cal_error + old - new
+            if new - self.last_cal >= drift_min_ms:
+                since = new - self.last_cal
+                drift = acc * DAY_MS // since if acc >= 0 else -((-acc) * DAY_MS // since)
+                f[39], f[40], f[43] = drift, since, acc
+                if abs(drift) > drift_limit:
+                    f[9] = DRIFT | (NO_OFFICER if self.officer is None else 0)
+                self.last_cal, self.cal_error = new, 0
+            else:
+                self.cal_error = acc
         f.update(fields or {})
         self.rtc_shift += new - old
         body = self.body(TIME_SET, f)
-        rec = self.append_raw(sign_record(body, self.key), body[1], TIME_SET)
-        self.last_cal = new
-        return rec
+        return self.append_raw(sign_record(body, self.key), body[1], TIME_SET)
 
     def sign_receipt(self, covered: int, number: int, archive: str = "ARCH-1") -> bytes:
         """A station's custody receipt (SPEC §8.6) over records 0..covered."""

@@ -120,10 +120,9 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         assert j["check"]["ready"] is True
         assert j["assign"] == {"officer": "PC-4711", "unit": "unit-7",
                                "seq": j["check"]["seq"] + 1}
-        # a second calibration seconds after the first: a drift is measured (noisy over
-        # so short a time), and reported
-        assert isinstance(j["clock"]["drift_ms_per_day"], int)
-        assert j["clock"]["since_ms"] > 0
+        # a second calibration seconds after the first: too soon to measure a drift (the
+        # link's latency would pass for one); the correction is summed for later
+        assert j["clock"]["drift_ms_per_day"] is None and not j["clock"]["drift_flagged"]
         st = status(sim.port)
         assert (st[1], st[2], st[3]) == ("standby", "PC-4711", "unit-7")
         assign_seq = j["assign"]["seq"]
@@ -141,10 +140,9 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         assert (j["officer_before"], j["unit_before"]) == ("PC-4711", "unit-7")
         assert j["assign"]["officer"] is None
         ck = j["clock"]
-        assert isinstance(ck["drift_ms_per_day"], int) and ck["since_ms"] > 1000
+        assert ck["drift_ms_per_day"] is None and not ck["drift_flagged"]
         assert j["check"]["ready"] is True
-        assert rc == (1 if ck["drift_flagged"] else 0), (rc, j)
-        assert j["status"] == ("drift_flagged" if ck["drift_flagged"] else "ok")
+        assert rc == 0 and j["status"] == "ok", (rc, j)
         st = status(sim.port)
         assert (st[2], st[3]) == (None, None)
 
@@ -157,10 +155,10 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         # last dock's TIME_SET, ASSIGN null and SELF_CHECK came after its offload
         ts = archived(arch, TIME_SET)
         assert len(ts) == 3 and ts[-1][7] == "PC-4711" and ts[-1][30] == "unit-7"
-        assert ts[0][7] is None and 39 not in ts[0] and 39 in ts[1]
+        assert ts[0][7] is None and not any(39 in t for t in ts)   # all within an hour
         assert len(archived(arch, SELF_CHECK)) == 3
         p = sealcam("dock", "--port", sim.port, "--archive", arch, "--no-offload")
-        assert p.returncode in (0, 1), p.stdout + p.stderr
+        assert p.returncode == 0, p.stdout + p.stderr
         assert "released" in p.stdout and "RESULT" in p.stdout and "VERDICT" not in p.stdout
     finally:
         assert sim.stop() == 0
@@ -169,7 +167,9 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
 def test_drifting_clock_is_flagged(tmp_path, arch):
     card = tmp_path / "card"
     # 20 % fast: over a few seconds far beyond 3,000 ms/day, whatever the link's latency
-    sim = Sim(card, trust=arch / "station.pub", record=3, extra=["--drift-ppm", "200000"])
+    # (measured over seconds here, not the default hour)
+    sim = Sim(card, trust=arch / "station.pub", record=3,
+              extra=["--drift-ppm", "200000", "--setting", "drift_min_s=1"])
     try:
         register(arch, card)
         rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
@@ -215,10 +215,7 @@ def test_not_ready_is_not_assigned_unless_forced(tmp_path, arch):
         assert "--force" in err
         assert status(sim.port)[2] == "PC-2"
         rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
-        # 2 NOT_READY, unless the drift measured over these few seconds of latency noise
-        # came out flagged (1 comes first)
-        flagged = j["clock"]["drift_flagged"]
-        assert (rc, j["status"]) == ((1, "drift_flagged") if flagged else (2, "not_ready")), j
+        assert (rc, j["status"]) == (2, "not_ready"), j
         assert j["check"]["reasons"] == ["battery"]
         assert j["offload"]["verdict"] == OK and j["assign"]["officer"] is None
         assert "NOT_READY" in err and "battery" in err

@@ -194,31 +194,35 @@ def test_self_check_failures(s, fields, words):
 
 def test_time_set_drift_and_flag(s):
     s.close()
-    s.time_set(error=0)                      # first calibration: no drift
-    s.mono += 3_600_000                      # an hour later, 1 s fast: 24 s/day
-    r = s.time_set(error=1000)
+    s.time_set(error=0)                      # first calibration: the measurement base
+    s.mono += 600_000
+    r0 = s.time_set(error=300)               # 10 min later: too soon to measure, summed
+    assert 39 not in rw.decode_record(r0.data)
+    s.mono += 3_100_000                      # over an hour after the base, 1 s fast in all
+    r = s.time_set(error=700)
     b = rw.decode_record(r.data)
-    assert b[9] & rw.DRIFT and 23_900 < b[39] < 24_100 and 3_590_000 < b[40] < 3_610_000
-    s.mono += 3_600_000
+    assert b[43] == 1000 and b[9] & rw.DRIFT and b[39] == 1000 * 86_400_000 // b[40]
+    assert 3_600_000 <= b[40] < 3_710_000 and 23_300 < b[39] <= 24_000
+    s.mono += 3_700_000
     r2 = s.time_set(error=-50)               # 1.2 s/day slow: within the limit, no flag
     assert not rw.decode_record(r2.data).get(9, 0) & rw.DRIFT
     rep = verify(s)
     check(rep, OK)
-    assert [t["drift_flag"] for t in rep.time_sets] == [False, True, False]
-    assert rep.time_sets[1]["drift"] == b[39]
+    assert [t["drift_flag"] for t in rep.time_sets] == [False, False, True, False]
+    assert rep.time_sets[2]["drift"] == b[39]
     assert "drift +%d ms/day" % b[39] in row(rep, r.seq).info
     assert "flag DRIFT" in row(rep, r.seq).info
-    assert rep.time_sets[2]["drift"] < 0
+    assert rep.time_sets[3]["drift"] < 0
 
 
 @pytest.mark.parametrize("fields,words", [
-    ({39: 5}, ["drift (key 39) without since (key 40)"]),
-    ({40: 5}, ["since (key 40) without drift (key 39)"]),
-    ({39: 5, 40: -1}, ["key 40 (since) has the wrong type"]),
-    ({39: "5", 40: 1}, ["key 39 (drift) has the wrong type"]),
-    ({39: 999, 40: 3_600_000}, ["drift 999 ms/day does not match (old - new) x 86,400,000 / "
-                                "since = 24000.0"]),
-    ({39: 0, 40: 0}, ["since = 0"]),
+    ({39: 5}, ["key 39 without the rest of drift (39), since (40) and error (43)"]),
+    ({40: 5, 43: 1}, ["key 40, key 43 without the rest"]),
+    ({39: 5, 40: -1, 43: 1}, ["key 40 (since) has the wrong type"]),
+    ({39: "5", 40: 1, 43: 1}, ["key 39 (drift) has the wrong type"]),
+    ({39: 999, 40: 3_600_000, 43: 1000}, ["drift 999 ms/day does not match error x "
+                                          "86,400,000 / since = 24000.0"]),
+    ({39: 0, 40: 0, 43: 0}, ["since = 0"]),
 ])
 def test_time_set_failures(s, fields, words):
     s.close()
@@ -572,7 +576,7 @@ def test_new_record_bodies_match_the_cddl(s):
     s.annotation_missing(i)
     s.mark("bookmark")
     s.time_set()
-    s.mono += 3_600_000
+    s.mono += 3_700_000
     s.time_set(error=5000)
     s.receipt()
     s.release(3)
@@ -599,7 +603,8 @@ def test_new_record_bodies_match_the_cddl(s):
     assert set(range(10, 17)) <= seen
     assert any(30 in rw.decode_record(r.data) for r in s.records)
     assert any(41 in rw.decode_record(r.data) for r in s.records)
-    assert any(39 in rw.decode_record(r.data) for r in s.records)
+    assert any(39 in rw.decode_record(r.data) and 43 in rw.decode_record(r.data)
+               for r in s.records)
     _rule(pycddl, "head").validate_cbor(open(s.path("head.cbor"), "rb").read())
 
 

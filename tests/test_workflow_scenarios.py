@@ -233,7 +233,7 @@ def test_clock_drift_past_the_limit_is_flagged(tmp_path, runtime):
     assert 39 not in t1 and not t1.get(9, 0) & F_DRIFT           # nothing to compare yet
     # 200 ppm = 17,280 ms/day, far past the 3,000 ms/day limit
     assert t2[28] - t2[29] == 1440 and t2[40] == 7200000
-    assert t2[39] == 17280 and t2[9] & F_DRIFT
+    assert t2[39] == 17280 and t2[43] == 1440 and t2[9] & F_DRIFT
     checks = of(recs, SELF_CHECK)
     assert [c[36] for c in checks] == [False, True, True, False]
     assert checks[0][37] == ["clock_uncalibrated"] and checks[3][37] == ["clock"]

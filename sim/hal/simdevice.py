@@ -93,14 +93,14 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     return h
 
 
-def dock(h, s, rec, opts, summary):
+def dock(h, s, rec, opts, summary, wf=None):
     """The station's side of a dock cycle, in-process: the firmware's own receipt check
     (link.Link), TIME_SET, ASSIGN and self-check (SPEC §10.7)."""
     sk = ed25519.secret(STATION_SEED) if hasattr(ed25519, "secret") else STATION_SEED
     pub = ed25519.public(sk)
     link.add_trusted(h.flash, pub)
     if opts.get("receipt") and not rec.recording:
-        lnk = link.Link(h, s, rec)
+        lnk = link.Link(h, s, rec, workflow=wf)
         covered = s.seq - 1
         import hashlib
         body = {1: h.device, 2: covered, 3: hashlib.sha256(s.find(covered)).digest(),
@@ -156,7 +156,7 @@ def shift(h, steps, settings=None, officer=None, log=None, summary=None):
         elif op == "heal":
             h.camera.fault = False
         elif op == "dock":
-            dock(h, s, rec, step[1], summary)
+            dock(h, s, rec, step[1], summary, wf)
         elif op == "refuse":
             try:
                 s.request(step[1], step[2], "api")

@@ -16,6 +16,7 @@ import device
 import ed25519
 import simdevice
 import store as st
+import workflow
 from simclock import SimClock
 
 try:
@@ -42,11 +43,11 @@ def since_ms(t0):
 MAX_FRAME = 1048576   # the virtual recorder offers more than a board (SPEC §7)
 
 
-def make_link(h, s, rec, max_frame=None):
+def make_link(h, s, rec, max_frame=None, wf=None):
     """firmware/link.py's Link on this HAL, offering max_frame (default MAX_FRAME)."""
     import link
     h.max_frame = max_frame or MAX_FRAME
-    return link.Link(h, s, rec, max_frame=h.max_frame)
+    return link.Link(h, s, rec, max_frame=h.max_frame, workflow=wf)
 
 
 class Server:
@@ -62,6 +63,7 @@ class Server:
         self.s = None
         self.rec = None
         self.lnk = None
+        self.wf = None
         self.full = None         # why recording stopped early (storage full)
         self.ticks = 0
         self.service_ms = 0      # time spent in busy lnk.service() calls
@@ -99,7 +101,11 @@ class Server:
     def go_live(self):
         """Real time from here on; the dock link starts."""
         self.clock.go_realtime()
-        self.lnk = make_link(self.h, self.s, self.rec, self.job.get("max_frame"))
+        # the officer workflow runs the capture loop while docked (STATUS reports its state);
+        # no pre-record at the dock
+        self.rec.cfg["prerecord_s"] = 0
+        self.wf = workflow.Workflow(self.h, self.s, self.rec, self.rec.cfg)
+        self.lnk = make_link(self.h, self.s, self.rec, self.job.get("max_frame"), self.wf)
         self._next_tick = self.clock.mono_ms() + self._tick
 
     def info(self):
@@ -132,7 +138,7 @@ class Server:
                 self.service_ms += since_ms(t0)
         now = self.clock.mono_ms()
         if now >= self._next_tick:
-            self.rec.tick()
+            self.wf.tick()
             self.ticks += 1
             self._next_tick = now + self._tick
         return busy or moved or ser.rx + ser.tx != before

@@ -911,6 +911,22 @@ class TestCheckAndClock(WorkflowOpsCase):
         self.assertEqual((res[1], res[2]), (True, []), res)
         self.assertTrue(res[3][4] < 5, res)
 
+    def test_drift_is_only_measured_over_an_hour_and_sums_the_corrections(self):
+        self.login()
+        c = self.h.clock
+        c.drift_ppm = 100
+        self.calibrate()                               # the base
+        c.sleep_ms(600000)
+        r = self.calibrate()                           # 10 min: 60 ms, not a measurement
+        self.assertEqual((r[4], r[5], r[6]), (None, None, False))
+        body = self.chain()[-1][1]
+        self.assertTrue(39 not in body and 40 not in body and 43 not in body, body)
+        c.sleep_ms(3000000)
+        r = self.calibrate()                           # 60 min after the base: 360 ms
+        body = self.chain()[-1][1]
+        self.assertEqual((body[40], body[43]), (3600000, 360))
+        self.assertEqual((r[4], r[6]), (8640, True))
+
     def test_time_set_measures_drift_and_flags_it(self):
         self.login()
         c = self.h.clock
@@ -929,12 +945,17 @@ class TestCheckAndClock(WorkflowOpsCase):
         self.assertTrue(abs((r[1] - r[2]) - 8640) <= 2, r)
         self.assertEqual(r[6], True)
         body = self.chain()[-1][1]
-        self.assertEqual((body[0], body[1], body[39], body[40]), (st.TIME_SET, r[3], r[4], DAY))
+        self.assertEqual((body[0], body[1], body[39], body[40], body[43]),
+                         (st.TIME_SET, r[3], r[4], DAY, r[1] - r[2]))
         self.assertEqual(body[9] & st.F_DRIFT, st.F_DRIFT)
-        self.assertEqual(flashkv.read(self.h.flash, st.CLOCK_FILE), {1: r[2], 2: r[4]})
+        # the measurement base moves to this calibration, with nothing summed yet
+        self.assertEqual(flashkv.read(self.h.flash, st.CLOCK_FILE),
+                         {1: r[2], 2: r[4], 3: r[2], 4: 0})
         # the limit is 3,000 ms a day (about 34.7 ppm), fast or slow
         for ppm, want in ((35, 3024), (34, 2937), (-30, -2592), (-40, -3456), (0, 0)):
-            c.drift_ppm = ppm
+            t = c.rtc_ms()
+            c.drift_ppm = ppm        # a new rate from here on, without a step
+            c.set_rtc(t)
             r = self.calibrate()     # the same true time again: no measurement
             self.assertEqual((r[4], r[5], r[6]), (None, None, False), (ppm, r))
             c.sleep_ms(DAY)
@@ -944,7 +965,9 @@ class TestCheckAndClock(WorkflowOpsCase):
             flags = self.chain()[-1][1].get(9, 0)
             self.assertEqual(flags & st.F_DRIFT, st.F_DRIFT if abs(want) > 3000 else 0)
         # the estimated error grows with the last measured drift: -40 ppm, 8 h later
+        t = c.rtc_ms()
         c.drift_ppm = -40
+        c.set_rtc(t)
         self.calibrate()
         c.sleep_ms(DAY)
         r = self.calibrate()
