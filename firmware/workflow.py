@@ -48,18 +48,24 @@ class Workflow:
         self.buttons = bt.Buttons(src, cfg["long_press_ms"]) if src is not None else None
         self.state = RECORDING if rec.recording else STANDBY
         self.pending = []          # seqs of interruptions waiting for a voice annotation
+        self.events = []           # what happened, for a display log and the simulator
         self.resumed = None        # mono ms of the resume that prompted the officer
         self.voice = None          # (pos, mono ms) when VOICE went down while recording
         self.choice = 0
         self.choose_until = 0
         self.ring = None
-        self.events = []           # what happened, for a display log and the simulator
         ps = cfg["prerecord_s"]
         if ps:
             cap = ps * cfg["bitrate"] // 4    # twice the nominal rate: a VBR peak fits
             if cap > cfg["prerecord_ram"]:
                 cap = cfg["prerecord_ram"]
-            self.ring = prerecord.Ring(cap, ps * 1000)
+            while cap and self.ring is None:
+                try:
+                    self.ring = prerecord.Ring(cap, ps * 1000)
+                except MemoryError:  # less RAM than prerecord_ram: a shorter pre-record
+                    cap = cap // 2 if cap >= 131072 else 0
+            if self.ring is None:
+                self._log("no RAM for pre-record")
             hal.camera.start()
         rv = store.recovered
         if rv and "interruption" in rv:

@@ -162,6 +162,12 @@ class TestWorkflow(WorkflowCase):
         (m,) = self.bodies(st.ANNOTATION_MISSING)
         self.assertEqual(m[st.K_REFERS], self.bodies(st.INTERRUPTION)[0][st.K_SEQ])
 
+    def test_the_ring_shrinks_to_the_ram_there_is(self):
+        # 64 MiB asked for: more than the VM's heap (1 MiB here) and than a small board has
+        cfg = dict(self.rec.cfg, prerecord_ram=1 << 26, bitrate=1 << 30, prerecord_s=60)
+        wf = workflow.Workflow(self.h, self.s, self.rec, cfg)
+        self.assertTrue(wf.ring is not None and 65536 <= wf.ring.cap <= 1 << 26)
+
     def test_unassigned_records_are_flagged_and_assignment_survives_a_reboot(self):
         self.assertTrue(self.bodies(st.BOOT)[0][9] & st.F_NO_OFFICER)
         self.s.assign("P-7", "Unit 9", "station")
