@@ -1,5 +1,5 @@
 """argparse value types shared by the sealcam verbs (and `sim serve`): each names the
-value it could not take."""
+value it could not take; and the arguments of the verbs that talk to a docked recorder."""
 import argparse
 
 
@@ -19,3 +19,27 @@ integer = _number(int, "an integer", lambda x: True, "")
 positive_int = _number(int, "an integer", lambda x: x > 0, "> 0")
 positive_float = _number(float, "a number", lambda x: x > 0, "> 0")
 nonneg_float = _number(float, "a number", lambda x: x >= 0, ">= 0")
+
+
+# ---- arguments every verb that talks to a docked recorder takes (offload, dock, checkout)
+
+def add_port_archive(p):
+    p.add_argument("--port", required=True, metavar="PORT",
+                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
+                        "`sealcam sim serve`)")
+    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+
+
+def add_timeout_json(p):
+    p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
+                   help="seconds of silence before a request is sent again "
+                        "(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def add_progress(p, what="a progress bar"):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show %s on stderr (default: when it is a TTY)" % what)
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="never show a progress bar")

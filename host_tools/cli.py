@@ -117,24 +117,14 @@ def _build_parser() -> argparse.ArgumentParser:
                     "receipt. A signed head that went back (records removed from the "
                     "recorder) is flagged and no receipt is sent.",
         epilog=_EPILOG_OFFLOAD, formatter_class=argparse.RawDescriptionHelpFormatter)
-    o.add_argument("--port", required=True, metavar="PORT",
-                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
-                        "`sealcam sim serve`)")
-    o.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    argtypes.add_port_archive(o)
     o.add_argument("--register", action="store_true",
                    help="register an unknown device on first use, trusting the public key it "
                         "presents (check its fingerprint against the device label)")
     o.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
                    help="READ requests in flight (default: %(default)s)")
-    o.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
-                   help="seconds of silence before a request is sent again "
-                        "(default: %(default)s)")
-    o.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    g = o.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="always show a progress bar on stderr (default: when it is a TTY)")
-    g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="never show a progress bar")
+    argtypes.add_timeout_json(o)
+    argtypes.add_progress(o)
     o.set_defaults(func=_cmd_offload)
 
     from . import dock as _dock

@@ -182,10 +182,13 @@ def _check(c):
             "seq": res.get(4)}
 
 
-def _run(r, body):
-    """Run body(); failures become the result's status, errors and exit code."""
+def _run(r, body, port, timeout, client):
+    """Run body(c) on a client (client, or one opened on port and closed after); failures
+    become the result's status, errors and exit code."""
+    box = [client]
     try:
-        body()
+        box[0] = box[0] or _client(port, timeout)
+        body(box[0])
     except _Fail as e:
         r.errors.append(e.message)
         r.exit_code, r.status = e.code, e.status
@@ -198,6 +201,9 @@ def _run(r, body):
     except _Interrupted as e:
         r.errors.append("interrupted (%s)" % e)
         r.exit_code, r.status = EXIT_LINK, "interrupted"
+    finally:
+        if client is None and box[0] is not None:
+            box[0].close()
     return r
 
 
@@ -211,12 +217,7 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
     """The dock cycle on the recorder at ``port`` (see the module doc)."""
     r = Result("dock", port, os.path.abspath(archive_dir))
     host_name = host_name or socket.gethostname()
-    box = {"c": client}
-
-    def body():
-        if box["c"] is None:
-            box["c"] = _client(port, timeout)
-        c = box["c"]
+    def body(c):
         authed = False
         if do_offload:
             sm = offload(port, archive_dir, client=c, window=window, timeout=timeout,
@@ -254,11 +255,7 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
         if not r.check["ready"]:
             r.errors.append("self-check NOT_READY: %s" % _not_ready_text(r.check))
 
-    try:
-        return _run(r, body)
-    finally:
-        if client is None and box["c"] is not None:
-            box["c"].close()
+    return _run(r, body, port, timeout, client)
 
 
 def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host_name=None,
@@ -266,12 +263,7 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
     """Check-out of the recorder at ``port`` to ``officer`` / ``unit`` (module doc)."""
     r = Result("checkout", port, os.path.abspath(archive_dir))
     host_name = host_name or socket.gethostname()
-    box = {"c": client}
-
-    def body():
-        if box["c"] is None:
-            box["c"] = _client(port, timeout)
-        c = box["c"]
+    def body(c):
         hello = _session(c, archive_dir, r, host_name)
         r.officer_before = hello.get(11)
         r.clock = _time_set(c)
@@ -289,11 +281,7 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
             r.errors.append("%s not assigned to %s: self-check NOT_READY: %s" % (
                 r.device, officer, _not_ready_text(r.check)))
 
-    try:
-        return _run(r, body)
-    finally:
-        if client is None and box["c"] is not None:
-            box["c"].close()
+    return _run(r, body, port, timeout, client)
 
 
 # --- output -------------------------------------------------------------------------------
@@ -394,44 +382,27 @@ def _name(s):
 
 def add_arguments_dock(p):
     """The arguments of `sealcam dock` on an argparse parser."""
-    p.add_argument("--port", required=True, metavar="PORT",
-                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
-                        "`sealcam sim serve`)")
-    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    argtypes.add_port_archive(p)
     p.add_argument("--no-offload", dest="offload", action="store_false",
                    help="skip the offload: only calibrate the clock, release the officer and "
                         "run the self-check")
     p.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
                    help="READ requests in flight during the offload (default: %(default)s)")
-    p.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
-                   help="seconds of silence before a request is sent again "
-                        "(default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="always show the offload's progress bar on stderr (default: when it "
-                        "is a TTY)")
-    g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="never show a progress bar")
+    argtypes.add_timeout_json(p)
+    argtypes.add_progress(p, "the offload's progress bar")
     return p
 
 
 def add_arguments_checkout(p):
     """The arguments of `sealcam checkout` on an argparse parser."""
-    p.add_argument("--port", required=True, metavar="PORT",
-                   help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
-                        "`sealcam sim serve`)")
-    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    argtypes.add_port_archive(p)
     p.add_argument("--officer", required=True, type=_name, metavar="ID",
                    help="the officer's id (1 to %d characters)" % NAME_MAX)
     p.add_argument("--unit", required=True, type=_name, metavar="UNIT",
                    help="the officer's unit (1 to %d characters)" % NAME_MAX)
     p.add_argument("--force", action="store_true",
                    help="assign even if the self-check says NOT_READY")
-    p.add_argument("--timeout", type=argtypes.positive_float, default=2.0, metavar="S",
-                   help="seconds of silence before a request is sent again "
-                        "(default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    argtypes.add_timeout_json(p)
     return p
 
 
