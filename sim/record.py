@@ -11,7 +11,20 @@ import sys
 from sim import vm
 
 ROOT = vm.ROOT
-VM_HEAP = 32 * 1024 * 1024   # room for the pre-record ring (a board keeps it in PSRAM)
+VM_BASE_HEAP = 2 * 1024 * 1024   # the firmware's working set, with room to spare
+
+
+def vm_heap(settings=None):
+    """VM heap for a job: the working set plus the pre-record ring its settings ask for
+    (a board keeps that in PSRAM). A larger heap costs time: every collection sweeps it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_fwconfig", os.path.join(vm.FIRMWARE,
+                                                                             "config.py"))
+    config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    cfg = config.make(settings)
+    ring = min(cfg["prerecord_s"] * cfg["bitrate"] // 4, cfg["prerecord_ram"])
+    return VM_BASE_HEAP + ring + (ring >> 3)
 
 
 def _paths():
@@ -28,7 +41,7 @@ def run_job(job, runtime="cpython"):
         j = dict(job, sd="/sd", flash="/flash")
         proc = vm.run(os.path.join(vm.SIM_HAL, "simmain.py"), libs=(vm.FIRMWARE, vm.SIM_HAL),
                       mounts=((job["sd_host"], "/sd"), (job["flash_host"], "/flash")),
-                      args=(json.dumps(j),), heap=job.get("heap") or VM_HEAP)
+                      args=(json.dumps(j),), heap=job.get("heap") or vm_heap(job.get("settings")))
         for line in proc.stdout.splitlines():
             if line.startswith("SIM-RESULT "):
                 return json.loads(line[len("SIM-RESULT "):])
