@@ -1,7 +1,6 @@
 # Boot sequence: device key, evidence store (with power-loss recovery), capture loop.
 import config
 import devkey
-import flashkv
 import recorder
 import store
 
@@ -9,22 +8,13 @@ import store
 def boot(hal, settings=None, officer=None):
     """(store, recorder) of a booted device; the store has written its BOOT record, and an
     INTERRUPTION (power_loss) record if it recovered a segment (SPEC §10.3). The officer
-    and unit come from assign.cbor in internal flash (SPEC §10.5) unless officer is given
-    (the simulator's shortcut, with no unit)."""
+    and unit are those of the last record in the chain (SPEC §10.5) unless officer is
+    given (the simulator's shortcut, with no unit)."""
     cfg = config.make(settings)
     sk = devkey.load_or_create(hal)
-    unit = None
-    if officer is None:
-        a = flashkv.read(hal.flash, store.ASSIGN_FILE)
-        if type(a) is dict and type(a.get(1)) is str:
-            officer = a[1]
-            unit = a.get(2) if type(a.get(2)) is str else None
-    s = store.Store(hal, sk, config.FW_VERSION, cfg, officer, unit)
-    r = flashkv.read(hal.flash, store.COVERED_FILE)   # what RECEIPT records cover
-    if type(r) is dict and type(r.get(1)) is int and type(r.get(2)) is int:
-        s.covered = r[1]
-        s.receipt_no = r[2]
+    s = store.Store(hal, sk, config.FW_VERSION, cfg, officer)
     s.open(hal.reset_cause)
+    s.load_coverage()
     if s.recovered:
         rv = s.recovered
         s.record(store.INTERRUPTION, {store.K_REASON: "power_loss", store.K_SEGMENT: rv["segment"],

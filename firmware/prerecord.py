@@ -3,6 +3,8 @@
 # Frames are kept whole; the oldest fall out by age or when the bytes would not fit.
 from array import array
 
+_MASK = 0xFFFFFFFF
+
 
 class Ring:
     def __init__(self, cap, max_ms, max_frames=4096):
@@ -34,8 +36,9 @@ class Ring:
             while self.n:
                 self._drop()
             return
-        while self.n and (self.used + ln > self.cap or self.n == self.nmax or
-                          t - self.when[self.head] > self.max_ms):
+        t &= _MASK            # times kept modulo 2**32 ms (49 days of uptime), compared
+        while self.n and (self.used + ln > self.cap or self.n == self.nmax or  # wrap-safe
+                          (t - self.when[self.head]) & _MASK > self.max_ms):
             self._drop()
         if not self.n:
             self.w = 0
@@ -55,7 +58,7 @@ class Ring:
 
     def span_ms(self, now):
         """ms of picture held: from the oldest frame to now (0 if empty)."""
-        return now - self.when[self.head] if self.n else 0
+        return (now - self.when[self.head]) & _MASK if self.n else 0
 
     def drain(self, write):
         """Pass every frame, oldest first, to write(memoryview) (a wrapped frame in two

@@ -11,6 +11,7 @@ class Recorder:
         self.recording = False
         self._seg_ms = 0
         self._ckpt_ms = 0
+        self.rolled = None         # (segment, length) of the last segment closed at rollover
 
     def start(self, reason="button", ring=None):
         """Open a segment; a pre-record ring's frames (SPEC §10.2) become its head."""
@@ -41,18 +42,26 @@ class Recorder:
             s.checkpoint()
             self._ckpt_ms = now + self.cfg["checkpoint_s"] * 1000
         if now - self._seg_ms >= self.cfg["segment_s"] * 1000:
+            self.rolled = (s.seg.seq, s.seg.length)   # where the old segment ended
             s.close_segment()
             self.recording = False
             self.start("rollover")
 
+    def drain(self):
+        """Write what the camera holds now; a full card or a failed camera drops it (the
+        segment then ends with what was written)."""
+        try:
+            for frame in self.hal.camera.poll():
+                self.store.write(frame)
+        except OSError:
+            pass
+
     def stop(self, reason="button", poll=True):
-        """Close the segment and write REC_STOP; poll=False drops what the camera holds
-        (a full card or a failed camera)."""
+        """Close the segment and write REC_STOP; poll=False drops what the camera holds."""
         if not self.recording:
             return None
         if poll:
-            for frame in self.hal.camera.poll():
-                self.store.write(frame)
+            self.drain()
         seg = self.store.seg.seq
         self.recording = False
         self.store.close_segment()

@@ -18,10 +18,9 @@ def run(hal, s, cfg):
     if bat < cfg["battery_min"]:
         reasons.append("battery")
     rate = cfg["bitrate"] // 8                     # bytes per second
-    need = cfg["storage_min_min"] * 60 * rate
-    if s.fs.free() < need:
-        s.release_covered(need)                    # only media a receipt covers (§10.8)
     free = s.fs.free()
+    if free < cfg["storage_min_min"] * 60 * rate:
+        free += s.releasable()   # media a receipt covers, released when space runs out
     minutes = free // rate // 60 if free > 0 else 0
     facts[2] = minutes
     if minutes < cfg["storage_min_min"]:

@@ -77,7 +77,6 @@ F_RECOVERED = const(2)
 F_MISMATCH = const(4)
 F_DRIFT = const(8)
 
-ASSIGN_FILE = "assign.cbor"    # in internal flash: {1: officer, 2: unit} (SPEC §10.5)
 COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt number}, written
                                # after the RECEIPT record (SPEC §10.8)
 CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day, 3: measurement
@@ -264,6 +263,7 @@ class Store:
         self.log_max = cfg["log_max"]
         self.officer = officer
         self.unit = unit
+        self._officer_arg = officer    # given: it wins over the chain's (the simulator)
         self.covered = -1      # the last accepted custody receipt covers records 0..covered
         self.receipt_no = -1   # and has this number
         self._rel_from = 0     # release scan resumes here (SPEC §10.8)
@@ -370,6 +370,8 @@ class Store:
         self.last = rec
         self.seq = body[K_SEQ] + 1
         self.boot = body[K_BOOT]
+        self.officer = body.get(7)      # the assignment is the last record's (SPEC §10.5)
+        self.unit = body.get(K_UNIT) if self.officer is not None else None
         if t == REC_START:
             self.open_hint = [body[K_SEQ], body[K_MEDIA], body[K_CHUNK],
                               [body[4], body[5]], 0, 0, ZERO32]
@@ -420,6 +422,8 @@ class Store:
             logs = fs.listdir("rec")
             if logs:  # the first record was flushed but not its head: scan the newest log
                 self._scan("rec/" + logs[-1], 0)
+        if self._officer_arg is not None:
+            self.officer, self.unit = self._officer_arg, None
         self.boot += 1
         self._new_log()
         if self.open_hint:
@@ -500,11 +504,19 @@ class Store:
         while pos < n:
             take = min(n - pos, s.chunk - s.fill)
             part = mv[pos:pos + take]
-            s.h.update(part)
-            s.fm.write(part)
-            s.fill += take
-            s.length += take
-            pos += take
+            try:
+                k = s.fm.write(part)          # hashed only once it is written
+            except OSError as e:
+                raise StoreFull("storage full: segment %d not extended (%s)" % (s.seq, e))
+            if k is None:
+                k = take
+            if k:
+                s.h.update(part[:k])
+                s.fill += k
+                s.length += k
+                pos += k
+            if k < take:
+                raise StoreFull("storage full: segment %d took %d of %d bytes" % (s.seq, k, take))
             if s.fill == s.chunk:
                 self._end_chunk(s)
 
@@ -558,13 +570,18 @@ class Store:
     # ---------------------------------------------------------------- dock link (SPEC §8)
     def receipt(self, station, covered, rhash, number):
         """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
+        rhash_cov = _sha256(self.find(covered) or b"")
         rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
                                      K_RECEIPT: rhash, K_NUMBER: number})
         if covered > self.covered:
             self.covered = covered
             self.receipt_no = number
-            # after the record: a cut in between forgets the coverage (never releases more)
-            flashkv.write(self.hal.flash, COVERED_FILE, {1: covered, 2: number})
+            # after the record: a cut in between forgets the coverage (never releases more);
+            # with H(record covered), so that another card never inherits it
+            try:
+                flashkv.write(self.hal.flash, COVERED_FILE, {1: covered, 2: number, 3: rhash_cov})
+            except OSError:
+                pass
         return rec
 
     accept_receipt = receipt
@@ -607,8 +624,21 @@ class Store:
         except Exception:
             c.set_rtc(old)
             raise
-        flashkv.write(flash, CLOCK_FILE, state)
+        try:
+            flashkv.write(flash, CLOCK_FILE, state)
+        except OSError:
+            pass    # the record stands; the next calibration starts a new measurement
         return old, new_ms, self.seq - 1, drift, since, bool(flags)
+
+    def load_coverage(self):
+        """At boot: what custody receipts cover, from covered.cbor, kept only if record
+        `covered` on this card is the one the receipt named (SPEC §10.8)."""
+        r = flashkv.read(self.hal.flash, COVERED_FILE)
+        if type(r) is not dict or type(r.get(1)) is not int or type(r.get(2)) is not int:
+            return
+        rec = self.find(r[1])
+        if rec is not None and _sha256(rec) == r.get(3):
+            self.covered, self.receipt_no = r[1], r[2]
 
     def calibration(self):
         """(rtc of the last calibration, drift ms/day measured then), or None."""
@@ -620,7 +650,8 @@ class Store:
     # ---------------------------------------------------------------- officer (SPEC §10)
     def assign(self, officer, unit, station):
         """Assign the recorder to officer/unit (None releases it): an ASSIGN record made
-        with the new assignment, then assign.cbor in internal flash."""
+        with the new assignment. Every later record carries it; a boot takes it from the
+        last record in the chain, so it survives power loss with the chain itself."""
         old = (self.officer, self.unit)
         self.officer, self.unit = officer, (unit if officer is not None else None)
         try:
@@ -628,7 +659,162 @@ class Store:
         except Exception:
             self.officer, self.unit = old
             raise
-        flashkv.write(self.hal.flash, ASSIGN_FILE, {1: self.officer, 2: self.unit})
+        self._officer_arg = None
+        return self.seq - 1
+
+    def pos(self):
+        """[segment, chunk, offset] of the next media byte of the open segment, or None."""
+        s = self.seg
+        if s is None:
+            return None
+        return [s.seq, s.length // s.chunk, s.length % s.chunk]
+
+    def _covered_segments(self, since):
+        """(closing seq, segment, media, index, signed length) of each closed segment whose
+        closing record (SEGMENT or RECOVERY) seq >= since is covered by a custody receipt
+        and whose media is still on the card, oldest first."""
+        q = since
+        while q <= self.covered:
+            batch = self.list(q, 32)
+            if not batch:
+                return
+            for seq, t, size in batch:
+                if seq > self.covered:
+                    return
+                q = seq + 1
+                if t != SEGMENT and t != RECOVERY:
+                    continue
+                rec = self.find(seq)
+                if rec is None:
+                    continue
+                body = _body_of(rec)
+                info = self.segment_files(body[K_SEGMENT])
+                if info is None or self.fs.size(info[0]) <= 0:
+                    continue  # released before, never made, or empty: nothing to free
+                yield seq, body[K_SEGMENT], info[0], info[1], body[K_LENGTH]
+
+    def releasable(self):
+        """Bytes that releasing every covered segment would free (nothing is removed)."""
+        n = 0
+        for item in self._covered_segments(self._rel_from):
+            n += self.fs.size(item[2]) + max(self.fs.size(item[3]), 0)
+        return n
+
+    def release_covered(self, want_free):
+        """Free space by releasing the media of closed segments a custody receipt covers,
+        oldest first, until free() >= want_free (SPEC §10.8). Each release is a RELEASE
+        record (its `length` the signed one) written before its files are removed.
+        Returns the bytes released."""
+        fs = self.fs
+        freed = 0
+        if fs.free() >= want_free:
+            return 0
+        for seq, seg, media, idx, length in self._covered_segments(self._rel_from):
+            self._rel_from = seq + 1
+            n = fs.size(media)
+            self._append(RELEASE, {K_SEGMENT: seg, K_MEDIA: media, K_LENGTH: length,
+                                   K_NUMBER: self.receipt_no})
+            fs.release(media)
+            if fs.size(idx) >= 0:
+                fs.release(idx)
+            freed += n
+            if fs.free() >= want_free:
+                break
+        return freed
+
+    # ---------------------------------------------------------------- dock link (SPEC §8)
+    def receipt(self, station, covered, rhash, number):
+        """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
+        rhash_cov = _sha256(self.find(covered) or b"")
+        rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
+                                     K_RECEIPT: rhash, K_NUMBER: number})
+        if covered > self.covered:
+            self.covered = covered
+            self.receipt_no = number
+            # after the record: a cut in between forgets the coverage (never releases more);
+            # with H(record covered), so that another card never inherits it
+            try:
+                flashkv.write(self.hal.flash, COVERED_FILE, {1: covered, 2: number, 3: rhash_cov})
+            except OSError:
+                pass
+        return rec
+
+    accept_receipt = receipt
+
+    def set_time(self, new_ms):
+        """Set the RTC and write a TIME_SET record (its own rtc is the new time); the clock
+        is set back if the record cannot be written. The drift rate is measured over at
+        least drift_min_s of RTC time: the corrections since the measurement base are summed
+        (`error`) and divided by the time since it (`since`); flagged DRIFT past the limit
+        (SPEC §8.7). Returns (old, new, seq, drift ms/day or None, since ms or None,
+        flagged)."""
+        c = self.clock
+        cfg = self.cfg
+        flash = self.hal.flash
+        old = c.rtc_ms()
+        last = flashkv.read(flash, CLOCK_FILE)
+        if type(last) is not dict or type(last.get(1)) is not int:
+            last = None
+        fields = {K_OLD: old, K_NEW: new_ms}
+        drift = since = None
+        flags = 0
+        state = {1: new_ms, 2: 0, 3: new_ms, 4: 0}       # a new measurement base
+        if last is not None:
+            base = last.get(3, last[1])
+            acc = last.get(4, 0) + old - new_ms
+            if new_ms - base >= cfg.get("drift_min_s", 3600) * 1000:
+                since = new_ms - base
+                drift = acc * 86400000 // since if acc >= 0 else -((-acc) * 86400000 // since)
+                fields[K_DRIFT] = drift
+                fields[K_SINCE] = since
+                fields[K_ERROR] = acc
+                if abs(drift) > cfg.get("drift_limit_ms", 3000):
+                    flags = F_DRIFT
+                state[2] = drift
+            else:                                    # too soon to tell: keep summing
+                state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
+        c.set_rtc(new_ms)
+        try:
+            self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
+        except Exception:
+            c.set_rtc(old)
+            raise
+        try:
+            flashkv.write(flash, CLOCK_FILE, state)
+        except OSError:
+            pass    # the record stands; the next calibration starts a new measurement
+        return old, new_ms, self.seq - 1, drift, since, bool(flags)
+
+    def load_coverage(self):
+        """At boot: what custody receipts cover, from covered.cbor, kept only if record
+        `covered` on this card is the one the receipt named (SPEC §10.8)."""
+        r = flashkv.read(self.hal.flash, COVERED_FILE)
+        if type(r) is not dict or type(r.get(1)) is not int or type(r.get(2)) is not int:
+            return
+        rec = self.find(r[1])
+        if rec is not None and _sha256(rec) == r.get(3):
+            self.covered, self.receipt_no = r[1], r[2]
+
+    def calibration(self):
+        """(rtc of the last calibration, drift ms/day measured then), or None."""
+        v = flashkv.read(self.hal.flash, CLOCK_FILE)
+        if type(v) is dict and type(v.get(1)) is int:
+            return v[1], v.get(2) or 0
+        return None
+
+    # ---------------------------------------------------------------- officer (SPEC §10)
+    def assign(self, officer, unit, station):
+        """Assign the recorder to officer/unit (None releases it): an ASSIGN record made
+        with the new assignment. Every later record carries it; a boot takes it from the
+        last record in the chain, so it survives power loss with the chain itself."""
+        old = (self.officer, self.unit)
+        self.officer, self.unit = officer, (unit if officer is not None else None)
+        try:
+            self._append(ASSIGN, {K_STATION: station})
+        except Exception:
+            self.officer, self.unit = old
+            raise
+        self._officer_arg = None
         return self.seq - 1
 
     def pos(self):

@@ -16,7 +16,17 @@ RECORDING = "recording"
 CHOOSING = "choosing"
 REASONS = ("weather", "place_change", "other")   # the officer's reasons (§10.1)
 MAX_WAITING = const(8)
+_HEAP_RESERVE = const(262144)  # heap left free after the pre-record ring is allocated
 _START_MIN = const(131072)   # free bytes a start needs (a write keeps 64 KiB in reserve)
+
+
+def _mem_free():
+    try:
+        import gc
+        gc.collect()
+        return gc.mem_free()
+    except AttributeError:      # CPython: no fixed heap
+        return 1 << 30
 
 
 class _NoUI:
@@ -62,11 +72,14 @@ class Workflow:
             while cap and self.ring is None:
                 try:
                     self.ring = prerecord.Ring(cap, ps * 1000)
+                    if _mem_free() < _HEAP_RESERVE:   # the store and signing need the rest
+                        self.ring = None
+                        raise MemoryError
                 except MemoryError:  # less RAM than prerecord_ram: a shorter pre-record
                     cap = cap // 2 if cap >= 131072 else 0
             if self.ring is None:
                 self._log("no RAM for pre-record")
-            hal.camera.start()
+            self._standby_camera()
         rv = store.recovered
         if rv and "interruption" in rv:
             self._wait(rv["interruption"])
@@ -145,9 +158,17 @@ class Workflow:
         self.ui.beep(2)
         self.ui.led("off")
         self._log("stop %s" % reason)
-        if self.ring is not None:
-            self.hal.camera.start()
+        self._standby_camera()
         return r
+
+    def _standby_camera(self):
+        # the camera keeps filling the pre-record ring in standby
+        if self.ring is not None:
+            self.ring.clear()
+            try:
+                self.hal.camera.start()
+            except OSError:
+                pass
 
     def interrupt(self, reason):
         """Recording stops for reason (SPEC §10.3): INTERRUPTION, then SEGMENT and REC_STOP."""
@@ -155,12 +176,14 @@ class Workflow:
         if not self.rec.recording:
             self.state = STANDBY
             return None
+        if reason not in ("storage_full", "device_fault"):
+            self.rec.drain()        # `at` is where the media stops
         seg = s.seg.seq
         s.record(st.INTERRUPTION, {st.K_REASON: reason, st.K_SEGMENT: seg, st.K_AT: s.pos()})
         q = s.seq - 1
         self.state = STANDBY
         self.voice = None
-        self.rec.stop("interrupted", reason not in ("storage_full", "device_fault"))
+        self.rec.stop("interrupted", False)
         self._wait(q)
         self.resumed = None
         self.ui.beep(2)
@@ -168,10 +191,25 @@ class Workflow:
         self.ui.led("amber")
         self.ui.show("INTERRUPTED: " + reason)
         self._log("interrupted %d %s" % (q, reason))
-        if self.ring is not None:
-            self.ring.clear()
-            self.hal.camera.start()
+        self._standby_camera()
         return q
+
+    def _fail(self, e):
+        """A storage or camera error: interrupt with its reason; if even that cannot be
+        written, stop trying (the next boot seals the open segment, SPEC §5.4)."""
+        code = e.args[0] if e.args else 0
+        reason = "storage_full" if isinstance(e, st.StoreFull) or code == 28 else "device_fault"
+        try:
+            if self.rec.recording:
+                self.interrupt(reason)
+                return
+        except OSError as e2:
+            self.rec.recording = False
+            self.state = STANDBY
+            self.voice = None
+            self._log("cannot record: %s" % e2)
+        self.ui.led("red")
+        self.ui.show("STORAGE FULL" if reason == "storage_full" else "DEVICE FAULT")
 
     def mark(self, kind):
         s = self.store
@@ -195,12 +233,17 @@ class Workflow:
         if end is None or t - t0 < self.cfg["voice_min_ms"] or not self.pending:
             self.ui.beep(1)
             return
-        if end[0] != pos0[0]:   # the segment rolled over while the officer spoke
-            pos0 = [end[0], 0, 0]
-        span = [end[0], pos0[1], pos0[2], end[1], end[2]]
+        spans = [[end[0], pos0[1], pos0[2], end[1], end[2]]]
+        rolled = self.rec.rolled
+        if end[0] != pos0[0]:   # the segment rolled over while the officer spoke: one
+            spans = [[end[0], 0, 0, end[1], end[2]]]      # span in each segment
+            if rolled is not None and rolled[0] == pos0[0]:
+                c = s.chunk
+                spans.insert(0, [pos0[0], pos0[1], pos0[2], rolled[1] // c, rolled[1] % c])
         for q in self.pending:
-            s.record(st.VOICE_ANNOTATION, {st.K_REFERS: q, st.K_SPAN: span,
-                                           st.K_DURATION: t - t0})
+            for span in spans:
+                s.record(st.VOICE_ANNOTATION, {st.K_REFERS: q, st.K_SPAN: span,
+                                               st.K_DURATION: t - t0})
             self._log("annotation for %d" % q)
         self.pending = []
         self.resumed = None
@@ -211,6 +254,13 @@ class Workflow:
     # ------------------------------------------------------------ the loop
     def _input(self, name, kind, t):
         state = self.state
+        if name == "voice":     # recording goes on while choosing: so does a statement
+            if kind == bt.DOWN and state != STANDBY:
+                self.voice = (self.store.pos(), t)
+                self.ui.led("red")
+            elif kind == bt.UP and self.voice is not None:
+                self._voice_done(t)
+            return
         if state == CHOOSING:
             if name == "record" and kind == bt.PRESS:
                 self.state = RECORDING
@@ -239,12 +289,6 @@ class Workflow:
                 self.mark("important")
         elif name == "notice" and kind == bt.PRESS:
             self.mark("notice_given")
-        elif name == "voice":
-            if kind == bt.DOWN and state == RECORDING:
-                self.voice = (self.store.pos(), t)
-                self.ui.led("red")
-            elif kind == bt.UP and self.voice is not None:
-                self._voice_done(t)
 
     def _hazard(self):
         bat = getattr(self.hal, "battery", None)
@@ -264,30 +308,31 @@ class Workflow:
 
     def tick(self):
         now = self.clock.mono_ms()
-        if self.rec.recording:
-            reason = self._hazard()
-            if reason:
-                self.interrupt(reason)
-            else:
-                self._make_room()
-                try:
+        evs = self.buttons.events(now) if self.buttons is not None else ()
+        try:
+            # a statement starts before this tick's frames and ends after them, so its
+            # span covers all of it (to within a tick)
+            for name, kind, t in evs:
+                if name == "voice" and kind == bt.DOWN:
+                    self._input(name, kind, t)
+            if self.rec.recording:
+                reason = self._hazard()
+                if reason:
+                    self.interrupt(reason)
+                else:
+                    self._make_room()
                     self.rec.tick()
-                except st.StoreFull:
-                    self.interrupt("storage_full")
-                except OSError as e:
-                    if getattr(e, "args", (0,))[0] == 28:   # ENOSPC from the medium
-                        self.interrupt("storage_full")
-                    else:
-                        self.interrupt("device_fault")
-        elif self.ring is not None:
-            try:
-                for f in self.hal.camera.poll():
-                    self.ring.add(f, now)
-            except OSError:
-                self.ring.clear()
-        if self.buttons is not None:
-            for name, kind, t in self.buttons.events(now):
-                self._input(name, kind, t)
+            elif self.ring is not None:
+                try:
+                    for f in self.hal.camera.poll():
+                        self.ring.add(f, now)
+                except OSError:
+                    self.ring.clear()
+            for name, kind, t in evs:
+                if not (name == "voice" and kind == bt.DOWN):
+                    self._input(name, kind, t)
+        except OSError as e:    # StoreFull, ENOSPC, a failed medium or camera
+            self._fail(e)
         if self.state == CHOOSING and now >= self.choose_until:
             self.state = RECORDING   # no reason confirmed: recording simply goes on
             self.ui.show("")
@@ -297,7 +342,10 @@ class Workflow:
             seqs = self.pending
             self.pending = []
             self.resumed = None
-            self._missing(seqs, waited)
+            try:
+                self._missing(seqs, waited)
+            except OSError as e:
+                self._fail(e)
             self.ui.led("green" if self.rec.recording else "off")
 
     def ticks(self, ms):

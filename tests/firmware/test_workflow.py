@@ -1,5 +1,6 @@
 # The officer workflow's parts (SPEC §10): pre-record ring, buttons, state machine.
 # Runs on CPython (pytest) and unchanged on the MicroPython VM.
+import hashlib
 import unittest
 
 import buttons as bt
@@ -177,6 +178,114 @@ class TestWorkflow(WorkflowCase):
         self.assertEqual((s2.officer, s2.unit), ("P-7", "Unit 9"))
         boot2 = self.bodies(st.BOOT)[-1]
         self.assertEqual((boot2[7], boot2[st.K_UNIT], boot2.get(9, 0)), ("P-7", "Unit 9", 0))
+
+
+def root_of(data, chunk):
+    r = bytes(32)
+    for i in range(0, len(data), chunk):
+        r = hashlib.sha256(r + hashlib.sha256(data[i:i + chunk]).digest()).digest()
+    return r
+
+
+class TestFailures(WorkflowCase):
+    """What goes wrong mid-shift never escapes the loop and never makes the card lie."""
+
+    def media_ok(self, seg_body):
+        start = [b for b in self.bodies(st.REC_START) if b[st.K_SEQ] == seg_body[st.K_SEGMENT]][0]
+        with open(self.sd + "/" + start[st.K_MEDIA], "rb") as f:
+            data = f.read()
+        self.assertEqual(len(data), seg_body[st.K_LENGTH])
+        self.assertEqual(root_of(data, start[st.K_CHUNK]), seg_body[st.K_ROOT])
+
+    def test_the_medium_refuses_a_write_its_free_count_promised(self):
+        self.press("record")
+        self.run_s(1)
+        fs = self.h.sd
+        fs.capacity = fs.used + fs.reserved + 10000     # full, though free() says otherwise
+        fs.free = lambda: 1 << 30
+        self.run_s(2)
+        (i,) = self.bodies(st.INTERRUPTION)
+        self.assertEqual(i[st.K_REASON], "storage_full")
+        (seg,) = self.bodies(st.SEGMENT)
+        self.media_ok(seg)                              # the hashes are of what was written
+
+    def test_battery_low_on_a_nearly_full_card(self):
+        self.press("record")
+        self.run_s(1)
+        self.h.sd.free = lambda: 70000     # a tick's frames more would not fit the reserve
+        self.h.sensors.battery_pct = 2
+        self.h.battery = self.h.sensors.battery
+        self.run_s(1)
+        (i,) = self.bodies(st.INTERRUPTION)
+        self.assertEqual(i[st.K_REASON], "battery_low")
+        (seg,) = self.bodies(st.SEGMENT)
+        self.media_ok(seg)
+        self.assertEqual(self.wf.state, "standby")
+
+    def test_camera_fault_while_stopping(self):
+        self.press("record")
+        self.run_s(1)
+        self.h.camera.fault = True
+        self.h.sensors.temp = 90
+        self.run_s(1)
+        self.assertEqual([b[st.K_REASON] for b in self.bodies(st.INTERRUPTION)], ["overheat"])
+        self.h.sensors.temp = 30
+        self.run_s(1)                      # standby with a broken camera: no exception
+        self.assertEqual(self.wf.state, "standby")
+
+    def test_a_statement_across_a_rollover_gets_a_span_in_each_segment(self):
+        self.wf.start()
+        self.run_s(0.5)
+        self.wf.interrupt("weather")
+        self.press("record")               # resume
+        self.rec.cfg["segment_s"] = 2      # the segment rolls over while the officer speaks
+        self.h.buttons.press("voice", 2500)
+        self.run_s(3)
+        spans = [b[st.K_SPAN] for b in self.bodies(st.VOICE_ANNOTATION)]
+        self.assertEqual(len(spans), 2)
+        old, new = spans
+        closing = [b for b in self.bodies(st.SEGMENT) if b[st.K_SEGMENT] == old[0]][0]
+        L = closing[st.K_LENGTH]
+        self.assertEqual(old[3] * 4096 + old[4], L)          # to the end of the old one
+        self.assertEqual((new[1], new[2]), (0, 0))           # from the start of the new
+        self.assertNotEqual(old[0], new[0])
+
+    def test_a_statement_released_while_choosing_still_counts(self):
+        self.wf.start()
+        self.run_s(0.5)
+        self.wf.interrupt("weather")
+        self.press("record")
+        self.h.buttons.press("voice", 3000)
+        self.run_s(0.5)
+        self.h.buttons.press("record", 1600)   # the officer holds RECORD meanwhile
+        self.run_s(3)
+        self.assertEqual(len(self.bodies(st.VOICE_ANNOTATION)), 1)
+        self.assertEqual(self.wf.waiting(), [])
+
+
+class TestCardSwap(unittest.TestCase):
+    def test_a_receipt_for_one_card_releases_nothing_on_another(self):
+        h, sd, flash = fwtest.sim(bitrate=40000, capacity=600000)
+        s, rec = device.boot(h, SMALL)
+        wf = workflow.Workflow(h, s, rec, rec.cfg)
+        wf.start()
+        for _ in wf.ticks(3000):
+            pass
+        wf.stop()
+        s.receipt("station", s.seq - 1, bytes(32), 1)
+        self.assertTrue(s.covered > 0)
+        device.shutdown(s, rec)
+        h.clock.reboot()
+        # the same recorder (internal flash) with another, empty card
+        h2, sd2, _ = fwtest.sim(bitrate=40000, capacity=600000)
+        h2.flash = h.flash
+        s2, rec2 = device.boot(h2, SMALL)
+        self.assertEqual((s2.covered, s2.receipt_no), (-1, -1))
+        # and the first card back: its coverage holds again
+        h3, _, _ = fwtest.sim(sd[:-3], bitrate=40000, capacity=600000)
+        h3.flash = h.flash
+        s3, _ = device.boot(h3, SMALL)
+        self.assertEqual(s3.covered, s.covered)
 
 
 if __name__ == "__main__":
