@@ -2,6 +2,7 @@
 # use this file; it builds its HAL in sim/hal/simdevice.py.
 import hal
 import device
+import link
 import selfcheck
 import workflow
 
@@ -14,6 +15,8 @@ def _board_hal():
     for part in ("buttons", "ui", "battery", "temperature"):
         if hasattr(camera_driver, part):
             setattr(h, part, getattr(camera_driver, part))
+    # the dock link: the port's serial (a UART, USB CDC) or the USB REPL's stdin/stdout
+    h.serial = getattr(camera_driver, "serial", None) or hal.BoardSerial()
     return h
 
 
@@ -24,9 +27,9 @@ def main():
     wf = workflow.Workflow(h, s, rec, rec.cfg)
     if getattr(h, "buttons", None) is None:
         wf.start("button")                # no buttons on this board: record from power-on
-    while True:
-        h.clock.sleep_ms(rec.cfg["tick_ms"])
-        wf.tick()
+    lnk = link.Link(h, s, rec, workflow=wf)
+    lnk.start()                           # 0x03 on the line is data from now on
+    device.serve_forever(h, s, rec, lnk, wf=wf)   # the workflow ticks; the dock answers
 
 
 if __name__ == "__main__":
