@@ -328,3 +328,42 @@ def test_report_states_each_scenarios_facts(tmp_path, arch, runtime):
     assert p.returncode == 1, p.stderr
     j = json.loads(p.stdout)
     assert sorted(j["devices"]) == ["SC-DR0001", "SC-PL0001", "SC-UN0001"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_report_of_a_full_card_and_of_releases(tmp_path, arch, runtime):
+    """A full card, and a card that frees space after a real offload: `sealcam offload`'s
+    custody receipt lets the recorder release what the archive holds, nothing else."""
+    import time
+    from host_tools.report import build_report
+    now = int(time.time() * 1000)
+    sd1, _, recs1 = run(tmp_path / "sf", runtime, STORAGE_FULL, device="SC-SF0001",
+                        capacity=2_000_000, rtc_ms=now - 3600_000)
+    _offload(sd1, arch, "SC-SF0001")
+    r = build_report(arch, device="SC-SF0001")
+    (i,) = r["interruptions"]
+    assert (i["reason"], i["status"], i["seq"]) == ("storage_full", "unexplained",
+                                                    of(recs1, INTERRUPTION)[0][1])
+    assert r["releases"] == []
+
+    settings = dict(SETTINGS, low_water=400_000, prerecord_s=0)
+    first, second = RELEASE_STEPS[:6], RELEASE_STEPS[7:]
+    sd2, _, _ = run(tmp_path / "rl", runtime, first, settings, device="SC-RL0001",
+                    capacity=2_600_000, rtc_ms=now - 7200_000)
+    sm = _offload(sd2, arch, "SC-RL0001")          # the station now holds A and B
+    assert sm.receipt["number"] == 1
+    sd2b, _, recs2 = run(tmp_path / "rl", runtime, second, settings, device="SC-RL0001",
+                         capacity=2_600_000, rtc_ms=now - 3600_000)
+    assert sd2b == sd2
+    _offload(sd2, arch, "SC-RL0001")
+    rel = of(recs2, RELEASE)
+    a, b = [x[1] for x in of(recs2, REC_START)][:2]
+    assert rel and [x[10] for x in rel] == [a, b][:len(rel)]
+    r = build_report(arch, device="SC-RL0001")
+    assert [(x["seq"], x["segment"], x["number"]) for x in r["releases"]] == \
+        [(x[1], x[10], 1) for x in rel]
+    assert {i["reason"] for i in r["interruptions"]} == {"storage_full"}
+    # the archive still holds the released media, verified
+    from host_tools.verify import verify_store
+    rep = verify_store(os.path.join(arch, "devices", "SC-RL0001"), pinned_key=None)
+    assert all(set(g.marks) <= {"."} for g in rep.segments), [g.marks for g in rep.segments]
