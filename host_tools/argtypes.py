@@ -23,10 +23,14 @@ nonneg_float = _number(float, "a number", lambda x: x >= 0, ">= 0")
 
 # ---- arguments every verb that talks to a docked recorder takes (offload, dock, checkout)
 
-def add_port_archive(p):
+def add_port(p):
     p.add_argument("--port", required=True, metavar="PORT",
                    help="the recorder's serial port (/dev/ttyACM0, or the pty printed by "
                         "`sealcam sim serve`)")
+
+
+def add_port_archive(p):
+    add_port(p)
     p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
 
 

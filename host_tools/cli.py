@@ -5,6 +5,7 @@
     sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
+    sealcam status --port PORT [--json]
     sealcam report --archive DIR [--device ID] [--officer ID] [--from DATE] [--to DATE]
                    [--json | --csv]
     sealcam station init --archive DIR
@@ -19,6 +20,7 @@ Exit codes:
              4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
     checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6 as for offload
     dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6 as for offload
+    status:  0 READY, 2 NOT_READY or annotations waiting, 3 port error, 6 link broken
     report:  0 no problems, 1 problems listed, 3 usage error / not an archive
     station, sim: 0 ok, 3 usage error
 """
@@ -45,6 +47,7 @@ exit codes:
            4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
   checkout 0 assigned, 2 NOT_READY (not assigned), others as for offload
   dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
+  status   0 READY, 2 NOT_READY or annotations waiting, 3 port error, 6 link broken
   report   0 no problems, 1 problems listed, 3 usage error or not an archive
   station, sim  0 ok, 3 usage error
 
@@ -154,6 +157,19 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_checkout(co)
     co.set_defaults(func=_dock.run_checkout)
+
+    stt = sub.add_parser(
+        "status", help="what a docked recorder says of itself: state, officer, last "
+                       "self-check, interruptions waiting for a voice annotation",
+        description="HELLO and STATUS (no authentication needed; SPEC §8.2): the recorder's "
+                    "state, assigned officer and unit, battery, free storage, its last "
+                    "self-check and the interruptions still waiting for the officer's voice "
+                    "annotation.",
+        epilog="exit codes: 0 READY (or not checked since boot), 2 the last self-check was "
+               "NOT_READY or interruptions wait for an annotation, 3 port error, 6 link broken",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _dock.add_arguments_status(stt)
+    stt.set_defaults(func=_dock.run_status)
 
     rp = sub.add_parser(
         "report", help="compliance report from the archive: interruptions and their voice "

@@ -454,33 +454,63 @@ def run_checkout(args) -> int:
     return _emit("checkout", r, args.json)
 
 
-def main(argv=None, verb=None):
-    """`python -m host_tools.dock dock|checkout ...` (until the CLI has the verbs)."""
-    import argparse
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if verb is None:
-        if not argv or argv[0] not in ("dock", "checkout"):
-            print("usage: python -m host_tools.dock dock|checkout ...", file=sys.stderr)
-            return EXIT_USAGE
-        verb, argv = argv[0], argv[1:]
-    if verb == "dock":
-        p = argparse.ArgumentParser(prog="sealcam dock", description=DESCRIPTION_DOCK,
-                                    epilog=EPILOG_DOCK,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_arguments_dock(p)
-        run = run_dock
-    else:
-        p = argparse.ArgumentParser(prog="sealcam checkout", description=DESCRIPTION_CHECKOUT,
-                                    epilog=EPILOG_CHECKOUT,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_arguments_checkout(p)
-        run = run_checkout
+# --- sealcam status -----------------------------------------------------------------------
+
+def status(port, *, timeout=2.0, host_name=None) -> dict:
+    """What a docked recorder says of itself without AUTH: HELLO and STATUS (SPEC §8.2)."""
+    c = Client(port, timeout=timeout)
     try:
-        args = p.parse_args(argv)
-    except SystemExit as e:
-        return EXIT_USAGE if e.code else 0
-    return run(args)
+        h = c.hello(host_name or socket.gethostname())
+        st = c.status()
+    finally:
+        c.close()
+    last = st.get(4)
+    if isinstance(last, dict):
+        facts = last.get(3) if isinstance(last.get(3), dict) else {}
+        last = {"ready": last.get(1) is True, "reasons": list(last.get(2) or []),
+                "facts": {FACT_NAMES.get(k, str(k)): v for k, v in sorted(facts.items())},
+                "seq": last.get(4)}
+    storage = h.get(7) if isinstance(h.get(7), list) else [None, None]
+    return {"device": h.get(1), "firmware": h.get(2), "state": st.get(1),
+            "officer": st.get(2), "unit": st.get(3), "last_check": last,
+            "waiting_interruptions": list(st.get(5) or []), "rtc": (st.get(6) or [None])[0],
+            "battery_percent": h.get(8), "storage_free": storage[0]}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def add_arguments_status(p):
+    """The arguments of `sealcam status` on an argparse parser."""
+    argtypes.add_port(p)
+    argtypes.add_timeout_json(p)
+    return p
+
+
+def run_status(args) -> int:
+    """`sealcam status`: 0 READY (or never checked), 2 the last self-check was NOT_READY or
+    interruptions wait for a voice annotation, 3 port error, 6 link broken."""
+    try:
+        st = status(args.port, timeout=args.timeout)
+    except PortError as e:
+        print("sealcam status: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    except (LinkDown, LinkError, LinkTimeout) as e:
+        print("sealcam status: %s" % e, file=sys.stderr)
+        return EXIT_LINK
+    last = st["last_check"]
+    bad = (last is not None and not last["ready"]) or st["waiting_interruptions"]
+    if args.json:
+        json.dump(st, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        who = st["officer"] and "%s (%s)" % (st["officer"], st["unit"] or "no unit")
+        print("device   %s   firmware %s" % (st["device"], st["firmware"]))
+        print("state    %s; officer %s" % (st["state"], who or "none (unassigned)"))
+        print("battery  %s %%; storage free %.1f MB" % (
+            st["battery_percent"], (st["storage_free"] or 0) / 1e6))
+        if last is None:
+            print("check    none since boot")
+        else:
+            print(_check_line(last))
+        if st["waiting_interruptions"]:
+            print("waiting  interruptions %s wait for the officer's voice annotation"
+                  % ", ".join("seq %d" % q for q in st["waiting_interruptions"]))
+    return EXIT_NOT_READY if bad else EXIT_OK

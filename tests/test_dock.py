@@ -32,23 +32,9 @@ DEV = "SC-SIM0001"
 ASSIGN, SELF_CHECK, TIME_SET = 14, 15, 9
 
 
-def _cli_has(verb):
-    try:
-        from host_tools import cli
-        sub = [a for a in cli._build_parser()._actions if a.dest == "verb"][0]
-        return verb in sub.choices
-    except Exception:
-        return False
-
-
 def sealcam(verb, *args, timeout=120):
-    """`sealcam VERB …` (through host_tools.dock until the CLI has the verb)."""
-    if _cli_has(verb):
-        cmd = [sys.executable, "-m", "host_tools.cli", verb]
-    else:
-        cmd = [sys.executable, "-m", "host_tools.dock", verb]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", verb] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def run_json(verb, *args, want=None):
@@ -261,3 +247,30 @@ def test_micropython_runtime(tmp_path, arch):
         assert sim.stop() == 0
     assert [(b[7], b.get(30)) for b in archived(arch, ASSIGN)] == [("PC-9", "u9")]
     assert time.monotonic() - t0 < 90
+
+
+def test_status_shows_officer_check_and_waiting_interruptions(tmp_path, arch):
+    from sim.record import run_job
+    card = tmp_path / "card"
+    # a recording cut by a power loss: at the next boot its interruption waits
+    sm = run_job({"sd_host": str(card), "flash_host": _flash(card), "cut_at": 60,
+                  "steps": [["start"], ["run", 30], ["stop"]], "bitrate": 200000,
+                  "settings": {"prerecord_s": 0}, "device": DEV,
+                  "rtc_ms": int(time.time() * 1000) - 60000})
+    assert sm["cut"]
+    sim = Sim(card, trust=arch / "station.pub")
+    try:
+        p = sealcam("status", "--port", sim.port)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "wait for the officer's voice annotation" in p.stdout and "unassigned" in p.stdout
+        register(arch, card)
+        rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
+                              "PC-5", "--unit", "u5", want=0)
+        rc, st, err = run_json("status", "--port", sim.port, want=2)
+        assert (st["device"], st["state"], st["officer"], st["unit"]) == (DEV, "standby",
+                                                                          "PC-5", "u5")
+        assert st["last_check"]["ready"] is True and st["last_check"]["seq"] == j["check"]["seq"]
+        (w,) = st["waiting_interruptions"]
+        assert isinstance(w, int) and st["battery_percent"] == 87
+    finally:
+        assert sim.stop() == 0
