@@ -59,7 +59,8 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
                        "at": [segment, chunk, offset] | null, "at_byte": int | null,
                        "refers": int | null,        # the RECOVERY of a power loss
                        "status": "annotated" | "missing" | "unexplained",
-                       "annotation": null | {"seq", "time",
+                       "annotation": null | {"seq", "time", "parts" [{seq, span,
+                                              span_bytes}, one per segment],
                                              "span": [segment, chunk, offset, chunk, offset],
                                              "span_bytes": [start, end] | null,  # end excl.
                                              "duration_ms", "duration_s"},
@@ -145,7 +146,7 @@ CSV_COLUMNS = [
     # interruption
     "segment", "at", "at_byte", "refers",
     "annotation_seq", "annotation_time", "annotation_span", "annotation_span_bytes",
-    "annotation_duration_ms", "annotation_duration_s",
+    "annotation_duration_ms", "annotation_duration_s", "annotation_parts",
     "missing_seq", "missing_time", "missing_waited_ms", "missing_waited_s",
     # late offload
     "capture", "offloaded", "delay_h", "worst_seq", "limit_h",
@@ -406,6 +407,19 @@ def _fmt_s(s):
     return "%g s" % s if s is not None else "? s"
 
 
+
+def _span_of(v, d):
+    """(span, [start byte, end byte] or None) of a VOICE_ANNOTATION body; span None if
+    malformed."""
+    span = v.get(32)
+    if not (isinstance(span, list) and len(span) == 5 and
+            all(_int(x) is not None for x in span)):
+        return None, None
+    span = list(span)
+    a, b = d.byte(span[0], span[1], span[2]), d.byte(span[0], span[3], span[4])
+    return span, ([a, b] if a is not None and b is not None else None)
+
+
 def _interruption(d, seq, b):
     at, at_byte = d.at(b)
     item = {"device": d.id, "seq": seq, "time": _iso(b.get(4)), "officer": _str(b.get(7)),
@@ -419,24 +433,24 @@ def _interruption(d, seq, b):
                            "waited_ms": _int(m.get(35)), "waited_s": _secs(m.get(35))}
     if voice:
         v = voice[0]
-        span = v.get(32)
-        span_bytes = None
-        if isinstance(span, list) and len(span) == 5 and all(_int(x) is not None
-                                                              for x in span):
-            span = list(span)
-            a, b2 = d.byte(span[0], span[1], span[2]), d.byte(span[0], span[3], span[4])
-            if a is not None and b2 is not None:
-                span_bytes = [a, b2]
-        else:
-            span = None
+        span, span_bytes = _span_of(v, d)
+        # a statement across a segment rollover has one record per segment (SPEC §10.3)
+        parts = []
+        for w in voice:
+            sp, sb = _span_of(w, d)
+            parts.append({"seq": w.get(1), "span": sp, "span_bytes": sb})
         item["annotation"] = {"seq": v.get(1), "time": _iso(v.get(4)), "span": span,
                               "span_bytes": span_bytes, "duration_ms": _int(v.get(35)),
-                              "duration_s": _secs(v.get(35))}
+                              "duration_s": _secs(v.get(35)), "parts": parts}
         item["status"] = "annotated"
         where = ("segment %d, chunk %d offset %d to chunk %d offset %d" % tuple(span)
                  if span else "no span")
         if span_bytes:
             where += " (bytes %d-%d)" % tuple(span_bytes)
+        for part in parts[1:]:
+            if part["span"]:
+                where += "; continued in segment %d to chunk %d offset %d (seq %s)" % (
+                    part["span"][0], part["span"][3], part["span"][4], part["seq"])
         item["explanation"] = ("annotated: VOICE_ANNOTATION seq %s at %s, %s, %s spoken"
                                % (v.get(1), item["annotation"]["time"], where,
                                   _fmt_s(item["annotation"]["duration_s"])))

@@ -614,7 +614,7 @@ def test_cli_json(built, capsys):
         "device", "seq", "time", "officer", "unit", "reason", "segment", "at", "at_byte",
         "refers", "status", "annotation", "missing", "explanation"}
     assert set(rep["interruptions"][0]["annotation"]) == {
-        "seq", "time", "span", "span_bytes", "duration_ms", "duration_s"}
+        "seq", "time", "span", "span_bytes", "duration_ms", "duration_s", "parts"}
     assert set(rep["problems"][0]) == {"device", "seq", "kind", "message"}
     # JSON equals the library's dict (apart from the time it was made)
     lib = report.build_report(root)
@@ -743,3 +743,34 @@ def test_annotation_wins_over_a_missing_record(tmp_path):
     assert it["missing"]["seq"] == m and it["missing"]["waited_s"] == 90.5
     # (its records were stored now, long after 2024: late offloads are the only problems)
     assert {p["kind"] for p in rep["problems"]} == {"late_offload"}
+
+
+def test_a_statement_across_a_rollover_is_one_annotation_in_two_parts(tmp_path):
+    s = Dev(tmp_path / "sd")
+    s.boot()
+    seg = s.rec_start().seq
+    s.write(bytes(5000))
+    s.checkpoint()
+    s.close()
+    s.rec_stop()
+    intr = s.record(INTERRUPTION, {17: "weather", 10: seg, 34: [seg, 1, 904]}).seq
+    a = s.rec_start().seq
+    s.write(bytes(9000))
+    s.close()
+    b = s.rec_start().seq
+    s.write(bytes(3000))
+    s.close()
+    v1 = s.record(VOICE, {31: intr, 32: [a, 1, 100, 2, 808], 35: 4000}).seq
+    v2 = s.record(VOICE, {31: intr, 32: [b, 0, 0, 0, 2500], 35: 4000}).seq
+    root = tmp_path / "arch"
+    with Archive.create(root) as arch:
+        arch.register(A, s.pubkey)
+        arch.add_records(A, _rows(s))
+    (i,) = report.build_report(root)["interruptions"]
+    chunk = rw.decode_record(s.by_seq(a).data)[12]
+    assert i["status"] == "annotated" and i["annotation"]["seq"] == v1
+    assert [p["seq"] for p in i["annotation"]["parts"]] == [v1, v2]
+    assert i["annotation"]["parts"][1]["span_bytes"] == [0, 2500]
+    assert i["annotation"]["span_bytes"] == [chunk + 100, 2 * chunk + 808]
+    assert "continued in segment %d to chunk 0 offset 2500 (seq %d)" % (b, v2) \
+        in i["explanation"]
