@@ -619,7 +619,9 @@ class Link:
                     flashkv.write(flash, RECEIPTS, old)
                 except Exception:
                     pass
-                raise
+            else:              # the record is there, only what followed it failed
+                self.receipts = new
+            raise
         self.receipts = new
         return {1: s.seq - 1}
 

@@ -571,8 +571,14 @@ class Store:
     def receipt(self, station, covered, rhash, number):
         """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
         rhash_cov = _sha256(self.find(covered) or b"")
-        rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
-                                     K_RECEIPT: rhash, K_NUMBER: number})
+        seq0 = self.seq
+        try:
+            rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
+                                         K_RECEIPT: rhash, K_NUMBER: number})
+        except Exception:
+            if self.seq > seq0 and covered > self.covered:   # the record is there (only
+                self.covered, self.receipt_no = covered, number   # its head failed)
+            raise
         if covered > self.covered:
             self.covered = covered
             self.receipt_no = number
@@ -619,10 +625,12 @@ class Store:
             else:                                    # too soon to tell: keep summing
                 state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
         c.set_rtc(new_ms)
+        seq0 = self.seq
         try:
             self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
         except Exception:
-            c.set_rtc(old)
+            if self.seq == seq0:    # no record: the clock goes back too
+                c.set_rtc(old)
             raise
         try:
             flashkv.write(flash, CLOCK_FILE, state)
@@ -654,19 +662,24 @@ class Store:
         last record in the chain, so it survives power loss with the chain itself."""
         old = (self.officer, self.unit)
         self.officer, self.unit = officer, (unit if officer is not None else None)
+        self._officer_arg = None
+        seq0 = self.seq
         try:
             self._append(ASSIGN, {K_STATION: station})
         except Exception:
-            self.officer, self.unit = old
+            if self.seq == seq0:    # no record: no new assignment
+                self.officer, self.unit = old
             raise
-        self._officer_arg = None
         return self.seq - 1
 
     def pos(self):
-        """[segment, chunk, offset] of the next media byte of the open segment, or None."""
+        """[segment, chunk, offset] of the next media byte of the open segment, or None.
+        The media up to it is flushed first: a record that points into the media never
+        points past what a power cut leaves (SPEC §10.3)."""
         s = self.seg
         if s is None:
             return None
+        s.fm.flush()
         return [s.seq, s.length // s.chunk, s.length % s.chunk]
 
     def _covered_segments(self, since):
@@ -726,8 +739,14 @@ class Store:
     def receipt(self, station, covered, rhash, number):
         """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
         rhash_cov = _sha256(self.find(covered) or b"")
-        rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
-                                     K_RECEIPT: rhash, K_NUMBER: number})
+        seq0 = self.seq
+        try:
+            rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
+                                         K_RECEIPT: rhash, K_NUMBER: number})
+        except Exception:
+            if self.seq > seq0 and covered > self.covered:   # the record is there (only
+                self.covered, self.receipt_no = covered, number   # its head failed)
+            raise
         if covered > self.covered:
             self.covered = covered
             self.receipt_no = number
@@ -774,10 +793,12 @@ class Store:
             else:                                    # too soon to tell: keep summing
                 state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
         c.set_rtc(new_ms)
+        seq0 = self.seq
         try:
             self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
         except Exception:
-            c.set_rtc(old)
+            if self.seq == seq0:    # no record: the clock goes back too
+                c.set_rtc(old)
             raise
         try:
             flashkv.write(flash, CLOCK_FILE, state)
@@ -809,19 +830,24 @@ class Store:
         last record in the chain, so it survives power loss with the chain itself."""
         old = (self.officer, self.unit)
         self.officer, self.unit = officer, (unit if officer is not None else None)
+        self._officer_arg = None
+        seq0 = self.seq
         try:
             self._append(ASSIGN, {K_STATION: station})
         except Exception:
-            self.officer, self.unit = old
+            if self.seq == seq0:    # no record: no new assignment
+                self.officer, self.unit = old
             raise
-        self._officer_arg = None
         return self.seq - 1
 
     def pos(self):
-        """[segment, chunk, offset] of the next media byte of the open segment, or None."""
+        """[segment, chunk, offset] of the next media byte of the open segment, or None.
+        The media up to it is flushed first: a record that points into the media never
+        points past what a power cut leaves (SPEC §10.3)."""
         s = self.seg
         if s is None:
             return None
+        s.fm.flush()
         return [s.seq, s.length // s.chunk, s.length % s.chunk]
 
     def release_covered(self, want_free):

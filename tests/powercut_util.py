@@ -19,17 +19,25 @@ from powerfs import PowerCut  # noqa: E402
 # several segments (rollover), checkpoints, stop/start, a refused delete
 SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"],
          ["start"], ["run", 5], ["stop"]]
-SETTINGS = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 4, "tick_ms": 500}
+SETTINGS = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 4, "tick_ms": 500, "prerecord_s": 0}
 HAL_ARGS = {"bitrate": 40000, "fps": 2, "seed": 11}
+# the officer's shift on a small card (SPEC §10): two segments, a custody receipt, then
+# recording that releases them for room, an interruption, the resume and its statement
+WORKFLOW = [["start"], ["run", 4], ["stop"], ["start"], ["run", 4], ["stop"],
+            ["dock", {"receipt": True}],
+            ["press", "record"], ["run", 3], ["hold", "record", 2], ["press", "record"],
+            ["press", "record"], ["hold", "voice", 2], ["run", 3], ["press", "record"]]
+WORKFLOW_SETTINGS = dict(SETTINGS, low_water=150000, prerecord_s=2, bitrate=80000)
+WORKFLOW_HAL = {"capacity": 200000}
 
 
-def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS):
+def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS, **hal):
     """Run steps on a (possibly power-cut) virtual recorder in root/sd, root/flash.
     Returns (summary or None if power was cut, number of storage steps taken)."""
     sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
     os.makedirs(sd, exist_ok=True)
     os.makedirs(flash, exist_ok=True)
-    h = simdevice.make_hal(sd, flash, model=model, cut_at=cut_at, **HAL_ARGS)
+    h = simdevice.make_hal(sd, flash, model=model, cut_at=cut_at, **dict(HAL_ARGS, **hal))
     try:
         summary = simdevice.run_steps(h, steps, settings)
     except PowerCut:

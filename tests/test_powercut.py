@@ -8,7 +8,8 @@ import tempfile
 import pytest
 
 from host_tools.verify import verify_store
-from powercut_util import SHIFT, chain, record
+from powercut_util import (SETTINGS, SHIFT, WORKFLOW, WORKFLOW_HAL, WORKFLOW_SETTINGS, chain,
+                           record)
 
 OPEN_TYPES = {2}          # REC_START
 CLOSE_TYPES = {4, 7}      # SEGMENT, RECOVERY
@@ -24,21 +25,31 @@ def open_segments(records):
     return segs
 
 
+SHIFTS = {"shift": (SHIFT, SETTINGS, {}),
+          "workflow": (WORKFLOW, WORKFLOW_SETTINGS, WORKFLOW_HAL)}
+
+
 @pytest.mark.parametrize("model", ["littlefs", "fat"])
-def test_cut_at_every_storage_step(model):
+@pytest.mark.parametrize("name", sorted(SHIFTS))
+def test_cut_at_every_storage_step(model, name):
+    steps, settings, hal = SHIFTS[name]
     with tempfile.TemporaryDirectory() as t:
-        summary, total = record(os.path.join(t, "full"), model=model)
+        summary, total = record(os.path.join(t, "full"), steps, model=model,
+                                settings=settings, **hal)
         assert summary is not None and total > 100
+        if name == "workflow":   # the script does what it is for
+            types = [b[0] for _, b in chain(os.path.join(t, "full", "sd"))]
+            assert {8, 10, 11, 16} <= set(types), types   # RECEIPT, INTERR., VOICE, RELEASE
     failures = []
     recovered = 0
     for k in range(total):
         with tempfile.TemporaryDirectory() as t:
-            summary, _ = record(t, cut_at=k, model=model)
+            summary, _ = record(t, steps, cut_at=k, model=model, settings=settings, **hal)
             assert summary is None, "step %d did not cut the power" % k
             sd = os.path.join(t, "sd")
             before = chain(sd) if os.path.isdir(os.path.join(sd, "rec")) else []
             was_open = open_segments(before)
-            record(t, steps=[], model=model)          # reboot: recovery, BOOT, clean stop
+            record(t, [], model=model, settings=settings, **hal)  # reboot, recovery, stop
             after = chain(sd)
             rep = verify_store(sd)
             if rep.verdict not in ("OK", "OK_WITH_MISSING_INFO"):
