@@ -242,6 +242,7 @@ class _Segment:
         self.root = ZERO32
         self.signed = 0        # bytes covered by the last checkpoint
         self.signed_root = ZERO32
+        self.broken = False    # a media write or flush failed: sealed like a recovery
 
     def hint(self):
         # what recovery starts from: the last signed checkpoint (SPEC §5.2 `open`)
@@ -306,16 +307,34 @@ class Store:
         try:
             self.log.write(rec)
             self.log.flush()
-        except Exception:
+        except Exception as e:
             self._torn = True  # what reached the log may be torn: never append after it
-            raise
+            if not isinstance(e, OSError) or not self._landed(rec):
+                raise
+            # the record reached the medium after all (the close wrote it): it stands
         self._cur.add(self.log_off, len(rec), rtype)
         self.log_off += len(rec)
         self.prev = _sha256(rec)
         self.last = rec
         self.seq += 1
-        self._write_head()
+        try:
+            self._write_head()
+        except OSError:
+            pass    # the record stands; a head behind the chain is allowed (§5.2) and the
+                    # next record's head catches up
         return rec
+
+    def _landed(self, rec):
+        # after a failed log write: close the file (its buffer is written or dropped now)
+        # and see whether the whole record is there, so that its seq is never used twice
+        try:
+            self.log.close()
+        except Exception:
+            pass
+        try:
+            return self.fs.read(self.log_name, self.log_off, len(rec)) == rec
+        except Exception:
+            return False
 
     def _write_head(self):
         head = {1: self.log_name, 2: self.log_off, 3: self.last}
@@ -431,8 +450,9 @@ class Store:
             self.open_hint = None
         return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
 
-    def _recover(self, hint):
-        # seal a segment that was open when power was lost (SPEC §5.4)
+    def _recover(self, hint, reason="power loss"):
+        # seal a segment that was open when power was lost (SPEC §5.4), or whose media
+        # write failed: from its last signed checkpoint, what is on the medium
         seg, media, chunk, start, chunks, length, root = hint
         fs = self.fs
         idx = media[:media.rfind(".")] + ".idx"
@@ -466,7 +486,7 @@ class Store:
             pos += chunk
         fi.close()
         self._append(RECOVERY, {K_SEGMENT: seg, K_LENGTH: size, K_CHUNKS: k, K_ROOT: root,
-                                K_START: start, K_REASON: "power loss", 22: length}, flags)
+                                K_START: start, K_REASON: reason, 22: length}, flags)
         self.recovered = {"segment": seg, "length": size, "signed": length, "flags": flags,
                           "seq": self.seq - 1}
 
@@ -484,8 +504,8 @@ class Store:
             f[K_PREROLL] = prerecord
         try:
             self._append(REC_START, f, 0, s.start)
-        except StoreFull:
-            self.seg = None
+        except Exception:
+            self.seg = None     # no REC_START: no segment
             raise
         s.fm = self.fs.open_append(media)
         s.fi = self.fs.open_append(s.idx)
@@ -496,6 +516,8 @@ class Store:
         s = self.seg
         if s is None:
             raise ValueError("no open segment")
+        if s.fm is None:
+            raise OSError(5, "segment %d is being closed" % s.seq)
         n = len(data)
         if self.fs.free() < n + 65536:
             raise StoreFull("storage full: segment %d not extended" % s.seq)
@@ -507,7 +529,10 @@ class Store:
             try:
                 k = s.fm.write(part)          # hashed only once it is written
             except OSError as e:
-                raise StoreFull("storage full: segment %d not extended (%s)" % (s.seq, e))
+                s.broken = True               # what the medium holds is now uncertain
+                if e.args and e.args[0] == 28:  # ENOSPC; other errors are the medium's
+                    raise StoreFull("storage full: segment %d not extended" % s.seq)
+                raise
             if k is None:
                 k = take
             if k:
@@ -516,9 +541,14 @@ class Store:
                 s.length += k
                 pos += k
             if k < take:
+                s.broken = True
                 raise StoreFull("storage full: segment %d took %d of %d bytes" % (s.seq, k, take))
             if s.fill == s.chunk:
-                self._end_chunk(s)
+                try:
+                    self._end_chunk(s)
+                except OSError:
+                    s.broken = True
+                    raise
 
     def _end_chunk(self, s):
         d = s.h.digest()
@@ -533,35 +563,74 @@ class Store:
     def checkpoint(self):
         """Sign what the open segment holds in whole chunks, if anything is new."""
         s = self.seg
-        if s is None or s.chunks * s.chunk == s.signed:
+        if s is None or s.fm is None or s.broken or s.chunks * s.chunk == s.signed:
             return None
-        s.fm.flush()
-        s.fi.flush()
+        try:
+            s.fm.flush()
+            s.fi.flush()
+        except OSError:
+            s.broken = True
+            raise
         covered = s.chunks * s.chunk
         old = (s.signed, s.signed_root)
         s.signed, s.signed_root = covered, s.root  # the head written with it starts from here
+        seq0 = self.seq
         try:
             return self._append(CHECKPOINT, {K_SEGMENT: s.seq, K_LENGTH: covered,
                                              K_CHUNKS: s.chunks, K_ROOT: s.root})
-        except StoreFull:
-            s.signed, s.signed_root = old
+        except Exception:
+            if self.seq == seq0:    # no checkpoint: recovery starts from the one before
+                s.signed, s.signed_root = old
             raise
 
     def close_segment(self):
         s = self.seg
         if s is None:
             return None
-        if s.fill:
-            d = s.h.digest()
-            s.fi.write(d)
-            s.root = _sha256(s.root, d)
-            s.chunks += 1
-            s.fill = 0
-        s.fm.close()
-        s.fi.close()
+        if s.broken:
+            return self._seal_broken(s)
+        if s.fm is not None:
+            if s.fill:
+                d = s.h.digest()
+                s.fi.write(d)
+                s.root = _sha256(s.root, d)
+                s.chunks += 1
+                s.fill = 0
+            s.fm.close()
+            s.fi.close()
+            s.fm = s.fi = None
+        seq0 = self.seq
+        self.seg = None     # the head written with SEGMENT names no open segment
+        try:
+            return self._append(SEGMENT, {K_SEGMENT: s.seq, K_LENGTH: s.length,
+                                          K_CHUNKS: s.chunks, K_ROOT: s.root, K_START: s.start})
+        except Exception:
+            if self.seq == seq0:
+                self.seg = s    # not closed: a retry closes it, or the next boot seals it
+            raise
+
+    def _seal_broken(self, s):
+        # a media write or flush failed: close the files (what they buffered is written or
+        # dropped now) and seal what the medium holds, as recovery does at boot
+        for f in (s.fm, s.fi):
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:
+                    pass
+        s.fm = s.fi = None
+        seq0 = self.seq
         self.seg = None
-        return self._append(SEGMENT, {K_SEGMENT: s.seq, K_LENGTH: s.length, K_CHUNKS: s.chunks,
-                                      K_ROOT: s.root, K_START: s.start})
+        rv = self.recovered
+        try:
+            self._recover(s.hint(), "write error")
+        except Exception:
+            if self.seq == seq0:
+                self.seg = s
+            raise
+        finally:
+            self.recovered = rv     # boot's summary, not this
+        return self.last
 
     def record(self, rtype, fields, flags=0):
         """Append a record of another type (REC_STOP, marks, …)."""
@@ -679,7 +748,16 @@ class Store:
         s = self.seg
         if s is None:
             return None
-        s.fm.flush()
+        if s.broken:                # what the medium holds is what recovery will seal
+            n = self.fs.size(s.media)
+            n = n if n > 0 else 0
+            return [s.seq, n // s.chunk, n % s.chunk]
+        if s.fm is not None:
+            try:
+                s.fm.flush()
+            except OSError:
+                s.broken = True
+                return self.pos()
         return [s.seq, s.length // s.chunk, s.length % s.chunk]
 
     def _covered_segments(self, since):

@@ -119,6 +119,12 @@ class Workflow:
             self.ui.show("CANNOT RECORD: " + hz)
             self._log("start refused: " + hz)
             return None
+        if self.store.seg is not None and not self.rec.recording:
+            try:                    # left open by an earlier failure: close it first
+                self.store.close_segment()
+            except OSError as e:
+                self._fail(e)
+                return None
         self._make_room()
         if self.store.fs.free() < _START_MIN:
             self.ui.led("red")      # nothing a receipt covers is left to release
@@ -127,13 +133,11 @@ class Workflow:
             return None
         try:
             seq = self.rec.start(reason, self.ring)
-        except st.StoreFull:
+        except OSError as e:        # StoreFull, or the medium failed
             if self.rec.recording:
-                self.interrupt("storage_full")
-            else:
-                self.ui.led("red")
-                self.ui.show("STORAGE FULL")
-                self._log("start refused: storage full")
+                self.state = RECORDING
+            self._fail(e)
+            self._log("start failed: %s" % e)
             return None
         self.state = RECORDING
         self._log("start %d %s" % (seq, reason))
@@ -154,7 +158,11 @@ class Workflow:
             return None
         self.state = STANDBY
         self.voice = None
-        r = self.rec.stop(reason)
+        try:
+            r = self.rec.stop(reason)
+        except (OSError, MemoryError) as e:   # the segment stays open: closed at the next
+            self._fail(e)                     # start, or sealed at the next boot
+            return None
         self.ui.beep(2)
         self.ui.led("off")
         self._log("stop %s" % reason)
@@ -173,7 +181,8 @@ class Workflow:
     def interrupt(self, reason):
         """Recording stops for reason (SPEC §10.3): INTERRUPTION, then SEGMENT and REC_STOP."""
         s = self.store
-        if not self.rec.recording:
+        if not self.rec.recording or s.seg is None:
+            self.rec.recording = False
             self.state = STANDBY
             return None
         if reason not in ("storage_full", "device_fault"):
@@ -204,10 +213,10 @@ class Workflow:
                 self.interrupt(reason)
                 return
         except OSError as e2:
-            self.rec.recording = False
-            self.state = STANDBY
-            self.voice = None
-            self._log("cannot record: %s" % e2)
+            self.rec.recording = False      # the segment stays open: closed at the next
+            self._log("cannot record: %s" % e2)  # start, or sealed at the next boot
+        self.state = STANDBY
+        self.voice = None
         self.ui.led("red")
         self.ui.show("STORAGE FULL" if reason == "storage_full" else "DEVICE FAULT")
 
@@ -240,12 +249,13 @@ class Workflow:
             if rolled is not None and rolled[0] == pos0[0]:
                 c = s.chunk
                 spans.insert(0, [pos0[0], pos0[1], pos0[2], rolled[1] // c, rolled[1] % c])
-        for q in self.pending:
+        while self.pending:
+            q = self.pending[0]
             for span in spans:
                 s.record(st.VOICE_ANNOTATION, {st.K_REFERS: q, st.K_SPAN: span,
                                                st.K_DURATION: t - t0})
+            self.pending.pop(0)     # explained: never also "missing"
             self._log("annotation for %d" % q)
-        self.pending = []
         self.resumed = None
         self.ui.beep(1)
         self.ui.led("green")
@@ -331,7 +341,7 @@ class Workflow:
             for name, kind, t in evs:
                 if not (name == "voice" and kind == bt.DOWN):
                     self._input(name, kind, t)
-        except OSError as e:    # StoreFull, ENOSPC, a failed medium or camera
+        except (OSError, MemoryError) as e:  # StoreFull, ENOSPC, a failed medium or camera
             self._fail(e)
         if self.state == CHOOSING and now >= self.choose_until:
             self.state = RECORDING   # no reason confirmed: recording simply goes on

@@ -31,13 +31,16 @@ WORKFLOW_SETTINGS = dict(SETTINGS, low_water=150000, prerecord_s=2, bitrate=8000
 WORKFLOW_HAL = {"capacity": 200000}
 
 
-def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS, **hal):
+def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS, fail_at=None,
+           **hal):
     """Run steps on a (possibly power-cut) virtual recorder in root/sd, root/flash.
-    Returns (summary or None if power was cut, number of storage steps taken)."""
+    Returns (summary or None if power was cut, number of storage steps taken). fail_at:
+    one transient I/O error at that storage step."""
     sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
     os.makedirs(sd, exist_ok=True)
     os.makedirs(flash, exist_ok=True)
     h = simdevice.make_hal(sd, flash, model=model, cut_at=cut_at, **dict(HAL_ARGS, **hal))
+    h.sd.fail_at = fail_at
     try:
         summary = simdevice.run_steps(h, steps, settings)
     except PowerCut:

@@ -1,9 +1,11 @@
 """Power cuts at every storage step (write, flush, remove, rename), under the littlefs and
 the FAT model: after each cut and a reboot the store verifies OK or OK_WITH_MISSING_INFO,
 every record flushed before the cut is still there, and a segment that was open when the
-power went has a RECOVERY record."""
+power went has a RECOVERY record. And one transient I/O error at every step of an
+officer's shift: nothing escapes the recorder's loop and the card still verifies."""
 import os
 import tempfile
+import traceback
 
 import pytest
 
@@ -63,3 +65,31 @@ def test_cut_at_every_storage_step(model, name):
             recovered += len(rec_segs)
     assert not failures, "%d of %d cuts failed, first: %r" % (len(failures), total, failures[:3])
     assert recovered > 0  # the script does cut inside open segments
+
+
+def test_one_io_error_at_every_storage_step():
+    steps, settings, hal = SHIFTS["workflow"]
+    with tempfile.TemporaryDirectory() as t:
+        _, total = record(os.path.join(t, "full"), steps, settings=settings, **hal)
+    failures = []
+    interrupted = 0
+    for k in range(total):
+        with tempfile.TemporaryDirectory() as t:
+            try:
+                summary, _ = record(t, steps, settings=settings, fail_at=k, **hal)
+            except OSError as e:
+                # boot itself may fail (the board then restarts); nothing after it may
+                if "boot" not in [f.name for f in traceback.extract_tb(e.__traceback__)]:
+                    failures.append((k, "escaped: %r" % e))
+                    continue
+            except Exception as e:
+                failures.append((k, "escaped: %r" % e))
+                continue
+            record(t, [], settings=settings, **hal)    # reboot: recovery if needed
+            sd = os.path.join(t, "sd")
+            rep = verify_store(sd)
+            if rep.verdict not in ("OK", "OK_WITH_MISSING_INFO"):
+                failures.append((k, rep.verdict, rep.reasons[:2]))
+            interrupted += any(b[0] == 10 and b[17] == "device_fault" for _, b in chain(sd))
+    assert not failures, "%d of %d failed, first: %r" % (len(failures), total, failures[:3])
+    assert interrupted > 0      # some errors hit the media while recording

@@ -10,6 +10,7 @@
 #     creation (empty).
 # Every write, flush, remove and rename is a numbered step. With cut_at=k, step k raises
 # PowerCut before it takes effect and every later call raises PowerCut too: RAM is lost.
+# With fail_at=k, step k alone fails with OSError(EIO) and nothing of it happens.
 # Killing a process is not a power cut (the kernel keeps what was written); this is.
 # Runs on MicroPython and CPython.
 import os
@@ -75,6 +76,7 @@ class PowerFS(PosixFS):
         self.root = root.rstrip("/")
         self.model = model
         self.cut_at = cut_at
+        self.fail_at = None        # set: one OSError(EIO) at that step, then the medium works
         self.capacity = capacity
         self.steps = 0
         self.dead = False
@@ -99,6 +101,10 @@ class PowerFS(PosixFS):
     def _step(self, kind, path):
         if self.dead:
             raise PowerCut("power is off")
+        if self.fail_at is not None and self.steps >= self.fail_at:
+            self.fail_at = None     # one transient I/O error: the step does not happen
+            self.steps += 1
+            raise OSError(5, "I/O error at step %d (%s %s)" % (self.steps - 1, kind, path))
         if self.cut_at is not None and self.steps >= self.cut_at:
             self.dead = True
             self.last_step = (self.steps, kind, path)

@@ -156,7 +156,10 @@ def shift(h, steps, settings=None, officer=None, log=None, summary=None):
         elif op == "heal":
             h.camera.fault = False
         elif op == "dock":
-            dock(h, s, rec, step[1], summary, wf)
+            try:
+                dock(h, s, rec, step[1], summary, wf)
+            except (OSError, link.LinkError) as e:   # the link would answer 500 / 4xx
+                summary.setdefault("dock_errors", []).append(str(e))
         elif op == "refuse":
             try:
                 s.request(step[1], step[2], "api")

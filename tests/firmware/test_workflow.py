@@ -206,8 +206,12 @@ class TestFailures(WorkflowCase):
         self.run_s(2)
         (i,) = self.bodies(st.INTERRUPTION)
         self.assertEqual(i[st.K_REASON], "storage_full")
-        (seg,) = self.bodies(st.SEGMENT)
-        self.media_ok(seg)                              # the hashes are of what was written
+        # a failed media write leaves the medium uncertain: the segment is sealed from what
+        # the medium holds, as recovery does (RECOVERY, reason "write error")
+        self.assertEqual(self.bodies(st.SEGMENT), [])
+        (seg,) = self.bodies(st.RECOVERY)
+        self.assertEqual(seg[st.K_REASON], "write error")
+        self.media_ok(seg)
 
     def test_battery_low_on_a_nearly_full_card(self):
         self.press("record")
