@@ -672,9 +672,7 @@ class Store:
         cfg = self.cfg
         flash = self.hal.flash
         old = c.rtc_ms()
-        last = flashkv.read(flash, CLOCK_FILE)
-        if type(last) is not dict or type(last.get(1)) is not int:
-            last = None
+        last = self._clock_state()
         fields = {K_OLD: old, K_NEW: new_ms}
         drift = since = None
         flags = 0
@@ -693,6 +691,14 @@ class Store:
                 state[2] = drift
             else:                                    # too soon to tell: keep summing
                 state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
+        # the state first, naming the record it belongs to and keeping the one before: a
+        # cut or a failure between the two leaves a state that names no such record, and
+        # the one before is used (SPEC §8.7)
+        state[5] = self.seq
+        if last is not None:
+            last.pop(6, None)
+            state[6] = last
+        flashkv.write(flash, CLOCK_FILE, state)
         c.set_rtc(new_ms)
         seq0 = self.seq
         try:
@@ -701,11 +707,25 @@ class Store:
             if self.seq == seq0:    # no record: the clock goes back too
                 c.set_rtc(old)
             raise
-        try:
-            flashkv.write(flash, CLOCK_FILE, state)
-        except OSError:
-            pass    # the record stands; the next calibration starts a new measurement
         return old, new_ms, self.seq - 1, drift, since, bool(flags)
+
+    def _clock_state(self):
+        # clock.cbor if the TIME_SET it names is in the chain with its `new`, else the
+        # state before it (or None)
+        v = flashkv.read(self.hal.flash, CLOCK_FILE)
+        for _ in range(2):
+            if type(v) is not dict or type(v.get(1)) is not int:
+                return None
+            q = v.get(5)
+            if type(q) is not int:
+                return v        # written before states named their record
+            rec = self.find(q) if q < self.seq else None
+            if rec is not None:
+                b = _body_of(rec)
+                if b[K_TYPE] == TIME_SET and b[K_NEW] == v[1]:
+                    return v
+            v = v.get(6)
+        return None
 
     def load_coverage(self):
         """At boot: what custody receipts cover, from covered.cbor, kept only if record
@@ -719,10 +739,8 @@ class Store:
 
     def calibration(self):
         """(rtc of the last calibration, drift ms/day measured then), or None."""
-        v = flashkv.read(self.hal.flash, CLOCK_FILE)
-        if type(v) is dict and type(v.get(1)) is int:
-            return v[1], v.get(2) or 0
-        return None
+        v = self._clock_state()
+        return (v[1], v.get(2) or 0) if v is not None else None
 
     # ---------------------------------------------------------------- officer (SPEC §10)
     def assign(self, officer, unit, station):

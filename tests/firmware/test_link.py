@@ -925,6 +925,22 @@ class TestCheckAndClock(WorkflowOpsCase):
         self.assertEqual((body[40], body[43]), (3600000, 360))
         self.assertEqual((r[4], r[6]), (8640, True))
 
+    def test_a_time_set_that_failed_leaves_the_measurement_as_it_was(self):
+        self.login()
+        c = self.h.clock
+        c.drift_ppm = 100
+        self.calibrate()                               # the base
+        c.sleep_ms(2 * 3600000)
+        n = len(self.chain())
+        self.h.sd.fail_at = self.h.sd.steps            # the TIME_SET record's write fails
+        r = self.host.call(link.TIME_SET, {1: self.true_now()})
+        self.assertEqual(r[1], link.DEVICE_ERROR, r)
+        self.assertEqual(len(self.chain()), n)         # no record; clock.cbor names it anyway
+        c.sleep_ms(2 * 3600000)
+        r = self.calibrate()                           # measured from the base: 4 h, 1,440 ms
+        body = self.chain()[-1][1]
+        self.assertEqual((body[40], body[43], r[4]), (4 * 3600000, 1440, 8640))
+
     def test_time_set_measures_drift_and_flags_it(self):
         self.login()
         c = self.h.clock
@@ -947,8 +963,9 @@ class TestCheckAndClock(WorkflowOpsCase):
                          (st.TIME_SET, r[3], r[4], DAY, r[1] - r[2]))
         self.assertEqual(body[9] & st.F_DRIFT, st.F_DRIFT)
         # the measurement base moves to this calibration, with nothing summed yet
-        self.assertEqual(flashkv.read(self.h.flash, st.CLOCK_FILE),
-                         {1: r[2], 2: r[4], 3: r[2], 4: 0})
+        state = flashkv.read(self.h.flash, st.CLOCK_FILE)
+        self.assertEqual(dict((k, state[k]) for k in (1, 2, 3, 4, 5)),
+                         {1: r[2], 2: r[4], 3: r[2], 4: 0, 5: r[3]})
         # the limit is 3,000 ms a day (about 34.7 ppm), fast or slow
         for ppm, want in ((35, 3024), (34, 2937), (-30, -2592), (-40, -3456), (0, 0)):
             t = c.rtc_ms()
