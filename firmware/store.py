@@ -209,6 +209,25 @@ class _LogIndex:
         return off, end - off, self.types[k]
 
 
+class _Logs:
+    # The log files on the card, by (N, K): 5 bytes of RAM each (a card keeps every log)
+    def __init__(self):
+        self.first = array("I")
+        self.k = bytearray()
+
+    def add(self, n, k):
+        self.first.append(n)
+        self.k.append(k if k < 256 else 255)
+
+    def __len__(self):
+        return len(self.first)
+
+    def name(self, i):
+        k = self.k[i]
+        return "rec/%08d.log" % self.first[i] if not k else \
+            "rec/%08d_%d.log" % (self.first[i], k)
+
+
 def _log_key(name):
     # rec/NNNNNNNN.log or NNNNNNNN_K.log -> (N, K); None for other names
     if not name.endswith(".log"):
@@ -280,7 +299,7 @@ class Store:
         self.open_hint = None  # an open segment found at boot, before recovery
         self.recovered = None  # summary of what boot recovered
         self._torn = False     # a record write failed: start a new log before the next one
-        self._logs = None      # [(N, K, name)] of rec/*.log, sorted (read on first use)
+        self._logs = None      # _Logs of rec/*.log, by (N, K) (read on first use)
         self._cur = None       # _LogIndex of the log being appended (kept as records go)
         self._old = []         # _LogIndex of up to two other logs, most recent use last
         self._segs = {}        # segment -> (media path, index path, chunk size)
@@ -364,8 +383,8 @@ class Store:
         self._torn = False
         self._cur = _LogIndex(name, self.seq)
         logs = self._logs
-        if logs is not None and (not logs or logs[-1][2] != name):
-            logs.append((self.seq, k, name))
+        if logs is not None and (not len(logs) or logs.name(len(logs) - 1) != name):
+            logs.add(self.seq, k)
 
     # ---------------------------------------------------------------- boot
     def _read_head(self):
@@ -834,16 +853,20 @@ class Store:
     # ---------------------------------------------------------------- dock link (SPEC §8)
     def _log_list(self):
         if self._logs is None:
-            logs = []
+            keys = []
             for name in self.fs.listdir("rec"):
                 k = _log_key(name)
-                if k is not None:
-                    logs.append((k[0], k[1], "rec/" + name))
-            logs.sort()
+                if k is not None and k[1] < 256:
+                    keys.append(k[0] * 256 + k[1])
+            keys.sort()
+            logs = _Logs()
+            for key in keys:
+                logs.add(key // 256, key % 256)
+            keys = None
             cur = self._cur
-            if cur and (not logs or logs[-1][2] != cur.name):
+            if cur and (not len(logs) or logs.name(len(logs) - 1) != cur.name):
                 k = _log_key(cur.name[4:])  # not on the medium until its first flush
-                logs.append((cur.first, k[1] if k else 0, cur.name))
+                logs.add(cur.first, k[1] if k else 0)
             self._logs = logs
         return self._logs
 
@@ -861,13 +884,13 @@ class Store:
         lo, hi = 0, len(logs)
         while lo < hi:
             mid = (lo + hi) // 2
-            if logs[mid][0] <= seq:
+            if logs.first[mid] <= seq:
                 lo = mid + 1
             else:
                 hi = mid
         if lo == 0:
             return None
-        first, _, name = logs[lo - 1]
+        first, name = logs.first[lo - 1], logs.name(lo - 1)
         for ix in self._old:
             if ix.name == name:
                 return ix
