@@ -494,16 +494,22 @@ class Link:
         nxt = entries[-1][0] + 1 if entries else since
         return {1: entries, 2: s.seq - 1, 3: nxt < s.seq}
 
-    def _get(self, args):
-        seq = _uint(args, 1, "GET", "seq")
+    def _record(self, seq, what):
+        """Record seq's bytes; 404 if the device has no such record, 500 if it cannot read
+        one it has."""
         s = self.store
         rec = s.find(seq)
         if rec is None:
             if seq < s.seq:
-                raise LinkError(DEVICE_ERROR, "GET seq %d: the record could not be read from the "
-                                "card" % seq)
-            raise LinkError(NOT_FOUND, "GET seq %d: no such record (this device holds seq 0..%d)"
-                            % (seq, s.seq - 1))
+                raise LinkError(DEVICE_ERROR, "%s: the record could not be read from the card"
+                                % what)
+            raise LinkError(NOT_FOUND, "%s: no such record (this device holds seq 0..%d)"
+                            % (what, s.seq - 1))
+        return rec
+
+    def _get(self, args):
+        seq = _uint(args, 1, "GET", "seq")
+        rec = self._record(seq, "GET seq %d" % seq)
         return {1: rec}
 
     def _read(self, rid, args):
@@ -593,13 +599,7 @@ class Link:
             raise LinkError(REPLAY, "RECEIPT number %d: not greater than the last accepted "
                             "receipt's (%d)" % (number, last))
         covered = body[2]
-        rec = s.find(covered)
-        if rec is None:
-            if covered < s.seq:
-                raise LinkError(DEVICE_ERROR, "RECEIPT: record %d could not be read from the "
-                                "card" % covered)
-            raise LinkError(NOT_FOUND, "RECEIPT: covers seq %d, which this device does not have "
-                            "(its last record is seq %d)" % (covered, s.seq - 1))
+        rec = self._record(covered, "RECEIPT covering seq %d" % covered)
         if hashlib.sha256(rec).digest() != body[3]:
             raise LinkError(FORBIDDEN, "RECEIPT: record %d on this device does not have the hash "
                             "the receipt names (the station holds another record %d)"

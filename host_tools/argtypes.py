@@ -21,6 +21,15 @@ positive_float = _number(float, "a number", lambda x: x > 0, "> 0")
 nonneg_float = _number(float, "a number", lambda x: x >= 0, ">= 0")
 
 
+def add_runtime_fs(p):
+    """--runtime and --fs of the virtual recorder (`sim record`, `sim serve`)."""
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
+                   help="run the firmware on CPython or on the MicroPython VM "
+                        "(default: %(default)s)")
+    p.add_argument("--fs", choices=("littlefs", "fat"), default="littlefs",
+                   help="filesystem semantics of the virtual SD card (default: %(default)s)")
+
+
 # ---- arguments every verb that talks to a docked recorder takes (offload, dock, checkout)
 
 def add_port(p):

@@ -219,11 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir", metavar="DIR", help="the store directory (the virtual SD card)")
     r.add_argument("--seconds", type=argtypes.positive_float, required=True, metavar="N",
                    help="seconds of recording")
-    r.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
-                   help="run the firmware on CPython or on the MicroPython VM (default: "
-                        "%(default)s)")
-    r.add_argument("--fs", choices=("littlefs", "fat"), default="littlefs",
-                   help="filesystem semantics of the virtual SD card (default: %(default)s)")
+    argtypes.add_runtime_fs(r)
     r.add_argument("--checkpoint", type=argtypes.positive_float, default=10.0, metavar="S",
                    help="seconds between checkpoints (default: %(default)s)")
     r.add_argument("--segment", type=argtypes.positive_float, default=300.0, metavar="S",

@@ -529,10 +529,11 @@ class Client:
     def pipeline(self, window=8):
         return Pipeline(self, window)
 
-    def read_many(self, requests, window=8, op=READ):
+    def read_many(self, requests, window=8, op=READ, missing_ok=False):
         """Pipelined requests (READ by default): ``requests`` is an iterable of
         (key, args); yields (key, result) in the order the answers arrive. Lost or corrupt
-        frames are re-requested; an error status raises LinkError (with .key)."""
+        frames are re-requested; an error status raises LinkError (with .key), except 404
+        with ``missing_ok``, which yields (key, None)."""
         pl = Pipeline(self, window)
         it = iter(requests)
         exhausted = False
@@ -551,7 +552,10 @@ class Client:
         while pl.busy:
             key, resp = pl.next()
             refill()
-            yield key, self._result(op, resp, key)
+            if missing_ok and resp.get(1) == 404:
+                yield key, None
+            else:
+                yield key, self._result(op, resp, key)
 
 
 class Pipeline:

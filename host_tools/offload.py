@@ -488,29 +488,11 @@ class _Offload:
         return {S: (bytes(b) if b is not None else b"") for S, b in idx.items()}
 
     def _read_tolerant(self, reqs):
-        """read_many, with 404 answered as None instead of an exception."""
-        pl = self.c.pipeline(self.window)
-        it = iter(reqs)
-        more = True
-        while True:
-            while more and pl.queued < self.window:
-                try:
-                    key, args = next(it)
-                except StopIteration:
-                    more = False
-                    break
-                pl.submit(key, READ, args)
-            if not pl.busy:
-                return
-            key, resp = pl.next()
-            st = resp.get(1)
-            if st == 404:
-                yield key, None
-            elif st != 0:
-                raise LinkError(st, resp.get(3) or "", READ, key)
-            else:
-                b = (resp.get(2) or {}).get(1)
-                yield key, bytes(b) if isinstance(b, (bytes, bytearray)) else b""
+        """read_many of media bytes, with 404 answered as None instead of an exception."""
+        for key, res in self.c.read_many(reqs, self.window, missing_ok=True):
+            b = None if res is None else res.get(1)
+            yield key, (None if res is None else
+                        bytes(b) if isinstance(b, (bytes, bytearray)) else b"")
 
     def _pull_media(self, dev_id):
         a, sm = self.a, self.sm

@@ -17,11 +17,8 @@ VM_BASE_HEAP = 2 * 1024 * 1024   # the firmware's working set, with room to spar
 def vm_heap(settings=None):
     """VM heap for a job: the working set plus the pre-record ring its settings ask for
     (a board keeps that in PSRAM). A larger heap costs time: every collection sweeps it."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_fwconfig", os.path.join(vm.FIRMWARE,
-                                                                             "config.py"))
-    config = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(config)
+    _paths()
+    import config   # the firmware's settings
     cfg = config.make(settings)
     ring = min(cfg["prerecord_s"] * cfg["bitrate"] // 4, cfg["prerecord_ram"])
     return VM_BASE_HEAP + ring + (ring >> 3)

@@ -82,11 +82,7 @@ def add_arguments(p):
     p.add_argument("--trust", metavar="STATION.pub", action="append", default=[],
                    help="add a station public key (64 hex digits) to the device's trust "
                         "list before it boots; may be repeated")
-    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
-                   help="run the firmware on CPython or on the MicroPython VM "
-                        "(default: %(default)s)")
-    p.add_argument("--fs", choices=("littlefs", "fat"), default="littlefs",
-                   help="filesystem semantics of the virtual SD card (default: %(default)s)")
+    argtypes.add_runtime_fs(p)
     p.add_argument("--record", type=argtypes.nonneg_float, default=0, metavar="SECONDS",
                    help="first record SECONDS of a shift in simulated time, as fast as "
                         "possible (default: none)")

@@ -29,21 +29,6 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-class Loop:
-    def __init__(self):
-        self.rx = bytearray()
-        self.tx = bytearray()
-
-    def read(self, n):
-        d = bytes(self.rx[:n])
-        del self.rx[:len(d)]
-        return d
-
-    def write(self, buf):
-        self.tx += buf
-        return len(buf)
-
-
 class Dev:
     """A recorded virtual device with a trusted station and a link on a loopback port."""
 
@@ -54,7 +39,7 @@ class Dev:
         self.rec.run_ms(3000)
         self.rec.stop()
         link.add_trusted(self.h.flash, ed25519.public(STATION))
-        self.ser = Loop()
+        self.ser = fwtest.Loop()
         self.h.serial = self.ser
         self.lnk = link.Link(self.h, self.s, self.rec)
         self.before = [r for r, _ in fwtest.read_chain(self.sd)]

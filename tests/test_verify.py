@@ -671,14 +671,19 @@ def test_records_deleted_but_head_kept(store):
 
 # --- exhaustive: any byte of a log changed is found ---------------------------------------
 
-def test_every_single_byte_change_in_the_log_is_not_ok(tmp_path):
-    s = rw.RefStore(tmp_path / "a")
+def _one_segment(root):
+    """A store of one short segment; (store, bytes of its log)."""
+    s = rw.RefStore(root)
     s.boot()
     s.rec_start()
     s.write(b"v" * 5000)
     s.checkpoint()
     s.close()
-    data = log_bytes(s)
+    return s, log_bytes(s)
+
+
+def test_every_single_byte_change_in_the_log_is_not_ok(tmp_path):
+    s, data = _one_segment(tmp_path / "a")
     misses = []
     for i in range(len(data)):
         for mask in (0x01, 0x80):
@@ -694,13 +699,7 @@ def test_every_single_byte_change_in_the_log_is_not_ok(tmp_path):
 
 
 def test_every_truncation_of_the_log_is_not_ok(tmp_path):
-    s = rw.RefStore(tmp_path)
-    s.boot()
-    s.rec_start()
-    s.write(b"v" * 5000)
-    s.checkpoint()
-    s.close()
-    data = log_bytes(s)
+    s, data = _one_segment(tmp_path)
     bad = []
     for cut in range(len(data)):
         put(s, LOG0, data[:cut])

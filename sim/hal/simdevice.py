@@ -96,13 +96,12 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
 def dock(h, s, rec, opts, summary, wf=None):
     """The station's side of a dock cycle, in-process: the firmware's own receipt check
     (link.Link), TIME_SET, ASSIGN and self-check (SPEC §10.7)."""
-    sk = ed25519.secret(STATION_SEED) if hasattr(ed25519, "secret") else STATION_SEED
+    sk = ed25519.secret(STATION_SEED)
     pub = ed25519.public(sk)
     link.add_trusted(h.flash, pub)
     if opts.get("receipt") and not rec.recording:
         lnk = link.Link(h, s, rec, workflow=wf)
         covered = s.seq - 1
-        import hashlib
         body = {1: h.device, 2: covered, 3: hashlib.sha256(s.find(covered)).digest(),
                 4: lnk.last_receipt + 1, 5: h.clock.rtc_ms(), 6: "sim-archive"}
         kid = devkey.fingerprint(pub)

@@ -69,3 +69,20 @@ def sim(root=None, **kw):
     kw.setdefault("bitrate", 400000)
     kw.setdefault("fps", 5)
     return simdevice.make_hal(sd, flash, **kw), sd, flash
+
+
+class Loop:
+    """An in-memory serial port: rx is what the host sent, tx what the device wrote."""
+
+    def __init__(self):
+        self.rx = bytearray()
+        self.tx = bytearray()
+
+    def read(self, n):
+        d = bytes(self.rx[:n])
+        self.rx[0:len(d)] = b""
+        return d
+
+    def write(self, buf):
+        self.tx += buf
+        return len(buf)

@@ -21,23 +21,6 @@ STATION_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
 
 
-class Loop:
-    """An in-memory serial port: rx is what the host sent, tx what the device wrote."""
-
-    def __init__(self):
-        self.rx = bytearray()
-        self.tx = bytearray()
-
-    def read(self, n):
-        d = bytes(self.rx[:n])
-        self.rx[0:len(d)] = b""
-        return d
-
-    def write(self, buf):
-        self.tx += buf
-        return len(buf)
-
-
 class Host:
     def __init__(self, lnk, ser):
         self.lnk = lnk
@@ -109,7 +92,7 @@ class LinkCase(unittest.TestCase):
         self.station = ed25519.secret(STATION_SEED)
         self.other = ed25519.secret(OTHER_SEED)
         link.add_trusted(self.h.flash, ed25519.public(self.station))
-        self.ser = Loop()
+        self.ser = fwtest.Loop()
         self.h.serial = self.ser
         self.lnk = link.Link(self.h, self.s, self.rec)
         self.host = Host(self.lnk, self.ser)
@@ -313,7 +296,7 @@ class TestHelloAuth(LinkCase):
     def test_no_trust_file_means_no_station(self):
         h, sd, flash = fwtest.sim()
         s, rec = device.boot(h, SMALL)
-        h.serial = Loop()
+        h.serial = fwtest.Loop()
         host = Host(link.Link(h, s, rec), h.serial)
         self.assertEqual(link.load_trusted(h.flash), [])
         self.assertEqual(host.auth(self.station)[1], 403)
@@ -669,7 +652,7 @@ class TestRobustness(LinkCase):
         self.h.serial = Broken()
         self.assertEqual(self.lnk.service(), False)
         self.assertEqual(self.lnk.stats["io_errors"], 1)
-        self.h.serial = Loop()
+        self.h.serial = fwtest.Loop()
         self.h.serial.rx += self.host.req(link.HELLO, {1: 4096, 2: "x"})
         self.h.serial.write = Broken().write
         self.assertEqual(self.lnk.service(), True)   # answered into a broken port: dropped
