@@ -111,6 +111,14 @@ CREATE TABLE IF NOT EXISTS offloads (
     head_went_back INTEGER NOT NULL DEFAULT 0,
     head_seq INTEGER,
     receipt_number INTEGER);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id TEXT PRIMARY KEY,              -- quarantine/<id>/ holds what the session brought
+    device TEXT NOT NULL,             -- the id the peer claimed (not necessarily registered)
+    reason TEXT NOT NULL,
+    created TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,             -- H(records.log)
+    info TEXT);                       -- JSON
 """
 
 
@@ -216,6 +224,8 @@ class Archive:
                                     (str(SCHEMA_VERSION),))
             for d in (self.objects, self.devices_dir, self.staging):
                 _makedirs(d)
+        else:
+            self.db.executescript(_SCHEMA)      # tables added since (CREATE IF NOT EXISTS)
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if int(self.meta.get("schema", "0")) != SCHEMA_VERSION:
             raise NotAnArchive("%s: archive schema %s is not supported (expected %d)"
@@ -252,6 +262,10 @@ class Archive:
 
     def tx(self):
         return Archive._Tx(self.db)
+
+    # -- station log (placeholder until host_tools.tlog lands) ---------------------------
+    def _log_event(self, entry):
+        pass
 
     # -- station key -------------------------------------------------------------------
     def station_key(self):
@@ -696,6 +710,53 @@ class Archive:
             return [dict(r) for r in self.db.execute("SELECT * FROM offloads ORDER BY id")]
         return [dict(r) for r in self.db.execute(
             "SELECT * FROM offloads WHERE device = ? ORDER BY id", (device_id,))]
+
+    # -- quarantine ----------------------------------------------------------------------
+    QUARANTINE_MAX = 1 << 30
+
+    def quarantine(self, device_id: str, reason: str, records: list, info: dict | None = None
+                   ) -> str:
+        """Keep what a session that failed verification brought, apart from every device's
+        history: quarantine/<id>/records.log (the records byte for byte, concatenated; each
+        is one CBOR item) and info.json; a row in the quarantine table and an event in the
+        station log. Nothing of it reaches records, segments, a view or a receipt. Returns
+        the quarantine id."""
+        import json
+        recs = [bytes(r) for r in records]
+        total = sum(len(r) for r in recs)
+        if total > self.QUARANTINE_MAX:
+            raise ArchiveError("quarantine of %d bytes refused (at most %d)"
+                               % (total, self.QUARANTINE_MAX))
+        now = utcnow()
+        qid = "%s-%s" % (now[:19].replace("-", "").replace(":", ""), os.urandom(4).hex())
+        qdir = os.path.join(self.root, "quarantine", qid)
+        _makedirs(qdir)
+        blob = b"".join(recs)
+        meta = {"id": qid, "device": str(device_id), "reason": str(reason), "created": now,
+                "records": len(recs), "sha256": hashlib.sha256(blob).hexdigest(),
+                "info": info or {}}
+        for name, data in (("records.log", blob),
+                           ("info.json", json.dumps(meta, indent=2, ensure_ascii=True,
+                                                    default=repr).encode() + b"\n")):
+            with open(os.path.join(qdir, name), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(os.path.join(qdir, name), 0o444)
+        _fsync_dir(qdir)
+        with self.tx():
+            self.db.execute("INSERT INTO quarantine (id, device, reason, created, records, "
+                            "sha256, info) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (qid, str(device_id), str(reason), now, len(recs),
+                             hashlib.sha256(blob).digest(),
+                             json.dumps(info or {}, ensure_ascii=True, default=repr)))
+        self._log_event({"type": "quarantine", "at": now, "id": qid, "device": str(device_id),
+                         "reason": str(reason), "records": len(recs),
+                         "sha256": hashlib.sha256(blob).digest()})
+        return qid
+
+    def quarantines(self):
+        return [dict(r) for r in self.db.execute("SELECT * FROM quarantine ORDER BY created")]
 
     # -- checks ------------------------------------------------------------------------
     def check_objects(self):

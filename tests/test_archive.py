@@ -413,3 +413,19 @@ def test_help_lists_verbs_and_exit_codes(capsys):
     assert main(["offload", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--register" in out and "--window" in out and "5 authentication failed" in out
+
+
+def test_quarantine_keeps_bytes_apart_from_every_history(arch):
+    recs = [cbor2.dumps(cbor2.CBORTag(18, [b"", {}, b"x" * i, b"s" * 64])) for i in range(3)]
+    with Archive(arch) as a:
+        qid = a.quarantine("SC-FAKE\n", "record 2: bad signature", recs, {"port": "/dev/x"})
+        q = a.quarantines()
+        assert [r["id"] for r in q] == [qid] and q[0]["records"] == 3
+        assert q[0]["device"] == "SC-FAKE\n" and q[0]["reason"] == "record 2: bad signature"
+        assert a.devices() == [] and a.db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
+    qdir = arch / "quarantine" / qid
+    assert (qdir / "records.log").read_bytes() == b"".join(recs)
+    info = json.loads((qdir / "info.json").read_text())
+    assert info["sha256"] == hashlib.sha256(b"".join(recs)).hexdigest()
+    assert info["info"] == {"port": "/dev/x"}
+    assert not os.listdir(arch / "devices")
