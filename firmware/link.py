@@ -9,17 +9,17 @@
 # wrong shape is answered 400, a storage error 500 (nothing changed). Only exception types
 # listed in `fatal` pass through (the simulator puts its PowerCut there).
 #
-# Station trust lives in internal flash: trust.cbor, a CBOR array of 32-byte Ed25519
-# public keys (add_trusted() writes it); the last accepted receipt in receipts.cbor
-# ({1: number, 2: H(receipt), 3: covered seq}). Both are small files of flashkv.py
-# (replaced whole: a .new file, then replace; a .new file that a cut left behind is read
-# too).
+# Mutual authentication (HELLO, AUTH: SPEC §8.3) is auth.py; station trust lives there
+# too (trust.cbor). The last accepted receipt is in internal flash, receipts.cbor
+# ({1: number, 2: H(receipt), 3: covered seq}), a small file of flashkv.py (replaced
+# whole: a .new file, then replace; a .new file that a cut left behind is read too).
 #
 # STATUS reports the officer workflow's state and its interruptions waiting for a voice
 # annotation when the Link is given the workflow (Link(..., workflow=wf): wf.state, a
 # str, and wf.waiting(), a list of seqs); without one, "recording" or "standby".
 import hashlib
 
+import auth
 import cbor
 import config
 import cose
@@ -75,8 +75,7 @@ REPLAY = const(409)
 TOO_LARGE = const(413)
 DEVICE_ERROR = const(500)
 
-TRUST = "trust.cbor"
-TRUST_NEW = "trust.new"
+TRUST = auth.TRUST
 RECEIPTS = "receipts.cbor"
 RECEIPTS_NEW = "receipts.new"
 
@@ -87,7 +86,9 @@ TARGET_MAX = const(64)            # characters of a refused target kept in the R
 NAME_MAX = const(64)              # characters of an officer id or unit (ASSIGN)
 MESSAGE_MAX = const(200)
 STALL_MS = const(500)             # a partial frame this long without a byte is given up
-AUTH_CONTEXT = b"sealcam-auth-v1"
+PROTOCOL = const(2)               # protocol version (HELLO key 12)
+load_trusted = auth.load_trusted
+add_trusted = auth.add_trusted
 
 
 class LinkError(Exception):
@@ -181,36 +182,7 @@ def _bhead(n):
     return bytes((0x5A, n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255))
 
 
-def auth_message(device, nonce):
-    """SPEC §8.3: "sealcam-auth-v1" || device id (UTF-8) || 0x00 || nonce."""
-    return AUTH_CONTEXT + device.encode() + b"\x00" + bytes(nonce)
-
-
 # ---------------------------------------------------------------- internal flash state
-
-def load_trusted(flash):
-    """The trusted station keys (32-byte Ed25519 public keys) from trust.cbor; [] if none.
-    A trust.new left by a cut between remove and rename (FAT) is used if trust.cbor is
-    gone (flashkv.read)."""
-    v = flashkv.read(flash, TRUST)
-    if type(v) is list:
-        return [k for k in v if type(k) is bytes and len(k) == 32]
-    return []
-
-
-def add_trusted(flash, pub):
-    """Add a station public key to trust.cbor (written whole: create + replace). Returns
-    False if it was there already."""
-    pub = bytes(pub)
-    if len(pub) != 32:
-        raise ValueError("a station public key is 32 bytes, not %d" % len(pub))
-    keys = load_trusted(flash)
-    if pub in keys:
-        return False
-    keys.append(pub)
-    flashkv.write(flash, TRUST, keys)
-    return True
-
 
 def load_receipt_state(flash):
     """{1: number, 2: H(receipt), 3: covered seq} of the last accepted receipt ({} if
@@ -248,7 +220,8 @@ class Link:
         self.offer = offer                     # what the device offers in HELLO
         self.max_frame = frame.PRE_HELLO_MAX   # agreed: the largest payload either side sends
         self.dec = frame.Decoder(frame.PRE_HELLO_MAX)
-        self.nonce = None                      # the current AUTH nonce (single use)
+        self.nonce = None                      # the device's current nonce (single use)
+        self.station_nonce = None              # the station's nonce from the same HELLO
         self.station = None                    # fingerprint of the authenticated station
         self.host = None                       # the host's name from HELLO
         self.pub = ed25519.public(store.sk)
@@ -404,7 +377,7 @@ class Link:
             if type(args) is not dict:
                 raise LinkError(BAD_REQUEST, "%s: args (key 2) must be a map, not %s"
                                 % (OP_NAMES[op], _kind(args)))
-            if op > AUTH and op != STATUS and self.station is None:
+            if op > AUTH and self.station is None:
                 raise LinkError(UNAUTHENTICATED, "%s needs AUTH first (HELLO, then AUTH with a "
                                 "trusted station key)" % OP_NAMES[op])
             if op == READ:
@@ -434,15 +407,42 @@ class Link:
     def _hello(self, args):
         host_max = _uint(args, 1, "HELLO", "host max_frame")
         name = _tstr(args, 2, "HELLO", "host name")
+        snonce = _bstr(args, 3, "HELLO", "station nonce", auth.NONCE_SIZE)
         if host_max < frame.PRE_HELLO_MAX:
             raise LinkError(BAD_REQUEST, "HELLO: host max_frame %d is below the %d bytes every "
                             "side must take" % (host_max, frame.PRE_HELLO_MAX))
-        nonce = bytes(self.hal.random(16))
-        if len(nonce) != 16:
+        nonce = bytes(self.hal.random(auth.NONCE_SIZE))
+        if len(nonce) != auth.NONCE_SIZE:
             raise LinkError(DEVICE_ERROR, "HELLO: the random source gave %d bytes, not 16"
                             % len(nonce))
-        hal = self.hal
+        self._agree = host_max if host_max < self.offer else self.offer
+        self.nonce = nonce
+        self.station_nonce = snonce
+        self.station = None
+        self.host = name
+        # nothing but what a host needs to start (SPEC §8.3): no key, head, officer, battery
+        return {1: self.store.device, 9: nonce, 10: self._agree, 12: PROTOCOL}
+
+    def _auth(self, args):
+        nonce = self.nonce
+        snonce = self.station_nonce
+        self.nonce = self.station_nonce = None  # one attempt per nonce, good or bad
+        if nonce is None:
+            raise LinkError(REPLAY, "AUTH: no fresh nonce (each HELLO's nonce serves one AUTH "
+                            "attempt): send HELLO again")
+        pub = _bstr(args, 1, "AUTH", "station public key", 32)
+        sig = _bstr(args, 2, "AUTH", "signature", 64)
+        fp = devkey.fingerprint(pub)
+        if pub not in load_trusted(self.hal.flash):
+            raise LinkError(FORBIDDEN, "AUTH: station key %s is not trusted by this device" % fp)
         s = self.store
+        th = auth.transcript(s.device, nonce, snonce, pub)
+        if not auth.verify_station(pub, th, sig):
+            raise LinkError(FORBIDDEN, "AUTH: the signature of station %s does not verify over "
+                            "this session's transcript" % fp)
+        proof = auth.device_proof(s.sk, th)
+        self.station = fp
+        hal = self.hal
         c = hal.clock
         sd = hal.sd
         free = sd.free()
@@ -453,31 +453,11 @@ class Link:
         if type(bat) is not int:
             bat = int(bat)
         bat = 0 if bat < 0 else 100 if bat > 100 else bat
-        self._agree = host_max if host_max < self.offer else self.offer
-        self.nonce = nonce
-        self.station = None
-        self.host = name
-        return {1: s.device, 2: s.fw, 3: self.pub, 4: self.fingerprint, 5: s.last,
+        alerts = getattr(s, "alerts", None) or []
+        return {1: fp, 2: proof, 3: self.pub, 4: self.fingerprint, 5: s.last,
                 6: [c.rtc_ms(), c.mono_ms()],
                 7: [free if free > 0 else 0, total if total > 0 else 0],
-                8: bat, 9: nonce, 10: self._agree, 11: s.officer}
-
-    def _auth(self, args):
-        nonce = self.nonce
-        self.nonce = None  # one attempt per nonce, good or bad
-        if nonce is None:
-            raise LinkError(REPLAY, "AUTH: no fresh nonce (each HELLO's nonce serves one AUTH "
-                            "attempt): send HELLO again")
-        pub = _bstr(args, 1, "AUTH", "station public key", 32)
-        sig = _bstr(args, 2, "AUTH", "signature", 64)
-        fp = devkey.fingerprint(pub)
-        if pub not in load_trusted(self.hal.flash):
-            raise LinkError(FORBIDDEN, "AUTH: station key %s is not trusted by this device" % fp)
-        if not ed25519.verify(pub, auth_message(self.store.device, nonce), sig):
-            raise LinkError(FORBIDDEN, "AUTH: the signature of station %s does not verify over "
-                            "this device's nonce" % fp)
-        self.station = fp
-        return {1: fp}
+                8: bat, 11: s.officer, 13: s.fw, 14: alerts}
 
     def _list(self, args):
         since = _uint(args, 1, "LIST", "since seq")

@@ -3,6 +3,7 @@
 import hashlib
 import unittest
 
+import auth
 import cbor
 import config
 import cose
@@ -19,6 +20,7 @@ from powerfs import PowerCut
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60}
 STATION_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
+NONCE = bytes(range(16))     # a station nonce for raw HELLO requests
 
 
 class Host:
@@ -58,14 +60,22 @@ class Host:
         return out[0]
 
     def hello(self, host_max=1 << 20):
-        r = self.call(link.HELLO, {1: host_max, 2: "test-station"})
+        self.snonce = hashlib.sha256(b"station nonce %d" % self.id).digest()[:16]
+        r = self.call(link.HELLO, {1: host_max, 2: "test-station", 3: self.snonce})
         assert r[1] == 0, r
+        self.last_hello = r[2]
         return r[2]
 
-    def auth(self, sk):
-        h = self.hello()
-        sig = ed25519.sign(sk, link.auth_message(h[1], h[9]))
-        return self.call(link.AUTH, {1: ed25519.public(sk), 2: sig})
+    def th(self, h, sk):
+        # the transcript hash of the session HELLO h opened, for station key sk
+        return auth.transcript(h[1], h[9], self.snonce, ed25519.public(sk))
+
+    def sign(self, sk, h):
+        return ed25519.sign(sk, auth.station_message(self.th(h, sk)))
+
+    def auth(self, sk, host_max=1 << 20):
+        h = self.hello(host_max)
+        return self.call(link.AUTH, {1: ed25519.public(sk), 2: self.sign(sk, h)})
 
 
 def make_receipt(sk, dev, covered, rhash, number, kid=None):
@@ -217,42 +227,102 @@ class TestBoardSerial(unittest.TestCase):
         self.assertEqual(bytes(u.out), b"0123456789")
 
 
+def _cryptography_ed25519():
+    # the Ed25519 public-key class of `cryptography` (CPython only), or None
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        return None
+    return Ed25519PublicKey
+
+
 class TestHelloAuth(LinkCase):
-    def test_hello_fields_and_ops_need_auth(self):
+    def test_hello_tells_only_id_nonce_frame_and_version(self):
+        self.rec.start()   # something to tell: recording, an officer, a head
+        self.s.officer = "PC-4711"
         r = self.host.hello(1 << 22)
+        self.assertEqual(sorted(r), [1, 9, 10, 12])
         self.assertEqual(r[1], self.h.device)
-        self.assertEqual(r[2], self.s.fw)
-        self.assertEqual(r[3], ed25519.public(self.s.sk))
-        self.assertEqual(r[4], devkey.fingerprint(r[3]))
-        self.assertEqual(r[5], self.chain()[-1][0])
-        self.assertEqual(r[6], [self.h.clock.rtc_ms(), self.h.clock.mono_ms()])
-        self.assertEqual(r[7], [self.h.sd.free(), getattr(self.h.sd, "total", lambda: 0)()])
-        self.assertEqual(r[8], 100)
         self.assertEqual(len(r[9]), 16)
         self.assertEqual(r[10], config.DEFAULTS["max_frame"])   # the device's offer
-        self.assertEqual(r[11], None)
-        self.assertEqual(sorted(r), list(range(1, 12)))
+        self.assertEqual(r[12], 2)
         self.assertEqual(self.lnk.max_frame, config.DEFAULTS["max_frame"])
         self.assertEqual(self.host.hello(2048)[10], 2048)
-        self.h.battery = lambda: 42
-        self.assertEqual(self.host.hello()[8], 42)
         n = len(self.chain())
         for op, args in ((link.LIST, {1: 0, 2: 10}), (link.GET, {1: 0}),
                          (link.READ, {1: self.seg, 2: 0, 3: 0, 4: 10}), (link.RECEIPT, {1: b""}),
                          (link.TIME_SET, {1: 1}), (link.ASSIGN, {1: "PC-1", 2: None}),
-                         (link.CHECK, None)):
+                         (link.CHECK, None), (link.STATUS, None)):
             r = self.host.call(op, args)
             self.assertEqual(r[1], 401, r)
             self.assertTrue(link.OP_NAMES[op] in r[3], r)
+            self.assertEqual(sorted(r), [0, 1, 3])            # no result, only the message
+            self.assertTrue("PC-4711" not in r[3], r)
         self.assertEqual(len(self.chain()), n)
+
+    def test_auth_answers_status_and_the_device_proof(self):
+        self.h.battery = lambda: 42
+        r = self.host.auth(self.station)
+        self.assertEqual(r[1], 0, r)
+        a = r[2]
+        self.assertEqual(sorted(a), [1, 2, 3, 4, 5, 6, 7, 8, 11, 13, 14])
+        pub = ed25519.public(self.station)
+        self.assertEqual(a[1], devkey.fingerprint(pub))
+        self.assertEqual(a[3], ed25519.public(self.s.sk))
+        self.assertEqual(a[4], devkey.fingerprint(a[3]))
+        self.assertEqual(a[5], self.chain()[-1][0])
+        self.assertEqual(a[6], [self.h.clock.rtc_ms(), self.h.clock.mono_ms()])
+        self.assertEqual(a[7], [self.h.sd.free(), getattr(self.h.sd, "total", lambda: 0)()])
+        self.assertEqual(a[8], 42)
+        self.assertEqual(a[11], None)
+        self.assertEqual(a[13], self.s.fw)
+        self.assertEqual(a[14], [])
+        self.assertEqual(len(a[2]), 64)
+        # the device's signature covers this session's transcript, in the device role
+        th = self.host.th(self.host.last_hello, self.station)
+        self.assertTrue(ed25519.verify(a[3], auth.device_message(th), a[2]))
+        self.assertFalse(ed25519.verify(a[3], auth.station_message(th), a[2]))
+        # another session's nonces: the proof does not carry over
+        other = self.host.auth(self.station)[2]
+        th2 = self.host.th(self.host.last_hello, self.station)
+        self.assertTrue(th2 != th)
+        self.assertFalse(ed25519.verify(a[3], auth.device_message(th2), a[2]))
+        self.assertTrue(ed25519.verify(a[3], auth.device_message(th2), other[2]))
+
+    def test_device_proof_verifies_with_cryptography(self):
+        Pub = _cryptography_ed25519()
+        if Pub is None:
+            return   # MicroPython: the CPython run checks it against an independent library
+        from cryptography.exceptions import InvalidSignature
+        spub = ed25519.public(self.station)
+        h = self.host.hello()
+        snonce = self.host.snonce
+        r = self.host.call(link.AUTH, {1: spub, 2: self.host.sign(self.station, h)})
+        self.assertEqual(r[1], 0, r)
+        dpub = Pub.from_public_bytes(r[2][3])
+        th = hashlib.sha256(b"sealcam-auth-v2\x00" + self.h.device.encode() + b"\x00" + h[9]
+                            + snonce + spub).digest()
+        dpub.verify(r[2][2], b"sealcam-auth-v2 device" + th)   # raises if it does not verify
+        for bad in (b"sealcam-auth-v2 station" + th,
+                    b"sealcam-auth-v2 device" + hashlib.sha256(
+                        b"sealcam-auth-v2\x00" + self.h.device.encode() + b"\x00" + h[9]
+                        + bytes(16) + spub).digest()):
+            with self.assertRaises(InvalidSignature):
+                dpub.verify(r[2][2], bad)
+        # the station's signature is over the same transcript, in the station role
+        Pub.from_public_bytes(spub).verify(self.host.sign(self.station, h),
+                                           b"sealcam-auth-v2 station" + th)
 
     def test_hello_nonce_is_fresh_and_args_checked(self):
         a = self.host.hello()[9]
         b = self.host.hello()[9]
         self.assertTrue(a != b)
-        self.assertEqual(self.host.call(link.HELLO, {1: 100, 2: "x"})[1], 400)
-        self.assertEqual(self.host.call(link.HELLO, {2: "x"})[1], 400)
-        self.assertEqual(self.host.call(link.HELLO, {1: "big", 2: "x"})[1], 400)
+        for args in ({1: 100, 2: "x", 3: NONCE}, {2: "x", 3: NONCE}, {1: "big", 2: "x", 3: NONCE},
+                     {1: 4096, 2: "x"}, {1: 4096, 2: "x", 3: NONCE[:15]},
+                     {1: 4096, 2: "x", 3: "0123456789abcdef"}, {1: 4096, 3: NONCE}):
+            r = self.host.call(link.HELLO, args)
+            self.assertEqual(r[1], 400, (args, r))
+            self.assertTrue(r[3].startswith("HELLO"), r)
         self.assertEqual(self.host.call(link.HELLO)[1], 400)
 
     def test_offer_from_settings_and_keyword(self):
@@ -269,26 +339,47 @@ class TestHelloAuth(LinkCase):
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)
         # the same AUTH again: the nonce is used up
         h = self.host.hello()
-        sig = ed25519.sign(self.station, link.auth_message(h[1], h[9]))
+        sig = self.host.sign(self.station, h)
         self.assertEqual(self.host.call(link.AUTH, {1: pub, 2: sig})[1], 0)
         r = self.host.call(link.AUTH, {1: pub, 2: sig})
         self.assertEqual(r[1], 409, r)
+        self.assertEqual(sorted(r), [0, 1, 3])
+        # a replayed AUTH in a later session (new nonces) does not verify
+        self.host.hello()
+        r = self.host.call(link.AUTH, {1: pub, 2: sig})
+        self.assertEqual(r[1], 403, r)
+        self.assertEqual(sorted(r), [0, 1, 3])
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
         # a new HELLO ends the session
+        self.login()
         self.host.hello()
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
         # untrusted station
         r = self.host.auth(self.other)
         self.assertEqual(r[1], 403, r)
         self.assertTrue("not trusted" in r[3], r)
-        # trusted key, signature over something else
-        h = self.host.hello()
-        bad = ed25519.sign(self.station, link.auth_message(h[1], bytes(16)))
-        r = self.host.call(link.AUTH, {1: pub, 2: bad})
-        self.assertEqual(r[1], 403, r)
-        # the nonce is gone after a bad attempt too
-        good = ed25519.sign(self.station, link.auth_message(h[1], h[9]))
-        self.assertEqual(self.host.call(link.AUTH, {1: pub, 2: good})[1], 409)
-        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+        # trusted key; signed with another station nonce, with another station key in the
+        # transcript, in the device role, or over the v1 message
+        for make in (lambda h: ed25519.sign(self.station, auth.station_message(
+                         auth.transcript(h[1], h[9], bytes(16), pub))),
+                     lambda h: ed25519.sign(self.station, auth.station_message(
+                         auth.transcript(h[1], h[9], self.host.snonce, ed25519.public(self.other)))),
+                     lambda h: ed25519.sign(self.station, auth.device_message(
+                         self.host.th(h, self.station))),
+                     lambda h: ed25519.sign(self.station, b"sealcam-auth-v1" + h[1].encode()
+                                            + b"\x00" + h[9])):
+            h = self.host.hello()
+            r = self.host.call(link.AUTH, {1: pub, 2: make(h)})
+            self.assertEqual(r[1], 403, r)
+            self.assertEqual(sorted(r), [0, 1, 3])
+            # the nonce is gone after a bad attempt too
+            good = self.host.sign(self.station, h)
+            self.assertEqual(self.host.call(link.AUTH, {1: pub, 2: good})[1], 409)
+            self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+        # AUTH before any HELLO
+        lnk = link.Link(self.h, self.s, self.rec)
+        host = Host(lnk, self.ser)
+        self.assertEqual(host.call(link.AUTH, {1: pub, 2: good})[1], 409)
         # wrong shapes
         self.host.hello()
         self.assertEqual(self.host.call(link.AUTH, {1: pub[:31], 2: good})[1], 400)
@@ -336,7 +427,7 @@ class TestRecords(LinkCase):
 
     def test_list_is_bounded_by_the_frame(self):
         h = self.host.hello(1024)   # a session with a 1 KiB frame
-        sig = ed25519.sign(self.station, link.auth_message(h[1], h[9]))
+        sig = self.host.sign(self.station, h)
         self.assertEqual(self.host.call(link.AUTH, {1: ed25519.public(self.station), 2: sig})[1], 0)
         self.assertEqual(self.lnk.max_frame, 1024)
         for i in range(60):
@@ -431,7 +522,7 @@ class TestRead(LinkCase):
         self.assertEqual(r[1], 400, r)
         # no more than fits the agreed frame
         h = self.host.hello(1024)
-        sig = ed25519.sign(self.station, link.auth_message(h[1], h[9]))
+        sig = self.host.sign(self.station, h)
         self.host.call(link.AUTH, {1: ed25519.public(self.station), 2: sig})
         r = self.host.call(link.READ, {1: self.seg, 2: 0, 3: 0, 4: 1024})
         self.assertEqual(r[1], 0, r)
@@ -587,7 +678,7 @@ class TestRobustness(LinkCase):
         self.assertEqual(self.host.hello()[1], self.h.device)
 
     def test_requests_split_at_every_byte_with_garbage_between(self):
-        stream = (b"\x03\xc5" + self.host.req(link.HELLO, {1: 4096, 2: "\x03\x03\x03"}, 3)
+        stream = (b"\x03\xc5" + self.host.req(link.HELLO, {1: 4096, 2: "\x03\x03\x03", 3: NONCE}, 3)
                   + b"\x00\xc5\x1a\x03" + self.host.req(link.LIST, {1: 0, 2: 3}, 0x03)
                   + self.host.req(77, None, 0xC51A))
         want = [(3, 0), (3, 401), (0xC51A, 400)]
@@ -603,12 +694,12 @@ class TestRobustness(LinkCase):
         self.assertEqual([(o[0], o[1]) for o in self.host.pump()], want)
 
     def test_corrupt_frame_is_dropped_and_the_next_answered(self):
-        a = bytearray(self.host.req(link.HELLO, {1: 4096, 2: "a"}, 1))
+        a = bytearray(self.host.req(link.HELLO, {1: 4096, 2: "a", 3: NONCE}, 1))
         a[9] ^= 0x40
-        b = self.host.req(link.HELLO, {1: 4096, 2: "b"}, 2)
-        c = self.host.req(link.HELLO, {1: 4096, 2: "c"}, 3)
+        b = self.host.req(link.HELLO, {1: 4096, 2: "b", 3: NONCE}, 2)
+        c = self.host.req(link.HELLO, {1: 4096, 2: "c", 3: NONCE}, 3)
         c = c[:8] + c[9:]      # a lost byte
-        d = self.host.req(link.HELLO, {1: 4096, 2: "d"}, 4)
+        d = self.host.req(link.HELLO, {1: 4096, 2: "d", 3: NONCE}, 4)
         self.ser.rx += bytes(a) + b + c + d
         got = [(o[0], o[1]) for o in self.host.pump()]
         self.assertEqual(got, [(2, 0), (4, 0)])
@@ -619,13 +710,13 @@ class TestRobustness(LinkCase):
         r = self.host.call(link.GET, {1: 3})
         self.assertEqual(r[1], 0)
         self.assertEqual(r[2][1], self.chain()[3][0])
-        self.assertEqual(self.host.call(link.HELLO, {1: 0x30303, 2: "\x03" * 40})[1], 0)
+        self.assertEqual(self.host.call(link.HELLO, {1: 0x30303, 2: "\x03" * 40, 3: b"\x03" * 16})[1], 0)
 
     def test_partial_frame_with_garbage_len_is_given_up_when_quiet(self):
         t = [0]
         self.lnk.ticks_ms = lambda: t[0]
         self.lnk.service()
-        self.ser.rx += b"\xc5\x1a\x00\x00\x03\xff" + self.host.req(link.HELLO, {1: 4096, 2: "x"}, 9)
+        self.ser.rx += b"\xc5\x1a\x00\x00\x03\xff" + self.host.req(link.HELLO, {1: 4096, 2: "x", 3: NONCE}, 9)
         self.assertEqual(self.host.pump(), [])
         t[0] += 100
         self.assertEqual(self.host.pump(), [])
@@ -653,7 +744,7 @@ class TestRobustness(LinkCase):
         self.assertEqual(self.lnk.service(), False)
         self.assertEqual(self.lnk.stats["io_errors"], 1)
         self.h.serial = fwtest.Loop()
-        self.h.serial.rx += self.host.req(link.HELLO, {1: 4096, 2: "x"})
+        self.h.serial.rx += self.host.req(link.HELLO, {1: 4096, 2: "x", 3: NONCE})
         self.h.serial.write = Broken().write
         self.assertEqual(self.lnk.service(), True)   # answered into a broken port: dropped
         self.assertEqual(self.lnk.stats["io_errors"], 2)
@@ -702,7 +793,7 @@ class TestRobustness(LinkCase):
 
     def test_backed_up_output_stops_taking_requests(self):
         self.ser.busy = lambda: len(self.ser.tx) > 0
-        self.ser.rx += b"".join(self.host.req(link.HELLO, {1: 4096, 2: "x"}, i) for i in (1, 2, 3))
+        self.ser.rx += b"".join(self.host.req(link.HELLO, {1: 4096, 2: "x", 3: NONCE}, i) for i in (1, 2, 3))
         self.assertTrue(self.lnk.service())
         got = []
         for _ in range(3):
@@ -746,15 +837,14 @@ class TestAssignStatus(WorkflowOpsCase):
         self.assertEqual((body[7], body[30], body[24]), ("PC-4711", "unit-7", fp))
         self.assertEqual(body.get(9, 0) & st.F_NO_OFFICER, 0)
         self.assertEqual((self.s.officer, self.s.unit), ("PC-4711", "unit-7"))
-        # later records carry officer and unit; HELLO and STATUS report them
+        # later records carry officer and unit; AUTH and STATUS report them
         self.calibrate()
         body = self.chain()[-1][1]
         self.assertEqual((body[0], body[7], body[30]), (st.TIME_SET, "PC-4711", "unit-7"))
         s = self.host.call(link.STATUS)[2]
         self.assertEqual((s[2], s[3]), ("PC-4711", "unit-7"))
-        self.assertEqual(self.host.hello()[11], "PC-4711")
+        self.assertEqual(self.host.auth(self.station)[2][11], "PC-4711")
         # another officer without a unit
-        self.login()
         self.assertEqual(self.host.call(link.ASSIGN, {1: "PC-0815"})[1], 0)
         body = self.chain()[-1][1]
         self.assertEqual((body[0], body[7], 30 in body), (st.ASSIGN, "PC-0815", False))
@@ -777,16 +867,14 @@ class TestAssignStatus(WorkflowOpsCase):
         body = self.chain()[-1][1]
         self.assertEqual((body[0], body[7], body[30]), (st.BOOT, "PC-1", "u1"))
 
-    def test_assign_and_check_need_auth_status_does_not(self):
+    def test_assign_check_and_status_need_auth(self):
         n = len(self.chain())
         self.host.hello()
         for op, args in ((link.ASSIGN, {1: "PC-1", 2: "u"}), (link.ASSIGN, {1: None}),
-                         (link.CHECK, None), (link.CHECK, {})):
+                         (link.CHECK, None), (link.CHECK, {}), (link.STATUS, None)):
             r = self.host.call(op, args)
             self.assertEqual(r[1], 401, r)
             self.assertTrue(link.OP_NAMES[op] in r[3], r)
-        r = self.host.call(link.STATUS)
-        self.assertEqual(r[1], 0, r)
         self.assertEqual(len(self.chain()), n)
         self.assertEqual(self.s.officer, None)
 
@@ -807,7 +895,9 @@ class TestAssignStatus(WorkflowOpsCase):
         self.assertEqual(self.chain()[-1][1][30], "\u00e9" * 64)
 
     def test_status_state_waiting_and_clock(self):
-        r = self.host.call(link.STATUS)    # not even HELLO
+        self.assertEqual(self.host.call(link.STATUS)[1], 401)    # not even HELLO
+        self.login()
+        r = self.host.call(link.STATUS)
         self.assertEqual(r[1], 0, r)
         s = r[2]
         self.assertEqual(sorted(s), [1, 2, 3, 4, 5, 6])
@@ -830,6 +920,7 @@ class TestAssignStatus(WorkflowOpsCase):
 
         lnk = link.Link(self.h, self.s, self.rec, workflow=Workflow())
         host = Host(lnk, self.ser)
+        self.assertEqual(host.auth(self.station)[1], 0)
         s = host.call(link.STATUS)[2]
         self.assertEqual((s[1], s[5]), ("choosing", [12, 15]))
         self.lnk.workflow = Workflow()
