@@ -82,6 +82,7 @@ COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt 
 CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day, 3: measurement
                                # base rtc, 4: error summed since the base} (SPEC §8.7)
 
+CHUNK_MAX = const(1048576)  # the largest chunk size the device uses or accepts from its card
 HEAD = "head.cbor"
 HEAD_NEW = "head.new"
 ZERO32 = bytes(32)
@@ -228,6 +229,44 @@ class _Logs:
             "rec/%08d_%d.log" % (self.first[i], k)
 
 
+def media_name(seg, media):
+    """The media file of segment seg, m/SSSSSSSS.EXT (SPEC §4.1): folder and number made
+    from seg, the extension taken from media (a REC_START's key 11, or the head's hint)
+    only if media is exactly that name with 1-8 lowercase letters or digits after the dot;
+    None otherwise. The device never opens a path read from the card as it stands."""
+    if type(seg) is not int or seg < 0 or type(media) is not str:
+        return None
+    base = "m/%08d." % seg
+    ext = media[len(base):]
+    if media[:len(base)] != base or not 0 < len(ext) <= 8:
+        return None
+    for c in ext:
+        if not ("a" <= c <= "z" or "0" <= c <= "9"):
+            return None
+    return base + ext
+
+
+def _check_hint(h, seq):
+    # an open segment's hint (head key 4, or built from the records scanned at boot) with
+    # the media path made from its segment seq; None if it is not one (an edited card:
+    # recovery then opens nothing it names, and the segment stays open on the card)
+    if type(h) is not list or len(h) != 7:
+        return None
+    seg, media, chunk, start, chunks, length, root = h
+    media = media_name(seg, media)
+    if media is None or seg >= seq or type(chunk) is not int or not 0 < chunk <= CHUNK_MAX \
+            or type(chunks) is not int or type(length) is not int or chunks < 0 \
+            or length != chunks * chunk or type(root) is not bytes or len(root) != 32 \
+            or type(start) is not list or len(start) != 2:
+        return None
+    return [seg, media, chunk, start, chunks, length, root]
+
+
+def index_name(seg):
+    """The chunk index file of segment seg, m/SSSSSSSS.idx (SPEC §4.1)."""
+    return "m/%08d.idx" % seg
+
+
 def _log_key(name):
     # rec/NNNNNNNN.log or NNNNNNNN_K.log -> (N, K); None for other names
     if not name.endswith(".log"):
@@ -249,7 +288,7 @@ class _Segment:
     def __init__(self, seq, media, chunk, start):
         self.seq = seq
         self.media = media
-        self.idx = media[:media.rfind(".")] + ".idx"
+        self.idx = index_name(seq)
         self.chunk = chunk
         self.start = start
         self.fm = None
@@ -411,7 +450,7 @@ class Store:
         self.officer = body.get(7)      # the assignment is the last record's (SPEC §10.5)
         self.unit = body.get(K_UNIT) if self.officer is not None else None
         if t == REC_START:
-            self.open_hint = [body[K_SEQ], body[K_MEDIA], body[K_CHUNK],
+            self.open_hint = [body[K_SEQ], body.get(K_MEDIA), body.get(K_CHUNK),
                               [body[4], body[5]], 0, 0, ZERO32]
         elif t == CHECKPOINT and self.open_hint and body[K_SEGMENT] == self.open_hint[0]:
             self.open_hint[4] = body[K_CHUNKS]
@@ -464,9 +503,10 @@ class Store:
             self.officer, self.unit = self._officer_arg, None
         self.boot += 1
         self._new_log()
-        if self.open_hint:
-            self._recover(self.open_hint)
-            self.open_hint = None
+        hint = _check_hint(self.open_hint, self.seq)
+        self.open_hint = None
+        if hint:
+            self._recover(hint)
         return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
 
     def _recover(self, hint, reason="power loss"):
@@ -474,7 +514,7 @@ class Store:
         # write failed: from its last signed checkpoint, what is on the medium
         seg, media, chunk, start, chunks, length, root = hint
         fs = self.fs
-        idx = media[:media.rfind(".")] + ".idx"
+        idx = index_name(seg)
         size = fs.size(media)
         if size < 0:
             f = fs.open_append(media)
@@ -980,8 +1020,11 @@ class Store:
             if loc is None or loc[3] != REC_START:
                 return None
             body = _body_of(self.find(segment))
-            media = body[K_MEDIA]
-            info = (media, media[:media.rfind(".")] + ".idx", body[K_CHUNK])
+            media = media_name(segment, body.get(K_MEDIA))
+            chunk = body.get(K_CHUNK)
+            if media is None or type(chunk) is not int or not 0 < chunk <= CHUNK_MAX:
+                return None     # an edited card: no file it names is opened
+            info = (media, index_name(segment), chunk)
             if len(self._segs) >= 8:
                 self._segs = {}
             self._segs[segment] = info

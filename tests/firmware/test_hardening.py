@@ -1,0 +1,136 @@
+# Recorder hardening (issue 8): an edited card never makes the device open a file it
+# names; refusals cannot fill the card; the link session ends; control characters are not
+# stored; a card whose head went back, or another device's card, is found at boot.
+# Runs unchanged on MicroPython and CPython.
+import unittest
+
+import cbor
+import cose
+import device
+import devkey
+import ed25519
+import fwtest
+import link
+import store as st
+from test_link import SMALL, STATION_SEED, Host
+
+KEY_PATH = "../flash/" + devkey.KEY_FILE    # the device key seed, seen from the card's root
+
+
+class Case(unittest.TestCase):
+    settings = SMALL
+
+    def setUp(self):
+        self.h, self.sd, self.flash = fwtest.sim()
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.station = ed25519.secret(STATION_SEED)
+        link.add_trusted(self.h.flash, ed25519.public(self.station))
+        self.ser = fwtest.Loop()
+        self.h.serial = self.ser
+        self.connect()
+
+    def connect(self):
+        self.lnk = link.Link(self.h, self.s, self.rec)
+        self.host = Host(self.lnk, self.ser)
+
+    def login(self):
+        r = self.host.auth(self.station)
+        self.assertEqual(r[1], 0, r)
+        return r[2]
+
+    def chain(self):
+        return fwtest.read_chain(self.sd)
+
+    def reboot(self):
+        device.shutdown(self.s, self.rec)
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.connect()
+
+    def seed(self):
+        with open(self.flash + "/" + devkey.KEY_FILE, "rb") as f:
+            return f.read()
+
+
+def _edit_record(sd, seq, change):
+    """Replace record seq in its log file on the card by one whose body change(body) made
+    (re-signed with some other key: the device never checks its own records' signatures
+    when it reads them back)."""
+    import os
+    sk = ed25519.secret(bytes(32))
+    for name in sorted(os.listdir(sd + "/rec")):
+        p = sd + "/rec/" + name
+        with open(p, "rb") as f:
+            data = f.read()
+        pos = 0
+        while pos < len(data):
+            item, nxt = cbor.decode_one(data, pos)
+            body = cbor.loads(item.value[2])
+            if body[1] == seq:
+                change(body)
+                new = cose.sign1(sk, item.value[0], cbor.dumps(body))
+                with open(p, "wb") as f:
+                    f.write(data[:pos] + new + data[nxt:])
+                return
+            pos = nxt
+    raise AssertionError("no record %d on the card" % seq)
+
+
+class TestMediaPaths(Case):
+    def test_media_name_is_made_from_the_seq(self):
+        self.assertEqual(st.media_name(12, "m/00000012.mjpg"), "m/00000012.mjpg")
+        self.assertEqual(st.media_name(123456789, "m/123456789.mjpg"), "m/123456789.mjpg")
+        for seg, media in ((12, "m/00000013.mjpg"), (12, "../flash/key.bin"),
+                           (12, "m/00000012.mjpg/../../x"), (12, "m/00000012."),
+                           (12, "m/00000012.MJPG"), (12, "m/00000012.mjpeg2000"),
+                           (12, "m/00000012.mj\x00pg"), (12, None), (12, b"m/00000012.mjpg"),
+                           (-1, "m/-0000001.mjpg"), ("12", "m/00000012.mjpg")):
+            self.assertEqual(st.media_name(seg, media), None, (seg, media))
+        self.assertEqual(st.index_name(12), "m/00000012.idx")
+
+    def test_an_edited_rec_start_never_opens_the_key(self):
+        seg = self.rec.start()
+        self.rec.run_ms(3000)
+        self.rec.stop()
+        device.shutdown(self.s, self.rec)
+
+        def change(body):
+            body[11] = KEY_PATH
+
+        _edit_record(self.sd, seg, change)
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.connect()
+        self.login()
+        seed = self.seed()
+        self.assertEqual(len(seed), 32)
+        for what in (0, 1):
+            r = self.host.call(link.READ, {1: seg, 2: 0, 3: 0, 4: 4096, 5: what})
+            self.assertTrue(r[1] == 404, r)
+            self.assertTrue(seed not in cbor.dumps(r))
+        self.assertTrue(seed not in bytes(self.ser.tx))
+        # a chunk size of zero or a huge one is not taken from the card either
+        for chunk in (0, 1 << 40):
+            self.reboot()
+            _edit_record(self.sd, seg, lambda b: b.__setitem__(11, "m/%08d.mjpg" % seg))
+            _edit_record(self.sd, seg, lambda b: b.__setitem__(12, chunk))
+            self.reboot()
+            self.login()
+            r = self.host.call(link.READ, {1: seg, 2: 0, 3: 0, 4: 100})
+            self.assertEqual(r[1], 404, r)
+
+    def test_an_edited_head_hint_never_opens_the_key(self):
+        self.rec.start()
+        self.rec.run_ms(3000)
+        # power is lost while recording; the card's head then names the key as the media
+        head = cbor.loads(self.h.sd.read("head.cbor"))
+        self.assertTrue(4 in head)
+        head[4][1] = KEY_PATH
+        f = self.h.sd.create("head.cbor")
+        f.write(cbor.dumps(head))
+        f.close()
+        seed = self.seed()
+        n = len(self.chain())
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.assertEqual(self.seed(), seed)
+        new = [b for _, b in self.chain()[n:]]
+        self.assertEqual([b[0] for b in new], [st.BOOT])     # nothing recovered from the key
+        self.assertEqual(self.s.recovered, None)
