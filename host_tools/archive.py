@@ -32,7 +32,8 @@ import stat
 
 import cbor2
 
-__all__ = ["Archive", "ArchiveError", "NotAnArchive", "DeviceLocked", "SCHEMA_VERSION",
+__all__ = ["Archive", "ArchiveError", "NotAnArchive", "ArchiveUnwritable", "DeviceLocked",
+           "SCHEMA_VERSION",
            "valid_device_id", "safe_rel", "record_body", "utcnow"]
 
 SCHEMA_VERSION = 1
@@ -134,6 +135,10 @@ class DeviceLocked(ArchiveError):
     pass
 
 
+class ArchiveUnwritable(NotAnArchive):
+    """The archive cannot be written (read-only file system, permissions): exit 3."""
+
+
 def utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -171,6 +176,30 @@ def _H(b) -> bytes:
     return hashlib.sha256(b).digest()
 
 
+def _connect_ro(path):
+    """SQLite opened for reading only: mode=ro, or immutable=1 where even the WAL index
+    cannot be made (a read-only file system or folder)."""
+    from urllib.parse import quote
+    base = "file:%s?" % quote(path)
+    for q in ("mode=ro", "mode=ro&immutable=1"):
+        db = None
+        try:
+            db = sqlite3.connect(base + q, uri=True, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return db
+        except sqlite3.OperationalError as e:
+            if db is not None:
+                db.close()
+            err = e
+        except sqlite3.DatabaseError as e:
+            if db is not None:
+                db.close()
+            raise NotAnArchive("%s is not a readable SQLite archive index (%s)" % (path, e)) \
+                from None
+    raise NotAnArchive("cannot read %s (%s)" % (path, err))
+
+
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -198,20 +227,40 @@ class Archive:
     """An open archive. ``Archive(dir)`` opens an existing one (NotAnArchive otherwise);
     ``Archive.create(dir)`` makes the database and folders (station.init makes the key)."""
 
-    def __init__(self, root, *, _create=False):
+    def __init__(self, root, *, _create=False, readonly=False):
         self.root = os.path.abspath(os.fspath(root))
         self.db_path = os.path.join(self.root, "archive.sqlite")
+        self.readonly = readonly
+        self._log = None
+        self.db = None
         if not _create and not os.path.isfile(self.db_path):
             raise NotAnArchive("%s is not a sealcam archive (no archive.sqlite); make one with "
                                "`sealcam station init --archive %s`" % (self.root, root))
         self.objects = os.path.join(self.root, "objects")
         self.devices_dir = os.path.join(self.root, "devices")
         self.staging = os.path.join(self.root, "staging")
-        self.db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            self.db = _connect_ro(self.db_path)
+        else:
+            try:
+                self.db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+                self.db.row_factory = sqlite3.Row
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.execute("BEGIN IMMEDIATE")      # can we write at all?
+                self.db.execute("ROLLBACK")
+                for d in (self.root, self.objects, self.devices_dir, self.staging):
+                    if os.path.isdir(d) and not os.access(d, os.W_OK):
+                        raise PermissionError(13, "no write permission", d)
+            except (sqlite3.OperationalError, PermissionError) as e:
+                if self.db is not None:
+                    self.db.close()
+                    self.db = None
+                raise ArchiveUnwritable(
+                    "the archive %s cannot be written (%s): check that its file system is "
+                    "mounted read-write and that this user owns it; `sealcam verify` and "
+                    "`sealcam report` can still read it" % (self.root, e)) from None
         if _create:
             self.db.executescript(_SCHEMA)
             cur = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -224,7 +273,7 @@ class Archive:
                                     (str(SCHEMA_VERSION),))
             for d in (self.objects, self.devices_dir, self.staging):
                 _makedirs(d)
-        else:
+        elif not readonly:
             self.db.executescript(_SCHEMA)      # tables added since (CREATE IF NOT EXISTS)
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if int(self.meta.get("schema", "0")) != SCHEMA_VERSION:
@@ -238,6 +287,7 @@ class Archive:
         return cls(root, _create=True)
 
     def close(self):
+        self._log = None
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -263,9 +313,21 @@ class Archive:
     def tx(self):
         return Archive._Tx(self.db)
 
-    # -- station log (placeholder until host_tools.tlog lands) ---------------------------
+    # -- station log (SPEC §11) ----------------------------------------------------------
+    def log(self):
+        """The station log (read-only without the station key or when opened read-only)."""
+        if self._log is None:
+            from .tlog.log import Log, origin_for
+            signer = None
+            if not self.readonly and os.path.exists(os.path.join(self.root, "station.key")):
+                signer = self.station_key()
+            self._log = Log(self.root, origin_for(self.archive_id), signer=signer,
+                            readonly=self.readonly)
+        return self._log
+
     def _log_event(self, entry):
-        pass
+        """Append an event to the station log (durable and signed before returning)."""
+        self.log().append([entry])
 
     # -- station key -------------------------------------------------------------------
     def station_key(self):
@@ -299,8 +361,11 @@ class Archive:
                         "device %s is already registered with another key (fingerprint %s, "
                         "not %s)" % (device_id, row["fingerprint"], fp))
                 return row, False
+            now = utcnow()
             self.db.execute("INSERT INTO devices (id, pubkey, fingerprint, registered_at) "
-                            "VALUES (?, ?, ?, ?)", (device_id, pubkey, fp, utcnow()))
+                            "VALUES (?, ?, ?, ?)", (device_id, pubkey, fp, now))
+            self._log_event({"type": "register", "at": now, "device": device_id,
+                             "key": pubkey})
         _makedirs(self.view_dir(device_id))
         return self.device(device_id), True
 
@@ -414,6 +479,8 @@ class Archive:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         os.link(obj, tmp)
+        self._log_event({"type": "object", "at": utcnow(), "device": device_id, "path": rel,
+                         "sha256": bytes.fromhex(hexdigest)})
         os.replace(tmp, dst)
         _fsync_dir(d)
         return dst
@@ -439,9 +506,11 @@ class Archive:
         continuing the held chain. Also tracks segments (REC_START, CHECKPOINT, SEGMENT,
         RECOVERY). Returns the media paths of segments started here."""
         now = utcnow()
+        logged = []
         with self.tx():
             for seq, data, body in recs:
                 rtype = body.get(0)
+                logged.append([seq, _H(data), rtype if isinstance(rtype, int) else -1])
                 seg = seq if rtype == REC_START else body.get(10)
                 if not isinstance(seg, int):
                     seg = None
@@ -452,6 +521,9 @@ class Archive:
                     (device_id, seq, rtype if isinstance(rtype, int) else -1, _H(data),
                      len(data), rtc, seg, now, data, offload_id))
                 self._track_segment(device_id, seq, rtype, body, now)
+            if logged:
+                self._log_event({"type": "records", "at": now, "device": device_id,
+                                 "offload": offload_id, "records": logged})
 
     def _track_segment(self, device_id, seq, rtype, body, now):
         db = self.db
@@ -645,6 +717,8 @@ class Archive:
             if dev["last_head_seq"] is None or dev["last_head_seq"] <= seq:
                 self.db.execute("UPDATE devices SET last_head_seq = ?, last_head_hash = ?, "
                                 "last_head = ? WHERE id = ?", (seq, _H(head), head, device_id))
+                self._log_event({"type": "head", "at": utcnow(), "device": device_id,
+                                 "seq": seq, "hash": _H(head)})
         return True
 
     # -- receipts ------------------------------------------------------------------------
@@ -670,17 +744,24 @@ class Archive:
         return n + 1
 
     def add_receipt(self, device_id, number, covered, covered_hash, receipt):
+        now = utcnow()
         with self.tx():
             self.db.execute("INSERT INTO receipts (device, number, covered, covered_hash, "
                             "sent_at, status, receipt, receipt_hash) VALUES (?, ?, ?, ?, ?, "
                             "'sent', ?, ?)", (device_id, number, covered, covered_hash,
-                                              utcnow(), receipt, _H(receipt)))
+                                              now, receipt, _H(receipt)))
+            self._log_event({"type": "receipt", "at": now, "device": device_id,
+                             "number": number, "covered": covered,
+                             "covered_hash": bytes(covered_hash), "receipt": bytes(receipt)})
 
     def update_receipt(self, device_id, number, status, record_seq=None, message=None):
         with self.tx():
             self.db.execute("UPDATE receipts SET status = ?, record_seq = ?, message = ? "
                             "WHERE device = ? AND number = ?",
                             (status, record_seq, message, device_id, number))
+            self._log_event({"type": "receipt_status", "at": utcnow(), "device": device_id,
+                             "number": number, "status": status, "record_seq": record_seq,
+                             "message": message})
 
     def receipts(self, device_id):
         return [dict(r) for r in self.db.execute(
@@ -701,9 +782,17 @@ class Archive:
             self.db.execute("UPDATE offloads SET %s WHERE id = ?" % cols,
                             list(fields.values()) + [offload_id])
 
+    OFFLOAD_LOGGED = ("device", "port", "started", "finished", "records", "bytes", "status",
+                      "verdict", "error", "head_went_back", "head_seq", "receipt_number")
+
     def finish_offload(self, offload_id, **fields):
         fields.setdefault("finished", utcnow())
         self.update_offload(offload_id, **fields)
+        row = self.db.execute("SELECT * FROM offloads WHERE id = ?", (offload_id,)).fetchone()
+        if row is not None:
+            e = {"type": "offload", "at": fields["finished"], "id": offload_id}
+            e.update((k, row[k]) for k in self.OFFLOAD_LOGGED)
+            self._log_event(e)
 
     def offloads(self, device_id=None):
         if device_id is None:

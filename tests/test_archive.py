@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from host_tools import keys, station
 from host_tools.archive import Archive, ArchiveError, NotAnArchive, safe_rel, valid_device_id
 from host_tools.cli import main
-from host_tools.link import (MAGIC, Client, Deframer, PortError, auth_message, encode_frame)
+from host_tools.link import MAGIC, Client, Deframer, PortError, encode_frame
 from host_tools.offload import covered_seq, make_receipt
 from host_tools.verify import OK, verify_store
 
@@ -299,10 +299,6 @@ def test_receipt_is_a_station_signed_cose_sign1(arch):
     assert cbor2.dumps(item, canonical=True) == r
     Ed25519PublicKey.from_public_bytes(pub).verify(
         sig, cbor2.dumps(["Signature1", prot, b"", payload], canonical=True))
-
-
-def test_auth_message():
-    assert auth_message("SC-1", b"\x01" * 16) == b"sealcam-auth-v1SC-1\x00" + b"\x01" * 16
 
 
 # --- framing -------------------------------------------------------------------------------
