@@ -26,6 +26,9 @@ DEFAULTS = {
     "drift_limit_ms": 3000,  # TIME_SET: drift per day beyond this is flagged (§8.7)
     "drift_min_s": 3600,     # TIME_SET: a drift rate is measured over at least this long
     "low_water": 0,          # free bytes below which covered media is released; 0: 60 s at bitrate (§10.8)
+    "evidence_reserve": 0,   # free bytes no REFUSAL record may take; 0: 60 s at bitrate (§5.3)
+    "refusal_interval_ms": 10000,  # at most one REFUSAL record per this many ms; the rest counted (§5.3)
+    "session_idle_ms": 60000,  # the dock link's session ends after this long without a byte (§8.3)
 }
 
 
@@ -41,4 +44,6 @@ def make(overrides=None):
         raise ValueError("prerecord_s must be 0..120, not %r" % (p,))
     if not cfg["low_water"]:
         cfg["low_water"] = 60 * cfg["bitrate"] // 8
+    if not cfg["evidence_reserve"]:
+        cfg["evidence_reserve"] = 60 * cfg["bitrate"] // 8
     return cfg

@@ -274,6 +274,7 @@ class Link:
         True if there was anything to do (call again soon), False if the line was idle."""
         if not self.serving:
             self.start()
+        self.store.refusals.due()   # refusals counted during a burst (SPEC §5.3)
         ser = getattr(self.hal, "serial", None)
         if ser is None:
             return False
@@ -647,8 +648,9 @@ class Link:
             target = _target(args.get(1) if type(args) is dict else None)
         try:
             self.store.request(name.lower(), target, "usb")
-        except st.Refused:
-            raise LinkError(REFUSED, "%s of %s refused: evidence is append-only (recorded as "
-                            "seq %d)" % (name, target, self.store.seq - 1))
-        raise LinkError(DEVICE_ERROR, "%s of %s: refused, but the refusal was not recorded"
-                        % (name, target))
+        except st.Refused as e:
+            raise LinkError(REFUSED, e.msg)
+        except OSError as e:
+            raise LinkError(DEVICE_ERROR, "%s refused, but not recorded yet (%s): counted for "
+                            "the next REFUSAL record" % (name, e))
+        raise LinkError(DEVICE_ERROR, "%s: refused, but the refusal was not recorded" % name)

@@ -12,6 +12,7 @@ import cbor
 import cose
 import ed25519
 import flashkv
+import refusals
 
 try:
     from micropython import const
@@ -93,7 +94,13 @@ class StoreFull(OSError):
 
 
 class Refused(Exception):
-    """A delete/modify request: always refused (and recorded)."""
+    """A delete/modify request: always refused, and recorded (seq of the REFUSAL record),
+    or counted for the next REFUSAL record (seq None), SPEC §5.3."""
+
+    def __init__(self, msg, seq=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.seq = seq
 
 
 def _sha256(*parts):
@@ -342,6 +349,10 @@ class Store:
         self._cur = None       # _LogIndex of the log being appended (kept as records go)
         self._old = []         # _LogIndex of up to two other logs, most recent use last
         self._segs = {}        # segment -> (media path, index path, chunk size)
+        self.refusals = refusals.Refusals(self, cfg.get("refusal_interval_ms", 10000),
+                                          cfg.get("evidence_reserve", 0))
+
+    full_error = StoreFull
 
     # ---------------------------------------------------------------- records
     def _append(self, rtype, fields, flags=0, now=None):
@@ -1047,13 +1058,22 @@ class Store:
 
     # ---------------------------------------------------------------- no delete
     def request(self, op, target, source):
-        """Any delete/truncate/overwrite/format/write request: refused and recorded."""
-        self._append(REFUSAL, {K_REASON: "evidence is append-only", 19: op, 20: str(target),
-                               21: source})
+        """Any delete/truncate/overwrite/format/write request: refused (Refused), and
+        recorded or counted for the next REFUSAL record (refusals.py, SPEC §5.3); OSError
+        if a REFUSAL record was due and could not be written (the refusal stays counted)."""
+        target = refusals.clean(str(target))
+        seq = self.refusals.refuse(op, target, source)
+        if seq is None:
+            raise Refused("%s of %s refused: evidence is append-only (counted for the next "
+                          "REFUSAL record)" % (op, target))
         raise Refused("%s of %s refused: evidence is append-only (recorded as seq %d)"
-                      % (op, target, self.seq - 1))
+                      % (op, target, seq), seq)
 
     def close(self):
+        try:
+            self.refusals.flush()
+        except Exception:
+            pass    # a shutdown never fails for counted refusals
         if self.log:
             self.log.close()
             self.log = None

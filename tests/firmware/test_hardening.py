@@ -134,3 +134,80 @@ class TestMediaPaths(Case):
         new = [b for _, b in self.chain()[n:]]
         self.assertEqual([b[0] for b in new], [st.BOOT])     # nothing recovered from the key
         self.assertEqual(self.s.recovered, None)
+
+
+def _vm():
+    try:
+        import jshal  # noqa: F401  (the MicroPython VM's host module)
+        return True
+    except ImportError:
+        return False
+
+
+class TestRefusalFlood(Case):
+    def flood(self, n, per_ms=1, batch=100):
+        # n DELETE requests from a host that never authenticated, per_ms apart on the clock
+        reqs = [self.host.req(link.DELETE, {1: "m/%08d.mjpg" % (i % 50)}, 1 + i % 1000)
+                for i in range(batch)]
+        blob = b"".join(reqs)
+        done = 0
+        statuses = {}
+        while done < n:
+            k = min(batch, n - done)
+            self.ser.rx += blob if k == batch else b"".join(reqs[:k])
+            out = self.host.pump()
+            self.assertEqual(len(out), k)
+            for o in out:
+                statuses[o[1]] = statuses.get(o[1], 0) + 1
+            done += k
+            self.h.clock.sleep_ms(per_ms * k)
+        return statuses
+
+    def test_a_flood_of_deletes_writes_a_bounded_number_of_counted_records(self):
+        n = 2000 if _vm() else 10000          # the VM answers ~1,000 requests a second
+        before = self.chain()
+        used = self.h.sd.used
+        statuses = self.flood(n)               # 10,000 in 10 s of device time
+        self.assertEqual(statuses, {405: n})
+        self.h.clock.sleep_ms(self.s.refusals.interval_ms)
+        self.lnk.service()                     # the last burst's record is due now
+        chain = self.chain()
+        self.assertEqual([r for r, _ in chain[:len(before)]], [r for r, _ in before])
+        new = [b for _, b in chain[len(before):]]
+        interval = self.s.refusals.interval_ms
+        self.assertTrue(len(new) <= n // interval + 3, len(new))
+        self.assertEqual([b[0] for b in new], [st.REFUSAL] * len(new))
+        self.assertEqual(sum(b.get(44, 1) for b in new), n)     # every refusal is counted
+        self.assertEqual(new[0].get(44, 1), 1)                   # the first at once
+        self.assertTrue(new[-1][44] > 1, new[-1])
+        self.assertTrue(self.h.sd.used - used < 400 * len(new) + 4096, self.h.sd.used - used)
+        # recording still works
+        self.rec.start()
+        self.rec.run_ms(3000)
+        self.rec.stop()
+        types = [b[0] for _, b in self.chain()[len(chain):]]
+        self.assertEqual((types[0], types[-2:]), (st.REC_START, [st.SEGMENT, st.REC_STOP]))
+
+    def test_refusals_never_take_the_evidence_reserve(self):
+        reserve = self.s.refusals.reserve
+        self.assertEqual(reserve, 60 * self.s.cfg["bitrate"] // 8)   # 60 s at the bitrate
+        reserve = self.s.refusals.reserve = 200000             # a small card's reserve
+        fs = self.h.sd
+        fs.capacity = fs.used + reserve + 20000                # room for a few records
+        n = len(self.chain())
+        for i in range(200):
+            self.h.clock.sleep_ms(self.s.refusals.interval_ms)
+            r = self.host.call(link.DELETE, {1: "x%d" % i})
+            self.assertTrue(r[1] in (405, 500), r)
+            self.assertTrue(fs.free() >= reserve, (i, fs.free()))
+        written = len(self.chain()) - n
+        self.assertTrue(0 < written < 100, written)
+        self.assertTrue("counted" in r[3], r)       # not recorded now: counted
+        # the reserve is the recorder's: a start, media into it, a clean close
+        m = len(self.chain())
+        self.rec.start()
+        self.rec.run_ms(2500)     # ~125 KB at the simulated camera's 400 kbit/s
+        self.rec.stop()
+        types = [b[0] for _, b in self.chain()[m:]]
+        self.assertEqual((types[0], types[-2:]), (st.REC_START, [st.SEGMENT, st.REC_STOP]))
+        self.assertTrue(fs.free() < reserve - 100000, fs.free())

@@ -430,6 +430,7 @@ class TestRecords(LinkCase):
         sig = self.host.sign(self.station, h)
         self.assertEqual(self.host.call(link.AUTH, {1: ed25519.public(self.station), 2: sig})[1], 0)
         self.assertEqual(self.lnk.max_frame, 1024)
+        self.s.refusals.interval_ms = 0     # a REFUSAL record each
         for i in range(60):
             try:
                 self.s.request("delete", i, "api")
@@ -627,22 +628,27 @@ class TestReceiptTime(LinkCase):
 
 
 class TestRefusals(LinkCase):
+    def refuse(self, op, args=None):
+        self.h.clock.sleep_ms(self.s.refusals.interval_ms)   # one REFUSAL record each
+        return self.host.call(op, args)
+
     def test_delete_format_write_refused_and_recorded_without_auth(self):
         n = len(self.chain())
-        r = self.host.call(link.DELETE, {1: "m/00000001.mjpg"})
+        r = self.refuse(link.DELETE, {1: "m/00000001.mjpg"})
         self.assertEqual(r[1], 405, r)
-        r = self.host.call(link.FORMAT)
+        self.assertTrue("recorded as seq %d" % n in r[3], r)
+        r = self.refuse(link.FORMAT)
         self.assertEqual(r[1], 405, r)
-        r = self.host.call(link.WRITE, {1: "rec/00000000.log", 2: b"\x00" * 100})
+        r = self.refuse(link.WRITE, {1: "rec/00000000.log", 2: b"\x00" * 100})
         self.assertEqual(r[1], 405, r)
-        r = self.host.call(link.DELETE, {1: 7})
+        r = self.refuse(link.DELETE, {1: 7})
         self.assertEqual(r[1], 405, r)
-        r = self.host.call(link.DELETE, "not a map")
+        r = self.refuse(link.DELETE, "not a map")
         self.assertEqual(r[1], 405, r)
-        r = self.host.call(link.DELETE, {1: "x" * 900})
+        r = self.refuse(link.DELETE, {1: "x" * 900})
         self.assertEqual(r[1], 405, r)
         self.login()
-        r = self.host.call(link.DELETE, {1: b"\x01\x02"})
+        r = self.refuse(link.DELETE, {1: b"\x01\x02"})
         self.assertEqual(r[1], 405, r)
         recs = [b for _, b in self.chain()[n:]]
         self.assertEqual([b[0] for b in recs], [st.REFUSAL] * 7)
@@ -653,7 +659,7 @@ class TestRefusals(LinkCase):
                                                      "rec/00000000.log", "7", "(none)"])
         self.assertTrue(len(recs[5][20]) <= link.TARGET_MAX)
         self.assertEqual(recs[6][20], "0x0102")
-
+        self.assertTrue(all(44 not in b for b in recs))     # one refusal each: no count
 
 class TestRobustness(LinkCase):
     def test_malformed_requests_get_400(self):

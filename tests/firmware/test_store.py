@@ -146,7 +146,7 @@ class TestStore(unittest.TestCase):
     def test_cut_after_a_rollover_record_before_its_head(self):
         # the first record of a new log is flushed before the head names that log; a cut
         # between the two must not fork the chain at the next boot
-        small_logs = dict(SMALL, log_max=600)
+        small_logs = dict(SMALL, log_max=600, refusal_interval_ms=0)   # a record each
         for model in ("littlefs", FAT):
             h, sd, flash = fwtest.sim(model=model)
             s, rec = device.boot(h, small_logs)
@@ -173,7 +173,7 @@ class TestStore(unittest.TestCase):
 class TestBootCost(unittest.TestCase):
     def boot_reads(self, refusals, cut):
         h, sd, flash = fwtest.sim()
-        s, rec = device.boot(h, SMALL)
+        s, rec = device.boot(h, dict(SMALL, refusal_interval_ms=0))   # a record each
         for i in range(refusals):
             try:
                 s.request("delete", "seq %d" % i, "api")
