@@ -10,8 +10,10 @@
 #   reset_cause  text, e.g. "power-on"
 #   serial  the dock link (SPEC §7), optional: read(n) -> up to n bytes that have arrived,
 #           b"" when none (never waits); write(buf) sends all of buf; optionally busy() ->
-#           True while output is backed up (the link then takes no new request). See
-#           BoardSerial.
+#           True while output is backed up (the link then takes no new request);
+#           optionally connected, a bool or a method returning one: False once the host
+#           has gone (USB unplugged, DTR dropped), which ends the link's session (SPEC
+#           §8.3). See BoardSerial.
 #   battery optional: battery() -> charge in percent (HELLO reports 100 without it)
 #
 # Storage interface (both `sd` and `flash`):
@@ -166,6 +168,13 @@ class BoardSerial:
         self.rx = stream or sys.stdin.buffer
         self.tx = stream or sys.stdout.buffer
         self.poll = None
+        self._isconn = getattr(stream, "isconnected", None) if stream is not None else None
+        if stream is None:
+            try:
+                import pyb   # the USB REPL of an STM32 board: DTR through USB_VCP
+                self._isconn = pyb.USB_VCP().isconnected
+            except (ImportError, AttributeError):
+                pass
         if stream is None or not hasattr(stream, "any"):
             try:
                 import select
@@ -189,6 +198,13 @@ class BoardSerial:
                 break
             out += b
         return bytes(out)
+
+    def connected(self):
+        """False once the host has gone: a port with isconnected() (pyb.USB_VCP: DTR set
+        by an open port) says so; any other port counts as connected, and the session
+        then ends by the idle timeout (SPEC §8.3)."""
+        f = self._isconn
+        return bool(f()) if f is not None else True
 
     def write(self, buf):
         mv = memoryview(buf)

@@ -229,10 +229,12 @@ class Link:
         self.receipts = load_receipt_state(hal.flash)
         self.fatal = ()            # exception types service() lets through (power cuts)
         self.stall_ms = STALL_MS
-        self.session_idle_ms = 0   # end the session after this long without a byte (0: never)
-        self.ticks_ms = _ticks_ms
+        # the session ends after this long without a byte (device monotonic ms; 0: never)
+        self.session_idle_ms = cfg.get("session_idle_ms", config.DEFAULTS["session_idle_ms"])
+        self.ticks_ms = _ticks_ms  # for the stall timer (a partial frame given up)
         self.serving = False
         self._heard = 0
+        self._active = hal.clock.mono_ms()   # when the last byte arrived (device clock)
         self._agree = None
         self.stats = {"requests": 0, "errors": 0, "bad_payloads": 0, "io_errors": 0}
         self._ops = (None, self._hello, self._auth, self._list, self._get, None,
@@ -263,11 +265,27 @@ class Link:
         self.serving = False
 
     def end_session(self):
-        """Forget the session (AUTH, nonce, agreed frame size): call it when the recorder
-        leaves the dock (USB disconnect, DTR dropped), so the next host starts at HELLO."""
+        """Forget the session (AUTH, nonces, agreed frame size), so the next host starts at
+        HELLO. service() calls it when the port reports the host gone (hal.serial's
+        `connected`, SPEC §8.3) or after session_idle_ms without a byte."""
         self.station = None
-        self.nonce = None
+        self.nonce = self.station_nonce = None
         self.max_frame = self.dec.max_frame = frame.PRE_HELLO_MAX
+
+    def _session_over(self, ser, now):
+        # the host went away (USB disconnected, DTR dropped), or the line has been quiet
+        # for the idle timeout
+        up = getattr(ser, "connected", None)
+        if up is not None:
+            if callable(up):
+                try:
+                    up = up()
+                except Exception:
+                    up = True
+            if not up:
+                return True
+        idle = self.session_idle_ms
+        return idle > 0 and now - self._active >= idle
 
     def service(self, max_frames=16):
         """Read what the line has (without waiting), answer up to max_frames requests.
@@ -289,17 +307,20 @@ class Link:
             except Exception:
                 data = None
                 self.stats["io_errors"] += 1
+            now = self.hal.clock.mono_ms()
+            if (self.nonce is not None or self.station is not None) and \
+                    self._session_over(ser, now):
+                self.end_session()   # before the new bytes: they start at HELLO
             if data:
                 dec.feed(data)
                 self._heard = self.ticks_ms()
+                self._active = now
                 busy = True
             else:
                 quiet = _ticks_diff(self.ticks_ms(), self._heard)
                 if dec.pending() and quiet >= self.stall_ms:
                     dec.stalled()  # quiet line, partial frame: its LEN was garbage
                     self._heard = self.ticks_ms()
-                elif self.session_idle_ms and self.station and quiet >= self.session_idle_ms:
-                    self.end_session()
         full = getattr(ser, "busy", None)  # optional: output backed up, take no more requests
         n = 0
         while n < max_frames:

@@ -781,21 +781,77 @@ class TestRobustness(LinkCase):
             micropython.kbd_intr = real
         self.assertEqual(calls, [-1, 3])
 
-    def test_session_ends_on_undock_or_when_idle(self):
+    def test_session_ends_when_idle_on_the_device_clock(self):
+        self.assertEqual(self.lnk.session_idle_ms, 60000)          # the default setting
+        clock = self.h.clock
         self.login()
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)
         self.lnk.end_session()
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
         self.assertEqual(self.lnk.max_frame, 1024)
-        t = [0]
-        self.lnk.ticks_ms = lambda: t[0]
         self.login()
-        self.lnk.session_idle_ms = 30000
-        t[0] += 29000
+        clock.sleep_ms(59000)
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)   # a byte: still on
+        clock.sleep_ms(59000)
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)
-        t[0] += 30000
+        clock.sleep_ms(60000)
         self.lnk.service()
+        self.assertEqual(self.lnk.station, None)
+        self.assertEqual(self.lnk.max_frame, 1024)
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+        # a HELLO without AUTH is forgotten too: its nonce is gone
+        h = self.host.hello()
+        clock.sleep_ms(60000)
+        self.lnk.service()
+        r = self.host.call(link.AUTH, {1: ed25519.public(self.station),
+                                       2: self.host.sign(self.station, h)})
+        self.assertEqual(r[1], 409, r)
+        # the setting
+        lnk = link.Link(self.h, self.s, None, {"session_idle_ms": 5000})
+        self.assertEqual(lnk.session_idle_ms, 5000)
+        host = Host(lnk, self.ser)
+        self.assertEqual(host.auth(self.station)[1], 0)
+        clock.sleep_ms(4000)
+        self.assertEqual(host.call(link.LIST, {1: 0, 2: 1})[1], 0)
+        clock.sleep_ms(5000)
+        self.assertEqual(host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+
+    def test_session_ends_when_the_host_goes(self):
+        self.ser.connected = True       # a port that knows whether a host holds it
+        self.login()
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)
+        self.ser.connected = False      # unplugged, or DTR dropped
+        self.lnk.service()
+        self.assertEqual(self.lnk.station, None)
+        self.ser.connected = True       # the next host
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+        # a port that reports it through a method (hal.BoardSerial.connected)
+        up = [True]
+        self.ser.connected = lambda: up[0]
+        self.login()
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 0)
+        up[0] = False
+        self.lnk.service()
+        up[0] = True
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
+
+    def test_board_serial_reports_dtr(self):
+        import hal
+
+        class Vcp:
+            dtr = True
+
+            def any(self):
+                return 0
+
+            def isconnected(self):
+                return self.dtr
+
+        v = Vcp()
+        ser = hal.BoardSerial(v)
+        self.assertTrue(ser.connected())
+        v.dtr = False
+        self.assertFalse(ser.connected())
 
     def test_backed_up_output_stops_taking_requests(self):
         self.ser.busy = lambda: len(self.ser.tx) > 0
@@ -816,6 +872,10 @@ T0 = 1795000000000   # the simulated RTC at mono 0 (SimClock's default): a perfe
 
 
 class WorkflowOpsCase(LinkCase):
+    def setUp(self):
+        LinkCase.setUp(self)
+        self.lnk.session_idle_ms = 0    # days pass on the simulated clock within one session
+
     def true_now(self):
         # the station's clock: where a drift-free RTC would stand now
         return T0 + self.h.clock.mono_ms()
