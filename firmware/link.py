@@ -27,6 +27,7 @@ import devkey
 import ed25519
 import flashkv
 import frame
+import refusals
 import selfcheck
 import store as st
 
@@ -151,6 +152,9 @@ def _name(args, k, what, required):
     if not v or len(v) > NAME_MAX:
         raise LinkError(BAD_REQUEST, "ASSIGN: argument %d (%s) must be 1 to %d characters, "
                         "not %d" % (k, what, NAME_MAX, len(v)))
+    if refusals.has_control(v):
+        raise LinkError(BAD_REQUEST, "ASSIGN: argument %d (%s) holds a control character; "
+                        "send printable text only" % (k, what))
     return v
 
 

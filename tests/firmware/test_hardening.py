@@ -211,3 +211,44 @@ class TestRefusalFlood(Case):
         types = [b[0] for _, b in self.chain()[m:]]
         self.assertEqual((types[0], types[-2:]), (st.REC_START, [st.SEGMENT, st.REC_STOP]))
         self.assertTrue(fs.free() < reserve - 100000, fs.free())
+
+
+class TestControlCharacters(Case):
+    BAD = ("PC\n4711", "PC\x1b[2J", "\x00", "PC\x7f", "PC\x85", "PC\x9b31m", "\t", "\r")
+
+    def test_clean_and_has_control(self):
+        import refusals
+        self.assertEqual(refusals.clean("a\x00b\x1b[2J\x7f\x85\x9f\xa0\u00e9\n"),
+                         "a?b?[2J???\xa0\u00e9?")
+        self.assertEqual(refusals.clean("x" * 100), "x" * 61 + "...")
+        for t in self.BAD:
+            self.assertTrue(refusals.has_control(t), t)
+        for t in ("PC-4711", "Müller", "\xa0", "unit 7/ß"):
+            self.assertFalse(refusals.has_control(t), t)
+
+    def test_assign_refuses_control_characters(self):
+        self.login()
+        n = len(self.chain())
+        for bad in self.BAD:
+            for args in ({1: bad, 2: "unit-7"}, {1: "PC-1", 2: bad}):
+                r = self.host.call(link.ASSIGN, args)
+                self.assertEqual(r[1], 400, (args, r))
+                self.assertTrue("control character" in r[3], r)
+                self.assertTrue(bad not in r[3], r)
+        self.assertEqual(len(self.chain()), n)
+        self.assertEqual(self.s.officer, None)
+        self.assertEqual(self.host.call(link.ASSIGN, {1: "Müller", 2: "unit 7"})[1], 0)
+
+    def test_a_refused_target_is_stored_without_control_characters(self):
+        n = len(self.chain())
+        r = self.host.call(link.DELETE, {1: "m/1.mjpg\x1b]0;owned\x07\n\x9b2J"})
+        self.assertEqual(r[1], 405, r)
+        self.assertTrue("\x1b" not in r[3] and "\x07" not in r[3], r)
+        body = self.chain()[n][1]
+        self.assertEqual((body[0], body[20]), (st.REFUSAL, "m/1.mjpg?]0;owned???2J"))
+        try:
+            self.s.request("delete", "\x00\x01", "api")
+        except st.Refused:
+            pass
+        self.s.refusals.flush()
+        self.assertEqual(self.chain()[-1][1][20], "??")
