@@ -9,6 +9,13 @@ A pinned key file may hold the 32-byte Ed25519 public key in one of these forms:
 ``fingerprint(pubkey)`` is the key fingerprint clerks compare with the registered one:
 the first 16 bytes of SHA-256(pubkey) as 32 lowercase hex digits in groups of four
 separated by ``:``.
+
+``check_public_key(raw)`` refuses what no recorder's key can be and what OpenSSL would
+still accept: a non-canonical encoding (y >= p, or x = 0 with the sign bit set), bytes
+that are not a point of the curve, and a point of small order (8P = identity: under such
+a key one 64-byte "signature" verifies for every message, no secret needed). Points of
+mixed order are not refused (the firmware does not refuse them either). Every parse and
+load function here checks the key, so `--key`, registration and the verifier refuse them.
 """
 from __future__ import annotations
 
@@ -20,11 +27,69 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["KeyFileError", "load_public_key", "parse_public_key", "fingerprint",
-           "public_key_object"]
+           "public_key_object", "check_public_key", "WeakKeyError"]
 
 
 class KeyFileError(ValueError):
     """The key file cannot be read as an Ed25519 public key."""
+
+
+class WeakKeyError(KeyFileError):
+    """32 bytes that are not a usable Ed25519 public key (small order, non-canonical)."""
+
+
+# --- the curve, only to judge a public key once (RFC 8032 §5.1) ------------------------
+_P = 2 ** 255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(raw: bytes):
+    """(x, y) of a canonical point encoding; raises WeakKeyError naming what is wrong."""
+    y = int.from_bytes(raw, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= _P:
+        raise WeakKeyError("not a canonical Ed25519 public key (y >= p): no recorder makes "
+                           "such a key")
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if (v * x * x - u) % _P:
+        x = x * _SQRT_M1 % _P
+        if (v * x * x - u) % _P:
+            raise WeakKeyError("not an Ed25519 public key: the 32 bytes are not a point of "
+                               "the curve")
+    if x == 0 and sign:
+        raise WeakKeyError("not a canonical Ed25519 public key (x = 0 with the sign bit "
+                           "set): no recorder makes such a key")
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _double(pt):
+    x, y = pt
+    xx, yy, xy = x * x % _P, y * y % _P, x * y % _P
+    dxy = _D * xx * yy % _P
+    return (2 * xy * pow(1 + dxy, _P - 2, _P) % _P,
+            (yy + xx) * pow(1 - dxy, _P - 2, _P) % _P)
+
+
+def check_public_key(raw) -> bytes:
+    """Return the 32 raw bytes of a usable Ed25519 public key, or raise WeakKeyError (a
+    ValueError) saying why it is refused: wrong length, non-canonical encoding, not a curve
+    point, or small order (8P = identity)."""
+    raw = bytes(raw)
+    if len(raw) != 32:
+        raise WeakKeyError("an Ed25519 public key is 32 bytes, got %d" % len(raw))
+    pt = _decode_point(raw)
+    for _ in range(3):
+        pt = _double(pt)
+    if pt == (0, 1):
+        raise WeakKeyError("refused Ed25519 public key of small order (8P = identity): "
+                           "under it one 64-byte signature verifies for every message, no "
+                           "secret needed; no recorder makes such a key")
+    return raw
 
 
 def fingerprint(pubkey: bytes) -> str:
@@ -44,10 +109,9 @@ def _raw(pubkey) -> bytes:
 
 
 def public_key_object(pubkey) -> Ed25519PublicKey:
-    """An Ed25519PublicKey from 32 raw bytes (or an Ed25519PublicKey)."""
-    if isinstance(pubkey, Ed25519PublicKey):
-        return pubkey
-    return Ed25519PublicKey.from_public_bytes(_raw(pubkey))
+    """An Ed25519PublicKey from 32 raw bytes (or an Ed25519PublicKey); raises WeakKeyError
+    for a key check_public_key refuses."""
+    return Ed25519PublicKey.from_public_bytes(check_public_key(_raw(pubkey)))
 
 
 _HEX = set(string.hexdigits)
@@ -70,9 +134,9 @@ def parse_public_key(data: bytes) -> bytes:
     if text is not None:
         compact = "".join(text.split())
         if len(compact) == 64 and set(compact) <= _HEX:
-            return bytes.fromhex(compact)
+            return check_public_key(bytes.fromhex(compact))
     if len(data) == 32:
-        return data
+        return check_public_key(data)
     if data[:1] == b"\x30":  # DER SEQUENCE
         try:
             key = serialization.load_der_public_key(data)
@@ -86,7 +150,7 @@ def parse_public_key(data: bytes) -> bytes:
 def _check_ed25519(key) -> bytes:
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError("the key is not an Ed25519 key (%s)" % type(key).__name__)
-    return _raw(key)
+    return check_public_key(_raw(key))
 
 
 def load_public_key(path: str | os.PathLike) -> bytes:

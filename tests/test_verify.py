@@ -656,11 +656,28 @@ def test_empty_store_is_not_signed(tmp_path):
     assert "no signed records" in rep.reasons[0]
 
 
-def test_unreferenced_media_in_a_signed_store(store):
+def test_media_beyond_the_chain_is_records_removed(store):
+    """Media named after a seq past the chain's end: its records were cut (not NOT_SIGNED)."""
     put(store, "m/00000099.mjpg", b"planted")
     rep = verify_store(store.root, store.pubkey)
-    assert rep.verdict == NOT_SIGNED
-    assert seg(rep, None).media == "m/00000099.mjpg"
+    check(rep, NOT_OK, file="m/00000099.mjpg", words=["records removed", "seq 7"])
+    assert seg(rep, None).media == "m/00000099.mjpg" and seg(rep, None).verdict == NOT_OK
+
+
+@pytest.mark.parametrize("rel", ["m/00000003.mjpg", "m/00000002.mp4", "m/notes.txt",
+                                 "m/00000005.idx", "rec/readme.txt"])
+def test_planted_unsigned_file_in_a_signed_store_is_named(store, rel):
+    put(store, rel, b"planted")
+    rep = verify_store(store.root, store.pubkey)
+    check(rep, NOT_OK, file=rel, words=[rel])
+    assert "records removed" not in rep.first_failure["reason"]
+
+
+def test_unsigned_media_in_an_unsigned_store_is_not_signed(tmp_path):
+    os.makedirs(tmp_path / "m")
+    (tmp_path / "m" / "00000099.mjpg").write_bytes(b"x")
+    rep = verify_store(tmp_path)
+    assert rep.verdict == NOT_SIGNED and rep.first_failure is None
 
 
 def test_records_deleted_but_head_kept(store):

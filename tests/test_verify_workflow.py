@@ -86,7 +86,7 @@ def test_shift_ok_with_report_lists(s, capsys):
     types = {r.type for r in rep.records}
     assert {"ASSIGN", "SELF_CHECK", "MARK", "INTERRUPTION", "VOICE_ANNOTATION",
             "TIME_SET"} <= types
-    assert [d["status"] for d in rep.interruptions] == ["explained"]
+    assert [d["status"] for d in rep.interruptions] == ["annotated"]
     d = rep.interruptions[0]
     assert d["seq"] == i and d["reason"] == "weather" and d["segment"] == 3
     assert d["annotations"] == [i + 4]
@@ -101,7 +101,7 @@ def test_shift_ok_with_report_lists(s, capsys):
     json.dumps(rep.to_json())
     assert main(["verify", s.root, "--key", _keyfile(s)]) == 0
     out = capsys.readouterr().out
-    assert "interruption seq %d: weather (segment 3); explained by voice annotation" % i in out
+    assert "interruption seq %d: weather (segment 3); annotated: voice annotation seq" % i in out
 
 
 def _keyfile(s):
@@ -331,7 +331,7 @@ def test_annotation_missing_ok(s):
     s.close()
     rep = verify(s)
     check(rep, OK)
-    assert rep.interruptions[0]["status"] == "annotation_missing"
+    assert rep.interruptions[0]["status"] == "missing"
     assert rep.interruptions[0]["missing"] == m.seq
     assert "no voice annotation for seq %d (waited 120000 ms)" % i == row(rep, m.seq).info
 
@@ -349,7 +349,7 @@ def test_voice_annotation_for_several_waiting_interruptions(s):
     s.close()
     rep = verify(s)
     check(rep, OK)
-    assert [d["status"] for d in rep.interruptions] == ["explained", "explained"]
+    assert [d["status"] for d in rep.interruptions] == ["annotated", "annotated"]
 
 
 def test_voice_annotation_span_to_the_end_of_a_chunk_ok(s):

@@ -1,0 +1,518 @@
+"""The host's one record model (SPEC §2–§5, §10, schema.cddl).
+
+API (used by the verifier, the station's offload and the report)::
+
+    from host_tools import records as R
+
+    rec = R.parse(data)          # one record (tagged COSE_Sign1 bytes), strictly decoded:
+                                 # raises R.RecordError(message) if it is not a valid record
+    rec.seq, rec.type, rec.body, rec.hash, rec.prev, rec.kid, rec.tname
+    rec.body[R.K.MEDIA]          # named body keys (R.K.SEQ == 1, …); R.KEY_NAMES[11] == "media"
+    R.check_signature(pub, rec)  # -> bool; pub: 32 raw bytes (small-order keys: ValueError)
+    R.check_next(prev_seq, prev_hash, rec)   # -> None, or an error message: rec must be
+                                 # seq prev_seq + 1 with prev == prev_hash (prev_seq None: seq 0)
+    R.root_step(root, chunk_hash), R.chunk_root(hashes)   # chunk chain root (§4.2)
+    R.media_path(seq, ext), R.media_name_error(seq, media), R.index_path(media)
+    R.unsafe_path(rel)           # -> None, or why rel is not a safe path inside a store
+    R.printable(s)               # control characters escaped, for any host output
+
+``decode(data, file, offset)`` is the non-raising form the verifier uses: it returns a
+Record whose ``fatal`` (no usable body) or ``errors`` (body problems) say what is wrong.
+
+Nothing from the firmware is imported: this is an independent reading of the format.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import re
+from collections.abc import Mapping
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+
+from . import keys as _keys
+
+__all__ = ["RecordError", "Record", "K", "parse", "decode", "check_signature", "check_next",
+           "root_step", "chunk_root", "media_path", "media_name_error", "index_path",
+           "unsafe_path", "printable", "value_errors", "TYPE_NAMES", "KEY_NAMES", "ZERO",
+           "MAX_RECORD", "MAX_CHUNK", "MAX_CHUNKS"]
+
+# record types (SPEC §3.2, §10)
+(BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY, RECEIPT, TIME_SET,
+ INTERRUPTION, VOICE_ANNOTATION, ANNOTATION_MISSING, MARK, ASSIGN, SELF_CHECK, RELEASE,
+ STORE_ALERT) = range(1, 18)
+TYPE_NAMES = {BOOT: "BOOT", REC_START: "REC_START", CHECKPOINT: "CHECKPOINT",
+              SEGMENT: "SEGMENT", REC_STOP: "REC_STOP", REFUSAL: "REFUSAL",
+              RECOVERY: "RECOVERY", RECEIPT: "RECEIPT", TIME_SET: "TIME_SET",
+              INTERRUPTION: "INTERRUPTION", VOICE_ANNOTATION: "VOICE_ANNOTATION",
+              ANNOTATION_MISSING: "ANNOTATION_MISSING", MARK: "MARK", ASSIGN: "ASSIGN",
+              SELF_CHECK: "SELF_CHECK", RELEASE: "RELEASE", STORE_ALERT: "STORE_ALERT"}
+MEDIA_TYPES = (REC_START, CHECKPOINT, SEGMENT, RECOVERY)
+# flags (SPEC §3.4)
+F_NO_OFFICER, F_RECOVERED, F_MISMATCH, F_DRIFT = 0x01, 0x02, 0x04, 0x08
+MARK_KINDS = ("important", "notice_given", "bookmark")     # SPEC §10.4
+ZERO = bytes(32)
+
+# sanity caps on sizes read from a card (signed or not): a recorder never goes near them
+MAX_RECORD = 64 << 10          # bytes of one record
+MAX_CHUNK = 16 << 20           # a segment's chunk size (the device uses 64 KiB)
+MAX_CHUNKS = 1 << 24           # chunks of one segment (1 TiB at 64 KiB chunks)
+
+
+class K:
+    """Body keys by name (SPEC §3.1): the same key means the same thing in every type."""
+    TYPE, SEQ, PREV, DEVICE, RTC, MONO, BOOT, OFFICER, FW, FLAGS = range(10)
+    SEGMENT, MEDIA, CHUNK, LENGTH, CHUNKS, ROOT, START, REASON, PUBKEY = range(10, 19)
+    OP, TARGET, SOURCE, SIGNED, MIME, STATION, COVERED, RECEIPT, NUMBER = range(19, 28)
+    OLD, NEW, UNIT, REFERS, SPAN, KIND, AT, DURATION, READY, REASONS = range(28, 38)
+    FACTS, DRIFT, SINCE, PRERECORD, PHRASE, ERROR, COUNT = range(38, 45)
+
+
+KEY_NAMES = {v: n.lower() for n, v in vars(K).items() if n.isupper()}
+
+
+class RecordError(ValueError):
+    """The bytes are not a valid record; the message says what is wrong."""
+
+
+def H(b) -> bytes:
+    return hashlib.sha256(b).digest()
+
+
+def enc(x) -> bytes:
+    """Deterministic CBOR (SPEC §1)."""
+    return cbor2.dumps(x, canonical=True)
+
+
+# --- body schema (schema.cddl) ----------------------------------------------------------
+
+def _uint(x):
+    return type(x) is int and x >= 0
+
+
+def _int(x):
+    return type(x) is int
+
+
+def _tstr(x):
+    return type(x) is str
+
+
+def _bool(x):
+    return type(x) is bool
+
+
+def _hash(x):
+    return type(x) is bytes and len(x) == 32
+
+
+def _officer(x):
+    return x is None or type(x) is str
+
+
+def _uints(n):
+    def check(x):
+        return isinstance(x, (list, tuple)) and len(x) == n and all(_uint(v) for v in x)
+    return check
+
+
+def _tstrs(x):
+    return isinstance(x, (list, tuple)) and all(_tstr(v) for v in x)
+
+
+def _facts(x):
+    return isinstance(x, Mapping) and all(_uint(k) and _int(v) for k, v in x.items())
+
+
+def _head_ref(x):
+    """[seq, hash] (STORE_ALERT old / new)."""
+    return isinstance(x, (list, tuple)) and len(x) == 2 and _uint(x[0]) and _hash(x[1])
+
+
+_stamp = _uints(2)        # start: [rtc, mono]
+_position = _uints(3)     # at: [segment, chunk, offset]
+_span = _uints(5)         # span: [segment, chunk, offset, chunk, offset]
+
+_COMMON = {1: _uint, 2: _hash, 3: _tstr, 4: _uint, 5: _uint, 6: _uint, 7: _officer, 8: _tstr}
+#: keys any record MAY carry: flags, and the officer's unit (SPEC §10.5)
+_ANY = {9: _uint, 30: _tstr}
+_PROGRESS = {13: _uint, 14: _uint, 15: _hash}
+#: required keys of each record type
+SCHEMA = {
+    BOOT: {17: _tstr, 18: _hash},
+    REC_START: {10: _uint, 11: _tstr, 12: _uint, 17: _tstr, 23: _tstr},
+    CHECKPOINT: {10: _uint, **_PROGRESS},
+    SEGMENT: {10: _uint, **_PROGRESS, 16: _stamp},
+    REC_STOP: {10: _uint, 17: _tstr},
+    REFUSAL: {17: _tstr, 19: _tstr, 20: _tstr, 21: _tstr},
+    RECOVERY: {10: _uint, **_PROGRESS, 16: _stamp, 17: _tstr, 22: _uint},
+    RECEIPT: {24: _tstr, 25: _uint, 26: _hash, 27: _uint},     # SPEC §8.6
+    TIME_SET: {28: _uint, 29: _uint},                          # SPEC §8.7
+    INTERRUPTION: {17: _tstr},                                 # SPEC §10.3
+    VOICE_ANNOTATION: {31: _uint, 32: _span, 35: _uint},
+    ANNOTATION_MISSING: {31: _uint, 35: _uint},
+    MARK: {33: _tstr},                                         # SPEC §10.4
+    ASSIGN: {24: _tstr},                                       # SPEC §10.5
+    SELF_CHECK: {36: _bool, 37: _tstrs, 38: _facts},           # SPEC §10.6
+    RELEASE: {10: _uint, 11: _tstr, 13: _uint, 27: _uint},     # SPEC §10.8
+    STORE_ALERT: {33: _tstr, 28: _head_ref,                    # SPEC §3.2, §5.2
+                  29: lambda x: x is None or _head_ref(x)},
+}
+#: optional keys of each record type (besides _ANY)
+OPTIONAL = {
+    REC_START: {41: _uint},
+    REFUSAL: {44: _uint},                                      # count of a coalesced burst
+    TIME_SET: {39: _int, 40: _uint, 43: _int},
+    INTERRUPTION: {10: _uint, 31: _uint, 34: _position},
+    MARK: {34: _position, 42: _bool},
+}
+
+
+def keyname(k):
+    return "%s (%s)" % (k, KEY_NAMES[k]) if k in KEY_NAMES else repr(k)
+
+
+def type_name(t):
+    return None if t is None else TYPE_NAMES.get(t, "UNKNOWN(%d)" % t)
+
+
+# --- one record -----------------------------------------------------------------------
+
+class Record:
+    """One record as read: ``fatal`` (str) when the bytes have no usable body, ``errors``
+    (list of str) for what is wrong with a body that decoded."""
+    __slots__ = ("file", "offset", "data", "hash", "body", "seq", "type", "kid", "protected",
+                 "payload", "sig", "fatal", "errors", "sig_ok", "schema_ok", "row", "info")
+
+    def __init__(self, data, file=None, offset=0):
+        self.file, self.offset, self.data = file, offset, data
+        self.hash = H(data)
+        self.body = self.seq = self.type = self.kid = None
+        self.protected = self.payload = self.sig = None
+        self.fatal = None
+        self.errors = []
+        self.sig_ok = False
+        self.schema_ok = False    # type known, every key present with the right type
+        self.row = None
+        self.info = ""
+
+    @property
+    def prev(self):
+        return None if self.body is None else self.body.get(2)
+
+    @property
+    def where(self):
+        return "%s@%d" % (self.file, self.offset)
+
+    @property
+    def tname(self):
+        return type_name(self.type)
+
+
+def decode_item(stream_or_bytes, pos=0, limit=MAX_RECORD):
+    """(item, end) of the CBOR item at ``pos`` of a bytes object."""
+    bio = io.BytesIO(stream_or_bytes)
+    bio.seek(pos)
+    item = cbor2.CBORDecoder(bio).decode()
+    return item, bio.tell()
+
+
+def decode(data: bytes, file=None, offset=0, item=None) -> Record:
+    """A Record from its bytes (``item``: the already decoded CBOR item); never raises."""
+    rec = Record(bytes(data), file, offset)
+    if item is None:
+        try:
+            if len(rec.data) > MAX_RECORD:
+                raise RecordError("record of %d bytes, more than the %d a record may have"
+                                  % (len(rec.data), MAX_RECORD))
+            item, end = decode_item(rec.data)
+            if end != len(rec.data):
+                raise RecordError("trailing bytes after the record")
+        except RecordError as e:
+            rec.fatal = str(e)
+            return rec
+        except Exception:
+            rec.fatal = "not CBOR"
+            return rec
+    _fill(rec, item)
+    return rec
+
+
+def _fill(rec: Record, item):
+    try:
+        if not (isinstance(item, cbor2.CBORTag) and item.tag == 18):
+            raise RecordError("not a tagged COSE_Sign1 (CBOR tag 18)")
+        v = item.value
+        if not (isinstance(v, (list, tuple)) and len(v) == 4):
+            raise RecordError("COSE_Sign1 is not a 4-element array")
+        prot, unprot, payload, sig = v
+        if type(prot) is not bytes:
+            raise RecordError("protected header is not a byte string")
+        try:
+            ph = cbor2.loads(prot)
+        except Exception:
+            raise RecordError("protected header is not CBOR") from None
+        if not (isinstance(ph, Mapping) and set(ph) == {1, 4} and type(ph[1]) is int
+                and ph[1] == -8 and type(ph[4]) is bytes):
+            raise RecordError("protected header is not {1: -8 (EdDSA), 4: kid}")
+        if enc(ph) != prot:
+            raise RecordError("protected header is not deterministic CBOR")
+        if not isinstance(unprot, Mapping) or len(unprot):
+            raise RecordError("unprotected header is not empty")
+        if type(payload) is not bytes:
+            raise RecordError("payload is not a byte string")
+        if type(sig) is not bytes or len(sig) != 64:
+            raise RecordError("signature is not a 64-byte string")
+        try:
+            body = cbor2.loads(payload)
+        except Exception:
+            raise RecordError("payload is not CBOR") from None
+        if not isinstance(body, Mapping):
+            raise RecordError("payload is not a CBOR map")
+        try:
+            canon = enc(body) == payload
+        except Exception:
+            canon = False
+        if not canon:
+            raise RecordError("payload is not deterministic CBOR")
+        for k, check in _COMMON.items():
+            if k not in body:
+                raise RecordError("body lacks key %s" % keyname(k))
+            if not check(body[k]):
+                raise RecordError("body key %s has the wrong type" % keyname(k))
+        if not _uint(body.get(0)):
+            raise RecordError("body has no record type (key 0)")
+    except RecordError as e:
+        rec.fatal = str(e)
+        return
+    rec.protected, rec.payload, rec.sig, rec.kid, rec.body = prot, payload, sig, ph[4], body
+    rec.seq, rec.type = body[1], body[0]
+    try:
+        if enc(item) != rec.data:
+            rec.errors.append("record is not deterministic CBOR")
+    except Exception:
+        rec.errors.append("record is not deterministic CBOR")
+    schema = SCHEMA.get(rec.type)
+    if schema is None:
+        rec.errors.append("unknown record type %d" % rec.type)
+        return
+    optional = {**_ANY, **OPTIONAL.get(rec.type, {})}
+    allowed = set(_COMMON) | set(schema) | set(optional) | {0}
+    n = len(rec.errors)
+    for k, check in schema.items():
+        if k not in body:
+            rec.errors.append("%s body lacks key %s" % (rec.tname, keyname(k)))
+        elif not check(body[k]):
+            rec.errors.append("%s body key %s has the wrong type" % (rec.tname, keyname(k)))
+    for k, check in optional.items():
+        if k in body and not check(body[k]):
+            rec.errors.append("body key %s has the wrong type" % keyname(k))
+    rec.schema_ok = len(rec.errors) == n
+    extra = [k for k in body if k not in allowed]
+    if extra:
+        rec.errors.append("%s body has unexpected keys %s" % (
+            rec.tname, ", ".join(keyname(k) for k in extra)))
+    if rec.schema_ok:
+        rec.errors.extend(value_errors(rec))
+
+
+def parse(data: bytes) -> Record:
+    """One record, strictly: raises RecordError unless ``data`` is exactly one well-formed,
+    deterministically encoded record of a known type whose body is valid on its own (its
+    signature and place in the chain are checked by check_signature and check_next)."""
+    rec = decode(data)
+    if rec.fatal is not None:
+        raise RecordError(rec.fatal)
+    if rec.errors:
+        raise RecordError("seq %d (%s): %s" % (rec.seq, rec.tname, "; ".join(rec.errors)))
+    return rec
+
+
+# --- signatures and the chain -------------------------------------------------------------
+
+@functools.lru_cache(maxsize=16)
+def _pubkey(raw: bytes):
+    return _keys.public_key_object(raw)
+
+
+def signed_bytes(rec: Record) -> bytes:
+    return enc(["Signature1", rec.protected, b"", rec.payload])
+
+
+def check_signature(pub, rec: Record) -> bool:
+    """True if ``rec`` (decoded, no fatal error) is signed by ``pub`` (32 raw bytes or an
+    Ed25519PublicKey). A small-order or non-canonical key raises keys.WeakKeyError."""
+    if rec.sig is None:
+        return False
+    key = _pubkey(bytes(pub)) if isinstance(pub, (bytes, bytearray)) else pub
+    try:
+        key.verify(rec.sig, signed_bytes(rec))
+        return True
+    except InvalidSignature:
+        return False
+
+
+def check_next(prev_seq, prev_hash, rec: Record):
+    """None if ``rec`` follows the record (prev_seq, prev_hash) in the chain (prev_seq None:
+    rec must be seq 0 with prev = 32 zero bytes); else the error message."""
+    if rec.body is None:
+        return "not a record: %s" % (rec.fatal or "no body")
+    want = 0 if prev_seq is None else prev_seq + 1
+    if rec.seq != want:
+        return "seq %d where seq %d was expected%s" % (
+            rec.seq, want, "" if prev_seq is None else " (after seq %d)" % prev_seq)
+    if prev_seq is None:
+        if rec.prev != ZERO:
+            return "prev of seq 0 is not 32 zero bytes"
+    elif rec.prev != prev_hash:
+        return "prev of seq %d does not match H(seq %d)" % (rec.seq, prev_seq)
+    return None
+
+
+# --- media --------------------------------------------------------------------------------
+
+def root_step(root: bytes, chunk_hash: bytes) -> bytes:
+    """root(i+1) = H(root(i) || H(chunk i)) (SPEC §4.2)."""
+    return H(root + chunk_hash)
+
+
+def chunk_root(hashes, root=ZERO) -> bytes:
+    for h in hashes:
+        root = H(root + h)
+    return root
+
+
+_EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+def media_path(seq: int, ext: str = "mjpg") -> str:
+    """The media file of the segment whose REC_START is ``seq`` (SPEC §4.1): m/S.ext."""
+    return "m/%08d.%s" % (seq, ext)
+
+
+def index_path(media: str) -> str:
+    """The chunk index beside a media file: m/S.idx."""
+    dot = media.rfind(".")
+    return (media[:dot] if dot > media.rfind("/") else media) + ".idx"
+
+
+def media_name_error(seq: int, media) -> str | None:
+    """None if ``media`` is the name SPEC §4.1 derives from the segment's seq (m/S.ext, S
+    the seq as 8 or more decimal digits, ext 1-8 lowercase letters or digits); else why."""
+    bad = unsafe_path(media)
+    if bad:
+        return bad
+    want = "m/%08d." % seq
+    if not media.startswith(want) or not _EXT_RE.match(media[len(want):]) \
+            or media[len(want):] == "idx":
+        return "media path %s is not the one its seq gives (%sEXT)" % (printable(media), want)
+    return None
+
+
+def unsafe_path(rel) -> str | None:
+    """None if ``rel`` is a safe relative path inside a store ("m/00000002.mjpg"); else why:
+    empty, absolute, '..', backslash, colon, NUL or another control character."""
+    if type(rel) is not str or not rel:
+        return "path %r is empty or not text" % (rel,)
+    if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in rel):
+        return "path %s holds control characters" % printable(rel)
+    if rel.startswith("/") or "\\" in rel or ":" in rel or \
+            any(p in ("", ".", "..") for p in rel.split("/")):
+        return "path %s is not inside the store" % printable(rel)
+    return None
+
+
+# --- what a record's own body contradicts ---------------------------------------------------
+
+def value_errors(rec: Record) -> list:
+    """What a record's own body contradicts (SPEC §3.1, §10); needs no other record."""
+    b, t, errs = rec.body, rec.type, []
+    if 30 in b and b[7] is None:
+        errs.append("unit (key 30) %s without an officer (key 7 is null)" % printable(b[30]))
+    if t == REC_START:
+        if b[12] == 0 or b[12] > MAX_CHUNK:
+            errs.append("REC_START chunk size %d is not 1..%d" % (b[12], MAX_CHUNK))
+        e = media_name_error(rec.seq, b[11])
+        if e:
+            errs.append("REC_START " + e)
+    elif t in (CHECKPOINT, SEGMENT, RECOVERY):
+        if b[14] > MAX_CHUNKS:
+            errs.append("%s claims %d chunks, more than the %d a segment may have"
+                        % (rec.tname, b[14], MAX_CHUNKS))
+        elif b[13] > b[14] * MAX_CHUNK:
+            errs.append("%s length %d does not fit %d chunks" % (rec.tname, b[13], b[14]))
+    elif t == RELEASE:
+        e = media_name_error(b[10], b[11])
+        if e:
+            errs.append("RELEASE " + e)
+    elif t == MARK:
+        if b[33] not in MARK_KINDS:
+            errs.append("MARK kind %s is not one of %s" % (printable(repr(b[33])),
+                                                            ", ".join(MARK_KINDS)))
+        elif 42 in b and b[33] != "notice_given":
+            errs.append("phrase (key 42) on a MARK %r: only notice_given carries it" % b[33])
+    elif t == INTERRUPTION:
+        if 31 in b and b[17] != "power_loss":
+            errs.append("refers (key 31) on an INTERRUPTION with reason %s: only power_loss "
+                        "refers to a RECOVERY" % printable(repr(b[17])))
+        if 34 in b and 10 in b and b[34][0] != b[10]:
+            errs.append("INTERRUPTION at (key 34) is in segment %d, but its segment (key 10) is "
+                        "%d" % (b[34][0], b[10]))
+    elif t == SELF_CHECK:
+        if b[36] and b[37]:
+            errs.append("SELF_CHECK is READY but gives NOT_READY reasons %s"
+                        % printable(", ".join(b[37])))
+        elif not b[36] and not b[37]:
+            errs.append("SELF_CHECK is NOT_READY but gives no reason")
+    elif t == TIME_SET:
+        have = [k for k in (39, 40, 43) if k in b]
+        if have and len(have) != 3:
+            errs.append("TIME_SET carries %s without the rest of drift (39), since (40) and "
+                        "error (43)" % ", ".join("key %d" % k for k in have))
+        elif have:
+            since, drift, err = b[40], b[39], b[43]
+            if since == 0:
+                errs.append("TIME_SET measures a drift over since = 0 ms")
+            else:
+                want = err * 86_400_000 / since
+                if abs(drift - want) > 1:
+                    errs.append("TIME_SET drift %d ms/day does not match error x "
+                                "86,400,000 / since = %.1f" % (drift, want))
+    elif t == STORE_ALERT:
+        new = b[29]
+        if new is not None and new[0] >= b[28][0]:
+            errs.append("STORE_ALERT new head seq %d is not older than the remembered seq %d"
+                        % (new[0], b[28][0]))
+        if b[28][0] >= rec.seq:
+            errs.append("STORE_ALERT remembers head seq %d, not before its own seq %d"
+                        % (b[28][0], rec.seq))
+    return errs
+
+
+# --- output ----------------------------------------------------------------------------
+
+_CTRL = {i: "\\x%02x" % i for i in list(range(0x20)) + list(range(0x7f, 0xa0))}
+_CTRL.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", ord("\\"): "\\\\"})
+# bidirectional overrides and isolates, line/paragraph separators: shown, not obeyed
+_CTRL.update({c: "\\u%04x" % c for c in (0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d,
+                                         0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e,
+                                         0x200f, 0x061c, 0xfeff)})
+
+
+_CTRL_NB = dict(_CTRL)
+del _CTRL_NB[ord("\\")]
+
+
+def printable(s, backslash=True) -> str:
+    """``s`` with control characters (C0, DEL, C1), bidi controls and backslashes escaped
+    (\\x1b, \\n, \\u202e, \\\\), so a string read from a card or an archive can never drive
+    a terminal or forge a line of output. Bytes are shown as text with undecodable bytes
+    escaped; other values via str(). ``backslash=False`` leaves backslashes as they are
+    (for text that is already made of escaped parts, such as repr() output)."""
+    if isinstance(s, (bytes, bytearray)):
+        s = bytes(s).decode("utf-8", "backslashreplace")
+    elif not isinstance(s, str):
+        s = str(s)
+    return s.translate(_CTRL if backslash else _CTRL_NB)

@@ -1,0 +1,305 @@
+"""The officer workflow (SPEC §10): one interpretation of its facts for verify and report.
+
+- ``judge_interruption(seq, annotations, missing, later)``: what became of an
+  INTERRUPTION: ``annotated`` (a VOICE_ANNOTATION refers to it), ``missing`` (an
+  ANNOTATION_MISSING does), ``unexplained`` (neither, and the recorder restarted (BOOT) or
+  the shift ended (ASSIGN) after it: none can come any more) or ``waiting`` (neither, and
+  nothing after it ends the wait: the recorder may still make one). ``missing`` and
+  ``unexplained`` are compliance problems; ``waiting`` is not (yet). Both ``sealcam
+  verify`` and ``sealcam report`` use it, so they never disagree.
+- ``check_workflow(verifier)``: the verifier's cross-record checks of workflow records
+  (what ``refers`` names, where ``span`` / ``at`` point, what releases a segment's media)
+  and its workflow lists.
+- ``record_info(rec)``: a one-line summary of what a workflow record says.
+"""
+from __future__ import annotations
+
+from .records import (ANNOTATION_MISSING, ASSIGN, BOOT, F_DRIFT, INTERRUPTION, MARK, RECEIPT,
+                      REC_START, SEGMENT,
+                      RECOVERY, RELEASE, SELF_CHECK, TIME_SET, TYPE_NAMES, VOICE_ANNOTATION,
+                      printable)
+
+__all__ = ["judge_interruption", "STATUSES", "PROBLEM_STATUSES", "check_workflow",
+           "record_info", "describe_interruption"]
+
+ANNOTATED, MISSING, UNEXPLAINED, WAITING = "annotated", "missing", "unexplained", "waiting"
+STATUSES = (ANNOTATED, MISSING, UNEXPLAINED, WAITING)
+#: statuses that make a report non-compliant
+PROBLEM_STATUSES = (MISSING, UNEXPLAINED)
+
+
+def judge_interruption(seq, annotations, missing, later):
+    """(status, why) of the INTERRUPTION ``seq``: ``annotations`` the seqs of the
+    VOICE_ANNOTATION records that refer to it, ``missing`` the seq of the first
+    ANNOTATION_MISSING that does (or None), ``later`` the (seq, type) of the records after
+    it, in seq order (only the first BOOT or ASSIGN matters). ``why`` is said only for
+    unexplained and waiting."""
+    if annotations:
+        return ANNOTATED, ""
+    if missing is not None:
+        return MISSING, ""
+    for s2, t2 in later:
+        if t2 == BOOT:
+            return UNEXPLAINED, "the recorder restarted at BOOT seq %d before one was made" % s2
+        if t2 == ASSIGN:
+            return UNEXPLAINED, "the shift ended at ASSIGN seq %d before one was made" % s2
+    return WAITING, "the recorder may still make one: nothing after it ends the wait"
+
+
+def describe_interruption(i) -> str:
+    """The verifier's one line on an interruption entry of Report.interruptions."""
+    st = i["status"]
+    if st == ANNOTATED:
+        how = "annotated: voice annotation seq %s" % ", ".join(map(str, i["annotations"]))
+    elif st == MISSING:
+        how = "missing: no voice annotation (seq %s ANNOTATION_MISSING)" % i["missing"]
+    else:
+        how = "%s: no voice annotation (%s)" % (st, i.get("why") or "")
+    return "interruption seq %d: %s%s; %s" % (
+        i["seq"], printable(i["reason"]),
+        "" if i["segment"] is None else " (segment %d)" % i["segment"], how)
+
+
+def record_info(rec) -> str:
+    """A one-line summary of what a workflow record says (RecordRow.info)."""
+    b, t = rec.body, rec.type
+
+    def at(p):
+        return "segment %d chunk %d offset %d" % tuple(p)
+    if t == TIME_SET:
+        s = "clock set from %d to %d (%+d ms)" % (b[28], b[29], b[29] - b[28])
+        if 39 in b and 40 in b:
+            s += "; drift %+d ms/day (%+d ms over %d ms)" % (b[39], b.get(43, 0), b[40])
+        elif 39 not in b and 40 not in b:
+            s += "; no drift measured (too soon after the measurement base)"
+        if b.get(9, 0) & F_DRIFT:
+            s += "; flag DRIFT: beyond the device's drift limit"
+        return s
+    if t == INTERRUPTION:
+        s = "reason %s" % b[17]
+        if 10 in b:
+            s += "; segment %d" % b[10]
+        if 34 in b:
+            s += "; at " + at(b[34])
+        if 31 in b:
+            s += "; recovery seq %d" % b[31]
+        return s
+    if t == VOICE_ANNOTATION:
+        sp = b[32]
+        return "explains seq %d; segment %d from chunk %d offset %d to chunk %d offset %d; " \
+               "held %d ms" % (b[31], sp[0], sp[1], sp[2], sp[3], sp[4], b[35])
+    if t == ANNOTATION_MISSING:
+        return "no voice annotation for seq %d (waited %d ms)" % (b[31], b[35])
+    if t == MARK:
+        s = b[33]
+        if 34 in b:
+            s += " at " + at(b[34])
+        if 42 in b:
+            s += "; notice phrase %s" % ("played" if b[42] else "not played")
+        return s
+    if t == ASSIGN:
+        if b[7] is None:
+            return "released from its officer by station %s" % b[24]
+        return "assigned to %s%s by station %s" % (
+            b[7], " (unit %s)" % b[30] if 30 in b else "", b[24])
+    if t == SELF_CHECK:
+        s = "READY" if b[36] else "NOT_READY: " + ", ".join(b[37])
+        facts = b[38]
+        names = {1: "battery %d%%", 2: "storage %d min", 3: "clock error %+d ms",
+                 4: "oldest unreceipted record %d s", 5: "calibrated %d ms ago"}
+        f = [names[k] % facts[k] for k in sorted(facts) if k in names]
+        return s + ("; " + ", ".join(f) if f else "")
+    if t == RELEASE:
+        return "segment %d (%s, %d bytes) released against receipt %d" % (
+            b[10], b[11], b[13], b[27])
+    if t == RECEIPT:
+        return "receipt %d covers records 0..%d (station %s)" % (b[27], b[25], b[24])
+    return ""
+
+
+
+
+def check_workflow(v):
+    """Cross-record checks of the workflow records: what ``refers`` names, where
+    ``span`` / ``at`` point, what releases a segment's media; and the report's
+    workflow lists. Only trusted records are looked at; a reference to a record that is
+    itself NOT_OK is not reported again."""
+    rep = v.rep
+    trusted = sorted(v.trusted, key=lambda r: r.seq)
+    by_seq = {r.seq: r for r in trusted}
+    starts, members = v.starts, v.members
+    close = {}
+    for S, ms in members.items():
+        cl = [r for r in ms if r.type in (SEGMENT, RECOVERY)]
+        if cl:
+            close[S] = min(cl, key=lambda r: r.seq)
+    v.released = {}            # segment -> (RELEASE record, RECEIPT record)
+
+    def refer(r, n, want):
+        """The trusted record seq n of type ``want`` before r, or None (r.errors)."""
+        o = by_seq.get(n)
+        if o is not None and o.seq < r.seq and o.type == want:
+            return o
+        f = v.first.get(n)
+        if o is None and f is not None and f.type == want and f.seq < r.seq:
+            return None            # NOT_OK itself, reported there
+        if n >= r.seq:
+            what = "seq %d, which does not come before it" % n
+        elif f is None:
+            what = "seq %d, which is not in the chain" % n
+        else:
+            what = "seq %d, a %s, not a%s %s" % (
+                n, f.tname, "n" if TYPE_NAMES[want][0] in "AEIOU" else "",
+                TYPE_NAMES[want])
+        r.errors.append("%s refers (key 31) to %s" % (r.tname, what))
+        return None
+
+    def segment(r, S, what):
+        """The REC_START of segment S, if it stands before r; else None (r.errors)."""
+        if S in starts and S < r.seq:
+            return starts[S]
+        o = v.first.get(S)
+        if o is not None and o.type == REC_START and S < r.seq \
+                and not (o.sig_ok and o.schema_ok):
+            return None
+        r.errors.append("%s names segment %d, which has no REC_START record before it"
+                        % (what, S))
+        return None
+
+    def position(r, what, S, chunk, off, end=False):
+        """Byte offset of (chunk, off) in segment S; None if it is not valid (r.errors).
+        ``end``: an exclusive end, which may stand at the end of a chunk."""
+        C = starts[S].body[12]
+        if C <= 0:
+            return None            # reported with the segment
+        if off > C or (off == C and not end):
+            r.errors.append("%s: offset %d is not inside a chunk of %d bytes"
+                            % (what, off, C))
+            return None
+        p = chunk * C + off
+        cl = close.get(S)
+        if cl is not None and p > cl.body[13]:
+            r.errors.append("%s: byte %d (chunk %d offset %d) lies beyond segment %d's "
+                            "signed length of %d bytes (seq %d %s)"
+                            % (what, p, chunk, off, S, cl.body[13], cl.seq, cl.tname))
+            return None
+        return p
+
+    def at(r):
+        a = r.body.get(34)
+        if a is not None and segment(r, a[0], "at (key 34)") is not None:
+            position(r, "at (key 34)", a[0], a[1], a[2])
+        return list(a) if a is not None else None
+
+    intr = {}
+    receipts = {}                 # number -> RECEIPT record (trusted, first)
+    assigned, assigned_noted = None, False
+    for r in trusted:
+        b, t = r.body, r.type
+        if assigned is not None and not assigned_noted and t != ASSIGN:
+            a = assigned
+            if (b[7], b.get(30)) != (a.body[7], a.body.get(30)):
+                rep.notes.append(
+                    "seq %d (%s) carries officer %r, unit %r, but the last ASSIGN (seq %d) "
+                    "assigned officer %r, unit %r" % (
+                        r.seq, r.tname, b[7], b.get(30), a.seq, a.body[7], a.body.get(30)))
+                assigned_noted = True
+        if t == RECEIPT:
+            receipts.setdefault(b[27], r)
+        elif t == INTERRUPTION:
+            if 10 in b:
+                segment(r, b[10], "INTERRUPTION segment (key 10)")
+            pos = at(r)
+            if 31 in b and b[17] == "power_loss":
+                rc = refer(r, b[31], RECOVERY)
+                if rc is not None and 10 in b and rc.body[10] != b[10]:
+                    r.errors.append("INTERRUPTION names segment %d, but the RECOVERY it "
+                                    "refers to (seq %d) recovered segment %d"
+                                    % (b[10], rc.seq, rc.body[10]))
+            intr[r.seq] = {"seq": r.seq, "reason": b[17], "segment": b.get(10), "at": pos,
+                           "refers": b.get(31), "rtc": b[4], "annotations": [],
+                           "missing": None, "status": None, "why": ""}
+        elif t in (VOICE_ANNOTATION, ANNOTATION_MISSING):
+            i = refer(r, b[31], INTERRUPTION)
+            if t == VOICE_ANNOTATION:
+                S, c0, o0, c1, o1 = b[32]
+                if segment(r, S, "span (key 32)") is not None:
+                    p0 = position(r, "span (key 32) start", S, c0, o0)
+                    p1 = position(r, "span (key 32) end", S, c1, o1, end=True)
+                    if p0 is not None and p1 is not None and p0 > p1:
+                        r.errors.append("span (key 32) starts after it ends (byte %d > "
+                                        "byte %d of segment %d)" % (p0, p1, S))
+            if i is not None and i.seq in intr:
+                if t == VOICE_ANNOTATION:
+                    intr[i.seq]["annotations"].append(r.seq)
+                elif intr[i.seq]["missing"] is None:
+                    intr[i.seq]["missing"] = r.seq
+        elif t == MARK:
+            rep.marks.append({"seq": r.seq, "kind": b[33], "at": at(r),
+                              "phrase": b.get(42), "rtc": b[4]})
+        elif t == ASSIGN:
+            assigned, assigned_noted = r, False
+            rep.assignments.append({"seq": r.seq, "officer": b[7], "unit": b.get(30),
+                                    "station": b[24]})
+        elif t == SELF_CHECK:
+            rep.self_checks.append({"seq": r.seq, "ready": b[36], "reasons": list(b[37]),
+                                    "facts": dict(b[38])})
+        elif t == TIME_SET:
+            rep.time_sets.append({"seq": r.seq, "old": b[28], "new": b[29],
+                                  "drift": b.get(39), "since": b.get(40),
+                                  "drift_flag": bool(b.get(9, 0) & F_DRIFT)})
+        elif t == RELEASE:
+            _release(v, r, segment, close, receipts)
+    later = [(r.seq, r.type) for r in trusted if r.type in (BOOT, ASSIGN)]
+    for seq, d in intr.items():
+        d["status"], d["why"] = judge_interruption(
+            seq, d["annotations"], d["missing"], [x for x in later if x[0] > seq])
+        if d["status"] == UNEXPLAINED:
+            rep.notes.append("interruption seq %d (%s) was never explained: no "
+                             "VOICE_ANNOTATION or ANNOTATION_MISSING (%s)"
+                             % (seq, printable(d["reason"]), d["why"]))
+        rep.interruptions.append(d)
+
+
+def _release(v, r, segment, close, receipts):
+    b = r.body
+    S, n = b[10], b[27]
+    entry = {"seq": r.seq, "segment": S, "media": b[11], "length": b[13], "number": n,
+             "receipt_seq": None, "valid": False}
+    v.rep.releases.append(entry)
+    st = segment(r, S, "RELEASE segment (key 10)")
+    if st is None:
+        return
+    errs = []
+    cl = close.get(S)
+    why = "segment %d released without a covering receipt: " % S
+    rc = receipts.get(n)
+    if cl is None or cl.seq > r.seq:
+        errs.append(why + "the segment is not closed (no SEGMENT or RECOVERY) before the "
+                          "RELEASE")
+    elif rc is None:
+        o = [x for x in v.recs if x.fatal is None and x.type == RECEIPT
+             and x.seq < r.seq and x.body.get(27) == n]
+        if o and v.first.get(o[0].seq) is o[0]:
+            return                 # that RECEIPT is NOT_OK itself, reported there
+        errs.append(why + "no RECEIPT record numbered %d before it" % n)
+    elif rc.body[25] < cl.seq:
+        errs.append(why + "receipt %d (seq %d) covers records 0..%d, but the segment is "
+                          "closed by seq %d (%s)" % (n, rc.seq, rc.body[25], cl.seq,
+                                                      cl.tname))
+    if b[11] != st.body[11]:
+        errs.append("RELEASE media %r is not segment %d's media %r" % (b[11], S,
+                                                                        st.body[11]))
+    if cl is not None and b[13] != cl.body[13]:
+        errs.append("RELEASE length %d is not segment %d's signed length %d (seq %d %s)"
+                    % (b[13], S, cl.body[13], cl.seq, cl.tname))
+    if errs:
+        r.errors.extend(errs)
+        return
+    entry["receipt_seq"], entry["valid"] = rc.seq, True
+    if S in v.released:
+        v.rep.notes.append("segment %d released again by seq %d (first by seq %d)"
+                              % (S, r.seq, v.released[S][0].seq))
+    else:
+        v.released[S] = (r, rc)
+
