@@ -1,6 +1,7 @@
 """The ``sealcam`` command line (modelled on mpremote: few verbs, clear help).
 
-    sealcam verify PATH [--key DEVICE.pub] [--json] [--all] [--progress | --no-progress]
+    sealcam verify PATH [--key DEVICE.pub] [--checkpoint FILE] [--json] [--all]
+                   [--progress | --no-progress]
                    PATH is a store (SD card) or a station archive (has archive.sqlite)
     sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
@@ -10,6 +11,8 @@
                    [--json | --csv]
     sealcam station init --archive DIR
     sealcam station register --archive DIR --device ID --key PUB
+    sealcam station checkpoint --archive DIR [--out FILE]
+    sealcam station reindex --archive DIR
     sealcam sim record DIR --seconds N [--runtime cpython|micropython] [--fs littlefs|fat]
                            [--checkpoint S] [--segment S] [--bitrate BPS] [--seed N]
     sealcam sim serve --store DIR [--trust STATION.pub] [--record S] [--runtime …]
@@ -100,6 +103,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="the device's registered public key (raw 32 bytes, 64 hex digits, or "
                         "PEM/DER); without it the origin is not checked (not with an "
                         "archive: it pins each device's registered key)")
+    v.add_argument("--checkpoint", metavar="FILE", default=None,
+                   help="(an archive) a checkpoint exported earlier by `sealcam station "
+                        "checkpoint`: the archive's station log must extend it (a rolled-back "
+                        "or replaced archive is NOT_OK)")
     v.add_argument("--json", action="store_true", help="print the full report as JSON")
     v.add_argument("--all", action="store_true", help="list every record, not only the "
                                                       "ones that are not OK")
@@ -207,6 +214,23 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="the device's public key: a key file (raw, hex, PEM/DER) or 64 hex "
                          "digits")
     sr.set_defaults(func=_cmd_station_register)
+    sc = stsub.add_parser(
+        "checkpoint", help="export the station log's latest signed checkpoint",
+        description="Print (or write to FILE) the latest checkpoint of the archive's station "
+                    "log (SPEC §11): a C2SP signed note, signed with the station key, naming "
+                    "the log's size and Merkle root. Hand it to a supervisor, another station "
+                    "or a witness; `sealcam verify ARCHIVE --checkpoint FILE` later proves the "
+                    "archive still extends it.")
+    sc.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sc.add_argument("--out", metavar="FILE", default=None, help="write it to FILE")
+    sc.set_defaults(func=_cmd_station_checkpoint)
+    sx = stsub.add_parser(
+        "reindex", help="rebuild archive.sqlite from the station log and the signed records",
+        description="Rebuild the archive's index (archive.sqlite) from the signed station "
+                    "log and the signed records it names. The old database is moved aside "
+                    "(archive.sqlite.before-reindex-TIME), never deleted.")
+    sx.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sx.set_defaults(func=_cmd_station_reindex)
 
     sim = sub.add_parser("sim", help="the virtual recorder",
                          description="Run the virtual recorder (simulator).")
@@ -347,6 +371,44 @@ def _cmd_station_register(args) -> int:
     return 0
 
 
+def _cmd_station_checkpoint(args) -> int:
+    from .archive import ArchiveError
+    from .station import StationError, checkpoint
+    from .tlog.log import LogError
+    try:
+        data = checkpoint(args.archive)
+        if args.out:
+            with open(args.out, "wb") as f:
+                f.write(data)
+        else:
+            sys.stdout.write(data.decode())
+    except (StationError, ArchiveError, LogError) as e:
+        print("sealcam station checkpoint: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print("sealcam station checkpoint: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _cmd_station_reindex(args) -> int:
+    from .archive import ArchiveError
+    from .station import StationError, reindex
+    from .tlog.log import LogError
+    try:
+        r = reindex(args.archive)
+    except (StationError, ArchiveError, LogError, OSError) as e:
+        print("sealcam station reindex: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    print("rebuilt archive.sqlite from %d log entries: %d devices, %d records; the old "
+          "database is %s" % (r["entries"], r["devices"], r["records"], r["moved_to"]))
+    if r["missing"]:
+        print("records the log names but whose signed bytes were found nowhere: %s"
+              % ", ".join(r["missing"][:20]), file=sys.stderr)
+        return EXIT_NOT_OK
+    return 0
+
+
 def _cmd_sim_serve(args) -> int:
     return _sim_serve(args.rest)
 
@@ -395,7 +457,18 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except _archive_errors() as e:      # a read-only or unwritable archive: one line, exit 3
+        print("sealcam %s: %s" % (args.verb if hasattr(args, "verb") else argv[0], e),
+              file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _archive_errors():
+    from .archive import ArchiveUnwritable
+    from .tlog.log import LogError
+    return (ArchiveUnwritable, LogError)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     init(DIR)                      station.key (32-byte seed, 0600), station.pub (hex), archive
     register(DIR, device_id, key)  a device and its public key (what `offload` pins)
     load_station_key(DIR)          the Ed25519PrivateKey
+    checkpoint(DIR)                the station log's latest signed checkpoint (SPEC §11)
+    reindex(DIR)                   archive.sqlite rebuilt from the log and the signed records
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import keys
 from .archive import Archive, ArchiveError
 
-__all__ = ["init", "register", "load_station_key", "station_pub", "StationError"]
+__all__ = ["init", "register", "load_station_key", "station_pub", "StationError",
+           "checkpoint", "reindex"]
 
 KEY_FILE, PUB_FILE = "station.key", "station.pub"
 
@@ -116,3 +119,204 @@ def register(root, device_id, key) -> tuple:
             return a.register(device_id, pub)
         except ArchiveError as e:
             raise StationError(str(e)) from None
+
+
+# -- the station log: checkpoint export and reindex (SPEC §11) -------------------------------
+
+def checkpoint(root) -> bytes:
+    """The latest signed checkpoint of the archive's log (a C2SP signed note). Entries that
+    no checkpoint covers yet (a write cut before its checkpoint) are signed first, but only
+    if the entries the last checkpoint covers still hash to its root."""
+    from .tlog.log import LogError
+    with Archive(root) as a:
+        lg = a.log()
+        if lg.signer is None:
+            raise StationError("no station key in %s: the log cannot be signed" % root)
+        try:
+            cur = lg.read_checkpoint(station_pub(root))
+        except LogError as e:
+            raise StationError("the station log's checkpoint is bad (%s): run `sealcam verify "
+                               "%s`; not signing" % (e, root)) from None
+        if cur is not None and (cur[0] > lg.size or lg.root(cur[0]) != cur[1]):
+            raise StationError("the station log no longer matches its signed checkpoint: run "
+                               "`sealcam verify %s`; not signing" % root)
+        if cur is None or cur[0] != lg.size:
+            return lg.sign()
+        return cur[2]
+
+
+def reindex(root) -> dict:
+    """Rebuild archive.sqlite from the station log and the signed records (the view's log
+    files, and the old database's rows where their hash is the one the log recorded). The
+    old database is moved aside (archive.sqlite.before-reindex-<time>), never deleted.
+    Returns {"moved_to", "devices", "records", "missing": [...], "entries"}."""
+    import hashlib
+    import json
+    import sqlite3
+
+    from .archive import _SCHEMA, SCHEMA_VERSION, record_body, utcnow
+    from .tlog.log import Log, LogError
+    from .tlog.replay import replay
+
+    root = os.path.abspath(os.fspath(root))
+    db_path = os.path.join(root, "archive.sqlite")
+    pub = station_pub(root)
+    # the archive id: the old database's, checked against the log's signed origin
+    old_meta, old_rows = {}, {}
+    try:
+        from .archive import _connect_ro
+        odb = _connect_ro(db_path)
+        old_meta = dict(odb.execute("SELECT key, value FROM meta").fetchall())
+        for r in odb.execute("SELECT device, seq, hash, data FROM records"):
+            old_rows[bytes(r["hash"])] = bytes(r["data"])
+        odb.close()
+    except Exception:
+        pass
+    cp_path = os.path.join(root, "log", "checkpoint")
+    try:
+        with open(cp_path, "rb") as f:
+            origin = f.read(4096).split(b"\n", 1)[0].decode()
+    except (OSError, UnicodeDecodeError):
+        raise StationError("no readable station log checkpoint %s: nothing to rebuild the "
+                           "index from" % cp_path) from None
+    if not origin.startswith("sealcam-station/"):
+        raise StationError("%s: not a sealcam station log (origin %r)" % (cp_path, origin))
+    archive_id = origin.split("/", 1)[1]
+    lg = Log(root, origin, readonly=True)
+    try:
+        cp = lg.read_checkpoint(pub)
+    except LogError as e:
+        raise StationError("the station log cannot be trusted (%s): not reindexing" % e) \
+            from None
+    if cp is None or cp[0] > lg.size or lg.root(cp[0]) != cp[1]:
+        raise StationError("the station log does not match its signed checkpoint: not "
+                           "reindexing (run `sealcam verify %s`)" % root)
+    st = replay(lg, cp[0])
+    # the signed records' bytes: from the view's log files, then the old rows
+    have = {}
+    placed = {}
+    for d, objs in st.objects.items():
+        for rel, sha in objs.items():
+            if not (rel.startswith("rec/") and rel.endswith(".log")):
+                continue
+            p = os.path.join(root, "objects", sha.hex()[:2], sha.hex()[2:])
+            try:
+                with open(p, "rb") as f:
+                    blob = f.read()
+            except OSError:
+                continue
+            if hashlib.sha256(blob).digest() != sha:
+                continue
+            import io
+
+            import cbor2
+            bio = io.BytesIO(blob)
+            while bio.tell() < len(blob):
+                start = bio.tell()
+                try:
+                    cbor2.load(bio)
+                except Exception:
+                    break
+                data = blob[start:bio.tell()]
+                h = hashlib.sha256(data).digest()
+                have[h] = data
+                placed[(d, h)] = (rel, start)
+    for h, data in old_rows.items():
+        if hashlib.sha256(data).digest() == h:
+            have.setdefault(h, data)
+    # the new database beside the old one, then swapped in
+    stamp = utcnow().replace(":", "").replace("-", "")[:15]
+    new_path = db_path + ".reindex-%d" % os.getpid()
+    for p in (new_path, new_path + "-wal", new_path + "-shm"):
+        if os.path.exists(p):
+            os.unlink(p)
+    db = sqlite3.connect(new_path, isolation_level=None)
+    db.executescript(_SCHEMA)
+    missing = []
+    nrec = 0
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("archive_id", archive_id), ("schema", str(SCHEMA_VERSION)),
+        ("created", old_meta.get("created") or utcnow()), ("reindexed", utcnow())])
+    for d, dv in sorted(st.devices.items()):
+        head = None
+        if dv["head_seq"] is not None:
+            head = have.get(dv["head_hash"])
+        db.execute("INSERT INTO devices (id, pubkey, fingerprint, registered_at, "
+                   "last_head_seq, last_head_hash, last_head) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (d, dv["key"], keys.fingerprint(dv["key"]), dv["registered_at"],
+                    dv["head_seq"], dv["head_hash"], head))
+        for seq in sorted(st.records.get(d, {})):
+            h, rtype, at, oid = st.records[d][seq]
+            data = have.get(h)
+            if data is None:
+                missing.append("%s seq %d" % (d, seq))
+                continue
+            body = record_body(data) or {}
+            seg = seq if rtype == 2 else body.get(10)
+            rtc = body.get(4) if isinstance(body.get(4), int) else None
+            log_rel, off = placed.get((d, h), (None, None))
+            db.execute("INSERT INTO records (device, seq, type, hash, size, rtc, segment, "
+                       "stored_at, data, log, offset, offload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?, ?, ?)", (d, seq, rtype, h, len(data), rtc,
+                                       seg if isinstance(seg, int) else None, at, data,
+                                       log_rel, off, oid))
+            nrec += 1
+        for n, r in sorted(st.receipts.get(d, {}).items()):
+            db.execute("INSERT INTO receipts (device, number, covered, covered_hash, sent_at, "
+                       "record_seq, status, receipt, receipt_hash, message) VALUES (?, ?, ?, "
+                       "?, ?, ?, ?, ?, ?, ?)", (d, n, r["covered"], r["covered_hash"],
+                                                r["sent_at"], r["record_seq"], r["status"],
+                                                r["receipt"],
+                                                hashlib.sha256(r["receipt"]).digest(),
+                                                r["message"]))
+    cols = ("device", "port", "started", "finished", "records", "bytes", "status", "verdict",
+            "error", "head_went_back", "head_seq", "receipt_number")
+    for oid, o in sorted(st.offloads.items()):
+        db.execute("INSERT INTO offloads (id, %s) VALUES (?, %s)" % (
+            ", ".join(cols), ", ".join("?" * len(cols))), [oid] + [o.get(c) for c in cols])
+    for qid, q in sorted(st.quarantines.items()):
+        info = "{}"
+        try:
+            with open(os.path.join(root, "quarantine", qid, "info.json")) as f:
+                info = json.dumps(json.load(f).get("info", {}))
+        except (OSError, ValueError, AttributeError):
+            pass
+        db.execute("INSERT INTO quarantine (id, device, reason, created, records, sha256, "
+                   "info) VALUES (?, ?, ?, ?, ?, ?, ?)", (qid, q.get("device"),
+                                                          q.get("reason"), q.get("at"),
+                                                          q.get("records"), q.get("sha256"),
+                                                          info))
+    db.execute("COMMIT")
+    db.close()
+    moved = db_path + ".before-reindex-" + stamp
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path + suffix):
+            os.replace(db_path + suffix, moved + suffix)
+    os.replace(new_path, db_path)
+    # segments: derived from the records as an offload tracks them, and the view's media
+    with Archive(root) as a:
+        with a.tx():
+            for d in st.devices:
+                for r in a.db.execute("SELECT seq, type, data, stored_at FROM records WHERE "
+                                      "device = ? ORDER BY seq", (d,)).fetchall():
+                    a._track_segment(d, r["seq"], r["type"], record_body(r["data"]) or {},
+                                     r["stored_at"])
+                for s in a.db.execute("SELECT * FROM segments WHERE device = ?",
+                                      (d,)).fetchall():
+                    media = st.objects.get(d, {}).get(s["media"])
+                    idx = st.objects.get(d, {}).get(os.path.splitext(s["media"])[0] + ".idx")
+                    if media is None:
+                        continue
+                    size = os.path.getsize(a.object_path(media.hex()))
+                    done = s["closed_by"] is not None and size == s["length"]
+                    a.db.execute(
+                        "UPDATE segments SET object = ?, idx_object = ?, state = ?, "
+                        "staged_length = ?, staged_chunks = ?, staged_root = ? WHERE device = ? "
+                        "AND segment = ?",
+                        (media.hex(), idx.hex() if idx else None,
+                         "complete" if done else "partial", s["length"] if done else 0,
+                         s["chunks"] if done else 0, s["root"] if done else bytes(32), d,
+                         s["segment"]))
+    return {"moved_to": moved, "devices": len(st.devices), "records": nrec,
+            "missing": missing, "entries": cp[0]}

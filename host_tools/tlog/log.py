@@ -162,6 +162,8 @@ class Log:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._catch_up()
+            if self.signer is not None:
+                self._check_signed_prefix()
             fd = os.open(self.entries_path, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 if self.torn:               # a cut append left part of an entry: drop it
@@ -201,10 +203,32 @@ class Log:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._catch_up()
+            self._check_signed_prefix()
             return self._sign()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             os.close(lock)
+
+    def _check_signed_prefix(self):
+        """Refuse to sign over entries that no longer match the last signed checkpoint:
+        a station never launders an edit of its own log."""
+        pub = self.signer.public_key()
+        try:
+            cp = self.read_checkpoint(pub)
+        except LogError as e:
+            raise LogError("%s: %s; the station log was tampered with: not appending (run "
+                           "`sealcam verify` on the archive)" % (self.checkpoint_path, e)) \
+                from None
+        if cp is None:
+            if self.size:
+                raise LogError("%s is missing but the log holds %d entries: not appending "
+                               "(run `sealcam verify` on the archive)"
+                               % (self.checkpoint_path, self.size))
+            return
+        if cp[0] > self.size or self.root(cp[0]) != cp[1]:
+            raise LogError("%s no longer matches its signed checkpoint (entries removed or "
+                           "rewritten): not appending (run `sealcam verify` on the archive)"
+                           % self.entries_path)
 
     def _sign(self) -> bytes:
         data = note.sign_note(note.checkpoint_text(self.origin, self.size, self.root()),

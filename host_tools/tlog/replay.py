@@ -1,0 +1,103 @@
+"""What the station log says the archive holds: the log's events replayed into the state
+that archive.sqlite indexes (devices and keys, records with their hashes and stored_at,
+last heads, view files, receipts, offloads, quarantines). `sealcam verify ARCHIVE`
+compares the database and the files with it; `sealcam station reindex` rebuilds the
+database from it and the signed records.
+"""
+from __future__ import annotations
+
+__all__ = ["State", "replay"]
+
+
+class State:
+    def __init__(self):
+        self.devices = {}       # id -> {key, registered_at, head_seq, head_hash, head_at}
+        self.records = {}       # id -> {seq: (hash, type, stored_at, offload)}
+        self.objects = {}       # id -> {path: sha256 bytes}
+        self.receipts = {}      # id -> {number: {...}}
+        self.offloads = {}      # offload id -> {...}
+        self.quarantines = {}   # id -> {...}
+        self.problems = []      # events that contradict earlier ones (index, what)
+        self.size = 0
+
+    def _dev(self, i, e):
+        d = e.get("device")
+        if d not in self.devices:
+            self.problems.append("log entry %d (%s) names device %r, which the log never "
+                                 "registered" % (i, e.get("type"), d))
+            return None
+        return d
+
+    def apply(self, i, e):
+        t, at = e.get("type"), e.get("at")
+        if t == "register":
+            d, key = e.get("device"), e.get("key")
+            if d in self.devices:
+                if self.devices[d]["key"] != key:
+                    self.problems.append("log entry %d registers device %r again with another "
+                                         "key" % (i, d))
+                return
+            self.devices[d] = {"key": key, "registered_at": at, "head_seq": None,
+                               "head_hash": None, "head_at": None, "entry": i}
+            self.records[d], self.objects[d], self.receipts[d] = {}, {}, {}
+        elif t == "records":
+            d = self._dev(i, e)
+            if d is None:
+                return
+            recs = self.records[d]
+            for item in e.get("records") or ():
+                seq, h, rtype = item
+                if seq in recs and recs[seq][0] != h:
+                    self.problems.append("log entry %d stores device %s seq %d again with "
+                                         "another hash" % (i, d, seq))
+                    continue
+                recs.setdefault(seq, (h, rtype, at, e.get("offload")))
+        elif t == "object":
+            d = self._dev(i, e)
+            if d is not None:
+                self.objects[d][e.get("path")] = e.get("sha256")
+        elif t == "head":
+            d = self._dev(i, e)
+            if d is not None:
+                dv = self.devices[d]
+                if dv["head_seq"] is None or e["seq"] >= dv["head_seq"]:
+                    dv.update(head_seq=e["seq"], head_hash=e["hash"], head_at=at)
+        elif t == "receipt":
+            d = self._dev(i, e)
+            if d is not None:
+                self.receipts[d][e["number"]] = {
+                    "covered": e["covered"], "covered_hash": e["covered_hash"],
+                    "receipt": e["receipt"], "sent_at": at, "status": "sent",
+                    "record_seq": None, "message": None}
+        elif t == "receipt_status":
+            d = self._dev(i, e)
+            if d is not None:
+                r = self.receipts[d].get(e.get("number"))
+                if r is None:
+                    self.problems.append("log entry %d updates receipt %r of %s, never issued"
+                                         % (i, e.get("number"), d))
+                else:
+                    r.update(status=e.get("status"), record_seq=e.get("record_seq"),
+                             message=e.get("message"))
+        elif t == "offload":
+            self.offloads[e.get("id")] = {k: v for k, v in e.items()
+                                          if k not in ("type", "at", "id")}
+        elif t == "quarantine":
+            self.quarantines[e.get("id")] = {k: v for k, v in e.items() if k != "type"}
+        else:
+            self.problems.append("log entry %d has an unknown type %r" % (i, t))
+
+
+def replay(log, size: int | None = None) -> State:
+    """The state after the first ``size`` entries (default: all) of ``log``."""
+    st = State()
+    n = log.size if size is None else size
+    for i, _, e in log.entries():
+        if i >= n:
+            break
+        try:
+            st.apply(i, e)
+        except (KeyError, TypeError, ValueError) as ex:
+            st.problems.append("log entry %d (%s) is malformed: %s" % (i, e.get("type"), ex))
+    st.size = n
+    return st
