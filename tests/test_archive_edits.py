@@ -322,3 +322,115 @@ def test_checkpoint_of_another_archive_or_key(made, tmp_path, arch):
     (tmp_path / "f.txt").write_text("\n".join(lines))
     rc, out = verify(arch, "--checkpoint", tmp_path / "f.txt")
     assert rc == 1 and "does not verify" in out
+
+
+# -- reindex --------------------------------------------------------------------------------
+
+TABLES = {"devices": "id", "records": "device, seq", "receipts": "device, number",
+          "offloads": "id", "segments": "device, segment", "quarantine": "id"}
+
+
+def _dump(arch, skip=()):
+    out = {}
+    for t, order in TABLES.items():
+        out[t] = [{k: v for k, v in r.items() if k not in skip}
+                  for r in rows(arch, "SELECT * FROM %s ORDER BY %s" % (t, order))]
+    return out
+
+
+def test_reindex_rebuilds_the_index_from_the_log(arch):
+    with __import__("host_tools.archive", fromlist=["Archive"]).Archive(arch) as a:
+        a.quarantine("SC-FAKE", "bad signature at seq 3", [b"\xd2\x84\x40"], {"port": "x"})
+    before = _dump(arch, skip=("error", "updated_at", "staged_length", "staged_chunks",
+                               "staged_root"))
+    sql(arch, ("DELETE FROM records WHERE type = ?", (INTERRUPTION,)),
+        "UPDATE records SET stored_at = '2020-01-01T00:00:00.000+00:00'",
+        "DELETE FROM receipts", "UPDATE devices SET pubkey = zeroblob(32)")
+    assert verify(arch)[0] == 1
+    p = sealcam("station", "reindex", "--archive", arch)
+    assert p.returncode == 0, p.stderr
+    moved = [f for f in os.listdir(arch) if f.startswith("archive.sqlite.before-reindex-")]
+    assert moved and "the old database is" in p.stdout
+    old = sqlite3.connect(arch / moved[0])
+    assert old.execute("SELECT COUNT(*) FROM receipts").fetchone()[0] == 0   # kept as it was
+    after = _dump(arch, skip=("error", "updated_at", "staged_length", "staged_chunks",
+                              "staged_root"))
+    for t in TABLES:
+        assert after[t] == before[t], t
+    rc, out = verify(arch)
+    assert rc == 0 and "OVERALL: OK" in out, out
+
+
+def test_reindex_refuses_a_tampered_log(arch):
+    p = arch / "log" / "entries"
+    data = bytearray(p.read_bytes())
+    data[-3] ^= 1
+    p.write_bytes(bytes(data))
+    r = sealcam("station", "reindex", "--archive", arch)
+    assert r.returncode == 3 and "not reindexing" in r.stderr
+    assert not [f for f in os.listdir(arch) if "before-reindex" in f]
+
+
+def test_station_never_re_signs_a_tampered_log(arch, made):
+    p = arch / "log" / "entries"
+    data = bytearray(p.read_bytes())
+    data[-3] ^= 1
+    p.write_bytes(bytes(data))
+    r = sealcam("station", "checkpoint", "--archive", arch)
+    assert r.returncode == 3 and "not signing" in r.stderr
+    r = sealcam("station", "register", "--archive", arch, "--device", "SC-NEW",
+                "--key", "11" * 32)
+    assert r.returncode == 3 and "not appending" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- read-only archives (issue 8 item 7) -------------------------------------------------
+
+@pytest.fixture
+def ro_arch(arch, tmp_path):
+    """The archive behind a read-only bind mount: writes fail with EROFS even for root
+    (file modes alone do not stop root, which runs these tests)."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "--bind", str(arch), str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("no bind mounts here (%s)" % r.stderr.decode().strip())
+    try:
+        r = subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip("no read-only remount here (%s)" % r.stderr.decode().strip())
+        with pytest.raises(OSError):
+            open(mnt / "probe", "wb")
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_read_only_archive_verify_and_report_work(ro_arch):
+    rc, out = verify(ro_arch)
+    assert rc == 0 and "OVERALL: OK" in out, out
+    p = sealcam("report", "--archive", ro_arch)
+    assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
+
+
+def test_read_only_archive_offload_dock_checkout_exit_3(ro_arch, made, tmp_path):
+    """A docked (fake) recorder on a real pty, so that each verb gets as far as the
+    archive."""
+    sd = tmp_path / "sd"
+    subprocess.run(["cp", "-a", str(made / "sd"), str(sd)], check=True)
+    s = rw.RefStore(sd, chunk=65536)
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(ro_arch)]).start()
+    try:
+        for argv in (["offload", "--port", d.port, "--archive", ro_arch],
+                     ["dock", "--port", d.port, "--archive", ro_arch],
+                     ["checkout", "--port", d.port, "--archive", ro_arch, "--officer",
+                      "PC-1", "--unit", "U1"],
+                     ["station", "register", "--archive", ro_arch, "--device", "SC-NEW",
+                      "--key", "11" * 32],
+                     ["station", "checkpoint", "--archive", ro_arch]):
+            p = sealcam(*argv)
+            err = p.stderr.strip()
+            assert p.returncode == 3, (argv, p.stdout, err)
+            assert "Traceback" not in err and len(err.splitlines()) == 1, (argv, err)
+            assert "cannot be written" in err, (argv, err)
+    finally:
+        d.stop()
