@@ -74,40 +74,87 @@ def _hash_file(path):
         os.close(fd)
 
 
-def hash_objects(objects_dir, workers=None):
-    """[(path, problem)] for every object in ``objects_dir`` that does not hash to its name,
-    is writable or is not a regular file; hashed by a thread per core."""
-    paths = []
+def list_objects(objects_dir):
+    """[(path, name)] of every object (temporary files of an interrupted write aside)."""
+    out = []
     for dirpath, dirs, files in os.walk(objects_dir):
         dirs.sort()
         for fn in sorted(files):
             if not fn.startswith(".tmp-"):
-                paths.append((os.path.join(dirpath, fn), os.path.basename(dirpath) + fn))
-    bad = []
+                out.append((os.path.join(dirpath, fn), os.path.basename(dirpath) + fn))
+    return out
 
-    def one(item):
-        p, name = item
-        try:
-            st = os.lstat(p)
-        except OSError as e:
-            return p, "cannot be read (%s)" % (e.strerror or e)
-        if not stat.S_ISREG(st.st_mode):
-            return p, "not a regular file"
+
+def _check_object(item, proven=frozenset()):
+    """(path, problem) or None. ``proven``: (st_dev, st_ino) of files whose every byte was
+    already checked against signed chunk hashes: their content is the signed one, so
+    hashing them whole again would prove nothing more (their name was logged by the
+    station from that same content)."""
+    p, name = item
+    try:
+        st = os.lstat(p)
+    except OSError as e:
+        return p, "cannot be read (%s)" % (e.strerror or e)
+    if not stat.S_ISREG(st.st_mode):
+        return p, "not a regular file"
+    if (st.st_dev, st.st_ino) not in proven:
         h, why = _hash_file(p)
         if why:
             return p, why
         if h != name:
             return p, "content does not match its name"
-        if st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-            return p, "writable"
-        return None
+    if st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return p, "writable"
+    return None
 
-    workers = workers or max(1, min(8, os.cpu_count() or 1))
+
+def hash_objects(objects_dir, workers=None, items=None, proven=frozenset()):
+    """[(path, problem)] for every object in ``objects_dir`` (or of ``items``) that does not
+    hash to its name, is writable or is not a regular file; a thread per core but one."""
+    items = list_objects(objects_dir) if items is None else items
+    # one thread per core but one: the device views are verified beside it in the caller
+    workers = workers or max(1, min(8, (os.cpu_count() or 1) - 1))
     with ThreadPoolExecutor(workers) as ex:
-        for r in ex.map(one, paths):
-            if r is not None:
-                bad.append(r)
-    return bad
+        return [r for r in ex.map(lambda it: _check_object(it, proven), items)
+                if r is not None]
+
+
+def _media_inodes(a):
+    """(st_dev, st_ino) of every media file in the device views (not .idx, not rec/)."""
+    out = set()
+    if not os.path.isdir(a.devices_dir):
+        return out
+    for d in os.listdir(a.devices_dir):
+        m = os.path.join(a.devices_dir, d, "m")
+        if not os.path.isdir(m) or os.path.islink(m):
+            continue
+        for fn in os.listdir(m):
+            if fn.endswith(".idx"):
+                continue
+            try:
+                st = os.lstat(os.path.join(m, fn))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out.add((st.st_dev, st.st_ino))
+    return out
+
+
+def _proven_media(view, rep):
+    """(st_dev, st_ino) of the view's media files whose every signed chunk verified and
+    that hold nothing beyond the signed length."""
+    out = set()
+    for sr in getattr(rep, "segments", ()) or ():
+        if sr.verdict != OK or sr.file_size is None or sr.file_size != sr.length \
+                or not sr.marks or set(sr.marks) != {"."}:
+            continue
+        try:
+            st = os.lstat(os.path.join(view, *sr.media.split("/")))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.add((st.st_dev, st.st_ino))
+    return out
 
 
 # -- the log itself -----------------------------------------------------------------------
@@ -376,8 +423,20 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
     "reasons", "log"}. ``checkpoint``: bytes of an earlier checkpoint to be extended."""
     with Archive(root, readonly=True) as a:
         out = {"archive": a.root, "archive_id": a.archive_id, "devices": [], "reasons": []}
+        # objects other than view media are hashed beside the device verification; media
+        # objects after it, unless the verification checked their every byte already
+        items = list_objects(a.objects)
+        media = _media_inodes(a)
+        first, later = [], []
+        for it in items:
+            try:
+                st = os.lstat(it[0])
+                (later if (st.st_dev, st.st_ino) in media else first).append(it)
+            except OSError:
+                first.append(it)
+        proven = set()
         pool = ThreadPoolExecutor(1)
-        objs = pool.submit(hash_objects, a.objects, workers)   # runs beside the devices
+        objs = pool.submit(hash_objects, a.objects, workers, first)
         try:
             pub, why = _station_pub(a.root)
             worst = None
@@ -435,6 +494,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                         worst = verdict
                     continue
                 rep = verify_store(view, key, progress=progress)
+                proven |= _proven_media(view, rep)
                 if verdict is None or _RANK[rep.verdict] > _RANK[verdict]:
                     verdict = rep.verdict
                 reasons.extend(rep.reasons)
@@ -453,7 +513,8 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["devices"].append(entry)
                 if worst is None or _RANK[verdict] > _RANK[worst]:
                     worst = verdict
-            bad = objs.result()   # every stored file: hashes to its name, read-only
+            bad = objs.result() + hash_objects(a.objects, workers, later, proven)
+            bad.sort()
         finally:
             pool.shutdown(wait=True)
         out["objects_bad"] = [{"path": p, "reason": r} for p, r in bad]

@@ -7,6 +7,7 @@
 3. A recording on the VM at 8 Mbit/s: peak heap (gc.mem_alloc) and speed vs real time;
    the same after a standby with the pre-record ring filling.
 4. Offload over the pty next to a raw copy through the same path, both runtimes.
+5. `verify ARCHIVE` next to `openssl dgst -sha256` over the same objects.
 """
 import json
 import os
@@ -100,6 +101,9 @@ def main():
     print()
     from tests.bench import offload
     offload.main()
+    print()
+    from tests.bench import archive_verify
+    archive_verify.main()
 
 
 if __name__ == "__main__":
