@@ -9,9 +9,13 @@ def _ui(hal):
 
 
 def run(hal, s, cfg):
-    """Run the check on store s; returns {1: ready, 2: reasons, 3: facts, 4: seq}."""
+    """Run the check on store s; returns {1: ready, 2: reasons, 3: facts, 4: seq}. On
+    another device's card (s.foreign) it is NOT_READY, reason foreign_card, and writes no
+    record (seq None): nothing is written to that card."""
     reasons = []
     facts = {}
+    if s.foreign:
+        reasons.append("foreign_card")
     bat = getattr(hal, "battery", None)
     bat = int(bat()) if bat is not None else 100
     facts[1] = bat
@@ -47,8 +51,12 @@ def run(hal, s, cfg):
             if age > cfg["offload_max_h"] * 3600:
                 reasons.append("offload_overdue")
     ready = not reasons
-    s.record(st.SELF_CHECK, {st.K_READY: ready, st.K_REASONS: reasons, st.K_FACTS: facts})
-    result = {1: ready, 2: reasons, 3: facts, 4: s.seq - 1}
+    if s.foreign:
+        seq = None
+    else:
+        s.record(st.SELF_CHECK, {st.K_READY: ready, st.K_REASONS: reasons, st.K_FACTS: facts})
+        seq = s.seq - 1
+    result = {1: ready, 2: reasons, 3: facts, 4: seq}
     s.last_check = result
     ui = _ui(hal)
     if ui is not None:

@@ -12,6 +12,7 @@ import cbor
 import cose
 import ed25519
 import flashkv
+import headmem
 import refusals
 
 try:
@@ -37,6 +38,7 @@ MARK = const(13)
 ASSIGN = const(14)
 SELF_CHECK = const(15)
 RELEASE = const(16)
+STORE_ALERT = const(17)
 
 # body keys (SPEC §3.1)
 K_TYPE = const(0)
@@ -91,6 +93,10 @@ ZERO32 = bytes(32)
 
 class StoreFull(OSError):
     pass
+
+
+class ForeignCard(OSError):
+    """The card holds another device's store: nothing is written to it (SPEC §5.2)."""
 
 
 class Refused(Exception):
@@ -351,11 +357,17 @@ class Store:
         self._segs = {}        # segment -> (media path, index path, chunk size)
         self.refusals = refusals.Refusals(self, cfg.get("refusal_interval_ms", 10000),
                                           cfg.get("evidence_reserve", 0))
+        self.alerts = []       # what boot found about the card: [{1: kind, 2: seq, 3: text}]
+        self.foreign = None    # why the card is not this device's (nothing is written then)
+        self._mem_ms = None    # mono ms of the last head remembered in flash (headmem.py)
+        self._mem_every = cfg.get("head_remember_s", 300) * 1000
 
     full_error = StoreFull
 
     # ---------------------------------------------------------------- records
     def _append(self, rtype, fields, flags=0, now=None):
+        if self.foreign:
+            raise ForeignCard("not this recorder's card (%s): record not written" % self.foreign)
         c = self.clock
         now = now or (c.rtc_ms(), c.mono_ms())
         body = {0: rtype, 1: self.seq, 2: self.prev, 3: self.device, 4: now[0],
@@ -381,7 +393,8 @@ class Store:
             if not isinstance(e, OSError) or not self._landed(rec):
                 raise
             # the record reached the medium after all (the close wrote it): it stands
-        self._cur.add(self.log_off, len(rec), rtype)
+        off = self.log_off
+        self._cur.add(off, len(rec), rtype)
         self.log_off += len(rec)
         self.prev = _sha256(rec)
         self.last = rec
@@ -391,6 +404,14 @@ class Store:
         except OSError:
             pass    # the record stands; a head behind the chain is allowed (§5.2) and the
                     # next record's head catches up
+        mono = now[1]
+        if rtype in headmem.ALWAYS or self._mem_ms is None or mono - self._mem_ms >= self._mem_every:
+            try:    # after the record and its head: the card never lags what flash says
+                headmem.remember(self.hal.flash, self.seq - 1, self.prev, self.log_name, off,
+                                 len(rec))
+                self._mem_ms = mono
+            except OSError:
+                pass
         return rec
 
     def _landed(self, rec):
@@ -486,10 +507,11 @@ class Store:
             pos = nxt
 
     def open(self, reset_cause="power-on"):
-        """Boot: find the chain head, recover an open segment, start a new log, write BOOT."""
+        """Boot: find the chain head, recover an open segment, start a new log, write BOOT.
+        A card whose head went back from the one remembered in flash gets a STORE_ALERT
+        continuing the remembered chain; another device's card is not written to at all
+        (self.foreign; returns None). Both are listed in self.alerts (SPEC §5.2)."""
         fs = self.fs
-        fs.mkdir("rec")
-        fs.mkdir("m")
         head = self._read_head()
         if head:
             log, off, last = head[1], head[2], head[3]
@@ -510,12 +532,34 @@ class Store:
             logs = fs.listdir("rec")
             if logs:  # the first record was flushed but not its head: scan the newest log
                 self._scan("rec/" + logs[-1], 0)
+        why = headmem.foreign(self, ed25519.public(self.sk))
+        if why:
+            self.foreign = why
+            self.alerts.append({1: "foreign_card", 2: None, 3: "the card is not this "
+                                "recorder's (%s): nothing is written to it; put back its own "
+                                "card or an empty one" % why})
+            self.seq, self.prev, self.last, self.open_hint = 0, ZERO32, None, None
+            return None
+        back = headmem.check(self, headmem.recall(self.hal.flash))
         if self._officer_arg is not None:
             self.officer, self.unit = self._officer_arg, None
+        fs.mkdir("rec")
+        fs.mkdir("m")
         self.boot += 1
-        self._new_log()
         hint = _check_hint(self.open_hint, self.seq)
         self.open_hint = None
+        if back:
+            # continue the remembered chain: the records the card lost are a gap
+            self.seq, self.prev = back[0][0] + 1, back[0][1]
+        self._new_log()
+        if back:
+            self._append(STORE_ALERT, {K_KIND: "head_back", K_OLD: back[0], K_NEW: back[1]})
+            self.alerts.append({1: "head_back", 2: self.seq - 1, 3: "the card does not hold "
+                                "record %d as this recorder wrote it (the card's last record: "
+                                "%s): records were removed, or an older or edited card was put "
+                                "in; the chain goes on from it (STORE_ALERT seq %d)"
+                                % (back[0][0], "seq %d" % back[1][0] if back[1] else "none",
+                                   self.seq - 1)})
         if hint:
             self._recover(hint)
         return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
@@ -1003,18 +1047,33 @@ class Store:
         data = self.fs.read(loc[0], loc[1], loc[2])
         return data if len(data) == loc[2] else None
 
+    def _after_gap(self, seq):
+        # the first seq of the first log that starts after seq (the records between are a
+        # gap a STORE_ALERT names, SPEC §5.2), or None
+        cur = self._cur
+        best = cur.first if cur is not None and cur.first > seq else None
+        logs = self._log_list()
+        for i in range(len(logs)):
+            f = logs.first[i]
+            if f > seq:
+                return f if best is None or f < best else best
+        return best
+
     def list(self, since, n):
-        """[[seq, type, size], ...]: up to n records from seq since, in order."""
+        """[[seq, type, size], ...]: up to n records from seq since, in order (over a gap
+        a STORE_ALERT left, to the records after it)."""
         out = []
         s = since if since > 0 else 0
         while len(out) < n and s < self.seq:
             ix = self._index_of(s)
-            if ix is None:
-                break
-            k = s - ix.first
+            k = s - ix.first if ix is not None else 0
+            if ix is None or k >= len(ix.offs):
+                nxt = self._after_gap(s)
+                if nxt is None or nxt <= s:
+                    break
+                s = nxt
+                continue
             m = len(ix.offs)
-            if k >= m:
-                break
             while k < m and len(out) < n:
                 off, size, t = ix.entry(k)
                 out.append([s, t, size])

@@ -301,6 +301,8 @@ class Workflow:
             self.mark("notice_given")
 
     def _hazard(self):
+        if self.store.foreign:
+            return "foreign_card"   # another device's card: nothing is written to it
         bat = getattr(self.hal, "battery", None)
         if bat is not None and bat() < self.cfg["battery_stop"]:
             return "battery_low"

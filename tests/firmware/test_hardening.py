@@ -252,3 +252,200 @@ class TestControlCharacters(Case):
             pass
         self.s.refusals.flush()
         self.assertEqual(self.chain()[-1][1][20], "??")
+
+
+def _wipe(root):
+    import os
+    for name in os.listdir(root):
+        p = root + "/" + name
+        if os.stat(p)[0] & 0x4000:
+            _wipe(p)
+            os.rmdir(p)
+        else:
+            os.remove(p)
+
+
+def _put(root, files):
+    import os
+    for rel in sorted(files):
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            try:
+                os.mkdir(root + "/" + "/".join(parts[:i]))
+            except OSError:
+                pass
+        with open(root + "/" + rel, "wb") as f:
+            f.write(files[rel])
+
+
+class TestHeadMemory(Case):
+    def shift(self, ms=3000):
+        self.rec.start()
+        self.rec.run_ms(ms)
+        self.rec.stop()
+
+    def swap_card(self, files):
+        # power off, the card's content replaced (an older copy, or another card), boot
+        device.shutdown(self.s, self.rec)
+        _wipe(self.sd)
+        _put(self.sd, files)
+        self.h, _, _ = fwtest.sim(self.sd[:-3])
+        self.h.serial = self.ser
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.connect()
+
+    def check_gap_chain(self, chain, old, new):
+        import hashlib
+        prev = bytes(32)
+        for raw, b in chain:
+            if b[0] == st.STORE_ALERT:
+                self.assertEqual((b[1], b[2]), (old[0] + 1, old[1]))
+                self.assertEqual((b[33], b[28], b[29]), ("head_back", old, new))
+            else:
+                self.assertEqual(b[2], prev, b[1])
+            prev = hashlib.sha256(raw).digest()
+
+    def test_an_older_card_put_back_is_a_gap_that_names_itself(self):
+        import headmem
+        self.shift()
+        old_card = fwtest.files(self.sd)
+        old_chain = self.chain()
+        self.shift()
+        self.shift()
+        mem = headmem.recall(self.h.flash)
+        full = self.chain()
+        self.assertTrue(mem[1] > len(old_chain), (mem[1], len(old_chain)))
+        self.assertEqual(st._sha256(full[mem[1]][0]), mem[2])
+        self.swap_card(old_card)
+        chain = self.chain()
+        self.assertEqual([r for r, _ in chain[:len(old_chain)]], [r for r, _ in old_chain])
+        alert = chain[len(old_chain)][1]
+        old = [mem[1], mem[2]]
+        new = [len(old_chain) - 1, st._sha256(old_chain[-1][0])]
+        self.check_gap_chain(chain, old, new)
+        self.assertEqual(alert[0], st.STORE_ALERT)
+        self.assertEqual(chain[len(old_chain) + 1][1][0], st.BOOT)
+        self.assertEqual(self.s.alerts[0][1], "head_back")
+        self.assertEqual(self.s.alerts[0][2], mem[1] + 1)
+        # the station hears of it in AUTH, and LIST leads over the gap
+        a = self.login()
+        self.assertEqual(a[14], self.s.alerts)
+        self.assertTrue(("record %d" % mem[1]) in a[14][0][3], a[14])
+        r = self.host.call(link.LIST, {1: 0, 2: 1000})
+        self.assertEqual([e[0] for e in r[2][1]],
+                         list(range(len(old_chain))) + [mem[1] + 1 + i for i in
+                                                        range(len(chain) - len(old_chain))])
+        r = self.host.call(link.LIST, {1: len(old_chain), 2: 1000})
+        self.assertEqual(r[2][1][0][0], mem[1] + 1)
+        self.assertEqual(self.host.call(link.GET, {1: mem[1] + 1})[2][1], chain[len(old_chain)][0])
+        # the next boot finds the card as the device left it: no new alert
+        self.reboot()
+        self.assertEqual(self.s.alerts, [])
+        self.assertEqual(self.chain()[-1][1][0], st.BOOT)
+
+    def test_an_empty_card_continues_the_remembered_chain(self):
+        import headmem
+        self.shift()
+        mem = headmem.recall(self.h.flash)
+        self.swap_card({})
+        chain = self.chain()
+        b = chain[0][1]
+        self.assertEqual((b[0], b[1], b[2], b[28], b[29]),
+                         (st.STORE_ALERT, mem[1] + 1, mem[2], [mem[1], mem[2]], None))
+        self.assertEqual(self.h.sd.listdir("rec"), ["%08d.log" % (mem[1] + 1)])
+        self.assertEqual(self.s.alerts[0][2], mem[1] + 1)
+
+    def test_another_record_at_the_remembered_seq(self):
+        import headmem
+        self.shift()
+        self.reboot()
+        mem = headmem.recall(self.h.flash)
+        try:
+            self.s.request("delete", "x", "api")    # a record after it, not remembered
+        except st.Refused:
+            pass
+        self.assertEqual(headmem.recall(self.h.flash), mem)
+        device.shutdown(self.s, self.rec)
+        _edit_record(self.sd, mem[1], lambda b: b.__setitem__(4, b[4] + 1))
+        n = len(self.chain())
+        self.s, self.rec = device.boot(self.h, self.settings)
+        b = self.chain()[n][1]
+        self.assertEqual((b[0], b[1], b[28]), (st.STORE_ALERT, mem[1] + 1, [mem[1], mem[2]]))
+        self.assertEqual(self.s.alerts[0][1], "head_back")
+
+    def test_a_normal_reboot_and_a_cut_raise_no_alert(self):
+        from powerfs import PowerCut
+        self.shift()
+        self.reboot()
+        self.assertEqual(self.s.alerts, [])
+        self.rec.start()
+        self.rec.run_ms(2000)
+        self.h.sd.cut_at = self.h.sd.steps + 3
+        try:
+            self.rec.run_ms(3000)
+        except PowerCut:
+            pass
+        h2, _, _ = fwtest.sim(self.sd[:-3])
+        s2, _ = device.boot(h2, self.settings)
+        self.assertEqual(s2.alerts, [])
+        self.assertTrue(s2.recovered)
+
+    def test_flash_is_written_per_segment_and_interval_not_per_record(self):
+        import headmem
+        calls = []
+        real = headmem.remember
+
+        def counting(*a):
+            calls.append(a[1])
+            real(*a)
+
+        headmem.remember = counting
+        try:
+            n = len(self.chain())
+            self.rec.start()
+            self.rec.run_ms(600000)         # 10 min: 10 segments of 60 s, 300 checkpoints
+            self.rec.stop()
+        finally:
+            headmem.remember = real
+        records = len(self.chain()) - n
+        self.assertTrue(records > 250, records)
+        # one per SEGMENT, one per 300 s interval, and the first
+        self.assertTrue(len(calls) <= 10 + 600 // 300 + 1, (len(calls), records))
+
+
+class TestForeignCard(Case):
+    def test_another_devices_card_is_not_written(self):
+        import selfcheck
+        import workflow
+        self.rec.start()
+        self.rec.run_ms(2000)
+        self.rec.stop()
+        device.shutdown(self.s, self.rec)
+        card = fwtest.files(self.sd)
+        for dev_id, why in (("SC-OTHER01", "device SC-SIM0001"), ("SC-SIM0001", "key")):
+            # another recorder (its own flash: its own key) boots with this card
+            root = fwtest.tmpdir()
+            import os
+            os.mkdir(root + "/sd")
+            _put(root + "/sd", card)
+            h, sd, flash = fwtest.sim(root, device_id=dev_id, seed=8)   # another key
+            s, rec = device.boot(h, self.settings)
+            self.assertTrue(s.foreign and why in s.foreign, (dev_id, s.foreign))
+            self.assertEqual(fwtest.files(sd), card)           # not a byte written
+            self.assertEqual((s.alerts[0][1], s.alerts[0][2]), ("foreign_card", None))
+            r = selfcheck.run(h, s, s.cfg)
+            self.assertEqual((r[1], r[2][0], r[4]), (False, "foreign_card", None))
+            wf = workflow.Workflow(h, s, rec, rec.cfg)
+            self.assertEqual(wf.start("button"), None)
+            with self.assertRaises(st.ForeignCard):
+                rec.start()
+            link.add_trusted(h.flash, ed25519.public(self.station))
+            h.serial = fwtest.Loop()
+            host = Host(link.Link(h, s, rec, workflow=wf), h.serial)
+            a = host.auth(self.station)
+            self.assertEqual(a[1], 0, a)
+            self.assertEqual((a[2][5], a[2][14]), (None, s.alerts))
+            self.assertEqual(host.call(link.DELETE, {1: "x"})[1], 500)
+            self.assertEqual(host.call(link.LIST, {1: 0, 2: 10})[2][1], [])
+            device.shutdown(s, rec)
+            self.assertEqual(fwtest.files(sd), card)
