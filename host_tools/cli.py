@@ -304,7 +304,8 @@ def _cmd_verify(args) -> int:
         return EXIT_USAGE
     try:
         if args.json:
-            json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+            # ASCII only: no raw control or bidi character from a card reaches the terminal
+            json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=True)
             sys.stdout.write("\n")
         else:
             sys.stdout.write(report.to_text(all_records=args.all))

@@ -15,6 +15,7 @@ API (used by the verifier, the station's offload and the report)::
     R.media_path(seq, ext), R.media_name_error(seq, media), R.index_path(media)
     R.unsafe_path(rel)           # -> None, or why rel is not a safe path inside a store
     R.printable(s)               # control characters escaped, for any host output
+    R.device_id_error(device)    # -> None, or why it is not a device id (fullmatch)
 
 ``decode(data, file, offset)`` is the non-raising form the verifier uses: it returns a
 Record whose ``fatal`` (no usable body) or ``errors`` (body problems) say what is wrong.
@@ -36,7 +37,7 @@ from . import keys as _keys
 
 __all__ = ["RecordError", "Record", "K", "parse", "decode", "check_signature", "check_next",
            "root_step", "chunk_root", "media_path", "media_name_error", "index_path",
-           "unsafe_path", "printable", "value_errors", "TYPE_NAMES", "KEY_NAMES", "ZERO",
+           "unsafe_path", "printable", "device_id_error", "DEVICE_ID_RE", "value_errors", "TYPE_NAMES", "KEY_NAMES", "ZERO",
            "MAX_RECORD", "MAX_CHUNK", "MAX_CHUNKS"]
 
 # record types (SPEC §3.2, §10)
@@ -315,7 +316,10 @@ def _fill(rec: Record, item):
         rec.errors.append("%s body has unexpected keys %s" % (
             rec.tname, ", ".join(keyname(k) for k in extra)))
     if rec.schema_ok:
-        rec.errors.extend(value_errors(rec))
+        errs = value_errors(rec)
+        if errs:                 # a body that contradicts itself is not used by other checks
+            rec.errors.extend(errs)
+            rec.schema_ok = False
 
 
 def parse(data: bytes) -> Record:
@@ -384,7 +388,18 @@ def chunk_root(hashes, root=ZERO) -> bytes:
     return root
 
 
-_EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
+_EXT_RE = re.compile(r"[a-z0-9]{1,8}")
+#: a device id (SPEC §2.1): letters, digits, '.', '_', '-', at most 64, not starting with
+#: a punctuation mark (fullmatch: a trailing newline is not allowed)
+DEVICE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def device_id_error(device) -> str | None:
+    """None if ``device`` is a valid device id; else why not."""
+    if type(device) is not str or not DEVICE_ID_RE.fullmatch(device):
+        return "device id %s is not a device id (1-64 letters, digits, '.', '_' or '-', " \
+               "starting with a letter or digit)" % printable(repr(device))
+    return None
 
 
 def media_path(seq: int, ext: str = "mjpg") -> str:
@@ -405,7 +420,7 @@ def media_name_error(seq: int, media) -> str | None:
     if bad:
         return bad
     want = "m/%08d." % seq
-    if not media.startswith(want) or not _EXT_RE.match(media[len(want):]) \
+    if not media.startswith(want) or not _EXT_RE.fullmatch(media[len(want):]) \
             or media[len(want):] == "idx":
         return "media path %s is not the one its seq gives (%sEXT)" % (printable(media), want)
     return None
@@ -429,6 +444,9 @@ def unsafe_path(rel) -> str | None:
 def value_errors(rec: Record) -> list:
     """What a record's own body contradicts (SPEC §3.1, §10); needs no other record."""
     b, t, errs = rec.body, rec.type, []
+    e = device_id_error(b[3])
+    if e:
+        errs.append(e)
     if 30 in b and b[7] is None:
         errs.append("unit (key 30) %s without an officer (key 7 is null)" % printable(b[30]))
     if t == REC_START:
@@ -443,10 +461,6 @@ def value_errors(rec: Record) -> list:
                         % (rec.tname, b[14], MAX_CHUNKS))
         elif b[13] > b[14] * MAX_CHUNK:
             errs.append("%s length %d does not fit %d chunks" % (rec.tname, b[13], b[14]))
-    elif t == RELEASE:
-        e = media_name_error(b[10], b[11])
-        if e:
-            errs.append("RELEASE " + e)
     elif t == MARK:
         if b[33] not in MARK_KINDS:
             errs.append("MARK kind %s is not one of %s" % (printable(repr(b[33])),

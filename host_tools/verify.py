@@ -116,7 +116,8 @@ class _Verifier:
             logs, other = list_logs(self.root)
         except OSError as e:            # rec/ itself a symlink, a file, unreadable
             logs, other = [], []
-            events.append(("bad", "rec", 0, str(e)))
+            self._failure(str(e) if isinstance(e, safeio.StoreFileError) else
+                          "rec/ cannot be read (%s)" % (e.strerror or e), None, "rec")
         rep.log_files = logs
         self._root_entries(other)
         for rel in logs:

@@ -31,7 +31,7 @@ def list_logs(root):
     logs, other = [], []
     for name, kind in safeio.list_dir(root, "rec"):
         m = LOG_RE.match(name)
-        if m and kind == "file":
+        if m:                   # (a link or a FIFO with that name: named by read_log)
             logs.append((int(m.group(1)), int(m.group(2) or 0), name))
         else:
             other.append(("rec/" + name, kind))

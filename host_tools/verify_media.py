@@ -127,8 +127,11 @@ class SegJob:
         except FileNotFoundError:
             self.notes.append("index %s is missing" % self.idx)
             return []
+        except safeio.StoreFileError as e:
+            self._err("segment %d: %s" % (self.S, e))
+            return []
         except OSError as e:
-            self.notes.append("index %s cannot be read (%s)" % (self.idx, e))
+            self.notes.append("index %s cannot be read (%s)" % (self.idx, e.strerror or e))
             return []
         out = []
         with f:
