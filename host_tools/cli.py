@@ -6,7 +6,7 @@
     sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
-    sealcam status --port PORT [--json]
+    sealcam status --port PORT --archive DIR [--json]
     sealcam report --archive DIR [--device ID] [--officer ID] [--from DATE] [--to DATE]
                    [--json | --csv]
     sealcam station init --archive DIR
@@ -19,11 +19,13 @@
 
 Exit codes:
     verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable
-    offload: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
-             4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
-    checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6 as for offload
-    dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6 as for offload
-    status:  0 READY, 2 NOT_READY or annotations waiting, 3 port error, 6 link broken
+    offload: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed are kept in
+             quarantine), 3 usage or port error or not a sealcam recorder, 4 unknown device,
+             5 authentication failed (either side), 6 link broken (run again to resume),
+             130 interrupted (Ctrl-C)
+    checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6/130 as for offload
+    dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6/130 as for offload
+    status:  0 READY, 2 NOT_READY or annotations waiting, 1/3/4/5/6/130 as for checkout
     report:  0 no problems, 1 problems listed, 3 usage error / not an archive
     station, sim: 0 ok, 3 usage error
 """
@@ -46,11 +48,12 @@ _EPILOG_ALL = """\
 exit codes:
   verify   0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage error or
            unreadable store/key
-  offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
-           4 unknown device, 5 authentication failed, 6 link broken (run again to resume)
+  offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error or not a
+           sealcam recorder, 4 unknown device, 5 authentication failed, 6 link broken (run
+           again to resume), 130 interrupted (Ctrl-C)
   checkout 0 assigned, 2 NOT_READY (not assigned), others as for offload
   dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
-  status   0 READY, 2 NOT_READY or annotations waiting, 3 port error, 6 link broken
+  status   0 READY, 2 NOT_READY or annotations waiting, others as for checkout
   report   0 no problems, 1 problems listed, 3 usage error or not an archive
   station, sim  0 ok, 3 usage error
 
@@ -168,12 +171,15 @@ def _build_parser() -> argparse.ArgumentParser:
     stt = sub.add_parser(
         "status", help="what a docked recorder says of itself: state, officer, last "
                        "self-check, interruptions waiting for a voice annotation",
-        description="HELLO and STATUS (no authentication needed; SPEC §8.2): the recorder's "
+        description="HELLO, AUTH (the recorder proves its registered key) and STATUS (SPEC "
+                    "§8.2): the recorder's "
                     "state, assigned officer and unit, battery, free storage, its last "
                     "self-check and the interruptions still waiting for the officer's voice "
                     "annotation.",
         epilog="exit codes: 0 READY (or not checked since boot), 2 the last self-check was "
-               "NOT_READY or interruptions wait for an annotation, 3 port error, 6 link broken",
+               "NOT_READY or interruptions wait for an annotation, 1 another key than the "
+               "registered one, 3 usage or port error or not a sealcam recorder, 4 unknown "
+               "device, 5 authentication failed, 6 link broken, 130 interrupted",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_status(stt)
     stt.set_defaults(func=_dock.run_status)

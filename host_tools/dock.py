@@ -17,7 +17,8 @@ station key.
 Exit codes:
     dock      0 all fine; 1 offload verdict NOT_OK (no receipt sent) or clock drift flagged;
               2 NOT_READY after the cycle; 3 usage or port error, 4 unknown device,
-              5 authentication failed or receipt refused, 6 link broken (offload's codes;
+              5 authentication failed or receipt refused, 6 link broken, 130 interrupted
+              (Ctrl-C) (offload's codes;
               the later steps are skipped after them)
     checkout  0 assigned; 2 NOT_READY, not assigned; 1 the recorder presents another key
               than the registered one; 3, 4, 5, 6 as for dock
@@ -32,10 +33,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from . import argtypes, keys
-from .archive import Archive, NotAnArchive, valid_device_id
-from .link import Client, LinkDown, LinkError, LinkTimeout, PortError
-from .offload import (EXIT_AUTH, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_UNKNOWN_DEVICE,
-                      EXIT_USAGE, _fmt_summary, _Interrupted, offload)
+from .archive import Archive, NotAnArchive
+from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
+from .offload import _fmt_summary, _Interrupted, offload
+from .session import (EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE,
+                      SessionError, auth_step, hello_step, unknown_text)
 from .station import StationError
 
 __all__ = ["dock", "checkout", "Result", "add_arguments_dock", "run_dock",
@@ -62,7 +64,8 @@ DESCRIPTION_DOCK = (
 EPILOG_DOCK = """\
 exit codes: 0 all fine, 1 offload verdict NOT_OK (no receipt sent) or clock drift
             flagged, 2 NOT_READY after the cycle, 3 usage or port error, 4 unknown
-            device, 5 authentication failed or receipt refused, 6 link broken (run again)
+            device, 5 authentication failed or receipt refused, 6 link broken (run again),
+            130 interrupted (Ctrl-C)
 """
 DESCRIPTION_CHECKOUT = (
     "Check-out (SPEC §10.5-§10.7): set the recorder's clock (TIME_SET), run its self-check "
@@ -71,7 +74,8 @@ DESCRIPTION_CHECKOUT = (
 EPILOG_CHECKOUT = """\
 exit codes: 0 assigned, 2 NOT_READY and not assigned (the reasons are listed), 1 the
             recorder presents another key than the registered one, 3 usage or port
-            error, 4 unknown device, 5 authentication failed, 6 link broken
+            error, 4 unknown device, 5 authentication failed, 6 link broken, 130
+            interrupted (Ctrl-C)
 """
 
 
@@ -109,6 +113,11 @@ class Result:
 
 # --- steps ----------------------------------------------------------------------------
 
+def _printable(s):
+    from .records import printable
+    return printable(str(s))
+
+
 def _client(port, timeout):
     try:
         return Client(port, timeout=timeout)
@@ -117,52 +126,24 @@ def _client(port, timeout):
 
 
 def _unknown(r, archive_dir):
-    return ("unknown device %s (key fingerprint %s); register it first (`sealcam offload "
-            "--register` or `sealcam station register --archive %s --device %s --key KEY`)"
-            % (r.device, r.fingerprint, archive_dir, r.device))
+    return unknown_text(r.device, archive_dir)
 
 
 def _session(c, archive_dir, r, host_name):
-    """HELLO; the recorder must be registered with the key it presents; AUTH with the
-    station key. Returns the HELLO result."""
+    """HELLO; the recorder must be registered; AUTH both ways, its proof checked with the
+    registered key (host_tools/session.py). Returns the AUTH result."""
     try:
         with Archive(archive_dir) as a:
-            sk = a.station_key()
-            try:
-                hello = c.hello(host_name)
-            except LinkTimeout as e:
-                raise _Fail(EXIT_LINK, "no answer from %s to HELLO (%s): is the recorder docked "
-                            "and serving the dock link?" % (c.port, e), "link_broken") from None
-            dev_id, pub, nonce = hello.get(1), hello.get(3), hello.get(9)
-            if not valid_device_id(dev_id) or not isinstance(pub, bytes) or len(pub) != 32 \
-                    or not isinstance(nonce, bytes):
-                raise _Fail(EXIT_NOT_OK, "the recorder on %s sent a malformed HELLO (device id "
-                            "%r)" % (c.port, dev_id), "error")
-            r.device, r.fingerprint = dev_id, keys.fingerprint(pub)
-            row = a.device(dev_id)
+            dev_id, row = hello_step(c, a, host_name)
+            r.device = dev_id
+            r.fingerprint = row["fingerprint"]
+            _, res = auth_step(c, a, dev_id, row, host_name)
     except (NotAnArchive, StationError) as e:
         raise _Fail(EXIT_USAGE, str(e), "error") from None
-    if row is None:
-        raise _Fail(EXIT_UNKNOWN_DEVICE, _unknown(r, archive_dir), "unknown_device")
-    if row["pubkey"] != pub:
-        raise _Fail(EXIT_NOT_OK, "device %s presents another key than the registered one "
-                    "(fingerprint %s, registered %s): not its registered recorder, or it was "
-                    "re-keyed; nothing done" % (dev_id, r.fingerprint, row["fingerprint"]),
-                    "not_ok")
-    try:
-        c.auth(sk, dev_id, nonce)
-    except LinkError as e:
-        if e.status == 403:
-            why = ("the recorder %s does not trust this station: add %s to its trusted "
-                   "station keys" % (dev_id, os.path.join(os.path.abspath(archive_dir),
-                                                          "station.pub")))
-        elif e.status == 409:
-            why = ("the recorder %s refused AUTH as a replay (another station or program "
-                   "talked to it in between); try again" % dev_id)
-        else:
-            why = "AUTH failed on %s" % dev_id
-        raise _Fail(EXIT_AUTH, "%s (%s)" % (why, e), "auth_failed") from None
-    return hello
+    except SessionError as e:
+        r.device = r.device or e.device
+        raise _Fail(e.code, e.message, e.status) from None
+    return res
 
 
 def _time_set(c):
@@ -198,6 +179,13 @@ def _run(r, body, port, timeout, client):
     except LinkError as e:
         r.errors.append("the recorder answered an error (%s)" % e)
         r.exit_code, r.status = EXIT_LINK, "link_broken"
+    except ProtocolViolation as e:
+        r.errors.append("the recorder %s broke the dock protocol (%s); have it inspected"
+                        % (r.device or "on " + port, e))
+        r.exit_code, r.status = EXIT_NOT_OK, "not_ok"
+    except KeyboardInterrupt:
+        r.errors.append("interrupted (Ctrl-C)")
+        r.exit_code, r.status = EXIT_INTERRUPTED, "interrupted"
     except _Interrupted as e:
         r.errors.append("interrupted (%s)" % e)
         r.exit_code, r.status = EXIT_LINK, "interrupted"
@@ -264,8 +252,8 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
     r = Result("checkout", port, os.path.abspath(archive_dir))
     host_name = host_name or socket.gethostname()
     def body(c):
-        hello = _session(c, archive_dir, r, host_name)
-        r.officer_before = hello.get(11)
+        res = _session(c, archive_dir, r, host_name)
+        r.officer_before = res.get(11) if isinstance(res.get(11), str) else None
         r.clock = _time_set(c)
         r.check = _check(c)
         if r.check["ready"] or force:
@@ -439,8 +427,8 @@ def run_dock(args) -> int:
                                    window=args.window, timeout=args.timeout,
                                    progress=args.progress))
     if r is None:
-        print("sealcam dock: interrupted", file=sys.stderr)
-        return EXIT_LINK
+        print("sealcam dock: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return _emit("dock", r, args.json)
 
 
@@ -449,52 +437,62 @@ def run_checkout(args) -> int:
     r = _with_sigterm(lambda: checkout(args.port, args.archive, args.officer, args.unit,
                                        force=args.force, timeout=args.timeout))
     if r is None:
-        print("sealcam checkout: interrupted", file=sys.stderr)
-        return EXIT_LINK
+        print("sealcam checkout: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return _emit("checkout", r, args.json)
 
 
 # --- sealcam status -----------------------------------------------------------------------
 
-def status(port, *, timeout=2.0, host_name=None) -> dict:
-    """What a docked recorder says of itself without AUTH: HELLO and STATUS (SPEC §8.2)."""
-    c = Client(port, timeout=timeout)
-    try:
-        h = c.hello(host_name or socket.gethostname())
-        st = c.status()
-    finally:
-        c.close()
+def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
+    """What a docked recorder says of itself: HELLO, AUTH (its proof checked with the
+    registered key) and STATUS (SPEC §8.2: STATUS needs AUTH). Raises _Fail."""
+    host_name = host_name or socket.gethostname()
+    r = Result("status", port, os.path.abspath(archive_dir))
+    box = {}
+
+    def body(c):
+        box["auth"] = _session(c, archive_dir, r, host_name)
+        box["status"] = c.status()
+
+    _run(r, body, port, timeout, None)
+    if r.exit_code != EXIT_OK:
+        raise _Fail(r.exit_code, "; ".join(r.errors), r.status)
+    h, st = box["auth"], box["status"]
     last = st.get(4)
     if isinstance(last, dict):
         facts = last.get(3) if isinstance(last.get(3), dict) else {}
         last = {"ready": last.get(1) is True, "reasons": list(last.get(2) or []),
                 "facts": {FACT_NAMES.get(k, str(k)): v for k, v in sorted(facts.items())},
                 "seq": last.get(4)}
-    storage = h.get(7) if isinstance(h.get(7), list) else [None, None]
-    return {"device": h.get(1), "firmware": h.get(2), "state": st.get(1),
+    storage = h.get(7) if isinstance(h.get(7), list) and len(h.get(7)) == 2 else [None, None]
+    return {"device": r.device, "firmware": h.get(13), "state": st.get(1),
             "officer": st.get(2), "unit": st.get(3), "last_check": last,
             "waiting_interruptions": list(st.get(5) or []), "rtc": (st.get(6) or [None])[0],
-            "battery_percent": h.get(8), "storage_free": storage[0]}
+            "battery_percent": h.get(8), "storage_free": storage[0],
+            "alerts": list(h.get(14) or []) if isinstance(h.get(14), list) else []}
 
 
 def add_arguments_status(p):
     """The arguments of `sealcam status` on an argparse parser."""
-    argtypes.add_port(p)
+    argtypes.add_port_archive(p)
     argtypes.add_timeout_json(p)
     return p
 
 
 def run_status(args) -> int:
     """`sealcam status`: 0 READY (or never checked), 2 the last self-check was NOT_READY or
-    interruptions wait for a voice annotation, 3 port error, 6 link broken."""
+    interruptions wait for a voice annotation; otherwise the codes of `checkout` (1 another
+    key, 3 usage, port or not a recorder, 4 unknown device, 5 authentication, 6 link
+    broken, 130 interrupted)."""
     try:
-        st = status(args.port, timeout=args.timeout)
-    except PortError as e:
-        print("sealcam status: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
-    except (LinkDown, LinkError, LinkTimeout) as e:
-        print("sealcam status: %s" % e, file=sys.stderr)
-        return EXIT_LINK
+        st = _with_sigterm(lambda: status(args.port, args.archive, timeout=args.timeout))
+    except _Fail as e:
+        print("sealcam status: %s" % e.message, file=sys.stderr)
+        return e.code
+    if st is None:
+        print("sealcam status: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     last = st["last_check"]
     bad = (last is not None and not last["ready"]) or st["waiting_interruptions"]
     if args.json:
@@ -502,7 +500,7 @@ def run_status(args) -> int:
         print()
     else:
         who = st["officer"] and "%s (%s)" % (st["officer"], st["unit"] or "no unit")
-        print("device   %s   firmware %s" % (st["device"], st["firmware"]))
+        print("device   %s   firmware %s" % (st["device"], _printable(st["firmware"])))
         print("state    %s; officer %s" % (st["state"], who or "none (unassigned)"))
         print("battery  %s %%; storage free %.1f MB" % (
             st["battery_percent"], (st["storage_free"] or 0) / 1e6))

@@ -2,9 +2,10 @@
 
     from host_tools.link import Client
     with Client("/dev/ttyACM0") as c:
-        hello = c.hello("dock-3")                      # agrees max_frame, returns the result map
-        c.auth(station_seed, hello[1], hello[9])       # Ed25519 over the auth message
-        res = c.request(LIST, {1: 0, 2: 1000})         # -> result map; LinkError on error status
+        hello = c.hello("dock-3")             # station nonce out; id, device nonce, max_frame in
+        res = c.auth(station_seed)            # mutual (SPEC §8.3): the station's signature out,
+        c.check_device_proof(registered_pub, res)  # the device's in: DeviceProofError if wrong
+        res = c.request(LIST, {1: 0, 2: 1000})     # -> result map; LinkError on error status
         t = c.time_set()                               # the station's clock; t[4] drift ms/day
         c.assign("PC-4711", "unit-7"); c.check(); c.status()   # officer workflow (SPEC §10)
         for key, result in c.read_many([(key, {1: seg, 2: i, 3: 0, 4: n}), ...], window=8):
@@ -17,6 +18,12 @@ silence is sent again (all requests are idempotent except RECEIPT and TIME_SET: 
 re-sent only through :meth:`Client.receipt`, which confirms a 409 on a retry by finding
 the RECEIPT record; TIME_SET is never re-sent). In a window, a response to a later request
 means the earlier ones were lost (the device answers in order): those are re-sent at once.
+
+Every wait is bounded: ``timeout`` is the longest silence, and a request's whole life
+(its re-sends, garbage or foreign frames that keep bytes flowing) is bounded by its
+deadline, ``(retries + 1) · timeout`` (the slow timeout for the ops that sign). A port
+whose answer to HELLO is not a sealcam response (bytes that never make a frame, an echo of
+the request, a frame that is not a HELLO result) raises NotARecorder within ``timeout``.
 """
 from __future__ import annotations
 
@@ -33,11 +40,14 @@ import cbor2
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
            "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
            "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "ASSIGN",
-           "STATUS", "CHECK", "STATUS_NAMES", "OP_NAMES", "auth_message", "PRE_HELLO_MAX"]
+           "STATUS", "CHECK", "STATUS_NAMES", "OP_NAMES", "PRE_HELLO_MAX", "NotARecorder",
+           "DeviceProofError", "ProtocolViolation", "transcript", "station_message", "device_message",
+           "PROTOCOL_VERSION", "NONCE_SIZE"]
 
 MAGIC = b"\xc5\x1a"
 PRE_HELLO_MAX = 1024            # largest payload before HELLO is answered (SPEC §7)
 DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
+_NOT_A_RECORDER_BYTES = 4 * PRE_HELLO_MAX   # non-response bytes within one HELLO wait
 
 HELLO, AUTH, LIST, GET, READ, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE, ASSIGN, STATUS, \
     CHECK = range(1, 14)
@@ -81,6 +91,26 @@ class LinkBroken(LinkDown):
 
 class PortError(Exception):
     """The port cannot be opened (missing, not a tty, permission)."""
+
+
+class NotARecorder(Exception):
+    """Something answers on the port, but not the sealcam dock protocol (garbage, an echo,
+    another device, an unsupported protocol version)."""
+
+
+class ProtocolViolation(Exception):
+    """An authenticated recorder answered outside what the protocol and its signed records
+    allow (SPEC §8.4, §8.5): the station stops instead of following it."""
+
+
+def _short(x, n=60):
+    r = repr(x)
+    return r if len(r) <= n else r[:n] + "..."
+
+
+class DeviceProofError(Exception):
+    """AUTH succeeded for the station, but the recorder did not prove it holds the device
+    key (a missing or wrong device signature, SPEC §8.3)."""
 
 
 # --- framing ------------------------------------------------------------------------
@@ -146,8 +176,11 @@ class Deframer:
             self.bad += 1
             self._drop(1)
 
-    def frames(self):
+    def frames(self, hard=None):
+        """Yield each frame found; stops early (the rest stays buffered) past the monotonic
+        time ``hard``, so a flood of frame candidates cannot hold the caller."""
         buf = self.buf
+        work = 0
         while True:
             i = buf.find(MAGIC, self.pos)
             if i < 0:
@@ -167,6 +200,11 @@ class Deframer:
             end = i + 6 + n + 4
             if len(buf) < end:
                 return
+            work += n
+            if hard is not None and work > (1 << 20):
+                work = 0
+                if time.monotonic() > hard:
+                    return
             body = memoryview(buf)[i + 2:i + 6 + n]
             try:
                 ok = _crc(body) == bytes(buf[end - 4:end])
@@ -225,13 +263,31 @@ def _open_serial(path, baud):
     return ser
 
 
-def auth_message(device_id: str, nonce: bytes) -> bytes:
-    """SPEC §8.3: "sealcam-auth-v1" || device id || 0x00 || nonce."""
-    return b"sealcam-auth-v1" + device_id.encode("utf-8") + b"\x00" + bytes(nonce)
+PROTOCOL_VERSION = 2
+NONCE_SIZE = 16
+_CONTEXT = b"sealcam-auth-v2"
+
+
+def transcript(device_id: str, device_nonce: bytes, station_nonce: bytes,
+               station_pub: bytes) -> bytes:
+    """th of SPEC §8.3: SHA-256("sealcam-auth-v2" 0x00 id 0x00 device nonce station nonce
+    station public key)."""
+    return hashlib.sha256(b"".join((_CONTEXT, b"\x00", device_id.encode("utf-8"), b"\x00",
+                                    bytes(device_nonce), bytes(station_nonce),
+                                    bytes(station_pub)))).digest()
+
+
+def station_message(th: bytes) -> bytes:
+    return _CONTEXT + b" station" + th
+
+
+def device_message(th: bytes) -> bytes:
+    return _CONTEXT + b" device" + th
 
 
 class _Pending:
     __slots__ = ("key", "op", "args", "ids", "sendseq", "tries", "stalls")
+
 
     def __init__(self, key, op, args):
         self.key, self.op, self.args = key, op, args
@@ -267,6 +323,10 @@ class Client:
         self.bytes_in = self.bytes_out = 0
         self.resent = 0
         self.timeouts = 0
+        self.foreign = 0             # well-formed CBOR items that were not responses
+        self.station_nonce = None    # of the last HELLO (SPEC §8.3)
+        self.device_id = self.device_nonce = None
+        self.th = None               # the transcript hash of the last AUTH
 
     # -- context -------------------------------------------------------------------
     def __enter__(self):
@@ -293,7 +353,11 @@ class Client:
             raise LinkBroken("the link on %s broke while sending: %s" % (self.port, e)) from None
         self.bytes_out += len(data)
 
-    def _fill(self, wait):
+    def _parse(self, hard=None):
+        for item in self._rx.frames(hard):
+            self._ready.append(item)
+
+    def _fill(self, wait, hard=None):
         """Read what is available, waiting up to ``wait`` seconds for the first byte.
         Returns the number of bytes read."""
         ser = self._ser
@@ -321,33 +385,32 @@ class Client:
                              % (self.port, e)) from None
         self.bytes_in += len(data)
         self._rx.feed(data)
-        for item in self._rx.frames():
-            self._ready.append(item)
+        self._parse(hard)
         return len(data)
 
-    def _recv(self, timeout):
-        """The next well-formed response, or None after ``timeout`` s without any byte."""
+    def _recv(self, timeout, hard=None):
+        """The next well-formed response, or None after ``timeout`` s without any byte, or
+        at the monotonic time ``hard`` (bytes that keep flowing never extend past it)."""
+        if hard is None:
+            hard = time.monotonic() + 30 * timeout
         while True:
             while self._ready:
                 item = self._ready.popleft()
                 if isinstance(item, dict) and isinstance(item.get(0), int) \
                         and isinstance(item.get(1), int):
                     return item
-                # a well-formed CBOR item that is not a response: ignored
-            start = time.monotonic()
-            deadline = start + timeout
-            cap = start + 30 * timeout   # garbage that keeps flowing but never makes a frame
+                self.foreign += 1   # a well-formed CBOR item that is not a response: ignored
+            deadline = time.monotonic() + timeout
             while not self._ready:
                 now = time.monotonic()
-                left = min(deadline, cap) - now
+                left = min(deadline, hard) - now
                 if left <= 0:
                     self._rx.stalled()
-                    for item in self._rx.frames():
-                        self._ready.append(item)
+                    self._parse(hard)
                     if not self._ready:
                         return None
                     break
-                if self._fill(left):
+                if self._fill(left, hard):
                     deadline = time.monotonic() + timeout   # bytes are flowing
                     if self._ready:
                         break
@@ -370,23 +433,31 @@ class Client:
         return rid
 
     # -- requests ----------------------------------------------------------------------
-    def call(self, op, args=None, *, retry=None):
-        """Send one request; return the response map (any status). Re-sends on timeout
-        (not for RECEIPT/TIME_SET unless ``retry``); returns (response, tries)."""
+    def budget(self, op):
+        """Seconds a request of ``op`` may take in all, re-sends included (its deadline)."""
+        t = self.slow_timeout if op in _SLOW else self.timeout
+        return t * (self.retries + 1)
+
+    def call(self, op, args=None, *, retry=None, tries=None):
+        """Send one request; return (response map of any status, sends). Re-sends on timeout
+        (not for RECEIPT/TIME_SET unless ``retry``); LinkTimeout after ``tries`` sends
+        (default retries + 1) or at the request's deadline (budget(op))."""
         if retry is None:
             retry = op not in _NOT_IDEMPOTENT
+        tries = self.retries + 1 if tries is None else tries
         timeout = self.slow_timeout if op in _SLOW else self.timeout
+        hard = time.monotonic() + timeout * tries
         p = _Pending(None, op, args)
         self._send(p)
         while True:
-            resp = self._recv(timeout)
+            resp = self._recv(timeout, hard)
             if resp is None:
                 self.timeouts += 1
-                if not retry or p.tries > self.retries:
+                if not retry or p.tries >= tries or time.monotonic() >= hard:
                     raise LinkTimeout("no answer from the recorder on %s to %s after %d "
-                                      "attempt%s of %.0f s" % (
+                                      "attempt%s in %.0f s" % (
                                           self.port, OP_NAMES.get(op, op), p.tries,
-                                          "" if p.tries == 1 else "s", timeout))
+                                          "" if p.tries == 1 else "s", timeout * tries))
                 self.resent += 1
                 self._send(p)
                 continue
@@ -410,40 +481,127 @@ class Client:
         return res if isinstance(res, dict) else {}
 
     # -- session -----------------------------------------------------------------------
+    def _not_a_recorder(self, why):
+        return NotARecorder("the device on %s is not a sealcam recorder (%s): check the port"
+                            % (self.port, why))
+
     def hello(self, host_name="sealcam-station"):
-        """HELLO: returns the result map; afterwards frames may be up to the agreed size."""
-        self._rx.max_payload = max(self._rx.max_payload, PRE_HELLO_MAX)
-        res = self.request(HELLO, {1: self.host_max_frame, 2: host_name})
-        agreed = res.get(10)
-        if not isinstance(agreed, int) or agreed < 64:
+        """HELLO with a fresh station nonce (SPEC §8.3): returns the result map (``1``
+        device id, ``9`` device nonce, ``10`` agreed max_frame, ``12`` protocol version);
+        afterwards frames may be up to the agreed size. NotARecorder if the port answers
+        something that is not a sealcam HELLO result, LinkTimeout if it stays silent."""
+        self._rx.max_payload = PRE_HELLO_MAX
+        self.max_frame = PRE_HELLO_MAX
+        self.station_nonce = os.urandom(NONCE_SIZE)
+        self.device_id = self.device_nonce = self.th = None
+        args = {1: self.host_max_frame, 2: str(host_name)[:64], 3: self.station_nonce}
+        # a port that floods anything but a response is named at once; one that sent a
+        # few bytes (a corrupt frame on a noisy line) or nothing gets the retries
+        first = (self.bytes_in, self.foreign)
+        for attempt in range(self.retries + 1):
+            before = self.bytes_in
+            try:
+                resp, _ = self.call(HELLO, args, tries=1)
+                break
+            except LinkTimeout:
+                if self.bytes_in - before > _NOT_A_RECORDER_BYTES:
+                    raise self._not_a_recorder("it sends bytes that are not sealcam "
+                                               "responses") from None
+                if attempt == self.retries:
+                    if (self.bytes_in, self.foreign) != first:
+                        raise self._not_a_recorder("it answers HELLO with bytes that are not "
+                                                   "a sealcam response") from None
+                    raise LinkTimeout("no answer from %s to HELLO after %d attempts of %.0f s"
+                                      % (self.port, attempt + 1, self.timeout)) from None
+        if resp.get(1) == HELLO and resp.get(2) == args:
+            raise self._not_a_recorder("it echoes what it is sent")
+        status = resp.get(1)
+        if status not in STATUS_NAMES:
+            raise self._not_a_recorder("its answer to HELLO has status %r" % (status,))
+        if status != 0:
+            raise LinkError(status, resp.get(3) if isinstance(resp.get(3), str) else "",
+                            HELLO)
+        res = resp.get(2)
+        if not isinstance(res, dict):
+            raise self._not_a_recorder("its answer to HELLO carries no result")
+        ver = res.get(12)
+        if ver != PROTOCOL_VERSION:
+            raise self._not_a_recorder(
+                "it speaks dock protocol version %r, this station version %d (update the "
+                "recorder's firmware or the station)" % (ver, PROTOCOL_VERSION)
+                if isinstance(ver, int) else "its HELLO result has no protocol version")
+        dev, dn, agreed = res.get(1), res.get(9), res.get(10)
+        if not (isinstance(dev, str) and 0 < len(dev) <= 64) or \
+                not (isinstance(dn, bytes) and len(dn) == NONCE_SIZE):
+            raise self._not_a_recorder("its HELLO result has no valid device id and nonce")
+        if not isinstance(agreed, int) or agreed < PRE_HELLO_MAX:
             agreed = PRE_HELLO_MAX
         self.max_frame = min(agreed, self.host_max_frame)
         self._rx.max_payload = self.max_frame
+        self.device_id, self.device_nonce = dev, dn
         return res
 
-    def auth(self, station_key, device_id, nonce):
-        """AUTH with the station key (an Ed25519PrivateKey or its 32-byte seed). Returns
-        the result map. LinkError 403 (key not trusted / bad signature) or 409 (nonce)."""
+    def auth(self, station_key, host_name="sealcam-station"):
+        """AUTH (SPEC §8.3) after hello(): the station's signature over the transcript
+        out; returns the result map (``2`` the device's signature, ``3`` its key, ``5``
+        head, ...). The caller MUST then check_device_proof() with the key it registered
+        for the device before it accepts anything. AUTH is never re-sent in a session (a
+        re-sent AUTH finds its nonce used): if its answer is lost, or a duplicate got 409,
+        a new HELLO starts a new session, up to ``retries`` times (the device id must stay
+        the same). LinkError 403 (station key not trusted / bad signature)."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         if not isinstance(station_key, Ed25519PrivateKey):
             station_key = Ed25519PrivateKey.from_private_bytes(bytes(station_key))
         pub = station_key.public_key().public_bytes(serialization.Encoding.Raw,
                                                     serialization.PublicFormat.Raw)
-        sig = station_key.sign(auth_message(device_id, nonce))
-        resp, tries = self.call(AUTH, {1: pub, 2: sig})
-        if resp.get(1) == 409:
-            # an AUTH sent twice (our retry, or a line that duplicated the frame) whose first
-            # answer was lost: the nonce is gone either way. A LIST tells whether the
-            # session is authenticated.
+        if self.device_nonce is None:
+            raise ValueError("AUTH needs a HELLO first")
+        dev = self.device_id
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.hello(host_name)
+                if self.device_id != dev:
+                    raise self._not_a_recorder("its device id changed between sessions "
+                                               "(%r, then %r)" % (dev, self.device_id))
+            th = transcript(dev, self.device_nonce, self.station_nonce, pub)
+            sig = station_key.sign(station_message(th))
             try:
-                self.request(LIST, {1: 0, 2: 1})
-                return {1: None}
-            except LinkError:
-                pass
-        return self._result(AUTH, resp)
+                resp, _ = self.call(AUTH, {1: pub, 2: sig}, retry=False)
+            except LinkTimeout:
+                if attempt == self.retries:
+                    raise
+                continue
+            self.device_nonce = None        # used, whatever the answer
+            if resp.get(1) == 409 and attempt < self.retries:
+                continue
+            res = self._result(AUTH, resp)
+            self.th = th
+            return res
+        raise LinkTimeout("no AUTH session with the recorder on %s" % self.port)
 
-    def receipt(self, receipt_bytes, since_seq):
+    def check_device_proof(self, device_pub, res):
+        """Raise DeviceProofError unless ``res`` (the AUTH result) holds the device's
+        signature over this session's transcript with ``device_pub`` (the key the station
+        registered for the device; SPEC §8.3)."""
+        from cryptography.exceptions import InvalidSignature
+        from . import keys
+        sig = res.get(2) if isinstance(res, dict) else None
+        if self.th is None:
+            raise DeviceProofError("no authenticated session on %s" % self.port)
+        if not isinstance(sig, bytes) or len(sig) != 64:
+            raise DeviceProofError("the recorder on %s sent no device signature in AUTH: it "
+                                   "did not prove it holds the key of %s" % (
+                                       self.port, self.device_id))
+        try:
+            keys.public_key_object(device_pub).verify(sig, device_message(self.th))
+        except (InvalidSignature, ValueError):
+            raise DeviceProofError(
+                "the recorder on %s did not prove it holds the registered key of %s (its "
+                "device signature in AUTH does not verify): not that recorder, or it was "
+                "re-keyed" % (self.port, self.device_id)) from None
+
+    def receipt(self, receipt_bytes, since_seq, upto=None):
         """Send a custody receipt (SPEC §8.6); return the seq of the RECEIPT record.
 
         RECEIPT is sent again after a timeout; a 409 REPLAY counts as success only after a
@@ -455,22 +613,25 @@ class Client:
             # 409: sent again (by us after a timeout, or duplicated on the line) after the
             # first was accepted and its answer lost? Any other error may also be the answer
             # to such a duplicate. Only the RECEIPT record can tell.
-            seq = self.find_receipt_record(receipt_bytes, since_seq)
+            seq = self.find_receipt_record(receipt_bytes, since_seq, upto)
             if seq is not None:
                 return seq, "record"
         res = self._result(RECEIPT, resp)
         return res.get(1), "response"
 
-    def find_receipt_record(self, receipt_bytes, since_seq):
+    def find_receipt_record(self, receipt_bytes, since_seq, upto=None):
         """The seq of the device's RECEIPT record whose `receipt` (key 26) is H(receipt),
-        searching from since_seq; None if there is none."""
+        searching from since_seq up to ``upto`` (default: the head seq LIST reports, at
+        most 4,096 records on); None if there is none."""
         want = hashlib.sha256(receipt_bytes).digest()
-        for seq, rtype, _ in self.list_all(since_seq):
+        if upto is None:
+            upto = since_seq + 4095
+        for seq, rtype, _ in self.list_iter(since_seq, upto):
             if rtype != RECORD_RECEIPT:
                 continue
             rec = self.request(GET, {1: seq}).get(1)
             try:
-                body = cbor2.loads(cbor2.loads(rec).value[2])
+                body = _decode_exact(cbor2.loads(rec).value[2])
             except Exception:
                 continue
             if isinstance(body, dict) and body.get(26) == want:
@@ -501,7 +662,7 @@ class Client:
         return self.request(ASSIGN, {1: officer, 2: unit}).get(1)
 
     def status(self):
-        """STATUS (no AUTH needed): ``1`` state (`standby`, `recording`, `choosing`), ``2``
+        """STATUS (needs AUTH): ``1`` state (`standby`, `recording`, `choosing`), ``2``
         officer, ``3`` unit, ``4`` the last self-check {1 ready, 2 reasons, 3 facts, 4 seq}
         or None, ``5`` seqs of interruptions waiting for a voice annotation, ``6`` [rtc,
         mono]."""
@@ -514,16 +675,53 @@ class Client:
         ``4`` seq of the SELF_CHECK record."""
         return self.request(CHECK)
 
+    def list_iter(self, since, upto=None, page=1000):
+        """Each (seq, type, size) from ``since`` up to ``upto`` (inclusive; None: the head
+        seq the first LIST answer reports), lazily, page by page. Checked as it arrives
+        (SPEC §8.4): seqs consecutive from ``since`` and never past ``upto``, at most
+        ``page`` entries a page, sizes within the agreed frame, and every page that says
+        `more` brings at least one entry. ProtocolViolation otherwise: no answer can make
+        this loop endless."""
+        page = max(1, int(page))
+        expect = since
+        while upto is None or expect <= upto:
+            res = self.request(LIST, {1: expect, 2: page})
+            entries, more = res.get(1), res.get(3)
+            if upto is None:
+                upto = res.get(2)
+                if not isinstance(upto, int) or upto < -1:
+                    raise ProtocolViolation("LIST from seq %d: head seq %r" % (expect, upto))
+            if not isinstance(entries, list) or len(entries) > page:
+                raise ProtocolViolation("LIST from seq %d: %s" % (
+                    expect, "no list of entries" if not isinstance(entries, list) else
+                    "%d entries, asked for %d at most" % (len(entries), page)))
+            for e in entries:
+                if not (isinstance(e, list) and len(e) == 3
+                        and all(type(x) is int for x in e)):
+                    raise ProtocolViolation("LIST from seq %d: entry %r is not [seq, type, "
+                                            "size]" % (expect, _short(e)))
+                if e[0] != expect:
+                    raise ProtocolViolation("LIST lists seq %d where seq %d was expected (seqs "
+                                            "must be consecutive)" % (e[0], expect))
+                if e[0] > upto:
+                    raise ProtocolViolation("LIST lists seq %d, past the head seq %d"
+                                            % (e[0], upto))
+                if not 0 < e[2] <= self.max_frame:
+                    raise ProtocolViolation("LIST gives seq %d a size of %d bytes (1 to %d "
+                                            "allowed)" % (e[0], e[2], self.max_frame))
+                yield tuple(e)
+                expect += 1
+            if not entries:
+                if more:
+                    raise ProtocolViolation("LIST from seq %d says more records follow but "
+                                            "lists none" % expect)
+                return
+            if not more:
+                return
+
     def list_all(self, since, page=1000):
-        """Every [seq, type, size] from ``since`` (LIST until `more` is false)."""
-        out = []
-        while True:
-            res = self.request(LIST, {1: since, 2: page})
-            entries = res.get(1) or []
-            out.extend(tuple(e) for e in entries)
-            if not res.get(3) or not entries:
-                return out
-            since = entries[-1][0] + 1
+        """Every (seq, type, size) from ``since`` to the head seq of the first answer."""
+        return list(self.list_iter(since, None, page))
 
     # -- windows -----------------------------------------------------------------------
     def pipeline(self, window=8):
@@ -563,10 +761,13 @@ class Pipeline:
     queued requests while the window has room and returns the next answer as (key,
     response map). Responses are matched by id; a response to a later send means earlier
     sends were lost (the device answers in order) and they are sent again at once; after
-    ``timeout`` s of silence everything outstanding is sent again."""
+    ``timeout`` s of silence everything outstanding is sent again. The oldest outstanding
+    request must be answered within its deadline (Client.budget) of the previous answer:
+    garbage or foreign frames that keep bytes flowing do not extend it."""
 
     def __init__(self, client: Client, window=8):
         self.c = client
+        self.t_progress = None       # when the last answer came (or the first send)
         self.window = max(1, int(window))
         self.queue = deque()
         self.out = OrderedDict()     # id -> _Pending (every id of every send)
@@ -607,15 +808,24 @@ class Pipeline:
         while True:
             while self.queue and len(self.live) < self.window:
                 p = self.queue.popleft()
+                if not self.live:
+                    self.t_progress = time.monotonic()
                 self.live.append(p)
                 self._send(p)
             if not self.live:
                 raise IndexError("nothing outstanding")
             timeout = max(c.slow_timeout if p.op in _SLOW else c.timeout
                           for p in self.live)
-            resp = c._recv(timeout)
+            hard = self.t_progress + max(c.budget(p.op) for p in self.live)
+            resp = c._recv(timeout, hard)
             if resp is None:
                 c.timeouts += 1
+                if time.monotonic() >= hard:
+                    p = self.live[0]
+                    raise LinkTimeout("no answer from the recorder on %s to %s within its "
+                                      "deadline of %.0f s (%d attempts)" % (
+                                          c.port, OP_NAMES.get(p.op, p.op), c.budget(p.op),
+                                          p.tries))
                 for p in list(self.live):
                     self._resend(p, "timeout")
                 continue
@@ -623,6 +833,7 @@ class Pipeline:
             if p is None or p not in self.live:
                 continue             # an answer to a send already answered
             self.live.remove(p)
+            self.t_progress = time.monotonic()
             for rid in p.ids:
                 self.out.pop(rid, None)
             # the device answers in order and ids grow with sends: a request whose latest

@@ -4,22 +4,30 @@ verify them, and hand the recorder a custody receipt (SPEC §8, §9).
     summary = offload("/dev/ttyACM0", "/srv/sealcam", register=False, window=8)
     summary.exit_code, summary.to_json()
 
-Steps: HELLO; the device must be registered (``register=True`` trusts the HELLO key of an
-unknown device); AUTH with the station key; the signed head is compared with the archive's
-(a head that went back is flagged and no receipt is sent); LIST from what the archive
-lacks, GET each record (checked against the chain as it arrives, stored durably); for each
-unfinished segment READ the chunk index, check its chain root against the signed root,
-READ only the chunks the archive lacks (windowed), each checked against its index entry
-before it is stored; the store view is written and verified with the offline verifier and
-the registered key; only if it is OK (or OK_WITH_MISSING_INFO with no NOT_OK record) a
-receipt covers every record up to the last one at which no segment is open.
+Steps: HELLO; the device must be registered (``register=True`` registers an unknown
+device with the key it proves); AUTH both ways: the station signs the session's
+transcript, the recorder answers its own signature, checked with the registered key before
+anything the recorder says is used (host_tools/session.py); the signed head (AUTH result)
+is compared with the archive's (a head that went back is flagged and no receipt is sent);
+records from what the archive lacks up to the signed head, each checked as it arrives
+(strict parse, signature, chain link) before it is stored; for each unfinished segment the
+chunk index (exactly the signed chunks), its chain root checked against the signed root,
+then only the chunks the archive lacks, windowed, each checked against its index entry
+before it is stored (host_tools/offload_pull.py); the store view is written and verified
+with the offline verifier and the registered key; only if it is OK (or
+OK_WITH_MISSING_INFO with no NOT_OK record) a receipt covers every record up to the last
+one at which no segment is open (host_tools/receipts.py). Records that fail verification
+are kept in quarantine (Archive.quarantine), never in the device's history.
 
-A broken link (timeouts, an undocked recorder, Ctrl-C) ends the command with exit code 6
-after persisting every verified chunk; the next run continues from there.
+Exit codes: 0 ok; 1 NOT_OK (verification failed, quarantine, head went back, another key,
+a recorder that broke the protocol; no receipt); 3 usage, port or archive error, or the
+port is not a sealcam recorder; 4 unknown device; 5 authentication failed (the station is
+not trusted, or the recorder did not prove the registered key) or receipt refused; 6 link
+broken (everything verified so far is kept: run again to resume); 130 interrupted
+(Ctrl-C; also resumable).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -28,31 +36,21 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import cbor2
-from cryptography.exceptions import InvalidSignature
-
 from . import keys
-from .archive import (Archive, ArchiveError, DeviceLocked, NotAnArchive, record_body,
-                      valid_device_id, ZERO)
-from .link import (GET, READ, Client, LinkDown, LinkError, LinkTimeout, PortError)
+from . import records as R
+from .archive import Archive, ArchiveError, DeviceLocked, NotAnArchive
+from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
+from .offload_pull import BadRecords, MAX_CARD, Puller
+from .receipts import Receipts, covered_seq, make_receipt
+from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
+                      EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
 from .station import StationError
 
 __all__ = ["offload", "run_offload", "Summary", "OffloadError", "EXIT_OK", "EXIT_NOT_OK",
-           "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH", "EXIT_LINK", "make_receipt",
-           "covered_seq"]
+           "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH", "EXIT_LINK", "EXIT_INTERRUPTED",
+           "make_receipt", "covered_seq"]
 
-EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_UNKNOWN_DEVICE, EXIT_AUTH, EXIT_LINK = 0, 1, 3, 4, 5, 6
-REC_START, SEGMENT, RECOVERY, RECEIPT_T = 2, 4, 7, 8
-CHUNK_TRIES = 3                # reads of a chunk whose hash does not match before giving up
-PERSIST_BYTES = 8 << 20        # fsync staging + persist its verified length this often
-PERSIST_SECONDS = 1.0
-_RESP_OVERHEAD = 48            # bytes of a READ response besides the data
-
-
-class OffloadError(Exception):
-    def __init__(self, code, message, status=None):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+OffloadError = SessionError
 
 
 class _Interrupted(Exception):
@@ -89,63 +87,14 @@ class Summary:
     store_verdict: str | None = None     # the offline verifier's verdict on the archive view
     receipt: dict | None = None          # {number, covered, seq, confirmed_by} if sent
     receipt_skipped: str | None = None   # why no receipt was sent
+    alerts: list = field(default_factory=list)   # what the recorder found at boot (AUTH 14)
+    quarantine: str | None = None        # id of the quarantine holding what failed
     status: str = "running"
     errors: list = field(default_factory=list)
     exit_code: int = EXIT_OK
 
     def to_json(self):
         return asdict(self)
-
-
-# --- records -------------------------------------------------------------------------
-
-def _enc(x):
-    return cbor2.dumps(x, canonical=True)
-
-
-def _H(b):
-    return hashlib.sha256(b).digest()
-
-
-def _sig_ok(pub, data) -> bool:
-    """Does the record (tagged COSE_Sign1 bytes) verify with ``pub`` (raw 32 bytes)?"""
-    try:
-        item = cbor2.loads(data)
-        prot, _, payload, sig = item.value
-        keys.public_key_object(pub).verify(sig, _enc(["Signature1", prot, b"", payload]))
-        return True
-    except (InvalidSignature, Exception):
-        return False
-
-
-def make_receipt(station_key, device_id, covered, covered_hash, number, archive_id,
-                 rtc_ms=None) -> bytes:
-    """A custody receipt (SPEC §8.6): COSE_Sign1 by the station, kid = its fingerprint."""
-    from cryptography.hazmat.primitives import serialization
-    pub = station_key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                serialization.PublicFormat.Raw)
-    kid = keys.fingerprint(pub).encode()
-    body = {1: device_id, 2: covered, 3: covered_hash, 4: number,
-            5: int(time.time() * 1000) if rtc_ms is None else rtc_ms, 6: archive_id}
-    protected = _enc({1: -8, 4: kid})
-    payload = _enc(body)
-    sig = station_key.sign(_enc(["Signature1", protected, b"", payload]))
-    return _enc(cbor2.CBORTag(18, [protected, {}, payload, sig]))
-
-
-def covered_seq(rows):
-    """SPEC §8.6: the highest seq such that every segment started at or before it is closed
-    at or before it. ``rows``: (seq, type, segment) in seq order. None if there is none."""
-    open_ = set()
-    c = None
-    for seq, rtype, seg in rows:
-        if rtype == REC_START:
-            open_.add(seq)
-        elif rtype in (SEGMENT, RECOVERY):
-            open_.discard(seg)
-        if not open_:
-            c = seq
-    return c
 
 
 # --- progress ------------------------------------------------------------------------
@@ -180,7 +129,7 @@ class _Bar:
 
 # --- the offload -----------------------------------------------------------------------
 
-class _Offload:
+class _Offload(Puller, Receipts):
     def __init__(self, port, archive_dir, *, register=False, window=8, timeout=2.0,
                  slow_timeout=None, progress=None, host_name=None, say=None, client=None):
         self.port, self.archive_dir = port, archive_dir
@@ -198,22 +147,31 @@ class _Offload:
         self.t0 = None
         self.seg_errors = {}       # segment -> reason
         self.fork = None
+        self.pinned = None         # the key the recorder proved (the registered one)
+        self.capacity = MAX_CARD   # storage the recorder reports (bounds media sizes)
+        self.auth_result = None
         self._own_client = client is None
         self._t_pull = self._t_transfer = None
         self._view_changed = False
 
-    # -- helpers ----------------------------------------------------------------
     def fail(self, code, msg, status):
-        raise OffloadError(code, msg, status)
+        raise SessionError(code, msg, status)
 
     def run(self) -> Summary:
         sm = self.sm
         try:
             try:
                 self._run()
-            except OffloadError as e:
+            except SessionError as e:
                 sm.errors.append(e.message)
                 sm.exit_code, sm.status = e.code, e.status
+                sm.device = sm.device or e.device
+            except ProtocolViolation as e:
+                sm.errors.append("the recorder %s broke the dock protocol (%s): the station "
+                                 "stopped; what was verified before is kept, nothing more is "
+                                 "receipted; have the recorder inspected"
+                                 % (sm.device or "on " + self.port, e))
+                sm.exit_code, sm.status, sm.verdict = EXIT_NOT_OK, "not_ok", "NOT_OK"
             except LinkDown as e:
                 sm.errors.append("%s; everything verified so far is kept: run the same command "
                                  "again to resume" % e)
@@ -226,6 +184,10 @@ class _Offload:
                 sm.errors.append("interrupted (%s); everything verified so far is kept: run the "
                                  "same command again to resume" % e)
                 sm.exit_code, sm.status = EXIT_LINK, "interrupted"
+            except KeyboardInterrupt:
+                sm.errors.append("interrupted (Ctrl-C); everything verified so far is kept: run "
+                                 "the same command again to resume")
+                sm.exit_code, sm.status = EXIT_INTERRUPTED, "interrupted"
         finally:
             self.bar.close()
             if self.t0 is not None:
@@ -260,11 +222,8 @@ class _Offload:
         sm = self.sm
         try:
             self.a = a = Archive(self.archive_dir)
-        except NotAnArchive as e:
-            self.fail(EXIT_USAGE, str(e), "error")
-        try:
             sk = a.station_key()
-        except StationError as e:
+        except (NotAnArchive, StationError) as e:
             self.fail(EXIT_USAGE, str(e), "error")
         if self.c is None:
             try:
@@ -274,72 +233,47 @@ class _Offload:
                 self.fail(EXIT_USAGE, str(e), "error")
         c = self.c
         self.t0 = time.monotonic()
-        try:
-            hello = c.hello(self.host_name)
-        except LinkTimeout as e:
-            self.fail(EXIT_LINK, "no answer from %s to HELLO (%s): is the recorder docked and "
-                      "serving the dock link?" % (self.port, e), "link_broken")
-        dev_id, pub, head, nonce = hello.get(1), hello.get(3), hello.get(5), hello.get(9)
-        sm.max_frame = c.max_frame
-        if not valid_device_id(dev_id) or not isinstance(pub, bytes) or len(pub) != 32 \
-                or not isinstance(nonce, bytes):
-            self.fail(EXIT_NOT_OK, "the recorder on %s sent a malformed HELLO (device id %r)"
-                      % (self.port, dev_id), "error")
-        sm.device, sm.fingerprint = dev_id, keys.fingerprint(pub)
-        row = a.device(dev_id)
-        if row is None and not self.register:
-            self.fail(EXIT_UNKNOWN_DEVICE,
-                      "unknown device %s (key fingerprint %s); register it with --register or "
-                      "`sealcam station register --archive %s --device %s --key KEY`"
-                      % (dev_id, sm.fingerprint, self.archive_dir, dev_id), "unknown_device")
-        pinned = row["pubkey"] if row is not None else pub
+        dev_id, row = hello_step(c, a, self.host_name, register=self.register)
+        sm.device, sm.max_frame = dev_id, c.max_frame
         try:
             self.lock = a.lock_device(dev_id)
         except DeviceLocked as e:
             self.fail(EXIT_USAGE, str(e), "error")
         self.oid = sm.offload_id = a.start_offload(dev_id, self.port)
-        if pub != pinned:
-            self.fail(EXIT_NOT_OK,
-                      "device %s presents another key than the registered one (fingerprint %s, "
-                      "registered %s): not its registered recorder, or it was re-keyed; nothing "
-                      "pulled" % (dev_id, sm.fingerprint, row["fingerprint"]), "not_ok")
+        self.pinned, res = auth_step(c, a, dev_id, row, self.host_name)
+        self.auth_result = res
+        pinned = self.pinned
+        sm.fingerprint = keys.fingerprint(pinned)
+        storage = res.get(7)
+        if isinstance(storage, list) and len(storage) == 2 and type(storage[1]) is int \
+                and storage[1] > 0:
+            self.capacity = min(storage[1], MAX_CARD)
+        self._alerts(res.get(14), dev_id)
         # the signed head
+        head = res.get(5)
         if head is None:
             self.fail(EXIT_NOT_OK, "the recorder %s reports no signed head (an empty store, "
                       "or its head was lost): nothing to pull" % dev_id, "not_ok")
-        hbody = record_body(head) if isinstance(head, bytes) else None
-        if hbody is None or not _sig_ok(pinned, head) or hbody.get(3) != dev_id \
-                or not isinstance(hbody.get(1), int):
-            self.fail(EXIT_NOT_OK, "the head record in HELLO of %s does not verify with the "
+        try:
+            hrec = R.parse(head) if isinstance(head, bytes) and len(head) <= R.MAX_RECORD \
+                else None
+            good = hrec is not None and R.check_signature(pinned, hrec) \
+                and hrec.body.get(R.K.DEVICE) == dev_id
+        except (R.RecordError, ValueError):
+            good = False
+        if not good:
+            self.fail(EXIT_NOT_OK, "the head record in AUTH of %s does not verify with the "
                       "registered key (fingerprint %s): nothing pulled"
                       % (dev_id, keys.fingerprint(pinned)), "not_ok")
-        hs = hbody[1]
+        hs = hrec.seq
         sm.head_seq = hs
-        # AUTH
-        try:
-            c.auth(sk, dev_id, nonce)
-        except LinkError as e:
-            from cryptography.hazmat.primitives import serialization
-            spub = sk.public_key().public_bytes(serialization.Encoding.Raw,
-                                                serialization.PublicFormat.Raw)
-            if e.status == 403:
-                why = ("the recorder %s does not trust this station (station key fingerprint "
-                       "%s): add %s to its trusted station keys" % (
-                           dev_id, keys.fingerprint(spub),
-                           os.path.join(a.root, "station.pub")))
-            elif e.status == 409:
-                why = ("the recorder %s refused AUTH as a replay (stale nonce: another station "
-                       "or program talked to it in between); try again" % dev_id)
-            else:
-                why = "AUTH failed on %s" % dev_id
-            self.fail(EXIT_AUTH, "%s (%s)" % (why, e), "auth_failed")
         if row is None:
             try:
-                row, _ = a.register(dev_id, pub)
+                row, _ = a.register(dev_id, pinned)
             except ArchiveError as e:
                 self.fail(EXIT_USAGE, str(e), "error")
             sm.registered = True
-            self.say("registered %s (key fingerprint %s), trusting the key it presented"
+            self.say("registered %s (key fingerprint %s), trusting the key it proved"
                      % (dev_id, sm.fingerprint))
         sm.archive_head_seq = row["last_head_seq"]
         held = a.max_seq(dev_id)
@@ -361,361 +295,43 @@ class _Offload:
                         dev_id)
         self._t_pull = time.monotonic()
         if self.fork is None:
-            self._pull_records(dev_id, held)
+            try:
+                self._pull_records(dev_id, held, hs)
+            except BadRecords as e:
+                self._quarantine(dev_id, e)
         self._reconcile_receipts(dev_id)
         self._pull_media(dev_id)
         self.bar.close()
         self._t_transfer = time.monotonic() - self._t_pull
         self._commit_and_verify(dev_id, head, pinned, sk, row)
 
-    # -- receipts sent earlier whose answer was lost ----------------------------------
-    def _reconcile_receipts(self, dev_id):
-        """A receipt sent by an earlier run whose answer never came (the link broke): it was
-        accepted if the device's chain now holds a RECEIPT record with its hash."""
-        a = self.a
-        sent = [r for r in a.receipts(dev_id) if r["status"] == "sent"]
-        if not sent:
+    def _alerts(self, alerts, dev_id):
+        """AUTH result 14: what the recorder found at boot about its card (SPEC §8.3)."""
+        if not isinstance(alerts, list):
             return
-        found = {}
-        for seq, data in a.db.execute("SELECT seq, data FROM records WHERE device = ? AND "
-                                      "type = ?", (dev_id, RECEIPT_T)):
-            b = record_body(data) or {}
-            if isinstance(b.get(26), bytes):
-                found[b[26]] = seq
-        for r in sent:
-            if r["receipt_hash"] in found:
-                a.update_receipt(dev_id, r["number"], "accepted", found[r["receipt_hash"]])
+        for x in alerts[:16]:
+            if not isinstance(x, dict):
+                continue
+            kind, seq, msg = x.get(1), x.get(2), x.get(3)
+            a = {"kind": R.printable(str(kind))[:40], "seq": seq if type(seq) is int else None,
+                 "message": R.printable(str(msg))[:200]}
+            self.sm.alerts.append(a)
+            self.say("ALERT from %s at boot: %s%s: %s" % (
+                dev_id, a["kind"], "" if a["seq"] is None else " (STORE_ALERT seq %d)"
+                % a["seq"], a["message"]))
 
-    # -- records -----------------------------------------------------------------------
-    def _pull_records(self, dev_id, held):
-        a, c, sm = self.a, self.c, self.sm
-        since = 0 if held is None else held + 1
-        self.bar.desc("%s records" % dev_id)
-        entries = c.list_all(since)
-        want = []
-        for i, e in enumerate(entries):
-            if not (isinstance(e, (list, tuple)) and len(e) == 3 and e[0] == since + i):
-                self.seg_errors[None] = ("the recorder lists seq %r where seq %d was expected: "
-                                         "records are missing on the recorder" % (e, since + i))
-                break
-            want.append(e)
-        if not want:
-            return
-        self.bar.add_total(sum(e[2] for e in want if isinstance(e[2], int)))
-        prev = a.record(dev_id, held)["hash"] if held is not None else ZERO
-        expect = since
-        ready = {}
-        batch = []
-        last_flush = time.monotonic()
-
-        def flush():
-            nonlocal batch, last_flush
-            if batch:
-                a.add_records(dev_id, batch, self.oid)
-                sm.records_pulled += len(batch)
-                batch = []
-            last_flush = time.monotonic()
-
+    def _quarantine(self, dev_id, e: BadRecords):
+        """Records of this session that failed verification: kept apart, named."""
+        sm = self.sm
         try:
-            for seq, res in c.read_many(((e[0], {1: e[0]}) for e in want), self.window,
-                                        op=GET):
-                data = res.get(1)
-                ready[seq] = data
-                while expect in ready:
-                    data = ready.pop(expect)
-                    body = record_body(data) if isinstance(data, bytes) else None
-                    if body is None or body.get(1) != expect:
-                        self.seg_errors[None] = ("GET seq %d returned %s" % (
-                            expect, "not a record" if body is None else
-                            "seq %r" % body.get(1)))
-                        return
-                    if body.get(2) != prev:
-                        self.fork = ("seq %d does not chain to the archived seq %d (prev "
-                                     "differs): the recorder's chain was rewritten (fork)"
-                                     % (expect, expect - 1))
-                        return
-                    batch.append((expect, data, body))
-                    sm.record_bytes += len(data)
-                    sm.bytes += len(data)
-                    self.bar.update(len(data))
-                    prev = _H(data)
-                    expect += 1
-                if len(batch) >= 512 or time.monotonic() - last_flush > PERSIST_SECONDS:
-                    flush()
-        finally:
-            flush()
-
-    # -- media -----------------------------------------------------------------------
-    def _piece(self, chunk):
-        room = max(256, self.c.max_frame - _RESP_OVERHEAD)
-        if chunk <= room:
-            return chunk
-        k = -(-chunk // room)
-        return -(-chunk // k)
-
-    def _read_index(self, segs):
-        """The device's chunk index file of each segment (READ what=1), read to its end
-        (an empty answer); None for a segment whose index the device does not have."""
-        room = max(256, self.c.max_frame - _RESP_OVERHEAD) // 32 * 32
-        idx = {s["segment"]: bytearray() for s in segs}
-        todo = {s["segment"]: 0 for s in segs}          # segment -> next offset
-        while todo:
-            reqs = []
-            for S, off in todo.items():
-                # enough pieces for the signed chunks, then one to find the end
-                seg = next(s for s in segs if s["segment"] == S)
-                need = max(0, seg["chunks"] * 32 - off)
-                for k in range(max(1, -(-need // room))):
-                    reqs.append(((S, off + k * room), {1: S, 2: 0, 3: off + k * room,
-                                                       4: room, 5: 1}))
-            got = dict(self._read_tolerant(reqs))
-            nxt = {}
-            for S, off in todo.items():
-                while True:
-                    b = got.get((S, off), b"")
-                    if b is None:                # 404: no index file
-                        if off == 0:
-                            idx[S] = None
-                        break
-                    if not b:
-                        break
-                    idx[S] += b
-                    if (S, off + len(b)) not in got:
-                        nxt[S] = off + len(b)    # maybe more
-                        break
-                    off += len(b)
-            todo = nxt
-        return {S: (bytes(b) if b is not None else b"") for S, b in idx.items()}
-
-    def _read_tolerant(self, reqs):
-        """read_many of media bytes, with 404 answered as None instead of an exception."""
-        for key, res in self.c.read_many(reqs, self.window, missing_ok=True):
-            b = None if res is None else res.get(1)
-            yield key, (None if res is None else
-                        bytes(b) if isinstance(b, (bytes, bytearray)) else b"")
-
-    def _pull_media(self, dev_id):
-        a, sm = self.a, self.sm
-        segs = [s for s in a.segments(dev_id, "partial")]
-        if not segs:
-            return
-        todo = [s for s in segs if s["chunks"] > s["staged_chunks"] or s["closed_by"]
-                is not None or s["object"] is None]
-        if not todo:
-            sm.segments_pending = len(segs)
-            return
-        self.bar.desc("%s index" % dev_id)
-        idx = self._read_index(todo)
-        jobs = []
-        for s in todo:
-            S, n = s["segment"], s["chunks"]
-            entries = bytes(idx[S])
-            s["_idx"] = entries
-            if len(entries) < 32 * n:
-                # an index shorter than signed: the chunks cannot be checked one by one
-                s["_noidx"] = True
-            else:
-                r = ZERO
-                for i in range(n):
-                    r = _H(r + entries[32 * i:32 * i + 32])
-                s["_noidx"] = r != s["root"]
-            if not s["_noidx"]:
-                r = ZERO
-                for i in range(s["staged_chunks"]):
-                    r = _H(r + entries[32 * i:32 * i + 32])
-                if r != s["staged_root"]:
-                    # what is staged does not continue what is signed now: start over
-                    a.set_staged(dev_id, S, 0, 0, ZERO)
-                    s.update(staged_length=0, staged_chunks=0, staged_root=ZERO)
-            if s["staged_chunks"] > 0:
-                sm.segments_resumed += 1
-            jobs.append(s)
-        total = 0
-        for s in jobs:
-            total += s["length"] - s["staged_length"] if s["closed_by"] is not None else \
-                max(0, s["chunks"] * s["chunk"] - s["staged_length"])
-        self.bar.add_total(total)
-        self.bar.desc("%s media" % dev_id)
-        for s in jobs:
-            if s["_noidx"] and s["chunks"] > s["staged_chunks"]:
-                self.say("segment %d of %s: the recorder's chunk index does not match the "
-                         "signed root; checking the whole segment against the root instead"
-                         % (s["segment"], dev_id))
-        self._fetch_chunks(dev_id, jobs)
-        for s in jobs:
-            S = s["segment"]
-            if S in self.seg_errors:
-                a.set_segment_error(dev_id, S, self.seg_errors[S])
-                continue
-            row = a.segment(dev_id, S)
-            row["_idx"] = s["_idx"]
-            if row["closed_by"] is not None and row["staged_chunks"] == row["chunks"]:
-                a.finish_segment(dev_id, row, s["_idx"])
-                sm.segments_completed += 1
-            else:
-                if row["closed_by"] is None:     # open on the device: link the signed prefix
-                    if a.publish_partial(dev_id, row, s["_idx"]) != s["object"]:
-                        self._view_changed = True
-                sm.segments_pending += 1
-
-    def _fetch_chunks(self, dev_id, jobs):
-        """READ every chunk the archive lacks, check each against the index as it comes
-        (or, without a usable index, the whole run against the signed root), append the
-        verified ones to staging in order, persist the verified length as it grows."""
-        a, c, sm = self.a, self.c, self.sm
-        st = {}
-        for s in jobs:
-            S = s["segment"]
-            n = s["chunks"]
-            if n <= s["staged_chunks"]:
-                continue
-            f = a.open_staging(dev_id, s)
-            st[S] = {"seg": s, "f": f, "next": s["staged_chunks"], "len": s["staged_length"],
-                     "root": s["staged_root"], "pieces": {}, "done": {}, "tries": {},
-                     "dirty": 0, "t": time.monotonic(), "noidx": s["_noidx"],
-                     "nohashes": [], "base": (s["staged_chunks"], s["staged_length"],
-                                              s["staged_root"])}
-        if not st:
-            return
-
-        def clen(s, i):
-            C = s["chunk"]
-            if s["closed_by"] is not None:
-                return min(C, s["length"] - i * C)
-            return C
-
-        def chunk_reqs(S, i, front=False):
-            s = st[S]["seg"]
-            L = clen(s, i)
-            P = self._piece(s["chunk"])
-            reqs = [((S, i, off), {1: S, 2: i, 3: off, 4: min(P, L - off)})
-                    for off in range(0, L, P)]
-            return reqs
-
-        def gen():
-            for S in st:
-                s = st[S]["seg"]
-                for i in range(s["staged_chunks"], s["chunks"]):
-                    if S in self.seg_errors:
-                        break
-                    yield from chunk_reqs(S, i)
-
-        pl = c.pipeline(self.window)
-        it = gen()
-        more = True
-        retry = []        # requests to send before the rest (re-reads)
-
-        def persist(S, force=False):
-            x = st[S]
-            now = time.monotonic()
-            if x["dirty"] and (force or x["dirty"] >= PERSIST_BYTES
-                               or now - x["t"] >= PERSIST_SECONDS):
-                x["f"].flush()
-                os.fsync(x["f"].fileno())
-                if not x["noidx"]:
-                    a.set_staged(dev_id, S, x["len"], x["next"], x["root"])
-                x["dirty"] = 0
-                x["t"] = now
-
-        def accept(S, i, data):
-            x = st[S]
-            s = x["seg"]
-            h = _H(data)
-            if not x["noidx"]:
-                want = s["_idx"][32 * i:32 * i + 32]
-                if h != want:
-                    tries = x["tries"].get(i, 0) + 1
-                    x["tries"][i] = tries
-                    sm.chunks_reread += 1
-                    if tries >= CHUNK_TRIES:
-                        self.seg_errors[S] = (
-                            "segment %d: chunk %d read %d times, never matching its signed hash "
-                            "(the recorder's media is damaged); not stored" % (S, i, tries))
-                        return
-                    retry.extend(chunk_reqs(S, i))
-                    return
-            x["done"][i] = (data, h)
-            while x["next"] in x["done"]:
-                d, hh = x["done"].pop(x["next"])
-                x["f"].write(d)
-                x["root"] = _H(x["root"] + hh)
-                x["len"] += len(d)
-                x["next"] += 1
-                x["dirty"] += len(d)
-            persist(S)
-
-        try:
-            while True:
-                while pl.queued < self.window and (retry or more):
-                    if retry:
-                        key, args = retry.pop(0)
-                    else:
-                        try:
-                            key, args = next(it)
-                        except StopIteration:
-                            more = False
-                            break
-                    if key[0] in self.seg_errors:
-                        continue
-                    pl.submit(key, READ, args)
-                if not pl.busy:
-                    break
-                key, resp = pl.next()
-                S, i, off = key
-                if S in self.seg_errors:
-                    continue
-                x = st[S]
-                status = resp.get(1)
-                if status == 404:
-                    self.seg_errors[S] = ("segment %d: the recorder has no media for chunk %d "
-                                          "(%s)" % (S, i, resp.get(3) or "404"))
-                    continue
-                if status != 0:
-                    raise LinkError(status, resp.get(3) or "", READ, key)
-                b = (resp.get(2) or {}).get(1)
-                b = bytes(b) if isinstance(b, (bytes, bytearray)) else b""
-                L = clen(x["seg"], i)
-                asked = min(self._piece(x["seg"]["chunk"]), L - off)
-                if not b and asked:
-                    self.seg_errors[S] = ("segment %d: the recorder's media file ends before "
-                                          "chunk %d (offset %d): shorter than signed"
-                                          % (S, i, off))
-                    continue
-                if len(b) > asked:
-                    b = b[:asked]
-                pieces = x["pieces"].setdefault(i, {})
-                pieces[off] = b
-                sm.media_bytes += len(b)
-                sm.bytes += len(b)
-                self.bar.update(len(b))
-                if len(b) < asked:      # the device sent less than asked: ask for the rest
-                    retry.insert(0, ((S, i, off + len(b)), {1: S, 2: i, 3: off + len(b),
-                                                            4: asked - len(b)}))
-                    continue
-                if sum(len(p) for p in pieces.values()) >= L:
-                    data = b"".join(pieces[o] for o in sorted(pieces))[:L]
-                    del x["pieces"][i]
-                    accept(S, i, data)
-        finally:
-            for S, x in st.items():
-                if x["noidx"]:
-                    continue
-                try:
-                    persist(S, force=True)
-                finally:
-                    x["f"].close()
-        for S, x in st.items():
-            if not x["noidx"] or S in self.seg_errors:
-                continue
-            s = x["seg"]
-            x["f"].close()
-            if x["root"] != s["root"]:
-                self.seg_errors[S] = ("segment %d: the media read from the recorder does not "
-                                      "match the signed root, and its chunk index does not "
-                                      "either: the recorder's media is damaged; not stored" % S)
-                a.open_staging(dev_id, dict(s, staged_length=x["base"][1])).close()
-                continue
-            a.set_staged(dev_id, S, x["len"], x["next"], x["root"])
+            qid = self.a.quarantine(dev_id, e.reason, e.records,
+                                    {"offload": self.oid, "seq": e.seq, "port": self.port})
+        except (ArchiveError, OSError) as x:
+            qid = None
+            sm.errors.append("the records that failed could not be kept in quarantine: %s" % x)
+        sm.quarantine = qid
+        self.seg_errors[None] = "%s%s" % (e.reason, "" if qid is None else
+                                          "; kept in quarantine %s, not in the history" % qid)
 
     # -- view, verification, receipt ---------------------------------------------------
     def _commit_and_verify(self, dev_id, head, pinned, sk, row):
@@ -764,50 +380,6 @@ class _Offload:
         sm.verdict = rep.verdict
         sm.status = "ok"
         self._send_receipt(dev_id, sk)
-
-    def _send_receipt(self, dev_id, sk):
-        a, c, sm = self.a, self.c, self.sm
-        rows = [(r["seq"], r["type"], r["segment"]) for r in a.records_after(dev_id, -1)]
-        cov = covered_seq(rows)
-        segs = {s["segment"]: s for s in a.segments(dev_id)}
-        if cov is not None:
-            # defensive: every segment up to it must be complete in the archive
-            for S, s in segs.items():
-                if S <= cov and s["state"] != "complete":
-                    cov = min(cov, S - 1)
-        if cov is None or cov < 0:
-            sm.receipt_skipped = "nothing to cover: no record at which every segment is closed"
-            return
-        prev = a.last_receipt(dev_id, "accepted")
-        prev_cov = prev["covered"] if prev else -1
-        new = [t for s, t, _ in rows if prev_cov < s <= cov]
-        if cov <= prev_cov or all(t == RECEIPT_T for t in new):
-            sm.receipt_skipped = "nothing new to cover (receipt %d covers seq %d)" % (
-                prev["number"], prev_cov) if prev else "nothing new to cover"
-            return
-        number = a.next_receipt_number(dev_id)
-        rec = a.record(dev_id, cov)
-        receipt = make_receipt(sk, dev_id, cov, rec["hash"], number, a.archive_id)
-        a.add_receipt(dev_id, number, cov, rec["hash"], receipt)   # durable before sending
-        since = a.max_seq(dev_id) + 1
-        try:
-            seq, how = c.receipt(receipt, since)
-        except LinkError as e:
-            a.update_receipt(dev_id, number, "refused", message=str(e))
-            why = {403: "the recorder does not trust this station's receipts",
-                   409: "the recorder holds a receipt with this number or a higher one"}
-            raise OffloadError(EXIT_AUTH, "receipt %d refused: %s (%s)" % (
-                number, why.get(e.status, "error"), e), "receipt_refused")
-        a.update_receipt(dev_id, number, "accepted", seq)
-        sm.receipt = {"number": number, "covered": cov, "seq": seq, "confirmed_by": how}
-        # keep the chain complete: pull the RECEIPT record (and anything before it)
-        try:
-            held = a.max_seq(dev_id)
-            self._pull_records(dev_id, held)
-            a.commit_view(dev_id, None)
-        except (LinkDown, LinkError) as e:
-            sm.errors.append("the RECEIPT record was not pulled (%s); the next offload "
-                             "pulls it" % e)
 
 
 def offload(port, archive_dir, **kw) -> Summary:
@@ -868,8 +440,8 @@ def run_offload(args) -> int:
             sm = offload(args.port, args.archive, register=args.register, window=args.window,
                          timeout=args.timeout, progress=args.progress)
         except KeyboardInterrupt:
-            print("sealcam offload: interrupted", file=sys.stderr)
-            return EXIT_LINK
+            print("sealcam offload: interrupted (Ctrl-C)", file=sys.stderr)
+            return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, old)
     if args.json:

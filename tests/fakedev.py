@@ -9,6 +9,13 @@ after N bytes, a head that went back.
     dev.start()            # dev.port is the pty path to give the station
     ...
     dev.stop()
+
+It speaks mutual authentication v2 (SPEC §8.3), written here from the SPEC (nothing from
+the station or the firmware is imported). For impersonation tests, ``proof`` says what it
+answers in AUTH as the device signature: "real" (signed with the store's key), "none", a
+``bytes`` signature to replay, or an Ed25519PrivateKey to sign with (an impostor's key).
+``hook(dev, req)`` may answer a request itself: return a dict (sent as one frame), bytes
+(sent raw), or None for the normal answer.
 """
 from __future__ import annotations
 
@@ -35,6 +42,12 @@ def frame(obj) -> bytes:
     return MAGIC + hdr + payload + (binascii.crc32(hdr + payload) & 0xFFFFFFFF).to_bytes(4, "big")
 
 
+def transcript(device, device_nonce, station_nonce, station_pub):
+    """th of SPEC §8.3."""
+    return hashlib.sha256(b"sealcam-auth-v2\x00" + device.encode() + b"\x00" + device_nonce
+                          + station_nonce + station_pub).digest()
+
+
 def fingerprint(pub):
     h = hashlib.sha256(pub).hexdigest()[:32]
     return ":".join(h[i:i + 4] for i in range(0, 32, 4))
@@ -43,7 +56,8 @@ def fingerprint(pub):
 class FakeDevice:
     def __init__(self, store: rw.RefStore, trust=(), max_frame=256 * 1024, *,
                  drop=0.0, corrupt=0.0, garbage=0.0, break_after=None,
-                 seed=1, read_cap=None, head_override=None, drop_op=None, delay=0.0):
+                 seed=1, read_cap=None, head_override=None, drop_op=None, delay=0.0,
+                 proof="real", hook=None, capacity=(1 << 30, 1 << 32), present_key=None):
         self.s = store
         self.trust = [bytes(k) for k in trust]
         self.max_frame = max_frame
@@ -54,6 +68,12 @@ class FakeDevice:
         self.head_override = head_override      # head bytes to report instead of the real one
         self.drop_op = dict(drop_op or {})      # op -> how many of its answers to drop
         self.delay = delay                      # seconds before each answer
+        self.proof = proof                      # what AUTH carries as the device signature
+        self.present_key = present_key          # public key AUTH presents (default: store's)
+        self.hook = hook                        # hook(dev, req) -> dict / bytes / None
+        self.capacity = list(capacity)          # storage [free, total] reported in AUTH
+        self.station_nonce = None
+        self.auth_sigs = []                     # device signatures sent (to replay)
         self.rnd = random.Random(seed)
         self.nonce = None
         self.authed = False
@@ -158,7 +178,12 @@ class FakeDevice:
                     del buf[:1]
                     continue
                 del buf[:10 + n]
-                resp = self._handle(req)
+                resp = self.hook(self, req) if self.hook is not None else None
+                if isinstance(resp, (bytes, bytearray)):
+                    self._write_raw(bytes(resp))
+                    continue
+                if resp is None:
+                    resp = self._handle(req)
                 op = req.get(1) if isinstance(req, dict) else None
                 if self.drop_op.get(op, 0) > 0:
                     self.drop_op[op] -= 1
@@ -168,6 +193,20 @@ class FakeDevice:
                 self._send(resp)
                 if self._stop.is_set():
                     return
+
+    def _write_raw(self, out):
+        view = memoryview(out)
+        while view and not self._stop.is_set():
+            try:
+                w = os.write(self.master, view)
+            except BlockingIOError:
+                select.select([], [self.master], [], 0.1)
+                continue
+            except OSError:
+                self._stop.set()
+                return
+            view = view[w:]
+        self.sent += len(out)
 
     def _send(self, resp):
         out = frame(resp)
@@ -211,13 +250,15 @@ class FakeDevice:
         self.ops.append(op)
         s = self.s
         if op == 1:
-            self.nonce = os.urandom(16)
+            sn = args.get(3) if isinstance(args, dict) else None
+            self.nonce = None
             self.authed = False
-            self.agreed = min(self.max_frame, args.get(1, 1024))
-            return {0: rid, 1: 0, 2: {1: s.device, 2: s.fw, 3: s.pubkey, 4: fingerprint(s.pubkey),
-                                       5: self.head_bytes(), 6: [1_700_000_000_000, 1000],
-                                       7: [1 << 30, 1 << 32], 8: 80, 9: self.nonce,
-                                       10: self.agreed, 11: s.officer}}
+            if not (isinstance(sn, bytes) and len(sn) == 16):
+                return self._err(rid, 400, "HELLO: a 16-byte station nonce (3) is required")
+            self.station_nonce = sn
+            self.nonce = os.urandom(16)
+            self.agreed = max(1024, min(self.max_frame, args.get(1, 1024)))
+            return {0: rid, 1: 0, 2: {1: s.device, 9: self.nonce, 10: self.agreed, 12: 2}}
         if op == 2:
             pub, sig = args.get(1), args.get(2)
             nonce, self.nonce = self.nonce, None
@@ -226,13 +267,27 @@ class FakeDevice:
             if pub not in self.trust:
                 return self._err(rid, 403, "AUTH: station key %s is not trusted"
                                  % fingerprint(pub))
+            th = transcript(s.device, nonce, self.station_nonce, pub)
             try:
                 Ed25519PublicKey.from_public_bytes(pub).verify(
-                    sig, b"sealcam-auth-v1" + s.device.encode() + b"\x00" + nonce)
+                    sig, b"sealcam-auth-v2 station" + th)
             except InvalidSignature:
                 return self._err(rid, 403, "AUTH: bad signature")
             self.authed = True
-            return {0: rid, 1: 0, 2: {1: fingerprint(pub)}}
+            shown = self.present_key or s.pubkey
+            res = {1: fingerprint(pub), 3: shown, 4: fingerprint(shown),
+                   5: self.head_bytes(), 6: [1_700_000_000_000, 1000], 7: list(self.capacity),
+                   8: 80, 11: s.officer, 13: s.fw, 14: []}
+            msg = b"sealcam-auth-v2 device" + th
+            if self.proof == "real":
+                res[2] = s.key.sign(msg)
+            elif isinstance(self.proof, bytes):
+                res[2] = self.proof
+            elif self.proof != "none":
+                res[2] = self.proof.sign(msg)
+            if 2 in res:
+                self.auth_sigs.append(res[2])
+            return {0: rid, 1: 0, 2: res}
         if op in (8, 9, 10):
             s.refusal({8: "delete", 9: "format", 10: "write"}[op], "store", "usb")
             return self._err(rid, 405, "refused: evidence is append-only")
@@ -294,4 +349,7 @@ class FakeDevice:
             r = s.record(rw.REFUSAL + 2, {24: kid, 25: body[2],
                                           26: hashlib.sha256(rb).digest(), 27: body[4]})
             return {0: rid, 1: 0, 2: {1: r.seq}}
+        if op == 12:
+            return {0: rid, 1: 0, 2: {1: "standby", 2: s.officer, 3: None, 4: None, 5: [],
+                                      6: [1_700_000_000_000, 1000]}}
         return self._err(rid, 400, "unknown op %r" % op)

@@ -63,8 +63,13 @@ def archived(arch, rtype):
     return [cbor2.loads(cbor2.loads(d).value[2]) for (d,) in rows]
 
 
-def status(port):
-    with Client(port) as c:
+def status(port, arch):
+    """STATUS needs AUTH (SPEC §8.2), the recorder's proof checked with the registered key."""
+    from host_tools.archive import Archive
+    with Client(port) as c, Archive(arch) as a:
+        c.hello("test")
+        res = c.auth(a.station_key())
+        c.check_device_proof(a.device(DEV)["pubkey"], res)
         return c.status()
 
 
@@ -96,7 +101,7 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         ch = j["check"]
         assert ch["ready"] is True and ch["reasons"] == [] and ch["seq"] == ck["seq"] + 2
         assert ch["facts"]["battery_percent"] == 87 and ch["facts"]["clock_error_ms"] == 0
-        st = status(sim.port)
+        st = status(sim.port, arch)
         assert st[4] == {1: True, 2: [], 3: st[4][3], 4: ch["seq"]}
 
         # check-out: calibrated again, READY, assigned
@@ -109,7 +114,7 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         # a second calibration seconds after the first: too soon to measure a drift (the
         # link's latency would pass for one); the correction is summed for later
         assert j["clock"]["drift_ms_per_day"] is None and not j["clock"]["drift_flagged"]
-        st = status(sim.port)
+        st = status(sim.port, arch)
         assert (st[1], st[2], st[3]) == ("standby", "PC-4711", "unit-7")
         assign_seq = j["assign"]["seq"]
 
@@ -129,7 +134,7 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         assert ck["drift_ms_per_day"] is None and not ck["drift_flagged"]
         assert j["check"]["ready"] is True
         assert rc == 0 and j["status"] == "ok", (rc, j)
-        st = status(sim.port)
+        st = status(sim.port, arch)
         assert (st[2], st[3]) == (None, None)
 
         # the archive holds the ASSIGN record of the check-out, with the officer
@@ -194,12 +199,12 @@ def test_not_ready_is_not_assigned_unless_forced(tmp_path, arch):
                     "--unit", "u2")
         assert p.returncode == 2, p.stdout + p.stderr
         assert "NOT_READY" in p.stdout and "not assigned" in p.stderr and "battery" in p.stderr
-        assert status(sim.port)[2] is None
+        assert status(sim.port, arch)[2] is None
         rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
                               "PC-2", "--unit", "u2", "--force", want=0)
         assert j["assigned"] and j["forced"] and j["check"]["reasons"] == ["battery"]
         assert "--force" in err
-        assert status(sim.port)[2] == "PC-2"
+        assert status(sim.port, arch)[2] == "PC-2"
         rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
         assert (rc, j["status"]) == (2, "not_ready"), j
         assert j["check"]["reasons"] == ["battery"]
@@ -260,13 +265,17 @@ def test_status_shows_officer_check_and_waiting_interruptions(tmp_path, arch):
     assert sm["cut"]
     sim = Sim(card, trust=arch / "station.pub")
     try:
-        p = sealcam("status", "--port", sim.port)
+        # STATUS needs AUTH: an unknown recorder tells nothing
+        p = sealcam("status", "--port", sim.port, "--archive", arch)
+        assert p.returncode == 4 and "unknown device %s" % DEV in p.stderr, p.stdout + p.stderr
+        assert p.stdout == ""
+        register(arch, card)
+        p = sealcam("status", "--port", sim.port, "--archive", arch)
         assert p.returncode == 2, p.stdout + p.stderr
         assert "wait for the officer's voice annotation" in p.stdout and "unassigned" in p.stdout
-        register(arch, card)
         rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
                               "PC-5", "--unit", "u5", want=0)
-        rc, st, err = run_json("status", "--port", sim.port, want=2)
+        rc, st, err = run_json("status", "--port", sim.port, "--archive", arch, want=2)
         assert (st["device"], st["state"], st["officer"], st["unit"]) == (DEV, "standby",
                                                                           "PC-5", "u5")
         assert st["last_check"]["ready"] is True and st["last_check"]["seq"] == j["check"]["seq"]

@@ -164,7 +164,7 @@ def test_offload_pulls_verifies_and_receipts(tmp_path, arch, dev_factory):
     n_ops = len(d.ops)
     sm2 = offload(d.port, arch)
     assert sm2.exit_code == 0, sm2.errors
-    assert d.ops[n_ops:] == [1, 2, 3]
+    assert d.ops[n_ops:] == [1, 2]   # the archive holds the signed head: no LIST
     assert sm2.records_pulled == 0 and sm2.media_bytes == 0 and sm2.receipt is None
     assert "nothing new" in sm2.receipt_skipped
     assert len(rw.decode_record(s.records[-1].data)) and \
@@ -259,7 +259,9 @@ def test_registered_key_mismatch_is_not_ok(tmp_path, arch, dev_factory):
     d = dev_factory(s)
     sm = offload(d.port, arch)
     assert sm.exit_code == 1 and "another key than the registered one" in sm.errors[0]
-    assert d.ops == [1]
+    assert d.ops == [1, 2]          # the key comes with AUTH (SPEC §8.3); nothing after it
+    with Archive(arch) as a:
+        assert a.max_seq(DEV) is None
 
 
 @pytest.mark.parametrize("faults", [
@@ -755,11 +757,14 @@ def test_client_request_read_many_and_errors(tmp_path, arch, dev_factory):
     d = dev_factory(s, max_frame=100_000, drop=0.2, seed=4)
     with Client(d.port, timeout=0.3, slow_timeout=0.5) as c:
         hello = c.hello("test-station")
-        assert hello[1] == DEV and hello[3] == s.pubkey and c.max_frame == 100_000
+        # before AUTH: only id, nonce, frame and protocol version (SPEC §8.3)
+        assert set(hello) == {1, 9, 10, 12} and hello[1] == DEV and c.max_frame == 100_000
         with pytest.raises(LinkError) as e:
             c.request(LIST, {1: 0, 2: 10})
         assert e.value.status == 401 and "AUTH" in str(e.value)
-        c.auth(station.load_station_key(arch), DEV, hello[9])
+        res = c.auth(station.load_station_key(arch), "test-station")
+        assert res[3] == s.pubkey
+        c.check_device_proof(s.pubkey, res)
         got = dict(c.read_many(((q, {1: q}) for q in range(len(s.records))), window=8,
                                op=GET))
         assert [got[q][1] for q in sorted(got)] == [r.data for r in s.records]

@@ -17,8 +17,10 @@ import cbor2
 import pytest
 import serial
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                                Ed25519PublicKey)
 
+from host_tools.link import transcript
 from host_tools.verify import verify_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,23 +116,32 @@ def test_serve_hello_auth_delete_sigterm(tmp_path, runtime, fs):
     try:
         assert srv.first == "PORT %s\n" % srv.port and os.path.exists(srv.port)
         ser = serial.Serial(srv.port, timeout=0.2)
-        # HELLO
-        r = call(ser, 1, 1, {1: 1 << 20, 2: "test-dock"})
+        # HELLO: only id, nonce, frame and protocol version before AUTH (SPEC §8.3)
+        sn = os.urandom(16)
+        r = call(ser, 1, 1, {1: 1 << 20, 2: "test-dock", 3: sn})
+        assert r[1] == 0, r
+        hello = r[2]
+        assert set(hello) == {1, 9, 10, 12}, hello
+        assert hello[1] == "SC-TEST0042" and hello[12] == 2 and hello[10] == 200_000
+        assert len(hello[9]) == 16 and isinstance(hello[9], bytes)
+        # AUTH with the station key given by --trust; the device proves its key
+        th = transcript("SC-TEST0042", hello[9], sn, spub)
+        r = call(ser, 2, 2, {1: spub, 2: station.sign(b"sealcam-auth-v2 station" + th)})
         assert r[1] == 0, r
         res = r[2]
-        assert res[1] == "SC-TEST0042" and isinstance(res[2], str)
-        assert len(res[3]) == 32 and len(res[9]) == 16 and isinstance(res[9], bytes)
+        Ed25519PublicKey.from_public_bytes(res[3]).verify(res[2],
+                                                          b"sealcam-auth-v2 device" + th)
+        assert isinstance(res[13], str) and len(res[3]) == 32
         head = body_of(res[5])
         assert head[0] == 5 and head[3] == "SC-TEST0042"      # the shift ended: REC_STOP
         rtc, mono = res[6]
         assert abs(rtc - time.time() * 1000) < 60_000 and mono >= RECORD_S * 1000
         free, total = res[7]
         assert total == 64_000_000 and 0 < free < total
-        assert res[8] == 55 and res[10] == 200_000 and res[11] is None
-        # AUTH with the station key given by --trust
-        msg = b"sealcam-auth-v1" + b"SC-TEST0042" + b"\x00" + res[9]
-        r = call(ser, 2, 2, {1: spub, 2: station.sign(msg)})
-        assert r[1] == 0, r
+        assert res[8] == 55 and res[11] is None
+        # a replayed AUTH finds its nonce used
+        r = call(ser, 8, 2, {1: spub, 2: station.sign(b"sealcam-auth-v2 station" + th)})
+        assert r[1] == 409, r
         # TIME_SET: the real-time clock of the virtual recorder is set, mono is untouched
         new_rtc = int(time.time() * 1000) + 3_600_000
         r = call(ser, 5, 7, {1: new_rtc})
@@ -142,10 +153,16 @@ def test_serve_hello_auth_delete_sigterm(tmp_path, runtime, fs):
         if runtime == "cpython":   # the pty shows the undock: the old session is gone
             r = call(ser, 9, 3, {1: 0, 2: 10})
             assert r[1] == 401, r
-        r2 = call(ser, 3, 1, {1: 1 << 20, 2: "test-dock"})
-        assert r2[1] == 0 and r2[2][9] != res[9] and body_of(r2[2][5])[0] == 9   # TIME_SET
-        rtc2, mono2 = r2[2][6]
+        sn2 = os.urandom(16)
+        r2 = call(ser, 3, 1, {1: 1 << 20, 2: "test-dock", 3: sn2})
+        assert r2[1] == 0 and r2[2][9] != hello[9]
+        th2 = transcript("SC-TEST0042", r2[2][9], sn2, spub)
+        r = call(ser, 10, 2, {1: spub, 2: station.sign(b"sealcam-auth-v2 station" + th2)})
+        assert r[1] == 0 and body_of(r[2][5])[0] == 9, r                  # TIME_SET
+        rtc2, mono2 = r[2][6]
         assert 0 <= rtc2 - new_rtc < 10_000 and mono2 >= mono
+        sn3 = os.urandom(16)
+        assert call(ser, 11, 1, {1: 1 << 20, 2: "test-dock", 3: sn3})[1] == 0
         r = call(ser, 4, 3, {1: 0, 2: 10})
         assert r[1] == 401                                    # a new HELLO: AUTH again
         # DELETE: refused and recorded
@@ -200,12 +217,12 @@ def test_serve_sigint_and_reboot_recovers_nothing(tmp_path):
     assert a.stop(signal.SIGINT) == 0, a.err
     b = Serve("--store", sd)
     ser = serial.Serial(b.port, timeout=0.2)
-    r = call(ser, 1, 1, {1: 4096, 2: "x"})
+    r = call(ser, 1, 1, {1: 4096, 2: "x", 3: os.urandom(16)})
     ser.close()
     assert b.stop() == 0, b.err
-    head = body_of(r[2][5])
+    assert r[2][10] == 4096 and 5 not in r[2]             # no head before AUTH
+    head = body_of(records_of(str(sd))[-1])
     assert head[0] == 1 and head[6] == 2                  # BOOT of the second boot
-    assert r[2][10] == 4096
     assert verify_store(str(sd), str(sd) + ".flash/device.pub", progress=False).verdict == "OK"
 
 
