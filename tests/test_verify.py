@@ -912,3 +912,95 @@ def test_cli_sim_record_parses_and_calls_run_record(monkeypatch, tmp_path):
         (str(tmp_path), 12.0, "micropython", "fat", 2.0, 5.0, 64000, 7)
     assert main(["sim", "record", str(tmp_path)]) == 3                    # --seconds required
     assert main(["sim", "record", str(tmp_path), "--seconds", "1", "--fs", "ntfs"]) == 3
+
+
+# --- STORE_ALERT: a card whose head went back (SPEC §3.2, §5.2) -----------------------------
+
+def _head_back(tmp_path, keep_lost=False):
+    """Records 0..7 (session); the card loses 5..7 and gets the head of seq 4 back; at the
+    next boot the recorder, remembering seq 7, writes STORE_ALERT seq 8 (prev = H(seq 7))."""
+    s = rw.session(tmp_path / "sd")
+    h7, h4 = s.by_seq(7), s.by_seq(4)
+    if not keep_lost:
+        raw = log_bytes(s)
+        put(s, LOG0, raw[:s.by_seq(5).offset])
+        s._head(h4.data)
+    s.log = None
+    s.boot_count += 1
+    body = s.body(17, {33: "head_back", 28: [7, hashlib.sha256(h7.data).digest()],
+                       29: [4, hashlib.sha256(h4.data).digest()]})
+    s.append_raw(rw.sign_record(body, s.key), 8, 17)
+    return s
+
+
+def test_store_alert_gap_names_itself(tmp_path):
+    s = _head_back(tmp_path)
+    rep = verify_store(s.root, s.pubkey)
+    check(rep, NOT_OK, seq=8, words=["records removed", "remembered head seq 7",
+                                     "lost seqs 5..7"])
+
+
+def test_store_alert_with_the_records_present_is_a_note(tmp_path):
+    s = _head_back(tmp_path, keep_lost=True)
+    rep = verify_store(s.root, s.pubkey)
+    assert rep.verdict == OK, rep.reasons
+    assert any("STORE_ALERT seq 8" in n for n in rep.notes)
+
+
+def test_cut_records_with_older_head_but_media_left_is_not_ok(store):
+    """The newest records cut and an older head put back: the media of the cut segment
+    names the cut ("records removed")."""
+    raw = log_bytes(store)
+    put(store, LOG0, raw[:store.by_seq(2).offset])
+    store._head(store.by_seq(1).data)
+    rep = verify_store(store.root, store.pubkey)
+    check(rep, NOT_OK, file=IDX, words=["records removed", "beyond the last record"])
+    assert seg(rep, None).verdict == NOT_OK and MEDIA in " ".join(rep.reasons)
+
+
+# --- incremental verification: verify_store(trusted=(seq, hash)) ---------------------------
+
+def test_trusted_prefix_skips_rehashing(store):
+    h = hashlib.sha256(store.by_seq(7).data).digest()
+    rep = verify_store(store.root, store.pubkey, trusted=(7, h))
+    check(rep, OK)
+    s = seg(rep)
+    assert s.verdict == OK and s.marks == "T" * 8 and "not re-hashed" in s.reason
+    # a later segment (after the trusted seq) is hashed as usual
+    store.rec_start()
+    store.write(b"n" * 5000)
+    store.close()
+    rep = verify_store(store.root, store.pubkey, trusted=(7, h))
+    check(rep, OK)
+    assert seg(rep, 8).marks == ".." and seg(rep, 2).marks == "T" * 8
+
+
+def test_trusted_prefix_does_not_hide_a_changed_record_after_it(store):
+    h = hashlib.sha256(store.by_seq(5).data).digest()
+    flip(store.path(LOG0), store.by_seq(6).offset + 40)
+    rep = verify_store(store.root, store.pubkey, trusted=(5, h))
+    check(rep, NOT_OK, seq=6)
+
+
+def test_trusted_hash_that_differs_verifies_everything(store):
+    rep = verify_store(store.root, store.pubkey, trusted=(7, bytes(32)))
+    check(rep, NOT_OK, seq=7, words=["earlier offload", "rewritten"])
+    assert seg(rep).marks == "." * 8            # re-hashed: nothing was trusted
+    rep = verify_store(store.root, store.pubkey, trusted=(99, bytes(32)))
+    check(rep, NOT_OK, seq=99, words=["not in the store"])
+
+
+def test_trusted_prefix_media_changed_in_size_is_rehashed(store):
+    h = hashlib.sha256(store.by_seq(7).data).digest()
+    with open(store.path(MEDIA), "ab") as f:
+        f.write(b"more")
+    rep = verify_store(store.root, store.pubkey, trusted=(7, h))
+    check(rep, NOT_OK, file=MEDIA, words=["longer than its closed manifest"])
+
+
+def test_verified_prefix_is_reported(store):
+    rep = verify_store(store.root, store.pubkey)
+    assert rep.verified_through == 7 and len(rep.verified) == 8
+    flip(store.path(LOG0), store.by_seq(4).offset + 40)
+    rep = verify_store(store.root, store.pubkey)
+    assert rep.verified_through == 3 and sorted(rep.verified) == [0, 1, 2, 3]
