@@ -216,3 +216,60 @@ def test_log_refuses_a_huge_length(tmp_path):
     (tmp_path / "log" / "entries").write_bytes(b"\xff\xff\xff\xff" + b"x" * 10)
     with pytest.raises(LogError, match="claims"):
         Log(tmp_path, "o")
+
+
+# --- SPEC §11.3's example and schema.cddl's log-entry ------------------------------------
+
+SPEC = open(os.path.join(os.path.dirname(__file__), "..", "protocol", "SPEC.md"),
+            encoding="utf-8").read()
+
+
+def test_spec_example_checkpoint():
+    sk = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    e0 = {"type": "register", "at": "2026-11-30T08:00:00.000+00:00", "device": "SC-00A1B2C3",
+          "key": bytes(range(32, 64))}
+    e1 = {"type": "head", "at": "2026-11-30T08:05:00.000+00:00", "device": "SC-00A1B2C3",
+          "seq": 7, "hash": bytes(32)}
+    hs = [merkle.leaf_hash(cbor2.dumps(e, canonical=True)) for e in (e0, e1)]
+    for x in hs + [merkle.root(hs)]:
+        assert x.hex() in SPEC
+    origin = "sealcam-station/0123456789abcdef0123456789abcdef"
+    cp = note.sign_note(note.checkpoint_text(origin, 2, merkle.root(hs)), origin, sk).decode()
+    assert "```\n" + cp + "```" in SPEC
+    assert note.verifier_key(origin, sk.public_key()) in SPEC
+
+
+def test_every_entry_of_a_real_log_matches_the_cddl(tmp_path):
+    pycddl = pytest.importorskip("pycddl")
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import refwriter as rw
+    from host_tools import station
+    from host_tools.archive import Archive
+    schema = open(os.path.join(here, "..", "protocol", "schema.cddl")).read()
+    v = pycddl.Schema("root = log-entry\n" + schema)
+    arch = tmp_path / "a"
+    station.init(arch)
+    s = rw.session(tmp_path / "sd", seconds=2)
+    with Archive(arch) as a:
+        a.register(s.device, s.pubkey)
+        oid = a.start_offload(s.device, "/dev/x")
+        a.add_records(s.device, [(r.seq, r.data, rw.decode_record(r.data)) for r in s.records],
+                      oid)
+        a.commit_view(s.device, cbor2.loads(open(s.path("head.cbor"), "rb").read())[3])
+        last = s.records[-1]
+        a.add_receipt(s.device, 1, last.seq, rw.H(last.data), b"\xd2\x84")
+        a.update_receipt(s.device, 1, "accepted", last.seq + 1)
+        a.finish_offload(oid, status="ok", verdict="OK", records=len(s.records))
+        a.quarantine("SC-X", "bad signature", [b"\x01"], {})
+        types = set()
+        for _, raw, e in a.log().entries():
+            v.validate_cbor(raw)
+            types.add(e["type"])
+    assert types == {"register", "records", "object", "head", "receipt", "receipt_status",
+                     "offload", "quarantine"}
+    with pytest.raises(Exception):
+        v.validate_cbor(cbor2.dumps({"type": "head", "at": "x", "device": "D", "seq": 1},
+                                    canonical=True))
