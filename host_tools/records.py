@@ -220,8 +220,12 @@ def decode_item(stream_or_bytes, pos=0, limit=MAX_RECORD):
     return item, bio.tell()
 
 
-def decode(data: bytes, file=None, offset=0, item=None) -> Record:
-    """A Record from its bytes (``item``: the already decoded CBOR item); never raises."""
+def decode(data: bytes, file=None, offset=0, item=None, trusted_upto=-1) -> Record:
+    """A Record from its bytes (``item``: the already decoded CBOR item); never raises.
+
+    ``trusted_upto``: a record whose seq is at most this was verified before (the caller
+    checks that its hash chain reaches a trusted hash): it is only unpacked, without the
+    encoding and schema checks (a few microseconds instead of some fifty)."""
     rec = Record(bytes(data), file, offset)
     if item is None:
         try:
@@ -237,8 +241,27 @@ def decode(data: bytes, file=None, offset=0, item=None) -> Record:
         except Exception:
             rec.fatal = "not CBOR"
             return rec
+    if trusted_upto >= 0 and _fill_trusted(rec, item, trusted_upto):
+        return rec
     _fill(rec, item)
     return rec
+
+
+def _fill_trusted(rec: Record, item, upto) -> bool:
+    """Unpack a record of the trusted prefix; False (nothing set) if it is not one."""
+    try:
+        prot, _, payload, sig = item.value
+        body = cbor2.loads(payload)
+        seq, t = body[1], body[0]
+        if type(seq) is not int or seq > upto or type(t) is not int:
+            return False
+        kid = cbor2.loads(prot)[4]
+    except Exception:
+        return False
+    rec.protected, rec.payload, rec.sig, rec.kid, rec.body = prot, payload, sig, kid, body
+    rec.seq, rec.type = seq, t
+    rec.schema_ok = t in SCHEMA
+    return True
 
 
 def _fill(rec: Record, item):

@@ -122,7 +122,8 @@ class _Verifier:
         self._root_entries(other)
         for rel in logs:
             n_before = len(recs)
-            read_log(self.root, rel, recs, events)
+            read_log(self.root, rel, recs, events,
+                     trusted_upto=-1 if self.anchor is None else self.anchor[0])
             if len(recs) > n_before and recs[n_before].seq is not None:
                 want = log_first_seq(rel)
                 if recs[n_before].seq != want:
@@ -130,7 +131,11 @@ class _Verifier:
                                      % (rel, recs[n_before].seq, want))
         self.recs = recs
         self._key()
-        self._check_trusted()
+        if self.anchor is not None and not self._check_trusted():
+            recs, events = [], []       # nothing is trusted: read every record in full
+            for rel in logs:
+                read_log(self.root, rel, recs, events)
+            self.recs = recs
         self._records()
         self._chain()
         for msg, rel in self.rec_other:       # unsigned files in rec/
@@ -206,10 +211,8 @@ class _Verifier:
                           "with its own public key")
 
     def _check_trusted(self):
-        """The trusted record must stand in the store with exactly its hash; otherwise the
-        whole store is verified as if nothing were trusted."""
-        if self.anchor is None:
-            return
+        """The trusted record must stand in the store with exactly its hash; otherwise (False)
+        the whole store is verified as if nothing were trusted."""
         T, h = self.anchor
         t = next((r for r in self.recs if r.fatal is None and r.seq == T), None)
         if t is None:
@@ -220,8 +223,9 @@ class _Verifier:
                           "(its hash is not the trusted one): the chain was rewritten"
                           % T, T, t.file, t.offset)
         else:
-            return
+            return True
         self.anchor = None
+        return False
 
     # per record -----------------------------------------------------------------
     def _records(self):

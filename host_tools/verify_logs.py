@@ -43,9 +43,10 @@ def _plausible_torn(tail: bytes) -> bool:
     return tail[:2] == b"\xd2\x84"[:len(tail[:2])]
 
 
-def read_log(root, rel: str, items: list, events: list, cap: int = MAX_LOG):
+def read_log(root, rel: str, items: list, events: list, cap: int = MAX_LOG, trusted_upto=-1):
     """Append a Record for each item of one log file to ``items``; torn tails and garbage
-    to ``events`` as (kind, file, offset, message) with kind "torn" or "bad"."""
+    to ``events`` as (kind, file, offset, message) with kind "torn" or "bad".
+    ``trusted_upto``: see records.decode."""
     try:
         data = safeio.read_capped(root, rel, cap, "record log")
     except safeio.StoreFileError as e:
@@ -85,5 +86,5 @@ def read_log(root, rel: str, items: list, events: list, cap: int = MAX_LOG):
                            "than the %d bytes a record may have" % (end - pos, rel, pos,
                                                                    R.MAX_RECORD)))
             break
-        items.append(R.decode(data[pos:end], rel, pos, item))
+        items.append(R.decode(data[pos:end], rel, pos, item, trusted_upto))
         pos = end
