@@ -176,6 +176,21 @@ def _H(b) -> bytes:
     return hashlib.sha256(b).digest()
 
 
+def _unwritable(root, db_path, dirs):
+    """Why the archive cannot be written (a read-only file system, no permission), or
+    None. Checked before SQLite is asked to write, so that a busy archive is not taken for
+    a read-only one."""
+    try:
+        if os.statvfs(root).f_flag & getattr(os, "ST_RDONLY", 1):
+            return "read-only file system"
+    except OSError as e:
+        return e.strerror or str(e)
+    for p in (root, db_path) + tuple(d for d in dirs if os.path.isdir(d)):
+        if os.path.exists(p) and not os.access(p, os.W_OK):
+            return "no write permission on %s" % p
+    return None
+
+
 def _connect_ro(path):
     """SQLite opened for reading only: mode=ro, or immutable=1 where even the WAL index
     cannot be made (a read-only file system or folder)."""
@@ -242,25 +257,31 @@ class Archive:
         if readonly:
             self.db = _connect_ro(self.db_path)
         else:
+            why = _unwritable(self.root, self.db_path,
+                              (self.objects, self.devices_dir, self.staging))
             try:
-                self.db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-                self.db.row_factory = sqlite3.Row
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
-                self.db.execute("PRAGMA foreign_keys=ON")
-                self.db.execute("BEGIN IMMEDIATE")      # can we write at all?
-                self.db.execute("ROLLBACK")
-                for d in (self.root, self.objects, self.devices_dir, self.staging):
-                    if os.path.isdir(d) and not os.access(d, os.W_OK):
-                        raise PermissionError(13, "no write permission", d)
-            except (sqlite3.OperationalError, PermissionError) as e:
+                if why is None:
+                    self.db = sqlite3.connect(self.db_path, timeout=30.0,
+                                              isolation_level=None)
+                    self.db.row_factory = sqlite3.Row
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=FULL")
+                    self.db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.OperationalError as e:
                 if self.db is not None:
                     self.db.close()
                     self.db = None
+                m = str(e).lower()
+                if not any(k in m for k in ("readonly", "read-only", "unable to open",
+                                            "attempt to write", "disk i/o")):
+                    raise ArchiveError("cannot open the archive index %s: %s"
+                                       % (self.db_path, e)) from None
+                why = str(e)
+            if why is not None:
                 raise ArchiveUnwritable(
                     "the archive %s cannot be written (%s): check that its file system is "
                     "mounted read-write and that this user owns it; `sealcam verify` and "
-                    "`sealcam report` can still read it" % (self.root, e)) from None
+                    "`sealcam report` can still read it" % (self.root, why))
         if _create:
             self.db.executescript(_SCHEMA)
             cur = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -839,9 +860,9 @@ class Archive:
                             (qid, str(device_id), str(reason), now, len(recs),
                              hashlib.sha256(blob).digest(),
                              json.dumps(info or {}, ensure_ascii=True, default=repr)))
-        self._log_event({"type": "quarantine", "at": now, "id": qid, "device": str(device_id),
-                         "reason": str(reason), "records": len(recs),
-                         "sha256": hashlib.sha256(blob).digest()})
+            self._log_event({"type": "quarantine", "at": now, "id": qid,
+                             "device": str(device_id), "reason": str(reason),
+                             "records": len(recs), "sha256": hashlib.sha256(blob).digest()})
         return qid
 
     def quarantines(self):
