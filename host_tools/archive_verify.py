@@ -179,6 +179,15 @@ def check_log(a, pub, external=None):
     earlier checkpoint the log must extend."""
     log = a.log()
     reasons = []
+    kp = os.path.join(a.root, "station.key")
+    if pub is not None and os.path.isfile(kp) and os.access(kp, os.R_OK):
+        from .station import StationError, station_pub
+        try:
+            if station_pub(a.root) != pub:
+                reasons.append("station.pub is not the public key of station.key: one of them "
+                               "was replaced")
+        except StationError:
+            pass                       # a key we may not read is not ours to judge here
     info = {"origin": log.origin, "size": log.size, "checkpoint_size": None,
             "root": log.root().hex(), "torn_bytes": log.torn}
     trusted = log.size

@@ -27,7 +27,8 @@ Exit codes:
     dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6/130 as for offload
     status:  0 READY, 2 NOT_READY or annotations waiting, 1/3/4/5/6/130 as for checkout
     report:  0 no problems, 1 problems listed, 3 usage error / not an archive
-    station, sim: 0 ok, 3 usage error
+    station, sim: 0 ok, 3 usage error or an archive that cannot be written
+             (station reindex: 1 records the log names were found nowhere)
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ exit codes:
   dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
   status   0 READY, 2 NOT_READY or annotations waiting, others as for checkout
   report   0 no problems, 1 problems listed, 3 usage error or not an archive
-  station, sim  0 ok, 3 usage error
+  station, sim  0 ok, 3 usage error or an archive that cannot be written
+                (station reindex: 1 records the log names were found nowhere)
 
 a shift at the dock:
   sealcam station init --archive /srv/sealcam          # once: station key + empty archive

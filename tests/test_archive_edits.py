@@ -435,3 +435,24 @@ def test_read_only_archive_offload_dock_checkout_exit_3(ro_arch, made, tmp_path)
             assert "cannot be written" in err, (argv, err)
     finally:
         d.stop()
+
+
+def test_replaced_station_key_pair_and_re_signed_log(arch, made):
+    """An editor who replaces station.pub (and the log's checkpoint with one of their own
+    key) is caught by station.key, and without it by an exported checkpoint."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from host_tools.tlog import note
+    from host_tools.tlog.log import Log
+    origin = (arch / "log" / "checkpoint").read_text().split("\n")[0]
+    sk = Ed25519PrivateKey.generate()
+    lg = Log(arch, origin, readonly=True)
+    (arch / "log" / "checkpoint").write_bytes(
+        note.sign_note(note.checkpoint_text(origin, lg.size, lg.root()), origin, sk))
+    (arch / "station.pub").write_text(rw.raw_pub(sk).hex() + "\n")
+    rc, out = verify(arch)
+    assert rc == 1 and "station.pub is not the public key of station.key" in out
+    os.unlink(arch / "station.key")
+    rc, out = verify(arch)
+    assert rc == 0, out             # consistent in itself once the real key is gone ...
+    rc, out = verify(arch, "--checkpoint", made / "cp.txt")
+    assert rc == 1 and "--checkpoint:" in out and "no signature" in out   # ... but not this
