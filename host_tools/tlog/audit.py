@@ -1,0 +1,198 @@
+"""The archive against its station log (SPEC §9 step 3-4): archive.sqlite and the device
+views compared with the state the log's events replay to (host_tools.tlog.replay). Every
+row that is missing, differs or was never logged, and every view file that is not the
+object the log recorded, is named."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+from ..keys import fingerprint
+from ..verify import TYPE_NAMES
+from .objects import hash_file as _hash_file
+
+__all__ = ["cross_check"]
+
+
+def _H(b):
+    return hashlib.sha256(b).digest()
+
+
+def _ranges(seqs):
+    seqs = sorted(seqs)
+    out, i = [], 0
+    while i < len(seqs):
+        j = i
+        while j + 1 < len(seqs) and seqs[j + 1] == seqs[j] + 1:
+            j += 1
+        out.append(str(seqs[i]) if i == j else "%d..%d" % (seqs[i], seqs[j]))
+        i = j + 1
+    return ", ".join(out)
+
+
+def _tname(t):
+    return TYPE_NAMES.get(t, "type %s" % t)
+
+
+def cross_check(a, st):
+    """{device id or None: [reasons]}: what archive.sqlite and the views say that the log
+    (the replayed state ``st``) does not."""
+    out = {}
+
+    def bad(dev, msg):
+        out.setdefault(dev, []).append(msg)
+
+    db = a.db
+    rows = {r["id"]: dict(r) for r in db.execute(
+        "SELECT id, pubkey, registered_at, last_head_seq, last_head_hash FROM devices")}
+    for d, dv in st.devices.items():
+        row = rows.get(d)
+        if row is None:
+            bad(d, "device %s is registered in the station log (key %s, %s) but its row is "
+                   "missing from archive.sqlite: it was deleted" % (d, fingerprint(dv["key"]),
+                                                                    dv["registered_at"]))
+            continue
+        if row["pubkey"] != dv["key"]:
+            bad(d, "archive.sqlite holds key %s for device %s, the station log registered key "
+                   "%s: the key was swapped" % (fingerprint(row["pubkey"]) if len(
+                       row["pubkey"] or b"") == 32 else repr(row["pubkey"]), d,
+                       fingerprint(dv["key"])))
+        if row["registered_at"] != dv["registered_at"]:
+            bad(d, "devices row of %s: registered_at %s, the station log says %s"
+                % (d, row["registered_at"], dv["registered_at"]))
+        if (row["last_head_seq"], row["last_head_hash"]) != (dv["head_seq"], dv["head_hash"]):
+            bad(d, "devices row of %s: last head seq %s, the station log's last head is seq %s"
+                % (d, row["last_head_seq"], dv["head_seq"]))
+    for d in rows:
+        if d not in st.devices:
+            bad(d, "device %s is in archive.sqlite but the station log never registered it"
+                % d)
+    # records
+    held = {}
+    for r in db.execute("SELECT device, seq, type, hash, stored_at, data FROM records "
+                        "ORDER BY device, seq"):
+        d, seq = r["device"], r["seq"]
+        held.setdefault(d, set()).add(seq)
+        logged = st.records.get(d, {}).get(seq)
+        h = _H(r["data"])
+        if logged is None:
+            bad(d, "records row %s seq %d (%s) is not in the station log" % (d, seq,
+                                                                             _tname(r["type"])))
+            continue
+        lh, lt, lat, _ = logged
+        if h != lh or r["hash"] != lh:
+            bad(d, "records row %s seq %d is not the record the station log stored (its %s "
+                   "differs)" % (d, seq, "data" if h != lh else "hash column"))
+        if r["type"] != lt:
+            bad(d, "records row %s seq %d: type %s, the station log says %s"
+                % (d, seq, _tname(r["type"]), _tname(lt)))
+        if r["stored_at"] != lat:
+            bad(d, "records row %s seq %d: stored_at %s, the station log says %s (the time "
+                   "was edited)" % (d, seq, r["stored_at"], lat))
+    for d, recs in st.records.items():
+        missing = set(recs) - held.get(d, set())
+        if missing:
+            kinds = {}
+            for s in missing:
+                kinds.setdefault(recs[s][1], []).append(s)
+            named = "; ".join("%s seq %s" % (_tname(t), _ranges(ss))
+                              for t, ss in sorted(kinds.items(), key=lambda x: min(x[1])))
+            bad(d, "records of %s in the station log are missing from archive.sqlite (deleted "
+                   "rows): %s" % (d, named))
+    # receipts
+    rrows = {}
+    for r in db.execute("SELECT * FROM receipts"):
+        rrows[(r["device"], r["number"])] = dict(r)
+    for d, recs in st.receipts.items():
+        for n, lr in recs.items():
+            row = rrows.pop((d, n), None)
+            if row is None:
+                bad(d, "receipt %d of %s (covers seq 0..%d, %s) is in the station log but its "
+                       "row is missing from archive.sqlite" % (n, d, lr["covered"],
+                                                                lr["status"]))
+                continue
+            for k, want in (("covered", lr["covered"]), ("covered_hash", lr["covered_hash"]),
+                            ("receipt", lr["receipt"]), ("receipt_hash", _H(lr["receipt"])),
+                            ("sent_at", lr["sent_at"]), ("status", lr["status"]),
+                            ("record_seq", lr["record_seq"])):
+                if row[k] != want:
+                    bad(d, "receipt %d of %s: %s in archive.sqlite differs from the station "
+                           "log (%s)" % (n, d, k, want if not isinstance(want, bytes)
+                                         else "edited"))
+    for (d, n) in rrows:
+        bad(d, "receipt %d of %s is in archive.sqlite but not in the station log" % (n, d))
+    # offloads
+    orows = {r["id"]: dict(r) for r in db.execute("SELECT * FROM offloads")}
+    for oid, lo in st.offloads.items():
+        row = orows.pop(oid, None)
+        d = lo.get("device")
+        if row is None:
+            bad(d, "offload %s of %s (%s, %s) is in the station log but its row is missing "
+                   "from archive.sqlite" % (oid, d, lo.get("started"), lo.get("status")))
+            continue
+        diff = [k for k, v in lo.items() if k in row and row[k] != v]
+        if diff:
+            bad(d, "offload %s of %s: %s in archive.sqlite differ%s from the station log"
+                % (oid, d, ", ".join(diff), "s" if len(diff) == 1 else ""))
+    for oid, row in orows.items():
+        if row["finished"] is not None:
+            bad(row["device"], "offload %s of %s (finished %s) is in archive.sqlite but not in "
+                               "the station log" % (oid, row["device"], row["finished"]))
+    # quarantines
+    qrows = {r["id"]: dict(r) for r in db.execute("SELECT * FROM quarantine")}
+    for qid, lq in st.quarantines.items():
+        row = qrows.pop(qid, None)
+        p = os.path.join(a.root, "quarantine", str(qid), "records.log")
+        if row is None:
+            bad(None, "quarantine %s (%s) is in the station log but its row is missing"
+                % (qid, lq.get("reason")))
+        h, why = _hash_file(p)
+        if why:
+            bad(None, "quarantine/%s/records.log %s" % (qid, why))
+        elif bytes.fromhex(h) != lq.get("sha256"):
+            bad(None, "quarantine/%s/records.log is not what was kept" % qid)
+    for qid in qrows:
+        bad(None, "quarantine %s is in archive.sqlite but not in the station log" % qid)
+    # device views
+    vdirs = sorted(os.listdir(a.devices_dir)) if os.path.isdir(a.devices_dir) else []
+    for d in vdirs:
+        base = os.path.join(a.devices_dir, d)
+        logged = st.objects.get(d, {})
+        if not os.path.isdir(base) or os.path.islink(base):
+            bad(d, "devices/%s is not a folder" % d)
+            continue
+        seen = set()
+        for dirpath, dirs, files in os.walk(base):
+            dirs.sort()
+            for fn in sorted(files) + sorted(x for x in dirs if os.path.islink(
+                    os.path.join(dirpath, x))):
+                p = os.path.join(dirpath, fn)
+                rel = os.path.relpath(p, base).replace(os.sep, "/")
+                if rel.endswith(".tmp-link"):
+                    continue
+                seen.add(rel)
+                want = logged.get(rel)
+                if want is None:
+                    bad(d, "devices/%s/%s is not in the station log (a file added to the "
+                           "view)" % (d, rel))
+                    continue
+                try:
+                    st_f = os.lstat(p)
+                    st_o = os.stat(a.object_path(want.hex()))
+                    same = (st_f.st_ino, st_f.st_dev) == (st_o.st_ino, st_o.st_dev)
+                except OSError:
+                    same = False
+                if not same:
+                    h, why = _hash_file(p)
+                    if why or bytes.fromhex(h) != want:
+                        bad(d, "devices/%s/%s is not the file the station log recorded%s"
+                            % (d, rel, " (%s)" % why if why else ""))
+        for rel in sorted(set(logged) - seen):
+            bad(d, "devices/%s/%s, recorded in the station log, is missing from the view"
+                % (d, rel))
+    for d in st.devices:
+        if d not in vdirs and st.objects.get(d):
+            bad(d, "devices/%s, recorded in the station log, is missing" % d)
+    for p in st.problems:
+        bad(None, "station log: %s" % p)
+    return out
