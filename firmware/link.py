@@ -14,6 +14,11 @@
 # ({1: number, 2: H(receipt), 3: covered seq}), a small file of flashkv.py (replaced
 # whole: a .new file, then replace; a .new file that a cut left behind is read too).
 #
+# The session (HELLO's nonces, AUTH) ends at the next HELLO, when hal.serial reports the
+# host gone (its optional `connected`), or after session_idle_ms without a byte on the
+# device clock (setting, default 60 s). Refused DELETE/FORMAT/WRITE go to the store's
+# coalesced refusals (refusals.py): recorded, or counted for the next REFUSAL record.
+#
 # STATUS reports the officer workflow's state and its interruptions waiting for a voice
 # annotation when the Link is given the workflow (Link(..., workflow=wf): wf.state, a
 # str, and wf.waiting(), a list of seqs); without one, "recording" or "standby".
