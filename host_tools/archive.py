@@ -32,7 +32,8 @@ import stat
 
 import cbor2
 
-__all__ = ["Archive", "ArchiveError", "NotAnArchive", "ArchiveUnwritable", "DeviceLocked",
+__all__ = ["Archive", "ArchiveError", "NotAnArchive", "ArchiveUnwritable", "StationLogError",
+           "DeviceLocked",
            "SCHEMA_VERSION",
            "valid_device_id", "safe_rel", "record_body", "utcnow"]
 
@@ -137,6 +138,11 @@ class DeviceLocked(ArchiveError):
 
 class ArchiveUnwritable(NotAnArchive):
     """The archive cannot be written (read-only file system, permissions): exit 3."""
+
+
+class StationLogError(ArchiveError):
+    """The station log cannot be appended to (it no longer matches its signed checkpoint,
+    or it cannot be written): nothing more is stored until `sealcam verify` is run."""
 
 
 def utcnow() -> str:
@@ -348,7 +354,14 @@ class Archive:
 
     def _log_event(self, entry):
         """Append an event to the station log (durable and signed before returning)."""
-        self.log().append([entry])
+        from .tlog.log import LogError
+        try:
+            self.log().append([entry])
+        except LogError as e:
+            raise StationLogError("station log of %s: %s" % (self.root, e)) from None
+        except OSError as e:
+            raise StationLogError("the station log of %s cannot be written (%s)"
+                                  % (self.root, e.strerror or e)) from None
 
     # -- station key -------------------------------------------------------------------
     def station_key(self):

@@ -475,9 +475,9 @@ def main(argv=None) -> int:
 
 
 def _archive_errors():
-    from .archive import ArchiveUnwritable
+    from .archive import ArchiveUnwritable, StationLogError
     from .tlog.log import LogError
-    return (ArchiveUnwritable, LogError)
+    return (ArchiveUnwritable, StationLogError, LogError)
 
 
 if __name__ == "__main__":

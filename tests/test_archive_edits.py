@@ -456,3 +456,26 @@ def test_replaced_station_key_pair_and_re_signed_log(arch, made):
     assert rc == 0, out             # consistent in itself once the real key is gone ...
     rc, out = verify(arch, "--checkpoint", made / "cp.txt")
     assert rc == 1 and "--checkpoint:" in out and "no signature" in out   # ... but not this
+
+
+def test_offload_stores_nothing_on_a_tampered_log(arch, made, tmp_path):
+    """The station does not extend (and so re-sign) a log that an editor changed."""
+    p = arch / "log" / "entries"
+    data = bytearray(p.read_bytes())
+    data[-3] ^= 1
+    p.write_bytes(bytes(data))
+    before = rows(arch, "SELECT COUNT(*) n FROM records")[0]["n"]
+    cp = (arch / "log" / "checkpoint").read_bytes()
+    s = rw.RefStore(tmp_path / "sd2", device="SC-00FFEE01", seed=b"\x42" * 32)
+    s.boot()
+    s.rec_stop()
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)]).start()
+    try:
+        r = sealcam("offload", "--port", d.port, "--archive", arch, "--register")
+    finally:
+        d.stop()
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "station log" in r.stdout + r.stderr and "not appending" in r.stdout + r.stderr
+    assert rows(arch, "SELECT COUNT(*) n FROM records")[0]["n"] == before
+    assert rows(arch, "SELECT COUNT(*) n FROM devices WHERE id = 'SC-00FFEE01'")[0]["n"] == 0
+    assert (arch / "log" / "checkpoint").read_bytes() == cp
