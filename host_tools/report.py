@@ -3,9 +3,15 @@
     sealcam report --archive DIR [--device ID]... [--officer ID] [--from YYYY-MM-DD]
                    [--to YYYY-MM-DD] [--offload-limit-h H] [--json | --csv]
 
-The report reads DIR/archive.sqlite read-only and decodes each record's COSE_Sign1 payload.
-It does NOT verify signatures, the chain or the media: `sealcam verify DIR` is what proves
-that the records are authentic and complete. The report says what the records say.
+The report reads DIR/archive.sqlite read-only and reports only what verifies: each device's
+records are checked as they are read (host_tools.records: strict decoding, the signature
+with the device's registered key, the chain from seq 0). From the first record that does
+not verify, the device's records are left out: the report lists the verified prefix only,
+names what was left out ("unverified") and counts it as a problem (kind "not_verified",
+exit code 1). A chain that ends before the last signed head the station saw is "records
+removed", the same way. The media is not checked here: `sealcam verify DIR` does that.
+Strings from records are printed with control characters escaped (records.printable) in
+the text and CSV forms; the JSON is ASCII.
 
 Selection: records of the given devices (all devices when none is given) whose officer
 (key 7) is --officer and whose record time (rtc, key 4) falls on or between --from and --to
@@ -17,8 +23,10 @@ device's whole chain, whatever the filters.
 
 Sections:
   interruptions       INTERRUPTION records (R3), each joined with the VOICE_ANNOTATION or
-                      ANNOTATION_MISSING that refers to it: "annotated", "missing", or
-                      "unexplained" (neither: the shift ended, the power was lost, ...)
+                      ANNOTATION_MISSING that refers to it: "annotated", "missing",
+                      "unexplained" (neither, and a later BOOT or ASSIGN ended the wait) or
+                      "waiting" (neither, and nothing after it ends the wait: not a problem
+                      yet); the judgement is host_tools.workflow's, which verify uses too
   late_offloads       segments (R8) whose media records (REC_START, CHECKPOINT, SEGMENT,
                       RECOVERY) reached the archive (first stored_at) more than
                       --offload-limit-h hours (default 24) after they were made
@@ -32,10 +40,12 @@ Sections:
   releases            RELEASE records: media removed against a custody receipt (§10.8)
   summary             counts per device
   problems            what makes the report non-compliant: unexplained interruptions,
-                      missing annotations, late offloads, DRIFT flags
+                      missing annotations, late offloads, DRIFT flags, records that do not
+                      verify
 
 Exit codes: 0 the report was made and shows no problem; 1 the report was made and lists
-compliance problems; 3 usage error, or DIR is not a readable archive.
+compliance problems (records that do not verify among them); 3 usage error, or DIR is not a
+readable archive.
 
 JSON (--json): one object; every key below is always present (lists may be empty, values
 that a record does not carry are null). Times are UTC ISO 8601 strings with milliseconds
@@ -46,10 +56,12 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
     "archive": "/abs/DIR", "archive_id": str | null, "generated_at": time,
     "filters": {"devices": [id] | null, "officer": str | null, "from": "YYYY-MM-DD" | null,
                 "to": "YYYY-MM-DD" | null, "offload_limit_h": number},
-    "integrity": "records decoded, not verified: run `sealcam verify DIR` ...",
+    "integrity": "records verified: ... run `sealcam verify DIR` for the media",
     "devices": [id, ...],                           # the devices reported on
     "summary": {id: {"records", "segments",
-                     "interruptions": {"total", "annotated", "missing", "unexplained"},
+                     "interruptions": {"total", "annotated", "missing", "unexplained",
+                                       "waiting"},
+                     "verified_through": seq | null,   # records 0..seq verify
                      "late_segments", "clock_adjustments", "drift_flags", "refusals",
                      "recoveries",
                      "marks": {"important", "notice_given", "bookmark", "other"},
@@ -58,7 +70,7 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
     "interruptions": [{"device", "seq", "time", "officer", "unit", "reason", "segment",
                        "at": [segment, chunk, offset] | null, "at_byte": int | null,
                        "refers": int | null,        # the RECOVERY of a power loss
-                       "status": "annotated" | "missing" | "unexplained",
+                       "status": "annotated" | "missing" | "unexplained" | "waiting",
                        "annotation": null | {"seq", "time", "parts" [{seq, span,
                                               span_bytes}, one per segment],
                                              "span": [segment, chunk, offset, chunk, offset],
@@ -90,11 +102,13 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
         # facts: {"battery_pct", "storage_min", "clock_error_ms", "oldest_unreceipted_s",
         #         "since_calibration_ms"}, each int or null
     "releases": [{"device", "seq", "time", "segment", "media", "length", "number"}],
-    "undecodable": [{"device", "seq"}],             # rows whose data is not a record
+    "unverified": [{"device", "first_seq", "records", "reason"}],
+        # per device: the records left out, from the first that does not verify
     "notes": [str],
     "problems": [{"device", "seq", "kind", "message"}]
         # kind: "interruption_unexplained" | "annotation_missing" | "late_offload" |
-        #       "clock_drift"; seq is the INTERRUPTION / REC_START / TIME_SET record
+        #       "clock_drift" | "not_verified"; seq is the INTERRUPTION / REC_START /
+        #       TIME_SET record, or the first record left out
   }
 
 CSV (--csv): one table, header CSV_COLUMNS; one row per item, its `section` column one of
@@ -116,29 +130,33 @@ import sqlite3
 import sys
 import urllib.parse
 
-from .archive import record_body
+from . import records as R
+from .records import printable
+from .records import (ANNOTATION_MISSING, ASSIGN, INTERRUPTION, MARK,
+                      MARK_KINDS, MEDIA_TYPES, REC_START, RECOVERY, REFUSAL, RELEASE,
+                      SEGMENT, SELF_CHECK, TIME_SET, VOICE_ANNOTATION)
+from .workflow import ANNOTATED, MISSING, UNEXPLAINED, WAITING, \
+    judge_interruption
 
 __all__ = ["build_report", "add_arguments", "run", "exit_code", "to_text", "to_csv",
            "ReportError",
            "CSV_COLUMNS", "FORMAT", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE"]
 
-FORMAT = "sealcam-report-1"
+FORMAT = "sealcam-report-2"
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 3
 
-(BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY, RECEIPT, TIME_SET,
- INTERRUPTION, VOICE_ANNOTATION, ANNOTATION_MISSING, MARK, ASSIGN, SELF_CHECK,
- RELEASE) = range(1, 17)
-NO_OFFICER, RECOVERED, MISMATCH, DRIFT = 0x01, 0x02, 0x04, 0x08
-MEDIA_TYPES = (REC_START, CHECKPOINT, SEGMENT, RECOVERY)
-MARK_KINDS = ("important", "notice_given", "bookmark")
+NO_OFFICER, RECOVERED, MISMATCH, DRIFT = (R.F_NO_OFFICER, R.F_RECOVERED, R.F_MISMATCH,
+                                         R.F_DRIFT)
 FACT_NAMES = {1: "battery_pct", 2: "storage_min", 3: "clock_error_ms",
               4: "oldest_unreceipted_s", 5: "since_calibration_ms"}
 DAY_MS = 86_400_000
 # body keys the report never reads, dropped as records are loaded (prev, device, mono,
 # boot, fw, root, start, pubkey): a year of checkpoints fits in memory
 _DROP = (2, 3, 5, 6, 8, 15, 16, 18)
-INTEGRITY = ("records decoded, not verified: this report trusts what the records say; "
-             "run `sealcam verify %s` to prove that they are authentic and complete")
+INTEGRITY = ("records verified: each record's signature with the device's registered key "
+             "and its place in the chain from seq 0; a device's records after the first one "
+             "that does not verify are left out (see unverified). The media is not checked "
+             "here: run `sealcam verify %s` for that")
 
 CSV_COLUMNS = [
     "section", "device", "seq", "time", "officer", "unit", "kind", "status", "reason",
@@ -168,7 +186,8 @@ CSV_COLUMNS = [
     "facts_oldest_unreceipted_s", "facts_since_calibration_ms",
     # summary
     "interruptions_total", "interruptions_annotated", "interruptions_missing",
-    "interruptions_unexplained", "late_segments", "clock_adjustments", "drift_flags",
+    "interruptions_unexplained", "interruptions_waiting", "verified_through",
+    "late_segments", "clock_adjustments", "drift_flags",
     "refusals", "recoveries", "marks_important", "marks_notice_given", "marks_bookmark",
     "marks_other", "shifts", "unassigned_records", "self_checks", "self_checks_not_ready",
     "releases", "problems",
@@ -310,10 +329,29 @@ def _open_ro(archive_dir):
 
 # --- building the report -----------------------------------------------------------------
 
+def _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash):
+    """None if the archived record ``rec`` (row seq ``seq``) verifies and follows the
+    record (prev_seq, prev_hash); else why not."""
+    if rec.fatal:
+        return "not a record: %s" % rec.fatal
+    if rec.errors:
+        return "; ".join(rec.errors)
+    if rec.seq != seq:
+        return "the record is seq %d, its archive row says %d" % (rec.seq, seq)
+    if rec.body[3] != did or rec.kid != did.encode():
+        return "the record names device %s" % R.printable(repr(rec.body[3]))
+    try:
+        if not R.check_signature(pubkey, rec):
+            return "its signature does not verify with the registered key"
+    except ValueError as e:
+        return "the registered key is refused: %s" % e
+    return R.check_next(prev_seq, prev_hash, rec)
+
+
 class _Dev:
     """One device's records, decoded, with the indexes the report joins on."""
 
-    def __init__(self, did, rows, undecodable):
+    def __init__(self, did, rows, pubkey, last_head):
         self.id = did
         self.recs = []            # [(seq, body)] in seq order (bodies without the keys in _DROP)
         self.seqs = []            # the seqs of recs, for bisect
@@ -322,12 +360,21 @@ class _Dev:
         self.voice = {}           # interruption seq -> [VOICE_ANNOTATION body]
         self.missing = {}         # interruption seq -> [ANNOTATION_MISSING body]
         self.stored = {}          # seq -> stored_at (ms)
+        self.unverified = None    # {device, first_seq, records, reason} if rows are left out
+        prev_seq, prev_hash = None, None
         for row in rows:
-            body = record_body(row["data"])
-            if body is None or body.get(1) != row["seq"]:
-                undecodable.append({"device": did, "seq": row["seq"]})
+            if self.unverified is not None:
+                self.unverified["records"] += 1
                 continue
             seq = row["seq"]
+            rec = R.decode(row["data"] if isinstance(row["data"], bytes) else b"")
+            why = _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash)
+            if why:
+                self.unverified = {"device": did, "first_seq": seq, "records": 1,
+                                   "reason": why}
+                continue
+            prev_seq, prev_hash = seq, rec.hash
+            body = dict(rec.body)
             for k in _DROP:
                 body.pop(k, None)
             self.recs.append((seq, body))
@@ -341,6 +388,14 @@ class _Dev:
                 self.voice.setdefault(body[31], []).append(body)
             elif t == ANNOTATION_MISSING and _int(body.get(31)) is not None:
                 self.missing.setdefault(body[31], []).append(body)
+        end = self.last_seq()
+        if self.unverified is None and last_head is not None and (end is None
+                                                                   or end < last_head):
+            self.unverified = {"device": did, "first_seq": (end + 1) if end is not None else 0,
+                               "records": 0,
+                               "reason": "records removed: the archive's chain ends at seq %s, "
+                                         "before the last signed head the station saw (seq "
+                                         "%d)" % (end, last_head)}
 
     def byte(self, segment, chunk, offset):
         c = self.chunk.get(segment)
@@ -431,7 +486,12 @@ def _interruption(d, seq, b):
         m = miss[0]
         item["missing"] = {"seq": m.get(1), "time": _iso(m.get(4)),
                            "waited_ms": _int(m.get(35)), "waited_s": _secs(m.get(35))}
-    if voice:
+    # the one interpretation verify uses too (host_tools/workflow.py)
+    status, why = judge_interruption(seq, [w.get(1) for w in voice],
+                                     miss[0].get(1) if miss else None,
+                                     ((s2, b2.get(0)) for s2, b2 in d.after(seq)))
+    item["status"] = status
+    if status == ANNOTATED:
         v = voice[0]
         span, span_bytes = _span_of(v, d)
         # a statement across a segment rollover has one record per segment (SPEC §10.3)
@@ -442,7 +502,6 @@ def _interruption(d, seq, b):
         item["annotation"] = {"seq": v.get(1), "time": _iso(v.get(4)), "span": span,
                               "span_bytes": span_bytes, "duration_ms": _int(v.get(35)),
                               "duration_s": _secs(v.get(35)), "parts": parts}
-        item["status"] = "annotated"
         where = ("segment %d, chunk %d offset %d to chunk %d offset %d" % tuple(span)
                  if span else "no span")
         if span_bytes:
@@ -454,25 +513,15 @@ def _interruption(d, seq, b):
         item["explanation"] = ("annotated: VOICE_ANNOTATION seq %s at %s, %s, %s spoken"
                                % (v.get(1), item["annotation"]["time"], where,
                                   _fmt_s(item["annotation"]["duration_s"])))
-    elif miss:
-        item["status"] = "missing"
+    elif status == MISSING:
         item["explanation"] = ("missing, waited %s (ANNOTATION_MISSING seq %s at %s)"
                                % (_fmt_s(item["missing"]["waited_s"]), miss[0].get(1),
                                   item["missing"]["time"]))
-    else:
-        item["status"] = "unexplained"
-        why = None
-        for s2, b2 in d.after(seq):
-            if b2.get(0) == BOOT:
-                why = "the device restarted at BOOT seq %d before one was made: power lost?" \
-                      % s2
-                break
-            if b2.get(0) == ASSIGN:
-                why = "the shift ended at ASSIGN seq %d before one was made" % s2
-                break
-        if why is None:
-            why = "none in the archive up to seq %s, its last record" % d.last_seq()
+    elif status == UNEXPLAINED:
         item["explanation"] = "unexplained: no annotation and no missing record (%s)" % why
+    else:
+        item["explanation"] = ("waiting: no annotation yet; none in the archive up to seq %s, "
+                               "its last record (%s)" % (d.last_seq(), why))
     return item
 
 
@@ -615,13 +664,13 @@ def _device_items(d, sel, limit_h):
 def _problems(items):
     probs = []
     for it in items["interruptions"]:
-        if it["status"] == "unexplained":
+        if it["status"] == UNEXPLAINED:
             probs.append({"device": it["device"], "seq": it["seq"],
                           "kind": "interruption_unexplained",
                           "message": "%s seq %d: interruption (%s) at %s is %s"
                                      % (it["device"], it["seq"], it["reason"], it["time"],
                                         it["explanation"])})
-        elif it["status"] == "missing":
+        elif it["status"] == MISSING:
             probs.append({"device": it["device"], "seq": it["seq"],
                           "kind": "annotation_missing",
                           "message": "%s seq %d: interruption (%s) at %s was not explained "
@@ -651,7 +700,7 @@ def _problems(items):
     return probs
 
 
-def _summary(did, items, probs, selected, segments):
+def _summary(did, items, probs, selected, segments, verified_through):
     def mine(key):
         return [it for it in items[key] if it["device"] == did]
     ints = mine("interruptions")
@@ -662,7 +711,9 @@ def _summary(did, items, probs, selected, segments):
         "interruptions": {"total": len(ints),
                           "annotated": sum(i["status"] == "annotated" for i in ints),
                           "missing": sum(i["status"] == "missing" for i in ints),
-                          "unexplained": sum(i["status"] == "unexplained" for i in ints)},
+                          "unexplained": sum(i["status"] == "unexplained" for i in ints),
+                          "waiting": sum(i["status"] == WAITING for i in ints)},
+        "verified_through": verified_through,
         "late_segments": len(mine("late_offloads")),
         "clock_adjustments": len(mine("clock_adjustments")),
         "drift_flags": sum(c["drift_flag"] for c in mine("clock_adjustments")),
@@ -722,26 +773,37 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
             ids = known
         sel = _Sel(officer, since, until)
         items = {k: [] for k, _ in _SECTIONS}
-        undecodable = []
+        unverified = []
         counts = {}
         for did in ids:
             try:
+                dev = db.execute("SELECT pubkey, last_head_seq FROM devices WHERE id = ?",
+                                 (did,)).fetchone()
                 rows = db.execute("SELECT seq, stored_at, data FROM records WHERE device = ? "
                                   "ORDER BY seq", (did,))
-                d = _Dev(did, rows, undecodable)
+                d = _Dev(did, rows, bytes(dev["pubkey"] or b""), dev["last_head_seq"])
+                if d.unverified is not None:
+                    unverified.append(d.unverified)
             except sqlite3.DatabaseError as e:
                 raise ReportError("%s: cannot read the records of device %s: %s"
                                   % (root, did, e)) from None
             dev_items, selected, segments = _device_items(d, sel, limit_h)
             for k in items:
                 items[k].extend(dev_items[k])
-            counts[did] = (selected, segments)
+            counts[did] = (selected, segments, d.last_seq())
     finally:
         db.close()
-    if undecodable:
-        notes.append("%d archived record(s) could not be decoded and are left out; "
-                     "`sealcam verify %s` reports them" % (len(undecodable), root))
     probs = _problems(items)
+    for u in unverified:
+        probs.append({"device": u["device"], "seq": u["first_seq"], "kind": "not_verified",
+                      "message": "%s: %s; %s; `sealcam verify %s` tells more" % (
+                          u["device"], u["reason"],
+                          "the report lists only records 0..%d, which verify" % (
+                              u["first_seq"] - 1) if u["first_seq"] else
+                          "no record of it is reported", root)})
+        notes.append("%s: %d archived record(s) from seq %d are left out: they do not verify"
+                     % (u["device"], u["records"], u["first_seq"]))
+    probs.sort(key=lambda p: (p["device"], p["seq"]))
     rep = {
         "format": FORMAT,
         "archive": root,
@@ -756,7 +818,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         "summary": {did: _summary(did, items, probs, *counts[did]) for did in ids},
     }
     rep.update(items)
-    rep["undecodable"] = undecodable
+    rep["unverified"] = unverified
     rep["notes"] = notes
     rep["problems"] = probs
     return rep
@@ -900,15 +962,19 @@ def to_text(rep):
                     ["device", "seq", "time", "segment", "length", "receipt"],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["segment"],
                                 it["length"], it["number"]])
-    if rep["undecodable"]:
-        out += ["", "UNDECODABLE RECORDS (%d)" % len(rep["undecodable"])]
-        out += ["  %s seq %d" % (u["device"], u["seq"]) for u in rep["undecodable"]]
+    if rep["unverified"]:
+        out += ["", "RECORDS LEFT OUT: THEY DO NOT VERIFY (%d device%s)" % (
+            len(rep["unverified"]), "" if len(rep["unverified"]) == 1 else "s")]
+        out += ["  %s: %d record(s) from seq %d: %s" % (u["device"], u["records"],
+                                                         u["first_seq"], u["reason"])
+                for u in rep["unverified"]]
     out += ["", "PROBLEMS (%d)" % len(rep["problems"])]
     if rep["problems"]:
         out += ["  " + p["message"] for p in rep["problems"]]
     else:
         out.append("  no compliance problem in the selected records")
-    return "\n".join(out) + "\n"
+    # whatever a record's strings hold is shown, never obeyed by the terminal
+    return "\n".join(printable(x, backslash=False) for x in out) + "\n"
 
 
 def _flat(prefix, x, row):
@@ -922,6 +988,8 @@ def _flat(prefix, x, row):
     elif x is None:
         if prefix in _CSV_SET:      # (a null object, e.g. "annotation": its columns stay empty)
             row[prefix] = ""
+    elif isinstance(x, str):
+        row[prefix] = printable(x)       # a card's string never carries a control character
     else:
         row[prefix] = x
 
@@ -983,7 +1051,8 @@ def run(args) -> int:
         print("sealcam report: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "json", False):
-        text = json.dumps(rep, indent=2, ensure_ascii=False) + "\n"
+        # ASCII: no raw control or bidi character of a record reaches the terminal
+        text = json.dumps(rep, indent=2, ensure_ascii=True) + "\n"
     elif getattr(args, "csv", False):
         text = to_csv(rep)
     else:
