@@ -26,7 +26,7 @@ DEFAULTS = {
     "drift_limit_ms": 3000,  # TIME_SET: drift per day beyond this is flagged (§8.7)
     "drift_min_s": 3600,     # TIME_SET: a drift rate is measured over at least this long
     "low_water": 0,          # free bytes below which covered media is released; 0: 60 s at bitrate (§10.8)
-    "evidence_reserve": 0,   # free bytes no REFUSAL record may take; 0: 60 s at bitrate (§5.3)
+    "evidence_reserve": 0,   # free bytes no REFUSAL record may take; 0: 60 s at bitrate, <= card/16 (§5.3)
     "refusal_interval_ms": 10000,  # at most one REFUSAL record per this many ms; the rest counted (§5.3)
     "session_idle_ms": 60000,
     "head_remember_s": 300,  # the last head is kept in internal flash at most this often, besides

@@ -195,8 +195,11 @@ class Store(LogReader):
         self._cur = None       # _LogIndex of the log being appended (kept as records go)
         self._old = []         # _LogIndex of up to two other logs, most recent use last
         self._segs = {}        # segment -> (media path, index path, chunk size)
-        self.refusals = refusals.Refusals(self, cfg.get("refusal_interval_ms", 10000),
-                                          cfg.get("evidence_reserve", 0))
+        reserve = cfg.get("evidence_reserve", 0)
+        total = getattr(self.fs, "total", None)
+        if total is not None and reserve > total() // 16:
+            reserve = total() // 16     # a small card: at most 1/16 of it (SPEC §5.3)
+        self.refusals = refusals.Refusals(self, cfg.get("refusal_interval_ms", 10000), reserve)
         self.alerts = []       # what boot found about the card: [{1: kind, 2: seq, 3: text}]
         self.foreign = None    # why the card is not this device's (nothing is written then)
         self._mem_ms = None    # mono ms of the last head remembered in flash (headmem.py)

@@ -188,6 +188,14 @@ class TestRefusalFlood(Case):
         types = [b[0] for _, b in self.chain()[len(chain):]]
         self.assertEqual((types[0], types[-2:]), (st.REC_START, [st.SEGMENT, st.REC_STOP]))
 
+    def test_a_small_cards_reserve_is_a_sixteenth_of_it(self):
+        h, sd, flash = fwtest.sim(capacity=64000000)
+        s, rec = device.boot(h, self.settings)
+        self.assertEqual(s.refusals.reserve, 4000000)
+        h, sd, flash = fwtest.sim(capacity=64000000000)
+        s, rec = device.boot(h, self.settings)
+        self.assertEqual(s.refusals.reserve, 60 * s.cfg["bitrate"] // 8)
+
     def test_refusals_never_take_the_evidence_reserve(self):
         reserve = self.s.refusals.reserve
         self.assertEqual(reserve, 60 * self.s.cfg["bitrate"] // 8)   # 60 s at the bitrate
