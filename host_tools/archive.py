@@ -307,6 +307,8 @@ class Archive:
             raise NotAnArchive("%s: archive schema %s is not supported (expected %d)"
                                % (self.root, self.meta.get("schema"), SCHEMA_VERSION))
         self.archive_id = self.meta["archive_id"]
+        if not readonly and not _create:
+            self._adopt_if_needed()
 
     @classmethod
     def create(cls, root):
@@ -351,6 +353,27 @@ class Archive:
             self._log = Log(self.root, origin_for(self.archive_id), signer=signer,
                             readonly=self.readonly)
         return self._log
+
+    def _adopt_if_needed(self):
+        """An archive made before the station log: state what the index holds in the log
+        (once, with the station key), so that from now on it is signed (SPEC §11.5)."""
+        p = os.path.join(self.root, "log", "entries")
+        if os.path.exists(p) and os.path.getsize(p) > 0:
+            return
+        if not os.path.exists(os.path.join(self.root, "station.key")):
+            return
+        if self.db.execute("SELECT COUNT(*) FROM devices").fetchone()[0] == 0:
+            return
+        from .tlog.adopt import adopt_entries
+        with self.tx():
+            entries = adopt_entries(self, utcnow())
+            lg = self.log()
+            if lg.size == 0:
+                try:
+                    lg.append(entries)
+                except Exception as e:
+                    raise StationLogError("the station log of %s cannot be started (%s)"
+                                          % (self.root, e)) from None
 
     def _log_event(self, entry):
         """Append an event to the station log (durable and signed before returning)."""

@@ -156,6 +156,8 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 st = replay(a.log(), trusted)
             except (LogError, OSError) as e:
                 lreasons, linfo, st = ["station log: %s" % e], {}, replay_empty()
+            if st.adopted:
+                linfo["adopted"] = st.adopted["at"]
             out["log"] = linfo
             if lreasons:
                 out["reasons"].extend(lreasons)
@@ -252,6 +254,9 @@ def _text(res, all_records=False):
             lg.get("size"), lg.get("checkpoint_size"),
             "; extends the given checkpoint (%d entries)" % lg["external_size"]
             if lg.get("external_consistent") else ""))
+        if lg.get("adopted"):
+            lines.append("station log: started %s by adopting an index made before it (what "
+                         "happened before then is only the index's word)" % lg["adopted"])
     lines.append("")
     for e in res["devices"]:
         lines.append("=" * 78)

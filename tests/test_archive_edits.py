@@ -479,3 +479,21 @@ def test_offload_stores_nothing_on_a_tampered_log(arch, made, tmp_path):
     assert rows(arch, "SELECT COUNT(*) n FROM records")[0]["n"] == before
     assert rows(arch, "SELECT COUNT(*) n FROM devices WHERE id = 'SC-00FFEE01'")[0]["n"] == 0
     assert (arch / "log" / "checkpoint").read_bytes() == cp
+
+
+def test_an_archive_older_than_its_log_is_adopted_once(arch):
+    """An archive made before the station log: the first writer with the station key
+    states the index in the log (after an `adopt` entry); from then on edits show."""
+    shutil.rmtree(arch / "log")
+    rc, out = verify(arch)
+    assert rc == 1 and "never registered it" in out        # nothing signed yet
+    p = sealcam("station", "checkpoint", "--archive", arch)
+    assert p.returncode == 0, p.stderr
+    rc, out = verify(arch)
+    assert rc == 0 and "by adopting an index made before it" in out, out
+    size = int((arch / "log" / "checkpoint").read_text().split("\n")[1])
+    assert sealcam("station", "checkpoint", "--archive", arch).returncode == 0
+    assert int((arch / "log" / "checkpoint").read_text().split("\n")[1]) == size   # once
+    sql(arch, "UPDATE records SET stored_at = '2020-01-01T00:00:00.000+00:00' WHERE seq = 3")
+    rc, out = verify(arch)
+    assert rc == 1 and "seq 3: stored_at 2020-01-01" in out

@@ -270,6 +270,7 @@ def test_every_entry_of_a_real_log_matches_the_cddl(tmp_path):
             types.add(e["type"])
     assert types == {"register", "records", "object", "head", "receipt", "receipt_status",
                      "offload", "quarantine"}
+    v.validate_cbor(cbor2.dumps({"type": "adopt", "at": "x", "devices": 2}, canonical=True))
     with pytest.raises(Exception):
         v.validate_cbor(cbor2.dumps({"type": "head", "at": "x", "device": "D", "seq": 1},
                                     canonical=True))

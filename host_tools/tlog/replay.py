@@ -18,6 +18,7 @@ class State:
         self.offloads = {}      # offload id -> {...}
         self.quarantines = {}   # id -> {...}
         self.problems = []      # events that contradict earlier ones (index, what)
+        self.adopted = None     # the `adopt` entry of an archive older than its log
         self.size = 0
 
     def _dev(self, i, e):
@@ -82,6 +83,8 @@ class State:
         elif t == "offload":
             self.offloads[e.get("id")] = {k: v for k, v in e.items()
                                           if k not in ("type", "at", "id")}
+        elif t == "adopt":
+            self.adopted = {"entry": i, "at": at, "devices": e.get("devices")}
         elif t == "quarantine":
             self.quarantines[e.get("id")] = {k: v for k, v in e.items() if k != "type"}
         else:
