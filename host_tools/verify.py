@@ -59,15 +59,13 @@ from __future__ import annotations
 import bisect
 import os
 import sys
-from collections.abc import Mapping
-
-import cbor2
 
 from . import keys as _keys
 from . import records as R
 from . import safeio
 from .records import (BOOT, CHECKPOINT, KEY_NAMES, MARK_KINDS, REC_START, REC_STOP,
                       RECOVERY, SEGMENT, STORE_ALERT, TYPE_NAMES, ZERO)
+from .verify_head import check_head
 from .verify_logs import LOG_RE, list_logs, log_first_seq, read_log
 from .verify_media import SegJob, check_media_dir
 from .verify_report import (EXIT_CODES, NOT_OK, NOT_SIGNED, OK, OK_WITH_MISSING_INFO,
@@ -79,13 +77,8 @@ __all__ = ["verify_store", "Report", "RecordRow", "SegmentRow", "OK", "OK_WITH_M
            "MARK_KINDS", "LOG_RE"]
 
 _PROGRESS_AUTO_BYTES = 32 << 20
-MAX_HEAD = 64 << 10             # bytes of head.cbor / head.new
 #: what a recorder writes at the root of a store; anything else is noted, not read
 _ROOT_NAMES = ("head.cbor", "head.new", "rec", "m")
-
-
-class _Bad(Exception):
-    pass
 
 
 # --- the verifier ---------------------------------------------------------------
@@ -146,7 +139,7 @@ class _Verifier:
         self._links()
         check_workflow(self)
         self._rows(events)
-        self._head()
+        check_head(self)
         if self.records_only:
             rep.notes.append("media not checked (records only)")
         else:
@@ -363,91 +356,6 @@ class _Verifier:
                     rows.append(RecordRow(None, None, rel, pos, NOT_OK, msg))
                     self._failure(msg, None, rel, pos)
         rep.records = rows
-
-    # head -----------------------------------------------------------------------
-    def _read_head(self, name):
-        data = safeio.read_capped(self.root, name, MAX_HEAD, "head file")
-        try:
-            h = cbor2.loads(data)
-        except Exception:
-            raise _Bad("not CBOR") from None
-        if not (isinstance(h, Mapping) and {1, 2, 3} <= set(h) <= {1, 2, 3, 4}):
-            raise _Bad("not a map {1: log, 2: offset, 3: last, ?4: open}")
-        log, offset, last, open_ = h[1], h[2], h[3], h.get(4)
-        if not (type(log) is str and R._uint(offset) and type(last) is bytes):
-            raise _Bad("log, offset or last has the wrong type")
-        if 4 in h and not (isinstance(open_, (list, tuple)) and len(open_) == 7):
-            raise _Bad("open is not a 7-element array")
-        rec = R.decode(last, name, 0)
-        if rec.fatal:
-            raise _Bad("last is not a record: " + rec.fatal)
-        if self.pubraw is None:
-            raise _Bad("no device key to check it with")
-        if not R.check_signature(self.pubraw, rec):
-            raise _Bad("its last record (seq %d) does not verify with the device key" % rec.seq)
-        if rec.errors:
-            raise _Bad("last record: " + "; ".join(rec.errors))
-        if rec.kid != rec.body[3].encode() or (self.rep.device is not None
-                                                and rec.body[3] != self.rep.device):
-            raise _Bad("its last record comes from another device (%s)"
-                       % R.printable(repr(rec.body[3])))
-        return rec
-
-    def _head(self):
-        rep = self.rep
-        cands, bad = [], {}
-        for name in ("head.cbor", "head.new"):
-            try:
-                cands.append((name, self._read_head(name)))
-            except FileNotFoundError:
-                continue
-            except _Bad as e:
-                bad[name] = str(e)
-            except safeio.StoreFileError as e:
-                bad[name] = str(e)
-            except OSError as e:
-                bad[name] = "cannot be read (%s)" % (e.strerror or e)
-        present = set(bad) | {n for n, _ in cands}
-        if not present:
-            if self.recs:
-                self._failure("signed head missing (no head.cbor or head.new) while the "
-                              "store holds records", None, "head.cbor")
-            return
-        if "head.cbor" in bad:
-            self._failure("signed head head.cbor is invalid: %s" % bad["head.cbor"],
-                          None, "head.cbor")
-        if "head.new" in bad:
-            if "head.cbor" in present:
-                rep.notes.append("head.new ignored (%s): a head being written when power "
-                                 "was lost" % bad["head.new"])
-            else:
-                self._failure("signed head missing: head.cbor is absent and head.new is "
-                              "invalid (%s)" % bad["head.new"], None, "head.new")
-        if not cands:
-            return
-        name, last = max(cands, key=lambda c: c[1].seq)
-        rep.head_seq, rep.head_file = last.seq, name
-        m = last.seq
-        end = rep.chain_end
-        if m in self.first:
-            if self.first[m].hash != last.hash:
-                self._failure("the head's last record (seq %d) differs from seq %d in the "
-                              "chain (%s)" % (m, m, self.first[m].where), None, name,
-                              head_seq=m)
-            elif end is not None and end > m:
-                rep.notes.append("the chain goes on after the head (seq %d to %d): written after "
-                                 "the head was saved (on a card: power lost before the head was "
-                                 "rewritten; in an archive: pulled after the device's head)"
-                                 % (m + 1, end))
-        elif end is None:
-            self._failure("all records are missing (%s says seq %d)" % (name, m), None, name,
-                          head_seq=m)
-        elif end < m:
-            self._failure("records after seq %d are missing (the signed head %s says %d)"
-                          % (end, name, m), None, name, head_seq=m)
-        else:
-            self._failure("seq %d, the last record named by the signed head %s, is missing "
-                          "from the chain" % (m, name), None, name, head_seq=m)
 
     def _links(self):
         """Group the trusted records (valid signature and body, first of their seq) by
