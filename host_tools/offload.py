@@ -146,6 +146,7 @@ class _Offload(Puller, Receipts):
         self.bar = _Bar(False, "")
         self.t0 = None
         self.seg_errors = {}       # segment -> reason
+        self.card_problems = []    # what was wrong on the card though the evidence verified
         self.fork = None
         self.pinned = None         # the key the recorder proved (the registered one)
         self.capacity = MAX_CARD   # storage the recorder reports (bounds media sizes)
@@ -254,17 +255,22 @@ class _Offload(Puller, Receipts):
         if head is None:
             self.fail(EXIT_NOT_OK, "the recorder %s reports no signed head (an empty store, "
                       "or its head was lost): nothing to pull" % dev_id, "not_ok")
+        why = None
         try:
-            hrec = R.parse(head) if isinstance(head, bytes) and len(head) <= R.MAX_RECORD \
-                else None
-            good = hrec is not None and R.check_signature(pinned, hrec) \
-                and hrec.body.get(R.K.DEVICE) == dev_id
-        except (R.RecordError, ValueError):
-            good = False
-        if not good:
-            self.fail(EXIT_NOT_OK, "the head record in AUTH of %s does not verify with the "
-                      "registered key (fingerprint %s): nothing pulled"
-                      % (dev_id, keys.fingerprint(pinned)), "not_ok")
+            if not isinstance(head, bytes) or len(head) > R.MAX_RECORD:
+                raise R.RecordError("not the bytes of one record")
+            hrec = R.parse(head)
+            if hrec.body.get(R.K.DEVICE) != dev_id:
+                why = "it names another device"
+            elif not R.check_signature(pinned, hrec):
+                why = ("it does not verify with the registered key (fingerprint %s)"
+                       % keys.fingerprint(pinned))
+        except (R.RecordError, ValueError) as e:
+            why = "it is not a valid record (%s)" % R.printable(str(e))[:200]
+        if why is not None:
+            sm.verdict = "NOT_OK"
+            self.fail(EXIT_NOT_OK, "the signed head the recorder %s sent in AUTH is refused: "
+                      "%s; nothing pulled" % (dev_id, why), "not_ok")
         hs = hrec.seq
         sm.head_seq = hs
         if row is None:
@@ -362,6 +368,7 @@ class _Offload(Puller, Receipts):
             problems.append(self.fork)
         for S, why in self.seg_errors.items():
             problems.append(why)
+        problems.extend(self.card_problems)
         last = a.device(dev_id)["last_head_seq"]
         if last is not None and (rep.chain_end is None or rep.chain_end < last):
             problems.append("the archived chain ends at seq %s, before the last signed head "
@@ -373,7 +380,8 @@ class _Offload(Puller, Receipts):
         sm.errors.extend(problems)
         if problems:
             sm.verdict = NOT_OK if (self.fork or sm.head_went_back or bad_rows
-                                    or rep.verdict == NOT_OK or self.seg_errors) else rep.verdict
+                                    or rep.verdict == NOT_OK or self.seg_errors
+                                    or self.card_problems) else rep.verdict
             sm.receipt_skipped = "not verified OK"
             sm.exit_code, sm.status = EXIT_NOT_OK, "not_ok"
             return

@@ -386,6 +386,8 @@ class Puller:
             while x["next"] in x["done"]:
                 d, hh = x["done"].pop(x["next"])
                 x["f"].write(d)
+                if x["noidx"]:
+                    x["nohashes"].append(hh)
                 x["root"] = _H(x["root"] + hh)
                 x["len"] += len(d)
                 x["next"] += 1
@@ -463,5 +465,18 @@ class Puller:
                                       "either: the recorder's media is damaged; not stored" % S)
                 a.open_staging(dev_id, dict(s, staged_length=x["base"][1])).close()
                 continue
+            # the recorder's index was wrong but the media matches the signed root: the
+            # archive keeps the index made from the media, never the recorder's
+            prefix = bytearray()
+            if x["base"][0]:
+                C = s["chunk"]
+                with open(a.staging_path(dev_id, s), "rb") as f:
+                    for _ in range(x["base"][0]):
+                        prefix += _H(f.read(C))
+            s["_idx"] = bytes(prefix) + b"".join(x["nohashes"])
+            self.card_problems.append(
+                "segment %d: the recorder's chunk index does not match the signed root (the "
+                "card was changed or damaged); its media matches the root and is kept with an "
+                "index made from it; no receipt: have the recorder inspected" % S)
             a.set_staged(dev_id, S, x["len"], x["next"], x["root"])
 

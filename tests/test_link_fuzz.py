@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
+import auth
 import cbor
 import device
 import ed25519
@@ -88,8 +89,10 @@ class Dev:
         return frame.encode(cbor.dumps(m))
 
     def login(self):
-        r = self.push(self.req(link.HELLO, {1: 1 << 20, 2: "fuzz"}))[-1]
-        sig = ed25519.sign(STATION, link.auth_message(r[2][1], r[2][9]))
+        sn = bytes(range(16))
+        r = self.push(self.req(link.HELLO, {1: 1 << 20, 2: "fuzz", 3: sn}))[-1]
+        th = auth.transcript(r[2][1], r[2][9], sn, ed25519.public(STATION))
+        sig = ed25519.sign(STATION, auth.station_message(th))
         out = self.push(self.req(link.AUTH, {1: ed25519.public(STATION), 2: sig}))
         assert out[-1][1] == 0, out
 
@@ -102,7 +105,7 @@ class Dev:
         for _, body in chain[len(self.before):]:
             assert body[0] == fst.REFUSAL and body[21] == "usb", body
         assert self.lnk.dec.pending() <= 1  # at most a lone 0xC5 waiting for its pair
-        out = self.push(self.req(link.HELLO, {1: 4096, 2: "after"}, 424242))
+        out = self.push(self.req(link.HELLO, {1: 4096, 2: "after", 3: bytes(16)}, 424242))
         assert [(o[0], o[1]) for o in out] == [(424242, 0)]
         rep = verify_store(self.sd, ed25519.public(self.s.sk), progress=False)
         assert rep.verdict == OK, rep.to_text()

@@ -429,11 +429,17 @@ def test_bad_index_falls_back_to_the_signed_root(tmp_path, arch, dev_factory):
         f.write(b"\x00" * 8)
     d = dev_factory(s)
     sm = offload(d.port, arch, register=True)
-    # the media matches its signed root and is stored; the store (a changed index) is not
-    # OK, so no receipt
+    # the media matches its signed root and is stored with an index made from it (the
+    # archived store verifies OK); the card was changed, so the offload is NOT_OK and no
+    # receipt is sent
     assert sm.segments_completed == 1
-    assert sm.exit_code == 1 and sm.store_verdict == NOT_OK and sm.receipt is None
-    assert media_files(os.path.join(arch, "devices", DEV)) == media_files(s.root)
+    assert sm.exit_code == 1 and sm.verdict == NOT_OK and sm.store_verdict == OK \
+        and sm.receipt is None
+    assert any("chunk index does not match the signed root" in e for e in sm.errors)
+    view = media_files(os.path.join(arch, "devices", DEV))
+    card = media_files(s.root)
+    assert view["00000001.mjpg"] == card["00000001.mjpg"]
+    assert view["00000001.idx"] != card["00000001.idx"]
 
 
 def test_open_segment_is_pulled_to_its_checkpoint(tmp_path, arch, dev_factory):

@@ -283,7 +283,7 @@ def test_relay_with_the_virtual_recorder_and_the_station_client(tmp_path):
         with Relay(port, rate=0, faults=faults, seed=5) as r:
             c = Client(r.port, timeout=1.0, retries=8)
             hello = c.hello("relay-test")
-            c.auth(key, hello[1], hello[9])
+            c.auth(key, "relay-test")
             r.rate = 0.25                      # faults from here on (AUTH is single-use)
             entries = c.list_all(0)
             records = {seq: c.request(GET, {1: seq})[1] for seq, _, _ in entries}

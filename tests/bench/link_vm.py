@@ -73,7 +73,9 @@ def setup():
 def session(h, s, rec, sk, offer, host_max):
     lnk = link.Link(h, s, rec, max_frame=offer)
     ser = h.serial
-    ser.rx += frame.encode(cbor.dumps({0: 1, 1: link.HELLO, 2: {1: host_max, 2: "bench"}}))
+    sn = bytes(16)
+    ser.rx += frame.encode(cbor.dumps({0: 1, 1: link.HELLO, 2: {1: host_max, 2: "bench",
+                                                               3: sn}}))
     out = bytearray()
     w = ser.write
     ser.write = lambda b: out.extend(b) or len(b)
@@ -83,7 +85,9 @@ def session(h, s, rec, sk, offer, host_max):
     d.feed(bytes(out))
     hello = cbor.loads(d.next())[2]
     import ed25519
-    sig = ed25519.sign(sk, link.auth_message(hello[1], hello[9]))
+    import auth
+    th = auth.transcript(hello[1], hello[9], sn, ed25519.public(sk))
+    sig = ed25519.sign(sk, auth.station_message(th))
     out[:] = b""
     ser.rx += frame.encode(cbor.dumps({0: 2, 1: link.AUTH, 2: {1: ed25519.public(sk), 2: sig}}))
     while lnk.service():
