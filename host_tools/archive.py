@@ -197,6 +197,16 @@ def _unwritable(root, db_path, dirs):
     return None
 
 
+class _ImmutableDb:
+    """A connection opened with immutable=1 (it cannot see a write-ahead log)."""
+    _sealcam_immutable = True
+
+    def __init__(self, db):
+        self._db = db
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
 def _connect_ro(path):
     """SQLite opened for reading only: mode=ro, or immutable=1 where even the WAL index
     cannot be made (a read-only file system or folder)."""
@@ -208,6 +218,8 @@ def _connect_ro(path):
             db = sqlite3.connect(base + q, uri=True, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            if "immutable" in q:
+                db = _ImmutableDb(db)
             return db
         except sqlite3.OperationalError as e:
             if db is not None:
@@ -252,6 +264,7 @@ class Archive:
         self.root = os.path.abspath(os.fspath(root))
         self.db_path = os.path.join(self.root, "archive.sqlite")
         self.readonly = readonly
+        self.unread_wal = False     # read-only, and the index has a WAL it could not read
         self._log = None
         self.db = None
         if not _create and not os.path.isfile(self.db_path):
@@ -262,6 +275,9 @@ class Archive:
         self.staging = os.path.join(self.root, "staging")
         if readonly:
             self.db = _connect_ro(self.db_path)
+            wal = self.db_path + "-wal"
+            self.unread_wal = bool(getattr(self.db, "_sealcam_immutable", False)
+                                   and os.path.exists(wal) and os.path.getsize(wal) > 0)
         else:
             why = _unwritable(self.root, self.db_path,
                               (self.objects, self.devices_dir, self.staging))
@@ -340,6 +356,8 @@ class Archive:
             self.db.execute("COMMIT" if et is None else "ROLLBACK")
 
     def tx(self):
+        if self.readonly:
+            raise ArchiveError("the archive %s is open read-only" % self.root)
         return Archive._Tx(self.db)
 
     # -- station log (SPEC §11) ----------------------------------------------------------

@@ -158,6 +158,11 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 lreasons, linfo, st = ["station log: %s" % e], {}, replay_empty()
             if st.adopted:
                 linfo["adopted"] = st.adopted["at"]
+            if a.unread_wal:
+                out["reasons"].append(
+                    "archive.sqlite-wal holds changes that a read-only file system does not let "
+                    "SQLite read: rows written last may be named as missing (verify where the "
+                    "archive can be written, or after the station has closed it)")
             out["log"] = linfo
             if lreasons:
                 out["reasons"].extend(lreasons)

@@ -425,3 +425,16 @@ def test_quarantine_keeps_bytes_apart_from_every_history(arch):
     assert info["sha256"] == hashlib.sha256(b"".join(recs)).hexdigest()
     assert info["info"] == {"port": "/dev/x"}
     assert not os.listdir(arch / "devices")
+
+
+def test_read_only_open_reads_and_refuses_writes(arch, tmp_path):
+    s = rw.session(tmp_path / "sd", seconds=1)
+    with Archive(arch) as a:
+        a.register(DEV, s.pubkey)
+    with Archive(arch, readonly=True) as a:
+        assert [d["id"] for d in a.devices()] == [DEV]
+        assert a.log().size == 1 and a.log().readonly
+        with pytest.raises(ArchiveError, match="read-only"):
+            a.register("SC-OTHER", s.pubkey)
+    with Archive(arch) as a:
+        assert [d["id"] for d in a.devices()] == [DEV]
