@@ -511,8 +511,11 @@ class Link:
         s = self.store
         rec = s.find(seq)
         if rec is None:
-            if seq < s.seq:
+            if seq < s.seq and s.locate(seq) is not None:
                 raise LinkError(DEVICE_ERROR, "%s: the record could not be read from the card"
+                                % what)
+            if seq < s.seq:   # in a gap a STORE_ALERT names (SPEC §5.2), or a log is gone
+                raise LinkError(NOT_FOUND, "%s: not on this card (its chain has a gap there)"
                                 % what)
             raise LinkError(NOT_FOUND, "%s: no such record (this device holds seq 0..%d)"
                             % (what, s.seq - 1))

@@ -346,6 +346,9 @@ class TestHeadMemory(Case):
         r = self.host.call(link.LIST, {1: len(old_chain), 2: 1000})
         self.assertEqual(r[2][1][0][0], mem[1] + 1)
         self.assertEqual(self.host.call(link.GET, {1: mem[1] + 1})[2][1], chain[len(old_chain)][0])
+        r = self.host.call(link.GET, {1: mem[1]})              # a record the card lost
+        self.assertEqual(r[1], 404, r)
+        self.assertTrue("gap" in r[3], r)
         # the next boot finds the card as the device left it: no new alert
         self.reboot()
         self.assertEqual(self.s.alerts, [])
