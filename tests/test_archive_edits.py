@@ -497,3 +497,14 @@ def test_an_archive_older_than_its_log_is_adopted_once(arch):
     sql(arch, "UPDATE records SET stored_at = '2020-01-01T00:00:00.000+00:00' WHERE seq = 3")
     rc, out = verify(arch)
     assert rc == 1 and "seq 3: stored_at 2020-01-01" in out
+
+
+def test_edited_columns_derived_from_signed_records(arch):
+    """The index's copies of what the signed records say (rtc, size, segment) and of the
+    key (fingerprint) are checked too: a report reading them is not misled."""
+    sql(arch, "UPDATE records SET rtc = rtc - 86400000 WHERE seq = 2",
+        "UPDATE devices SET fingerprint = '0000:0000'")
+    rc, out = verify(arch)
+    assert rc == 1
+    assert "records row %s seq 2: rtc" % DEV in out and "not what its signed record says" in out
+    assert "fingerprint '0000:0000' is not that of its key" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from ..archive import REC_START, record_body
 from ..keys import fingerprint
 from ..verify import TYPE_NAMES
 from .objects import hash_file as _hash_file
@@ -44,7 +45,8 @@ def cross_check(a, st):
 
     db = a.db
     rows = {r["id"]: dict(r) for r in db.execute(
-        "SELECT id, pubkey, registered_at, last_head_seq, last_head_hash FROM devices")}
+        "SELECT id, pubkey, fingerprint, registered_at, last_head_seq, last_head_hash, "
+        "last_head FROM devices")}
     for d, dv in st.devices.items():
         row = rows.get(d)
         if row is None:
@@ -57,6 +59,11 @@ def cross_check(a, st):
                    "%s: the key was swapped" % (fingerprint(row["pubkey"]) if len(
                        row["pubkey"] or b"") == 32 else repr(row["pubkey"]), d,
                        fingerprint(dv["key"])))
+        elif row["fingerprint"] != fingerprint(dv["key"]):
+            bad(d, "devices row of %s: fingerprint %r is not that of its key %s"
+                % (d, row["fingerprint"], fingerprint(dv["key"])))
+        if row["last_head"] is not None and _H(row["last_head"]) != row["last_head_hash"]:
+            bad(d, "devices row of %s: last_head does not hash to last_head_hash" % d)
         if row["registered_at"] != dv["registered_at"]:
             bad(d, "devices row of %s: registered_at %s, the station log says %s"
                 % (d, row["registered_at"], dv["registered_at"]))
@@ -69,8 +76,8 @@ def cross_check(a, st):
                 % d)
     # records
     held = {}
-    for r in db.execute("SELECT device, seq, type, hash, stored_at, data FROM records "
-                        "ORDER BY device, seq"):
+    for r in db.execute("SELECT device, seq, type, hash, stored_at, data, size, rtc, segment "
+                        "FROM records ORDER BY device, seq"):
         d, seq = r["device"], r["seq"]
         held.setdefault(d, set()).add(seq)
         logged = st.records.get(d, {}).get(seq)
@@ -89,6 +96,14 @@ def cross_check(a, st):
         if r["stored_at"] != lat:
             bad(d, "records row %s seq %d: stored_at %s, the station log says %s (the time "
                    "was edited)" % (d, seq, r["stored_at"], lat))
+        body = record_body(r["data"]) or {}
+        rtc = body.get(4) if isinstance(body.get(4), int) else None
+        seg = seq if lt == REC_START else body.get(10)
+        seg = seg if isinstance(seg, int) else None
+        for col, want in (("size", len(r["data"])), ("rtc", rtc), ("segment", seg)):
+            if r[col] != want:
+                bad(d, "records row %s seq %d: %s %r is not what its signed record says (%r)"
+                    % (d, seq, col, r[col], want))
     for d, recs in st.records.items():
         missing = set(recs) - held.get(d, set())
         if missing:
