@@ -274,3 +274,24 @@ def test_every_entry_of_a_real_log_matches_the_cddl(tmp_path):
     with pytest.raises(Exception):
         v.validate_cbor(cbor2.dumps({"type": "head", "at": "x", "device": "D", "seq": 1},
                                     canonical=True))
+
+
+def test_larger_trees_against_the_naive_computation():
+    import random
+    rnd = random.Random(9162)
+    data = [rnd.randbytes(rnd.randrange(0, 40)) for _ in range(700)]
+    hs = [merkle.leaf_hash(x) for x in data]
+    for _ in range(25):
+        n = rnd.randrange(1, len(data) + 1)
+        m = rnd.randrange(1, n + 1)
+        r, old = merkle.root(hs[:n]), merkle.root(hs[:m])
+        assert r == naive_mth(data[:n]) and old == naive_mth(data[:m])
+        p = merkle.consistency_proof(hs, m, n)
+        assert p == (naive_proof(m, data[:n]) if m < n else [])
+        merkle.verify_consistency(m, n, p, old, r)
+        i = rnd.randrange(n)
+        q = merkle.inclusion_proof(hs, i, n)
+        assert q == naive_path(i, data[:n])
+        merkle.verify_inclusion(i, n, hs[i], q, r)
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(i, n + 1, hs[i], q, r)

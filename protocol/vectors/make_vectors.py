@@ -3,7 +3,8 @@
 Runs the real firmware (CPython runtime) on the virtual recorder with a fixed seed, so the
 device key, the clock and the media are the same every time and so are the bytes. Then
 derives tampered copies. expected.json lists each store's verdict, the first failing
-record and a word its reason must contain. tests/test_vectors.py regenerates into a temp
+record and a word its reason must contain ("pinned_key": false: verified without the
+device key, as a clerk without --key would). tests/test_vectors.py regenerates into a temp
 folder, compares byte for byte with the committed copy, and verifies every store.
 """
 import hashlib
@@ -164,6 +165,44 @@ def build(out):
     rl_sd, _, _ = _record(os.path.join(tmp, "rl"), RELEASE, settings=RELEASE_SETTINGS,
                           capacity=300000, bitrate=64000)
     variant("released", "OK_WITH_MISSING_INFO", None, "released", src=rl_sd)
+
+    # 11. the newest records cut from the last REC_START on, and the head of the record
+    #     before put back: the media of the cut segment is left, beyond the chain
+    starts = [i for i, (a, e) in enumerate(spans)
+              if cbor2.loads(cbor2.loads(data[a:e]).value[2])[0] == 2]
+    cut = starts[-1]
+    d = variant("media-beyond-head", "NOT_OK", None, "records removed")
+    open(os.path.join(d, rel), "wb").write(data[:spans[cut][0]])
+    head = cbor2.loads(open(os.path.join(sd, "head.cbor"), "rb").read())
+    head = {1: head[1], 2: spans[cut][0], 3: data[spans[cut - 1][0]:spans[cut - 1][1]]}
+    open(os.path.join(d, "head.cbor"), "wb").write(cbor2.dumps(head, canonical=True))
+
+    # 12. a planted file no record signs
+    d = variant("unsigned-file", "NOT_OK", None, "not covered by any signed record")
+    open(os.path.join(d, "m", "00000002.mp4"), "wb").write(b"planted\n")
+
+    # 13. the whole chain "signed" under a small-order key (the identity point): every
+    #     signature is the same 64 bytes, no secret needed; OpenSSL would accept them all.
+    #     Verified without a pinned key (the key the store itself names).
+    d = variant("small-order-key", "NOT_OK", 0, "small order")
+    expected["small-order-key"]["pinned_key"] = False
+    ident = b"\x01" + bytes(31)
+    const_sig = ident + bytes(32)
+    prev, out_log = bytes(32), b""
+    for a, e in spans:
+        prot, _, payload, _ = cbor2.loads(data[a:e]).value
+        body = cbor2.loads(payload)
+        body[2] = prev
+        if body[0] == 1:
+            body[18] = ident
+        rec = cbor2.dumps(cbor2.CBORTag(18, [prot, {}, cbor2.dumps(body, canonical=True),
+                                             const_sig]), canonical=True)
+        out_log += rec
+        prev = hashlib.sha256(rec).digest()
+    open(os.path.join(d, rel), "wb").write(out_log)
+    head = cbor2.loads(open(os.path.join(sd, "head.cbor"), "rb").read())
+    head[3] = rec
+    open(os.path.join(d, "head.cbor"), "wb").write(cbor2.dumps(head, canonical=True))
 
     shutil.rmtree(tmp)
     # the first records of the clean store, layer by layer, for implementers
