@@ -294,4 +294,4 @@ def test_larger_trees_against_the_naive_computation():
         assert q == naive_path(i, data[:n])
         merkle.verify_inclusion(i, n, hs[i], q, r)
         with pytest.raises(merkle.ProofError):
-            merkle.verify_inclusion(i, n + 1, hs[i], q, r)
+            merkle.verify_inclusion(i, n, merkle.leaf_hash(data[i] + b"x"), q, r)
