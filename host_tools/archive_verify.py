@@ -26,7 +26,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from .archive import Archive, NotAnArchive
-from .keys import fingerprint
+from .keys import KeyFileError, fingerprint
 from .tlog import merkle
 from .tlog.audit import cross_check
 from .tlog.log import LogError
@@ -176,10 +176,11 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             for did in ids:
                 row, logged = rows.get(did), st.devices.get(did)
                 key = logged["key"] if logged else row["pubkey"]
+                key = bytes(key) if isinstance(key, (bytes, bytearray)) else b""
                 last = logged["head_seq"] if logged else None
                 view = a.view_dir(did)
                 entry = {"device": did, "fingerprint": fingerprint(key) if len(key) == 32
-                         else "?", "last_head_seq": last,
+                         else "(not a key)", "last_head_seq": last,
                          "records": a.record_count(did), "segments": len(a.segments(did)),
                          "segments_complete": len(a.segments(did, "complete")),
                          "receipts": [{k: r[k] for k in ("number", "covered", "status",
@@ -208,7 +209,15 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                     if verdict is not None and (worst is None or _RANK[verdict] > _RANK[worst]):
                         worst = verdict
                     continue
-                rep = verify_store(view, key, progress=progress)
+                try:
+                    rep = verify_store(view, key, progress=progress)
+                except (KeyFileError, ValueError) as e:
+                    reasons.insert(0, "the key held for device %s cannot be used (%s)"
+                                   % (did, e))
+                    entry["verdict"], entry["reasons"] = NOT_OK, reasons
+                    out["devices"].append(entry)
+                    worst = NOT_OK
+                    continue
                 proven |= _proven_media(view, rep)
                 if verdict is None or _RANK[rep.verdict] > _RANK[verdict]:
                     verdict = rep.verdict

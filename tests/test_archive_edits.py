@@ -508,3 +508,17 @@ def test_edited_columns_derived_from_signed_records(arch):
     assert rc == 1
     assert "records row %s seq 2: rtc" % DEV in out and "not what its signed record says" in out
     assert "fingerprint '0000:0000' is not that of its key" in out
+
+
+@pytest.mark.parametrize("key", [b"\x01" * 5, bytes(32), bytes.fromhex(
+    "0100000000000000000000000000000000000000000000000000000000000000")])
+def test_planted_device_with_an_unusable_key(arch, key):
+    sql(arch, ("INSERT INTO devices (id, pubkey, fingerprint, registered_at) VALUES "
+               "('SC-PLANTED', ?, 'x', '2026-01-01')", (key,)))
+    subprocess.run(["cp", "-a", str(arch / "devices" / DEV), str(arch / "devices" /
+                                                                  "SC-PLANTED")], check=True)
+    rc, out = verify(arch)
+    assert rc == 1 and "Traceback" not in out
+    assert "device SC-PLANTED is in archive.sqlite but the station log never registered it" \
+        in out
+    assert "devices/SC-PLANTED/head.cbor is not in the station log" in out
