@@ -518,10 +518,8 @@ def value_errors(rec: Record) -> list:
                     errs.append("TIME_SET drift %d ms/day does not match error x "
                                 "86,400,000 / since = %.1f" % (drift, want))
     elif t == STORE_ALERT:
-        new = b[29]
-        if new is not None and new[0] >= b[28][0]:
-            errs.append("STORE_ALERT new head seq %d is not older than the remembered seq %d"
-                        % (new[0], b[28][0]))
+        if b[33] != "head_back":
+            errs.append("STORE_ALERT kind %s is not head_back" % printable(repr(b[33])))
         if b[28][0] >= rec.seq:
             errs.append("STORE_ALERT remembers head seq %d, not before its own seq %d"
                         % (b[28][0], rec.seq))
