@@ -89,6 +89,8 @@ class Summary:
     receipt_skipped: str | None = None   # why no receipt was sent
     alerts: list = field(default_factory=list)   # what the recorder found at boot (AUTH 14)
     quarantine: str | None = None        # id of the quarantine holding what failed
+    verified_from: int | None = None     # seq of the earlier verified head the check of the
+                                         # archived store was anchored on (None: in full)
     status: str = "running"
     errors: list = field(default_factory=list)
     exit_code: int = EXIT_OK
@@ -357,7 +359,18 @@ class _Offload(Puller, Receipts):
                                   "%d, which verified it %s; `sealcam verify ARCHIVE` checks "
                                   "it again)" % (prev[-1]["id"], prev[-1]["verdict"]))
             return
-        rep = verify_store(a.view_dir(dev_id), pinned, progress=False)
+        # the prefix an earlier offload verified (and the station anchored) is checked by
+        # its hash chain only and its closed segments are not hashed again: an offload's
+        # cost does not grow with what the archive already holds for the device
+        anchor = None
+        good = [o for o in prev if o["status"] == "ok" and o["head_seq"] is not None
+                and o["verdict"] in (OK, OK_WITH_MISSING_INFO)]
+        if good and not self.fork:
+            r = a.record(dev_id, good[-1]["head_seq"])
+            if r is not None:
+                anchor = (r["seq"], r["hash"])
+        rep = verify_store(a.view_dir(dev_id), pinned, progress=False, trusted=anchor)
+        sm.verified_from = None if anchor is None else anchor[0]
         sm.store_verdict = rep.verdict
         bad_rows = [r for r in rep.records if r.verdict == NOT_OK]
         problems = []

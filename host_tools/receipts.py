@@ -55,7 +55,8 @@ class Receipts:
 
     def _send_receipt(self, dev_id, sk):
         a, c, sm = self.a, self.c, self.sm
-        rows = [(r["seq"], r["type"], r["segment"]) for r in a.records_after(dev_id, -1)]
+        rows = a.db.execute("SELECT seq, type, segment FROM records WHERE device = ? "
+                            "ORDER BY seq", (dev_id,)).fetchall()
         cov = covered_seq(rows)
         segs = {s["segment"]: s for s in a.segments(dev_id)}
         if cov is not None:
