@@ -100,3 +100,58 @@ def test_signature_checks_with_cryptography(store):
     for raw, body in records:
         prot, _, payload, sig = cbor2.loads(raw).value
         pub.verify(sig, cbor2.dumps(["Signature1", prot, b"", payload]))
+
+
+# --- host_tools.records, the host's one record model, on what the firmware writes ---------
+
+def test_host_record_model_parses_every_firmware_record(store):
+    from host_tools import records as R
+    root, summary, records = store
+    pub = bytes.fromhex(summary["pubkey"])
+    prev_seq = prev_hash = None
+    for raw, body in records:
+        rec = R.parse(raw)
+        assert (rec.seq, rec.type, rec.prev) == (body[1], body[0], body[2])
+        assert rec.tname == R.TYPE_NAMES[body[0]] and rec.body[R.K.DEVICE] == body[3]
+        assert R.check_signature(pub, rec)
+        assert R.check_next(prev_seq, prev_hash, rec) is None
+        prev_seq, prev_hash = rec.seq, rec.hash
+        if rec.type == R.REC_START:
+            assert R.media_name_error(rec.seq, body[R.K.MEDIA]) is None
+    # a flipped byte: parse, signature or chain link says so
+    raw = bytearray(records[3][0])
+    raw[-70] ^= 1
+    try:
+        rec = R.parse(bytes(raw))
+    except R.RecordError:
+        return
+    assert not R.check_signature(pub, rec)
+
+
+def test_firmware_store_alert_is_a_gap_that_names_itself(tmp_path):
+    """The real firmware (CPython runtime) records, an older copy of its card is put back,
+    it boots: its STORE_ALERT continues the remembered chain, and the host verifier names
+    the gap as records removed, with the seqs the card lost."""
+    import shutil
+    from host_tools.verify import NOT_OK, verify_store
+    from powercut_util import SHIFT, record
+    root = tmp_path / "dev"
+    summary, _ = record(str(root), SHIFT)
+    sd = root / "sd"
+    old = tmp_path / "old-card"
+    shutil.copytree(sd, old)
+    n_old = len(chain(str(sd)))
+    record(str(root), [["start"], ["run", 3], ["stop"]])
+    n_full = len(chain(str(sd)))
+    shutil.rmtree(sd)
+    shutil.copytree(old, sd)
+    record(str(root), [])                            # boots with the older card
+    recs = chain(str(sd))
+    alert = [b for _, b in recs if b[0] == 17]
+    mem = alert[0][28][0]            # the head the recorder remembers (flash)
+    assert n_old - 1 < mem < n_full and alert[0][29][0] == n_old - 1
+    rep = verify_store(str(sd), bytes.fromhex(summary["pubkey"]))
+    assert rep.verdict == NOT_OK
+    reason = rep.first_failure["reason"]
+    assert "records removed: the recorder remembered head seq %d" % mem in reason
+    assert "lost seqs %d..%d" % (n_old, mem) in reason
