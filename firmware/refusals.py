@@ -28,14 +28,16 @@ COUNT_MAX = const(0xFFFFFFFF)
 def clean(text, limit=TARGET_MAX):
     """text with every control character (C0, DEL, C1) replaced by "?", cut to limit
     characters (the last three "..." when cut)."""
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit - 3]     # first: the loop below never sees more than limit
     out = []
     for c in text:
         o = ord(c)
         out.append("?" if o < 0x20 or 0x7F <= o < 0xA0 else c)
-    t = "".join(out)
-    if len(t) > limit:
-        t = t[:limit - 3] + "..."
-    return t
+    if cut:
+        out.append("...")
+    return "".join(out)
 
 
 def has_control(text):
