@@ -173,3 +173,42 @@ def test_register_refuses_a_small_order_key(tmp_path, arch, devs):
     assert sm.exit_code == 1 and "cannot be registered" in sm.errors[0], sm.errors
     with Archive(arch) as a:
         assert a.device(DEV) is None and a.max_seq(DEV) is None
+
+
+def test_impostor_of_the_real_firmware(tmp_path, arch, devs):
+    """The real recorder (`sim serve`, the firmware) is offloaded; a fake recorder replays
+    its id, key and signed head with a forked chain of its own and cannot get anything
+    stored; the real recorder then offloads what it recorded since, OK."""
+    from test_offload import HAVE_SIM, Sim
+    if not HAVE_SIM:
+        pytest.skip("no virtual recorder")
+    sd = tmp_path / "card"
+    sim = Sim(sd, trust=arch / "station.pub", record=3,
+              extra=["--device", DEV, "--bitrate", "400000"])
+    try:
+        sm = offload(sim.port, arch, register=True)
+        assert sm.exit_code == 0 and sm.verdict == OK, sm.errors
+    finally:
+        assert sim.stop() == 0
+    with Archive(arch) as a:
+        real_pub = a.device(DEV)["pubkey"]
+        head = a.record(DEV, sm.head_seq)["data"]
+    before = snapshot(arch)
+    forged = rw.RefStore(tmp_path / "forged", seed=b"\x67" * 32, device=DEV)
+    forged.boot()
+    for _ in range(sm.head_seq + 3):
+        forged.refusal()
+    fake = devs(forged, present_key=real_pub, head_override=head,
+                proof=Ed25519PrivateKey.generate())
+    bad = offload(fake.port, arch)
+    assert bad.exit_code == 5 and bad.status == "device_not_proven", bad.errors
+    assert snapshot(arch) == before
+    fake.stop()
+    sim = Sim(sd, trust=arch / "station.pub", record=2,
+              extra=["--device", DEV, "--bitrate", "400000"])
+    try:
+        sm2 = offload(sim.port, arch)
+        assert sm2.exit_code == 0 and sm2.verdict == OK and sm2.receipt, sm2.errors
+        assert sm2.head_seq > sm.head_seq and sm2.records_pulled > 0
+    finally:
+        assert sim.stop() == 0
