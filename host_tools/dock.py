@@ -32,7 +32,7 @@ import socket
 import sys
 from dataclasses import asdict, dataclass, field
 
-from . import argtypes, keys
+from . import argtypes
 from .archive import Archive, NotAnArchive
 from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
 from .offload import _fmt_summary, _Interrupted, offload

@@ -27,15 +27,15 @@ the request, a frame that is not a HELLO result) raises NotARecorder within ``ti
 """
 from __future__ import annotations
 
-import binascii
 import hashlib
-import io
 import os
 import stat
 import time
-from collections import OrderedDict, deque
+from collections import deque
 
 import cbor2
+
+from .framing import MAGIC, PRE_HELLO_MAX, Deframer, _decode_exact, encode_frame
 
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
            "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
@@ -44,8 +44,6 @@ __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError
            "DeviceProofError", "ProtocolViolation", "transcript", "station_message", "device_message",
            "PROTOCOL_VERSION", "NONCE_SIZE"]
 
-MAGIC = b"\xc5\x1a"
-PRE_HELLO_MAX = 1024            # largest payload before HELLO is answered (SPEC §7)
 DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
 _NOT_A_RECORDER_BYTES = 4 * PRE_HELLO_MAX   # non-response bytes within one HELLO wait
 
@@ -111,114 +109,6 @@ def _short(x, n=60):
 class DeviceProofError(Exception):
     """AUTH succeeded for the station, but the recorder did not prove it holds the device
     key (a missing or wrong device signature, SPEC §8.3)."""
-
-
-# --- framing ------------------------------------------------------------------------
-
-def _crc(len_and_payload: bytes) -> bytes:
-    return (binascii.crc32(len_and_payload) & 0xFFFFFFFF).to_bytes(4, "big")
-
-
-def encode_frame(obj) -> bytes:
-    """MAGIC || LEN || PAYLOAD || CRC for one CBOR item (deterministic encoding)."""
-    payload = cbor2.dumps(obj, canonical=True)
-    hdr = len(payload).to_bytes(4, "big")
-    crc = binascii.crc32(payload, binascii.crc32(hdr)) & 0xFFFFFFFF
-    return b"".join((MAGIC, hdr, payload, crc.to_bytes(4, "big")))
-
-
-def _decode_exact(payload):
-    """One well-formed CBOR item, nothing after it; raises ValueError otherwise."""
-    bio = io.BytesIO(payload)
-    try:
-        item = cbor2.CBORDecoder(bio).decode()
-    except Exception as e:
-        raise ValueError("not CBOR: %s" % e) from None
-    if bio.tell() != len(payload):
-        raise ValueError("trailing bytes after the CBOR item")
-    return item
-
-
-class Deframer:
-    """Incremental frame reader with resynchronisation (SPEC §7).
-
-    feed(bytes) adds input; frames() yields each decoded payload found. A LEN above the
-    maximum, a CRC mismatch or a payload that is not exactly one CBOR item drops the first
-    MAGIC byte and searches again from the next byte. ``skipped`` counts discarded bytes,
-    ``bad`` the rejected frame candidates.
-    """
-
-    def __init__(self, max_payload=PRE_HELLO_MAX):
-        self.buf = bytearray()
-        self.pos = 0             # start of unconsumed bytes in buf
-        self.max_payload = max_payload
-        self.skipped = 0
-        self.bad = 0
-
-    def feed(self, data):
-        if self.pos and self.pos >= len(self.buf) // 2:
-            del self.buf[:self.pos]
-            self.pos = 0
-        self.buf += data
-
-    @property
-    def pending(self) -> int:
-        return len(self.buf) - self.pos
-
-    def _drop(self, n):
-        self.pos += n
-        self.skipped += n
-
-    def stalled(self):
-        """Give up on a candidate frame that waits for bytes that do not come (its LEN
-        was garbage): drop its first MAGIC byte so the search goes on."""
-        if self.pending and self.buf[self.pos:self.pos + 2] == MAGIC:
-            self.bad += 1
-            self._drop(1)
-
-    def frames(self, hard=None):
-        """Yield each frame found; stops early (the rest stays buffered) past the monotonic
-        time ``hard``, so a flood of frame candidates cannot hold the caller."""
-        buf = self.buf
-        work = 0
-        while True:
-            i = buf.find(MAGIC, self.pos)
-            if i < 0:
-                # keep a trailing first MAGIC byte: the second may come next
-                keep = 1 if len(buf) > self.pos and buf[-1] == MAGIC[0] else 0
-                self._drop(len(buf) - self.pos - keep)
-                return
-            if i > self.pos:
-                self._drop(i - self.pos)
-            if len(buf) - i < 6:
-                return
-            n = int.from_bytes(buf[i + 2:i + 6], "big")
-            if n > self.max_payload:
-                self.bad += 1
-                self._drop(1)
-                continue
-            end = i + 6 + n + 4
-            if len(buf) < end:
-                return
-            work += n
-            if hard is not None and work > (1 << 20):
-                work = 0
-                if time.monotonic() > hard:
-                    return
-            body = memoryview(buf)[i + 2:i + 6 + n]
-            try:
-                ok = _crc(body) == bytes(buf[end - 4:end])
-                item = _decode_exact(body[4:]) if ok else None
-            except ValueError:
-                ok = False
-            finally:
-                body.release()
-            if not ok:
-                self.bad += 1
-                self._drop(1)
-                continue
-            self.pos = end
-            yield item
 
 
 # --- the port -----------------------------------------------------------------------
@@ -725,6 +615,7 @@ class Client:
 
     # -- windows -----------------------------------------------------------------------
     def pipeline(self, window=8):
+        from .pipeline import Pipeline
         return Pipeline(self, window)
 
     def read_many(self, requests, window=8, op=READ, missing_ok=False):
@@ -732,7 +623,7 @@ class Client:
         (key, args); yields (key, result) in the order the answers arrive. Lost or corrupt
         frames are re-requested; an error status raises LinkError (with .key), except 404
         with ``missing_ok``, which yields (key, None)."""
-        pl = Pipeline(self, window)
+        pl = self.pipeline(window)
         it = iter(requests)
         exhausted = False
 
@@ -756,88 +647,9 @@ class Client:
                 yield key, self._result(op, resp, key)
 
 
-class Pipeline:
-    """Several requests in flight (SPEC §8.5). submit() queues a request; next() sends
-    queued requests while the window has room and returns the next answer as (key,
-    response map). Responses are matched by id; a response to a later send means earlier
-    sends were lost (the device answers in order) and they are sent again at once; after
-    ``timeout`` s of silence everything outstanding is sent again. The oldest outstanding
-    request must be answered within its deadline (Client.budget) of the previous answer:
-    garbage or foreign frames that keep bytes flowing do not extend it."""
 
-    def __init__(self, client: Client, window=8):
-        self.c = client
-        self.t_progress = None       # when the last answer came (or the first send)
-        self.window = max(1, int(window))
-        self.queue = deque()
-        self.out = OrderedDict()     # id -> _Pending (every id of every send)
-        self.live = []               # _Pending outstanding, in send order
-
-    @property
-    def queued(self):
-        return len(self.queue) + len(self.live)
-
-    @property
-    def busy(self):
-        return bool(self.queue or self.live)
-
-    def submit(self, key, op, args):
-        if op in _NOT_IDEMPOTENT:
-            raise ValueError("RECEIPT and TIME_SET are not pipelined")
-        self.queue.append(_Pending(key, op, args))
-
-    def _send(self, p):
-        rid = self.c._send(p)
-        self.out[rid] = p
-
-    def _resend(self, p, why):
-        # a frame found lost because a later one was answered costs no waiting: the link
-        # works, so it gets a larger budget than silences (timeouts)
-        if why == "timeout":
-            p.stalls += 1
-        if p.stalls > self.c.retries or p.tries > 4 * self.c.retries + 4:
-            raise LinkTimeout("no answer from the recorder on %s to %s after %d attempts (%s)"
-                              % (self.c.port, OP_NAMES.get(p.op, p.op), p.tries, why))
-        self.c.resent += 1
-        self.live.remove(p)
-        self.live.append(p)
-        self._send(p)
-
-    def next(self):
-        c = self.c
-        while True:
-            while self.queue and len(self.live) < self.window:
-                p = self.queue.popleft()
-                if not self.live:
-                    self.t_progress = time.monotonic()
-                self.live.append(p)
-                self._send(p)
-            if not self.live:
-                raise IndexError("nothing outstanding")
-            timeout = max(c.slow_timeout if p.op in _SLOW else c.timeout
-                          for p in self.live)
-            hard = self.t_progress + max(c.budget(p.op) for p in self.live)
-            resp = c._recv(timeout, hard)
-            if resp is None:
-                c.timeouts += 1
-                if time.monotonic() >= hard:
-                    p = self.live[0]
-                    raise LinkTimeout("no answer from the recorder on %s to %s within its "
-                                      "deadline of %.0f s (%d attempts)" % (
-                                          c.port, OP_NAMES.get(p.op, p.op), c.budget(p.op),
-                                          p.tries))
-                for p in list(self.live):
-                    self._resend(p, "timeout")
-                continue
-            p = self.out.get(resp[0])
-            if p is None or p not in self.live:
-                continue             # an answer to a send already answered
-            self.live.remove(p)
-            self.t_progress = time.monotonic()
-            for rid in p.ids:
-                self.out.pop(rid, None)
-            # the device answers in order and ids grow with sends: a request whose latest
-            # send came before the one answered was lost (or its answer was)
-            for q in [q for q in self.live if q.ids[-1] < resp[0]]:
-                self._resend(q, "lost frame")
-            return p.key, resp
+def __getattr__(name):
+    if name == "Pipeline":        # host_tools/pipeline.py (it imports this module)
+        from .pipeline import Pipeline
+        return Pipeline
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

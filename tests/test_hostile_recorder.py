@@ -23,7 +23,6 @@ import threading
 import time
 import tty
 
-import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
