@@ -5,160 +5,38 @@
 # last record) so that deleting the newest records is detectable; recovery at boot that
 # seals a segment left open by a power cut. There is no delete, truncate or overwrite:
 # asking for one writes a REFUSAL record.
-import hashlib
-
+#
+# This module is the chain (records, logs, the head, boot) and the Store every other
+# module is given; its other jobs live beside it and work on the Store:
+#   storedefs.py  record types, body keys, flags, the store's errors (all named here too)
+#   logread.py    reading records and media back: lookup, listing, segment file names
+#   segment.py    the open segment: media, checkpoints, closing, recovery
+#   custody.py    custody receipts, what they cover, release of covered media
+#   clockcal.py   TIME_SET and the clock's drift calibration
+#   headmem.py    the head remembered in internal flash; refusals.py the REFUSAL records
 import cbor
+import clockcal
 import cose
+import custody
 import ed25519
-import flashkv
 import headmem
 import refusals
-from logread import CHUNK_MAX, LogReader, _LogIndex, index_name, media_name  # noqa: F401
-
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
-# record types (SPEC §3.2)
-BOOT = const(1)
-REC_START = const(2)
-CHECKPOINT = const(3)
-SEGMENT = const(4)
-REC_STOP = const(5)
-REFUSAL = const(6)
-RECOVERY = const(7)
-RECEIPT = const(8)
-TIME_SET = const(9)
-INTERRUPTION = const(10)
-VOICE_ANNOTATION = const(11)
-ANNOTATION_MISSING = const(12)
-MARK = const(13)
-ASSIGN = const(14)
-SELF_CHECK = const(15)
-RELEASE = const(16)
-STORE_ALERT = const(17)
-
-# body keys (SPEC §3.1)
-K_TYPE = const(0)
-K_SEQ = const(1)
-K_PREV = const(2)
-K_BOOT = const(6)
-K_SEGMENT = const(10)
-K_MEDIA = const(11)
-K_CHUNK = const(12)
-K_LENGTH = const(13)
-K_CHUNKS = const(14)
-K_ROOT = const(15)
-K_START = const(16)
-K_REASON = const(17)
-K_STATION = const(24)
-K_COVERED = const(25)
-K_RECEIPT = const(26)
-K_NUMBER = const(27)
-K_OLD = const(28)
-K_NEW = const(29)
-K_UNIT = const(30)
-K_REFERS = const(31)
-K_SPAN = const(32)
-K_KIND = const(33)
-K_AT = const(34)
-K_DURATION = const(35)
-K_READY = const(36)
-K_REASONS = const(37)
-K_FACTS = const(38)
-K_DRIFT = const(39)
-K_SINCE = const(40)
-K_PREROLL = const(41)
-K_PHRASE = const(42)
-K_ERROR = const(43)
-
-# flags (SPEC §3.4)
-F_NO_OFFICER = const(1)
-F_RECOVERED = const(2)
-F_MISMATCH = const(4)
-F_DRIFT = const(8)
-
-COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt number}, written
-                               # after the RECEIPT record (SPEC §10.8)
-CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day, 3: measurement
-                               # base rtc, 4: error summed since the base} (SPEC §8.7)
+import segment
+from clockcal import CLOCK_FILE  # noqa: F401
+from custody import COVERED_FILE  # noqa: F401
+from logread import CHUNK_MAX, LogReader, _LogIndex, body_of, index_name, media_name  # noqa: F401
+from storedefs import *  # noqa: F401,F403  (every name of the record format, as store.X)
+from storedefs import (ASSIGN, BOOT, F_NO_OFFICER, K_BOOT, K_KIND, K_MEDIA, K_CHUNK,
+                       K_CHUNKS, K_LENGTH, K_NEW, K_OLD, K_PREV, K_REASON, K_ROOT,
+                       K_SEGMENT, K_SEQ, K_STATION, K_TYPE, K_UNIT, CHECKPOINT, REC_START,
+                       RECOVERY, SEGMENT, STORE_ALERT, ZERO32, ForeignCard, Refused,
+                       StoreFull, sha256)
 
 HEAD = "head.cbor"
 HEAD_NEW = "head.new"
-ZERO32 = bytes(32)
 
-
-class StoreFull(OSError):
-    pass
-
-
-class ForeignCard(OSError):
-    """The card holds another device's store: nothing is written to it (SPEC §5.2)."""
-
-
-class Refused(Exception):
-    """A delete/modify request: always refused, and recorded (seq of the REFUSAL record),
-    or counted for the next REFUSAL record (seq None), SPEC §5.3."""
-
-    def __init__(self, msg, seq=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.seq = seq
-
-
-def _sha256(*parts):
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p)
-    return h.digest()
-
-
-def _body_of(rec):
-    obj = cbor.loads(rec)
-    return cbor.loads(obj.value[2])
-
-
-def _check_hint(h, seq):
-    # an open segment's hint (head key 4, or built from the records scanned at boot) with
-    # the media path made from its segment seq; None if it is not one (an edited card:
-    # recovery then opens nothing it names, and the segment stays open on the card)
-    if type(h) is not list or len(h) != 7:
-        return None
-    seg, media, chunk, start, chunks, length, root = h
-    media = media_name(seg, media)
-    if media is None or seg >= seq or type(chunk) is not int or not 0 < chunk <= CHUNK_MAX \
-            or type(chunks) is not int or type(length) is not int or chunks < 0 \
-            or length != chunks * chunk or type(root) is not bytes or len(root) != 32 \
-            or type(start) is not list or len(start) != 2:
-        return None
-    return [seg, media, chunk, start, chunks, length, root]
-
-
-class _Segment:
-    # One open segment: file handles and the running chunk state (SPEC §4).
-    def __init__(self, seq, media, chunk, start):
-        self.seq = seq
-        self.media = media
-        self.idx = index_name(seq)
-        self.chunk = chunk
-        self.start = start
-        self.fm = None
-        self.fi = None
-        self.h = hashlib.sha256()
-        self.fill = 0          # bytes in the current (incomplete) chunk
-        self.chunks = 0        # completed chunks
-        self.length = 0
-        self.root = ZERO32
-        self.signed = 0        # bytes covered by the last checkpoint
-        self.signed_root = ZERO32
-        self.broken = False    # a media write or flush failed: sealed like a recovery
-
-    def hint(self):
-        # what recovery starts from: the last signed checkpoint (SPEC §5.2 `open`)
-        n = self.signed // self.chunk
-        return [self.seq, self.media, self.chunk, self.start, n, self.signed, self.signed_root]
+_sha256 = sha256
+_body_of = body_of    # the names selfcheck.py and the tests use
 
 
 class Store(LogReader):
@@ -187,7 +65,7 @@ class Store(LogReader):
         self.log_name = None
         self.log = None
         self.log_off = 0
-        self.seg = None        # the open _Segment, if recording
+        self.seg = None        # the open segment (segment.py), if recording
         self.open_hint = None  # an open segment found at boot, before recovery
         self.recovered = None  # summary of what boot recovered
         self._torn = False     # a record write failed: start a new log before the next one
@@ -239,7 +117,7 @@ class Store(LogReader):
         off = self.log_off
         self._cur.add(off, len(rec), rtype)
         self.log_off += len(rec)
-        self.prev = _sha256(rec)
+        self.prev = sha256(rec)
         self.last = rec
         self.seq += 1
         try:
@@ -308,7 +186,7 @@ class Store(LogReader):
                 continue
             try:
                 h = cbor.loads(self.fs.read(name))
-                seq = _body_of(h[3])[K_SEQ]
+                seq = body_of(h[3])[K_SEQ]
             except Exception:
                 continue  # an unfinished head.new: the other one holds
             if best is None or seq > best[0]:
@@ -318,7 +196,7 @@ class Store(LogReader):
     def _track(self, rec, body):
         # follow one record found at boot: chain state and the open segment hint
         t = body[K_TYPE]
-        self.prev = _sha256(rec)
+        self.prev = sha256(rec)
         self.last = rec
         self.seq = body[K_SEQ] + 1
         self.boot = body[K_BOOT]
@@ -358,7 +236,7 @@ class Store(LogReader):
         head = self._read_head()
         if head:
             log, off, last = head[1], head[2], head[3]
-            self._track(last, _body_of(last))
+            self._track(last, body_of(last))
             self.open_hint = head.get(4)
             if fs.size(log) > off:
                 self._scan(log, off)
@@ -389,7 +267,7 @@ class Store(LogReader):
         fs.mkdir("rec")
         fs.mkdir("m")
         self.boot += 1
-        hint = _check_hint(self.open_hint, self.seq)
+        hint = segment.check_hint(self.open_hint, self.seq)
         self.open_hint = None
         if back:
             # continue the remembered chain: the records the card lost are a gap
@@ -404,190 +282,29 @@ class Store(LogReader):
                                 % (back[0][0], "seq %d" % back[1][0] if back[1] else "none",
                                    self.seq - 1)})
         if hint:
-            self._recover(hint)
+            segment.recover(self, hint)
         return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
 
-    def _recover(self, hint, reason="power loss"):
-        # seal a segment that was open when power was lost (SPEC §5.4), or whose media
-        # write failed: from its last signed checkpoint, what is on the medium
-        seg, media, chunk, start, chunks, length, root = hint
-        fs = self.fs
-        idx = index_name(seg)
-        size = fs.size(media)
-        if size < 0:
-            f = fs.open_append(media)
-            f.close()
-            size = 0
-        if fs.size(idx) < 0:
-            f = fs.open_append(idx)
-            f.close()
-        isize = fs.size(idx)
-        nidx = isize // 32
-        fi = fs.open_append(idx)
-        flags = F_RECOVERED
-        if isize % 32:  # a torn index entry: pad it (never rewrite), entries stay aligned
-            fi.write(bytes(32 - isize % 32))
-            nidx += 1
-            flags |= F_MISMATCH
-        pos = chunks * chunk
-        k = chunks
-        while pos < size:
-            h = _sha256(fs.read(media, pos, chunk))
-            if k < nidx:
-                if fs.read(idx, k * 32, 32) != h:
-                    flags |= F_MISMATCH
-            else:
-                fi.write(h)
-            root = _sha256(root, h)
-            k += 1
-            pos += chunk
-        fi.close()
-        self._append(RECOVERY, {K_SEGMENT: seg, K_LENGTH: size, K_CHUNKS: k, K_ROOT: root,
-                                K_START: start, K_REASON: reason, 22: length}, flags)
-        self.recovered = {"segment": seg, "length": size, "signed": length, "flags": flags,
-                          "seq": self.seq - 1}
-
-    # ---------------------------------------------------------------- segments
+    # ---------------------------------------------------------------- segments (segment.py)
     def start_segment(self, reason, mime, ext, prerecord=0):
-        if self.seg:
-            raise ValueError("a segment is already open")
-        c = self.clock
-        seq = self.seq
-        media = "m/%08d.%s" % (seq, ext)
-        s = _Segment(seq, media, self.chunk, [c.rtc_ms(), c.mono_ms()])
-        self.seg = s  # the head written with REC_START names the open segment
-        f = {K_SEGMENT: seq, K_MEDIA: media, K_CHUNK: self.chunk, K_REASON: reason, 23: mime}
-        if prerecord:
-            f[K_PREROLL] = prerecord
-        try:
-            self._append(REC_START, f, 0, s.start)
-        except Exception:
-            self.seg = None     # no REC_START: no segment
-            raise
-        s.fm = self.fs.open_append(media)
-        s.fi = self.fs.open_append(s.idx)
-        return seq
+        return segment.start(self, reason, mime, ext, prerecord)
 
     def write(self, data):
         """Append media bytes to the open segment, hashing each chunk as it is written."""
-        s = self.seg
-        if s is None:
-            raise ValueError("no open segment")
-        if s.fm is None:
-            raise OSError(5, "segment %d is being closed" % s.seq)
-        n = len(data)
-        if self.fs.free() < n + 65536:
-            raise StoreFull("storage full: segment %d not extended" % s.seq)
-        mv = memoryview(data)
-        pos = 0
-        while pos < n:
-            take = min(n - pos, s.chunk - s.fill)
-            part = mv[pos:pos + take]
-            try:
-                k = s.fm.write(part)          # hashed only once it is written
-            except OSError as e:
-                s.broken = True               # what the medium holds is now uncertain
-                if e.args and e.args[0] == 28:  # ENOSPC; other errors are the medium's
-                    raise StoreFull("storage full: segment %d not extended" % s.seq)
-                raise
-            if k is None:
-                k = take
-            if k:
-                s.h.update(part[:k])
-                s.fill += k
-                s.length += k
-                pos += k
-            if k < take:
-                s.broken = True
-                raise StoreFull("storage full: segment %d took %d of %d bytes" % (s.seq, k, take))
-            if s.fill == s.chunk:
-                try:
-                    self._end_chunk(s)
-                except OSError:
-                    s.broken = True
-                    raise
-
-    def _end_chunk(self, s):
-        d = s.h.digest()
-        s.fi.write(d)
-        s.root = _sha256(s.root, d)
-        s.chunks += 1
-        s.fill = 0
-        s.h = hashlib.sha256()
-        s.fm.flush()
-        s.fi.flush()
+        segment.write(self, data)
 
     def checkpoint(self):
         """Sign what the open segment holds in whole chunks, if anything is new."""
-        s = self.seg
-        if s is None or s.fm is None or s.broken or s.chunks * s.chunk == s.signed:
-            return None
-        try:
-            s.fm.flush()
-            s.fi.flush()
-        except OSError:
-            s.broken = True
-            raise
-        covered = s.chunks * s.chunk
-        old = (s.signed, s.signed_root)
-        s.signed, s.signed_root = covered, s.root  # the head written with it starts from here
-        seq0 = self.seq
-        try:
-            return self._append(CHECKPOINT, {K_SEGMENT: s.seq, K_LENGTH: covered,
-                                             K_CHUNKS: s.chunks, K_ROOT: s.root})
-        except Exception:
-            if self.seq == seq0:    # no checkpoint: recovery starts from the one before
-                s.signed, s.signed_root = old
-            raise
+        return segment.checkpoint(self)
 
     def close_segment(self):
-        s = self.seg
-        if s is None:
-            return None
-        if s.broken:
-            return self._seal_broken(s)
-        if s.fm is not None:
-            if s.fill:
-                d = s.h.digest()
-                s.fi.write(d)
-                s.root = _sha256(s.root, d)
-                s.chunks += 1
-                s.fill = 0
-            s.fm.close()
-            s.fi.close()
-            s.fm = s.fi = None
-        seq0 = self.seq
-        self.seg = None     # the head written with SEGMENT names no open segment
-        try:
-            return self._append(SEGMENT, {K_SEGMENT: s.seq, K_LENGTH: s.length,
-                                          K_CHUNKS: s.chunks, K_ROOT: s.root, K_START: s.start})
-        except Exception:
-            if self.seq == seq0:
-                self.seg = s    # not closed: a retry closes it, or the next boot seals it
-            raise
+        return segment.close(self)
 
-    def _seal_broken(self, s):
-        # a media write or flush failed: close the files (what they buffered is written or
-        # dropped now) and seal what the medium holds, as recovery does at boot
-        for f in (s.fm, s.fi):
-            if f is not None:
-                try:
-                    f.close()
-                except Exception:
-                    pass
-        s.fm = s.fi = None
-        seq0 = self.seq
-        self.seg = None
-        rv = self.recovered
-        try:
-            self._recover(s.hint(), "write error")
-        except Exception:
-            if self.seq == seq0:
-                self.seg = s
-            raise
-        finally:
-            self.recovered = rv     # boot's summary, not this
-        return self.last
+    def pos(self):
+        """[segment, chunk, offset] of the next media byte of the open segment, or None
+        (segment.position)."""
+        return segment.position(self)
+
 
     def record(self, rtype, fields, flags=0):
         """Append a record of another type (REC_STOP, marks, …)."""
@@ -595,109 +312,34 @@ class Store(LogReader):
 
     # ---------------------------------------------------------------- dock link (SPEC §8)
     def receipt(self, station, covered, rhash, number):
-        """Write a RECEIPT record for an accepted custody receipt (checked by the caller)."""
-        rhash_cov = _sha256(self.find(covered) or b"")
-        seq0 = self.seq
-        try:
-            rec = self._append(RECEIPT, {K_STATION: station, K_COVERED: covered,
-                                         K_RECEIPT: rhash, K_NUMBER: number})
-        except Exception:
-            if self.seq > seq0 and covered > self.covered:   # the record is there (only
-                self.covered, self.receipt_no = covered, number   # its head failed)
-            raise
-        if covered > self.covered:
-            self.covered = covered
-            self.receipt_no = number
-            # after the record: a cut in between forgets the coverage (never releases more);
-            # with H(record covered), so that another card never inherits it
-            try:
-                flashkv.write(self.hal.flash, COVERED_FILE, {1: covered, 2: number, 3: rhash_cov})
-            except OSError:
-                pass
-        return rec
+        """Write a RECEIPT record for an accepted custody receipt (checked by the caller;
+        custody.py)."""
+        return custody.receipt(self, station, covered, rhash, number)
 
     accept_receipt = receipt
 
-    def set_time(self, new_ms):
-        """Set the RTC and write a TIME_SET record (its own rtc is the new time); the clock
-        is set back if the record cannot be written. The drift rate is measured over at
-        least drift_min_s of RTC time: the corrections since the measurement base are summed
-        (`error`) and divided by the time since it (`since`); flagged DRIFT past the limit
-        (SPEC §8.7). Returns (old, new, seq, drift ms/day or None, since ms or None,
-        flagged)."""
-        c = self.clock
-        cfg = self.cfg
-        flash = self.hal.flash
-        old = c.rtc_ms()
-        last = self._clock_state()
-        fields = {K_OLD: old, K_NEW: new_ms}
-        drift = since = None
-        flags = 0
-        state = {1: new_ms, 2: 0, 3: new_ms, 4: 0}       # a new measurement base
-        if last is not None:
-            base = last.get(3, last[1])
-            acc = last.get(4, 0) + old - new_ms
-            if new_ms - base >= cfg.get("drift_min_s", 3600) * 1000:
-                since = new_ms - base
-                drift = acc * 86400000 // since if acc >= 0 else -((-acc) * 86400000 // since)
-                fields[K_DRIFT] = drift
-                fields[K_SINCE] = since
-                fields[K_ERROR] = acc
-                if abs(drift) > cfg.get("drift_limit_ms", 3000):
-                    flags = F_DRIFT
-                state[2] = drift
-            else:                                    # too soon to tell: keep summing
-                state = {1: new_ms, 2: last.get(2, 0), 3: base, 4: acc}
-        # the state first, naming the record it belongs to and keeping the one before: a
-        # cut or a failure between the two leaves a state that names no such record, and
-        # the one before is used (SPEC §8.7)
-        state[5] = self.seq
-        if last is not None:
-            last.pop(6, None)
-            state[6] = last
-        flashkv.write(flash, CLOCK_FILE, state)
-        c.set_rtc(new_ms)
-        seq0 = self.seq
-        try:
-            self._append(TIME_SET, fields, flags, (new_ms, c.mono_ms()))
-        except Exception:
-            if self.seq == seq0:    # no record: the clock goes back too
-                c.set_rtc(old)
-            raise
-        return old, new_ms, self.seq - 1, drift, since, bool(flags)
-
-    def _clock_state(self):
-        # clock.cbor if the TIME_SET it names is in the chain with its `new`, else the
-        # state before it (or None)
-        v = flashkv.read(self.hal.flash, CLOCK_FILE)
-        for _ in range(2):
-            if type(v) is not dict or type(v.get(1)) is not int:
-                return None
-            q = v.get(5)
-            if type(q) is not int:
-                return v        # written before states named their record
-            rec = self.find(q) if q < self.seq else None
-            if rec is not None:
-                b = _body_of(rec)
-                if b[K_TYPE] == TIME_SET and b[K_NEW] == v[1]:
-                    return v
-            v = v.get(6)
-        return None
-
     def load_coverage(self):
-        """At boot: what custody receipts cover, from covered.cbor, kept only if record
-        `covered` on this card is the one the receipt named (SPEC §10.8)."""
-        r = flashkv.read(self.hal.flash, COVERED_FILE)
-        if type(r) is not dict or type(r.get(1)) is not int or type(r.get(2)) is not int:
-            return
-        rec = self.find(r[1])
-        if rec is not None and _sha256(rec) == r.get(3):
-            self.covered, self.receipt_no = r[1], r[2]
+        """At boot: what custody receipts cover (custody.py, SPEC §10.8)."""
+        custody.load_coverage(self)
+
+    def releasable(self):
+        """Bytes that releasing every covered segment would free (nothing is removed)."""
+        return custody.releasable(self)
+
+    def release_covered(self, want_free):
+        """Free space by releasing covered media until free() >= want_free (custody.py,
+        SPEC §10.8). Returns the bytes released."""
+        return custody.release_covered(self, want_free)
+
+    def set_time(self, new_ms):
+        """Set the RTC and write a TIME_SET record (clockcal.py, SPEC §8.7). Returns (old,
+        new, seq, drift ms/day or None, since ms or None, flagged)."""
+        return clockcal.set_time(self, new_ms)
 
     def calibration(self):
         """(rtc of the last calibration, drift ms/day measured then), or None."""
-        v = self._clock_state()
-        return (v[1], v.get(2) or 0) if v is not None else None
+        return clockcal.calibration(self)
+
 
     # ---------------------------------------------------------------- officer (SPEC §10)
     def assign(self, officer, unit, station):
@@ -715,78 +357,6 @@ class Store(LogReader):
                 self.officer, self.unit = old
             raise
         return self.seq - 1
-
-    def pos(self):
-        """[segment, chunk, offset] of the next media byte of the open segment, or None.
-        The media up to it is flushed first: a record that points into the media never
-        points past what a power cut leaves (SPEC §10.3)."""
-        s = self.seg
-        if s is None:
-            return None
-        if s.broken:                # what the medium holds is what recovery will seal
-            n = self.fs.size(s.media)
-            n = n if n > 0 else 0
-            return [s.seq, n // s.chunk, n % s.chunk]
-        if s.fm is not None:
-            try:
-                s.fm.flush()
-            except OSError:
-                s.broken = True
-                return self.pos()
-        return [s.seq, s.length // s.chunk, s.length % s.chunk]
-
-    def _covered_segments(self, since):
-        """(closing seq, segment, media, index, signed length) of each closed segment whose
-        closing record (SEGMENT or RECOVERY) seq >= since is covered by a custody receipt
-        and whose media is still on the card, oldest first."""
-        q = since
-        while q <= self.covered:
-            batch = self.list(q, 32)
-            if not batch:
-                return
-            for seq, t, size in batch:
-                if seq > self.covered:
-                    return
-                q = seq + 1
-                if t != SEGMENT and t != RECOVERY:
-                    continue
-                rec = self.find(seq)
-                if rec is None:
-                    continue
-                body = _body_of(rec)
-                info = self.segment_files(body[K_SEGMENT])
-                if info is None or self.fs.size(info[0]) <= 0:
-                    continue  # released before, never made, or empty: nothing to free
-                yield seq, body[K_SEGMENT], info[0], info[1], body[K_LENGTH]
-
-    def releasable(self):
-        """Bytes that releasing every covered segment would free (nothing is removed)."""
-        n = 0
-        for item in self._covered_segments(self._rel_from):
-            n += self.fs.size(item[2]) + max(self.fs.size(item[3]), 0)
-        return n
-
-    def release_covered(self, want_free):
-        """Free space by releasing the media of closed segments a custody receipt covers,
-        oldest first, until free() >= want_free (SPEC §10.8). Each release is a RELEASE
-        record (its `length` the signed one) written before its files are removed.
-        Returns the bytes released."""
-        fs = self.fs
-        freed = 0
-        if fs.free() >= want_free:
-            return 0
-        for seq, seg, media, idx, length in self._covered_segments(self._rel_from):
-            self._rel_from = seq + 1
-            n = fs.size(media)
-            self._append(RELEASE, {K_SEGMENT: seg, K_MEDIA: media, K_LENGTH: length,
-                                   K_NUMBER: self.receipt_no})
-            fs.release(media)
-            if fs.size(idx) >= 0:
-                fs.release(idx)
-            freed += n
-            if fs.free() >= want_free:
-                break
-        return freed
 
     # ---------------------------------------------------------------- no delete
     def request(self, op, target, source):
