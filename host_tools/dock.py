@@ -118,6 +118,24 @@ def _printable(s):
     return printable(str(s))
 
 
+def _facts(facts):
+    """The self-check's facts from the recorder, by name, values cleaned for output."""
+    out = {}
+    for k in sorted(k for k in facts if type(k) is int)[:16]:
+        v = facts[k]
+        out[FACT_NAMES.get(k, str(k))] = v if v is None or type(v) in (int, bool) else _txt(v)
+    return out
+
+
+def _int(v):
+    return v if type(v) is int else None
+
+
+def _txt(v):
+    """A string the recorder sent, for output: control characters escaped; None stays."""
+    return None if v is None else _printable(v)[:200]
+
+
 def _client(port, timeout):
     try:
         return Client(port, timeout=timeout)
@@ -158,8 +176,9 @@ def _time_set(c):
 def _check(c):
     res = c.check()
     facts = res.get(3) if isinstance(res.get(3), dict) else {}
-    return {"ready": res.get(1) is True, "reasons": list(res.get(2) or []),
-            "facts": {FACT_NAMES.get(k, str(k)): v for k, v in sorted(facts.items())},
+    return {"ready": res.get(1) is True,
+            "reasons": [_txt(x) for x in res.get(2)] if isinstance(res.get(2), list) else [],
+            "facts": _facts(facts),
             "seq": res.get(4)}
 
 
@@ -222,7 +241,8 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
         if not authed:
             _session(c, archive_dir, r, host_name)
         st = c.status()
-        r.state, r.officer_before, r.unit_before = st.get(1), st.get(2), st.get(3)
+        r.state, r.officer_before, r.unit_before = _txt(st.get(1)), _txt(st.get(2)), \
+            _txt(st.get(3))
         r.clock = _time_set(c)
         r.assign = {"officer": None, "unit": None, "seq": c.assign(None)}
         r.check = _check(c)
@@ -253,7 +273,7 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
     host_name = host_name or socket.gethostname()
     def body(c):
         res = _session(c, archive_dir, r, host_name)
-        r.officer_before = res.get(11) if isinstance(res.get(11), str) else None
+        r.officer_before = _txt(res.get(11)) if isinstance(res.get(11), str) else None
         r.clock = _time_set(c)
         r.check = _check(c)
         if r.check["ready"] or force:
@@ -462,14 +482,18 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
     last = st.get(4)
     if isinstance(last, dict):
         facts = last.get(3) if isinstance(last.get(3), dict) else {}
-        last = {"ready": last.get(1) is True, "reasons": list(last.get(2) or []),
-                "facts": {FACT_NAMES.get(k, str(k)): v for k, v in sorted(facts.items())},
+        last = {"ready": last.get(1) is True,
+                "reasons": [_txt(x) for x in last.get(2)] if isinstance(last.get(2), list)
+                else [],
+                "facts": _facts(facts),
                 "seq": last.get(4)}
     storage = h.get(7) if isinstance(h.get(7), list) and len(h.get(7)) == 2 else [None, None]
-    return {"device": r.device, "firmware": h.get(13), "state": st.get(1),
-            "officer": st.get(2), "unit": st.get(3), "last_check": last,
-            "waiting_interruptions": list(st.get(5) or []), "rtc": (st.get(6) or [None])[0],
-            "battery_percent": h.get(8), "storage_free": storage[0],
+    return {"device": r.device, "firmware": _txt(h.get(13)), "state": _txt(st.get(1)),
+            "officer": _txt(st.get(2)), "unit": _txt(st.get(3)), "last_check": last,
+            "waiting_interruptions": [q for q in st.get(5) if type(q) is int]
+            if isinstance(st.get(5), list) else [],
+            "rtc": _int(st.get(6)[0]) if isinstance(st.get(6), list) and st.get(6) else None,
+            "battery_percent": _int(h.get(8)), "storage_free": _int(storage[0]),
             "alerts": list(h.get(14) or []) if isinstance(h.get(14), list) else []}
 
 
@@ -500,7 +524,7 @@ def run_status(args) -> int:
         print()
     else:
         who = st["officer"] and "%s (%s)" % (st["officer"], st["unit"] or "no unit")
-        print("device   %s   firmware %s" % (st["device"], _printable(st["firmware"])))
+        print("device   %s   firmware %s" % (st["device"], st["firmware"]))
         print("state    %s; officer %s" % (st["state"], who or "none (unassigned)"))
         print("battery  %s %%; storage free %.1f MB" % (
             st["battery_percent"], (st["storage_free"] or 0) / 1e6))
