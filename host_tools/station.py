@@ -154,7 +154,7 @@ def reindex(root) -> dict:
     import json
     import sqlite3
 
-    from .archive import _SCHEMA, SCHEMA_VERSION, record_body, utcnow
+    from .archive import SCHEMA, SCHEMA_VERSION, connect_ro, record_body, utcnow
     from .tlog.log import Log, LogError
     from .tlog.replay import replay
 
@@ -164,8 +164,7 @@ def reindex(root) -> dict:
     # the archive id: the old database's, checked against the log's signed origin
     old_meta, old_rows = {}, {}
     try:
-        from .archive import _connect_ro
-        odb = _connect_ro(db_path)
+        odb = connect_ro(db_path)
         old_meta = dict(odb.execute("SELECT key, value FROM meta").fetchall())
         for r in odb.execute("SELECT device, seq, hash, data FROM records"):
             old_rows[bytes(r["hash"])] = bytes(r["data"])
@@ -231,7 +230,7 @@ def reindex(root) -> dict:
         if os.path.exists(p):
             os.unlink(p)
     db = sqlite3.connect(new_path, isolation_level=None)
-    db.executescript(_SCHEMA)
+    db.executescript(SCHEMA)
     missing = []
     nrec = 0
     db.execute("BEGIN")
@@ -300,7 +299,7 @@ def reindex(root) -> dict:
             for d in st.devices:
                 for r in a.db.execute("SELECT seq, type, data, stored_at FROM records WHERE "
                                       "device = ? ORDER BY seq", (d,)).fetchall():
-                    a._track_segment(d, r["seq"], r["type"], record_body(r["data"]) or {},
+                    a.track_segment(d, r["seq"], r["type"], record_body(r["data"]) or {},
                                      r["stored_at"])
                 for s in a.db.execute("SELECT * FROM segments WHERE device = ?",
                                       (d,)).fetchall():

@@ -1,0 +1,60 @@
+"""The station log's entries (SPEC §11): one builder per event type, so that the archive
+as it writes (host_tools.archive) and an adoption of an older index (adopt) state each
+event with the same fields; replay reads them back.
+
+Every entry is a map with a "type" and an "at" (UTC time stamp); byte fields are bytes.
+"""
+from __future__ import annotations
+
+__all__ = ["OFFLOAD_FIELDS", "adopt", "register", "records", "object_", "head", "receipt",
+           "receipt_status", "offload", "quarantine"]
+
+# the columns of an offloads row that its `offload` event states
+OFFLOAD_FIELDS = ("device", "port", "started", "finished", "records", "bytes", "status",
+                  "verdict", "error", "head_went_back", "head_seq", "receipt_number")
+
+
+def adopt(at, devices: int) -> dict:
+    return {"type": "adopt", "at": at, "devices": devices}
+
+
+def register(at, device, key) -> dict:
+    return {"type": "register", "at": at, "device": device, "key": bytes(key)}
+
+
+def records(at, device, offload, items: list) -> dict:
+    """``items``: [[seq, H(record), type], ...]."""
+    return {"type": "records", "at": at, "device": device, "offload": offload,
+            "records": items}
+
+
+def object_(at, device, path, sha256: bytes) -> dict:
+    return {"type": "object", "at": at, "device": device, "path": path,
+            "sha256": bytes(sha256)}
+
+
+def head(at, device, seq, hash_: bytes) -> dict:
+    return {"type": "head", "at": at, "device": device, "seq": seq, "hash": bytes(hash_)}
+
+
+def receipt(at, device, number, covered, covered_hash, receipt_: bytes) -> dict:
+    return {"type": "receipt", "at": at, "device": device, "number": number,
+            "covered": covered, "covered_hash": bytes(covered_hash),
+            "receipt": bytes(receipt_)}
+
+
+def receipt_status(at, device, number, status, record_seq, message) -> dict:
+    return {"type": "receipt_status", "at": at, "device": device, "number": number,
+            "status": status, "record_seq": record_seq, "message": message}
+
+
+def offload(at, offload_id, row) -> dict:
+    """The event of a finished offload: ``row`` is its offloads row."""
+    e = {"type": "offload", "at": at, "id": offload_id}
+    e.update((k, row[k]) for k in OFFLOAD_FIELDS)
+    return e
+
+
+def quarantine(at, qid, device, reason, records_: int, sha256: bytes) -> dict:
+    return {"type": "quarantine", "at": at, "id": qid, "device": device, "reason": reason,
+            "records": records_, "sha256": bytes(sha256)}
