@@ -11,9 +11,10 @@ hashed chunk by chunk (never held in memory as a whole). A store is hostile inpu
 files are opened through host_tools.safeio (no symlink followed, regular files only, sizes
 capped), so no card can crash or hang the verifier (SPEC §6.1).
 
-Modules: records (the record model), verify_logs (reading logs), verify (key, chain,
-head), workflow (SPEC §10 facts, shared with the report), verify_media (segments and m/),
-verify_report (Report and its text).
+Modules: records (the record model), safeio (opening store files), verify_logs (reading
+logs), verify (key, records, chain), verify_head (the signed head), workflow (SPEC §10
+facts, shared with the report), verify_media (segments and m/), verify_report (Report and
+its text). The rules for what the format leaves open are SPEC §6.1.
 
 Incremental verification (the station, after an earlier offload)::
 

@@ -44,7 +44,7 @@ class SegmentRow:
     chunk_size: int | None
     closed_by: str | None    # "SEGMENT", "RECOVERY", or None (open)
     verdict: str
-    marks: str               # one character per chunk: . M - U R X (SPEC §6)
+    marks: str               # one character per chunk: . M - U R X T (SPEC §6)
     reason: str = ""
 
 
@@ -169,6 +169,8 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
                  "R sealed at recovery"
         if any("X" in s.marks for s in rep.segments):
             legend += "  X released against a receipt"
+        if any("T" in s.marks for s in rep.segments):
+            legend += "  T verified at an earlier offload (not re-hashed)"
         out.append(legend)
     else:
         out.append("no segments")
