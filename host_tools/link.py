@@ -387,14 +387,16 @@ class Client:
         args = {1: self.host_max_frame, 2: str(host_name)[:64], 3: self.station_nonce}
         # a port that floods anything but a response is named at once; one that sent a
         # few bytes (a corrupt frame on a noisy line) or nothing gets the retries
+        # (answers to an earlier session's requests are frames, not garbage: they never
+        # count against the port)
         first = (self.bytes_in, self.foreign)
         for attempt in range(self.retries + 1):
-            before = self.bytes_in
+            before = self._rx.skipped + 64 * self.foreign
             try:
                 resp, _ = self.call(HELLO, args, tries=1)
                 break
             except LinkTimeout:
-                if self.bytes_in - before > _NOT_A_RECORDER_BYTES:
+                if self._rx.skipped + 64 * self.foreign - before > _NOT_A_RECORDER_BYTES:
                     raise self._not_a_recorder("it sends bytes that are not sealcam "
                                                "responses") from None
                 if attempt == self.retries:

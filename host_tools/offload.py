@@ -51,6 +51,7 @@ __all__ = ["offload", "run_offload", "Summary", "OffloadError", "EXIT_OK", "EXIT
            "make_receipt", "covered_seq"]
 
 OffloadError = SessionError
+MIN_RECORD = 96                # bytes: no record is smaller (signature 64, header, body)
 
 
 class _Interrupted(Exception):
@@ -275,6 +276,11 @@ class _Offload(Puller, Receipts):
                       "%s; nothing pulled" % (dev_id, why), "not_ok")
         hs = hrec.seq
         sm.head_seq = hs
+        if (hs + 1) * MIN_RECORD > self.capacity:
+            sm.verdict = "NOT_OK"
+            self.fail(EXIT_NOT_OK, "the signed head of %s claims %d records, more than the %d "
+                      "bytes of storage the recorder reports can hold; nothing pulled: have the "
+                      "recorder inspected" % (dev_id, hs + 1, self.capacity), "not_ok")
         if row is None:
             try:
                 row, _ = a.register(dev_id, pinned)

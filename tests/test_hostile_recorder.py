@@ -382,3 +382,22 @@ def test_ctrl_c_one_line_exit_130(hist, verb):
     lines = [x for x in err.splitlines() if x.strip()]
     assert "Traceback" not in err and len(lines) == 1 and "interrupted" in lines[0], err
     hist.intact()
+
+
+def test_signed_head_claiming_2_40_records(hist):
+    """A validly signed head at seq 2^40: more records than the storage the recorder
+    reports could hold; nothing is listed, asked or stored."""
+    s = hist.s
+    body = s.body(rw.REFUSAL, {17: "append-only store", 19: "delete", 20: "x", 21: "usb"})
+    body[1] = 1 << 40
+    head = rw.sign_record(body, s.key)
+    d = hist.device(head_override=head)
+    try:
+        p, took = run_offload(d.port, hist.arch)
+    finally:
+        d.stop()
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    line = one_clear_line(p)
+    assert "claims 1099511627777 records" in line, line
+    assert d.ops == [1, 2]
+    hist.intact()
