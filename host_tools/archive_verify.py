@@ -31,7 +31,7 @@ from .tlog import merkle
 from .tlog.audit import cross_check
 from .tlog.log import LogError
 from .tlog.objects import _media_inodes, _proven_media, hash_objects, list_objects
-from .tlog.replay import replay
+from .tlog.replay import State, replay
 from .verify import EXIT_CODES, NOT_OK, NOT_SIGNED, OK, VERDICTS, verify_store
 
 __all__ = ["verify_archive", "run_verify_archive", "check_log"]
@@ -155,7 +155,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 trusted, lreasons, linfo = check_log(a, pub, checkpoint)
                 st = replay(a.log(), trusted)
             except (LogError, OSError) as e:
-                lreasons, linfo, st = ["station log: %s" % e], {}, replay_empty()
+                lreasons, linfo, st = ["station log: %s" % e], {}, State()
             if st.adopted:
                 linfo["adopted"] = st.adopted["at"]
             if a.unread_wal:
@@ -172,71 +172,12 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["reasons"].extend(cross[None][:MAX_REASONS])
                 worst = NOT_OK
             rows = {d["id"]: d for d in a.devices()}
-            ids = sorted(set(rows) | set(st.devices))
-            for did in ids:
-                row, logged = rows.get(did), st.devices.get(did)
-                key = logged["key"] if logged else row["pubkey"]
-                key = bytes(key) if isinstance(key, (bytes, bytearray)) else b""
-                last = logged["head_seq"] if logged else None
-                view = a.view_dir(did)
-                entry = {"device": did, "fingerprint": fingerprint(key) if len(key) == 32
-                         else "(not a key)", "last_head_seq": last,
-                         "records": a.record_count(did), "segments": len(a.segments(did)),
-                         "segments_complete": len(a.segments(did, "complete")),
-                         "receipts": [{k: r[k] for k in ("number", "covered", "status",
-                                                          "record_seq", "sent_at")}
-                                      for r in a.receipts(did)],
-                         "last_offload": None, "verdict": None, "reasons": [], "notes": [],
-                         "report": None}
-                offs = a.offloads(did)
-                if offs:
-                    o = offs[-1]
-                    entry["last_offload"] = {k: o[k] for k in ("id", "started", "finished",
-                                                               "status", "verdict",
-                                                               "head_went_back")}
-                reasons = list(cross.get(did, ()))
-                verdict = NOT_OK if reasons else None
-                rec_dir = os.path.join(view, "rec")
-                if not os.path.isdir(rec_dir) or not os.listdir(rec_dir):
-                    if last is not None:
-                        verdict = NOT_OK
-                        reasons.insert(0, "the view holds no records but the station log "
-                                          "recorded a head at seq %d" % last)
-                    else:
-                        reasons.append("no records offloaded yet")
-                    entry["verdict"], entry["reasons"] = verdict, reasons
-                    out["devices"].append(entry)
-                    if verdict is not None and (worst is None or _RANK[verdict] > _RANK[worst]):
-                        worst = verdict
-                    continue
-                try:
-                    rep = verify_store(view, key, progress=progress)
-                except (KeyFileError, ValueError) as e:
-                    reasons.insert(0, "the key held for device %s cannot be used (%s)"
-                                   % (did, e))
-                    entry["verdict"], entry["reasons"] = NOT_OK, reasons
-                    out["devices"].append(entry)
-                    worst = NOT_OK
-                    continue
-                proven |= _proven_media(view, rep)
-                if verdict is None or _RANK[rep.verdict] > _RANK[verdict]:
-                    verdict = rep.verdict
-                reasons.extend(rep.reasons)
-                if last is not None and (rep.chain_end is None or rep.chain_end < last):
-                    verdict = NOT_OK
-                    reasons.insert(0, "the archived chain ends at seq %s, before the last "
-                                      "signed head the station log recorded (seq %d): records "
-                                      "were removed from the archive" % (rep.chain_end, last))
-                went_back = [o["id"] for o in offs if o["head_went_back"]]
-                if went_back:
-                    entry["notes"].append(
-                        "offload%s %s found the recorder's signed head gone back (records "
-                        "removed from the recorder after they were archived)"
-                        % ("" if len(went_back) == 1 else "s", ", ".join(map(str, went_back))))
-                entry["verdict"], entry["reasons"], entry["report"] = verdict, reasons, rep
+            for did in sorted(set(rows) | set(st.devices)):
+                entry, seen = _check_device(a, did, rows.get(did), st.devices.get(did),
+                                            cross.get(did, ()), progress)
                 out["devices"].append(entry)
-                if worst is None or _RANK[verdict] > _RANK[worst]:
-                    worst = verdict
+                proven |= seen
+                worst = _worse(worst, entry["verdict"])
             bad = objs.result() + hash_objects(a.objects, workers, later, proven)
             bad.sort()
         finally:
@@ -255,9 +196,70 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
         return out
 
 
-def replay_empty():
-    from .tlog.replay import State
-    return State()
+def _worse(a, b):
+    """The worse of two verdicts (None: no verdict yet)."""
+    if a is None or (b is not None and _RANK[b] > _RANK[a]):
+        return b
+    return a
+
+
+def _check_device(a, did, row, logged, cross_reasons, progress):
+    """(entry, proven media inodes) of device ``did``: its view verified like a card with
+    the key the station log registered (the index's key if the log never registered it),
+    its chain reaching the last head the log recorded, and the ``cross_reasons`` that
+    the index and the view disagree with the log."""
+    key = logged["key"] if logged else row["pubkey"]
+    key = bytes(key) if isinstance(key, (bytes, bytearray)) else b""
+    last = logged["head_seq"] if logged else None
+    view = a.view_dir(did)
+    entry = {"device": did, "fingerprint": fingerprint(key) if len(key) == 32
+             else "(not a key)", "last_head_seq": last,
+             "records": a.record_count(did), "segments": len(a.segments(did)),
+             "segments_complete": len(a.segments(did, "complete")),
+             "receipts": [{k: r[k] for k in ("number", "covered", "status", "record_seq",
+                                              "sent_at")}
+                          for r in a.receipts(did)],
+             "last_offload": None, "verdict": None, "reasons": [], "notes": [],
+             "report": None}
+    offs = a.offloads(did)
+    if offs:
+        o = offs[-1]
+        entry["last_offload"] = {k: o[k] for k in ("id", "started", "finished", "status",
+                                                   "verdict", "head_went_back")}
+    reasons = list(cross_reasons)
+    verdict = NOT_OK if reasons else None
+    entry["reasons"] = reasons
+    rec_dir = os.path.join(view, "rec")
+    if not os.path.isdir(rec_dir) or not os.listdir(rec_dir):
+        if last is not None:
+            verdict = NOT_OK
+            reasons.insert(0, "the view holds no records but the station log recorded a "
+                              "head at seq %d" % last)
+        else:
+            reasons.append("no records offloaded yet")
+        entry["verdict"] = verdict
+        return entry, set()
+    try:
+        rep = verify_store(view, key, progress=progress)
+    except (KeyFileError, ValueError) as e:
+        reasons.insert(0, "the key held for device %s cannot be used (%s)" % (did, e))
+        entry["verdict"] = NOT_OK
+        return entry, set()
+    verdict = _worse(verdict, rep.verdict)
+    reasons.extend(rep.reasons)
+    if last is not None and (rep.chain_end is None or rep.chain_end < last):
+        verdict = NOT_OK
+        reasons.insert(0, "the archived chain ends at seq %s, before the last signed head "
+                          "the station log recorded (seq %d): records were removed from the "
+                          "archive" % (rep.chain_end, last))
+    went_back = [o["id"] for o in offs if o["head_went_back"]]
+    if went_back:
+        entry["notes"].append(
+            "offload%s %s found the recorder's signed head gone back (records removed from "
+            "the recorder after they were archived)"
+            % ("" if len(went_back) == 1 else "s", ", ".join(map(str, went_back))))
+    entry["verdict"], entry["report"] = verdict, rep
+    return entry, _proven_media(view, rep)
 
 
 def _text(res, all_records=False):

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import keys
 from .archive import Archive, ArchiveError
+from .archive.durable import fsync_dir
 
 __all__ = ["init", "register", "load_station_key", "station_pub", "StationError",
            "checkpoint", "reindex"]
@@ -63,11 +64,7 @@ def init(root) -> dict:
         os.close(fd)
     with Archive.create(root) as a:
         aid = a.archive_id
-    dfd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(root)
     return {"archive": root, "key": kp, "pub": pp, "fingerprint": keys.fingerprint(pub),
             "archive_id": aid}
 
@@ -151,10 +148,14 @@ def reindex(root) -> dict:
     old database is moved aside (archive.sqlite.before-reindex-<time>), never deleted.
     Returns {"moved_to", "devices", "records", "missing": [...], "entries"}."""
     import hashlib
+    import io
     import json
     import sqlite3
 
-    from .archive import SCHEMA, SCHEMA_VERSION, connect_ro, record_body, utcnow
+    import cbor2
+
+    from .archive import SCHEMA, SCHEMA_VERSION, connect_ro, record_body, record_columns, utcnow
+    from .tlog.events import OFFLOAD_FIELDS
     from .tlog.log import Log, LogError
     from .tlog.replay import replay
 
@@ -206,9 +207,6 @@ def reindex(root) -> dict:
                 continue
             if hashlib.sha256(blob).digest() != sha:
                 continue
-            import io
-
-            import cbor2
             bio = io.BytesIO(blob)
             while bio.tell() < len(blob):
                 start = bio.tell()
@@ -251,14 +249,11 @@ def reindex(root) -> dict:
             if data is None:
                 missing.append("%s seq %d" % (d, seq))
                 continue
-            body = record_body(data) or {}
-            seg = seq if rtype == 2 else body.get(10)
-            rtc = body.get(4) if isinstance(body.get(4), int) else None
+            rtc, seg = record_columns(seq, rtype, record_body(data) or {})
             log_rel, off = placed.get((d, h), (None, None))
             db.execute("INSERT INTO records (device, seq, type, hash, size, rtc, segment, "
                        "stored_at, data, log, offset, offload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                       "?, ?, ?, ?)", (d, seq, rtype, h, len(data), rtc,
-                                       seg if isinstance(seg, int) else None, at, data,
+                       "?, ?, ?, ?)", (d, seq, rtype, h, len(data), rtc, seg, at, data,
                                        log_rel, off, oid))
             nrec += 1
         for n, r in sorted(st.receipts.get(d, {}).items()):
@@ -269,8 +264,7 @@ def reindex(root) -> dict:
                                                 r["receipt"],
                                                 hashlib.sha256(r["receipt"]).digest(),
                                                 r["message"]))
-    cols = ("device", "port", "started", "finished", "records", "bytes", "status", "verdict",
-            "error", "head_went_back", "head_seq", "receipt_number")
+    cols = OFFLOAD_FIELDS
     for oid, o in sorted(st.offloads.items()):
         db.execute("INSERT INTO offloads (id, %s) VALUES (?, %s)" % (
             ", ".join(cols), ", ".join("?" * len(cols))), [oid] + [o.get(c) for c in cols])

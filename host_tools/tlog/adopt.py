@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import os
 
+from . import events
+from .objects import list_objects
+
 __all__ = ["adopt_entries"]
 
 BATCH = 1000
 
 
 def _inode_names(objects_dir):
+    """{(st_dev, st_ino): object name} of every object."""
     out = {}
-    for dirpath, _, files in os.walk(objects_dir):
-        for fn in files:
-            if fn.startswith(".tmp-"):
-                continue
-            try:
-                st = os.lstat(os.path.join(dirpath, fn))
-            except OSError:
-                continue
-            out[(st.st_dev, st.st_ino)] = os.path.basename(dirpath) + fn
+    for p, name in list_objects(objects_dir):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        out[(st.st_dev, st.st_ino)] = name
     return out
 
 
@@ -29,25 +30,22 @@ def adopt_entries(a, now: str) -> list:
     """The entries that state what the index ``a.db`` holds."""
     db = a.db
     devices = [dict(r) for r in db.execute("SELECT * FROM devices ORDER BY id")]
-    out = [{"type": "adopt", "at": now, "devices": len(devices)}]
+    out = [events.adopt(now, len(devices))]
     names = _inode_names(a.objects)
     for d in devices:
         did = d["id"]
-        out.append({"type": "register", "at": d["registered_at"], "device": did,
-                    "key": bytes(d["pubkey"])})
+        out.append(events.register(d["registered_at"], did, d["pubkey"]))
         batch, key = [], None
         for r in db.execute("SELECT seq, type, hash, stored_at, offload FROM records WHERE "
                             "device = ? ORDER BY seq", (did,)):
             k = (r["stored_at"], r["offload"])
             if batch and (k != key or len(batch) >= BATCH):
-                out.append({"type": "records", "at": key[0], "device": did,
-                            "offload": key[1], "records": batch})
+                out.append(events.records(key[0], did, key[1], batch))
                 batch = []
             key = k
             batch.append([r["seq"], bytes(r["hash"]), r["type"]])
         if batch:
-            out.append({"type": "records", "at": key[0], "device": did, "offload": key[1],
-                        "records": batch})
+            out.append(events.records(key[0], did, key[1], batch))
         view = a.view_dir(did)
         for dirpath, dirs, files in os.walk(view):
             dirs.sort()
@@ -60,27 +58,20 @@ def adopt_entries(a, now: str) -> list:
                 name = names.get((st.st_dev, st.st_ino))
                 if name is None or fn.endswith(".tmp-link"):
                     continue
-                out.append({"type": "object", "at": now, "device": did,
-                            "path": os.path.relpath(p, view).replace(os.sep, "/"),
-                            "sha256": bytes.fromhex(name)})
+                out.append(events.object_(now, did,
+                                          os.path.relpath(p, view).replace(os.sep, "/"),
+                                          bytes.fromhex(name)))
         if d["last_head_seq"] is not None:
-            out.append({"type": "head", "at": now, "device": did, "seq": d["last_head_seq"],
-                        "hash": bytes(d["last_head_hash"])})
+            out.append(events.head(now, did, d["last_head_seq"], d["last_head_hash"]))
         for r in db.execute("SELECT * FROM receipts WHERE device = ? ORDER BY number", (did,)):
-            out.append({"type": "receipt", "at": r["sent_at"], "device": did,
-                        "number": r["number"], "covered": r["covered"],
-                        "covered_hash": bytes(r["covered_hash"]),
-                        "receipt": bytes(r["receipt"])})
+            out.append(events.receipt(r["sent_at"], did, r["number"], r["covered"],
+                                      r["covered_hash"], r["receipt"]))
             if r["status"] != "sent" or r["record_seq"] is not None or r["message"]:
-                out.append({"type": "receipt_status", "at": now, "device": did,
-                            "number": r["number"], "status": r["status"],
-                            "record_seq": r["record_seq"], "message": r["message"]})
+                out.append(events.receipt_status(now, did, r["number"], r["status"],
+                                                 r["record_seq"], r["message"]))
     for r in db.execute("SELECT * FROM offloads WHERE finished IS NOT NULL ORDER BY id"):
-        e = {"type": "offload", "at": r["finished"], "id": r["id"]}
-        e.update((k, r[k]) for k in a.OFFLOAD_LOGGED)
-        out.append(e)
+        out.append(events.offload(r["finished"], r["id"], r))
     for r in db.execute("SELECT * FROM quarantine ORDER BY created"):
-        out.append({"type": "quarantine", "at": r["created"], "id": r["id"],
-                    "device": r["device"], "reason": r["reason"], "records": r["records"],
-                    "sha256": bytes(r["sha256"])})
+        out.append(events.quarantine(r["created"], r["id"], r["device"], r["reason"],
+                                     r["records"], r["sha256"]))
     return out

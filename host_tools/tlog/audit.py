@@ -4,19 +4,14 @@ row that is missing, differs or was never logged, and every view file that is no
 object the log recorded, is named."""
 from __future__ import annotations
 
-import hashlib
 import os
 
-from ..archive import REC_START, record_body
+from ..archive.common import H, record_body, record_columns
 from ..keys import fingerprint
 from ..verify import TYPE_NAMES
 from .objects import hash_file as _hash_file
 
 __all__ = ["cross_check"]
-
-
-def _H(b):
-    return hashlib.sha256(b).digest()
 
 
 def _ranges(seqs):
@@ -62,7 +57,7 @@ def cross_check(a, st):
         elif row["fingerprint"] != fingerprint(dv["key"]):
             bad(d, "devices row of %s: fingerprint %r is not that of its key %s"
                 % (d, row["fingerprint"], fingerprint(dv["key"])))
-        if row["last_head"] is not None and _H(row["last_head"]) != row["last_head_hash"]:
+        if row["last_head"] is not None and H(row["last_head"]) != row["last_head_hash"]:
             bad(d, "devices row of %s: last_head does not hash to last_head_hash" % d)
         if row["registered_at"] != dv["registered_at"]:
             bad(d, "devices row of %s: registered_at %s, the station log says %s"
@@ -81,7 +76,7 @@ def cross_check(a, st):
         d, seq = r["device"], r["seq"]
         held.setdefault(d, set()).add(seq)
         logged = st.records.get(d, {}).get(seq)
-        h = _H(r["data"])
+        h = H(r["data"])
         if logged is None:
             bad(d, "records row %s seq %d (%s) is not in the station log" % (d, seq,
                                                                              _tname(r["type"])))
@@ -96,10 +91,7 @@ def cross_check(a, st):
         if r["stored_at"] != lat:
             bad(d, "records row %s seq %d: stored_at %s, the station log says %s (the time "
                    "was edited)" % (d, seq, r["stored_at"], lat))
-        body = record_body(r["data"]) or {}
-        rtc = body.get(4) if isinstance(body.get(4), int) else None
-        seg = seq if lt == REC_START else body.get(10)
-        seg = seg if isinstance(seg, int) else None
+        rtc, seg = record_columns(seq, lt, record_body(r["data"]) or {})
         for col, want in (("size", len(r["data"])), ("rtc", rtc), ("segment", seg)):
             if r[col] != want:
                 bad(d, "records row %s seq %d: %s %r is not what its signed record says (%r)"
@@ -127,7 +119,7 @@ def cross_check(a, st):
                                                                 lr["status"]))
                 continue
             for k, want in (("covered", lr["covered"]), ("covered_hash", lr["covered_hash"]),
-                            ("receipt", lr["receipt"]), ("receipt_hash", _H(lr["receipt"])),
+                            ("receipt", lr["receipt"]), ("receipt_hash", H(lr["receipt"])),
                             ("sent_at", lr["sent_at"]), ("status", lr["status"]),
                             ("record_seq", lr["record_seq"])):
                 if row[k] != want:

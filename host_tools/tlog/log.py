@@ -11,12 +11,14 @@ A torn last entry (a cut during an append) is dropped by the next writer.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
 
 import cbor2
 
+from ..archive.durable import fsync_dir, write_synced
 from . import merkle, note
 
 __all__ = ["Log", "LogError", "ENTRY_MAX", "encode_entry", "decode_entry", "origin_for"]
@@ -46,14 +48,6 @@ def decode_entry(data: bytes) -> dict:
     if not isinstance(e, dict) or not isinstance(e.get("type"), str):
         raise LogError("not a log entry")
     return e
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Log:
@@ -93,13 +87,16 @@ class Log:
                                                            len(self.hashes), pos, n, ENTRY_MAX))
                 if pos + 4 + n > size:
                     break
-                data = f.read(n)
-                self.offsets.append(pos)
-                self.hashes.append(merkle.leaf_hash(data))
-                self.edge.append(self.hashes[-1])
-                pos += 4 + n
+                pos = self._add(pos, f.read(n))
             self.end = pos
             self.torn = size - pos
+
+    def _add(self, pos, data) -> int:
+        """Index the entry ``data`` whose length prefix is at ``pos``; the offset past it."""
+        self.offsets.append(pos)
+        self.hashes.append(merkle.leaf_hash(data))
+        self.edge.append(self.hashes[-1])
+        return pos + 4 + len(data)
 
     @property
     def size(self) -> int:
@@ -108,7 +105,7 @@ class Log:
     def root(self, size: int | None = None) -> bytes:
         if size is None or size == self.size:
             return self.edge.root()
-        return merkle.root(self.hashes, 0, self.size if size is None else size)
+        return merkle.root(self.hashes, 0, size)
 
     def entries(self, start=0):
         """(index, raw bytes, decoded entry) of every complete entry from ``start``."""
@@ -157,11 +154,7 @@ class Log:
         for b in blobs:
             if len(b) > ENTRY_MAX:
                 raise LogError("log entry of %d bytes (at most %d)" % (len(b), ENTRY_MAX))
-        os.makedirs(self.dir, exist_ok=True)
-        lock = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            self._catch_up()
+        with self._locked():
             if self.signer is not None:
                 self._check_signed_prefix()
             fd = os.open(self.entries_path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -180,31 +173,31 @@ class Log:
             first = self.size
             pos = self.end
             for b in blobs:
-                self.offsets.append(pos)
-                self.hashes.append(merkle.leaf_hash(b))
-                self.edge.append(self.hashes[-1])
-                pos += 4 + len(b)
+                pos = self._add(pos, b)
             self.end = pos
             if first == 0:
-                _fsync_dir(self.dir)
+                fsync_dir(self.dir)
             if self.signer is not None:
                 self._sign()
             return first
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            os.close(lock)
 
     def sign(self) -> bytes:
         """Sign and install a checkpoint over every complete entry; returns the note."""
         if self.readonly or self.signer is None:
             raise LogError("no station key to sign the log with")
+        with self._locked():
+            self._check_signed_prefix()
+            return self._sign()
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold log/.lock (other processes append too) and catch up with their entries."""
         os.makedirs(self.dir, exist_ok=True)
         lock = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._catch_up()
-            self._check_signed_prefix()
-            return self._sign()
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             os.close(lock)
@@ -234,10 +227,7 @@ class Log:
         data = note.sign_note(note.checkpoint_text(self.origin, self.size, self.root()),
                               self.origin, self.signer)
         tmp = self.checkpoint_path + ".tmp-%d" % os.getpid()
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_synced(tmp, data)
         os.replace(tmp, self.checkpoint_path)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return data

@@ -36,23 +36,11 @@ def _split(n: int) -> int:
 
 
 def root(hashes, lo: int = 0, hi: int | None = None) -> bytes:
-    """MTH of the leaves hashes[lo:hi], by a stack of perfect subtrees (left to right)."""
-    if hi is None:
-        hi = len(hashes)
-    if hi <= lo:
-        return EMPTY_ROOT
-    stack = []                      # [(size, hash)], sizes strictly decreasing
-    for i in range(lo, hi):
-        size, h = 1, hashes[i]
-        while stack and stack[-1][0] == size:
-            s, left = stack.pop()
-            h = node_hash(left, h)
-            size += s
-        stack.append((size, h))
-    h = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
-        h = node_hash(left, h)
-    return h
+    """MTH of the leaves hashes[lo:hi]: their compact range (below), folded."""
+    edge = CompactRange()
+    for i in range(lo, len(hashes) if hi is None else hi):
+        edge.append(hashes[i])
+    return edge.root()
 
 
 def inclusion_proof(hashes, index: int, size: int | None = None) -> list:

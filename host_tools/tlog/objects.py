@@ -123,6 +123,3 @@ def _proven_media(view, rep):
         if stat.S_ISREG(st.st_mode):
             out.add((st.st_dev, st.st_ino))
     return out
-
-
-# -- the log itself -----------------------------------------------------------------------
