@@ -158,3 +158,32 @@ def test_scalar_multiplications_against_textbook():
         s, k = rng.choice(scalars), rng.choice(scalars)
         want = tb.point_compress(tb.point_add(tb.point_mul(s, tb.G), tb.point_mul(k, neg_a)))
         assert ed25519._encode(*ed25519._double_scalarmult(s, k, atab)) == want, (s, k)
+
+
+# --- the host's key check (host_tools.keys) agrees with the firmware's ----------------------
+
+def test_host_refuses_exactly_the_keys_the_firmware_refuses():
+    """keys.check_public_key (host) and ed25519 (firmware) are written apart: every
+    small-order point, non-canonical encodings, off-curve bytes and random real keys get
+    the same answer from both (a key the host accepts makes firmware verify usable)."""
+    from host_tools import keys
+    rng = random.Random(SEED)
+    cands = list(ed25519._SMALL_ORDER)
+    cands += [b"\xec" + b"\xff" * 30 + b"\x7f", b"\xed" + b"\xff" * 30 + b"\x7f",
+              b"\xee" + b"\xff" * 30 + b"\x7f", b"\x01" + bytes(30) + b"\x80",
+              b"\xee" + b"\xff" * 30 + b"\xff"]
+    cands += [raw_public(Ed25519PrivateKey.from_private_bytes(rng.randbytes(32)))
+              for _ in range(40)]
+    cands += [rng.randbytes(32) for _ in range(40)]           # about half are off the curve
+    for pub in cands:
+        try:
+            keys.check_public_key(pub)
+            host_ok = True
+        except keys.WeakKeyError:
+            host_ok = False
+        fw_ok = ed25519._decode(pub) is not None and pub not in ed25519._SMALL_ORDER
+        assert host_ok == fw_ok, pub.hex()
+    for pub in ed25519._SMALL_ORDER:
+        # OpenSSL accepts the identity key with the constant signature; neither side does
+        sig = bytes.fromhex("01" + "00" * 63)
+        assert not ed25519.verify(pub, b"any message", sig)
