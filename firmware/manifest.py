@@ -1,11 +1,12 @@
 # What a sealcam board gets: every firmware module, main.py the entry point (a MicroPython
 # manifest, https://docs.micropython.org/en/latest/reference/manifest.html).
 #
-# Frozen into a board's firmware image (the board's own manifest included first):
-#   make BOARD=<board> FROZEN_MANIFEST=/path/to/sealcam/firmware/manifest.py
-# or from a board manifest: include("/path/to/sealcam/firmware/manifest.py"); pass
-# main=False there if the board brings its own main.py. The board port adds its
-# camera_driver module (hw_tests/README.md); it is not part of this manifest.
+# To freeze it into a board's image, include it from a manifest of your own, after the
+# port's:
+#   include("$(PORT_DIR)/boards/manifest.py")             # esp32, rp2
+#   include("/path/to/sealcam/firmware/manifest.py")    # main=False: the board's main.py
+# and build with make BOARD=<board> FROZEN_MANIFEST=/path/to/that/manifest.py. The board
+# port adds its camera_driver module (hw_tests/README.md); it is not part of this manifest.
 # tests/test_mpy_cross.py checks that this lists exactly the modules in firmware/.
 metadata(description="sealcam body-worn recorder firmware: evidence store, recorder, "
          "officer workflow and dock link", version="0.1.0")
