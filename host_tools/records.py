@@ -132,6 +132,8 @@ def _head_ref(x):
     return isinstance(x, (list, tuple)) and len(x) == 2 and _uint(x[0]) and _hash(x[1])
 
 
+is_uint, is_hash = _uint, _hash       # for the other modules of the host
+
 _stamp = _uints(2)        # start: [rtc, mono]
 _position = _uints(3)     # at: [segment, chunk, offset]
 _span = _uints(5)         # span: [segment, chunk, offset, chunk, offset]
@@ -212,9 +214,9 @@ class Record:
         return type_name(self.type)
 
 
-def decode_item(stream_or_bytes, pos=0, limit=MAX_RECORD):
-    """(item, end) of the CBOR item at ``pos`` of a bytes object."""
-    bio = io.BytesIO(stream_or_bytes)
+def decode_item(data: bytes, pos=0):
+    """(item, end) of the CBOR item at ``pos`` of ``data`` (cbor2 errors propagate)."""
+    bio = io.BytesIO(data)
     bio.seek(pos)
     item = cbor2.CBORDecoder(bio).decode()
     return item, bio.tell()

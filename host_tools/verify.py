@@ -172,7 +172,7 @@ class _Verifier:
         self.pubraw = None
         boot_key, weak = None, None
         for r in self.recs:
-            if r.fatal is None and r.type == BOOT and R._hash(r.body.get(18)):
+            if r.fatal is None and r.type == BOOT and R.is_hash(r.body.get(18)):
                 try:
                     ok = R.check_signature(r.body[18], r)
                 except _keys.WeakKeyError as e:
@@ -250,7 +250,7 @@ class _Verifier:
             if r.body[3] != device:
                 errs.append("record from another device %s (store device %s)"
                             % (R.printable(repr(r.body[3])), R.printable(repr(device))))
-            if r.type == BOOT and R._hash(r.body.get(18)) and self.pubraw is not None \
+            if r.type == BOOT and R.is_hash(r.body.get(18)) and self.pubraw is not None \
                     and r.body[18] != self.pubraw:
                 errs.append("BOOT carries a different public key (fingerprint %s) than the "
                             "device key (fingerprint %s)"

@@ -25,7 +25,7 @@ def _read_head(v, name):
     if not (isinstance(h, Mapping) and {1, 2, 3} <= set(h) <= {1, 2, 3, 4}):
         raise _Bad("not a map {1: log, 2: offset, 3: last, ?4: open}")
     log, offset, last, open_ = h[1], h[2], h[3], h.get(4)
-    if not (type(log) is str and R._uint(offset) and type(last) is bytes):
+    if not (type(log) is str and R.is_uint(offset) and type(last) is bytes):
         raise _Bad("log, offset or last has the wrong type")
     if 4 in h and not (isinstance(open_, (list, tuple)) and len(open_) == 7):
         raise _Bad("open is not a 7-element array")
