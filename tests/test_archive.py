@@ -112,7 +112,7 @@ def test_register_device_by_key_file_and_hex(arch, tmp_path, capsys):
     assert (arch / "devices" / DEV).is_dir()
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b", "é"])
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b", "é", "SC-1\n", "SC-1\r"])
 def test_unusable_device_ids_are_refused(arch, bad):
     assert not valid_device_id(bad)
     with Archive(arch) as a, pytest.raises(ArchiveError, match="device id"):

@@ -40,12 +40,12 @@ def utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-_DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def valid_device_id(device_id) -> bool:
     """A device id must be usable as a folder name."""
-    return isinstance(device_id, str) and bool(_DEVICE_RE.match(device_id))
+    return isinstance(device_id, str) and _DEVICE_RE.fullmatch(device_id) is not None
 
 
 def safe_rel(rel) -> bool:
