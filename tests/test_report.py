@@ -837,3 +837,38 @@ def test_a_statement_across_a_rollover_is_one_annotation_in_two_parts(tmp_path):
     assert i["annotation"]["span_bytes"] == [chunk + 100, 2 * chunk + 808]
     assert "continued in segment %d to chunk 0 offset 2500 (seq %d)" % (b, v2) \
         in i["explanation"]
+
+
+# --- one interpretation: verify and report judge an interruption alike --------------------
+
+def test_verify_and_report_judge_every_interruption_alike(tmp_path):
+    """The same chain, verified as a card and reported from an archive: each interruption
+    gets the same status from both (host_tools.workflow), including the one still waiting
+    at the end (verify used to say "waiting" where the report said "unexplained")."""
+    from host_tools.verify import verify_store
+    s = rw.RefStore(tmp_path / "sd")
+    s.boot()
+    s.rec_start()
+    s.write(bytes(5000))
+    annotated = s.interrupt("weather").seq
+    s.rec_start("resume")
+    s.write(bytes(5000))
+    s.voice_annotation(annotated)
+    missing = s.interrupt("place_change").seq
+    s.rec_start("resume")
+    s.annotation_missing(missing)
+    unexplained = s.interrupt("battery_low").seq
+    s.boot()                                  # the recorder restarted: no annotation now
+    s.rec_start()
+    s.write(bytes(3000))
+    waiting = s.interrupt("overheat").seq     # the chain's newest: may still be annotated
+    rep = verify_store(s.root, s.pubkey)
+    assert rep.verdict == "OK", rep.reasons
+    by_verify = {i["seq"]: i["status"] for i in rep.interruptions}
+    root = tmp_path / "arch"
+    with Archive.create(root) as arch:
+        arch.register(s.device, s.pubkey)
+        arch.add_records(s.device, _rows(s))
+    by_report = {i["seq"]: i["status"] for i in report.build_report(root)["interruptions"]}
+    assert by_verify == by_report == {annotated: "annotated", missing: "missing",
+                                      unexplained: "unexplained", waiting: "waiting"}
