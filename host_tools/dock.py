@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field
 
 from . import argtypes
 from .archive import Archive, NotAnArchive
-from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
+from .link import (AUTH, HELLO, STATUS, Client, LinkDown, LinkError, PortError,
+                   ProtocolViolation)
 from .offload import _fmt_summary, _Interrupted, offload
 from .session import (EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE,
                       SessionError, auth_step, hello_step, unknown_text)
@@ -472,8 +473,10 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
     box = {}
 
     def body(c):
-        box["auth"] = _session(c, archive_dir, r, host_name)
-        box["status"] = c.status()
+        # one deadline for the whole of it: a session and one request
+        with c.deadline(c.budget(HELLO) + c.budget(AUTH) + c.budget(STATUS)):
+            box["auth"] = _session(c, archive_dir, r, host_name)
+            box["status"] = c.status()
 
     _run(r, body, port, timeout, None)
     if r.exit_code != EXIT_OK:

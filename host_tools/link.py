@@ -40,7 +40,8 @@ from .framing import MAGIC, PRE_HELLO_MAX, Deframer, _decode_exact, encode_frame
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
            "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
            "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "ASSIGN",
-           "STATUS", "CHECK", "STATUS_NAMES", "OP_NAMES", "PRE_HELLO_MAX", "NotARecorder",
+           "STATUS", "CHECK", "STATUS_NAMES", "DeadlinePassed", "OP_NAMES", "PRE_HELLO_MAX",
+           "NotARecorder",
            "DeviceProofError", "ProtocolViolation", "transcript", "station_message", "device_message",
            "PROTOCOL_VERSION", "NONCE_SIZE"]
 
@@ -81,6 +82,10 @@ class LinkDown(Exception):
 
 class LinkTimeout(LinkDown):
     """No response after the retries."""
+
+
+class DeadlinePassed(LinkTimeout):
+    """The operation's overall deadline (Client.deadline) passed."""
 
 
 class LinkBroken(LinkDown):
@@ -214,6 +219,8 @@ class Client:
         self.resent = 0
         self.timeouts = 0
         self.foreign = 0             # well-formed CBOR items that were not responses
+        self.op_deadline = None      # monotonic time the current operation must end by
+        self._op_seconds = 0.0
         self.station_nonce = None    # of the last HELLO (SPEC §8.3)
         self.device_id = self.device_nonce = None
         self.th = None               # the transcript hash of the last AUTH
@@ -323,6 +330,29 @@ class Client:
         return rid
 
     # -- requests ----------------------------------------------------------------------
+    def deadline(self, seconds):
+        """Context manager: everything inside (each request, re-sends, new sessions) must
+        end within ``seconds``; LinkTimeout after that. Nested deadlines keep the earlier."""
+        client = self
+
+        class _D:
+            def __enter__(self):
+                self.old = client.op_deadline
+                end = time.monotonic() + seconds
+                client.op_deadline = end if self.old is None else min(self.old, end)
+                client._op_seconds = seconds
+                return client
+
+            def __exit__(self, *exc):
+                client.op_deadline = self.old
+
+        return _D()
+
+    def _check_op_deadline(self, op):
+        if self.op_deadline is not None and time.monotonic() >= self.op_deadline:
+            raise DeadlinePassed("the recorder on %s did not complete %s within the deadline of "
+                              "%.0f s" % (self.port, OP_NAMES.get(op, op), self._op_seconds))
+
     def budget(self, op):
         """Seconds a request of ``op`` may take in all, re-sends included (its deadline)."""
         t = self.slow_timeout if op in _SLOW else self.timeout
@@ -337,12 +367,15 @@ class Client:
         tries = self.retries + 1 if tries is None else tries
         timeout = self.slow_timeout if op in _SLOW else self.timeout
         hard = time.monotonic() + timeout * tries
+        if self.op_deadline is not None:
+            hard = min(hard, self.op_deadline)
         p = _Pending(None, op, args)
         self._send(p)
         while True:
             resp = self._recv(timeout, hard)
             if resp is None:
                 self.timeouts += 1
+                self._check_op_deadline(op)
                 if not retry or p.tries >= tries or time.monotonic() >= hard:
                     raise LinkTimeout("no answer from the recorder on %s to %s after %d "
                                       "attempt%s in %.0f s" % (
@@ -395,6 +428,8 @@ class Client:
             try:
                 resp, _ = self.call(HELLO, args, tries=1)
                 break
+            except DeadlinePassed:
+                raise
             except LinkTimeout:
                 if self._rx.skipped + 64 * self.foreign - before > _NOT_A_RECORDER_BYTES:
                     raise self._not_a_recorder("it sends bytes that are not sealcam "
@@ -460,6 +495,8 @@ class Client:
             sig = station_key.sign(station_message(th))
             try:
                 resp, _ = self.call(AUTH, {1: pub, 2: sig}, retry=False)
+            except DeadlinePassed:
+                raise
             except LinkTimeout:
                 if attempt == self.retries:
                     raise

@@ -70,9 +70,12 @@ class Pipeline:
             timeout = max(c.slow_timeout if p.op in _SLOW else c.timeout
                           for p in self.live)
             hard = self.t_progress + max(c.budget(p.op) for p in self.live)
+            if c.op_deadline is not None:
+                hard = min(hard, c.op_deadline)
             resp = c._recv(timeout, hard)
             if resp is None:
                 c.timeouts += 1
+                c._check_op_deadline(self.live[0].op)
                 if time.monotonic() >= hard:
                     p = self.live[0]
                     raise LinkTimeout("no answer from the recorder on %s to %s within its "

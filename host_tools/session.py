@@ -16,7 +16,7 @@ import os
 
 from . import keys
 from .archive import valid_device_id
-from .link import DeviceProofError, LinkError, LinkTimeout, NotARecorder
+from .link import AUTH, HELLO, DeviceProofError, LinkError, LinkTimeout, NotARecorder
 
 __all__ = ["SessionError", "hello_step", "auth_step", "check_new_key",
            "EXIT_OK", "EXIT_NOT_OK", "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH",
@@ -42,7 +42,8 @@ def hello_step(c, a, host_name, *, register=False):
     """HELLO; returns (device id, its archive row or None if ``register``). SessionError:
     3 not a sealcam recorder, 6 no answer, 4 unknown device (not ``register``)."""
     try:
-        hello = c.hello(host_name)
+        with c.deadline(c.budget(HELLO)):
+            hello = c.hello(host_name)
     except NotARecorder as e:
         raise SessionError(EXIT_USAGE, str(e), "not_a_recorder") from None
     except LinkTimeout as e:
@@ -100,7 +101,8 @@ def auth_step(c, a, dev_id, row, host_name):
     answer."""
     sk = a.station_key()
     try:
-        res = c.auth(sk, host_name)
+        with c.deadline(c.budget(HELLO) + c.budget(AUTH)):
+            res = c.auth(sk, host_name)
     except LinkError as e:
         from cryptography.hazmat.primitives import serialization
         spub = sk.public_key().public_bytes(serialization.Encoding.Raw,

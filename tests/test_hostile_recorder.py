@@ -259,6 +259,9 @@ class RawPty:
                 if w:
                     junk = bytes(rnd.getrandbits(8) for _ in range(512))
                     os.write(self.master, junk + b"\xc5\x1a\x00\x00\x03\xff" + junk)
+                if self.mode == "trickle":
+                    os.write(self.master, bytes([rnd.getrandbits(8)]))
+                    self.stop_ev.wait(0.02)
             except OSError:
                 return
 
@@ -291,6 +294,25 @@ def test_not_a_recorder_is_named_within_the_timeout(hist, mode, verb):
     assert "run again" not in lines[0] and "resume" not in lines[0]
     assert took < 1 + 4, took           # the timeout, plus starting Python
     hist.intact()
+
+
+def test_bytes_that_keep_coming_never_extend_a_deadline():
+    """A port that trickles a byte every 20 ms (never a frame): a request gives up at its
+    deadline, (retries + 1) x timeout, and an operation's deadline cuts it shorter."""
+    from host_tools.link import STATUS, Client, DeadlinePassed, LinkTimeout
+    port = RawPty("trickle")
+    try:
+        with Client(port.port, timeout=0.2, retries=2) as c:
+            t0 = time.monotonic()
+            with pytest.raises(LinkTimeout):
+                c.request(STATUS)
+            assert time.monotonic() - t0 < 0.6 + 0.3
+            t0 = time.monotonic()
+            with pytest.raises(DeadlinePassed), c.deadline(0.3):
+                c.request(STATUS)
+            assert time.monotonic() - t0 < 0.3 + 0.2
+    finally:
+        port.close()
 
 
 # --- any crafted answer (hypothesis) ------------------------------------------------------------
