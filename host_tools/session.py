@@ -71,25 +71,14 @@ def unknown_text(dev_id, archive_dir):
 
 
 def check_new_key(pub):
-    """Why a key presented by a device being registered is refused, or None. Uses the
-    weak-key check of host_tools.keys (small-order and non-canonical keys) when present."""
+    """Why a key presented by a device being registered is refused, or None: not 32 bytes,
+    non-canonical, not a curve point, or of small order (keys.check_public_key)."""
     if not isinstance(pub, bytes) or len(pub) != 32:
         return "its key is not 32 bytes"
-    for name in ("check_public_key", "refuse_weak_key", "validate_public_key"):
-        fn = getattr(keys, name, None)
-        if fn is None:
-            continue
-        try:
-            why = fn(pub)
-        except ValueError as e:
-            return str(e)
-        if isinstance(why, str):
-            return why
-        return None
     try:
-        keys.public_key_object(pub)
+        keys.check_public_key(pub)
     except ValueError as e:
-        return "not an Ed25519 public key (%s)" % e
+        return str(e)
     return None
 
 
