@@ -782,3 +782,26 @@ def test_client_request_read_many_and_errors(tmp_path, arch, dev_factory):
             list(c.read_many([("x", {1: 999, 2: 0, 3: 0, 4: 10})], op=READ))
         assert e.value.status == 404 and e.value.key == "x"
         assert c.resent > 0
+
+
+def test_record_signed_by_another_key_goes_to_quarantine(tmp_path, arch, dev_factory):
+    """Records are checked as they arrive: one signed by another key (in the middle of a
+    chain whose head is genuine) never reaches the history; it is kept in quarantine and
+    named, the offload is NOT_OK, no receipt."""
+    s = shift(tmp_path / "sd", segments=1)
+    d = dev_factory(s)
+    assert offload(d.port, arch, register=True).exit_code == 0
+    other = rw.key_from_seed(b"\x42" * 32)
+    body = s.body(rw.REFUSAL, {17: "append-only store", 19: "delete", 20: "x", 21: "usb"})
+    s.append_raw(rw.sign_record(body, other), body[1], rw.REFUSAL)
+    s.refusal()                   # a genuine head after it
+    sm = offload(d.port, arch)
+    assert sm.exit_code == 1 and sm.verdict == NOT_OK and sm.receipt is None, sm.errors
+    assert sm.quarantine and any("does not verify with the registered key" in e
+                                 and sm.quarantine in e for e in sm.errors), sm.errors
+    with Archive(arch) as a:
+        assert a.max_seq(DEV) == body[1] - 1      # everything before it, nothing after
+        (q,) = a.quarantines()
+        assert q["id"] == sm.quarantine and q["records"] == 1
+    qdir = os.path.join(arch, "quarantine", sm.quarantine)
+    assert open(os.path.join(qdir, "records.log"), "rb").read() == s.records[-2].data
