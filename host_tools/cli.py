@@ -337,8 +337,12 @@ def _cmd_sim_record(args) -> int:
 
 
 def _cmd_offload(args) -> int:
-    from .offload import run_offload
-    return run_offload(args)
+    try:
+        from .offload import run_offload
+        return run_offload(args)
+    except KeyboardInterrupt:
+        print("sealcam offload: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 def _cmd_report(args) -> int:
