@@ -42,7 +42,7 @@ __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError
            "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "ASSIGN",
            "STATUS", "CHECK", "STATUS_NAMES", "DeadlinePassed", "OP_NAMES", "PRE_HELLO_MAX",
            "NotARecorder",
-           "DeviceProofError", "ProtocolViolation", "transcript", "station_message", "device_message",
+           "DeviceProofError", "ProtocolViolation", "SeqGap", "transcript", "station_message", "device_message",
            "PROTOCOL_VERSION", "NONCE_SIZE"]
 
 DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
@@ -104,6 +104,16 @@ class NotARecorder(Exception):
 class ProtocolViolation(Exception):
     """An authenticated recorder answered outside what the protocol and its signed records
     allow (SPEC §8.4, §8.5): the station stops instead of following it."""
+
+
+class SeqGap(ProtocolViolation):
+    """LIST passes over seqs the recorder does not have (a card that lost records: SPEC
+    §5.2, a STORE_ALERT names the gap): ``missing`` .. ``next`` - 1."""
+
+    def __init__(self, missing, nxt):
+        super().__init__("LIST lists seq %d after seq %d: the recorder does not have seqs "
+                         "%d..%d" % (nxt, missing - 1, missing, nxt - 1))
+        self.missing, self.next = missing, nxt
 
 
 def _short(x, n=60):
@@ -629,6 +639,8 @@ class Client:
                         and all(type(x) is int for x in e)):
                     raise ProtocolViolation("LIST from seq %d: entry %r is not [seq, type, "
                                             "size]" % (expect, _short(e)))
+                if expect < e[0] <= upto:
+                    raise SeqGap(expect, e[0])
                 if e[0] != expect:
                     raise ProtocolViolation("LIST lists seq %d where seq %d was expected (seqs "
                                             "must be consecutive)" % (e[0], expect))

@@ -25,7 +25,7 @@ import time
 
 from . import records as R
 from .archive import ZERO
-from .link import GET, READ, LinkError, ProtocolViolation
+from .link import GET, READ, LinkError, ProtocolViolation, SeqGap
 
 __all__ = ["Puller", "CHUNK_TRIES", "PERSIST_BYTES", "PERSIST_SECONDS", "MAX_CARD",
            "BadRecords"]
@@ -117,10 +117,17 @@ class Puller:
             while prev_seq is None or prev_seq < upto:
                 start = 0 if prev_seq is None else prev_seq + 1
                 page = []
-                for e in c.list_iter(start, upto, LIST_PAGE):
-                    page.append(e)
-                    if len(page) >= LIST_PAGE:
-                        break
+                gap = None
+                try:
+                    for e in c.list_iter(start, upto, LIST_PAGE):
+                        page.append(e)
+                        if len(page) >= LIST_PAGE:
+                            break
+                except SeqGap as g:
+                    gap = g                     # pull up to it, then stop
+                if not page and gap is not None:
+                    self._gap(dev_id, gap)
+                    return
                 if not page:
                     raise ProtocolViolation("LIST from seq %d lists nothing, but the signed "
                                             "head is seq %d" % (start, upto))
@@ -139,8 +146,20 @@ class Puller:
                         prev_seq, prev_hash = rec.seq, rec.hash
                     if len(batch) >= 512 or time.monotonic() - last_flush > PERSIST_SECONDS:
                         flush()
+                if gap is not None:
+                    self._gap(dev_id, gap)
+                    return
         finally:
             flush()
+
+    def _gap(self, dev_id, g):
+        """The recorder lacks seqs the archive does not hold either: records were removed
+        from its card (a STORE_ALERT names them); the history cannot go on past them."""
+        self.seg_errors[None] = (
+            "records removed: the recorder %s does not have seqs %d..%d (its card lost them; "
+            "seq %d is next, see its alerts) and the archive never held them; nothing after "
+            "seq %d is stored, no receipt: have the recorder inspected"
+            % (dev_id, g.missing, g.next - 1, g.next, g.missing - 1))
 
     # -- receipts sent earlier whose answer was lost ----------------------------------
     def _reconcile_receipts(self, dev_id):

@@ -805,3 +805,26 @@ def test_record_signed_by_another_key_goes_to_quarantine(tmp_path, arch, dev_fac
         assert q["id"] == sm.quarantine and q["records"] == 1
     qdir = os.path.join(arch, "quarantine", sm.quarantine)
     assert open(os.path.join(qdir, "records.log"), "rb").read() == s.records[-2].data
+
+
+def test_a_gap_the_recorder_lists_stops_the_history_before_it(tmp_path, arch, dev_factory):
+    """A card that lost records (SPEC §5.2: LIST passes over the gap a STORE_ALERT names)
+    and an archive that never held them: what comes before the gap is stored, nothing
+    after it, NOT_OK "records removed", no receipt."""
+    s = shift(tmp_path / "sd", segments=2)
+    lost = range(4, 7)
+
+    def hook(dev, req):
+        if req.get(1) != 3:
+            return None
+        resp = dev._handle(req)
+        resp[2][1] = [e for e in resp[2][1] if e[0] not in lost]
+        return resp
+
+    d = dev_factory(s, hook=hook)
+    sm = offload(d.port, arch, register=True)
+    assert sm.exit_code == 1 and sm.verdict == NOT_OK and sm.receipt is None, sm.errors
+    assert any("records removed" in e and "seqs 4..6" in e for e in sm.errors), sm.errors
+    assert "broke the dock protocol" not in " ".join(sm.errors)
+    with Archive(arch) as a:
+        assert a.max_seq(DEV) == 3
