@@ -9,7 +9,13 @@ with the device's registered key, the chain from seq 0). From the first record t
 not verify, the device's records are left out: the report lists the verified prefix only,
 names what was left out ("unverified") and counts it as a problem (kind "not_verified",
 exit code 1). A chain that ends before the last signed head the station saw is "records
-removed", the same way. The media is not checked here: `sealcam verify DIR` does that.
+removed", the same way. What only the station knows is taken from its signed station log
+(SPEC §11), not from archive.sqlite: each device's registered key and last head, which
+records it stored (a row the log does not hold with that hash is not verified, a record
+the log holds that archive.sqlite lacks is "records removed") and when (stored_at, so a
+back-dated row cannot hide a late offload); a device the log registered that
+archive.sqlite lacks is named. An archive without a log falls back to archive.sqlite,
+with a note. The media is not checked here: `sealcam verify DIR` does that.
 Strings from records are printed with control characters escaped (records.printable) in
 the text and CSV forms; the JSON is ASCII.
 
@@ -123,6 +129,7 @@ import os
 import sqlite3
 import urllib.parse
 
+from . import records as R
 from .report_items import (_SECTIONS, ReportError, _Dev, _Sel, _as_date, _device_items,
                            _iso, _num, _problems, _summary)
 
@@ -214,6 +221,35 @@ def _open_ro(archive_dir):
     return root, db, notes
 
 
+def _station_facts(root):
+    """(replayed station log state or None, notes): what the station signed about each
+    device (its key, last head, records with their hashes and stored_at; SPEC §11). None
+    when the archive has no station log to read (an archive older than the log)."""
+    try:
+        from .archive import Archive
+        from .archive_verify import _station_pub, check_log
+        from .tlog.replay import replay
+        with Archive(root, readonly=True) as a:
+            log = a.log()
+            if not log.size:
+                return None, ["the archive has no station log: keys, last heads and stored_at "
+                              "are taken from archive.sqlite, unproven"]
+            pub, why = _station_pub(a.root)
+            notes = []
+            if why:
+                trusted = log.size
+                notes.append("%s: the station log's entries are used unsigned" % why)
+            else:
+                trusted, reasons, _ = check_log(a, pub)
+                notes.extend(reasons)
+            st = replay(log, trusted)
+            notes.extend(st.problems[:20])
+            return st, notes
+    except Exception as e:            # an unreadable log: say so, report from SQLite
+        return None, ["the station log cannot be read (%s): keys, last heads and stored_at "
+                      "are taken from archive.sqlite, unproven" % R.printable(e)]
+
+
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,
                  offload_limit_h=24):
     """The report as a dict (the JSON object of the module docstring). ``device``: an id or
@@ -257,13 +293,29 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         items = {k: [] for k, _ in _SECTIONS}
         unverified = []
         counts = {}
+        signed, log_notes = _station_facts(root)
+        notes.extend(log_notes)
+        if signed is not None and not device:
+            for did in sorted(set(signed.devices) - set(ids)):
+                unverified.append({"device": did, "first_seq": 0, "records": 0,
+                                   "reason": "registered in the station log but missing "
+                                             "from archive.sqlite: the recorder was deleted "
+                                             "from the index"})
         for did in ids:
             try:
                 dev = db.execute("SELECT pubkey, last_head_seq FROM devices WHERE id = ?",
                                  (did,)).fetchone()
                 rows = db.execute("SELECT seq, stored_at, data FROM records WHERE device = ? "
                                   "ORDER BY seq", (did,))
-                d = _Dev(did, rows, bytes(dev["pubkey"] or b""), dev["last_head_seq"])
+                key, head, logged = bytes(dev["pubkey"] or b""), dev["last_head_seq"], None
+                if signed is not None:
+                    sd = signed.devices.get(did)
+                    if sd is None:
+                        key, logged = b"", {}    # not registered in the log: nothing verifies
+                    else:
+                        key, head = bytes(sd["key"]), sd["head_seq"]
+                        logged = signed.records.get(did, {})
+                d = _Dev(did, rows, key, head, logged)
                 if d.unverified is not None:
                     unverified.append(d.unverified)
             except sqlite3.DatabaseError as e:

@@ -1,8 +1,10 @@
 """The items of `sealcam report` (see host_tools/report.py): one device's verified records
 and what the report makes of them (interruptions, late offloads, shifts, …).
 
-``_Dev(did, rows, pubkey, last_head)`` reads one device's archived rows in seq order,
-keeping only the prefix that verifies (host_tools.records); the ``_*`` functions below
+``_Dev(did, rows, pubkey, last_head, logged)`` reads one device's archived rows in seq
+order, keeping only the prefix that verifies (host_tools.records) and, with ``logged``
+({seq: (hash, type, stored_at, offload)} from the station log), that the station log
+holds with the same hash; stored_at is then the log's. The ``_*`` functions below
 build the report's sections from it.
 """
 from __future__ import annotations
@@ -145,7 +147,7 @@ def _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash):
 class _Dev:
     """One device's records, decoded, with the indexes the report joins on."""
 
-    def __init__(self, did, rows, pubkey, last_head):
+    def __init__(self, did, rows, pubkey, last_head, logged=None):
         self.id = did
         self.recs = []            # [(seq, body)] in seq order (bodies without the keys in _DROP)
         self.seqs = []            # the seqs of recs, for bisect
@@ -163,6 +165,16 @@ class _Dev:
             seq = row["seq"]
             rec = R.decode(row["data"] if isinstance(row["data"], bytes) else b"")
             why = _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash)
+            stored_at = row["stored_at"]
+            if why is None and logged is not None:      # what the station log signed
+                entry = logged.get(seq)
+                if entry is None:
+                    why = "seq %d is not in the station log: a row added to archive.sqlite" \
+                          % seq
+                elif bytes(entry[0]) != rec.hash:
+                    why = "seq %d is not the record the station log holds" % seq
+                else:
+                    stored_at = entry[2]
             if why:
                 self.unverified = {"device": did, "first_seq": seq, "records": 1,
                                    "reason": why}
@@ -174,7 +186,7 @@ class _Dev:
             self.recs.append((seq, body))
             self.seqs.append(seq)
             self.by_seq[seq] = body
-            self.stored[seq] = _stored_ms(row["stored_at"])
+            self.stored[seq] = _stored_ms(stored_at)
             t = body.get(0)
             if t == REC_START and _int(body.get(12)) and body[12] > 0:
                 self.chunk[seq] = body[12]
@@ -183,6 +195,13 @@ class _Dev:
             elif t == ANNOTATION_MISSING and _int(body.get(31)) is not None:
                 self.missing.setdefault(body[31], []).append(body)
         end = self.last_seq()
+        if self.unverified is None and logged:
+            lost = [k for k in logged if end is None or k > end]
+            if lost:
+                self.unverified = {"device": did, "first_seq": min(lost), "records": 0,
+                                   "reason": "records removed: the station log holds seq "
+                                             "%d..%d, archive.sqlite does not"
+                                             % (min(lost), max(lost))}
         if self.unverified is None and last_head is not None and (end is None
                                                                    or end < last_head):
             self.unverified = {"device": did, "first_seq": (end + 1) if end is not None else 0,

@@ -6,6 +6,7 @@ SPEC §3.2), stored with Archive.add_records. The facts asserted below (seqs, re
 byte offsets, delays) follow from how the fixture builds them.
 """
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -19,6 +20,7 @@ import pytest
 
 from host_tools import report
 from host_tools.archive import Archive
+from host_tools.archive import chain as _archive_chain
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -177,31 +179,37 @@ def build_device_b(root):
     return s
 
 
+@contextlib.contextmanager
+def stored_at(t):
+    """The archive's clock reads t (ms) while records are added: archive.sqlite and the
+    station log (which the report trusts) both say the records were stored then."""
+    real = _archive_chain.utcnow
+    _archive_chain.utcnow = lambda: stored_text(t)
+    try:
+        yield
+    finally:
+        _archive_chain.utcnow = real
+
+
 def make_archive(root, tmp):
     """Archive with devices A and B. Device A went to the dock twice: seq 0..offload1_last
     2 h after the last of them was made; the rest 2 h after its last record (day 2), so its
     segment 3 (day 1) is late by more than 24 h. Device B was offloaded after 1 h."""
     a_store, f = build_device_a(os.path.join(tmp, "sd-a"))
     b_store = build_device_b(os.path.join(tmp, "sd-b"))
-    with Archive.create(root) as arch:
-        arch.register(A, a_store.pubkey)
-        arch.add_records(A, _rows(a_store))
-        arch.register(B, b_store.pubkey)
-        arch.add_records(B, _rows(b_store))
-    # add_records stamps stored_at with the time of the test run: set the offload times
-    # the fixture describes by an UPDATE of the archive's records table
     f["off1"] = _rtc(a_store, f["offload1_last"]) + 2 * HOUR
     f["off2"] = _rtc(a_store, f["last"]) + 2 * HOUR
     f["offb"] = _rtc(b_store, b_store.records[-1].seq) + HOUR
-    db = sqlite3.connect(os.path.join(root, "archive.sqlite"))
-    with db:
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ? AND seq <= ?",
-                   (stored_text(f["off1"]), A, f["offload1_last"]))
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ? AND seq > ?",
-                   (stored_text(f["off2"]), A, f["offload1_last"]))
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ?",
-                   (stored_text(f["offb"]), B))
-    db.close()
+    rows = _rows(a_store)
+    with Archive.create(root) as arch:
+        arch.register(A, a_store.pubkey)
+        with stored_at(f["off1"]):
+            arch.add_records(A, [r for r in rows if r[0] <= f["offload1_last"]])
+        with stored_at(f["off2"]):
+            arch.add_records(A, [r for r in rows if r[0] > f["offload1_last"]])
+        arch.register(B, b_store.pubkey)
+        with stored_at(f["offb"]):
+            arch.add_records(B, _rows(b_store))
     return a_store, b_store, f
 
 
@@ -323,19 +331,16 @@ def test_late_offload_uses_the_first_stored_at(tmp_path):
     # media; that it reached the archive late does not make the segment late
     rel = s.record(RELEASE, {10: seg, 11: "m/%08d.mjpg" % seg, 13: 5000, 27: 1}).seq
     root = tmp_path / "arch"
+    first, later = _rtc(s, seg) + HOUR, _rtc(s, close) + 30 * HOUR
+    rows = _rows(s)
     with Archive.create(root) as arch:
         arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
-    first, later = _rtc(s, seg) + HOUR, _rtc(s, close) + 30 * HOUR
-    db = sqlite3.connect(root / "archive.sqlite")   # set stored_at (add_records: now)
-    with db:
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ? AND seq <= ?",
-                   (stored_text(first), A, ck))
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ? AND seq > ?",
-                   (stored_text(later), A, ck))
-        db.execute("UPDATE records SET stored_at = ? WHERE device = ? AND seq IN (?, ?)",
-                   (stored_text(_rtc(s, rel) + 100 * HOUR), A, stop, rel))
-    db.close()
+        with stored_at(first):
+            arch.add_records(A, [r for r in rows if r[0] <= ck])
+        with stored_at(later):
+            arch.add_records(A, [r for r in rows if ck < r[0] < stop])
+        with stored_at(_rtc(s, rel) + 100 * HOUR):
+            arch.add_records(A, [r for r in rows if r[0] >= stop])
     (x,) = report.build_report(root)["late_offloads"]
     assert x["segment"] == seg and x["offloaded"] == iso(first)
     assert x["worst_seq"] == close and x["delay_h"] == 30.0
@@ -872,3 +877,48 @@ def test_verify_and_report_judge_every_interruption_alike(tmp_path):
     by_report = {i["seq"]: i["status"] for i in report.build_report(root)["interruptions"]}
     assert by_verify == by_report == {annotated: "annotated", missing: "missing",
                                       unexplained: "unexplained", waiting: "waiting"}
+
+
+# --- archive edits (issue 8): the report trusts the station log, not archive.sqlite -------
+
+def _edited_copy(built, tmp_path, *sql):
+    import shutil
+    root = tmp_path / "arch"
+    shutil.copytree(built[0], root)
+    db = sqlite3.connect(root / "archive.sqlite")
+    with db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        for q in sql:
+            db.execute(*q)
+    db.close()
+    return root
+
+
+def test_backdated_stored_at_does_not_hide_a_late_offload(built, tmp_path):
+    f = built[3]
+    root = _edited_copy(built, tmp_path, ("UPDATE records SET stored_at = ? WHERE device = ?",
+                                          (stored_text(f["off1"]), A)))
+    rep = report.build_report(root)
+    assert [x["segment"] for x in rep["late_offloads"]] == [f["seg3"]]
+    assert rep["late_offloads"][0]["offloaded"] == iso(f["off2"])     # the log's time
+
+
+def test_deleted_interruption_row_is_named_not_hidden(built, tmp_path):
+    f = built[3]
+    root = _edited_copy(built, tmp_path, ("DELETE FROM records WHERE device = ? AND seq = ?",
+                                          (A, f["int_overheat"])))
+    rep = report.build_report(root)
+    (u,) = rep["unverified"]
+    assert u["device"] == A and u["first_seq"] == f["int_overheat"] + 1
+    assert f["int_overheat"] not in _by_seq(rep["interruptions"])
+    assert any(p["kind"] == "not_verified" for p in rep["problems"])
+
+
+def test_deleted_recorder_is_named(built, tmp_path):
+    root = _edited_copy(built, tmp_path, ("DELETE FROM records WHERE device = ?", (B,)),
+                        ("DELETE FROM devices WHERE id = ?", (B,)))
+    rep = report.build_report(root)
+    assert rep["devices"] == [A]
+    assert [u["device"] for u in rep["unverified"]] == [B]
+    assert "missing from archive.sqlite" in rep["unverified"][0]["reason"]
+    assert report.exit_code(rep) == 1
