@@ -515,10 +515,14 @@ def value_errors(rec: Record) -> list:
             if since == 0:
                 errs.append("TIME_SET measures a drift over since = 0 ms")
             else:
-                want = err * 86_400_000 / since
-                if abs(drift - want) > 1:
+                # |drift - error·86,400,000/since| <= 1, in integers (any size, no float)
+                if abs(drift * since - err * 86_400_000) > since:
+                    try:
+                        want = "%.1f" % (err * 86_400_000 / since)
+                    except OverflowError:
+                        want = "%d" % (err * 86_400_000 // since)
                     errs.append("TIME_SET drift %d ms/day does not match error x "
-                                "86,400,000 / since = %.1f" % (drift, want))
+                                "86,400,000 / since = %s" % (drift, want))
     elif t == STORE_ALERT:
         if b[33] != "head_back":
             errs.append("STORE_ALERT kind %s is not head_back" % printable(repr(b[33])))

@@ -341,3 +341,14 @@ def test_archive_style_view_with_hard_links_is_fine(store, tmp_path):
     os.link(store.path(MEDIA), obj)
     assert verify_store(store.root, store.pubkey).verdict == OK
     assert cbor2 is not None
+
+
+def test_signed_bignums_do_not_crash(tmp_path):
+    """Values far past 64 bits (CBOR bignums) in a signed body: judged, never a crash."""
+    big = 1 << 1000
+    s = rw.RefStore(tmp_path / "sd")
+    s.boot()
+    s.record(rw.TIME_SET, {28: 1, 29: 2, 39: big, 40: 1, 43: -big})
+    s.record(13, {33: "bookmark", 34: [big, big, big]})
+    rc, out, _ = verify_cli(s)
+    assert rc == 1 and "TIME_SET drift" in out
