@@ -4,6 +4,7 @@ Each attack runs the real CLI in a subprocess with a timeout, so a hang fails th
 instead of stalling the suite, and asserts the verdict (exit code), that the bad file is
 named, that no traceback is printed, and that the verifier finished quickly."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -352,3 +353,52 @@ def test_signed_bignums_do_not_crash(tmp_path):
     s.record(13, {33: "bookmark", 34: [big, big, big]})
     rc, out, _ = verify_cli(s)
     assert rc == 1 and "TIME_SET drift" in out
+
+
+# --- fuzz: any bytes in a log, a head or an index give a verdict, never an exception -------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ_BASE = {}
+
+
+def _fuzz_store(tmp_path_factory):
+    if "root" not in _FUZZ_BASE:
+        root = tmp_path_factory.mktemp("fuzz") / "sd"
+        s = rw.session(root)
+        _FUZZ_BASE.update(root=str(root), pub=s.pubkey,
+                          files={rel: open(s.path(rel), "rb").read()
+                                 for rel in (LOG0, "head.cbor", IDX)})
+    return _FUZZ_BASE
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(which=st.sampled_from([LOG0, "head.cbor", IDX]),
+       edits=st.lists(st.tuples(st.integers(0, 4000), st.binary(min_size=0, max_size=9)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, 4000)))
+def test_fuzzed_store_files_always_get_a_verdict(tmp_path_factory, which, edits, cut):
+    base = _fuzz_store(tmp_path_factory)
+    root = base["root"]
+    data = bytearray(base["files"][which])
+    for pos, blob in edits:
+        pos = pos % (len(data) + 1)
+        data[pos:pos + len(blob)] = blob
+    if cut is not None:
+        del data[cut % (len(data) + 1):]
+    p = os.path.join(root, which)
+    try:
+        with open(p, "wb") as f:
+            f.write(bytes(data))
+        t0 = time.monotonic()
+        rep = verify_store(root, base["pub"])
+        assert rep.verdict in ("OK", "OK_WITH_MISSING_INFO", "NOT_OK", "NOT_SIGNED")
+        assert time.monotonic() - t0 < 5
+        rep.to_text(all_records=True)
+        assert json.dumps(rep.to_json())
+        if which == LOG0 and bytes(data) != base["files"][which]:
+            assert rep.verdict != OK        # any change of a log is seen
+    finally:
+        with open(p, "wb") as f:
+            f.write(base["files"][which])
