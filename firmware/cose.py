@@ -9,13 +9,13 @@ except ImportError:
     def const(x):
         return x
 
-ALG_EDDSA = const(-8)
-TAG_SIGN1 = const(18)
+_ALG_EDDSA = const(-8)
+_TAG_SIGN1 = const(18)
 _EMPTY = {}
 
 
 def protected(kid):
-    return cbor.dumps({1: ALG_EDDSA, 4: kid})
+    return cbor.dumps({1: _ALG_EDDSA, 4: kid})
 
 
 def sig_structure(prot, payload):
@@ -25,13 +25,13 @@ def sig_structure(prot, payload):
 def sign1(sk, prot, payload):
     """Tagged COSE_Sign1 bytes of payload, signed with the ed25519 secret sk."""
     sig = ed25519.sign(sk, sig_structure(prot, payload))
-    return cbor.dumps(cbor.Tag(TAG_SIGN1, [prot, _EMPTY, payload, sig]))
+    return cbor.dumps(cbor.Tag(_TAG_SIGN1, [prot, _EMPTY, payload, sig]))
 
 
 def parse1(data):
     """(protected bytes, kid, payload bytes, signature) of a tagged COSE_Sign1; ValueError if malformed."""
     obj = cbor.loads(data) if not isinstance(data, cbor.Tag) else data
-    if not isinstance(obj, cbor.Tag) or obj.tag != TAG_SIGN1:
+    if not isinstance(obj, cbor.Tag) or obj.tag != _TAG_SIGN1:
         raise ValueError("not a tagged COSE_Sign1")
     v = obj.value
     if not isinstance(v, list) or len(v) != 4:
@@ -40,7 +40,7 @@ def parse1(data):
     if not isinstance(prot, bytes) or not isinstance(payload, bytes) or not isinstance(sig, bytes):
         raise ValueError("COSE_Sign1 fields have wrong types")
     hdr = cbor.loads(prot)
-    if not isinstance(hdr, dict) or hdr.get(1) != ALG_EDDSA:
+    if not isinstance(hdr, dict) or hdr.get(1) != _ALG_EDDSA:
         raise ValueError("COSE_Sign1 algorithm is not EdDSA")
     if unprot != _EMPTY:
         raise ValueError("COSE_Sign1 unprotected header must be empty")

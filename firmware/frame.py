@@ -27,7 +27,7 @@ except ImportError:
 
 MAGIC = b"\xc5\x1a"
 PRE_HELLO_MAX = const(1024)   # largest payload before HELLO is answered
-OVERHEAD = const(10)          # MAGIC + LEN + CRC
+_OVERHEAD = const(10)         # MAGIC + LEN + CRC
 
 _pack_into = struct.pack_into
 _unpack_from = struct.unpack_from
@@ -37,7 +37,7 @@ _crc32 = binascii.crc32
 def encode(payload):
     """The frame carrying payload (bytes-like), as bytes."""
     n = len(payload)
-    out = bytearray(n + OVERHEAD)
+    out = bytearray(n + _OVERHEAD)
     out[0] = 0xC5
     out[1] = 0x1A
     _pack_into(">I", out, 2, n)
@@ -81,7 +81,7 @@ class Decoder:
                       "stalled": 0, "resyncs": 0, "skipped": 0}
 
     def cap(self):
-        return 2 * (self.max_frame + OVERHEAD)
+        return 2 * (self.max_frame + _OVERHEAD)
 
     def pending(self):
         """Bytes fed and not yet consumed."""

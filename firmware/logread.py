@@ -13,11 +13,11 @@ except ImportError:
     def const(x):
         return x
 
-REC_START = const(2)
-K_TYPE = const(0)
-K_SEQ = const(1)
-K_MEDIA = const(11)
-K_CHUNK = const(12)
+_REC_START = const(2)
+_K_TYPE = const(0)
+_K_SEQ = const(1)
+_K_MEDIA = const(11)
+_K_CHUNK = const(12)
 CHUNK_MAX = const(1048576)  # the largest chunk size the device uses or accepts from its card
 
 
@@ -98,7 +98,7 @@ def _rec_at(buf, p, n):
         return end, buf[ps + 2], _uint_at(buf, ps + 4, pe)
     try:
         body = cbor.loads(bytes(buf[ps:pe]))
-        return end, body[K_TYPE], body[K_SEQ]
+        return end, body[_K_TYPE], body[_K_SEQ]
     except Exception:
         return _BAD
 
@@ -328,11 +328,11 @@ class LogReader:
         info = self._segs.get(segment)
         if info is None:
             loc = self.locate(segment)
-            if loc is None or loc[3] != REC_START:
+            if loc is None or loc[3] != _REC_START:
                 return None
             body = body_of(self.find(segment))
-            media = media_name(segment, body.get(K_MEDIA))
-            chunk = body.get(K_CHUNK)
+            media = media_name(segment, body.get(_K_MEDIA))
+            chunk = body.get(_K_CHUNK)
             if media is None or type(chunk) is not int or not 0 < chunk <= CHUNK_MAX:
                 return None     # an edited card: no file it names is opened
             info = (media, index_name(segment), chunk)

@@ -15,17 +15,17 @@ except ImportError:
     def const(x):
         return x
 
-REFUSAL = const(6)
-K_REASON = const(17)
-K_OP = const(19)
-K_TARGET = const(20)
-K_SOURCE = const(21)
-K_COUNT = const(44)
-TARGET_MAX = const(64)   # characters of a refused target kept in the record
-COUNT_MAX = const(0xFFFFFFFF)
+_REFUSAL = const(6)
+_K_REASON = const(17)
+_K_OP = const(19)
+_K_TARGET = const(20)
+_K_SOURCE = const(21)
+_K_COUNT = const(44)
+_TARGET_MAX = const(64)  # characters of a refused target kept in the record
+_COUNT_MAX = const(0xFFFFFFFF)
 
 
-def clean(text, limit=TARGET_MAX):
+def clean(text, limit=_TARGET_MAX):
     """text with every control character (C0, DEL, C1) replaced by "?", cut to limit
     characters (the last three "..." when cut)."""
     cut = len(text) > limit
@@ -65,7 +65,7 @@ class Refusals:
         p = self.pending
         if p is None:
             p = self.pending = [op, clean(target), source, 0]
-        if p[3] < COUNT_MAX:
+        if p[3] < _COUNT_MAX:
             p[3] += 1
         now = self.store.clock.mono_ms()
         if self.last_ms is not None and now - self.last_ms < self.interval_ms:
@@ -96,13 +96,13 @@ class Refusals:
             self.last_ms = now   # try again after the interval, not at every request
             raise s.full_error("storage kept for evidence: REFUSAL (%d refusals) not written"
                                % n)
-        fields = {K_REASON: "evidence is append-only", K_OP: op, K_TARGET: target,
-                  K_SOURCE: source}
+        fields = {_K_REASON: "evidence is append-only", _K_OP: op, _K_TARGET: target,
+                  _K_SOURCE: source}
         if n > 1:
-            fields[K_COUNT] = n
+            fields[_K_COUNT] = n
         seq0 = s.seq
         try:
-            s.record(REFUSAL, fields)
+            s.record(_REFUSAL, fields)
         except Exception:
             self.last_ms = now
             if s.seq != seq0:        # the record is there; only what followed it failed

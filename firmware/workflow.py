@@ -15,7 +15,7 @@ STANDBY = "standby"
 RECORDING = "recording"
 CHOOSING = "choosing"
 REASONS = ("weather", "place_change", "other")   # the officer's reasons (§10.1)
-MAX_WAITING = const(8)
+_MAX_WAITING = const(8)
 _HEAP_RESERVE = const(262144)  # heap left free after the pre-record ring is allocated
 _START_MIN = const(131072)   # free bytes a start needs (a write keeps 64 KiB in reserve)
 
@@ -98,7 +98,7 @@ class Workflow:
 
     def _wait(self, seq):
         self.pending.append(seq)
-        if len(self.pending) > MAX_WAITING:
+        if len(self.pending) > _MAX_WAITING:
             self._missing([self.pending.pop(0)], 0)
 
     def _missing(self, seqs, waited):
