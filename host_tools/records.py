@@ -37,7 +37,8 @@ from . import keys as _keys
 
 __all__ = ["RecordError", "Record", "K", "parse", "decode", "check_signature", "check_next",
            "root_step", "chunk_root", "media_path", "media_name_error", "index_path",
-           "unsafe_path", "printable", "device_id_error", "DEVICE_ID_RE", "value_errors", "TYPE_NAMES", "KEY_NAMES", "ZERO",
+           "unsafe_path", "printable", "device_id_error", "DEVICE_ID_RE", "value_errors",
+           "TYPE_NAMES", "KEY_NAMES", "ZERO",
            "MAX_RECORD", "MAX_CHUNK", "MAX_CHUNKS"]
 
 # record types (SPEC §3.2, §10)
@@ -138,38 +139,41 @@ _stamp = _uints(2)        # start: [rtc, mono]
 _position = _uints(3)     # at: [segment, chunk, offset]
 _span = _uints(5)         # span: [segment, chunk, offset, chunk, offset]
 
-_COMMON = {1: _uint, 2: _hash, 3: _tstr, 4: _uint, 5: _uint, 6: _uint, 7: _officer, 8: _tstr}
+_COMMON = {K.SEQ: _uint, K.PREV: _hash, K.DEVICE: _tstr, K.RTC: _uint, K.MONO: _uint,
+           K.BOOT: _uint, K.OFFICER: _officer, K.FW: _tstr}
 #: keys any record MAY carry: flags, and the officer's unit (SPEC §10.5)
-_ANY = {9: _uint, 30: _tstr}
-_PROGRESS = {13: _uint, 14: _uint, 15: _hash}
-#: required keys of each record type
+_ANY = {K.FLAGS: _uint, K.UNIT: _tstr}
+_PROGRESS = {K.LENGTH: _uint, K.CHUNKS: _uint, K.ROOT: _hash}
+#: required keys of each record type (SPEC §3, §8.6, §8.7, §10)
 SCHEMA = {
-    BOOT: {17: _tstr, 18: _hash},
-    REC_START: {10: _uint, 11: _tstr, 12: _uint, 17: _tstr, 23: _tstr},
-    CHECKPOINT: {10: _uint, **_PROGRESS},
-    SEGMENT: {10: _uint, **_PROGRESS, 16: _stamp},
-    REC_STOP: {10: _uint, 17: _tstr},
-    REFUSAL: {17: _tstr, 19: _tstr, 20: _tstr, 21: _tstr},
-    RECOVERY: {10: _uint, **_PROGRESS, 16: _stamp, 17: _tstr, 22: _uint},
-    RECEIPT: {24: _tstr, 25: _uint, 26: _hash, 27: _uint},     # SPEC §8.6
-    TIME_SET: {28: _uint, 29: _uint},                          # SPEC §8.7
-    INTERRUPTION: {17: _tstr},                                 # SPEC §10.3
-    VOICE_ANNOTATION: {31: _uint, 32: _span, 35: _uint},
-    ANNOTATION_MISSING: {31: _uint, 35: _uint},
-    MARK: {33: _tstr},                                         # SPEC §10.4
-    ASSIGN: {24: _tstr},                                       # SPEC §10.5
-    SELF_CHECK: {36: _bool, 37: _tstrs, 38: _facts},           # SPEC §10.6
-    RELEASE: {10: _uint, 11: _tstr, 13: _uint, 27: _uint},     # SPEC §10.8
-    STORE_ALERT: {33: _tstr, 28: _head_ref,                    # SPEC §3.2, §5.2
-                  29: lambda x: x is None or _head_ref(x)},
+    BOOT: {K.REASON: _tstr, K.PUBKEY: _hash},
+    REC_START: {K.SEGMENT: _uint, K.MEDIA: _tstr, K.CHUNK: _uint, K.REASON: _tstr,
+                K.MIME: _tstr},
+    CHECKPOINT: {K.SEGMENT: _uint, **_PROGRESS},
+    SEGMENT: {K.SEGMENT: _uint, **_PROGRESS, K.START: _stamp},
+    REC_STOP: {K.SEGMENT: _uint, K.REASON: _tstr},
+    REFUSAL: {K.REASON: _tstr, K.OP: _tstr, K.TARGET: _tstr, K.SOURCE: _tstr},
+    RECOVERY: {K.SEGMENT: _uint, **_PROGRESS, K.START: _stamp, K.REASON: _tstr,
+               K.SIGNED: _uint},
+    RECEIPT: {K.STATION: _tstr, K.COVERED: _uint, K.RECEIPT: _hash, K.NUMBER: _uint},
+    TIME_SET: {K.OLD: _uint, K.NEW: _uint},
+    INTERRUPTION: {K.REASON: _tstr},
+    VOICE_ANNOTATION: {K.REFERS: _uint, K.SPAN: _span, K.DURATION: _uint},
+    ANNOTATION_MISSING: {K.REFERS: _uint, K.DURATION: _uint},
+    MARK: {K.KIND: _tstr},
+    ASSIGN: {K.STATION: _tstr},
+    SELF_CHECK: {K.READY: _bool, K.REASONS: _tstrs, K.FACTS: _facts},
+    RELEASE: {K.SEGMENT: _uint, K.MEDIA: _tstr, K.LENGTH: _uint, K.NUMBER: _uint},
+    STORE_ALERT: {K.KIND: _tstr, K.OLD: _head_ref,                    # SPEC §3.2, §5.2
+                  K.NEW: lambda x: x is None or _head_ref(x)},
 }
 #: optional keys of each record type (besides _ANY)
 OPTIONAL = {
-    REC_START: {41: _uint},
-    REFUSAL: {44: _uint},                                      # count of a coalesced burst
-    TIME_SET: {39: _int, 40: _uint, 43: _int},
-    INTERRUPTION: {10: _uint, 31: _uint, 34: _position},
-    MARK: {34: _position, 42: _bool},
+    REC_START: {K.PRERECORD: _uint},
+    REFUSAL: {K.COUNT: _uint},                                 # count of a coalesced burst
+    TIME_SET: {K.DRIFT: _int, K.SINCE: _uint, K.ERROR: _int},
+    INTERRUPTION: {K.SEGMENT: _uint, K.REFERS: _uint, K.AT: _position},
+    MARK: {K.AT: _position, K.PHRASE: _bool},
 }
 
 
@@ -203,7 +207,7 @@ class Record:
 
     @property
     def prev(self):
-        return None if self.body is None else self.body.get(2)
+        return None if self.body is None else self.body.get(K.PREV)
 
     @property
     def where(self):
@@ -254,7 +258,7 @@ def _fill_trusted(rec: Record, item, upto) -> bool:
     try:
         prot, _, payload, sig = item.value
         body = cbor2.loads(payload)
-        seq, t = body[1], body[0]
+        seq, t = body[K.SEQ], body[K.TYPE]
         if type(seq) is not int or seq > upto or type(t) is not int:
             return False
         kid = cbor2.loads(prot)[4]
@@ -308,13 +312,13 @@ def _fill(rec: Record, item):
                 raise RecordError("body lacks key %s" % keyname(k))
             if not check(body[k]):
                 raise RecordError("body key %s has the wrong type" % keyname(k))
-        if not _uint(body.get(0)):
+        if not _uint(body.get(K.TYPE)):
             raise RecordError("body has no record type (key 0)")
     except RecordError as e:
         rec.fatal = str(e)
         return
     rec.protected, rec.payload, rec.sig, rec.kid, rec.body = prot, payload, sig, ph[4], body
-    rec.seq, rec.type = body[1], body[0]
+    rec.seq, rec.type = body[K.SEQ], body[K.TYPE]
     try:
         if enc(item) != rec.data:
             rec.errors.append("record is not deterministic CBOR")
@@ -469,41 +473,42 @@ def unsafe_path(rel) -> str | None:
 def value_errors(rec: Record) -> list:
     """What a record's own body contradicts (SPEC §3.1, §10); needs no other record."""
     b, t, errs = rec.body, rec.type, []
-    e = device_id_error(b[3])
+    e = device_id_error(b[K.DEVICE])
     if e:
         errs.append(e)
-    if 30 in b and b[7] is None:
-        errs.append("unit (key 30) %s without an officer (key 7 is null)" % printable(b[30]))
+    if K.UNIT in b and b[K.OFFICER] is None:
+        errs.append("unit (key 30) %s without an officer (key 7 is null)" % printable(b[K.UNIT]))
     if t == REC_START:
-        if b[12] == 0 or b[12] > MAX_CHUNK:
-            errs.append("REC_START chunk size %d is not 1..%d" % (b[12], MAX_CHUNK))
-        e = media_name_error(rec.seq, b[11])
+        if b[K.CHUNK] == 0 or b[K.CHUNK] > MAX_CHUNK:
+            errs.append("REC_START chunk size %d is not 1..%d" % (b[K.CHUNK], MAX_CHUNK))
+        e = media_name_error(rec.seq, b[K.MEDIA])
         if e:
             errs.append("REC_START " + e)
     elif t in (CHECKPOINT, SEGMENT, RECOVERY):
-        if b[14] > MAX_CHUNKS:
+        if b[K.CHUNKS] > MAX_CHUNKS:
             errs.append("%s claims %d chunks, more than the %d a segment may have"
-                        % (rec.tname, b[14], MAX_CHUNKS))
-        elif b[13] > b[14] * MAX_CHUNK:
-            errs.append("%s length %d does not fit %d chunks" % (rec.tname, b[13], b[14]))
+                        % (rec.tname, b[K.CHUNKS], MAX_CHUNKS))
+        elif b[K.LENGTH] > b[K.CHUNKS] * MAX_CHUNK:
+            errs.append("%s length %d does not fit %d chunks"
+                        % (rec.tname, b[K.LENGTH], b[K.CHUNKS]))
     elif t == MARK:
-        if b[33] not in MARK_KINDS:
-            errs.append("MARK kind %s is not one of %s" % (printable(repr(b[33])),
+        if b[K.KIND] not in MARK_KINDS:
+            errs.append("MARK kind %s is not one of %s" % (printable(repr(b[K.KIND])),
                                                             ", ".join(MARK_KINDS)))
-        elif 42 in b and b[33] != "notice_given":
-            errs.append("phrase (key 42) on a MARK %r: only notice_given carries it" % b[33])
+        elif K.PHRASE in b and b[K.KIND] != "notice_given":
+            errs.append("phrase (key 42) on a MARK %r: only notice_given carries it" % b[K.KIND])
     elif t == INTERRUPTION:
-        if 31 in b and b[17] != "power_loss":
+        if K.REFERS in b and b[K.REASON] != "power_loss":
             errs.append("refers (key 31) on an INTERRUPTION with reason %s: only power_loss "
-                        "refers to a RECOVERY" % printable(repr(b[17])))
-        if 34 in b and 10 in b and b[34][0] != b[10]:
+                        "refers to a RECOVERY" % printable(repr(b[K.REASON])))
+        if K.AT in b and K.SEGMENT in b and b[K.AT][0] != b[K.SEGMENT]:
             errs.append("INTERRUPTION at (key 34) is in segment %d, but its segment (key 10) is "
-                        "%d" % (b[34][0], b[10]))
+                        "%d" % (b[K.AT][0], b[K.SEGMENT]))
     elif t == SELF_CHECK:
-        if b[36] and b[37]:
+        if b[K.READY] and b[K.REASONS]:
             errs.append("SELF_CHECK is READY but gives NOT_READY reasons %s"
-                        % printable(", ".join(b[37])))
-        elif not b[36] and not b[37]:
+                        % printable(", ".join(b[K.REASONS])))
+        elif not b[K.READY] and not b[K.REASONS]:
             errs.append("SELF_CHECK is NOT_READY but gives no reason")
     elif t == TIME_SET:
         have = [k for k in (39, 40, 43) if k in b]
@@ -511,7 +516,7 @@ def value_errors(rec: Record) -> list:
             errs.append("TIME_SET carries %s without the rest of drift (39), since (40) and "
                         "error (43)" % ", ".join("key %d" % k for k in have))
         elif have:
-            since, drift, err = b[40], b[39], b[43]
+            since, drift, err = b[K.SINCE], b[K.DRIFT], b[K.ERROR]
             if since == 0:
                 errs.append("TIME_SET measures a drift over since = 0 ms")
             else:
@@ -524,11 +529,11 @@ def value_errors(rec: Record) -> list:
                     errs.append("TIME_SET drift %d ms/day does not match error x "
                                 "86,400,000 / since = %s" % (drift, want))
     elif t == STORE_ALERT:
-        if b[33] != "head_back":
-            errs.append("STORE_ALERT kind %s is not head_back" % printable(repr(b[33])))
-        if b[28][0] >= rec.seq:
+        if b[K.KIND] != "head_back":
+            errs.append("STORE_ALERT kind %s is not head_back" % printable(repr(b[K.KIND])))
+        if b[K.OLD][0] >= rec.seq:
             errs.append("STORE_ALERT remembers head seq %d, not before its own seq %d"
-                        % (b[28][0], rec.seq))
+                        % (b[K.OLD][0], rec.seq))
     return errs
 
 

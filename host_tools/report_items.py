@@ -15,6 +15,7 @@ import datetime as _dt
 import re
 
 from . import records as R
+from .records import K
 from .records import (ANNOTATION_MISSING, ASSIGN, INTERRUPTION, MARK, MARK_KINDS,
                       MEDIA_TYPES, REC_START, RECOVERY, REFUSAL, RELEASE, SEGMENT,
                       SELF_CHECK, TIME_SET, VOICE_ANNOTATION)
@@ -134,8 +135,8 @@ def _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash):
         return "; ".join(rec.errors)
     if rec.seq != seq:
         return "the record is seq %d, its archive row says %d" % (rec.seq, seq)
-    if rec.body[3] != did or rec.kid != did.encode():
-        return "the record names device %s" % R.printable(repr(rec.body[3]))
+    if rec.body[K.DEVICE] != did or rec.kid != did.encode():
+        return "the record names device %s" % R.printable(repr(rec.body[K.DEVICE]))
     try:
         if not R.check_signature(pubkey, rec):
             return "its signature does not verify with the registered key"
@@ -187,13 +188,13 @@ class _Dev:
             self.seqs.append(seq)
             self.by_seq[seq] = body
             self.stored[seq] = _stored_ms(stored_at)
-            t = body.get(0)
-            if t == REC_START and _int(body.get(12)) and body[12] > 0:
-                self.chunk[seq] = body[12]
-            elif t == VOICE_ANNOTATION and _int(body.get(31)) is not None:
-                self.voice.setdefault(body[31], []).append(body)
-            elif t == ANNOTATION_MISSING and _int(body.get(31)) is not None:
-                self.missing.setdefault(body[31], []).append(body)
+            t = body.get(K.TYPE)
+            if t == REC_START and _int(body.get(K.CHUNK)) and body[K.CHUNK] > 0:
+                self.chunk[seq] = body[K.CHUNK]
+            elif t == VOICE_ANNOTATION and _int(body.get(K.REFERS)) is not None:
+                self.voice.setdefault(body[K.REFERS], []).append(body)
+            elif t == ANNOTATION_MISSING and _int(body.get(K.REFERS)) is not None:
+                self.missing.setdefault(body[K.REFERS], []).append(body)
         end = self.last_seq()
         if self.unverified is None and logged:
             lost = [k for k in logged if end is None or k > end]
@@ -218,7 +219,7 @@ class _Dev:
 
     def at(self, body):
         """key 34 [segment, chunk, offset] and its byte offset, or (None, None)."""
-        a = body.get(34)
+        a = body.get(K.AT)
         if not (isinstance(a, list) and len(a) == 3 and all(_int(v) is not None for v in a)):
             return None, None
         return list(a), self.byte(*a)
@@ -262,9 +263,9 @@ class _Sel:
         return True
 
     def __call__(self, body):
-        if self.officer is not None and body.get(7) != self.officer:
+        if self.officer is not None and body.get(K.OFFICER) != self.officer:
             return False
-        return self.time_ok(body.get(4))
+        return self.time_ok(body.get(K.RTC))
 
 
 def _secs(ms):
@@ -279,7 +280,7 @@ def _fmt_s(s):
 def _span_of(v, d):
     """(span, [start byte, end byte] or None) of a VOICE_ANNOTATION body; span None if
     malformed."""
-    span = v.get(32)
+    span = v.get(K.SPAN)
     if not (isinstance(span, list) and len(span) == 5 and
             all(_int(x) is not None for x in span)):
         return None, None
@@ -290,19 +291,21 @@ def _span_of(v, d):
 
 def _interruption(d, seq, b):
     at, at_byte = d.at(b)
-    item = {"device": d.id, "seq": seq, "time": _iso(b.get(4)), "officer": _str(b.get(7)),
-            "unit": _str(b.get(30)), "reason": _str(b.get(17)), "segment": _int(b.get(10)),
-            "at": at, "at_byte": at_byte, "refers": _int(b.get(31)), "status": None,
+    item = {"device": d.id, "seq": seq, "time": _iso(b.get(K.RTC)),
+            "officer": _str(b.get(K.OFFICER)), "unit": _str(b.get(K.UNIT)),
+            "reason": _str(b.get(K.REASON)), "segment": _int(b.get(K.SEGMENT)),
+            "at": at, "at_byte": at_byte, "refers": _int(b.get(K.REFERS)), "status": None,
             "annotation": None, "missing": None, "explanation": None}
     voice, miss = d.voice.get(seq, []), d.missing.get(seq, [])
     if miss:
         m = miss[0]
-        item["missing"] = {"seq": m.get(1), "time": _iso(m.get(4)),
-                           "waited_ms": _int(m.get(35)), "waited_s": _secs(m.get(35))}
+        item["missing"] = {"seq": m.get(K.SEQ), "time": _iso(m.get(K.RTC)),
+                           "waited_ms": _int(m.get(K.DURATION)),
+                           "waited_s": _secs(m.get(K.DURATION))}
     # the one interpretation verify uses too (host_tools/workflow.py)
-    status, why = judge_interruption(seq, [w.get(1) for w in voice],
+    status, why = judge_interruption(seq, [w.get(K.SEQ) for w in voice],
                                      miss[0].get(1) if miss else None,
-                                     ((s2, b2.get(0)) for s2, b2 in d.after(seq)))
+                                     ((s2, b2.get(K.TYPE)) for s2, b2 in d.after(seq)))
     item["status"] = status
     if status == ANNOTATED:
         v = voice[0]
@@ -311,10 +314,10 @@ def _interruption(d, seq, b):
         parts = []
         for w in voice:
             sp, sb = _span_of(w, d)
-            parts.append({"seq": w.get(1), "span": sp, "span_bytes": sb})
-        item["annotation"] = {"seq": v.get(1), "time": _iso(v.get(4)), "span": span,
-                              "span_bytes": span_bytes, "duration_ms": _int(v.get(35)),
-                              "duration_s": _secs(v.get(35)), "parts": parts}
+            parts.append({"seq": w.get(K.SEQ), "span": sp, "span_bytes": sb})
+        item["annotation"] = {"seq": v.get(K.SEQ), "time": _iso(v.get(K.RTC)), "span": span,
+                              "span_bytes": span_bytes, "duration_ms": _int(v.get(K.DURATION)),
+                              "duration_s": _secs(v.get(K.DURATION)), "parts": parts}
         where = ("segment %d, chunk %d offset %d to chunk %d offset %d" % tuple(span)
                  if span else "no span")
         if span_bytes:
@@ -324,7 +327,7 @@ def _interruption(d, seq, b):
                 where += "; continued in segment %d to chunk %d offset %d (seq %s)" % (
                     part["span"][0], part["span"][3], part["span"][4], part["seq"])
         item["explanation"] = ("annotated: VOICE_ANNOTATION seq %s at %s, %s, %s spoken"
-                               % (v.get(1), item["annotation"]["time"], where,
+                               % (v.get(K.SEQ), item["annotation"]["time"], where,
                                   _fmt_s(item["annotation"]["duration_s"])))
     elif status == MISSING:
         item["explanation"] = ("missing, waited %s (ANNOTATION_MISSING seq %s at %s)"
@@ -341,10 +344,10 @@ def _interruption(d, seq, b):
 def _late_offloads(d, sel, limit_h):
     segs = {}
     for seq, b in d.recs:
-        t = b.get(0)
+        t = b.get(K.TYPE)
         if t not in MEDIA_TYPES:
             continue
-        s = seq if t == REC_START else _int(b.get(10))
+        s = seq if t == REC_START else _int(b.get(K.SEGMENT))
         if s is not None:
             segs.setdefault(s, []).append((seq, b))
     out, limit_ms = [], limit_h * 3_600_000
@@ -355,7 +358,7 @@ def _late_offloads(d, sel, limit_h):
             continue
         worst, worst_seq, first = None, None, None
         for seq, b in recs:
-            st, rtc = d.stored.get(seq), _int(b.get(4))
+            st, rtc = d.stored.get(seq), _int(b.get(K.RTC))
             if st is None or rtc is None:
                 continue
             if first is None or st < d.stored[first]:
@@ -364,18 +367,18 @@ def _late_offloads(d, sel, limit_h):
                 worst, worst_seq = st - rtc, seq
         if worst is None or worst <= limit_ms:
             continue
-        out.append({"device": d.id, "segment": s, "officer": _str(start.get(7)),
-                    "unit": _str(start.get(30)), "capture": _iso(start.get(4)),
+        out.append({"device": d.id, "segment": s, "officer": _str(start.get(K.OFFICER)),
+                    "unit": _str(start.get(K.UNIT)), "capture": _iso(start.get(K.RTC)),
                     "offloaded": _iso(d.stored[first]), "delay_h": round(worst / 3_600_000, 2),
                     "worst_seq": worst_seq, "limit_h": _num(limit_h)})
     return out
 
 
 def _shifts(d, sel):
-    assigns = [(seq, b) for seq, b in d.recs if b.get(0) == ASSIGN]
+    assigns = [(seq, b) for seq, b in d.recs if b.get(K.TYPE) == ASSIGN]
     out = []
     for i, (seq, b) in enumerate(assigns):
-        officer = b.get(7)
+        officer = b.get(K.OFFICER)
         if not isinstance(officer, str):
             continue                         # a release
         nxt = assigns[i + 1] if i + 1 < len(assigns) else None
@@ -383,11 +386,12 @@ def _shifts(d, sel):
         end = _int(nxt[1].get(4)) if nxt else None
         if sel.officer is not None and officer != sel.officer:
             continue
-        if not sel.overlaps(_int(b.get(4)), end):
+        if not sel.overlaps(_int(b.get(K.RTC)), end):
             continue
-        inside = [b2.get(0) for _, b2 in d.after(seq, end_seq)]
-        out.append({"device": d.id, "seq": seq, "officer": officer, "unit": _str(b.get(30)),
-                    "station": _str(b.get(24)), "start": _iso(b.get(4)), "end": _iso(end),
+        inside = [b2.get(K.TYPE) for _, b2 in d.after(seq, end_seq)]
+        out.append({"device": d.id, "seq": seq, "officer": officer, "unit": _str(b.get(K.UNIT)),
+                    "station": _str(b.get(K.STATION)), "start": _iso(b.get(K.RTC)),
+                    "end": _iso(end),
                     "end_seq": end_seq, "open": nxt is None,
                     "segments": inside.count(REC_START),
                     "interruptions": inside.count(INTERRUPTION),
@@ -400,13 +404,13 @@ def _unassigned(d, sel):
     first = last = None
     open_seg = None
     for seq, b in d.recs:
-        t = b.get(0)
+        t = b.get(K.TYPE)
         recording = open_seg is not None or t == REC_START
         if t == REC_START:
             open_seg = seq
-        elif t in (SEGMENT, RECOVERY) and b.get(10) == open_seg:
+        elif t in (SEGMENT, RECOVERY) and b.get(K.SEGMENT) == open_seg:
             open_seg = None
-        flags = _int(b.get(9)) or 0
+        flags = _int(b.get(K.FLAGS)) or 0
         if recording and flags & NO_OFFICER and sel(b):
             n += 1
             segs += t == REC_START
@@ -426,51 +430,52 @@ def _device_items(d, sel, limit_h):
         if not sel(b):
             continue
         selected += 1
-        t = b.get(0)
-        base = {"device": d.id, "seq": seq, "time": _iso(b.get(4))}
+        t = b.get(K.TYPE)
+        base = {"device": d.id, "seq": seq, "time": _iso(b.get(K.RTC))}
         if t == INTERRUPTION:
             out["interruptions"].append(_interruption(d, seq, b))
         elif t == TIME_SET:
-            old, new = _int(b.get(28)), _int(b.get(29))
+            old, new = _int(b.get(K.OLD)), _int(b.get(K.NEW))
             out["clock_adjustments"].append(dict(
-                base, officer=_str(b.get(7)), old=_iso(old), new=_iso(new), old_rtc=old,
+                base, officer=_str(b.get(K.OFFICER)), old=_iso(old), new=_iso(new), old_rtc=old,
                 new_rtc=new, correction_ms=None if old is None or new is None else new - old,
-                drift_ms_per_day=_int(b.get(39)), since_ms=_int(b.get(40)),
-                drift_flag=bool((_int(b.get(9)) or 0) & DRIFT)))
+                drift_ms_per_day=_int(b.get(K.DRIFT)), since_ms=_int(b.get(K.SINCE)),
+                drift_flag=bool((_int(b.get(K.FLAGS)) or 0) & DRIFT)))
         elif t == REFUSAL:
-            out["refusals"].append(dict(base, officer=_str(b.get(7)), op=_str(b.get(19)),
-                                        target=_str(b.get(20)), source=_str(b.get(21)),
-                                        reason=_str(b.get(17))))
+            out["refusals"].append(dict(base, officer=_str(b.get(K.OFFICER)), op=_str(b.get(K.OP)),
+                                        target=_str(b.get(K.TARGET)), source=_str(b.get(K.SOURCE)),
+                                        reason=_str(b.get(K.REASON))))
         elif t == RECOVERY:
-            flags = _int(b.get(9)) or 0
-            length, signed = _int(b.get(13)), _int(b.get(22))
+            flags = _int(b.get(K.FLAGS)) or 0
+            length, signed = _int(b.get(K.LENGTH)), _int(b.get(K.SIGNED))
             out["recoveries"].append(dict(
-                base, segment=_int(b.get(10)), length=length, signed=signed,
+                base, segment=_int(b.get(K.SEGMENT)), length=length, signed=signed,
                 unsigned_tail=None if length is None or signed is None else length - signed,
                 recovered=bool(flags & RECOVERED), mismatch=bool(flags & MISMATCH),
                 flags=flags))
         elif t == MARK:
             at, at_byte = d.at(b)
-            phrase = b.get(42)
-            out["marks"].append(dict(base, officer=_str(b.get(7)), unit=_str(b.get(30)),
-                                     kind=_str(b.get(33)), at=at, at_byte=at_byte,
+            phrase = b.get(K.PHRASE)
+            out["marks"].append(dict(base, officer=_str(b.get(K.OFFICER)), unit=_str(b.get(K.UNIT)),
+                                     kind=_str(b.get(K.KIND)), at=at, at_byte=at_byte,
                                      phrase=phrase if isinstance(phrase, bool) else None))
         elif t == SELF_CHECK:
-            facts = b.get(38) if isinstance(b.get(38), dict) else {}
-            reasons = b.get(37)
+            facts = b.get(K.FACTS) if isinstance(b.get(K.FACTS), dict) else {}
+            reasons = b.get(K.REASONS)
             out["self_checks"].append(dict(
-                base, officer=_str(b.get(7)),
-                ready=b.get(36) if isinstance(b.get(36), bool) else None,
+                base, officer=_str(b.get(K.OFFICER)),
+                ready=b.get(K.READY) if isinstance(b.get(K.READY), bool) else None,
                 reasons=[r for r in reasons if isinstance(r, str)]
                 if isinstance(reasons, list) else [],
                 facts={name: _int(facts.get(k)) for k, name in FACT_NAMES.items()}))
         elif t == RELEASE:
-            out["releases"].append(dict(base, segment=_int(b.get(10)), media=_str(b.get(11)),
-                                        length=_int(b.get(13)), number=_int(b.get(27))))
+            out["releases"].append(dict(base, segment=_int(b.get(K.SEGMENT)),
+                                        media=_str(b.get(K.MEDIA)),
+                                        length=_int(b.get(K.LENGTH)), number=_int(b.get(K.NUMBER))))
     out["late_offloads"] = _late_offloads(d, sel, limit_h)
     out["shifts"] = _shifts(d, sel)
     out["unassigned_recording"] = _unassigned(d, sel)
-    segments = sum(1 for seq, b in d.recs if b.get(0) == REC_START and sel(b))
+    segments = sum(1 for seq, b in d.recs if b.get(K.TYPE) == REC_START and sel(b))
     return out, selected, segments
 
 

@@ -64,6 +64,7 @@ import sys
 from . import keys as _keys
 from . import records as R
 from . import safeio
+from .records import K
 from .records import (BOOT, CHECKPOINT, KEY_NAMES, MARK_KINDS, REC_START, REC_STOP,
                       RECOVERY, SEGMENT, STORE_ALERT, TYPE_NAMES, ZERO)
 from .verify_head import check_head
@@ -172,14 +173,14 @@ class _Verifier:
         self.pubraw = None
         boot_key, weak = None, None
         for r in self.recs:
-            if r.fatal is None and r.type == BOOT and R.is_hash(r.body.get(18)):
+            if r.fatal is None and r.type == BOOT and R.is_hash(r.body.get(K.PUBKEY)):
                 try:
-                    ok = R.check_signature(r.body[18], r)
+                    ok = R.check_signature(r.body[K.PUBKEY], r)
                 except _keys.WeakKeyError as e:
                     weak = weak or (r, e)
                     continue
                 if ok:
-                    boot_key = r.body[18]
+                    boot_key = r.body[K.PUBKEY]
                     break
         if self.pinned is not None:
             self.pubraw = self.pinned
@@ -197,7 +198,7 @@ class _Verifier:
                                  % rep.fingerprint)
         elif weak is not None:
             r, e = weak
-            rep.fingerprint = _keys.fingerprint(r.body[18])
+            rep.fingerprint = _keys.fingerprint(r.body[K.PUBKEY])
             self._failure("the device key in BOOT seq %d (fingerprint %s) is refused: %s"
                           % (r.seq, rep.fingerprint, e), r.seq, r.file, r.offset)
         elif self.recs:
@@ -226,15 +227,15 @@ class _Verifier:
         device = None
         for r in self.recs:
             if r.fatal is None and r.type == BOOT and self.pubraw is not None \
-                    and r.body.get(18) == self.pubraw:
-                device = r.body[3]
+                    and r.body.get(K.PUBKEY) == self.pubraw:
+                device = r.body[K.DEVICE]
                 break
         T = self.anchor[0] if self.anchor is not None else -1
         for r in self.recs:
             if r.fatal is not None:
                 continue
             if device is None:
-                device = r.body[3]
+                device = r.body[K.DEVICE]
             errs = []
             if self.pubraw is None:
                 errs.append("signature cannot be checked: no device key")
@@ -244,17 +245,17 @@ class _Verifier:
                 r.sig_ok = True
             else:
                 errs.append("signature does not verify with the device key")
-            if r.kid != r.body[3].encode():
+            if r.kid != r.body[K.DEVICE].encode():
                 errs.append("kid %s does not match the device id %s in the body"
-                            % (R.printable(repr(r.kid)), R.printable(repr(r.body[3]))))
-            if r.body[3] != device:
+                            % (R.printable(repr(r.kid)), R.printable(repr(r.body[K.DEVICE]))))
+            if r.body[K.DEVICE] != device:
                 errs.append("record from another device %s (store device %s)"
-                            % (R.printable(repr(r.body[3])), R.printable(repr(device))))
-            if r.type == BOOT and R.is_hash(r.body.get(18)) and self.pubraw is not None \
-                    and r.body[18] != self.pubraw:
+                            % (R.printable(repr(r.body[K.DEVICE])), R.printable(repr(device))))
+            if r.type == BOOT and R.is_hash(r.body.get(K.PUBKEY)) and self.pubraw is not None \
+                    and r.body[K.PUBKEY] != self.pubraw:
                 errs.append("BOOT carries a different public key (fingerprint %s) than the "
                             "device key (fingerprint %s)"
-                            % (_keys.fingerprint(r.body[18]), self.rep.fingerprint))
+                            % (_keys.fingerprint(r.body[K.PUBKEY]), self.rep.fingerprint))
             r.errors[:0] = errs
             if r.schema_ok:
                 try:
@@ -294,7 +295,7 @@ class _Verifier:
                             errs.append("seq %d follows seq %d: out of order (seq %d stands "
                                         "elsewhere)" % (s, prev_r.seq, present))
                         elif r.type == STORE_ALERT and not r.errors \
-                                and r.body[28][0] == s - 1:
+                                and r.body[K.OLD][0] == s - 1:
                             errs.append("records removed: the recorder remembered head seq "
                                         "%d (STORE_ALERT seq %d), the card lost seqs %s" % (
                                             s - 1, s, "%d" % e if s - e == 1
@@ -306,10 +307,10 @@ class _Verifier:
                     elif s < e:
                         errs.append("seq %d follows seq %d: out of order" % (s, prev_r.seq))
                 if s == 0:
-                    if r.body[2] != ZERO:
+                    if r.body[K.PREV] != ZERO:
                         errs.append("prev of seq 0 is not 32 zero bytes")
                 elif (s - 1) in first:
-                    if r.body[2] != self.first[s - 1].hash:
+                    if r.body[K.PREV] != self.first[s - 1].hash:
                         errs.append("prev does not match H(seq %d)" % (s - 1))
             r.errors.extend(errs)
             prev_r = r
@@ -321,7 +322,7 @@ class _Verifier:
                 self.rep.notes.append(
                     "STORE_ALERT seq %d: at boot the card's head had gone back (%s) from the "
                     "head the recorder remembered (seq %d); the records in between are in "
-                    "this store" % (r.seq, "kind " + R.printable(r.body[33]), r.body[28][0]))
+                    "this store" % (r.seq, "kind " + R.printable(r.body[K.KIND]), r.body[K.OLD][0]))
 
     # rows ---------------------------------------------------------------------
     def _rows(self, events):
@@ -366,11 +367,11 @@ class _Verifier:
         starts = {r.seq: r for r in trusted if r.type == REC_START}
         members = {s: [] for s in starts}
         for r in starts.values():
-            if r.body[10] != r.seq:
-                r.errors.append("REC_START segment field %d is not its own seq" % r.body[10])
+            if r.body[K.SEGMENT] != r.seq:
+                r.errors.append("REC_START segment field %d is not its own seq" % r.body[K.SEGMENT])
         for r in trusted:
             if r.type in (CHECKPOINT, SEGMENT, RECOVERY, REC_STOP):
-                s = r.body[10]
+                s = r.body[K.SEGMENT]
                 if s in starts and s < r.seq:
                     if r.type != REC_STOP:
                         members[s].append(r)

@@ -20,6 +20,7 @@ import re
 
 from . import records as R
 from . import safeio
+from .records import K
 from .records import CHECKPOINT, F_MISMATCH, MAX_CHUNKS, RECOVERY, SEGMENT, ZERO
 from .verify_report import OK, OK_WITH_MISSING_INFO, NOT_OK, NOT_SIGNED, SegmentRow, ranges
 
@@ -34,9 +35,9 @@ class SegJob:
 
     def __init__(self, v, start, members: list):
         self.v, self.start, self.S = v, start, start.seq
-        self.media = start.body[11]
+        self.media = start.body[K.MEDIA]
         self.idx = R.index_path(self.media)
-        self.C = start.body[12]
+        self.C = start.body[K.CHUNK]
         self.ckpts = [r for r in members if r.type == CHECKPOINT]
         self.closes = [r for r in members if r.type in (SEGMENT, RECOVERY)]
         self.close = self.closes[0] if self.closes else None
@@ -44,9 +45,10 @@ class SegJob:
         self.infos = []
         self.notes = []
         if self.close is not None:
-            self.cover_len, self.cover_chunks = self.close.body[13], self.close.body[14]
+            self.cover_len, self.cover_chunks = self.close.body[K.LENGTH], self.close.body[K.CHUNKS]
         elif self.ckpts:
-            self.cover_len, self.cover_chunks = self.ckpts[-1].body[13], self.ckpts[-1].body[14]
+            last = self.ckpts[-1].body
+            self.cover_len, self.cover_chunks = last[K.LENGTH], last[K.CHUNKS]
         else:
             self.cover_len, self.cover_chunks = 0, 0
         self.path = self._safe_path(self.media)
@@ -91,7 +93,7 @@ class SegJob:
             ok = False
         last_n, last_l = 0, 0
         for r in self.ckpts + self.closes[:1]:
-            n, L = r.body[14], r.body[13]
+            n, L = r.body[K.CHUNKS], r.body[K.LENGTH]
             name = r.tname
             if r.type == CHECKPOINT:
                 if L != n * C:
@@ -112,10 +114,10 @@ class SegJob:
                 ok = False
             last_n, last_l = max(n, last_n), max(L, last_l)
         if self.close is not None and self.close.type == RECOVERY:
-            ck_len = self.ckpts[-1].body[13] if self.ckpts else 0
-            if self.close.body[22] != ck_len:
+            ck_len = self.ckpts[-1].body[K.LENGTH] if self.ckpts else 0
+            if self.close.body[K.SIGNED] != ck_len:
                 self._err("seq %d (RECOVERY) says %d bytes were signed before the cut, but the "
-                          "last checkpoint covers %d" % (self.close.seq, self.close.body[22],
+                          "last checkpoint covers %d" % (self.close.seq, self.close.body[K.SIGNED],
                                                          ck_len), self.close.seq)
                 ok = False
         return ok
@@ -186,7 +188,7 @@ class SegJob:
                 rel, rc = self.released
                 gone = "segment %d released against receipt %d (seq %d RELEASE; receipt " \
                        "seq %d covers records 0..%d): its media %s was removed" % (
-                           S, rel.body[27], rel.seq, rc.seq, rc.body[25], self.media)
+                           S, rel.body[K.NUMBER], rel.seq, rc.seq, rc.body[K.COVERED], self.media)
             elif self.cover_len > 0:
                 self._err("segment %d: media file %s is missing" % (S, self.media))
             elif self.close is None:   # nothing signed yet; a new file may not exist yet
@@ -257,7 +259,7 @@ class SegJob:
         media_ok, idx_ok = 0, 0
         first_bad = None
         for r in manifests:
-            n, root = r.body[14], r.body[15]
+            n, root = r.body[K.CHUNKS], r.body[K.ROOT]
             if n < len(roots) and roots[n] == root:
                 media_ok = max(media_ok, n)
             elif first_bad is None:
@@ -265,8 +267,8 @@ class SegJob:
             if n < len(iroots) and iroots[n] == root:
                 idx_ok = max(idx_ok, n)
         recovered = self.close is not None and self.close.type == RECOVERY
-        ck_chunks = self.ckpts[-1].body[14] if self.ckpts else 0
-        mismatch_flag = recovered and bool(self.close.body.get(9, 0) & F_MISMATCH)
+        ck_chunks = self.ckpts[-1].body[K.CHUNKS] if self.ckpts else 0
+        mismatch_flag = recovered and bool(self.close.body.get(K.FLAGS, 0) & F_MISMATCH)
         unsigned = 0
         if self.close is None and file_size is not None:
             unsigned = min(max(0, -(-file_size // C) - N), MAX_CHUNKS)
@@ -298,11 +300,11 @@ class SegJob:
         if first_bad is not None:
             r = first_bad
             fs = file_size if file_size is not None else 0
-            missing = len(hashes) < r.body[14]
+            missing = len(hashes) < r.body[K.CHUNKS]
             if missing and file_size is not None:
                 self._err("segment %d: media file %s is shorter than signed: %d bytes, seq %d "
                           "(%s) covers %d (chunks from %d missing)" % (
-                              S, self.media, fs, r.seq, r.tname, r.body[13], len(hashes)),
+                              S, self.media, fs, r.seq, r.tname, r.body[K.LENGTH], len(hashes)),
                           r.seq, len(hashes))
             if media_bad:
                 i = media_bad[0]
@@ -340,7 +342,7 @@ class SegJob:
             self.infos.append("open: no SEGMENT or RECOVERY record; %d bytes after the last "
                               "signed checkpoint are unsigned" % unsigned)
         elif recovered:
-            signed = self.close.body[22]
+            signed = self.close.body[K.SIGNED]
             if self.cover_len > signed:
                 tail = "bytes %d-%d (%d bytes after the last checkpoint) were sealed at boot, " \
                        "not at capture" % (signed, self.cover_len - 1, self.cover_len - signed)

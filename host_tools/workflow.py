@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+from .records import K
 from .records import (ANNOTATION_MISSING, ASSIGN, BOOT, F_DRIFT, INTERRUPTION, MARK, RECEIPT,
                       REC_START, SEGMENT,
                       RECOVERY, RELEASE, SELF_CHECK, TIME_SET, TYPE_NAMES, VOICE_ANNOTATION,
@@ -67,53 +68,55 @@ def record_info(rec) -> str:
     def at(p):
         return "segment %d chunk %d offset %d" % tuple(p)
     if t == TIME_SET:
-        s = "clock set from %d to %d (%+d ms)" % (b[28], b[29], b[29] - b[28])
-        if 39 in b and 40 in b:
-            s += "; drift %+d ms/day (%+d ms over %d ms)" % (b[39], b.get(43, 0), b[40])
-        elif 39 not in b and 40 not in b:
+        s = "clock set from %d to %d (%+d ms)" % (b[K.OLD], b[K.NEW], b[K.NEW] - b[K.OLD])
+        if K.DRIFT in b and K.SINCE in b:
+            s += "; drift %+d ms/day (%+d ms over %d ms)" % (b[K.DRIFT], b.get(K.ERROR, 0),
+                                                             b[K.SINCE])
+        elif K.DRIFT not in b and K.SINCE not in b:
             s += "; no drift measured (too soon after the measurement base)"
-        if b.get(9, 0) & F_DRIFT:
+        if b.get(K.FLAGS, 0) & F_DRIFT:
             s += "; flag DRIFT: beyond the device's drift limit"
         return s
     if t == INTERRUPTION:
-        s = "reason %s" % b[17]
-        if 10 in b:
-            s += "; segment %d" % b[10]
-        if 34 in b:
-            s += "; at " + at(b[34])
-        if 31 in b:
-            s += "; recovery seq %d" % b[31]
+        s = "reason %s" % b[K.REASON]
+        if K.SEGMENT in b:
+            s += "; segment %d" % b[K.SEGMENT]
+        if K.AT in b:
+            s += "; at " + at(b[K.AT])
+        if K.REFERS in b:
+            s += "; recovery seq %d" % b[K.REFERS]
         return s
     if t == VOICE_ANNOTATION:
-        sp = b[32]
+        sp = b[K.SPAN]
         return "explains seq %d; segment %d from chunk %d offset %d to chunk %d offset %d; " \
-               "held %d ms" % (b[31], sp[0], sp[1], sp[2], sp[3], sp[4], b[35])
+               "held %d ms" % (b[K.REFERS], sp[0], sp[1], sp[2], sp[3], sp[4], b[K.DURATION])
     if t == ANNOTATION_MISSING:
-        return "no voice annotation for seq %d (waited %d ms)" % (b[31], b[35])
+        return "no voice annotation for seq %d (waited %d ms)" % (b[K.REFERS], b[K.DURATION])
     if t == MARK:
-        s = b[33]
-        if 34 in b:
-            s += " at " + at(b[34])
-        if 42 in b:
-            s += "; notice phrase %s" % ("played" if b[42] else "not played")
+        s = b[K.KIND]
+        if K.AT in b:
+            s += " at " + at(b[K.AT])
+        if K.PHRASE in b:
+            s += "; notice phrase %s" % ("played" if b[K.PHRASE] else "not played")
         return s
     if t == ASSIGN:
-        if b[7] is None:
-            return "released from its officer by station %s" % b[24]
+        if b[K.OFFICER] is None:
+            return "released from its officer by station %s" % b[K.STATION]
         return "assigned to %s%s by station %s" % (
-            b[7], " (unit %s)" % b[30] if 30 in b else "", b[24])
+            b[K.OFFICER], " (unit %s)" % b[K.UNIT] if K.UNIT in b else "", b[K.STATION])
     if t == SELF_CHECK:
-        s = "READY" if b[36] else "NOT_READY: " + ", ".join(b[37])
-        facts = b[38]
+        s = "READY" if b[K.READY] else "NOT_READY: " + ", ".join(b[K.REASONS])
+        facts = b[K.FACTS]
         names = {1: "battery %d%%", 2: "storage %d min", 3: "clock error %+d ms",
                  4: "oldest unreceipted record %d s", 5: "calibrated %d ms ago"}
         f = [names[k] % facts[k] for k in sorted(facts) if k in names]
         return s + ("; " + ", ".join(f) if f else "")
     if t == RELEASE:
         return "segment %d (%s, %d bytes) released against receipt %d" % (
-            b[10], b[11], b[13], b[27])
+            b[K.SEGMENT], b[K.MEDIA], b[K.LENGTH], b[K.NUMBER])
     if t == RECEIPT:
-        return "receipt %d covers records 0..%d (station %s)" % (b[27], b[25], b[24])
+        return "receipt %d covers records 0..%d (station %s)" % (
+            b[K.NUMBER], b[K.COVERED], b[K.STATION])
     return ""
 
 
@@ -169,7 +172,7 @@ def check_workflow(v):
     def position(r, what, S, chunk, off, end=False):
         """Byte offset of (chunk, off) in segment S; None if it is not valid (r.errors).
         ``end``: an exclusive end, which may stand at the end of a chunk."""
-        C = starts[S].body[12]
+        C = starts[S].body[K.CHUNK]
         if C <= 0:
             return None            # reported with the segment
         if off > C or (off == C and not end):
@@ -178,15 +181,15 @@ def check_workflow(v):
             return None
         p = chunk * C + off
         cl = close.get(S)
-        if cl is not None and p > cl.body[13]:
+        if cl is not None and p > cl.body[K.LENGTH]:
             r.errors.append("%s: byte %d (chunk %d offset %d) lies beyond segment %d's "
                             "signed length of %d bytes (seq %d %s)"
-                            % (what, p, chunk, off, S, cl.body[13], cl.seq, cl.tname))
+                            % (what, p, chunk, off, S, cl.body[K.LENGTH], cl.seq, cl.tname))
             return None
         return p
 
     def at(r):
-        a = r.body.get(34)
+        a = r.body.get(K.AT)
         if a is not None and segment(r, a[0], "at (key 34)") is not None:
             position(r, "at (key 34)", a[0], a[1], a[2])
         return list(a) if a is not None else None
@@ -198,31 +201,33 @@ def check_workflow(v):
         b, t = r.body, r.type
         if assigned is not None and not assigned_noted and t != ASSIGN:
             a = assigned
-            if (b[7], b.get(30)) != (a.body[7], a.body.get(30)):
+            if (b[K.OFFICER], b.get(K.UNIT)) != (a.body[K.OFFICER], a.body.get(K.UNIT)):
                 rep.notes.append(
                     "seq %d (%s) carries officer %r, unit %r, but the last ASSIGN (seq %d) "
                     "assigned officer %r, unit %r" % (
-                        r.seq, r.tname, b[7], b.get(30), a.seq, a.body[7], a.body.get(30)))
+                        r.seq, r.tname, b[K.OFFICER], b.get(K.UNIT), a.seq,
+                        a.body[K.OFFICER], a.body.get(K.UNIT)))
                 assigned_noted = True
         if t == RECEIPT:
-            receipts.setdefault(b[27], r)
+            receipts.setdefault(b[K.NUMBER], r)
         elif t == INTERRUPTION:
-            if 10 in b:
-                segment(r, b[10], "INTERRUPTION segment (key 10)")
+            if K.SEGMENT in b:
+                segment(r, b[K.SEGMENT], "INTERRUPTION segment (key 10)")
             pos = at(r)
-            if 31 in b and b[17] == "power_loss":
-                rc = refer(r, b[31], RECOVERY)
-                if rc is not None and 10 in b and rc.body[10] != b[10]:
+            if K.REFERS in b and b[K.REASON] == "power_loss":
+                rc = refer(r, b[K.REFERS], RECOVERY)
+                if rc is not None and K.SEGMENT in b and rc.body[K.SEGMENT] != b[K.SEGMENT]:
                     r.errors.append("INTERRUPTION names segment %d, but the RECOVERY it "
                                     "refers to (seq %d) recovered segment %d"
-                                    % (b[10], rc.seq, rc.body[10]))
-            intr[r.seq] = {"seq": r.seq, "reason": b[17], "segment": b.get(10), "at": pos,
-                           "refers": b.get(31), "rtc": b[4], "annotations": [],
+                                    % (b[K.SEGMENT], rc.seq, rc.body[K.SEGMENT]))
+            intr[r.seq] = {"seq": r.seq, "reason": b[K.REASON], "segment": b.get(K.SEGMENT),
+                           "at": pos,
+                           "refers": b.get(K.REFERS), "rtc": b[K.RTC], "annotations": [],
                            "missing": None, "status": None, "why": ""}
         elif t in (VOICE_ANNOTATION, ANNOTATION_MISSING):
-            i = refer(r, b[31], INTERRUPTION)
+            i = refer(r, b[K.REFERS], INTERRUPTION)
             if t == VOICE_ANNOTATION:
-                S, c0, o0, c1, o1 = b[32]
+                S, c0, o0, c1, o1 = b[K.SPAN]
                 if segment(r, S, "span (key 32)") is not None:
                     p0 = position(r, "span (key 32) start", S, c0, o0)
                     p1 = position(r, "span (key 32) end", S, c1, o1, end=True)
@@ -235,19 +240,20 @@ def check_workflow(v):
                 elif intr[i.seq]["missing"] is None:
                     intr[i.seq]["missing"] = r.seq
         elif t == MARK:
-            rep.marks.append({"seq": r.seq, "kind": b[33], "at": at(r),
-                              "phrase": b.get(42), "rtc": b[4]})
+            rep.marks.append({"seq": r.seq, "kind": b[K.KIND], "at": at(r),
+                              "phrase": b.get(K.PHRASE), "rtc": b[K.RTC]})
         elif t == ASSIGN:
             assigned, assigned_noted = r, False
-            rep.assignments.append({"seq": r.seq, "officer": b[7], "unit": b.get(30),
-                                    "station": b[24]})
+            rep.assignments.append({"seq": r.seq, "officer": b[K.OFFICER], "unit": b.get(K.UNIT),
+                                    "station": b[K.STATION]})
         elif t == SELF_CHECK:
-            rep.self_checks.append({"seq": r.seq, "ready": b[36], "reasons": list(b[37]),
-                                    "facts": dict(b[38])})
+            rep.self_checks.append({"seq": r.seq, "ready": b[K.READY],
+                                    "reasons": list(b[K.REASONS]),
+                                    "facts": dict(b[K.FACTS])})
         elif t == TIME_SET:
-            rep.time_sets.append({"seq": r.seq, "old": b[28], "new": b[29],
-                                  "drift": b.get(39), "since": b.get(40),
-                                  "drift_flag": bool(b.get(9, 0) & F_DRIFT)})
+            rep.time_sets.append({"seq": r.seq, "old": b[K.OLD], "new": b[K.NEW],
+                                  "drift": b.get(K.DRIFT), "since": b.get(K.SINCE),
+                                  "drift_flag": bool(b.get(K.FLAGS, 0) & F_DRIFT)})
         elif t == RELEASE:
             _release(v, r, segment, close, receipts)
     later = [(r.seq, r.type) for r in trusted if r.type in (BOOT, ASSIGN)]
@@ -263,8 +269,8 @@ def check_workflow(v):
 
 def _release(v, r, segment, close, receipts):
     b = r.body
-    S, n = b[10], b[27]
-    entry = {"seq": r.seq, "segment": S, "media": b[11], "length": b[13], "number": n,
+    S, n = b[K.SEGMENT], b[K.NUMBER]
+    entry = {"seq": r.seq, "segment": S, "media": b[K.MEDIA], "length": b[K.LENGTH], "number": n,
              "receipt_seq": None, "valid": False}
     v.rep.releases.append(entry)
     st = segment(r, S, "RELEASE segment (key 10)")
@@ -279,20 +285,20 @@ def _release(v, r, segment, close, receipts):
                           "RELEASE")
     elif rc is None:
         o = [x for x in v.recs if x.fatal is None and x.type == RECEIPT
-             and x.seq < r.seq and x.body.get(27) == n]
+             and x.seq < r.seq and x.body.get(K.NUMBER) == n]
         if o and v.first.get(o[0].seq) is o[0]:
             return                 # that RECEIPT is NOT_OK itself, reported there
         errs.append(why + "no RECEIPT record numbered %d before it" % n)
-    elif rc.body[25] < cl.seq:
+    elif rc.body[K.COVERED] < cl.seq:
         errs.append(why + "receipt %d (seq %d) covers records 0..%d, but the segment is "
-                          "closed by seq %d (%s)" % (n, rc.seq, rc.body[25], cl.seq,
+                          "closed by seq %d (%s)" % (n, rc.seq, rc.body[K.COVERED], cl.seq,
                                                       cl.tname))
-    if b[11] != st.body[11]:
-        errs.append("RELEASE media %r is not segment %d's media %r" % (b[11], S,
-                                                                        st.body[11]))
-    if cl is not None and b[13] != cl.body[13]:
+    if b[K.MEDIA] != st.body[K.MEDIA]:
+        errs.append("RELEASE media %r is not segment %d's media %r" % (b[K.MEDIA], S,
+                                                                        st.body[K.MEDIA]))
+    if cl is not None and b[K.LENGTH] != cl.body[K.LENGTH]:
         errs.append("RELEASE length %d is not segment %d's signed length %d (seq %d %s)"
-                    % (b[13], S, cl.body[13], cl.seq, cl.tname))
+                    % (b[K.LENGTH], S, cl.body[K.LENGTH], cl.seq, cl.tname))
     if errs:
         r.errors.extend(errs)
         return
