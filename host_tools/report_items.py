@@ -304,7 +304,7 @@ def _interruption(d, seq, b):
                            "waited_s": _secs(m.get(K.DURATION))}
     # the one interpretation verify uses too (host_tools/workflow.py)
     status, why = judge_interruption(seq, [w.get(K.SEQ) for w in voice],
-                                     miss[0].get(1) if miss else None,
+                                     miss[0].get(K.SEQ) if miss else None,
                                      ((s2, b2.get(K.TYPE)) for s2, b2 in d.after(seq)))
     item["status"] = status
     if status == ANNOTATED:
@@ -331,7 +331,7 @@ def _interruption(d, seq, b):
                                   _fmt_s(item["annotation"]["duration_s"])))
     elif status == MISSING:
         item["explanation"] = ("missing, waited %s (ANNOTATION_MISSING seq %s at %s)"
-                               % (_fmt_s(item["missing"]["waited_s"]), miss[0].get(1),
+                               % (_fmt_s(item["missing"]["waited_s"]), miss[0].get(K.SEQ),
                                   item["missing"]["time"]))
     elif status == UNEXPLAINED:
         item["explanation"] = "unexplained: no annotation and no missing record (%s)" % why
@@ -353,7 +353,7 @@ def _late_offloads(d, sel, limit_h):
     out, limit_ms = [], limit_h * 3_600_000
     for s in sorted(segs):
         recs = segs[s]
-        start = d.by_seq.get(s) if d.by_seq.get(s, {}).get(0) == REC_START else recs[0][1]
+        start = d.by_seq.get(s) if d.by_seq.get(s, {}).get(K.TYPE) == REC_START else recs[0][1]
         if not sel(start):
             continue
         worst, worst_seq, first = None, None, None
@@ -383,7 +383,7 @@ def _shifts(d, sel):
             continue                         # a release
         nxt = assigns[i + 1] if i + 1 < len(assigns) else None
         end_seq = nxt[0] if nxt else None
-        end = _int(nxt[1].get(4)) if nxt else None
+        end = _int(nxt[1].get(K.RTC)) if nxt else None
         if sel.officer is not None and officer != sel.officer:
             continue
         if not sel.overlaps(_int(b.get(K.RTC)), end):
@@ -419,8 +419,8 @@ def _unassigned(d, sel):
     if not n:
         return []
     return [{"device": d.id, "records": n, "segments": segs, "first_seq": first[0],
-             "first_time": _iso(first[1].get(4)), "last_seq": last[0],
-             "last_time": _iso(last[1].get(4))}]
+             "first_time": _iso(first[1].get(K.RTC)), "last_seq": last[0],
+             "last_time": _iso(last[1].get(K.RTC))}]
 
 
 def _device_items(d, sel, limit_h):
