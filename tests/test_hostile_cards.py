@@ -402,3 +402,26 @@ def test_fuzzed_store_files_always_get_a_verdict(tmp_path_factory, which, edits,
     finally:
         with open(p, "wb") as f:
             f.write(base["files"][which])
+
+
+# --- the same rules in an archive's device view (verify ARCHIVE) --------------------------
+
+@pytest.mark.parametrize("attack", ["symlink", "fifo"])
+def test_archive_view_with_a_hostile_file(tmp_path, attack):
+    from host_tools.archive import Archive
+    s = rw.session(tmp_path / "sd")
+    root = tmp_path / "arch"
+    with Archive.create(root) as a:
+        a.register(s.device, s.pubkey)
+        a.add_records(s.device, [(r.seq, r.data, rw.decode_record(r.data)) for r in s.records])
+        a.commit_view(s.device, s.records[-1].data)
+    log = root / "devices" / s.device / LOG0
+    assert log.exists()
+    os.remove(log)
+    if attack == "symlink":
+        os.symlink("/dev/zero", log)
+    else:
+        os.mkfifo(log)
+    rc, out, err, secs = sealcam("verify", str(root))
+    assert "Traceback" not in out + err and secs < FAST, err
+    assert rc == 1 and LOG0 in out, out
