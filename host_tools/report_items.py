@@ -4,7 +4,10 @@ and what the report makes of them (interruptions, late offloads, shifts, …).
 ``_Dev(did, rows, pubkey, last_head, logged)`` reads one device's archived rows in seq
 order, keeping only the prefix that verifies (host_tools.records) and, with ``logged``
 ({seq: (hash, type, stored_at, offload)} from the station log), that the station log
-holds with the same hash; stored_at is then the log's. The ``_*`` functions below
+holds with the same hash; stored_at is then the log's. With ``log_signed`` (the log's
+checkpoint verified with the station key) a record whose hash the log holds is only
+unpacked and chained: the station checked it in full when it arrived. The ``_*`` functions
+below
 build the report's sections from it.
 """
 from __future__ import annotations
@@ -148,7 +151,7 @@ def _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash):
 class _Dev:
     """One device's records, decoded, with the indexes the report joins on."""
 
-    def __init__(self, did, rows, pubkey, last_head, logged=None):
+    def __init__(self, did, rows, pubkey, last_head, logged=None, log_signed=False):
         self.id = did
         self.recs = []            # [(seq, body)] in seq order (bodies without the keys in _DROP)
         self.seqs = []            # the seqs of recs, for bisect
@@ -164,8 +167,17 @@ class _Dev:
                 self.unverified["records"] += 1
                 continue
             seq = row["seq"]
-            rec = R.decode(row["data"] if isinstance(row["data"], bytes) else b"")
-            why = _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash)
+            data = row["data"] if isinstance(row["data"], bytes) else b""
+            entry = logged.get(seq) if logged else None
+            if log_signed and entry is not None and bytes(entry[0]) == R.H(data):
+                # the station verified this record in full when it arrived and its signed
+                # log holds its hash: unpacked only, and its place in the chain checked
+                rec = R.decode(data, trusted_upto=seq)
+                why = (R.check_next(prev_seq, prev_hash, rec) if rec.seq == seq
+                       else "the record is not seq %d" % seq)
+            else:
+                rec = R.decode(data)
+                why = _not_verified(did, rec, seq, pubkey, prev_seq, prev_hash)
             stored_at = row["stored_at"]
             if why is None and logged is not None:      # what the station log signed
                 entry = logged.get(seq)

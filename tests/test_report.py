@@ -922,3 +922,30 @@ def test_deleted_recorder_is_named(built, tmp_path):
     assert [u["device"] for u in rep["unverified"]] == [B]
     assert "missing from archive.sqlite" in rep["unverified"][0]["reason"]
     assert report.exit_code(rep) == 1
+
+
+def test_signed_station_log_anchors_the_records(tmp_path):
+    """With a station key, the log's checkpoint is signed: a record the log holds with its
+    hash is only unpacked and chained (the station checked it when it arrived), and an
+    edited row still fails."""
+    from host_tools.cli import main
+    s = Dev(tmp_path / "sd")
+    s.boot()
+    s.record(INTERRUPTION, {17: "weather"})
+    s.record(MARK, {33: "bookmark"})
+    root = tmp_path / "arch"
+    assert main(["station", "init", "--archive", str(root)]) == 0
+    with Archive(root) as arch:
+        arch.register(A, s.pubkey)
+        arch.add_records(A, _rows(s))
+    st, notes = report._station_facts(str(root))
+    assert st is not None and st.signed and notes == []
+    rep = report.build_report(root)
+    assert rep["unverified"] == [] and rep["summary"][A]["verified_through"] == 2
+    data = s.by_seq(1).data.replace(b"weather", b"weathex")
+    db = sqlite3.connect(root / "archive.sqlite")
+    with db:
+        db.execute("UPDATE records SET data = ? WHERE device = ? AND seq = 1", (data, A))
+    db.close()
+    rep = report.build_report(root)
+    assert rep["unverified"][0]["first_seq"] == 1
