@@ -61,8 +61,9 @@ def kind_of(mode) -> str:
     return "special file"
 
 
-_WHAT = {"symlink": "a symbolic link", "fifo": "a FIFO (named pipe)", "device": "a device",
-         "socket": "a socket", "dir": "a directory", "special file": "a special file"}
+_WHAT = {"file": "a regular file", "symlink": "a symbolic link", "fifo": "a FIFO (named pipe)",
+         "device": "a device", "socket": "a socket", "dir": "a directory",
+         "special file": "a special file"}
 
 
 def _describe(rel, kind):
