@@ -18,7 +18,8 @@
     sealcam sim serve --store DIR [--trust STATION.pub] [--record S] [--runtime …]
 
 Exit codes:
-    verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable
+    verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable,
+             130 interrupted
     offload: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed are kept in
              quarantine), 3 usage or port error or not a sealcam recorder, 4 unknown device,
              5 authentication failed (either side), 6 link broken (run again to resume),
@@ -26,7 +27,8 @@ Exit codes:
     checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6/130 as for offload
     dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6/130 as for offload
     status:  0 READY, 2 NOT_READY or annotations waiting, 1/3/4/5/6/130 as for checkout
-    report:  0 no problems, 1 problems listed, 3 usage error / not an archive
+    report:  0 no problems, 1 problems listed (records that do not verify among them),
+             3 usage error / not an archive, 130 interrupted
     station, sim: 0 ok, 3 usage error or an archive that cannot be written
              (station reindex: 1 records the log names were found nowhere)
 """
@@ -48,14 +50,15 @@ exit codes (verify): 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED,
 _EPILOG_ALL = """\
 exit codes:
   verify   0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage error or
-           unreadable store/key
+           unreadable store/key (a small-order key too), 130 interrupted (Ctrl-C)
   offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error or not a
            sealcam recorder, 4 unknown device, 5 authentication failed, 6 link broken (run
            again to resume), 130 interrupted (Ctrl-C)
   checkout 0 assigned, 2 NOT_READY (not assigned), others as for offload
   dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
   status   0 READY, 2 NOT_READY or annotations waiting, others as for checkout
-  report   0 no problems, 1 problems listed, 3 usage error or not an archive
+  report   0 no problems, 1 problems listed (records that do not verify among them),
+           3 usage error or not an archive, 130 interrupted (Ctrl-C)
   station, sim  0 ok, 3 usage error or an archive that cannot be written
                 (station reindex: 1 records the log names were found nowhere)
 
@@ -286,6 +289,14 @@ def _version():
 
 
 def _cmd_verify(args) -> int:
+    try:
+        return _verify(args)
+    except KeyboardInterrupt:
+        print("sealcam verify: interrupted (Ctrl-C): no verdict", file=sys.stderr)
+        return 130
+
+
+def _verify(args) -> int:
     if os.path.isfile(os.path.join(args.path, "archive.sqlite")):
         from .archive_verify import run_verify_archive
         return run_verify_archive(args)
@@ -347,7 +358,11 @@ def _cmd_offload(args) -> int:
 
 def _cmd_report(args) -> int:
     from .report import run
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("sealcam report: interrupted (Ctrl-C): no report", file=sys.stderr)
+        return 130
 
 
 def _cmd_station_init(args) -> int:
