@@ -86,13 +86,12 @@ _ROOT_NAMES = ("head.cbor", "head.new", "rec", "m")
 # --- the verifier ---------------------------------------------------------------
 
 class _Verifier:
-    def __init__(self, root, pinned, progress, trusted=None, records_only=False):
+    def __init__(self, root, pinned, progress, trusted=None):
         self.root = root
         self.rep = Report(store=root)
         self.pinned = pinned
         self.progress = progress
         self.anchor = trusted         # (seq, hash) of a prefix verified before, or None
-        self.records_only = records_only
         self.fail = []      # (first-failure dict) in order
         self.info = []      # OK_WITH_MISSING_INFO reasons
         self.unsigned = []  # NOT_SIGNED reasons
@@ -142,10 +141,7 @@ class _Verifier:
         check_workflow(self)
         self._rows(events)
         check_head(self)
-        if self.records_only:
-            rep.notes.append("media not checked (records only)")
-        else:
-            self._segments()
+        self._segments()
         self._finish()
         return rep
 
@@ -473,8 +469,8 @@ class _Verifier:
 
 # --- entry point ----------------------------------------------------------------
 
-def verify_store(path, pinned_key=None, *, progress: bool | None = None, trusted=None,
-                 records_only: bool = False) -> Report:
+def verify_store(path, pinned_key=None, *, progress: bool | None = None,
+                 trusted=None) -> Report:
     """Verify the store at ``path`` (a directory: the SD card's root, or an archive view).
 
     ``pinned_key``: None (origin not checked), the raw 32-byte public key, an
@@ -484,7 +480,6 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None, trusted
     ``trusted``: None, or (seq, H(record seq)) of a prefix verified before (see the module
     doc): records up to seq are checked by hash chain only, segments closed by then are not
     re-hashed.
-    ``records_only``: check records, chain and head only, not the media (the report).
 
     The returned Report also carries ``verified`` ({seq: H(record)} of the verified prefix
     0..verified_through), not part of its JSON.
@@ -513,7 +508,7 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None, trusted
         if not (type(seq) is int and seq >= 0 and isinstance(h, bytes) and len(h) == 32):
             raise ValueError("trusted must be (seq, 32-byte record hash), got %r" % (trusted,))
         trusted = (seq, bytes(h))
-    v = _Verifier(root, pinned, progress, trusted, records_only)
+    v = _Verifier(root, pinned, progress, trusted)
     rep = v.run()
     rep.verified = v.verified
     return rep
