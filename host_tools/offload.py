@@ -476,8 +476,13 @@ def run_offload(args) -> int:
         sys.stdout.write("\n")
     elif sm.device is not None and sm.status not in ("unknown_device",):
         sys.stdout.write(_fmt_summary(sm))
-    if sm.exit_code != EXIT_OK or (not args.json and sm.device is None):
-        for e in sm.errors:
-            print("sealcam offload: %s" % e, file=sys.stderr)
+    if (sm.exit_code != EXIT_OK or (not args.json and sm.device is None)) and sm.errors:
+        # one line on stderr: the first problem; every one is in the summary (or the JSON)
+        more = len(sm.errors) - 1
+        print("sealcam offload: %s%s" % (sm.errors[0], "" if not more else
+                                          " (and %d more problem%s, listed %s)" % (
+                                              more, "" if more == 1 else "s",
+                                              "in the JSON" if args.json else "above")),
+              file=sys.stderr)
     sys.stdout.flush()
     return sm.exit_code
