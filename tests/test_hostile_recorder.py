@@ -335,7 +335,7 @@ _raw = st.one_of(st.binary(min_size=1, max_size=4096),
 @settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "15")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
-@given(op=st.sampled_from([3, 4, 5]), nth=st.integers(0, 3),
+@given(op=st.sampled_from([1, 2, 3, 4, 5]), nth=st.integers(0, 3),
        status=st.sampled_from([0, 0, 0, 1, 404, 500, 999]), answer=_answer,
        raw=st.one_of(st.none(), _raw), forever=st.booleans())
 def test_fuzz_hostile_recorder(tmp_path_factory, op, nth, status, answer, raw, forever):
@@ -356,7 +356,7 @@ def test_fuzz_hostile_recorder(tmp_path_factory, op, nth, status, answer, raw, f
         seen[0] += 1
         if seen[0] <= nth or (not forever and seen[0] > nth + 1):
             return None
-        if raw is not None:
+        if raw is not None and op != 2:     # (a silent AUTH costs the slow timeout: 10 s)
             return raw
         resp = {0: req.get(0, 0), 1: status}
         if status == 0:
