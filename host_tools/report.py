@@ -115,8 +115,9 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
     "notes": [str],
     "problems": [{"device", "seq", "kind", "message"}]
         # kind: "interruption_unexplained" | "annotation_missing" | "late_offload" |
-        #       "clock_drift" | "not_verified"; seq is the INTERRUPTION / REC_START /
-        #       TIME_SET record, or the first record left out
+        #       "clock_drift" | "not_verified" | "log_not_verified"; seq is the
+        #       INTERRUPTION / REC_START / TIME_SET record, or the first record left out;
+        #       device and seq are null for the archive's own log
   }
 
 CSV (--csv): one table, header CSV_COLUMNS; one row per item, its `section` column one of
@@ -224,9 +225,11 @@ def _open_ro(archive_dir):
 
 
 def _station_facts(root):
-    """(replayed station log state or None, notes): what the station signed about each
-    device (its key, last head, records with their hashes and stored_at; SPEC §11). None
-    when the archive has no station log to read (an archive older than the log)."""
+    """(replayed station log state or None, notes, problems): what the station signed
+    about each device (its key, last head, records with their hashes and stored_at; SPEC
+    §11). None when the archive has no station log to read (an archive older than the log:
+    a note). A log that does not match its signed checkpoint, or contradicts itself, is a
+    problem: the report then rests on what the log still proves."""
     try:
         from .archive import Archive
         from .archive_verify import _station_pub, check_log
@@ -235,23 +238,24 @@ def _station_facts(root):
             log = a.log()
             if not log.size:
                 return None, ["the archive has no station log: keys, last heads and stored_at "
-                              "are taken from archive.sqlite, unproven"]
+                              "are taken from archive.sqlite, unproven"], []
             pub, why = _station_pub(a.root)
-            notes = []
+            notes, problems, reasons, info = [], [], [], {}
             if why:
                 trusted = log.size
                 notes.append("%s: the station log's entries are used unsigned" % why)
             else:
                 trusted, reasons, info = check_log(a, pub)
-                notes.extend(reasons)
+                problems.extend(reasons)
             st = replay(log, trusted)
-            notes.extend(st.problems[:20])
+            problems.extend(st.problems[:20])
             # signed: a checkpoint signed by the station key covers what is used
             st.signed = not why and not reasons and info.get("checkpoint_size") == trusted
-            return st, notes
+            return st, notes, problems
     except Exception as e:            # an unreadable log: say so, report from SQLite
-        return None, ["the station log cannot be read (%s): keys, last heads and stored_at "
-                      "are taken from archive.sqlite, unproven" % R.printable(e)]
+        return None, [], ["the station log cannot be read (%s): keys, last heads and "
+                          "stored_at are taken from archive.sqlite, unproven"
+                          % R.printable(e)]
 
 
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,
@@ -297,7 +301,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         items = {k: [] for k, _ in _SECTIONS}
         unverified = []
         counts = {}
-        signed, log_notes = _station_facts(root)
+        signed, log_notes, log_problems = _station_facts(root)
         notes.extend(log_notes)
         if signed is not None and not device:
             for did in sorted(set(signed.devices) - set(ids)):
@@ -343,6 +347,8 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         notes.append("%s: %d archived record(s) from seq %d are left out: they do not verify"
                      % (u["device"], u["records"], u["first_seq"]))
     probs.sort(key=lambda p: (p["device"], p["seq"]))
+    probs[:0] = [{"device": None, "seq": None, "kind": "log_not_verified",
+                  "message": "archive: %s" % m} for m in log_problems]
     rep = {
         "format": FORMAT,
         "archive": root,

@@ -938,8 +938,8 @@ def test_signed_station_log_anchors_the_records(tmp_path):
     with Archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
-    st, notes = report._station_facts(str(root))
-    assert st is not None and st.signed and notes == []
+    st, notes, problems = report._station_facts(str(root))
+    assert st is not None and st.signed and notes == problems == []
     rep = report.build_report(root)
     assert rep["unverified"] == [] and rep["summary"][A]["verified_through"] == 2
     data = s.by_seq(1).data.replace(b"weather", b"weathex")
@@ -949,3 +949,24 @@ def test_signed_station_log_anchors_the_records(tmp_path):
     db.close()
     rep = report.build_report(root)
     assert rep["unverified"][0]["first_seq"] == 1
+
+
+def test_a_station_log_that_does_not_match_its_checkpoint_is_a_problem(tmp_path):
+    from host_tools.cli import main
+    s = Dev(tmp_path / "sd")
+    s.boot()
+    s.record(INTERRUPTION, {17: "weather"})
+    root = tmp_path / "arch"
+    assert main(["station", "init", "--archive", str(root)]) == 0
+    with Archive(root) as arch:
+        arch.register(A, s.pubkey)
+        arch.add_records(A, _rows(s))
+    entries = [os.path.join(d, f) for d, _, fs in os.walk(root / "log") for f in fs
+               if "entries" in f]
+    assert entries, os.listdir(root / "log")
+    with open(entries[0], "r+b") as f:          # the newest entry cut off the log
+        f.truncate(os.path.getsize(entries[0]) - 3)
+    rep = report.build_report(root)
+    kinds = [p["kind"] for p in rep["problems"]]
+    assert "log_not_verified" in kinds and report.exit_code(rep) == 1
+    assert rep["problems"][0]["device"] is None
