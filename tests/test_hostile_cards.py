@@ -1,7 +1,8 @@
 """A verifier no card can crash (issue 8 §3, §6): crafted stores against `sealcam verify`.
 
-Each attack runs the real CLI in a subprocess with a timeout, so a hang fails the test
-instead of stalling the suite, and asserts the verdict (exit code), that the bad file is
+Each attack runs the real CLI in a subprocess with a timeout and its memory capped
+(RLIMIT_AS), so a hang or a file read whole fails the test instead of stalling the suite,
+and asserts the verdict (exit code), that the bad file is
 named, that no traceback is printed, and that the verifier finished quickly."""
 import hashlib
 import json
@@ -28,13 +29,22 @@ GIB4 = 4 << 30
 FAST = 15.0          # seconds; the verifier itself takes well under one on these stores
 
 
+MEMORY_CAP = 768 << 20   # address space of the verifier process: no file is read whole
+
+
+def _cap_memory():
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
 def sealcam(*args, timeout=60):
-    """(exit code, stdout, stderr, seconds) of `sealcam ARGS` in a subprocess."""
+    """(exit code, stdout, stderr, seconds) of `sealcam ARGS` in a subprocess whose
+    memory is capped (MEMORY_CAP)."""
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-c", "import sys; from host_tools.cli import main; "
                         "sys.exit(main(sys.argv[1:]))", *args],
                        capture_output=True, text=True, timeout=timeout,
-                       cwd=os.path.dirname(HERE))
+                       cwd=os.path.dirname(HERE), preexec_fn=_cap_memory)
     return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
 
 
