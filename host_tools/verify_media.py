@@ -16,6 +16,7 @@ devices and directories are named and never read.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from . import records as R
@@ -384,7 +385,10 @@ def check_media_dir(v, jobs):
                                                     "fifo": "a FIFO"}.get(kind, "a " + kind))
             size = None
         else:
-            size = None
+            try:                       # lstat: the size only, nothing opened or followed
+                size = os.lstat(os.path.join(v.root, "m", name)).st_size
+            except OSError:
+                size = None
             if m and end is not None and int(m.group(1)) > end:
                 msg = "records removed: %s is the %s of segment %d, beyond the last record " \
                       "of the chain (seq %d): the records that signed it were cut" % (
