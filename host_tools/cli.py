@@ -72,9 +72,12 @@ a shift at the dock:
   sealcam report --archive /srv/sealcam                # interruptions, annotations, drift, …
 """
 _EPILOG_OFFLOAD = """\
-exit codes: 0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error,
-            4 unknown device, 5 authentication failed, 6 link broken (run the same
-            command again: it resumes from the last verified chunk)
+exit codes: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed are
+            kept in quarantine), 3 usage or port error, or not a sealcam recorder,
+            4 unknown device, 5 authentication failed (the recorder does not trust the
+            station, or did not prove its registered key), 6 link broken (run the same
+            command again: it resumes from the last verified chunk), 130 interrupted
+            (Ctrl-C; resumable too)
 """
 
 
@@ -156,7 +159,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "pre-shift self-check: READY or NOT_READY with reasons).",
         epilog="exit codes: 0 all fine, 1 offload NOT_OK or clock drift flagged, 2 NOT_READY "
                "after the cycle, 3 usage or port error, 4 unknown device, 5 authentication "
-               "failed or receipt refused, 6 link broken",
+               "failed or receipt refused, 6 link broken, 130 interrupted (Ctrl-C); 3 also "
+               "for a port that is not a sealcam recorder",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_dock(dk)
     dk.set_defaults(func=_dock.run_dock)
@@ -168,7 +172,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "it makes from then on carries the officer and unit.",
         epilog="exit codes: 0 assigned, 1 the recorder presents another key than the "
                "registered one, 2 NOT_READY (not assigned; the reasons are listed), 3 usage "
-               "or port error, 4 unknown device, 5 authentication failed, 6 link broken",
+               "or port error (or not a sealcam recorder), 4 unknown device, 5 "
+               "authentication failed, 6 link broken, 130 interrupted (Ctrl-C)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_checkout(co)
     co.set_defaults(func=_dock.run_checkout)
@@ -181,10 +186,11 @@ def _build_parser() -> argparse.ArgumentParser:
                     "state, assigned officer and unit, battery, free storage, its last "
                     "self-check and the interruptions still waiting for the officer's voice "
                     "annotation.",
-        epilog="exit codes: 0 READY (or not checked since boot), 2 the last self-check was "
-               "NOT_READY or interruptions wait for an annotation, 1 another key than the "
-               "registered one, 3 usage or port error or not a sealcam recorder, 4 unknown "
-               "device, 5 authentication failed, 6 link broken, 130 interrupted",
+        epilog="exit codes: 0 READY (or not checked since boot), 2 the last self-check was\n"
+               "            NOT_READY or interruptions wait for an annotation, 1 another key\n"
+               "            than the registered one, 3 usage or port error or not a sealcam\n"
+               "            recorder, 4 unknown device, 5 authentication failed, 6 link\n"
+               "            broken, 130 interrupted (Ctrl-C)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_status(stt)
     stt.set_defaults(func=_dock.run_status)
