@@ -40,7 +40,8 @@ _RANK = {v: i for i, v in enumerate(VERDICTS)}      # best .. worst
 MAX_REASONS = 40
 
 
-def _station_pub(root):
+def station_pub_checked(root):
+    """(station public key, None), or (None, why) when station.pub is missing or malformed."""
     p = os.path.join(root, "station.pub")
     try:
         with open(p, "rb") as f:
@@ -146,7 +147,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
         pool = ThreadPoolExecutor(1)
         objs = pool.submit(hash_objects, a.objects, workers, first)
         try:
-            pub, why = _station_pub(a.root)
+            pub, why = station_pub_checked(a.root)
             worst = None
             if why:
                 out["reasons"].append(why + ": the station log cannot be checked")

@@ -232,14 +232,14 @@ def _station_facts(root):
     problem: the report then rests on what the log still proves."""
     try:
         from .archive import Archive
-        from .archive_verify import _station_pub, check_log
+        from .archive_verify import station_pub_checked, check_log
         from .tlog.replay import replay
         with Archive(root, readonly=True) as a:
             log = a.log()
             if not log.size:
                 return None, ["the archive has no station log: keys, last heads and stored_at "
                               "are taken from archive.sqlite, unproven"], []
-            pub, why = _station_pub(a.root)
+            pub, why = station_pub_checked(a.root)
             notes, problems, reasons, info = [], [], [], {}
             if why:
                 trusted = log.size
