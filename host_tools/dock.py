@@ -167,11 +167,11 @@ def _session(c, archive_dir, r, host_name):
 
 def _time_set(c):
     res = c.time_set()
-    old, new = res.get(1), res.get(2)
-    return {"old": old, "new": new, "seq": res.get(3),
-            "correction_ms": new - old if isinstance(old, int) and isinstance(new, int) else None,
-            "drift_ms_per_day": res.get(4), "since_ms": res.get(5),
-            "drift_flagged": bool(res.get(6))}
+    old, new = _int(res.get(1)), _int(res.get(2))
+    return {"old": old, "new": new, "seq": _int(res.get(3)),
+            "correction_ms": new - old if old is not None and new is not None else None,
+            "drift_ms_per_day": _int(res.get(4)), "since_ms": _int(res.get(5)),
+            "drift_flagged": res.get(6) is True}
 
 
 def _check(c):
@@ -180,7 +180,7 @@ def _check(c):
     return {"ready": res.get(1) is True,
             "reasons": [_txt(x) for x in res.get(2)] if isinstance(res.get(2), list) else [],
             "facts": _facts(facts),
-            "seq": res.get(4)}
+            "seq": _int(res.get(4))}
 
 
 def _run(r, body, port, timeout, client):
@@ -245,7 +245,7 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
         r.state, r.officer_before, r.unit_before = _txt(st.get(1)), _txt(st.get(2)), \
             _txt(st.get(3))
         r.clock = _time_set(c)
-        r.assign = {"officer": None, "unit": None, "seq": c.assign(None)}
+        r.assign = {"officer": None, "unit": None, "seq": _int(c.assign(None))}
         r.check = _check(c)
         if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
             r.exit_code, r.status = EXIT_NOT_OK, "not_ok"
@@ -278,7 +278,7 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
         r.clock = _time_set(c)
         r.check = _check(c)
         if r.check["ready"] or force:
-            r.assign = {"officer": officer, "unit": unit, "seq": c.assign(officer, unit)}
+            r.assign = {"officer": officer, "unit": unit, "seq": _int(c.assign(officer, unit))}
             r.assigned = True
             r.forced = not r.check["ready"]
             r.status = "assigned"
@@ -489,7 +489,9 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
                 "reasons": [_txt(x) for x in last.get(2)] if isinstance(last.get(2), list)
                 else [],
                 "facts": _facts(facts),
-                "seq": last.get(4)}
+                "seq": _int(last.get(4))}
+    else:
+        last = None
     storage = h.get(7) if isinstance(h.get(7), list) and len(h.get(7)) == 2 else [None, None]
     return {"device": r.device, "firmware": _txt(h.get(13)), "state": _txt(st.get(1)),
             "officer": _txt(st.get(2)), "unit": _txt(st.get(3)), "last_check": last,
@@ -497,7 +499,9 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
             if isinstance(st.get(5), list) else [],
             "rtc": _int(st.get(6)[0]) if isinstance(st.get(6), list) and st.get(6) else None,
             "battery_percent": _int(h.get(8)), "storage_free": _int(storage[0]),
-            "alerts": list(h.get(14) or []) if isinstance(h.get(14), list) else []}
+            "alerts": [{"kind": _txt(x.get(1)), "seq": _int(x.get(2)), "message": _txt(x.get(3))}
+                       for x in (h.get(14) if isinstance(h.get(14), list) else [])[:16]
+                       if isinstance(x, dict)]}
 
 
 def add_arguments_status(p):

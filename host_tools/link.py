@@ -65,11 +65,19 @@ _SLOW = (AUTH, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE, ASSIGN, CHECK)
 
 # --- errors -----------------------------------------------------------------------
 
+def _clean(s, n=300):
+    """A string from the recorder, for messages: control characters escaped, cut."""
+    s = s[:n]
+    return "".join(ch if ch.isprintable() else "\\x%02x" % ord(ch) if ord(ch) < 256
+                   else "\\u%04x" % ord(ch) for ch in s)
+
+
 class LinkError(Exception):
     """The device answered with an error status."""
 
     def __init__(self, status, message="", op=None, key=None):
-        self.status, self.message, self.op, self.key = status, message or "", op, key
+        message = _clean(message) if isinstance(message, str) else ""
+        self.status, self.message, self.op, self.key = status, message, op, key
         name = STATUS_NAMES.get(status, "?")
         what = ("%s: " % OP_NAMES.get(op, op)) if op is not None else ""
         super().__init__("%s%d %s%s" % (what, status, name,

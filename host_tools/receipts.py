@@ -87,6 +87,10 @@ class Receipts:
                    409: "the recorder holds a receipt with this number or a higher one"}
             raise SessionError(EXIT_AUTH, "receipt %d refused: %s (%s)" % (
                 number, why.get(e.status, "error"), e), "receipt_refused")
+        if type(seq) is not int or not since <= seq <= since + 4095:
+            # left "sent": the next offload finds its RECEIPT record, or not
+            raise ProtocolViolation("RECEIPT %d answered with seq %r for its RECEIPT record "
+                                    "(expected %d..%d)" % (number, seq, since, since + 4095))
         a.update_receipt(dev_id, number, "accepted", seq)
         sm.receipt = {"number": number, "covered": cov, "seq": seq, "confirmed_by": how}
         # keep the chain complete: pull the RECEIPT record (and anything before it)

@@ -422,3 +422,40 @@ def test_signed_head_claiming_2_40_records(hist):
     assert "claims 1099511627777 records" in line, line
     assert d.ops == [1, 2]
     hist.intact()
+
+
+# --- dock, checkout and status: crafted answers to the workflow ops ------------------------------
+
+@settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "15")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(verb=st.sampled_from(["dock", "checkout", "status"]),
+       answers=st.fixed_dictionaries({op: _answer for op in (7, 11, 12, 13)}),
+       status=st.sampled_from([0, 0, 0, 500]))
+def test_fuzz_workflow_answers(tmp_path_factory, verb, answers, status):
+    """TIME_SET, ASSIGN, STATUS and CHECK answered with anything: the verbs end with a
+    documented exit code, no traceback, and what they print is clean of control bytes."""
+    hist = _HIST.get("w")
+    if hist is None:
+        hist = _HIST["w"] = History(tmp_path_factory.mktemp("workflow"))
+
+    def hook(dev, req):
+        op = req.get(1)
+        if op not in answers:
+            return None
+        if status:
+            return {0: req.get(0, 0), 1: status, 3: "no\x1b[2J"}
+        return {0: req.get(0, 0), 1: 0, 2: answers[op]}
+
+    d = hist.device(hook=hook)
+    extra = {"dock": ["--no-offload"], "checkout": ["--officer", "PC-1", "--unit", "u1"],
+             "status": []}[verb]
+    try:
+        p = subprocess.run([sys.executable, "-m", "host_tools.cli", verb, "--port", d.port,
+                            "--archive", str(hist.arch), "--timeout", "0.5"] + extra,
+                           capture_output=True, text=True, timeout=WALL, cwd=ROOT,
+                           preexec_fn=_cap)
+    finally:
+        d.stop()
+    assert p.returncode in {0, 1, 2, 3, 5, 6}, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr and "\x1b" not in p.stdout + p.stderr, p.stderr
