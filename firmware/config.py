@@ -28,9 +28,11 @@ DEFAULTS = {
     "low_water": 0,          # free bytes below which covered media is released; 0: 60 s at bitrate (§10.8)
     "evidence_reserve": 0,   # free bytes no REFUSAL record may take; 0: 60 s at bitrate, <= card/16 (§5.3)
     "refusal_interval_ms": 10000,  # at most one REFUSAL record per this many ms; the rest counted (§5.3)
-    "session_idle_ms": 60000,
+    "session_idle_ms": 15000,  # the dock link's session ends after this long without a byte
+                               # from the host (§8.3): a port that cannot tell when the host
+                               # goes leaves a session open this long at most
     "head_remember_s": 300,  # the last head is kept in internal flash at most this often, besides
-                             # BOOT, SEGMENT, RECOVERY, RECEIPT and STORE_ALERT (§5.2)  # the dock link's session ends after this long without a byte (§8.3)
+                             # BOOT, SEGMENT, RECOVERY, RECEIPT and STORE_ALERT (§5.2)
 }
 
 

@@ -13,7 +13,7 @@
 #           True while output is backed up (the link then takes no new request);
 #           optionally connected, a bool or a method returning one: False once the host
 #           has gone (USB unplugged, DTR dropped), which ends the link's session (SPEC
-#           §8.3). See BoardSerial.
+#           §8.3). See BoardSerial: a port that cannot tell relies on session_idle_ms.
 #   battery optional: battery() -> charge in percent (HELLO reports 100 without it)
 #
 # Storage interface (both `sd` and `flash`):
@@ -168,7 +168,14 @@ class BoardSerial:
         self.rx = stream or sys.stdin.buffer
         self.tx = stream or sys.stdout.buffer
         self.poll = None
-        self._isconn = getattr(stream, "isconnected", None) if stream is not None else None
+        self._isconn = None
+        if stream is not None:
+            self._isconn = getattr(stream, "isconnected", None)    # pyb.USB_VCP
+            if self._isconn is None and hasattr(stream, "dtr"):
+                # micropython-lib usb.device.cdc.CDCInterface (esp32-s2/s3, rp2, samd...):
+                # `dtr` is set while a host holds the port open
+                opened = getattr(stream, "is_open", None)
+                self._isconn = lambda: bool(stream.dtr) and (opened is None or opened())
         if stream is None:
             try:
                 import pyb   # the USB REPL of an STM32 board: DTR through USB_VCP
@@ -201,8 +208,9 @@ class BoardSerial:
 
     def connected(self):
         """False once the host has gone: a port with isconnected() (pyb.USB_VCP: DTR set
-        by an open port) says so; any other port counts as connected, and the session
-        then ends by the idle timeout (SPEC §8.3)."""
+        by an open port) or a `dtr` flag (usb.device.cdc.CDCInterface) says so; any other
+        port (a UART, the stdio of esp32/rp2 builds) counts as connected, and the session
+        then ends by the idle timeout or the station's closing HELLO (SPEC §8.3)."""
         f = self._isconn
         return bool(f()) if f is not None else True
 

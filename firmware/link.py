@@ -20,7 +20,7 @@
 #
 # The session (HELLO's nonces, AUTH) ends at the next HELLO, when hal.serial reports the
 # host gone (its optional `connected`), or after session_idle_ms without a byte on the
-# device clock (setting, default 60 s). Refused DELETE/FORMAT/WRITE go to the store's
+# device clock (setting, default 15 s). Refused DELETE/FORMAT/WRITE go to the store's
 # coalesced refusals (refusals.py): recorded, or counted for the next REFUSAL record.
 #
 # STATUS reports the officer workflow's state and its interruptions waiting for a voice

@@ -153,11 +153,17 @@ def refuse(lnk, op, args):
         target = "store"
     else:
         target = _target(args.get(1) if type(args) is dict else None)
+    authed = lnk.station is not None
     try:
         lnk.store.request(name.lower(), target, "usb")
     except st.Refused as e:
-        raise LinkError(REFUSED, e.msg)
+        if authed:
+            raise LinkError(REFUSED, e.msg)
+        # before AUTH the answer names no seq and does not tell recorded from counted:
+        # nothing about the store reaches a host that has not authenticated (SPEC §8.3)
+        raise LinkError(REFUSED, "%s of %s refused: evidence is append-only (the device "
+                        "records refusals)" % (name.lower(), refusals.clean(target)))
     except OSError as e:
         raise LinkError(DEVICE_ERROR, "%s refused, but not recorded yet (%s): counted for "
-                        "the next REFUSAL record" % (name, e))
+                        "the next REFUSAL record" % (name, e if authed else "storage error"))
     raise LinkError(DEVICE_ERROR, "%s: refused, but the refusal was not recorded" % name)
