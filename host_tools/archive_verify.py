@@ -32,7 +32,8 @@ from .tlog.audit import cross_check
 from .tlog.log import LogError
 from .tlog.objects import _media_inodes, _proven_media, hash_objects, list_objects
 from .tlog.replay import State, replay
-from .verify import EXIT_CODES, NOT_OK, NOT_SIGNED, OK, VERDICTS, verify_store
+from .verify import (EXIT_CODES, NOT_OK, NOT_SIGNED, OK, OK_WITH_MISSING_INFO, VERDICTS,
+                     verify_store)
 
 __all__ = ["verify_archive", "run_verify_archive", "check_log"]
 
@@ -41,24 +42,27 @@ MAX_REASONS = 40
 
 
 def station_pub_checked(root):
-    """(station public key, None), or (None, why) when station.pub is missing or malformed."""
-    p = os.path.join(root, "station.pub")
+    """(station public key, None), or (None, why) when station.pub is missing or malformed
+    (opened without following a symlink, regular files only, never blocking)."""
+    from .safeio import read_capped
     try:
-        with open(p, "rb") as f:
-            t = f.read(200).strip()
+        t = read_capped(root, "station.pub", 200, "station.pub").strip()
         pub = bytes.fromhex(t.decode("ascii"))
         if len(pub) != 32:
             raise ValueError
         return pub, None
     except FileNotFoundError:
         return None, "no station.pub in the archive"
+    except OSError as e:
+        return None, "station.pub: %s" % e
     except (ValueError, UnicodeDecodeError):
         return None, "station.pub is not 64 hex digits"
 
 
 def check_log(a, pub, external=None):
     """(trusted size, reasons, info) of the archive's log. ``external``: the bytes of an
-    earlier checkpoint the log must extend."""
+    earlier checkpoint the log must extend. The trusted size is what a signature of the
+    station covers (0 when nothing does)."""
     log = a.log()
     reasons = []
     kp = os.path.join(a.root, "station.key")
@@ -70,37 +74,33 @@ def check_log(a, pub, external=None):
                                "was replaced")
         except StationError:
             pass                       # a key we may not read is not ours to judge here
-    info = {"origin": log.origin, "size": log.size, "checkpoint_size": None,
-            "root": log.root().hex(), "torn_bytes": log.torn}
-    trusted = log.size
+    info = {"origin": log.origin, "size": log.size + log.unindexed,
+            "checkpoint_size": None, "root": log.root().hex(), "torn_bytes": log.torn}
     if pub is None:
-        return trusted, reasons, info
-    try:
-        cp = log.read_checkpoint(pub)
-    except LogError as e:
-        reasons.append("station log: %s: the checkpoint is not signed by this station's key"
-                       % e)
-        cp = None
-    if cp is None:
-        if log.size and not reasons:
-            reasons.append("station log: %d entries and no signed checkpoint" % log.size)
-    else:
-        size, root_hash, _ = cp
-        info["checkpoint_size"] = size
-        if size > log.size:
-            reasons.append("station log: the signed checkpoint covers %d entries but the log "
-                           "holds %d: entries were removed from log/entries" % (size, log.size))
-            trusted = log.size
-        elif log.root(size) != root_hash:
-            reasons.append("station log: the first %d entries do not hash to the signed "
-                           "checkpoint's root: log/entries was rewritten" % size)
-        else:
-            trusted = size
-            if size < log.size:
-                reasons.append("station log: entries %d..%d are not covered by a signed "
-                               "checkpoint (a cut write, or entries added without the station "
-                               "key); `sealcam station checkpoint` signs them if this station "
-                               "wrote them" % (size, log.size - 1))
+        return 0, reasons, info
+    if a.log_is_absent():
+        if a.holds_history():
+            reasons.append("station log: missing (no log/checkpoint, no entries) in an archive "
+                           "that %s: nothing it holds is proven; restore log/ from a backup "
+                           "(or, if it is lost, `sealcam station adopt`)"
+                           % ("was made with one" if a.meta.get("log") else "holds devices"))
+        return 0, reasons, info
+    acc = log.account(pub)
+    trusted = acc.signed
+    if acc.checkpoint is not None:
+        info["checkpoint_size"] = acc.checkpoint[0]
+    if acc.pending is not None:
+        info["pending_size"] = acc.pending[0]
+        info["checkpoint_size"] = acc.pending[0]
+        info["cut_write"] = ("entries %d..%d: an append of the station was cut before its "
+                             "checkpoint was installed; its signed pending checkpoint covers "
+                             "them" % (acc.checkpoint[0] if acc.checkpoint else 0,
+                                       acc.pending[0] - 1))
+    if acc.problem:
+        reasons.append("station log: %s" % acc.problem)
+    elif acc.checkpoint is None and acc.pending is None:
+        reasons.append("station log: %d entries and no signed checkpoint" % log.size)
+        trusted = 0
     if external is not None:
         try:
             esize, eroot, _ = log.read_checkpoint(pub, external)
@@ -112,7 +112,7 @@ def check_log(a, pub, external=None):
             n = trusted
             if esize > n:
                 reasons.append("--checkpoint: it covers %d log entries but the archive's log "
-                               "holds %d: the archive was rolled back" % (esize, n))
+                               "holds %d signed: the archive was rolled back" % (esize, n))
             else:
                 proof = merkle.consistency_proof(log.hashes, esize, n)
                 try:
@@ -159,6 +159,11 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 lreasons, linfo, st = ["station log: %s" % e], {}, State()
             if st.adopted:
                 linfo["adopted"] = st.adopted["at"]
+                out["reasons"].append(
+                    "the station log starts with an adoption (%s, `sealcam station adopt`): "
+                    "what the archive held before then is only the index's word, unproven"
+                    % st.adopted["at"])
+                worst = _worse(worst, OK_WITH_MISSING_INFO)
             if a.unread_wal:
                 out["reasons"].append(
                     "archive.sqlite-wal holds changes that a read-only file system does not let "

@@ -13,6 +13,7 @@
     sealcam station register --archive DIR --device ID --key PUB
     sealcam station checkpoint --archive DIR [--out FILE]
     sealcam station reindex --archive DIR
+    sealcam station adopt --archive DIR
     sealcam sim record DIR --seconds N [--runtime cpython|micropython] [--fs littlefs|fat]
                            [--checkpoint S] [--segment S] [--bitrate BPS] [--seed N]
     sealcam sim serve --store DIR [--trust STATION.pub] [--record S] [--runtime …]
@@ -248,6 +249,15 @@ def _build_parser() -> argparse.ArgumentParser:
                     "(archive.sqlite.before-reindex-TIME), never deleted.")
     sx.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
     sx.set_defaults(func=_cmd_station_reindex)
+    sa = stsub.add_parser(
+        "adopt", help="start the station log of an archive that has none (a person's decision)",
+        description="Start the station log (SPEC §11.5) of an archive that has none: an "
+                    "archive made before the log, or one whose log was lost. What the index "
+                    "holds now is signed from now on, after an `adopt` entry; `sealcam verify` "
+                    "then says at best OK_WITH_MISSING_INFO, since the history before it is "
+                    "unproven. Review the archive first: a station never does this on its own.")
+    sa.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sa.set_defaults(func=_cmd_station_adopt)
 
     sim = sub.add_parser("sim", help="the virtual recorder",
                          description="Run the virtual recorder (simulator).")
@@ -422,6 +432,20 @@ def _cmd_station_checkpoint(args) -> int:
     except OSError as e:
         print("sealcam station checkpoint: %s" % e, file=sys.stderr)
         return EXIT_USAGE
+    return 0
+
+
+def _cmd_station_adopt(args) -> int:
+    from .archive import ArchiveError
+    from .station import StationError, adopt
+    try:
+        n = adopt(args.archive)
+    except (StationError, ArchiveError, OSError) as e:
+        print("sealcam station adopt: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    print("started the station log of %s with %d entries (an `adopt` entry first): what the "
+          "archive holds is signed from now on; its history before is unproven" % (
+              args.archive, n))
     return 0
 
 

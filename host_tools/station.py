@@ -4,6 +4,7 @@
     register(DIR, device_id, key)  a device and its public key (what `offload` pins)
     load_station_key(DIR)          the Ed25519PrivateKey
     checkpoint(DIR)                the station log's latest signed checkpoint (SPEC §11)
+    adopt(DIR)                     start the log of an archive made before it (a person's act)
     reindex(DIR)                   archive.sqlite rebuilt from the log and the signed records
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .archive import Archive, ArchiveError
 from .archive.durable import fsync_dir
 
 __all__ = ["init", "register", "load_station_key", "station_pub", "StationError",
-           "checkpoint", "reindex"]
+           "checkpoint", "adopt", "reindex"]
 
 KEY_FILE, PUB_FILE = "station.key", "station.pub"
 
@@ -64,6 +65,7 @@ def init(root) -> dict:
         os.close(fd)
     with Archive.create(root) as a:
         aid = a.archive_id
+        a.log().sign()              # the log starts signed: a checkpoint over no entries
     fsync_dir(root)
     return {"archive": root, "key": kp, "pub": pp, "fingerprint": keys.fingerprint(pub),
             "archive_id": aid}
@@ -72,10 +74,12 @@ def init(root) -> dict:
 def load_station_key(root) -> Ed25519PrivateKey:
     """The station's private key from ROOT/station.key (32 raw bytes). Refuses a key file
     that others can read."""
+    from .safeio import open_regular
     kp = os.path.join(os.fspath(root), KEY_FILE)
     try:
-        st = os.stat(kp)
-        with open(kp, "rb") as f:
+        f, _ = open_regular(os.fspath(root), KEY_FILE)     # no symlink, no FIFO
+        with f:
+            st = os.fstat(f.fileno())
             seed = f.read(64)
     except FileNotFoundError:
         raise StationError("no station key %s (make one with `sealcam station init "
@@ -121,25 +125,30 @@ def register(root, device_id, key) -> tuple:
 # -- the station log: checkpoint export and reindex (SPEC §11) -------------------------------
 
 def checkpoint(root) -> bytes:
-    """The latest signed checkpoint of the archive's log (a C2SP signed note). Entries that
-    no checkpoint covers yet (a write cut before its checkpoint) are signed first, but only
-    if the entries the last checkpoint covers still hash to its root."""
+    """The latest signed checkpoint of the archive's log (a C2SP signed note). A write of
+    the station cut before its checkpoint was installed is settled first (its pending
+    checkpoint, SPEC §11.2); an entry the station did not write is never signed."""
     from .tlog.log import LogError
     with Archive(root) as a:
         lg = a.log()
         if lg.signer is None:
             raise StationError("no station key in %s: the log cannot be signed" % root)
         try:
-            cur = lg.read_checkpoint(station_pub(root))
-        except LogError as e:
-            raise StationError("the station log's checkpoint is bad (%s): run `sealcam verify "
-                               "%s`; not signing" % (e, root)) from None
-        if cur is not None and (cur[0] > lg.size or lg.root(cur[0]) != cur[1]):
-            raise StationError("the station log no longer matches its signed checkpoint: run "
-                               "`sealcam verify %s`; not signing" % root)
-        if cur is None or cur[0] != lg.size:
             return lg.sign()
-        return cur[2]
+        except LogError as e:
+            raise StationError("%s" % e) from None
+
+
+def adopt(root) -> int:
+    """Start the station log of an archive that has none (SPEC §11.5): what the index holds
+    is stated in the log after an `adopt` entry, signed from now on. A person runs this
+    (`sealcam station adopt`) after reviewing the archive; it is never done on its own.
+    Returns the number of entries written."""
+    with Archive(root, _adopting=True) as a:
+        try:
+            return a.adopt()
+        except ArchiveError as e:
+            raise StationError(str(e)) from None
 
 
 def reindex(root) -> dict:
@@ -234,7 +243,8 @@ def reindex(root) -> dict:
     db.execute("BEGIN")
     db.executemany("INSERT INTO meta VALUES (?, ?)", [
         ("archive_id", archive_id), ("schema", str(SCHEMA_VERSION)),
-        ("created", old_meta.get("created") or utcnow()), ("reindexed", utcnow())])
+        ("created", old_meta.get("created") or utcnow()), ("reindexed", utcnow()),
+        ("log", "signed")])
     for d, dv in sorted(st.devices.items()):
         head = None
         if dv["head_seq"] is not None:

@@ -481,19 +481,29 @@ def test_offload_stores_nothing_on_a_tampered_log(arch, made, tmp_path):
     assert (arch / "log" / "checkpoint").read_bytes() == cp
 
 
-def test_an_archive_older_than_its_log_is_adopted_once(arch):
-    """An archive made before the station log: the first writer with the station key
-    states the index in the log (after an `adopt` entry); from then on edits show."""
+def test_an_archive_older_than_its_log_is_adopted_only_by_a_person(arch):
+    """An archive made before the station log: no writer adopts it on its own (exit 3, one
+    line saying what to do); `sealcam station adopt` states the index in the log after an
+    `adopt` entry, once; verify then says at best OK_WITH_MISSING_INFO and names the
+    adoption; from then on edits show."""
     shutil.rmtree(arch / "log")
+    sql(arch, "DELETE FROM meta WHERE key = 'log'")
     rc, out = verify(arch)
-    assert rc == 1 and "never registered it" in out        # nothing signed yet
+    assert rc == 1 and "never registered it" in out and "station log: missing" in out
     p = sealcam("station", "checkpoint", "--archive", arch)
+    assert p.returncode == 3 and "made before the station log" in p.stderr \
+        and "sealcam station adopt" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (arch / "log" / "checkpoint").exists()
+    p = sealcam("station", "adopt", "--archive", arch)
     assert p.returncode == 0, p.stderr
     rc, out = verify(arch)
     assert rc == 0 and "by adopting an index made before it" in out, out
+    assert "OVERALL: OK_WITH_MISSING_INFO" in out and "unproven" in out
     size = int((arch / "log" / "checkpoint").read_text().split("\n")[1])
     assert sealcam("station", "checkpoint", "--archive", arch).returncode == 0
     assert int((arch / "log" / "checkpoint").read_text().split("\n")[1]) == size   # once
+    p = sealcam("station", "adopt", "--archive", arch)
+    assert p.returncode == 3 and "already has a station log" in p.stderr
     sql(arch, "UPDATE records SET stored_at = '2020-01-01T00:00:00.000+00:00' WHERE seq = 3")
     rc, out = verify(arch)
     assert rc == 1 and "seq 3: stored_at 2020-01-01" in out

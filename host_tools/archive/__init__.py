@@ -39,13 +39,14 @@ from __future__ import annotations
 
 from .common import (CHECKPOINT, REC_START, RECEIPT, RECOVERY, SEGMENT, ZERO, ArchiveError,
                      ArchiveUnwritable, DeviceLocked, NotAnArchive, StationLogError,
+                     StationLogMissing, StationLogRefused,
                      record_body, record_columns, safe_rel, utcnow, valid_device_id)
 from .core import Archive
 from .schema import SCHEMA, SCHEMA_VERSION, connect_ro
 from .views import LOG_MAX
 
 __all__ = ["Archive", "ArchiveError", "NotAnArchive", "ArchiveUnwritable", "StationLogError",
-           "DeviceLocked",
+           "StationLogMissing", "StationLogRefused", "DeviceLocked",
            "SCHEMA_VERSION", "SCHEMA", "connect_ro",
            "valid_device_id", "safe_rel", "record_body", "record_columns", "utcnow",
            "ZERO", "LOG_MAX", "REC_START", "CHECKPOINT", "SEGMENT", "RECOVERY", "RECEIPT"]

@@ -10,7 +10,7 @@ import cbor2
 from ..records import CHECKPOINT, REC_START, RECEIPT, RECOVERY, SEGMENT, ZERO, H
 
 __all__ = ["ArchiveError", "NotAnArchive", "DeviceLocked", "ArchiveUnwritable",
-           "StationLogError", "utcnow", "valid_device_id", "safe_rel", "record_body",
+           "StationLogError", "StationLogMissing", "StationLogRefused", "utcnow", "valid_device_id", "safe_rel", "record_body",
            "record_columns", "H", "ZERO", "REC_START", "CHECKPOINT", "SEGMENT", "RECOVERY",
            "RECEIPT"]
 
@@ -34,6 +34,16 @@ class ArchiveUnwritable(NotAnArchive):
 class StationLogError(ArchiveError):
     """The station log cannot be appended to (it no longer matches its signed checkpoint,
     or it cannot be written): nothing more is stored until `sealcam verify` is run."""
+
+
+class StationLogRefused(StationLogError, NotAnArchive):
+    """Found when the archive is opened for writing: its station log holds entries the
+    station cannot account for, or no longer matches its checkpoint (exit 3)."""
+
+
+class StationLogMissing(StationLogRefused):
+    """The archive holds history but no station log: it is not written until a person runs
+    `sealcam station adopt` (exit 3)."""
 
 
 def utcnow() -> str:

@@ -26,7 +26,7 @@ class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixi
     ``Archive.create(dir)`` makes the database and folders (station.init makes the key).
     ``readonly=True`` opens it for reading only (on a read-only file system too)."""
 
-    def __init__(self, root, *, _create=False, readonly=False):
+    def __init__(self, root, *, _create=False, readonly=False, _adopting=False):
         self.root = os.path.abspath(os.fspath(root))
         self.db_path = os.path.join(self.root, "archive.sqlite")
         self.readonly = readonly
@@ -57,6 +57,7 @@ class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixi
                     self.db.execute("INSERT INTO meta VALUES ('created', ?)", (utcnow(),))
                     self.db.execute("INSERT INTO meta VALUES ('schema', ?)",
                                     (str(SCHEMA_VERSION),))
+                    self.db.execute("INSERT INTO meta VALUES ('log', 'signed')")
             for d in (self.objects, self.devices_dir, self.staging):
                 makedirs(d)
         elif not readonly:
@@ -66,8 +67,8 @@ class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixi
             raise NotAnArchive("%s: archive schema %s is not supported (expected %d)"
                                % (self.root, self.meta.get("schema"), SCHEMA_VERSION))
         self.archive_id = self.meta["archive_id"]
-        if not readonly and not _create:
-            self._adopt_if_needed()
+        if not readonly and not _create and not _adopting:
+            self._require_log()
 
     @classmethod
     def create(cls, root):

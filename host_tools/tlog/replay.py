@@ -84,6 +84,10 @@ class State:
             self.offloads[e.get("id")] = {k: v for k, v in e.items()
                                           if k not in ("type", "at", "id")}
         elif t == "adopt":
+            if i != 0 or self.adopted is not None:
+                self.problems.append("log entry %d is an adoption, which only ever starts a "
+                                     "log (entry 0)" % i)
+                return
             self.adopted = {"entry": i, "at": at, "devices": e.get("devices")}
         elif t == "quarantine":
             self.quarantines[e.get("id")] = {k: v for k, v in e.items() if k != "type"}
@@ -92,12 +96,11 @@ class State:
 
 
 def replay(log, size: int | None = None) -> State:
-    """The state after the first ``size`` entries (default: all) of ``log``."""
+    """The state after the first ``size`` entries (default: all) of ``log``: nothing past
+    them is read or decoded (an entry beyond what a checkpoint signed is no part of it)."""
     st = State()
-    n = log.size if size is None else size
-    for i, _, e in log.entries():
-        if i >= n:
-            break
+    n = log.size if size is None else min(size, log.size)
+    for i, _, e in log.entries(0, n):
         try:
             st.apply(i, e)
         except (KeyError, TypeError, ValueError) as ex:

@@ -1,0 +1,166 @@
+"""Attacks on a real station archive by an editor without the station key (issue 8 review,
+findings A1-A12): each test is the reproducer of a finding, made on an archive built by two
+real offloads over a pty (the `made` fixture of test_archive_edits)."""
+import os
+import shutil
+import struct
+
+import cbor2
+
+from host_tools import station
+from host_tools.tlog.log import Log, origin_for
+
+from test_archive_edits import DEV, arch, made, rows, sealcam, sql, verify  # noqa: F401
+
+
+def _pub():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def _origin(arch):
+    return (arch / "log" / "checkpoint").read_text().split("\n")[0]
+
+
+def _append_raw(arch, entries):
+    out = b""
+    for e in entries:
+        blob = cbor2.dumps(e, canonical=True)
+        out += struct.pack(">I", len(blob)) + blob
+    with open(arch / "log" / "entries", "ab") as f:
+        f.write(out)
+
+
+def _cp_size(arch):
+    return int((arch / "log" / "checkpoint").read_text().split("\n")[1])
+
+
+# -- A12: the station never signs an entry it did not write --------------------------------
+
+def test_a12_entries_grafted_from_another_station_are_never_signed(arch, tmp_path):
+    """Entries of another station's log (a fake recorder registered there) appended to
+    this archive's log: the station refuses to sign or append (exit 3, checkpoint
+    unchanged), and verify names them as not written by this station."""
+    other = tmp_path / "B"
+    station.init(other)
+    r = sealcam("station", "register", "--archive", other, "--device", "SC-00FAKE01",
+                "--key", _pub())
+    assert r.returncode == 0, r.stderr
+    graft = [e for _, _, e in Log(other, _origin(other), readonly=True).entries()]
+    assert graft and graft[0]["type"] == "register"
+    cp = (arch / "log" / "checkpoint").read_bytes()
+    n = _cp_size(arch)
+    _append_raw(arch, graft)
+    for args in (("station", "checkpoint", "--archive", arch),
+                 ("station", "register", "--archive", arch, "--device", "SC-00FAKE02",
+                  "--key", _pub())):
+        r = sealcam(*args)
+        assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+        assert "not written by this station" in r.stderr and "not signing" in r.stderr
+    assert (arch / "log" / "checkpoint").read_bytes() == cp
+    assert not (arch / "log" / "checkpoint.new").exists()
+    rc, out = verify(arch)
+    assert rc == 1 and "entries %d of log/entries were not written by this station" % n \
+        in out, out
+
+
+def test_a12_a_cut_append_is_settled_from_its_pending_checkpoint(arch):
+    """The state a power cut leaves inside an append (pending checkpoint installed, entries
+    written, checkpoint not yet renamed): verify accepts the entries (signed by the pending
+    checkpoint), the next station write installs it; a stale pending checkpoint (the cut
+    came before the entries) and a torn tail are dropped."""
+    sk = station.load_station_key(arch)
+    aid = _origin(arch).split("/", 1)[1]
+    lg = Log(arch, origin_for(aid), signer=sk)
+    n = lg.size
+    entry = {"type": "head", "at": "2026-12-01T00:00:00.000+00:00", "device": DEV,
+             "seq": rows(arch, "SELECT last_head_seq s FROM devices")[0]["s"],
+             "hash": rows(arch, "SELECT last_head_hash h FROM devices")[0]["h"]}
+    blob = cbor2.dumps(entry, canonical=True)
+    from host_tools.tlog import merkle
+    edge = merkle.CompactRange()
+    for h in lg.hashes:
+        edge.append(h)
+    edge.append(merkle.leaf_hash(blob))
+    lg._install(lg.pending_path, n + 1, edge.root())
+    _append_raw(arch, [entry])
+    rc, out = verify(arch)
+    assert rc == 0 and "OVERALL: OK" in out, out
+    r = sealcam("station", "checkpoint", "--archive", arch)
+    assert r.returncode == 0, r.stderr
+    assert _cp_size(arch) == n + 1 and not (arch / "log" / "checkpoint.new").exists()
+    # a cut before the entries were complete: stale pending + torn tail
+    lg = Log(arch, origin_for(aid), signer=sk)
+    lg._install(lg.pending_path, n + 5, bytes(32))
+    with open(arch / "log" / "entries", "ab") as f:
+        f.write(struct.pack(">I", 100) + b"\x01" * 10)
+    rc, out = verify(arch)
+    assert rc == 0, out
+    r = sealcam("station", "register", "--archive", arch, "--device", "SC-00NEW001",
+                "--key", _pub())
+    assert r.returncode == 0, r.stderr
+    assert _cp_size(arch) == n + 2 and not (arch / "log" / "checkpoint.new").exists()
+    rc, out = verify(arch)
+    assert rc == 0 and "OVERALL: OK" in out, out
+
+
+def test_a12_a_pending_checkpoint_never_covers_more_than_the_station_wrote(arch):
+    """A pending checkpoint the station signed for entries it then did not write (a cut)
+    does not let an editor's other entries in."""
+    sk = station.load_station_key(arch)
+    aid = _origin(arch).split("/", 1)[1]
+    lg = Log(arch, origin_for(aid), signer=sk)
+    n = lg.size
+    lg._install(lg.pending_path, n + 1, lg.root())        # some other root
+    _append_raw(arch, [{"type": "adopt", "at": "x", "devices": 0}])
+    r = sealcam("station", "checkpoint", "--archive", arch)
+    assert r.returncode == 3 and "not written by this station" in r.stderr
+    assert _cp_size(arch) == n
+
+
+# -- A1: adoption is never automatic ---------------------------------------------------------
+
+def test_a1_an_emptied_log_is_never_adopted_on_its_own(arch):
+    """The editor drops the newest records and empties the log: no station write adopts
+    the edited index (exit 3, one line saying what to do); verify is NOT_OK."""
+    keep = rows(arch, "SELECT record_seq FROM receipts WHERE number = 1")[0]["record_seq"]
+    sql(arch, ("DELETE FROM records WHERE seq > ?", (keep,)),
+        "DELETE FROM receipts WHERE number = 2")
+    open(arch / "log" / "entries", "wb").close()
+    os.unlink(arch / "log" / "checkpoint")
+    for args in (("station", "checkpoint", "--archive", arch),
+                 ("station", "register", "--archive", arch, "--device", "SC-00NEW001",
+                  "--key", _pub())):
+        r = sealcam(*args)
+        assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+        assert "station log" in r.stderr and "is missing" in r.stderr \
+            and "restore log/" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (arch / "log" / "checkpoint").exists()
+    assert os.path.getsize(arch / "log" / "entries") == 0
+    rc, out = verify(arch)
+    assert rc == 1 and "station log: missing" in out, out
+    # a person may still start it again: the adoption is then named, never plain OK
+    r = sealcam("station", "adopt", "--archive", arch)
+    assert r.returncode == 0, r.stderr
+    rc, out = verify(arch)
+    assert "OVERALL: OK_WITH_MISSING_INFO" in out and "adoption" in out, out
+
+
+def test_a1_an_adoption_later_in_a_log_is_a_problem(tmp_path):
+    from host_tools.tlog.replay import State
+    st = State()
+    st.apply(0, {"type": "adopt", "at": "t", "devices": 0})
+    st.apply(5, {"type": "adopt", "at": "t", "devices": 0})
+    assert st.adopted["entry"] == 0 and "only ever starts a log" in st.problems[0]
+
+
+def test_a1_a_fresh_archive_starts_signed(tmp_path):
+    station.init(tmp_path / "a")
+    assert _cp_size(tmp_path / "a") == 0
+    rc, out = verify(tmp_path / "a")
+    assert "station log" in out and "Traceback" not in out
+    shutil.rmtree(tmp_path / "a" / "log")
+    rc, out = verify(tmp_path / "a")
+    assert rc == 1 and "station log: missing" in out, out
