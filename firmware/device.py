@@ -23,6 +23,22 @@ def boot(hal, settings=None, officer=None):
     return s, recorder.Recorder(hal, s, cfg)
 
 
+def boot_or_fail(hal, settings=None):
+    """boot() for a board (main.py): a store that raises while it opens (an unreadable or
+    edited card, out of memory) does not stop the device. It comes up with a store that
+    writes nothing (Store.fail: self-check NOT_READY, reason card_error; an alert after
+    AUTH) so the dock link stays up. An exception from the device key (internal flash)
+    still passes: there is no device without it."""
+    try:
+        return boot(hal, settings)
+    except Exception as e:
+        cfg = config.make(settings)
+        sk = devkey.load_or_create(hal)
+        s = store.Store(hal, sk, config.FW_VERSION, cfg)
+        s.fail(e)
+        return s, recorder.Recorder(hal, s, cfg)
+
+
 def shutdown(s, rec, reason="shutdown"):
     if rec.recording:
         rec.stop(reason)

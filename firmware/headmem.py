@@ -17,6 +17,7 @@ import cbor
 import cose
 import ed25519
 import flashkv
+from logread import log_path
 
 FILE = "lasthead.cbor"
 STORE_ALERT = 17
@@ -41,8 +42,8 @@ def _record_at(store, mem):
     # else wherever the card's logs put it
     fs = store.fs
     log, off, size = mem.get(3), mem.get(4), mem.get(5)
-    if type(log) is str and type(off) is int and type(size) is int and 0 < size <= 65536 \
-            and log[:4] == "rec/" and "/" not in log[4:] and ".." not in log:
+    if log_path(log) is not None and type(off) is int and off >= 0 and type(size) is int \
+            and 0 < size <= 65536:
         try:
             rec = fs.read(log, off, size)
             if len(rec) == size and hashlib.sha256(rec).digest() == mem[2]:

@@ -169,20 +169,46 @@ def index_name(seg):
     return "m/%08d.idx" % seg
 
 
+def _digits(t):
+    # the number written by t, or -1 unless t is 1-10 ASCII digits
+    if not 0 < len(t) <= 10:
+        return -1
+    for c in t:
+        if not "0" <= c <= "9":
+            return -1
+    return int(t)
+
+
 def _log_key(name):
-    # rec/NNNNNNNN.log or NNNNNNNN_K.log -> (N, K); None for other names
-    if not name.endswith(".log"):
+    """(N, K) of a log file name the store makes, NNNNNNNN.log or NNNNNNNN_K.log (SPEC
+    §5.1: N the first seq, "%08d"; K 1..255), and None for any other name: the name is
+    made again from N and K and must be the same text, so nothing but the store's own
+    names (no "..", no folder, no sign, no other digits) passes."""
+    if type(name) is not str or len(name) > 24 or not name.endswith(".log"):
         return None
     base = name[:-4]
     k = 0
     i = base.find("_")
-    try:
-        if i >= 0:
-            k = int(base[i + 1:])
-            base = base[:i]
-        return int(base), k
-    except ValueError:
+    if i >= 0:
+        k = _digits(base[i + 1:])
+        base = base[:i]
+        if not 0 < k < 256:
+            return None
+    n = _digits(base)
+    if n < 0 or n > 0xFFFFFFFF:
         return None
+    if name != (("%08d_%d.log" % (n, k)) if k else ("%08d.log" % n)):
+        return None
+    return n, k
+
+
+def log_path(name):
+    """(N, K) of a store path rec/NNNNNNNN[_K].log (head.cbor's key 1, lasthead.cbor's key
+    3), or None: see _log_key."""
+    if type(name) is not str or name[:4] != "rec/":
+        return None
+    return _log_key(name[4:])
+
 
 class LogReader:
     # needs: self.fs, self.seq, self._cur, self._old, self._logs, self._segs (store.py)
@@ -192,7 +218,7 @@ class LogReader:
             keys = []
             for name in self.fs.listdir("rec"):
                 k = _log_key(name)
-                if k is not None and k[1] < 256:
+                if k is not None:
                     keys.append(k[0] * 256 + k[1])
             keys.sort()
             logs = _Logs()

@@ -22,8 +22,11 @@ def _board_hal():
 
 def main():
     h = _board_hal()
-    s, rec = device.boot(h)
-    selfcheck.run(h, s, rec.cfg)          # READY / NOT_READY on the LED (SPEC §10.6)
+    s, rec = device.boot_or_fail(h)       # a card boot cannot open: NOT_READY, link up
+    try:
+        selfcheck.run(h, s, rec.cfg)      # READY / NOT_READY on the LED (SPEC §10.6)
+    except Exception:
+        pass                              # the station's CHECK runs it again
     wf = workflow.Workflow(h, s, rec, rec.cfg)
     if getattr(h, "buttons", None) is None:
         wf.start("button")                # no buttons on this board: record from power-on

@@ -11,11 +11,14 @@ def _ui(hal):
 def run(hal, s, cfg):
     """Run the check on store s; returns {1: ready, 2: reasons, 3: facts, 4: seq}. On
     another device's card (s.foreign) it is NOT_READY, reason foreign_card, and writes no
-    record (seq None): nothing is written to that card."""
+    record (seq None): nothing is written to that card; the same with reason card_error
+    when boot could not open the card's store (s.card_error)."""
     reasons = []
     facts = {}
     if s.foreign:
         reasons.append("foreign_card")
+    if getattr(s, "card_error", None):
+        reasons.append("card_error")
     bat = getattr(hal, "battery", None)
     bat = int(bat()) if bat is not None else 100
     facts[1] = bat
@@ -51,7 +54,7 @@ def run(hal, s, cfg):
             if age > cfg["offload_max_h"] * 3600:
                 reasons.append("offload_overdue")
     ready = not reasons
-    if s.foreign:
+    if s.foreign or getattr(s, "card_error", None):
         seq = None
     else:
         s.record(st.SELF_CHECK, {st.K_READY: ready, st.K_REASONS: reasons, st.K_FACTS: facts})

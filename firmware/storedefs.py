@@ -75,7 +75,11 @@ class StoreFull(OSError):
     pass
 
 
-class ForeignCard(OSError):
+class CardError(OSError):
+    """Nothing is written to this card: boot could not open its store (SPEC §5.4)."""
+
+
+class ForeignCard(CardError):
     """The card holds another device's store: nothing is written to it (SPEC §5.2)."""
 
 

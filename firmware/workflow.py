@@ -303,6 +303,8 @@ class Workflow:
     def _hazard(self):
         if self.store.foreign:
             return "foreign_card"   # another device's card: nothing is written to it
+        if getattr(self.store, "card_error", None):
+            return "card_error"     # boot could not open the card's store: the same
         bat = getattr(self.hal, "battery", None)
         if bat is not None and bat() < self.cfg["battery_stop"]:
             return "battery_low"

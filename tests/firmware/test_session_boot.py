@@ -4,13 +4,19 @@
 # boot, and a boot that fails keeps the link up. Runs unchanged on MicroPython and CPython.
 import unittest
 
+import hashlib
+
 import cbor
+import cose
 import device
 import ed25519
 import fwtest
 import hal
 import link
+import logread
+import selfcheck
 import store as st
+import workflow
 from test_link import SMALL, STATION_SEED, Host
 
 
@@ -126,6 +132,149 @@ class TestSessionEnds(Case):
                 return 0
 
         self.assertTrue(hal.BoardSerial(Uart()).connected())
+
+
+class HeadCase(Case):
+    def setUp(self):
+        Case.setUp(self)
+        self.seg = self.record(20000)     # a media file of about 1 MB
+        self.media = [b for _, b in fwtest.read_chain(self.sd) if b[0] == st.REC_START][0][11]
+        self.reads = []
+        orig = self.h.sd.read
+        reads = self.reads
+
+        def read(path, offset=0, n=-1):
+            data = orig(path, offset, n)
+            reads.append((path, offset, n, len(data)))
+            return data
+        self.h.sd.read = read     # every card read is watched (reboot() clears the list)
+
+    def head(self):
+        with open(self.sd + "/head.cbor", "rb") as f:
+            return cbor.loads(f.read())
+
+    def put_head(self, data):
+        with open(self.sd + "/head.cbor", "wb") as f:
+            f.write(data)
+
+    def reboot(self, settings=None):
+        # shut down and boot again; the card's last record before it
+        device.shutdown(self.s, self.rec)
+        last = self.s.last
+        del self.reads[:]
+        self.s, self.rec = device.boot(self.h, settings or self.settings)
+        return last
+
+    def assert_continues(self, last):
+        # the BOOT record (the first of this boot) follows the card's last record: the
+        # chain was found, whatever the head said
+        boot = [b for _, b in fwtest.read_chain(self.sd) if b[0] == st.BOOT][-1]
+        self.assertEqual(boot[1], st.body_of(last)[1] + 1)
+        self.assertEqual(boot[2], hashlib.sha256(last).digest())
+
+    def assert_reads_inside(self):
+        for path, off, n, got in self.reads:
+            self.assertTrue(path in ("head.cbor", "head.new") or
+                            logread.log_path(path) is not None, (path, off, n, got))
+            self.assertTrue(0 <= n <= 65536 + 4096, (path, off, n, got))   # bounded
+
+
+class TestHostileHead(HeadCase):
+    def test_a_head_naming_another_file_is_not_opened(self):
+        targets = ("../flash/key.bin", self.media, "rec/../../flash/key.bin",
+                   "/rec/00000000.log", "rec/0000000.log", "rec/+0000000.log",
+                   "rec/00000000.log/..", "rec/00000000_0.log", "rec/00000000_01.log",
+                   "rec/00000000.log\n", "rec/\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660.log",
+                   "rec/99999999.log", 7, None, b"rec/00000000.log", ["rec/00000000.log"])
+        for target in targets:
+            h = self.head()
+            h[1], h[2] = target, 0
+            self.put_head(cbor.dumps(h))
+            last = self.reboot()
+            self.assert_reads_inside()
+            self.assert_continues(last)
+            self.assertEqual(self.s.card_error, None)
+        # a head behind the chain, with a name that is not the store's: the records after
+        # it are found in the log that holds its seq (no fork)
+        device.shutdown(self.s, self.rec)
+        old = self.head()
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.record(3000)
+        old[1], old[2] = "../flash/key.bin", 5
+        self.put_head(cbor.dumps(old))
+        last = self.reboot()
+        self.assert_reads_inside()
+        self.assert_continues(last)
+
+    def test_boot_reads_a_log_in_windows_and_no_further_than_a_log_holds(self):
+        h = self.head()
+        log = self.sd + "/" + h[1]
+        with open(log, "rb") as f:
+            first = fwtest.read_chain(self.sd)[0][0]
+        with open(log, "ab") as f:              # 2 MB of stale records after the head
+            for _ in range(2097152 // len(first)):
+                f.write(first)
+        last = self.reboot()
+        self.assert_reads_inside()
+        self.assert_continues(last)
+        from_log = sum(got for path, off, n, got in self.reads if path == h[1])
+        self.assertTrue(from_log <= self.s.log_max + 2 * 65536, from_log)
+        # the same from the log's start (a head whose offset is not the store's)
+        h[2] = "0"
+        self.put_head(cbor.dumps(h))
+        last = self.reboot()
+        self.assert_reads_inside()
+        self.assert_continues(last)
+
+    def test_a_malformed_head_falls_back_to_the_log_scan(self):
+        stranger = ed25519.secret(bytes(32))
+        bodyless = cose.sign1(stranger, cose.protected(b"SC-X"), cbor.dumps({0: 1, 1: 5}))
+        for data in (b"", b"\xff" * 10, cbor.dumps([1, 2, 3, 4]), cbor.dumps({3: b"junk"}),
+                     cbor.dumps({1: "rec/00000000.log", 2: 0, 3: bodyless}),
+                     cbor.dumps({1: "rec/00000000.log", 2: 0, 3: 5}), b"\x00" * 200000):
+            self.put_head(data)
+            last = self.reboot()
+            self.assert_reads_inside()
+            self.assert_continues(last)
+            self.assertEqual((self.s.card_error, self.s.foreign), (None, None))
+
+
+class TestBootFailure(HeadCase):
+    def test_a_boot_that_fails_keeps_the_link_up(self):
+        device.shutdown(self.s, self.rec)
+        before = fwtest.files(self.sd)
+        size = self.h.sd.size
+
+        def broken(path):
+            if path == "head.cbor":
+                raise MemoryError("memory allocation failed, allocating 1010000 bytes")
+            return size(path)
+        self.h.sd.size = broken
+        self.assertRaises(MemoryError, device.boot, self.h, self.settings)
+        self.s, self.rec = device.boot_or_fail(self.h, self.settings)
+        self.h.sd.size = size
+        self.assertTrue("MemoryError" in self.s.card_error, self.s.card_error)
+        r = selfcheck.run(self.h, self.s, self.rec.cfg)
+        self.assertEqual((r[1], r[4]), (False, None))
+        self.assertTrue("card_error" in r[2], r)
+        wf = workflow.Workflow(self.h, self.s, self.rec, self.rec.cfg)
+        self.assertEqual(wf.start("button"), None)      # no recording onto it
+        self.connect()
+        r = self.host.call(link.DELETE, {1: "x"})
+        self.assertTrue(r[1] in (405, 500), r)
+        res = self.login()
+        self.assertEqual([a[1] for a in res[14]], ["card_error"])
+        self.assertTrue("MemoryError" in res[14][0][3], res[14])
+        r = self.host.call(link.CHECK, {})
+        self.assertEqual(r[1], 0, r)
+        self.assertTrue("card_error" in r[2][2], r)
+        self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 10})[1], 0)
+        self.assertEqual(self.host.call(link.TIME_SET, {1: 1795000000000})[1], 500)
+        device.shutdown(self.s, self.rec)
+        self.assertEqual(fwtest.files(self.sd), before)  # nothing was written to the card
+        # the next boot, with the card readable again, goes on from the chain
+        self.s, self.rec = device.boot_or_fail(self.h, self.settings)
+        self.assertEqual(self.s.card_error, None)
 
 
 if __name__ == "__main__":
