@@ -38,6 +38,7 @@ The archive is a package, one role per module:
 from __future__ import annotations
 
 from .common import (CHECKPOINT, REC_START, RECEIPT, RECOVERY, SEGMENT, ZERO, ArchiveError,
+                     ArchiveTampered,
                      ArchiveUnwritable, DeviceLocked, NotAnArchive, StationLogError,
                      StationLogMissing, StationLogRefused,
                      record_body, record_columns, safe_rel, utcnow, valid_device_id)
@@ -45,7 +46,8 @@ from .core import Archive
 from .schema import SCHEMA, SCHEMA_VERSION, connect_ro
 from .views import LOG_MAX
 
-__all__ = ["Archive", "ArchiveError", "NotAnArchive", "ArchiveUnwritable", "StationLogError",
+__all__ = ["Archive", "ArchiveError", "ArchiveTampered", "NotAnArchive", "ArchiveUnwritable",
+           "StationLogError",
            "StationLogMissing", "StationLogRefused", "DeviceLocked",
            "SCHEMA_VERSION", "SCHEMA", "connect_ro",
            "valid_device_id", "safe_rel", "record_body", "record_columns", "utcnow",

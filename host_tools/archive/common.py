@@ -10,7 +10,8 @@ import cbor2
 from ..records import CHECKPOINT, REC_START, RECEIPT, RECOVERY, SEGMENT, ZERO, H
 
 __all__ = ["ArchiveError", "NotAnArchive", "DeviceLocked", "ArchiveUnwritable",
-           "StationLogError", "StationLogMissing", "StationLogRefused", "utcnow", "valid_device_id", "safe_rel", "record_body",
+           "ArchiveTampered", "StationLogError", "StationLogMissing", "StationLogRefused",
+           "utcnow", "valid_device_id", "safe_rel", "record_body",
            "record_columns", "H", "ZERO", "REC_START", "CHECKPOINT", "SEGMENT", "RECOVERY",
            "RECEIPT"]
 
@@ -29,6 +30,11 @@ class DeviceLocked(ArchiveError):
 
 class ArchiveUnwritable(NotAnArchive):
     """The archive cannot be written (read-only file system, permissions): exit 3."""
+
+
+class ArchiveTampered(ArchiveUnwritable):
+    """Something an editor planted stops the station from writing (a symbolic link in a
+    device view, an edited segments row): one line naming it, exit 3."""
 
 
 class StationLogError(ArchiveError):

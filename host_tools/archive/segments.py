@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 
-from .common import CHECKPOINT, REC_START, RECOVERY, SEGMENT, ZERO, ArchiveError, safe_rel, \
-    utcnow
+from .common import (CHECKPOINT, REC_START, RECOVERY, SEGMENT, ZERO, ArchiveError,
+                     ArchiveTampered, safe_rel, utcnow)
+from ..records import index_path, media_name_error, media_path
 from .durable import fsync_dir, makedirs
 
 __all__ = ["SegmentsMixin"]
@@ -40,7 +41,8 @@ class SegmentsMixin:
         db = self.db
         if rtype == REC_START:
             media, chunk = body.get(11), body.get(12)
-            if not (safe_rel(media) and isinstance(chunk, int) and chunk > 0):
+            if not (safe_rel(media) and media_name_error(seq, media) is None
+                    and isinstance(chunk, int) and chunk > 0):
                 return        # the verifier reports it; nothing to transfer
             db.execute("INSERT OR IGNORE INTO segments (device, segment, media, chunk, root, "
                        "staged_root, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -67,16 +69,29 @@ class SegmentsMixin:
                        (L, n, root, seq, now, device_id, seg))
 
     # -- staging -------------------------------------------------------------------------
+    def media_rel(self, seg_row):
+        """The media path of a segments row, as its seq gives it (SPEC §4.1: m/S.ext): the
+        row's media column only chooses the extension, and a name its seq does not give is
+        refused (an edited row never names a file)."""
+        why = media_name_error(seg_row["segment"], seg_row["media"])
+        if why:
+            raise ArchiveTampered("segments row %s of archive.sqlite: %s (the row was edited; run "
+                               "`sealcam verify %s`)" % (seg_row["segment"], why, self.root))
+        return media_path(seg_row["segment"], seg_row["media"].rsplit(".", 1)[1])
+
     def staging_path(self, device_id, seg_row):
         return os.path.join(self.staging_dir(device_id),
-                            os.path.basename(seg_row["media"]) + ".part")
+                            os.path.basename(self.media_rel(seg_row)) + ".part")
 
     def open_staging(self, device_id, seg_row):
         """The staging file of an unfinished segment, opened for appending at the verified
         length persisted in the database (bytes written after it are dropped)."""
         makedirs(self.staging_dir(device_id))
         p = self.staging_path(device_id, seg_row)
-        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.path.islink(self.staging_dir(device_id)):
+            raise ArchiveTampered("staging/%s in the archive %s is a symbolic link: the station "
+                               "never writes through it" % (device_id, self.root))
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         f = os.fdopen(fd, "r+b")
         size = os.fstat(fd).st_size
         want = seg_row["staged_length"]
@@ -104,9 +119,9 @@ class SegmentsMixin:
 
     def _link_media(self, device_id, seg_row, h, ih):
         """Link the media object ``h`` and its index object ``ih`` into the view."""
-        media = seg_row["media"]
+        media = self.media_rel(seg_row)
         self.link(device_id, media, h)
-        self.link(device_id, os.path.splitext(media)[0] + ".idx", ih)
+        self.link(device_id, index_path(media), ih)
 
     def finish_segment(self, device_id, seg_row, idx_bytes):
         """A closed segment whose every chunk is staged and verified: move its media into

@@ -4,13 +4,19 @@ a card. Records reach the view as log files only when an offload has all their m
 head.cbor never goes back."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 import cbor2
 
 from ..tlog import events
-from .common import ArchiveError, H, record_body, safe_rel, utcnow
-from .durable import fsync_dir, makedirs
+from .common import (ArchiveError, ArchiveTampered, H, record_body, safe_rel, utcnow,
+                     valid_device_id)
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 __all__ = ["ViewsMixin", "LOG_MAX"]
 
@@ -21,25 +27,81 @@ class ViewsMixin:
     """Uses ``db``, ``tx()``, ``_log_event()``, ``view_dir()``, ``device()``,
     ``record()``, ``object_path()`` and ``put_bytes()`` of the Archive."""
 
+    def _view_dirfd(self, device_id, parts):
+        """An fd of the folder devices/ID/<parts…>, every component opened without
+        following a symlink (created when missing): the station never writes through a
+        link an editor planted in a view."""
+        names = ["devices", device_id] + list(parts)
+        fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        try:
+            for i, name in enumerate(names):
+                flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+                try:
+                    nfd = os.open(name, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                    os.fsync(fd)
+                    nfd = os.open(name, flags, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise ArchiveTampered(
+                            "%s in the archive %s is a symbolic link or not a folder: the "
+                            "station never writes through it (run `sealcam verify %s`)"
+                            % ("/".join(names[:i + 1]), self.root, self.root)) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def link(self, device_id, rel, hexdigest):
-        """Make devices/ID/rel a hard link to the object (replacing what was there)."""
-        if not safe_rel(rel):
+        """Make devices/ID/rel a hard link to the object (replacing what was there). No
+        symlink on the way is followed; the old file is replaced, never written into."""
+        if not safe_rel(rel) or not valid_device_id(device_id):
             raise ArchiveError("unsafe path in device %s: %r" % (device_id, rel))
         obj = self.object_path(hexdigest)
-        dst = os.path.join(self.view_dir(device_id), *rel.split("/"))
-        d = os.path.dirname(dst)
-        if not os.path.isdir(d):
-            makedirs(d)
-        if os.path.exists(dst) and os.path.samefile(dst, obj):
-            return dst
-        tmp = dst + ".tmp-link"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.link(obj, tmp)
-        self._log_event(events.object_(utcnow(), device_id, rel, bytes.fromhex(hexdigest)))
-        os.replace(tmp, dst)
-        fsync_dir(d)
+        parts = rel.split("/")
+        dst = os.path.join(self.view_dir(device_id), *parts)
+        dfd = self._view_dirfd(device_id, parts[:-1])
+        try:
+            name = parts[-1]
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None:
+                if stat.S_ISDIR(st.st_mode):
+                    raise ArchiveTampered("devices/%s/%s in the archive %s is a folder where the "
+                                       "station keeps a file (run `sealcam verify %s`)"
+                                       % (device_id, rel, self.root, self.root))
+                ost = os.stat(obj)
+                if stat.S_ISREG(st.st_mode) and (st.st_ino, st.st_dev) == (ost.st_ino,
+                                                                            ost.st_dev):
+                    return dst
+            tmp = name + ".tmp-link"
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            os.link(obj, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+            self._log_event(events.object_(utcnow(), device_id, rel,
+                                           bytes.fromhex(hexdigest)))
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
         return dst
+
+    def _read_view_file(self, device_id, rel, cap=1 << 20):
+        """The bytes of a small view file (no symlink followed, regular files only, never
+        blocking), or None if it is absent or not one."""
+        from ..safeio import read_capped
+        try:
+            return read_capped(self.root, "devices/%s/%s" % (device_id, rel), cap)
+        except OSError:
+            return None
 
     def commit_view(self, device_id, head: bytes | None):
         """Write the records not yet in the view as log files (in seq order, each file named
@@ -75,11 +137,9 @@ class ViewsMixin:
         return n
 
     def view_head_seq(self, device_id):
-        p = os.path.join(self.view_dir(device_id), "head.cbor")
+        data = self._read_view_file(device_id, "head.cbor")
         try:
-            with open(p, "rb") as f:
-                h = cbor2.loads(f.read())
-            return record_body(h[3]).get(1)
+            return record_body(cbor2.loads(data)[3]).get(1)
         except Exception:
             return None
 
@@ -98,12 +158,8 @@ class ViewsMixin:
             return False
         data = cbor2.dumps({1: rec["log"], 2: rec["offset"] + rec["size"], 3: head},
                            canonical=True)
-        try:
-            with open(os.path.join(self.view_dir(device_id), "head.cbor"), "rb") as f:
-                if f.read() == data:
-                    return False            # already this head
-        except FileNotFoundError:
-            pass
+        if self._read_view_file(device_id, "head.cbor") == data:
+            return False                    # already this head
         self.link(device_id, "head.cbor", self.put_bytes(data))
         with self.tx():
             dev = self.device(device_id)

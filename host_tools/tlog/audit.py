@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 
-from ..archive.common import H, record_body, record_columns
+from ..archive.common import (CHECKPOINT, REC_START, RECOVERY, SEGMENT, ZERO, H, record_body,
+                             record_columns, safe_rel)
+from ..records import media_name_error
 from ..keys import fingerprint
 from ..verify import TYPE_NAMES
 from .objects import hash_file as _hash_file
@@ -28,6 +30,68 @@ def _ranges(seqs):
 
 def _tname(t):
     return TYPE_NAMES.get(t, "type %s" % t)
+
+
+_SEG_COLS = ("media", "chunk", "length", "chunks", "root", "closed_by")
+
+
+def expected_segments(recs):
+    """{segment: {media, chunk, length, chunks, root, closed_by}} that a device's signed
+    records (``recs``: {seq: (type, body)}) give, as an offload tracks them
+    (host_tools.archive.segments.track_segment)."""
+    out = {}
+    for seq in sorted(recs):
+        t, body = recs[seq]
+        if t == REC_START:
+            media, chunk = body.get(11), body.get(12)
+            if safe_rel(media) and media_name_error(seq, media) is None \
+                    and isinstance(chunk, int) and chunk > 0 and seq not in out:
+                out[seq] = {"media": media, "chunk": chunk, "length": 0, "chunks": 0,
+                            "root": ZERO, "closed_by": None}
+            continue
+        if t not in (CHECKPOINT, SEGMENT, RECOVERY):
+            continue
+        seg, L, n, root = body.get(10), body.get(13), body.get(14), body.get(15)
+        if not (isinstance(seg, int) and isinstance(L, int) and isinstance(n, int)
+                and isinstance(root, bytes) and len(root) == 32):
+            continue
+        row = out.get(seg)
+        if row is None or row["closed_by"] is not None:
+            continue
+        if t == CHECKPOINT:
+            if n >= row["chunks"]:
+                row.update(length=L, chunks=n, root=root)
+        else:
+            row.update(length=L, chunks=n, root=root, closed_by=seq)
+    return out
+
+
+def _check_segments(db, st, signed_bodies, bad):
+    """The segments table against what the signed records say (a deleted, added or edited
+    row is named): the media name an offload writes and the lengths it trusts come from
+    it."""
+    rows = {}
+    for r in db.execute("SELECT device, segment, media, chunk, length, chunks, root, "
+                        "closed_by FROM segments"):
+        rows[(r["device"], r["segment"])] = r
+    for d in st.devices:
+        recs = signed_bodies.get(d, {})
+        for seg, want in sorted(expected_segments(recs).items()):
+            row = rows.pop((d, seg), None)
+            if row is None:
+                bad(d, "segments row %s %d (%s) is missing from archive.sqlite: it was deleted"
+                    % (d, seg, want["media"]))
+                continue
+            diff = [c for c in _SEG_COLS if row[c] != want[c]]
+            if diff:
+                bad(d, "segments row %s %d: %s not what the signed records say (edited)"
+                    % (d, seg, ", ".join(diff) + (" is" if len(diff) == 1 else " are")))
+    for (d, seg), row in sorted(rows.items(), key=lambda x: (str(x[0][0]), str(x[0][1]))):
+        if d in st.devices and (d, seg) not in rows:
+            continue
+        bad(d if isinstance(d, str) else None,
+            "segments row %r %r is in archive.sqlite but no signed record of the station log "
+            "opens it" % (d, seg))
 
 
 def cross_check(a, st):
@@ -71,6 +135,7 @@ def cross_check(a, st):
                 % d)
     # records
     held = {}
+    signed_bodies = {}              # device -> {seq: (type, body)} of rows the log vouches for
     for r in db.execute("SELECT device, seq, type, hash, stored_at, data, size, rtc, segment "
                         "FROM records ORDER BY device, seq"):
         d, seq = r["device"], r["seq"]
@@ -91,7 +156,10 @@ def cross_check(a, st):
         if r["stored_at"] != lat:
             bad(d, "records row %s seq %d: stored_at %s, the station log says %s (the time "
                    "was edited)" % (d, seq, r["stored_at"], lat))
-        rtc, seg = record_columns(seq, lt, record_body(r["data"]) or {})
+        body = record_body(r["data"]) or {}
+        if h == lh:
+            signed_bodies.setdefault(d, {})[seq] = (lt, body)
+        rtc, seg = record_columns(seq, lt, body)
         for col, want in (("size", len(r["data"])), ("rtc", rtc), ("segment", seg)):
             if r[col] != want:
                 bad(d, "records row %s seq %d: %s %r is not what its signed record says (%r)"
@@ -106,6 +174,7 @@ def cross_check(a, st):
                               for t, ss in sorted(kinds.items(), key=lambda x: min(x[1])))
             bad(d, "records of %s in the station log are missing from archive.sqlite (deleted "
                    "rows): %s" % (d, named))
+    _check_segments(db, st, signed_bodies, bad)
     # receipts
     rrows = {}
     for r in db.execute("SELECT * FROM receipts"):
