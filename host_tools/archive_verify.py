@@ -54,7 +54,8 @@ def station_pub_checked(root):
     except FileNotFoundError:
         return None, "no station.pub in the archive"
     except OSError as e:
-        return None, "station.pub: %s" % e
+        from .tlog.log import archive_words
+        return None, archive_words(e)
     except (ValueError, UnicodeDecodeError):
         return None, "station.pub is not 64 hex digits"
 

@@ -227,23 +227,31 @@ def _open_ro(archive_dir):
 def _station_facts(root):
     """(replayed station log state or None, notes, problems): what the station signed
     about each device (its key, last head, records with their hashes and stored_at; SPEC
-    §11). None when the archive has no station log to read (an archive older than the log:
-    a note). A log that does not match its signed checkpoint, or contradicts itself, is a
-    problem: the report then rests on what the log still proves."""
+    §11), read only as far as a checkpoint signed by the station key covers (nothing past
+    it is decoded). An archive with history and no station log, a log that does not match
+    its signed checkpoint, holds entries the station did not write, contradicts itself or
+    cannot be read, is a problem: the report then rests on what the log still proves, and
+    says that whatever it takes from archive.sqlite is unproven."""
+    from .archive import Archive, ArchiveError
+    from .archive_verify import check_log, station_pub_checked
+    from .tlog.log import LogError
+    from .tlog.replay import replay
     try:
-        from .archive import Archive
-        from .archive_verify import station_pub_checked, check_log
-        from .tlog.replay import replay
         with Archive(root, readonly=True) as a:
+            if a.log_is_absent():
+                if not a.holds_history():
+                    return None, [], []
+                return None, [], ["the station log is missing (no log/checkpoint, no "
+                                  "log/entries): facts from archive.sqlite (keys, last heads, "
+                                  "stored_at) are unproven; restore log/ from a backup and run "
+                                  "`sealcam verify %s`" % a.root]
             log = a.log()
-            if not log.size:
-                return None, ["the archive has no station log: keys, last heads and stored_at "
-                              "are taken from archive.sqlite, unproven"], []
             pub, why = station_pub_checked(a.root)
             notes, problems, reasons, info = [], [], [], {}
             if why:
                 trusted = log.size
-                notes.append("%s: the station log's entries are used unsigned" % why)
+                problems.append("%s: the station log cannot be checked, its entries are used "
+                                "unsigned (unproven)" % why)
             else:
                 trusted, reasons, info = check_log(a, pub)
                 problems.extend(reasons)
@@ -252,10 +260,10 @@ def _station_facts(root):
             # signed: a checkpoint signed by the station key covers what is used
             st.signed = not why and not reasons and info.get("checkpoint_size") == trusted
             return st, notes, problems
-    except Exception as e:            # an unreadable log: say so, report from SQLite
+    except (ArchiveError, LogError, OSError, sqlite3.DatabaseError) as e:
         return None, [], ["the station log cannot be read (%s): keys, last heads and "
                           "stored_at are taken from archive.sqlite, unproven"
-                          % R.printable(e)]
+                          % R.printable(str(e))]
 
 
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,

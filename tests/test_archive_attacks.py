@@ -253,3 +253,60 @@ def test_a8_deleted_or_edited_segments_rows_are_named(arch):
         DEV, first, first) in out, out
     assert "segments row %s %d: length is not what the signed records say" % (DEV, last) \
         in out, out
+
+
+# -- A11 / A3: the report reads only what the signed log proves ------------------------------
+
+def test_a11_bytes_after_the_signed_log_never_make_the_report_fall_back(arch):
+    """Back-dated stored_at in archive.sqlite and five bytes appended to log/entries: the
+    report still takes stored_at from the signed prefix (the late offloads stay listed) and
+    names the unsigned entry as a problem."""
+    from host_tools import report
+    late = len(report.build_report(arch)["late_offloads"])
+    assert late > 0
+    sql(arch, "UPDATE records SET stored_at = '2023-11-15T04:00:00.000+00:00'")
+    with open(arch / "log" / "entries", "ab") as f:
+        f.write(b"\x00\x00\x00\x01\xff")
+    rep = report.build_report(arch)
+    assert len(rep["late_offloads"]) == late
+    msgs = [p["message"] for p in rep["problems"] if p["kind"] == "log_not_verified"]
+    assert any("not written by this station" in m for m in msgs), msgs
+    assert not any("cannot be read" in m for m in msgs), msgs
+    assert report.exit_code(rep) == 1
+
+
+def test_a3_report_on_an_archive_whose_log_was_removed_is_a_problem(arch):
+    from host_tools import report
+    sql(arch, "UPDATE records SET stored_at = '2023-11-15T04:00:00.000+00:00'")
+    os.unlink(arch / "log" / "entries")
+    os.unlink(arch / "log" / "checkpoint")
+    r = sealcam("report", "--archive", arch)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "the station log is missing" in r.stdout and "unproven" in r.stdout, r.stdout
+    rep = report.build_report(arch)
+    assert rep["devices"] == [DEV] and rep["summary"][DEV]["records"] > 0   # still listed
+
+
+# -- A6: no log file can hang verify ---------------------------------------------------------
+
+def test_a6_a_fifo_or_symlink_for_a_log_file_is_named_quickly(arch):
+    import time
+    for rel, kind in (("log/entries", "fifo"), ("log/checkpoint", "fifo"),
+                      ("station.pub", "fifo"), ("log/checkpoint", "symlink")):
+        p = arch / rel
+        keep = p.read_bytes()
+        p.unlink()
+        if kind == "fifo":
+            os.mkfifo(p)
+        else:
+            os.symlink("/dev/urandom", p)
+        t0 = time.monotonic()
+        r = sealcam("verify", arch)
+        assert time.monotonic() - t0 < 30
+        assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
+        what = "a FIFO" if kind == "fifo" else "a symbolic link"
+        assert "%s is %s" % (rel, what) in r.stdout, r.stdout
+        rr = sealcam("report", "--archive", arch)
+        assert rr.returncode in (1, 3) and "Traceback" not in rr.stdout + rr.stderr
+        p.unlink()
+        p.write_bytes(keep)

@@ -179,6 +179,13 @@ def build_device_b(root):
     return s
 
 
+def _signed_archive(root):
+    """A station's archive (station key, signed log), open for writing."""
+    from host_tools import station
+    station.init(root)
+    return Archive(root)
+
+
 @contextlib.contextmanager
 def stored_at(t):
     """The archive's clock reads t (ms) while records are added: archive.sqlite and the
@@ -201,7 +208,7 @@ def make_archive(root, tmp):
     f["off2"] = _rtc(a_store, f["last"]) + 2 * HOUR
     f["offb"] = _rtc(b_store, b_store.records[-1].seq) + HOUR
     rows = _rows(a_store)
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, a_store.pubkey)
         with stored_at(f["off1"]):
             arch.add_records(A, [r for r in rows if r[0] <= f["offload1_last"]])
@@ -333,7 +340,7 @@ def test_late_offload_uses_the_first_stored_at(tmp_path):
     root = tmp_path / "arch"
     first, later = _rtc(s, seg) + HOUR, _rtc(s, close) + 30 * HOUR
     rows = _rows(s)
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         with stored_at(first):
             arch.add_records(A, [r for r in rows if r[0] <= ck])
@@ -567,7 +574,7 @@ def test_record_that_does_not_verify_is_left_out_and_named(tmp_path):
     s.record(INTERRUPTION, {17: "device_fault"})
     s.record(INTERRUPTION, {17: "weather"})
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
     db = sqlite3.connect(root / "archive.sqlite")
@@ -593,7 +600,7 @@ def test_archive_edits_are_not_reported_as_facts(tmp_path, edit):
     s.record(INTERRUPTION, {17: "weather"})
     s.record(MARK, {33: "bookmark"})
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
     db = sqlite3.connect(root / "archive.sqlite")
@@ -626,7 +633,7 @@ def test_control_characters_are_escaped_in_every_output(tmp_path, capsys):
     s.refusal("delete", "m/\x1b[2J\x1b]0;pwned\x07\u202e.mjpg", "usb")
     s.record(INTERRUPTION, {17: "weather\x1b[31m"})
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
     for fmt in ([], ["--json"], ["--csv"]):
@@ -801,7 +808,7 @@ def test_annotation_wins_over_a_missing_record(tmp_path):
     m = s.record(MISSING, {31: i, 35: 90_500}).seq
     v = s.record(VOICE, {31: i, 32: [seg2, 2, 10, 2, 900], 35: 1200}).seq
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
     rep = report.build_report(root)
@@ -831,7 +838,7 @@ def test_a_statement_across_a_rollover_is_one_annotation_in_two_parts(tmp_path):
     v1 = s.record(VOICE, {31: intr, 32: [a, 1, 100, 2, 808], 35: 4000}).seq
     v2 = s.record(VOICE, {31: intr, 32: [b, 0, 0, 0, 2500], 35: 4000}).seq
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(A, s.pubkey)
         arch.add_records(A, _rows(s))
     (i,) = report.build_report(root)["interruptions"]
@@ -871,7 +878,7 @@ def test_verify_and_report_judge_every_interruption_alike(tmp_path):
     assert rep.verdict == "OK", rep.reasons
     by_verify = {i["seq"]: i["status"] for i in rep.interruptions}
     root = tmp_path / "arch"
-    with Archive.create(root) as arch:
+    with _signed_archive(root) as arch:
         arch.register(s.device, s.pubkey)
         arch.add_records(s.device, _rows(s))
     by_report = {i["seq"]: i["status"] for i in report.build_report(root)["interruptions"]}

@@ -34,7 +34,7 @@ from ..safeio import StoreFileError, open_regular, read_capped
 from . import merkle, note
 
 __all__ = ["Log", "LogError", "ENTRY_MAX", "encode_entry", "decode_entry", "origin_for",
-           "Accounting", "UNSIGNED_INDEXED", "UNSIGNED_COUNT_MAX"]
+           "Accounting", "UNSIGNED_INDEXED", "UNSIGNED_COUNT_MAX", "archive_words"]
 
 ENTRY_MAX = 16 << 20
 UNSIGNED_INDEXED = 4096         # entries past the signed size that are indexed (hashed)
@@ -125,14 +125,14 @@ class Log:
         try:
             f, size = open_regular(self.base, self._rel(path))
         except StoreFileError as e:
-            raise LogError("%s: %s" % (path, _archive_words(e))) from None
+            raise LogError(archive_words(e)) from None
         return f, size
 
     def _read_note(self, path):
         try:
             return read_capped(self.base, self._rel(path), note.MAX_NOTE, "checkpoint")
         except StoreFileError as e:
-            raise LogError("%s: %s" % (path, _archive_words(e))) from None
+            raise LogError(archive_words(e)) from None
 
     def _limit(self) -> int:
         """How many entries are indexed: those a checkpoint (or a pending one) covers,
@@ -267,8 +267,7 @@ class Log:
         try:
             cp = self.read_checkpoint(pub)
         except LogError as e:
-            acc.problem = "%s: %s: it is not signed by this station's key" % (
-                self.checkpoint_path, e)
+            acc.problem = "log/checkpoint: %s: it is not signed by this station's key" % e
             return acc
         acc.checkpoint = cp
         try:
@@ -411,7 +410,7 @@ class Log:
         return data
 
 
-def _archive_words(e) -> str:
+def archive_words(e) -> str:
     """A safeio refusal in the words of an archive (not of a card)."""
     return str(e).replace("a recorder writes only regular files (it is not read)",
                           "the station writes only regular files (it is not read)")
