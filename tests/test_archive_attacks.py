@@ -310,3 +310,35 @@ def test_a6_a_fifo_or_symlink_for_a_log_file_is_named_quickly(arch):
         assert rr.returncode in (1, 3) and "Traceback" not in rr.stdout + rr.stderr
         p.unlink()
         p.write_bytes(keep)
+
+
+# -- A4: padding the log costs neither memory nor time ---------------------------------------
+
+def test_a4_a_padded_log_is_counted_not_indexed(arch):
+    import time
+    from host_tools.tlog.log import UNSIGNED_COUNT_MAX, UNSIGNED_INDEXED
+    n = _cp_size(arch)
+    with open(arch / "log" / "entries", "ab") as f:
+        f.write(bytes(4 * 2_000_000))                   # 2M empty entries
+    lg = Log(arch, _origin(arch), readonly=True,
+             pub=bytes.fromhex((arch / "station.pub").read_text().strip()))
+    assert lg.size == n + UNSIGNED_INDEXED and len(lg._hashes) == 32 * lg.size
+    assert lg.unindexed == UNSIGNED_COUNT_MAX and lg.unindexed_more
+    t0 = time.monotonic()
+    r = sealcam("verify", arch)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode == 1 and "entries %d and after" % n in r.stdout, r.stdout[-2000:]
+
+
+def test_a4_an_absurd_length_past_the_signed_log_is_named_and_the_rest_still_read(arch):
+    from host_tools import report
+    late = len(report.build_report(arch)["late_offloads"])
+    sql(arch, "UPDATE records SET stored_at = '2023-11-15T04:00:00.000+00:00'")
+    with open(arch / "log" / "entries", "ab") as f:
+        f.write(b"\xff\xff\xff\xff" + bytes(64))
+    rc, out = verify(arch)
+    assert rc == 1 and "claims 4294967295 bytes" in out, out
+    r = sealcam("station", "checkpoint", "--archive", arch)
+    assert r.returncode == 3 and "damaged" in r.stderr
+    rep = report.build_report(arch)
+    assert len(rep["late_offloads"]) == late and report.exit_code(rep) == 1

@@ -39,6 +39,7 @@ __all__ = ["Log", "LogError", "ENTRY_MAX", "encode_entry", "decode_entry", "orig
 ENTRY_MAX = 16 << 20
 UNSIGNED_INDEXED = 4096         # entries past the signed size that are indexed (hashed)
 UNSIGNED_COUNT_MAX = 100_000    # entries past those that are counted before giving up
+UNVERIFIED_CLAIM_MAX = 1 << 22  # entries indexed on a checkpoint's word when no key is known
 _LEN = struct.Struct(">I")
 
 
@@ -113,6 +114,7 @@ class Log:
         self.torn = 0               # bytes of an incomplete last entry
         self.unindexed = 0          # complete entries past the indexed ones (counted)
         self.unindexed_more = False  # ... and the count stopped at UNSIGNED_COUNT_MAX
+        self.damaged = None         # why nothing past the indexed entries could be read
         self._catch_up()
 
     # -- files -----------------------------------------------------------------------
@@ -148,8 +150,8 @@ class Log:
                     n = self.read_checkpoint(self.pub, data)[0]
                 except LogError:
                     continue
-            else:
-                n = _claimed_size(data)
+            else:                   # unverified: a claim only bounds, and is bounded
+                n = min(_claimed_size(data), UNVERIFIED_CLAIM_MAX)
             best = max(best, n)
         return best + UNSIGNED_INDEXED
 
@@ -166,14 +168,14 @@ class Log:
             f = io.BufferedReader(raw, 1 << 16)
             f.seek(self.end)
             pos = self.end
-            self.unindexed, self.unindexed_more = 0, False
+            self.unindexed, self.unindexed_more, self.damaged = 0, False, None
             while pos + 4 <= size:
                 (n,) = _LEN.unpack(f.read(4))
-                if n > ENTRY_MAX:
-                    raise LogError("%s: entry %d at offset %d claims %d bytes (at most %d): "
-                                   "the log is damaged" % (self.entries_path,
-                                                           self.size + self.unindexed, pos,
-                                                           n, ENTRY_MAX))
+                if n > ENTRY_MAX:     # nothing after it can be read: named, not indexed
+                    self.damaged = ("entry %d at offset %d of log/entries claims %d bytes (at "
+                                    "most %d): the log is damaged from there on"
+                                    % (self.size + self.unindexed, pos, n, ENTRY_MAX))
+                    break
                 if pos + 4 + n > size:
                     break
                 if self.size < limit and not self.unindexed:
@@ -190,7 +192,7 @@ class Log:
                 f.seek(n, io.SEEK_CUR)
                 pos += 4 + n
                 self.unindexed += 1
-            self.torn = size - pos if not self.unindexed_more else 0
+            self.torn = size - pos if not (self.unindexed_more or self.damaged) else 0
 
     def _add(self, pos, data) -> int:
         """Index the entry ``data`` whose length prefix is at ``pos``; the offset past it."""
@@ -278,8 +280,9 @@ class Log:
         if cp is not None:
             base = cp[0]
             if base > self.size + self.unindexed:
-                acc.problem = ("the signed checkpoint covers %d entries but the log holds %d: "
-                               "entries were removed from log/entries" % (base, self.size))
+                acc.problem = self.damaged or (
+                    "the signed checkpoint covers %d entries but the log holds %d: entries "
+                    "were removed from log/entries" % (base, self.size))
                 return acc
             if base > self.size or self.root(base) != cp[1]:
                 acc.problem = ("the first %d entries do not hash to the signed checkpoint's "
@@ -287,6 +290,9 @@ class Log:
                 return acc
         acc.signed = base
         total = self.size + self.unindexed
+        if self.damaged:
+            acc.problem = "%s (after the %d entries the station signed)" % (self.damaged, base)
+            return acc
         if total > base:
             if pend is not None and not self.unindexed and pend[0] == self.size \
                     and pend[0] > base and self.root(pend[0]) == pend[1]:
@@ -294,11 +300,14 @@ class Log:
                 return acc
             last = None if self.unindexed_more else total - 1
             acc.unsigned = (base, last)
+            if last is None:
+                which = "%d and after (more than %d entries; not all counted)" % (
+                    base, total - base)
+            else:
+                which = "%d..%d" % (base, last) if last != base else str(base)
             acc.problem = ("entries %s of log/entries were not written by this station: no "
                            "checkpoint it signed covers them (added by someone without the "
-                           "station key)" % ("%d..%s" % (base, last if last is not None else
-                                                          "(%d and more)" % (total - 1))
-                                             if last != base else str(base)))
+                           "station key)" % which)
             return acc
         acc.stale_pending = pend is not None or os.path.lexists(self.pending_path)
         return acc
@@ -317,9 +326,10 @@ class Log:
         with self._locked():
             if self.signer is not None:
                 self._settle()
-            elif self.unindexed:
-                raise LogError("%s holds %d entries past its last checkpoint: not appending"
-                               % (self.entries_path, self.unindexed))
+            elif self.unindexed or self.damaged:
+                raise LogError("%s: %s: not appending" % (
+                    self.entries_path, self.damaged or "%d entries past its last checkpoint"
+                    % self.unindexed))
             fd = os.open(self.entries_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 if self.torn:               # a cut append left part of an entry: drop it
