@@ -212,10 +212,13 @@ def test_log_appends_signs_and_reopens(tmp_path):
 
 
 def test_log_refuses_a_huge_length(tmp_path):
+    """A length past 16 MiB ends what can be read: named as damage, nothing appended."""
     os.makedirs(tmp_path / "log")
     (tmp_path / "log" / "entries").write_bytes(b"\xff\xff\xff\xff" + b"x" * 10)
+    lg = Log(tmp_path, "o")
+    assert lg.size == 0 and "claims 4294967295 bytes" in lg.damaged
     with pytest.raises(LogError, match="claims"):
-        Log(tmp_path, "o")
+        lg.append([{"type": "adopt", "at": "x", "devices": 0}])
 
 
 # --- SPEC §11.3's example and schema.cddl's log-entry ------------------------------------
