@@ -286,8 +286,8 @@ class LogReader:
             if r == _BAD or off + n >= size:
                 return ix
             if pos == 0:
-                if win >= (1 << 20):
-                    return ix
+                if win >= 65536:
+                    return ix     # no record is this long: an edited card (bounded RAM)
                 win *= 2  # a record longer than the window
             off += pos
         return ix

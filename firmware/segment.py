@@ -247,7 +247,17 @@ def recover(store, hint, reason="power loss"):
     pos = chunks * chunk
     k = chunks
     while pos < size:
-        h = sha256(fs.read(media, pos, chunk))
+        hc = hashlib.sha256()    # the chunk in pieces of at most 64 KiB (bounded RAM)
+        q = pos
+        end = pos + chunk if pos + chunk < size else size
+        while q < end:
+            piece = fs.read(media, q, end - q if end - q < 65536 else 65536)
+            if not piece:
+                break
+            hc.update(piece)
+            q += len(piece)
+        piece = None
+        h = hc.digest()
         if k < nidx:
             if fs.read(idx, k * 32, 32) != h:
                 flags |= F_MISMATCH

@@ -238,6 +238,28 @@ class TestHostileHead(HeadCase):
             self.assert_continues(last)
             self.assertEqual((self.s.card_error, self.s.foreign), (None, None))
 
+    def test_recovery_hashes_a_large_chunk_in_pieces(self):
+        big = dict(SMALL, chunk=262144, checkpoint_s=600)
+        device.shutdown(self.s, self.rec)
+        self.s, self.rec = device.boot(self.h, big)
+        seg = self.rec.start()
+        self.rec.run_ms(20000)          # about 1 MB, no checkpoint: a power cut now
+        del self.reads[:]
+        self.s, self.rec = device.boot(self.h, big)
+        media = [r for r in self.reads if r[0].startswith("m/")]
+        self.assertTrue(media)
+        for path, off, n, got in media:
+            self.assertTrue(0 < n <= 65536, (path, off, n))
+        rv = [b for _, b in fwtest.read_chain(self.sd) if b[0] == st.RECOVERY][-1]
+        self.assertEqual(rv[st.K_SEGMENT], seg)
+        with open(self.sd + "/" + self.s.segment_files(seg)[0], "rb") as f:
+            data = f.read()
+        root = bytes(32)
+        for p in range(0, len(data), 262144):
+            root = hashlib.sha256(root + hashlib.sha256(data[p:p + 262144]).digest()).digest()
+        self.assertEqual((rv[st.K_LENGTH], rv[st.K_ROOT]), (len(data), root))
+        self.assertTrue(len(data) > 262144 * 2, len(data))
+
 
 class TestBootFailure(HeadCase):
     def test_a_boot_that_fails_keeps_the_link_up(self):
