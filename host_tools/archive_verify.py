@@ -171,6 +171,9 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                     "SQLite read: rows written last may be named as missing (verify where the "
                     "archive can be written, or after the station has closed it)")
             out["log"] = linfo
+            if a.index_problems:
+                out["reasons"].extend(a.index_problems)
+                worst = NOT_OK
             if lreasons:
                 out["reasons"].extend(lreasons)
                 worst = NOT_OK

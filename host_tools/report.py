@@ -287,6 +287,8 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
     if not limit_h > 0:
         raise ReportError("--offload-limit-h must be > 0: %r" % (offload_limit_h,))
     root, db, notes = _open_ro(archive_dir)
+    from .archive.typed import shadow
+    typed_problems = shadow(db)         # rows of the wrong type: named, left out
     try:
         try:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -310,6 +312,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         unverified = []
         counts = {}
         signed, log_notes, log_problems = _station_facts(root)
+        log_problems = typed_problems + log_problems
         notes.extend(log_notes)
         if signed is not None and not device:
             for did in sorted(set(signed.devices) - set(ids)):

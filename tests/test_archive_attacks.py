@@ -4,6 +4,7 @@ real offloads over a pty (the `made` fixture of test_archive_edits)."""
 import os
 import shutil
 import struct
+import subprocess
 
 import cbor2
 
@@ -342,3 +343,68 @@ def test_a4_an_absurd_length_past_the_signed_log_is_named_and_the_rest_still_rea
     assert r.returncode == 3 and "damaged" in r.stderr
     rep = report.build_report(arch)
     assert len(rep["late_offloads"]) == late and report.exit_code(rep) == 1
+
+
+# -- A7: values of the wrong type in archive.sqlite ------------------------------------------
+
+_A7_EDITS = [
+    ("blob device id", ["PRAGMA foreign_keys = OFF", "UPDATE devices SET id = CAST(id AS BLOB)",
+                        "UPDATE records SET device = CAST(device AS BLOB)"],
+     "devices row b'SC-00A1B2C3': id holds blob, not text"),
+    ("int pubkey", ["UPDATE devices SET pubkey = 12345"], "pubkey holds integer, not blob"),
+    ("text pubkey", ["UPDATE devices SET pubkey = 'abcdefghijabcdefghijabcdefghij12'"],
+     "pubkey holds text, not blob"),
+    ("int record", ["UPDATE records SET data = 123 WHERE seq = 3"],
+     "records row 'SC-00A1B2C3' 3: data holds integer, not blob"),
+    ("int last head", ["UPDATE devices SET last_head = 7"], "last_head holds integer"),
+    ("text seq", ["UPDATE records SET seq = '3x' WHERE seq = 3"],
+     "records row 'SC-00A1B2C3' '3x': seq holds text, not integer"),
+    ("int receipt", ["UPDATE receipts SET receipt = 5"], "receipt holds integer, not blob"),
+]
+
+
+def test_a7_wrong_types_in_the_index_are_named_never_a_traceback(made, tmp_path):
+    """Each edit on an archive made before STRICT tables (the tables re-made without it):
+    verify and report name the row (exit 1), no traceback."""
+    import sqlite3
+    base = tmp_path / "base"
+    subprocess.run(["cp", "-a", str(made / "arch"), str(base)], check=True)
+    db = sqlite3.connect(base / "archive.sqlite")
+    db.execute("PRAGMA foreign_keys = OFF")
+    for (name, sql_) in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                                   "AND name NOT LIKE 'sqlite_%'").fetchall():
+        db.execute("ALTER TABLE %s RENAME TO old_%s" % (name, name))
+        db.execute(sql_.replace(" STRICT", ""))
+        db.execute("INSERT INTO %s SELECT * FROM old_%s" % (name, name))
+        db.execute("DROP TABLE old_%s" % name)
+    db.commit()
+    db.close()
+    for name, stmts, want in _A7_EDITS:
+        a = tmp_path / name.replace(" ", "-")
+        subprocess.run(["cp", "-a", str(base), str(a)], check=True)
+        db = sqlite3.connect(a / "archive.sqlite")
+        for st in stmts:
+            db.execute(st)
+        db.commit()
+        db.close()
+        rc, out = verify(a)
+        assert rc == 1 and "Traceback" not in out and want in out, (name, out[-3000:])
+        r = sealcam("report", "--archive", a)
+        assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, (name, r.stderr)
+        assert want in r.stdout, (name, r.stdout[-2000:])
+
+
+def test_a7_new_archives_have_strict_tables(made):
+    import sqlite3
+    from host_tools.archive.schema import STRICT
+    if not STRICT:
+        return
+    db = sqlite3.connect(made / "arch" / "archive.sqlite")
+    try:
+        with db:
+            db.execute("UPDATE devices SET pubkey = 12345")
+        raised = False
+    except sqlite3.IntegrityError:
+        raised = True
+    db.close()
+    assert raised

@@ -15,6 +15,7 @@ from .quarantine import QuarantineMixin
 from .schema import SCHEMA, SCHEMA_VERSION, connect_ro, connect_rw
 from .segments import SegmentsMixin
 from .stationlog import StationLogMixin
+from .typed import shadow
 from .views import ViewsMixin
 
 __all__ = ["Archive"]
@@ -31,6 +32,7 @@ class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixi
         self.db_path = os.path.join(self.root, "archive.sqlite")
         self.readonly = readonly
         self.unread_wal = False     # read-only, and the index has a WAL it could not read
+        self.index_problems = []    # read-only: rows of archive.sqlite of the wrong type
         self._log = None
         self.db = None
         if not _create and not os.path.isfile(self.db_path):
@@ -44,6 +46,7 @@ class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixi
             wal = self.db_path + "-wal"
             self.unread_wal = bool(getattr(self.db, "sealcam_immutable", False)
                                    and os.path.exists(wal) and os.path.getsize(wal) > 0)
+            self.index_problems = shadow(self.db)   # rows of the wrong type: named, left out
         else:
             self.db = connect_rw(self.root, self.db_path,
                                  (self.objects, self.devices_dir, self.staging))

@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 from .common import ArchiveError, ArchiveUnwritable, NotAnArchive
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA", "connect_ro", "connect_rw"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "STRICT", "connect_ro", "connect_rw"]
 
 SCHEMA_VERSION = 1
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     sha256 BLOB NOT NULL,             -- H(records.log)
     info TEXT);                       -- JSON
 """
+
+# New archives' tables are STRICT where SQLite has it (3.37+): a value of the wrong type
+# is refused when written. Older archives keep their tables; readers check the types
+# (host_tools.archive.typed) either way.
+STRICT = sqlite3.sqlite_version_info >= (3, 37, 0)
+SCHEMA = _TABLES.replace(");", ") STRICT;") if STRICT else _TABLES
 
 
 def _unwritable(root, db_path, dirs):
