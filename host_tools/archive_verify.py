@@ -30,7 +30,8 @@ from .keys import KeyFileError, fingerprint
 from .tlog import merkle
 from .tlog.audit import cross_check
 from .tlog.log import LogError
-from .tlog.objects import _media_inodes, _proven_media, hash_objects, list_objects
+from .tlog.objects import (_media_inodes, _proven_media, hash_objects, list_objects,
+                           object_caps)
 from .tlog.replay import State, replay
 from .verify import (EXIT_CODES, NOT_OK, NOT_SIGNED, OK, OK_WITH_MISSING_INFO, VERDICTS,
                      verify_store)
@@ -146,7 +147,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 first.append(it)
         proven = set()
         pool = ThreadPoolExecutor(1)
-        objs = pool.submit(hash_objects, a.objects, workers, first)
+        objs = None
         try:
             pub, why = station_pub_checked(a.root)
             worst = None
@@ -178,6 +179,10 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["reasons"].extend(lreasons)
                 worst = NOT_OK
             cross = cross_check(a, st)
+            # objects other than view media are hashed beside the device verification, each
+            # capped by the size the signed log and records allow for it
+            caps = object_caps(st)
+            objs = pool.submit(hash_objects, a.objects, workers, first, caps=caps)
             if cross.get(None):
                 out["reasons"].extend(cross[None][:MAX_REASONS])
                 worst = NOT_OK
@@ -188,7 +193,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["devices"].append(entry)
                 proven |= seen
                 worst = _worse(worst, entry["verdict"])
-            bad = objs.result() + hash_objects(a.objects, workers, later, proven)
+            bad = objs.result() + hash_objects(a.objects, workers, later, proven, caps=caps)
             bad.sort()
         finally:
             pool.shutdown(wait=True)

@@ -408,3 +408,42 @@ def test_a7_new_archives_have_strict_tables(made):
         raised = True
     db.close()
     assert raised
+
+
+# -- A9: a sparse or oversized object costs no time ------------------------------------------
+
+def test_a9_a_sparse_giant_object_is_named_without_hashing_it(arch):
+    import time
+    p = arch / "objects" / "ab" / ("cd" + "0" * 60)
+    p.parent.mkdir(exist_ok=True)
+    with open(p, "wb") as f:
+        f.truncate(20 << 30)
+    t0 = time.monotonic()
+    rc, out = verify(arch)
+    assert time.monotonic() - t0 < 20
+    assert rc == 1 and "a sparse file (21474836480 bytes" in out and p.name in out, out
+
+
+def test_a9_an_object_larger_than_the_log_allows_is_not_hashed(arch):
+    from host_tools.tlog.objects import OTHER_MAX
+    p = arch / "objects" / "ab" / ("ef" + "0" * 60)
+    p.parent.mkdir(exist_ok=True)
+    with open(p, "wb") as f:
+        f.write(os.urandom(1 << 20) * (OTHER_MAX // (1 << 20) + 1))
+    rc, out = verify(arch)
+    assert rc == 1 and "more than the %d the station log and the signed records allow" \
+        % OTHER_MAX in out, out
+    # a view's media object may not grow past its signed length either
+    from host_tools.tlog.objects import object_caps
+    from host_tools.archive import Archive
+    from host_tools.archive_verify import check_log, station_pub_checked
+    from host_tools.tlog.audit import cross_check
+    from host_tools.tlog.replay import replay
+    with Archive(arch, readonly=True) as a:
+        st = replay(a.log(), check_log(a, station_pub_checked(a.root)[0])[0])
+        cross_check(a, st)
+        caps = object_caps(st)
+        segs = {s["segment"]: s for s in a.segments(DEV)}
+        for path, sha in st.objects[DEV].items():
+            if path.startswith("m/") and path.endswith(".mjpg"):
+                assert caps[sha.hex()] == segs[int(path[2:10])]["length"]

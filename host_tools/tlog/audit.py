@@ -70,13 +70,14 @@ def _check_segments(db, st, signed_bodies, bad):
     """The segments table against what the signed records say (a deleted, added or edited
     row is named): the media name an offload writes and the lengths it trusts come from
     it."""
+    st.expected_segments = {d: expected_segments(signed_bodies.get(d, {}))
+                            for d in st.devices}
     rows = {}
     for r in db.execute("SELECT device, segment, media, chunk, length, chunks, root, "
                         "closed_by FROM segments"):
         rows[(r["device"], r["segment"])] = r
     for d in st.devices:
-        recs = signed_bodies.get(d, {})
-        for seg, want in sorted(expected_segments(recs).items()):
+        for seg, want in sorted(st.expected_segments[d].items()):
             row = rows.pop((d, seg), None)
             if row is None:
                 bad(d, "segments row %s %d (%s) is missing from archive.sqlite: it was deleted"

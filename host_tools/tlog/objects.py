@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..verify import OK
 
-__all__ = ["hash_file", "list_objects", "hash_objects"]
+__all__ = ["hash_file", "list_objects", "hash_objects", "object_caps"]
 
 READ = 4 << 20
 
@@ -25,6 +25,10 @@ def hash_file(path):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, "not a regular file"
+        on_disk = getattr(st, "st_blocks", None)
+        if on_disk is not None and st.st_size - on_disk * 512 > SPARSE_SLACK:
+            return None, "a sparse file (%d bytes, %d of them on disk): the station never " \
+                         "writes one; not hashed" % (st.st_size, on_disk * 512)
         hs = hashlib.sha256()
         buf = bytearray(READ)
         mv = memoryview(buf)
@@ -53,7 +57,39 @@ def list_objects(objects_dir):
     return out
 
 
-def _check_object(item, proven=frozenset()):
+SPARSE_SLACK = 1 << 20          # bytes a file may hold beyond what is allocated to it
+SMALL_MAX = 64 << 20            # a view file other than media and index: log file, head
+OTHER_MAX = 64 << 20            # an object the log names nowhere, with no segment to bound it
+
+
+def object_caps(st):
+    """{object name (hex): most bytes it may hold} from the replayed station log ``st``:
+    a media file at most its segment's signed length, an index 32 bytes a signed chunk,
+    any other view file SMALL_MAX; None (the key) for an object the log names nowhere:
+    at most the largest signed segment (an older prefix of one), or OTHER_MAX."""
+    caps, biggest = {}, OTHER_MAX
+    segs = getattr(st, "expected_segments", {}) or {}
+    for d, objs in st.objects.items():
+        mine = segs.get(d, {})
+        for path, sha in objs.items():
+            if not isinstance(sha, (bytes, bytearray)) or not isinstance(path, str):
+                continue
+            cap = SMALL_MAX
+            if path.startswith("m/"):
+                try:
+                    seg = mine.get(int(path[2:].split(".", 1)[0]))
+                except ValueError:
+                    seg = None
+                if seg is not None:     # media: its signed length; index: 32 B a chunk
+                    cap = max(32 * seg["chunks"], seg["length"])
+                    biggest = max(biggest, cap)
+            name = bytes(sha).hex()
+            caps[name] = max(cap, caps.get(name, 0))
+    caps[None] = biggest
+    return caps
+
+
+def _check_object(item, proven=frozenset(), caps=None):
     """(path, problem) or None. ``proven``: (st_dev, st_ino) of files whose every byte was
     already checked against signed chunk hashes: their content is the signed one, so
     hashing them whole again would prove nothing more (their name was logged by the
@@ -65,6 +101,15 @@ def _check_object(item, proven=frozenset()):
         return p, "cannot be read (%s)" % (e.strerror or e)
     if not stat.S_ISREG(st.st_mode):
         return p, "not a regular file"
+    on_disk = getattr(st, "st_blocks", None)
+    if on_disk is not None and st.st_size - on_disk * 512 > SPARSE_SLACK:
+        return p, "a sparse file (%d bytes, %d of them on disk): the station never writes " \
+                  "one; not hashed" % (st.st_size, on_disk * 512)
+    if caps is not None:
+        cap = caps.get(name, caps.get(None))
+        if cap is not None and st.st_size > cap:
+            return p, "%d bytes, more than the %d the station log and the signed records " \
+                      "allow for it; not hashed" % (st.st_size, cap)
     if (st.st_dev, st.st_ino) not in proven:
         h, why = hash_file(p)
         if why:
@@ -76,14 +121,15 @@ def _check_object(item, proven=frozenset()):
     return None
 
 
-def hash_objects(objects_dir, workers=None, items=None, proven=frozenset()):
+def hash_objects(objects_dir, workers=None, items=None, proven=frozenset(), caps=None):
     """[(path, problem)] for every object in ``objects_dir`` (or of ``items``) that does not
-    hash to its name, is writable or is not a regular file; a thread per core but one."""
+    hash to its name, is writable, is not a regular file, is sparse or larger than its cap
+    (``caps``, from object_caps); a thread per core but one."""
     items = list_objects(objects_dir) if items is None else items
     # one thread per core but one: the device views are verified beside it in the caller
     workers = workers or max(1, min(8, (os.cpu_count() or 1) - 1))
     with ThreadPoolExecutor(workers) as ex:
-        return [r for r in ex.map(lambda it: _check_object(it, proven), items)
+        return [r for r in ex.map(lambda it: _check_object(it, proven, caps), items)
                 if r is not None]
 
 
