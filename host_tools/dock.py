@@ -178,7 +178,7 @@ def _check(c):
     res = c.check()
     facts = res.get(3) if isinstance(res.get(3), dict) else {}
     return {"ready": res.get(1) is True,
-            "reasons": [_txt(x) for x in res.get(2)] if isinstance(res.get(2), list) else [],
+            "reasons": [_txt(x) or "?" for x in res.get(2)] if isinstance(res.get(2), list) else [],
             "facts": _facts(facts),
             "seq": _int(res.get(4))}
 
@@ -486,7 +486,7 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
     if isinstance(last, dict):
         facts = last.get(3) if isinstance(last.get(3), dict) else {}
         last = {"ready": last.get(1) is True,
-                "reasons": [_txt(x) for x in last.get(2)] if isinstance(last.get(2), list)
+                "reasons": [_txt(x) or "?" for x in last.get(2)] if isinstance(last.get(2), list)
                 else [],
                 "facts": _facts(facts),
                 "seq": _int(last.get(4))}

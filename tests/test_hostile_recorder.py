@@ -318,7 +318,8 @@ def test_bytes_that_keep_coming_never_extend_a_deadline():
 
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(1 << 64) + 1,
                                                         max_value=(1 << 64) - 1),
-                  st.binary(max_size=64), st.text(max_size=16))
+                  st.binary(max_size=64), st.text(max_size=16),
+                  st.sampled_from(["\x1b[2J", "a\rb", "\u202e", "x\x00y"]))
 _value = st.recursive(_leaf, lambda ch: st.one_of(
     st.lists(ch, max_size=6), st.dictionaries(st.integers(0, 16), ch, max_size=6)),
     max_leaves=20)
@@ -372,6 +373,8 @@ def test_fuzz_hostile_recorder(tmp_path_factory, op, nth, status, answer, raw, f
         d.stop()
     assert p.returncode in EXITS | {0}, (p.returncode, p.stdout, p.stderr)
     assert took < WALL
+    assert not any(ord(ch) < 32 and ch not in "\n\r" for ch in p.stdout + p.stderr), \
+        (p.stdout, p.stderr)
     if p.returncode:
         one_clear_line(p)
     else:
