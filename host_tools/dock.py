@@ -241,7 +241,14 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
             authed = sm.status == "ok"      # offload authenticated this session
         if not authed:
             _session(c, archive_dir, r, host_name)
-        st = c.status()
+        try:
+            st = c.status()
+        except LinkError as e:
+            if e.status != 401:
+                raise
+            # the offload's session ended (the recorder's idle timeout): a new one
+            _session(c, archive_dir, r, host_name)
+            st = c.status()
         r.state, r.officer_before, r.unit_before = _txt(st.get(1)), _txt(st.get(2)), \
             _txt(st.get(3))
         r.clock = _time_set(c)

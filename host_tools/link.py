@@ -556,7 +556,7 @@ class Client:
         ``since_seq``, GET of each RECEIPT record). Returns (seq, confirmed_by) where
         confirmed_by is "response" or "record"."""
         resp, tries = self.call(RECEIPT, {1: receipt_bytes}, retry=True)
-        if resp.get(1) != 0:
+        if resp.get(1) not in (0, 401):     # 401: no session, nothing was accepted
             # 409: sent again (by us after a timeout, or duplicated on the line) after the
             # first was accepted and its answer lost? Any other error may also be the answer
             # to such a duplicate. Only the RECEIPT record can tell.

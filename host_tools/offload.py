@@ -319,6 +319,18 @@ class _Offload(Puller, Receipts):
         self._t_transfer = time.monotonic() - self._t_pull
         self._commit_and_verify(dev_id, head, pinned, sk, row)
 
+    def _reauth(self, dev_id):
+        """A new session with the same recorder (after its idle timeout): HELLO, AUTH, the
+        proof checked with the key this offload started with."""
+        again, row = hello_step(self.c, self.a, self.host_name)
+        if again != dev_id:
+            self.fail(EXIT_NOT_OK, "another recorder (%s) answers on %s now, not %s"
+                      % (again, self.port, dev_id), "not_ok")
+        pinned, _ = auth_step(self.c, self.a, dev_id, row, self.host_name)
+        if pinned != self.pinned:           # pragma: no cover - the row is the same
+            self.fail(EXIT_AUTH, "the key of %s changed during the offload" % dev_id,
+                      "auth_failed")
+
     def _alerts(self, alerts, dev_id):
         """AUTH result 14: what the recorder found at boot about its card (SPEC §8.3)."""
         if not isinstance(alerts, list):

@@ -80,7 +80,15 @@ class Receipts:
         a.add_receipt(dev_id, number, cov, rec["hash"], receipt)   # durable before sending
         since = a.max_seq(dev_id) + 1
         try:
-            seq, how = c.receipt(receipt, since, since + 4095)
+            try:
+                seq, how = c.receipt(receipt, since, since + 4095)
+            except LinkError as e:
+                if e.status != 401:
+                    raise
+                # the session ended while the archive was verified (the recorder's idle
+                # timeout, SPEC §8.3): a new one, the recorder's proof checked again
+                self._reauth(dev_id)
+                seq, how = c.receipt(receipt, since, since + 4095)
         except LinkError as e:
             a.update_receipt(dev_id, number, "refused", message=str(e))
             why = {403: "the recorder does not trust this station's receipts",

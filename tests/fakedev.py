@@ -57,7 +57,8 @@ class FakeDevice:
     def __init__(self, store: rw.RefStore, trust=(), max_frame=256 * 1024, *,
                  drop=0.0, corrupt=0.0, garbage=0.0, break_after=None,
                  seed=1, read_cap=None, head_override=None, drop_op=None, delay=0.0,
-                 proof="real", hook=None, capacity=(1 << 30, 1 << 32), present_key=None):
+                 proof="real", hook=None, capacity=(1 << 30, 1 << 32), present_key=None,
+                 expire_before=()):
         self.s = store
         self.trust = [bytes(k) for k in trust]
         self.max_frame = max_frame
@@ -70,6 +71,8 @@ class FakeDevice:
         self.delay = delay                      # seconds before each answer
         self.proof = proof                      # what AUTH carries as the device signature
         self.present_key = present_key          # public key AUTH presents (default: store's)
+        self.expire_before = set(expire_before)  # ops before whose first request the
+                                                # session ends (as after the idle timeout)
         self.hook = hook                        # hook(dev, req) -> dict / bytes / None
         self.capacity = list(capacity)          # storage [free, total] reported in AUTH
         self.station_nonce = None
@@ -288,6 +291,9 @@ class FakeDevice:
             if 2 in res:
                 self.auth_sigs.append(res[2])
             return {0: rid, 1: 0, 2: res}
+        if op in self.expire_before:
+            self.expire_before.discard(op)
+            self.authed = False
         if op in (8, 9, 10):
             s.refusal({8: "delete", 9: "format", 10: "write"}[op], "store", "usb")
             return self._err(rid, 405, "refused: evidence is append-only")

@@ -283,3 +283,34 @@ def test_status_shows_officer_check_and_waiting_interruptions(tmp_path, arch):
         assert isinstance(w, int) and st["battery_percent"] == 87
     finally:
         assert sim.stop() == 0
+
+
+def test_dock_renews_a_session_the_recorder_ended(tmp_path, arch):
+    """The recorder ends the offload's session (its idle timeout, SPEC §8.3) before the
+    dock's STATUS: the station authenticates again and the cycle goes on."""
+    import fakedev
+    from host_tools.dock import dock
+    from test_offload import shift
+    s = shift(tmp_path / "sd", segments=1)
+    now = int(time.time() * 1000)
+    canned = {7: {1: now, 2: now, 3: 99, 4: None, 5: None, 6: False}, 11: {1: 100},
+              13: {1: True, 2: [], 3: {1: 80}, 4: 101}}
+
+    def hook(dev, req):
+        op = req.get(1)
+        if op in canned and dev.authed:
+            return {0: req[0], 1: 0, 2: canned[op]}
+        return None
+
+    from host_tools.archive import Archive
+    with Archive(arch) as a:
+        a.register(s.device, s.pubkey)
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)], hook=hook,
+                           expire_before={12}).start()
+    try:
+        r = dock(d.port, arch)
+        assert r.exit_code == 0 and r.status == "ok", r.errors
+        i = d.ops.index(12)
+        assert d.ops[i:i + 4] == [12, 1, 2, 12]
+    finally:
+        d.stop()

@@ -828,3 +828,16 @@ def test_a_gap_the_recorder_lists_stops_the_history_before_it(tmp_path, arch, de
     assert "broke the dock protocol" not in " ".join(sm.errors)
     with Archive(arch) as a:
         assert a.max_seq(DEV) == 3
+
+
+def test_session_that_ended_before_the_receipt_is_renewed(tmp_path, arch, dev_factory):
+    """The recorder ends an idle session (SPEC §8.3) while the station verifies: the
+    receipt gets 401; the station authenticates again (the recorder proves its key again)
+    and the receipt goes through."""
+    s = shift(tmp_path / "sd", segments=1)
+    d = dev_factory(s, expire_before={6})
+    sm = offload(d.port, arch, register=True)
+    assert sm.exit_code == 0 and sm.receipt and sm.receipt["confirmed_by"] == "response", \
+        sm.errors
+    i = d.ops.index(6)
+    assert d.ops[i:i + 4] == [6, 1, 2, 6]
