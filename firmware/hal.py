@@ -21,6 +21,7 @@
 #   create(path) -> file   (a new scratch file; only the head uses it)
 #   replace(src, dst)      (atomic on littlefs; remove-then-rename on FAT)
 #   read(path, offset=0, n=-1) -> bytes; size(path) -> int (-1 if missing)
+#   readinto(path, offset, buf) -> bytes read into buf (optional; boot uses it if present)
 #   exists(path); listdir(path) -> sorted names; mkdir(path); free() -> bytes free
 #   release(path)          removes a file: only Store.release_covered calls it, for media a
 #                          custody receipt covers, after writing a RELEASE record (SPEC §10.8)
@@ -126,6 +127,14 @@ class PosixFS:
             if offset:
                 f.seek(offset)
             return f.read() if n < 0 else f.read(n)
+
+    def readinto(self, path, offset, buf):
+        """Read into buf (a bytearray or memoryview) from offset: the bytes read, 0 at the
+        end. Optional in a HAL: boot scans logs through it into one buffer when present."""
+        with open(self._p(path), "rb") as f:
+            if offset:
+                f.seek(offset)
+            return f.readinto(buf) or 0
 
     def size(self, path):
         try:

@@ -262,11 +262,19 @@ class Store(LogReader):
         size = fs.size(log)
         if size > self.log_max + _REC_MAX:
             size = self.log_max + _REC_MAX    # more than any log holds: an edited card
+        into = getattr(fs, "readinto", None)
         win = _WIN
+        data = bytearray(win) if into is not None else None   # one buffer, reused
         pos = off
         while pos < size:
-            data = fs.read(log, pos, win if size - pos > win else size - pos)
-            n = len(data)
+            want = win if size - pos > win else size - pos
+            if into is not None:
+                if len(data) < want:
+                    data = bytearray(want)
+                n = into(log, pos, memoryview(data)[:want])
+            else:
+                data = fs.read(log, pos, want)
+                n = len(data)
             p = 0
             while True:
                 r = _rec_at(data, p, n)
@@ -276,7 +284,7 @@ class Store(LogReader):
                 if seq < 0:
                     return
                 if self.last is None or seq >= self.seq:
-                    rec = data[p:end]
+                    rec = bytes(data[p:end])
                     try:
                         body = body_of(rec)
                     except Exception:

@@ -162,6 +162,13 @@ class PowerFS(PosixFS):
         self.bytes_read += len(data)
         return data
 
+    def readinto(self, path, offset, buf):
+        if self.dead:
+            raise PowerCut("power is off")
+        n = PosixFS.readinto(self, path, offset, buf)
+        self.bytes_read += n
+        return n
+
     def mkdir(self, path):
         if self.dead:
             raise PowerCut("power is off")

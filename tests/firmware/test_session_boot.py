@@ -148,6 +148,13 @@ class HeadCase(Case):
             reads.append((path, offset, n, len(data)))
             return data
         self.h.sd.read = read     # every card read is watched (reboot() clears the list)
+        into = self.h.sd.readinto
+
+        def readinto(path, offset, buf):
+            n = into(path, offset, buf)
+            reads.append((path, offset, len(buf), n))
+            return n
+        self.h.sd.readinto = readinto
 
     def head(self):
         with open(self.sd + "/head.cbor", "rb") as f:
