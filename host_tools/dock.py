@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 
 from . import argtypes
@@ -37,6 +38,7 @@ from .archive import Archive, NotAnArchive
 from .link import (AUTH, HELLO, STATUS, Client, LinkDown, LinkError, PortError,
                    ProtocolViolation)
 from .offload import _fmt_summary, _Interrupted, offload
+from .receipts import IDLE_SAFE
 from .session import (EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE,
                       SessionError, auth_step, hello_step, unknown_text)
 from .station import StationError
@@ -239,7 +241,7 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
                             "calibrated, released or checked" % (
                                 sm.status, "; ".join(sm.errors) or "no details"), sm.status)
             authed = sm.status == "ok"      # offload authenticated this session
-        if not authed:
+        if not authed or time.monotonic() - c.t_active > IDLE_SAFE:
             _session(c, archive_dir, r, host_name)
         try:
             st = c.status()

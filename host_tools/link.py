@@ -238,6 +238,8 @@ class Client:
         self.timeouts = 0
         self.foreign = 0             # well-formed CBOR items that were not responses
         self.op_deadline = None      # monotonic time the current operation must end by
+        self._sent_auth = False      # a session may be authenticated (end it at close)
+        self.t_active = time.monotonic()   # the last byte sent or received
         self._op_seconds = 0.0
         self.station_nonce = None    # of the last HELLO (SPEC §8.3)
         self.device_id = self.device_nonce = None
@@ -250,7 +252,22 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
+    def end_session(self):
+        """End an authenticated session (SPEC §8.3): a HELLO whose answer is not needed, so
+        no other host on the same port finds the session open. Best effort."""
+        if self._ser is None or not self._sent_auth:
+            return
+        self._sent_auth = False
+        try:
+            self._write(encode_frame({0: self._next_id, 1: HELLO, 2: {
+                1: PRE_HELLO_MAX, 2: "end", 3: os.urandom(NONCE_SIZE)}}))
+            self._next_id += 1
+            self._ser.flush()
+        except Exception:
+            pass
+
     def close(self):
+        self.end_session()
         ser, self._ser = self._ser, None
         if ser is not None:
             try:
@@ -267,6 +284,7 @@ class Client:
         except Exception as e:   # serial.SerialException, OSError, termios.error
             raise LinkBroken("the link on %s broke while sending: %s" % (self.port, e)) from None
         self.bytes_out += len(data)
+        self.t_active = time.monotonic()
 
     def _parse(self, hard=None):
         for item in self._rx.frames(hard):
@@ -299,6 +317,7 @@ class Client:
             raise LinkBroken("the link on %s broke while receiving: %s (recorder undocked?)"
                              % (self.port, e)) from None
         self.bytes_in += len(data)
+        self.t_active = time.monotonic()
         self._rx.feed(data)
         self._parse(hard)
         return len(data)
@@ -511,6 +530,7 @@ class Client:
                                                "(%r, then %r)" % (dev, self.device_id))
             th = transcript(dev, self.device_nonce, self.station_nonce, pub)
             sig = station_key.sign(station_message(th))
+            self._sent_auth = True
             try:
                 resp, _ = self.call(AUTH, {1: pub, 2: sig}, retry=False)
             except DeadlinePassed:

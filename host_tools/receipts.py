@@ -14,6 +14,7 @@ from .session import EXIT_AUTH, SessionError
 __all__ = ["make_receipt", "covered_seq", "Receipts"]
 
 REC_START, SEGMENT, RECOVERY, RECEIPT_T = 2, 4, 7, 8
+IDLE_SAFE = 10.0               # seconds of silence after which a session may have ended
 
 
 def _enc(x):
@@ -79,6 +80,10 @@ class Receipts:
         receipt = make_receipt(sk, dev_id, cov, rec["hash"], number, a.archive_id)
         a.add_receipt(dev_id, number, cov, rec["hash"], receipt)   # durable before sending
         since = a.max_seq(dev_id) + 1
+        if time.monotonic() - c.t_active > IDLE_SAFE:
+            # nothing was asked while the archive was verified: the recorder may have ended
+            # the session (its idle timeout, SPEC §8.3); start a new one first
+            self._reauth(dev_id)
         try:
             try:
                 seq, how = c.receipt(receipt, since, since + 4095)

@@ -84,6 +84,7 @@ class FakeDevice:
         self.sent = 0
         self.responses = 0
         self.ops = []                           # op of every request served
+        self.ends = 0                           # HELLOs a station sent to end its session
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
@@ -250,7 +251,10 @@ class FakeDevice:
         rid = req.get(0, 0)
         op = req.get(1)
         args = req.get(2, {})
-        self.ops.append(op)
+        if op == 1 and isinstance(args, dict) and args.get(2) == "end":
+            self.ends += 1      # a station ending its session (SPEC §8.3): not in ops
+        else:
+            self.ops.append(op)
         s = self.s
         if op == 1:
             sn = args.get(3) if isinstance(args, dict) else None

@@ -841,3 +841,25 @@ def test_session_that_ended_before_the_receipt_is_renewed(tmp_path, arch, dev_fa
         sm.errors
     i = d.ops.index(6)
     assert d.ops[i:i + 4] == [6, 1, 2, 6]
+
+
+def test_station_ends_its_session_before_it_closes_the_port(tmp_path, arch, dev_factory):
+    """SPEC §8.3: after its last request (and on error paths) the station sends HELLO, so
+    no other host on the port finds an authenticated session."""
+    s = shift(tmp_path / "sd", segments=1)
+    d = dev_factory(s)
+    assert offload(d.port, arch, register=True).exit_code == 0
+    t = time.monotonic() + 2
+    while d.ends < 1 and time.monotonic() < t:
+        time.sleep(0.01)
+    assert d.ends == 1 and not d.authed
+    # an error path too: the recorder refuses the receipt
+    s.rec_start()
+    s.write(b"x" * 5000)
+    s.close()
+    d.receipt_number = 10 ** 9
+    assert offload(d.port, arch).exit_code == 5
+    t = time.monotonic() + 2
+    while d.ends < 2 and time.monotonic() < t:
+        time.sleep(0.01)
+    assert d.ends == 2 and not d.authed
