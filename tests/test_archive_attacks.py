@@ -63,7 +63,7 @@ def test_a12_entries_grafted_from_another_station_are_never_signed(arch, tmp_pat
     assert (arch / "log" / "checkpoint").read_bytes() == cp
     assert not (arch / "log" / "checkpoint.new").exists()
     rc, out = verify(arch)
-    assert rc == 1 and "entries %d of log/entries were not written by this station" % n \
+    assert rc == 1 and "log/entries: entry %d was not written by this station" % n \
         in out, out
 
 

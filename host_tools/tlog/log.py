@@ -301,13 +301,15 @@ class Log:
             last = None if self.unindexed_more else total - 1
             acc.unsigned = (base, last)
             if last is None:
-                which = "%d and after (more than %d entries; not all counted)" % (
+                which = "entries %d and after (more than %d; not all counted) were" % (
                     base, total - base)
+            elif last != base:
+                which = "entries %d..%d were" % (base, last)
             else:
-                which = "%d..%d" % (base, last) if last != base else str(base)
-            acc.problem = ("entries %s of log/entries were not written by this station: no "
-                           "checkpoint it signed covers them (added by someone without the "
-                           "station key)" % which)
+                which = "entry %d was" % base
+            acc.problem = ("log/entries: %s not written by this station: no checkpoint it "
+                           "signed covers them (added by someone without the station key)"
+                           % which)
             return acc
         acc.stale_pending = pend is not None or os.path.lexists(self.pending_path)
         return acc
