@@ -333,11 +333,14 @@ def run_verify_archive(args) -> int:
     ext = None
     cp = getattr(args, "checkpoint", None)
     if cp:
-        try:
-            with open(cp, "rb") as f:
-                ext = f.read(1 << 20)
+        from .safeio import read_capped
+        try:                            # a regular file, never a FIFO or a device
+            full = os.path.abspath(cp)
+            ext = read_capped(os.path.dirname(full), os.path.basename(full), 1 << 20,
+                              "checkpoint")
         except OSError as e:
-            print("sealcam verify: cannot read the checkpoint %s: %s" % (cp, e.strerror or e),
+            why = str(e.strerror or e).split(": a recorder writes")[0]
+            print("sealcam verify: cannot read the checkpoint %s: %s" % (cp, why),
                   file=sys.stderr)
             return 3
     try:

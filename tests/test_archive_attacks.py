@@ -447,3 +447,10 @@ def test_a9_an_object_larger_than_the_log_allows_is_not_hashed(arch):
         for path, sha in st.objects[DEV].items():
             if path.startswith("m/") and path.endswith(".mjpg"):
                 assert caps[sha.hex()] == segs[int(path[2:10])]["length"]
+
+
+def test_a6_a_fifo_given_as_checkpoint_is_refused_not_waited_on(arch, tmp_path):
+    fifo = tmp_path / "cp.txt"
+    os.mkfifo(fifo)
+    rc, out = verify(arch, "--checkpoint", fifo)
+    assert rc == 3 and "is a FIFO (named pipe), not a regular file" in out, out
