@@ -1,7 +1,8 @@
-"""Adopting an archive made before the station log (SPEC §11.5): the first writer with the
-station key that finds an empty log and an index holding devices writes what the index
-says as log entries, after an `adopt` entry that marks where the log's word begins. What
-happened before that was only ever the index's word; from then on it is signed."""
+"""Adopting an archive made before the station log, or whose log was lost (SPEC §11.5):
+only `sealcam station adopt`, run by a person, writes what the index says as log entries,
+after an `adopt` entry (entry 0) that marks where the log's word begins. No station verb
+does it on its own. What happened before that is only the index's word (`verify` says at
+best OK_WITH_MISSING_INFO); from then on it is signed."""
 from __future__ import annotations
 
 import os
