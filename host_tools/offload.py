@@ -192,6 +192,13 @@ class _Offload(Puller, Receipts):
                 sm.errors.append("interrupted (Ctrl-C); everything verified so far is kept: run "
                                  "the same command again to resume")
                 sm.exit_code, sm.status = EXIT_INTERRUPTED, "interrupted"
+            except (ArchiveError, OSError) as e:
+                # the archive (not the recorder) failed: a disk error, a full or read-only
+                # disk, a link where a folder belongs
+                sm.errors.append("the archive %s could not be written (%s); what was stored "
+                                 "before is kept: fix it and run the same command again"
+                                 % (os.path.abspath(self.archive_dir), e))
+                sm.exit_code, sm.status = EXIT_USAGE, "error"
         finally:
             self.bar.close()
             if self.t0 is not None:
