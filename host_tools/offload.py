@@ -368,13 +368,19 @@ class _Offload(Puller, Receipts):
 
     # -- view, verification, receipt ---------------------------------------------------
     def _commit_and_verify(self, dev_id, head, pinned, sk, row):
+        from .tlog.replay import replay
         from .verify import NOT_OK, OK, OK_WITH_MISSING_INFO, verify_store
         a, sm = self.a, self.sm
         changed = a.commit_view(dev_id, None if (sm.head_went_back or self.fork) else head)
         changed = changed or sm.segments_completed or self._view_changed
-        prev = [o for o in a.offloads(dev_id) if o["id"] != self.oid and o["verdict"]]
+        # earlier offloads as the signed station log states them, never archive.sqlite's
+        # rows: an edited row must not vouch for a prefix nobody verified (SPEC §11)
+        signed = replay(a.log())
+        prev = sorted(({"id": i, **o} for i, o in signed.offloads.items()
+                       if o.get("device") == dev_id and i != self.oid and o.get("verdict")),
+                      key=lambda o: o["id"])
         if not changed and not self.seg_errors and not self.fork and not sm.head_went_back \
-                and prev and prev[-1]["status"] == "ok" and prev[-1]["verdict"] in (
+                and prev and prev[-1].get("status") == "ok" and prev[-1]["verdict"] in (
                     OK, OK_WITH_MISSING_INFO):
             # nothing new in the view since it was verified: no receipt to give, and
             # verifying the whole history again would only cost time
@@ -388,12 +394,13 @@ class _Offload(Puller, Receipts):
         # its hash chain only and its closed segments are not hashed again: an offload's
         # cost does not grow with what the archive already holds for the device
         anchor = None
-        good = [o for o in prev if o["status"] == "ok" and o["head_seq"] is not None
-                and o["verdict"] in (OK, OK_WITH_MISSING_INFO)]
+        good = [o for o in prev if o.get("status") == "ok" and o.get("head_seq") is not None
+                and o.get("verdict") in (OK, OK_WITH_MISSING_INFO)]
         if good and not self.fork:
-            r = a.record(dev_id, good[-1]["head_seq"])
-            if r is not None:
-                anchor = (r["seq"], r["hash"])
+            seq = good[-1]["head_seq"]
+            h = signed.records.get(dev_id, {}).get(seq)
+            if h is not None:
+                anchor = (seq, h[0])
         rep = verify_store(a.view_dir(dev_id), pinned, progress=False, trusted=anchor)
         sm.verified_from = None if anchor is None else anchor[0]
         sm.store_verdict = rep.verdict

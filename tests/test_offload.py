@@ -863,3 +863,45 @@ def test_station_ends_its_session_before_it_closes_the_port(tmp_path, arch, dev_
     while d.ends < 2 and time.monotonic() < t:
         time.sleep(0.01)
     assert d.ends == 2 and not d.authed
+
+
+def test_an_edited_offloads_row_never_vouches_for_a_tampered_staged_prefix(tmp_path):
+    """A5: an editor of archive.sqlite (no station key) flips bytes inside the staged,
+    verified prefix of a broken offload and forges an 'ok' offloads row whose head is the
+    newest seq. The next offload must not take that row as its verified anchor (only the
+    signed station log's offload events count): it verifies the segment in full, finds the
+    damage and sends no receipt."""
+    import random
+    arch = str(tmp_path / "arch")
+    station.init(arch)
+    s = rw.RefStore(str(tmp_path / "sd"), chunk=65536)
+    s.boot(); s.rec_start()
+    media = random.Random(1).randbytes(600_000)
+    s.write(media); s.checkpoint(); s.close(); s.rec_stop()
+    pub = station.station_pub(arch)
+    d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024, break_after=300_000).start()
+    try:
+        sm = offload(d.port, arch, register=True, timeout=5)
+    finally:
+        d.stop()
+    assert sm.status == "link_broken"
+    part = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(arch, "staging"))
+            for f in fs if f.endswith(".part")]
+    assert len(part) == 1
+    with open(part[0], "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00" * 5000)
+    db = sqlite3.connect(os.path.join(arch, "archive.sqlite"))
+    top = db.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+    db.execute("INSERT INTO offloads (device, port, started, finished, records, bytes, status, "
+               "verdict, head_went_back, head_seq) VALUES (?, 'x', '2026-01-01T00:00:00Z', "
+               "NULL, 0, 0, 'ok', 'OK', 0, ?)", (s.device, top))
+    db.commit()
+    db.close()
+    d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024).start()
+    try:
+        sm = offload(d.port, arch, timeout=10)
+    finally:
+        d.stop()
+    assert sm.verified_from is None
+    assert sm.receipt is None and sm.exit_code == 1 and sm.verdict == NOT_OK
