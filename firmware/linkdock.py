@@ -70,10 +70,19 @@ def authenticate(lnk, args):
             8: bat, 11: s.officer, 13: s.fw, 14: alerts}
 
 
+TIME_MIN_MS = 1577836800000      # 2020-01-01T00:00:00Z: TIME_SET's lowest accepted time
+TIME_MAX_MS = 4102444800000      # 2100-01-01T00:00:00Z: the first time it refuses
+
+
 def time_set(lnk, args):
     new = uint(args, 1, "TIME_SET", "new rtc ms")
-    if new >= 1 << 63:
-        raise LinkError(BAD_REQUEST, "TIME_SET: %d ms is not a time" % new)
+    if new < TIME_MIN_MS or new >= TIME_MAX_MS:
+        # a wall clock outside 2020..2100 is a broken station clock or a rewritten request
+        # (SPEC §8.7): 400, nothing set, nothing written
+        raise LinkError(BAD_REQUEST, "TIME_SET: the new time is %s 2020-01-01..2100-01-01 "
+                        "(%d..%d ms since 1970): check the station's clock; nothing set"
+                        % ("before" if new < TIME_MIN_MS else "after", TIME_MIN_MS,
+                           TIME_MAX_MS - 1))
     r = lnk.store.set_time(new)
     # (old, new, seq, drift ms/day or None, since ms or None, flagged)
     return {1: r[0], 2: r[1], 3: r[2], 4: r[3], 5: r[4], 6: bool(r[5])}

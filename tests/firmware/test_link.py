@@ -1169,3 +1169,28 @@ class TestFlashState(unittest.TestCase):
         other = ed25519.public(ed25519.secret(OTHER_SEED))
         self.assertTrue(link.add_trusted(h.flash, other))
         self.assertEqual(cbor.loads(h.flash.read("trust.cbor")), [pub, other])
+
+
+class TimeSetBoundsCase(LinkCase):
+    """TIME_SET takes only a wall-clock time in 2020-01-01..2100-01-01 (SPEC §8.7): a relay
+    that rewrites the request to 2^63-1 (or the year 1970) gets 400 and nothing changes."""
+
+    def test_out_of_range_times_are_refused_and_write_nothing(self):
+        self.login()
+        n = len(self.chain())
+        rtc = self.h.clock.rtc_ms()
+        for bad in (0, 1, 1577836799999, 4102444800000, (1 << 63) - 1, (1 << 64) - 1):
+            r = self.host.call(link.TIME_SET, {1: bad})
+            self.assertEqual(r[1], 400, (bad, r))
+            self.assertTrue("2020-01-01..2100-01-01" in r[3], r)
+            self.assertEqual(self.h.clock.rtc_ms(), rtc)
+            self.assertEqual(len(self.chain()), n)
+
+    def test_the_edges_of_the_range_are_accepted(self):
+        self.login()
+        for good in (1577836800000, 4102444799999):
+            r = self.host.call(link.TIME_SET, {1: good})
+            self.assertEqual(r[1], 0, (good, r))
+            self.assertEqual(r[2][2], good)
+            raw, body = self.chain()[-1]
+            self.assertEqual((body[0], body[29]), (st.TIME_SET, good))
