@@ -35,6 +35,7 @@ from collections import deque
 
 import cbor2
 
+from . import records as _R
 from .framing import MAGIC, PRE_HELLO_MAX, Deframer, _decode_exact, encode_frame
 
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
@@ -332,6 +333,10 @@ class Client:
                 item = self._ready.popleft()
                 if isinstance(item, dict) and isinstance(item.get(0), int) \
                         and isinstance(item.get(1), int):
+                    bad = _R.hostile_values(item, text=False)
+                    if bad:     # SPEC §6.1: no answer holds an integer beyond 64 bits
+                        raise ProtocolViolation("an answer on %s is not valid: %s"
+                                                % (self.port, bad.replace("body", "it")))
                     return item
                 self.foreign += 1   # a well-formed CBOR item that is not a response: ignored
             deadline = time.monotonic() + timeout

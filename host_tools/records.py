@@ -37,7 +37,8 @@ from . import keys as _keys
 
 __all__ = ["RecordError", "Record", "K", "parse", "decode", "check_signature", "check_next",
            "root_step", "chunk_root", "media_path", "media_name_error", "index_path",
-           "unsafe_path", "printable", "device_id_error", "DEVICE_ID_RE", "value_errors",
+           "unsafe_path", "printable", "device_id_error", "has_control", "hostile_values",
+           "INT_MAX", "INT_MIN", "DEVICE_ID_RE", "value_errors",
            "TYPE_NAMES", "KEY_NAMES", "ZERO",
            "MAX_RECORD", "MAX_CHUNK", "MAX_CHUNKS"]
 
@@ -90,12 +91,58 @@ def enc(x) -> bytes:
 
 # --- body schema (schema.cddl) ----------------------------------------------------------
 
+#: the largest integer a record body may hold (SPEC §3.1): the archive indexes them as
+#: SQLite int64, so a larger one (a CBOR uint up to 2^64-1, or a bignum) is NOT_OK
+INT_MAX = (1 << 63) - 1
+INT_MIN = -(1 << 63)
+
+
 def _uint(x):
-    return type(x) is int and x >= 0
+    return type(x) is int and 0 <= x <= INT_MAX
 
 
 def _int(x):
-    return type(x) is int
+    return type(x) is int and INT_MIN <= x <= INT_MAX
+
+
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control(s) -> bool:
+    """True if ``s`` holds a control character (C0, DEL or C1): the firmware never writes
+    one in a record (it refuses such a name, writes '?' in a REFUSAL target), SPEC §3.1."""
+    return _CONTROL_RE.search(s) is not None
+
+
+def hostile_values(body, text=True):
+    """None if every integer in ``body`` (keys and values, at any depth) is within int64
+    and (``text``) every text string is free of control characters; else what is wrong
+    (SPEC §3.1). Iterative: a deeply nested body cannot exhaust the stack."""
+    stack, n = [body], 0
+    while stack:
+        x = stack.pop()
+        n += 1
+        if n > 100_000:
+            return "body has too many items"
+        t = type(x)
+        if t is int:
+            if not INT_MIN <= x <= INT_MAX:
+                return "body holds an integer beyond 64 bits (at most 2^63-1, SPEC §3.1)"
+        elif t is str:
+            if text and _CONTROL_RE.search(x):
+                return "body holds text with a control character %s (SPEC §3.1)" \
+                    % printable(repr(x[:80]))
+        elif isinstance(x, Mapping):
+            for k, v in x.items():
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, cbor2.CBORTag):
+            if not 0 <= x.tag <= INT_MAX:
+                return "body holds a CBOR tag beyond 64 bits"
+            stack.append(x.value)
+    return None
 
 
 def _tstr(x):
@@ -259,7 +306,8 @@ def _fill_trusted(rec: Record, item, upto) -> bool:
         prot, _, payload, sig = item.value
         body = cbor2.loads(payload)
         seq, t = body[K.SEQ], body[K.TYPE]
-        if type(seq) is not int or seq > upto or type(t) is not int:
+        if type(seq) is not int or not 0 <= seq <= upto or type(t) is not int \
+                or not 0 <= t <= INT_MAX:
             return False
         kid = cbor2.loads(prot)[4]
     except Exception:
@@ -301,6 +349,9 @@ def _fill(rec: Record, item):
             raise RecordError("payload is not CBOR") from None
         if not isinstance(body, Mapping):
             raise RecordError("payload is not a CBOR map")
+        bad = hostile_values(body)
+        if bad:
+            raise RecordError(bad)
         try:
             canon = enc(body) == payload
         except Exception:
