@@ -1,6 +1,7 @@
 """argparse value types shared by the sealcam verbs (and `sim serve`): each names the
 value it could not take; and the arguments of the verbs that talk to a docked recorder."""
 import argparse
+import math
 
 
 def _number(conv, word, ok, rule):
@@ -17,8 +18,14 @@ def _number(conv, word, ok, rule):
 
 integer = _number(int, "an integer", lambda x: True, "")
 positive_int = _number(int, "an integer", lambda x: x > 0, "> 0")
-positive_float = _number(float, "a number", lambda x: x > 0, "> 0")
-nonneg_float = _number(float, "a number", lambda x: x >= 0, ">= 0")
+positive_float = _number(float, "a number", lambda x: math.isfinite(x) and x > 0,
+                         "a finite number > 0")
+nonneg_float = _number(float, "a number", lambda x: math.isfinite(x) and x >= 0,
+                       "a finite number >= 0")
+#: a link timeout: a wait of more than an hour is not a timeout (and inf is no time_t)
+TIMEOUT_MAX = 3600.0
+timeout = _number(float, "a number", lambda x: math.isfinite(x) and 0 < x <= TIMEOUT_MAX,
+                  "> 0 and at most %d seconds" % TIMEOUT_MAX)
 
 
 def add_runtime_fs(p):
@@ -44,7 +51,7 @@ def add_port_archive(p):
 
 
 def add_timeout_json(p):
-    p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
+    p.add_argument("--timeout", type=timeout, default=2.0, metavar="S",
                    help="seconds of silence before a request is sent again "
                         "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -422,17 +422,37 @@ def _cmd_station_checkpoint(args) -> int:
     try:
         data = checkpoint(args.archive)
         if args.out:
-            with open(args.out, "wb") as f:
-                f.write(data)
+            _write_regular(args.out, data)
         else:
             sys.stdout.write(data.decode())
     except (StationError, ArchiveError, LogError) as e:
         print("sealcam station checkpoint: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
-        print("sealcam station checkpoint: %s" % e, file=sys.stderr)
+        print("sealcam station checkpoint: %s" % (e.strerror or e), file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+def _write_regular(path, data):
+    """Write ``data`` to the regular file ``path`` (created or replaced); a FIFO, device or
+    directory raises OSError at once instead of blocking (attack2 X0)."""
+    import errno
+    import stat
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0),
+                     0o644)
+    except OSError as e:
+        if e.errno == errno.ENXIO:      # a FIFO nobody reads
+            raise OSError(e.errno, "%s is a FIFO, not a file: name a file to write"
+                          % path) from None
+        raise
+    with os.fdopen(fd, "wb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "%s is not a regular file: name a file to write"
+                          % path)
+        f.truncate(0)
+        f.write(data)
 
 
 def _cmd_station_adopt(args) -> int:
@@ -521,6 +541,11 @@ def main(argv=None) -> int:
         print("sealcam %s: %s" % (args.verb if hasattr(args, "verb") else argv[0], e),
               file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:           # any verb without its own Ctrl-C handling
+        print("sealcam %s: interrupted (Ctrl-C)" % " ".join(argv[:2]
+                                                           if argv[:1] == ["station"]
+                                                           else argv[:1]), file=sys.stderr)
+        return 130
 
 
 def _archive_errors():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import string
 
 from cryptography.hazmat.primitives import serialization
@@ -158,6 +159,22 @@ def load_public_key(path: str | os.PathLike) -> bytes:
 
     Raises OSError if the file cannot be read and KeyFileError if it holds no Ed25519 key.
     """
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
+    # O_NONBLOCK: a FIFO named as the key file must not hang the command (attack2 X0)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise KeyFileError("%s is not a regular file (a FIFO, device or directory): name "
+                               "the key file" % _printable_path(path))
+        with os.fdopen(fd, "rb") as f:
+            fd = None
+            data = f.read(1 << 16)
+    finally:
+        if fd is not None:
+            os.close(fd)
     return parse_public_key(data)
+
+
+def _printable_path(path) -> str:
+    s = os.fsdecode(path)
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256
+                   else "\\u%04x" % ord(c) for c in s)
