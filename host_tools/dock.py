@@ -37,7 +37,10 @@ from . import argtypes
 from .archive import Archive, NotAnArchive
 from .link import (AUTH, HELLO, STATUS, Client, LinkDown, LinkError, PortError,
                    ProtocolViolation)
+from .records import F_DRIFT, INT_MAX, K
 from .offload import _fmt_summary, _Interrupted, offload
+from .readback import (TAMPER_HINT, Pins, Tampered, read_assign, read_self_check,
+                       read_time_set)
 from .receipts import IDLE_SAFE
 from .session import (EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE,
                       SessionError, auth_step, hello_step, unknown_text)
@@ -167,22 +170,54 @@ def _session(c, archive_dir, r, host_name):
     return res
 
 
-def _time_set(c):
-    res = c.time_set()
-    old, new = _int(res.get(1)), _int(res.get(2))
-    return {"old": old, "new": new, "seq": _int(res.get(3)),
-            "correction_ms": new - old if old is not None and new is not None else None,
-            "drift_ms_per_day": _int(res.get(4)), "since_ms": _int(res.get(5)),
-            "drift_flagged": res.get(6) is True}
+def _pins(archive_dir, r):
+    try:
+        return Pins.load(archive_dir, r.device)
+    except (NotAnArchive, StationError) as e:
+        raise _Fail(EXIT_USAGE, str(e), "error") from None
 
 
-def _check(c):
+def _time_set(c, pins):
+    """TIME_SET to this host's clock, read back: the signed TIME_SET record the answer names
+    must carry the time sent (readback.py). Returns (the clock dict, from the signed record;
+    the Anchor the later read-backs follow)."""
+    sent = int(time.time() * 1000)
+    res = c.time_set(sent)
+    anchor = read_time_set(c, pins, res.get(3), sent, res.get(2))
+    b = anchor.rec.body
+    old, new = b[K.OLD], b[K.NEW]
+    return {"old": old, "new": new, "seq": anchor.seq, "correction_ms": new - old,
+            "drift_ms_per_day": b.get(K.DRIFT), "since_ms": b.get(K.SINCE),
+            "drift_flagged": bool(b.get(K.FLAGS, 0) & F_DRIFT)}, anchor
+
+
+def _check(c, pins, anchor):
+    """CHECK, read back: the signed SELF_CHECK record must say what the answer says; the
+    facts shown are the record's."""
     res = c.check()
-    facts = res.get(3) if isinstance(res.get(3), dict) else {}
-    return {"ready": res.get(1) is True,
-            "reasons": [_txt(x) or "?" for x in res.get(2)] if isinstance(res.get(2), list) else [],
-            "facts": _facts(facts),
-            "seq": _int(res.get(4))}
+    ready = res.get(1) is True
+    reasons = res.get(2) if isinstance(res.get(2), list) else []
+    seq = res.get(4)
+    if seq is None:
+        # no record (foreign card, card error: SPEC §10.6): only a NOT_READY answer may say so
+        if ready:
+            raise Tampered("the recorder answered CHECK READY but names no SELF_CHECK record: "
+                           "%s" % TAMPER_HINT)
+        facts = res.get(3) if isinstance(res.get(3), dict) else {}
+        facts = {k: v for k, v in facts.items() if type(v) is not int or abs(v) <= INT_MAX}
+    else:
+        rec = read_self_check(c, pins, seq, ready, reasons, anchor)
+        facts = rec.body.get(K.FACTS) or {}
+    return {"ready": ready, "reasons": [_txt(x) or "?" for x in reasons[:16]],
+            "facts": _facts(facts), "seq": seq}
+
+
+def _assign(c, pins, anchor, officer, unit):
+    """ASSIGN, read back (the signed ASSIGN record names officer, unit and this station).
+    Returns the record's seq."""
+    seq = c.assign(officer, unit)
+    read_assign(c, pins, seq, officer, unit, anchor)
+    return seq
 
 
 def _run(r, body, port, timeout, client):
@@ -195,6 +230,9 @@ def _run(r, body, port, timeout, client):
     except _Fail as e:
         r.errors.append(e.message)
         r.exit_code, r.status = e.code, e.status
+    except Tampered as e:
+        r.errors.append(str(e))
+        r.exit_code, r.status = EXIT_NOT_OK, "tampered"
     except LinkDown as e:
         r.errors.append("%s; run the same command again" % e)
         r.exit_code, r.status = EXIT_LINK, "link_broken"
@@ -215,6 +253,19 @@ def _run(r, body, port, timeout, client):
         if client is None and box[0] is not None:
             box[0].close()
     return r
+
+
+def _release_after_tamper(c, pins, anchor):
+    """After an ASSIGN read back wrong: release the recorder (ASSIGN null), so it does not
+    record under the wrong officer, and read that back too. Returns what happened."""
+    try:
+        seq = c.assign(None)
+        read_assign(c, pins, seq, None, None, anchor)
+    except (Tampered, LinkError, LinkDown, ProtocolViolation) as e:
+        return ("releasing it failed too (%s): take the recorder out of service and dock it "
+                "at another station" % e)
+    return ("the recorder was released (ASSIGN null, seq %d, read back): nothing is assigned; "
+            "check it out again on another cable or station" % seq)
 
 
 def _not_ready_text(check):
@@ -253,9 +304,11 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
             st = c.status()
         r.state, r.officer_before, r.unit_before = _txt(st.get(1)), _txt(st.get(2)), \
             _txt(st.get(3))
-        r.clock = _time_set(c)
-        r.assign = {"officer": None, "unit": None, "seq": _int(c.assign(None))}
-        r.check = _check(c)
+        pins = _pins(archive_dir, r)
+        r.clock, anchor = _time_set(c, pins)
+        r.assign = {"officer": None, "unit": None, "seq": None}
+        r.assign["seq"] = _assign(c, pins, anchor, None, None)
+        r.check = _check(c, pins, anchor)
         if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
             r.exit_code, r.status = EXIT_NOT_OK, "not_ok"
             r.errors.append("offload verdict %s: no custody receipt was sent"
@@ -284,10 +337,18 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
     def body(c):
         res = _session(c, archive_dir, r, host_name)
         r.officer_before = _txt(res.get(11)) if isinstance(res.get(11), str) else None
-        r.clock = _time_set(c)
-        r.check = _check(c)
+        pins = _pins(archive_dir, r)
+        r.clock, anchor = _time_set(c, pins)
+        r.check = _check(c, pins, anchor)
         if r.check["ready"] or force:
-            r.assign = {"officer": officer, "unit": unit, "seq": _int(c.assign(officer, unit))}
+            seq = c.assign(officer, unit)
+            r.assign = {"officer": officer, "unit": unit, "seq": _int(seq)}
+            try:
+                read_assign(c, pins, seq, officer, unit, anchor)
+            except Tampered as e:
+                r.assign["seq"] = None
+                raise Tampered("%s; %s" % (e, _release_after_tamper(c, pins, anchor))) \
+                    from None
             r.assigned = True
             r.forced = not r.check["ready"]
             r.status = "assigned"

@@ -285,6 +285,33 @@ def test_status_shows_officer_check_and_waiting_interruptions(tmp_path, arch):
         assert sim.stop() == 0
 
 
+def recording_hook(s, arch, officer_of=None):
+    """A FakeDevice hook that answers TIME_SET, ASSIGN and CHECK as the firmware does:
+    each writes its signed record into the refwriter store ``s`` (which the FakeDevice
+    serves to GET) and the answer names it. ``officer_of(officer)``: the officer the
+    recorder actually records (a rewritten request), default the one asked for."""
+    from host_tools import keys
+    fp = keys.fingerprint(station.station_pub(arch))
+
+    def hook(dev, req):
+        op, args = req.get(1), req.get(2) or {}
+        if not dev.authed or op not in (7, 11, 13):
+            return None
+        if op == 7:
+            rec = s.time_set(args[1])
+            body = cbor2.loads(cbor2.loads(rec.data).value[2])
+            res = {1: body[28], 2: body[29], 3: rec.seq, 4: None, 5: None, 6: False}
+        elif op == 11:
+            who = args.get(1) if officer_of is None else officer_of(args.get(1))
+            rec = s.assign(who, args.get(2) if who is not None else None, station=fp)
+            res = {1: rec.seq}
+        else:
+            rec = s.self_check(True, [], {1: 80})
+            res = {1: True, 2: [], 3: {1: 80}, 4: rec.seq}
+        return {0: req[0], 1: 0, 2: res}
+    return hook
+
+
 def test_dock_renews_a_session_the_recorder_ended(tmp_path, arch):
     """The recorder ends the offload's session (its idle timeout, SPEC §8.3) before the
     dock's STATUS: the station authenticates again and the cycle goes on."""
@@ -292,15 +319,7 @@ def test_dock_renews_a_session_the_recorder_ended(tmp_path, arch):
     from host_tools.dock import dock
     from test_offload import shift
     s = shift(tmp_path / "sd", segments=1)
-    now = int(time.time() * 1000)
-    canned = {7: {1: now, 2: now, 3: 99, 4: None, 5: None, 6: False}, 11: {1: 100},
-              13: {1: True, 2: [], 3: {1: 80}, 4: 101}}
-
-    def hook(dev, req):
-        op = req.get(1)
-        if op in canned and dev.authed:
-            return {0: req[0], 1: 0, 2: canned[op]}
-        return None
+    hook = recording_hook(s, arch)
 
     from host_tools.archive import Archive
     with Archive(arch) as a:
