@@ -361,7 +361,7 @@ def run_verify_archive(args) -> int:
                 e["report"] = e["report"].to_json() if e["report"] is not None else None
                 j["devices"].append(e)
             j["exit_code"] = EXIT_CODES[res["verdict"]]
-            json.dump(j, sys.stdout, indent=2, ensure_ascii=False, default=str)
+            json.dump(j, sys.stdout, indent=2, ensure_ascii=True, default=str)
             sys.stdout.write("\n")
         else:
             sys.stdout.write(_text(res, getattr(args, "all", False)))

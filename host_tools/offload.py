@@ -498,7 +498,7 @@ def run_offload(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, old)
     if args.json:
-        json.dump(sm.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(sm.to_json(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     elif sm.device is not None and sm.status not in ("unknown_device",):
         sys.stdout.write(_fmt_summary(sm))

@@ -130,8 +130,8 @@ def hostile_values(body, text=True):
                 return "body holds an integer beyond 64 bits (at most 2^63-1, SPEC §3.1)"
         elif t is str:
             if text and _CONTROL_RE.search(x):
-                return "body holds text with a control character %s (SPEC §3.1)" \
-                    % printable(repr(x[:80]))
+                return "body holds text with a control character: \"%s\" (SPEC §3.1)" \
+                    % printable(x[:80])
         elif isinstance(x, Mapping):
             for k, v in x.items():
                 stack.append(k)

@@ -168,7 +168,7 @@ def _flat(prefix, x, row):
         for k, v in x.items():
             _flat("%s_%s" % (prefix, k) if prefix else k, v, row)
     elif isinstance(x, list):
-        row[prefix] = json.dumps(x, separators=(",", ":"), ensure_ascii=False)
+        row[prefix] = json.dumps(x, separators=(",", ":"), ensure_ascii=True)
     elif isinstance(x, bool):
         row[prefix] = "true" if x else "false"
     elif x is None:
