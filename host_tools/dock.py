@@ -37,7 +37,7 @@ from . import argtypes
 from .archive import Archive, NotAnArchive
 from .link import (AUTH, HELLO, STATUS, Client, LinkDown, LinkError, PortError,
                    ProtocolViolation)
-from .records import F_DRIFT, INT_MAX, K
+from .records import F_DRIFT, INT_MAX, K, hostile_values
 from .offload import _fmt_summary, _Interrupted, offload
 from .readback import (TAMPER_HINT, Pins, Tampered, read_assign, read_self_check,
                        read_time_set)
@@ -545,13 +545,21 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
     def body(c):
         # one deadline for the whole of it: a session and one request
         with c.deadline(c.budget(HELLO) + c.budget(AUTH) + c.budget(STATUS)):
-            box["auth"] = _session(c, archive_dir, r, host_name)
-            box["status"] = c.status()
+            try:
+                box["auth"] = _session(c, archive_dir, r, host_name)
+                box["status"] = c.status()
+            except ProtocolViolation as e:
+                # a bignum, a wrong type: `status` only reads, so exit 3 as for a device
+                # that is not a recorder (dock and checkout: 1, the recorder is not OK)
+                raise _Fail(EXIT_USAGE, "the recorder %s's answer is malformed (%s): not a "
+                            "sealcam recorder as the protocol says; have it inspected"
+                            % (r.device or "on " + port, e), "malformed") from None
 
     _run(r, body, port, timeout, None)
     if r.exit_code != EXIT_OK:
         raise _Fail(r.exit_code, "; ".join(r.errors), r.status)
     h, st = box["auth"], box["status"]
+    _well_formed(r, h, st)
     last = st.get(4)
     if isinstance(last, dict):
         facts = last.get(3) if isinstance(last.get(3), dict) else {}
@@ -572,6 +580,30 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
             "alerts": [{"kind": _txt(x.get(1)), "seq": _int(x.get(2)), "message": _txt(x.get(3))}
                        for x in (h.get(14) if isinstance(h.get(14), list) else [])[:16]
                        if isinstance(x, dict)]}
+
+
+WAITING_MAX = 4096          # interruptions a STATUS answer may list as waiting
+
+
+def _well_formed(r, h, st):
+    """The AUTH result ``h`` and STATUS answer ``st`` within the bounds `status` prints
+    (SPEC §3.1: integers within int64; seqs, storage and battery not negative): else
+    _Fail, exit 3, one line. A bignum (10**400) or a list of thousands would crash the
+    output or the JSON."""
+    why = hostile_values(st, text=False) or hostile_values(h, text=False)
+    if why is None:
+        w, sto, bat = st.get(5), h.get(7), h.get(8)
+        if isinstance(w, list) and (len(w) > WAITING_MAX or any(
+                type(q) is not int or q < 0 for q in w)):
+            why = "waiting interruptions are not up to %d seqs" % WAITING_MAX
+        elif isinstance(sto, list) and any(type(x) is int and x < 0 for x in sto):
+            why = "negative storage"
+        elif bat is not None and not (type(bat) is int and 0 <= bat <= 100):
+            why = "battery %s %% is not 0 to 100" % _printable(bat)[:20]
+    if why is not None:
+        raise _Fail(EXIT_USAGE, "the recorder %s's answer is malformed (%s): not a sealcam "
+                    "recorder as the protocol says; have it inspected" % (r.device, why),
+                    "malformed")
 
 
 def add_arguments_status(p):

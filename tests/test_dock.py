@@ -333,3 +333,57 @@ def test_dock_renews_a_session_the_recorder_ended(tmp_path, arch):
         assert d.ops[i:i + 4] == [12, 1, 2, 12]
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("mode", ["waiting_bignum", "storage_bignum", "waiting_negative",
+                                  "waiting_many", "json"])
+def test_status_malformed_answer_is_exit_3(tmp_path, arch, mode):
+    """A recorder that proves its key but answers STATUS (or AUTH) with a bignum, a negative
+    seq or thousands of waiting seqs: one line, exit 3, no traceback,
+    nothing printed on stdout (also with --json)."""
+    import fakedev
+    from test_offload import shift
+    s = shift(tmp_path / "sd", segments=1)
+    big = 10 ** 400
+    waiting = {"waiting_bignum": [big], "json": [big], "waiting_negative": [-3],
+               "waiting_many": list(range(5000))}.get(mode)
+
+    def hook(dev, req):
+        if req.get(1) == 12 and dev.authed and waiting is not None:
+            return {0: req[0], 1: 0, 2: {1: "standby", 2: "OFC", 3: None, 4: None,
+                                         5: waiting, 6: [1_700_000_000_000, 1000]}}
+        return None
+
+    from host_tools.archive import Archive
+    with Archive(arch) as a:
+        a.register(s.device, s.pubkey)
+    kw = {"capacity": (big, big)} if mode == "storage_bignum" else {}
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)], hook=hook, **kw).start()
+    try:
+        p = sealcam("status", "--port", d.port, "--archive", arch, "--timeout", "1",
+                    *(["--json"] if mode == "json" else []))
+    finally:
+        d.stop()
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert p.stdout == "" and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "answer is malformed" in lines[0], p.stderr
+    assert s.device in lines[0]
+
+
+def test_status_largest_int64_storage_is_printed(tmp_path, arch):
+    """Storage 2^63-1 bytes (within the protocol's bounds): printed, exit 0."""
+    import fakedev
+    from test_offload import shift
+    s = shift(tmp_path / "sd", segments=1)
+    from host_tools.archive import Archive
+    with Archive(arch) as a:
+        a.register(s.device, s.pubkey)
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)],
+                           capacity=((1 << 63) - 1, (1 << 63) - 1)).start()
+    try:
+        p = sealcam("status", "--port", d.port, "--archive", arch, "--timeout", "1")
+    finally:
+        d.stop()
+    assert p.returncode in (0, 2), p.stdout + p.stderr
+    assert "storage free 9223372036854.8 MB" in p.stdout, p.stdout
