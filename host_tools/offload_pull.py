@@ -9,7 +9,10 @@ Everything the recorder sends is bounded by what its signed head and signed reco
   signature checked with the registered key and its link to the previous record's hash
   checked before it reaches SQLite; a record that fails goes to quarantine, never to the
   device's history;
-- index READ: exactly chunks x 32 bytes (the signed chunk count), no more;
+- index READ: exactly chunks x 32 bytes (the signed chunk count), no more, streamed to a
+  staging file as it arrives (its chain root computed on the way), never held in memory:
+  at most INDEX_RAM bytes of index answers at once, the segments a group at a time
+  (SEG_GROUP segments, GROUP_INDEX bytes of signed index), whatever the recorder claims;
 - media READ: a segment's signed chunk size at most MAX_CHUNK, its chunk count at most
   MAX_CHUNKS, its signed length within chunks x chunk size and within the storage the
   recorder reports (AUTH result 7); a READ answer never longer than asked.
@@ -24,7 +27,8 @@ import os
 import time
 
 from . import records as R
-from .archive import ZERO
+from .archive import ZERO, ArchiveTampered
+from .archive.durable import makedirs
 from .link import GET, READ, LinkError, ProtocolViolation, SeqGap
 
 __all__ = ["Puller", "CHUNK_TRIES", "PERSIST_BYTES", "PERSIST_SECONDS", "MAX_CARD",
@@ -37,10 +41,59 @@ _RESP_OVERHEAD = 48            # bytes of a READ response besides the data
 MAX_CARD = 1 << 41             # storage believed when the recorder reports none (2 TiB)
 LIST_PAGE = 1000
 MAX_INDEX = 32 * R.MAX_CHUNKS  # bytes of one segment's chunk index
+INDEX_RAM = 8 << 20            # bytes of chunk index answers held in memory at once (§8.5)
+SEG_GROUP = 64                 # segments whose index and media are pulled together
+GROUP_INDEX = 64 << 20         # bytes of signed index one group may claim (more: one alone)
 
 
 def _H(b):
     return hashlib.sha256(b).digest()
+
+
+class _Index:
+    """One segment's chunk index, appended to a staging file as it arrives (never held in
+    memory), its chain root computed on the way; ``entry(i)`` reads entry i back."""
+
+    def __init__(self, path, mark=0):
+        self.path = path
+        self.n, self.root, self.carry = 0, ZERO, b""
+        self.mark, self.mark_root = mark, ZERO       # the root after ``mark`` entries
+        self.missing = False                         # the device has no index (404)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC
+                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self.f = os.fdopen(fd, "r+b", buffering=0)
+
+    def add(self, b):
+        """Append index bytes: whole 32-byte entries go to the file and the chain root."""
+        if self.carry:
+            b = self.carry + b
+        k = len(b) // 32 * 32
+        self.carry = b[k:]
+        if not k:
+            return
+        view = memoryview(b)[:k]
+        while view:
+            view = view[self.f.write(view):]
+        r, n, mark = self.root, self.n, self.mark
+        for i in range(0, k, 32):
+            r = _H(r + b[i:i + 32])
+            n += 1
+            if n == mark:
+                self.mark_root = r
+        self.root, self.n = r, n
+
+    def entry(self, i):
+        return os.pread(self.f.fileno(), 32, 32 * i)
+
+    def drop(self):
+        """Close and remove the staging file (the archive keeps its own copy, an object)."""
+        try:
+            self.f.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
 
 class BadRecords(Exception):
@@ -188,46 +241,59 @@ class Puller:
         k = -(-chunk // room)
         return -(-chunk // k)
 
-    def _read_index(self, segs):
+    def _index_file(self, dev_id, s, suffix):
+        """A fresh staging file for segment ``s``'s chunk index (SPEC §8.5)."""
+        d = self.a.staging_dir(dev_id)
+        makedirs(d)
+        if os.path.islink(d):
+            raise ArchiveTampered("staging/%s in the archive %s is a symbolic link: the station "
+                                  "never writes through it" % (dev_id, self.a.root))
+        return _Index(self.a.staging_path(dev_id, s) + suffix, s["staged_chunks"])
+
+    def _read_index(self, dev_id, segs):
         """The device's chunk index of each segment (READ what=1): exactly the signed
-        chunks x 32 bytes, no more (SPEC §8.5); shorter if the file ends first; None for a
-        segment whose index the device does not have (404)."""
+        chunks x 32 bytes, no more (SPEC §8.5); shorter if the file ends first; ``missing``
+        for a segment whose index the device does not have (404). Each index streams to a
+        staging file (an _Index), at most INDEX_RAM bytes asked at a time; the caller drops
+        the files."""
         room = max(256, self.c.max_frame - _RESP_OVERHEAD) // 32 * 32
         idx = {}
-
-        def reqs(S, off, end):
-            for o in range(off, end, room):
-                yield (S, o), {1: S, 2: 0, 3: o, 4: min(room, end - o), 5: 1}
-
+        for s in segs:
+            idx[s["segment"]] = self._index_file(dev_id, s, ".idx")
         todo = {s["segment"]: 0 for s in segs}          # segment -> bytes held
         want = {s["segment"]: 32 * s["chunks"] for s in segs}
-        for S in todo:
-            idx[S] = bytearray()
         while todo:
-            def gen():
-                for S, off in todo.items():
-                    yield from reqs(S, off, want[S])
+            batch, budget = [], INDEX_RAM
+            for S, off in todo.items():
+                for o in range(off, want[S], room):
+                    if budget <= 0:
+                        break
+                    k = min(room, want[S] - o)
+                    batch.append(((S, o), {1: S, 2: 0, 3: o, 4: k, 5: 1}))
+                    budget -= k
+                if budget <= 0:
+                    break
             got = {}
-            for key, b in self._read_tolerant(gen()):
+            for key, b in self._read_tolerant(iter(batch)):
                 got[key] = b
             nxt = {}
             for S, off in todo.items():
                 while off < want[S]:
-                    b = got.get((S, off), b"")
+                    if (S, off) not in got:      # not asked yet, or after a short answer
+                        nxt[S] = off
+                        break
+                    b = got.pop((S, off))
                     if b is None:                # 404: no index file
-                        if off == 0:
-                            idx[S] = None
+                        idx[S].missing = off == 0
                         break
                     b = b[:min(room, want[S] - off)]
                     if not b:
                         break                    # the file ends before the signed chunks
-                    idx[S] += b
-                    if (S, off + len(b)) not in got and off + len(b) < want[S]:
-                        nxt[S] = off + len(b)    # a short answer: ask for the rest
-                        break
+                    idx[S].add(b)
                     off += len(b)
+            got = None
             todo = nxt
-        return {S: (bytes(b) if b is not None else b"") for S, b in idx.items()}
+        return idx
 
     def _bound_segment(self, s):
         """Why a segment's signed sizes are beyond what the station accepts, or None."""
@@ -271,29 +337,43 @@ class Puller:
         if not todo:
             sm.segments_pending = len(segs)
             return
+        groups, g, claim = [], [], 0
+        for s in todo:
+            if g and (len(g) >= SEG_GROUP or claim + 32 * s["chunks"] > GROUP_INDEX):
+                groups.append(g)
+                g, claim = [], 0
+            g.append(s)
+            claim += 32 * s["chunks"]
+        groups.append(g)
+        for g in groups:
+            idx = {}
+            try:
+                self._pull_group(dev_id, g, idx)
+            finally:
+                for ix in idx.values():
+                    ix.drop()
+
+    def _pull_group(self, dev_id, todo, idx):
+        """Index and media of a group of segments; ``idx`` collects the index files the
+        caller drops."""
+        a, sm = self.a, self.sm
         self.bar.desc("%s index" % dev_id)
-        idx = self._read_index(todo)
+        idx.update(self._read_index(dev_id, todo))
         jobs = []
         for s in todo:
             S, n = s["segment"], s["chunks"]
-            entries = bytes(idx[S])
-            s["_idx"] = entries
-            if len(entries) < 32 * n:
+            ix = s["_idx"] = idx[S]
+            if ix.n < n:
                 # an index shorter than signed: the chunks cannot be checked one by one
                 s["_noidx"] = True
             else:
-                r = ZERO
-                for i in range(n):
-                    r = _H(r + entries[32 * i:32 * i + 32])
-                s["_noidx"] = r != s["root"]
-            if not s["_noidx"]:
-                r = ZERO
-                for i in range(s["staged_chunks"]):
-                    r = _H(r + entries[32 * i:32 * i + 32])
-                if r != s["staged_root"]:
-                    # what is staged does not continue what is signed now: start over
-                    a.set_staged(dev_id, S, 0, 0, ZERO)
-                    s.update(staged_length=0, staged_chunks=0, staged_root=ZERO)
+                s["_noidx"] = ix.root != s["root"]
+            if s["_noidx"]:
+                ix.drop()                        # the recorder's index is of no use
+            elif ix.mark_root != s["staged_root"]:
+                # what is staged does not continue what is signed now: start over
+                a.set_staged(dev_id, S, 0, 0, ZERO)
+                s.update(staged_length=0, staged_chunks=0, staged_root=ZERO)
             if s["staged_chunks"] > 0:
                 sm.segments_resumed += 1
             jobs.append(s)
@@ -308,27 +388,28 @@ class Puller:
                 self.say("segment %d of %s: the recorder's chunk index does not match the "
                          "signed root; checking the whole segment against the root instead"
                          % (s["segment"], dev_id))
-        self._fetch_chunks(dev_id, jobs)
+        self._fetch_chunks(dev_id, jobs, idx)
         for s in jobs:
             S = s["segment"]
             if S in self.seg_errors:
                 a.set_segment_error(dev_id, S, self.seg_errors[S])
                 continue
             row = a.segment(dev_id, S)
-            row["_idx"] = s["_idx"]
+            ix = s["_idx"]
             if row["closed_by"] is not None and row["staged_chunks"] == row["chunks"]:
-                a.finish_segment(dev_id, row, s["_idx"])
+                a.finish_segment(dev_id, row, ix.path)
                 sm.segments_completed += 1
             else:
                 if row["closed_by"] is None:     # open on the device: link the signed prefix
-                    if a.publish_partial(dev_id, row, s["_idx"]) != s["object"]:
+                    if a.publish_partial(dev_id, row, ix.path) != s["object"]:
                         self._view_changed = True
                 sm.segments_pending += 1
 
-    def _fetch_chunks(self, dev_id, jobs):
+    def _fetch_chunks(self, dev_id, jobs, idx):
         """READ every chunk the archive lacks, check each against the index as it comes
-        (or, without a usable index, the whole run against the signed root), append the
-        verified ones to staging in order, persist the verified length as it grows."""
+        (or, without a usable index, the whole run against the signed root, the index made
+        from the media streamed to a staging file put in ``idx``), append the verified ones
+        to staging in order, persist the verified length as it grows."""
         a, c, sm = self.a, self.c, self.sm
         st = {}
         for s in jobs:
@@ -340,8 +421,14 @@ class Puller:
             st[S] = {"seg": s, "f": f, "next": s["staged_chunks"], "len": s["staged_length"],
                      "root": s["staged_root"], "pieces": {}, "done": {}, "tries": {},
                      "dirty": 0, "t": time.monotonic(), "noidx": s["_noidx"],
-                     "nohashes": [], "base": (s["staged_chunks"], s["staged_length"],
-                                              s["staged_root"])}
+                     "base": (s["staged_chunks"], s["staged_length"], s["staged_root"])}
+            if s["_noidx"]:
+                # the index made from the media: the staged prefix's, then each new chunk's
+                made = idx[S] = st[S]["made"] = self._index_file(dev_id, s, ".idxm")
+                C = s["chunk"]
+                with open(a.staging_path(dev_id, s), "rb") as g:
+                    for _ in range(s["staged_chunks"]):
+                        made.add(_H(g.read(C)))
         if not st:
             return
 
@@ -389,7 +476,7 @@ class Puller:
             s = x["seg"]
             h = _H(data)
             if not x["noidx"]:
-                want = s["_idx"][32 * i:32 * i + 32]
+                want = s["_idx"].entry(i)
                 if h != want:
                     tries = x["tries"].get(i, 0) + 1
                     x["tries"][i] = tries
@@ -406,7 +493,7 @@ class Puller:
                 d, hh = x["done"].pop(x["next"])
                 x["f"].write(d)
                 if x["noidx"]:
-                    x["nohashes"].append(hh)
+                    x["made"].add(hh)
                 x["root"] = _H(x["root"] + hh)
                 x["len"] += len(d)
                 x["next"] += 1
@@ -486,13 +573,7 @@ class Puller:
                 continue
             # the recorder's index was wrong but the media matches the signed root: the
             # archive keeps the index made from the media, never the recorder's
-            prefix = bytearray()
-            if x["base"][0]:
-                C = s["chunk"]
-                with open(a.staging_path(dev_id, s), "rb") as f:
-                    for _ in range(x["base"][0]):
-                        prefix += _H(f.read(C))
-            s["_idx"] = bytes(prefix) + b"".join(x["nohashes"])
+            s["_idx"] = x["made"]
             self.card_problems.append(
                 "segment %d: the recorder's chunk index does not match the signed root (the "
                 "card was changed or damaged); its media matches the root and is kept with an "

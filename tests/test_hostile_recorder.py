@@ -462,3 +462,46 @@ def test_fuzz_workflow_answers(tmp_path_factory, verb, answers, status):
         d.stop()
     assert p.returncode in {0, 1, 2, 3, 5, 6}, (p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in p.stderr and "\x1b" not in p.stdout + p.stderr, p.stderr
+
+
+def test_huge_signed_indexes_stay_on_disk(hist, tmp_path):
+    """B10: a recorder reporting a 1 TiB card signs, for two segments, a CHECKPOINT claiming
+    2^24 chunks of 4 KiB (within what the station accepts) and answers every index READ with
+    random bytes: each index is 512 MiB. The station streams each to a staging file, a
+    group of segments at a time, never holding more than INDEX_RAM of it: under the 512 MiB
+    address-space cap the offload ends in time with one clear line (NOT_OK: no media), no
+    MemoryError; its peak RSS stays far below one index; no index file is left behind."""
+    from host_tools.offload_pull import INDEX_RAM
+    s = hist.s
+    for _ in range(2):
+        s.rec_start()
+        S = s.seq - 1
+        s.record(rw.CHECKPOINT, {10: S, 13: (1 << 24) * 4096, 14: 1 << 24,
+                                 15: os.urandom(32)})
+    d = hist.device(hook=endless_index, capacity=(1 << 40, 1 << 40), max_frame=1 << 20)
+    out, err = tmp_path / "out", tmp_path / "err"
+    t0 = time.monotonic()
+    try:
+        with open(out, "w") as fo, open(err, "w") as fe:
+            pr = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "offload", "--port",
+                                   d.port, "--archive", str(hist.arch), "--timeout", "2",
+                                   "--no-progress"], stdout=fo, stderr=fe, cwd=ROOT,
+                                  preexec_fn=_cap)
+            try:
+                _, status, usage = os.wait4(pr.pid, 0)
+            finally:
+                pr.returncode = 0            # reaped by wait4: Popen must not wait again
+    finally:
+        d.stop()
+    took = time.monotonic() - t0
+    p = subprocess.CompletedProcess(pr.args, os.waitstatus_to_exitcode(status),
+                                    out.read_text(), err.read_text())
+    assert p.returncode == 1 and took < WALL, (p.returncode, took, p.stderr)
+    line = one_clear_line(p)
+    assert "NOT_OK" in line, line
+    peak = usage.ru_maxrss * 1024            # Linux: KiB
+    assert peak < 16 * INDEX_RAM + (64 << 20), "peak RSS %d MiB" % (peak >> 20)
+    left = [f for _, _, fs in os.walk(hist.arch / "staging") for f in fs
+            if ".idx" in f]
+    assert not left, left
+    hist.intact()

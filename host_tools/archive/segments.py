@@ -123,9 +123,17 @@ class SegmentsMixin:
         self.link(device_id, media, h)
         self.link(device_id, index_path(media), ih)
 
+    def _put_index(self, idx, entries):
+        """Store the first ``entries`` entries of a chunk index, given as bytes or as the
+        path of a file (the station streams a large index to staging, never to memory)."""
+        if isinstance(idx, (bytes, bytearray, memoryview)):
+            return self.put_bytes(bytes(idx[:32 * entries]))
+        return self.put_file(idx, limit=32 * entries)
+
     def finish_segment(self, device_id, seg_row, idx_bytes):
         """A closed segment whose every chunk is staged and verified: move its media into
-        objects/, store the index, link both into the view, mark it complete."""
+        objects/, store the index (bytes or a file's path), link both into the view, mark
+        it complete."""
         p = self.staging_path(device_id, seg_row)
         if not os.path.exists(p) and seg_row["length"] == 0:
             open(p, "wb").close()
@@ -133,7 +141,7 @@ class SegmentsMixin:
             raise ArchiveError("segment %d: staged %d bytes, signed %d" % (
                 seg_row["segment"], os.path.getsize(p), seg_row["length"]))
         h = self.put_file(p, move=True)
-        ih = self.put_bytes(idx_bytes)
+        ih = self._put_index(idx_bytes, seg_row["chunks"])
         self._link_media(device_id, seg_row, h, ih)
         with self.tx():
             self.db.execute("UPDATE segments SET state = 'complete', object = ?, idx_object = ?, "
@@ -144,12 +152,13 @@ class SegmentsMixin:
 
     def publish_partial(self, device_id, seg_row, idx_bytes):
         """An open segment: link the verified prefix (copied into an object) into the view,
-        so that the view is a consistent store; the staging file stays for the rest."""
+        so that the view is a consistent store; the staging file stays for the rest. The
+        index: bytes or a file's path."""
         if seg_row["staged_length"] == 0 and seg_row["length"] == 0:
             return None
         p = self.staging_path(device_id, seg_row)
         h = self.put_file(p, limit=seg_row["staged_length"])
-        ih = self.put_bytes(idx_bytes[:32 * seg_row["staged_chunks"]])
+        ih = self._put_index(idx_bytes, seg_row["staged_chunks"])
         self._link_media(device_id, seg_row, h, ih)
         with self.tx():
             self.db.execute("UPDATE segments SET object = ?, idx_object = ?, updated_at = ? "
