@@ -52,6 +52,8 @@ __all__ = ["dock", "checkout", "Result", "add_arguments_dock", "run_dock",
 
 EXIT_NOT_READY = 2
 NAME_MAX = 64                  # characters of an officer id or unit (SPEC §8.2 ASSIGN)
+TIME_MIN_MS = 1577836800000    # 2020-01-01: the range a recorder takes in TIME_SET (§8.7)
+TIME_MAX_MS = 4102444800000    # 2100-01-01 (excluded)
 
 FACT_NAMES = {1: "battery_percent", 2: "storage_minutes", 3: "clock_error_ms",
               4: "oldest_unreceipted_s", 5: "since_calibration_ms"}
@@ -182,7 +184,19 @@ def _time_set(c, pins):
     must carry the time sent (readback.py). Returns (the clock dict, from the signed record;
     the Anchor the later read-backs follow)."""
     sent = int(time.time() * 1000)
-    res = c.time_set(sent)
+    if not TIME_MIN_MS <= sent < TIME_MAX_MS:
+        raise _Fail(EXIT_USAGE, "this station's clock (%d ms since 1970) is outside "
+                    "2020-01-01..2100-01-01, which a recorder refuses (SPEC §8.7): set the "
+                    "station's clock; nothing was sent" % sent, "error")
+    try:
+        res = c.time_set(sent)
+    except LinkError as e:
+        if e.status != 400:
+            raise
+        # the recorder refuses only a time outside 2020..2100, and this one is not:
+        # the request it got is not the one sent
+        raise Tampered("the recorder refused TIME_SET %d ms as out of range (%s): it did not "
+                       "get the time sent; %s" % (sent, e, TAMPER_HINT)) from None
     anchor = read_time_set(c, pins, res.get(3), sent, res.get(2))
     b = anchor.rec.body
     old, new = b[K.OLD], b[K.NEW]

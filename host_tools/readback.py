@@ -104,15 +104,16 @@ def _get(c, pins, seq, rtype, what):
 def read_time_set(c, pins, seq, sent_ms, answered_new):
     """The signed TIME_SET record ``seq``; its `new` (and its own rtc) must be ``sent_ms``,
     and so must the answer's `new`. Returns an Anchor (the record: ``.rec``)."""
-    if answered_new != sent_ms:
-        raise Tampered("the recorder answered TIME_SET with new time %s, not the %d ms sent: %s"
-                       % (_show(answered_new), sent_ms, TAMPER_HINT))
     rec = _get(c, pins, seq, records.TIME_SET, "TIME_SET")
     new = rec.body.get(K.NEW)
     if new != sent_ms or rec.body.get(K.RTC) != sent_ms:
         raise Tampered("the recorder's signed TIME_SET record (seq %d) says new time %s ms, "
                        "not the %d ms sent: %s; its clock is wrong: set it on another cable "
                        "or station" % (seq, _show(new), sent_ms, TAMPER_HINT))
+    if answered_new != sent_ms:
+        raise Tampered("the recorder answered TIME_SET with new time %s, not the %d ms sent "
+                       "(its signed record seq %d says %d): %s"
+                       % (_show(answered_new), sent_ms, seq, new, TAMPER_HINT))
     return Anchor(rec, time.monotonic())
 
 

@@ -1,0 +1,198 @@
+"""A keyless relay on the cable rewrites the station's requests after AUTH (SPEC §8.3):
+frames are not authenticated one by one, so the real firmware (`python -m sim.serve`) obeys
+the rewritten ASSIGN or TIME_SET. The station reads back the signed record each answer names
+(host_tools/readback.py) and says so: exit 1, one line naming the tampering; a checkout
+whose ASSIGN reads back wrong releases the recorder. The firmware itself refuses a TIME_SET
+outside 2020..2100, so the 2^63-1 route that poisoned every later offload is closed.
+(Models attack2 r2_relay_rewrite_assign.py and r3_relay_timeset_dos.py.)"""
+import binascii
+import os
+import select
+import sys
+import threading
+import tty
+
+import cbor2
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from test_dock import DEV, register, sealcam, status  # noqa: E402
+from test_offload import HAVE_SIM, Sim  # noqa: E402
+
+from host_tools import station  # noqa: E402
+from host_tools.link import ASSIGN, TIME_SET  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not HAVE_SIM, reason="no virtual recorder")
+
+MAGIC = b"\xc5\x1a"
+
+
+def _frame(obj):
+    p = cbor2.dumps(obj, canonical=True)
+    hdr = len(p).to_bytes(4, "big")
+    return MAGIC + hdr + p + (binascii.crc32(hdr + p) & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+class RewritingRelay:
+    """Sits between a station (``port``, a new pty) and the recorder's pty; passes every
+    byte, except that each station request ``rewrite(req)`` changes (returns a new request
+    map, or None to pass it as it is) is sent re-framed with a valid CRC. Holds no key."""
+
+    def __init__(self, device_port, rewrite):
+        self.rewrite, self.log = rewrite, []
+        self.dev = os.open(device_port, os.O_RDWR | os.O_NOCTTY)
+        self.m, self.s = os.openpty()
+        tty.setraw(self.s)
+        self.port = os.ttyname(self.s)
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._pump, daemon=True)
+        self.t.start()
+
+    def _pump(self):
+        buf = bytearray()
+        while not self.stop_ev.is_set():
+            r, _, _ = select.select([self.m, self.dev], [], [], 0.05)
+            try:
+                if self.dev in r:
+                    os.write(self.m, os.read(self.dev, 65536))
+                if self.m in r:
+                    buf += os.read(self.m, 65536)
+            except OSError:
+                return
+            while True:
+                i = buf.find(MAGIC)
+                if i < 0 or len(buf) - i < 6:
+                    break
+                n = int.from_bytes(buf[i + 2:i + 6], "big")
+                if len(buf) - i < 10 + n:
+                    break
+                raw = bytes(buf[i:i + 10 + n])
+                del buf[:i + 10 + n]
+                try:
+                    req = cbor2.loads(raw[6:6 + n])
+                    new = self.rewrite(req) if isinstance(req, dict) else None
+                except Exception:
+                    new = None
+                if new is not None:
+                    self.log.append((req.get(1), req.get(2), new.get(2)))
+                    raw = _frame(new)
+                os.write(self.dev, raw)
+
+    def close(self):
+        if self.stop_ev.is_set():
+            return
+        self.stop_ev.set()
+        self.t.join(5)
+        for fd in (self.m, self.s, self.dev):
+            os.close(fd)
+
+
+def rewrite_assign(req):
+    """ASSIGN of an officer -> OFC-FRAMED / UNIT-X (a release passes)."""
+    if req.get(1) == ASSIGN and isinstance(req.get(2), dict) and req[2].get(1):
+        return {**req, 2: {1: "OFC-FRAMED", 2: "UNIT-X"}}
+    return None
+
+
+def rewrite_time(to):
+    def rw(req):
+        if req.get(1) == TIME_SET and isinstance(req.get(2), dict):
+            return {**req, 2: {1: to(req[2][1])}}
+        return None
+    return rw
+
+
+@pytest.fixture
+def docked(tmp_path):
+    arch = tmp_path / "arch"
+    station.init(arch)
+    card = tmp_path / "card"
+    sim = Sim(card, trust=arch / "station.pub", record=2, extra=["--officer", "OFC-PREV"])
+    register(arch, card)
+    relays = []
+
+    def relay(rewrite):
+        r = RewritingRelay(sim.port, rewrite)
+        relays.append(r)
+        return r
+    try:
+        yield arch, sim, relay
+    finally:
+        for r in relays:
+            r.close()
+        assert sim.stop() == 0
+
+
+def _one_line(p, *needles):
+    lines = p.stderr.strip().splitlines()
+    assert "Traceback" not in p.stderr
+    assert any(all(n in ln for n in needles) for ln in lines), p.stderr
+    return lines
+
+
+def test_checkout_through_a_relay_that_rewrites_assign_fails_and_releases(docked):
+    arch, sim, relay = docked
+    r = relay(rewrite_assign)
+    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
+                "--unit", "UNIT-1")
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "signed ASSIGN record", "says officer OFC-FRAMED, not OFC-HONEST",
+              "the link was tampered with (a relay?)", "the recorder was released")
+    assert "ASSIGNED" not in p.stdout
+    assert [x[0] for x in r.log] == [ASSIGN]          # the relay did rewrite it
+    r.close()
+    st = status(sim.port, arch)                        # directly, no relay
+    assert st[2] is None and st[3] is None             # released, not framed
+
+
+def test_dock_through_a_relay_that_rewrites_the_release(docked):
+    arch, sim, relay = docked
+    r = relay(lambda req: {**req, 2: {1: "OFC-FRAMED", 2: "UNIT-X"}}
+              if req.get(1) == ASSIGN else None)
+    p = sealcam("dock", "--port", r.port, "--archive", arch, "--no-offload", "--json")
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "says officer OFC-FRAMED, not none", "tampered with")
+    import json
+    assert json.loads(p.stdout)["status"] == "tampered"
+
+
+def test_checkout_through_a_relay_that_moves_the_clock_a_day(docked):
+    arch, sim, relay = docked
+    relay_ = relay(rewrite_time(lambda t: t + 86_400_000))
+    p = sealcam("checkout", "--port", relay_.port, "--archive", arch, "--officer", "OFC-HONEST",
+                "--unit", "UNIT-1")
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "signed TIME_SET record", "not the", "tampered with")
+    relay_.close()
+    st = status(sim.port, arch)
+    assert st[2] == "OFC-PREV"                         # nothing assigned after it
+
+
+@pytest.mark.parametrize("bad", [(1 << 63) - 1, (1 << 63) + 1_700_000_000_000, 0])
+def test_time_set_out_of_range_through_a_relay_is_refused_by_the_firmware(docked, bad):
+    arch, sim, relay = docked
+    r = relay(rewrite_time(lambda t: bad))
+    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
+                "--unit", "UNIT-1")
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "refused TIME_SET", "out of range", "tampered with")
+    r.close()
+    st = status(sim.port, arch)
+    rtc = st[6][0]
+    assert 1577836800000 <= rtc < 4102444800000        # the clock was not moved
+    # and the recorder still offloads (the 2^63-1 rtc used to poison every later offload)
+    p = sealcam("offload", "--port", sim.port, "--archive", arch, "--no-progress")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_checkout_through_an_honest_relay_succeeds(docked):
+    arch, sim, relay = docked
+    r = relay(lambda req: None)
+    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
+                "--unit", "UNIT-1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "ASSIGNED" in p.stdout and p.stderr == ""
+    r.close()
+    assert status(sim.port, arch)[2] == "OFC-HONEST"
