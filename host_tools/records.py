@@ -310,6 +310,8 @@ def _fill_trusted(rec: Record, item, upto) -> bool:
                 or not 0 <= t <= INT_MAX:
             return False
         kid = cbor2.loads(prot)[4]
+        if hostile_values(body) is not None:    # stored before the bound (SPEC §3.1)
+            return False
     except Exception:
         return False
     rec.protected, rec.payload, rec.sig, rec.kid, rec.body = prot, payload, sig, kid, body

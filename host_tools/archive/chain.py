@@ -3,8 +3,9 @@ arrive, durable at once (a broken link loses nothing already pulled), held witho
 from seq 0. Their media segments are tracked as they come (segments.py)."""
 from __future__ import annotations
 
+from .. import records as R
 from ..tlog import events
-from .common import H, record_columns, utcnow
+from .common import ArchiveError, H, record_columns, utcnow
 
 __all__ = ["ChainMixin"]
 
@@ -38,6 +39,13 @@ class ChainMixin:
         RECOVERY)."""
         now = utcnow()
         logged = []
+        for seq, data, body in recs:      # SQLite holds int64: never a traceback (SPEC §3.1)
+            bad = R.hostile_values(body) if type(seq) is int and 0 <= seq <= R.INT_MAX \
+                else "its seq is not an integer of 64 bits"
+            if bad:
+                raise ArchiveError("record %s of %s is not stored: %s" % (
+                    seq if type(seq) is int and abs(seq) <= R.INT_MAX else "?",
+                    R.printable(device_id), bad))
         with self.tx():
             for seq, data, body in recs:
                 rtype = body.get(0)
