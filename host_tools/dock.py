@@ -12,16 +12,21 @@ recorder is READY (or forced), ASSIGN of the next officer and unit.
 
 Both need the recorder registered in the archive with the key it presents (as offload
 does: `sealcam offload --register` or `sealcam station register`) and AUTH with the
-station key.
+station key. Frames after AUTH carry no MAC (SPEC §8.3), so every TIME_SET, CHECK and
+ASSIGN is read back: the signed record its answer names must say what was sent
+(host_tools/readback.py); otherwise exit 1, status `tampered`, and a checkout whose ASSIGN
+read back wrong releases the recorder (ASSIGN null, read back too).
 
 Exit codes:
-    dock      0 all fine; 1 offload verdict NOT_OK (no receipt sent) or clock drift flagged;
+    dock      0 all fine; 1 offload verdict NOT_OK (no receipt sent), clock drift flagged
+              or a signed record read back differs from what was sent (tampered);
               2 NOT_READY after the cycle; 3 usage or port error, 4 unknown device,
               5 authentication failed or receipt refused, 6 link broken, 130 interrupted
               (Ctrl-C) (offload's codes;
               the later steps are skipped after them)
     checkout  0 assigned; 2 NOT_READY, not assigned; 1 the recorder presents another key
-              than the registered one; 3, 4, 5, 6 as for dock
+              than the registered one, or a signed record read back differs from what was
+              sent (tampered: not assigned, released); 3, 4, 5, 6 as for dock
 """
 from __future__ import annotations
 
@@ -70,8 +75,9 @@ DESCRIPTION_DOCK = (
     "recorder's limit), release the officer (ASSIGN null) and run the self-check (CHECK). "
     "The recorder must be registered in the archive.")
 EPILOG_DOCK = """\
-exit codes: 0 all fine, 1 offload verdict NOT_OK (no receipt sent) or clock drift
-            flagged, 2 NOT_READY after the cycle, 3 usage or port error, 4 unknown
+exit codes: 0 all fine, 1 offload verdict NOT_OK (no receipt sent), clock drift
+            flagged or the link was tampered with (a signed record read back says
+            otherwise than what was sent), 2 NOT_READY after the cycle, 3 usage or port error, 4 unknown
             device, 5 authentication failed or receipt refused, 6 link broken (run again),
             130 interrupted (Ctrl-C)
 """
@@ -81,7 +87,9 @@ DESCRIPTION_CHECKOUT = (
     "must be registered in the archive.")
 EPILOG_CHECKOUT = """\
 exit codes: 0 assigned, 2 NOT_READY and not assigned (the reasons are listed), 1 the
-            recorder presents another key than the registered one, 3 usage or port
+            recorder presents another key than the registered one, or the link was
+            tampered with (the signed record read back says another officer or time:
+            not assigned, the recorder released), 3 usage or port
             error, 4 unknown device, 5 authentication failed, 6 link broken, 130
             interrupted (Ctrl-C)
 """

@@ -18,7 +18,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from test_dock import DEV, register, sealcam, status  # noqa: E402
+from test_dock import register, sealcam, status  # noqa: E402
 from test_offload import HAVE_SIM, Sim  # noqa: E402
 
 from host_tools import station  # noqa: E402
