@@ -351,7 +351,7 @@ def _fill(rec: Record, item):
             raise RecordError("payload is not CBOR") from None
         if not isinstance(body, Mapping):
             raise RecordError("payload is not a CBOR map")
-        bad = hostile_values(body)
+        bad = hostile_values(body, text=False)    # past int64: no value of it is used
         if bad:
             raise RecordError(bad)
         try:
@@ -402,6 +402,10 @@ def _fill(rec: Record, item):
         if errs:                 # a body that contradicts itself is not used by other checks
             rec.errors.extend(errs)
             rec.schema_ok = False
+    bad = hostile_values(body)   # text with a control character (SPEC §3.1): named, NOT_OK
+    if bad:
+        rec.errors.append(bad)
+        rec.schema_ok = False
 
 
 def parse(data: bytes) -> Record:
