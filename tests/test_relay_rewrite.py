@@ -196,3 +196,102 @@ def test_checkout_through_an_honest_relay_succeeds(docked):
     assert "ASSIGNED" in p.stdout and p.stderr == ""
     r.close()
     assert status(sim.port, arch)[2] == "OFC-HONEST"
+
+
+# --- answers rewritten: the relay changes what the recorder answers ----------------------------
+# (a FakeDevice over the refwriter store stands in for recorder + relay: its records are
+# real and signed by the device key, its answers are whatever the relay makes of them)
+
+def _fake(tmp_path, arch_dir, answer):
+    """A registered FakeDevice whose TIME_SET, ASSIGN and CHECK write their signed records
+    as the firmware does; ``answer(op, res, s)`` may change the answer the station sees."""
+    import fakedev
+    from test_dock import recording_hook
+    from test_offload import shift
+    from host_tools.archive import Archive
+    station.init(arch_dir)
+    s = shift(tmp_path / "sd", segments=1)
+    with Archive(arch_dir) as a:
+        a.register(s.device, s.pubkey)
+    inner = recording_hook(s, arch_dir)
+
+    def hook(dev, req):
+        out = inner(dev, req)
+        if out is not None:
+            out = dict(out)
+            out[2] = answer(req.get(1), dict(out[2]), s)
+        return out
+    return s, fakedev.FakeDevice(s, trust=[station.station_pub(arch_dir)], hook=hook).start()
+
+
+def _checkout(d, arch_dir):
+    return sealcam("checkout", "--port", d.port, "--archive", arch_dir, "--officer", "PC-1",
+                   "--unit", "u1", "--timeout", "1")
+
+
+def test_an_old_honest_assign_record_named_in_the_answer_is_refused(tmp_path):
+    """The relay framed the officer, and answers with the seq of an earlier, honest ASSIGN
+    of PC-1 (from before this session's TIME_SET): it is signed and says PC-1, but it is
+    old."""
+    from host_tools import keys
+    arch_dir = tmp_path / "arch"
+    old = {}
+
+    def answer(op, res, s):
+        if op == 11:
+            return {1: old["seq"]}
+        return res
+    s, d = _fake(tmp_path, arch_dir, answer)
+    fp = keys.fingerprint(station.station_pub(arch_dir))
+    old["seq"] = s.assign("PC-1", "u1", station=fp).seq     # an earlier check-out
+    s.assign(None, None, station=fp)
+    try:
+        p = _checkout(d, arch_dir)
+    finally:
+        d.stop()
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "ASSIGN record (seq %d) is older than this session's TIME_SET" % old["seq"],
+              "tampered with")
+
+
+def test_a_ready_answer_over_a_not_ready_record_is_refused(tmp_path):
+    """The relay turns CHECK's NOT_READY into READY (so the station would assign): the
+    signed SELF_CHECK record says NOT_READY; nothing is assigned."""
+    arch_dir = tmp_path / "arch"
+    sent = []
+
+    def answer(op, res, s):
+        if op == 13:
+            rec = s.self_check(False, ["battery"], {1: 10})
+            return {1: True, 2: [], 3: {1: 90}, 4: rec.seq}
+        if op == 11:
+            sent.append(op)
+        return res
+    s, d = _fake(tmp_path, arch_dir, answer)
+    try:
+        p = _checkout(d, arch_dir)
+    finally:
+        d.stop()
+    assert p.returncode == 1, p.stdout + p.stderr
+    _one_line(p, "signed SELF_CHECK record", "says NOT_READY (battery), not the answered "
+              "READY", "tampered with")
+    assert sent == []                                       # no ASSIGN was sent
+
+
+def test_a_time_set_answer_naming_another_record_is_refused(tmp_path):
+    """TIME_SET's answer names a record that is not a TIME_SET (or no record at all)."""
+    for bad in (0, 10 ** 6, -1):
+        arch_dir = tmp_path / ("arch%d" % bad)
+
+        def answer(op, res, s):
+            if op == 7:
+                res[3] = bad
+            return res
+        s, d = _fake(tmp_path / str(bad), arch_dir, answer)
+        try:
+            p = _checkout(d, arch_dir)
+        finally:
+            d.stop()
+        assert p.returncode == 1, p.stdout + p.stderr
+        _one_line(p, "tampered with")
+        assert "ASSIGNED" not in p.stdout
