@@ -250,14 +250,13 @@ class Puller:
                                   "never writes through it" % (dev_id, self.a.root))
         return _Index(self.a.staging_path(dev_id, s) + suffix, s["staged_chunks"])
 
-    def _read_index(self, dev_id, segs):
+    def _read_index(self, dev_id, segs, idx):
         """The device's chunk index of each segment (READ what=1): exactly the signed
         chunks x 32 bytes, no more (SPEC §8.5); shorter if the file ends first; ``missing``
         for a segment whose index the device does not have (404). Each index streams to a
-        staging file (an _Index), at most INDEX_RAM bytes asked at a time; the caller drops
-        the files."""
+        staging file (an _Index, put in ``idx`` as soon as it exists: the caller drops the
+        files), at most INDEX_RAM bytes asked at a time."""
         room = max(256, self.c.max_frame - _RESP_OVERHEAD) // 32 * 32
-        idx = {}
         for s in segs:
             idx[s["segment"]] = self._index_file(dev_id, s, ".idx")
         todo = {s["segment"]: 0 for s in segs}          # segment -> bytes held
@@ -273,9 +272,10 @@ class Puller:
                     budget -= k
                 if budget <= 0:
                     break
+            asked = {key: args[4] for key, args in batch}
             got = {}
             for key, b in self._read_tolerant(iter(batch)):
-                got[key] = b
+                got[key] = b if b is None else b[:asked[key]]   # never more than asked
             nxt = {}
             for S, off in todo.items():
                 while off < want[S]:
@@ -286,14 +286,12 @@ class Puller:
                     if b is None:                # 404: no index file
                         idx[S].missing = off == 0
                         break
-                    b = b[:min(room, want[S] - off)]
                     if not b:
                         break                    # the file ends before the signed chunks
                     idx[S].add(b)
                     off += len(b)
             got = None
             todo = nxt
-        return idx
 
     def _bound_segment(self, s):
         """Why a segment's signed sizes are beyond what the station accepts, or None."""
@@ -320,6 +318,14 @@ class Puller:
     def _pull_media(self, dev_id):
         a, sm = self.a, self.sm
         segs = [s for s in a.segments(dev_id, "partial")]
+        d = a.staging_dir(dev_id)
+        if os.path.isdir(d) and not os.path.islink(d):
+            for name in os.listdir(d):       # index files a killed run left behind
+                if name.endswith((".idx", ".idxm")):
+                    try:
+                        os.unlink(os.path.join(d, name))
+                    except OSError:
+                        pass
         if not segs:
             return
         todo = []
@@ -358,7 +364,7 @@ class Puller:
         caller drops."""
         a, sm = self.a, self.sm
         self.bar.desc("%s index" % dev_id)
-        idx.update(self._read_index(dev_id, todo))
+        self._read_index(dev_id, todo, idx)
         jobs = []
         for s in todo:
             S, n = s["segment"], s["chunks"]
