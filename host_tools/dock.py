@@ -327,8 +327,8 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
             _txt(st.get(3))
         pins = _pins(archive_dir, r)
         r.clock, anchor = _time_set(c, pins)
-        r.assign = {"officer": None, "unit": None, "seq": None}
-        r.assign["seq"] = _assign(c, pins, anchor, None, None)
+        seq = _assign(c, pins, anchor, None, None)      # Tampered: r.assign stays None
+        r.assign = {"officer": None, "unit": None, "seq": seq}
         r.check = _check(c, pins, anchor)
         if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
             r.exit_code, r.status = EXIT_NOT_OK, "not_ok"

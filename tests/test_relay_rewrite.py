@@ -155,7 +155,11 @@ def test_dock_through_a_relay_that_rewrites_the_release(docked):
     assert p.returncode == 1, p.stdout + p.stderr
     _one_line(p, "says officer OFC-FRAMED, not none", "tampered with")
     import json
-    assert json.loads(p.stdout)["status"] == "tampered"
+    j = json.loads(p.stdout)
+    assert j["status"] == "tampered" and j["exit_code"] == 1 and j["assign"] is None
+    p = sealcam("dock", "--port", r.port, "--archive", arch, "--no-offload")
+    assert p.returncode == 1 and "released" not in p.stdout, p.stdout
+    assert "RESULT   TAMPERED" in p.stdout
 
 
 def test_checkout_through_a_relay_that_moves_the_clock_a_day(docked):
