@@ -462,6 +462,8 @@ def format_result(r: Result) -> str:
             issues.append("DRIFT FLAGGED")
         if r.check and not r.check["ready"]:
             issues.append("NOT_READY")
+        if r.status == "not_ok" and not issues:
+            issues.append("NOT_OK")       # the recorder broke the protocol (one line says how)
         result = ", ".join(issues) or "OK"
         if r.verb == "checkout":
             result = ("ASSIGNED (%s)" % result) if r.assigned else "NOT ASSIGNED (%s)" % result
