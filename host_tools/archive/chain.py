@@ -40,7 +40,7 @@ class ChainMixin:
         now = utcnow()
         logged = []
         for seq, data, body in recs:      # SQLite holds int64: never a traceback (SPEC §3.1)
-            bad = R.hostile_values(body) if type(seq) is int and 0 <= seq <= R.INT_MAX \
+            bad = R.hostile_values(body, text=False) if type(seq) is int and 0 <= seq <= R.INT_MAX \
                 else "its seq is not an integer of 64 bits"
             if bad:
                 raise ArchiveError("record %s of %s is not stored: %s" % (
