@@ -631,6 +631,10 @@ class Client:
         ASSIGN record."""
         if officer is None and unit is not None:
             raise ValueError("a unit without an officer")
+        for i, v in ((1, officer), (2, unit)):   # refused here as the recorder refuses it
+            if isinstance(v, str) and _R.has_control(v):
+                raise LinkError(400, "ASSIGN: argument %d (%s) holds a control character; "
+                                "nothing sent" % (i, _R.printable(v)), ASSIGN)
         return self.request(ASSIGN, {1: officer, 2: unit}).get(1)
 
     def status(self):

@@ -304,3 +304,20 @@ def test_checkpoint_out_still_writes_a_regular_file(tmp_path):
 def test_timeout_must_be_finite(tmp_path, value):
     p = sealcam("offload", "--port", "/dev/ptmx", "--archive", tmp_path, "--timeout", value)
     assert p.returncode == 3 and "--timeout" in p.stderr, p.stderr
+
+
+def test_station_never_sends_an_assign_with_a_control_character(hist):
+    """E2 (station side): the recorder refuses such a name (firmware/linkdock.py); the
+    station is no weaker: it refuses it before anything is sent."""
+    from host_tools.link import Client, LinkError
+    d = hist.device()
+    try:
+        with Client(d.port, timeout=0.5) as c:
+            for officer, unit in (("OFC" + ESC, "U1"), ("OFC-1", "U\x85"), ("O\x7f", None)):
+                with pytest.raises(LinkError) as e:
+                    c.assign(officer, unit)
+                assert "control character" in str(e.value)
+                assert not any(ch in str(e.value) for ch in RAW)
+        assert 11 not in d.ops
+    finally:
+        d.stop()
