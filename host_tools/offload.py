@@ -346,8 +346,10 @@ class _Offload(Puller, Receipts):
             if not isinstance(x, dict):
                 continue
             kind, seq, msg = x.get(1), x.get(2), x.get(3)
-            a = {"kind": R.printable(str(kind))[:40], "seq": seq if type(seq) is int else None,
-                 "message": R.printable(str(msg))[:200]}
+            # only text and an int64 seq are taken: no value of any size or shape is formatted
+            a = {"kind": R.printable(kind[:40]) if type(kind) is str else "?",
+                 "seq": seq if type(seq) is int and 0 <= seq <= R.INT_MAX else None,
+                 "message": R.printable(msg[:200]) if type(msg) is str else ""}
             self.sm.alerts.append(a)
             self.say("ALERT from %s at boot: %s%s: %s" % (
                 dev_id, a["kind"], "" if a["seq"] is None else " (STORE_ALERT seq %d)"

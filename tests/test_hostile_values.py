@@ -321,3 +321,26 @@ def test_station_never_sends_an_assign_with_a_control_character(hist):
         assert 11 not in d.ops
     finally:
         d.stop()
+
+
+def test_alerts_of_any_shape_are_shown_short(hist):
+    """B9 (within 64 bits): alert kind / message of another type or of a megabyte are not
+    formatted whole; the offload goes on."""
+    def hook(dev, req):
+        if req.get(1) != 2:
+            return None
+        resp = dev._handle(req)
+        if resp.get(1) == 0:
+            resp[2][14] = [{1: ["x" * 100_000], 2: -5, 3: {1: 2}},
+                           {1: "head_back" + ESC * 1000, 2: I64 - 1, 3: "m" * 100_000}]
+        return resp
+    d = hist.device(hook=hook, max_frame=1 << 20)
+    try:
+        p, _ = run_offload(d.port, hist.arch)
+    finally:
+        d.stop()
+    assert "Traceback" not in p.stderr and p.returncode in (0, 1), p.stderr
+    alerts = [x for x in (p.stdout + p.stderr).splitlines() if "ALERT" in x]
+    assert alerts and all(len(x) < 400 for x in alerts), alerts
+    assert not any(c in p.stdout + p.stderr for c in RAW)
+    hist.intact()
