@@ -25,8 +25,9 @@ Exit codes:
              quarantine), 3 usage or port error or not a sealcam recorder, 4 unknown device,
              5 authentication failed (either side), 6 link broken (run again to resume),
              130 interrupted (Ctrl-C)
-    checkout: 0 assigned, 2 NOT_READY (not assigned), 1/3/4/5/6/130 as for offload
-    dock:    0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, 3/4/5/6/130 as for offload
+    checkout: 0 assigned, 1 the link was tampered with (a signed record read back
+             differs from what was sent), 2 NOT_READY (not assigned), 3/4/5/6/130 as for offload
+    dock:    0 all fine, 1 NOT_OK, drift flagged or the link tampered with, 2 NOT_READY, 3/4/5/6/130 as for offload
     status:  0 READY, 2 NOT_READY or annotations waiting, 1/3/4/5/6/130 as for checkout
     report:  0 no problems, 1 problems listed (records that do not verify among them),
              3 usage error / not an archive, 130 interrupted
@@ -55,8 +56,9 @@ exit codes:
   offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error or not a
            sealcam recorder, 4 unknown device, 5 authentication failed, 6 link broken (run
            again to resume), 130 interrupted (Ctrl-C)
-  checkout 0 assigned, 2 NOT_READY (not assigned), others as for offload
-  dock     0 all fine, 1 NOT_OK or drift flagged, 2 NOT_READY, others as for offload
+  checkout 0 assigned, 1 link tampered with (signed record read back differs), 2
+           NOT_READY (not assigned), others as for offload
+  dock     0 all fine, 1 NOT_OK, drift flagged or link tampered with, 2 NOT_READY, others as for offload
   status   0 READY, 2 NOT_READY or annotations waiting, others as for checkout
   report   0 no problems, 1 problems listed (records that do not verify among them),
            3 usage error or not an archive, 130 interrupted (Ctrl-C)

@@ -476,9 +476,12 @@ def format_result(r: Result) -> str:
 # --- CLI --------------------------------------------------------------------------------------
 
 def _name(s):
+    import argparse
     if not s or len(s) > NAME_MAX:
-        import argparse
         raise argparse.ArgumentTypeError("must be 1 to %d characters: %r" % (NAME_MAX, s))
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in s):
+        raise argparse.ArgumentTypeError("must not hold control characters (the recorder "
+                                         "refuses them): %s" % ascii(s))
     return s
 
 
@@ -511,7 +514,7 @@ def add_arguments_checkout(p):
 def _emit(verb, r: Result, as_json):
     try:
         if as_json:
-            json.dump(r.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+            json.dump(r.to_json(), sys.stdout, indent=2, ensure_ascii=True)
             sys.stdout.write("\n")
         elif r.device is not None:
             sys.stdout.write(format_result(r))

@@ -115,7 +115,7 @@ def run_status(args) -> int:
     last = st["last_check"]
     bad = (last is not None and not last["ready"]) or st["waiting_interruptions"]
     if args.json:
-        json.dump(st, sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(st, sys.stdout, indent=2, ensure_ascii=True)
         print()
     else:
         who = st["officer"] and "%s (%s)" % (st["officer"], st["unit"] or "no unit")

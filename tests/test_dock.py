@@ -387,3 +387,14 @@ def test_status_largest_int64_storage_is_printed(tmp_path, arch):
         d.stop()
     assert p.returncode in (0, 2), p.stdout + p.stderr
     assert "storage free 9223372036854.8 MB" in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("name", ["PC\x1b[2J", "PC\x07", "PC\u009b1m"])
+def test_checkout_refuses_control_characters_in_a_name_before_any_port(tmp_path, name):
+    """The recorder refuses an officer id or unit with control characters: the station
+    says so as a usage error (exit 3) before it opens a port, with the name escaped."""
+    p = sealcam("checkout", "--port", str(tmp_path / "no-port"), "--archive",
+                str(tmp_path / "arch"), "--officer", name, "--unit", "u")
+    assert p.returncode == 3, p.stderr
+    assert "control characters" in p.stderr and "\x1b" not in p.stderr \
+        and "\x07" not in p.stderr and "\u009b" not in p.stderr
