@@ -76,6 +76,9 @@ def growth(n=50, seconds=30, bitrate=8000000):
                 line = srv.stdout.readline()
                 if not line.startswith("PORT "):
                     raise SystemExit("sim serve did not start: " + srv.stderr.read())
+                # the previous offload's page cache written back first: otherwise its
+                # writeback lands on the next run's clock, and grows with the archive
+                os.sync()
                 p = _sealcam("offload", "--port", line.split()[1], "--archive", arch,
                              "--register", "--json", "--no-progress")
                 if p.returncode:
