@@ -96,6 +96,7 @@ class SimCamera:
         self.device = device
         self.officer = officer
         self.frame_no = 0
+        self.stamps = []             # mono ms each frame of the last poll() was captured at
         self._next_ms = None
         self._cache = (None, None)   # (text lines, their encoded blocks): one per second
         self.fault = False           # set: poll() fails as a broken sensor would
@@ -131,15 +132,18 @@ class SimCamera:
         return b"".join(parts)
 
     def poll(self):
-        """Frames due since the last poll (list of bytes), per the simulated clock."""
+        """Frames due since the last poll (list of bytes), per the simulated clock;
+        self.stamps then holds the mono ms each was captured at."""
         if self.fault:
             raise OSError(5, "camera fault")
         if self._next_ms is None:
             self.start()
         now = self.clock.mono_ms()
         out = []
+        st = self.stamps = []
         step = 1000 // self.fps
         while self._next_ms <= now:
             out.append(self._frame())
+            st.append(self._next_ms)
             self._next_ms += step
         return out
