@@ -98,3 +98,24 @@ def test_cut_anywhere_decodes_up_to_the_cut():
         # every complete frame decodes; a cut inside a frame may lose that frame only
         assert nv == whole_v or (nv == whole_v + 1 and cut not in [e for e, _ in ends]), cut
         assert na > 0 or not any(e <= cut and k == mkv.AUDIO for e, k in ends), cut
+
+
+def test_remuxed_copy_has_the_right_duration(tmp_path):
+    """Live files carry no Duration (SPEC §4.4); a stream copy (what `ffmpeg -c copy`
+    does, here through PyAV) gets one within a frame of the truth, both streams kept."""
+    data, nv, nbytes, _ = make(4)
+    src = tmp_path / "live.mkv"
+    src.write_bytes(data)
+    out = tmp_path / "copy.mkv"
+    with av.open(str(src)) as i, av.open(str(out), "w", format="matroska") as o:
+        maps = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for pkt in i.demux():
+            if pkt.dts is None:
+                continue
+            pkt.stream = maps[pkt.stream.index]
+            o.mux(pkt)
+    with av.open(str(out)) as f:
+        assert len(f.streams.video) == 1 and len(f.streams.audio) == 1
+        truth = nbytes / 2 / 16000                   # 4 s of audio; video 0..4000 ms
+        assert abs(f.duration / 1e6 - truth) <= 1 / FPS + 1e-3, f.duration
+        assert f.streams.video[0].guessed_rate == FPS

@@ -1,5 +1,6 @@
-# Synthetic camera for the virtual recorder: an MJPEG stream (concatenated baseline JPEG
-# frames) at a set bitrate and frame rate, driven by the simulated clock. Each frame is a
+# Synthetic camera for the virtual recorder: MJPEG frames (baseline JPEG, which the
+# recorder puts into a Matroska file, firmware/mkv.py) at a set bitrate and frame rate,
+# driven by the simulated clock. Each frame is a
 # real 160x120 grayscale JPEG with the device id, the officer id and the RTC time (UTC)
 # burned into the picture, a COM segment carrying the same text with the frame number,
 # padded with COM segments up to the frame size the bitrate asks for.
@@ -86,8 +87,8 @@ def _com(payload_len, text=b""):
 
 
 class SimCamera:
-    MIME = "video/x-motion-jpeg"
-    EXT = "mjpg"
+    WIDTH = camtiles.W
+    HEIGHT = camtiles.H
 
     def __init__(self, clock, bitrate=2000000, fps=10, device="SC-SIM", officer=None):
         self.clock = clock
