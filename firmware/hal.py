@@ -5,7 +5,14 @@
 #   random  random(n) -> n bytes from the hardware random source
 #   sd      the evidence store medium (SD card): see PosixFS below for the interface
 #   flash   the internal flash (device key, settings); same interface
-#   camera  poll() -> list of media byte strings due since the last poll; MIME, EXT
+#   camera  start(); poll() -> list of JPEG frames (bytes) due since the last poll; fps;
+#           WIDTH, HEIGHT (pixels); optionally stamps (after poll: the mono ms each frame
+#           was captured at, else the poll's time is used) and officer (the id it burns
+#           into the picture: the capture loop sets it to the store's assigned officer)
+#   mic     the microphone, or None (no microphone: segments then have no audio track and
+#           REC_START's mime says "audio=none", SPEC §4.3): start() starts capture;
+#           readinto(buf) -> bytes of 16 kHz mono s16le samples captured since the last
+#           call (at most len(buf), even, never waits). See BoardMic.
 #   device  device id (text, set at manufacture)
 #   reset_cause  text, e.g. "power-on"
 #   serial  the dock link (SPEC §7), optional: read(n) -> up to n bytes that have arrived,
@@ -234,14 +241,45 @@ class BoardSerial:
             self.tx.flush()
 
 
+class BoardMic:
+    """An I2S microphone (machine.I2S in receive mode, 16 kHz mono 16-bit). Reads only
+    the samples the clock says have arrived since start(), which the I2S DMA buffer
+    (ibuf, preallocated by the driver, >= 2 capture ticks of audio) already holds, so the
+    blocking readinto returns at once. Build it with the board's pins, e.g.
+    BoardMic(machine.I2S(0, sck=Pin(..), ws=Pin(..), sd=Pin(..), mode=machine.I2S.RX,
+    bits=16, format=machine.I2S.MONO, rate=16000, ibuf=16000), clock)."""
+    RATE = 16000
+
+    def __init__(self, i2s, clock):
+        self.i2s = i2s
+        self.clock = clock
+        self._t0 = 0
+        self._got = 0              # bytes read since start()
+
+    def start(self):
+        self._t0 = self.clock.mono_ms()
+        self._got = 0
+
+    def readinto(self, buf):
+        due = (self.clock.mono_ms() - self._t0) * 32 - self._got   # 32 bytes a ms
+        n = min(due, len(buf)) & ~1
+        if n <= 0:
+            return 0
+        k = self.i2s.readinto(memoryview(buf)[:n])
+        k = n if k is None else k
+        self._got += k
+        return k
+
+
 class HAL:
     def __init__(self, clock, random, sd, flash, camera, device, reset_cause="power-on",
-                 serial=None):
+                 serial=None, mic=None):
         self.clock = clock
         self.random = random
         self.sd = sd
         self.flash = flash
         self.camera = camera
+        self.mic = mic
         self.device = device
         self.reset_cause = reset_cause
         self.serial = serial

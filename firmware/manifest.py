@@ -33,6 +33,8 @@ module("flashkv.py")
 
 # capture and the officer's workflow
 module("recorder.py")
+module("capture.py")
+module("mkv.py")
 module("prerecord.py")
 module("workflow.py")
 module("buttons.py")

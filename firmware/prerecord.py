@@ -1,6 +1,7 @@
-# Pre-record ring (SPEC §10.2): the last prerecord_s seconds of camera frames, in one
-# preallocated bytearray, so that a start keeps what happened just before the press.
-# Frames are kept whole; the oldest fall out by age or when the bytes would not fit.
+# Pre-record ring (SPEC §10.2): the last prerecord_s seconds of camera frames and
+# microphone audio, in one preallocated bytearray, so that a start keeps what happened just
+# before the press. Pieces (a frame, a run of samples) are kept whole with their track and
+# capture time; the oldest fall out by age or when the bytes would not fit.
 from array import array
 
 _MASK = 0xFFFFFFFF
@@ -16,6 +17,7 @@ class Ring:
         self.start = array("I", z)
         self.size = array("I", z)
         self.when = array("I", z)
+        self.track = bytearray(max_frames)
         self.head = 0              # index of the oldest frame
         self.n = 0                 # frames held
         self.w = 0                 # next write position in buf
@@ -29,8 +31,9 @@ class Ring:
         self.n -= 1
         self.dropped += 1
 
-    def add(self, frame, t):
-        """Keep frame (bytes), captured at mono ms t."""
+    def add(self, track, t, frame):
+        """Keep frame (bytes: a video frame or audio samples) of track, captured at mono
+        ms t (the signature of capture.Capture.pull's out)."""
         ln = len(frame)
         if ln > self.cap:
             while self.n:
@@ -52,6 +55,7 @@ class Ring:
         self.start[i] = w
         self.size[i] = ln
         self.when[i] = t
+        self.track[i] = track
         self.w = (w + ln) % self.cap
         self.used += ln
         self.n += 1
@@ -61,8 +65,8 @@ class Ring:
         return (now - self.when[self.head]) & _MASK if self.n else 0
 
     def drain(self, write):
-        """Pass every frame, oldest first, to write(memoryview) (a wrapped frame in two
-        parts), then empty the ring."""
+        """Pass every piece, oldest first, to write(track, mono ms, memoryview, rest) (rest:
+        None, or the second part of a piece that wrapped), then empty the ring."""
         mv = memoryview(self.buf)
         cap = self.cap
         for k in range(self.n):
@@ -70,10 +74,9 @@ class Ring:
             s = self.start[i]
             ln = self.size[i]
             if s + ln <= cap:
-                write(mv[s:s + ln])
+                write(self.track[i], self.when[i], mv[s:s + ln], None)
             else:
-                write(mv[s:cap])
-                write(mv[0:ln - (cap - s)])
+                write(self.track[i], self.when[i], mv[s:cap], mv[0:ln - (cap - s)])
         self.clear()
 
     def clear(self):

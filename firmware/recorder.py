@@ -1,6 +1,11 @@
-# Capture loop: pulls media from the camera into the open segment, writes signed
-# checkpoints every checkpoint_s seconds and rolls segments over every segment_s seconds.
+# Capture loop: pulls camera frames and microphone audio (capture.py) into the open
+# segment's Matroska file (mkv.py, SPEC §4.3), writes signed checkpoints every
+# checkpoint_s seconds and rolls segments over every segment_s seconds.
+import capture
+import mkv
 import store as st
+
+EXT = "mkv"
 
 
 class Recorder:
@@ -12,22 +17,31 @@ class Recorder:
         self._seg_ms = 0
         self._ckpt_ms = 0
         self.rolled = None         # (segment, length) of the last segment closed at rollover
+        self.capture = capture.Capture(hal, store)
+        self.mux = None
 
     def start(self, reason="button", ring=None):
-        """Open a segment; a pre-record ring's frames (SPEC §10.2) become its head."""
+        """Open a segment; a pre-record ring's frames and audio (SPEC §10.2) become its
+        head. The container's header is written (and flushed) first."""
         if self.recording:
             return self.store.seg.seq
-        cam = self.hal.camera
+        cap = self.capture
         now = self.hal.clock.mono_ms()
         pre = ring.span_ms(now) if ring is not None else 0
-        seq = self.store.start_segment(reason, cam.MIME, cam.EXT, pre)
+        seq = self.store.start_segment(reason, cap.mime(), EXT, pre)
         self.recording = True
         self._seg_ms = now
         self._ckpt_ms = now + self.cfg["checkpoint_s"] * 1000
+        m = self.mux = mkv.Muxer(self.store.write, cap.width(), cap.height(), cap.fps(),
+                                 cap.mic is not None)
+        m.start(now - pre)
+        self.store.flush()
         if ring is not None and ring.n:
-            ring.drain(self.store.write)
+            def put(track, t, a, b):   # ring times are kept modulo 2**32 ms
+                m.block(track, now - ((now - t) & 0xFFFFFFFF), a, b)
+            ring.drain(put)
         else:
-            cam.start()
+            cap.start()
         return seq
 
     def tick(self):
@@ -35,8 +49,7 @@ class Recorder:
         if not self.recording:
             return
         s = self.store
-        for frame in self.hal.camera.poll():
-            s.write(frame)
+        self.capture.pull(self.mux.block)
         now = self.hal.clock.mono_ms()
         if now >= self._ckpt_ms:
             s.checkpoint()
@@ -48,11 +61,10 @@ class Recorder:
             self.start("rollover")
 
     def drain(self):
-        """Write what the camera holds now; a full card or a failed camera drops it (the
-        segment then ends with what was written)."""
+        """Write what the camera and microphone hold now; a full card or a failed camera
+        drops it (the segment then ends with what was written)."""
         try:
-            for frame in self.hal.camera.poll():
-                self.store.write(frame)
+            self.capture.pull(self.mux.block)
         except OSError:
             pass
 

@@ -127,6 +127,17 @@ def _end_chunk(s):
     s.fi.flush()
 
 
+def flush(store):
+    s = store.seg
+    if s is None or s.fm is None or s.broken:
+        return
+    try:
+        s.fm.flush()
+    except OSError:
+        s.broken = True
+        raise
+
+
 def checkpoint(store):
     """Sign what the open segment holds in whole chunks, if anything is new."""
     s = store.seg

@@ -397,6 +397,11 @@ class Store(LogReader):
         """Sign what the open segment holds in whole chunks, if anything is new."""
         return segment.checkpoint(self)
 
+    def flush(self):
+        """Push the open segment's media written so far to the medium (the container
+        header at segment start, SPEC §4.3)."""
+        segment.flush(self)
+
     def close_segment(self):
         return segment.close(self)
 

@@ -66,7 +66,8 @@ class Workflow:
         self.ring = None
         ps = cfg["prerecord_s"]
         if ps:
-            cap = ps * cfg["bitrate"] // 4    # twice the nominal rate: a VBR peak fits
+            cap = ps * (cfg["bitrate"] // 4 + 32000)  # video at twice the nominal rate
+            # (a VBR peak fits) and 16 kHz 16-bit audio
             if cap > cfg["prerecord_ram"]:
                 cap = cfg["prerecord_ram"]
             while cap and self.ring is None:
@@ -174,7 +175,7 @@ class Workflow:
         if self.ring is not None:
             self.ring.clear()
             try:
-                self.hal.camera.start()
+                self.rec.capture.start()
             except OSError:
                 pass
 
@@ -338,8 +339,7 @@ class Workflow:
                     self.rec.tick()
             elif self.ring is not None:
                 try:
-                    for f in self.hal.camera.poll():
-                        self.ring.add(f, now)
+                    self.rec.capture.pull(self.ring.add)
                 except OSError:
                     self.ring.clear()
             for name, kind, t in evs:

@@ -488,7 +488,7 @@ def device_id_error(device) -> str | None:
     return None
 
 
-def media_path(seq: int, ext: str = "mjpg") -> str:
+def media_path(seq: int, ext: str = "mkv") -> str:
     """The media file of the segment whose REC_START is ``seq`` (SPEC §4.1): m/S.ext."""
     return "m/%08d.%s" % (seq, ext)
 
@@ -513,7 +513,7 @@ def media_name_error(seq: int, media) -> str | None:
 
 
 def unsafe_path(rel) -> str | None:
-    """None if ``rel`` is a safe relative path inside a store ("m/00000002.mjpg"); else why:
+    """None if ``rel`` is a safe relative path inside a store ("m/00000002.mkv"); else why:
     empty, absolute, '..', backslash, colon, NUL or another control character."""
     if type(rel) is not str or not rel:
         return "path %r is empty or not text" % (rel,)

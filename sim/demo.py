@@ -40,7 +40,7 @@ SHIFT = [["run", 12],                                   # standby: pre-record fi
          ["press", "record"], ["run", 20],              # confirmed: interrupted; walking
          ["press", "record"], ["run", 2],               # resume: three beeps, "state why"
          ["hold", "voice", 5], ["run", 15],             # the officer explains aloud
-         ["refuse", "delete", "m/00000002.mjpg"],
+         ["refuse", "delete", "m/00000002.mkv"],
          ["press", "record"]]                           # the activity ends
 
 
@@ -120,7 +120,8 @@ def main(argv=None):
     summary = run_job(job, a.runtime)
     for e in summary.get("events", []):
         print("  recorder: " + e)
-    print("recorded %.0f s of shift (MJPEG at 2 Mbit/s, simulated time; it ended just now) "
+    print("recorded %.0f s of shift (Matroska: MJPEG at 2 Mbit/s and 16 kHz audio, simulated time; "
+          "it ended just now) "
           "in %.1f s: %d records, %d refused delete(s)"
           % (_seconds(SHIFT), time.perf_counter() - t, summary["records"], summary["refused"]))
 
@@ -140,7 +141,7 @@ def main(argv=None):
     banner("6. a copy of the card, tampered with: one media byte flipped, newest records deleted")
     bad = os.path.join(a.out, "sd-tampered")
     shutil.copytree(sd, bad)
-    media = os.path.join(bad, "m", sorted(n for n in os.listdir(os.path.join(bad, "m")) if n.endswith(".mjpg"))[0])
+    media = os.path.join(bad, "m", sorted(n for n in os.listdir(os.path.join(bad, "m")) if n.endswith(".mkv"))[0])
     with open(media, "r+b") as f:
         f.seek(300000)
         b = f.read(1)

@@ -20,7 +20,7 @@ def vm_heap(settings=None):
     _paths()
     import config   # the firmware's settings
     cfg = config.make(settings)
-    ring = min(cfg["prerecord_s"] * cfg["bitrate"] // 4, cfg["prerecord_ram"])
+    ring = min(cfg["prerecord_s"] * (cfg["bitrate"] // 4 + 32000), cfg["prerecord_ram"])
     return VM_BASE_HEAP + ring + (ring >> 3)
 
 

@@ -17,7 +17,7 @@ import simdevice  # noqa: E402  (firmware on sys.path first)
 from powerfs import PowerCut  # noqa: E402
 
 # several segments (rollover), checkpoints, stop/start, a refused delete
-SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"],
+SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mkv"],
          ["start"], ["run", 5], ["stop"]]
 SETTINGS = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 4, "tick_ms": 500, "prerecord_s": 0}
 HAL_ARGS = {"bitrate": 40000, "fps": 2, "seed": 11}
@@ -27,8 +27,8 @@ WORKFLOW = [["start"], ["run", 4], ["stop"], ["start"], ["run", 4], ["stop"],
             ["dock", {"receipt": True}],
             ["press", "record"], ["run", 3], ["hold", "record", 2], ["press", "record"],
             ["press", "record"], ["hold", "voice", 2], ["run", 3], ["press", "record"]]
-WORKFLOW_SETTINGS = dict(SETTINGS, low_water=150000, prerecord_s=2, bitrate=80000)
-WORKFLOW_HAL = {"capacity": 200000}
+WORKFLOW_SETTINGS = dict(SETTINGS, low_water=560000, prerecord_s=2, bitrate=80000)
+WORKFLOW_HAL = {"capacity": 720000}   # 16 kHz audio: 32 kB/s besides the video
 
 
 def record(root, steps=SHIFT, cut_at=None, model="littlefs", settings=SETTINGS, fail_at=None,

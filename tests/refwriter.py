@@ -1,12 +1,12 @@
 """A small reference writer of sealcam stores, for tests only (SPEC §2–§5).
 
 Independent of the firmware: cbor2 (canonical) + cryptography (Ed25519). It writes what a
-recorder would leave on its SD card: rec/NNNNNNNN.log, head.cbor (or head.new), m/S.mjpg
+recorder would leave on its SD card: rec/NNNNNNNN.log, head.cbor (or head.new), m/S.mkv
 and m/S.idx, so the verifier can be tested without the firmware.
 
     s = RefStore(tmp_path)            # key from a fixed seed
     s.boot()                          # new log + BOOT
-    s.rec_start()                     # REC_START, creates m/00000001.mjpg + .idx
+    s.rec_start()                     # REC_START, creates m/00000001.mkv + .idx
     s.write(b"..." * 10000)           # media bytes, chunk hashes, index entries
     s.checkpoint()                    # CHECKPOINT over the whole chunks written so far
     s.close()                         # SEGMENT (final manifest)
@@ -202,8 +202,8 @@ class RefStore:
             self.recover()
         return self.record(BOOT, {17: reason, 18: self.pubkey})
 
-    def rec_start(self, reason: str = "button", ext: str = "mjpg",
-                  mime: str = "video/x-motion-jpeg", chunk: int | None = None,
+    def rec_start(self, reason: str = "button", ext: str = "mkv",
+                  mime: str = "video/x-matroska", chunk: int | None = None,
                   prerecord: int | None = None) -> Rec:
         chunk = chunk or self.chunk
         s = self.seq
@@ -263,7 +263,7 @@ class RefStore:
     def rec_stop(self, reason: str = "button") -> Rec:
         return self.record(REC_STOP, {10: self.last_seg, 17: reason})
 
-    def refusal(self, op: str = "delete", target: str = "m/00000001.mjpg",
+    def refusal(self, op: str = "delete", target: str = "m/00000001.mkv",
                 source: str = "api", reason: str = "append-only store") -> Rec:
         return self.record(REFUSAL, {17: reason, 19: op, 20: target, 21: source})
 

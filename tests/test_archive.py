@@ -126,7 +126,7 @@ def test_register_bad_key(arch, capsys):
 
 
 def test_safe_rel():
-    assert safe_rel("m/00000002.mjpg")
+    assert safe_rel("m/00000002.mkv")
     for bad in ("/etc/passwd", "../x", "m/../../x", "m//x", "c:x", "m\\x", "", "m/./x"):
         assert not safe_rel(bad)
 
@@ -142,12 +142,12 @@ def test_objects_are_content_addressed_and_read_only(arch):
         assert p == os.path.join(str(arch), "objects", h[:2], h[2:])
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o444
         assert a.put_bytes(b"evidence") == h          # deduplicated
-        v = a.link(DEV, "m/00000001.mjpg", h)
+        v = a.link(DEV, "m/00000001.mkv", h)
         assert os.path.samefile(v, p) and os.stat(p).st_nlink == 2
         assert stat.S_IMODE(os.stat(v).st_mode) == 0o444
-        a.link(DEV, "m/00000001.mjpg", h)             # idempotent
+        a.link(DEV, "m/00000001.mkv", h)             # idempotent
         h2 = a.put_bytes(b"other")
-        a.link(DEV, "m/00000001.mjpg", h2)            # replaced atomically
+        a.link(DEV, "m/00000001.mkv", h2)            # replaced atomically
         assert open(v, "rb").read() == b"other"
         with pytest.raises(ArchiveError):
             a.link(DEV, "../escape", h)
@@ -171,7 +171,7 @@ def test_records_and_segments_in_sqlite(arch, tmp_path):
         recs = _records(s)
         a.add_records(DEV, recs[:4], offload_id=None)   # BOOT, REFUSAL, REC_START, CKPT
         seg = a.segment(DEV, 2)
-        assert seg["media"] == "m/00000002.mjpg" and seg["chunk"] == 4096
+        assert seg["media"] == "m/00000002.mkv" and seg["chunk"] == 4096
         assert seg["state"] == "partial" and seg["closed_by"] is None
         assert seg["chunks"] == recs[3][2][14] and seg["root"] == recs[3][2][15]
         a.add_records(DEV, recs[4:])
@@ -187,7 +187,7 @@ def test_records_and_segments_in_sqlite(arch, tmp_path):
 def _stage_all(a, s, seg=2):
     row = a.segment(DEV, seg)
     media = open(s.path(row["media"]), "rb").read()
-    idx = open(s.path(row["media"][:-5] + ".idx"), "rb").read()
+    idx = open(s.path(row["media"][:-4] + ".idx"), "rb").read()
     f = a.open_staging(DEV, row)
     f.write(media)
     f.close()
@@ -236,7 +236,7 @@ def test_view_is_a_verifiable_store(arch, tmp_path):
         view = a.view_dir(DEV)
         assert open(os.path.join(view, "rec", "00000000.log"), "rb").read() == \
             open(s.path("rec/00000000.log"), "rb").read()
-        for rel in ("m/00000002.mjpg", "m/00000002.idx"):
+        for rel in ("m/00000002.mkv", "m/00000002.idx"):
             assert open(os.path.join(view, rel), "rb").read() == open(s.path(rel), "rb").read()
             assert stat.S_IMODE(os.stat(os.path.join(view, rel)).st_mode) == 0o444
         assert verify_store(view, s.pubkey).verdict == OK

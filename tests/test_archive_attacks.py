@@ -213,7 +213,7 @@ def test_a8_symlinked_view_folder_and_edited_media_name_write_nothing_outside(tm
     assert os.listdir(victim) == ["victim.conf"]
     assert (victim / "victim.conf").read_text() == "precious=1\n"
     # the name right again: the link m/ is still refused, never followed
-    sql(arch, "UPDATE segments SET media = 'm/00000001.mjpg'")
+    sql(arch, "UPDATE segments SET media = 'm/00000001.mkv'")
     d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024).start()
     try:
         r = sealcam("offload", "--port", d.port, "--archive", arch, "--timeout", "10")
@@ -250,7 +250,7 @@ def test_a8_deleted_or_edited_segments_rows_are_named(arch):
         ("UPDATE segments SET length = length - 1 WHERE segment = ?", (last,)))
     rc, out = verify(arch)
     assert rc == 1
-    assert "segments row %s %d (m/%08d.mjpg) is missing from archive.sqlite" % (
+    assert "segments row %s %d (m/%08d.mkv) is missing from archive.sqlite" % (
         DEV, first, first) in out, out
     assert "segments row %s %d: length is not what the signed records say" % (DEV, last) \
         in out, out
@@ -445,7 +445,7 @@ def test_a9_an_object_larger_than_the_log_allows_is_not_hashed(arch):
         caps = object_caps(st)
         segs = {s["segment"]: s for s in a.segments(DEV)}
         for path, sha in st.objects[DEV].items():
-            if path.startswith("m/") and path.endswith(".mjpg"):
+            if path.startswith("m/") and path.endswith(".mkv"):
                 assert caps[sha.hex()] == segs[int(path[2:10])]["length"]
 
 

@@ -163,7 +163,7 @@ def test_dropped_tail_with_its_head_and_receipt_rows(arch):
         (arch / "devices" / DEV / lg).unlink()
     for r in drop:
         if r["type"] == 2:
-            for ext in (".mjpg", ".idx"):
+            for ext in (".mkv", ".idx"):
                 p = arch / "devices" / DEV / "m" / ("%08d%s" % (r["seq"], ext))
                 if p.exists():
                     p.unlink()

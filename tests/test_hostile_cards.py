@@ -23,7 +23,7 @@ if HERE not in sys.path:
 import refwriter as rw  # noqa: E402
 
 LOG0 = "rec/00000000.log"
-MEDIA = "m/00000002.mjpg"
+MEDIA = "m/00000002.mkv"
 IDX = "m/00000002.idx"
 GIB4 = 4 << 30
 FAST = 15.0          # seconds; the verifier itself takes well under one on these stores
@@ -113,7 +113,7 @@ def test_store_file_that_is_a_fifo_does_not_hang(store, rel):
 
 def test_symlink_to_a_good_copy_is_still_refused(store, tmp_path):
     """Even a link to the very same bytes: a recorder never writes links."""
-    good = tmp_path / "copy.mjpg"
+    good = tmp_path / "copy.mkv"
     good.write_bytes(open(store.path(MEDIA), "rb").read())
     replace(store, MEDIA, symlink_to(str(good)))
     assert_not_ok_naming(store, MEDIA, "symbolic link")
@@ -138,10 +138,10 @@ def test_device_node_is_refused(store):
 
 
 def test_unreferenced_fifo_and_dir_in_m_are_named(store):
-    os.mkfifo(store.path("m/00000003.mjpg"))
+    os.mkfifo(store.path("m/00000003.mkv"))
     os.mkdir(store.path("m/sub"))
     rc, out, _ = verify_cli(store)
-    assert rc == 1 and "m/00000003.mjpg is a FIFO" in out and "m/sub is a directory" in out
+    assert rc == 1 and "m/00000003.mkv is a FIFO" in out and "m/sub is a directory" in out
 
 
 # --- sparse giants and absurd sizes ---------------------------------------------------------
@@ -258,8 +258,8 @@ def test_many_planted_files_are_named_and_bounded(store):
 
 # --- signed paths and ids -------------------------------------------------------------------
 
-@pytest.mark.parametrize("media", ["m/00000002\x00.mjpg", "m/0000\x1b[2J0002.mjpg",
-                                   "m/00000005.mjpg", "../00000002.mjpg", "m/00000002.idx",
+@pytest.mark.parametrize("media", ["m/00000002\x00.mkv", "m/0000\x1b[2J0002.mkv",
+                                   "m/00000005.mkv", "../00000002.mkv", "m/00000002.idx",
                                    "/etc/passwd"])
 def test_signed_media_path_not_derived_from_its_seq(tmp_path, media):
     s = _signed_store(tmp_path, start_fields={11: media})

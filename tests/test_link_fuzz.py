@@ -124,7 +124,7 @@ def valid_frames(d):
             (link.LIST, {1: 0, 2: 100}), (link.GET, {1: 1}),
             (link.READ, {1: seg, 2: 0, 3: 0, 4: 4096}), (link.READ, {1: seg, 2: 0, 3: 0, 4: 64, 5: 1}),
             (link.RECEIPT, {1: b"\xd2\x84" + bytes(80)}), (link.TIME_SET, {1: 1800000000000}),
-            (link.DELETE, {1: "m/00000001.mjpg"}), (link.FORMAT, None),
+            (link.DELETE, {1: "m/00000001.mkv"}), (link.FORMAT, None),
             (link.WRITE, {1: "rec/00000000.log", 2: b"\x03" * 50})]
     return [d.req(op, args, i + 1) for i, (op, args) in enumerate(reqs)]
 

@@ -129,7 +129,7 @@ def test_offload_pulls_verifies_and_receipts(tmp_path, arch, dev_factory):
     assert sm.verdict == OK and sm.store_verdict == OK and sm.registered
     assert sm.records_pulled == len(s.records) - 1 + 1    # + the RECEIPT record it made
     assert sm.media_bytes == sum(os.path.getsize(s.path("m/" + n)) for n in os.listdir(
-        s.path("m")) if n.endswith(".mjpg"))
+        s.path("m")) if n.endswith(".mkv"))
     assert sm.segments_completed == 3 and sm.mb_per_s > 0
     r = sm.receipt
     assert r["number"] == 1 and r["covered"] == len(s.records) - 2 and r["seq"] == \
@@ -320,7 +320,7 @@ def test_refused_receipt_exit_5(tmp_path, arch, dev_factory):
 def test_broken_link_resumes_from_last_verified_chunk(tmp_path, arch, dev_factory, cut):
     s = shift(tmp_path / "sd", segments=3, seconds=4)
     total = sum(os.path.getsize(s.path("m/" + n)) for n in os.listdir(s.path("m"))
-                if n.endswith(".mjpg"))
+                if n.endswith(".mkv"))
     d = dev_factory(s, break_after=cut)
     sm = offload(d.port, arch, register=True, timeout=0.5)
     assert sm.exit_code == 6 and sm.status == "link_broken"
@@ -402,7 +402,7 @@ def test_rewritten_chain_is_a_fork(tmp_path, arch, dev_factory):
 
 def test_damaged_media_is_never_stored(tmp_path, arch, dev_factory):
     s = shift(tmp_path / "sd", segments=2)
-    media = s.path("m/00000001.mjpg")
+    media = s.path("m/00000001.mkv")
     with open(media, "r+b") as f:         # a chunk changed on the card after signing
         f.seek(70_000)
         b = f.read(1)
@@ -418,7 +418,7 @@ def test_damaged_media_is_never_stored(tmp_path, arch, dev_factory):
     assert seg["state"] == "partial" and seg["staged_chunks"] == 1 and "damaged" in seg["error"]
     assert c.execute("SELECT state FROM segments WHERE segment != 1").fetchone()[0] == \
         "complete"
-    staged = open(os.path.join(arch, "staging", DEV, "00000001.mjpg.part"), "rb").read()
+    staged = open(os.path.join(arch, "staging", DEV, "00000001.mkv.part"), "rb").read()
     assert staged == open(media, "rb").read()[:65536]      # only the good chunk
 
 
@@ -438,7 +438,7 @@ def test_bad_index_falls_back_to_the_signed_root(tmp_path, arch, dev_factory):
     assert any("chunk index does not match the signed root" in e for e in sm.errors)
     view = media_files(os.path.join(arch, "devices", DEV))
     card = media_files(s.root)
-    assert view["00000001.mjpg"] == card["00000001.mjpg"]
+    assert view["00000001.mkv"] == card["00000001.mkv"]
     assert view["00000001.idx"] != card["00000001.idx"]
 
 
@@ -473,7 +473,7 @@ def test_verify_archive_finds_tampering(tmp_path, arch, dev_factory):
     assert offload(d.port, arch, register=True).exit_code == 0
     p = sealcam("verify", arch)
     assert p.returncode == 0
-    media = os.path.join(arch, "devices", DEV, "m", "00000001.mjpg")
+    media = os.path.join(arch, "devices", DEV, "m", "00000001.mkv")
     os.chmod(media, 0o644)
     with open(media, "r+b") as f:
         f.seek(10)
@@ -774,7 +774,7 @@ def test_client_request_read_many_and_errors(tmp_path, arch, dev_factory):
         got = dict(c.read_many(((q, {1: q}) for q in range(len(s.records))), window=8,
                                op=GET))
         assert [got[q][1] for q in sorted(got)] == [r.data for r in s.records]
-        media = open(s.path("m/00000001.mjpg"), "rb").read()
+        media = open(s.path("m/00000001.mkv"), "rb").read()
         parts = dict(c.read_many(((i, {1: 1, 2: i, 3: 0, 4: 65536}) for i in range(
             -(-len(media) // 65536))), window=4))
         assert b"".join(parts[i][1] for i in sorted(parts)) == media

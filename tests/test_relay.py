@@ -309,7 +309,7 @@ def test_relay_with_the_virtual_recorder_and_the_station_client(tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
-    on_card = open(os.path.join(sd, "m", "%08d.mjpg" % seg), "rb").read()
+    on_card = open(os.path.join(sd, "m", "%08d.mkv" % seg), "rb").read()
     assert hashlib.sha256(bytes(media)).digest() == hashlib.sha256(on_card[:len(media)]).digest()
     assert len(media) == min(len(on_card), 8 * 65536)
     logs = b"".join(open(os.path.join(sd, "rec", n), "rb").read()

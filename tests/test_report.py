@@ -125,7 +125,7 @@ def build_device_a(root):
     s.write(bytes(5_000))
     f["missing"] = s.record(MISSING, {31: f["int_battery"], 35: 120_000}).seq
     f["mark_important"] = s.record(MARK, {33: "important", 34: [f["seg3"], 0, 4000]}).seq
-    f["refusal"] = s.refusal("delete", "m/%08d.mjpg" % f["seg1"], "usb").seq
+    f["refusal"] = s.refusal("delete", "m/%08d.mkv" % f["seg1"], "usb").seq
     f["int_overheat"] = s.record(INTERRUPTION, {17: "overheat", 10: f["seg3"],
                                                 34: [f["seg3"], 1, 904]}).seq
     s.close()
@@ -140,7 +140,7 @@ def build_device_a(root):
     s.close()
     s.rec_stop()
     f["assign2"] = s.assign("OFC-0077", "U-9")
-    f["release_rec"] = s.record(RELEASE, {10: f["seg1"], 11: "m/%08d.mjpg" % f["seg1"],
+    f["release_rec"] = s.record(RELEASE, {10: f["seg1"], 11: "m/%08d.mkv" % f["seg1"],
                                           13: 10_000, 27: 1}).seq
     f["seg4"] = s.rec_start().seq
     s.write(bytes(9_000))
@@ -336,7 +336,7 @@ def test_late_offload_uses_the_first_stored_at(tmp_path):
     stop = s.rec_stop().seq
     # a RELEASE of the segment, days later: it names the segment (key 10) but is not its
     # media; that it reached the archive late does not make the segment late
-    rel = s.record(RELEASE, {10: seg, 11: "m/%08d.mjpg" % seg, 13: 5000, 27: 1}).seq
+    rel = s.record(RELEASE, {10: seg, 11: "m/%08d.mkv" % seg, 13: 5000, 27: 1}).seq
     root = tmp_path / "arch"
     first, later = _rtc(s, seg) + HOUR, _rtc(s, close) + 30 * HOUR
     rows = _rows(s)
@@ -375,7 +375,7 @@ def test_refusals_recoveries_marks_checks_releases(full, built):
     _, a, _, f = built
     (r,) = full["refusals"]
     assert (r["device"], r["seq"], r["op"], r["target"], r["source"]) == \
-        (A, f["refusal"], "delete", "m/%08d.mjpg" % f["seg1"], "usb")
+        (A, f["refusal"], "delete", "m/%08d.mkv" % f["seg1"], "usb")
     (rc,) = full["recoveries"]
     assert (rc["seq"], rc["segment"], rc["length"], rc["signed"], rc["unsigned_tail"]) == \
         (f["recovery"], f["seg5"], 6000, 4096, 1904)
@@ -399,7 +399,7 @@ def test_refusals_recoveries_marks_checks_releases(full, built):
         "oldest_unreceipted_s": None, "since_calibration_ms": None}
     (rel,) = full["releases"]
     assert (rel["seq"], rel["segment"], rel["media"], rel["length"], rel["number"]) == \
-        (f["release_rec"], f["seg1"], "m/%08d.mjpg" % f["seg1"], 10_000, 1)
+        (f["release_rec"], f["seg1"], "m/%08d.mkv" % f["seg1"], 10_000, 1)
 
 
 def test_shifts_and_unassigned_recording(full, built):
@@ -630,7 +630,7 @@ def test_archive_edits_are_not_reported_as_facts(tmp_path, edit):
 def test_control_characters_are_escaped_in_every_output(tmp_path, capsys):
     s = Dev(tmp_path / "sd")
     s.boot()
-    s.refusal("delete", "m/\x1b[2J\x1b]0;pwned\x07\u202e.mjpg", "usb")
+    s.refusal("delete", "m/\x1b[2J\x1b]0;pwned\x07\u202e.mkv", "usb")
     s.record(INTERRUPTION, {17: "weather\x1b[31m"})
     root = tmp_path / "arch"
     with _signed_archive(root) as arch:

@@ -2,7 +2,8 @@
 pyserial host that builds SPEC §7 frames itself (cbor2 + binascii.crc32, nothing from the
 firmware): HELLO, AUTH with a station key given by --trust, a host that undocks and docks
 again, DELETE refused and recorded, SIGTERM; then the store verifies, holds the REFUSAL
-(source "usb"), and its segment decodes as MJPEG with a real decoder (PyAV / FFmpeg).
+(source "usb"), and its segment decodes as Matroska (MJPEG video + PCM audio) with a real
+decoder (PyAV / FFmpeg).
 """
 import binascii
 import glob
@@ -166,7 +167,7 @@ def test_serve_hello_auth_delete_sigterm(tmp_path, runtime, fs):
         r = call(ser, 4, 3, {1: 0, 2: 10})
         assert r[1] == 401                                    # a new HELLO: AUTH again
         # DELETE: refused and recorded
-        r = call(ser, 6, 8, {1: "m/00000001.mjpg"})
+        r = call(ser, 6, 8, {1: "m/00000001.mkv"})
         assert r[1] == 405, r
         assert "append-only" in r[3]
         ser.close()
@@ -186,7 +187,7 @@ def test_serve_hello_auth_delete_sigterm(tmp_path, runtime, fs):
     assert len(refusals) == 1
     ref = refusals[0]
     assert bodies[head[1] + 1][0] == 9 and bodies[head[1] + 1][29] == new_rtc
-    assert ref[1] == head[1] + 2 and ref[19] == "delete" and ref[20] == "m/00000001.mjpg"
+    assert ref[1] == head[1] + 2 and ref[19] == "delete" and ref[20] == "m/00000001.mkv"
     assert ref[21] == "usb"
     rep = verify_store(str(sd), None, progress=False)
     assert rep.verdict == "OK_WITH_MISSING_INFO"
@@ -197,17 +198,22 @@ def test_serve_hello_auth_delete_sigterm(tmp_path, runtime, fs):
     # trust list written to the flash as a CBOR array of keys
     assert spub in cbor2.loads(open(str(sd) + ".flash/trust.cbor", "rb").read())
 
-    # the recorded segment is real MJPEG: every frame decodes with FFmpeg (PyAV)
+    # the recorded segment is real Matroska: every frame decodes with FFmpeg (PyAV), and
+    # the audio track holds the recorded time at 16 kHz
     import av
-    media = glob.glob(str(sd / "m" / "*.mjpg"))
+    media = glob.glob(str(sd / "m" / "*.mkv"))
     assert len(media) == 1
-    with av.open(media[0], format="mjpeg") as c:
+    with av.open(media[0], format="matroska") as c:
+        assert c.streams.video[0].guessed_rate == FPS
         frames = [f for f in c.decode(video=0)]
+    with av.open(media[0], format="matroska") as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples - 16000 * RECORD_S) <= 16000 * 0.2, samples
     assert all((f.width, f.height) == (160, 120) for f in frames)
     # frames at t = 0, 100, ..., 20000 ms: the camera emits both the first and the last
     # instant, so one more than fps x seconds
     assert len(frames) == FPS * RECORD_S + 1
-    assert open(media[0], "rb").read().count(b"\xff\xd8") == len(frames)
+    assert open(media[0], "rb").read().count(b" frame=") == len(frames)   # each frame's COM text
 
 
 def test_serve_sigint_and_reboot_recovers_nothing(tmp_path):

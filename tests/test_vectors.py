@@ -68,3 +68,25 @@ def test_without_pinned_key_origin_is_not_checked(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "OK_WITH_MISSING_INFO" in out and "origin not checked" in out
+
+
+def test_ok_store_media_are_matroska_with_video_and_audio():
+    """The vectors' segments are the container of SPEC §4.4: MJPEG video at the recorded
+    2 fps and 16 kHz mono PCM audio, both decoding with FFmpeg (PyAV)."""
+    import av
+    m = os.path.join(STORES, "ok", "m")
+    names = sorted(n for n in os.listdir(m) if n.endswith(".mkv"))
+    assert len(names) == 3
+    for n in names:
+        with av.open(os.path.join(m, n)) as f:
+            v, a = f.streams.video[0], f.streams.audio[0]
+            assert (v.codec_context.name, v.guessed_rate) == ("mjpeg", 2)
+            assert (a.codec_context.name, a.rate, a.channels) == ("pcm_s16le", 16000, 1)
+            nv = na = 0
+            for pkt in f.demux():
+                for fr in pkt.decode():
+                    if pkt.stream.type == "video":
+                        nv += 1
+                    else:
+                        na += fr.samples
+        assert nv > 0 and na > 16000, (n, nv, na)

@@ -23,7 +23,7 @@ if HERE not in sys.path:
 import refwriter as rw  # noqa: E402
 
 LOG0 = "rec/00000000.log"
-MEDIA = "m/00000002.mjpg"     # session(): BOOT 0, REFUSAL 1, REC_START 2, …
+MEDIA = "m/00000002.mkv"     # session(): BOOT 0, REFUSAL 1, REC_START 2, …
 IDX = "m/00000002.idx"
 C = 4096                      # refwriter's default chunk size
 
@@ -643,7 +643,7 @@ def test_garbage_tail_is_not_a_torn_record(store):
 
 def test_media_without_records_is_not_signed(tmp_path):
     os.makedirs(tmp_path / "m")
-    (tmp_path / "m" / "00000000.mjpg").write_bytes(b"\xff\xd8" * 5000)
+    (tmp_path / "m" / "00000000.mkv").write_bytes(b"\xff\xd8" * 5000)
     rep = verify_store(tmp_path)
     assert rep.verdict == NOT_SIGNED and rep.first_failure is None
     assert rep.segments[0].verdict == NOT_SIGNED and rep.segments[0].segment is None
@@ -658,13 +658,13 @@ def test_empty_store_is_not_signed(tmp_path):
 
 def test_media_beyond_the_chain_is_records_removed(store):
     """Media named after a seq past the chain's end: its records were cut (not NOT_SIGNED)."""
-    put(store, "m/00000099.mjpg", b"planted")
+    put(store, "m/00000099.mkv", b"planted")
     rep = verify_store(store.root, store.pubkey)
-    check(rep, NOT_OK, file="m/00000099.mjpg", words=["records removed", "seq 7"])
-    assert seg(rep, None).media == "m/00000099.mjpg" and seg(rep, None).verdict == NOT_OK
+    check(rep, NOT_OK, file="m/00000099.mkv", words=["records removed", "seq 7"])
+    assert seg(rep, None).media == "m/00000099.mkv" and seg(rep, None).verdict == NOT_OK
 
 
-@pytest.mark.parametrize("rel", ["m/00000003.mjpg", "m/00000002.mp4", "m/notes.txt",
+@pytest.mark.parametrize("rel", ["m/00000003.mkv", "m/00000002.mp4", "m/notes.txt",
                                  "m/00000005.idx", "rec/readme.txt"])
 def test_planted_unsigned_file_in_a_signed_store_is_named(store, rel):
     put(store, rel, b"planted")
@@ -675,7 +675,7 @@ def test_planted_unsigned_file_in_a_signed_store_is_named(store, rel):
 
 def test_unsigned_media_in_an_unsigned_store_is_not_signed(tmp_path):
     os.makedirs(tmp_path / "m")
-    (tmp_path / "m" / "00000099.mjpg").write_bytes(b"x")
+    (tmp_path / "m" / "00000099.mkv").write_bytes(b"x")
     rep = verify_store(tmp_path)
     assert rep.verdict == NOT_SIGNED and rep.first_failure is None
 
@@ -867,7 +867,7 @@ def test_cli_missing_info_exit_0(store, capsys):
 
 def test_cli_not_signed_exit_2(tmp_path, capsys):
     os.makedirs(tmp_path / "m")
-    (tmp_path / "m" / "x.mjpg").write_bytes(b"x")
+    (tmp_path / "m" / "x.mkv").write_bytes(b"x")
     assert main(["verify", str(tmp_path)]) == 2
     assert "VERDICT: NOT_SIGNED" in capsys.readouterr().out
 

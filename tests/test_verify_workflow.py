@@ -238,8 +238,8 @@ def test_prerecord(s):
     s.rec_start(prerecord=0)
     s.close()
     check(verify(s), OK)
-    body = s.body(rw.REC_START, {10: s.seq, 11: "m/x.mjpg", 12: C, 17: "button",
-                                 23: "video/x-motion-jpeg", 41: -1})
+    body = s.body(rw.REC_START, {10: s.seq, 11: "m/x.mkv", 12: C, 17: "button",
+                                 23: "video/x-matroska", 41: -1})
     s.append_raw(rw.sign_record(body, s.key), body[1], rw.REC_START)
     check(verify(s), NOT_OK, body[1], ["key 41 (prerecord) has the wrong type"])
 
@@ -435,7 +435,7 @@ def _closed_and_receipted(s):
 def test_release_removes_media_marks_x(s, capsys):
     _closed_and_receipted(s)
     rel = s.release(3)
-    assert not os.path.exists(s.path("m/00000003.mjpg"))
+    assert not os.path.exists(s.path("m/00000003.mkv"))
     assert not os.path.exists(s.path("m/00000003.idx"))
     rep = verify(s)
     check(rep, OK_WITH_MISSING_INFO, words=["segment 3 released against receipt 1"])
@@ -443,7 +443,7 @@ def test_release_removes_media_marks_x(s, capsys):
     sg = seg(rep, 3)
     assert sg.marks == "X" * 5 and sg.chunks == 5 and sg.file_size is None
     assert sg.verdict == OK_WITH_MISSING_INFO and "released against receipt 1" in sg.reason
-    assert rep.releases == [{"seq": rel.seq, "segment": 3, "media": "m/00000003.mjpg",
+    assert rep.releases == [{"seq": rel.seq, "segment": 3, "media": "m/00000003.mkv",
                              "length": 18192, "number": 1, "receipt_seq": rel.seq - 1,
                              "valid": True}]
     assert main(["verify", s.root, "--key", _keyfile(s)]) == 0
@@ -474,16 +474,16 @@ def test_released_media_still_present_is_verified(s):
     assert seg(rep, 3).marks == "....."
     assert any("released by seq 8 (RELEASE), but its media is still present" in n
                for n in rep.notes)
-    with open(s.path("m/00000003.mjpg"), "r+b") as f:
+    with open(s.path("m/00000003.mkv"), "r+b") as f:
         f.seek(5)
         f.write(b"\xff")
-    check(verify(s), NOT_OK, words=["chunk 0 of m/00000003.mjpg"])
+    check(verify(s), NOT_OK, words=["chunk 0 of m/00000003.mkv"])
 
 
 def test_release_index_left_behind(s):
     _closed_and_receipted(s)
     s.release(3, remove=False)
-    os.remove(s.path("m/00000003.mjpg"))    # cut between removing the media and the index
+    os.remove(s.path("m/00000003.mkv"))    # cut between removing the media and the index
     rep = verify(s)
     check(rep, OK_WITH_MISSING_INFO, words=["segment 3 released against receipt 1"])
     assert seg(rep, 3).marks == "XXXXX"
@@ -507,7 +507,7 @@ def test_release_before_a_covering_receipt(s):
     check(rep, NOT_OK, r.seq, ["RELEASE", "segment 3 released without a covering receipt",
                                "no RECEIPT record numbered 1 before it"])
     assert seg(rep, 3).verdict == NOT_OK and "X" not in seg(rep, 3).marks
-    assert any("media file m/00000003.mjpg is missing" in x for x in rep.reasons)
+    assert any("media file m/00000003.mkv is missing" in x for x in rep.reasons)
     s.receipt()                       # a receipt after the release does not help
     check(verify(s), NOT_OK, r.seq, ["released without a covering receipt"])
 
@@ -537,7 +537,7 @@ def test_release_naming_another_receipt_number(s):
 
 
 @pytest.mark.parametrize("fields,words", [
-    ({11: "m/00000000.mjpg"}, ["RELEASE media 'm/00000000.mjpg' is not segment 3's media"]),
+    ({11: "m/00000000.mkv"}, ["RELEASE media 'm/00000000.mkv' is not segment 3's media"]),
     ({13: 5}, ["RELEASE length 5 is not segment 3's signed length 18192 (seq 5 SEGMENT)"]),
     ({10: 2}, ["RELEASE segment (key 10) names segment 2, which has no REC_START"]),
     ({27: -1}, ["RELEASE body key 27 (number) has the wrong type"]),

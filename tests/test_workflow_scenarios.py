@@ -100,9 +100,12 @@ def test_power_loss_then_resume_demands_an_annotation(tmp_path, runtime):
     chunk = resume[12]
     assert seg == resume[1]
     start, end = c0 * chunk + o0, c1 * chunk + o1
-    # the span is whole frames: 3 s at 10 frames/s, give or take the tick it was seen in
+    # the span is whole Matroska blocks (or starts a Cluster): 3 s of frames at 10 frames/s
+    # and of audio in 100 ms blocks (3200 bytes), give or take the tick it was seen in
     spoken = open(os.path.join(sd, resume[11]), "rb").read()[start:end]
-    assert spoken[:2] == b"\xff\xd8" and 29 <= spoken.count(b"\xff\xd8\xff\xfe") <= 31
+    assert spoken[:1] == b"\xa3" or spoken[:4] == b"\x1f\x43\xb6\x75", spoken[:8]
+    assert 29 <= spoken.count(b" frame=") <= 31
+    assert 29 <= spoken.count(b"\xa3\x10\x00\x0c\x84\x82") <= 31   # SimpleBlock, track 2
     (close,) = [r for r in of(recs, SEGMENT) if r[10] == seg]
     assert end <= close[13]
     assert not of(recs, ANNOTATION_MISSING) and sm["waiting"] == []
@@ -174,12 +177,12 @@ def test_storage_full_stops_and_deletes_nothing(tmp_path, runtime):
     assert rep.verdict == OK, rep.errors
 
 
-RELEASE_STEPS = [
-    ["press", "record"], ["run", 30], ["press", "record"],   # segment A (~750 kB)
-    ["press", "record"], ["run", 30], ["press", "record"],   # segment B
+RELEASE_STEPS = [       # 25 kB/s of video and 32 kB/s of audio
+    ["press", "record"], ["run", 13], ["press", "record"],   # segment A (~750 kB)
+    ["press", "record"], ["run", 13], ["press", "record"],   # segment B
     ["dock", {"receipt": True}],                             # the station holds A and B
-    ["press", "record"], ["run", 30], ["press", "record"],   # C: not covered
-    ["press", "record"], ["run", 60],                        # D fills the card
+    ["press", "record"], ["run", 13], ["press", "record"],   # C: not covered
+    ["press", "record"], ["run", 30],                        # D fills the card
 ]
 
 
@@ -196,7 +199,7 @@ def test_release_only_what_a_receipt_covers(tmp_path, runtime):
         assert r[1] > rcpt[1] and r[27] == rcpt[27]
         assert not os.path.exists(os.path.join(sd, r[11]))
     # what no receipt covers is never released: the card fills and recording stops
-    assert os.path.exists(os.path.join(sd, "m/%08d.mjpg" % c))
+    assert os.path.exists(os.path.join(sd, "m/%08d.mkv" % c))
     assert [i[17] for i in of(recs, INTERRUPTION)] == ["storage_full"]
     rep = verdict(sd, sm)
     assert rep.verdict == OK_WITH_MISSING_INFO, rep.errors

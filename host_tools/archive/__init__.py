@@ -6,7 +6,7 @@
     DIR/objects/ab/cdef…        content-addressed files (name = SHA-256 of the content), 0444
     DIR/devices/ID/             each device's store in the layout of SPEC §5.1; every file
                                 is a hard link to an object: rec/NNNNNNNN.log, head.cbor,
-                                m/S.mjpg, m/S.idx
+                                m/S.mkv, m/S.idx
     DIR/staging/ID/             media being transferred: the verified prefix of each
                                 unfinished segment (resumable), and the device's lock file
 

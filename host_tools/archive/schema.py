@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS segments (
     device TEXT NOT NULL REFERENCES devices(id),
     segment INTEGER NOT NULL,         -- seq of its REC_START
-    media TEXT NOT NULL,              -- path relative to the store root (m/S.mjpg)
+    media TEXT NOT NULL,              -- path relative to the store root (m/S.mkv)
     chunk INTEGER NOT NULL,           -- chunk size
     length INTEGER NOT NULL DEFAULT 0,   -- bytes signed so far (closing record or checkpoint)
     chunks INTEGER NOT NULL DEFAULT 0,

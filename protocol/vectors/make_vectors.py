@@ -31,7 +31,7 @@ SEED = 2026          # the fixed test key: seeded_random(SEED) in sim/hal/simdev
 DEVICE = "SC-VECTOR01"
 SETTINGS = {"chunk": 2048, "checkpoint_s": 2, "segment_s": 5, "tick_ms": 500}
 HAL_ARGS = {"bitrate": 16000, "fps": 2, "seed": SEED, "device_id": DEVICE}
-SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mjpg"],
+SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mkv"],
          ["start"], ["run", 3], ["stop"]]
 
 
@@ -111,7 +111,7 @@ def build(out):
 
     # 1. one byte of media flipped (segment 1, chunk 1)
     d = variant("media-flip", "NOT_OK", 1, "chunk")
-    media = os.path.join(d, "m", "00000001.mjpg")
+    media = os.path.join(d, "m", "00000001.mkv")
     b = bytearray(open(media, "rb").read())
     b[2048 + 100] ^= 0x01
     open(media, "wb").write(bytes(b))

@@ -1,5 +1,6 @@
-# Synthetic camera for the virtual recorder: an MJPEG stream (concatenated baseline JPEG
-# frames) at a set bitrate and frame rate, driven by the simulated clock. Each frame is a
+# Synthetic camera for the virtual recorder: MJPEG frames (baseline JPEG, which the
+# recorder puts into a Matroska file, firmware/mkv.py) at a set bitrate and frame rate,
+# driven by the simulated clock. Each frame is a
 # real 160x120 grayscale JPEG with the device id, the officer id and the RTC time (UTC)
 # burned into the picture, a COM segment carrying the same text with the frame number,
 # padded with COM segments up to the frame size the bitrate asks for.
@@ -86,8 +87,8 @@ def _com(payload_len, text=b""):
 
 
 class SimCamera:
-    MIME = "video/x-motion-jpeg"
-    EXT = "mjpg"
+    WIDTH = camtiles.W
+    HEIGHT = camtiles.H
 
     def __init__(self, clock, bitrate=2000000, fps=10, device="SC-SIM", officer=None):
         self.clock = clock
@@ -96,6 +97,7 @@ class SimCamera:
         self.device = device
         self.officer = officer
         self.frame_no = 0
+        self.stamps = []             # mono ms each frame of the last poll() was captured at
         self._next_ms = None
         self._cache = (None, None)   # (text lines, their encoded blocks): one per second
         self.fault = False           # set: poll() fails as a broken sensor would
@@ -131,15 +133,18 @@ class SimCamera:
         return b"".join(parts)
 
     def poll(self):
-        """Frames due since the last poll (list of bytes), per the simulated clock."""
+        """Frames due since the last poll (list of bytes), per the simulated clock;
+        self.stamps then holds the mono ms each was captured at."""
         if self.fault:
             raise OSError(5, "camera fault")
         if self._next_ms is None:
             self.start()
         now = self.clock.mono_ms()
         out = []
+        st = self.stamps = []
         step = 1000 // self.fps
         while self._next_ms <= now:
             out.append(self._frame())
+            st.append(self._next_ms)
             self._next_ms += step
         return out

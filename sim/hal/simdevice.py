@@ -34,6 +34,7 @@ import store as st
 import workflow
 from powerfs import PowerCut, PowerFS
 from simcam import SimCamera
+from simmic import SimMic
 from simclock import SimClock
 from simui import SimButtons, SimSensors, SimUI
 
@@ -79,7 +80,7 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     sd = PowerFS(sd_root, model, cut_at, capacity)
     flash = PowerFS(flash_root, model)
     cam = SimCamera(clock, bitrate, fps, device_id, officer)
-    h = hal.HAL(clock, rnd, sd, flash, cam, device_id)
+    h = hal.HAL(clock, rnd, sd, flash, cam, device_id, mic=SimMic(clock, seed or 1))
     h.buttons = SimButtons(clock)
     h.ui = SimUI(clock)
     h.sensors = SimSensors()

@@ -58,7 +58,7 @@ class Station:
 def setup():
     h, sd, flash = fwtest.sim()
     s, rec = device.boot(h, {"chunk": CHUNK})
-    seg = s.start_segment("bench", "video/x-motion-jpeg", "mjpg")
+    seg = s.start_segment("bench", "video/x-matroska", "mkv")
     block = bytes(range(256)) * 256
     for i in range(MEDIA // len(block)):
         s.write(block)

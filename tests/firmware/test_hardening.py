@@ -77,13 +77,13 @@ def _edit_record(sd, seq, change):
 
 class TestMediaPaths(Case):
     def test_media_name_is_made_from_the_seq(self):
-        self.assertEqual(st.media_name(12, "m/00000012.mjpg"), "m/00000012.mjpg")
-        self.assertEqual(st.media_name(123456789, "m/123456789.mjpg"), "m/123456789.mjpg")
-        for seg, media in ((12, "m/00000013.mjpg"), (12, "../flash/key.bin"),
-                           (12, "m/00000012.mjpg/../../x"), (12, "m/00000012."),
+        self.assertEqual(st.media_name(12, "m/00000012.mkv"), "m/00000012.mkv")
+        self.assertEqual(st.media_name(123456789, "m/123456789.mkv"), "m/123456789.mkv")
+        for seg, media in ((12, "m/00000013.mkv"), (12, "../flash/key.bin"),
+                           (12, "m/00000012.mkv/../../x"), (12, "m/00000012."),
                            (12, "m/00000012.MJPG"), (12, "m/00000012.mjpeg2000"),
-                           (12, "m/00000012.mj\x00pg"), (12, None), (12, b"m/00000012.mjpg"),
-                           (-1, "m/-0000001.mjpg"), ("12", "m/00000012.mjpg")):
+                           (12, "m/00000012.mj\x00pg"), (12, None), (12, b"m/00000012.mkv"),
+                           (-1, "m/-0000001.mkv"), ("12", "m/00000012.mkv")):
             self.assertEqual(st.media_name(seg, media), None, (seg, media))
         self.assertEqual(st.index_name(12), "m/00000012.idx")
 
@@ -110,7 +110,7 @@ class TestMediaPaths(Case):
         # a chunk size of zero or a huge one is not taken from the card either
         for chunk in (0, 1 << 40):
             self.reboot()
-            _edit_record(self.sd, seg, lambda b: b.__setitem__(11, "m/%08d.mjpg" % seg))
+            _edit_record(self.sd, seg, lambda b: b.__setitem__(11, "m/%08d.mkv" % seg))
             _edit_record(self.sd, seg, lambda b: b.__setitem__(12, chunk))
             self.reboot()
             self.login()
@@ -139,7 +139,7 @@ class TestMediaPaths(Case):
 class TestRefusalFlood(Case):
     def flood(self, n, per_ms=1, batch=100):
         # n DELETE requests from a host that never authenticated, per_ms apart on the clock
-        reqs = [self.host.req(link.DELETE, {1: "m/%08d.mjpg" % (i % 50)}, 1 + i % 1000)
+        reqs = [self.host.req(link.DELETE, {1: "m/%08d.mkv" % (i % 50)}, 1 + i % 1000)
                 for i in range(batch)]
         blob = b"".join(reqs)
         done = 0
@@ -207,7 +207,7 @@ class TestRefusalFlood(Case):
         # the reserve is the recorder's: a start, media into it, a clean close
         m = len(self.chain())
         self.rec.start()
-        self.rec.run_ms(2500)     # ~125 KB at the simulated camera's 400 kbit/s
+        self.rec.run_ms(1500)     # ~125 KB: the simulated camera at 400 kbit/s + 16 kHz audio
         self.rec.stop()
         types = [b[0] for _, b in self.chain()[m:]]
         self.assertEqual((types[0], types[-2:]), (st.REC_START, [st.SEGMENT, st.REC_STOP]))
@@ -242,11 +242,11 @@ class TestControlCharacters(Case):
 
     def test_a_refused_target_is_stored_without_control_characters(self):
         n = len(self.chain())
-        r = self.host.call(link.DELETE, {1: "m/1.mjpg\x1b]0;owned\x07\n\x9b2J"})
+        r = self.host.call(link.DELETE, {1: "m/1.mkv\x1b]0;owned\x07\n\x9b2J"})
         self.assertEqual(r[1], 405, r)
         self.assertTrue("\x1b" not in r[3] and "\x07" not in r[3], r)
         body = self.chain()[n][1]
-        self.assertEqual((body[0], body[20]), (st.REFUSAL, "m/1.mjpg?]0;owned???2J"))
+        self.assertEqual((body[0], body[20]), (st.REFUSAL, "m/1.mkv?]0;owned???2J"))
         try:
             self.s.request("delete", "\x00\x01", "api")
         except st.Refused:

@@ -474,7 +474,7 @@ class TestRead(LinkCase):
         chain = self.chain()
         start = [b for _, b in chain if b[0] == st.REC_START][0]
         media = self.h.sd.read(start[11])
-        idx = self.h.sd.read(start[11][:-4] + "idx")
+        idx = self.h.sd.read(start[11][:-3] + "idx")
         self.assertTrue(len(media) > 3 * 4096)
         got = bytearray()
         i = 0
@@ -634,7 +634,7 @@ class TestRefusals(LinkCase):
 
     def test_delete_format_write_refused_and_recorded_without_auth(self):
         n = len(self.chain())
-        r = self.refuse(link.DELETE, {1: "m/00000001.mjpg"})
+        r = self.refuse(link.DELETE, {1: "m/00000001.mkv"})
         self.assertEqual(r[1], 405, r)
         self.assertTrue("seq" not in r[3] and "%d" % n not in r[3], r)  # nothing before AUTH
         r = self.refuse(link.FORMAT)
@@ -656,7 +656,7 @@ class TestRefusals(LinkCase):
         self.assertEqual([b[21] for b in recs], ["usb"] * 7)
         self.assertEqual([b[19] for b in recs], ["delete", "format", "write", "delete", "delete",
                                                  "delete", "delete"])
-        self.assertEqual([b[20] for b in recs[:5]], ["m/00000001.mjpg", "store",
+        self.assertEqual([b[20] for b in recs[:5]], ["m/00000001.mkv", "store",
                                                      "rec/00000000.log", "7", "(none)"])
         self.assertTrue(len(recs[5][20]) <= link.TARGET_MAX)
         self.assertEqual(recs[6][20], "0x0102")

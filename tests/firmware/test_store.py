@@ -64,7 +64,7 @@ class TestStore(unittest.TestCase):
         self.assertEqual(man[13], len(media))
         self.assertEqual(man[15], root_of(media, 4096))
         self.assertEqual(man[14], (len(media) + 4095) // 4096)
-        idx = h.sd.read(start[11][:-4] + "idx")
+        idx = h.sd.read(start[11][:-3] + "idx")
         self.assertEqual(len(idx), 32 * man[14])
         for c in [b for _, b in chain if b[0] == st.CHECKPOINT]:
             self.assertEqual(c[13] % 4096, 0)
@@ -77,11 +77,11 @@ class TestStore(unittest.TestCase):
             self.assertFalse(hasattr(s, name), name)
             self.assertFalse(hasattr(h.sd, name), name)
         with self.assertRaises(st.Refused):
-            s.request("delete", "m/00000001.mjpg", "api")
+            s.request("delete", "m/00000001.mkv", "api")
         last = fwtest.read_chain(sd)[-1][1]
         self.assertEqual(last[0], st.REFUSAL)
         self.assertEqual(last[19], "delete")
-        self.assertEqual(last[20], "m/00000001.mjpg")
+        self.assertEqual(last[20], "m/00000001.mkv")
 
     def test_reboot_continues_the_chain_in_a_new_log(self):
         h, sd, flash = fwtest.sim()

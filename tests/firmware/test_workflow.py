@@ -17,13 +17,15 @@ SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "tick_ms": 100,
 class TestRing(unittest.TestCase):
     def frames(self, ring):
         out = []
-        ring.drain(lambda mv: out.append(bytes(mv)))   # a wrapped frame comes in two parts
+        def put(track, t, a, b):                     # a wrapped frame comes in two parts
+            out.append(bytes(a) + (bytes(b) if b is not None else b""))
+        ring.drain(put)
         return b"".join(out)
 
     def test_keeps_frames_in_order_across_the_wrap(self):
         r = prerecord.Ring(100, 10000, max_frames=8)
         for k in range(7):
-            r.add(bytes([k]) * 30, k * 10)          # 210 bytes through a 100-byte ring
+            r.add(1, k * 10, bytes([k]) * 30)          # 210 bytes through a 100-byte ring
         self.assertEqual(r.n, 3)
         self.assertEqual(self.frames(r), b"".join(bytes([k]) * 30 for k in (4, 5, 6)))
         self.assertEqual((r.n, r.used), (0, 0))
@@ -31,18 +33,18 @@ class TestRing(unittest.TestCase):
     def test_drops_by_age_and_by_frame_count(self):
         r = prerecord.Ring(1000, 250, max_frames=4)
         for k in range(4):
-            r.add(b"x" * 10, k * 100)               # the frame of t=0 is too old at 300
+            r.add(1, k * 100, b"x" * 10)               # the frame of t=0 is too old at 300
         self.assertEqual((r.n, r.span_ms(300)), (3, 200))
-        r.add(b"y" * 10, 400)
+        r.add(1, 400, b"y" * 10)
         self.assertEqual((r.n, r.span_ms(400)), (3, 200))
         for k in range(6):
-            r.add(b"z", 400 + k)
+            r.add(1, 400 + k, b"z")
         self.assertEqual(r.n, 4)                    # never more than max_frames
 
     def test_a_frame_bigger_than_the_ring_empties_it(self):
         r = prerecord.Ring(50, 1000)
-        r.add(b"a" * 20, 0)
-        r.add(b"b" * 60, 1)
+        r.add(1, 0, b"a" * 20)
+        r.add(1, 1, b"b" * 60)
         self.assertEqual((r.n, self.frames(r)), (0, b""))
 
 
