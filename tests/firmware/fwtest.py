@@ -86,3 +86,36 @@ class Loop:
     def write(self, buf):
         self.tx += buf
         return len(buf)
+
+
+import unittest
+
+
+class SessionCase(unittest.TestCase):
+    """A booted simulated device (self.settings) with a trusted station and a link on an
+    in-memory port: self.h, sd, flash, s, rec, station, ser, lnk, host. Nothing recorded."""
+    settings = None
+
+    def setUp(self):
+        import device
+        import ed25519
+        import link
+        from test_link import STATION_SEED
+        self.h, self.sd, self.flash = sim()
+        self.s, self.rec = device.boot(self.h, self.settings)
+        self.station = ed25519.secret(STATION_SEED)
+        link.add_trusted(self.h.flash, ed25519.public(self.station))
+        self.ser = Loop()
+        self.h.serial = self.ser
+        self.connect()
+
+    def connect(self):
+        import link
+        from test_link import Host
+        self.lnk = link.Link(self.h, self.s, self.rec)
+        self.host = Host(self.lnk, self.ser)
+
+    def login(self):
+        r = self.host.auth(self.station)
+        self.assertEqual(r[1], 0, r)
+        return r[2]

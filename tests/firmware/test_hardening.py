@@ -2,7 +2,6 @@
 # names; refusals cannot fill the card; the link session ends; control characters are not
 # stored; a card whose head went back, or another device's card, is found at boot.
 # Runs unchanged on MicroPython and CPython.
-import unittest
 
 import cbor
 import cose
@@ -12,31 +11,13 @@ import ed25519
 import fwtest
 import link
 import store as st
-from test_link import SMALL, STATION_SEED, Host
+from test_link import SMALL, Host
 
 KEY_PATH = "../flash/" + devkey.KEY_FILE    # the device key seed, seen from the card's root
 
 
-class Case(unittest.TestCase):
+class Case(fwtest.SessionCase):
     settings = SMALL
-
-    def setUp(self):
-        self.h, self.sd, self.flash = fwtest.sim()
-        self.s, self.rec = device.boot(self.h, self.settings)
-        self.station = ed25519.secret(STATION_SEED)
-        link.add_trusted(self.h.flash, ed25519.public(self.station))
-        self.ser = fwtest.Loop()
-        self.h.serial = self.ser
-        self.connect()
-
-    def connect(self):
-        self.lnk = link.Link(self.h, self.s, self.rec)
-        self.host = Host(self.lnk, self.ser)
-
-    def login(self):
-        r = self.host.auth(self.station)
-        self.assertEqual(r[1], 0, r)
-        return r[2]
 
     def chain(self):
         return fwtest.read_chain(self.sd)

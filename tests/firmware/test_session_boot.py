@@ -17,35 +17,17 @@ import logread
 import selfcheck
 import store as st
 import workflow
-from test_link import SMALL, STATION_SEED, Host
+from test_link import SMALL, Host
 
 
-class Case(unittest.TestCase):
+class Case(fwtest.SessionCase):
     settings = SMALL
-
-    def setUp(self):
-        self.h, self.sd, self.flash = fwtest.sim()
-        self.s, self.rec = device.boot(self.h, self.settings)
-        self.station = ed25519.secret(STATION_SEED)
-        link.add_trusted(self.h.flash, ed25519.public(self.station))
-        self.ser = fwtest.Loop()
-        self.h.serial = self.ser
-        self.connect()
-
-    def connect(self):
-        self.lnk = link.Link(self.h, self.s, self.rec)
-        self.host = Host(self.lnk, self.ser)
 
     def record(self, ms=3000):
         seg = self.rec.start()
         self.rec.run_ms(ms)
         self.rec.stop()
         return seg
-
-    def login(self):
-        r = self.host.auth(self.station)
-        self.assertEqual(r[1], 0, r)
-        return r[2]
 
 
 class TestRefusalBeforeAuth(Case):
