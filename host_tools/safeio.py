@@ -24,7 +24,7 @@ import os
 import stat
 
 __all__ = ["StoreFileError", "open_regular", "read_capped", "list_dir", "kind_of",
-           "MAX_ENTRIES"]
+           "open_dir_nofollow", "MAX_ENTRIES"]
 
 MAX_ENTRIES = 1_000_000          # entries of one store directory
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -76,26 +76,25 @@ def _printable(rel):
     return printable(rel)
 
 
-def _open_dir_chain(root, parts, rel):
-    """An fd of the directory root/parts[0]/…, no component followed if a symlink."""
+def open_dir_nofollow(root, parts, refuse, create=False):
+    """An fd of the directory root/parts[0]/…, each component opened with O_NOFOLLOW (a
+    symlink is never followed). A component that is a symlink or not a directory calls
+    refuse(i, parent_fd), which raises; a missing one is created (0o755) when create."""
     fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
         for i, p in enumerate(parts):
+            flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
             try:
-                nfd = os.open(p, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+                nfd = os.open(p, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(p, 0o755, dir_fd=fd)
+                os.fsync(fd)
+                nfd = os.open(p, flags, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    sub = "/".join(parts[:i + 1])
-                    try:
-                        k = kind_of(os.stat(p, dir_fd=fd, follow_symlinks=False).st_mode)
-                    except OSError:
-                        k = "special file"
-                    if k == "symlink":
-                        raise StoreFileError(rel, "%s is a symbolic link: a store directory "
-                                             "is never a link (it is not followed)"
-                                             % _printable(sub)) from None
-                    raise StoreFileError(rel, "%s is %s, not a directory"
-                                         % (_printable(sub), _WHAT.get(k, k))) from None
+                    refuse(i, fd)
                 raise
             os.close(fd)
             fd = nfd
@@ -103,6 +102,23 @@ def _open_dir_chain(root, parts, rel):
         os.close(fd)
         raise
     return fd
+
+
+def _open_dir_chain(root, parts, rel):
+    """An fd of the directory root/parts[0]/…, no component followed if a symlink."""
+    def refuse(i, fd):
+        sub = "/".join(parts[:i + 1])
+        try:
+            k = kind_of(os.stat(parts[i], dir_fd=fd, follow_symlinks=False).st_mode)
+        except OSError:
+            k = "special file"
+        if k == "symlink":
+            raise StoreFileError(rel, "%s is a symbolic link: a store directory "
+                                 "is never a link (it is not followed)"
+                                 % _printable(sub)) from None
+        raise StoreFileError(rel, "%s is %s, not a directory"
+                             % (_printable(sub), _WHAT.get(k, k))) from None
+    return open_dir_nofollow(root, parts, refuse)
 
 
 def _split(rel):

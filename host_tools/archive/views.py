@@ -4,19 +4,15 @@ a card. Records reach the view as log files only when an offload has all their m
 head.cbor never goes back."""
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
 import cbor2
 
+from ..safeio import open_dir_nofollow
 from ..tlog import events
 from .common import (ArchiveError, ArchiveTampered, H, record_body, safe_rel, utcnow,
                      valid_device_id)
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 __all__ = ["ViewsMixin", "LOG_MAX"]
 
@@ -32,29 +28,13 @@ class ViewsMixin:
         following a symlink (created when missing): the station never writes through a
         link an editor planted in a view."""
         names = ["devices", device_id] + list(parts)
-        fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
-        try:
-            for i, name in enumerate(names):
-                flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
-                try:
-                    nfd = os.open(name, flags, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                    os.fsync(fd)
-                    nfd = os.open(name, flags, dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise ArchiveTampered(
-                            "%s in the archive %s is a symbolic link or not a folder: the "
-                            "station never writes through it (run `sealcam verify %s`)"
-                            % ("/".join(names[:i + 1]), self.root, self.root)) from None
-                    raise
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+
+        def refuse(i, fd):
+            raise ArchiveTampered(
+                "%s in the archive %s is a symbolic link or not a folder: the "
+                "station never writes through it (run `sealcam verify %s`)"
+                % ("/".join(names[:i + 1]), self.root, self.root)) from None
+        return open_dir_nofollow(self.root, names, refuse, create=True)
 
     def link(self, device_id, rel, hexdigest):
         """Make devices/ID/rel a hard link to the object (replacing what was there). No
