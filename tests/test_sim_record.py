@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import mkvdecode
+
 SEALCAM = [sys.executable, "-m", "host_tools.cli"]
 
 
@@ -43,22 +45,6 @@ def test_cli_names_a_missing_store(tmp_path):
     assert "nope" in v.stderr
 
 
-def _decode(data):
-    """(video frames, audio samples) FFmpeg (PyAV) decodes from Matroska bytes."""
-    import io
-
-    import av
-    nv = na = 0
-    with av.open(io.BytesIO(data), format="matroska") as f:
-        for pkt in f.demux():
-            for fr in pkt.decode():
-                if pkt.stream.type == "video":
-                    nv += 1
-                else:
-                    na += fr.samples
-    return nv, na
-
-
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 def test_segments_decode_as_video_and_audio_and_survive_cuts(tmp_path, runtime):
     """Every segment the recorder wrote decodes as MJPEG video at the configured rate and
@@ -79,19 +65,19 @@ def test_segments_decode_as_video_and_audio_and_survive_cuts(tmp_path, runtime):
             assert f.format.name.startswith("matroska")
             v, a = f.streams.video[0], f.streams.audio[0]
             assert v.guessed_rate == 10 and a.rate == 16000 and a.channels == 1
-        nv, na = _decode(open(path, "rb").read())
+        nv, na = mkvdecode.decode(open(path, "rb").read())
         assert nv > 0 and (na > 0 or k == len(media) - 1), name   # the last may be an instant
         if k == 0:                      # a whole 6 s segment: 10 fps, 16 kHz, in step
             assert 59 <= nv <= 61 and abs(na - 6 * 16000) <= 1600, (name, nv, na)
     data = open(str(sd / "m" / media[0]), "rb").read()
-    full_v, full_a = _decode(data)
+    full_v, full_a = mkvdecode.decode(data)
     chunk = 65536
     rnd = random.Random(3)
     cuts = list(range(chunk, len(data), chunk)) + [rnd.randrange(20000, len(data))
                                                     for _ in range(12)]
     last = (0, 0)
     for cut in sorted(cuts):
-        nv, na = _decode(data[:cut])
+        nv, na = mkvdecode.decode(data[:cut])
         assert nv > 0 and na > 0, cut                    # both streams up to the cut
         assert nv >= last[0] and na >= last[1], cut      # more bytes, more media
         # the cut loses only what lies past it (a frame is 5000 bytes at 400 kbit/s and
