@@ -198,9 +198,10 @@ class FakeDevice:
                 if self._stop.is_set():
                     return
 
-    def _write_raw(self, out):
+    def _write_raw(self, out, heed_stop=True):
+        """Write out whole to the pty (stopping early once stopped, if heed_stop)."""
         view = memoryview(out)
-        while view and not self._stop.is_set():
+        while view and not (heed_stop and self._stop.is_set()):
             try:
                 w = os.write(self.master, view)
             except BlockingIOError:
@@ -231,18 +232,7 @@ class FakeDevice:
                 pass
             self.break_link()
             return
-        view = memoryview(out)
-        while view:
-            try:
-                w = os.write(self.master, view)
-            except BlockingIOError:
-                select.select([], [self.master], [], 0.1)
-                continue
-            except OSError:
-                self._stop.set()
-                return
-            view = view[w:]
-        self.sent += len(out)
+        self._write_raw(out, heed_stop=False)
 
     def _err(self, rid, status, msg):
         return {0: rid, 1: status, 3: msg}
