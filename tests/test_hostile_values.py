@@ -136,6 +136,17 @@ def hist(tmp_path):
     return History(tmp_path)
 
 
+def _offload(h, **device):
+    """One `sealcam offload` from h's fake recorder (h.device(**device)) into h's archive:
+    the finished process."""
+    d = h.device(**device)
+    try:
+        p, _ = run_offload(d.port, h.arch)
+    finally:
+        d.stop()
+    return p
+
+
 def auth_error_bignum(dev, req):          # B2: before any proof
     if req.get(1) == 1:
         return None
@@ -166,11 +177,7 @@ def _alerts(which):                       # B9: AUTH result alerts (not device-s
                          ids=["B2-auth-status", "B1-list-size", "B9-alert-kind",
                               "B9-alert-seq"])
 def test_bignum_answer_is_a_protocol_violation(hist, hook):
-    d = hist.device(hook=hook)
-    try:
-        p, _ = run_offload(d.port, hist.arch)
-    finally:
-        d.stop()
+    p = _offload(hist, hook=hook)
     line = one_clear_line(p)
     assert p.returncode == 1 and "broke the dock protocol" in line and "64 bits" in line, line
     hist.intact()
@@ -203,11 +210,7 @@ def test_get_answer_with_a_bignum_type_is_quarantined(hist):
         prot = rw.enc({1: -8, 4: b[3].encode()})
         return ok_answer(req[0], {1: rw.enc(cbor2.CBORTag(18, [prot, {}, rw.enc(b),
                                                                 bytes(64)]))})
-    d = hist.device(hook=hook)
-    try:
-        p, _ = run_offload(d.port, hist.arch)
-    finally:
-        d.stop()
+    p = _offload(hist, hook=hook)
     line = one_clear_line(p)
     assert p.returncode == 1 and "quarantine" in line and "64 bits" in line, line
     hist.intact()
@@ -240,11 +243,7 @@ def test_offload_quarantines_a_hostile_record_and_every_output_stays_clean(tmp_p
     """E1 (finding 1, 4), E2 (finding 8): offload quarantines the record; verify ARCHIVE
     [--json] and report [--json|--csv] work after it, with no raw control byte."""
     h = _Hostile(tmp_path, what)
-    d = h.device()
-    try:
-        p, _ = run_offload(d.port, h.arch)
-    finally:
-        d.stop()
+    p = _offload(h)
     line = one_clear_line(p)
     assert p.returncode == 1 and "quarantine" in line, line
     assert ("control character" if what == "officer-esc" else "64 bits") in line, line
@@ -334,11 +333,7 @@ def test_alerts_of_any_shape_are_shown_short(hist):
             resp[2][14] = [{1: ["x" * 100_000], 2: -5, 3: {1: 2}},
                            {1: "head_back" + ESC * 1000, 2: I64 - 1, 3: "m" * 100_000}]
         return resp
-    d = hist.device(hook=hook, max_frame=1 << 20)
-    try:
-        p, _ = run_offload(d.port, hist.arch)
-    finally:
-        d.stop()
+    p = _offload(hist, hook=hook, max_frame=1 << 20)
     assert "Traceback" not in p.stderr and p.returncode in (0, 1), p.stderr
     alerts = [x for x in (p.stdout + p.stderr).splitlines() if "ALERT" in x]
     assert alerts and all(len(x) < 400 for x in alerts), alerts
