@@ -200,25 +200,25 @@ def test_a8_symlinked_view_folder_and_edited_media_name_write_nothing_outside(tm
     rc, out = verify(arch)
     assert rc == 1 and "segments row %s 1: media is not what the signed records say" % DEV \
         in out, out
+
+    def offload_again():
+        d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024).start()
+        try:
+            return sealcam("offload", "--port", d.port, "--archive", arch, "--timeout", "10")
+        finally:
+            d.stop()
+
     m = arch / "devices" / DEV / "m"
     shutil.rmtree(m, ignore_errors=True)
     os.symlink(victim, m)
-    d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024).start()
-    try:
-        r = sealcam("offload", "--port", d.port, "--archive", arch, "--timeout", "10")
-    finally:
-        d.stop()
+    r = offload_again()
     assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
     assert "segments row 1 of archive.sqlite" in r.stderr, r.stderr
     assert os.listdir(victim) == ["victim.conf"]
     assert (victim / "victim.conf").read_text() == "precious=1\n"
     # the name right again: the link m/ is still refused, never followed
     sql(arch, "UPDATE segments SET media = 'm/00000001.mkv'")
-    d = fakedev.FakeDevice(s, trust=[pub], max_frame=64 * 1024).start()
-    try:
-        r = sealcam("offload", "--port", d.port, "--archive", arch, "--timeout", "10")
-    finally:
-        d.stop()
+    r = offload_again()
     assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
     assert "devices/%s/m in the archive" % DEV in r.stderr and "symbolic link" in r.stderr
     assert os.listdir(victim) == ["victim.conf"]
