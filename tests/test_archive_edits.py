@@ -130,6 +130,14 @@ def relink(arch, rel, data):
     os.link(put_object(arch, data), dst)
 
 
+def flip_log_byte(arch):
+    """An editor's change of one bit near the end of the station log (log/entries)."""
+    p = arch / "log" / "entries"
+    data = bytearray(p.read_bytes())
+    data[-3] ^= 1
+    p.write_bytes(bytes(data))
+
+
 # -- the baseline ---------------------------------------------------------------------------
 
 def test_untouched_archive_verifies_ok(arch, made):
@@ -363,20 +371,14 @@ def test_reindex_rebuilds_the_index_from_the_log(arch):
 
 
 def test_reindex_refuses_a_tampered_log(arch):
-    p = arch / "log" / "entries"
-    data = bytearray(p.read_bytes())
-    data[-3] ^= 1
-    p.write_bytes(bytes(data))
+    flip_log_byte(arch)
     r = sealcam("station", "reindex", "--archive", arch)
     assert r.returncode == 3 and "not reindexing" in r.stderr
     assert not [f for f in os.listdir(arch) if "before-reindex" in f]
 
 
 def test_station_never_re_signs_a_tampered_log(arch, made):
-    p = arch / "log" / "entries"
-    data = bytearray(p.read_bytes())
-    data[-3] ^= 1
-    p.write_bytes(bytes(data))
+    flip_log_byte(arch)
     r = sealcam("station", "checkpoint", "--archive", arch)
     assert r.returncode == 3 and "not signing" in r.stderr
     r = sealcam("station", "register", "--archive", arch, "--device", "SC-NEW",
@@ -460,10 +462,7 @@ def test_replaced_station_key_pair_and_re_signed_log(arch, made):
 
 def test_offload_stores_nothing_on_a_tampered_log(arch, made, tmp_path):
     """The station does not extend (and so re-sign) a log that an editor changed."""
-    p = arch / "log" / "entries"
-    data = bytearray(p.read_bytes())
-    data[-3] ^= 1
-    p.write_bytes(bytes(data))
+    flip_log_byte(arch)
     before = rows(arch, "SELECT COUNT(*) n FROM records")[0]["n"]
     cp = (arch / "log" / "checkpoint").read_bytes()
     s = rw.RefStore(tmp_path / "sd2", device="SC-00FFEE01", seed=b"\x42" * 32)
