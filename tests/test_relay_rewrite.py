@@ -132,11 +132,16 @@ def _one_line(p, *needles):
     return lines
 
 
+def _checkout_honest(via, arch):
+    """`sealcam checkout` of OFC-HONEST with UNIT-1 through via (a relay or the sim)."""
+    return sealcam("checkout", "--port", via.port, "--archive", arch, "--officer",
+                   "OFC-HONEST", "--unit", "UNIT-1")
+
+
 def test_checkout_through_a_relay_that_rewrites_assign_fails_and_releases(docked):
     arch, sim, relay = docked
     r = relay(rewrite_assign)
-    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
-                "--unit", "UNIT-1")
+    p = _checkout_honest(r, arch)
     assert p.returncode == 1, p.stdout + p.stderr
     _one_line(p, "signed ASSIGN record", "says officer OFC-FRAMED, not OFC-HONEST",
               "the link was tampered with (a relay?)", "the recorder was released")
@@ -165,8 +170,7 @@ def test_dock_through_a_relay_that_rewrites_the_release(docked):
 def test_checkout_through_a_relay_that_moves_the_clock_a_day(docked):
     arch, sim, relay = docked
     relay_ = relay(rewrite_time(lambda t: t + 86_400_000))
-    p = sealcam("checkout", "--port", relay_.port, "--archive", arch, "--officer", "OFC-HONEST",
-                "--unit", "UNIT-1")
+    p = _checkout_honest(relay_, arch)
     assert p.returncode == 1, p.stdout + p.stderr
     _one_line(p, "signed TIME_SET record", "not the", "tampered with")
     relay_.close()
@@ -178,8 +182,7 @@ def test_checkout_through_a_relay_that_moves_the_clock_a_day(docked):
 def test_time_set_out_of_range_through_a_relay_is_refused_by_the_firmware(docked, bad):
     arch, sim, relay = docked
     r = relay(rewrite_time(lambda t: bad))
-    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
-                "--unit", "UNIT-1")
+    p = _checkout_honest(r, arch)
     assert p.returncode == 1, p.stdout + p.stderr
     _one_line(p, "refused TIME_SET", "out of range", "tampered with")
     r.close()
@@ -194,8 +197,7 @@ def test_time_set_out_of_range_through_a_relay_is_refused_by_the_firmware(docked
 def test_checkout_through_an_honest_relay_succeeds(docked):
     arch, sim, relay = docked
     r = relay(lambda req: None)
-    p = sealcam("checkout", "--port", r.port, "--archive", arch, "--officer", "OFC-HONEST",
-                "--unit", "UNIT-1")
+    p = _checkout_honest(r, arch)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "ASSIGNED" in p.stdout and p.stderr == ""
     r.close()
