@@ -186,6 +186,13 @@ def _signed_archive(root):
     return Archive(root)
 
 
+def _archive_device_a(root, s):
+    """A station's archive at root holding every record of store s as device A's."""
+    with _signed_archive(root) as arch:
+        arch.register(A, s.pubkey)
+        arch.add_records(A, _rows(s))
+
+
 @contextlib.contextmanager
 def stored_at(t):
     """The archive's clock reads t (ms) while records are added: archive.sqlite and the
@@ -574,9 +581,7 @@ def test_record_that_does_not_verify_is_left_out_and_named(tmp_path):
     s.record(INTERRUPTION, {17: "device_fault"})
     s.record(INTERRUPTION, {17: "weather"})
     root = tmp_path / "arch"
-    with _signed_archive(root) as arch:
-        arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
+    _archive_device_a(root, s)
     db = sqlite3.connect(root / "archive.sqlite")
     with db:
         db.execute("UPDATE records SET data = ? WHERE device = ? AND seq = 1",
@@ -600,9 +605,7 @@ def test_archive_edits_are_not_reported_as_facts(tmp_path, edit):
     s.record(INTERRUPTION, {17: "weather"})
     s.record(MARK, {33: "bookmark"})
     root = tmp_path / "arch"
-    with _signed_archive(root) as arch:
-        arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
+    _archive_device_a(root, s)
     db = sqlite3.connect(root / "archive.sqlite")
     with db:
         if edit == "resign":
@@ -633,9 +636,7 @@ def test_control_characters_are_escaped_in_every_output(tmp_path, capsys):
     s.refusal("delete", "m/\x1b[2J\x1b]0;pwned\x07\u202e.mkv", "usb")
     s.record(INTERRUPTION, {17: "weather\x1b[31m"})
     root = tmp_path / "arch"
-    with _signed_archive(root) as arch:
-        arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
+    _archive_device_a(root, s)
     for fmt in ([], ["--json"], ["--csv"]):
         rc, out, err = cli(["--archive", str(root)] + fmt, capsys)
         assert rc in (0, 1), err
@@ -808,9 +809,7 @@ def test_annotation_wins_over_a_missing_record(tmp_path):
     m = s.record(MISSING, {31: i, 35: 90_500}).seq
     v = s.record(VOICE, {31: i, 32: [seg2, 2, 10, 2, 900], 35: 1200}).seq
     root = tmp_path / "arch"
-    with _signed_archive(root) as arch:
-        arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
+    _archive_device_a(root, s)
     rep = report.build_report(root)
     (it,) = rep["interruptions"]
     assert it["status"] == "annotated" and it["at_byte"] == 2500
@@ -838,9 +837,7 @@ def test_a_statement_across_a_rollover_is_one_annotation_in_two_parts(tmp_path):
     v1 = s.record(VOICE, {31: intr, 32: [a, 1, 100, 2, 808], 35: 4000}).seq
     v2 = s.record(VOICE, {31: intr, 32: [b, 0, 0, 0, 2500], 35: 4000}).seq
     root = tmp_path / "arch"
-    with _signed_archive(root) as arch:
-        arch.register(A, s.pubkey)
-        arch.add_records(A, _rows(s))
+    _archive_device_a(root, s)
     (i,) = report.build_report(root)["interruptions"]
     chunk = rw.decode_record(s.by_seq(a).data)[12]
     assert i["status"] == "annotated" and i["annotation"]["seq"] == v1
