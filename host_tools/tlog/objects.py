@@ -15,6 +15,17 @@ __all__ = ["hash_file", "list_objects", "hash_objects", "object_caps"]
 READ = 4 << 20
 
 
+def _unfit(st):
+    """Why a file with this stat is not hashed (not regular, or sparse), or None."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    on_disk = getattr(st, "st_blocks", None)
+    if on_disk is not None and st.st_size - on_disk * 512 > SPARSE_SLACK:
+        return "a sparse file (%d bytes, %d of them on disk): the station never writes " \
+               "one; not hashed" % (st.st_size, on_disk * 512)
+    return None
+
+
 def hash_file(path):
     """(hex digest, None) or (None, why) for a regular file, never following a link."""
     try:
@@ -23,12 +34,9 @@ def hash_file(path):
         return None, "cannot be opened (%s)" % (e.strerror or e)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "not a regular file"
-        on_disk = getattr(st, "st_blocks", None)
-        if on_disk is not None and st.st_size - on_disk * 512 > SPARSE_SLACK:
-            return None, "a sparse file (%d bytes, %d of them on disk): the station never " \
-                         "writes one; not hashed" % (st.st_size, on_disk * 512)
+        why = _unfit(st)
+        if why is not None:
+            return None, why
         hs = hashlib.sha256()
         buf = bytearray(READ)
         mv = memoryview(buf)
@@ -99,12 +107,9 @@ def _check_object(item, proven=frozenset(), caps=None):
         st = os.lstat(p)
     except OSError as e:
         return p, "cannot be read (%s)" % (e.strerror or e)
-    if not stat.S_ISREG(st.st_mode):
-        return p, "not a regular file"
-    on_disk = getattr(st, "st_blocks", None)
-    if on_disk is not None and st.st_size - on_disk * 512 > SPARSE_SLACK:
-        return p, "a sparse file (%d bytes, %d of them on disk): the station never writes " \
-                  "one; not hashed" % (st.st_size, on_disk * 512)
+    why = _unfit(st)
+    if why is not None:
+        return p, why
     if caps is not None:
         cap = caps.get(name, caps.get(None))
         if cap is not None and st.st_size > cap:
