@@ -95,18 +95,18 @@ class Report:
         return _format_text(self, all_records)
 
 
-def ranges(xs):
-    """[1, 2, 3, 7] -> '1-3,7' (at most 8 ranges shown)."""
+def ranges(xs, dash="-", sep=",", most=8):
+    """[1, 2, 3, 7] -> '1-3,7' (at most `most` ranges shown; None: all)."""
     out, i = [], 0
     while i < len(xs):
         j = i
         while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
             j += 1
-        out.append(str(xs[i]) if i == j else "%d-%d" % (xs[i], xs[j]))
+        out.append(str(xs[i]) if i == j else "%d%s%d" % (xs[i], dash, xs[j]))
         i = j + 1
-    if len(out) > 8:
-        out = out[:8] + ["…"]
-    return ",".join(out)
+    if most is not None and len(out) > most:
+        out = out[:most] + ["…"]
+    return sep.join(out)
 
 
 # --- text output ----------------------------------------------------------------

@@ -11,21 +11,15 @@ from ..archive.common import (CHECKPOINT, REC_START, RECOVERY, SEGMENT, ZERO, H,
 from ..records import media_name_error
 from ..keys import fingerprint
 from ..verify import TYPE_NAMES
+from ..verify_report import ranges
 from .objects import hash_file as _hash_file
 
 __all__ = ["cross_check"]
 
 
 def _ranges(seqs):
-    seqs = sorted(seqs)
-    out, i = [], 0
-    while i < len(seqs):
-        j = i
-        while j + 1 < len(seqs) and seqs[j + 1] == seqs[j] + 1:
-            j += 1
-        out.append(str(seqs[i]) if i == j else "%d..%d" % (seqs[i], seqs[j]))
-        i = j + 1
-    return ", ".join(out)
+    """[7, 1, 2, 3] -> '1..3, 7' (all of them)."""
+    return ranges(sorted(seqs), dash="..", sep=", ", most=None)
 
 
 def _tname(t):
