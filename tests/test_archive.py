@@ -21,8 +21,6 @@ from host_tools.offload import covered_seq, make_receipt
 from host_tools.verify import OK, verify_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 
 DEV = "SC-00A1B2C3"

@@ -20,8 +20,6 @@ from host_tools.verify import OK, verify_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import fakedev  # noqa: E402
 import refwriter as rw  # noqa: E402
 

@@ -22,8 +22,6 @@ from host_tools.verify import OK
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 from test_offload import HAVE_SIM, Sim, _flash  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not HAVE_SIM, reason="no virtual recorder")

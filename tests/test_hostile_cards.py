@@ -18,8 +18,6 @@ from host_tools import keys
 from host_tools.verify import NOT_OK, OK, verify_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 
 LOG0 = "rec/00000000.log"

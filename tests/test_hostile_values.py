@@ -19,8 +19,6 @@ from host_tools.archive import Archive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 from test_hostile_recorder import (DEV, History, ok_answer, one_clear_line,  # noqa: E402
                                    run_offload)

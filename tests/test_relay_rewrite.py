@@ -8,7 +8,6 @@ outside 2020..2100, so the 2^63-1 route that poisoned every later offload is clo
 import binascii
 import os
 import select
-import sys
 import threading
 import tty
 
@@ -16,8 +15,6 @@ import cbor2
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 from test_dock import register, sealcam, status  # noqa: E402
 from test_offload import HAVE_SIM, Sim  # noqa: E402
 

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import sqlite3
-import sys
 
 import pytest
 
@@ -23,8 +22,6 @@ from host_tools.archive import Archive
 from host_tools.archive import chain as _archive_chain
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 
 A, B = "SC-00A1B2C3", "SC-00B00002"

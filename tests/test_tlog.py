@@ -244,10 +244,7 @@ def test_spec_example_checkpoint():
 
 def test_every_entry_of_a_real_log_matches_the_cddl(tmp_path):
     pycddl = pytest.importorskip("pycddl")
-    import sys
     here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
     import refwriter as rw
     from host_tools import station
     from host_tools.archive import Archive

@@ -18,8 +18,6 @@ from host_tools.verify import (NOT_OK, NOT_SIGNED, OK, OK_WITH_MISSING_INFO, Rep
                                verify_store)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 
 LOG0 = "rec/00000000.log"

@@ -13,8 +13,6 @@ from host_tools.cli import main
 from host_tools.verify import NOT_OK, OK, OK_WITH_MISSING_INFO, verify_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 import refwriter as rw  # noqa: E402
 from test_verify import check as _check  # noqa: E402
 
