@@ -159,7 +159,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "verify, custody receipt), TIME_SET to the station's clock (the "
                     "recorder measures its drift since the last calibration and flags it "
                     "past 3 s/day), ASSIGN null (the officer is released), CHECK (the "
-                    "pre-shift self-check: READY or NOT_READY with reasons).",
+                    "pre-shift self-check: READY or NOT_READY with reasons), then a last "
+                    "offload pass that archives and receipts the records those steps "
+                    "wrote (the shift ends in the archive in the same dock).",
         epilog="exit codes: 0 all fine, 1 offload NOT_OK or clock drift flagged, 2 NOT_READY "
                "after the cycle, 3 usage or port error, 4 unknown device, 5 authentication "
                "failed or receipt refused, 6 link broken, 130 interrupted (Ctrl-C); 3 also "

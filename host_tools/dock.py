@@ -1,14 +1,23 @@
 """`sealcam dock` and `sealcam checkout`: the station's side of a shift (SPEC §10.5-§10.7).
 
-    r = dock("/dev/ttyACM0", "/srv/sealcam")      # offload + receipt, TIME_SET, ASSIGN null, CHECK
+    r = dock("/dev/ttyACM0", "/srv/sealcam")      # offload + receipt, TIME_SET, ASSIGN null,
+                                                  # CHECK, last offload pass + receipt
     r = checkout("/dev/ttyACM0", "/srv/sealcam", "PC-4711", "unit-7")   # TIME_SET, CHECK, ASSIGN
     r.exit_code, r.to_json()
 
 Dock cycle (check-in): the offload of host_tools/offload.py (pull, verify, custody
 receipt), then TIME_SET to the station's clock, which measures the recorder's drift since
 the last calibration and flags it past the recorder's limit; ASSIGN null releases the
-officer; CHECK runs the recorder's self-check. Check-out: TIME_SET, CHECK and, if the
-recorder is READY (or forced), ASSIGN of the next officer and unit.
+officer; CHECK runs the recorder's self-check; then a last, short offload pass pulls the
+records those steps wrote (TIME_SET, ASSIGN, SELF_CHECK), verifies them and receipts them
+like any other, so the archive ends the dock complete: the report shows the shift closed
+and the self-check. The first pass comes first so that the evidence is in custody before
+anything else is asked of the recorder (a recorder that fails in the later steps has
+already handed over its shift); the last pass runs only after a first pass that ended OK.
+If it fails, the cycle's records stay on the recorder (nothing is lost): the dock ends with
+that pass's exit code and names them and the `sealcam offload` that archives them.
+Check-out: TIME_SET, CHECK and, if the recorder is READY (or forced), ASSIGN of the next
+officer and unit.
 
 Both need the recorder registered in the archive with the key it presents (as offload
 does: `sealcam offload --register` or `sealcam station register`) and AUTH with the
@@ -22,8 +31,8 @@ Exit codes:
               or a signed record read back differs from what was sent (tampered);
               2 NOT_READY after the cycle; 3 usage or port error, 4 unknown device,
               5 authentication failed or receipt refused, 6 link broken, 130 interrupted
-              (Ctrl-C) (offload's codes;
-              the later steps are skipped after them)
+              (Ctrl-C) (offload's codes; the later steps are skipped after them; the
+              same codes when the last pass fails, after the steps)
     checkout  0 assigned; 2 NOT_READY, not assigned; 1 the recorder presents another key
               than the registered one, or a signed record read back differs from what was
               sent (tampered: not assigned, released); 3, 4, 5, 6 as for dock
@@ -71,8 +80,10 @@ DESCRIPTION_DOCK = (
     "The dock cycle at check-in (SPEC §10.7): offload the recorder into the archive and "
     "give it a custody receipt (as `sealcam offload`), set its clock to the station's "
     "(TIME_SET: the drift since the last calibration is measured and flagged past the "
-    "recorder's limit), release the officer (ASSIGN null) and run the self-check (CHECK). "
-    "The recorder must be registered in the archive.")
+    "recorder's limit), release the officer (ASSIGN null) and run the self-check (CHECK); "
+    "then a last offload pass archives and receipts the records those steps wrote, so the "
+    "archive shows the shift closed and the self-check. The recorder must be registered in "
+    "the archive.")
 EPILOG_DOCK = """\
 exit codes: 0 all fine, 1 offload verdict NOT_OK (no receipt sent), clock drift
             flagged or the link was tampered with (a signed record read back says
@@ -108,6 +119,8 @@ class Result:
     device: str | None = None
     fingerprint: str | None = None
     offload: dict | None = None          # the offload's summary (dock, unless --no-offload)
+    final_offload: dict | None = None    # dock: the last pass's summary (the records the
+                                         # cycle wrote, receipted), after an OK offload
     state: str | None = None             # the recorder's state before (STATUS, dock)
     officer_before: str | None = None    # assigned before this run
     unit_before: str | None = None
@@ -330,6 +343,9 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
         seq = _assign(c, pins, anchor, None, None)      # Tampered: r.assign stays None
         r.assign = {"officer": None, "unit": None, "seq": seq}
         r.check = _check(c, pins, anchor)
+        final = None
+        if r.offload is not None and r.offload["exit_code"] == EXIT_OK:
+            final = _final_pass(r, port, archive_dir, c, window, timeout, host_name, say)
         if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
             r.exit_code, r.status = EXIT_NOT_OK, "not_ok"
             r.errors.append("offload verdict %s: no custody receipt was sent"
@@ -346,8 +362,35 @@ def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=
                                                           r.clock["seq"]))
         if not r.check["ready"]:
             r.errors.append("self-check NOT_READY: %s" % _not_ready_text(r.check))
+        if final is not None:
+            # the dock's own records did not reach the archive: that outranks drift and
+            # NOT_READY (the cycle itself is done; only the archiving is to be repeated)
+            r.errors.append(final.message)
+            r.exit_code, r.status = final.code, final.status
 
     return _run(r, body, port, timeout, client)
+
+
+def _final_pass(r, port, archive_dir, c, window, timeout, host_name, say):
+    """The dock's last step: a short offload of the records the cycle wrote after the first
+    pass (TIME_SET, ASSIGN null, SELF_CHECK), pulled, verified and receipted like any other,
+    so that the archive ends the dock complete (the shift closed, the self-check in it) and
+    the receipt covers everything stored. Only after a first pass that ended OK. Returns
+    None, or a _Fail saying what to run (it is not raised: the cycle itself is done)."""
+    wrote = [x for x in (r.clock and r.clock["seq"], r.assign and r.assign["seq"],
+                         r.check and r.check["seq"]) if isinstance(x, int)]
+    sm = offload(port, archive_dir, client=c, window=window, timeout=timeout, progress=False,
+                 host_name=host_name, say=say)
+    r.final_offload = sm.to_json()
+    if sm.exit_code == EXIT_OK:
+        return None
+    what = "the records this dock wrote (%s)" % (
+        "seq %s" % ", ".join(str(x) for x in wrote) if wrote else "none named")
+    return _Fail(sm.exit_code, "%s did not all reach the archive: the last offload pass "
+                 "ended %s (%s); they stay on the recorder, nothing is lost: run `sealcam "
+                 "offload --port %s --archive %s` to archive them"
+                 % (what, sm.status, "; ".join(sm.errors) or "no details", port,
+                    r.archive), sm.status)
 
 
 def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host_name=None,
@@ -426,6 +469,22 @@ def _check_line(ch):
     return "check    %s\n         %s; SELF_CHECK seq %s" % (head, ", ".join(facts), ch["seq"])
 
 
+def _final_line(f):
+    """What the dock's last offload pass did, in one or two lines."""
+    if f["exit_code"] != EXIT_OK:
+        return "archive  the dock's records were NOT all archived (%s): see below" % f["status"]
+    n = f["records_pulled"]
+    line = "archive  the dock's records archived: %d record%s up to seq %s, verified %s" % (
+        n, "" if n == 1 else "s", f["head_seq"], f["verdict"] or "-")
+    rc = f["receipt"]
+    if rc:
+        line += ("\n         receipt %d covers seq 0..%d (RECEIPT record seq %s, archived too)"
+                 % (rc["number"], rc["covered"], rc["seq"]))
+    elif f["receipt_skipped"]:
+        line += "\n         no new receipt: %s" % f["receipt_skipped"]
+    return line
+
+
 def format_result(r: Result) -> str:
     out = []
     if r.verb == "dock" and r.offload is not None and r.offload["head_seq"] is not None:
@@ -446,6 +505,8 @@ def format_result(r: Result) -> str:
                        % r.assign["seq"])
     if r.check:
         out.append(_check_line(r.check))
+    if r.verb == "dock" and r.final_offload is not None:
+        out.append(_final_line(r.final_offload))
     if r.verb == "checkout":
         if r.assigned:
             out.append("officer  %s (%s) assigned%s (ASSIGN seq %s)%s" % (

@@ -89,6 +89,10 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch, want=0)
         assert j["status"] == "ok" and j["errors"] == []
         assert j["offload"]["verdict"] == OK and j["offload"]["receipt"]["number"] == 1
+        # the last pass archived what the cycle wrote, under receipt 2
+        fo = j["final_offload"]
+        assert fo["verdict"] == OK and fo["receipt"]["number"] == 2
+        assert fo["receipt"]["covered"] == j["check"]["seq"]
         ck = j["clock"]
         assert ck["drift_ms_per_day"] is None and ck["since_ms"] is None
         assert ck["drift_flagged"] is False
@@ -125,7 +129,8 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         # the dock cycle at check-in: the officer is released
         time.sleep(1)
         rc, j, err = run_json("dock", "--port", sim.port, "--archive", arch)
-        assert j["offload"]["verdict"] == OK and j["offload"]["receipt"]["number"] == 2
+        assert j["offload"]["verdict"] == OK and j["offload"]["receipt"]["number"] == 3
+        assert j["final_offload"]["receipt"]["number"] == 4
         assert (j["officer_before"], j["unit_before"]) == ("PC-4711", "unit-7")
         assert j["assign"]["officer"] is None
         ck = j["clock"]
@@ -139,13 +144,15 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         assigns = archived(arch, ASSIGN)
         assert [(b[1], b[7], b.get(30)) for b in assigns] == [
             (assigns[0][1], None, None), (assign_seq, "PC-4711", "unit-7"),
-            (assigns[2][1], "PC-4711", "unit-7")]
-        # records after it carry the officer (the TIME_SET of the second check-out); the
-        # last dock's TIME_SET, ASSIGN null and SELF_CHECK came after its offload
+            (assigns[2][1], "PC-4711", "unit-7"), (j["assign"]["seq"], None, None)]
+        # records after it carry the officer (the TIME_SETs of the second check-out and of
+        # the dock); the last dock's TIME_SET, ASSIGN null and SELF_CHECK are archived too
         ts = archived(arch, TIME_SET)
-        assert len(ts) == 3 and ts[-1][7] == "PC-4711" and ts[-1][30] == "unit-7"
+        assert len(ts) == 4 and ts[-1][7] == "PC-4711" and ts[-1][30] == "unit-7"
+        assert ts[-1][1] == j["clock"]["seq"]
         assert ts[0][7] is None and not any(39 in t for t in ts)   # all within an hour
-        assert len(archived(arch, SELF_CHECK)) == 3
+        assert [b[1] for b in archived(arch, SELF_CHECK)][-1] == j["check"]["seq"]
+        assert len(archived(arch, SELF_CHECK)) == 4
         p = sealcam("dock", "--port", sim.port, "--archive", arch, "--no-offload")
         assert p.returncode == 0, p.stdout + p.stderr
         assert "released" in p.stdout and "RESULT" in p.stdout and "VERDICT" not in p.stdout
