@@ -6,7 +6,11 @@
 #   ["start"], ["stop"]              the officer starts / ends recording (the workflow's calls)
 #   ["run", s]                       s seconds of device time pass (the workflow ticks)
 #   ["press", button]                a short press (record, mark, voice, notice), then 0.3 s
-#   ["hold", button, s]              the button held for s seconds, then 0.3 s
+#   ["hold", button, s]              the button held for s seconds, then 0.3 s; holding
+#                                    VOICE, the officer speaks: the statement for the reason
+#                                    of each interruption waiting for one (sim/hal/voicepcm.py)
+#                                    goes into the microphone from the press, cut to end
+#                                    0.2 s before the release; nothing is said if none waits
 #   ["battery", pct], ["temp", c]    sensor readings from now on
 #   ["fault"], ["heal"]              the camera fails / works again
 #   ["powercut"]                     power is pulled: nothing is shut down, RAM is lost,
@@ -29,6 +33,7 @@ import devkey
 import ed25519
 import hal
 import link
+import logread
 import selfcheck
 import store as st
 import workflow
@@ -80,9 +85,10 @@ def make_hal(sd_root, flash_root, device_id="SC-SIM0001", model="littlefs", cut_
     sd = PowerFS(sd_root, model, cut_at, capacity)
     flash = PowerFS(flash_root, model)
     cam = SimCamera(clock, bitrate, fps, device_id, officer)
-    h = hal.HAL(clock, rnd, sd, flash, cam, device_id, mic=SimMic(clock, seed or 1))
+    mic = SimMic(clock, seed or 1)
+    h = hal.HAL(clock, rnd, sd, flash, cam, device_id, mic=mic)
     h.buttons = SimButtons(clock)
-    h.ui = SimUI(clock)
+    h.ui = SimUI(clock, mic)        # the speaker's phrases reach the microphone
     h.sensors = SimSensors()
     h.temperature = h.sensors.temperature
     if serial is not None:
@@ -124,6 +130,30 @@ def dock(h, s, rec, opts, summary, wf=None):
         summary.setdefault("checks", []).append([c[1], c[2]])
 
 
+STATEMENT_END_MS = 200      # the officer stops speaking this long before letting go
+
+
+def statement(h, s, wf, hold_ms, summary):
+    """The officer, pressing VOICE for hold_ms, states the reason of each interruption
+    waiting for a statement, in order (the reasons as the chain records them), into the
+    microphone; cut to end STATEMENT_END_MS before the release. Returns the reasons."""
+    reasons = []
+    for q in wf.waiting():
+        rec = s.find(q)
+        r = logread.body_of(rec).get(st.K_REASON) if rec is not None else None
+        if r is not None:
+            reasons.append(r)
+    if not reasons:
+        return reasons
+    import voicepcm             # loaded on first use: the assets are large
+    pcm = b"".join(voicepcm.pcm(r if r in voicepcm.TEXT else "other") for r in reasons)
+    room = 2 * (hold_ms - STATEMENT_END_MS) * voicepcm.RATE // 1000
+    pcm = pcm[:room] if room > 0 else b""
+    h.mic.say(pcm)
+    summary.setdefault("statements", []).append([h.clock.mono_ms(), reasons, len(pcm) // 2])
+    return reasons
+
+
 def shift(h, steps, settings=None, officer=None, log=None, summary=None):
     """Boot, run steps, shut down; a generator that yields after every capture tick.
     Fills `summary` (a dict). PowerCut propagates."""
@@ -144,6 +174,8 @@ def shift(h, steps, settings=None, officer=None, log=None, summary=None):
         elif op == "press" or op == "hold":
             ms = 100 if op == "press" else int(step[2] * 1000)
             h.buttons.press(step[1], ms)
+            if op == "hold" and step[1] == "voice" and h.mic is not None:
+                statement(h, s, wf, ms, summary)
             for _ in wf.ticks(ms + 300):
                 yield
         elif op == "battery":

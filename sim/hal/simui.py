@@ -27,10 +27,13 @@ class SimButtons:
 
 
 class SimUI:
-    """hal.ui: remembers what the officer would see, feel and hear."""
+    """hal.ui: remembers what the officer would see, feel and hear. With a microphone
+    (simmic.SimMic), a phrase the speaker says (say("notice"), R5) is also picked up by
+    it: the phrase's samples (sim/hal/voicepcm.py) go into the recording."""
 
-    def __init__(self, clock):
+    def __init__(self, clock, mic=None):
         self.clock = clock
+        self.mic = mic
         self.log = []          # [(mono_ms, what, value)], the last 256
         self.led_colour = "off"
         self.text = ""
@@ -56,6 +59,10 @@ class SimUI:
 
     def say(self, phrase):
         self._add("say", phrase)
+        if self.mic is not None:
+            import voicepcm     # loaded on first use: the assets are large
+            if phrase in voicepcm.TEXT:
+                self.mic.say(voicepcm.pcm(phrase))
 
 
 class SimSensors:
