@@ -178,6 +178,7 @@ class _Verifier:
                 if ok:
                     boot_key = r.body[K.PUBKEY]
                     break
+        self.boot_key = boot_key
         if self.pinned is not None:
             self.pubraw = self.pinned
             rep.origin_checked = True
@@ -423,8 +424,41 @@ class _Verifier:
                     desc="hashing media", file=sys.stderr, leave=False)
 
     # overall --------------------------------------------------------------------
+    def _key_mismatch(self):
+        """The pinned key verifies none of the records: one reason that says so (which
+        key, which device, what to do) instead of one failure per record, head and media
+        file (each row keeps its own reason). None when some record verifies with it."""
+        if self.pinned is None or self.anchor is not None:
+            return None
+        chain = [r for r in self.recs if r.fatal is None]
+        if not chain or any(r.sig_ok for r in chain):
+            return None
+        rep = self.rep
+        rep.key_mismatch = True
+        src = self.pinned_name
+        device = R.printable(rep.device or "?")
+        msg = "the key does not match the records: the pinned key %s(fingerprint %s) " \
+              "verifies none of the %d records" % ("%s " % R.printable(src) if src else "",
+                                                   rep.fingerprint, len(chain))
+        if self.boot_key is not None:
+            rep.store_key_fingerprint = _keys.fingerprint(self.boot_key)
+            msg += "; they say they are from device %s and are signed by the key in their " \
+                   "BOOT record (fingerprint %s), which is not the pinned key" \
+                   % (device, rep.store_key_fingerprint)
+        else:
+            msg += "; they say they are from device %s" % device
+        msg += ". Pin the key registered for %s at the station (the archive holds it; " \
+               "compare fingerprints): if the card's key is not the registered one, the " \
+               "card is not that recorder's. Nothing else was checked" % device
+        return {"seq": None, "file": None, "offset": None, "reason": msg,
+                "key_mismatch": True}
+
     def _finish(self):
         rep = self.rep
+        mismatch = self._key_mismatch()
+        if mismatch is not None:
+            # every other failure, note of missing info or unsigned file follows from it
+            self.fail, self.info, self.unsigned = [mismatch], [], []
         reasons, seen = [], set()
         nrec = 0
         for f in self.fail:
@@ -470,7 +504,7 @@ class _Verifier:
 # --- entry point ----------------------------------------------------------------
 
 def verify_store(path, pinned_key=None, *, progress: bool | None = None,
-                 trusted=None) -> Report:
+                 trusted=None, key_name=None) -> Report:
     """Verify the store at ``path`` (a directory: the SD card's root, or an archive view).
 
     ``pinned_key``: None (origin not checked), the raw 32-byte public key, an
@@ -480,6 +514,8 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
     ``trusted``: None, or (seq, H(record seq)) of a prefix verified before (see the module
     doc): records up to seq are checked by hash chain only, segments closed by then are not
     re-hashed.
+    ``key_name``: what to call the pinned key in the output (e.g. the ``--key`` file);
+    default: its path when ``pinned_key`` is one.
 
     The returned Report also carries ``verified`` ({seq: H(record)} of the verified prefix
     0..verified_through), not part of its JSON.
@@ -509,6 +545,9 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
             raise ValueError("trusted must be (seq, 32-byte record hash), got %r" % (trusted,))
         trusted = (seq, bytes(h))
     v = _Verifier(root, pinned, progress, trusted)
+    if key_name is None and isinstance(pinned_key, (str, os.PathLike)):
+        key_name = os.fspath(pinned_key)
+    v.pinned_name = key_name
     rep = v.run()
     rep.verified = v.verified
     return rep

@@ -44,6 +44,17 @@ def _read_head(v, name):
                    % R.printable(repr(rec.body[3])))
     return rec
 
+def _offloaded_at(v, m):
+    """True when the record after head seq ``m`` is the RECEIPT a station gave for records
+    0..m: the head is the one the station offloaded (an archive's view keeps it) and the
+    records after it were pulled after the offload, as usual. On a card the recorder
+    rewrites its head after every record, so there records after the head mean a power cut
+    (worth a note)."""
+    r = v.first.get(m + 1)
+    return r is not None and r.type == R.RECEIPT and r.schema_ok \
+        and r.body.get(R.K.COVERED) == m
+
+
 def check_head(v):
     """The signed head (SPEC §5.2; verifier rules §6.1): head.cbor and head.new are
     both read; the valid one with the higher seq wins; neither with records is NOT_OK."""
@@ -87,11 +98,12 @@ def check_head(v):
             v._failure("the head's last record (seq %d) differs from seq %d in the "
                           "chain (%s)" % (m, m, v.first[m].where), None, name,
                           head_seq=m)
-        elif end is not None and end > m:
-            rep.notes.append("the chain goes on after the head (seq %d to %d): written after "
-                             "the head was saved (on a card: power lost before the head was "
-                             "rewritten; in an archive: pulled after the device's head)"
-                             % (m + 1, end))
+        elif end is not None and end > m and not _offloaded_at(v, m):
+            rep.notes.append("the chain goes on after the signed head (seq %d to %d): the "
+                             "recorder lost power after writing %s and before rewriting "
+                             "its head (SPEC §5.2); the chain proves %s"
+                             % (m + 1, end, "that record" if end == m + 1 else "them",
+                                "it" if end == m + 1 else "them"))
     elif end is None:
         v._failure("all records are missing (%s says seq %d)" % (name, m), None, name,
                       head_seq=m)

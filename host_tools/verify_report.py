@@ -67,6 +67,10 @@ class Report:
     record_count: int = 0
     verified_through: int | None = None               # records 0..this seq are each OK
     log_files: list = field(default_factory=list)
+    # the pinned key verifies none of the records (a wrong --key, or a card that is not
+    # the registered recorder's): one reason says so; rows keep their own reasons
+    key_mismatch: bool = False
+    store_key_fingerprint: str | None = None          # of the key in the store's BOOT
     # the officer workflow (SPEC §10), from records whose signature and body verify
     interruptions: list = field(default_factory=list)  # {seq, reason, segment, at, refers,
                                                        #  annotations, missing, status}
@@ -122,6 +126,39 @@ def _marks_window(marks: str, width: int = 60) -> str:
     return s + "…" if start + width - 2 < len(marks) else s
 
 
+_MARK_ORDER = ".MU-RXT"
+
+
+def _marks_count(marks: str) -> str:
+    """'210 . 1 M': how many chunks have each mark (the table column under --all)."""
+    n = {c: marks.count(c) for c in _MARK_ORDER}
+    return " ".join("%d %s" % (n[c], c) for c in _MARK_ORDER if n[c]) or "no chunks"
+
+
+def _marks_lines(s: SegmentRow, group: int = 10, per_line: int = 50) -> list:
+    """Every chunk mark of a segment, 50 a line in groups of 10, each line led by the
+    number of its first chunk (--all: nothing is cut)."""
+    out = ["segment %s (%s): %d chunk%s%s" % (
+        s.segment if s.segment is not None else "of no record", s.media, len(s.marks),
+        "" if len(s.marks) == 1 else "s",
+        " of %d bytes" % s.chunk_size if s.chunk_size else "")]
+    for i in range(0, len(s.marks), per_line):
+        line = s.marks[i:i + per_line]
+        out.append("  %7d  %s" % (i, " ".join(line[j:j + group]
+                                              for j in range(0, len(line), group))))
+    return out
+
+
+def _where(f: dict) -> str:
+    """'seq 5 (rec/00000000.log@1234)', 'head.cbor', … for a failure; '' if nowhere."""
+    place = ""
+    if f.get("file"):
+        place = f["file"] + ("@%d" % f["offset"] if f.get("offset") is not None else "")
+    if f.get("seq") is not None:
+        return "seq %d%s" % (f["seq"], " (%s)" % place if place else "")
+    return place
+
+
 def _workflow_lines(rep: Report) -> list:
     out = []
     for i in rep.interruptions:
@@ -130,7 +167,7 @@ def _workflow_lines(rep: Report) -> list:
         kinds = {}
         for m in rep.marks:
             kinds.setdefault(m["kind"], []).append(str(m["seq"]))
-        out.append("marks: " + "; ".join("%s seq %s" % (k, ", ".join(v))
+        out.append("officer's marks: " + "; ".join("%s seq %s" % (k, ", ".join(v))
                                          for k, v in sorted(kinds.items())))
     for t in rep.time_sets:
         if t["drift"] is not None:
@@ -144,6 +181,50 @@ def _workflow_lines(rep: Report) -> list:
     return out
 
 
+def _segment_table(rep: Report, all_records: bool) -> list:
+    out = ["%8s  %-22s %9s %7s  %-21s %s" % ("segment", "media", "MB", "chunks", "verdict",
+                                             "marks")]
+    for s in rep.segments:
+        mb = (s.file_size if s.file_size is not None else 0) / 1e6
+        marks = _marks_count(s.marks) if all_records else _marks_window(s.marks)
+        out.append(("%8s  %-22s %9.2f %7d  %-21s %s" % (
+            "" if s.segment is None else s.segment, s.media, mb, s.chunks, s.verdict,
+            marks)).rstrip())
+    legend = "marks: . verified  M mismatch  - missing  U unsigned (open)  " \
+             "R sealed at recovery"
+    if any("X" in s.marks for s in rep.segments):
+        legend += "  X released against a receipt"
+    if any("T" in s.marks for s in rep.segments):
+        legend += "  T verified at an earlier offload (not re-hashed)"
+    out.append(legend)
+    if all_records:
+        for s in rep.segments:
+            if s.marks:
+                out.append("")
+                out.extend(_marks_lines(s))
+    return out
+
+
+def _record_rows(rep: Report, all_records: bool) -> list:
+    rows = rep.records if all_records else [r for r in rep.records if r.verdict != OK]
+    if not rows:
+        return []
+    out = [""]
+    if rep.key_mismatch and not all_records:
+        out.append("records: none of the %d verifies with the pinned key (below; --all lists "
+                   "them)" % rep.record_count)
+        return out
+    out.append("records%s:" % ("" if all_records else " not OK"))
+    for r in rows[:200]:
+        what = "seq %d" % r.seq if r.seq is not None else ""
+        out.append(("  %-10s %-26s %-18s %-21s %s" % (
+            what, "%s@%d" % (r.file, r.offset), r.type or "(not a record)", r.verdict,
+            "; ".join(x for x in (r.reason, r.info) if x))).rstrip())
+    if len(rows) > 200:
+        out.append("  … and %d more" % (len(rows) - 200))
+    return out
+
+
 def _format_text(rep: Report, all_records: bool = False) -> str:
     out = ["store   %s" % rep.store]
     out.append("device  %s   key %s   origin %s" % (
@@ -154,48 +235,30 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
         chain = "%d records, seq 0..%d, in %d log file%s" % (
             rep.record_count, rep.chain_end, len(rep.log_files),
             "" if len(rep.log_files) == 1 else "s")
-    out.append("chain   %s; head %s" % (chain, "seq %d (%s)" % (rep.head_seq, rep.head_file)
-                                         if rep.head_seq is not None else "none"))
+    head = "none"
+    if rep.head_seq is not None:
+        head = "seq %d (%s)" % (rep.head_seq, rep.head_file)
+    elif rep.key_mismatch:
+        head = "not checked (the key does not match)"
+    out.append("chain   %s; head %s" % (chain, head))
     out.append("")
-    if rep.segments:
-        out.append("%8s  %-22s %9s %7s  %-21s %s" % ("segment", "media", "MB", "chunks",
-                                                     "verdict", "marks"))
-        for s in rep.segments:
-            mb = (s.file_size if s.file_size is not None else 0) / 1e6
-            out.append("%8s  %-22s %9.2f %7d  %-21s %s" % (
-                "-" if s.segment is None else s.segment, s.media, mb, s.chunks, s.verdict,
-                _marks_window(s.marks)))
-        legend = "marks: . verified  M mismatch  - missing  U unsigned (open)  " \
-                 "R sealed at recovery"
-        if any("X" in s.marks for s in rep.segments):
-            legend += "  X released against a receipt"
-        if any("T" in s.marks for s in rep.segments):
-            legend += "  T verified at an earlier offload (not re-hashed)"
-        out.append(legend)
+    if rep.key_mismatch:
+        out.append("segments: not checked (no record verifies with the pinned key)")
+    elif rep.segments:
+        out.extend(_segment_table(rep, all_records))
     else:
         out.append("no segments")
-    rows = rep.records if all_records else [r for r in rep.records if r.verdict != OK]
-    if rows:
-        out.append("")
-        out.append("records%s:" % ("" if all_records else " not OK"))
-        for r in rows[:200]:
-            out.append(("  seq %-6s %-26s %-18s %-21s %s" % (
-                "-" if r.seq is None else r.seq, "%s@%d" % (r.file, r.offset),
-                r.type or "-", r.verdict, "; ".join(x for x in (r.reason, r.info) if x)))
-                .rstrip())
-        if len(rows) > 200:
-            out.append("  … and %d more" % (len(rows) - 200))
+    out.extend(_record_rows(rep, all_records))
     wf = _workflow_lines(rep)
     if wf:
         out.append("")
         out.extend(wf)
     out.append("")
     out.append("VERDICT: %s" % rep.verdict)
-    if rep.first_failure:
-        f = rep.first_failure
-        out.append("first failure: seq %s in %s%s" % (
-            "-" if f["seq"] is None else f["seq"], f["file"] or "-",
-            "@%d" % f["offset"] if f.get("offset") is not None else ""))
+    if rep.first_failure and not rep.key_mismatch:
+        where = _where(rep.first_failure)
+        if where:
+            out.append("first failure: " + where)
     for reason in rep.reasons:
         out.append("  - " + reason)
     for note in rep.notes:
@@ -205,5 +268,3 @@ def _format_text(rep: Report, all_records: bool = False) -> str:
                                           " (compare it with the registered one)"))
     # whatever a card put in a name or a reason is shown, never obeyed by the terminal
     return "\n".join(printable(x, backslash=False) for x in out) + "\n"
-
-
