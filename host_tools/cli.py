@@ -177,7 +177,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "it makes from then on carries the officer and unit.",
         epilog="exit codes: 0 assigned, 1 the recorder presents another key than the "
                "registered one, 2 NOT_READY (not assigned; the reasons are listed), 3 usage "
-               "or port error (or not a sealcam recorder), 4 unknown device, 5 "
+               "or port error (or not a sealcam recorder), or an officer id or unit of "
+               "another form than ARCHIVE/station.toml sets (nothing is sent; see "
+               "docs/station-config.md), 4 unknown device, 5 "
                "authentication failed, 6 link broken, 130 interrupted (Ctrl-C)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _dock.add_arguments_checkout(co)
