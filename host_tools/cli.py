@@ -336,7 +336,7 @@ def _verify(args) -> int:
             print("sealcam verify: bad key %s: %s" % (args.key, e), file=sys.stderr)
             return EXIT_USAGE
     try:
-        report = verify_store(args.path, pinned, progress=args.progress)
+        report = verify_store(args.path, pinned, progress=args.progress, key_name=args.key)
     except (FileNotFoundError, NotADirectoryError) as e:
         print("sealcam verify: %s" % e, file=sys.stderr)
         return EXIT_USAGE
