@@ -35,7 +35,10 @@ Exit codes:
               same codes when the last pass fails, after the steps)
     checkout  0 assigned; 2 NOT_READY, not assigned; 1 the recorder presents another key
               than the registered one, or a signed record read back differs from what was
-              sent (tampered: not assigned, released); 3, 4, 5, 6 as for dock
+              sent (tampered: not assigned, released); 3 also for an officer id or unit
+              that does not have the form ARCHIVE/station.toml sets (status "refused",
+              checked before the port is opened: host_tools/stationconfig.py) or a bad
+              station.toml; 4, 5, 6 as for dock
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import argtypes
+from . import argtypes, stationconfig
 from .archive import Archive, NotAnArchive
 from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
 from .records import F_DRIFT, INT_MAX, K
@@ -100,7 +103,8 @@ exit codes: 0 assigned, 2 NOT_READY and not assigned (the reasons are listed), 1
             recorder presents another key than the registered one, or the link was
             tampered with (the signed record read back says another officer or time:
             not assigned, the recorder released), 3 usage or port
-            error, 4 unknown device, 5 authentication failed, 6 link broken, 130
+            error, or an officer id or unit of another form than ARCHIVE/station.toml
+            sets (nothing sent; docs/station-config.md), 4 unknown device, 5 authentication failed, 6 link broken, 130
             interrupted (Ctrl-C)
 """
 
@@ -398,6 +402,17 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
     """Check-out of the recorder at ``port`` to ``officer`` / ``unit`` (module doc)."""
     r = Result("checkout", port, os.path.abspath(archive_dir))
     host_name = host_name or socket.gethostname()
+    # the form of the ids the station takes (ARCHIVE/station.toml): checked before the
+    # port is opened, so a wrong id reaches no recorder
+    try:
+        cfg = stationconfig.load(archive_dir)
+        why = cfg.refuse_officer(officer) or cfg.refuse_unit(unit)
+    except stationconfig.StationConfigError as e:
+        why = str(e)
+    if why is not None:
+        r.errors.append(why)
+        r.exit_code, r.status = EXIT_USAGE, "refused"
+        return r
     def body(c):
         res = _session(c, archive_dir, r, host_name)
         r.officer_before = _txt(res.get(11)) if isinstance(res.get(11), str) else None
@@ -563,9 +578,12 @@ def add_arguments_checkout(p):
     """The arguments of `sealcam checkout` on an argparse parser."""
     argtypes.add_port_archive(p)
     p.add_argument("--officer", required=True, type=_name, metavar="ID",
-                   help="the officer's id (1 to %d characters)" % NAME_MAX)
+                   help="the officer's id (1 to %d characters, of the form "
+                        "ARCHIVE/station.toml sets; by default a 6-digit police number "
+                        "such as 012345, or PC-0042)" % NAME_MAX)
     p.add_argument("--unit", required=True, type=_name, metavar="UNIT",
-                   help="the officer's unit (1 to %d characters)" % NAME_MAX)
+                   help="the officer's unit (1 to %d characters; station.toml may set "
+                        "its form)" % NAME_MAX)
     p.add_argument("--force", action="store_true",
                    help="assign even if the self-check says NOT_READY")
     argtypes.add_timeout_json(p)

@@ -1,0 +1,179 @@
+"""The station's own settings: ARCHIVE/station.toml (docs/station-config.md).
+
+    cfg = load("/srv/sealcam")            # the defaults when the file does not exist
+    cfg.get("officer", "id_pattern")      # a value, checked and converted
+    cfg.refuse_officer("PC 42")           # None, or one line saying why it is refused
+    cfg.path, cfg.exists
+
+The file is TOML (read with tomllib), at most MAX_BYTES, a regular file (never followed
+through a symbolic link: host_tools/safeio.py), UTF-8. Every key it may hold is declared
+in SECTIONS below, one dict of sections, each a dict of keys with its type, default and
+check; a section or key not declared there, a value of the wrong type or one its check
+refuses is a StationConfigError whose message names the file, the section and key, and
+what to do. Adding a setting (issue 11: archive number patterns, retention classes) is
+one entry in SECTIONS (and a line in docs/station-config.md); nothing else changes.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from . import safeio
+
+__all__ = ["load", "StationConfig", "StationConfigError", "SECTIONS", "FILE", "MAX_BYTES",
+           "DEFAULT_OFFICER_PATTERN", "DEFAULT_UNIT_PATTERN", "DEFAULT_BITRATE"]
+
+FILE = "station.toml"
+MAX_BYTES = 64 << 10               # a settings file, not data
+PATTERN_MAX = 256                  # characters of a pattern
+# officer ids: a 6-digit police number (警号, e.g. 012345) or a short letter prefix, a
+# hyphen and letters or digits (PC-0042, OFC-7)
+DEFAULT_OFFICER_PATTERN = r"[0-9]{6}|[A-Z]{2,4}-[A-Z0-9]{1,12}"
+DEFAULT_UNIT_PATTERN = r".{1,64}"  # any name the recorder takes (SPEC §10.5)
+DEFAULT_BITRATE = 8_000_000        # bits/s: the firmware's default `bitrate` (SPEC §10.6)
+DOC = "docs/station-config.md"
+
+
+class StationConfigError(Exception):
+    """One line: the file, what is wrong, what to do."""
+
+
+def _pattern(v):
+    if len(v) > PATTERN_MAX:
+        return "is %d characters, more than %d" % (len(v), PATTERN_MAX)
+    try:
+        re.compile(v)
+    except re.error as e:
+        return "is not a valid regular expression (%s)" % e
+    return None
+
+
+def _bitrate(v):
+    if not 100_000 <= v <= 1_000_000_000:
+        return "must be 100000 to 1000000000 bits per second"
+    return None
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type
+    default: object
+    check: object = None           # check(value) -> None, or why it is refused
+    help: str = ""
+
+
+SECTIONS = {
+    "officer": {
+        "id_pattern": Key(str, DEFAULT_OFFICER_PATTERN, _pattern,
+                          "the regular expression an officer id must match whole "
+                          "(`sealcam checkout --officer`)"),
+    },
+    "unit": {
+        "id_pattern": Key(str, DEFAULT_UNIT_PATTERN, _pattern,
+                          "the regular expression a unit must match whole "
+                          "(`sealcam checkout --unit`)"),
+    },
+    "recorder": {
+        "bitrate_bps": Key(int, DEFAULT_BITRATE, _bitrate,
+                           "the recorders' `bitrate` setting: `sealcam status` gives free "
+                           "storage in minutes at this rate"),
+    },
+}
+
+
+def _show(x):
+    """A value for a message: strings quoted, readable (Chinese stays Chinese), control
+    characters escaped so a file or an argument cannot drive the terminal."""
+    from .records import printable
+    return '"%s"' % printable(x, backslash=False) if isinstance(x, str) else printable(x)
+
+
+@dataclass
+class StationConfig:
+    path: str                                      # ARCHIVE/station.toml (absolute)
+    exists: bool = False
+    values: dict = field(default_factory=dict)     # {section: {key: value}}, defaults filled
+
+    def get(self, section, key):
+        return self.values[section][key]
+
+    def source(self):
+        """Where the settings come from, for a message."""
+        return self.path if self.exists else "the default (%s does not exist)" % self.path
+
+    def _refuse(self, what, section, value):
+        pat = self.get(section, "id_pattern")
+        if re.fullmatch(pat, value, re.DOTALL):
+            return None
+        return ("%s %s does not have the form this station takes: it must match the pattern "
+                "%s of [%s] id_pattern in %s; nothing was sent to the recorder: check the "
+                "%s, or change the pattern there (%s)"
+                % (what, _show(value), _show(pat), section, self.source(), what, DOC))
+
+    def refuse_officer(self, officer):
+        """None if ``officer`` has the configured form, else one line saying why not."""
+        return self._refuse("officer id", "officer", officer)
+
+    def refuse_unit(self, unit):
+        return self._refuse("unit", "unit", unit)
+
+
+def _defaults():
+    return {s: {k: spec.default for k, spec in keys.items()} for s, keys in SECTIONS.items()}
+
+
+def load(archive_dir) -> StationConfig:
+    """ARCHIVE/station.toml, checked; the defaults if there is none. Raises
+    StationConfigError (the file is named) on anything else than what SECTIONS declares."""
+    path = os.path.join(os.path.abspath(archive_dir), FILE)
+    cfg = StationConfig(path, False, _defaults())
+    bad = "%s: %%s; fix the file (see %s) or remove it to use the defaults" % (path, DOC)
+    try:
+        raw = safeio.read_capped(str(archive_dir), FILE, MAX_BYTES, "station config")
+    except FileNotFoundError:
+        return cfg
+    except NotADirectoryError:
+        return cfg                 # no archive there: the verb says so itself
+    except safeio.StoreFileError:
+        raise StationConfigError(bad % ("is not a regular file of at most %d bytes (a "
+                                        "symbolic link, a folder, a device or too large): "
+                                        "the station reads only a regular file there"
+                                        % MAX_BYTES)) from None
+    except OSError as e:
+        raise StationConfigError("%s cannot be read (%s)" % (path, e.strerror or e)) from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise StationConfigError(bad % ("not UTF-8 text (byte %d)" % e.start)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise StationConfigError(bad % ("not valid TOML (%s)" % e)) from None
+    cfg.exists = True
+    for sname, section in doc.items():
+        keys = SECTIONS.get(sname)
+        if keys is None and not isinstance(section, dict):
+            raise StationConfigError(bad % ("key %s is outside any section (known sections: "
+                                            "%s)" % (_show(sname)[:80], ", ".join(
+                                                "[%s]" % s for s in SECTIONS))))
+        if keys is None:
+            raise StationConfigError(bad % ("unknown section %s (known: %s)" % (
+                _show(sname)[:80], ", ".join("[%s]" % s for s in SECTIONS))))
+        if not isinstance(section, dict):
+            raise StationConfigError(bad % ("%s must be a section [%s], not a value"
+                                            % (_show(sname), sname)))
+        for k, v in section.items():
+            spec = keys.get(k)
+            if spec is None:
+                raise StationConfigError(bad % ("unknown key %s in [%s] (known: %s)" % (
+                    _show(k)[:80], sname, ", ".join(keys))))
+            if type(v) is not spec.type:
+                raise StationConfigError(bad % ("[%s] %s must be %s, not %s" % (
+                    sname, k, {str: "a string", int: "a whole number"}.get(
+                        spec.type, spec.type.__name__), _show(v)[:80])))
+            why = spec.check(v) if spec.check is not None else None
+            if why is not None:
+                raise StationConfigError(bad % ("[%s] %s = %s %s" % (sname, k, _show(v)[:80],
+                                                                    why)))
+            cfg.values[sname][k] = v
+    return cfg
