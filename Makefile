@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench setup clean voices
 
 setup: $(STAMP) $(MPVM)
 
@@ -27,6 +27,11 @@ test: setup
 
 bench: setup
 	$(VPY) -m tests.bench
+
+# the virtual microphone's speech (sim/hal/voicepcm.py), remade with espeak-ng (apt); tests
+# use the committed file and never need espeak-ng
+voices: setup
+	$(VPY) sim/make_voice_assets.py
 
 clean:
 	rm -rf $(VENV) sim/mpvm/node_modules demo-out

@@ -21,14 +21,16 @@ import zlib
 import av
 
 RATE = 16000
-SPEED = 400                 # espeak-ng words a minute: a statement takes about 2.5 s
+SPEED = 400                 # espeak-ng words a minute: a statement takes about 2.5 s,
+                            # the notice about 4.7 s
 PEAK = 16384                # -6 dBFS
 KEEP_BITS_MASK = ~0x3F      # 10-bit resolution
 EDGE = RATE // 100          # 10 ms of the quiet start and end kept
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hal", "voicepcm.py")
 
 # what is said (Mandarin) and what it means (English), by reason; "notice" is the phrase
-# the recorder's speaker plays when the officer presses NOTICE
+# the recorder's speaker plays when the officer presses NOTICE (the standard phrase the
+# README's button table names)
 PHRASES = [
     ("weather", "因天气原因中断，现在继续录像。",
      "Interrupted because of the weather; recording again now."),
@@ -46,9 +48,9 @@ PHRASES = [
      "Interrupted because the recorder overheated; recording again now."),
     ("power_loss", "因设备断电中断，现在继续录像。",
      "Interrupted because the recorder lost power; recording again now."),
-    ("notice", "您好，我是执法人员，现依法全程录音录像。",
-     "Hello, I am a law enforcement officer; by law, everything is now being "
-     "recorded on audio and video."),
+    ("notice", "为保护您的合法权益，监督我们的执法行为，本次执法全程录音录像。",
+     "To protect your lawful rights and interests and to supervise our enforcement, "
+     "this enforcement action is recorded on audio and video from start to end."),
 ]
 
 

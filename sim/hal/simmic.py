@@ -3,6 +3,9 @@
 # Ambient noise is one pre-generated block (made once, at about -48 dBFS), repeated at a
 # moving offset; say(pcm) queues speech (s16le, 16 kHz) that replaces the ambient from
 # the next sample captured on. Copies are slices: no per-sample Python on the data path.
+# What is said comes from sim/hal/voicepcm.py (made by sim/make_voice_assets.py): the
+# officer's statements, put in by simdevice.py while VOICE is held, and the notice phrase
+# the speaker plays (simui.SimUI.say). See docs/simulator.md.
 # Runs on MicroPython and CPython.
 RATE = 16000
 _NOISE_SAMPLES = 4093           # a prime: the repeat does not line up with blocks
