@@ -1,0 +1,415 @@
+"""`sealcam clip`: a verifiable extract of the archive (SPEC §12).
+
+    sealcam clip --archive DIR --out FILE.mkv
+                 (--annotation DEVICE:SEQ | --mark DEVICE:SEQ [--before S] [--after S]
+                  | --device ID --from TIME --to TIME | --officer ID --from TIME --to TIME)
+                 [--json]
+
+--annotation: a VOICE_ANNOTATION's span (the officer's statement), or, given an
+INTERRUPTION's seq, the statement(s) that explain it. --mark: S seconds around a MARK
+(default 5 before, 10 after). --device / --officer: a time range (UTC, ISO 8601, e.g.
+2026-11-30T08:15:00Z) of a device, or of the shifts an officer was assigned (ASSIGN
+records). One clip per segment: a selection that touches one segment writes FILE.mkv;
+one that touches several (a statement across a rollover, a range over several segments)
+writes FILE-DEVICE-SEGMENT.mkv for each. Each clip gets FILE.mkv.prov beside it.
+
+The archive is read, never written. A clip is cut only from records that verify (the
+device key the station log registered, each record's hash in the signed station log) and
+from media chunks that match their signed root.
+
+Exit codes: 0 clip(s) written; 1 the archive does not prove what was asked (a record,
+chunk or log that does not verify: run `sealcam verify DIR`); 3 usage error, not an
+archive, or nothing of the kind asked in it.
+
+Python: make_clip(archive, out, annotation=(dev, seq) | mark=(dev, seq) | device=id |
+officer=id, since=ms, until=ms, before=s, after=s) -> {"clips": [...], ...}
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+
+from . import records as R
+from .clipcut import ClipError, Segment, cut
+from .records import K
+
+__all__ = ["make_clip", "ArchiveSource", "ClipError", "add_arguments", "run",
+           "parse_time", "clip_command"]
+
+
+class ArchiveSource:
+    """What a clip is cut from: a station archive, opened read-only."""
+
+    def __init__(self, root, device):
+        from .archive import Archive, ArchiveError
+        from .archive_verify import station_pub_checked
+        from .tlog.replay import replay
+        self.root = os.path.abspath(os.fspath(root))
+        try:
+            self.a = Archive(self.root, readonly=True)
+        except ArchiveError as e:
+            raise ClipError(str(e)) from None
+        pub, why = station_pub_checked(self.root)
+        if why:
+            raise ClipError("%s: %s: a clip needs the station's signed log" % (self.root, why),
+                            1)
+        self.station = pub
+        log = self.a.log()
+        acc = log.account(pub)
+        if acc.problem or (acc.checkpoint is None and acc.pending is None):
+            raise ClipError("%s: the station log is not signed by its station key (%s): run "
+                            "`sealcam verify %s`" % (self.root, acc.problem or "no checkpoint",
+                                                     self.root), 1)
+        self.log, self.size = log, acc.signed
+        self.note = (acc.pending or acc.checkpoint)[2]
+        st = replay(log, self.size)
+        if device not in st.devices:
+            known = ", ".join(sorted(st.devices)) or "none"
+            raise ClipError("device %s is not in the archive %s (devices: %s)"
+                            % (R.printable(device), self.root, known))
+        self.device, self.key = device, bytes(st.devices[device]["key"])
+        self.logged = st.records.get(device, {})
+        self.recs = {}
+        rows = self.a.db.execute("SELECT seq, data FROM records WHERE device = ? ORDER BY seq",
+                                 (device,))
+        for row in rows:
+            data = row["data"] if isinstance(row["data"], bytes) else b""
+            rec = R.decode(data)
+            lg = self.logged.get(row["seq"])
+            if rec.fatal or rec.errors or rec.seq != row["seq"] or lg is None \
+                    or bytes(lg[0]) != rec.hash or rec.kid != device.encode() \
+                    or not R.check_signature(self.key, rec):
+                break       # the verified prefix only (as the report): the rest is not used
+            self.recs[rec.seq] = rec
+
+    def open_media(self, rel):
+        from .safeio import open_regular
+        try:
+            return open_regular(self.root, "devices/%s/%s" % (self.device, rel))
+        except FileNotFoundError:
+            raise ClipError("%s: %s is not in the archive (the media of this segment was not "
+                            "offloaded)" % (self.device, rel)) from None
+        except OSError as e:
+            raise ClipError("%s: %s: %s" % (self.device, rel, e), 1) from None
+
+    def index(self, rel, n):
+        from .safeio import read_capped
+        try:
+            return read_capped(self.root, "devices/%s/%s" % (self.device, rel),
+                               32 * n + (1 << 20), "chunk index")[:32 * n]
+        except OSError as e:
+            raise ClipError("%s: %s cannot be read (%s): run `sealcam verify %s`"
+                            % (self.device, rel, e, self.root), 1) from None
+
+    def log_part(self, recs):
+        from .tlog import merkle
+        want = {r.seq: r.hash for r in recs}
+        found = {}
+        for i, raw, e in self.log.entries(0, self.size):
+            if e.get("type") != "records" or e.get("device") != self.device:
+                continue
+            for item in e.get("records") or ():
+                if isinstance(item, list) and len(item) == 3 and item[0] in want \
+                        and item[1] == want[item[0]] and item[0] not in found:
+                    found[item[0]] = (i, raw)
+            if len(found) == len(want):
+                break
+        lack = sorted(set(want) - set(found))
+        if lack:
+            raise ClipError("%s: the station log holds no entry for seq %s: run `sealcam "
+                            "verify %s`" % (self.device, ", ".join(map(str, lack)), self.root),
+                            1)
+        hashes = self.log.hashes
+        entries = []
+        for i, raw in sorted(set(found.values())):
+            entries.append([i, raw, merkle.inclusion_proof(hashes, i, self.size)])
+        return {"origin": self.log.origin, "station": self.station, "checkpoint": self.note,
+                "entries": entries}
+
+    def close(self):
+        self.a.close()
+
+
+# --- selections ----------------------------------------------------------------------
+
+def _rec(src, seq, types, what):
+    r = src.recs.get(seq)
+    if r is None:
+        raise ClipError("%s has no verified record seq %d in %s" % (src.device, seq, src.root))
+    if r.type not in types:
+        raise ClipError("%s seq %d is a %s, not %s" % (src.device, seq, r.tname, what))
+    return r
+
+
+def _spans(src, seq):
+    """[(VOICE_ANNOTATION, [INTERRUPTION...])] the annotation selector names."""
+    r = _rec(src, seq, (R.VOICE_ANNOTATION, R.INTERRUPTION),
+             "a VOICE_ANNOTATION or an INTERRUPTION")
+    if r.type == R.VOICE_ANNOTATION:
+        voices = [r]
+    else:
+        voices = [v for v in src.recs.values() if v.type == R.VOICE_ANNOTATION
+                  and v.body[K.REFERS] == seq]
+        if not voices:
+            raise ClipError("%s INTERRUPTION seq %d (%s) has no voice annotation: nothing was "
+                            "said about it (`sealcam report` shows its status)"
+                            % (src.device, seq, R.printable(r.body[K.REASON])))
+    return voices
+
+
+def _annotation_cuts(src, seq):
+    """[(segment, b1, b2, asked, subject records)] of an annotation selection."""
+    by_seg = {}
+    for v in sorted(_spans(src, seq), key=lambda v: v.seq):
+        seg, c1, o1, c2, o2 = v.body[K.SPAN]
+        by_seg.setdefault(seg, []).append(v)
+    out = []
+    for segno, voices in sorted(by_seg.items()):
+        seg = Segment(src, segno)
+        b1 = min(v.body[K.SPAN][1] * seg.chunk + v.body[K.SPAN][2] for v in voices)
+        b2 = max(v.body[K.SPAN][3] * seg.chunk + v.body[K.SPAN][4] for v in voices)
+        if b2 > seg.length or b1 >= b2:
+            raise ClipError("%s seq %d: the span (bytes %d..%d) is not inside the signed "
+                            "media of segment %d (%d bytes)" % (src.device, voices[0].seq, b1,
+                                                                b2, segno, seg.length), 1)
+        interr = [src.recs[v.body[K.REFERS]] for v in voices if v.body[K.REFERS] in src.recs]
+        out.append((seg, b1, b2, seg.span_times(b1, b2), voices + interr))
+    return out
+
+
+def _mark_cut(src, seq, before, after):
+    r = _rec(src, seq, (R.MARK,), "a MARK")
+    at = r.body.get(K.AT)
+    if at is None:
+        raise ClipError("%s MARK seq %d was made while not recording: no media to cut"
+                        % (src.device, seq))
+    seg = Segment(src, at[0])
+    t = seg.time_at(at[1] * seg.chunk + at[2])
+    t1, t2 = max(0, t - before * 1000), min(seg.media_end(), t + after * 1000)
+    b1, b2 = seg.bytes_of(t1, max(t2, t1 + 1))
+    return [(seg, b1, b2, (t1, t2), [r])]
+
+
+def _range_cuts(src, t_from, t_to, extra=()):
+    """Cuts of every segment of the device that recorded between RTC t_from and t_to."""
+    out = []
+    for r in sorted(src.recs.values(), key=lambda r: r.seq):
+        if r.type != R.REC_START:
+            continue
+        try:
+            seg = Segment(src, r.seq)
+        except ClipError:
+            continue
+        lo, hi = max(t_from, seg.origin_rtc), min(t_to, seg.end_rtc)
+        if lo >= hi:
+            continue
+        t1, t2 = lo - seg.origin_rtc, min(hi - seg.origin_rtc, seg.media_end())
+        if t1 >= t2:
+            continue
+        b1, b2 = seg.bytes_of(t1, t2)
+        out.append((seg, b1, b2, (t1, t2), list(extra)))
+    return out
+
+
+def _shifts(src, officer):
+    """[(ASSIGN record, start rtc, end rtc)] of the officer's shifts on this device."""
+    assigns = sorted((r for r in src.recs.values() if r.type == R.ASSIGN),
+                     key=lambda r: r.seq)
+    out = []
+    for i, a in enumerate(assigns):
+        if a.body[K.OFFICER] != officer:
+            continue
+        end = assigns[i + 1].body[K.RTC] if i + 1 < len(assigns) else 1 << 62
+        out.append((a, a.body[K.RTC], end))
+    return out
+
+
+def _devices(root):
+    from .archive import Archive, ArchiveError
+    try:
+        with Archive(root, readonly=True) as a:
+            return [r["id"] for r in a.db.execute("SELECT id FROM devices ORDER BY id")]
+    except ArchiveError as e:
+        raise ClipError(str(e)) from None
+
+
+def _name(out, src, seg, many):
+    if not many:
+        return out
+    stem = out[:-4] if out.endswith(".mkv") else out
+    return "%s-%s-%d.mkv" % (stem, src.device, seg.seq)
+
+
+def make_clip(archive, out, annotation=None, mark=None, device=None, officer=None,
+              since=None, until=None, before=5.0, after=10.0):
+    """Cut the selection (exactly one of annotation, mark, device, officer) out of the
+    archive into ``out`` (and ``out``.prov). Returns {"archive", "selection", "clips":
+    [summary]}; ClipError (with .code) if it cannot."""
+    chosen = [x for x in (annotation, mark, device, officer) if x is not None]
+    if len(chosen) != 1:
+        raise ClipError("give exactly one of --annotation, --mark, --device, --officer")
+    if (device or officer) and (since is None or until is None or since >= until):
+        raise ClipError("--device and --officer need --from TIME and --to TIME, from before to")
+    if before < 0 or after < 0:
+        raise ClipError("--before and --after are seconds, 0 or more")
+    plans = []
+    if annotation or mark:
+        did, seq = annotation or mark
+        src = ArchiveSource(archive, did)
+        sel = "annotation" if annotation else "mark"
+        cuts = _annotation_cuts(src, seq) if annotation else _mark_cut(src, seq, before, after)
+        plans.append((src, cuts, {"kind": sel, "seqs": [], "from": None, "to": None}))
+    elif device:
+        src = ArchiveSource(archive, device)
+        plans.append((src, _range_cuts(src, since, until),
+                      {"kind": "range", "seqs": [], "from": since, "to": until}))
+    else:
+        seen = False
+        for did in _devices(archive):
+            src = ArchiveSource(archive, did)
+            cuts = []
+            for a, lo, hi in _shifts(src, officer):
+                seen = True
+                if min(hi, until) > max(lo, since):
+                    cuts += _range_cuts(src, max(lo, since), min(hi, until), [a])
+            plans.append((src, cuts, {"kind": "range", "seqs": [], "from": since,
+                                      "to": until}))
+        if not seen:
+            raise ClipError("officer %s is not in the archive %s: no ASSIGN record names them"
+                            % (R.printable(officer), os.path.abspath(archive)))
+    n = sum(len(c) for _, c, _ in plans)
+    if n == 0:
+        raise ClipError("nothing was recorded in that time range (%s to %s UTC)"
+                        % (_iso(since), _iso(until)))
+    clips = []
+    for src, cuts, subj in plans:
+        for seg, b1, b2, asked, subject_recs in cuts:
+            subject = dict(subj, seqs=sorted({r.seq for r in subject_recs}))
+            clips.append(cut(seg, b1, b2, asked, subject, subject_recs,
+                             _name(out, src, seg, n > 1)))
+        src.close()
+    return {"archive": os.path.abspath(archive), "clips": clips,
+            "verify": ["sealcam verify-clip %s --archive %s" % (c["file"],
+                                                                 os.path.abspath(archive))
+                       for c in clips]}
+
+
+def clip_command(archive, device, seq, out):
+    """The exact `sealcam clip` command line of one annotation (for the report)."""
+    import shlex
+    return "sealcam clip --archive %s --annotation %s:%d --out %s" % (
+        shlex.quote(archive), device, seq, shlex.quote(out))
+
+
+# --- command line ----------------------------------------------------------------------
+
+def parse_time(s):
+    """argparse type: UTC time ISO 8601 (2026-11-30T08:15:00Z, or with an offset; a time
+    without one is UTC) -> ms since 1970."""
+    import argparse
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace(" ", "T"))
+    except (ValueError, AttributeError):
+        raise argparse.ArgumentTypeError("not a time (2026-11-30T08:15:00Z): %r" % (s,)) \
+            from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+def _devseq(s):
+    import argparse
+    dev, _, seq = s.rpartition(":")
+    if R.device_id_error(dev) is None and seq.isdigit() and len(seq) < 19:
+        return dev, int(seq)
+    raise argparse.ArgumentTypeError("not DEVICE:SEQ (e.g. SC-00A1B2C3:42): %r" % (s,))
+
+
+def _secs(s):
+    import argparse
+    try:
+        x = float(s)
+    except ValueError:
+        x = -1
+    if not 0 <= x <= 3600:
+        raise argparse.ArgumentTypeError("seconds 0..3600: %r" % (s,))
+    return x
+
+
+def add_arguments(p):
+    p.add_argument("--archive", required=True, metavar="DIR", help="the station archive")
+    p.add_argument("--out", required=True, metavar="FILE.mkv",
+                   help="the clip to write (its provenance goes to FILE.mkv.prov)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--annotation", type=_devseq, metavar="DEVICE:SEQ",
+                   help="a VOICE_ANNOTATION's statement, or an INTERRUPTION's statement(s)")
+    g.add_argument("--mark", type=_devseq, metavar="DEVICE:SEQ",
+                   help="the seconds around a MARK (--before, --after)")
+    g.add_argument("--device", metavar="ID", help="a time range of this device (--from, --to)")
+    g.add_argument("--officer", metavar="ID",
+                   help="a time range of this officer's shifts (--from, --to)")
+    p.add_argument("--from", dest="since", type=parse_time, metavar="TIME",
+                   help="start of the range, UTC (2026-11-30T08:15:00Z)")
+    p.add_argument("--to", dest="until", type=parse_time, metavar="TIME",
+                   help="end of the range, UTC")
+    p.add_argument("--before", type=_secs, default=5.0, metavar="S",
+                   help="--mark: seconds before it (default: %(default)g)")
+    p.add_argument("--after", type=_secs, default=10.0, metavar="S",
+                   help="--mark: seconds after it (default: %(default)g)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def _iso(ms):
+    if ms is None:
+        return "?"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def to_text(res):
+    out = []
+    for c in res["clips"]:
+        subj = c["subject"]
+        what = {"annotation": "the officer's statement (records %s)",
+                "mark": "around the MARK (record %s)",
+                "range": "the time range (records %s)"}[subj["kind"]] % (
+            ", ".join(map(str, subj["seqs"])) or "-")
+        out += ["clip:       %s" % c["file"],
+                "provenance: %s" % c["prov"],
+                "what:       %s of %s, segment %d (chunks %d-%d, %d bytes)"
+                % (what, c["device"], c["segment"], c["chunks"][0], c["chunks"][1], c["bytes"]),
+                "asked:      %s to %s (media %.1f s to %.1f s)"
+                % (c["asked"]["from"], c["asked"]["to"], c["asked"]["from_s"], c["asked"]["to_s"]),
+                "covers:     %s to %s (media %.1f s to %.1f s): %.1f s more before, %.1f s "
+                "more after (whole chunks)" % (c["covers"]["from"], c["covers"]["to"],
+                                               c["covers"]["from_s"], c["covers"]["to_s"],
+                                               c["beyond"]["before_s"], c["beyond"]["after_s"])]
+        if c["short"]["before_s"] or c["short"]["after_s"]:
+            out.append("note:       the recording does not reach the whole range asked "
+                       "(%.1f s missing before, %.1f s after)" % (c["short"]["before_s"],
+                                                                  c["short"]["after_s"]))
+        out += ["play it:    %s" % c["play"],
+                "check it:   sealcam verify-clip %s --archive %s" % (c["file"], res["archive"]),
+                ""]
+    return "\n".join(R.printable(x, backslash=False) for x in out)
+
+
+def run(args) -> int:
+    try:
+        res = make_clip(args.archive, args.out, annotation=args.annotation, mark=args.mark,
+                        device=args.device, officer=args.officer, since=args.since,
+                        until=args.until, before=args.before, after=args.after)
+    except ClipError as e:
+        print("sealcam clip: %s" % R.printable(str(e)), file=sys.stderr)
+        return e.code
+    except OSError as e:
+        print("sealcam clip: cannot write %s: %s" % (args.out, e.strerror or e),
+              file=sys.stderr)
+        return 3
+    if args.json:
+        sys.stdout.write(json.dumps(res, indent=2, ensure_ascii=True) + "\n")
+    else:
+        sys.stdout.write(to_text(res))
+    return 0
