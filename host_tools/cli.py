@@ -8,7 +8,12 @@
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
     sealcam status --port PORT --archive DIR [--json]
     sealcam report --archive DIR [--device ID] [--officer ID] [--from DATE] [--to DATE]
-                   [--json | --csv]
+                   [--clips DIR] [--json | --csv]
+    sealcam clip --archive DIR --out FILE.mkv (--annotation DEVICE:SEQ | --mark DEVICE:SEQ
+                 [--before S] [--after S] | --device ID --from TIME --to TIME
+                 | --officer ID --from TIME --to TIME) [--json]
+    sealcam verify-clip FILE.mkv [--prov FILE.mkv.prov] [--archive DIR | --key DEVICE.pub]
+                        [--station-key STATION.pub] [--json]
     sealcam station init --archive DIR
     sealcam station register --archive DIR --device ID --key PUB
     sealcam station checkpoint --archive DIR [--out FILE]
@@ -31,6 +36,9 @@ Exit codes:
     status:  0 READY, 2 NOT_READY or annotations waiting, 1/3/4/5/6/130 as for checkout
     report:  0 no problems, 1 problems listed (records that do not verify among them),
              3 usage error / not an archive, 130 interrupted
+    clip:    0 clip(s) written, 1 the archive does not prove what was asked (run verify),
+             3 usage error / not an archive / nothing of the kind asked
+    verify-clip: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage / unreadable file
     station, sim: 0 ok, 3 usage error or an archive that cannot be written
              (station reindex: 1 records the log names were found nowhere)
 """
@@ -62,6 +70,9 @@ exit codes:
   status   0 READY, 2 NOT_READY or annotations waiting, others as for checkout
   report   0 no problems, 1 problems listed (records that do not verify among them),
            3 usage error or not an archive, 130 interrupted (Ctrl-C)
+  clip     0 clip(s) written, 1 the archive does not prove what was asked (run verify),
+           3 usage error, not an archive, or nothing of the kind asked in it
+  verify-clip  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage error or unreadable file
   station, sim  0 ok, 3 usage error or an archive that cannot be written
                 (station reindex: 1 records the log names were found nowhere)
 
@@ -214,6 +225,37 @@ def _build_parser() -> argparse.ArgumentParser:
     from .report import add_arguments as _report_args
     _report_args(rp)
     rp.set_defaults(func=_cmd_report)
+
+    from . import clip as _clip
+    from . import clip_verify as _clip_verify
+    cl = sub.add_parser(
+        "clip", help="cut a verifiable clip out of the archive: a statement, a mark, a "
+                     "time range of a device or an officer",
+        description="Cut a standalone, playable .mkv out of the archive on chunk "
+                    "boundaries (SPEC §12), with FILE.mkv.prov beside it: the signed records, "
+                    "chunk hashes and station log proofs that prove every byte of it. One "
+                    "clip per segment: a selection over several segments writes "
+                    "FILE-DEVICE-SEGMENT.mkv for each. The output says what the clip covers, "
+                    "how far it reaches beyond the asked range, and how to play it.",
+        epilog="exit codes: 0 clip(s) written, 1 the archive does not prove what was asked "
+               "(a record, chunk or station log that does not verify: run `sealcam verify "
+               "DIR`), 3 usage error, not an archive, or nothing of the kind asked in it",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _clip.add_arguments(cl)
+    cl.set_defaults(func=_clip.run)
+    vc = sub.add_parser(
+        "verify-clip", help="check a clip against its provenance, the device key and the "
+                            "station log",
+        description="Check every byte of a clip against the recorder's signed chunk hashes, "
+                    "the records' signatures against the device key (the archive's registered "
+                    "key, or --key), and the records' inclusion in the station log (the "
+                    "archive's current checkpoint, or the provenance's own signed checkpoint) "
+                    "(SPEC §12.4). Prints what was and was not checked.",
+        epilog="exit codes: 0 OK or OK_WITH_MISSING_INFO (a key only the provenance's own), "
+               "1 NOT_OK, 3 usage error or a file that cannot be read",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _clip_verify.add_arguments(vc)
+    vc.set_defaults(func=_clip_verify.run)
 
     st = sub.add_parser("station", help="the docking station: key and archive",
                         description="Set up the station key and archive, register devices.")
