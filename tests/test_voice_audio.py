@@ -192,8 +192,8 @@ def test_statements_inside_spans_and_notice_after_its_mark_micropython(tmp_path)
 def test_a_statement_is_cut_to_the_hold(tmp_path):
     """An officer speaks only while holding VOICE: a 1.5 s hold carries the first 1.3 s of
     the statement, inside the span; the rest is never said."""
-    steps = [["press", "record"], ["run", 1]] + interruption(0, [["hold", "voice", 1.5],
-                                                                 ["run", 1]]) + [["press", "record"]]
+    steps = ([["press", "record"], ["run", 1]] +
+             interruption(0, [["hold", "voice", 1.5], ["run", 1]]) + [["press", "record"]])
     sd = str(tmp_path / "cut")
     sm = run_job({"sd_host": sd, "flash_host": sd + ".flash", "steps": steps,
                   "settings": SETTINGS, "seed": 5, "bitrate": 200000}, "cpython")
@@ -216,8 +216,12 @@ def test_assets_are_what_the_docs_say():
     reasons = {"weather", "place_change", "other", "battery_low", "storage_full",
                "device_fault", "overheat", "power_loss"}
     assert set(voicepcm.TEXT) == reasons | {"notice"} and voicepcm.RATE == RATE
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    doc = open(os.path.join(root, "docs", "simulator.md"), encoding="utf-8").read()
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    assert voicepcm.TEXT["notice"][0].rstrip("。") in readme     # the phrase NOTICE plays
     for name, (zh, en) in voicepcm.TEXT.items():
-        assert zh.endswith("。") and en
+        assert zh.endswith("。") and zh in doc and en in doc, name
         p = voicepcm.pcm(name)
         a = memoryview(p).cast("h")
         assert 1.5 <= len(a) / RATE <= (5 if name == "notice" else 3), name
