@@ -46,14 +46,16 @@ Sections:
   unassigned_recording  records flagged NO_OFFICER made while a segment was open
   self_checks         SELF_CHECK records (R6)
   releases            RELEASE records: media removed against a custody receipt (§10.8)
+  statements          VOICE_ANNOTATION records, each with the `sealcam clip` command that
+                      writes it as a clip to hear (--clips DIR writes them all)
   summary             counts per device
   problems            what makes the report non-compliant: unexplained interruptions,
                       missing annotations, late offloads, DRIFT flags, records that do not
                       verify
 
 Exit codes: 0 the report was made and shows no problem; 1 the report was made and lists
-compliance problems (records that do not verify among them); 3 usage error, or DIR is not a
-readable archive.
+compliance problems (records that do not verify among them); 3 usage error, DIR is not a
+readable archive, or --officer names an officer no record of the archive names.
 
 JSON (--json): one object; every key below is always present (lists may be empty, values
 that a record does not carry are null). Times are UTC ISO 8601 strings with milliseconds
@@ -110,6 +112,13 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
         # facts: {"battery_pct", "storage_min", "clock_error_ms", "oldest_unreceipted_s",
         #         "since_calibration_ms"}, each int or null
     "releases": [{"device", "seq", "time", "segment", "media", "length", "number"}],
+    "statements": [{"device", "seq", "time", "officer", "unit", "refers", "reason",
+                    "segment", "span", "duration_s", "clip_command", "clip_file",
+                    "clip_error"}],
+        # each VOICE_ANNOTATION (the officer's statement): refers/reason = the INTERRUPTION
+        # it explains; clip_command = the exact `sealcam clip` that writes it as a playable,
+        # verifiable clip (SPEC §12); clip_file / clip_error: set by --clips DIR, which
+        # writes DIR/DEVICE-SEQ.mkv (+ .prov) for each, or says why it could not
     "unverified": [{"device", "first_seq", "records", "reason"}],
         # per device: the records left out, from the first that does not verify
     "notes": [str],
@@ -122,7 +131,7 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
 
 CSV (--csv): one table, header CSV_COLUMNS; one row per item, its `section` column one of
 summary, interruption, late_offload, clock_adjustment, refusal, recovery, mark, shift,
-unassigned_recording, self_check, release, problem. Nested values are flattened with "_"
+unassigned_recording, self_check, release, statement, problem. Nested values are flattened with "_"
 (annotation_seq, interruptions_total, facts_battery_pct, ...); lists are JSON text.
 """
 from __future__ import annotations
@@ -181,6 +190,8 @@ CSV_COLUMNS = [
     "refusals", "recoveries", "marks_important", "marks_notice_given", "marks_bookmark",
     "marks_other", "shifts", "unassigned_records", "self_checks", "self_checks_not_ready",
     "releases", "problems",
+    # statement
+    "span", "duration_s", "clip_command", "clip_file", "clip_error",
 ]
 
 _CSV_SET = frozenset(CSV_COLUMNS)
@@ -267,11 +278,12 @@ def _station_facts(root):
 
 
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,
-                 offload_limit_h=24):
+                 offload_limit_h=24, clips_dir=None):
     """The report as a dict (the JSON object of the module docstring). ``device``: an id or
     a list of ids (None: every device); ``since``/``until``: UTC days (date or
-    "YYYY-MM-DD"), inclusive, by record time. Raises ReportError (not an archive, unknown
-    device, bad dates)."""
+    "YYYY-MM-DD"), inclusive, by record time. ``clips_dir``: where the clip commands of the
+    statements write (default: the current folder). Raises ReportError (not an archive,
+    unknown device, an officer no record names, bad dates)."""
     since, until = _as_date(since, "--from"), _as_date(until, "--to")
     if since and until and since > until:
         raise ReportError("--from %s is after --to %s" % (since, until))
@@ -311,6 +323,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         items = {k: [] for k, _ in _SECTIONS}
         unverified = []
         counts = {}
+        officer_seen = False
         signed, log_notes, log_problems = _station_facts(root)
         log_problems = typed_problems + log_problems
         notes.extend(log_notes)
@@ -341,12 +354,23 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
             except sqlite3.DatabaseError as e:
                 raise ReportError("%s: cannot read the records of device %s: %s"
                                   % (root, did, e)) from None
+            officer_seen = officer_seen or officer is None or any(
+                b.get(R.K.OFFICER) == officer for _, b in d.recs)
             dev_items, selected, segments = _device_items(d, sel, limit_h)
             for k in items:
                 items[k].extend(dev_items[k])
             counts[did] = (selected, segments, d.last_seq())
     finally:
         db.close()
+    if not officer_seen:
+        raise ReportError("officer %s is not in the archive %s: no record of %s names them "
+                          "(check the id; `sealcam report --archive %s` lists every shift)"
+                          % (R.printable(officer), root, "device " + ", ".join(ids)
+                             if device else "any device", archive_dir))
+    from .clip import clip_command
+    for st in items["statements"]:
+        st["clip_command"] = clip_command(root, st["device"], st["seq"], os.path.join(
+            clips_dir or "", "%s-%d.mkv" % (st["device"], st["seq"])))
     probs = _problems(items)
     for u in unverified:
         probs.append({"device": u["device"], "seq": u["first_seq"], "kind": "not_verified",
@@ -378,6 +402,21 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
     rep["notes"] = notes
     rep["problems"] = probs
     return rep
+
+
+def write_clips(rep, clips_dir):
+    """--clips DIR: write every statement of the report as DIR/DEVICE-SEQ.mkv and its
+    provenance (SPEC §12); each statement's clip_file or clip_error says how it went."""
+    from .clip import ClipError, make_clip
+    os.makedirs(clips_dir, exist_ok=True)
+    for st in rep["statements"]:
+        out = os.path.join(clips_dir, "%s-%d.mkv" % (st["device"], st["seq"]))
+        try:
+            res = make_clip(rep["archive"], out, annotation=(st["device"], st["seq"]))
+            st["clip_file"] = res["clips"][0]["file"]
+        except (ClipError, OSError) as e:
+            st["clip_error"] = str(e)
+            rep["notes"].append("%s seq %d: no clip written: %s" % (st["device"], st["seq"], e))
 
 
 def exit_code(rep):

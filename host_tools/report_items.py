@@ -38,7 +38,8 @@ _SECTIONS = [("interruptions", "interruption"), ("late_offloads", "late_offload"
              ("clock_adjustments", "clock_adjustment"), ("refusals", "refusal"),
              ("recoveries", "recovery"), ("marks", "mark"), ("shifts", "shift"),
              ("unassigned_recording", "unassigned_recording"),
-             ("self_checks", "self_check"), ("releases", "release")]
+             ("self_checks", "self_check"), ("releases", "release"),
+             ("statements", "statement")]
 
 
 class ReportError(Exception):
@@ -353,6 +354,18 @@ def _interruption(d, seq, b):
     return item
 
 
+def _statement(d, base, b):
+    """A VOICE_ANNOTATION: the officer's statement and how to hear it (the clip command is
+    filled in by report.build_report, which knows the archive)."""
+    i = d.by_seq.get(_int(b.get(K.REFERS)), {})
+    span, _ = _span_of(b, d)
+    return dict(base, officer=_str(b.get(K.OFFICER)), unit=_str(b.get(K.UNIT)),
+                refers=_int(b.get(K.REFERS)), reason=_str(i.get(K.REASON)),
+                segment=span[0] if span else None, span=span,
+                duration_s=_secs(b.get(K.DURATION)), clip_command=None, clip_file=None,
+                clip_error=None)
+
+
 def _late_offloads(d, sel, limit_h):
     segs = {}
     for seq, b in d.recs:
@@ -484,6 +497,8 @@ def _device_items(d, sel, limit_h):
             out["releases"].append(dict(base, segment=_int(b.get(K.SEGMENT)),
                                         media=_str(b.get(K.MEDIA)),
                                         length=_int(b.get(K.LENGTH)), number=_int(b.get(K.NUMBER))))
+        elif t == VOICE_ANNOTATION:
+            out["statements"].append(_statement(d, base, b))
     out["late_offloads"] = _late_offloads(d, sel, limit_h)
     out["shifts"] = _shifts(d, sel)
     out["unassigned_recording"] = _unassigned(d, sel)

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .records import printable
-from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code
+from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code, write_clips
 from .report_items import _SECTIONS, ReportError, _day, _positive
 
 # --- output ------------------------------------------------------------------------------
@@ -148,6 +148,20 @@ def to_text(rep):
                     ["device", "seq", "time", "segment", "length", "receipt"],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["segment"],
                                 it["length"], it["number"]])
+    out += ["", "STATEMENTS: HOW TO HEAR THEM (%d)" % len(rep["statements"])]
+    for st in rep["statements"]:
+        out.append("  %s seq %s at %s: the statement for INTERRUPTION seq %s (%s), %s spoken"
+                   % (st["device"], st["seq"], _t(st["time"]), _cell(st["refers"]),
+                      _cell(st["reason"]), "%g s" % st["duration_s"]
+                      if st["duration_s"] is not None else "? s"))
+        if st["clip_file"]:
+            out.append("    written: %s (play: ffplay %s)" % (st["clip_file"], st["clip_file"]))
+        elif st["clip_error"]:
+            out.append("    no clip written: %s" % st["clip_error"])
+        else:
+            out.append("    " + st["clip_command"])
+    if not rep["statements"]:
+        out.append("  none")
     if rep["unverified"]:
         out += ["", "RECORDS LEFT OUT: THEY DO NOT VERIFY (%d device%s)" % (
             len(rep["unverified"]), "" if len(rep["unverified"]) == 1 else "s")]
@@ -218,6 +232,9 @@ def add_arguments(parser):
     parser.add_argument("--offload-limit-h", type=_positive, default=24.0, metavar="H",
                         help="hours within which media must reach the archive (R8; "
                              "default: %(default)g)")
+    parser.add_argument("--clips", metavar="DIR", default=None,
+                        help="write every statement (VOICE_ANNOTATION) of the report as a "
+                             "playable, verifiable clip: DIR/DEVICE-SEQ.mkv and its .prov")
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (keys documented in host_tools/report.py)")
@@ -228,13 +245,19 @@ def add_arguments(parser):
 
 def run(args) -> int:
     """`sealcam report`: 0 report made, no problem; 1 report made, compliance problems;
-    3 usage error or not an archive."""
+    3 usage error, not an archive, or an officer no record names."""
+    clips = getattr(args, "clips", None)
     try:
         rep = build_report(args.archive, device=args.device, officer=args.officer,
                            since=args.since, until=args.until,
-                           offload_limit_h=args.offload_limit_h)
+                           offload_limit_h=args.offload_limit_h, clips_dir=clips)
+        if clips:
+            write_clips(rep, clips)
     except ReportError as e:
         print("sealcam report: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print("sealcam report: --clips %s: %s" % (clips, e.strerror or e), file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "json", False):
         # ASCII: no raw control or bidi character of a record reaches the terminal

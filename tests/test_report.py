@@ -668,7 +668,7 @@ def cli(argv, capsys):
 JSON_KEYS = {"format", "archive", "archive_id", "generated_at", "filters", "integrity",
              "devices", "summary", "interruptions", "late_offloads", "clock_adjustments",
              "refusals", "recoveries", "marks", "shifts", "unassigned_recording",
-             "self_checks", "releases", "unverified", "notes", "problems"}
+             "self_checks", "releases", "statements", "unverified", "notes", "problems"}
 
 
 def test_cli_json(built, capsys):
@@ -743,6 +743,7 @@ def test_cli_csv(built, capsys):
     assert count == {"summary": 2, "interruption": 5, "late_offload": 1,
                      "clock_adjustment": 2, "refusal": 1, "recovery": 1, "mark": 4,
                      "shift": 3, "unassigned_recording": 1, "self_check": 2, "release": 1,
+                     "statement": 1,
                      "problem": 5}
     w = next(r for r in rows if r["section"] == "interruption"
              and r["seq"] == str(f["int_weather"]))
@@ -971,3 +972,41 @@ def test_a_station_log_that_does_not_match_its_checkpoint_is_a_problem(tmp_path)
     kinds = [p["kind"] for p in rep["problems"]]
     assert "log_not_verified" in kinds and report.exit_code(rep) == 1
     assert rep["problems"][0]["device"] is None
+
+
+def test_each_statement_says_how_to_hear_it(full, built, capsys):
+    """Every VOICE_ANNOTATION is listed with the exact `sealcam clip` command that writes
+    it as a clip (tests/test_clip.py runs such commands on real media)."""
+    root, _, _, f = built
+    (st,) = full["statements"]
+    assert (st["device"], st["seq"], st["refers"], st["reason"]) == \
+        (A, f["voice"], f["int_weather"], "weather")
+    assert st["span"] == [f["seg2"], 1, 100, 3, 50] and st["duration_s"] == 3.5
+    assert st["clip_command"] == "sealcam clip --archive %s --annotation %s:%d --out %s-%d.mkv" \
+        % (os.path.abspath(root), A, f["voice"], A, f["voice"])
+    rc, out, _ = cli(["--archive", root], capsys)
+    assert "STATEMENTS: HOW TO HEAR THEM (1)" in out and st["clip_command"] in out
+
+
+def test_clips_dir_names_a_statement_it_cannot_cut(built, tmp_path, capsys):
+    """--clips DIR: the fixture archive holds records and no media, so no clip can be cut:
+    the statement says why, in one line, and nothing half-written is left."""
+    root, _, _, f = built
+    rc, out, err = cli(["--archive", root, "--clips", str(tmp_path / "c"), "--json"], capsys)
+    (st,) = json.loads(out)["statements"]
+    assert st["clip_file"] is None and "not offloaded" in st["clip_error"], st
+    assert st["clip_command"].endswith("--out %s" % (tmp_path / "c" / ("%s-%d.mkv"
+                                                                       % (A, f["voice"]))))
+    assert os.listdir(tmp_path / "c") == []
+
+
+def test_officer_never_seen_is_said_plainly(built, capsys):
+    root = built[0]
+    rc, out, err = cli(["--archive", root, "--officer", "OFC-9999"], capsys)
+    assert rc == 3 and out == ""
+    assert "officer OFC-9999 is not in the archive" in err and "no record" in err
+    with pytest.raises(report.ReportError):
+        report.build_report(root, officer="OFC-9999", device=B)
+    # an officer seen, but not on the selected days, is an empty report, not an error
+    rep = report.build_report(root, officer="OFC-0077", since="2030-01-01")
+    assert rep["interruptions"] == [] and rep["filters"]["officer"] == "OFC-0077"
