@@ -220,7 +220,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "R2/R3/R5/R7/R8/R12), read from the station archive. It reads the "
                     "records as offloaded; `sealcam verify ARCHIVE` is what proves them.",
         epilog="exit codes: 0 no problems, 1 problems listed (unexplained or missing "
-               "annotations, late offloads, clock drift), 3 usage error or not an archive",
+               "annotations, late offloads, clock drift), 3 usage error, not an archive, or "
+               "--officer names an officer no record names; --clips DIR writes each "
+               "statement as a clip (DIR/DEVICE-SEQ.mkv, SPEC §12)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     from .report import add_arguments as _report_args
     _report_args(rp)
