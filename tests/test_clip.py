@@ -1,0 +1,483 @@
+"""`sealcam clip` and `sealcam verify-clip` (SPEC §12): a verifiable extract of the archive.
+
+The archive is made the station's way: two recorders (the reference writer, tests/
+refwriter.py, with real Matroska media from the firmware's muxer, firmware/mkv.py, fed by
+the simulated camera and microphone) offloaded over a pty by `sealcam offload`. Device A
+records a shift of officer OFC-7: a mark, an interruption (weather), then the resumed
+segment with the officer's statement (VOICE_ANNOTATION); device B records one segment.
+Clips are decoded with FFmpeg (PyAV), verified, and tampered with byte by byte.
+"""
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import av
+import cbor2
+import pytest
+
+import fakedev
+import mkv
+import refwriter as rw
+from host_tools import clip, clip_verify, clipfile, station
+from host_tools.cli import main as cli
+from simcam import SimCamera
+from simclock import SimClock
+from simmic import SimMic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+A, B = "SC-CLIPA001", "SC-CLIPB002"
+CHUNK = 4096
+FPS = 5
+
+
+class Media:
+    """A segment's media: the muxer's bytes, written to the store once per 100 ms tick,
+    with block times on the store's monotonic clock (so RTC and media time agree)."""
+
+    def __init__(self, s):
+        self.s = s
+        self.clock = SimClock()
+        self.cam = SimCamera(self.clock, 80_000, FPS, s.device, s.officer)
+        self.mic = SimMic(self.clock)
+        self.buf = bytearray()
+        self.origin = s.mono
+        self.m = mkv.Muxer(self.buf.extend, 160, 120, FPS)
+        self.m.start(self.origin)
+        self.cam.start()
+        self.mic.start()
+        self.samples = 0
+        self._pcm = bytearray(32000)
+        self.flush()
+
+    def flush(self):
+        if self.buf:
+            self.s.write(bytes(self.buf))
+            del self.buf[:]
+
+    def run(self, seconds):
+        for _ in range(int(seconds * 10)):
+            self.clock.sleep_ms(100)
+            self.s.mono += 100
+            frames = self.cam.poll()
+            n = self.mic.readinto(self._pcm)
+            blocks = [(self.s.mono, mkv.VIDEO, f) for f in frames]
+            blocks.append((self.origin + self.samples * 1000 // mkv.RATE, mkv.AUDIO,
+                           bytes(self._pcm[:n])))
+            for t, k, d in sorted(blocks, key=lambda b: (b[0], b[1])):
+                self.m.block(k, t, d)
+            self.samples += n // 2
+            self.flush()
+
+
+def _checkpointed(s, media, seconds):
+    for _ in range(int(seconds)):
+        media.run(1)
+        s.checkpoint()
+    media.run(seconds - int(seconds))
+
+
+def build_a(root):
+    s = rw.RefStore(root, seed=b"\xa1" * 32, device=A, officer=None, chunk=CHUNK)
+    f = {}
+    s.boot()
+    f["assign"] = s.assign("OFC-7", "U1").seq
+    f["seg1"] = s.rec_start().seq
+    m = Media(s)
+    _checkpointed(s, m, 2.5)
+    f["mark"] = s.mark("bookmark").seq
+    _checkpointed(s, m, 2)
+    f["int"] = s.interrupt("weather").seq
+    f["seg2"] = s.rec_start("resume").seq
+    m = Media(s)
+    _checkpointed(s, m, 1.5)
+    start = s.position()
+    m.run(2)
+    f["voice"] = s.voice_annotation(f["int"], start=start, duration=2000).seq
+    _checkpointed(s, m, 2)
+    s.close()
+    s.rec_stop()
+    f["release"] = s.assign(None).seq
+    return s, f
+
+
+def build_b(root):
+    s = rw.RefStore(root, seed=b"\xb2" * 32, device=B, officer="OFC-8", chunk=CHUNK)
+    s.boot()
+    seg = s.rec_start().seq
+    m = Media(s)
+    _checkpointed(s, m, 2)
+    mark = s.mark("important").seq
+    _checkpointed(s, m, 2)
+    s.close()
+    s.rec_stop()
+    return s, {"seg": seg, "mark": mark}
+
+
+def offload(store, arch):
+    d = fakedev.FakeDevice(store, trust=[station.station_pub(arch)]).start()
+    try:
+        p = subprocess.run([sys.executable, "-m", "host_tools.cli", "offload", "--port", d.port,
+                            "--archive", str(arch), "--register", "--no-progress"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    finally:
+        d.stop()
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clip")
+    arch = tmp / "arch"
+    station.init(arch)
+    a, fa = build_a(tmp / "sd-a")
+    b, fb = build_b(tmp / "sd-b")
+    offload(a, arch)
+    offload(b, arch)
+    for s, name in ((a, "a.pub"), (b, "b.pub")):
+        (tmp / name).write_text(s.pubkey.hex() + "\n")
+    return {"tmp": tmp, "arch": str(arch), "a": a, "b": b, "fa": fa, "fb": fb}
+
+
+def decode(path):
+    """(video frames, audio seconds, first and last frame time in s) decoded by FFmpeg."""
+    nv, na, ts = 0, 0, []
+    with av.open(str(path)) as f:
+        assert [s.type for s in f.streams] == ["video", "audio"]
+        assert f.streams.video[0].codec_context.name == "mjpeg"
+        assert f.streams.audio[0].codec_context.name == "pcm_s16le"
+        for pkt in f.demux():
+            for fr in pkt.decode():
+                if pkt.stream.type == "video":
+                    nv += 1
+                else:
+                    na += fr.samples
+                ts.append(float(fr.time))
+    return nv, na / 16000, min(ts), max(ts)
+
+
+def verify(path, *extra):
+    """(exit code, JSON result) of `sealcam verify-clip PATH --json ...`."""
+    out = io.StringIO()
+    real, sys.stdout = sys.stdout, out
+    try:
+        rc = cli(["verify-clip", str(path), "--json"] + [str(x) for x in extra])
+    finally:
+        sys.stdout = real
+    return rc, (json.loads(out.getvalue()) if out.getvalue() else None)
+
+
+@pytest.fixture(scope="module")
+def statement(world):
+    out = str(world["tmp"] / "statement.mkv")
+    res = clip.make_clip(world["arch"], out, annotation=(A, world["fa"]["voice"]))
+    (c,) = res["clips"]
+    return c
+
+
+# --- cutting ---------------------------------------------------------------------------
+
+def test_statement_clip_plays_and_covers_what_was_said(world, statement):
+    c = statement
+    assert c["segment"] == world["fa"]["seg2"] and c["file"].endswith("statement.mkv")
+    assert os.path.getsize(c["file"]) == c["bytes"] and os.path.exists(c["prov"])
+    # the statement was 2 s (20 ticks) starting 1.5 s into the segment
+    assert c["asked"]["from_s"] == pytest.approx(1.5, abs=0.15)
+    assert c["asked"]["to_s"] - c["asked"]["from_s"] == pytest.approx(2.0, abs=0.25)
+    # cut on chunk boundaries from a Cluster (every 1 s) at or before the start
+    assert 0 <= c["beyond"]["before_s"] <= 1.0 and 0 <= c["beyond"]["after_s"] < 0.5
+    assert c["short"] == {"before_s": 0, "after_s": 0}
+    assert c["play"] == "ffplay %s" % c["file"]
+    nv, audio_s, t0, t1 = decode(c["file"])
+    assert t0 <= c["asked"]["from_s"] + 0.01 and t1 >= c["asked"]["to_s"] - 0.3, (t0, t1, c)
+    assert nv >= 2 * FPS and audio_s >= 2.0
+    # it is a prefix of chunk 0 (the header), a Void, then chunks k..m: not the whole file
+    prov = clipfile.decode_prov(open(c["prov"], "rb").read())
+    assert prov["first"] > 0 and prov["lead"] > 0 and prov["head_chunks"] == 1
+    data = open(c["file"], "rb").read()
+    assert data[prov["header"]:prov["header"] + 1] == b"\xec"
+    assert data[prov["header"] + 9 + CHUNK - prov["header"] + prov["lead"]:][:4] == \
+        b"\x1f\x43\xb6\x75"          # the first Cluster follows the Void
+
+
+def test_interruption_seq_gives_its_statement(world, statement, tmp_path):
+    res = clip.make_clip(world["arch"], str(tmp_path / "i.mkv"),
+                         annotation=(A, world["fa"]["int"]))
+    (c,) = res["clips"]
+    assert c["chunks"] == statement["chunks"]
+    assert open(c["file"], "rb").read() == open(statement["file"], "rb").read()
+    assert c["subject"]["seqs"] == [world["fa"]["int"], world["fa"]["voice"]]
+
+
+def test_mark_clip(world, tmp_path, capsys):
+    out = tmp_path / "mark.mkv"
+    rc = cli(["clip", "--archive", world["arch"], "--mark", "%s:%d" % (A, world["fa"]["mark"]),
+              "--before", "1", "--after", "1.5", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "play it:    ffplay %s" % out in text and "more before" in text
+    assert "sealcam verify-clip %s --archive" % out in text
+    nv, audio_s, t0, t1 = decode(out)
+    assert t0 <= 1.5 + 0.01 and t1 >= 4.0 - 0.3 and audio_s >= 2.4
+    assert verify(out, "--archive", world["arch"])[1]["verdict"] == "OK"
+
+
+def test_device_and_officer_ranges_one_clip_per_segment(world, tmp_path, capsys):
+    a = world["a"]
+    recs = {r.seq: rw.decode_record(r.data) for r in a.records}
+    t_from = recs[world["fa"]["mark"]][4] - 1000          # in segment 1 ...
+    t_to = recs[world["fa"]["voice"]][4]                  # ... to the statement's end
+    iso = [_iso(t) for t in (t_from, t_to)]
+    out = tmp_path / "r.mkv"
+    rc = cli(["clip", "--archive", world["arch"], "--device", A, "--from", iso[0], "--to",
+              iso[1], "--out", str(out), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [c["segment"] for c in res["clips"]] == [world["fa"]["seg1"],
+                                                                 world["fa"]["seg2"]]
+    assert [os.path.basename(c["file"]) for c in res["clips"]] == [
+        "r-%s-%d.mkv" % (A, world["fa"]["seg1"]), "r-%s-%d.mkv" % (A, world["fa"]["seg2"])]
+    for c in res["clips"]:
+        decode(c["file"])
+        assert verify(c["file"], "--archive", world["arch"])[1]["verdict"] == "OK"
+    # the officer's shift: the same segments, the ASSIGN among the records it is of
+    rc = cli(["clip", "--archive", world["arch"], "--officer", "OFC-7", "--from", iso[0],
+              "--to", iso[1], "--out", str(tmp_path / "o.mkv"), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(res["clips"]) == 2
+    assert all(c["subject"]["seqs"] == [world["fa"]["assign"]] for c in res["clips"])
+    # an officer no record names, a range with nothing recorded: exit 3, one line
+    rc = cli(["clip", "--archive", world["arch"], "--officer", "OFC-404", "--from", iso[0],
+              "--to", iso[1], "--out", str(tmp_path / "x.mkv")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "officer OFC-404 is not in the archive" in err
+    rc = cli(["clip", "--archive", world["arch"], "--device", A, "--from",
+              "2020-01-01T00:00:00Z", "--to", "2020-01-02T00:00:00Z", "--out",
+              str(tmp_path / "x.mkv")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "nothing was recorded" in err and len(err.splitlines()) == 1
+
+
+def _iso(ms):
+    import datetime as dt
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat()
+
+
+def test_clip_usage_errors(world, tmp_path, capsys):
+    base = ["clip", "--archive", world["arch"], "--out", str(tmp_path / "x.mkv")]
+    cases = [
+        (base + ["--annotation", "%s:%d" % (A, world["fa"]["mark"])], "not a VOICE_ANNOTATION"),
+        (base + ["--annotation", "%s:9999" % A], "no verified record seq 9999"),
+        (base + ["--annotation", "SC-NOPE:1"], "device SC-NOPE is not in the archive"),
+        (base + ["--annotation", "junk"], "DEVICE:SEQ"),
+        (base + ["--device", A], "--from"),
+        (["clip", "--archive", str(tmp_path), "--out", "x.mkv", "--mark", A + ":1"],
+         "not a sealcam archive"),
+    ]
+    for argv, word in cases:
+        assert cli(argv) == 3, argv
+        err = capsys.readouterr().err
+        assert word in err and "Traceback" not in err, (argv, err)
+    assert not os.path.exists(tmp_path / "x.mkv")
+
+
+# --- verifying -------------------------------------------------------------------------
+
+def test_verify_clip_says_what_was_checked(world, statement, capsys):
+    rc, j = verify(statement["file"], "--archive", world["arch"])
+    assert rc == 0 and j["verdict"] == "OK" and j["failure"] is None, j
+    assert [c["check"] for c in j["checks"]] == ["provenance", "device key", "signatures",
+                                                 "bytes", "root", "subject", "station log"]
+    assert all(c["status"] == "ok" for c in j["checks"])
+    # without the archive: the keys are the provenance's own, said so
+    rc, j = verify(statement["file"])
+    assert rc == 0 and j["verdict"] == "OK_WITH_MISSING_INFO"
+    assert any("origin not checked" in m for m in j["missing"])
+    assert any("station key" in m for m in j["missing"])
+    # pinned device and station keys: OK without the archive
+    rc, j = verify(statement["file"], "--key", world["tmp"] / "a.pub", "--station-key",
+                   os.path.join(world["arch"], "station.pub"))
+    assert rc == 0 and j["verdict"] == "OK", j
+    # the text form
+    rc = cli(["verify-clip", statement["file"], "--archive", world["arch"]])
+    out = capsys.readouterr().out
+    assert rc == 0 and "verdict:     OK" in out and "the Void header at byte" in out
+    assert "VOICE_ANNOTATION seq %d" % world["fa"]["voice"] in out
+
+
+def _copy(c, tmp_path, name):
+    dst = str(tmp_path / name)
+    shutil.copyfile(c["file"], dst)
+    shutil.copyfile(c["prov"], dst + ".prov")
+    return dst
+
+
+def _flip(path, pos):
+    b = bytearray(open(path, "rb").read())
+    b[pos] ^= 0x01
+    open(path, "wb").write(bytes(b))
+
+
+def test_one_byte_changed_anywhere_is_not_ok(world, statement, tmp_path):
+    prov = clipfile.decode_prov(open(statement["prov"], "rb").read())
+    size = statement["bytes"]
+    h = prov["header"]
+    where = {"header": 20, "void header": h + 4, "void (chunk 0's rest)": h + 9 + 100,
+             "void (chunk k's lead)": h + 9 + (CHUNK - h) + prov["lead"] - 1,
+             "first cluster": h + 9 + (CHUNK - h) + prov["lead"] + 2,
+             "media": size // 2, "tail": size - 1}
+    for name, pos in where.items():
+        p = _copy(statement, tmp_path, "flip.mkv")
+        _flip(p, pos)
+        rc, j = verify(p, "--archive", world["arch"])
+        assert rc == 1 and j["verdict"] == "NOT_OK", (name, j)
+        assert j["failure"].startswith("bytes"), (name, j["failure"])
+        rc, j = verify(p)             # the provenance alone catches it as well
+        assert rc == 1, name
+
+
+def test_truncated_or_extended_files_are_not_ok(world, statement, tmp_path):
+    size = statement["bytes"]
+    for n in (0, 1, 100, size // 2, size - 1):
+        p = _copy(statement, tmp_path, "cut.mkv")
+        with open(p, "r+b") as f:
+            f.truncate(n)
+        rc, j = verify(p, "--archive", world["arch"])
+        assert rc == 1 and "cut short" in j["failure"], (n, j["failure"])
+    p = _copy(statement, tmp_path, "long.mkv")
+    with open(p, "ab") as f:
+        f.write(b"\0")
+    assert verify(p, "--archive", world["arch"])[0] == 1
+    pdata = open(statement["prov"], "rb").read()
+    for n in (0, 1, len(pdata) // 2, len(pdata) - 1):
+        p = _copy(statement, tmp_path, "pcut.mkv")
+        open(p + ".prov", "wb").write(pdata[:n])
+        rc, j = verify(p, "--archive", world["arch"])
+        assert rc == 1 and j["failure"].startswith("provenance"), (n, j)
+
+
+def _edit_prov(c, tmp_path, edit):
+    p = _copy(c, tmp_path, "edit.mkv")
+    prov = cbor2.loads(open(p + ".prov", "rb").read())
+    edit(prov)
+    open(p + ".prov", "wb").write(clipfile.encode_prov(prov))
+    return p
+
+
+def test_edited_provenance_is_not_ok(world, statement, tmp_path):
+    def flip_hash(p):
+        p["hashes"][0] = bytes([p["hashes"][0][0] ^ 1]) + p["hashes"][0][1:]
+
+    def flip_record(p):
+        r = bytearray(p["records"][-1])
+        r[-70] ^= 1
+        p["records"][-1] = bytes(r)
+
+    def drop_record(p):
+        p["records"] = p["records"][:2]
+
+    def later_start(p):
+        p["lead"] += 1
+
+    def other_subject(p):
+        p["subject"]["seqs"] = [world["fa"]["mark"]]
+
+    def proof(p):
+        p["log"]["entries"][0][2] = p["log"]["entries"][0][2][1:]
+
+    def entry_index(p):
+        p["log"]["entries"][0][0] += 1
+
+    for edit, word in ((flip_hash, "bytes"), (flip_record, "signatures"),
+                       (drop_record, "subject"), (later_start, "bytes"),
+                       (other_subject, "subject"), (entry_index, "station log")):
+        p = _edit_prov(statement, tmp_path, edit)
+        rc, j = verify(p, "--archive", world["arch"])
+        assert rc == 1 and j["failure"].startswith(word), (edit.__name__, j["failure"])
+    p = _edit_prov(statement, tmp_path, proof)
+    rc, j = verify(p)                   # the provenance's own proof, checked without archive
+    assert rc == 1 and j["failure"].startswith("station log"), j
+    # a provenance not in deterministic CBOR (an editor's re-encoding)
+    p = _copy(statement, tmp_path, "nc.mkv")
+    prov = cbor2.loads(open(p + ".prov", "rb").read())
+    open(p + ".prov", "wb").write(cbor2.dumps(dict(reversed(list(prov.items())))))
+    rc, j = verify(p)
+    assert rc == 1 and "deterministic" in j["failure"]
+
+
+def test_another_devices_footage_is_not_ok(world, statement, tmp_path):
+    res = clip.make_clip(world["arch"], str(tmp_path / "b.mkv"), mark=(B, world["fb"]["mark"]),
+                         before=1, after=1)
+    (cb,) = res["clips"]
+    assert verify(cb["file"], "--archive", world["arch"])[1]["verdict"] == "OK"
+    # presented as device A's: with A's key pinned
+    rc, j = verify(cb["file"], "--key", world["tmp"] / "a.pub")
+    assert rc == 1 and "not this device's footage" in j["failure"], j
+    # its provenance relabelled as A's, with A's registered key
+    a_key = world["a"].pubkey
+
+    def relabel(p):
+        p["device"], p["key"] = A, a_key
+    p = _edit_prov(cb, tmp_path, relabel)
+    for extra in (["--archive", world["arch"]], ["--key", world["tmp"] / "a.pub"], []):
+        rc, j = verify(p, *extra)
+        assert rc == 1 and j["failure"].startswith("records"), (extra, j["failure"])
+    # B's bytes under A's provenance
+    p = _copy(statement, tmp_path, "swap.mkv")
+    data = open(cb["file"], "rb").read()
+    want = statement["bytes"]
+    open(p, "wb").write((data * (want // len(data) + 1))[:want])
+    rc, j = verify(p, "--archive", world["arch"])
+    assert rc == 1 and j["failure"].startswith("bytes")
+
+
+def test_hostile_files_one_line_no_traceback(world, statement, tmp_path, capsys):
+    def check(argv, code, word):
+        rc = cli(["verify-clip"] + argv)
+        out, err = capsys.readouterr()
+        assert rc == code, (argv, out, err)
+        assert word in out + err and "Traceback" not in out + err, (argv, out, err)
+        if code == 3:
+            assert len(err.strip().splitlines()) == 1 and out == "", err
+
+    p = _copy(statement, tmp_path, "h.mkv")
+    os.remove(p + ".prov")
+    os.mkfifo(p + ".prov")                         # a FIFO: refused, never waited on
+    check([p], 3, "not a regular file")
+    os.remove(p + ".prov")
+    with open(p + ".prov", "wb") as f:             # sparse, larger than any provenance
+        f.truncate(clipfile.MAX_PROV + 1)
+    check([p], 1, "more than a provenance file may have")
+    q = str(tmp_path / "junk.mkv")
+    open(q, "wb").write(b"\x1a\x45\xdf\xa3junk")
+    open(q + ".prov", "wb").write(b"\xa1\x61x\x1b" + b"\xff" * 8)
+    check([q], 1, "provenance")
+    check([str(tmp_path / "none.mkv")], 3, "does not exist")
+    os.symlink(statement["file"], str(tmp_path / "link.mkv"))
+    check([str(tmp_path / "link.mkv"), "--prov", statement["prov"]], 3, "symbolic link")
+    check([statement["file"], "--archive", world["arch"], "--station-key", "x"], 3,
+          "--station-key")
+    check([statement["file"], "--key", str(tmp_path / "nokey.pub")], 3, "cannot read key")
+
+
+def test_report_clips_dir_writes_every_statement(world, tmp_path, capsys):
+    from host_tools import report
+    d = tmp_path / "clips"
+    rc = cli(["report", "--archive", world["arch"], "--clips", str(d), "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    (st,) = rep["statements"]
+    assert st["clip_error"] is None, st
+    assert st["clip_file"] == str(d / ("%s-%d.mkv" % (A, world["fa"]["voice"])))
+    assert sorted(os.listdir(d)) == ["%s-%d.mkv" % (A, world["fa"]["voice"]),
+                                     "%s-%d.mkv.prov" % (A, world["fa"]["voice"])]
+    assert verify(st["clip_file"], "--archive", world["arch"])[1]["verdict"] == "OK"
+    # the command the report prints writes the same clip
+    cmd = st["clip_command"].split()
+    assert cmd[:2] == ["sealcam", "clip"]
+    out = tmp_path / "again.mkv"
+    cmd[cmd.index("--out") + 1] = str(out)
+    assert cli(cmd[1:]) == 0
+    capsys.readouterr()
+    assert open(out, "rb").read() == open(st["clip_file"], "rb").read()
+    assert report.build_report(world["arch"], officer="OFC-8")["statements"] == []
