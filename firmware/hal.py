@@ -41,10 +41,12 @@
 #           beep(n); show(text) on the display; say(phrase) plays a stored phrase
 #   temperature optional: temperature() -> deg C
 import os
+import struct
 import time
 
 _ticks_ms = getattr(time, "ticks_ms", None)      # MicroPython; None on CPython
 _ticks_diff = getattr(time, "ticks_diff", None)
+_TICKS_MASK = 0x3FFFFFFF                          # MicroPython's ticks period is 2**30
 
 
 def _exists(p):
@@ -55,11 +57,57 @@ def _exists(p):
         return False
 
 
-class BoardClock:
-    """RTC from time.time(), monotonic from ticks_ms (wrap-safe) or time.monotonic."""
+def ticks_ms():
+    """A raw millisecond tick (wraps at 2**30), cheap and safe in an interrupt handler:
+    time.ticks_ms() on MicroPython, the monotonic clock on CPython."""
+    if _ticks_ms:
+        return _ticks_ms()
+    return int(time.monotonic() * 1000) & _TICKS_MASK
 
-    def __init__(self):
+
+def ticks_diff(a, b):
+    """a - b of two ticks_ms() values, wrap-safe (time.ticks_diff on MicroPython)."""
+    if _ticks_diff:
+        return _ticks_diff(a, b)
+    d = (a - b) & _TICKS_MASK
+    return d - (_TICKS_MASK + 1) if d > (_TICKS_MASK >> 1) else d
+
+
+def _days(y, m, d):
+    # days since 1970-01-01 of a civil date (proleptic Gregorian), integer arithmetic only
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _civil(days):
+    # (year, month, day) of days since 1970-01-01
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+class BoardClock:
+    """Monotonic ms from ticks_ms (wrap-safe; time.monotonic on CPython); the RTC (UTC ms)
+    from a machine.RTC when one is given, else time.time() plus an offset kept in RAM.
+
+    With rtc (machine.RTC()): rtc_ms() reads rtc.datetime() (year, month, day, weekday,
+    hours, minutes, seconds, subseconds in µs as on esp32) and set_rtc() writes it, so the
+    setting lives in the RTC and survives a reset (and a power cut, on a board whose RTC has
+    its own supply). Dates are converted with integer arithmetic of our own, so the port's
+    time epoch (1970 or 2000) does not matter."""
+
+    def __init__(self, rtc=None):
         self._offset = 0
+        self.rtc = rtc
         if _ticks_ms:
             self._t0 = _ticks_ms()
             self._mono = 0
@@ -74,10 +122,27 @@ class BoardClock:
             return self._mono
         return int((time.monotonic() - self._t0) * 1000)
 
+    def mono_of(self, ticks):
+        """The mono_ms() of a ticks_ms() value taken a little earlier (an interrupt's)."""
+        return self.mono_ms() - ticks_diff(ticks_ms(), ticks)
+
     def rtc_ms(self):
+        if self.rtc is not None:
+            t = self.rtc.datetime()
+            return ((_days(t[0], t[1], t[2]) * 86400 + t[4] * 3600 + t[5] * 60 + t[6]) * 1000
+                    + t[7] // 1000)
         return int(time.time() * 1000) + self._offset
 
     def set_rtc(self, ms):
+        if self.rtc is not None:
+            s = ms // 1000
+            days = s // 86400
+            y, m, d = _civil(days)
+            rem = s - days * 86400
+            # weekday: 0 Monday (1970-01-01 was a Thursday)
+            self.rtc.datetime((y, m, d, (days + 3) % 7, rem // 3600, rem // 60 % 60, rem % 60,
+                               (ms % 1000) * 1000))
+            return
         self._offset = ms - int(time.time() * 1000)
 
     def sleep_ms(self, ms):
@@ -241,32 +306,75 @@ class BoardSerial:
             self.tx.flush()
 
 
+_CONV = 256                        # samples one struct call converts (32-bit to 16-bit)
+_FMT32 = "<" + "2xh" * _CONV       # the top 16 bits of each little-endian 32-bit slot
+_FMT16 = "<%dh" % _CONV
+
+
+def top16(raw, out, n):
+    """out[:2n] = the top 16 bits of the n little-endian 32-bit samples in raw: what a
+    24-bit I2S microphone (INMP441, ICS-43434) gives in 32-bit slots, as s16le. Whole runs
+    of samples go through struct in C: no per-sample Python loop."""
+    i = 0
+    while i + _CONV <= n:
+        struct.pack_into(_FMT16, out, 2 * i, *struct.unpack_from(_FMT32, raw, 4 * i))
+        i += _CONV
+    k = n - i
+    if k:
+        struct.pack_into("<%dh" % k, out, 2 * i, *struct.unpack_from("<" + "2xh" * k, raw, 4 * i))
+
+
 class BoardMic:
-    """An I2S microphone (machine.I2S in receive mode, 16 kHz mono 16-bit). Reads only
-    the samples the clock says have arrived since start(), which the I2S DMA buffer
-    (ibuf, preallocated by the driver, >= 2 capture ticks of audio) already holds, so the
-    blocking readinto returns at once. Build it with the board's pins, e.g.
-    BoardMic(machine.I2S(0, sck=Pin(..), ws=Pin(..), sd=Pin(..), mode=machine.I2S.RX,
-    bits=16, format=machine.I2S.MONO, rate=16000, ibuf=16000), clock)."""
+    """An I2S microphone (machine.I2S in receive mode, 16 kHz mono), giving 16-bit samples.
+
+    open_i2s() returns a new machine.I2S set up for the microphone, e.g.
+    lambda: machine.I2S(0, sck=Pin(..), ws=Pin(..), sd=Pin(..), mode=machine.I2S.RX,
+    bits=32, format=machine.I2S.MONO, rate=16000, ibuf=40000). start() opens it afresh
+    (deinit of the previous one), so no audio from before start() waits in the driver's
+    buffer and the first sample read is the one captured at start(): audio keeps its
+    place on the clock. readinto() takes only the samples the clock says have arrived since
+    start(), which the I2S DMA buffer (ibuf, preallocated by the driver, >= 2 capture ticks
+    of audio) already holds, so the blocking readinto returns at once.
+
+    bits: the I2S slot width. 16 for a microphone that works with 16-bit slots; 32 for the
+    usual 24-bit MEMS microphones (INMP441, ICS-43434, SPH0645), which need 64 clocks a
+    frame: their top 16 bits are kept (top16), through a raw buffer preallocated here
+    (raw_bytes: twice the largest read; Capture reads at most 0.5 s, 16000 bytes)."""
     RATE = 16000
 
-    def __init__(self, i2s, clock):
-        self.i2s = i2s
+    def __init__(self, open_i2s, clock, bits=16, raw_bytes=32000):
+        self.open_i2s = open_i2s
+        self.i2s = None
         self.clock = clock
+        self.bits = bits
+        self.raw = bytearray(raw_bytes) if bits == 32 else None
         self._t0 = 0
-        self._got = 0              # bytes read since start()
+        self._got = 0              # bytes (16-bit samples) handed out since start()
 
     def start(self):
+        if self.i2s is not None:
+            self.i2s.deinit()
+            self.i2s = None
+        self.i2s = self.open_i2s()
         self._t0 = self.clock.mono_ms()
         self._got = 0
 
     def readinto(self, buf):
+        if self.i2s is None:
+            return 0
         due = (self.clock.mono_ms() - self._t0) * 32 - self._got   # 32 bytes a ms
         n = min(due, len(buf)) & ~1
+        if self.raw is not None:
+            n = min(n, len(self.raw) // 2)
         if n <= 0:
             return 0
-        k = self.i2s.readinto(memoryview(buf)[:n])
-        k = n if k is None else k
+        if self.raw is None:
+            k = self.i2s.readinto(memoryview(buf)[:n])
+            k = n if k is None else k
+        else:
+            k = self.i2s.readinto(memoryview(self.raw)[:2 * n])
+            k = (2 * n if k is None else k) // 4 * 2   # whole 32-bit samples, as 16-bit bytes
+            top16(self.raw, buf, k // 2)
         self._got += k
         return k
 

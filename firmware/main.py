@@ -1,28 +1,21 @@
-# Board entry point (a real board runs this at power-on). The virtual recorder does not
-# use this file; it builds its HAL in sim/hal/simdevice.py.
-import hal
+# Board entry point (a real board runs this at power-on). It imports the board module of
+# the board it was built for: `board`, frozen into the image by the board's manifest
+# (firmware/boards/<board>/manifest.py) or copied beside the firmware, whose make_hal()
+# builds the HAL from the board's pins. The virtual recorder does not use this file; it
+# builds its HAL in sim/hal/simdevice.py.
+import board
 import device
 import link
 import selfcheck
 import workflow
 
 
-def _board_hal():
-    # A board port fills in its camera driver, buttons, feedback and mount points here.
-    import camera_driver  # provided by the board port
-    h = hal.HAL(hal.BoardClock(), hal.board_random, hal.PosixFS("/sd/sealcam"),
-                hal.PosixFS("/flash"), camera_driver.Camera(), camera_driver.DEVICE_ID)
-    for part in ("buttons", "ui", "battery", "temperature"):
-        if hasattr(camera_driver, part):
-            setattr(h, part, getattr(camera_driver, part))
-    # the dock link: the port's serial (a UART, USB CDC) or the USB REPL's stdin/stdout
-    h.serial = getattr(camera_driver, "serial", None) or hal.BoardSerial()
-    return h
-
-
-def main():
-    h = _board_hal()
-    s, rec = device.boot_or_fail(h)       # a card boot cannot open: NOT_READY, link up
+def boot(h=None):
+    """Bring the recorder up on HAL h (default: board.make_hal()): the store (a card boot
+    cannot open gives NOT_READY and keeps the link up), the self-check, the officer
+    workflow and the dock link. Returns (hal, store, recorder, workflow, link)."""
+    h = h or board.make_hal()
+    s, rec = device.boot_or_fail(h)
     try:
         selfcheck.run(h, s, rec.cfg)      # READY / NOT_READY on the LED (SPEC §10.6)
     except Exception:
@@ -32,6 +25,11 @@ def main():
         wf.start("button")                # no buttons on this board: record from power-on
     lnk = link.Link(h, s, rec, workflow=wf)
     lnk.start()                           # 0x03 on the line is data from now on
+    return h, s, rec, wf, lnk
+
+
+def main():
+    h, s, rec, wf, lnk = boot()
     device.serve_forever(h, s, rec, lnk, wf=wf)   # the workflow ticks; the dock answers
 
 
