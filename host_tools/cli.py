@@ -201,7 +201,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        "self-check, interruptions waiting for a voice annotation",
         description="HELLO, AUTH (the recorder proves its registered key) and STATUS (SPEC "
                     "§8.2): the recorder's "
-                    "state, assigned officer and unit, battery, free storage, its last "
+                    "state, assigned officer and unit, battery, free storage (in MB of "
+                    "10^6 bytes and in minutes at the bitrate of ARCHIVE/station.toml, "
+                    "default 8 Mbit/s; both rounded down), its last "
                     "self-check and the interruptions still waiting for the officer's voice "
                     "annotation.",
         epilog="exit codes: 0 READY (or not checked since boot), 2 the last self-check was\n"

@@ -475,9 +475,12 @@ def _span(ms):
 def _check_line(ch):
     f = ch["facts"]
     facts = []
-    for k, fmt in (("battery_percent", "battery %d %%"), ("storage_minutes", "storage %d min"),
-                   ("clock_error_ms", "clock error %+d ms"),
-                   ("oldest_unreceipted_s", "oldest record not receipted %d s")):
+    # the storage minutes are the recorder's own count (at its bitrate, with the media a
+    # receipt covers, which it would release): said so, last
+    for k, fmt in (("battery_percent", "battery %d %%"), ("clock_error_ms", "clock error %+d ms"),
+                   ("oldest_unreceipted_s", "oldest record not receipted %d s"),
+                   ("storage_minutes", "storage %d min by the recorder's count (free and "
+                                       "releasable, at its bitrate)")):
         if isinstance(f.get(k), int):
             facts.append(fmt % f[k])
     head = "READY" if ch["ready"] else "NOT_READY: " + _not_ready_text(ch)

@@ -3,6 +3,15 @@ AUTH with its proof checked against the registered key. Its answers are bounded:
 malformed one (a bignum, a negative or thousands of waiting seqs) is one line, exit 3.
 
     st = status("/dev/ttyACM0", "/srv/sealcam")     # dict; raises dock._Fail
+
+Storage is given once, in st["storage"], in the same numbers as the text: free_bytes and
+total_bytes (what the recorder reports in AUTH), free_mb and total_mb (MB = 10^6 bytes,
+rounded down to 0.1 MB), free_minutes (whole minutes of recording the free bytes hold at
+bitrate_bps, rounded down, by the recorder's own formula: free // (bitrate // 8) // 60),
+bitrate_bps ([recorder] bitrate_bps of ARCHIVE/station.toml, default 8,000,000, the
+firmware's default) and bitrate_source (that file, or "default"). The last self-check's
+storage_minutes is the recorder's own count (free space plus the media a receipt covers,
+which it would release, at its configured bitrate): the text says so.
 """
 from __future__ import annotations
 
@@ -11,7 +20,7 @@ import os
 import socket
 import sys
 
-from . import argtypes
+from . import argtypes, stationconfig
 from .dock import (EXIT_NOT_READY, Result, _check_line, _facts, _Fail, _int, _printable,
                    _run, _session, _txt, _with_sigterm)
 from .link import AUTH, HELLO, STATUS, ProtocolViolation
@@ -27,6 +36,10 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
     host_name = host_name or socket.gethostname()
     r = Result("status", port, os.path.abspath(archive_dir))
     box = {}
+    try:
+        cfg = stationconfig.load(archive_dir)       # before the port: a bad file is exit 3
+    except stationconfig.StationConfigError as e:
+        raise _Fail(EXIT_USAGE, str(e), "error") from None
 
     def body(c):
         # one deadline for the whole of it: a session and one request
@@ -62,13 +75,40 @@ def status(port, archive_dir, *, timeout=2.0, host_name=None) -> dict:
             "waiting_interruptions": [q for q in st.get(5) if type(q) is int]
             if isinstance(st.get(5), list) else [],
             "rtc": _int(st.get(6)[0]) if isinstance(st.get(6), list) and st.get(6) else None,
-            "battery_percent": _int(h.get(8)), "storage_free": _int(storage[0]),
+            "battery_percent": _int(h.get(8)),
+            "storage": _storage(_int(storage[0]), _int(storage[1]), cfg),
             "alerts": [{"kind": _txt(x.get(1)), "seq": _int(x.get(2)), "message": _txt(x.get(3))}
                        for x in (h.get(14) if isinstance(h.get(14), list) else [])[:16]
                        if isinstance(x, dict)]}
 
 
 WAITING_MAX = 4096          # interruptions a STATUS answer may list as waiting
+
+
+def _storage(free, total, cfg):
+    """The storage numbers `status` prints and its JSON holds (module doc)."""
+    bps = cfg.get("recorder", "bitrate_bps")
+    return {"free_bytes": free, "total_bytes": total,
+            "free_mb": None if free is None else stationconfig.mb_down(free),
+            "total_mb": None if total is None else stationconfig.mb_down(total),
+            "free_minutes": None if free is None else stationconfig.minutes_down(free, bps),
+            "bitrate_bps": bps, "bitrate_source": cfg.path if cfg.exists else "default"}
+
+
+def storage_line(sto):
+    """The text of st["storage"]: the same numbers, formatted by the same rule (two
+    lines)."""
+    if sto["free_bytes"] is None:
+        return "storage  not reported by the recorder"
+    line = "storage  %s free" % stationconfig.fmt_mb(sto["free_bytes"])
+    if sto["total_bytes"] is not None:
+        line += " of %s" % stationconfig.fmt_mb(sto["total_bytes"])
+    line += " (MB = 10^6 bytes; rounded down)\n         %d min of recording at %s" % (
+        sto["free_minutes"], stationconfig.fmt_bitrate(sto["bitrate_bps"]))
+    src = sto["bitrate_source"]
+    return line + (" ([recorder] bitrate_bps of %s)" % src if src != "default" else
+                   " (the default: set [recorder] bitrate_bps in ARCHIVE/station.toml to "
+                   "the recorders' bitrate)")
 
 
 def _well_formed(r, h, st):
@@ -121,8 +161,8 @@ def run_status(args) -> int:
         who = st["officer"] and "%s (%s)" % (st["officer"], st["unit"] or "no unit")
         print("device   %s   firmware %s" % (st["device"], st["firmware"]))
         print("state    %s; officer %s" % (st["state"], who or "none (unassigned)"))
-        print("battery  %s %%; storage free %.1f MB" % (
-            st["battery_percent"], (st["storage_free"] or 0) / 1e6))
+        print("battery  %s %%" % st["battery_percent"])
+        print(storage_line(st["storage"]))
         if last is None:
             print("check    none since boot")
         else:

@@ -45,6 +45,7 @@ from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
 from .station import StationError
+from .stationconfig import fmt_mb
 
 __all__ = ["offload", "run_offload", "Summary", "OffloadError", "EXIT_OK", "EXIT_NOT_OK",
            "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH", "EXIT_LINK", "EXIT_INTERRUPTED",
@@ -480,7 +481,9 @@ def _fmt_summary(sm: Summary) -> str:
 
 
 def _mb(n):
-    return "%.2f MB" % (n / 1e6) if n >= 100_000 else "%d bytes" % n
+    """Bytes for the summary: MB of 10^6 bytes rounded down, as everywhere the station
+    prints sizes (stationconfig.fmt_mb)."""
+    return fmt_mb(n, 2) if n >= 100_000 else "%d bytes" % n
 
 
 def run_offload(args) -> int:

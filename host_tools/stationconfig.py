@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from . import safeio
 
 __all__ = ["load", "StationConfig", "StationConfigError", "SECTIONS", "FILE", "MAX_BYTES",
-           "DEFAULT_OFFICER_PATTERN", "DEFAULT_UNIT_PATTERN", "DEFAULT_BITRATE"]
+           "DEFAULT_OFFICER_PATTERN", "DEFAULT_UNIT_PATTERN", "DEFAULT_BITRATE", "MB",
+           "mb_down", "fmt_mb", "minutes_down", "fmt_bitrate"]
 
 FILE = "station.toml"
 MAX_BYTES = 64 << 10               # a settings file, not data
@@ -34,6 +35,37 @@ DEFAULT_OFFICER_PATTERN = r"[0-9]{6}|[A-Z]{2,4}-[A-Z0-9]{1,12}"
 DEFAULT_UNIT_PATTERN = r".{1,64}"  # any name the recorder takes (SPEC §10.5)
 DEFAULT_BITRATE = 8_000_000        # bits/s: the firmware's default `bitrate` (SPEC §10.6)
 DOC = "docs/station-config.md"
+
+
+# --- units of the station's output (docs/station-config.md) ---------------------------
+# MB is 10^6 bytes (never MiB) in everything dock, checkout, status and offload print;
+# sizes and minutes are rounded down to what is shown (never more than there is).
+MB = 1_000_000
+
+
+def mb_down(n, places=1):
+    """``n`` bytes in MB, rounded down to ``places`` decimals (a float, for JSON)."""
+    q = 10 ** places
+    return (n * q // MB) / q
+
+
+def fmt_mb(n, places=1):
+    """``n`` bytes as 'X.Y MB', rounded down, computed in integers (exact at any size)."""
+    q = 10 ** places
+    whole, frac = divmod(n * q // MB, q)
+    return ("%d.%0*d MB" % (whole, places, frac)) if places else "%d MB" % whole
+
+
+def minutes_down(free_bytes, bitrate_bps):
+    """Whole minutes of recording ``free_bytes`` hold at ``bitrate_bps``, rounded down: the
+    recorder's own formula (firmware/selfcheck.py: free // (bitrate // 8) // 60)."""
+    rate = bitrate_bps // 8
+    return free_bytes // rate // 60 if free_bytes > 0 and rate > 0 else 0
+
+
+def fmt_bitrate(bps):
+    """8000000 -> '8 Mbit/s', 2500000 -> '2.5 Mbit/s'."""
+    return ("%g Mbit/s" % (bps / 1e6)) if bps % 1000 == 0 else "%d bit/s" % bps
 
 
 class StationConfigError(Exception):
@@ -99,18 +131,16 @@ class StationConfig:
     def get(self, section, key):
         return self.values[section][key]
 
-    def source(self):
-        """Where the settings come from, for a message."""
-        return self.path if self.exists else "the default (%s does not exist)" % self.path
-
     def _refuse(self, what, section, value):
         pat = self.get(section, "id_pattern")
         if re.fullmatch(pat, value, re.DOTALL):
             return None
-        return ("%s %s does not have the form this station takes: it must match the pattern "
-                "%s of [%s] id_pattern in %s; nothing was sent to the recorder: check the "
-                "%s, or change the pattern there (%s)"
-                % (what, _show(value), _show(pat), section, self.source(), what, DOC))
+        return ("%s %s does not have the form this station takes: it must match %s ([%s] "
+                "id_pattern %s); nothing was sent to the recorder: check the %s, or %s "
+                "the pattern in %s (%s)"
+                % (what, _show(value), _show(pat), section,
+                   "of " + self.path if self.exists else "by default: there is no " + self.path,
+                   what, "change" if self.exists else "set", self.path, DOC))
 
     def refuse_officer(self, officer):
         """None if ``officer`` has the configured form, else one line saying why not."""

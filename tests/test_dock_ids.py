@@ -63,7 +63,7 @@ def test_wrong_form_is_refused_before_anything_is_sent(dev, arch, officer):
     (line,) = p.stderr.strip().splitlines()
     conf = os.path.join(os.path.abspath(arch), "station.toml")
     assert '"%s"' % officer in line and stationconfig.DEFAULT_OFFICER_PATTERN in line
-    assert conf in line and "does not exist" in line and "nothing was sent" in line
+    assert "by default: there is no %s" % conf in line and "nothing was sent" in line
     assert dev.ops == []                       # not even HELLO
 
 
@@ -84,7 +84,7 @@ def test_configured_patterns(dev, arch):
     assert p.returncode == 3 and dev.ops == []
     (line,) = p.stderr.strip().splitlines()
     assert '"PC-0042"' in line and '"[0-9]{6}"' in line and conf in line
-    assert "[officer] id_pattern" in line and "does not exist" not in line
+    assert "[officer] id_pattern of %s" % conf in line and "by default" not in line
     p = checkout(dev, arch, "012345", "交警二队")
     assert p.returncode == 3 and dev.ops == []
     assert '"交警二队"' in p.stderr and "[unit] id_pattern" in p.stderr
