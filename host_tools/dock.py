@@ -492,11 +492,12 @@ def _final_line(f):
     if f["exit_code"] != EXIT_OK:
         return "archive  the dock's records were NOT all archived (%s): see below" % f["status"]
     n = f["records_pulled"]
-    line = "archive  the dock's records archived: %d record%s up to seq %s, verified %s" % (
-        n, "" if n == 1 else "s", f["head_seq"], f["verdict"] or "-")
     rc = f["receipt"]
+    last = rc["seq"] if rc and isinstance(rc.get("seq"), int) else f["head_seq"]
+    line = "archive  the dock's records archived: %d record%s, up to seq %s, verified %s" % (
+        n, "" if n == 1 else "s", last, f["verdict"] or "-")
     if rc:
-        line += ("\n         receipt %d covers seq 0..%d (RECEIPT record seq %s, archived too)"
+        line += ("\n         receipt %d covers seq 0..%d (its RECEIPT record is seq %s)"
                  % (rc["number"], rc["covered"], rc["seq"]))
     elif f["receipt_skipped"]:
         line += "\n         no new receipt: %s" % f["receipt_skipped"]

@@ -99,6 +99,10 @@ def test_one_dock_closes_the_shift_in_the_archive(tmp_path, arch):
         rows2 = _rows(arch)
     finally:
         assert sim.stop() == 0
+    # the whole archive verifies (log, index, views, receipts)
+    from test_dock import sealcam
+    p = sealcam("verify", arch)
+    assert p.returncode == 0 and "OVERALL: OK" in p.stdout, p.stdout + p.stderr
     # the card and the archive hold the same records
     from host_tools.verify import verify_store
     card_rep = verify_store(str(card), None)
