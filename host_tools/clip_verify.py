@@ -243,18 +243,19 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     def clen(i):
         return min(c, length - i * c)
 
-    want = CF.clip_length(p, clen)
+    want = CF.clip_length(p, length)
     if csize != want:
         res.fail("bytes", "the clip is %d bytes, its provenance makes it %d: it was cut short "
                  "or added to" % (csize, want))
     # 4. every byte
     k, m, hc, hdr = p["first"], p["last"], p["head_chunks"], p["header"]
+    # the hashes of the chunks not in the clip: hc..k-1, then m+1..n-1 (counted first:
+    # nothing is built from a count the provenance alone claims)
+    if len(p["hashes"]) != (k - hc) + (n - 1 - m):
+        res.fail("root", "the provenance carries %d chunk hashes, the root of %s seq %d "
+                 "needs %d" % (len(p["hashes"]), root.tname, root.seq, (k - hc) + (n - 1 - m)))
     own = list(range(hc)) + list(range(k, m + 1))
-    others = [i for i in range(n) if i not in range(hc) and i not in range(k, m + 1)]
-    if len(p["hashes"]) != len(others):
-        res.fail("root", "the provenance carries %d chunk hashes, the root needs %d"
-                 % (len(p["hashes"]), len(others)))
-    hs = dict(zip(others, p["hashes"]))
+    hs = dict(zip(list(range(hc, k)) + list(range(m + 1, n)), p["hashes"]))
     if k:
         cf.seek(hdr)
         vh = cf.read(CF.VOID_HEADER)

@@ -230,14 +230,14 @@ def walk(f, size, stop=None) -> Layout:
 
 # --- the clip's length ------------------------------------------------------------------
 
-def clip_length(prov, chunk_len) -> int:
-    """The length a clip of ``prov`` has; ``chunk_len(i)`` is chunk i's length."""
-    k, m = prov["first"], prov["last"]
-    body = sum(chunk_len(i) for i in range(k, m + 1))
+def clip_length(prov, length) -> int:
+    """The length of a clip of ``prov`` cut from a segment whose signed root covers
+    ``length`` bytes (chunks of prov["chunk"] bytes, the last one possibly shorter)."""
+    k, m, c = prov["first"], prov["last"], prov["chunk"]
+    body = min((m + 1) * c, length) - k * c
     if k == 0:
         return body
-    return prov["header"] + VOID_HEADER + (prov["head_chunks"] * prov["chunk"] -
-                                           prov["header"]) + body
+    return prov["header"] + VOID_HEADER + (prov["head_chunks"] * c - prov["header"]) + body
 
 
 # --- the provenance ---------------------------------------------------------------------
@@ -316,6 +316,6 @@ def decode_prov(data: bytes) -> dict:
         if not (0 < prov["header"] <= hc * c and hc <= k and prov["lead"] < c):
             raise ProvError("header %d, head chunks %d, first chunk %d, lead %d do not fit "
                             "chunks of %d bytes" % (prov["header"], hc, k, prov["lead"], c))
-    elif hc or prov["lead"]:
-        raise ProvError("a clip from chunk 0 has no head chunks and no lead")
+    elif hc or prov["lead"] or prov["header"]:
+        raise ProvError("a clip from chunk 0 has no header, head chunks or lead of its own")
     return prov

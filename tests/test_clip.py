@@ -481,3 +481,38 @@ def test_report_clips_dir_writes_every_statement(world, tmp_path, capsys):
     capsys.readouterr()
     assert open(out, "rb").read() == open(st["clip_file"], "rb").read()
     assert report.build_report(world["arch"], officer="OFC-8")["statements"] == []
+
+
+# --- the vector and the CDDL rule (SPEC §12.3) ---------------------------------------------
+
+VEC = os.path.join(ROOT, "protocol", "vectors", "stores")
+
+
+def _cddl(data):
+    pycddl = pytest.importorskip("pycddl")
+    schema = open(os.path.join(ROOT, "protocol", "schema.cddl")).read()
+    pycddl.Schema("root = clip-provenance\n" + schema).validate_cbor(data)
+
+
+def test_vector_clip_verifies_and_matches_the_cddl():
+    """protocol/vectors/stores/clip: the workflow store's statement, cut by make_vectors.py
+    with a fixed station key: it verifies with the vector device key and station key
+    pinned, plays as video + audio, and its provenance is a `clip-provenance`."""
+    mkv_, prov = os.path.join(VEC, "clip", "statement.mkv"), os.path.join(VEC, "clip",
+                                                                          "statement.mkv.prov")
+    rc, j = verify(mkv_, "--key", os.path.join(VEC, "device.pub"), "--station-key",
+                   os.path.join(VEC, "clip", "station.pub"))
+    assert rc == 0 and j["verdict"] == "OK", j
+    assert j["device_id"] == "SC-VECTOR01" and "VOICE_ANNOTATION" in j["what"]
+    nv, audio_s, _, _ = decode(mkv_)
+    assert nv >= 2 and audio_s >= 1.5
+    _cddl(open(prov, "rb").read())
+    # a provenance edited against the rule is refused by pycddl too
+    p = cbor2.loads(open(prov, "rb").read())
+    p["first"] = -1
+    with pytest.raises(Exception):
+        _cddl(cbor2.dumps(p, canonical=True))
+
+
+def test_fresh_provenance_matches_the_cddl(statement):
+    _cddl(open(statement["prov"], "rb").read())

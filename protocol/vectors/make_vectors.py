@@ -161,6 +161,9 @@ def build(out):
                           settings=WORKFLOW_SETTINGS, drift_ppm=100)
     variant("workflow", "OK", src=wf_sd)
 
+    # the officer's statement of the workflow shift as a clip (SPEC §12)
+    build_clip(wf_sd, os.path.join(out, "clip"))
+
     # 10. media released against a custody receipt (SPEC §10.8)
     rl_sd, _, _ = _record(os.path.join(tmp, "rl"), RELEASE, settings=RELEASE_SETTINGS,
                           capacity=300000, bitrate=64000)
@@ -222,6 +225,70 @@ def build(out):
         json.dump(expected, f, indent=2, sort_keys=True)
         f.write("\n")
     return expected
+
+
+# --- a clip (SPEC §12) -------------------------------------------------------------------
+# The station side of a clip, made without an archive so that every byte is fixed: a
+# station log of two entries (the device registered, its records stored) at fixed times,
+# signed with a fixed station key under a fixed archive id.
+STATION_SEED = bytes(range(32, 64))
+ARCHIVE_ID = "0123456789abcdef0123456789abcdef"
+LOG_AT = "2026-11-30T09:00:00.000+00:00"
+
+
+class _StoreSource:
+    """What host_tools.clipcut cuts from (see its docstring): a card store and a log."""
+
+    def __init__(self, sd):
+        from host_tools import records as R
+        from host_tools.tlog import events, log as tlog, merkle, note
+        self.sd = sd
+        self.recs = {}
+        for name in sorted(os.listdir(os.path.join(sd, "rec"))):
+            data, spans = _records(os.path.join(sd, "rec", name))
+            for a, e in spans:
+                rec = R.parse(data[a:e])
+                self.recs[rec.seq] = rec
+        boot = next(r for r in self.recs.values() if r.type == R.BOOT)
+        self.device, self.key = boot.body[R.K.DEVICE], boot.body[R.K.PUBKEY]
+        sk = Ed25519PrivateKey.from_private_bytes(STATION_SEED)
+        self.station = sk.public_key().public_bytes_raw()
+        self.origin = tlog.origin_for(ARCHIVE_ID)
+        self.entries = [tlog.encode_entry(events.register(LOG_AT, self.device, self.key)),
+                        tlog.encode_entry(events.records(
+                            LOG_AT, self.device, None,
+                            [[r.seq, r.hash, r.type] for _, r in sorted(self.recs.items())]))]
+        self.leaves = [merkle.leaf_hash(e) for e in self.entries]
+        self.note = note.sign_note(note.checkpoint_text(self.origin, len(self.leaves),
+                                                        merkle.root(self.leaves)),
+                                   self.origin, sk)
+
+    def open_media(self, rel):
+        f = open(os.path.join(self.sd, rel), "rb")
+        return f, os.fstat(f.fileno()).st_size
+
+    def index(self, rel, n):
+        return open(os.path.join(self.sd, rel), "rb").read()[:32 * n]
+
+    def log_part(self, recs):
+        from host_tools.tlog import merkle
+        return {"origin": self.origin, "station": self.station, "checkpoint": self.note,
+                "entries": [[1, self.entries[1], merkle.inclusion_proof(self.leaves, 1)]]}
+
+
+def build_clip(sd, out):
+    """clip/statement.mkv (+ .prov) of the workflow store's VOICE_ANNOTATION, and the
+    station key that signed the provenance's checkpoint (clip/station.pub)."""
+    from host_tools import clip, clipcut
+    os.makedirs(out)
+    src = _StoreSource(sd)
+    (voice,) = [r.seq for r in src.recs.values() if r.type == 11]
+    (seg, b1, b2, asked, subject),  = clip._annotation_cuts(src, voice)
+    clipcut.cut(seg, b1, b2, asked, {"kind": "annotation", "seqs": sorted(r.seq for r in subject),
+                                     "from": None, "to": None},
+                subject, os.path.join(out, "statement.mkv"))
+    with open(os.path.join(out, "station.pub"), "w") as f:
+        f.write(src.station.hex() + "\n")
 
 
 if __name__ == "__main__":
