@@ -21,6 +21,8 @@ except ImportError:
 
 CARD, PREFIX = ARGS[0], ARGS[1]
 machine.SDCard.backing = CARD
+if "nocard" in ARGS[2:]:
+    machine.SDCard.present = False     # the slot is empty
 
 if PREFIX:
     h, s, rec, wf, lnk = main.boot(board.make_hal(PREFIX))
@@ -104,10 +106,10 @@ out = {
                                      "opened": machine.opened.get(0, 0), "open": mic.open},
     "mic_hal": h.mic is not None,
     "speaker": None if spk is None else {"written": spk.written, "writes": spk.writes},
-    "camera": {"frames": cam.cam.frames, "freed": cam.cam.freed, "kw": sorted(cam.cam.kw),
+    "camera": {"frames": cam.cam.frames, "freed": cam.cam.freed, "kw": cam.cam.kw,
                "width": cam.WIDTH, "height": cam.HEIGHT},
     "sdcard": machine.SDCard.made,
-    "store_root": h.sd.root,
+    "store_root": getattr(h.sd, "root", None), "card_why": getattr(h.sd, "why", None),
     "flash_root": h.flash.root,
     "led": led,
     "motor": machine.pins[board.MOTOR].history,
