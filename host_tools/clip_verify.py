@@ -124,15 +124,16 @@ def verify_clip(clip, prov=None, archive=None, key=None, station_key=None):
     cannot be read."""
     prov = prov or clip + ".prov"
     res = _Result(os.path.abspath(clip), os.path.abspath(prov))
-    data, size = _read_prov(prov)
     cf, csize = _open(clip)
-    arch = _Archive(archive) if archive else None
+    arch = None
     try:
-        with cf:
-            _check(res, data, size, cf, csize, arch, key, station_key)
+        data, size = _read_prov(prov)
+        arch = _Archive(archive) if archive else None
+        _check(res, data, size, cf, csize, arch, key, station_key)
     except _Fail:
         pass
     finally:
+        cf.close()
         if arch is not None:
             arch.close()
     return res
@@ -356,10 +357,11 @@ def _check_log(res, p, recs, arch, station_key):
             res.fail("station log", "the checkpoint is of another log (%s)" % R.printable(origin))
         how = "the provenance's checkpoint (%d entries)" % size
     covered = set()
+    leaves = arch.log.hashes if arch is not None else None
     for idx, raw, proof in lg["entries"]:
         try:
             if arch is not None:
-                proof = merkle.inclusion_proof(arch.log.hashes, idx, size)
+                proof = merkle.inclusion_proof(leaves, idx, size)
             merkle.verify_inclusion(idx, size, merkle.leaf_hash(raw), proof, root)
         except merkle.ProofError as e:
             res.fail("station log", "entry %d is not in the station log under %s: %s"
