@@ -54,13 +54,14 @@ from . import argtypes, stationconfig
 from .archive import Archive, NotAnArchive
 from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
 from .records import F_DRIFT, INT_MAX, K
-from .offload import _fmt_summary, _Interrupted, offload
+from .offload import _Interrupted, offload
 from .readback import (TAMPER_HINT, Pins, Tampered, read_assign, read_self_check,
                        read_time_set)
 from .receipts import IDLE_SAFE
 from .session import (EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK, EXIT_USAGE,
                       SessionError, auth_step, hello_step, unknown_text)
 from .station import StationError
+from .dock_text import _not_ready_text, format_result
 
 __all__ = ["dock", "checkout", "Result", "add_arguments_dock", "run_dock",
            "add_arguments_checkout", "run_checkout", "EXIT_NOT_READY", "EPILOG_DOCK",
@@ -73,11 +74,6 @@ TIME_MAX_MS = 4102444800000    # 2100-01-01 (excluded)
 
 FACT_NAMES = {1: "battery_percent", 2: "storage_minutes", 3: "clock_error_ms",
               4: "oldest_unreceipted_s", 5: "since_calibration_ms"}
-REASON_TEXT = {"battery": "battery below the minimum charge",
-               "storage": "too little storage left",
-               "clock_uncalibrated": "clock never calibrated",
-               "clock": "estimated clock error too large",
-               "offload_overdue": "records not offloaded for too long"}
 
 DESCRIPTION_DOCK = (
     "The dock cycle at check-in (SPEC §10.7): offload the recorder into the archive and "
@@ -306,11 +302,6 @@ def _release_after_tamper(c, pins, anchor):
             "check it out again on another cable or station" % seq)
 
 
-def _not_ready_text(check):
-    return ", ".join("%s (%s)" % (x, REASON_TEXT[x]) if x in REASON_TEXT else x
-                     for x in check["reasons"])
-
-
 def dock(port, archive_dir, *, do_offload=True, window=8, timeout=2.0, progress=None,
          host_name=None, say=None, client=None) -> Result:
     """The dock cycle on the recorder at ``port`` (see the module doc)."""
@@ -440,117 +431,6 @@ def checkout(port, archive_dir, officer, unit, *, force=False, timeout=2.0, host
                 r.device, officer, _not_ready_text(r.check)))
 
     return _run(r, body, port, timeout, client)
-
-
-# --- output -------------------------------------------------------------------------------
-
-def _clock_lines(ck):
-    out = []
-    corr = ck["correction_ms"]
-    if corr is None:
-        out.append("clock    set (TIME_SET seq %s)" % ck["seq"])
-    else:
-        how = "" if corr == 0 else " (the recorder was %.3f s %s)" % (
-            abs(corr) / 1000, "slow" if corr > 0 else "fast")
-        out.append("clock    corrected by %+d ms%s; TIME_SET seq %s" % (corr, how, ck["seq"]))
-    d = ck["drift_ms_per_day"]
-    if d is None:
-        out.append("drift    not measured yet (a rate needs an hour or more since the "
-                   "measurement base; the correction is summed for the next one)")
-    else:
-        out.append("drift    %+d ms/day over %s%s" % (
-            d, _span(ck["since_ms"] or 0),
-            ": FLAGGED, beyond the recorder's limit" if ck["drift_flagged"] else ", within "
-            "the limit"))
-    return out
-
-
-def _span(ms):
-    for unit, n in (("days", 86400000), ("h", 3600000), ("min", 60000)):
-        if ms >= 2 * n:
-            return "%.1f %s" % (ms / n, unit)
-    return "%.1f s" % (ms / 1000)
-
-
-def _check_line(ch):
-    f = ch["facts"]
-    facts = []
-    # the storage minutes are the recorder's own count (at its bitrate, with the media a
-    # receipt covers, which it would release): said so, last
-    for k, fmt in (("battery_percent", "battery %d %%"), ("clock_error_ms", "clock error %+d ms"),
-                   ("oldest_unreceipted_s", "oldest record not receipted %d s"),
-                   ("storage_minutes", "storage %d min by the recorder's count (free and "
-                                       "releasable, at its bitrate)")):
-        if isinstance(f.get(k), int):
-            facts.append(fmt % f[k])
-    head = "READY" if ch["ready"] else "NOT_READY: " + _not_ready_text(ch)
-    return "check    %s\n         %s; SELF_CHECK seq %s" % (head, ", ".join(facts), ch["seq"])
-
-
-def _final_line(f):
-    """What the dock's last offload pass did, in one or two lines."""
-    if f["exit_code"] != EXIT_OK:
-        return "archive  the dock's records were NOT all archived (%s): see below" % f["status"]
-    n = f["records_pulled"]
-    rc = f["receipt"]
-    last = rc["seq"] if rc and isinstance(rc.get("seq"), int) else f["head_seq"]
-    line = "archive  the dock's records archived: %d record%s, up to seq %s, verified %s" % (
-        n, "" if n == 1 else "s", last, f["verdict"] or "-")
-    if rc:
-        line += ("\n         receipt %d covers seq 0..%d (its RECEIPT record is seq %s)"
-                 % (rc["number"], rc["covered"], rc["seq"]))
-    elif f["receipt_skipped"]:
-        line += "\n         no new receipt: %s" % f["receipt_skipped"]
-    return line
-
-
-def format_result(r: Result) -> str:
-    out = []
-    if r.verb == "dock" and r.offload is not None and r.offload["head_seq"] is not None:
-        from .offload import Summary
-        sm = Summary(**r.offload)
-        out.append(_fmt_summary(sm).rstrip("\n"))
-    elif r.device:
-        out.append("device   %s   key %s" % (r.device, r.fingerprint or "?"))
-    if r.clock:
-        out.extend(_clock_lines(r.clock))
-    if r.verb == "dock" and r.assign:
-        who = r.officer_before
-        if who:
-            out.append("officer  %s%s released (ASSIGN seq %s)" % (
-                who, " (%s)" % r.unit_before if r.unit_before else "", r.assign["seq"]))
-        else:
-            out.append("officer  none was assigned; released anyway (ASSIGN seq %s)"
-                       % r.assign["seq"])
-    if r.check:
-        out.append(_check_line(r.check))
-    if r.verb == "dock" and r.final_offload is not None:
-        out.append(_final_line(r.final_offload))
-    if r.verb == "checkout":
-        if r.assigned:
-            out.append("officer  %s (%s) assigned%s (ASSIGN seq %s)%s" % (
-                r.assign["officer"], r.assign["unit"],
-                ", replacing %s" % r.officer_before if r.officer_before else "",
-                r.assign["seq"], "   *** FORCED: NOT_READY ***" if r.forced else ""))
-        elif r.check:
-            out.append("officer  NOT assigned")
-    if r.status in ("ok", "not_ok", "drift_flagged", "not_ready", "assigned"):
-        issues = []
-        if r.offload is not None and r.offload["exit_code"] == EXIT_NOT_OK:
-            issues.append("offload NOT_OK")
-        if r.clock and r.clock["drift_flagged"]:
-            issues.append("DRIFT FLAGGED")
-        if r.check and not r.check["ready"]:
-            issues.append("NOT_READY")
-        if r.status == "not_ok" and not issues:
-            issues.append("NOT_OK")       # the recorder broke the protocol (one line says how)
-        result = ", ".join(issues) or "OK"
-        if r.verb == "checkout":
-            result = ("ASSIGNED (%s)" % result) if r.assigned else "NOT ASSIGNED (%s)" % result
-    else:
-        result = r.status.upper()
-    out.append("RESULT   %s" % result)
-    return "\n".join(out) + "\n"
 
 
 # --- CLI --------------------------------------------------------------------------------------

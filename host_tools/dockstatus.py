@@ -21,8 +21,9 @@ import socket
 import sys
 
 from . import argtypes, stationconfig
-from .dock import (EXIT_NOT_READY, Result, _check_line, _facts, _Fail, _int, _printable,
+from .dock import (EXIT_NOT_READY, Result, _facts, _Fail, _int, _printable,
                    _run, _session, _txt, _with_sigterm)
+from .dock_text import _check_line
 from .link import AUTH, HELLO, STATUS, ProtocolViolation
 from .records import hostile_values
 from .session import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
