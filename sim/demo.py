@@ -204,7 +204,11 @@ def narrate_shift(recs):
     for r in recs:
         b, t, n = r.body, r.type, r.seq
         at = "  %s  " % hms(b[K.RTC])
-        if t == R.REC_START:
+        if t == R.BOOT:
+            print(at + "开机 / The officer switched the recorder on (record #%d): in standby "
+                  "it keeps the last seconds of picture and sound in its pre-record buffer"
+                  % n)
+        elif t == R.REC_START:
             segs.append(n)
             if b.get(K.REASON) == "resume":
                 print(at + "恢复录像 / Recording resumed (record #%d): the recorder beeps, "
@@ -356,7 +360,8 @@ def step_checkin(d):
     rc = off.get("receipt") or {}
     if rc:
         say("保管回执", "Custody receipt", "number %s, signed by the station, covers the "
-            "recorder's records 0..%s: only now may the recorder free that space later"
+            "recorder's records 0..%s: the station now answers for them, and the recorder "
+            "may free their space when it runs short (never before)"
             % (rc.get("number"), rc.get("covered")))
     if ck:
         say("校准时钟", "Clock set", "corrected by %+.1f s (record #%s)"
@@ -393,18 +398,23 @@ def step_verify_report(d):
         return verdict, None
     s = rep["summary"].get(DEVICE, {})
     it = s.get("interruptions", {})
-    say("合规报告", "Compliance report", "%d interruption(s), %d explained aloud, %d without "
-        "a statement; %d recording(s) offloaded later than 24 h; %d refused delete(s); "
-        "%d compliance problem(s)" % (it.get("total", 0), it.get("annotated", 0),
-                                      it.get("missing", 0) + it.get("unexplained", 0),
-                                      s.get("late_segments", 0), s.get("refusals", 0),
-                                      s.get("problems", 0)))
+    say("合规报告", "Compliance report", "%s, %d explained aloud, %d without a statement; "
+        "%s offloaded later than 24 h; %s; %s" % (
+            _n(it.get("total", 0), "interruption"), it.get("annotated", 0),
+            it.get("missing", 0) + it.get("unexplained", 0),
+            _n(s.get("late_segments", 0), "recording"), _n(s.get("refusals", 0),
+                                                           "refused delete"),
+            _n(s.get("problems", 0), "compliance problem")))
     for sh in rep.get("shifts", []):
-        print("  shift of %s (%s): from %s to %s, %d recording(s), %d interruption(s), "
-              "%d mark(s)" % (sh["officer"], sh.get("unit") or "no unit",
-                              sh["start"][11:19], (sh["end"] or "")[11:19] or "still open",
-                              sh["segments"], sh["interruptions"], sh["marks"]))
+        print("  shift of %s (%s): from %s to %s, %s, %s, %s" % (
+            sh["officer"], sh.get("unit") or "no unit", sh["start"][11:19],
+            (sh["end"] or "")[11:19] or "still open", _n(sh["segments"], "recording"),
+            _n(sh["interruptions"], "interruption"), _n(sh["marks"], "mark")))
     return verdict, rep
+
+
+def _n(k, what):
+    return "%d %s%s" % (k, what, "" if k == 1 else "s")
 
 
 def step_tamper(d):
@@ -453,7 +463,7 @@ def step_clip(d, rep):
     out = os.path.join(d.out, "statement-%d.mkv" % i["seq"])
     args = ["clip", "--archive", d.arch, "--annotation", "%s:%d" % (DEVICE, i["seq"]),
             "--out", out]
-    p = d.sealcam(args, "clip.txt", "the statement clip")
+    p = d.sealcam(args, "clip.txt", "the clip and its check (commands)")
     if p.returncode != 0 or not os.path.exists(out):
         print("  demo: `sealcam clip` did not write the clip (exit %d); see %s"
               % (p.returncode, d.rel(os.path.join(d.out, "clip.txt"))))
