@@ -113,7 +113,16 @@ def build_b(root):
     _checkpointed(s, m, 2)
     s.close()
     s.rec_stop()
-    return s, {"seg": seg, "mark": mark}
+    # a second segment cut by a power loss 1.5 s after its last checkpoint: RECOVERY
+    # seals its tail at the next boot (hashed then, not at capture)
+    seg2 = s.rec_start().seq
+    m = Media(s)
+    _checkpointed(s, m, 2)
+    m.run(1.5)
+    mark2 = s.mark("bookmark").seq
+    s.power_cut()
+    s.boot()
+    return s, {"seg": seg, "mark": mark, "seg2": seg2, "mark2": mark2}
 
 
 def offload(store, arch):
@@ -257,6 +266,83 @@ def test_device_and_officer_ranges_one_clip_per_segment(world, tmp_path, capsys)
               str(tmp_path / "x.mkv")])
     err = capsys.readouterr().err
     assert rc == 3 and "nothing was recorded" in err and len(err.splitlines()) == 1
+
+
+def test_clip_from_the_start_is_the_file_as_it_is(world, tmp_path):
+    """A mark 2.5 s into its segment, 5 s before it asked: the clip starts at chunk 0 and is
+    the segment's first bytes as they are, no Void."""
+    res = clip.make_clip(world["arch"], str(tmp_path / "s.mkv"), mark=(A, world["fa"]["mark"]),
+                         before=5, after=0.5)
+    (c,) = res["clips"]
+    prov = clipfile.decode_prov(open(c["prov"], "rb").read())
+    assert (prov["first"], prov["header"], prov["head_chunks"], prov["lead"]) == (0, 0, 0, 0)
+    assert c["asked"]["from_s"] == 0 and c["beyond"]["before_s"] == 0
+    seg = open(os.path.join(world["arch"], "devices", A, "m", "%08d.mkv"
+                            % world["fa"]["seg1"]), "rb").read()
+    assert open(c["file"], "rb").read() == seg[:c["bytes"]] and c["bytes"] % CHUNK == 0
+    nv, _, t0, _ = decode(c["file"])
+    assert t0 == 0 and nv >= 2
+    assert verify(c["file"], "--archive", world["arch"])[1]["verdict"] == "OK"
+
+
+def test_media_sealed_at_recovery_is_missing_info(world, tmp_path):
+    """Around a mark after the last checkpoint of a segment a power loss cut: its chunks
+    are proven by the RECOVERY record, hashed at boot: OK_WITH_MISSING_INFO, said so."""
+    res = clip.make_clip(world["arch"], str(tmp_path / "r.mkv"), mark=(B, world["fb"]["mark2"]),
+                         before=0.5, after=0.5)
+    (c,) = res["clips"]
+    assert c["segment"] == world["fb"]["seg2"]
+    decode(c["file"])
+    rc, j = verify(c["file"], "--archive", world["arch"])
+    assert rc == 0 and j["verdict"] == "OK_WITH_MISSING_INFO", j
+    assert any("RECOVERY" in m and "not at capture" in m for m in j["missing"]), j
+
+
+def test_an_archive_that_does_not_prove_it_gets_no_clip(world, tmp_path, capsys):
+    """`sealcam clip` cuts only what verifies: a media byte changed in the archive, or a
+    station log edited, is exit 1 with one line saying to run `sealcam verify`."""
+    arch = tmp_path / "arch"
+    shutil.copytree(world["arch"], arch)              # copies: the objects are not shared
+    media = arch / "devices" / A / "m" / ("%08d.mkv" % world["fa"]["seg2"])
+    os.chmod(media, 0o644)
+    prov = clipfile.decode_prov(open(clip.make_clip(
+        str(arch), str(tmp_path / "ok.mkv"), annotation=(A, world["fa"]["voice"]))["clips"][0]
+        ["prov"], "rb").read())
+    _flip(str(media), prov["last"] * CHUNK + 10)
+    argv = ["clip", "--archive", str(arch), "--annotation", "%s:%d" % (A, world["fa"]["voice"]),
+            "--out", str(tmp_path / "x.mkv")]
+    assert cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "does not match its signed hash" in err and "sealcam verify" in err
+    assert len(err.splitlines()) == 1 and not os.path.exists(tmp_path / "x.mkv")
+    _flip(str(media), prov["last"] * CHUNK + 10)
+    _flip(str(arch / "log" / "entries"), 40)
+    assert cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "station log" in err and "sealcam verify" in err and len(err.splitlines()) == 1
+
+
+def test_walk_reads_the_structure_never_the_payload():
+    """A block whose payload holds a Cluster ID (hostile data) is not taken for a Cluster:
+    the walk follows element sizes from the file's first byte."""
+    out = bytearray()
+    m = mkv.Muxer(out.extend, 16, 16, 1)
+    m.start(0)
+    fake = b"\x1f\x43\xb6\x75\x01\xff\xff\xff\xff\xff\xff\xff\xe7\x88" + bytes(8)
+    for t in range(0, 3000, 250):
+        m.block(mkv.AUDIO, t, fake * 20)
+    lay = clipfile.walk(io.BytesIO(bytes(out)), len(out))
+    real = [i for i in range(len(out)) if out.startswith(b"\x1f\x43\xb6\x75", i)]
+    assert len(real) > 3 * 20                     # the ID is in the payloads many times
+    assert [t for _, t in lay.clusters] == [0, 1000, 2000]
+    assert len(lay.blocks) == 12 and lay.end == len(out)
+    assert all(out[off:off + 4] == b"\x1f\x43\xb6\x75" for off, _ in lay.clusters)
+    # cut anywhere: the walk ends at the last whole element, never beyond the file
+    for n in range(lay.header, len(out), 997):
+        cut = clipfile.walk(io.BytesIO(bytes(out[:n])), n)
+        assert cut.end <= n and all(b.end <= n for b in cut.blocks)
+    with pytest.raises(clipfile.WalkError):
+        clipfile.walk(io.BytesIO(b"RIFF" + bytes(60)), 64)
 
 
 def _iso(ms):
