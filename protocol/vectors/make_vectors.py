@@ -279,14 +279,14 @@ class _StoreSource:
 def build_clip(sd, out):
     """clip/statement.mkv (+ .prov) of the workflow store's VOICE_ANNOTATION, and the
     station key that signed the provenance's checkpoint (clip/station.pub)."""
-    from host_tools import clip, clipcut
+    from host_tools import clip, clipcut, records as R
     os.makedirs(out)
     src = _StoreSource(sd)
-    (voice,) = [r.seq for r in src.recs.values() if r.type == 11]
-    (seg, b1, b2, asked, subject),  = clip._annotation_cuts(src, voice)
-    clipcut.cut(seg, b1, b2, asked, {"kind": "annotation", "seqs": sorted(r.seq for r in subject),
-                                     "from": None, "to": None},
-                subject, os.path.join(out, "statement.mkv"))
+    (voice,) = [r.seq for r in src.recs.values() if r.type == R.VOICE_ANNOTATION]
+    [(seg, b1, b2, asked, subject)] = clip._annotation_cuts(src, voice)
+    seqs = sorted(r.seq for r in subject)
+    clipcut.cut(seg, b1, b2, asked, {"kind": "annotation", "seqs": seqs, "from": None,
+                                     "to": None}, subject, os.path.join(out, "statement.mkv"))
     with open(os.path.join(out, "station.pub"), "w") as f:
         f.write(src.station.hex() + "\n")
 
