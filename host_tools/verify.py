@@ -447,9 +447,10 @@ class _Verifier:
                    % (device, rep.store_key_fingerprint)
         else:
             msg += "; they say they are from device %s" % device
-        msg += ". Pin the key registered for %s at the station (the archive holds it; " \
-               "compare fingerprints): if the card's key is not the registered one, the " \
-               "card is not that recorder's. Nothing else was checked" % device
+        msg += ". What to do: compare the fingerprints with the key the station " \
+               "registered for %s (`sealcam verify ARCHIVE` uses it): if the pinned key is " \
+               "the registered one, these records are not that recorder's; if not, verify " \
+               "again with the registered key. Nothing else was checked" % device
         return {"seq": None, "file": None, "offset": None, "reason": msg,
                 "key_mismatch": True}
 

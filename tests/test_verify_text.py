@@ -107,7 +107,8 @@ def test_wrong_key_file_is_said_once(tmp_path, capsys):
     bad = keys.fingerprint(keys.load_public_key(str(other)))
     # which key, which device, which key the records carry, and what to do
     assert str(other) in line and bad in line and "SC-VECTOR01" in line and good in line
-    assert "Pin the key registered for SC-VECTOR01" in line
+    assert "the key the station registered for SC-VECTOR01" in line
+    assert "verify again with the registered key" in line
     # no cascade: no per-record, head or media failure lines
     assert "signature does not verify" not in out
     assert "head.cbor is invalid" not in out
