@@ -603,3 +603,45 @@ def test_vector_clip_verifies_and_matches_the_cddl():
 
 def test_fresh_provenance_matches_the_cddl(statement):
     _cddl(open(statement["prov"], "rb").read())
+
+
+def test_statement_across_a_rollover_is_one_clip_per_segment(tmp_path, capsys):
+    """A statement the segment rollover cut in two (SPEC §10.3: one VOICE_ANNOTATION per
+    segment): asked by its INTERRUPTION, it gives FILE-DEVICE-SEGMENT.mkv for each part."""
+    s = rw.RefStore(tmp_path / "sd", seed=b"\xc3" * 32, device="SC-CLIPC003", chunk=CHUNK)
+    s.boot()
+    s.rec_start()
+    m = Media(s)
+    _checkpointed(s, m, 1.5)
+    interruption = s.interrupt("place_change").seq
+    seg1 = s.rec_start("resume").seq
+    m = Media(s)
+    _checkpointed(s, m, 1)
+    start = s.position()
+    m.run(1)
+    end = s.position()
+    s.close()
+    seg2 = s.rec_start("rollover").seq
+    m = Media(s)
+    m.run(1)
+    v1 = s.voice_annotation(interruption, span=[seg1, start[1], start[2], end[1], end[2]]).seq
+    v2 = s.voice_annotation(interruption, start=[seg2, 0, 0]).seq
+    _checkpointed(s, m, 1)
+    s.close()
+    s.rec_stop()
+    arch = tmp_path / "arch"
+    station.init(arch)
+    offload(s, arch)
+    out = tmp_path / "st.mkv"
+    rc = cli(["clip", "--archive", str(arch), "--annotation", "SC-CLIPC003:%d" % interruption,
+              "--out", str(out), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert [(os.path.basename(c["file"]), c["subject"]["seqs"]) for c in res["clips"]] == [
+        ("st-SC-CLIPC003-%d.mkv" % seg1, [interruption, v1]),
+        ("st-SC-CLIPC003-%d.mkv" % seg2, [interruption, v2])]
+    for c in res["clips"]:
+        decode(c["file"])
+        rc, j = verify(c["file"], "--archive", str(arch))
+        assert rc == 0 and j["verdict"] == "OK", j
+    assert not os.path.exists(out)
