@@ -205,7 +205,11 @@ def _range_cuts(src, t_from, t_to, extra=()):
         lo, hi = max(t_from, seg.origin_rtc), min(t_to, seg.end_rtc)
         if lo >= hi:
             continue
-        t1, t2 = lo - seg.origin_rtc, min(hi - seg.origin_rtc, seg.media_end())
+        # a range past the segment's last signed record takes its media to the end (block
+        # times and record times are of different clocks by a tick)
+        t1 = lo - seg.origin_rtc
+        t2 = seg.media_end() if t_to >= seg.end_rtc else min(hi - seg.origin_rtc,
+                                                              seg.media_end())
         if t1 >= t2:
             continue
         b1, b2 = seg.bytes_of(t1, t2)

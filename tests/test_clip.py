@@ -256,6 +256,14 @@ def test_device_and_officer_ranges_one_clip_per_segment(world, tmp_path, capsys)
     res = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(res["clips"]) == 2
     assert all(c["subject"]["seqs"] == [world["fa"]["assign"]] for c in res["clips"])
+    # a range over a whole segment: the clip is the segment's file as it is
+    res = clip.make_clip(world["arch"], str(tmp_path / "w.mkv"), device=A,
+                         since=recs[world["fa"]["seg2"]][4] - 1,
+                         until=recs[world["fa"]["seg2"]][4] + 3_600_000)
+    (c,) = res["clips"]
+    seg = open(os.path.join(world["arch"], "devices", A, "m", "%08d.mkv" % c["segment"]),
+               "rb").read()
+    assert c["segment"] == world["fa"]["seg2"] and open(c["file"], "rb").read() == seg
     # an officer no record names, a range with nothing recorded: exit 3, one line
     rc = cli(["clip", "--archive", world["arch"], "--officer", "OFC-404", "--from", iso[0],
               "--to", iso[1], "--out", str(tmp_path / "x.mkv")])
