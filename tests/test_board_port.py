@@ -45,20 +45,24 @@ SAW_STEP = 400          # tests/fakemachine/machine.py: the fake microphone's sa
 RUNTIMES = ["micropython", "cpython"]
 
 
+PHRASE = 10000          # bytes of the notice phrase file put on the board's flash
+
+
 def run_board(tmp, runtime, *extra):
-    """Run run_board.py; (result dict, card folder, flash folder)."""
+    """Run run_board.py; (result dict, card folder, flash folder). The flash holds the
+    NOTICE phrase (phrases/notice.pcm) as a board set up for service would."""
     card = tmp / "card"
     card.mkdir()
+    flash = tmp / "root" / "flash" if runtime == "cpython" else tmp / "flash"
+    (flash / "phrases").mkdir(parents=True)
+    (flash / "phrases" / "notice.pcm").write_bytes(bytes(PHRASE))
     if runtime == "cpython":
         root = tmp / "root"
-        root.mkdir()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([vm.FIRMWARE, BOARD, FAKE]))
         p = subprocess.run([sys.executable, SCRIPT, str(card), str(root)] + list(extra),
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=300)
-        flash = root / "flash"
     else:
-        flash = tmp / "flash"
         p = vm.run(SCRIPT, libs=(vm.FIRMWARE, BOARD, FAKE),
                    mounts=((str(card), "/card"), (str(flash), "/flash")),
                    args=("/card", "") + extra, stdin=subprocess.DEVNULL, timeout=300)
@@ -112,7 +116,8 @@ def test_boots_with_the_store_on_the_card_mounted_at_sd(shift):
     rep = verify_store(str(store), _pubkey(flash), progress=False)
     assert rep.verdict == "OK", (rep.reasons, rep.first_failure)
     types = [r.type for r in rep.records]
-    assert types == ["BOOT", "SELF_CHECK", "REC_START", "MARK", "SEGMENT", "REC_STOP"], types
+    assert types == ["BOOT", "SELF_CHECK", "REC_START", "MARK", "MARK", "SEGMENT",
+                     "REC_STOP"], types
 
 
 def test_button_edges_reach_the_workflow(shift):
@@ -121,14 +126,14 @@ def test_button_edges_reach_the_workflow(shift):
     # three raw edges of contact bounce at each press and release count as one edge each
     assert [(e[0], e[1]) for e in edges] == [
         ("record", True), ("record", False), ("mark", True), ("mark", False),
-        ("record", True), ("record", False)], edges
+        ("notice", True), ("notice", False), ("record", True), ("record", False)], edges
     times = [e[2] for e in edges]
     assert times == sorted(times) and 0 < times[0] and times[-1] <= res["mono_end"]
     assert 100 <= times[1] - times[0] <= 600      # RECORD held 150 ms (real time)
-    # a press of RECORD started the segment, MARK marked it, RECORD again stopped it
+    # a press of RECORD started the segment, MARK and NOTICE marked it, RECORD stopped it
     ev = res["events"]
-    assert len(ev) == 3 and re.match(r"start \d+ button$", ev[0]), ev
-    assert ev[1:] == ["mark bookmark", "stop button"]
+    assert len(ev) == 4 and re.match(r"start \d+ button$", ev[0]), ev
+    assert ev[1:] == ["mark bookmark", "mark notice_given", "stop button"]
 
 
 def test_microphone_i2s_fills_the_audio_blocks(shift):
@@ -180,9 +185,11 @@ def test_feedback_led_motor_speaker(shift):
     _, res, _, _ = shift
     # boot: NOT READY (red; an uncalibrated clock), start: green, stop: off
     assert res["led"][-3:] == [[48, 0, 0], [0, 48, 0], [0, 0, 0]], res["led"]
-    assert res["motor"] == [1, 0]                  # MARK vibrates; the one-shot timer ends it
-    tone = 80 * 16 * 2                             # bytes of one 80 ms tone, 16 kHz s16
-    assert res["speaker"] == {"written": 4 * tone, "writes": 4}   # 1 beep, then 2 beeps
+    assert res["motor"] == [1, 0, 1, 0]    # MARK, NOTICE vibrate; a one-shot timer ends it
+    tone = 80 * 16 * 2                     # bytes of one 80 ms tone, 16 kHz s16
+    # start: 1 beep; NOTICE: the phrase file in 4096-byte pieces; stop: 2 beeps (and a gap)
+    assert res["speaker"] == {"written": 4 * tone + PHRASE, "writes": 4 + 3}
+    assert res["missing_phrase"] is None
     assert res["battery"] == 70 and res["temperature"] == 41
 
 

@@ -102,16 +102,24 @@ SAW_STEP = 400
 _saw = [0]              # the microphone's sample counter, across instances
 
 
+_PERIOD = 64000 // SAW_STEP      # samples in one tooth
+_tables = {}
+
+
 def _slots(bits, k0, n):
     # n slots of the sawtooth from sample k0: top 16 bits the sample, low bytes 0x5A
-    out = bytearray()
-    for k in range(k0, k0 + n):
-        v = (-32000 + (k * SAW_STEP) % 64000) & 0xFFFF
-        if bits == 32:
-            out += bytes((0x5A, 0x5A, v & 0xFF, v >> 8))
-        else:
-            out += bytes((v & 0xFF, v >> 8))
-    return out
+    # (one tooth is built once per slot width; a read is a slice of it repeated)
+    t = _tables.get(bits)
+    if t is None:
+        out = bytearray()
+        for k in range(_PERIOD):
+            v = (-32000 + k * SAW_STEP) & 0xFFFF
+            out += bytes((0x5A, 0x5A, v & 0xFF, v >> 8)) if bits == 32 else bytes((v & 0xFF, v >> 8))
+        t = _tables[bits] = bytes(out)
+    size = bits // 8
+    ph = k0 % _PERIOD
+    big = t * ((ph + n) // _PERIOD + 1)
+    return big[ph * size:(ph + n) * size]
 
 
 class I2S:

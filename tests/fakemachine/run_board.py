@@ -85,7 +85,9 @@ run(400)                               # standby: the pre-record ring fills
 press("record", 150)                   # RECORD: a segment starts
 run(2200)
 press("mark", 120)                     # MARK: a bookmark
-run(600)
+run(300)
+press("notice", 100)                   # NOTICE: a mark, and the phrase on the speaker
+run(300)
 press("record", 150)                   # RECORD again: the segment ends
 run(400)
 device.shutdown(s, rec)
@@ -115,5 +117,6 @@ out = {
     "motor": machine.pins[board.MOTOR].history,
     "battery": h.battery(), "temperature": h.temperature(),
     "ui_text": h.ui.text if h.ui is not None else None,
+    "missing_phrase": h.ui.speaker.missing if h.ui is not None else None,
 }
 print("RESULT " + json.dumps(out))
