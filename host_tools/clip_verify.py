@@ -301,36 +301,75 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     # 5. what the clip is of
     lo = k * c + p["lead"] if k else 0
     hi = min((m + 1) * c, length)
-    what = []
-    for s in p["subject"]["seqs"]:
-        rec = recs.get(s)
-        if rec is None:
-            res.fail("subject", "record seq %d named by the provenance is not in it" % s)
-        if rec.type == R.VOICE_ANNOTATION and rec.body[K.SPAN][0] == seg:
-            sp = rec.body[K.SPAN]
-            b1, b2 = sp[1] * c + sp[2], sp[3] * c + sp[4]
-            if not lo <= b1 < b2 <= hi:
-                res.fail("subject", "VOICE_ANNOTATION seq %d's span (bytes %d..%d) is not "
-                         "inside the clip (bytes %d..%d of segment %d)" % (s, b1, b2, lo, hi, seg))
-            what.append("the statement of VOICE_ANNOTATION seq %d (%.1f s held), for "
-                        "INTERRUPTION seq %d" % (s, rec.body[K.DURATION] / 1000,
-                                                 rec.body[K.REFERS]))
-        elif rec.type == R.INTERRUPTION:
-            what.append("INTERRUPTION seq %d (%s)" % (s, R.printable(rec.body[K.REASON])))
-        elif rec.type == R.MARK and K.AT in rec.body:
-            if rec.body[K.AT][0] != seg:
-                res.fail("subject", "MARK seq %d is in segment %d, the clip in %d"
-                         % (s, rec.body[K.AT][0], seg))
-            what.append("around MARK seq %d (%s)" % (s, R.printable(rec.body[K.KIND])))
-        elif rec.type == R.ASSIGN:
-            what.append("officer %s's shift (ASSIGN seq %d)" % (
-                R.printable(rec.body[K.OFFICER]), s))
+    what = _check_subject(res, p, recs, start, root, lo, hi)
     res.info["what"] = "; ".join(what + ["segment %d bytes %d..%d" % (seg, lo, hi)])
     res.info.update(device_id=dev, segment=seg, chunks=[k, m], bytes=[lo, hi],
                     records=sorted(recs))
-    res.ok("subject", "the records it is of lie inside it" if what else "a time range")
     # 6. the station log
     _check_log(res, p, recs, arch, station_key)
+
+
+def _check_subject(res, p, recs, start, root, lo, hi):
+    """The provenance's `subject` against the signed records: the records it names are
+    exactly the others it carries, of the kind it says, and lie inside the clip (a
+    statement's span, a mark's position) or its segment's time (a range)."""
+    sub, seg, c = p["subject"], p["segment"], p["chunk"]
+    seqs, kind = sub["seqs"], sub["kind"]
+    if seqs != sorted(set(seqs)) or set(seqs) != set(recs) - {start.seq, root.seq}:
+        res.fail("subject", "it names records %s, the provenance carries %s besides the "
+                 "segment's" % (seqs, sorted(set(recs) - {start.seq, root.seq})))
+    types = {s: recs[s].type for s in seqs}
+    want = {"annotation": (R.VOICE_ANNOTATION, R.INTERRUPTION), "mark": (R.MARK,),
+            "range": (R.ASSIGN,)}[kind]
+    if any(t not in want for t in types.values()) or \
+            (kind == "range") != (sub["from"] is not None and sub["to"] is not None) or \
+            (kind != "range" and (sub["from"], sub["to"]) != (None, None)):
+        res.fail("subject", "a %s clip of %s records%s" % (kind, ", ".join(
+            recs[s].tname for s in seqs) or "no", "" if kind == "range" else
+            " with a time range" if sub["from"] is not None or sub["to"] is not None else ""))
+    what = []
+    voices = [recs[s] for s in seqs if types[s] == R.VOICE_ANNOTATION]
+    if kind == "annotation" and not voices:
+        res.fail("subject", "an annotation clip without a VOICE_ANNOTATION")
+    for v in voices:
+        sp = v.body[K.SPAN]
+        b1, b2 = sp[1] * c + sp[2], sp[3] * c + sp[4]
+        if sp[0] != seg or not lo <= b1 < b2 <= hi:
+            res.fail("subject", "VOICE_ANNOTATION seq %d's span (segment %d bytes %d..%d) is "
+                     "not inside the clip (segment %d bytes %d..%d)"
+                     % (v.seq, sp[0], b1, b2, seg, lo, hi))
+        what.append("the statement of VOICE_ANNOTATION seq %d (%.1f s held), for "
+                    "INTERRUPTION seq %d" % (v.seq, v.body[K.DURATION] / 1000,
+                                             v.body[K.REFERS]))
+    for s in seqs:
+        rec = recs[s]
+        if rec.type == R.INTERRUPTION:
+            if not any(v.body[K.REFERS] == s for v in voices):
+                res.fail("subject", "INTERRUPTION seq %d: no statement of the clip explains it"
+                         % s)
+            what.append("INTERRUPTION seq %d (%s)" % (s, R.printable(rec.body[K.REASON])))
+        elif rec.type == R.MARK:
+            at = rec.body.get(K.AT)
+            if len(seqs) != 1 or at is None or at[0] != seg \
+                    or not lo <= at[1] * c + at[2] <= hi:
+                res.fail("subject", "MARK seq %d is not inside the clip (segment %d bytes "
+                         "%d..%d)" % (s, seg, lo, hi))
+            what.append("around MARK seq %d (%s)" % (s, R.printable(rec.body[K.KIND])))
+        elif rec.type == R.ASSIGN:
+            if rec.body[K.OFFICER] is None:
+                res.fail("subject", "ASSIGN seq %d releases the recorder: it is no shift" % s)
+            what.append("officer %s's shift (ASSIGN seq %d)" % (
+                R.printable(rec.body[K.OFFICER]), s))
+    if kind == "range":
+        begin = start.body[K.RTC] - start.body.get(K.PRERECORD, 0)
+        if not (sub["from"] < sub["to"] and sub["from"] <= root.body[K.RTC] + 1000
+                and sub["to"] >= begin):
+            res.fail("subject", "the range asked (RTC %d..%d) is not when segment %d was "
+                     "recorded (from RTC %d)" % (sub["from"], sub["to"], seg, begin))
+        what.insert(0, "a time range")
+    res.ok("subject", "the records it is of lie inside it" if kind != "range" else
+           "a time range of the segment")
+    return what
 
 
 def _check_log(res, p, recs, arch, station_key):

@@ -483,9 +483,19 @@ def test_edited_provenance_is_not_ok(world, statement, tmp_path):
     def entry_index(p):
         p["log"]["entries"][0][0] += 1
 
+    def as_mark(p):
+        p["subject"]["kind"] = "mark"
+
+    def as_range(p):
+        p["subject"].update(kind="range", **{"from": 1, "to": 2})
+
+    def no_subject(p):
+        p["subject"]["seqs"] = []
+
     for edit, word in ((flip_hash, "bytes"), (flip_record, "signatures"),
                        (drop_record, "subject"), (later_start, "bytes"),
-                       (other_subject, "subject"), (entry_index, "station log")):
+                       (other_subject, "subject"), (entry_index, "station log"),
+                       (as_mark, "subject"), (as_range, "subject"), (no_subject, "subject")):
         p = _edit_prov(statement, tmp_path, edit)
         rc, j = verify(p, "--archive", world["arch"])
         assert rc == 1 and j["failure"].startswith(word), (edit.__name__, j["failure"])
