@@ -212,6 +212,27 @@ def test_empty_card_slot_is_not_ready_and_writes_nothing(tmp_path, runtime):
         assert sorted(os.listdir(tmp_path / "root")) == ["flash"]   # nothing under /sd
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_button_debouncing(runtime):
+    """boardio.Buttons alone (tests/fakemachine/check_buttons.py), in real time."""
+    script = os.path.join(FAKE, "check_buttons.py")
+    if runtime == "cpython":
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([vm.FIRMWARE, BOARD, FAKE]))
+        p = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
+                           timeout=120)
+    else:
+        p = vm.run(script, libs=(vm.FIRMWARE, BOARD, FAKE), timeout=120)
+    m = re.search(r"^RESULT (.*)$", p.stdout, re.M)
+    assert m and p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(m.group(1))
+    assert r["glitch"] == []                              # 5 ms low: bounce, not a press
+    (d, u) = r["short_press"]                             # both edges between two polls
+    assert d[:2] == ["record", True] and u[:2] == ["record", False]
+    assert 0 <= d[2] <= 5 and 35 <= u[2] - d[2] <= 60     # the times the levels began
+    assert r["settling"] == [] and r["settled"] == [["mark", True]]
+    assert r["chatter"] == [["record", True]] and r["chatter_later"] == []
+
+
 def test_board_manifest_lists_the_board_modules():
     with open(os.path.join(BOARD, "manifest.py")) as f:
         text = f.read()
