@@ -96,7 +96,7 @@ def _civil(days):
 
 
 class BoardClock:
-    """Monotonic ms from ticks_ms (wrap-safe; time.monotonic on CPython); the RTC (UTC ms)
+    """Monotonic ms from ticks_ms() (wrap-safe; time.monotonic on CPython); the RTC (UTC ms)
     from a machine.RTC when one is given, else time.time() plus an offset kept in RAM.
 
     With rtc (machine.RTC()): rtc_ms() reads rtc.datetime() (year, month, day, weekday,
@@ -108,19 +108,16 @@ class BoardClock:
     def __init__(self, rtc=None):
         self._offset = 0
         self.rtc = rtc
-        if _ticks_ms:
-            self._t0 = _ticks_ms()
-            self._mono = 0
-        else:
-            self._t0 = time.monotonic()
+        self._t0 = ticks_ms()
+        self._mono = 0
 
     def mono_ms(self):
-        if _ticks_ms:
-            now = _ticks_ms()
-            self._mono += _ticks_diff(now, self._t0)
-            self._t0 = now
-            return self._mono
-        return int((time.monotonic() - self._t0) * 1000)
+        # ticks_ms() summed up (wrap-safe as long as it is read once every few days, which
+        # every tick of the firmware does), so mono_of() of an interrupt's ticks is exact
+        now = ticks_ms()
+        self._mono += ticks_diff(now, self._t0)
+        self._t0 = now
+        return self._mono
 
     def mono_of(self, ticks):
         """The mono_ms() of a ticks_ms() value taken a little earlier (an interrupt's)."""

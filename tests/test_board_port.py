@@ -228,7 +228,8 @@ def test_button_debouncing(runtime):
     assert r["glitch"] == []                              # 5 ms low: bounce, not a press
     (d, u) = r["short_press"]                             # both edges between two polls
     assert d[:2] == ["record", True] and u[:2] == ["record", False]
-    assert 0 <= d[2] <= 5 and 35 <= u[2] - d[2] <= 60     # the times the levels began
+    assert 0 <= d[2] <= 30 and 35 <= u[2] - d[2] <= 250    # the times the levels began (a
+    # loaded machine sleeps longer than asked: only the lower bound is tight)
     assert r["settling"] == [] and r["settled"] == [["mark", True]]
     assert r["chatter"] == [["record", True]] and r["chatter_later"] == []
 

@@ -181,7 +181,12 @@ class SDCard:
     def __init__(self, slot=1, width=1, **kw):
         if not SDCard.present or SDCard.backing is None:
             raise OSError(116, "no card")   # ETIMEDOUT, as esp32 reports an empty slot
-        SDCard.made.append(dict(kw, slot=slot, width=width))
+        made = {"slot": slot, "width": width}
+        for k in kw:            # pins as their numbers
+            v = kw[k]
+            made[k] = v.id if isinstance(v, Pin) else \
+                [p.id for p in v] if isinstance(v, (list, tuple)) else v
+        SDCard.made.append(made)
         self.root = SDCard.backing.rstrip("/")
         self.mounted = 0
 

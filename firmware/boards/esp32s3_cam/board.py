@@ -107,7 +107,8 @@ def mount_card(prefix=""):
         import os as vfs            # MicroPython before 1.23 mounts through os
     where = prefix + SD_MOUNT
     try:
-        card = machine.SDCard(slot=1, width=1, sck=SD_CLK, cmd=SD_CMD, data=(SD_D0,),
+        P = machine.Pin
+        card = machine.SDCard(slot=1, width=1, sck=P(SD_CLK), cmd=P(SD_CMD), data=(P(SD_D0),),
                               freq=SD_FREQ)
         try:
             vfs.mount(card, where)
