@@ -16,7 +16,8 @@ mark, RECORD again stops); the microphone's I2S readinto fills the segment's aud
 (32-bit slots cut to their top 16 bits); the camera driver's frames reach the segment file
 without being held past the driver's buffer; the store lives on the card mounted at /sd
 and verifies with the device key kept on internal flash; an empty card slot gives
-NOT_READY (card_error) with nothing written anywhere.
+NOT_READY (card_error) with nothing written anywhere; a camera that does not come up makes
+every start a recorded device fault.
 
 What this does NOT show, because NOTHING HAS RUN ON A REAL BOARD: that the pin table
 matches a real ESP32-S3 camera board, that the camera, SD card (FAT, SDMMC at 40 MHz),
@@ -210,6 +211,21 @@ def test_empty_card_slot_is_not_ready_and_writes_nothing(tmp_path, runtime):
     assert os.listdir(card) == [] and (flash / "key.bin").is_file()
     if runtime == "cpython":
         assert sorted(os.listdir(tmp_path / "root")) == ["flash"]   # nothing under /sd
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_camera_that_does_not_come_up_is_a_device_fault_on_record(tmp_path, runtime):
+    from host_tools.verify import verify_store
+    res, card, flash = run_board(tmp_path, runtime, "nocamera")
+    assert "no sensor found" in res["camera"]["why"]
+    # each press of RECORD: the start is recorded and at once interrupted (device_fault)
+    ev = res["events"]
+    assert [e.split()[0] for e in ev] == ["interrupted", "start", "interrupted", "start"], ev
+    assert ev[0].endswith("device_fault") and "camera not working" in ev[1]
+    rep = verify_store(str(card / "sealcam"), _pubkey(flash), progress=False)
+    assert rep.verdict == "OK"
+    assert [r.type for r in rep.records][2:6] == ["REC_START", "INTERRUPTION", "SEGMENT",
+                                                   "REC_STOP"]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

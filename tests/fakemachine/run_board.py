@@ -23,6 +23,9 @@ CARD, PREFIX = ARGS[0], ARGS[1]
 machine.SDCard.backing = CARD
 if "nocard" in ARGS[2:]:
     machine.SDCard.present = False     # the slot is empty
+if "nocamera" in ARGS[2:]:
+    import camera
+    camera.FAIL = "no sensor found"    # the camera does not answer at boot
 
 if PREFIX:
     h, s, rec, wf, lnk = main.boot(board.make_hal(PREFIX))
@@ -109,7 +112,8 @@ out = {
     "mic_hal": h.mic is not None,
     "speaker": None if spk is None else {"written": spk.written, "writes": spk.writes},
     "camera": {"frames": cam.cam.frames, "freed": cam.cam.freed, "kw": cam.cam.kw,
-               "width": cam.WIDTH, "height": cam.HEIGHT},
+               "width": cam.WIDTH, "height": cam.HEIGHT} if hasattr(cam, "cam") else
+              {"why": cam.why},
     "sdcard": machine.SDCard.made,
     "store_root": getattr(h.sd, "root", None), "card_why": getattr(h.sd, "why", None),
     "flash_root": h.flash.root,
