@@ -5,8 +5,8 @@
 # port's:
 #   include("$(PORT_DIR)/boards/manifest.py")             # esp32, rp2
 #   include("/path/to/sealcam/firmware/manifest.py")    # main=False: the board's main.py
-# and build with make BOARD=<board> FROZEN_MANIFEST=/path/to/that/manifest.py. The board
-# port adds its camera_driver module (hw_tests/README.md); it is not part of this manifest.
+# and build with make BOARD=<board> FROZEN_MANIFEST=/path/to/that/manifest.py. A board
+# port adds its own board.py (firmware/boards/<board>/manifest.py), which main.py imports.
 # tests/test_mpy_cross.py checks that this lists exactly the modules in firmware/.
 metadata(description="sealcam body-worn recorder firmware: evidence store, recorder, "
          "officer workflow and dock link", version="0.1.0")
