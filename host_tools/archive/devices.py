@@ -1,16 +1,40 @@
 """Registered devices (SPEC §9): a device id and the public key an offload pins, the
-folders that hold its view (devices/ID/) and its staging (staging/ID/), and the lock
-that lets one offload at a time work on a device."""
+folders that hold its view (devices/ID/) and its staging (staging/ID/), the lock
+that lets one offload at a time work on a device, and its lifecycle (SPEC §9.1):
+provisioned, revoked, re-keyed, firmware seen. Each lifecycle event is a signed entry of
+the station log and a row of the index's device_events table (the entry's CBOR, which
+`sealcam verify` compares with the log; `station reindex` rebuilds it)."""
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+
+import cbor2
 
 from ..tlog import events
 from .common import ArchiveError, DeviceLocked, utcnow, valid_device_id
 from .durable import makedirs
 
-__all__ = ["DevicesMixin"]
+__all__ = ["DevicesMixin", "LIFECYCLE_SCHEMA", "retired_name"]
+
+# one row per lifecycle event of a recorder id, in log order (SPEC §9.1); made on first use
+LIFECYCLE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_events (
+    device TEXT NOT NULL,             -- the recorder's id
+    n INTEGER NOT NULL,               -- 0, 1, ... in log order
+    type TEXT NOT NULL,               -- device_provisioned | device_revoked | device_rekeyed
+                                      -- | firmware_seen
+    at TEXT NOT NULL,
+    entry BLOB NOT NULL,              -- the station log entry (deterministic CBOR)
+    PRIMARY KEY (device, n))"""
+
+_RETIRED_RE = re.compile(r".*\.key[0-9]+")
+
+
+def retired_name(device_id, n):
+    """The archive device that keeps the history of a recorder's n-th retired key."""
+    return "%s.key%d" % (device_id, n)
 
 
 class DevicesMixin:
@@ -24,13 +48,16 @@ class DevicesMixin:
     def devices(self):
         return [dict(r) for r in self.db.execute("SELECT * FROM devices ORDER BY id")]
 
-    def register(self, device_id, pubkey: bytes):
+    def register(self, device_id, pubkey: bytes, *, technician=None):
         """Register a device with its public key. Returns (row, created). Raises
-        ArchiveError if it is registered with another key or the id is not usable."""
+        ArchiveError if it is registered with another key or the id is not usable. With
+        ``technician`` (`sealcam provision`) the log event is device_provisioned, naming
+        who vouched for the key."""
         from .. import keys
-        if not valid_device_id(device_id):
+        if not valid_device_id(device_id) or _RETIRED_RE.fullmatch(device_id):
             raise ArchiveError("not a usable device id: %r (letters, digits, '.', '_', '-'; "
-                               "at most 64)" % (device_id,))
+                               "at most 64; not ending in .keyN, which names a retired key's "
+                               "history)" % (device_id,))
         pubkey = bytes(pubkey)
         if len(pubkey) != 32:
             raise ArchiveError("a device key is 32 bytes, got %d" % len(pubkey))
@@ -41,14 +68,168 @@ class DevicesMixin:
                 if row["pubkey"] != pubkey:
                     raise ArchiveError(
                         "device %s is already registered with another key (fingerprint %s, "
-                        "not %s)" % (device_id, row["fingerprint"], fp))
+                        "not %s); after a repair that gave it a new key, run `sealcam station "
+                        "rekey --archive %s --device %s --key NEWKEY --by NAME`"
+                        % (device_id, row["fingerprint"], fp, self.root, device_id))
                 return row, False
             now = utcnow()
             self.db.execute("INSERT INTO devices (id, pubkey, fingerprint, registered_at) "
                             "VALUES (?, ?, ?, ?)", (device_id, pubkey, fp, now))
-            self._log_event(events.register(now, device_id, pubkey))
+            if technician is None:
+                self._log_event(events.register(now, device_id, pubkey))
+            else:
+                self._device_event(events.device_provisioned(now, device_id, pubkey,
+                                                             str(technician), fp))
         makedirs(self.view_dir(device_id))
         return self.device(device_id), True
+
+    # -- lifecycle (SPEC §9.1) ------------------------------------------------------------
+    def _lifecycle_table(self):
+        if not self.readonly:
+            self.db.execute(LIFECYCLE_SCHEMA)
+
+    def _device_event(self, entry):
+        """Inside a transaction: the lifecycle event as a device_events row and a signed
+        log entry."""
+        self._lifecycle_table()
+        d = entry["device"]
+        n = self.db.execute("SELECT COUNT(*) FROM device_events WHERE device = ?",
+                            (d,)).fetchone()[0]
+        self.db.execute("INSERT INTO device_events (device, n, type, at, entry) VALUES "
+                        "(?, ?, ?, ?, ?)", (d, n, entry["type"], entry["at"],
+                                            cbor2.dumps(entry, canonical=True)))
+        self._log_event(entry)
+
+    def device_events(self, device_id=None):
+        """The lifecycle entries (decoded) of a recorder id, or of all as {id: [...]}."""
+        try:
+            rows = self.db.execute("SELECT device, n, entry FROM device_events ORDER BY "
+                                   "device, n").fetchall()
+        except Exception:       # an archive made before the lifecycle (no table yet)
+            rows = []
+        out = {}
+        for r in rows:
+            try:
+                e = cbor2.loads(bytes(r["entry"]))
+            except Exception:
+                e = {"type": "(unreadable)", "device": r["device"]}
+            out.setdefault(r["device"], []).append(e)
+        return out if device_id is None else out.get(device_id, [])
+
+    def device_status(self, device_id):
+        """'active', 'revoked', 'retired' (the history of a re-keyed device's old key) or
+        None (not registered)."""
+        if self.device(device_id) is None:
+            return None
+        evs = self.device_events()
+        for lst in evs.values():
+            for e in lst:
+                if e.get("type") == "device_rekeyed" and e.get("retired_as") == device_id:
+                    return "retired"
+        st = "active"
+        for e in evs.get(device_id, ()):
+            if e.get("type") == "device_revoked":
+                st = "revoked"
+            elif e.get("type") == "device_rekeyed":
+                st = "active"
+        return st
+
+    def retired_keys(self, device_id):
+        """[(old key, rekeyed entry)] of a recorder id."""
+        return [(bytes(e["old_key"]), e) for e in self.device_events(device_id)
+                if e.get("type") == "device_rekeyed"]
+
+    def _usable(self, device_id):
+        st = self.device_status(device_id)
+        if st is None:
+            raise ArchiveError("device %s is not registered in %s" % (device_id, self.root))
+        if st == "retired":
+            raise ArchiveError("%s is the history of a retired key, not a recorder"
+                               % device_id)
+        return st
+
+    def revoke(self, device_id, reason, by):
+        """Revoke a lost or stolen recorder: returns the log entry."""
+        if self._usable(device_id) == "revoked":
+            raise ArchiveError("device %s is already revoked" % device_id)
+        e = events.device_revoked(utcnow(), device_id, str(reason), str(by))
+        with self.tx():
+            self._device_event(e)
+        return e
+
+    def firmware_seen(self, device_id, fw: bytes):
+        """Log the firmware manifest hash a recorder reported (HELLO `fw`) if it is not the
+        last one the log holds for it. Returns True if an event was written."""
+        fw = bytes(fw)
+        if not 1 <= len(fw) <= 64:
+            raise ArchiveError("a firmware manifest hash of %d bytes" % len(fw))
+        last = [e for e in self.device_events(device_id) if e.get("type") == "firmware_seen"]
+        if last and last[-1].get("fw") == fw:
+            return False
+        self._usable(device_id)
+        with self.tx():
+            self._device_event(events.firmware_seen(utcnow(), device_id, fw))
+        return True
+
+    def rekey(self, device_id, new_key: bytes, by):
+        """A new device key after a repair: the old key's history (records, segments,
+        receipts, view, staging) becomes the archive device ``ID.keyN``, still verified with
+        the old key, retired at the last head the archive holds; ``device_id`` starts a new
+        chain with the new key. Returns the log entry."""
+        from .. import keys
+        self._usable(device_id)
+        new_key = bytes(new_key)
+        keys.check_public_key(new_key)
+        row = self.device(device_id)
+        if new_key == row["pubkey"]:
+            raise ArchiveError("device %s already holds that key (fingerprint %s)"
+                               % (device_id, row["fingerprint"]))
+        for k, _ in self.retired_keys(device_id):
+            if k == new_key:
+                raise ArchiveError("that key (fingerprint %s) was retired from %s before; a "
+                                   "retired key is never taken back" % (keys.fingerprint(k),
+                                                                        device_id))
+        n = len(self.retired_keys(device_id)) + 1
+        part = retired_name(device_id, n)
+        if not valid_device_id(part) or self.device(part) is not None:
+            raise ArchiveError("cannot retire the key of %s as %s (not a usable id, or taken)"
+                               % (device_id, part))
+        lock = self.lock_device(device_id)
+        moved = []
+        try:
+            now = utcnow()
+            e = events.device_rekeyed(now, device_id, row["pubkey"], new_key, part,
+                                      row["last_head_seq"], row["last_head_hash"], str(by))
+            with self.tx():
+                db = self.db
+                db.execute("INSERT INTO devices (id, pubkey, fingerprint, registered_at, "
+                           "last_head_seq, last_head_hash, last_head) SELECT ?, pubkey, "
+                           "fingerprint, registered_at, last_head_seq, last_head_hash, "
+                           "last_head FROM devices WHERE id = ?", (part, device_id))
+                for t in ("records", "segments", "receipts"):
+                    db.execute("UPDATE %s SET device = ? WHERE device = ?" % t,
+                               (part, device_id))
+                db.execute("UPDATE devices SET pubkey = ?, fingerprint = ?, registered_at = ?, "
+                           "last_head_seq = NULL, last_head_hash = NULL, last_head = NULL "
+                           "WHERE id = ?", (new_key, keys.fingerprint(new_key), now,
+                                            device_id))
+                for old, new in ((self.view_dir(device_id), self.view_dir(part)),
+                                 (self.staging_dir(device_id), self.staging_dir(part))):
+                    if os.path.isdir(old) and not os.path.islink(old):
+                        os.rename(old, new)
+                        moved.append((old, new))
+                self._device_event(e)
+        except BaseException:
+            for old, new in reversed(moved):
+                try:
+                    os.rename(new, old)
+                except OSError:
+                    pass
+            raise
+        finally:
+            self.unlock(lock)
+        makedirs(self.view_dir(device_id))
+        return e
 
     def view_dir(self, device_id):
         return os.path.join(self.devices_dir, device_id)

@@ -6,8 +6,13 @@ Every entry is a map with a "type" and an "at" (UTC time stamp); byte fields are
 """
 from __future__ import annotations
 
-__all__ = ["OFFLOAD_FIELDS", "adopt", "register", "records", "object_", "head", "receipt",
-           "receipt_status", "offload", "quarantine"]
+__all__ = ["OFFLOAD_FIELDS", "LIFECYCLE", "adopt", "register", "records", "object_", "head",
+           "receipt", "receipt_status", "offload", "quarantine", "device_provisioned",
+           "device_revoked", "device_rekeyed", "firmware_seen"]
+
+# the device lifecycle events (SPEC §11.1): each is also a row of the index's
+# device_events table (host_tools.archive.devices), which verify compares with the log
+LIFECYCLE = ("device_provisioned", "device_revoked", "device_rekeyed", "firmware_seen")
 
 # the columns of an offloads row that its `offload` event states
 OFFLOAD_FIELDS = ("device", "port", "started", "finished", "records", "bytes", "status",
@@ -58,3 +63,36 @@ def offload(at, offload_id, row) -> dict:
 def quarantine(at, qid, device, reason, records_: int, sha256: bytes) -> dict:
     return {"type": "quarantine", "at": at, "id": qid, "device": device, "reason": reason,
             "records": records_, "sha256": bytes(sha256)}
+
+
+# -- the device lifecycle (SPEC §9.1, §11.1) -----------------------------------------------
+
+def device_provisioned(at, device, key, technician, fingerprint) -> dict:
+    """A technician provisioned the recorder (`sealcam provision`): its id, the key it proved
+    holding in a session, who vouched for it, and the fingerprint printed on its label. It
+    registers the device like `register`."""
+    return {"type": "device_provisioned", "at": at, "device": device, "key": bytes(key),
+            "technician": technician, "fingerprint": fingerprint}
+
+
+def device_revoked(at, device, reason, by) -> dict:
+    """The recorder is lost or stolen (`sealcam station revoke`): from now on what it sends
+    is quarantined, never receipted."""
+    return {"type": "device_revoked", "at": at, "device": device, "reason": reason, "by": by}
+
+
+def device_rekeyed(at, device, old_key, new_key, retired_as, retired_seq, retired_hash, by
+                   ) -> dict:
+    """A new device key after a repair (`sealcam station rekey`). The old key's history
+    (records up to ``retired_seq``, its last head ``retired_hash``; None if nothing was
+    offloaded) is kept as the archive device ``retired_as``, verified with the old key;
+    ``device`` starts again with ``new_key`` (a new chain)."""
+    return {"type": "device_rekeyed", "at": at, "device": device, "old_key": bytes(old_key),
+            "new_key": bytes(new_key), "retired_as": retired_as, "retired_seq": retired_seq,
+            "retired_hash": None if retired_hash is None else bytes(retired_hash), "by": by}
+
+
+def firmware_seen(at, device, fw: bytes) -> dict:
+    """The recorder reported a firmware manifest hash (HELLO `fw`) other than the last one
+    the log holds for it."""
+    return {"type": "firmware_seen", "at": at, "device": device, "fw": bytes(fw)}

@@ -1,6 +1,7 @@
 """What the station log says the archive holds: the log's events replayed into the state
 that archive.sqlite indexes (devices and keys, records with their hashes and stored_at,
-last heads, view files, receipts, offloads, quarantines). `sealcam verify ARCHIVE`
+last heads, view files, receipts, offloads, quarantines, and each device's lifecycle:
+provisioned, revoked, re-keyed, firmware seen). `sealcam verify ARCHIVE`
 compares the database and the files with it; `sealcam station reindex` rebuilds the
 database from it and the signed records.
 """
@@ -17,6 +18,8 @@ class State:
         self.receipts = {}      # id -> {number: {...}}
         self.offloads = {}      # offload id -> {...}
         self.quarantines = {}   # id -> {...}
+        self.lifecycle = {}     # recorder id -> [lifecycle entries, in log order]
+        self.retired = {}       # archive device id of a retired key's history -> recorder id
         self.problems = []      # events that contradict earlier ones (index, what)
         self.adopted = None     # the `adopt` entry of an archive older than its log
         self.size = 0
@@ -29,18 +32,74 @@ class State:
             return None
         return d
 
+    def _new_device(self, d, key, at, i):
+        self.devices[d] = {"key": key, "registered_at": at, "head_seq": None,
+                           "head_hash": None, "head_at": None, "entry": i}
+        self.records[d], self.objects[d], self.receipts[d] = {}, {}, {}
+
+    def _rekeyed(self, i, e):
+        """The old key's history moves to the archive device ``retired_as`` (its records,
+        view files, receipts and last head, verified with the old key); the device starts
+        again with the new key."""
+        d = self._dev(i, e)
+        if d is None:
+            return
+        old, new, part = e.get("old_key"), e.get("new_key"), e.get("retired_as")
+        dv = self.devices[d]
+        if dv["key"] != old:
+            self.problems.append("log entry %d re-keys device %s from a key it does not hold"
+                                 % (i, d))
+            return
+        if part in self.devices or part in self.retired or not isinstance(part, str):
+            self.problems.append("log entry %d retires the key of %s as %r, which is taken"
+                                 % (i, d, part))
+            return
+        if dv["head_seq"] != e.get("retired_seq") or dv["head_hash"] != e.get("retired_hash"):
+            self.problems.append("log entry %d retires the key of %s at seq %r, but its last "
+                                 "head in the log is seq %r" % (i, d, e.get("retired_seq"),
+                                                                dv["head_seq"]))
+        self.devices[part] = dv
+        self.records[part] = self.records.pop(d)
+        self.objects[part] = self.objects.pop(d)
+        self.receipts[part] = self.receipts.pop(d)
+        self.retired[part] = d
+        self.lifecycle.setdefault(d, []).append(e)
+        self._new_device(d, new, e.get("at"), i)
+
+    def status(self, d):
+        """'active', 'revoked' or 'retired' (the history of a re-keyed device's old key)."""
+        if d in self.retired:
+            return "retired"
+        st = "active"
+        for e in self.lifecycle.get(d, ()):
+            if e.get("type") == "device_revoked":
+                st = "revoked"
+            elif e.get("type") == "device_rekeyed":
+                st = "active"
+        return st
+
     def apply(self, i, e):
         t, at = e.get("type"), e.get("at")
-        if t == "register":
+        if t in ("register", "device_provisioned"):
             d, key = e.get("device"), e.get("key")
+            if d in self.retired:
+                self.problems.append("log entry %d registers %r, the history of a retired key"
+                                     % (i, d))
+                return
+            if t == "device_provisioned":
+                self.lifecycle.setdefault(d, []).append(e)
             if d in self.devices:
                 if self.devices[d]["key"] != key:
                     self.problems.append("log entry %d registers device %r again with another "
                                          "key" % (i, d))
                 return
-            self.devices[d] = {"key": key, "registered_at": at, "head_seq": None,
-                               "head_hash": None, "head_at": None, "entry": i}
-            self.records[d], self.objects[d], self.receipts[d] = {}, {}, {}
+            self._new_device(d, key, at, i)
+        elif t == "device_revoked" or t == "firmware_seen":
+            d = self._dev(i, e)
+            if d is not None:
+                self.lifecycle.setdefault(d, []).append(e)
+        elif t == "device_rekeyed":
+            self._rekeyed(i, e)
         elif t == "records":
             d = self._dev(i, e)
             if d is None:
