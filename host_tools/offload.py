@@ -23,8 +23,9 @@ Exit codes: 0 ok; 1 NOT_OK (verification failed, quarantine, head went back, ano
 a recorder that broke the protocol; no receipt); 3 usage, port or archive error, or the
 port is not a sealcam recorder; 4 unknown device; 5 authentication failed (the station is
 not trusted, or the recorder did not prove the registered key) or receipt refused; 6 link
-broken (everything verified so far is kept: run again to resume); 130 interrupted
-(Ctrl-C; also resumable).
+broken (everything verified so far is kept: run again to resume); 7 the recorder is
+revoked (`sealcam station revoke`: it proved its key, what it sent is in quarantine, no
+receipt); 130 interrupted (Ctrl-C; also resumable).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
+from .session import Revoked, quarantine_revoked
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -252,7 +254,10 @@ class _Offload(Puller, Receipts):
         except DeviceLocked as e:
             self.fail(EXIT_USAGE, str(e), "error")
         self.oid = sm.offload_id = a.start_offload(dev_id, self.port)
-        self.pinned, res = auth_step(c, a, dev_id, row, self.host_name)
+        try:
+            self.pinned, res = auth_step(c, a, dev_id, row, self.host_name)
+        except Revoked as e:        # `station revoke`: what it sends goes to quarantine, exit 7
+            quarantine_revoked(self, dev_id, e)
         self.auth_result = res
         pinned = self.pinned
         sm.fingerprint = keys.fingerprint(pinned)

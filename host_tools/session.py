@@ -18,11 +18,12 @@ from . import keys
 from .archive import valid_device_id
 from .link import AUTH, HELLO, DeviceProofError, LinkError, LinkTimeout, NotARecorder
 
-__all__ = ["SessionError", "hello_step", "auth_step", "check_new_key",
+__all__ = ["SessionError", "Revoked", "hello_step", "auth_step", "check_new_key",
            "EXIT_OK", "EXIT_NOT_OK", "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH",
-           "EXIT_LINK", "EXIT_INTERRUPTED"]
+           "EXIT_LINK", "EXIT_REVOKED", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_UNKNOWN_DEVICE, EXIT_AUTH, EXIT_LINK = 0, 1, 3, 4, 5, 6
+EXIT_REVOKED = 7                # the recorder proved its key, and `station revoke` revoked it
 EXIT_INTERRUPTED = 130          # Ctrl-C (128 + SIGINT), as a shell reports it
 
 
@@ -30,6 +31,23 @@ class SessionError(Exception):
     def __init__(self, code, message, status, device=None):
         super().__init__(message)
         self.code, self.message, self.status, self.device = code, message, status, device
+
+
+class Revoked(SessionError):
+    """The recorder proved its registered key, but it is revoked (`sealcam station
+    revoke`): ``pinned`` and ``res`` (the AUTH result) let `offload` quarantine what it
+    sends; every other verb stops here (exit 7)."""
+    def __init__(self, message, device, pinned, res):
+        super().__init__(EXIT_REVOKED, message, "revoked", device)
+        self.pinned, self.res = pinned, res
+
+
+def revoked_text(a, dev_id):
+    e = ([x for x in a.device_events(dev_id) if x.get("type") == "device_revoked"]
+         or [{}])[-1]
+    return ("the recorder %s is REVOKED (revoked %s by %s: %s): do not hand it out; keep it "
+            "and tell the supervisor" % (dev_id, e.get("at", "?"), _safe(e.get("by", "?")),
+                                        _safe(e.get("reason", "?"))))
 
 
 def _safe(s, n=80):
@@ -58,6 +76,10 @@ def hello_step(c, a, host_name, *, register=False):
                            "id %r is not one): check the port" % (c.port, _safe(dev_id)),
                            "not_a_recorder")
     row = a.device(dev_id)
+    if row is not None and a.device_status(dev_id) == "retired":
+        raise SessionError(EXIT_AUTH, "the device on %s calls itself %s, the name the archive "
+                           "keeps a retired key's history under: not a recorder to offload; "
+                           "have it inspected" % (c.port, dev_id), "auth_failed", dev_id)
     if row is None and not register:
         raise SessionError(EXIT_UNKNOWN_DEVICE, unknown_text(dev_id, a.root), "unknown_device",
                            dev_id)
@@ -65,9 +87,11 @@ def hello_step(c, a, host_name, *, register=False):
 
 
 def unknown_text(dev_id, archive_dir):
-    return ("unknown device %s; register it first (`sealcam offload --register`, which "
-            "trusts the key it proves, or `sealcam station register --archive %s --device %s "
-            "--key KEY`)" % (dev_id, archive_dir, dev_id))
+    return ("unknown device %s; a technician registers it first: `sealcam provision --port "
+            "PORT --archive %s --device-id %s --technician NAME` (or `sealcam offload "
+            "--register --fingerprint FP` with the fingerprint from its label, or `sealcam "
+            "station register --archive %s --device %s --key KEY`)"
+            % (dev_id, archive_dir, dev_id, archive_dir, dev_id))
 
 
 def check_new_key(pub):
@@ -86,8 +110,9 @@ def auth_step(c, a, dev_id, row, host_name):
     """AUTH with the station key and the recorder's proof checked (SPEC §8.3). Returns
     (the key it proved: the registered one, or for a new device the one it presented;
     the AUTH result). SessionError: 5 the station is not trusted, or the recorder did not
-    prove the registered key; 1 it presents another key than the registered one; 6 no
-    answer."""
+    prove the registered key, or presents a key retired by `station rekey`; 1 it presents
+    another key than the registered one; 6 no answer; 7 (Revoked) it proved its key but
+    is revoked."""
     sk = a.station_key()
     try:
         with c.deadline(c.budget(HELLO) + c.budget(AUTH)):
@@ -117,6 +142,14 @@ def auth_step(c, a, dev_id, row, host_name):
         pinned = pub
     else:
         pinned = row["pubkey"]
+        retired = [e for k, e in a.retired_keys(dev_id) if k == pub]
+        if retired:
+            raise SessionError(
+                EXIT_AUTH, "device %s presents its RETIRED key (fingerprint %s, retired %s by "
+                "%s with `sealcam station rekey`): that key no longer authenticates; nothing "
+                "stored; have the recorder inspected" % (
+                    dev_id, keys.fingerprint(pub), retired[-1].get("at"),
+                    _safe(retired[-1].get("by"))), "auth_failed", dev_id)
         if isinstance(pub, bytes) and len(pub) == 32 and pub != pinned:
             raise SessionError(
                 EXIT_NOT_OK, "device %s presents another key than the registered one "
@@ -127,4 +160,60 @@ def auth_step(c, a, dev_id, row, host_name):
         c.check_device_proof(pinned, res)
     except DeviceProofError as e:
         raise SessionError(EXIT_AUTH, "%s; nothing stored" % e, "device_not_proven") from None
+    if row is not None and a.device_status(dev_id) == "revoked":
+        raise Revoked(revoked_text(a, dev_id), dev_id, pinned, res)
     return pinned, res
+
+
+# a revoked recorder's session: what it sends is kept in quarantine, bounded
+REVOKED_MAX_RECORDS = 100_000
+REVOKED_MAX_BYTES = 256 << 20
+
+
+def quarantine_revoked(off, dev_id, e: Revoked):
+    """`offload` of a revoked recorder (SPEC §9.1): it proved its key, so we know who it is;
+    the records it holds past what the archive has (at most REVOKED_MAX_RECORDS and
+    REVOKED_MAX_BYTES, never checked into its history) are kept in quarantine, nothing is
+    receipted, no media is pulled. Raises SessionError (exit 7) always. ``off`` is the
+    offload (needs .a, .c, .sm, .oid, .port, .window)."""
+    from . import records as R
+    from .link import GET
+    a, c, sm = off.a, off.c, off.sm
+    sm.verdict = "NOT_OK"
+    sm.fingerprint = keys.fingerprint(e.pinned)
+    sm.receipt_skipped = "the recorder is revoked: nothing it sends is receipted"
+    head = e.res.get(5) if isinstance(e.res, dict) else None
+    recs, hs, since = [], None, None
+    try:
+        if isinstance(head, bytes) and len(head) <= R.MAX_RECORD:
+            hs = R.parse(head).seq
+    except (R.RecordError, ValueError):
+        hs = None
+    if hs is not None:
+        held = a.max_seq(dev_id)
+        since = 0 if held is None else held + 1
+        upto = min(hs, since + REVOKED_MAX_RECORDS - 1)
+        total = 0
+        if upto >= since:
+            for _, res in c.read_many(((s, {1: s}) for s in range(since, upto + 1)),
+                                      max(1, off.window), op=GET):
+                data = res.get(1) if isinstance(res, dict) else None
+                if not isinstance(data, bytes):
+                    continue
+                data = data[:R.MAX_RECORD]
+                total += len(data)
+                if total > REVOKED_MAX_BYTES:
+                    break
+                recs.append(data)
+                sm.record_bytes += len(data)
+                sm.bytes += len(data)
+    if not recs and isinstance(head, bytes):
+        recs = [head[:R.MAX_RECORD]]
+    qid = a.quarantine(dev_id, "revoked recorder", recs,
+                       {"offload": off.oid, "port": off.port, "head_seq": hs,
+                        "from_seq": since})
+    sm.quarantine = qid
+    raise SessionError(EXIT_REVOKED, "%s; the %d record%s it sent are kept in quarantine %s, "
+                       "not in its history, and no receipt was sent"
+                       % (e.message, len(recs), "" if len(recs) == 1 else "s", qid),
+                       "revoked", dev_id)
