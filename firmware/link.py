@@ -36,7 +36,7 @@ import linkdock
 import linkrec
 import receipts
 from linkproto import *  # noqa: F401,F403  (every name of the link's vocabulary, as link.X)
-from linkproto import (AUTH, BAD_REQUEST, CHECK, DELETE, DEVICE_ERROR, HELLO,
+from linkproto import (AUTH, BAD_REQUEST, DELETE, DEVICE_ERROR, EXPOSE, HELLO,
                        MAX_FRAME_LIMIT, MESSAGE_MAX, OK, OP_NAMES, READ, STALL_MS,
                        UNAUTHENTICATED, WRITE, LinkError, kind)
 from receipts import RECEIPTS, RECEIPTS_NEW  # noqa: F401
@@ -62,7 +62,7 @@ load_receipt_state = receipts.load_state
 # the op of each number (READ answers itself; DELETE, FORMAT, WRITE are refused first)
 _OPS = (None, linkdock.hello, linkdock.authenticate, linkrec.list_records, linkrec.get, None,
         receipts.accept, linkdock.time_set, None, None, None, linkdock.assign,
-        linkdock.status, linkdock.check)
+        linkdock.status, linkdock.check, linkdock.expose)
 
 
 class Link:
@@ -134,6 +134,7 @@ class Link:
         self.station = None
         self.nonce = self.station_nonce = None
         self.max_frame = self.dec.max_frame = frame.PRE_HELLO_MAX
+        linkdock.unexpose(self)    # an exposed card ends with the session (SPEC §8.8)
 
     def _session_over(self, ser, now):
         # the host went away (USB disconnected, DTR dropped), or the line has been quiet
@@ -249,12 +250,12 @@ class Link:
                 raise LinkError(BAD_REQUEST, "the request id (key 0) must be an unsigned "
                                 "integer, not %s" % got)
             op = req.get(1)
-            if type(op) is not int or op < HELLO or op > CHECK:
+            if type(op) is not int or op < HELLO or op > EXPOSE:
                 shown = op if type(op) is int else kind(op) if 1 in req else "none"
                 op = 0
                 raise LinkError(BAD_REQUEST, "unknown op %s (1 HELLO, 2 AUTH, 3 LIST, 4 GET, "
                                 "5 READ, 6 RECEIPT, 7 TIME_SET, 8 DELETE, 9 FORMAT, 10 WRITE, "
-                                "11 ASSIGN, 12 STATUS, 13 CHECK)" % shown)
+                                "11 ASSIGN, 12 STATUS, 13 CHECK, 14 EXPOSE)" % shown)
             self._op = op
             args = req.get(2, {})
             if DELETE <= op <= WRITE:
@@ -265,6 +266,7 @@ class Link:
             if op > AUTH and self.station is None:
                 raise LinkError(UNAUTHENTICATED, "%s needs AUTH first (HELLO, then AUTH with a "
                                 "trusted station key)" % OP_NAMES[op])
+            linkdock.locked(self, op)  # 423 for ops that write while the card is exposed
             if op == READ:
                 linkrec.read(self, rid, args)  # answers itself (no copy of the data)
                 return

@@ -8,9 +8,9 @@ import frame
 import refusals
 import selfcheck
 import store as st
-from linkproto import (BAD_REQUEST, DEVICE_ERROR, FORBIDDEN, FORMAT, NAME_MAX, OP_NAMES,
-                       PROTOCOL, REFUSED, REPLAY, TARGET_MAX, LinkError, arg, bstr, kind,
-                       tstr, uint)
+from linkproto import (ASSIGN, BAD_REQUEST, CHECK, DEVICE_ERROR, FORBIDDEN, FORMAT, LOCKED,
+                       NAME_MAX, OP_NAMES, PROTOCOL, RECEIPT, REFUSED, REPLAY, TARGET_MAX,
+                       TIME_SET, LinkError, arg, bstr, kind, tstr, uint)
 
 
 def hello(lnk, args):
@@ -28,6 +28,7 @@ def hello(lnk, args):
     lnk.nonce = nonce
     lnk.station_nonce = snonce
     lnk.station = None
+    unexpose(lnk)       # a HELLO ends the session, and an exposure with it (SPEC §8.8)
     lnk.host = name
     # nothing but what a host needs to start (SPEC §8.3): no key, head, officer, battery
     return {1: lnk.store.device, 9: nonce, 10: lnk._agree, 12: PROTOCOL}
@@ -176,3 +177,64 @@ def refuse(lnk, op, args):
         raise LinkError(DEVICE_ERROR, "%s refused, but not recorded yet (%s): counted for "
                         "the next REFUSAL record" % (name, e if authed else "storage error"))
     raise LinkError(DEVICE_ERROR, "%s: refused, but the refusal was not recorded" % name)
+
+
+# -- EXPOSE: the card as a read-only disk for the bulk offload (SPEC §8.8) ---------------
+# The HAL's optional `msc` is the USB mass-storage function: expose() -> (how, where),
+# how "msc" (a USB disk comes up on the host: where is its volume label) or "dir" (the
+# simulator: where is the card directory's path on the host, standing in for the mounted
+# volume); hide() ends it. A board without it answers {1: false} and the station reads
+# media over READ. While exposed the store writes nothing (store.expose: every write
+# raises CardExposed), and the link answers 423 to the ops that would write.
+_WRITES = (RECEIPT, TIME_SET, ASSIGN, CHECK)
+
+
+def expose(lnk, args):
+    on = args.get(1)
+    if type(on) is not bool:
+        raise LinkError(BAD_REQUEST, "EXPOSE: argument 1 (on) must be true or false, not %s"
+                        % kind(on))
+    s = lnk.store
+    if not on:
+        unexpose(lnk)
+        return {1: False}
+    msc = getattr(lnk.hal, "msc", None)
+    if msc is None:
+        return {1: False, 4: "this recorder has no USB mass storage: media is read over the "
+                "link (READ)"}
+    if s.exposed:
+        how, where = lnk.exposed
+        return {1: True, 2: how, 3: where}
+    try:
+        s.expose("a disk")
+    except ValueError as e:
+        return {1: False, 4: "not exposed: %s" % e}
+    try:
+        how, where = msc.expose()
+    except Exception as e:
+        s.unexpose()
+        return {1: False, 4: "the USB mass storage did not come up (%s): media is read over "
+                "the link (READ)" % e}
+    lnk.exposed = (how, where)
+    return {1: True, 2: how, 3: where}
+
+
+def unexpose(lnk):
+    """End an exposure (EXPOSE off, HELLO, the session's end): the disk goes, writes are
+    allowed again."""
+    s = lnk.store
+    if s.exposed:
+        msc = getattr(lnk.hal, "msc", None)
+        try:
+            if msc is not None:
+                msc.hide()
+        finally:
+            s.unexpose()
+            lnk.exposed = None
+
+
+def locked(lnk, op):
+    """423 for an op that writes to the card while it is exposed (nothing is changed)."""
+    if op in _WRITES and lnk.store.exposed:
+        raise LinkError(LOCKED, "%s: the card is exposed read-only to the station as a disk: "
+                        "nothing is written to it; send EXPOSE off first" % OP_NAMES[op])

@@ -22,8 +22,9 @@ WRITE = const(10)
 ASSIGN = const(11)
 STATUS = const(12)
 CHECK = const(13)
+EXPOSE = const(14)                # the card as a read-only disk (SPEC §8.8, linkdock.py)
 OP_NAMES = ("?", "HELLO", "AUTH", "LIST", "GET", "READ", "RECEIPT", "TIME_SET", "DELETE",
-            "FORMAT", "WRITE", "ASSIGN", "STATUS", "CHECK")
+            "FORMAT", "WRITE", "ASSIGN", "STATUS", "CHECK", "EXPOSE")
 
 OK = const(0)
 BAD_REQUEST = const(400)
@@ -33,6 +34,7 @@ NOT_FOUND = const(404)
 REFUSED = const(405)
 REPLAY = const(409)
 TOO_LARGE = const(413)
+LOCKED = const(423)               # the card is exposed read-only: nothing is written (§8.8)
 DEVICE_ERROR = const(500)
 
 MAX_FRAME_LIMIT = const(1048576)  # the most the device ever offers (1 MiB)

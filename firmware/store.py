@@ -42,6 +42,11 @@ _HEAD_MAX = _REC_MAX + 4096   # head.cbor: a record and a few hints
 _BAD = -2               # logread._rec_at: not a record (a const there, not importable)
 
 
+class CardExposed(OSError):
+    """The card is exposed read-only to the station as a disk (EXPOSE, SPEC §8.8): nothing
+    is written to it until the exposure ends."""
+
+
 def _sane(body):
     # a record body boot can follow: the keys _track reads, of the right types
     return type(body) is dict and type(body.get(K_TYPE)) is int and \
@@ -96,11 +101,15 @@ class Store(LogReader):
         self.card_error = None # why boot could not open the store (nothing is written then)
         self._mem_ms = None    # mono ms of the last head remembered in flash (headmem.py)
         self._mem_every = cfg.get("head_remember_s", 300) * 1000
+        self.exposed = None    # while the card is exposed as a read-only disk: what it is
+                               # exposed as (SPEC §8.8); every write raises CardExposed
 
     full_error = StoreFull
 
     # ---------------------------------------------------------------- records
     def _append(self, rtype, fields, flags=0, now=None):
+        if self.exposed:
+            self._locked("record type %d" % rtype)
         if self.foreign:
             raise ForeignCard("not this recorder's card (%s): record not written" % self.foreign)
         if self.card_error:
@@ -387,23 +396,56 @@ class Store(LogReader):
 
     # ---------------------------------------------------------------- segments (segment.py)
     def start_segment(self, reason, mime, ext, prerecord=0):
+        if self.exposed:
+            self._locked("recording")
         return segment.start(self, reason, mime, ext, prerecord)
 
     def write(self, data):
         """Append media bytes to the open segment, hashing each chunk as it is written."""
+        if self.exposed:
+            self._locked("media")
         segment.write(self, data)
 
     def checkpoint(self):
         """Sign what the open segment holds in whole chunks, if anything is new."""
+        if self.exposed:
+            self._locked("a checkpoint")
         return segment.checkpoint(self)
 
     def flush(self):
         """Push the open segment's media written so far to the medium (the container
         header at segment start, SPEC §4.3)."""
+        if self.exposed:
+            self._locked("media")
         segment.flush(self)
 
     def close_segment(self):
+        if self.exposed:
+            self._locked("closing a segment")
         return segment.close(self)
+
+    # ---------------------------------------------------------------- exposure (SPEC §8.8)
+    def expose(self, how):
+        """Lock the card against every write of this store while it is exposed as a
+        read-only disk (``how``: what it is exposed as). Refused (ValueError naming why)
+        while a segment is open (the media would change under the reader) and on a card
+        that is not this recorder's store. The log and media files are flushed first (each record already is)."""
+        if self.seg is not None:
+            raise ValueError("recording: a segment is open; stop recording first")
+        if self.foreign or self.card_error:
+            raise ValueError("the card is not this recorder's store (%s)"
+                             % (self.foreign or self.card_error))
+        if self.log is not None:
+            self.log.flush()
+        self.exposed = how
+
+    def unexpose(self):
+        """The exposure ended: writes are allowed again."""
+        self.exposed = None
+
+    def _locked(self, what):
+        raise CardExposed("the card is exposed read-only as %s: %s not written to it (end "
+                          "the exposure first: EXPOSE off)" % (self.exposed, what))
 
     def pos(self):
         """[segment, chunk, offset] of the next media byte of the open segment, or None
@@ -419,6 +461,8 @@ class Store(LogReader):
     def receipt(self, station, covered, rhash, number):
         """Write a RECEIPT record for an accepted custody receipt (checked by the caller;
         custody.py)."""
+        if self.exposed:
+            self._locked("RECEIPT")
         return custody.receipt(self, station, covered, rhash, number)
 
     accept_receipt = receipt
@@ -434,11 +478,15 @@ class Store(LogReader):
     def release_covered(self, want_free):
         """Free space by releasing covered media until free() >= want_free (custody.py,
         SPEC §10.8). Returns the bytes released."""
+        if self.exposed:
+            return 0      # nothing is removed from an exposed card
         return custody.release_covered(self, want_free)
 
     def set_time(self, new_ms):
         """Set the RTC and write a TIME_SET record (clockcal.py, SPEC §8.7). Returns (old,
         new, seq, drift ms/day or None, since ms or None, flagged)."""
+        if self.exposed:
+            self._locked("TIME_SET")     # before the clock or flash changes
         return clockcal.set_time(self, new_ms)
 
     def calibration(self):

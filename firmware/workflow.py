@@ -306,6 +306,8 @@ class Workflow:
             return "foreign_card"   # another device's card: nothing is written to it
         if getattr(self.store, "card_error", None):
             return "card_error"     # boot could not open the card's store: the same
+        if getattr(self.store, "exposed", None):
+            return "card_exposed"   # the station reads the card as a disk (SPEC §8.8)
         bat = getattr(self.hal, "battery", None)
         if bat is not None and bat() < self.cfg["battery_stop"]:
             return "battery_low"

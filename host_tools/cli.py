@@ -158,6 +158,16 @@ def _build_parser() -> argparse.ArgumentParser:
                         "presents (check its fingerprint against the device label)")
     o.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
                    help="READ requests in flight (default: %(default)s)")
+    b = o.add_mutually_exclusive_group()
+    b.add_argument("--bulk", dest="bulk", action="store_const", const=True, default="auto",
+                   help="read media from the recorder's card exposed as a read-only disk "
+                        "(SPEC §8.8), each chunk checked against its signed hash; default: "
+                        "when the recorder offers it")
+    b.add_argument("--no-bulk", dest="bulk", action="store_const", const=False,
+                   help="read media over the serial link only")
+    o.add_argument("--volume", metavar="DIR", default=None,
+                   help="where the recorder's USB disk is mounted (a real board); the "
+                        "virtual recorder says where its card folder is")
     argtypes.add_timeout_json(o)
     argtypes.add_progress(o)
     o.set_defaults(func=_cmd_offload)

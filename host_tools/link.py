@@ -41,7 +41,7 @@ from .framing import MAGIC, PRE_HELLO_MAX, Deframer, _decode_exact, encode_frame
 __all__ = ["MAGIC", "encode_frame", "Deframer", "Client", "Pipeline", "LinkError",
            "LinkTimeout", "LinkBroken", "LinkDown", "PortError", "HELLO", "AUTH", "LIST",
            "GET", "READ", "RECEIPT", "TIME_SET", "DELETE", "FORMAT", "WRITE", "ASSIGN",
-           "STATUS", "CHECK", "STATUS_NAMES", "DeadlinePassed", "OP_NAMES", "PRE_HELLO_MAX",
+           "STATUS", "CHECK", "EXPOSE", "STATUS_NAMES", "DeadlinePassed", "OP_NAMES", "PRE_HELLO_MAX",
            "NotARecorder",
            "DeviceProofError", "ProtocolViolation", "SeqGap", "transcript", "station_message", "device_message",
            "PROTOCOL_VERSION", "NONCE_SIZE"]
@@ -50,14 +50,15 @@ DEFAULT_HOST_MAX = 1 << 20      # what the station offers in HELLO
 _NOT_A_RECORDER_BYTES = 4 * PRE_HELLO_MAX   # non-response bytes within one HELLO wait
 
 HELLO, AUTH, LIST, GET, READ, RECEIPT, TIME_SET, DELETE, FORMAT, WRITE, ASSIGN, STATUS, \
-    CHECK = range(1, 14)
+    CHECK, EXPOSE = range(1, 15)
 RECORD_RECEIPT = 8              # the record type of a RECEIPT record (SPEC §3.2)
 OP_NAMES = {HELLO: "HELLO", AUTH: "AUTH", LIST: "LIST", GET: "GET", READ: "READ",
             RECEIPT: "RECEIPT", TIME_SET: "TIME_SET", DELETE: "DELETE", FORMAT: "FORMAT",
-            WRITE: "WRITE", ASSIGN: "ASSIGN", STATUS: "STATUS", CHECK: "CHECK"}
+            WRITE: "WRITE", ASSIGN: "ASSIGN", STATUS: "STATUS", CHECK: "CHECK",
+            EXPOSE: "EXPOSE"}
 STATUS_NAMES = {0: "OK", 400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
                 404: "NOT_FOUND", 405: "REFUSED", 409: "REPLAY", 413: "TOO_LARGE",
-                500: "DEVICE_ERROR"}
+                423: "LOCKED", 500: "DEVICE_ERROR"}
 # ops that change the device and carry their own replay protection: never re-sent blindly
 _NOT_IDEMPOTENT = (RECEIPT, TIME_SET)
 # ops for which the device signs or verifies (slow on the board): a longer timeout

@@ -41,6 +41,7 @@ from . import keys
 from . import records as R
 from .archive import Archive, ArchiveError, DeviceLocked, NotAnArchive
 from .link import Client, LinkDown, LinkError, PortError, ProtocolViolation
+from .offload_bulk import Bulk
 from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
@@ -95,6 +96,15 @@ class Summary:
     quarantine: str | None = None        # id of the quarantine holding what failed
     verified_from: int | None = None     # seq of the earlier verified head the check of the
                                          # archived store was anchored on (None: in full)
+    # the bulk offload (SPEC §8.8, host_tools/offload_bulk.py)
+    media_path: str | None = None        # "bulk" (media read from the card as a disk),
+                                         # "serial" (READ over the link), None: none pulled
+    volume: str | None = None            # the folder the media was read from
+    bulk_bytes: int = 0                  # media bytes read from the volume, each checked
+    bulk_segments: int = 0               # segments staged from the volume
+    bulk_fallbacks: list = field(default_factory=list)  # segments read over the link after
+                                         # the volume failed them, and why
+    bulk_note: str | None = None         # why the bulk path was not used
     status: str = "running"
     errors: list = field(default_factory=list)
     exit_code: int = EXIT_OK
@@ -135,9 +145,10 @@ class _Bar:
 
 # --- the offload -----------------------------------------------------------------------
 
-class _Offload(Puller, Receipts):
+class _Offload(Bulk, Puller, Receipts):
     def __init__(self, port, archive_dir, *, register=False, window=8, timeout=2.0,
-                 slow_timeout=None, progress=None, host_name=None, say=None, client=None):
+                 slow_timeout=None, progress=None, host_name=None, say=None, client=None,
+                 bulk="auto", volume=None):
         self.port, self.archive_dir = port, archive_dir
         self.register, self.window, self.timeout = register, max(1, int(window)), timeout
         self.slow_timeout = slow_timeout
@@ -160,6 +171,7 @@ class _Offload(Puller, Receipts):
         self._own_client = client is None
         self._t_pull = self._t_transfer = None
         self._view_changed = False
+        self.bulk, self.volume = bulk, volume      # offload_bulk.Bulk
 
     def fail(self, code, msg, status):
         raise SessionError(code, msg, status)
@@ -216,6 +228,11 @@ class _Offload(Puller, Receipts):
                     sm.transfer_mb_per_s = round(sm.bytes / t / 1e6, 3)
             if self.c is not None:
                 sm.frames_resent = self.c.resent
+                if getattr(self, "_was_exposed", False) and not self._own_client:
+                    try:      # dock goes on with this session: end the exposure (§8.8)
+                        self._unexpose()
+                    except Exception:
+                        pass  # the session's end (HELLO, idle timeout) ends it too
             if self.a is not None and self.oid is not None:
                 try:
                     self.a.finish_offload(
@@ -328,6 +345,7 @@ class _Offload(Puller, Receipts):
                 self._quarantine(dev_id, e)
         self._reconcile_receipts(dev_id)
         self._pull_media(dev_id)
+        self._unexpose()          # the card is not exposed when anything is written to it
         self.bar.close()
         self._t_transfer = time.monotonic() - self._t_pull
         self._commit_and_verify(dev_id, head, pinned, sk, row)
@@ -468,6 +486,17 @@ def _fmt_summary(sm: Summary) -> str:
     if sm.chunks_reread:
         seg += ", %d chunk re-reads" % sm.chunks_reread
     out.append("media    " + seg)
+    if sm.media_path == "bulk":
+        out.append("bulk     %s read from the card as a disk (%s), every chunk checked against "
+                   "its signed hash%s" % (_mb(sm.bulk_bytes), sm.volume,
+                                          "" if not sm.bulk_fallbacks else
+                                          "; %d segment%s read over the link instead" % (
+                                              len(sm.bulk_fallbacks),
+                                              "" if len(sm.bulk_fallbacks) == 1 else "s")))
+        for x in sm.bulk_fallbacks:
+            out.append("  - " + x)
+    elif sm.bulk_note:
+        out.append("bulk     not used: %s" % sm.bulk_note)
     out.append("head     seq %s (archive had %s)%s" % (
         sm.head_seq, "none" if sm.archive_head_seq is None else "seq %d" % sm.archive_head_seq,
         "   *** HEAD WENT BACK: records were removed from the recorder ***"
@@ -501,7 +530,8 @@ def run_offload(args) -> int:
         sm = None
         try:
             sm = offload(args.port, args.archive, register=args.register, window=args.window,
-                         timeout=args.timeout, progress=args.progress)
+                         timeout=args.timeout, progress=args.progress,
+                         bulk=getattr(args, "bulk", "auto"), volume=getattr(args, "volume", None))
         except KeyboardInterrupt:
             print("sealcam offload: interrupted (Ctrl-C)", file=sys.stderr)
             return EXIT_INTERRUPTED

@@ -85,6 +85,10 @@ class _Index:
     def entry(self, i):
         return os.pread(self.f.fileno(), 32, 32 * i)
 
+    def entry_run(self, i, m):
+        """Entries i .. i+m-1, joined (the bulk path checks a block of chunks at once)."""
+        return os.pread(self.f.fileno(), 32 * m, 32 * i)
+
     def drop(self):
         """Close and remove the staging file (the archive keeps its own copy, an object)."""
         try:

@@ -107,6 +107,10 @@ def add_arguments(p):
                    type=_setting, help="a firmware setting (firmware/config.py), e.g. "
                    "drift_min_s=1; may be repeated")
     p.add_argument("--lib", metavar="DIR", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--msc", action="store_true",
+                   help="offer the card as a read-only disk on EXPOSE (SPEC §8.8), like a "
+                   "board with USB mass storage: the store directory stands in for the "
+                   "mounted volume (default: no mass storage, media over the link only)")
     p.add_argument("--raw-copy", type=argtypes.positive_int, default=None, metavar="MIB",
                    help=argparse.SUPPRESS)
     return p
@@ -119,7 +123,8 @@ def _job(args, sd, flash):
             "rtc_ms": int(time.time() * 1000) - int(record * 1000), "record": record,
             "max_frame": args.max_frame, "bitrate": args.bitrate, "seed": args.seed,
             "officer": args.officer, "battery": args.battery, "raw_copy_mb": args.raw_copy,
-            "settings": dict(args.setting) or None}
+            "settings": dict(args.setting) or None,
+            "card_dir": sd if getattr(args, "msc", False) else None}
 
 
 # ----------------------------------------------------------------------------- trust list

@@ -6,8 +6,10 @@
 #
 # A job is a dict: sd, flash (store and internal flash roots), device, model, capacity,
 # drift_ppm, rtc_ms (RTC at mono 0), record (seconds to record first), settings, bitrate,
-# fps, seed, officer, battery (percent at boot), max_frame (the device's offer), and for
-# the VM sync_ms (mirror period). Runs on MicroPython and CPython.
+# fps, seed, officer, battery (percent at boot), max_frame (the device's offer), card_dir
+# (the store's folder on the host: given, the recorder offers its card as a read-only disk,
+# SPEC §8.8, and that folder stands in for the mounted volume), and for the VM sync_ms
+# (mirror period). Runs on MicroPython and CPython.
 import binascii
 import gc
 import time
@@ -48,6 +50,27 @@ def make_link(h, s, rec, max_frame=None, wf=None):
     import link
     h.max_frame = max_frame or MAX_FRAME
     return link.Link(h, s, rec, max_frame=h.max_frame, workflow=wf)
+
+
+class CardDir:
+    """hal.msc of the virtual recorder (SPEC §8.8): a real board brings up USB mass storage
+    on EXPOSE; here the card's folder on the host stands in for the mounted volume. On the
+    VM the card lives in the VM's memory and is mirrored to that folder: expose() mirrors
+    it first (nothing changes it while exposed: the store writes nothing then)."""
+
+    def __init__(self, path, sync=None):
+        self.path = path
+        self.sync = sync
+        self.up = False
+
+    def expose(self):
+        if self.sync is not None:
+            self.sync()
+        self.up = True
+        return "dir", self.path
+
+    def hide(self):
+        self.up = False
 
 
 class Server:
@@ -105,6 +128,8 @@ class Server:
         # no pre-record at the dock
         self.rec.cfg["prerecord_s"] = 0
         self.wf = workflow.Workflow(self.h, self.s, self.rec, self.rec.cfg)
+        if self.job.get("card_dir"):
+            self.h.msc = CardDir(self.job["card_dir"], getattr(self, "sync", None))
         self.lnk = make_link(self.h, self.s, self.rec, self.job.get("max_frame"), self.wf)
         self._next_tick = self.clock.mono_ms() + self._tick
 
@@ -173,6 +198,7 @@ async def serve_async(srv, js, log=print):
     import asyncio
     job = srv.job
     sync_ms = job.get("sync_ms") or 3000
+    srv.sync = js.sync       # the card mirrored to the host before it is exposed (CardDir)
     srv.boot()
     n = 0
     for _ in srv.record():

@@ -1,0 +1,227 @@
+"""The bulk offload (SPEC §8.8): media read from the recorder's card exposed as a read-only
+disk, every byte checked against the chunk hashes whose chain root matched the signed root
+before it is stored; records, chunk indexes, receipts and control stay on the dock link.
+
+Mixin of host_tools.offload._Offload, before Puller (host_tools/offload_pull.py), whose
+``_fetch_chunks`` it wraps:
+
+- the first time media is to be pulled, EXPOSE {on: true} asks the recorder to expose its
+  card. Its answer says how: ``msc`` (a USB disk came up: the station reads it where the
+  operator mounted it, ``--volume DIR``) or ``dir`` (the virtual recorder: the card's
+  folder on the host stands in for the mounted volume). A recorder that answers
+  ``{1: false}`` (no mass storage, or recording) or 400 (firmware without the op) is
+  read over the link (READ), as is every recorder with ``bulk=False``;
+- each segment is read from VOLUME/m/S.ext, the name made from its seq (never a name read
+  from the card), through safeio (no symlink followed, a regular file only), exactly the
+  signed length and no further, in blocks of whole chunks; each chunk's SHA-256 must equal
+  its entry of the chunk index pulled over the link (whose chain root matched the signed
+  root), and the chain root of what was read must equal the signed root at the end. Only
+  then is a chunk appended to staging (resumable exactly as over the link);
+- a file that is missing, not a regular file, shorter than signed, or a chunk that does not
+  match (a flipped byte, a file changed while read) sends that segment, from its first
+  unverified chunk, to the link's READ path: the archive never takes a byte that did not
+  match. Each fallback is named in the summary (``bulk_fallbacks``);
+- STATUS every few seconds keeps the session (and so the exposure) alive while the disk is
+  read; EXPOSE off ends the exposure before anything is written to the card (RECEIPT); the
+  session's end (HELLO, idle timeout, the host gone) ends it on the recorder too.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from . import safeio
+from .link import EXPOSE, STATUS, LinkError
+
+__all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S"]
+
+BULK_BLOCK = 4 << 20        # bytes read from the volume at a time (whole chunks)
+KEEPALIVE_S = 5.0           # STATUS this often while reading the volume (session idle 15 s)
+_PERSIST_BYTES = 64 << 20   # fsync staging and persist the verified length this often
+_PERSIST_S = 2.0
+
+
+def _H(b):
+    return hashlib.sha256(b).digest()
+
+
+class _Fallback(Exception):
+    """This segment goes to the link's READ path from its first unverified chunk."""
+
+
+class Bulk:
+    """Needs what Puller needs, and self.bulk ("auto", True, False), self.volume (a folder
+    given by the operator, or None)."""
+
+    bulk = "auto"
+    volume = None
+    _exposed = None          # None: not asked yet; False: serial only; else the volume root
+    _last_ping = 0.0
+
+    # -- exposure ------------------------------------------------------------------
+    def _expose(self):
+        """The volume's root to read media from, or None (media over the link)."""
+        if self._exposed is not None:
+            return self._exposed or None
+        self._exposed = False
+        sm = self.sm
+        if self.bulk is False:
+            sm.media_path = "serial"
+            return None
+        try:
+            res = self.c.request(EXPOSE, {1: True})
+        except LinkError as e:
+            if e.status != 400:
+                raise
+            res = {1: False, 4: "its firmware does not know EXPOSE"}
+        if res.get(1) is not True:
+            why = res.get(4) if isinstance(res.get(4), str) else "no reason given"
+            sm.media_path = "serial"
+            sm.bulk_note = "the recorder offers no disk (%s)" % _clean(why)
+            if self.bulk is True:
+                self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+            return None
+        how, where = res.get(2), res.get(3)
+        self._was_exposed = True
+        root = self.volume
+        if root is None and how == "dir" and isinstance(where, str) and where:
+            root = where         # the virtual recorder: its card folder is the volume
+        if root is None:
+            sm.media_path = "serial"
+            sm.bulk_note = ("the recorder exposed its card as a USB disk (%s), but no --volume "
+                            "names where it is mounted" % _clean(str(where)))
+            self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+            self._unexpose()
+            return None
+        if not os.path.isdir(root):
+            sm.media_path = "serial"
+            sm.bulk_note = "the volume %s is not a folder" % _clean(root)
+            self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+            self._unexpose()
+            return None
+        self._exposed = root
+        sm.media_path = "bulk"
+        sm.volume = root
+        self._last_ping = time.monotonic()
+        return root
+
+    def _unexpose(self):
+        """EXPOSE off, if the card was exposed (before anything is written to it)."""
+        if not getattr(self, "_was_exposed", False):
+            return
+        self._was_exposed = False
+        self.c.request(EXPOSE, {1: False})
+
+    def _ping(self):
+        now = time.monotonic()
+        if now - self._last_ping >= KEEPALIVE_S:
+            self.c.request(STATUS)
+            self._last_ping = now
+
+    # -- media ---------------------------------------------------------------------
+    def _fetch_chunks(self, dev_id, jobs, idx):
+        root = None
+        if any(s["chunks"] > s["staged_chunks"] for s in jobs):
+            root = self._expose()
+        if root is None:
+            return super()._fetch_chunks(dev_id, jobs, idx)
+        rest = []
+        for s in jobs:
+            if s["chunks"] <= s["staged_chunks"]:
+                continue
+            if s["_noidx"]:
+                rest.append(s)       # no usable index: the whole run against the root
+                continue
+            try:
+                self._bulk_segment(dev_id, root, s)
+            except _Fallback as e:
+                self.sm.bulk_fallbacks.append("segment %d: %s" % (s["segment"], e))
+                self.say("segment %d of %s: %s; reading the rest of it over the link"
+                         % (s["segment"], dev_id, e))
+                rest.append(s)
+        if rest:
+            super()._fetch_chunks(dev_id, rest, idx)
+
+    def _bulk_segment(self, dev_id, root, s):
+        """Stage segment s's unstaged chunks from the volume, each checked; _Fallback (the
+        verified prefix persisted) when the volume cannot give them."""
+        a, sm = self.a, self.sm
+        S, C, n = s["segment"], s["chunk"], s["chunks"]
+        want = s["length"] if s["closed_by"] is not None else n * C
+        rel = a.media_rel(s)
+        try:
+            f, size = safeio.open_regular(root, rel)
+        except FileNotFoundError:
+            raise _Fallback("%s is not on the volume" % rel) from None
+        except OSError as e:
+            raise _Fallback("%s on the volume cannot be read (%s)" % (rel, _clean(str(e)))) \
+                from None
+        ix = s["_idx"]
+        out = None
+        try:
+            if size < want:
+                raise _Fallback("%s on the volume holds %d bytes, %d are signed"
+                                % (rel, size, want))
+            out = a.open_staging(dev_id, s)      # at the verified length (may reset it)
+            i, pos, root_h = s["staged_chunks"], s["staged_length"], s["staged_root"]
+            k = max(1, BULK_BLOCK // C)
+            buf = bytearray(k * C)
+            mv = memoryview(buf)
+            dirty, t_persist = 0, time.monotonic()
+            while i < n:
+                m = min(k, n - i)
+                end = min(want, (i + m) * C)
+                got = os.preadv(f.fileno(), [mv[:end - pos]], pos)
+                if got != end - pos:
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    raise _Fallback("%s on the volume ended at byte %d while it was read (%d "
+                                    "signed): changed under the station" % (rel, pos + got,
+                                                                            want))
+                entries = ix.entry_run(i, m)
+                hs = [_H(mv[j:min(j + C, end - pos)]) for j in range(0, end - pos, C)]
+                if b"".join(hs) != entries:
+                    bad = next(j for j in range(m) if hs[j] != entries[32 * j:32 * j + 32])
+                    # the chunks before the bad one are verified: keep them
+                    good = bad * C
+                    if good:
+                        out.write(mv[:good])
+                        for h in hs[:bad]:
+                            root_h = _H(root_h + h)
+                    self._persist(dev_id, s, out, pos + good, i + bad, root_h)
+                    raise _Fallback("chunk %d of %s on the volume does not match its signed "
+                                    "hash (changed or damaged)" % (i + bad, rel))
+                for h in hs:
+                    root_h = _H(root_h + h)
+                out.write(mv[:end - pos])
+                dirty += end - pos
+                sm.media_bytes += end - pos
+                sm.bytes += end - pos
+                sm.bulk_bytes += end - pos
+                self.bar.update(end - pos)
+                pos, i = end, i + m
+                now = time.monotonic()
+                if dirty >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    dirty, t_persist = 0, now
+                self._ping()
+            if root_h != s["root"]:          # cannot differ when every entry matched
+                raise _Fallback("the chunks read from the volume do not chain to the "
+                                "signed root")  # pragma: no cover
+            self._persist(dev_id, s, out, pos, i, root_h)
+            sm.bulk_segments += 1
+        finally:
+            f.close()
+            if out is not None:
+                out.close()
+
+    def _persist(self, dev_id, s, out, length, chunks, root_h):
+        out.flush()
+        os.fsync(out.fileno())
+        self.a.set_staged(dev_id, s["segment"], length, chunks, root_h)
+        # the link's path (a fallback) goes on from here
+        s.update(staged_length=length, staged_chunks=chunks, staged_root=root_h)
+
+
+def _clean(s, n=200):
+    return "".join(c if c.isprintable() else "?" for c in str(s))[:n]
