@@ -1,6 +1,7 @@
 # Boot sequence: device key, evidence store (with power-loss recovery), capture loop.
 import config
 import devkey
+import fwinfo
 import recorder
 import store
 
@@ -15,12 +16,29 @@ def boot(hal, settings=None, officer=None):
     s = store.Store(hal, sk, config.FW_VERSION, cfg, officer)
     s.open(hal.reset_cause)
     s.load_coverage()
+    _firmware(hal, s)     # FIRMWARE after BOOT when the firmware changed (SPEC §13.2)
     if s.recovered:
         rv = s.recovered
         s.record(store.INTERRUPTION, {store.K_REASON: "power_loss", store.K_SEGMENT: rv["segment"],
                                       store.K_REFERS: rv["seq"]})
         rv["interruption"] = s.seq - 1
     return s, recorder.Recorder(hal, s, cfg)
+
+
+def _firmware(hal, s):
+    # the firmware id for AUTH (s.fwid), and a FIRMWARE record unless the chain's last
+    # one names this firmware. A manifest that cannot be read is a bad_manifest record,
+    # never a boot failure; a record that cannot be written (a full card) waits for the
+    # next boot.
+    try:
+        info = fwinfo.read(hal.flash)
+    except Exception:
+        info = (None, None, None, "bad_manifest")
+    s.fwid = info[0]
+    try:
+        fwinfo.note(s, hal.flash, info)
+    except store.StoreFull:
+        pass
 
 
 def boot_or_fail(hal, settings=None):
@@ -36,6 +54,10 @@ def boot_or_fail(hal, settings=None):
         sk = devkey.load_or_create(hal)
         s = store.Store(hal, sk, config.FW_VERSION, cfg)
         s.fail(e)
+        try:
+            s.fwid = fwinfo.read(hal.flash)[0]
+        except Exception:
+            s.fwid = None
         return s, recorder.Recorder(hal, s, cfg)
 
 

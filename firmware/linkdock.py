@@ -68,7 +68,8 @@ def authenticate(lnk, args):
     return {1: fp, 2: proof, 3: lnk.pub, 4: lnk.fingerprint, 5: s.last,
             6: [c.rtc_ms(), c.mono_ms()],
             7: [free if free > 0 else 0, total if total > 0 else 0],
-            8: bat, 11: s.officer, 13: s.fw, 14: alerts}
+            8: bat, 11: s.officer, 13: s.fw, 14: alerts,
+            15: getattr(s, "fwid", None)}   # firmware id: H(fw.cbor), or null (SPEC §13)
 
 
 TIME_MIN_MS = 1577836800000      # 2020-01-01T00:00:00Z: TIME_SET's lowest accepted time

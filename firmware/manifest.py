@@ -51,6 +51,7 @@ module("receipts.py")
 
 # the device: boot and serve loop, hardware abstraction, settings
 module("device.py")
+module("fwinfo.py")
 module("hal.py")
 module("config.py")
 

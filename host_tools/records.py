@@ -39,19 +39,20 @@ __all__ = ["RecordError", "Record", "K", "parse", "decode", "check_signature", "
            "root_step", "chunk_root", "media_path", "media_name_error", "index_path",
            "unsafe_path", "printable", "device_id_error", "has_control", "hostile_values",
            "INT_MAX", "INT_MIN", "DEVICE_ID_RE", "value_errors",
-           "TYPE_NAMES", "KEY_NAMES", "ZERO",
+           "TYPE_NAMES", "KEY_NAMES", "ZERO", "firmware_text",
            "MAX_RECORD", "MAX_CHUNK", "MAX_CHUNKS"]
 
 # record types (SPEC §3.2, §10)
 (BOOT, REC_START, CHECKPOINT, SEGMENT, REC_STOP, REFUSAL, RECOVERY, RECEIPT, TIME_SET,
  INTERRUPTION, VOICE_ANNOTATION, ANNOTATION_MISSING, MARK, ASSIGN, SELF_CHECK, RELEASE,
- STORE_ALERT) = range(1, 18)
+ STORE_ALERT, FIRMWARE) = range(1, 19)
 TYPE_NAMES = {BOOT: "BOOT", REC_START: "REC_START", CHECKPOINT: "CHECKPOINT",
               SEGMENT: "SEGMENT", REC_STOP: "REC_STOP", REFUSAL: "REFUSAL",
               RECOVERY: "RECOVERY", RECEIPT: "RECEIPT", TIME_SET: "TIME_SET",
               INTERRUPTION: "INTERRUPTION", VOICE_ANNOTATION: "VOICE_ANNOTATION",
               ANNOTATION_MISSING: "ANNOTATION_MISSING", MARK: "MARK", ASSIGN: "ASSIGN",
-              SELF_CHECK: "SELF_CHECK", RELEASE: "RELEASE", STORE_ALERT: "STORE_ALERT"}
+              SELF_CHECK: "SELF_CHECK", RELEASE: "RELEASE", STORE_ALERT: "STORE_ALERT",
+              FIRMWARE: "FIRMWARE"}
 MEDIA_TYPES = (REC_START, CHECKPOINT, SEGMENT, RECOVERY)
 # flags (SPEC §3.4)
 F_NO_OFFICER, F_RECOVERED, F_MISMATCH, F_DRIFT = 0x01, 0x02, 0x04, 0x08
@@ -71,6 +72,7 @@ class K:
     OP, TARGET, SOURCE, SIGNED, MIME, STATION, COVERED, RECEIPT, NUMBER = range(19, 28)
     OLD, NEW, UNIT, REFERS, SPAN, KIND, AT, DURATION, READY, REASONS = range(28, 38)
     FACTS, DRIFT, SINCE, PRERECORD, PHRASE, ERROR, COUNT = range(38, 45)
+    FIRMWARE, VERSION, FILES = range(45, 48)      # FIRMWARE records (SPEC §13.2)
 
 
 KEY_NAMES = {v: n.lower() for n, v in vars(K).items() if n.isupper()}
@@ -213,6 +215,7 @@ SCHEMA = {
     RELEASE: {K.SEGMENT: _uint, K.MEDIA: _tstr, K.LENGTH: _uint, K.NUMBER: _uint},
     STORE_ALERT: {K.KIND: _tstr, K.OLD: _head_ref,                    # SPEC §3.2, §5.2
                   K.NEW: lambda x: x is None or _head_ref(x)},
+    FIRMWARE: {K.FIRMWARE: lambda x: x is None or _hash(x)},       # SPEC §13.2
 }
 #: optional keys of each record type (besides _ANY)
 OPTIONAL = {
@@ -221,7 +224,10 @@ OPTIONAL = {
     TIME_SET: {K.DRIFT: _int, K.SINCE: _uint, K.ERROR: _int},
     INTERRUPTION: {K.SEGMENT: _uint, K.REFERS: _uint, K.AT: _position},
     MARK: {K.AT: _position, K.PHRASE: _bool},
+    FIRMWARE: {K.VERSION: _tstr, K.FILES: _uint, K.REASON: _tstr},
 }
+#: FIRMWARE reasons: no manifest on the recorder's flash, or one it could not read
+FIRMWARE_REASONS = ("unmanaged", "bad_manifest")
 
 
 def keyname(k):
@@ -527,6 +533,22 @@ def unsafe_path(rel) -> str | None:
 
 # --- what a record's own body contradicts ---------------------------------------------------
 
+def firmware_text(rec: Record) -> str:
+    """One line on a FIRMWARE record (SPEC §13.2), for verify's notes and the report."""
+    b = rec.body
+    if K.VERSION in b:
+        return ("FIRMWARE seq %d: from here the recorder runs firmware %s (id %s, %d files, "
+                "installed with `sealcam flash`)" % (rec.seq, printable(b[K.VERSION]),
+                                                    b[K.FIRMWARE].hex()[:16], b[K.FILES]))
+    if b[K.FIRMWARE] is None:
+        return ("FIRMWARE seq %d: the recorder's firmware has no manifest (not installed with "
+                "`sealcam flash`): which firmware made the records after it is not recorded; "
+                "have a technician flash it" % rec.seq)
+    return ("FIRMWARE seq %d: the recorder could not read its firmware manifest (id %s): "
+            "have a technician flash it again with `sealcam flash`"
+            % (rec.seq, b[K.FIRMWARE].hex()[:16]))
+
+
 def value_errors(rec: Record) -> list:
     """What a record's own body contradicts (SPEC §3.1, §10); needs no other record."""
     b, t, errs = rec.body, rec.type, []
@@ -591,6 +613,13 @@ def value_errors(rec: Record) -> list:
         if b[K.OLD][0] >= rec.seq:
             errs.append("STORE_ALERT remembers head seq %d, not before its own seq %d"
                         % (b[K.OLD][0], rec.seq))
+    elif t == FIRMWARE:          # SPEC §13.2: a manifest read, or a reason why none was
+        good = K.VERSION in b and K.FILES in b and K.REASON not in b and b[K.FIRMWARE]
+        if not good and not (K.VERSION not in b and K.FILES not in b and (
+                (b.get(K.REASON) == "unmanaged" and b[K.FIRMWARE] is None)
+                or (b.get(K.REASON) == "bad_manifest" and b[K.FIRMWARE] is not None))):
+            errs.append("FIRMWARE carries neither version and files of a manifest nor the "
+                        "reason there is none (unmanaged, with a null id; bad_manifest)")
     return errs
 
 

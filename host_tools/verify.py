@@ -320,6 +320,8 @@ class _Verifier:
                     "STORE_ALERT seq %d: at boot the card's head had gone back (%s) from the "
                     "head the recorder remembered (seq %d); the records in between are in "
                     "this store" % (r.seq, "kind " + R.printable(r.body[K.KIND]), r.body[K.OLD][0]))
+            elif r.type == R.FIRMWARE and not r.errors:
+                self.rep.notes.append(R.firmware_text(r))
 
     # rows ---------------------------------------------------------------------
     def _rows(self, events):

@@ -38,7 +38,7 @@ def store(tmp_path_factory):
     # boot, start, checkpoint, segment, stop, refusal; the firmware may add workflow records
     # (SPEC §10: types 10-16), which are then checked like the others
     assert {1, 2, 3, 4, 5, 6} <= types, types
-    assert types <= set(range(1, 17)), types
+    assert types <= set(range(1, 19)), types    # 17 STORE_ALERT, 18 FIRMWARE (SPEC §13.2)
     return root, summary, records
 
 

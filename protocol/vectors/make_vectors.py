@@ -31,7 +31,7 @@ SEED = 2026          # the fixed test key: seeded_random(SEED) in sim/hal/simdev
 DEVICE = "SC-VECTOR01"
 SETTINGS = {"chunk": 2048, "checkpoint_s": 2, "segment_s": 5, "tick_ms": 500}
 HAL_ARGS = {"bitrate": 16000, "fps": 2, "seed": SEED, "device_id": DEVICE}
-SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mkv"],
+SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000002.mkv"],
          ["start"], ["run", 3], ["stop"]]
 
 
@@ -57,10 +57,22 @@ RELEASE = [["start"], ["run", 4], ["stop"], ["start"], ["run", 4], ["stop"],
            ["dock", {"receipt": True}], ["start"], ["run", 6], ["stop"]]
 
 
-def _record(root, steps, cut_after=None, officer="PC-0042", settings=SETTINGS, **hal):
+# a firmware manifest of fixed content (SPEC §13.1) for the workflow store: its recorder
+# was "flashed", so its FIRMWARE record names a firmware id, version and file count (the
+# other stores' recorders have none: FIRMWARE "unmanaged")
+MANIFEST = cbor2.dumps({1: "0.1.0", 2: 1795000000000, 4: "virtual", 3: {
+    n: hashlib.sha256(("sealcam vector file %s\n" % n).encode()).digest()
+    for n in ("boot.py", "main.py", "board.py", "store.mpy")}}, canonical=True)
+
+
+def _record(root, steps, cut_after=None, officer="PC-0042", settings=SETTINGS, manifest=None,
+            **hal):
     sd, flash = os.path.join(root, "sd"), os.path.join(root, "flash")
     os.makedirs(sd)
     os.makedirs(flash)
+    if manifest is not None:
+        with open(os.path.join(flash, "fw.cbor"), "wb") as f:
+            f.write(manifest)
     h = simdevice.make_hal(sd, flash, **dict(HAL_ARGS, **hal))
     if cut_after is not None:
         h.sd.cut_at = cut_after
@@ -109,9 +121,9 @@ def build(out):
     data, spans = _records(log)
     rel = os.path.relpath(log, sd)
 
-    # 1. one byte of media flipped (segment 1, chunk 1)
-    d = variant("media-flip", "NOT_OK", 1, "chunk")
-    media = os.path.join(d, "m", "00000001.mkv")
+    # 1. one byte of media flipped (segment 2, chunk 1: seq 1 is the FIRMWARE record)
+    d = variant("media-flip", "NOT_OK", 2, "chunk")
+    media = os.path.join(d, "m", "00000002.mkv")
     b = bytearray(open(media, "rb").read())
     b[2048 + 100] ^= 0x01
     open(media, "wb").write(bytes(b))
@@ -158,7 +170,7 @@ def build(out):
 
     # 9. the officer's shift (SPEC §10)
     wf_sd, _, _ = _record(os.path.join(tmp, "wf"), WORKFLOW, officer=None,
-                          settings=WORKFLOW_SETTINGS, drift_ppm=100)
+                          settings=WORKFLOW_SETTINGS, drift_ppm=100, manifest=MANIFEST)
     variant("workflow", "OK", src=wf_sd)
 
     # the officer's statement of the workflow shift as a clip (SPEC §12)

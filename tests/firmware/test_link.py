@@ -265,7 +265,7 @@ class TestHelloAuth(LinkCase):
         r = self.host.auth(self.station)
         self.assertEqual(r[1], 0, r)
         a = r[2]
-        self.assertEqual(sorted(a), [1, 2, 3, 4, 5, 6, 7, 8, 11, 13, 14])
+        self.assertEqual(sorted(a), [1, 2, 3, 4, 5, 6, 7, 8, 11, 13, 14, 15])
         pub = ed25519.public(self.station)
         self.assertEqual(a[1], devkey.fingerprint(pub))
         self.assertEqual(a[3], ed25519.public(self.s.sk))
@@ -277,6 +277,7 @@ class TestHelloAuth(LinkCase):
         self.assertEqual(a[11], None)
         self.assertEqual(a[13], self.s.fw)
         self.assertEqual(a[14], [])
+        self.assertEqual(a[15], getattr(self.s, "fwid", None))   # firmware id (SPEC §13)
         self.assertEqual(len(a[2]), 64)
         # the device's signature covers this session's transcript, in the device role
         th = self.host.th(self.host.last_hello, self.station)

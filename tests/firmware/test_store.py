@@ -32,7 +32,9 @@ class TestStore(unittest.TestCase):
         h, sd, flash = fwtest.sim()
         s, rec = device.boot(h, SMALL)
         chain = fwtest.read_chain(sd)
-        self.assertEqual(len(chain), 1)
+        self.assertEqual(len(chain), 2)     # BOOT, FIRMWARE (no manifest: unmanaged, §13.2)
+        self.assertEqual(chain[1][1][0], st.FIRMWARE)
+        self.assertEqual(chain[1][1][st.K_REASON], "unmanaged")
         body = chain[0][1]
         self.assertEqual(body[0], st.BOOT)
         self.assertEqual(body[18], ed25519.public(s.sk))
@@ -54,10 +56,10 @@ class TestStore(unittest.TestCase):
         chain = fwtest.read_chain(sd)
         chain_ok(self, chain)
         types = [b[0] for _, b in chain]
-        self.assertEqual(types[:2], [st.BOOT, st.REC_START])
+        self.assertEqual(types[:3], [st.BOOT, st.FIRMWARE, st.REC_START])
         self.assertTrue(st.CHECKPOINT in types)
         self.assertEqual(types[-2:], [st.SEGMENT, st.REC_STOP])
-        start = chain[1][1]
+        start = chain[2][1]
         media = h.sd.read(start[11])
         man = chain[-2][1]
         self.assertEqual(man[10], seg)
@@ -116,11 +118,11 @@ class TestStore(unittest.TestCase):
         self.assertEqual([r for r, _ in chain[:len(before)]], [r for r, _ in before])
         rcv = [b for _, b in chain if b[0] == st.RECOVERY]
         self.assertEqual(len(rcv), 1)
-        media = h2.sd.read(chain[1][1][11])
+        media = h2.sd.read(chain[2][1][11])     # seq 2: REC_START (1 is FIRMWARE)
         self.assertEqual(rcv[0][13], len(media))
         self.assertEqual(rcv[0][15], root_of(media, 4096))
         self.assertEqual(rcv[0][9] & st.F_RECOVERED, st.F_RECOVERED)
-        self.assertEqual(s2.recovered["segment"], chain[1][1][1])
+        self.assertEqual(s2.recovered["segment"], chain[2][1][1])
 
     def test_fat_half_done_head_rename_boots(self):
         h, sd, flash = fwtest.sim(model=FAT)
