@@ -179,6 +179,10 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["reasons"].extend(lreasons)
                 worst = NOT_OK
             cross = cross_check(a, st)
+            from .archive.devices import lifecycle_check    # provision, revoke, rekey
+            life = lifecycle_check(a, st)
+            if life:
+                cross.setdefault(None, []).extend(life)
             # objects other than view media are hashed beside the device verification, each
             # capped by the size the signed log and records allow for it
             caps = object_caps(st)

@@ -3,7 +3,10 @@
     sealcam verify PATH [--key DEVICE.pub] [--checkpoint FILE] [--json] [--all]
                    [--progress | --no-progress]
                    PATH is a store (SD card) or a station archive (has archive.sqlite)
-    sealcam offload --port PORT --archive DIR [--register] [--window N] [--json]
+    sealcam offload --port PORT --archive DIR [--register --fingerprint FP] [--window N]
+                    [--json]
+    sealcam provision --port PORT --archive DIR --device-id ID --technician NAME
+                      [--label FILE.png] [--installed] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
     sealcam status --port PORT --archive DIR [--json]
@@ -16,6 +19,9 @@
                         [--station-key STATION.pub] [--json]
     sealcam station init --archive DIR
     sealcam station register --archive DIR --device ID --key PUB
+    sealcam station devices --archive DIR [--json]
+    sealcam station revoke --archive DIR --device ID --reason TEXT --by NAME
+    sealcam station rekey --archive DIR --device ID --key NEWPUB --by NAME
     sealcam station checkpoint --archive DIR [--out FILE]
     sealcam station reindex --archive DIR
     sealcam station adopt --archive DIR
@@ -28,8 +34,12 @@ Exit codes:
              130 interrupted
     offload: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed are kept in
              quarantine), 3 usage or port error or not a sealcam recorder, 4 unknown device,
-             5 authentication failed (either side), 6 link broken (run again to resume),
-             130 interrupted (Ctrl-C)
+             5 authentication failed (either side, or a key retired by station rekey),
+             6 link broken (run again to resume), 7 the recorder is revoked (station
+             revoke: what it sent is in quarantine, no receipt), 130 interrupted (Ctrl-C)
+    provision: 0 provisioned, 1 the recorder's key or id refused, 3 usage, archive, port or
+             mpremote error, or the id is already registered, 5 the recorder does not trust
+             the station or did not prove its key, 6 no answer
     checkout: 0 assigned, 1 the link was tampered with (a signed record read back
              differs from what was sent), 2 NOT_READY (not assigned), 3/4/5/6/130 as for offload
     dock:    0 all fine, 1 NOT_OK, drift flagged or the link tampered with, 2 NOT_READY, 3/4/5/6/130 as for offload
@@ -63,7 +73,9 @@ exit codes:
            unreadable store/key (a small-order key too), 130 interrupted (Ctrl-C)
   offload  0 ok, 1 verification NOT_OK (no receipt sent), 3 usage or port error or not a
            sealcam recorder, 4 unknown device, 5 authentication failed, 6 link broken (run
-           again to resume), 130 interrupted (Ctrl-C)
+           again to resume), 7 recorder revoked (quarantined, no receipt), 130 interrupted
+  provision 0 provisioned, 1 key or id refused, 3 usage/archive/port/mpremote error or the
+           id is taken, 5 not trusted or no proof, 6 no answer
   checkout 0 assigned, 1 link tampered with (signed record read back differs), 2
            NOT_READY (not assigned), others as for offload
   dock     0 all fine, 1 NOT_OK, drift flagged or link tampered with, 2 NOT_READY, others as for offload
@@ -78,7 +90,8 @@ exit codes:
 
 a shift at the dock:
   sealcam station init --archive /srv/sealcam          # once: station key + empty archive
-  sealcam offload --port /dev/ttyACM0 --archive /srv/sealcam --register   # first contact
+  sealcam provision --port /dev/ttyACM0 --archive /srv/sealcam --device-id SC-0001 \
+      --technician "Wang Li"                           # once per recorder (a technician)
   sealcam checkout --port /dev/ttyACM0 --archive /srv/sealcam --officer PC-0042 --unit U2
   … the shift …
   sealcam dock --port /dev/ttyACM0 --archive /srv/sealcam   # offload, clock, release, check
@@ -90,8 +103,9 @@ exit codes: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed ar
             kept in quarantine), 3 usage or port error, or not a sealcam recorder,
             4 unknown device, 5 authentication failed (the recorder does not trust the
             station, or did not prove its registered key), 6 link broken (run the same
-            command again: it resumes from the last verified chunk), 130 interrupted
-            (Ctrl-C; resumable too)
+            command again: it resumes from the last verified chunk), 7 the recorder is
+            revoked (`sealcam station revoke`): what it sent is kept in quarantine, no
+            receipt, 130 interrupted (Ctrl-C; resumable too)
 """
 
 
@@ -154,8 +168,13 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG_OFFLOAD, formatter_class=argparse.RawDescriptionHelpFormatter)
     argtypes.add_port_archive(o)
     o.add_argument("--register", action="store_true",
-                   help="register an unknown device on first use, trusting the public key it "
-                        "presents (check its fingerprint against the device label)")
+                   help="register an unknown device whose key proves to have the fingerprint "
+                        "--fingerprint (from its label); normally a technician runs `sealcam "
+                        "provision` instead")
+    o.add_argument("--fingerprint", metavar="FP", default=None,
+                   help="with --register: the key fingerprint printed on the recorder's label "
+                        "(32 hex digits, colons optional); a recorder proving another key is "
+                        "refused (exit 5)")
     o.add_argument("--window", type=argtypes.positive_int, default=8, metavar="N",
                    help="READ requests in flight (default: %(default)s)")
     b = o.add_mutually_exclusive_group()
@@ -271,6 +290,32 @@ def _build_parser() -> argparse.ArgumentParser:
     _clip_verify.add_arguments(vc)
     vc.set_defaults(func=_clip_verify.run)
 
+    pv = sub.add_parser(
+        "provision", help="a technician makes a recorder this station's (id, trust, key, label)",
+        description="Write the recorder's id and this station's trust list to its internal "
+                    "flash (mpremote), reset it so that it makes its device key, read the key "
+                    "in a dock session in which the recorder proves it holds it, register it "
+                    "in the signed station log as provisioned by the technician, and print a "
+                    "label (id, key fingerprint, QR code PNG). No trust on first use: the key "
+                    "is the one that proved itself to the technician with the recorder in "
+                    "hand. An id already registered is refused (after a repair: station rekey).",
+        epilog="exit codes: 0 provisioned, 1 the recorder's key or id refused, 3 usage, "
+               "archive, port or mpremote error, or the id is taken, 5 the recorder does not "
+               "trust the station or did not prove its key, 6 no answer",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    argtypes.add_port_archive(pv)
+    pv.add_argument("--device-id", required=True, metavar="ID", help="the recorder's id")
+    pv.add_argument("--technician", required=True, metavar="NAME",
+                    help="who provisions it (named in the station log)")
+    pv.add_argument("--label", metavar="FILE.png", default=None,
+                    help="where to write the label's QR code (default: ID.label.png; '-': "
+                         "none)")
+    pv.add_argument("--installed", action="store_true",
+                    help="the id and trust list are on the recorder already (written by "
+                         "hand): only read, check and register its key")
+    argtypes.add_timeout_json(pv)
+    pv.set_defaults(func=_cmd_provision)
+
     st = sub.add_parser("station", help="the docking station: key and archive",
                         description="Set up the station key and archive, register devices.")
     stsub = st.add_subparsers(dest="station_verb", metavar="STATIONVERB", parser_class=_Parser)
@@ -294,6 +339,40 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="the device's public key: a key file (raw, hex, PEM/DER) or 64 hex "
                          "digits")
     sr.set_defaults(func=_cmd_station_register)
+    sd = stsub.add_parser(
+        "devices", help="list the recorders: key, status, firmware, last offload and head",
+        description="Every recorder of the archive, from the signed station log and records: "
+                    "id, key fingerprint, status (active / revoked; retired keys after a "
+                    "rekey), firmware (last seen, or unknown), last offload, last signed head, "
+                    "battery (last self-check, or unknown).",
+        epilog="exit codes: 0 listed, 1 the station log does not verify (listed anyway, "
+               "with the problems), 3 usage error or not an archive")
+    sd.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sd.add_argument("--json", action="store_true", help="JSON on stdout")
+    sd.set_defaults(func=_cmd_station_devices)
+    sv = stsub.add_parser(
+        "revoke", help="revoke a lost or stolen recorder",
+        description="Revoke a recorder (a signed device_revoked event): from then on an "
+                    "offload authenticates it, keeps what it sends in quarantine, never "
+                    "receipts it and exits 7; dock, checkout and status refuse it (exit 7).")
+    sv.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sv.add_argument("--device", required=True, metavar="ID", help="the recorder's id")
+    sv.add_argument("--reason", required=True, metavar="TEXT", help="why (lost, stolen, ...)")
+    sv.add_argument("--by", required=True, metavar="NAME", help="who revokes it")
+    sv.set_defaults(func=_cmd_station_revoke)
+    sk = stsub.add_parser(
+        "rekey", help="a new device key after a repair (the old key is retired)",
+        description="Give a recorder a new device key (a signed device_rekeyed event). The "
+                    "old key is retired at the last signed head the archive holds; its "
+                    "history stays in the archive as ID.keyN and verifies with the old key; "
+                    "the recorder goes on with the new key, and the old key no longer "
+                    "authenticates. A revoked recorder that is rekeyed is active again.")
+    sk.add_argument("--archive", required=True, metavar="DIR", help="the archive directory")
+    sk.add_argument("--device", required=True, metavar="ID", help="the recorder's id")
+    sk.add_argument("--key", required=True, metavar="NEWPUB",
+                    help="its new public key: a key file or 64 hex digits")
+    sk.add_argument("--by", required=True, metavar="NAME", help="who re-keys it")
+    sk.set_defaults(func=_cmd_station_rekey)
     sc = stsub.add_parser(
         "checkpoint", help="export the station log's latest signed checkpoint",
         description="Print (or write to FILE) the latest checkpoint of the archive's station "
@@ -426,6 +505,17 @@ def _cmd_sim_record(args) -> int:
 
 
 def _cmd_offload(args) -> int:
+    if args.register or args.fingerprint is not None:
+        from .label import normalize_fingerprint
+        fp = normalize_fingerprint(args.fingerprint) if args.fingerprint else None
+        if not args.register or fp is None:
+            print("sealcam offload: --register needs --fingerprint FP, the key fingerprint on "
+                  "the recorder's label (32 hex digits), and --fingerprint goes with "
+                  "--register: a station never trusts the key a recorder first presents. "
+                  "A technician provisions a new recorder with `sealcam provision`",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        args.register = fp
     try:
         from .offload import run_offload
         return run_offload(args)
@@ -454,8 +544,8 @@ def _cmd_station_init(args) -> int:
     print("station key:  %s (keep it secret; mode 0600)" % r["key"])
     print("station pub:  %s" % r["pub"])
     print("fingerprint:  %s" % r["fingerprint"])
-    print("next: add %s to each recorder's trusted stations, then "
-          "`sealcam offload --port PORT --archive %s --register`" % (r["pub"], args.archive))
+    print("next: provision each recorder: `sealcam provision --port PORT --archive %s "
+          "--device-id ID --technician NAME`" % args.archive)
     return 0
 
 
@@ -474,6 +564,61 @@ def _cmd_station_register(args) -> int:
         return EXIT_USAGE
     print("%s %s, key fingerprint %s" % ("registered" if created else "already registered:",
                                          row["id"], row["fingerprint"]))
+    return 0
+
+
+def _cmd_provision(args) -> int:
+    from .provision import run_provision
+    return run_provision(args)
+
+
+def _cmd_station_devices(args) -> int:
+    from .archive import NotAnArchive
+    from .station import devices
+    from .station_text import devices_text
+    try:
+        r = devices(args.archive)
+    except (NotAnArchive, OSError) as e:
+        print("sealcam station devices: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=True, default=str))
+    else:
+        sys.stdout.write(devices_text(r))
+    return EXIT_NOT_OK if r["problems"] else 0
+
+
+def _cmd_station_revoke(args) -> int:
+    from .archive import NotAnArchive
+    from .station import StationError, revoke
+    try:
+        e = revoke(args.archive, args.device, args.reason, args.by)
+    except (StationError, NotAnArchive) as e:
+        print("sealcam station revoke: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    print("REVOKED %s at %s by %s (%s): its offloads now go to quarantine, never receipted "
+          "(exit 7); dock, checkout and status refuse it" % (args.device, e["at"], e["by"],
+                                                             e["reason"]))
+    return 0
+
+
+def _cmd_station_rekey(args) -> int:
+    from .archive import NotAnArchive
+    from .keys import KeyFileError, fingerprint
+    from .station import StationError, rekey
+    try:
+        e = rekey(args.archive, args.device, args.key, args.by)
+    except (StationError, NotAnArchive, KeyFileError) as e:
+        print("sealcam station rekey: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print("sealcam station rekey: cannot read key %s: %s" % (args.key, e), file=sys.stderr)
+        return EXIT_USAGE
+    print("re-keyed %s by %s: new key %s; old key %s retired at %s; its history is kept as "
+          "%s and verifies with the old key" % (
+              args.device, e["by"], fingerprint(e["new_key"]), fingerprint(e["old_key"]),
+              "seq %d" % e["retired_seq"] if e["retired_seq"] is not None
+              else "no offloaded record", e["retired_as"]))
     return 0
 
 

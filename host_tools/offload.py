@@ -272,7 +272,8 @@ class _Offload(Bulk, Puller, Receipts):
             self.fail(EXIT_USAGE, str(e), "error")
         self.oid = sm.offload_id = a.start_offload(dev_id, self.port)
         try:
-            self.pinned, res = auth_step(c, a, dev_id, row, self.host_name)
+            self.pinned, res = auth_step(c, a, dev_id, row, self.host_name, expect=(
+                self.register if isinstance(self.register, str) else None))
         except Revoked as e:        # `station revoke`: what it sends goes to quarantine, exit 7
             quarantine_revoked(self, dev_id, e)
         self.auth_result = res

@@ -106,13 +106,14 @@ def check_new_key(pub):
     return None
 
 
-def auth_step(c, a, dev_id, row, host_name):
+def auth_step(c, a, dev_id, row, host_name, *, expect=None):
     """AUTH with the station key and the recorder's proof checked (SPEC §8.3). Returns
     (the key it proved: the registered one, or for a new device the one it presented;
     the AUTH result). SessionError: 5 the station is not trusted, or the recorder did not
     prove the registered key, or presents a key retired by `station rekey`; 1 it presents
     another key than the registered one; 6 no answer; 7 (Revoked) it proved its key but
-    is revoked."""
+    is revoked. ``expect``: for a device being registered (``row`` None), the fingerprint
+    from its label that the key it proves must have (`offload --register --fingerprint`)."""
     sk = a.station_key()
     try:
         with c.deadline(c.budget(HELLO) + c.budget(AUTH)):
@@ -139,6 +140,12 @@ def auth_step(c, a, dev_id, row, host_name):
         if why is not None:
             raise SessionError(EXIT_NOT_OK, "device %s cannot be registered: %s; nothing "
                                "stored" % (dev_id, why), "not_ok")
+        if expect is not None and keys.fingerprint(pub) != expect:
+            raise SessionError(
+                EXIT_AUTH, "device %s presents a key with fingerprint %s, not %s as given "
+                "(from its label): not registered, nothing stored; check the label and the "
+                "recorder in the dock" % (dev_id, keys.fingerprint(pub), expect),
+                "auth_failed", dev_id)
         pinned = pub
     else:
         pinned = row["pubkey"]

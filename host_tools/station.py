@@ -6,6 +6,10 @@
     checkpoint(DIR)                the station log's latest signed checkpoint (SPEC §11)
     adopt(DIR)                     start the log of an archive made before it (a person's act)
     reindex(DIR)                   archive.sqlite rebuilt from the log and the signed records
+    devices(DIR)                   every recorder: key, status, firmware, last offload and head,
+                                   battery, from the signed log and records (SPEC §9.1)
+    revoke(DIR, id, reason, by)    a lost or stolen recorder: its offloads go to quarantine
+    rekey(DIR, id, key, by)        a new device key after a repair; the old key is retired
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from .archive import Archive, ArchiveError
 from .archive.durable import fsync_dir
 
 __all__ = ["init", "register", "load_station_key", "station_pub", "StationError",
-           "checkpoint", "adopt", "reindex"]
+           "checkpoint", "adopt", "reindex", "devices", "revoke", "rekey"]
 
 KEY_FILE, PUB_FILE = "station.key", "station.pub"
 
@@ -100,9 +104,7 @@ def station_pub(root) -> bytes:
     return _raw_pub(load_station_key(root))
 
 
-def register(root, device_id, key) -> tuple:
-    """Register ``device_id`` with ``key``: a key file (raw, hex or PEM/DER), 64 hex
-    digits, or 32 raw bytes. Returns (device row, created)."""
+def _key_arg(key) -> bytes:
     if isinstance(key, (bytes, bytearray)):
         pub = keys.parse_public_key(bytes(key))
     else:
@@ -115,11 +117,124 @@ def register(root, device_id, key) -> tuple:
             except keys.KeyFileError:
                 raise StationError("the key %r is neither a key file nor 64 hex digits"
                                    % key) from None
+    return pub
+
+
+def register(root, device_id, key) -> tuple:
+    """Register ``device_id`` with ``key``: a key file (raw, hex or PEM/DER), 64 hex
+    digits, or 32 raw bytes. Returns (device row, created)."""
+    pub = _key_arg(key)
     with Archive(root) as a:
         try:
             return a.register(device_id, pub)
         except ArchiveError as e:
             raise StationError(str(e)) from None
+
+
+# -- the device lifecycle (SPEC §9.1) ---------------------------------------------------------
+
+def _name(text, what):
+    t = str(text or "").strip()
+    if not t or len(t) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in t):
+        raise StationError("%s must be given: 1 to 200 printable characters" % what)
+    return t
+
+
+def revoke(root, device_id, reason, by) -> dict:
+    """Revoke a lost or stolen recorder (a signed device_revoked event): from then on its
+    offloads authenticate it, keep what it sends in quarantine and never receipt it."""
+    reason, by = _name(reason, "--reason"), _name(by, "--by")
+    with Archive(root) as a:
+        try:
+            return a.revoke(device_id, reason, by)
+        except ArchiveError as e:
+            raise StationError(str(e)) from None
+
+
+def rekey(root, device_id, key, by) -> dict:
+    """A new device key after a repair (a signed device_rekeyed event): the old key is
+    retired at the last head the archive holds; its history stays in the archive as
+    ``ID.keyN``, verified with the old key; the recorder goes on with the new key."""
+    from .archive import DeviceLocked
+    by = _name(by, "--by")
+    pub = _key_arg(key)
+    with Archive(root) as a:
+        try:
+            return a.rekey(device_id, pub, by)
+        except (ArchiveError, DeviceLocked, ValueError) as e:
+            raise StationError(str(e)) from None
+
+
+def devices(root) -> dict:
+    """Every recorder of the archive, from its signed station log (replayed up to the signed
+    checkpoint) and its signed records: {"devices": [...], "problems": [...]}. Each: id,
+    fingerprint, status (active / revoked / retired), keys (the retired ones and where
+    their history is), firmware (last firmware_seen, or "unknown"), last_offload,
+    last_head {seq, at}, battery (the last SELF_CHECK's battery fact, or "unknown"),
+    provisioned {technician, at} and its lifecycle events."""
+    import hashlib
+
+    from . import records as R
+    from .archive import record_body
+    from .archive_verify import check_log, station_pub_checked
+    from .tlog.replay import replay
+    with Archive(root, readonly=True) as a:
+        pub, why = station_pub_checked(a.root)
+        problems = [why] if why else []
+        trusted, reasons, _ = check_log(a, pub)
+        problems += reasons
+        st = replay(a.log(), trusted)
+        problems += st.problems
+        out = []
+        for d in sorted(st.devices):
+            if d in st.retired:
+                continue
+            dv = st.devices[d]
+            evs = st.lifecycle.get(d, [])
+            fw = [e for e in evs if e.get("type") == "firmware_seen"]
+            prov = [e for e in evs if e.get("type") == "device_provisioned"]
+            rev = [e for e in evs if e.get("type") == "device_revoked"]
+            offs = [o for o in st.offloads.values() if o.get("device") == d
+                    and o.get("finished")]
+            offs.sort(key=lambda o: o.get("finished") or "")
+            parts = [p for p, r in st.retired.items() if r == d]
+            battery = "unknown"
+            recs = st.records.get(d, {})
+            for seq in sorted((s_ for s_, v in recs.items() if v[1] == R.SELF_CHECK),
+                              reverse=True)[:1]:
+                row = a.record(d, seq)
+                if row is None or hashlib.sha256(bytes(row["data"])).digest() != recs[seq][0]:
+                    continue
+                facts = (record_body(bytes(row["data"])) or {}).get(R.K.FACTS)
+                pct = facts.get(1) if isinstance(facts, dict) else None
+                if type(pct) is int and 0 <= pct <= 100:
+                    battery = {"percent": pct, "self_check_seq": seq, "stored_at": recs[seq][2]}
+            out.append({
+                "id": d, "fingerprint": keys.fingerprint(dv["key"]),
+                "status": st.status(d),
+                "revoked": ({k: rev[-1].get(k) for k in ("at", "by", "reason")}
+                            if rev and st.status(d) == "revoked" else None),
+                "provisioned": ({"technician": prov[-1].get("technician"),
+                                 "at": prov[-1].get("at")} if prov else None),
+                "registered_at": dv["registered_at"],
+                "retired_keys": [{"fingerprint": keys.fingerprint(st.devices[p]["key"]),
+                                  "history": p,
+                                  "retired_at_seq": st.devices[p]["head_seq"],
+                                  "by": next((e.get("by") for e in evs
+                                              if e.get("retired_as") == p), None),
+                                  "at": next((e.get("at") for e in evs
+                                              if e.get("retired_as") == p), None)}
+                                 for p in sorted(parts)],
+                "firmware": fw[-1]["fw"].hex() if fw else "unknown",
+                "last_offload": ({k: offs[-1].get(k) for k in ("finished", "status",
+                                                                 "verdict")}
+                                 if offs else None),
+                "last_head": ({"seq": dv["head_seq"], "at": dv["head_at"]}
+                              if dv["head_seq"] is not None else None),
+                "battery": battery,
+                "events": [{k: (v.hex() if isinstance(v, bytes) else v)
+                            for k, v in e.items()} for e in evs]})
+        return {"archive": a.root, "devices": out, "problems": problems}
 
 
 # -- the station log: checkpoint export and reindex (SPEC §11) -------------------------------
@@ -274,6 +389,13 @@ def reindex(root) -> dict:
                                                 r["receipt"],
                                                 hashlib.sha256(r["receipt"]).digest(),
                                                 r["message"]))
+    from .archive.devices import LIFECYCLE_SCHEMA
+    db.execute(LIFECYCLE_SCHEMA)
+    for d, evs in sorted(st.lifecycle.items()):
+        for n, e in enumerate(evs):
+            db.execute("INSERT INTO device_events (device, n, type, at, entry) VALUES "
+                       "(?, ?, ?, ?, ?)", (d, n, e["type"], e["at"],
+                                           cbor2.dumps(e, canonical=True)))
     cols = OFFLOAD_FIELDS
     for oid, o in sorted(st.offloads.items()):
         db.execute("INSERT INTO offloads (id, %s) VALUES (?, %s)" % (

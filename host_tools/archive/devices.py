@@ -254,3 +254,33 @@ class DevicesMixin:
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def lifecycle_check(a, st) -> list:
+    """The index's device_events rows against the lifecycle the station log replays to
+    (``st``: host_tools.tlog.replay.State): each row missing, differing or never logged is
+    named (`sealcam verify ARCHIVE`)."""
+    want = {}
+    for d, evs in st.lifecycle.items():
+        for n, e in enumerate(evs):
+            want[(d, n)] = cbor2.dumps(e, canonical=True)
+    try:
+        rows = a.db.execute("SELECT device, n, entry FROM device_events").fetchall()
+    except Exception:
+        rows = []
+    have = {}
+    for r in rows:
+        have[(r["device"], r["n"])] = bytes(r["entry"]) if isinstance(
+            r["entry"], (bytes, bytearray, memoryview)) else b""
+    out = []
+    for k in sorted(set(want) | set(have), key=lambda k: (str(k[0]), k[1])):
+        if k not in have:
+            out.append("device_events of %s: event %d (%s) of the station log is missing "
+                       "from archive.sqlite" % (k[0], k[1], st.lifecycle[k[0]][k[1]]["type"]))
+        elif k not in want:
+            out.append("device_events of %s: row %d is in archive.sqlite but the station log "
+                       "never recorded it" % (k[0], k[1]))
+        elif have[k] != want[k]:
+            out.append("device_events of %s: row %d differs from the station log's event"
+                       % k)
+    return out

@@ -1,0 +1,209 @@
+"""`sealcam provision`: a technician makes a recorder this station's, with no trust on first
+use (SPEC §9.1).
+
+    sealcam provision --port PORT --archive A --device-id ID --technician NAME [--label FILE]
+
+1. install: the recorder's id (``/flash/device_id``) and the station's trust list
+   (``/flash/trust.cbor``: a CBOR array holding this station's 32-byte public key) are
+   written to its internal flash over the board's REPL with stock mpremote, then the board
+   is reset so that it boots its firmware, which makes its device key at first boot
+   (firmware/devkey.py). ``--installed`` skips this step, for a board whose flash was
+   written another way (the tests prepare the virtual recorder's flash folder directly).
+2. prove: a dock session (HELLO, AUTH, SPEC §8.3) in which the recorder signs the session's
+   transcript with its key; the station takes the key from that proof and checks it (a
+   32-byte canonical key of large order, a signature over this session's fresh nonces and
+   this station's key) before it believes anything. The recorder must report the id just
+   installed, and must trust this station (the AUTH succeeds only then).
+3. register: a device_provisioned event in the signed station log names the id, the key,
+   its fingerprint and the technician who vouched for the recorder in hand: who trusted the
+   key is on record, and the key is the one that proved itself in the technician's session.
+4. label: id, key fingerprint and a QR code of both, as a PNG (host_tools/label.py).
+
+An id already registered is refused (a repaired recorder with a new key: `sealcam station
+rekey`). Exit codes: 0 provisioned; 1 the recorder's key or id is refused (weak key,
+another id than the one installed); 3 usage, archive, port or mpremote error, or the id is
+taken; 5 the recorder did not trust the station or did not prove its key; 6 no answer.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import cbor2
+
+from .archive import Archive, ArchiveError, NotAnArchive, valid_device_id
+from .link import Client, PortError
+from .session import EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step
+from .station import StationError
+
+__all__ = ["provision", "install_on_board", "trust_list", "ProvisionError", "run_provision"]
+
+FLASH_ID, FLASH_TRUST = "/flash/device_id", "/flash/trust.cbor"
+MPREMOTE_TIMEOUT = 60
+
+
+class ProvisionError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def trust_list(station_pub: bytes) -> bytes:
+    """trust.cbor for a recorder that trusts this station (SPEC §8.3)."""
+    return cbor2.dumps([bytes(station_pub)], canonical=True)
+
+
+def _mpremote():
+    exe = shutil.which("mpremote")
+    if exe:
+        return [exe]
+    try:
+        import mpremote  # noqa: F401
+    except ImportError:
+        return None
+    return [sys.executable, "-m", "mpremote"]
+
+
+def install_on_board(port, device_id, station_pub, *, runner=subprocess.run):
+    """Write /flash/device_id and /flash/trust.cbor on the board at ``port`` with stock
+    mpremote (`fs cp`), then reset it so that it boots its firmware. ProvisionError (exit
+    3) if mpremote is missing or fails."""
+    base = _mpremote()
+    if base is None:
+        raise ProvisionError(EXIT_USAGE, "mpremote is not installed (pip install mpremote): it "
+                             "writes the id and trust list to the recorder's flash")
+    with tempfile.TemporaryDirectory() as tmp:
+        pid, ptrust = os.path.join(tmp, "device_id"), os.path.join(tmp, "trust.cbor")
+        with open(pid, "w") as f:
+            f.write(device_id + "\n")
+        with open(ptrust, "wb") as f:
+            f.write(trust_list(station_pub))
+        steps = [["fs", "cp", pid, ":" + FLASH_ID], ["fs", "cp", ptrust, ":" + FLASH_TRUST],
+                 ["reset"]]
+        for st in steps:
+            cmd = base + ["connect", port] + st
+            try:
+                p = runner(cmd, capture_output=True, text=True, timeout=MPREMOTE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise ProvisionError(EXIT_USAGE, "mpremote %s on %s gave no answer within %d s: "
+                                     "is the board connected, and not production-locked?"
+                                     % (" ".join(st[:2]), port, MPREMOTE_TIMEOUT)) from None
+            if p.returncode != 0:
+                why = (p.stderr or p.stdout or "").strip().splitlines()[-1:] or ["?"]
+                raise ProvisionError(EXIT_USAGE, "mpremote %s on %s failed (%s): is it a "
+                                     "board with its REPL reachable (not production-locked)?"
+                                     % (" ".join(st[:2]), port, _safe(why[0], 200)))
+
+
+def _session(port, a, device_id, host_name, timeout, wait):
+    """HELLO and AUTH with the freshly provisioned recorder: the key it proves."""
+    deadline = time.monotonic() + wait
+    c = None
+    while True:                     # the board is booting after its reset
+        try:
+            c = Client(port, timeout=timeout)
+            break
+        except PortError as e:
+            if time.monotonic() >= deadline:
+                raise ProvisionError(EXIT_USAGE, str(e)) from None
+            time.sleep(0.5)
+    try:
+        dev_id, row = hello_step(c, a, host_name, register=True)
+        if dev_id != device_id:
+            raise ProvisionError(EXIT_NOT_OK, "the recorder on %s reports the id %s, not %s that "
+                                 "was installed: nothing registered; check the port and install "
+                                 "again" % (port, _safe(dev_id), device_id))
+        if row is not None:
+            raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+        pub, res = auth_step(c, a, dev_id, None, host_name)
+        return pub
+    except SessionError as e:
+        raise ProvisionError(e.code, e.message) from None
+    finally:
+        c.close()
+
+
+def _taken(a, device_id):
+    return ("device %s is already registered in %s: a recorder is provisioned once; after a "
+            "repair that gave it a new key use `sealcam station rekey --archive %s --device %s "
+            "--key NEWKEY --by NAME`" % (device_id, a.root, a.root, device_id))
+
+
+def provision(port, archive, device_id, technician, *, label=None, installed=False,
+              installer=install_on_board, timeout=2.0, boot_wait=30.0, host_name=None):
+    """Provision the recorder at ``port`` (see the module text). Returns {device,
+    fingerprint, key, technician, label, at}. ProvisionError with an exit code."""
+    technician = str(technician or "").strip()
+    if not technician or len(technician) > 200 or any(ord(ch) < 32 for ch in technician):
+        raise ProvisionError(EXIT_USAGE, "--technician must name the technician (1 to 200 "
+                             "printable characters)")
+    from .archive.devices import _RETIRED_RE
+    if not valid_device_id(device_id) or _RETIRED_RE.fullmatch(device_id):
+        raise ProvisionError(EXIT_USAGE, "not a usable device id: %r (letters, digits, '.', "
+                             "'_', '-'; at most 64)" % (device_id,))
+    if label is not None and os.path.lexists(label):
+        raise ProvisionError(EXIT_USAGE, "the label file %s exists: give another --label"
+                             % label)
+    host_name = host_name or socket.gethostname()
+    try:
+        a = Archive(archive)
+    except (NotAnArchive, ArchiveError) as e:
+        raise ProvisionError(EXIT_USAGE, str(e)) from None
+    try:
+        if a.device(device_id) is not None:
+            raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+        try:
+            spub = a.station_key().public_key().public_bytes_raw()
+        except StationError as e:
+            raise ProvisionError(EXIT_USAGE, str(e)) from None
+        if not installed:
+            installer(port, device_id, spub)
+        pub = _session(port, a, device_id, host_name, timeout, boot_wait)
+        try:
+            row, created = a.register(device_id, pub, technician=technician)
+        except ArchiveError as e:
+            raise ProvisionError(EXIT_USAGE, str(e)) from None
+        if not created:             # pragma: no cover - refused above, unless raced
+            raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+        out = {"device": device_id, "fingerprint": row["fingerprint"], "key": pub.hex(),
+               "technician": technician, "at": row["registered_at"], "label": None}
+    finally:
+        a.close()
+    if label is not None:
+        from .label import write_label_png
+        try:
+            out["label"] = write_label_png(label, device_id, out["fingerprint"])
+        except OSError as e:
+            raise ProvisionError(EXIT_USAGE, "the recorder is provisioned, but its label %s "
+                                 "could not be written (%s): the id and fingerprint are "
+                                 "printed above; `sealcam station devices` lists them"
+                                 % (label, e.strerror or e)) from None
+    return out
+
+
+def run_provision(args) -> int:
+    import json
+    from .label import label_text
+    lab = args.label if args.label is not None else "%s.label.png" % args.device_id
+    try:
+        out = provision(args.port, args.archive, args.device_id, args.technician,
+                        label=lab if lab != "-" else None, installed=args.installed,
+                        timeout=args.timeout)
+    except ProvisionError as e:
+        print("sealcam provision: %s" % e.message, file=sys.stderr)
+        return e.code
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        sys.stdout.write(label_text(out["device"], out["fingerprint"]))
+        print("provisioned by %s at %s (station log: device_provisioned)"
+              % (out["technician"], out["at"]))
+        if out["label"]:
+            print("label (QR code): %s" % out["label"])
+    return 0
+
