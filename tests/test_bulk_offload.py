@@ -1,0 +1,321 @@
+"""The bulk offload (SPEC §8.8): EXPOSE on the firmware (nothing is written to an exposed
+card, recording refused, the exposure ends with the session), and `sealcam offload` reading
+media from the card as a disk against the virtual recorder over a real pty: the same
+archive as the serial path, a hostile volume (flipped byte, short file, missing file,
+symlink) caught and read over the link instead, a damaged card never archived.
+
+The bench of its speed is `make bench` (tests/bench/bulk.py), not here.
+"""
+import hashlib
+import os
+import shutil
+import sqlite3
+
+import pytest
+
+import device
+import ed25519
+import fwtest
+import link
+import store as st
+import workflow
+from simserve import CardDir
+from test_link import SMALL, STATION_SEED, Host, make_receipt
+
+from test_offload import Sim
+from host_tools import keys, station
+from host_tools.archive import Archive
+from host_tools.offload import offload
+from host_tools.verify import OK, verify_store
+
+# --- the firmware: EXPOSE and the store's write lock (in process, CPython) --------------
+
+
+class Dev:
+    def __init__(self, msc=True, record_ms=3000):
+        self.h, self.sd, self.flash = fwtest.sim()
+        self.s, self.rec = device.boot(self.h, SMALL)
+        self.rec.start()
+        self.rec.run_ms(record_ms)
+        self.rec.stop()
+        self.station = ed25519.secret(STATION_SEED)
+        link.add_trusted(self.h.flash, ed25519.public(self.station))
+        self.ser = fwtest.Loop()
+        self.h.serial = self.ser
+        if msc:
+            self.h.msc = CardDir(self.sd)
+        self.wf = workflow.Workflow(self.h, self.s, self.rec, self.rec.cfg)
+        self.lnk = link.Link(self.h, self.s, self.rec, workflow=self.wf)
+        self.host = Host(self.lnk, self.ser)
+        r = self.host.auth(self.station)
+        assert r[1] == 0, r
+
+    def call(self, op, args=None):
+        return self.host.call(op, args)
+
+    def card(self):
+        """Every file of the card with its bytes' hash."""
+        return {k: hashlib.sha256(v).hexdigest() for k, v in fwtest.files(self.sd).items()}
+
+
+def test_expose_answers_the_card_folder_and_locks_every_write():
+    d = Dev()
+    r = d.call(link.EXPOSE, {1: True})
+    assert r[1] == 0 and r[2] == {1: True, 2: "dir", 3: d.sd}, r
+    assert d.s.exposed and d.h.msc.up
+    before = d.card()
+    seq0 = d.s.seq
+    # the ops that would write answer 423, nothing changed
+    last = d.s.last
+    rc = make_receipt(d.station, d.s.device, seq0 - 1, hashlib.sha256(last).digest(), 1)
+    for op, args in ((link.TIME_SET, {1: 1796000000000}), (link.ASSIGN, {1: "P-1", 2: None}),
+                     (link.CHECK, {}), (link.RECEIPT, {1: rc})):
+        r = d.call(op, args)
+        assert r[1] == link.LOCKED, (op, r)
+        assert "EXPOSE off" in r[3]
+    # a refused DELETE is counted, not recorded (the card takes no REFUSAL record now)
+    r = d.call(link.DELETE, {1: "m/00000001.mkv"})
+    assert r[1] in (link.REFUSED, link.DEVICE_ERROR), r
+    # reads go on: STATUS, LIST, GET, READ
+    assert d.call(link.STATUS)[1] == 0
+    assert d.call(link.GET, {1: 0})[1] == 0
+    # the officer presses RECORD: refused as card_exposed, no record, no media
+    assert d.wf.start() is None
+    assert d.wf.state == workflow.STANDBY
+    # every write path of the store refuses
+    with pytest.raises(st.CardExposed):
+        d.s.record(st.MARK, {})
+    with pytest.raises(st.CardExposed):
+        d.s.start_segment("button", "video/x-matroska", "mkv")
+    assert d.s.release_covered(1 << 40) == 0
+    # time passes (refusal interval, ticks): the counted refusal is not written either
+    for _ in range(30):
+        d.h.clock.sleep_ms(500)
+        d.wf.tick()
+        d.lnk.service()
+        d.call(link.STATUS)
+    assert d.s.seq == seq0
+    assert d.card() == before, "the card changed while it was exposed"
+    # EXPOSE off: writes again; the counted refusal reaches the chain
+    r = d.call(link.EXPOSE, {1: False})
+    assert r[1] == 0 and r[2] == {1: False}
+    assert not d.s.exposed and not d.h.msc.up
+    r = d.call(link.CHECK)
+    assert r[1] == 0 and r[2][4] is not None, r
+    d.h.clock.sleep_ms(11000)       # the refusal interval after the last failed try
+    d.call(link.STATUS)
+    types = [b[0] for _, b in fwtest.read_chain(d.sd)]
+    assert st.REFUSAL in types[seq0:], types[seq0:]
+    assert d.card() != before
+
+
+def test_expose_is_refused_while_recording_and_unsupported_without_mass_storage():
+    d = Dev()
+    d.rec.start()
+    r = d.call(link.EXPOSE, {1: True})
+    assert r[1] == 0 and r[2][1] is False and "recording" in r[2][4], r
+    assert not d.s.exposed
+    d.rec.stop()
+    n = Dev(msc=False)
+    r = n.call(link.EXPOSE, {1: True})
+    assert r[1] == 0 and r[2][1] is False and "no USB mass storage" in r[2][4], r
+    assert not n.s.exposed
+    r = n.call(link.EXPOSE, {1: "yes"})
+    assert r[1] == link.BAD_REQUEST
+
+
+def test_exposure_ends_with_hello_and_with_the_idle_timeout():
+    d = Dev()
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    d.host.hello()                       # a new session: the exposure is over
+    assert not d.s.exposed and not d.h.msc.up
+    d.host.auth(d.station)
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    d.h.clock.sleep_ms(16000)           # quiet past session_idle_ms (15 s)
+    d.ser.rx += d.host.req(link.STATUS)
+    d.host.pump()
+    assert not d.s.exposed and not d.h.msc.up
+    assert d.s.record(st.MARK, {}) is not None      # writable again
+    # EXPOSE needs AUTH
+    r = d.call(link.EXPOSE, {1: True})
+    assert r[1] == 401
+
+
+# --- the host: `sealcam offload` against the virtual recorder over a pty ---------------
+
+SETTINGS = ["--setting", "segment_s=4", "--setting", "checkpoint_s=1",
+            "--bitrate", "4000000"]
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory):
+    """A recorded card (several segments, two boots), kept clean: tests copy it."""
+    root = tmp_path_factory.mktemp("bulkcard")
+    sd = root / "sd"
+    flash = root / "sd.flash"
+    for _ in range(2):
+        sim = Sim(sd, record=10, extra=SETTINGS)
+        assert sim.stop() == 0, sim.p.stderr.read()[-2000:]
+    return sd, flash
+
+
+def _copy(card, dst):
+    sd, flash = card
+    shutil.copytree(sd, dst / "sd", symlinks=True)
+    shutil.copytree(flash, dst / "sd.flash", symlinks=True)
+    return dst / "sd"
+
+
+def _register(arch, sd):
+    a = Archive(arch)
+    try:
+        a.register("SC-SIM0001", keys.load_public_key(str(sd) + ".flash/device.pub"))
+    finally:
+        a.close()
+
+
+def _offload(tmp, card, extra_sim=(), **kw):
+    """Offload a copy of the card from the virtual recorder into a new archive (the
+    device registered with its key first): (exit code, summary as JSON, archive, card)."""
+    arch = tmp / "arch"
+    station.init(arch)
+    sd = _copy(card, tmp)
+    _register(arch, sd)
+    sim = Sim(sd, trust=arch / "station.pub", extra=tuple(extra_sim))
+    try:
+        sm = offload(sim.port, str(arch), progress=False, say=lambda m: None, **kw)
+    finally:
+        sim.stop()
+    return sm.exit_code, sm.to_json(), arch, sd
+
+
+def _archived(arch, dev="SC-SIM0001"):
+    db = sqlite3.connect(str(arch / "archive.sqlite"))
+    try:
+        recs = db.execute("SELECT seq, hash FROM records WHERE device = ? ORDER BY seq",
+                          (dev,)).fetchall()
+        segs = db.execute("SELECT segment, state, object, idx_object FROM segments WHERE "
+                          "device = ? ORDER BY segment", (dev,)).fetchall()
+    finally:
+        db.close()
+    return recs, segs
+
+
+def _segments(sd):
+    return sorted(n for n in os.listdir(sd / "m") if n.endswith(".mkv"))
+
+
+def test_bulk_gives_the_same_archive_as_the_serial_path(tmp_path, card):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "b").mkdir()
+    ps, ss, arch_s, _ = _offload(tmp_path / "s", card)                    # no mass storage
+    pb, sb, arch_b, sd = _offload(tmp_path / "b", card, ["--msc"])        # a disk
+    assert ps == 0 and pb == 0, (ss["errors"], sb["errors"])
+    assert ss["media_path"] == "serial" and "no USB mass storage" in ss["bulk_note"]
+    assert sb["media_path"] == "bulk" and sb["volume"] == str(sd)
+    assert sb["bulk_fallbacks"] == []
+    assert sb["bulk_segments"] == ss["segments_completed"] == sb["segments_completed"] >= 4
+    assert sb["bulk_bytes"] == sb["media_bytes"] == ss["media_bytes"] > 1_000_000
+    assert sb["verdict"] == OK and ss["verdict"] == OK and sb["receipt"]
+    rs, gs = _archived(arch_s)
+    rb, gb = _archived(arch_b)
+    # the card's records are the same in both; after them each copy's serving BOOT (its own
+    # time) and each station's RECEIPT differ
+    n = len(fwtest.read_chain(str(card[0])))
+    assert len(rs) > n and len(rb) > n
+    assert rs[:n] == rb[:n]
+    assert gs == gb and all(g[1] == "complete" for g in gb)
+    for arch in (arch_s, arch_b):
+        a = Archive(arch)
+        try:
+            view = a.view_dir("SC-SIM0001")
+        finally:
+            a.close()
+        rep = verify_store(view, keys.load_public_key(str(sd) + ".flash/device.pub"),
+                           progress=False)
+        assert rep.verdict == OK, rep.reasons
+    # the archived media is the card's, byte for byte
+    for name in _segments(sd):
+        with open(sd / "m" / name, "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        assert any(g[2] == want for g in gb), name
+
+
+def test_a_hostile_volume_is_caught_and_read_over_the_link(tmp_path, card):
+    """--volume names a copy of the card with a flipped byte, a short file, a missing file
+    and a symlink: each such segment is read over the link instead, nothing wrong is
+    archived, the offload is OK."""
+    vol = tmp_path / "vol"
+    shutil.copytree(card[0], vol)
+    segs = _segments(vol)
+    assert len(segs) >= 4, segs
+    flip, short, gone, link_ = segs[:4]
+    with open(vol / "m" / flip, "r+b") as f:
+        f.seek(70_000)
+        b = f.read(1)
+        f.seek(70_000)
+        f.write(bytes([b[0] ^ 0x40]))
+    with open(vol / "m" / short, "r+b") as f:
+        f.truncate(os.path.getsize(vol / "m" / short) - 1000)
+    os.unlink(vol / "m" / gone)
+    os.unlink(vol / "m" / link_)
+    os.symlink(card[0] / "m" / link_, vol / "m" / link_)   # right bytes, but a symlink
+    p, sm, arch, sd = _offload(tmp_path, card, ["--msc"], volume=str(vol))
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "bulk" and sm["volume"] == str(vol)
+    why = "\n".join(sm["bulk_fallbacks"])
+    assert len(sm["bulk_fallbacks"]) == 4, why
+    assert "does not match its signed hash" in why
+    assert "are signed" in why, why
+    assert "is not on the volume" in why
+    assert "symbolic link" in why or "symlink" in why
+    assert sm["verdict"] == OK and sm["receipt"]
+    _, gb = _archived(arch)
+    assert all(g[1] == "complete" for g in gb)
+    for name in _segments(sd):
+        with open(sd / "m" / name, "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        assert any(g[2] == want for g in gb), name
+
+
+def test_a_byte_flipped_on_the_card_itself_is_never_archived(tmp_path, card):
+    """The virtual recorder on CPython: the volume is the card; the link reads the same
+    flipped byte, so the segment is not stored and there is no receipt."""
+    dst = tmp_path / "c"
+    dst.mkdir()
+    sd = _copy(card, dst)
+    name = _segments(sd)[1]
+    with open(sd / "m" / name, "r+b") as f:
+        f.seek(5000)
+        b = f.read(1)
+        f.seek(5000)
+        f.write(bytes([b[0] ^ 1]))
+    arch = tmp_path / "arch"
+    station.init(arch)
+    _register(arch, sd)
+    sim = Sim(sd, trust=arch / "station.pub", extra=("--msc",))
+    try:
+        sm = offload(sim.port, str(arch), progress=False, say=lambda m: None).to_json()
+    finally:
+        sim.stop()
+    assert sm["exit_code"] == 1, sm
+    assert sm["verdict"] == "NOT_OK" and sm["receipt"] is None
+    assert any(name.split(".")[0].lstrip("0") in x for x in sm["bulk_fallbacks"])
+    _, gb = _archived(arch)
+    bad = int(name.split(".")[0])
+    assert [g for g in gb if g[0] == bad][0][1] != "complete"
+
+
+def test_no_bulk_reads_over_the_link_though_a_disk_is_offered(tmp_path, card):
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"], bulk=False)
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "serial" and sm["bulk_bytes"] == 0 and sm["verdict"] == OK
+
+
+def test_bulk_on_the_micropython_vm(tmp_path, card):
+    """The firmware on the VM: the card lives in the VM's memory and is mirrored to the
+    host folder when it is exposed; the offload reads it there."""
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc", "--runtime", "micropython"])
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "bulk" and sm["bulk_fallbacks"] == [], sm
+    assert sm["verdict"] == OK and sm["receipt"]
