@@ -117,8 +117,8 @@ def test_boots_with_the_store_on_the_card_mounted_at_sd(shift):
     rep = verify_store(str(store), _pubkey(flash), progress=False)
     assert rep.verdict == "OK", (rep.reasons, rep.first_failure)
     types = [r.type for r in rep.records]
-    assert types == ["BOOT", "SELF_CHECK", "REC_START", "MARK", "MARK", "SEGMENT",
-                     "REC_STOP"], types
+    assert types == ["BOOT", "FIRMWARE", "SELF_CHECK", "REC_START", "MARK", "MARK",
+                     "SEGMENT", "REC_STOP"], types     # FIRMWARE: unmanaged (SPEC §13.2)
 
 
 def test_button_edges_reach_the_workflow(shift):
@@ -224,7 +224,7 @@ def test_camera_that_does_not_come_up_is_a_device_fault_on_record(tmp_path, runt
     assert ev[0].endswith("device_fault") and "camera not working" in ev[1]
     rep = verify_store(str(card / "sealcam"), _pubkey(flash), progress=False)
     assert rep.verdict == "OK"
-    assert [r.type for r in rep.records][2:6] == ["REC_START", "INTERRUPTION", "SEGMENT",
+    assert [r.type for r in rep.records][3:7] == ["REC_START", "INTERRUPTION", "SEGMENT",
                                                    "REC_STOP"]
 
 
