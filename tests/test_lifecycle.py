@@ -1,0 +1,284 @@
+"""The device lifecycle at the station (SPEC §9.1, §11.1): revoke, rekey, `station devices`,
+the events in the signed station log, replayed by `sealcam verify ARCHIVE` and `station
+reindex`.
+
+Part 1 runs against tests/fakedev.py (the reference writer behind a real pty); part 2
+against the virtual recorder (`python -m sim.serve`, the real firmware) over a real pty.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import cbor2
+import pytest
+
+from host_tools import keys, station
+from host_tools.archive import Archive
+from host_tools.archive_verify import verify_archive
+from host_tools.offload import offload
+from host_tools.tlog.replay import replay
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+import fakedev  # noqa: E402
+import refwriter as rw  # noqa: E402
+
+DEV = "SC-00A1B2C3"
+SEALCAM = [sys.executable, "-m", "host_tools.cli"]
+EXIT_REVOKED = 7
+
+
+def sealcam(*args, timeout=120):
+    return subprocess.run(SEALCAM + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def shift(root, seed=b"\x5e" * 32, segments=1):
+    s = rw.RefStore(root, seed=seed)
+    s.boot()
+    rnd = __import__("random").Random(3)
+    for _ in range(segments):
+        s.rec_start()
+        s.write(rnd.randbytes(150_000))
+        s.checkpoint()
+        s.close()
+    s.rec_stop()
+    return s
+
+
+@pytest.fixture
+def arch(tmp_path):
+    station.init(tmp_path / "arch")
+    return tmp_path / "arch"
+
+
+@pytest.fixture
+def devs(arch):
+    started = []
+
+    def make(store):
+        d = fakedev.FakeDevice(store, trust=[station.station_pub(arch)]).start()
+        started.append(d)
+        return d
+    yield make
+    for d in started:
+        d.stop()
+
+
+def log_entries(arch):
+    with Archive(arch, readonly=True) as a:
+        return [e for _, _, e in a.log().entries(0, a.log().size)]
+
+
+# --- part 1: the fake recorder -------------------------------------------------------------
+
+def test_revoked_recorder_offload_goes_to_quarantine(tmp_path, arch, devs):
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    sm = offload(d.port, arch, register=keys.fingerprint(s.pubkey))
+    assert sm.exit_code == 0 and sm.receipt is not None, sm.errors
+    with Archive(arch) as a:
+        held = a.max_seq(DEV)
+        receipts = len(a.receipts(DEV))
+    s.rec_start()
+    s.write(b"\x01" * 20_000)
+    s.checkpoint()
+    s.close()
+    r = sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason",
+                "lost on patrol", "--by", "Sgt Zhang")
+    assert r.returncode == 0 and "REVOKED" in r.stdout, r.stderr
+    new = len(s.records) - 1 - held
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--json")
+    assert p.returncode == EXIT_REVOKED, p.stdout + p.stderr
+    j = json.loads(p.stdout)
+    assert j["status"] == "revoked" and j["receipt"] is None and j["verdict"] == "NOT_OK"
+    assert "REVOKED" in j["errors"][0] and "Sgt Zhang" in j["errors"][0]
+    assert j["fingerprint"] == keys.fingerprint(s.pubkey)      # it proved who it is
+    # everything it sent is in quarantine, none of it in its history, no new receipt
+    with Archive(arch) as a:
+        assert a.max_seq(DEV) == held and len(a.receipts(DEV)) == receipts
+        q = [x for x in a.quarantines() if x["id"] == j["quarantine"]]
+        assert q and q[0]["reason"] == "revoked recorder" and q[0]["records"] == new
+    blob = open(arch / "quarantine" / j["quarantine"] / "records.log", "rb").read()
+    assert blob == b"".join(r.data for r in s.records[held + 1:])
+    # the recorder holds no RECEIPT for this session
+    assert rw.decode_record(s.records[-1].data)[0] != 8
+    # the log holds the revocation; verify and reindex agree
+    ev = [e for e in log_entries(arch) if e["type"] == "device_revoked"]
+    assert ev == [{"type": "device_revoked", "at": ev[0]["at"], "device": DEV,
+                   "reason": "lost on patrol", "by": "Sgt Zhang"}]
+    assert verify_archive(arch)["verdict"] == "OK"
+    # dock, checkout and status refuse it as well (exit 7), nothing assigned
+    st = sealcam("status", "--port", d.port, "--archive", arch)
+    assert st.returncode == EXIT_REVOKED and "REVOKED" in st.stderr, st.stdout + st.stderr
+    # revoking twice is refused
+    r2 = sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason", "x",
+                 "--by", "y")
+    assert r2.returncode == 3 and "already revoked" in r2.stderr
+
+
+def test_rekey_keeps_both_histories_verifiable(tmp_path, arch, devs):
+    old = shift(tmp_path / "old", segments=2)
+    d = devs(old)
+    assert offload(d.port, arch, register=keys.fingerprint(old.pubkey)).exit_code == 0
+    with Archive(arch) as a:
+        head = a.device(DEV)["last_head_seq"]
+    # the repaired recorder: a new key, a new chain from seq 0 on an emptied card
+    new = shift(tmp_path / "new", seed=b"\x22" * 32)
+    r = sealcam("station", "rekey", "--archive", arch, "--device", DEV, "--key",
+                new.pubkey.hex(), "--by", "Tech Li")
+    assert r.returncode == 0, r.stderr
+    assert "%s.key1" % DEV in r.stdout and "seq %d" % head in r.stdout
+    d2 = devs(new)
+    sm = offload(d2.port, arch)
+    assert sm.exit_code == 0 and sm.verdict == "OK" and sm.receipt is not None, sm.errors
+    # the old key no longer authenticates (exit 5), and nothing is stored
+    p = sealcam("offload", "--port", d.port, "--archive", arch)
+    assert p.returncode == 5 and "RETIRED key" in p.stderr, p.stderr
+    # both histories verify, each with its own key
+    res = verify_archive(arch)
+    assert res["verdict"] == "OK", res["reasons"]
+    byid = {e["device"]: e for e in res["devices"]}
+    assert byid[DEV]["fingerprint"] == keys.fingerprint(new.pubkey)
+    assert byid[DEV + ".key1"]["fingerprint"] == keys.fingerprint(old.pubkey)
+    assert byid[DEV + ".key1"]["last_head_seq"] == head
+    assert byid[DEV + ".key1"]["verdict"] == "OK" and byid[DEV]["verdict"] == "OK"
+    e = [x for x in log_entries(arch) if x["type"] == "device_rekeyed"][0]
+    assert e["old_key"] == old.pubkey and e["new_key"] == new.pubkey and e["by"] == "Tech Li"
+    assert e["retired_seq"] == head and e["retired_as"] == DEV + ".key1"
+    # station devices: one recorder, its retired key and where its history is
+    j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    assert [x["id"] for x in j["devices"]] == [DEV]
+    rk = j["devices"][0]["retired_keys"]
+    assert rk[0]["fingerprint"] == keys.fingerprint(old.pubkey) and rk[0]["history"] == \
+        DEV + ".key1" and rk[0]["retired_at_seq"] == head and rk[0]["by"] == "Tech Li"
+    # reindex rebuilds the same (from the log), and verify agrees
+    station.reindex(arch)
+    res = verify_archive(arch)
+    assert res["verdict"] == "OK", res["reasons"]
+    with Archive(arch) as a:
+        assert a.device(DEV)["pubkey"] == new.pubkey
+        assert a.device(DEV + ".key1")["pubkey"] == old.pubkey
+        assert a.device_status(DEV + ".key1") == "retired"
+    # the retired key is never taken back; the same key twice is refused
+    for k in (old.pubkey, new.pubkey):
+        r = sealcam("station", "rekey", "--archive", arch, "--device", DEV, "--key", k.hex(),
+                    "--by", "x")
+        assert r.returncode == 3, r.stdout
+
+
+def test_register_refuses_another_key_naming_rekey(arch):
+    k1 = rw.raw_pub(rw.key_from_seed(b"\x01" * 32))
+    k2 = rw.raw_pub(rw.key_from_seed(b"\x02" * 32))
+    assert sealcam("station", "register", "--archive", arch, "--device", DEV, "--key",
+                   k1.hex()).returncode == 0
+    r = sealcam("station", "register", "--archive", arch, "--device", DEV, "--key", k2.hex())
+    assert r.returncode == 3 and "station rekey" in r.stderr, r.stderr
+    r = sealcam("station", "register", "--archive", arch, "--device", DEV + ".key1", "--key",
+                k2.hex())
+    assert r.returncode == 3 and "retired key" in r.stderr
+
+
+def test_offload_register_needs_the_label_fingerprint(tmp_path, arch, devs):
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register")
+    assert p.returncode == 3 and "--fingerprint" in p.stderr and "provision" in p.stderr
+    wrong = keys.fingerprint(b"\x07" * 32)
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register", "--fingerprint",
+                wrong)
+    assert p.returncode == 5 and "not %s" % wrong in p.stderr, p.stderr
+    with Archive(arch) as a:
+        assert a.device(DEV) is None
+    fp = keys.fingerprint(s.pubkey).replace(":", "").upper()      # as typed off a label
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register", "--fingerprint",
+                fp, "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["registered"]
+
+
+def test_lifecycle_rows_are_checked_against_the_log(tmp_path, arch, devs):
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    assert offload(d.port, arch, register=keys.fingerprint(s.pubkey)).exit_code == 0
+    with Archive(arch) as a:
+        assert a.firmware_seen(DEV, b"\xab" * 32)
+        assert not a.firmware_seen(DEV, b"\xab" * 32)      # the same firmware: no new event
+        a.revoke(DEV, "stolen", "Sgt Zhang")
+    j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    dv = j["devices"][0]
+    assert dv["status"] == "revoked" and dv["firmware"] == "ab" * 32
+    assert dv["revoked"]["by"] == "Sgt Zhang" and dv["last_head"]["seq"] == len(s.records) - 2   # before its RECEIPT
+    assert dv["last_offload"]["status"] == "ok" and dv["battery"] == "unknown"
+    txt = sealcam("station", "devices", "--archive", arch).stdout
+    assert "REVOKED" in txt and "battery      unknown" in txt
+    assert verify_archive(arch)["verdict"] == "OK"
+    # a database row alone is never the truth: un-revoking in SQLite is found
+    db = sqlite3.connect(arch / "archive.sqlite")
+    db.execute("DELETE FROM device_events WHERE type = 'device_revoked'")
+    db.commit()
+    db.close()
+    res = verify_archive(arch)
+    assert res["verdict"] == "NOT_OK"
+    assert any("device_revoked" in r and "missing" in r for r in res["reasons"]), res["reasons"]
+    # and an edited row too
+    station.reindex(arch)
+    assert verify_archive(arch)["verdict"] == "OK"
+    db = sqlite3.connect(arch / "archive.sqlite")
+    e = cbor2.dumps({"type": "device_revoked", "at": "x", "device": DEV, "reason": "r",
+                     "by": "b"}, canonical=True)
+    db.execute("UPDATE device_events SET entry = ? WHERE type = 'device_revoked'", (e,))
+    db.commit()
+    db.close()
+    assert any("differs" in r for r in verify_archive(arch)["reasons"])
+    # the log's state is what reindex rebuilds: revoked again
+    station.reindex(arch)
+    with Archive(arch) as a:
+        assert a.device_status(DEV) == "revoked"
+        st = replay(a.log())
+        assert st.status(DEV) == "revoked" and not st.problems
+
+
+# --- part 2: the virtual recorder (real firmware, real pty) ------------------------------
+
+HAVE_SIM = os.path.exists(os.path.join(ROOT, "sim", "serve.py"))
+
+
+@pytest.mark.skipif(not HAVE_SIM, reason="sim/serve.py is not there")
+def test_sim_revoked_recorder_is_quarantined(tmp_path, arch):
+    from test_offload import Sim, _device_pub
+    sd = tmp_path / "card"
+    pub = arch / "station.pub"
+    sim = Sim(sd, trust=pub, record=6)
+    try:
+        fp = keys.fingerprint(_device_pub(sd))
+        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--register",
+                    "--fingerprint", fp, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        dev = json.loads(p.stdout)["device"]
+    finally:
+        assert sim.stop() == 0
+    with Archive(arch) as a:
+        held = a.max_seq(dev)
+    r = sealcam("station", "revoke", "--archive", arch, "--device", dev, "--reason", "stolen",
+                "--by", "Sgt Zhang")
+    assert r.returncode == 0, r.stderr
+    sim = Sim(sd, trust=pub, record=4)          # it goes on recording, then is docked
+    try:
+        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--json")
+        assert p.returncode == EXIT_REVOKED, p.stdout + p.stderr
+        j = json.loads(p.stdout)
+        assert "REVOKED" in j["errors"][0] and j["receipt"] is None and j["quarantine"]
+        c = sealcam("checkout", "--port", sim.port, "--archive", arch, "--officer", "PC-0042",
+                    "--unit", "U2")
+        assert c.returncode == EXIT_REVOKED, c.stdout + c.stderr
+    finally:
+        assert sim.stop() == 0
+    with Archive(arch) as a:
+        assert a.max_seq(dev) == held
+        q = [x for x in a.quarantines() if x["id"] == j["quarantine"]][0]
+        assert q["records"] > 0 and q["device"] == dev
+    res = verify_archive(arch)
+    assert res["verdict"] == "OK", res["reasons"]
