@@ -46,7 +46,7 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
-from .session import Revoked, quarantine_revoked
+from .session import Revoked, firmware_text, quarantine_revoked
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -68,6 +68,7 @@ class Summary:
     archive: str
     device: str | None = None
     fingerprint: str | None = None
+    firmware: str | None = None          # version and firmware id from AUTH (SPEC §13)
     offload_id: int | None = None
     registered: bool = False             # registered by this run (--register)
     records_pulled: int = 0
@@ -279,6 +280,7 @@ class _Offload(Bulk, Puller, Receipts):
         self.auth_result = res
         pinned = self.pinned
         sm.fingerprint = keys.fingerprint(pinned)
+        sm.firmware = firmware_text(res)
         storage = res.get(7)
         if isinstance(storage, list) and len(storage) == 2 and type(storage[1]) is int \
                 and storage[1] > 0:
@@ -474,6 +476,8 @@ def _fmt_summary(sm: Summary) -> str:
     out = []
     out.append("device   %s   key %s%s" % (sm.device or "?", sm.fingerprint or "?",
                                          "   (registered now)" if sm.registered else ""))
+    if sm.firmware:
+        out.append("firmware %s" % sm.firmware)
     out.append("pulled   %d records (%s), %s of media in %.1f s: %.2f MB/s (%.2f MB/s "
                "including verification)" % (
                    sm.records_pulled, _mb(sm.record_bytes), _mb(sm.media_bytes),

@@ -13,12 +13,14 @@ after refusing a weak key).
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from . import keys
-from .archive import valid_device_id
+from .archive import ArchiveError, valid_device_id
 from .link import AUTH, HELLO, DeviceProofError, LinkError, LinkTimeout, NotARecorder
 
 __all__ = ["SessionError", "Revoked", "hello_step", "auth_step", "check_new_key",
+           "firmware_id", "firmware_text", "note_firmware",
            "EXIT_OK", "EXIT_NOT_OK", "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH",
            "EXIT_LINK", "EXIT_REVOKED", "EXIT_INTERRUPTED"]
 
@@ -169,7 +171,44 @@ def auth_step(c, a, dev_id, row, host_name, *, expect=None):
         raise SessionError(EXIT_AUTH, "%s; nothing stored" % e, "device_not_proven") from None
     if row is not None and a.device_status(dev_id) == "revoked":
         raise Revoked(revoked_text(a, dev_id), dev_id, pinned, res)
+    if row is not None:
+        note_firmware(a, dev_id, res)
     return pinned, res
+
+
+# --- the firmware the recorder runs (AUTH result key 15, SPEC §13) -------------------------
+
+def firmware_id(res):
+    """The firmware id (``H(fw.cbor)``, SPEC §13.1) a recorder reported in its AUTH result
+    (key 15), to be read only after its proof verified (auth_step): 32 bytes, or None (no
+    manifest: firmware not installed by `sealcam flash`, or a recorder too old to say)."""
+    fw = res.get(15) if isinstance(res, dict) else None
+    return fw if isinstance(fw, bytes) and len(fw) == 32 else None
+
+
+def firmware_text(res):
+    """One line's worth on the recorder's firmware: version and id, or why there is none."""
+    ver = res.get(13) if isinstance(res, dict) else None
+    ver = _safe(ver, 32) if isinstance(ver, str) else "?"
+    fid = firmware_id(res)
+    if fid is not None:
+        return "%s, id %s" % (ver, fid.hex()[:16])
+    if isinstance(res, dict) and 15 in res and res[15] is None:
+        return "%s, unmanaged (no firmware manifest: flash it with `sealcam flash`)" % ver
+    return "%s (the recorder does not report a firmware id)" % ver
+
+
+def note_firmware(a, dev_id, res):
+    """Log `firmware_seen` for a registered recorder whose firmware id is not the last one
+    the station log holds for it (archive.firmware_seen). Never fails the session: the
+    recorder's chain holds the FIRMWARE record whatever the log says."""
+    fid = firmware_id(res)
+    if fid is None or not hasattr(a, "firmware_seen"):
+        return False
+    try:
+        return a.firmware_seen(dev_id, fid)
+    except (ArchiveError, sqlite3.Error, OSError):
+        return False        # e.g. an archive opened read-only (`sealcam status`)
 
 
 # a revoked recorder's session: what it sends is kept in quarantine, bounded
