@@ -295,6 +295,8 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
         _ranges(own), ", the Void header at byte %d recomputed" % hdr if k else ""))
     res.ok("root", "chunk hashes 0..%d give the root %s seq %d signs" % (n - 1, root.tname,
                                                                         root.seq))
+    if k:
+        _check_layout(res, cf, p)
     if root.type == R.RECOVERY and (m + 1) * c > root.body[K.SIGNED]:
         res.unproven("recovered", "chunks after byte %d were hashed at boot after a power loss "
                      "(RECOVERY seq %d), not at capture" % (root.body[K.SIGNED], root.seq))
@@ -307,6 +309,57 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
                     records=sorted(recs))
     # 6. the station log
     _check_log(res, p, recs, arch, station_key)
+
+
+class _HeadView:
+    """The recorder's bytes [0, hc*C) of a clip from chunk k > 0, read through the clip
+    file (the Void header at H skipped): what the header walk reads."""
+
+    def __init__(self, cf, hdr, size):
+        self.cf, self.hdr, self.size, self.pos = cf, hdr, size, 0
+
+    def seek(self, pos):
+        self.pos = pos
+
+    def read(self, n):
+        n = max(0, min(n, self.size - self.pos))
+        out = b""
+        if self.pos < self.hdr:
+            self.cf.seek(self.pos)
+            out = self.cf.read(min(n, self.hdr - self.pos))
+        if len(out) < n:
+            at = self.pos + len(out)
+            self.cf.seek(at + CF.VOID_HEADER)
+            out += self.cf.read(n - len(out))
+        self.pos += len(out)
+        return out
+
+
+def _check_layout(res, cf, p):
+    """The unsigned layout fields against the (now proven) bytes, SPEC §12.4: H is where
+    the walk of the head chunks finds the first Cluster, hc = ceil(H / C), and the bytes at
+    k*C + lead (just after the Void) start a Cluster of §4.4."""
+    hdr, hc, c, lead = p["header"], p["head_chunks"], p["chunk"], p["lead"]
+    if hc != -(-hdr // c):
+        res.fail("layout", "the provenance says the header (%d bytes) takes %d chunks of %d "
+                 "bytes: it takes %d" % (hdr, hc, c, -(-hdr // c)))
+    try:
+        lay = CF.walk(_HeadView(cf, hdr, hc * c), hc * c)
+    except CF.WalkError as e:
+        res.fail("layout", "the recorder's header is not the container of SPEC §4.4: %s" % e)
+    first = lay.header
+    if first is None and lay.end == hdr == hc * c and lay.tracks:
+        first = hdr                         # the first Cluster starts chunk hc exactly
+    if first != hdr:
+        res.fail("layout", "the provenance puts the header's end at byte %d, the recorder's "
+                 "first Cluster starts at byte %s: the clip would not play what was "
+                 "recorded" % (hdr, "?" if first is None else first))
+    cf.seek(hc * c + CF.VOID_HEADER + lead)
+    if cf.read(len(CF.CLUSTER_START)) != CF.CLUSTER_START:
+        res.fail("layout", "no Cluster starts at byte %d of chunk %d (the provenance's lead): "
+                 "the clip would not play from a Cluster" % (lead, p["first"]))
+    res.ok("layout", "the header ends at the first Cluster (byte %d, %d chunk%s), chunk %d's "
+           "first Cluster at byte %d" % (hdr, hc, "" if hc == 1 else "s", p["first"], lead))
 
 
 def _check_subject(res, p, recs, start, root, lo, hi):

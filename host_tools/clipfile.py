@@ -29,7 +29,7 @@ import cbor2
 from . import records as R
 
 __all__ = ["Block", "Layout", "WalkError", "ProvError", "walk", "void_header", "VOID_HEADER",
-           "decode_prov", "encode_prov", "FORMAT", "MAX_PROV", "MAX_RECORDS", "MAX_ENTRIES",
+           "decode_prov", "encode_prov", "CLUSTER_START", "FORMAT", "MAX_PROV", "MAX_RECORDS", "MAX_ENTRIES",
            "MAX_HASHES", "clip_length"]
 
 FORMAT = "sealcam-clip-1"
@@ -43,6 +43,8 @@ EBML_ID, SEGMENT_ID, CLUSTER_ID = 0x1A45DFA3, 0x18538067, 0x1F43B675
 INFO_ID, TRACKS_ID, VOID_ID = 0x1549A966, 0x1654AE6B, 0xEC
 TIMESTAMP_ID, SIMPLEBLOCK_ID = 0xE7, 0xA3
 VOID_HEADER = 9
+# what every Cluster of §4.4 starts with: its ID, the unknown size, a Timestamp of 8 bytes
+CLUSTER_START = b"\x1f\x43\xb6\x75\x01\xff\xff\xff\xff\xff\xff\xff\xe7\x88"
 
 
 class WalkError(ValueError):

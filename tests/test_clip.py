@@ -21,7 +21,7 @@ import pytest
 import fakedev
 import mkv
 import refwriter as rw
-from host_tools import clip, clipfile, station
+from host_tools import clip, clipfile, keys, station
 from host_tools.cli import main as cli
 from simcam import SimCamera
 from simclock import SimClock
@@ -129,7 +129,8 @@ def offload(store, arch):
     d = fakedev.FakeDevice(store, trust=[station.station_pub(arch)]).start()
     try:
         p = subprocess.run([sys.executable, "-m", "host_tools.cli", "offload", "--port", d.port,
-                            "--archive", str(arch), "--register", "--no-progress"],
+                            "--archive", str(arch), "--register", "--fingerprint",
+                            keys.fingerprint(store.pubkey), "--no-progress"],
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     finally:
         d.stop()
@@ -382,7 +383,8 @@ def test_verify_clip_says_what_was_checked(world, statement, capsys):
     rc, j = verify(statement["file"], "--archive", world["arch"])
     assert rc == 0 and j["verdict"] == "OK" and j["failure"] is None, j
     assert [c["check"] for c in j["checks"]] == ["provenance", "device key", "signatures",
-                                                 "bytes", "root", "subject", "station log"]
+                                                 "bytes", "root", "layout", "subject",
+                                                 "station log"]
     assert all(c["status"] == "ok" for c in j["checks"])
     # without the archive: the keys are the provenance's own, said so
     rc, j = verify(statement["file"])
@@ -663,3 +665,60 @@ def test_statement_across_a_rollover_is_one_clip_per_segment(tmp_path, capsys):
         rc, j = verify(c["file"], "--archive", str(arch))
         assert rc == 0 and j["verdict"] == "OK", j
     assert not os.path.exists(out)
+
+
+# --- the layout fields are checked against the media (attack review, finding 1) ----------
+
+def _segment_bytes(world, prov):
+    d = os.path.join(world["arch"], "devices", prov["device"], "m")
+    media = open(os.path.join(d, "%08d.mkv" % prov["segment"]), "rb").read()
+    idx = open(os.path.join(d, "%08d.idx" % prov["segment"]), "rb").read()
+    return media, [idx[i:i + 32] for i in range(0, len(idx), 32)]
+
+
+def _relayout(world, c, tmp_path, name, header=None, head_chunks=None, lead=None):
+    """A clip of the same chunks k..m laid out with other (unsigned) header / head_chunks /
+    lead values, every byte still the recorder's and the hashes the root needs: what an
+    editor of the provenance can make."""
+    prov = cbor2.loads(open(c["prov"], "rb").read())
+    media, hs = _segment_bytes(world, prov)
+    k, m, C = prov["first"], prov["last"], CHUNK
+    h = prov["header"] if header is None else header
+    hc = prov["head_chunks"] if head_chunks is None else head_chunks
+    ld = prov["lead"] if lead is None else lead
+    n = len(media) // C + (1 if len(media) % C else 0)
+    data = media[:h] + clipfile.void_header(hc * C - h + ld) + media[h:hc * C] + \
+        media[k * C:min((m + 1) * C, len(media))]
+    root_n = [clipfile.R.decode(r) for r in prov["records"]]
+    root_n = next(r for r in root_n if r.seq == prov["root_seq"]).body[clipfile.R.K.CHUNKS]
+    assert root_n <= n
+    prov.update(header=h, head_chunks=hc, lead=ld, hashes=hs[hc:k] + hs[m + 1:root_n])
+    p = str(tmp_path / name)
+    open(p, "wb").write(data)
+    open(p + ".prov", "wb").write(clipfile.encode_prov(prov))
+    return p, prov
+
+
+def test_layout_fields_are_checked_against_the_media(world, statement, tmp_path):
+    """`header`, `head_chunks` and `lead` are not signed: an edited value that keeps every
+    byte the recorder's (a header ending inside Tracks: the statement plays silent; a
+    header swallowing chunks: a splice; a lead off the Cluster) is NOT_OK, named."""
+    prov = clipfile.decode_prov(open(statement["prov"], "rb").read())
+    h, lead = prov["header"], prov["lead"]
+    p, _ = _relayout(world, statement, tmp_path, "same.mkv")      # the helper is honest
+    assert open(p, "rb").read() == open(statement["file"], "rb").read()
+    assert verify(p, "--archive", world["arch"])[1]["verdict"] == "OK"
+    media, _ = _segment_bytes(world, prov)
+    lay = clipfile.walk(io.BytesIO(media), len(media))
+    k = prov["first"]
+    # a splice: the header "ends" at a block boundary in chunks before k (head_chunks = k)
+    bend = max(b.end for b in lay.blocks if b.end <= k * CHUNK - 1)
+    cases = {"silent": dict(header=h - 44), "nothing": dict(header=100),
+             "splice": dict(header=bend, head_chunks=-(-bend // CHUNK)),
+             "more head chunks": dict(head_chunks=2),
+             "lead 0": dict(lead=0), "lead +12": dict(lead=lead + 12)}
+    for name, kw in cases.items():
+        p, pv = _relayout(world, statement, tmp_path, "lay.mkv", **kw)
+        for extra in (["--archive", world["arch"]], []):
+            rc, j = verify(p, *extra)
+            assert rc == 1 and j["failure"].startswith("layout"), (name, extra, j["failure"])
