@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import time
 
 from . import safeio
@@ -58,6 +60,14 @@ class Bulk:
     volume = None
     _exposed = None          # None: not asked yet; False: serial only; else the volume root
     _last_ping = 0.0
+
+    @property
+    def _digests(self):
+        """segment -> (length, SHA-256 hex) of staging files the bulk path wrote whole."""
+        d = self.__dict__.get("_bulk_digests")
+        if d is None:
+            d = self.__dict__["_bulk_digests"] = {}
+        return d
 
     # -- exposure ------------------------------------------------------------------
     def _expose(self):
@@ -145,7 +155,12 @@ class Bulk:
 
     def _bulk_segment(self, dev_id, root, s):
         """Stage segment s's unstaged chunks from the volume, each checked; _Fallback (the
-        verified prefix persisted) when the volume cannot give them."""
+        verified prefix persisted) when the volume cannot give them.
+
+        Two threads share the work (hashlib and file writes release the GIL): this one reads
+        a block of whole chunks and checks each chunk's hash against the index; the writer
+        (_Writer) appends the checked block to staging and feeds the whole file's SHA-256,
+        the object's name (finish_segment then does not read the file again)."""
         a, sm = self.a, self.sm
         S, C, n = s["segment"], s["chunk"], s["chunks"]
         want = s["length"] if s["closed_by"] is not None else n * C
@@ -158,69 +173,142 @@ class Bulk:
             raise _Fallback("%s on the volume cannot be read (%s)" % (rel, _clean(str(e)))) \
                 from None
         ix = s["_idx"]
-        out = None
+        out = w = None
         try:
             if size < want:
                 raise _Fallback("%s on the volume holds %d bytes, %d are signed"
                                 % (rel, size, want))
             out = a.open_staging(dev_id, s)      # at the verified length (may reset it)
             i, pos, root_h = s["staged_chunks"], s["staged_length"], s["staged_root"]
+            w = _Writer(out, pos)
             k = max(1, BULK_BLOCK // C)
-            buf = bytearray(k * C)
-            mv = memoryview(buf)
-            dirty, t_persist = 0, time.monotonic()
+            bufs = [bytearray(k * C) for _ in range(3)]
+            nb = 0
+            t_persist, at_persist = time.monotonic(), pos
             while i < n:
                 m = min(k, n - i)
                 end = min(want, (i + m) * C)
-                got = os.preadv(f.fileno(), [mv[:end - pos]], pos)
+                mv = memoryview(bufs[nb % 3])[:end - pos]
+                nb += 1
+                got = os.preadv(f.fileno(), [mv], pos)
                 if got != end - pos:
-                    self._persist(dev_id, s, out, pos, i, root_h)
+                    self._persist(dev_id, s, w, pos, i, root_h)
                     raise _Fallback("%s on the volume ended at byte %d while it was read (%d "
                                     "signed): changed under the station" % (rel, pos + got,
                                                                             want))
                 entries = ix.entry_run(i, m)
-                hs = [_H(mv[j:min(j + C, end - pos)]) for j in range(0, end - pos, C)]
+                hs = [_H(mv[j:j + C]) for j in range(0, end - pos, C)]
                 if b"".join(hs) != entries:
                     bad = next(j for j in range(m) if hs[j] != entries[32 * j:32 * j + 32])
                     # the chunks before the bad one are verified: keep them
-                    good = bad * C
-                    if good:
-                        out.write(mv[:good])
+                    if bad:
+                        w.put(mv[:bad * C])
                         for h in hs[:bad]:
                             root_h = _H(root_h + h)
-                    self._persist(dev_id, s, out, pos + good, i + bad, root_h)
+                    self._persist(dev_id, s, w, pos + bad * C, i + bad, root_h)
                     raise _Fallback("chunk %d of %s on the volume does not match its signed "
                                     "hash (changed or damaged)" % (i + bad, rel))
                 for h in hs:
                     root_h = _H(root_h + h)
-                out.write(mv[:end - pos])
-                dirty += end - pos
+                w.put(mv)
                 sm.media_bytes += end - pos
                 sm.bytes += end - pos
                 sm.bulk_bytes += end - pos
                 self.bar.update(end - pos)
                 pos, i = end, i + m
                 now = time.monotonic()
-                if dirty >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
-                    self._persist(dev_id, s, out, pos, i, root_h)
-                    dirty, t_persist = 0, now
+                if pos - at_persist >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
+                    self._persist(dev_id, s, w, pos, i, root_h)
+                    t_persist, at_persist = now, pos
                 self._ping()
             if root_h != s["root"]:          # cannot differ when every entry matched
                 raise _Fallback("the chunks read from the volume do not chain to the "
                                 "signed root")  # pragma: no cover
-            self._persist(dev_id, s, out, pos, i, root_h)
+            self._persist(dev_id, s, w, pos, i, root_h)
+            if w.whole is not None:
+                self._digests[S] = (pos, w.whole.hexdigest())
             sm.bulk_segments += 1
         finally:
             f.close()
+            if w is not None:
+                w.stop()
             if out is not None:
                 out.close()
 
-    def _persist(self, dev_id, s, out, length, chunks, root_h):
-        out.flush()
-        os.fsync(out.fileno())
+    def _staged_digest(self, S, row):
+        d = self._digests.get(S)
+        if d is not None and d[0] == row["length"] == row["staged_length"]:
+            return d[1]
+        return None
+
+    def _persist(self, dev_id, s, w, length, chunks, root_h):
+        w.sync()           # every block handed to the writer is on the medium
         self.a.set_staged(dev_id, s["segment"], length, chunks, root_h)
         # the link's path (a fallback) goes on from here
         s.update(staged_length=length, staged_chunks=chunks, staged_root=root_h)
+
+
+class _Writer:
+    """Appends checked blocks to the staging file and feeds the whole file's SHA-256, in a
+    thread of its own; at most two blocks wait (the reader has three buffers)."""
+
+    def __init__(self, out, pos):
+        self.out = out
+        self.q = queue.Queue(maxsize=1)
+        self.error = None
+        self.whole = hashlib.sha256()
+        off = 0
+        while off < pos:       # a resumed segment: the staged prefix first (read once)
+            b = os.pread(out.fileno(), min(pos - off, BULK_BLOCK), off)
+            if not b:
+                self.whole = None         # cannot be: open_staging checked its size
+                break
+            self.whole.update(b)
+            off += len(b)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            item = self.q.get()
+            try:
+                if item is None:
+                    return
+                if isinstance(item, threading.Event):
+                    item.set()
+                    continue
+                if self.error is None:
+                    try:
+                        if self.whole is not None:
+                            self.whole.update(item)
+                        view = item
+                        while view:
+                            view = view[self.out.write(view):]
+                    except BaseException as e:     # a disk error: the reader raises it
+                        self.error = e
+            finally:
+                self.q.task_done()
+
+    def _check(self):
+        if self.error is not None:
+            raise self.error
+
+    def put(self, mv):
+        self._check()
+        self.q.put(mv)
+
+    def sync(self):
+        """Wait for every block handed over, then flush and fsync the staging file."""
+        done = threading.Event()
+        self.q.put(done)
+        done.wait()
+        self._check()
+        self.out.flush()
+        os.fsync(self.out.fileno())
+
+    def stop(self):
+        self.q.put(None)
+        self.t.join()
 
 
 def _clean(s, n=200):

@@ -238,6 +238,11 @@ class Puller:
 
 
     # -- media -----------------------------------------------------------------------
+    def _staged_digest(self, S, row):
+        """The SHA-256 (hex) of segment S's staging file if it was computed as the file was
+        written (the bulk path, offload_bulk.py), else None: finish_segment hashes it."""
+        return None
+
     def _piece(self, chunk):
         room = max(256, self.c.max_frame - _RESP_OVERHEAD)
         if chunk <= room:
@@ -407,7 +412,7 @@ class Puller:
             row = a.segment(dev_id, S)
             ix = s["_idx"]
             if row["closed_by"] is not None and row["staged_chunks"] == row["chunks"]:
-                a.finish_segment(dev_id, row, ix.path)
+                a.finish_segment(dev_id, row, ix.path, digest=self._staged_digest(S, row))
                 sm.segments_completed += 1
             else:
                 if row["closed_by"] is None:     # open on the device: link the signed prefix

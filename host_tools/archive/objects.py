@@ -60,13 +60,18 @@ class ObjectsMixin:
         self._install(tmp, h)
         return h
 
-    def put_file(self, path, *, move=False, limit=None) -> str:
+    def put_file(self, path, *, move=False, limit=None, digest=None) -> str:
         """Store a file's content (its first ``limit`` bytes) as an object. ``move``: the
-        file itself becomes the object (renamed; it must be on the archive's filesystem)."""
-        hs = hashlib.sha256()
-        with open(path, "rb") as f:
-            _feed(f, hs.update, limit)
-        h = hs.hexdigest()
+        file itself becomes the object (renamed; it must be on the archive's filesystem).
+        ``digest``: its SHA-256 (hex), computed by the caller from the very bytes it wrote
+        (the bulk offload, host_tools/offload_bulk.py), so the file is not read again."""
+        if digest is None:
+            hs = hashlib.sha256()
+            with open(path, "rb") as f:
+                _feed(f, hs.update, limit)
+            h = hs.hexdigest()
+        else:
+            h = digest
         if os.path.exists(self.object_path(h)):
             if move:
                 os.unlink(path)

@@ -130,17 +130,18 @@ class SegmentsMixin:
             return self.put_bytes(bytes(idx[:32 * entries]))
         return self.put_file(idx, limit=32 * entries)
 
-    def finish_segment(self, device_id, seg_row, idx_bytes):
+    def finish_segment(self, device_id, seg_row, idx_bytes, digest=None):
         """A closed segment whose every chunk is staged and verified: move its media into
         objects/, store the index (bytes or a file's path), link both into the view, mark
-        it complete."""
+        it complete. ``digest``: the staged file's SHA-256 (hex) if the caller computed it
+        as it wrote the file (put_file)."""
         p = self.staging_path(device_id, seg_row)
         if not os.path.exists(p) and seg_row["length"] == 0:
             open(p, "wb").close()
         if os.path.getsize(p) != seg_row["length"]:
             raise ArchiveError("segment %d: staged %d bytes, signed %d" % (
                 seg_row["segment"], os.path.getsize(p), seg_row["length"]))
-        h = self.put_file(p, move=True)
+        h = self.put_file(p, move=True, digest=digest)
         ih = self._put_index(idx_bytes, seg_row["chunks"])
         self._link_media(device_id, seg_row, h, ih)
         with self.tx():

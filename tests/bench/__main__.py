@@ -7,7 +7,9 @@
 3. A recording on the VM at 8 Mbit/s with 16 kHz audio into Matroska: peak heap
    (gc.mem_alloc) and capture cost as a share of real time;
    the same after a standby with the pre-record ring filling.
-4. Offload over the pty next to a raw copy through the same path, both runtimes.
+4. The bulk offload (card exposed as a disk) next to cp + sha256sum of the same files,
+   and the serial path against a raw copy through the same pty (tests/bench/bulk.py).
+   Offload over the pty next to a raw copy through the same path, both runtimes.
 5. `verify ARCHIVE` next to `openssl dgst -sha256` over the same objects.
 """
 import json
@@ -100,6 +102,9 @@ def main():
               % (seconds, (8 << 20) / 1e6, wall2, wall2 / wall, r2["heap_live_peak"] / 1024))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    from tests.bench import bulk
+    bulk.main()
     print()
     from tests.bench import offload
     offload.main()
