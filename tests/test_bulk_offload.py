@@ -58,10 +58,21 @@ class Dev:
         return {k: hashlib.sha256(v).hexdigest() for k, v in fwtest.files(self.sd).items()}
 
 
+def _cddl(rule, value):
+    """``value`` matches ``rule`` of protocol/schema.cddl (pycddl)."""
+    pycddl = pytest.importorskip("pycddl")
+    import cbor2
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "protocol", "schema.cddl")) as f:
+        schema = f.read()
+    pycddl.Schema("root = %s\n" % rule + schema).validate_cbor(cbor2.dumps(value))
+
+
 def test_expose_answers_the_card_folder_and_locks_every_write():
     d = Dev()
     r = d.call(link.EXPOSE, {1: True})
     assert r[1] == 0 and r[2] == {1: True, 2: "dir", 3: d.sd}, r
+    _cddl("expose-result", r[2])
     assert d.s.exposed and d.h.msc.up
     before = d.card()
     seq0 = d.s.seq
@@ -99,6 +110,7 @@ def test_expose_answers_the_card_folder_and_locks_every_write():
     # EXPOSE off: writes again; the counted refusal reaches the chain
     r = d.call(link.EXPOSE, {1: False})
     assert r[1] == 0 and r[2] == {1: False}
+    _cddl("expose-result", r[2])
     assert not d.s.exposed and not d.h.msc.up
     r = d.call(link.CHECK)
     assert r[1] == 0 and r[2][4] is not None, r
@@ -119,6 +131,7 @@ def test_expose_is_refused_while_recording_and_unsupported_without_mass_storage(
     n = Dev(msc=False)
     r = n.call(link.EXPOSE, {1: True})
     assert r[1] == 0 and r[2][1] is False and "no USB mass storage" in r[2][4], r
+    _cddl("expose-result", r[2])
     assert not n.s.exposed
     r = n.call(link.EXPOSE, {1: "yes"})
     assert r[1] == link.BAD_REQUEST
