@@ -192,11 +192,14 @@ def _mark_cut(src, seq, before, after):
     return [(seg, b1, b2, (t1, t2), [r])]
 
 
-def _range_cuts(src, t_from, t_to, extra=()):
-    """Cuts of every segment of the device that recorded between RTC t_from and t_to."""
+def _range_cuts(src, t_from, t_to, extra=(), seqs=None):
+    """Cuts of every segment of the device that recorded between RTC t_from and t_to
+    (``seqs``: (after, before) the segment's REC_START seq lies strictly between)."""
     out = []
     for r in sorted(src.recs.values(), key=lambda r: r.seq):
         if r.type != R.REC_START:
+            continue
+        if seqs is not None and not seqs[0] < r.seq < seqs[1]:
             continue
         try:
             seg = Segment(src, r.seq)
@@ -218,15 +221,17 @@ def _range_cuts(src, t_from, t_to, extra=()):
 
 
 def _shifts(src, officer):
-    """[(ASSIGN record, start rtc, end rtc)] of the officer's shifts on this device."""
+    """[(ASSIGN record, start rtc, end rtc, (its seq, the next ASSIGN's seq))] of the
+    officer's shifts on this device."""
     assigns = sorted((r for r in src.recs.values() if r.type == R.ASSIGN),
                      key=lambda r: r.seq)
     out = []
     for i, a in enumerate(assigns):
         if a.body[K.OFFICER] != officer:
             continue
-        end = assigns[i + 1].body[K.RTC] if i + 1 < len(assigns) else 1 << 62
-        out.append((a, a.body[K.RTC], end))
+        nxt = assigns[i + 1] if i + 1 < len(assigns) else None
+        out.append((a, a.body[K.RTC], nxt.body[K.RTC] if nxt else 1 << 62,
+                    (a.seq, nxt.seq if nxt else 1 << 62)))
     return out
 
 
@@ -274,10 +279,10 @@ def make_clip(archive, out, annotation=None, mark=None, device=None, officer=Non
         for did in _devices(archive):
             src = ArchiveSource(archive, did)
             cuts = []
-            for a, lo, hi in _shifts(src, officer):
+            for a, lo, hi, seqs in _shifts(src, officer):
                 seen = True
                 if min(hi, until) > max(lo, since):
-                    cuts += _range_cuts(src, max(lo, since), min(hi, until), [a])
+                    cuts += _range_cuts(src, max(lo, since), min(hi, until), [a], seqs)
             plans.append((src, cuts, {"kind": "range", "seqs": [], "from": since,
                                       "to": until}))
         if not seen:

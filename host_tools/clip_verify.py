@@ -411,6 +411,15 @@ def _check_subject(res, p, recs, start, root, lo, hi):
         elif rec.type == R.ASSIGN:
             if rec.body[K.OFFICER] is None:
                 res.fail("subject", "ASSIGN seq %d releases the recorder: it is no shift" % s)
+            # the shift the segment was recorded in: an ASSIGN before it, naming the officer
+            # and unit its REC_START carries (one officer per clip)
+            who = (rec.body[K.OFFICER], rec.body.get(K.UNIT))
+            if s >= seg or who != (start.body[K.OFFICER], start.body.get(K.UNIT)):
+                res.fail("subject", "ASSIGN seq %d (officer %s, unit %s) is not the shift "
+                         "segment %d was recorded in (REC_START seq %d: officer %s, unit %s)"
+                         % (s, R.printable(who[0]), R.printable(who[1] or "-"), seg, seg,
+                            R.printable(start.body[K.OFFICER] or "none"),
+                            R.printable(start.body.get(K.UNIT) or "-")))
             what.append("officer %s's shift (ASSIGN seq %d)" % (
                 R.printable(rec.body[K.OFFICER]), s))
     if kind == "range":

@@ -722,3 +722,77 @@ def test_layout_fields_are_checked_against_the_media(world, statement, tmp_path)
         for extra in (["--archive", world["arch"]], []):
             rc, j = verify(p, *extra)
             assert rc == 1 and j["failure"].startswith("layout"), (name, extra, j["failure"])
+
+
+# --- a device with two shifts (attack review, findings 2 and 3) ----------------------------
+
+D = "SC-CLIPD004"
+
+
+@pytest.fixture(scope="module")
+def shifts(tmp_path_factory):
+    """Device D: officer OFC-7 (unit U1) records segment 1, is released; OFC-9 (unit U2)
+    records segment 2."""
+    tmp = tmp_path_factory.mktemp("shifts")
+    s = rw.RefStore(tmp / "sd", seed=b"\xd4" * 32, device=D, officer=None, chunk=CHUNK)
+    f = {}
+    s.boot()
+    f["assign7"] = s.assign("OFC-7", "U1").seq
+    f["seg1"] = s.rec_start().seq
+    _checkpointed(s, Media(s), 2)
+    s.close()
+    s.rec_stop()
+    f["release"] = s.assign(None).seq
+    f["assign9"] = s.assign("OFC-9", "U2").seq
+    f["seg2"] = s.rec_start().seq
+    _checkpointed(s, Media(s), 2)
+    s.close()
+    s.rec_stop()
+    arch = tmp / "arch"
+    station.init(arch)
+    offload(s, arch)
+    recs = {r.seq: rw.decode_record(r.data) for r in s.records}
+    return {"tmp": tmp, "arch": str(arch), "s": s, "f": f,
+            "rtc": {q: recs[q][4] for q in recs}}
+
+
+def _add_records(arch, c, tmp_path, name, extra):
+    """c's clip with the records ``extra`` (seqs, honestly logged ones) added to its
+    provenance as the records it is of, with their station log entries."""
+    prov = cbor2.loads(open(c["prov"], "rb").read())
+    src = clip.ArchiveSource(arch, prov["device"])
+    try:
+        rs = [clipfile.R.decode(r) for r in prov["records"]] + [src.recs[q] for q in extra]
+        prov["records"] = [r.data for r in rs]
+        prov["subject"]["seqs"] = sorted(set(prov["subject"]["seqs"]) | set(extra))
+        prov["log"] = src.log_part(rs)
+    finally:
+        src.close()
+    p = _copy(c, tmp_path, name)
+    open(p + ".prov", "wb").write(clipfile.encode_prov(prov))
+    return p
+
+
+def test_a_range_clip_is_only_the_shift_it_was_recorded_in(shifts, tmp_path):
+    """Any ASSIGN of the device is signed and logged: one of another shift (another
+    officer, or after the segment) added to a range clip does not make it that officer's
+    footage: NOT_OK. `sealcam clip --officer` names each shift's own segments only."""
+    f, rtc, arch = shifts["f"], shifts["rtc"], shifts["arch"]
+    t0, t1 = rtc[f["assign7"]] - 1000, rtc[f["seg2"]] + 3_600_000
+    res = clip.make_clip(arch, str(tmp_path / "o7.mkv"), officer="OFC-7", since=t0, until=t1)
+    assert [(c["segment"], c["subject"]["seqs"]) for c in res["clips"]] == \
+        [(f["seg1"], [f["assign7"]])]
+    res = clip.make_clip(arch, str(tmp_path / "o9.mkv"), officer="OFC-9", since=t0, until=t1)
+    assert [(c["segment"], c["subject"]["seqs"]) for c in res["clips"]] == \
+        [(f["seg2"], [f["assign9"]])]
+    assert verify(res["clips"][0]["file"], "--archive", arch)[1]["verdict"] == "OK"
+    # a device range clip of each segment, relabelled as the other officer's shift
+    res = clip.make_clip(arch, str(tmp_path / "d.mkv"), device=D, since=t0, until=t1)
+    c1, c2 = res["clips"]
+    for c, extra in ((c2, [f["assign7"]]), (c1, [f["assign9"]]),
+                     (c2, [f["assign7"], f["assign9"]])):
+        assert verify(c["file"], "--archive", arch)[1]["verdict"] == "OK"
+        p = _add_records(arch, c, tmp_path, "forged.mkv", extra)
+        rc, j = verify(p, "--archive", arch)
+        assert rc == 1 and j["failure"].startswith("subject") and "not the shift" in \
+            j["failure"], (extra, j["failure"])
