@@ -238,10 +238,15 @@ class PosixFS:
 class BoardSerial:
     """The dock link on a board: a stream with any() and a non-blocking read (a UART,
     pyb.USB_VCP), or by default the USB REPL's sys.stdin/sys.stdout, polled (select.poll)
-    so read() never waits. Serve with micropython.kbd_intr(-1) (link.Link does)."""
+    so read() never waits. Serve with micropython.kbd_intr(-1) (link.Link does).
 
-    def __init__(self, stream=None):
+    The port is the REPL's too: `repl` (default True) lets the dock link hand it back to
+    the REPL on a Ctrl-C (0x03) that arrives outside a frame (link.Link.service raises
+    KeyboardInterrupt), unless the board is production-locked (flash file "production")."""
+
+    def __init__(self, stream=None, repl=True):
         import sys
+        self.repl = repl
         self.stream = stream
         self.rx = stream or sys.stdin.buffer
         self.tx = stream or sys.stdout.buffer

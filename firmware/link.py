@@ -55,6 +55,7 @@ except AttributeError:  # CPython
         return a - b
 
 TRUST = auth.TRUST
+PRODUCTION_FLAG = "production"   # in internal flash: the board is locked (no REPL)
 load_trusted = auth.load_trusted
 add_trusted = auth.add_trusted
 load_receipt_state = receipts.load_state
@@ -99,6 +100,7 @@ class Link:
         self.session_idle_ms = cfg.get("session_idle_ms", config.DEFAULTS["session_idle_ms"])
         self.ticks_ms = _ticks_ms  # for the stall timer (a partial frame given up)
         self.serving = False
+        self.repl = False          # start() decides: a Ctrl-C outside a frame gives the REPL
         self._heard = 0
         self._active = hal.clock.mono_ms()   # when the last byte arrived (device clock)
         self._agree = None
@@ -118,6 +120,11 @@ class Link:
             pass
         self.serving = True
         self._heard = self.ticks_ms()
+        # a Ctrl-C outside a frame hands the port back to the REPL: only on a port that
+        # is also the REPL's (hal.BoardSerial), and never on a production-locked board
+        ser = getattr(self.hal, "serial", None)
+        self.repl = bool(getattr(ser, "repl", False)) and \
+            not self.hal.flash.exists(PRODUCTION_FLAG)
 
     def stop(self):
         try:
@@ -126,6 +133,19 @@ class Link:
         except (ImportError, AttributeError):
             pass
         self.serving = False
+
+    def _repl_break(self, data):
+        # 0x03 before any frame begins in what just arrived (the decoder holds no partial
+        # frame): a technician's Ctrl-C (mpremote sends "\r\x03"). Serving stops and
+        # KeyboardInterrupt ends main.py, as a Ctrl-C does on a board; the REPL follows.
+        i = data.find(b"\x03")
+        if i < 0:
+            return
+        m = data.find(frame.MAGIC[:1])
+        if 0 <= m < i:
+            return
+        self.stop()
+        raise KeyboardInterrupt
 
     def end_session(self):
         """Forget the session (AUTH, nonces, agreed frame size), so the next host starts at
@@ -175,6 +195,8 @@ class Link:
             if (self.nonce is not None or self.station is not None) and \
                     self._session_over(ser, now):
                 self.end_session()   # before the new bytes: they start at HELLO
+            if data and self.repl and not dec.pending():
+                self._repl_break(data)
             if data:
                 dec.feed(data)
                 self._heard = self.ticks_ms()
