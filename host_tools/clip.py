@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import sys
 
 from . import records as R
@@ -39,56 +40,93 @@ __all__ = ["make_clip", "ArchiveSource", "ClipError", "add_arguments", "run",
            "parse_time", "clip_command"]
 
 
-class ArchiveSource:
-    """What a clip is cut from: a station archive, opened read-only."""
-
-    def __init__(self, root, device):
-        from .archive import Archive, ArchiveError
-        from .archive_verify import station_pub_checked
-        from .tlog.replay import replay
-        self.root = os.path.abspath(os.fspath(root))
-        try:
-            self.a = Archive(self.root, readonly=True)
-        except ArchiveError as e:
-            raise ClipError(str(e)) from None
-        pub, why = station_pub_checked(self.root)
+def _signed_state(root):
+    """(Archive, station key, log, signed size, checkpoint note, replayed State) of the
+    archive at ``root``: what its station log, signed by its station key, says it holds.
+    ClipError if it is not an archive or its log is not signed."""
+    from .archive import Archive, ArchiveError
+    from .archive_verify import station_pub_checked
+    from .tlog.replay import replay
+    try:
+        a = Archive(root, readonly=True)
+    except ArchiveError as e:
+        raise ClipError(str(e)) from None
+    except sqlite3.Error as e:
+        raise ClipError("%s: the archive's index cannot be read (%s): run `sealcam verify %s`"
+                        % (root, e, root), 1) from None
+    try:
+        pub, why = station_pub_checked(root)
         if why:
-            raise ClipError("%s: %s: a clip needs the station's signed log" % (self.root, why),
-                            1)
-        self.station = pub
-        log = self.a.log()
+            raise ClipError("%s: %s: a clip needs the station's signed log" % (root, why), 1)
+        log = a.log()
         acc = log.account(pub)
         if acc.problem or (acc.checkpoint is None and acc.pending is None):
             raise ClipError("%s: the station log is not signed by its station key (%s): run "
-                            "`sealcam verify %s`" % (self.root, acc.problem or "no checkpoint",
-                                                     self.root), 1)
-        self.log, self.size = log, acc.signed
-        self.note = (acc.pending or acc.checkpoint)[2]
-        st = replay(log, self.size)
+                            "`sealcam verify %s`" % (root, acc.problem or "no checkpoint",
+                                                     root), 1)
+        return a, pub, log, acc.signed, (acc.pending or acc.checkpoint)[2], \
+            replay(log, acc.signed)
+    except BaseException:
+        a.close()
+        raise
+
+
+class ArchiveSource:
+    """What a clip is cut from: a station archive, opened read-only. The device's records
+    are those the signed station log holds (its replay), each read from the index and
+    checked against the log's hash and the registered key: a logged record missing from
+    the index or unusable is exit 1 (run `sealcam verify`), never skipped."""
+
+    def __init__(self, root, device):
+        self.root = os.path.abspath(os.fspath(root))
+        self.a, pub, log, size, note, st = _signed_state(self.root)
+        try:
+            self._load(device, pub, log, size, note, st)
+        except BaseException:
+            self.a.close()
+            raise
+
+    def _load(self, device, pub, log, size, note, st):
+        self.station = pub
+        self.log, self.size, self.note = log, size, note
         if device not in st.devices:
             known = ", ".join(sorted(st.devices)) or "none"
             raise ClipError("device %s is not in the archive %s (devices: %s)"
                             % (R.printable(device), self.root, known))
         self.device, self.key = device, bytes(st.devices[device]["key"])
         self.logged = st.records.get(device, {})
+        self.objects = st.objects.get(device, {})
         self.recs = {}
-        rows = self.a.db.execute("SELECT seq, data FROM records WHERE device = ? ORDER BY seq",
-                                 (device,))
-        for row in rows:
-            data = row["data"] if isinstance(row["data"], bytes) else b""
-            rec = R.decode(data)
-            lg = self.logged.get(row["seq"])
-            if rec.fatal or rec.errors or rec.seq != row["seq"] or lg is None \
-                    or bytes(lg[0]) != rec.hash or rec.kid != device.encode() \
+        rows = {}
+        try:
+            for row in self.a.db.execute("SELECT seq, data FROM records WHERE device = ?",
+                                         (device,)):
+                if row["seq"] in self.logged:
+                    rows[row["seq"]] = row["data"]
+        except sqlite3.Error as e:
+            raise ClipError("%s: the archive's index cannot be read (%s): run `sealcam verify "
+                            "%s`" % (self.root, e, self.root), 1) from None
+        for seq in sorted(self.logged):
+            data = rows.get(seq)
+            rec = R.decode(data if isinstance(data, bytes) else b"")
+            if data is None or rec.fatal or rec.errors or rec.seq != seq \
+                    or bytes(self.logged[seq][0]) != rec.hash or rec.kid != device.encode() \
                     or not R.check_signature(self.key, rec):
-                break       # the verified prefix only (as the report): the rest is not used
-            self.recs[rec.seq] = rec
+                raise ClipError("%s: record seq %d, which the station log holds, is %s in the "
+                                "archive's index: run `sealcam verify %s`"
+                                % (device, seq, "missing" if data is None else "damaged",
+                                   self.root), 1)
+            self.recs[seq] = rec
 
     def open_media(self, rel):
         from .safeio import open_regular
         try:
             return open_regular(self.root, "devices/%s/%s" % (self.device, rel))
         except FileNotFoundError:
+            if rel in self.objects:
+                raise ClipError("%s: %s is missing from the archive, though its station log "
+                                "records it: run `sealcam verify %s`"
+                                % (self.device, rel, self.root), 1) from None
             raise ClipError("%s: %s is not in the archive (the media of this segment was not "
                             "offloaded)" % (self.device, rel)) from None
         except OSError as e:
@@ -236,12 +274,10 @@ def _shifts(src, officer):
 
 
 def _devices(root):
-    from .archive import Archive, ArchiveError
-    try:
-        with Archive(root, readonly=True) as a:
-            return [r["id"] for r in a.db.execute("SELECT id FROM devices ORDER BY id")]
-    except ArchiveError as e:
-        raise ClipError(str(e)) from None
+    """The devices the archive's signed station log registered (not its index)."""
+    a, _, _, _, _, st = _signed_state(os.path.abspath(os.fspath(root)))
+    a.close()
+    return sorted(st.devices)
 
 
 def _name(out, src, seg, many):
@@ -413,6 +449,11 @@ def run(args) -> int:
     except ClipError as e:
         print("sealcam clip: %s" % R.printable(str(e)), file=sys.stderr)
         return e.code
+    except sqlite3.Error as e:
+        print("sealcam clip: the archive's index %s cannot be read (%s): run `sealcam verify "
+              "%s`" % (os.path.join(args.archive, "archive.sqlite"), e, args.archive),
+              file=sys.stderr)
+        return 1
     except OSError as e:
         print("sealcam clip: cannot write %s: %s" % (args.out, e.strerror or e),
               file=sys.stderr)

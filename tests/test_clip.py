@@ -796,3 +796,64 @@ def test_a_range_clip_is_only_the_shift_it_was_recorded_in(shifts, tmp_path):
         rc, j = verify(p, "--archive", arch)
         assert rc == 1 and j["failure"].startswith("subject") and "not the shift" in \
             j["failure"], (extra, j["failure"])
+
+
+def _damaged_copy(arch, tmp_path, *sql):
+    import sqlite3
+    dst = tmp_path / ("arch-%d" % len(os.listdir(tmp_path)))
+    shutil.copytree(arch, dst)
+    db = sqlite3.connect(str(dst / "archive.sqlite"))
+    for q in sql:
+        db.execute(q[0], q[1:])
+    db.commit()
+    db.close()
+    return str(dst)
+
+
+def test_records_missing_from_the_index_are_noticed(shifts, world, tmp_path, capsys):
+    """The index (archive.sqlite) is not signed: records the station log holds but the index
+    lacks (the release and the next officer's ASSIGN, a statement) make `sealcam clip` exit
+    1 and say to run `sealcam verify`, never cut another shift as OFC-7's or say that
+    nothing was said."""
+    f, rtc = shifts["f"], shifts["rtc"]
+    arch = _damaged_copy(shifts["arch"], tmp_path,
+                         ("DELETE FROM records WHERE device = ? AND seq IN (?, ?)", D,
+                          f["release"], f["assign9"]))
+    t0, t1 = _iso(rtc[f["assign7"]] - 1000), _iso(rtc[f["seg2"]] + 3_600_000)
+    out = tmp_path / "o7.mkv"
+    rc = cli(["clip", "--archive", arch, "--officer", "OFC-7", "--from", t0, "--to", t1,
+              "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "seq %d" % f["release"] in err and "missing" in err, err
+    assert "sealcam verify" in err and len(err.splitlines()) == 1
+    assert not [x for x in os.listdir(tmp_path) if x.startswith("o7")]
+    arch = _damaged_copy(world["arch"], tmp_path,
+                         ("DELETE FROM records WHERE device = ? AND seq = ?", A,
+                          world["fa"]["voice"]))
+    rc = cli(["clip", "--archive", arch, "--annotation", "%s:%d" % (A, world["fa"]["int"]),
+              "--out", str(tmp_path / "i.mkv")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "sealcam verify" in err and "nothing was said" not in err, err
+
+
+def test_a_damaged_index_or_lost_media_is_one_line(world, tmp_path, capsys):
+    """A damaged archive.sqlite (a table dropped, a column renamed) is exit 1 with one line
+    saying to run `sealcam verify`, never a traceback; media the station log recorded but
+    the archive lost is said so (exit 1), not "was not offloaded"."""
+    argv = ["--annotation", "%s:%d" % (A, world["fa"]["voice"]), "--out",
+            str(tmp_path / "x.mkv")]
+    for sql in ("DROP TABLE records", "ALTER TABLE records RENAME COLUMN data TO d"):
+        arch = _damaged_copy(world["arch"], tmp_path, (sql,))
+        for sel in (argv, ["--officer", "OFC-7", "--from", "2000-01-01T00:00:00Z", "--to",
+                           "2100-01-01T00:00:00Z", "--out", str(tmp_path / "x.mkv")]):
+            rc = cli(["clip", "--archive", arch] + sel)
+            out, err = capsys.readouterr()
+            assert rc == 1 and "sealcam verify" in err and "Traceback" not in err, (sql, err)
+            assert len(err.splitlines()) == 1, err
+    arch = tmp_path / "lost"
+    shutil.copytree(world["arch"], arch)
+    os.remove(arch / "devices" / A / "m" / ("%08d.mkv" % world["fa"]["seg2"]))
+    rc = cli(["clip", "--archive", str(arch)] + argv)
+    err = capsys.readouterr().err
+    assert rc == 1 and "missing from the archive" in err and "not offloaded" not in err, err
+    assert not os.path.exists(tmp_path / "x.mkv")
