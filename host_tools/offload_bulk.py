@@ -27,6 +27,7 @@ Mixin of host_tools.offload._Offload, before Puller (host_tools/offload_pull.py)
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -60,6 +61,7 @@ class Bulk:
     volume = None
     _exposed = None          # None: not asked yet; False: serial only; else the volume root
     _last_ping = 0.0
+    _kernel_copy = True      # copy_file_range works between the volume and staging
 
     @property
     def _digests(self):
@@ -157,10 +159,13 @@ class Bulk:
         """Stage segment s's unstaged chunks from the volume, each checked; _Fallback (the
         verified prefix persisted) when the volume cannot give them.
 
-        Two threads share the work (hashlib and file writes release the GIL): this one reads
-        a block of whole chunks and checks each chunk's hash against the index; the writer
-        (_Writer) appends the checked block to staging and feeds the whole file's SHA-256,
-        the object's name (finish_segment then does not read the file again)."""
+        A block of whole chunks is copied from the volume to the end of the staging file by
+        the kernel (copy_file_range; read + write where it is not available), read back
+        from staging and each chunk's hash checked against the index: what is checked is
+        exactly what the archive keeps. Only then does the verified length (persisted,
+        SPEC §9) move past the block; a block that fails is cut off the staging file
+        again. A second thread (_Hasher) feeds the whole file's SHA-256, the object's name,
+        so finish_segment does not read the file again (hashlib releases the GIL)."""
         a, sm = self.a, self.sm
         S, C, n = s["segment"], s["chunk"], s["chunks"]
         want = s["length"] if s["closed_by"] is not None else n * C
@@ -173,14 +178,15 @@ class Bulk:
             raise _Fallback("%s on the volume cannot be read (%s)" % (rel, _clean(str(e)))) \
                 from None
         ix = s["_idx"]
-        out = w = None
+        out = hasher = None
         try:
             if size < want:
                 raise _Fallback("%s on the volume holds %d bytes, %d are signed"
                                 % (rel, size, want))
             out = a.open_staging(dev_id, s)      # at the verified length (may reset it)
+            fin, fout = f.fileno(), out.fileno()
             i, pos, root_h = s["staged_chunks"], s["staged_length"], s["staged_root"]
-            w = _Writer(out, pos)
+            hasher = _Hasher(fout, pos)
             k = max(1, BULK_BLOCK // C)
             bufs = [bytearray(k * C) for _ in range(3)]
             nb = 0
@@ -190,9 +196,10 @@ class Bulk:
                 end = min(want, (i + m) * C)
                 mv = memoryview(bufs[nb % 3])[:end - pos]
                 nb += 1
-                got = os.preadv(f.fileno(), [mv], pos)
+                got = self._copy_block(fin, fout, mv, pos)
                 if got != end - pos:
-                    self._persist(dev_id, s, w, pos, i, root_h)
+                    os.ftruncate(fout, pos)
+                    self._persist(dev_id, s, out, pos, i, root_h)
                     raise _Fallback("%s on the volume ended at byte %d while it was read (%d "
                                     "signed): changed under the station" % (rel, pos + got,
                                                                             want))
@@ -200,17 +207,18 @@ class Bulk:
                 hs = [_H(mv[j:j + C]) for j in range(0, end - pos, C)]
                 if b"".join(hs) != entries:
                     bad = next(j for j in range(m) if hs[j] != entries[32 * j:32 * j + 32])
-                    # the chunks before the bad one are verified: keep them
+                    # the chunks before the bad one are verified: keep them, cut the rest
+                    os.ftruncate(fout, pos + bad * C)
                     if bad:
-                        w.put(mv[:bad * C])
+                        hasher.put(mv[:bad * C])
                         for h in hs[:bad]:
                             root_h = _H(root_h + h)
-                    self._persist(dev_id, s, w, pos + bad * C, i + bad, root_h)
+                    self._persist(dev_id, s, out, pos + bad * C, i + bad, root_h)
                     raise _Fallback("chunk %d of %s on the volume does not match its signed "
                                     "hash (changed or damaged)" % (i + bad, rel))
                 for h in hs:
                     root_h = _H(root_h + h)
-                w.put(mv)
+                hasher.put(mv)
                 sm.media_bytes += end - pos
                 sm.bytes += end - pos
                 sm.bulk_bytes += end - pos
@@ -218,22 +226,62 @@ class Bulk:
                 pos, i = end, i + m
                 now = time.monotonic()
                 if pos - at_persist >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
-                    self._persist(dev_id, s, w, pos, i, root_h)
+                    self._persist(dev_id, s, out, pos, i, root_h)
                     t_persist, at_persist = now, pos
                 self._ping()
             if root_h != s["root"]:          # cannot differ when every entry matched
                 raise _Fallback("the chunks read from the volume do not chain to the "
                                 "signed root")  # pragma: no cover
-            self._persist(dev_id, s, w, pos, i, root_h)
-            if w.whole is not None:
-                self._digests[S] = (pos, w.whole.hexdigest())
+            self._persist(dev_id, s, out, pos, i, root_h)
+            whole = hasher.finish()
+            if whole is not None:
+                self._digests[S] = (pos, whole)
             sm.bulk_segments += 1
         finally:
             f.close()
-            if w is not None:
-                w.stop()
+            if hasher is not None:
+                hasher.stop()
             if out is not None:
                 out.close()
+
+    def _copy_block(self, fin, fout, mv, pos):
+        """Copy len(mv) bytes at pos from the volume to staging, then read them back from
+        staging into mv (the bytes checked are the bytes kept). Returns how many bytes the
+        volume gave (fewer: it ended)."""
+        want = len(mv)
+        if self._kernel_copy:
+            done = 0
+            try:
+                while done < want:
+                    k = os.copy_file_range(fin, fout, want - done, pos + done, pos + done)
+                    if k == 0:
+                        break
+                    done += k
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                                   errno.EPERM) or done:
+                    raise _Fallback("the volume could not be read (%s)" % _clean(str(e))) \
+                        from None
+                self._kernel_copy = False        # read + write from here on
+            else:
+                if done < want:
+                    return done
+                got = os.preadv(fout, [mv], pos)
+                if got != want:
+                    raise OSError(errno.EIO, "the staging file gave %d of %d bytes back"
+                                  % (got, want))
+                return got
+        try:
+            got = os.preadv(fin, [mv], pos)
+        except OSError as e:
+            raise _Fallback("the volume could not be read (%s)" % _clean(str(e))) from None
+        if got == want:
+            view = mv
+            at = pos
+            while view:
+                k = os.pwrite(fout, view, at)
+                view, at = view[k:], at + k
+        return got
 
     def _staged_digest(self, S, row):
         d = self._digests.get(S)
@@ -241,25 +289,23 @@ class Bulk:
             return d[1]
         return None
 
-    def _persist(self, dev_id, s, w, length, chunks, root_h):
-        w.sync()           # every block handed to the writer is on the medium
+    def _persist(self, dev_id, s, out, length, chunks, root_h):
+        os.fsync(out.fileno())
         self.a.set_staged(dev_id, s["segment"], length, chunks, root_h)
         # the link's path (a fallback) goes on from here
         s.update(staged_length=length, staged_chunks=chunks, staged_root=root_h)
 
 
-class _Writer:
-    """Appends checked blocks to the staging file and feeds the whole file's SHA-256, in a
-    thread of its own; at most two blocks wait (the reader has three buffers)."""
+class _Hasher:
+    """Feeds the whole staged file's SHA-256 in a thread of its own; at most two blocks
+    wait (the reader has three buffers, so none is reused while it is hashed)."""
 
-    def __init__(self, out, pos):
-        self.out = out
+    def __init__(self, fout, pos):
         self.q = queue.Queue(maxsize=1)
-        self.error = None
         self.whole = hashlib.sha256()
         off = 0
         while off < pos:       # a resumed segment: the staged prefix first (read once)
-            b = os.pread(out.fileno(), min(pos - off, BULK_BLOCK), off)
+            b = os.pread(fout, min(pos - off, BULK_BLOCK), off)
             if not b:
                 self.whole = None         # cannot be: open_staging checked its size
                 break
@@ -271,44 +317,23 @@ class _Writer:
     def _run(self):
         while True:
             item = self.q.get()
-            try:
-                if item is None:
-                    return
-                if isinstance(item, threading.Event):
-                    item.set()
-                    continue
-                if self.error is None:
-                    try:
-                        if self.whole is not None:
-                            self.whole.update(item)
-                        view = item
-                        while view:
-                            view = view[self.out.write(view):]
-                    except BaseException as e:     # a disk error: the reader raises it
-                        self.error = e
-            finally:
-                self.q.task_done()
-
-    def _check(self):
-        if self.error is not None:
-            raise self.error
+            if item is None:
+                return
+            if self.whole is not None:
+                self.whole.update(item)
 
     def put(self, mv):
-        self._check()
         self.q.put(mv)
 
-    def sync(self):
-        """Wait for every block handed over, then flush and fsync the staging file."""
-        done = threading.Event()
-        self.q.put(done)
-        done.wait()
-        self._check()
-        self.out.flush()
-        os.fsync(self.out.fileno())
+    def finish(self):
+        """The hex digest of everything put, once it is all hashed."""
+        self.stop()
+        return None if self.whole is None else self.whole.hexdigest()
 
     def stop(self):
-        self.q.put(None)
-        self.t.join()
+        if self.t.is_alive():
+            self.q.put(None)
+            self.t.join()
 
 
 def _clean(s, n=200):

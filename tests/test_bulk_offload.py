@@ -23,7 +23,7 @@ from simserve import CardDir
 from test_link import SMALL, STATION_SEED, Host, make_receipt
 
 from test_offload import Sim
-from host_tools import keys, station
+from host_tools import keys, offload_bulk, station
 from host_tools.archive import Archive
 from host_tools.offload import offload
 from host_tools.verify import OK, verify_store
@@ -254,10 +254,14 @@ def test_bulk_gives_the_same_archive_as_the_serial_path(tmp_path, card):
         assert any(g[2] == want for g in gb), name
 
 
-def test_a_hostile_volume_is_caught_and_read_over_the_link(tmp_path, card):
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read_write"])
+def test_a_hostile_volume_is_caught_and_read_over_the_link(tmp_path, card, monkeypatch,
+                                                           kernel_copy):
     """--volume names a copy of the card with a flipped byte, a short file, a missing file
     and a symlink: each such segment is read over the link instead, nothing wrong is
-    archived, the offload is OK."""
+    archived, the offload is OK. Both ways of copying a block (the kernel's
+    copy_file_range, or read + write where the volume's filesystem has none)."""
+    monkeypatch.setattr(offload_bulk.Bulk, "_kernel_copy", kernel_copy)
     vol = tmp_path / "vol"
     shutil.copytree(card[0], vol)
     segs = _segments(vol)
