@@ -1,0 +1,152 @@
+"""`sealcam provision` (SPEC §9.1): no trust on first use. The recorder proves its key in a
+dock session; the station registers it as provisioned by the named technician
+(device_provisioned in the signed station log) and prints a label with a QR code.
+
+Against the virtual recorder (`python -m sim.serve`, the real firmware) over a real pty.
+The install step (writing /flash/device_id and /flash/trust.cbor with mpremote) needs a
+board with a REPL: the virtual board of `sealcam sim board` (sim/board.py). Where it is not
+there yet, the flash folder of `sim serve` is prepared directly (trust.cbor, device_id)
+and provision runs with --installed; `sim serve` takes its id from --device.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import png
+import pytest
+
+from host_tools import keys, station
+from host_tools.archive import Archive
+from host_tools.archive_verify import verify_archive
+from host_tools.label import normalize_fingerprint, parse_qr_payload, qr_payload, \
+    write_label_png
+from host_tools.provision import trust_list
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SEALCAM = [sys.executable, "-m", "host_tools.cli"]
+DEV = "SC-PROV0001"
+HAVE_BOARD = os.path.exists(os.path.join(ROOT, "sim", "board.py"))
+
+
+def sealcam(*args, timeout=120):
+    return subprocess.run(SEALCAM + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def arch(tmp_path):
+    station.init(tmp_path / "arch")
+    return tmp_path / "arch"
+
+
+def prepared(tmp_path, arch, device=DEV, trusted=True):
+    """The virtual recorder's flash as provisioning leaves it (the install step done by
+    hand): its id and a trust list holding this station's key."""
+    sd = tmp_path / "card"
+    flash = tmp_path / "card.flash"
+    flash.mkdir()
+    (flash / "device_id").write_text(device + "\n")
+    if trusted:
+        (flash / "trust.cbor").write_bytes(trust_list(station.station_pub(arch)))
+    return sd
+
+
+def log_entries(arch):
+    with Archive(arch, readonly=True) as a:
+        return [e for _, _, e in a.log().entries(0, a.log().size)]
+
+
+def test_provision_registers_the_proven_key_under_the_technician(tmp_path, arch):
+    from test_offload import Sim, _device_pub
+    sd = prepared(tmp_path, arch)
+    label = tmp_path / "label.png"
+    sim = Sim(sd, record=3, extra=["--device", DEV])
+    try:
+        p = sealcam("provision", "--port", sim.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--installed", "--label", label)
+        assert p.returncode == 0, p.stdout + p.stderr
+        devpub = _device_pub(sd)            # what the firmware made at first boot
+        fp = keys.fingerprint(devpub)
+        assert "device id:       %s" % DEV in p.stdout and fp in p.stdout
+        assert "Wang Li" in p.stdout and str(label) in p.stdout
+        # a second provisioning of the same id is refused, naming rekey
+        p2 = sealcam("provision", "--port", sim.port, "--archive", arch, "--device-id", DEV,
+                     "--technician", "Wang Li", "--installed", "--label", "-")
+        assert p2.returncode == 3 and "station rekey" in p2.stderr, p2.stderr
+        # the provisioned recorder offloads without --register
+        o = sealcam("offload", "--port", sim.port, "--archive", arch, "--json")
+        assert o.returncode == 0, o.stdout + o.stderr
+        assert json.loads(o.stdout)["fingerprint"] == fp
+    finally:
+        assert sim.stop() == 0
+    with Archive(arch) as a:
+        assert a.device(DEV)["pubkey"] == devpub
+    ev = [e for e in log_entries(arch) if e["type"] in ("register", "device_provisioned")]
+    assert ev == [{"type": "device_provisioned", "at": ev[0]["at"], "device": DEV,
+                   "key": devpub, "technician": "Wang Li", "fingerprint": fp}]
+    # the label: a PNG whose QR code holds the id and the fingerprint
+    w, h, rows, info = png.Reader(filename=str(label)).read()
+    assert w == h and w >= 21 * 6 and info["greyscale"] or info.get("bitdepth") == 1
+    again = write_label_png(tmp_path / "again.png", DEV, fp)
+    assert open(again, "rb").read() == label.read_bytes()
+    assert parse_qr_payload(qr_payload(DEV, fp)) == (DEV, fp)
+    j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    assert j["devices"][0]["provisioned"]["technician"] == "Wang Li"
+    assert verify_archive(arch)["verdict"] == "OK"
+
+
+def test_provision_refuses_another_id_or_an_untrusted_station(tmp_path, arch):
+    from test_offload import Sim
+    sd = prepared(tmp_path, arch, device="SC-OTHER01")
+    sim = Sim(sd, record=2, extra=["--device", "SC-OTHER01"])
+    try:
+        p = sealcam("provision", "--port", sim.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--installed", "--label", "-")
+        assert p.returncode == 1 and "reports the id SC-OTHER01" in p.stderr, p.stderr
+    finally:
+        sim.stop()
+    sd2 = prepared(tmp_path / "b", arch, trusted=False) if (tmp_path / "b").mkdir() is None \
+        else None
+    sim = Sim(sd2, record=2, extra=["--device", DEV])
+    try:
+        p = sealcam("provision", "--port", sim.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--installed", "--label", "-")
+        assert p.returncode == 5 and "does not trust this station" in p.stderr, p.stderr
+    finally:
+        sim.stop()
+    with Archive(arch) as a:
+        assert a.devices() == []
+    assert not [e for e in log_entries(arch) if e["type"] != "adopt"]
+
+
+def test_provision_usage_errors(tmp_path, arch):
+    p = sealcam("provision", "--port", "/dev/null", "--archive", arch, "--device-id",
+                "SC-1.key2", "--technician", "W", "--installed")
+    assert p.returncode == 3 and "not a usable device id" in p.stderr
+    p = sealcam("provision", "--port", "/dev/null", "--archive", arch, "--device-id", DEV,
+                "--technician", " ", "--installed")
+    assert p.returncode == 3 and "--technician" in p.stderr
+    assert normalize_fingerprint("8B81 C862 681B 712B 3541 770F CAE7 48A9") == \
+        "8b81:c862:681b:712b:3541:770f:cae7:48a9"
+    assert normalize_fingerprint("8b81:c862") is None
+
+
+@pytest.mark.skipif(not HAVE_BOARD, reason="the virtual board (sim/board.py, `sealcam sim "
+                                           "board`) is not there yet")
+def test_provision_a_virtual_board_through_mpremote(tmp_path, arch):
+    """The whole path: mpremote writes the id and trust list to the board's flash, the board
+    resets into its firmware, makes its key, and proves it."""
+    from sim import board
+    b = board.start(str(tmp_path / "board"), install=True)
+    try:
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--label", tmp_path / "l.png", timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        b.stop()
+    flash = tmp_path / "board" / "flash"
+    assert (flash / "device_id").read_text().strip() == DEV
+    assert (flash / "trust.cbor").read_bytes() == trust_list(station.station_pub(arch))
+    assert verify_archive(arch)["verdict"] in ("OK", "NOT_SIGNED")
