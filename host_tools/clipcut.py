@@ -61,6 +61,7 @@ class Segment:
 
     def layout(self):
         if self._lay is None:
+            hs = self.hashes()
             f, size = self.src.open_media(self.media)
             with f:
                 if size < self.length:
@@ -68,7 +69,7 @@ class Segment:
                                     "verify` on the archive" % (self.src.device, self.media,
                                                                 size, self.length), 1)
                 try:
-                    self._lay = CF.walk(f, self.length)
+                    self._lay = CF.walk(_Checked(self, f, hs), self.length)
                 except CF.WalkError as e:
                     raise ClipError("%s: %s is not the container of SPEC §4.4 (%s): it "
                                     "cannot be cut" % (self.src.device, self.media, e), 1)
@@ -117,6 +118,48 @@ class Segment:
     def media_end(self):
         bl = self.layout().blocks
         return max(b.time + b.dur for b in bl)
+
+
+class _Checked:
+    """The segment's media as the walk reads it: every chunk it touches is read whole and
+    checked against its signed hash first, and the walk reads those checked bytes (never
+    the file again): a changed byte anywhere the walk looks is exit 1, not a moved cut."""
+
+    def __init__(self, seg, f, hs):
+        self.seg, self.f, self.hs, self.pos = seg, f, hs, 0
+        self.i, self.data = None, b""
+
+    def seek(self, pos):
+        self.pos = pos
+
+    def _chunk(self, i):
+        if i != self.i:
+            self.data = _read_chunk(self.seg, self.f, self.hs, i)
+            self.i = i
+        return self.data
+
+    def read(self, n):
+        c, out = self.seg.chunk, b""
+        end = min(self.pos + n, self.seg.length)
+        while self.pos < end:
+            i = self.pos // c
+            d = self._chunk(i)
+            piece = d[self.pos - i * c:end - i * c]
+            if not piece:
+                break
+            out += piece
+            self.pos += len(piece)
+        return out
+
+
+def _read_chunk(seg, f, hs, i):
+    """Chunk i of the segment's media, checked against its signed hash (ClipError 1)."""
+    f.seek(i * seg.chunk)
+    data = f.read(seg.chunk_len(i))
+    if hashlib.sha256(data).digest() != hs[i]:
+        raise ClipError("%s: chunk %d of %s does not match its signed hash: run `sealcam "
+                        "verify` on the archive" % (seg.src.device, i, seg.media), 1)
+    return data
 
 
 def _plan(seg, b1, b2):
@@ -178,13 +221,7 @@ def cut(seg, b1, b2, asked, subject, subject_recs, out):
     f, _ = src.open_media(seg.media)
     with f:
         def chunk(i):
-            f.seek(i * c)
-            data = f.read(seg.chunk_len(i))
-            if hashlib.sha256(data).digest() != hs[i]:
-                raise ClipError("%s: chunk %d of %s does not match its signed hash: run "
-                                "`sealcam verify` on the archive" % (src.device, i, seg.media),
-                                1)
-            return data
+            return _read_chunk(seg, f, hs, i)
 
         pieces = []
         if k == 0:

@@ -857,3 +857,26 @@ def test_a_damaged_index_or_lost_media_is_one_line(world, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "missing from the archive" in err and "not offloaded" not in err, err
     assert not os.path.exists(tmp_path / "x.mkv")
+
+
+def test_the_walk_reads_only_checked_media(world, statement, tmp_path, capsys):
+    """`sealcam clip` finds Clusters by walking the media: a byte changed in a chunk the
+    clip does not hold (before its first chunk) would move the cut or the times it reports;
+    every chunk the walk reads is checked against its signed hash first: exit 1."""
+    prov = clipfile.decode_prov(open(statement["prov"], "rb").read())
+    assert prov["first"] > prov["head_chunks"]
+    arch = tmp_path / "arch"
+    shutil.copytree(world["arch"], arch)
+    media = arch / "devices" / A / "m" / ("%08d.mkv" % world["fa"]["seg2"])
+    os.chmod(media, 0o644)
+    data = open(media, "rb").read()
+    lay = clipfile.walk(io.BytesIO(data), len(data))
+    # a block's size byte in a chunk before the clip's: the walk would go astray
+    blk = next(b for b in lay.blocks if prov["head_chunks"] * CHUNK <= b.offset
+               and b.end < prov["first"] * CHUNK)
+    _flip(str(media), blk.offset + 4)
+    rc = cli(["clip", "--archive", str(arch), "--annotation", "%s:%d" % (A, world["fa"]["voice"]),
+              "--out", str(tmp_path / "x.mkv")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "does not match its signed hash" in err and "sealcam verify" in err, err
+    assert not os.path.exists(tmp_path / "x.mkv")
