@@ -224,9 +224,21 @@ def _mark_cut(src, seq, before, after):
         raise ClipError("%s MARK seq %d was made while not recording: no media to cut"
                         % (src.device, seq))
     seg = Segment(src, at[0])
-    t = seg.time_at(at[1] * seg.chunk + at[2])
+    byte = at[1] * seg.chunk + at[2]
+    if byte > seg.length:
+        raise ClipError("%s MARK seq %d was made at byte %d of segment %d, past the %d bytes "
+                        "its signed records cover (offloaded while recording): offload again "
+                        "once the recorder has checkpointed or stopped"
+                        % (src.device, seq, byte, seg.seq, seg.length), 1)
+    t = seg.time_at(byte)
     t1, t2 = max(0, t - before * 1000), min(seg.media_end(), t + after * 1000)
-    b1, b2 = seg.bytes_of(t1, max(t2, t1 + 1))
+    try:
+        b1, b2 = seg.bytes_of(t1, max(t2, t1 + 1))
+    except ClipError:
+        b1, b2 = byte, byte
+    # the clip always holds the mark's own byte (a block's time and its place in the file
+    # differ by up to a frame: the time window alone may miss it)
+    b1, b2 = min(b1, byte), max(b2, min(byte + 1, seg.length))
     return [(seg, b1, b2, (t1, t2), [r])]
 
 

@@ -880,3 +880,37 @@ def test_the_walk_reads_only_checked_media(world, statement, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "does not match its signed hash" in err and "sealcam verify" in err, err
     assert not os.path.exists(tmp_path / "x.mkv")
+
+
+def test_a_mark_clip_always_holds_the_mark(world, tmp_path, capsys):
+    """--before 0 --after 0 (or a mark at the media's end): the clip still holds the mark's
+    byte and verifies; a MARK past the signed media (offloaded while recording) is exit 1,
+    no clip written."""
+    for dev, seq, before, after in ((A, world["fa"]["mark"], 0, 0),
+                                    (B, world["fb"]["mark2"], 0.1, 0.1),
+                                    (B, world["fb"]["mark2"], 0, 3),
+                                    (B, world["fb"]["mark"], 0, 0)):
+        out = tmp_path / ("m-%d-%s.mkv" % (seq, after))
+        rc = cli(["clip", "--archive", world["arch"], "--mark", "%s:%d" % (dev, seq),
+                  "--before", str(before), "--after", str(after), "--out", str(out)])
+        capsys.readouterr()
+        assert rc == 0, (dev, seq, before, after)
+        rc, j = verify(out, "--archive", world["arch"])
+        assert rc == 0 and j["failure"] is None, (dev, seq, before, after, j["failure"])
+    s = rw.RefStore(tmp_path / "sd", seed=b"\xe5" * 32, device="SC-CLIPE005", officer="OFC-1",
+                    chunk=CHUNK)
+    s.boot()
+    s.rec_start()
+    m = Media(s)
+    _checkpointed(s, m, 2)
+    m.run(1.5)                              # after the last checkpoint: not signed yet
+    mk = s.mark("important").seq
+    m.run(0.5)
+    arch = tmp_path / "open"
+    station.init(arch)
+    offload(s, arch)
+    out = tmp_path / "open.mkv"
+    rc = cli(["clip", "--archive", str(arch), "--mark", "SC-CLIPE005:%d" % mk, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "past the" in err and len(err.splitlines()) == 1, err
+    assert not os.path.exists(out)
