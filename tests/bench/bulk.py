@@ -9,12 +9,14 @@ the USB disk. Timed, one after the other, each from the page cache (the files we
 written and `sync`ed before each clock starts):
 
 - `cp` of the segment files to a fresh folder, then `sha256sum` of the copies;
-- `sealcam offload` (in process, the same code as the command): HELLO to receipt,
+- `sealcam offload` (in process, the same code as the command, into a new archive each
+  time): HELLO to receipt,
   records and chunk indexes over the pty, media from the volume, every chunk checked
   against its signed hash before it is staged, the archive's objects written and fsynced,
   the archived store verified (`verify_store`) and the receipt sent.
 
-Then the serial path's own line: offload over the pty against a raw copy through the same
+Both are timed ROUNDS times, alternating; the best of each is compared (the machine is
+shared: one slow run says little). Then the serial path's own line: offload over the pty against a raw copy through the same
 pty (tests/bench/offload.py), at a smaller size.
 
     python -m tests.bench.bulk          (make bench runs it too)
@@ -38,6 +40,7 @@ BITRATE = 8_000_000
 SEGMENT_S = 300
 CHECKPOINT_S = 10
 GOAL = 1.2
+ROUNDS = 2                          # each side timed this often, alternating; the best counts
 
 
 def make_shift(sd, flash, mb):
@@ -118,11 +121,16 @@ def main(mb=None):
         t = time.perf_counter()
         pub = make_shift(sd, sd + ".flash", mb)
         made = time.perf_counter() - t
-        os.sync()
-        base, t_cp, nseg = cp_sha256sum(sd, os.path.join(tmp, "copy"))
-        shutil.rmtree(os.path.join(tmp, "copy"))
-        os.sync()
-        sm = bulk_offload(sd, os.path.join(tmp, "archive"), pub)
+        cps, bulks = [], []
+        for r in range(ROUNDS):        # alternating, each from the page cache, synced first
+            os.sync()
+            cps.append(cp_sha256sum(sd, os.path.join(tmp, "copy")))
+            shutil.rmtree(os.path.join(tmp, "copy"))
+            os.sync()
+            bulks.append(bulk_offload(sd, os.path.join(tmp, "archive%d" % r), pub))
+            shutil.rmtree(os.path.join(tmp, "archive%d" % r))
+        base, t_cp, nseg = min(cps)
+        sm = min(bulks, key=lambda x: x.seconds)
         ratio = sm.seconds / base
         media = sm.media_bytes / 1e6
         shift = 8 * 3600 * BITRATE / 8 / 1e9
@@ -130,11 +138,12 @@ def main(mb=None):
               "scaled shift of %.0f MB, %d segments of %d s at %.0f Mbit/s, %d KiB chunks "
               "(made in %.1f s):" % (media, nseg, SEGMENT_S, BITRATE / 1e6, CHUNK >> 10,
                                       made))
-        print("  cp + sha256sum   %6.2f s  (cp %.2f s)   %6.1f MB/s"
-              % (base, t_cp, media / base))
+        print("  cp + sha256sum   %6.2f s  (cp %.2f s)   %6.1f MB/s   (best of %s s)"
+              % (base, t_cp, media / base, ", ".join("%.2f" % c[0] for c in cps)))
         print("  bulk offload     %6.2f s  (HELLO to receipt: transfer with every chunk "
-              "checked %.2f s, the rest verification and receipt)   %6.1f MB/s"
-              % (sm.seconds, sm.transfer_seconds, media / sm.seconds))
+              "checked %.2f s, the rest verification and receipt)   %6.1f MB/s   (best of %s s)"
+              % (sm.seconds, sm.transfer_seconds, media / sm.seconds,
+                 ", ".join("%.2f" % b.seconds for b in bulks)))
         print("  ratio %.2f (goal <= %.1f: %s); a full shift (8 h at %.0f Mbit/s, %.1f GB) at "
               "these rates: cp + sha256sum %.0f s, bulk offload %.0f s"
               % (ratio, GOAL, "met" if ratio <= GOAL else "NOT met", BITRATE / 1e6, shift,
