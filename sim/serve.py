@@ -3,7 +3,7 @@
     python -m sim.serve --store DIR [--flash DIR.flash] [--trust STATION.pub ...]
                         [--runtime cpython|micropython] [--fs littlefs|fat] [--record SECONDS]
                         [--capacity BYTES] [--drift-ppm N] [--max-frame N] [--device ID]
-                        [--officer ID] [--bitrate BPS] [--battery PERCENT] [--seed N]
+                        [--officer ID] [--bitrate BPS] [--battery PERCENT] [--seed N] [--msc]
 
 Boots the firmware on the store (recovery as usual), records SECONDS of a scripted shift
 first if asked (simulated time, as fast as possible), then serves the dock link in real
@@ -19,6 +19,10 @@ stdout: the slave side of a pty that a host opens like /dev/ttyACM0
   the Node process's stdin/stdout are the device's serial port (/dev/serial in the VM);
   this process relays them to and from the pty master with two threads, whole buffers
   at a time. The VM's memory filesystem is mirrored to DIR every few seconds and at exit.
+
+``--msc``: the recorder offers its card as a read-only disk on EXPOSE (SPEC §8.8), like a
+board with USB mass storage; DIR, the store's folder, stands in for the mounted volume
+(the station reads the media there, every chunk checked against its signed hash).
 
 ``--trust`` adds station public keys (64 hex digits, as ``station.pub``) to the device's
 trust list in internal flash (``trust.cbor``) before it boots. The device's public key is

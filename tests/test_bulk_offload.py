@@ -7,6 +7,7 @@ symlink) caught and read over the link instead, a damaged card never archived.
 The bench of its speed is `make bench` (tests/bench/bulk.py), not here.
 """
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -336,3 +337,23 @@ def test_bulk_on_the_micropython_vm(tmp_path, card):
     assert p == 0, sm["errors"]
     assert sm["media_path"] == "bulk" and sm["bulk_fallbacks"] == [], sm
     assert sm["verdict"] == OK and sm["receipt"]
+
+
+def test_dock_offloads_from_the_disk_then_sets_the_clock_and_checks(tmp_path, card):
+    """`sealcam dock` on a recorder offering its disk: the offload reads the media from
+    it and ends the exposure, so TIME_SET, ASSIGN and CHECK that follow are not refused
+    (423), and the final pass receipts the records they wrote."""
+    from host_tools.dock import dock
+    arch = tmp_path / "arch"
+    station.init(arch)
+    sd = _copy(card, tmp_path)
+    _register(arch, sd)
+    sim = Sim(sd, trust=arch / "station.pub", extra=("--msc",))
+    try:
+        r = dock(sim.port, str(arch), progress=False, say=lambda m: None)
+    finally:
+        sim.stop()
+    assert r.offload["media_path"] == "bulk" and r.offload["bulk_segments"] >= 4, r.offload
+    assert r.exit_code in (0, 2), (r.status, r.errors if hasattr(r, "errors") else r)
+    assert r.final_offload is not None and r.final_offload["verdict"] == OK, r.final_offload
+    assert "423" not in json.dumps(r.__dict__, default=str)
