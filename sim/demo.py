@@ -50,6 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "demo-out")
 DEVICE = "SC-DEMO0001"
 OFFICER, UNIT = "PC-0042", "Traffic Unit 2"
+TECHNICIAN = "Tech Wang"
 WALK_S = 20            # from the check-out to the first step of the shift
 SHIFT_LEAD_S = 60      # the shift ends this long (minus the time it takes) before check-in
 
@@ -280,23 +281,29 @@ def docked(d, verbs, shift_s=0.0):
 
 def step_checkout(d):
     banner("2. 签出 / Check-out: the recorder is docked at the station before the shift")
-    done = docked(d, [("offload", ["--archive", d.arch, "--register", "--no-progress",
+    # first contact: a technician provisions it (sim serve installed the id and trust list)
+    done = docked(d, [("provision", ["--archive", d.arch, "--device-id", DEVICE, "--technician",
+                                     TECHNICIAN, "--installed", "--label",
+                                     os.path.join(d.out, "label.png"), "--json"],
+                       "provision.json", "provisioning (technician, label.png), JSON"),
+                      ("offload", ["--archive", d.arch, "--no-progress",
                                    "--json"], "checkout.json", "check-out (offload, checkout), JSON"),
                       ("checkout", ["--archive", d.arch, "--officer", OFFICER, "--unit", UNIT,
                                     "--json"], "checkout.json", "")], d.shift_s)
     if done is None:
         return None
-    off, co = _json(done[0]), _json(done[1])
+    prov, (off, co) = _json(done[0]), (_json(done[1]), _json(done[2]))
     if off is None or co is None or not co.get("clock"):
         print("demo: check-out failed; see %s" % d.rel(os.path.join(d.out, "checkout.json")))
         return None
     d.save_dock_text("checkout.txt", "check-out", co)
     ck = co["clock"]
     print("  station clock %s (times are UTC, %s)" % (hms(ck["new"]), day(ck["new"])))
-    if off.get("registered"):
-        say("登记设备", "Recorder registered",
-            "%s, its key (fingerprint %s) is now the one the station trusts for it"
-            % (off["device"], off["fingerprint"]))
+    if prov is not None:
+        say("登记设备", "Recorder provisioned",
+            "%s by technician %s: the key it proved in the session (fingerprint %s) is now "
+            "the one the station trusts for it; its label is label.png"
+            % (prov["device"], prov["technician"], prov["fingerprint"]))
     say("校准时钟", "Clock set", "the recorder was %.1f s %s; now it reads the station's time "
         "(record #%s)" % (abs(ck["correction_ms"]) / 1000,
                           "slow" if ck["correction_ms"] >= 0 else "fast", ck["seq"]))

@@ -14,7 +14,7 @@ import sys
 import cbor2
 import pytest
 
-from host_tools import station
+from host_tools import keys, station
 from host_tools.offload import offload
 from host_tools.verify import OK, verify_store
 
@@ -468,7 +468,8 @@ def test_offload_stores_nothing_on_a_tampered_log(arch, made, tmp_path):
     s.rec_stop()
     d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)]).start()
     try:
-        r = sealcam("offload", "--port", d.port, "--archive", arch, "--register")
+        r = sealcam("offload", "--port", d.port, "--archive", arch, "--register",
+                    "--fingerprint", keys.fingerprint(s.pubkey))
     finally:
         d.stop()
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr

@@ -210,7 +210,8 @@ def test_lifecycle_rows_are_checked_against_the_log(tmp_path, arch, devs):
     j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
     dv = j["devices"][0]
     assert dv["status"] == "revoked" and dv["firmware"] == "ab" * 32
-    assert dv["revoked"]["by"] == "Sgt Zhang" and dv["last_head"]["seq"] == len(s.records) - 2   # before its RECEIPT
+    assert dv["revoked"]["by"] == "Sgt Zhang"
+    assert dv["last_head"]["seq"] == len(s.records) - 2     # the head before its RECEIPT
     assert dv["last_offload"]["status"] == "ok" and dv["battery"] == "unknown"
     txt = sealcam("station", "devices", "--archive", arch).stdout
     assert "REVOKED" in txt and "battery      unknown" in txt
@@ -282,3 +283,24 @@ def test_sim_revoked_recorder_is_quarantined(tmp_path, arch):
         assert q["records"] > 0 and q["device"] == dev
     res = verify_archive(arch)
     assert res["verdict"] == "OK", res["reasons"]
+
+
+def test_lifecycle_entries_match_the_cddl(tmp_path, arch):
+    pycddl = pytest.importorskip("pycddl")
+    schema = open(os.path.join(ROOT, "protocol", "schema.cddl")).read()
+    v = pycddl.Schema("root = log-entry\n" + schema)
+    k1 = rw.raw_pub(rw.key_from_seed(b"\x01" * 32))
+    k2 = rw.raw_pub(rw.key_from_seed(b"\x02" * 32))
+    with Archive(arch) as a:
+        a.register(DEV, k1, technician="Wang Li")
+        a.firmware_seen(DEV, b"\x05" * 32)
+        a.revoke(DEV, "lost", "Sgt Zhang")
+        a.rekey(DEV, k2, "Tech Li")
+        types = set()
+        for _, raw, e in a.log().entries():
+            v.validate_cbor(raw)
+            types.add(e["type"])
+    assert types == {"device_provisioned", "firmware_seen", "device_revoked", "device_rekeyed"}
+    with pytest.raises(Exception):
+        v.validate_cbor(cbor2.dumps({"type": "device_revoked", "at": "x", "device": DEV,
+                                     "reason": "lost"}, canonical=True))

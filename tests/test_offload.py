@@ -196,7 +196,8 @@ def test_offload_pulls_verifies_and_receipts(tmp_path, arch, dev_factory):
 def test_offload_cli_json_and_table(tmp_path, arch, dev_factory):
     s = shift(tmp_path / "sd", segments=1)
     d = dev_factory(s)
-    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register", "--json")
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register",
+                "--fingerprint", keys.fingerprint(s.pubkey), "--json")
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
     for k in ("device", "records_pulled", "bytes", "seconds", "mb_per_s", "verdict",
@@ -236,7 +237,8 @@ def test_unknown_device(tmp_path, arch, dev_factory):
 def test_untrusted_station_auth_fails_nothing_stored(tmp_path, arch, dev_factory):
     s = shift(tmp_path / "sd", segments=1)
     d = dev_factory(s, trusted=False)
-    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register", "--json")
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--register",
+                "--fingerprint", keys.fingerprint(s.pubkey), "--json")
     assert p.returncode == 5, p.stderr
     j = json.loads(p.stdout)
     assert "does not trust this station" in p.stderr and "station.pub" in p.stderr
@@ -347,7 +349,8 @@ def test_cli_link_broken_exit_6(tmp_path, arch, dev_factory):
     s = shift(tmp_path / "sd", segments=2)
     d = dev_factory(s, delay=0.002)
     p = subprocess.Popen(SEALCAM + ["offload", "--port", d.port, "--archive", str(arch),
-                                    "--register", "--timeout", "0.5"], cwd=ROOT,
+                                    "--register", "--fingerprint",
+                                    keys.fingerprint(s.pubkey), "--timeout", "0.5"], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while d.sent < 300_000 and p.poll() is None:
         time.sleep(0.005)
@@ -579,6 +582,12 @@ def _device_pub(store):
     return keys.load_public_key(p) if os.path.exists(p) else None
 
 
+def _fp(store):
+    """The key fingerprint on the virtual recorder's label (`offload --register
+    --fingerprint`): from the public key it writes to its flash folder at boot."""
+    return keys.fingerprint(_device_pub(store))
+
+
 def _record_two_runs(sd, pub, runtime, seconds=30, extra=()):
     """Two shifts on the virtual recorder (two boots, at least two segments)."""
     for _ in range(2):
@@ -595,7 +604,8 @@ def test_sim_end_to_end(tmp_path, arch, runtime):
     _record_two_runs(sd, pub, runtime)
     sim = Sim(sd, trust=pub, record=30, runtime=runtime)       # a third, then docked
     try:
-        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--register", "--json",
+        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--register",
+                    "--fingerprint", _fp(sd), "--json",
                     timeout=120)
         assert p.returncode == 0, p.stdout + p.stderr
         j = json.loads(p.stdout)
@@ -634,7 +644,8 @@ def test_sim_end_to_end(tmp_path, arch, runtime):
 def test_sim_untrusted_station_exit_5(tmp_path, arch, runtime):
     sim = Sim(tmp_path / "card", trust=None, record=5, runtime=runtime)
     try:
-        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--register")
+        p = sealcam("offload", "--port", sim.port, "--archive", arch, "--register",
+                    "--fingerprint", _fp(tmp_path / "card"))
         assert p.returncode == 5, p.stdout + p.stderr
         assert "does not trust this station" in p.stderr, p.stderr
     finally:
@@ -667,7 +678,8 @@ def test_sim_killed_mid_transfer_resumes(tmp_path, arch, runtime):
     pub = arch / "station.pub"
     sim = Sim(sd, trust=pub, record=40, runtime=runtime, extra=["--bitrate", "12000000"])
     p = subprocess.Popen(SEALCAM + ["offload", "--port", sim.port, "--archive", str(arch),
-                                    "--register", "--json", "--timeout", "1"], cwd=ROOT,
+                                    "--register", "--fingerprint", _fp(sd), "--json",
+                                    "--timeout", "1"], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # undock (kill the recorder) once some media has been verified and staged
     deadline = time.monotonic() + 60
@@ -716,6 +728,7 @@ def test_sim_through_a_lossy_relay(tmp_path, arch, runtime):
         with Relay(sim.port, rate=0.05, seed=3,
                    faults=("drop", "corrupt", "duplicate", "truncate", "stall")) as r:
             p = sealcam("offload", "--port", r.port, "--archive", arch, "--register",
+                        "--fingerprint", _fp(sd),
                         "--json", "--timeout", "1")
             assert p.returncode == 0, p.stdout + p.stderr
             j = json.loads(p.stdout)
@@ -742,6 +755,7 @@ def test_sim_undocked_repeatedly_until_done(tmp_path, arch):
         with Relay(sim.port, rate=0.01, seed=5, faults=("disconnect", "drop")) as r:
             for _ in range(30):
                 p = sealcam("offload", "--port", r.port, "--archive", arch, "--register",
+                            "--fingerprint", _fp(sd),
                             "--json", "--timeout", "1")
                 codes.append(p.returncode)
                 if p.returncode == 0:
