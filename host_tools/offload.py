@@ -320,8 +320,9 @@ class _Offload(Bulk, Puller, Receipts):
             except ArchiveError as e:
                 self.fail(EXIT_USAGE, str(e), "error")
             sm.registered = True
-            self.say("registered %s (key fingerprint %s), trusting the key it proved"
-                     % (dev_id, sm.fingerprint))
+            self.say("registered %s: the key it proved has the fingerprint %s%s"
+                     % (dev_id, sm.fingerprint, ", as on its label"
+                        if isinstance(self.register, str) else ""))
         sm.archive_head_seq = row["last_head_seq"]
         held = a.max_seq(dev_id)
         ref = max(x for x in (row["last_head_seq"], held, -1) if x is not None)
