@@ -239,7 +239,8 @@ def _mark_cut(src, seq, before, after):
     # the clip always holds the mark's own byte (a block's time and its place in the file
     # differ by up to a frame: the time window alone may miss it)
     b1, b2 = min(b1, byte), max(b2, min(byte + 1, seg.length))
-    return [(seg, b1, b2, (t1, t2), [r])]
+    # what was asked, not what the recording has: the output says what is missing
+    return [(seg, b1, b2, (t - before * 1000, t + after * 1000), [r])]
 
 
 def _range_cuts(src, t_from, t_to, extra=(), seqs=None):
@@ -266,7 +267,9 @@ def _range_cuts(src, t_from, t_to, extra=(), seqs=None):
         if t1 >= t2:
             continue
         b1, b2 = seg.bytes_of(t1, t2)
-        out.append((seg, b1, b2, (t1, t2), list(extra)))
+        # the range asked (in the segment's media time), not clipped to the recording
+        out.append((seg, b1, b2, (t_from - seg.origin_rtc, t_to - seg.origin_rtc),
+                    list(extra)))
     return out
 
 
@@ -322,8 +325,9 @@ def make_clip(archive, out, annotation=None, mark=None, device=None, officer=Non
         src = ArchiveSource(archive, device)
         plans.append((src, _range_cuts(src, since, until),
                       {"kind": "range", "seqs": [], "from": since, "to": until}))
+        wanted = [(device, since, until)]
     else:
-        seen = False
+        seen, wanted = False, []
         for did in _devices(archive):
             src = ArchiveSource(archive, did)
             cuts = []
@@ -331,6 +335,7 @@ def make_clip(archive, out, annotation=None, mark=None, device=None, officer=Non
                 seen = True
                 if min(hi, until) > max(lo, since):
                     cuts += _range_cuts(src, max(lo, since), min(hi, until), [a], seqs)
+                    wanted.append((did, max(lo, since), min(hi, until)))
             plans.append((src, cuts, {"kind": "range", "seqs": [], "from": since,
                                       "to": until}))
         if not seen:
@@ -347,10 +352,29 @@ def make_clip(archive, out, annotation=None, mark=None, device=None, officer=Non
             clips.append(cut(seg, b1, b2, asked, subject, subject_recs,
                              _name(out, src, seg, n > 1)))
         src.close()
-    return {"archive": os.path.abspath(archive), "clips": clips,
+    gaps = _gaps(wanted, clips) if device or officer else []
+    return {"archive": os.path.abspath(archive), "clips": clips, "not_recorded": gaps,
             "verify": ["sealcam verify-clip %s --archive %s" % (c["file"],
                                                                  os.path.abspath(archive))
                        for c in clips]}
+
+
+def _gaps(wanted, clips):
+    """[{"device", "from", "to", "s"}]: the parts of the asked ranges ((device, rtc from,
+    rtc to) each) that no clip covers: before the first segment, between segments (the
+    recorder stopped), after the last."""
+    out = []
+    for did, lo, hi in wanted:
+        covered = sorted(c["covers"]["rtc"] for c in clips if c["device"] == did)
+        at = lo
+        for c1, c2 in covered + [(hi, hi)]:
+            if min(c1, hi) > at:
+                out.append({"device": did, "from": _iso(at), "to": _iso(min(c1, hi)),
+                            "s": round((min(c1, hi) - at) / 1000, 3)})
+            at = max(at, c2)
+            if at >= hi:
+                break
+    return out
 
 
 def clip_command(archive, device, seq, out):
@@ -443,13 +467,18 @@ def to_text(res):
                 "more after (whole chunks)" % (c["covers"]["from"], c["covers"]["to"],
                                                c["covers"]["from_s"], c["covers"]["to_s"],
                                                c["beyond"]["before_s"], c["beyond"]["after_s"])]
-        if c["short"]["before_s"] or c["short"]["after_s"]:
+        if (c["short"]["before_s"] or c["short"]["after_s"]) and len(res["clips"]) == 1:
             out.append("note:       the recording does not reach the whole range asked "
                        "(%.1f s missing before, %.1f s after)" % (c["short"]["before_s"],
                                                                   c["short"]["after_s"]))
         out += ["play it:    %s" % c["play"],
                 "check it:   sealcam verify-clip %s --archive %s" % (c["file"], res["archive"]),
                 ""]
+    for g in res.get("not_recorded") or ():
+        out.append("not recorded: %s to %s (%.1f s): %s recorded nothing then (no segment "
+                   "covers it)" % (g["from"], g["to"], g["s"], g["device"]))
+    if res.get("not_recorded"):
+        out.append("")
     return "\n".join(R.printable(x, backslash=False) for x in out)
 
 

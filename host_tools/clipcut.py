@@ -207,7 +207,8 @@ def _write_regular(path, chunks):
 
 def cut(seg, b1, b2, asked, subject, subject_recs, out):
     """Write the clip of segment ``seg`` covering bytes [b1, b2) to ``out`` and its
-    provenance to ``out``.prov. ``asked``: (start ms, end ms) of media time asked for;
+    provenance to ``out``.prov. ``asked``: (start ms, end ms) of media time asked for (not
+    clipped to the recording: `short` says how much of it the recording lacks);
     ``subject``: {"kind", "seqs", "from", "to"}; ``subject_recs``: the records it names.
     Returns the clip's summary (dict)."""
     src, c = seg.src, seg.chunk
@@ -255,7 +256,8 @@ def cut(seg, b1, b2, asked, subject, subject_recs, out):
                       "from": _iso(seg.origin_rtc + asked[0]),
                       "to": _iso(seg.origin_rtc + asked[1])},
             "covers": {"from_s": _s(c1), "to_s": _s(c2), "from": _iso(seg.origin_rtc + c1),
-                       "to": _iso(seg.origin_rtc + c2)},
+                       "to": _iso(seg.origin_rtc + c2),
+                       "rtc": [seg.origin_rtc + int(c1), seg.origin_rtc + int(c2)]},
             "beyond": {"before_s": _s(max(0, asked[0] - c1)),
                        "after_s": _s(max(0, c2 - asked[1]))},
             "short": {"before_s": _s(max(0, c1 - asked[0])),

@@ -10,6 +10,7 @@ Clips are decoded with FFmpeg (PyAV), verified, and tampered with byte by byte.
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -285,7 +286,9 @@ def test_clip_from_the_start_is_the_file_as_it_is(world, tmp_path):
     (c,) = res["clips"]
     prov = clipfile.decode_prov(open(c["prov"], "rb").read())
     assert (prov["first"], prov["header"], prov["head_chunks"], prov["lead"]) == (0, 0, 0, 0)
-    assert c["asked"]["from_s"] == 0 and c["beyond"]["before_s"] == 0
+    # asked: 5 s before the mark, 2.5 s before the recording began: said missing
+    assert -2.6 <= c["asked"]["from_s"] <= -1.9
+    assert c["beyond"]["before_s"] == 0 and c["short"]["before_s"] == -c["asked"]["from_s"]
     seg = open(os.path.join(world["arch"], "devices", A, "m", "%08d.mkv"
                             % world["fa"]["seg1"]), "rb").read()
     assert open(c["file"], "rb").read() == seg[:c["bytes"]] and c["bytes"] % CHUNK == 0
@@ -914,3 +917,35 @@ def test_a_mark_clip_always_holds_the_mark(world, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "past the" in err and len(err.splitlines()) == 1, err
     assert not os.path.exists(out)
+
+
+def test_the_asked_range_and_what_is_missing_are_said(shifts, world, tmp_path, capsys):
+    """"asked" is what was asked, not what the recording has: a mark 2.5 s into its segment
+    asked with 5 s before says 2.5 s are missing; a device range from a minute before the
+    first segment to an hour after the last, over two segments, lists what no segment
+    covers (before, between the segments, after)."""
+    out = tmp_path / "m.mkv"
+    rc = cli(["clip", "--archive", world["arch"], "--mark", "%s:%d" % (A, world["fa"]["mark"]),
+              "--before", "5", "--after", "0.5", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and re.search(r"\(media -2\.[0-6] s to ", text), text
+    assert re.search(r"does not reach the whole range asked \(2\.[0-6] s missing before",
+                     text), text
+    f, rtc = shifts["f"], shifts["rtc"]
+    t0, t1 = rtc[f["seg1"]] - 60_000, rtc[f["seg2"]] + 3_600_000
+    res = clip.make_clip(shifts["arch"], str(tmp_path / "d.mkv"), device=D, since=t0,
+                         until=t1)
+    c1, c2 = res["clips"]
+    assert c1["asked"]["from_s"] == pytest.approx(-60, abs=1)      # the range asked
+    assert c1["asked"]["to"] == c2["asked"]["to"]
+    assert c2["asked"]["to_s"] > 3000
+    gaps = res["not_recorded"]
+    assert len(gaps) == 3 and all(g["device"] == D for g in gaps), gaps
+    assert gaps[0]["s"] == pytest.approx(60, abs=1)             # before the first segment
+    assert 0 < gaps[1]["s"] < 5                                 # between the two segments
+    assert gaps[2]["s"] > 3500                                  # after the last
+    capsys.readouterr()
+    rc = cli(["clip", "--archive", shifts["arch"], "--device", D, "--from", _iso(t0), "--to",
+              _iso(t1), "--out", str(tmp_path / "e.mkv")])
+    text = capsys.readouterr().out
+    assert rc == 0 and text.count("not recorded:") == 3, text
