@@ -62,7 +62,7 @@ def test_provision_registers_the_proven_key_under_the_technician(tmp_path, arch)
     from test_offload import Sim, _device_pub
     sd = prepared(tmp_path, arch)
     label = tmp_path / "label.png"
-    sim = Sim(sd, record=3, extra=["--device", DEV])
+    sim = Sim(sd, record=3, extra=["--device", DEV, "--battery", "77"])
     try:
         p = sealcam("provision", "--port", sim.port, "--archive", arch, "--device-id", DEV,
                     "--technician", "Wang Li", "--installed", "--label", label)
@@ -79,6 +79,13 @@ def test_provision_registers_the_proven_key_under_the_technician(tmp_path, arch)
         o = sealcam("offload", "--port", sim.port, "--archive", arch, "--json")
         assert o.returncode == 0, o.stdout + o.stderr
         assert json.loads(o.stdout)["fingerprint"] == fp
+        # before it: battery unknown; a check-out's SELF_CHECK, offloaded, gives it
+        j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+        assert j["devices"][0]["battery"] == "unknown"
+        c = sealcam("checkout", "--port", sim.port, "--archive", arch, "--officer", "PC-0042",
+                    "--unit", "U2", "--json")
+        assert c.returncode in (0, 2), c.stdout + c.stderr
+        assert sealcam("offload", "--port", sim.port, "--archive", arch).returncode == 0
     finally:
         assert sim.stop() == 0
     with Archive(arch) as a:
@@ -93,7 +100,13 @@ def test_provision_registers_the_proven_key_under_the_technician(tmp_path, arch)
     assert open(again, "rb").read() == label.read_bytes()
     assert parse_qr_payload(qr_payload(DEV, fp)) == (DEV, fp)
     j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
-    assert j["devices"][0]["provisioned"]["technician"] == "Wang Li"
+    dv = j["devices"][0]
+    assert dv["provisioned"]["technician"] == "Wang Li" and dv["status"] == "active"
+    assert dv["battery"]["percent"] in (76, 77)         # --battery 77, draining slowly
+    assert dv["firmware"] == "unknown" or len(dv["firmware"]) == 64     # HELLO fw (B4)
+    assert dv["last_offload"]["status"] == "ok" and dv["last_head"]["seq"] > 0
+    txt = sealcam("station", "devices", "--archive", arch).stdout
+    assert "provisioned" in txt and "Wang Li" in txt and "battery      7" in txt
     assert verify_archive(arch)["verdict"] == "OK"
 
 
