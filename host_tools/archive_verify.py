@@ -194,6 +194,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             for did in sorted(set(rows) | set(st.devices)):
                 entry, seen = _check_device(a, did, rows.get(did), st.devices.get(did),
                                             cross.get(did, ()), progress)
+                entry["retired_key_of"] = st.retired.get(did)    # `station rekey` (§9.1)
                 out["devices"].append(entry)
                 proven |= seen
                 worst = _worse(worst, entry["verdict"])
@@ -295,7 +296,11 @@ def _text(res, all_records=False):
     lines.append("")
     for e in res["devices"]:
         lines.append("=" * 78)
-        lines.append("device %s (registered key %s)" % (e["device"], e["fingerprint"]))
+        if e.get("retired_key_of"):
+            lines.append("device %s (the retired key %s of %s: its history before `station "
+                         "rekey`)" % (e["device"], e["fingerprint"], e["retired_key_of"]))
+        else:
+            lines.append("device %s (registered key %s)" % (e["device"], e["fingerprint"]))
         if e["report"] is None:
             for r in e["reasons"]:
                 lines.append("  - %s" % r)

@@ -304,3 +304,16 @@ def test_lifecycle_entries_match_the_cddl(tmp_path, arch):
     with pytest.raises(Exception):
         v.validate_cbor(cbor2.dumps({"type": "device_revoked", "at": "x", "device": DEV,
                                      "reason": "lost"}, canonical=True))
+
+
+def test_verify_text_names_a_retired_key(tmp_path, arch, devs):
+    old = shift(tmp_path / "old")
+    d = devs(old)
+    assert offload(d.port, arch, register=keys.fingerprint(old.pubkey)).exit_code == 0
+    new = rw.raw_pub(rw.key_from_seed(b"\x33" * 32))
+    station.rekey(arch, DEV, new, "Tech Li")
+    v = sealcam("verify", arch)
+    assert v.returncode == 0, v.stdout
+    assert "device %s.key1 (the retired key %s of %s" % (DEV, keys.fingerprint(old.pubkey),
+                                                          DEV) in v.stdout
+    assert "device %s (registered key %s)" % (DEV, keys.fingerprint(new)) in v.stdout
