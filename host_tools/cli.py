@@ -56,7 +56,9 @@ Exit codes:
              3 usage error / not an archive / nothing of the kind asked
     verify-clip: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage / unreadable file
     station, sim: 0 ok, 3 usage error or an archive that cannot be written
-             (station reindex: 1 records the log names were found nowhere)
+             (station reindex: 1 records the log names were found nowhere; station
+             devices: 1 the station log does not verify)
+    dock, checkout, status: also 7 the recorder is revoked (nothing is sent to it)
 """
 from __future__ import annotations
 
@@ -95,7 +97,9 @@ exit codes:
            3 usage error, not an archive, or nothing of the kind asked in it
   verify-clip  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage error or unreadable file
   station, sim  0 ok, 3 usage error or an archive that cannot be written
-                (station reindex: 1 records the log names were found nowhere)
+                (station reindex: 1 records the log names were found nowhere; station
+                devices: 1 the station log does not verify)
+  dock, checkout, status  also 7: the recorder is revoked (nothing is sent to it)
 
 a shift at the dock:
   sealcam station init --archive /srv/sealcam          # once: station key + empty archive
