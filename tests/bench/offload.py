@@ -21,6 +21,13 @@ def _sealcam(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
+def _label_fp(store):
+    """The key fingerprint on the virtual recorder's label (`offload --register
+    --fingerprint`): its public key, written to its flash folder at boot."""
+    from host_tools import keys
+    return keys.fingerprint(keys.load_public_key(store + ".flash/device.pub"))
+
+
 def offload_mbps(runtime, seconds=60, bitrate=8000000, frame=66560, window=8):
     """Record `seconds` at `bitrate` on the virtual recorder, offload it; returns the
     offload summary (transfer MB/s and bytes)."""
@@ -40,6 +47,7 @@ def offload_mbps(runtime, seconds=60, bitrate=8000000, frame=66560, window=8):
             if not line.startswith("PORT "):
                 raise SystemExit("sim serve did not start: " + srv.stderr.read())
             p = _sealcam("offload", "--port", line.split()[1], "--archive", arch, "--register",
+                         "--fingerprint", _label_fp(os.path.join(tmp, "sd")),
                          "--json", "--no-progress", "--window", window)
             if p.returncode:
                 raise SystemExit("offload failed: %s %s" % (p.stdout, p.stderr))
@@ -80,7 +88,8 @@ def growth(n=50, seconds=30, bitrate=8000000):
                 # writeback lands on the next run's clock, and grows with the archive
                 os.sync()
                 p = _sealcam("offload", "--port", line.split()[1], "--archive", arch,
-                             "--register", "--json", "--no-progress")
+                             "--register", "--fingerprint", _label_fp(store), "--json",
+                             "--no-progress")
                 if p.returncode:
                     raise SystemExit("offload %d failed: %s %s" % (k + 1, p.stdout, p.stderr))
                 runs.append(json.loads(p.stdout))
