@@ -241,18 +241,20 @@ def quarantine_revoked(off, dev_id, e: Revoked):
         upto = min(hs, since + REVOKED_MAX_RECORDS - 1)
         total = 0
         if upto >= since:
-            for _, res in c.read_many(((s, {1: s}) for s in range(since, upto + 1)),
-                                      max(1, off.window), op=GET):
+            got = {}
+            for seq, res in c.read_many(((s, {1: s}) for s in range(since, upto + 1)),
+                                        max(1, off.window), op=GET, missing_ok=True):
                 data = res.get(1) if isinstance(res, dict) else None
                 if not isinstance(data, bytes):
-                    continue
+                    continue            # a seq the recorder no longer has
                 data = data[:R.MAX_RECORD]
                 total += len(data)
                 if total > REVOKED_MAX_BYTES:
                     break
-                recs.append(data)
+                got[seq] = data
                 sm.record_bytes += len(data)
                 sm.bytes += len(data)
+            recs = [got[k] for k in sorted(got)]      # in seq order, as the card holds them
     if not recs and isinstance(head, bytes):
         recs = [head[:R.MAX_RECORD]]
     qid = a.quarantine(dev_id, "revoked recorder", recs,
