@@ -7,7 +7,8 @@ verify them, and hand the recorder a custody receipt (SPEC §8, §9).
 Steps: HELLO; the device must be registered (``register=FINGERPRINT`` registers an unknown
 device whose proven key has that fingerprint, from its label: what `offload --register
 --fingerprint FP` passes; ``register=True``, kept for the tests' fake recorders, trusts the
-key it proves, which the command line never does; `sealcam provision` is the normal way); AUTH both ways: the station signs the session's
+key it proves, which the command line never does; `sealcam provision` is the normal way);
+AUTH both ways: the station signs the session's
 transcript, the recorder answers its own signature, checked with the registered key before
 anything the recorder says is used (host_tools/session.py); the signed head (AUTH result)
 is compared with the archive's (a head that went back is flagged and no receipt is sent);
