@@ -113,7 +113,7 @@ def _read_prov(path):
     with f:
         if size > CF.MAX_PROV:
             return None, size
-        data = f.read(CF.MAX_PROV + 1)
+        data = f.read(size + 1)        # (not MAX_PROV: a buffer that size up front)
     return data, size
 
 
@@ -177,6 +177,13 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
         p = CF.decode_prov(data)
     except CF.ProvError as e:
         res.fail("provenance", str(e))
+    if csize > CF.MAX_CLIP:
+        res.fail("provenance", "the clip is %d bytes, more than the %d a clip may have "
+                 "(SPEC §12.3): it is not one" % (csize, CF.MAX_CLIP))
+    idx = [e[0] for e in p["log"]["entries"]]
+    if len(set(idx)) != len(idx):
+        res.fail("provenance", "the station log entry %d is carried twice"
+                 % next(i for i in idx if idx.count(i) > 1))
     dev, seg, c = p["device"], p["segment"], p["chunk"]
     res.ok("provenance", "%s, segment %d, chunks %d-%d, %d records, %d log entries"
            % (dev, seg, p["first"], p["last"], len(p["records"]), len(p["log"]["entries"])))
@@ -255,44 +262,32 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     if len(p["hashes"]) != (k - hc) + (n - 1 - m):
         res.fail("root", "the provenance carries %d chunk hashes, the root of %s seq %d "
                  "needs %d" % (len(p["hashes"]), root.tname, root.seq, (k - hc) + (n - 1 - m)))
-    own = list(range(hc)) + list(range(k, m + 1))
-    hs = dict(zip(list(range(hc, k)) + list(range(m + 1, n)), p["hashes"]))
     if k:
         cf.seek(hdr)
         vh = cf.read(CF.VOID_HEADER)
         if vh != CF.void_header(hc * c - hdr + p["lead"]):
             res.fail("bytes", "the Void header at byte %d is not the one the layout gives "
                      "(%s)" % (hdr, vh.hex()))
-    pos = 0             # in the recorder's bytes (the clip without the Void header)
-
-    def read(nbytes):
-        nonlocal pos
-        out = b""
-        while len(out) < nbytes:
-            fpos = pos + len(out)
-            if k and fpos >= hdr:
-                fpos += CF.VOID_HEADER
-            stop = nbytes - len(out) if not (k and pos + len(out) < hdr) else \
-                min(nbytes - len(out), hdr - pos - len(out))
-            cf.seek(fpos)
-            b = cf.read(stop)
-            if not b:
-                res.fail("bytes", "the clip ends early")
-            out += b
-        pos += nbytes
-        return out
-
-    for i in own:
-        hs[i] = hashlib.sha256(read(clen(i))).digest()
-    r = R.ZERO
+    # the chain of §4.2 folded chunk by chunk, in order: the clip's own chunks (0..hc-1,
+    # k..m) hashed as they are read in one pass, the others from `hashes` (nothing kept
+    # per chunk: the cost is one pass over at most MAX_CLIP bytes)
+    rd = _Recorder(cf, hdr if k else None)
+    hashes, hi, r = p["hashes"], 0, R.ZERO
     for i in range(n):
-        r = R.root_step(r, hs[i])
+        if i < hc or k <= i <= m:
+            d = hashlib.sha256(rd.take(clen(i))).digest()
+        else:
+            d, hi = hashes[hi], hi + 1
+        r = R.root_step(r, d)
+    if rd.short:
+        res.fail("bytes", "the clip ends early")
     if r != root.body[K.ROOT]:
         res.fail("bytes", "the clip's bytes (or the provenance's chunk hashes) are not what "
                  "the recorder signed: they do not give the root of %s seq %d"
                  % (root.tname, root.seq))
     res.ok("bytes", "every byte is the recorder's: chunks %s hashed%s" % (
-        _ranges(own), ", the Void header at byte %d recomputed" % hdr if k else ""))
+        _span(0, m) if not k else "%s, %s" % (_span(0, hc - 1), _span(k, m)),
+        ", the Void header at byte %d recomputed" % hdr if k else ""))
     res.ok("root", "chunk hashes 0..%d give the root %s seq %d signs" % (n - 1, root.tname,
                                                                         root.seq))
     if k:
@@ -492,6 +487,51 @@ def _check_log(res, p, recs, arch, station_key):
         res.ok("station log", "every record is in the station log under %s" % how)
         res.unproven("station key", "the station key %s is the provenance's own: give "
                      "--archive or --station-key STATION.pub to pin it" % fp)
+
+
+class _Recorder:
+    """The recorder's bytes of a clip in order (the Void header at ``hdr`` skipped, if
+    any), read in one pass through a bounded buffer."""
+
+    BUF = 1 << 20
+
+    def __init__(self, cf, hdr):
+        self.cf, self.hdr = cf, hdr
+        self.buf, self.at, self.pos = b"", 0, 0     # pos: next clip byte to read
+        self.short = False
+        cf.seek(0)
+
+    def _fill(self, want):
+        n = max(want, self.BUF)
+        if self.hdr is not None and self.pos < self.hdr:
+            n = min(n, self.hdr - self.pos)
+        data = self.cf.read(n)
+        self.pos += len(data)
+        if self.hdr is not None and self.pos == self.hdr:
+            self.cf.seek(self.hdr + CF.VOID_HEADER)
+            self.pos += CF.VOID_HEADER
+        return data
+
+    def take(self, n):
+        if len(self.buf) - self.at >= n:
+            self.at += n
+            return self.buf[self.at - n:self.at]
+        out = [self.buf[self.at:]]
+        got = len(out[0])
+        while got < n:
+            data = self._fill(n - got)
+            if not data:
+                self.short = True
+                break
+            out.append(data)
+            got += len(data)
+        data = b"".join(out)
+        self.buf, self.at = data, n
+        return data[:n]
+
+
+def _span(a, b):
+    return "%d" % a if a == b else "%d-%d" % (a, b)
 
 
 def _ranges(xs):

@@ -219,6 +219,12 @@ def cut(seg, b1, b2, asked, subject, subject_recs, out):
         raise ClipError("%s segment %d: chunk %d is not covered by a signed root"
                         % (src.device, seg.seq, m), 1)
     n = root_rec.body[K.CHUNKS]
+    size = CF.clip_length({"first": k, "last": m, "chunk": c, "head_chunks": hc,
+                           "header": seg.layout().header}, seg.length)
+    if size > CF.MAX_CLIP:
+        raise ClipError("%s segment %d: the clip would be %.1f MiB, more than the %d MiB a "
+                        "clip may have (SPEC §12.3): ask a shorter range"
+                        % (src.device, seg.seq, size / (1 << 20), CF.MAX_CLIP >> 20))
     f, _ = src.open_media(seg.media)
     with f:
         def chunk(i):

@@ -29,10 +29,12 @@ import cbor2
 from . import records as R
 
 __all__ = ["Block", "Layout", "WalkError", "ProvError", "walk", "void_header", "VOID_HEADER",
-           "decode_prov", "encode_prov", "CLUSTER_START", "FORMAT", "MAX_PROV", "MAX_RECORDS", "MAX_ENTRIES",
+           "decode_prov", "encode_prov", "CLUSTER_START", "FORMAT", "MAX_CLIP", "MAX_PROV",
+           "MAX_RECORDS", "MAX_ENTRIES",
            "MAX_HASHES", "clip_length"]
 
 FORMAT = "sealcam-clip-1"
+MAX_CLIP = 64 << 20          # bytes of a clip file (SPEC §12.3)
 MAX_PROV = 64 << 20          # bytes of a provenance file (entries of the log included)
 MAX_RECORDS = 64             # signed records a provenance carries
 MAX_ENTRIES = 64             # station log entries it carries

@@ -949,3 +949,87 @@ def test_the_asked_range_and_what_is_missing_are_said(shifts, world, tmp_path, c
               _iso(t1), "--out", str(tmp_path / "e.mkv")])
     text = capsys.readouterr().out
     assert rc == 0 and text.count("not recorded:") == 3, text
+
+
+# --- cost and bounds (attack review, finding 7) ----------------------------------------------
+
+def _forge(tmp_path, name, chunks, chunk, dev="SC-FORGED01", seg=5, entries=None):
+    """A whole clip (k = 0: the segment's chunks as they are) and its provenance, made with
+    a forger's own device and station keys: what anyone can make."""
+    import hashlib
+    from host_tools import records as R
+    from host_tools.tlog import merkle, note
+    from host_tools.tlog.log import encode_entry
+
+    def body(t, seq, extra):
+        b = {0: t, 1: seq, 2: b"\0" * 32, 3: dev, 4: 1_700_000_000_000 + seq, 5: seq, 6: 1,
+             7: None, 8: "x", 9: 1}
+        b.update(extra)
+        return b
+    dk, sk = rw.key_from_seed(b"\x66" * 32), rw.key_from_seed(b"\x77" * 32)
+    hs = [hashlib.sha256(x).digest() for x in chunks]
+    start = rw.sign_record(body(R.REC_START, seg, {10: seg, 11: "m/%08d.mkv" % seg, 12: chunk,
+                                                    17: "button", 23: "video/x-matroska"}), dk)
+    root = rw.sign_record(body(R.SEGMENT, seg + 1, {10: seg, 13: sum(map(len, chunks)),
+                                                     14: len(chunks), 15: R.chunk_root(hs),
+                                                     16: [1_700_000_000_000 + seg, seg]}), dk)
+    items = [[R.decode(r).seq, hashlib.sha256(r).digest(), R.decode(r).type]
+             for r in (start, root)]
+    origin = "sealcam-station/" + "ab" * 16
+    entry = encode_entry({"type": "records", "at": "2026-01-01T00:00:00.000+00:00",
+                          "device": dev, "offload": 1, "records": items})
+    cp = note.sign_note(note.checkpoint_text(origin, 1, merkle.root([merkle.leaf_hash(entry)])),
+                        origin, sk)
+    prov = {"format": clipfile.FORMAT, "device": dev, "key": rw.raw_pub(dk), "segment": seg,
+            "chunk": chunk, "header": 0, "head_chunks": 0, "first": 0,
+            "last": len(chunks) - 1, "lead": 0, "hashes": [], "records": [start, root],
+            "root_seq": seg + 1,
+            "subject": {"kind": "range", "seqs": [], "from": 1_700_000_000_000,
+                        "to": 1_700_000_100_000},
+            "log": {"origin": origin, "station": rw.raw_pub(sk), "checkpoint": cp,
+                    "entries": entries if entries is not None else [[0, entry, []]]}}
+    p = str(tmp_path / name)
+    open(p, "wb").write(b"".join(chunks))
+    open(p + ".prov", "wb").write(clipfile.encode_prov(prov))
+    return p, prov, (dk, sk)
+
+
+def test_verify_clip_cost_is_bounded(world, statement, tmp_path):
+    """The chain is folded chunk by chunk in one pass (1-byte chunks: memory does not grow
+    with their count); a clip over the 64 MiB of SPEC §12.3 (a sparse file) is refused
+    before a byte is hashed; a log entry carried twice is refused."""
+    import time
+    import tracemalloc
+    from host_tools import clip_verify
+    n = 1 << 16
+    p, _, _ = _forge(tmp_path, "tiny.mkv", [bytes([i & 0xFF]) for i in range(n)], 1)
+    tracemalloc.start()
+    try:
+        res = clip_verify.verify_clip(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.failure is None, res.failure
+    assert peak < 4 << 20, peak                   # not a dict or a list of 2^16 hashes
+    q = _copy(statement, tmp_path, "huge.mkv")
+    with open(q, "r+b") as f:
+        f.truncate(clipfile.MAX_CLIP + 1)
+    t = time.monotonic()
+    rc, j = verify(q, "--archive", world["arch"])
+    assert rc == 1 and "more than" in j["failure"] and time.monotonic() - t < 5, j["failure"]
+    dup = _edit_prov(statement, tmp_path,
+                     lambda pv: pv["log"].update(entries=pv["log"]["entries"] * 2))
+    rc, j = verify(dup, "--archive", world["arch"])
+    assert rc == 1 and "carried twice" in j["failure"], j["failure"]
+
+
+def test_clip_refuses_a_clip_over_the_bound(world, tmp_path, capsys, monkeypatch):
+    """`sealcam clip` never writes a clip over the bound of SPEC §12.3 (lowered here so a
+    few seconds of media exceed it): exit 3, ask a shorter range, nothing written."""
+    monkeypatch.setattr(clipfile, "MAX_CLIP", 50_000)
+    out = tmp_path / "big.mkv"
+    rc = cli(["clip", "--archive", world["arch"], "--mark", "%s:%d" % (A, world["fa"]["mark"]),
+              "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 3 and "shorter range" in err and len(err.splitlines()) == 1, err
+    assert not os.path.exists(out)
