@@ -69,35 +69,88 @@ def _mpremote():
     return [sys.executable, "-m", "mpremote"]
 
 
-def install_on_board(port, device_id, station_pub, *, runner=subprocess.run):
+# Run on the board before the id is written. A board never provisioned (no device_id) ran
+# its firmware under a default id: the store it made on the card and the head it remembers
+# in flash belong to no recorder a station trusts (its trust list was empty), and would make
+# the provisioned recorder's card foreign (SPEC §5.2). The store is moved aside on the card
+# (renamed, never deleted) and the remembered head is dropped. A board provisioned before
+# is only reported (its id), nothing touched.
+_PREPARE = """
+import os
+def ex(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+if ex('/flash/device_id'):
+    print('SEALCAM-ID', open('/flash/device_id').read().strip())
+else:
+    for f in ('/flash/lasthead.cbor', '/flash/lasthead.new'):
+        if ex(f):
+            os.remove(f)
+    try:
+        import board
+        st = getattr(board, 'SD_MOUNT', '/sd') + getattr(board, 'STORE_DIR', '/sealcam')
+    except Exception:
+        st = '/sd/sealcam'
+    if ex(st):
+        n = 0
+        while ex(st + '.unprovisioned-%d' % n):
+            n += 1
+        os.rename(st, st + '.unprovisioned-%d' % n)
+        print('SEALCAM-MOVED', st + '.unprovisioned-%d' % n)
+    print('SEALCAM-FRESH')
+"""
+
+
+def _run(runner, base, port, step, what):
+    cmd = base + ["connect", port] + step
+    try:
+        p = runner(cmd, capture_output=True, text=True, timeout=MPREMOTE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ProvisionError(EXIT_USAGE, "mpremote %s on %s gave no answer within %d s: is the "
+                             "board connected, and not production-locked?"
+                             % (what, port, MPREMOTE_TIMEOUT)) from None
+    if p.returncode != 0:
+        why = (p.stderr or p.stdout or "").strip().splitlines()[-1:] or ["?"]
+        raise ProvisionError(EXIT_USAGE, "mpremote %s on %s failed (%s): is it a board with "
+                             "its REPL reachable (not production-locked)?"
+                             % (what, port, _safe(why[0], 200)))
+    return p.stdout or ""
+
+
+def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say=None):
     """Write /flash/device_id and /flash/trust.cbor on the board at ``port`` with stock
-    mpremote (`fs cp`), then reset it so that it boots its firmware. ProvisionError (exit
-    3) if mpremote is missing or fails."""
+    mpremote (`exec`, `fs cp`), then reset it so that it boots its firmware. A board never
+    provisioned has its pre-provisioning store moved aside first (_PREPARE); a board
+    provisioned under another id is refused. ProvisionError (exit 3) if mpremote is
+    missing or fails."""
+    say = say or (lambda m: print(m, file=sys.stderr))
     base = _mpremote()
     if base is None:
         raise ProvisionError(EXIT_USAGE, "mpremote is not installed (pip install mpremote): it "
                              "writes the id and trust list to the recorder's flash")
+    out = _run(runner, base, port, ["exec", _PREPARE], "exec")
+    for line in out.splitlines():
+        if line.startswith("SEALCAM-ID "):
+            old = line.split(None, 1)[1].strip() if len(line.split()) > 1 else ""
+            if old != device_id:
+                raise ProvisionError(EXIT_USAGE, "the board on %s is provisioned already, as "
+                                     "%s: a recorder keeps its id (its card holds its "
+                                     "evidence); nothing written" % (port, _safe(old)))
+        elif line.startswith("SEALCAM-MOVED "):
+            say("the card held a store the firmware made before the board had an id: moved "
+                "aside on the card to %s (nothing deleted)" % _safe(line.split(None, 1)[1]))
     with tempfile.TemporaryDirectory() as tmp:
         pid, ptrust = os.path.join(tmp, "device_id"), os.path.join(tmp, "trust.cbor")
         with open(pid, "w") as f:
             f.write(device_id + "\n")
         with open(ptrust, "wb") as f:
             f.write(trust_list(station_pub))
-        steps = [["fs", "cp", pid, ":" + FLASH_ID], ["fs", "cp", ptrust, ":" + FLASH_TRUST],
-                 ["reset"]]
-        for st in steps:
-            cmd = base + ["connect", port] + st
-            try:
-                p = runner(cmd, capture_output=True, text=True, timeout=MPREMOTE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                raise ProvisionError(EXIT_USAGE, "mpremote %s on %s gave no answer within %d s: "
-                                     "is the board connected, and not production-locked?"
-                                     % (" ".join(st[:2]), port, MPREMOTE_TIMEOUT)) from None
-            if p.returncode != 0:
-                why = (p.stderr or p.stdout or "").strip().splitlines()[-1:] or ["?"]
-                raise ProvisionError(EXIT_USAGE, "mpremote %s on %s failed (%s): is it a "
-                                     "board with its REPL reachable (not production-locked)?"
-                                     % (" ".join(st[:2]), port, _safe(why[0], 200)))
+        for st in (["fs", "cp", pid, ":" + FLASH_ID], ["fs", "cp", ptrust, ":" + FLASH_TRUST],
+                   ["reset"]):
+            _run(runner, base, port, st, " ".join(st[:2]))
 
 
 def _session(port, a, device_id, host_name, timeout, wait):

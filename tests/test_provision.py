@@ -3,10 +3,11 @@ dock session; the station registers it as provisioned by the named technician
 (device_provisioned in the signed station log) and prints a label with a QR code.
 
 Against the virtual recorder (`python -m sim.serve`, the real firmware) over a real pty.
-The install step (writing /flash/device_id and /flash/trust.cbor with mpremote) needs a
-board with a REPL: the virtual board of `sealcam sim board` (sim/board.py). Where it is not
-there yet, the flash folder of `sim serve` is prepared directly (trust.cbor, device_id)
-and provision runs with --installed; `sim serve` takes its id from --device.
+The whole path (mpremote writes /flash/device_id and /flash/trust.cbor, resets the board,
+which boots its firmware and makes its key) runs against the virtual board (`sealcam sim
+board`, sim/board.py, with stock mpremote). The other tests use `sim serve`, whose flash
+folder is prepared directly (trust.cbor, device_id) with provision --installed; `sim
+serve` takes its id from --device.
 """
 import json
 import os
@@ -157,9 +158,26 @@ def test_provision_a_virtual_board_through_mpremote(tmp_path, arch):
         p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
                     "--technician", "Wang Li", "--label", tmp_path / "l.png", timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
+        # the provisioned board offloads (its BOOT record and what followed) without
+        # --register, pinned to the key it proved
+        o = sealcam("offload", "--port", b.port, "--archive", arch, "--json", timeout=300)
+        assert o.returncode == 0, o.stdout + o.stderr
+        j = json.loads(o.stdout)
+        assert j["device"] == DEV and j["verdict"] == "OK" and j["records_pulled"] > 0
+        # a provisioned board keeps its id: provisioning it as another is refused
+        p2 = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id",
+                     "SC-OTHER01", "--technician", "Wang Li", "--label", "-", timeout=300)
+        assert p2.returncode == 3 and "provisioned already, as %s" % DEV in p2.stderr, \
+            p2.stderr
     finally:
         b.stop()
+    # the store its firmware made before it had an id was moved aside on the card, whole
+    moved = tmp_path / "board" / "sd" / "sealcam.unprovisioned-0"
+    assert "moved aside" in p.stderr and (moved / "head.cbor").exists()
     flash = tmp_path / "board" / "flash"
     assert (flash / "device_id").read_text().strip() == DEV
     assert (flash / "trust.cbor").read_bytes() == trust_list(station.station_pub(arch))
-    assert verify_archive(arch)["verdict"] in ("OK", "NOT_SIGNED")
+    ev = [e for e in log_entries(arch) if e["type"] == "device_provisioned"]
+    assert len(ev) == 1 and ev[0]["technician"] == "Wang Li" and ev[0]["device"] == DEV
+    assert keys.fingerprint(ev[0]["key"]) == j["fingerprint"] in p.stdout
+    assert verify_archive(arch)["verdict"] == "OK"
