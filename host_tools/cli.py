@@ -54,7 +54,8 @@ Exit codes:
              3 usage error / not an archive, 130 interrupted
     clip:    0 clip(s) written, 1 the archive does not prove what was asked (run verify),
              3 usage error / not an archive / nothing of the kind asked
-    verify-clip: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage / unreadable file
+    verify-clip: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage / unreadable file,
+             4 NOT_PROVEN (no key pinned: the clip only agrees with its own provenance)
     station, sim: 0 ok, 3 usage error or an archive that cannot be written
              (station reindex: 1 records the log names were found nowhere; station
              devices: 1 the station log does not verify)
@@ -95,7 +96,8 @@ exit codes:
            3 usage error or not an archive, 130 interrupted (Ctrl-C)
   clip     0 clip(s) written, 1 the archive does not prove what was asked (run verify),
            3 usage error, not an archive, or nothing of the kind asked in it
-  verify-clip  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage error or unreadable file
+  verify-clip  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage error or unreadable file,
+               4 NOT_PROVEN (neither --archive nor --key/--station-key: no key pinned)
   station, sim  0 ok, 3 usage error or an archive that cannot be written
                 (station reindex: 1 records the log names were found nowhere; station
                 devices: 1 the station log does not verify)
@@ -298,7 +300,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "archive's current checkpoint, or the provenance's own signed checkpoint) "
                     "(SPEC §12.4). Prints what was and was not checked.",
         epilog="exit codes: 0 OK or OK_WITH_MISSING_INFO (a key only the provenance's own), "
-               "1 NOT_OK, 3 usage error or a file that cannot be read",
+               "1 NOT_OK, 3 usage error or a file that cannot be read, 4 NOT_PROVEN (neither "
+               "--archive nor --key / --station-key: no key pinned, the clip only agrees "
+               "with its own provenance, which anyone can make)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _clip_verify.add_arguments(vc)
     vc.set_defaults(func=_clip_verify.run)

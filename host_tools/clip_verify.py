@@ -17,8 +17,10 @@ station key: the archive's current one with --archive, else the provenance's own
 
 Verdicts: OK (all proven, with keys pinned), OK_WITH_MISSING_INFO (nothing wrong, but the
 device key or the station key is only the provenance's own word, or the clip holds media
-sealed at recovery), NOT_OK (named: the first check that failed). Exit codes: 0 OK or
-OK_WITH_MISSING_INFO, 1 NOT_OK, 3 usage error or a file that cannot be read.
+sealed at recovery), NOT_PROVEN (nothing wrong, but neither key was pinned: the clip only
+agrees with its own provenance, which anyone can forge with keys of their own), NOT_OK
+(named: the first check that failed). Exit codes: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK,
+3 usage error or a file that cannot be read, 4 NOT_PROVEN.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ __all__ = ["verify_clip", "add_arguments", "run", "UsageError", "FORMAT"]
 
 FORMAT = "sealcam-verify-clip-1"
 OK, MISSING, NOT_OK = "OK", "OK_WITH_MISSING_INFO", "NOT_OK"
+# neither the device key nor the station key pinned: the clip agrees with its own
+# provenance, which anyone can make with keys of their own: no proof (exit 4)
+NOT_PROVEN = "NOT_PROVEN"
+EXIT = {OK: 0, MISSING: 0, NOT_OK: 1, NOT_PROVEN: 4}
 
 
 class UsageError(Exception):
@@ -54,6 +60,7 @@ class _Result:
         self.missing = []           # what was not proven
         self.failure = None
         self.info = {}
+        self.pinned = False         # the device key or the station key was pinned
 
     def ok(self, name, detail):
         self.checks.append((name, "ok", detail))
@@ -69,7 +76,8 @@ class _Result:
 
     @property
     def verdict(self):
-        return NOT_OK if self.failure else MISSING if self.missing else OK
+        return NOT_OK if self.failure else NOT_PROVEN if not self.pinned else \
+            MISSING if self.missing else OK
 
     def to_json(self):
         return {"format": FORMAT, "verdict": self.verdict, "clip": self.clip,
@@ -88,6 +96,10 @@ class _Result:
         out.append("verdict:     %s" % self.verdict)
         if self.failure:
             out.append("NOT_OK: %s" % self.failure)
+        elif not self.pinned:
+            out.append("NOT_PROVEN: the clip only agrees with its own provenance, whose keys "
+                       "nobody pinned: anyone can make such a pair. Check it with --archive "
+                       "DIR, or --key DEVICE.pub and --station-key STATION.pub")
         for m in self.missing:
             out.append("not proven:  %s" % m)
         return "\n".join(R.printable(x, backslash=False) for x in out) + "\n"
@@ -211,6 +223,7 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
         res.fail("device key", "the provenance names key %s, not the %s key %s: the clip is "
                  "not this device's footage" % (KEYS.fingerprint(p["key"]), how, fp))
     if how:
+        res.pinned = True
         res.ok("device key", "%s %s" % (how, fp))
     else:
         res.unproven("device key", "the device key is the provenance's own (origin not "
@@ -237,8 +250,9 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     if root is None or root.type not in ROOT_TYPES or root.body[K.SEGMENT] != seg:
         res.fail("records", "seq %d is not a CHECKPOINT, SEGMENT or RECOVERY of segment %d"
                  % (p["root_seq"], seg))
-    res.ok("signatures", "%d records signed by the device key: %s" % (
-        len(recs), ", ".join("%s %d" % (r.tname, r.seq) for r in recs.values())))
+    signer = "the device key" if how else "the provenance's own key (not pinned)"
+    res.ok("signatures", "%d records signed by %s: %s" % (
+        len(recs), signer, ", ".join("%s %d" % (r.tname, r.seq) for r in recs.values())))
     if start.body[K.CHUNK] != c:
         res.fail("layout", "the provenance says chunks of %d bytes, REC_START seq %d signs %d"
                  % (c, seg, start.body[K.CHUNK]))
@@ -285,7 +299,8 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
         res.fail("bytes", "the clip's bytes (or the provenance's chunk hashes) are not what "
                  "the recorder signed: they do not give the root of %s seq %d"
                  % (root.tname, root.seq))
-    res.ok("bytes", "every byte is the recorder's: chunks %s hashed%s" % (
+    res.ok("bytes", "every byte is %s: chunks %s hashed%s" % (
+        "the recorder's" if how else "what the provenance's own key (not pinned) signed",
         _span(0, m) if not k else "%s, %s" % (_span(0, hc - 1), _span(k, m)),
         ", the Void header at byte %d recomputed" % hdr if k else ""))
     res.ok("root", "chunk hashes 0..%d give the root %s seq %d signs" % (n - 1, root.tname,
@@ -481,6 +496,7 @@ def _check_log(res, p, recs, arch, station_key):
         res.ok("station log", "every record is in the station log of %s, under %s signed by "
                "its station key %s" % (arch.root, how, fp))
     elif station_key is not None:
+        res.pinned = True
         res.ok("station log", "every record is in the station log, under %s signed by the "
                "station key %s (pinned)" % (how, fp))
     else:
@@ -579,7 +595,7 @@ def run(args) -> int:
         sys.stdout.write(json.dumps(res.to_json(), indent=2, ensure_ascii=True) + "\n")
     else:
         sys.stdout.write(res.to_text())
-    return 1 if res.verdict == NOT_OK else 0
+    return EXIT[res.verdict]
 
 
 def _load_key(path):

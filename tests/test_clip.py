@@ -389,9 +389,9 @@ def test_verify_clip_says_what_was_checked(world, statement, capsys):
                                                  "bytes", "root", "layout", "subject",
                                                  "station log"]
     assert all(c["status"] == "ok" for c in j["checks"])
-    # without the archive: the keys are the provenance's own, said so
+    # without the archive nor a key: the keys are the provenance's own: not proof (exit 4)
     rc, j = verify(statement["file"])
-    assert rc == 0 and j["verdict"] == "OK_WITH_MISSING_INFO"
+    assert rc == 4 and j["verdict"] == "NOT_PROVEN"
     assert any("origin not checked" in m for m in j["missing"])
     assert any("station key" in m for m in j["missing"])
     # pinned device and station keys: OK without the archive
@@ -1033,3 +1033,28 @@ def test_clip_refuses_a_clip_over_the_bound(world, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert rc == 3 and "shorter range" in err and len(err.splitlines()) == 1, err
     assert not os.path.exists(out)
+
+
+def test_a_forged_clip_with_no_key_pinned_is_not_proof(tmp_path, capsys):
+    """Anyone can make a clip and a provenance that agree, with keys of their own: with
+    neither the device key nor the station key pinned, verify-clip says NOT_PROVEN (exit 4),
+    never that a byte is "the recorder's"; pinning the forger's device key gives the usual
+    OK_WITH_MISSING_INFO (the station key is still the provenance's word), pinning a real
+    one NOT_OK."""
+    p, prov, (dk, sk) = _forge(tmp_path, "forged.mkv", [bytes(100)] * 3 + [b"x" * 7], 100)
+    rc, j = verify(p)
+    assert rc == 4 and j["verdict"] == "NOT_PROVEN" and j["failure"] is None, j
+    details = " ".join(c["detail"] for c in j["checks"])
+    assert "the recorder's" not in details and "provenance's own key (not pinned)" in details
+    rc = cli(["verify-clip", p])
+    out = capsys.readouterr().out
+    assert rc == 4 and "verdict:     NOT_PROVEN" in out and "anyone can make" in out, out
+    (tmp_path / "forger.pub").write_text(rw.raw_pub(dk).hex() + "\n")
+    (tmp_path / "station.pub").write_text(rw.raw_pub(sk).hex() + "\n")
+    rc, j = verify(p, "--key", tmp_path / "forger.pub")
+    assert rc == 0 and j["verdict"] == "OK_WITH_MISSING_INFO", j
+    rc, j = verify(p, "--station-key", tmp_path / "station.pub")
+    assert rc == 0 and j["verdict"] == "OK_WITH_MISSING_INFO", j
+    (tmp_path / "other.pub").write_text(rw.raw_pub(rw.key_from_seed(b"\x01" * 32)).hex())
+    rc, j = verify(p, "--key", tmp_path / "other.pub")
+    assert rc == 1 and j["verdict"] == "NOT_OK"
