@@ -314,6 +314,11 @@ def make_clip(archive, out, annotation=None, mark=None, device=None, officer=Non
         raise ClipError("--device and --officer need --from TIME and --to TIME, from before to")
     if before < 0 or after < 0:
         raise ClipError("--before and --after are seconds, 0 or more")
+    root = os.path.realpath(os.fspath(archive))
+    where = os.path.realpath(os.path.dirname(os.path.abspath(os.fspath(out))))
+    if where == root or where.startswith(root.rstrip(os.sep) + os.sep):
+        raise ClipError("--out %s is inside the archive %s: the archive is never written, "
+                        "name a file outside it" % (out, os.path.abspath(archive)))
     plans = []
     if annotation or mark:
         did, seq = annotation or mark

@@ -1058,3 +1058,21 @@ def test_a_forged_clip_with_no_key_pinned_is_not_proof(tmp_path, capsys):
     (tmp_path / "other.pub").write_text(rw.raw_pub(rw.key_from_seed(b"\x01" * 32)).hex())
     rc, j = verify(p, "--key", tmp_path / "other.pub")
     assert rc == 1 and j["verdict"] == "NOT_OK"
+
+
+def test_out_inside_the_archive_is_refused(world, tmp_path, capsys):
+    """--out naming a file inside the archive (its objects, its log, its index: by a path
+    or through a symbolic link to a folder of it) is exit 3 and writes nothing."""
+    arch = tmp_path / "arch"
+    shutil.copytree(world["arch"], arch)
+    before = {p: open(p, "rb").read() for p in (arch / "archive.sqlite", arch / "station.pub")}
+    os.symlink(str(arch / "devices"), str(tmp_path / "link"))
+    for out in (arch / "archive.sqlite", arch / "devices" / A / "x.mkv", arch / "new.mkv",
+                tmp_path / "link" / "x.mkv", arch / "log" / ".." / "station.pub"):
+        rc = cli(["clip", "--archive", str(arch), "--annotation",
+                  "%s:%d" % (A, world["fa"]["voice"]), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 3 and "inside the archive" in err and len(err.splitlines()) == 1, (out, err)
+    assert not os.path.exists(arch / "new.mkv") and not os.path.exists(arch / "devices" / A /
+                                                                         "x.mkv")
+    assert before == {p: open(p, "rb").read() for p in before}
