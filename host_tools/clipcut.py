@@ -61,9 +61,9 @@ class Segment:
 
     def layout(self):
         if self._lay is None:
-            hs = self.hashes()
             f, size = self.src.open_media(self.media)
             with f:
+                hs = self.hashes()
                 if size < self.length:
                     raise ClipError("%s: %s holds %d bytes, its records sign %d: run `sealcam "
                                     "verify` on the archive" % (self.src.device, self.media,
