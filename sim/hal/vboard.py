@@ -15,7 +15,7 @@ FLASH_DIR = "/flash"
 SD_MOUNT = "/sd"
 STORE_DIR = "/sealcam"
 DEVICE_ID_FILE = "device_id"
-BITRATE = 2000000            # the simulated camera's bit rate (bits/s)
+BITRATE = 1000000            # the simulated camera's bit rate (bits/s): mpremote fetches ~30 KB/s
 FPS = 10
 _CAUSES = {machine.PWRON_RESET: "power-on", machine.HARD_RESET: "hard-reset",
            machine.SOFT_RESET: "soft-reset"}

@@ -233,6 +233,7 @@ function hostTree(hostDir, rel, acc) {
 }
 const mounts = [{ host: opt.flash, vm: "/flash" }, { host: opt.sd, vm: "/sd" }];
 const mirrored = new Map();   // host path -> stamp (inode:size:mtime) of what was written
+const knownDirs = new Set();  // host folders the board has (had)
 function syncOut() {
   for (const m of mounts) {
     const t = vmTree(m.vm, "", { dirs: [], files: [] });
@@ -254,9 +255,18 @@ function syncOut() {
       mirrored.set(hp, stamp);
     }
     const h = hostTree(m.host, "", { dirs: [], files: [] });
-    for (const f of h.files) if (!keep.has(f)) { fs.rmSync(path.join(m.host, f), { force: true }); mirrored.delete(path.join(m.host, f)); }
+    // a file removed on the board is removed from the folder; a file the host put there
+    // while the board ran (never loaded, never written back) is left alone
+    for (const f of h.files) {
+      const hp = path.join(m.host, f);
+      if (!keep.has(f) && mirrored.has(hp)) { fs.rmSync(hp, { force: true }); mirrored.delete(hp); }
+    }
     const vdirs = new Set(t.dirs);
-    for (const d of h.dirs.reverse()) if (!vdirs.has(d)) fs.rmSync(path.join(m.host, d), { recursive: true, force: true });
+    for (const d of h.dirs.reverse()) {
+      const hp = path.join(m.host, d);
+      if (!vdirs.has(d) && knownDirs.has(hp)) { try { fs.rmdirSync(hp); knownDirs.delete(hp); } catch (e) { /* not empty: host files */ } }
+    }
+    for (const d of t.dirs) knownDirs.add(path.join(m.host, d));
   }
   lastSync = Date.now();
 }
@@ -267,7 +277,9 @@ for (const m of mounts) {
   fs.mkdirSync(m.host, { recursive: true });
   copyIn(m.host, m.vm, (n) => !n.endsWith(".vbtmp"));
   // what was loaded is what the host has: nothing to write back until it changes
-  for (const f of vmTree(m.vm, "", { dirs: [], files: [] }).files) {
+  const t0 = vmTree(m.vm, "", { dirs: [], files: [] });
+  for (const d of t0.dirs) knownDirs.add(path.join(m.host, d));
+  for (const f of t0.files) {
     const st = FS.stat(m.vm + "/" + f);
     mirrored.set(path.join(m.host, f), st.ino + ":" + st.size + ":" + st.mtime.getTime());
   }
@@ -429,6 +441,10 @@ for (;;) {
   } else {
     flushOut();
     if (dirty && Date.now() - lastIn > 50) { syncOut(); dirty = false; }
-    await new Promise((res) => setTimeout(res, host ? 3 : 20));
+    // right after input, poll again at once (a host in a raw REPL exchange answers
+    // within ms); a quiet line is polled every few ms, an unopened port less often
+    const quiet = Date.now() - lastIn;
+    if (quiet < 100) await new Promise((res) => setImmediate(res));
+    else await new Promise((res) => setTimeout(res, host ? 3 : 20));
   }
 }
