@@ -9,8 +9,10 @@ and is signed by the device key (the archive's registered key, or --key; the key
 the provenance must be that one); the clip's length is the one its layout gives; every
 byte of the clip is the recorder's (header and chunks hashed; the Void header, the one
 piece of framing that is not, recomputed); those chunk hashes with the provenance's
-others give the root the segment's CHECKPOINT / SEGMENT / RECOVERY record signs; the
-records the clip is of (a statement's span, a mark) lie inside it; each record's hash is
+others give the root the segment's CHECKPOINT / SEGMENT / RECOVERY record signs (folded
+in one pass, nothing kept per chunk; a clip over 64 MiB is refused first); the unsigned
+layout (header, head_chunks, lead) is the one those bytes give (the header walked to its
+first Cluster, a Cluster right after the Void); the records the clip is of (a statement's span, a mark) lie inside it; each record's hash is
 in an entry of the station log, included (RFC 9162) under a checkpoint signed by the
 station key: the archive's current one with --archive, else the provenance's own
 (pinned with --station-key).
@@ -285,7 +287,7 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     # the chain of §4.2 folded chunk by chunk, in order: the clip's own chunks (0..hc-1,
     # k..m) hashed as they are read in one pass, the others from `hashes` (nothing kept
     # per chunk: the cost is one pass over at most MAX_CLIP bytes)
-    rd = _Recorder(cf, hdr if k else None)
+    rd = CF.RecorderBytes(cf, hdr if k else None)
     hashes, hi, r = p["hashes"], 0, R.ZERO
     for i in range(n):
         if i < hc or k <= i <= m:
@@ -321,30 +323,6 @@ def _check(res, data, size, cf, csize, arch, pinned, station_key):
     _check_log(res, p, recs, arch, station_key)
 
 
-class _HeadView:
-    """The recorder's bytes [0, hc*C) of a clip from chunk k > 0, read through the clip
-    file (the Void header at H skipped): what the header walk reads."""
-
-    def __init__(self, cf, hdr, size):
-        self.cf, self.hdr, self.size, self.pos = cf, hdr, size, 0
-
-    def seek(self, pos):
-        self.pos = pos
-
-    def read(self, n):
-        n = max(0, min(n, self.size - self.pos))
-        out = b""
-        if self.pos < self.hdr:
-            self.cf.seek(self.pos)
-            out = self.cf.read(min(n, self.hdr - self.pos))
-        if len(out) < n:
-            at = self.pos + len(out)
-            self.cf.seek(at + CF.VOID_HEADER)
-            out += self.cf.read(n - len(out))
-        self.pos += len(out)
-        return out
-
-
 def _check_layout(res, cf, p):
     """The unsigned layout fields against the (now proven) bytes, SPEC §12.4: H is where
     the walk of the head chunks finds the first Cluster, hc = ceil(H / C), and the bytes at
@@ -354,7 +332,7 @@ def _check_layout(res, cf, p):
         res.fail("layout", "the provenance says the header (%d bytes) takes %d chunks of %d "
                  "bytes: it takes %d" % (hdr, hc, c, -(-hdr // c)))
     try:
-        lay = CF.walk(_HeadView(cf, hdr, hc * c), hc * c)
+        lay = CF.walk(CF.HeadView(cf, hdr, hc * c), hc * c)
     except CF.WalkError as e:
         res.fail("layout", "the recorder's header is not the container of SPEC §4.4: %s" % e)
     first = lay.header
@@ -505,60 +483,8 @@ def _check_log(res, p, recs, arch, station_key):
                      "--archive or --station-key STATION.pub to pin it" % fp)
 
 
-class _Recorder:
-    """The recorder's bytes of a clip in order (the Void header at ``hdr`` skipped, if
-    any), read in one pass through a bounded buffer."""
-
-    BUF = 1 << 20
-
-    def __init__(self, cf, hdr):
-        self.cf, self.hdr = cf, hdr
-        self.buf, self.at, self.pos = b"", 0, 0     # pos: next clip byte to read
-        self.short = False
-        cf.seek(0)
-
-    def _fill(self, want):
-        n = max(want, self.BUF)
-        if self.hdr is not None and self.pos < self.hdr:
-            n = min(n, self.hdr - self.pos)
-        data = self.cf.read(n)
-        self.pos += len(data)
-        if self.hdr is not None and self.pos == self.hdr:
-            self.cf.seek(self.hdr + CF.VOID_HEADER)
-            self.pos += CF.VOID_HEADER
-        return data
-
-    def take(self, n):
-        if len(self.buf) - self.at >= n:
-            self.at += n
-            return self.buf[self.at - n:self.at]
-        out = [self.buf[self.at:]]
-        got = len(out[0])
-        while got < n:
-            data = self._fill(n - got)
-            if not data:
-                self.short = True
-                break
-            out.append(data)
-            got += len(data)
-        data = b"".join(out)
-        self.buf, self.at = data, n
-        return data[:n]
-
-
 def _span(a, b):
     return "%d" % a if a == b else "%d-%d" % (a, b)
-
-
-def _ranges(xs):
-    out, i = [], 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
-            j += 1
-        out.append("%d" % xs[i] if i == j else "%d-%d" % (xs[i], xs[j]))
-        i = j + 1
-    return ", ".join(out)
 
 
 # --- command line ------------------------------------------------------------------------

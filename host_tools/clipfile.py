@@ -31,7 +31,7 @@ from . import records as R
 __all__ = ["Block", "Layout", "WalkError", "ProvError", "walk", "void_header", "VOID_HEADER",
            "decode_prov", "encode_prov", "CLUSTER_START", "FORMAT", "MAX_CLIP", "MAX_PROV",
            "MAX_RECORDS", "MAX_ENTRIES",
-           "MAX_HASHES", "clip_length"]
+           "MAX_HASHES", "clip_length", "HeadView", "RecorderBytes"]
 
 FORMAT = "sealcam-clip-1"
 MAX_CLIP = 64 << 20          # bytes of a clip file (SPEC §12.3)
@@ -242,6 +242,73 @@ def clip_length(prov, length) -> int:
     if k == 0:
         return body
     return prov["header"] + VOID_HEADER + (prov["head_chunks"] * c - prov["header"]) + body
+
+
+# --- reading a clip as the recorder wrote it ----------------------------------------
+
+class HeadView:
+    """The recorder's bytes [0, hc*C) of a clip from chunk k > 0, read through the clip
+    file (the Void header at H skipped): what the header walk reads."""
+
+    def __init__(self, cf, hdr, size):
+        self.cf, self.hdr, self.size, self.pos = cf, hdr, size, 0
+
+    def seek(self, pos):
+        self.pos = pos
+
+    def read(self, n):
+        n = max(0, min(n, self.size - self.pos))
+        out = b""
+        if self.pos < self.hdr:
+            self.cf.seek(self.pos)
+            out = self.cf.read(min(n, self.hdr - self.pos))
+        if len(out) < n:
+            at = self.pos + len(out)
+            self.cf.seek(at + VOID_HEADER)
+            out += self.cf.read(n - len(out))
+        self.pos += len(out)
+        return out
+
+
+class RecorderBytes:
+    """The recorder's bytes of a clip in order (the Void header at ``hdr`` skipped, if
+    any), read in one pass through a bounded buffer."""
+
+    BUF = 1 << 20
+
+    def __init__(self, cf, hdr):
+        self.cf, self.hdr = cf, hdr
+        self.buf, self.at, self.pos = b"", 0, 0     # pos: next clip byte to read
+        self.short = False
+        cf.seek(0)
+
+    def _fill(self, want):
+        n = max(want, self.BUF)
+        if self.hdr is not None and self.pos < self.hdr:
+            n = min(n, self.hdr - self.pos)
+        data = self.cf.read(n)
+        self.pos += len(data)
+        if self.hdr is not None and self.pos == self.hdr:
+            self.cf.seek(self.hdr + VOID_HEADER)
+            self.pos += VOID_HEADER
+        return data
+
+    def take(self, n):
+        if len(self.buf) - self.at >= n:
+            self.at += n
+            return self.buf[self.at - n:self.at]
+        out = [self.buf[self.at:]]
+        got = len(out[0])
+        while got < n:
+            data = self._fill(n - got)
+            if not data:
+                self.short = True
+                break
+            out.append(data)
+            got += len(data)
+        data = b"".join(out)
+        self.buf, self.at = data, n
+        return data[:n]
 
 
 # --- the provenance ---------------------------------------------------------------------
