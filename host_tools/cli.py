@@ -6,7 +6,7 @@
     sealcam offload --port PORT --archive DIR [--register --fingerprint FP] [--window N]
                     [--json]
     sealcam provision --port PORT --archive DIR --device-id ID --technician NAME
-                      [--label FILE.png] [--installed] [--json]
+                      [--label FILE.png] [--installed] [--rekey] [--json]
     sealcam flash --port PORT [--board esp32s3_cam|virtual] [--production] [--no-compile]
                   [--no-reset] [--json]
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
@@ -330,6 +330,9 @@ def _build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--installed", action="store_true",
                     help="the id and trust list are on the recorder already (written by "
                          "hand): only read, check and register its key")
+    pv.add_argument("--rekey", action="store_true",
+                    help="the recorder is registered and was repaired: the new key it proves "
+                         "replaces its old one (station rekey, by the technician)")
     argtypes.add_timeout_json(pv)
     pv.set_defaults(func=_cmd_provision)
 

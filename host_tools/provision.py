@@ -2,6 +2,7 @@
 use (SPEC §9.1).
 
     sealcam provision --port PORT --archive A --device-id ID --technician NAME [--label FILE]
+                      [--installed] [--rekey]
 
 1. install: the recorder's id (``/flash/device_id``) and the station's trust list
    (``/flash/trust.cbor``: a CBOR array holding this station's 32-byte public key) are
@@ -19,8 +20,9 @@ use (SPEC §9.1).
    key is on record, and the key is the one that proved itself in the technician's session.
 4. label: id, key fingerprint and a QR code of both, as a PNG (host_tools/label.py).
 
-An id already registered is refused (a repaired recorder with a new key: `sealcam station
-rekey`). Exit codes: 0 provisioned; 1 the recorder's key or id is refused (weak key,
+An id already registered is refused. A repaired recorder with a new key: ``--rekey`` runs
+the same steps for a registered id and, instead of registering, re-keys it (`station rekey`
+by the technician, with the key proven in the session: device_rekeyed). Exit codes: 0 provisioned; 1 the recorder's key or id is refused (weak key,
 another id than the one installed); 3 usage, archive, port or mpremote error, or the id is
 taken; 5 the recorder did not trust the station or did not prove its key; 6 no answer.
 """
@@ -153,8 +155,9 @@ def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say
             _run(runner, base, port, st, " ".join(st[:2]))
 
 
-def _session(port, a, device_id, host_name, timeout, wait):
-    """HELLO and AUTH with the freshly provisioned recorder: the key it proves."""
+def _session(port, a, device_id, host_name, timeout, wait, rekey=False):
+    """HELLO and AUTH with the freshly provisioned recorder: the key it proves (for
+    ``rekey``, a registered recorder's new key, learnt from its proof like a new one's)."""
     deadline = time.monotonic() + wait
     c = None
     while True:                     # the board is booting after its reset
@@ -171,7 +174,7 @@ def _session(port, a, device_id, host_name, timeout, wait):
             raise ProvisionError(EXIT_NOT_OK, "the recorder on %s reports the id %s, not %s that "
                                  "was installed: nothing registered; check the port and install "
                                  "again" % (port, _safe(dev_id), device_id))
-        if row is not None:
+        if row is not None and not rekey:
             raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
         pub, res = auth_step(c, a, dev_id, None, host_name)
         return pub
@@ -183,14 +186,18 @@ def _session(port, a, device_id, host_name, timeout, wait):
 
 def _taken(a, device_id):
     return ("device %s is already registered in %s: a recorder is provisioned once; after a "
-            "repair that gave it a new key use `sealcam station rekey --archive %s --device %s "
-            "--key NEWKEY --by NAME`" % (device_id, a.root, a.root, device_id))
+            "repair that gave it a new key run `sealcam provision --rekey` (its new key proven "
+            "in the session) or `sealcam station rekey --archive %s --device %s --key NEWKEY "
+            "--by NAME`" % (device_id, a.root, a.root, device_id))
 
 
 def provision(port, archive, device_id, technician, *, label=None, installed=False,
-              installer=install_on_board, timeout=2.0, boot_wait=30.0, host_name=None):
+              installer=install_on_board, timeout=2.0, boot_wait=30.0, host_name=None,
+              rekey=False):
     """Provision the recorder at ``port`` (see the module text). Returns {device,
-    fingerprint, key, technician, label, at}. ProvisionError with an exit code."""
+    fingerprint, key, technician, label, at, rekeyed}. ``rekey``: a registered recorder
+    after a repair: the new key it proves replaces its old one (`station rekey` by the
+    technician). ProvisionError with an exit code."""
     technician = str(technician or "").strip()
     if not technician or len(technician) > 200 or any(ord(ch) < 32 for ch in technician):
         raise ProvisionError(EXIT_USAGE, "--technician must name the technician (1 to 200 "
@@ -208,23 +215,35 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
     except (NotAnArchive, ArchiveError) as e:
         raise ProvisionError(EXIT_USAGE, str(e)) from None
     try:
-        if a.device(device_id) is not None:
+        row = a.device(device_id)
+        if row is not None and not rekey:
             raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+        if rekey and (row is None or a.device_status(device_id) == "retired"):
+            raise ProvisionError(EXIT_USAGE, "--rekey: %s is not a registered recorder in %s; "
+                                 "provision it without --rekey" % (device_id, a.root))
         try:
             spub = a.station_key().public_key().public_bytes_raw()
         except StationError as e:
             raise ProvisionError(EXIT_USAGE, str(e)) from None
         if not installed:
             installer(port, device_id, spub)
-        pub = _session(port, a, device_id, host_name, timeout, boot_wait)
+        pub = _session(port, a, device_id, host_name, timeout, boot_wait, rekey)
+        rekeyed = None
         try:
-            row, created = a.register(device_id, pub, technician=technician)
-        except ArchiveError as e:
-            raise ProvisionError(EXIT_USAGE, str(e)) from None
-        if not created:             # pragma: no cover - refused above, unless raced
-            raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+            if rekey:
+                rekeyed = a.rekey(device_id, pub, technician)
+                row = a.device(device_id)
+            else:
+                row, created = a.register(device_id, pub, technician=technician)
+                if not created:     # pragma: no cover - refused above, unless raced
+                    raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
+        except (ArchiveError, ValueError) as e:
+            raise ProvisionError(EXIT_USAGE, "%s; nothing changed" % e) from None
         out = {"device": device_id, "fingerprint": row["fingerprint"], "key": pub.hex(),
-               "technician": technician, "at": row["registered_at"], "label": None}
+               "technician": technician, "at": row["registered_at"], "label": None,
+               "rekeyed": None if rekeyed is None else {
+                   "retired_as": rekeyed["retired_as"], "retired_seq": rekeyed["retired_seq"],
+                   "old_fingerprint": _fp(rekeyed["old_key"])}}
     finally:
         a.close()
     if label is not None:
@@ -239,6 +258,11 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
     return out
 
 
+def _fp(k):
+    from .keys import fingerprint
+    return fingerprint(k)
+
+
 def run_provision(args) -> int:
     import json
     from .label import label_text
@@ -246,7 +270,7 @@ def run_provision(args) -> int:
     try:
         out = provision(args.port, args.archive, args.device_id, args.technician,
                         label=lab if lab != "-" else None, installed=args.installed,
-                        timeout=args.timeout)
+                        timeout=args.timeout, rekey=getattr(args, "rekey", False))
     except ProvisionError as e:
         print("sealcam provision: %s" % e.message, file=sys.stderr)
         return e.code
@@ -254,8 +278,16 @@ def run_provision(args) -> int:
         print(json.dumps(out, indent=2))
     else:
         sys.stdout.write(label_text(out["device"], out["fingerprint"]))
-        print("provisioned by %s at %s (station log: device_provisioned)"
-              % (out["technician"], out["at"]))
+        rk = out["rekeyed"]
+        if rk:
+            print("re-keyed by %s at %s (station log: device_rekeyed): the old key %s is "
+                  "retired at %s, its history kept as %s" % (
+                      out["technician"], out["at"], rk["old_fingerprint"],
+                      "no offloaded record" if rk["retired_seq"] is None
+                      else "seq %d" % rk["retired_seq"], rk["retired_as"]))
+        else:
+            print("provisioned by %s at %s (station log: device_provisioned)"
+                  % (out["technician"], out["at"]))
         if out["label"]:
             print("label (QR code): %s" % out["label"])
     return 0

@@ -317,3 +317,66 @@ def test_verify_text_names_a_retired_key(tmp_path, arch, devs):
     assert "device %s.key1 (the retired key %s of %s" % (DEV, keys.fingerprint(old.pubkey),
                                                           DEV) in v.stdout
     assert "device %s (registered key %s)" % (DEV, keys.fingerprint(new)) in v.stdout
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "sim", "board.py")),
+                    reason="the virtual board (sim/board.py) is not there")
+def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
+    """On the virtual board with stock mpremote: provision, offload, revoke (quarantined,
+    exit 7), a repair (a new main board: empty flash but the firmware, the same card),
+    provision --rekey (the new key proven by the technician's session), offload with the
+    new key; both histories verify."""
+    import shutil
+    from sim import board
+    bdir = tmp_path / "board"
+    b = board.start(str(bdir), install=True)
+    try:
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--label", "-", timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        o = sealcam("offload", "--port", b.port, "--archive", arch, "--json", timeout=300)
+        assert o.returncode == 0, o.stdout + o.stderr
+        old_fp = json.loads(o.stdout)["fingerprint"]
+        r = sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason",
+                    "reported stolen", "--by", "Sgt Zhang")
+        assert r.returncode == 0, r.stderr
+        o = sealcam("offload", "--port", b.port, "--archive", arch, "--json", timeout=300)
+        assert o.returncode == EXIT_REVOKED, o.stdout + o.stderr
+        assert json.loads(o.stdout)["quarantine"]
+    finally:
+        b.stop()
+    with Archive(arch) as a:
+        old_head = a.device(DEV)["last_head_seq"]
+    # found and repaired: a new main board (its flash holds only the firmware), same card
+    for n in os.listdir(bdir / "flash"):
+        if not n.endswith((".py", ".mpy")):
+            os.unlink(bdir / "flash" / n)
+    shutil.rmtree(bdir / "board.json", ignore_errors=True)
+    b = board.start(str(bdir))
+    try:
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--label", "-", timeout=300)
+        assert p.returncode == 3 and "--rekey" in p.stderr, p.stderr     # registered already
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
+                    "--technician", "Wang Li", "--label", "-", "--rekey", "--json",
+                    timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        j = json.loads(p.stdout)
+        assert j["rekeyed"]["old_fingerprint"] == old_fp and j["fingerprint"] != old_fp
+        assert j["rekeyed"]["retired_as"] == DEV + ".key1"
+        assert j["rekeyed"]["retired_seq"] == old_head
+        o = sealcam("offload", "--port", b.port, "--archive", arch, "--json", timeout=300)
+        assert o.returncode == 0, o.stdout + o.stderr
+        assert json.loads(o.stdout)["fingerprint"] == j["fingerprint"]
+    finally:
+        b.stop()
+    res = verify_archive(arch)
+    assert res["verdict"] == "OK", res["reasons"]
+    byid = {e["device"]: e for e in res["devices"]}
+    assert byid[DEV + ".key1"]["fingerprint"] == old_fp
+    assert byid[DEV]["fingerprint"] == j["fingerprint"] and byid[DEV]["verdict"] == "OK"
+    d = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    dv = d["devices"][0]
+    assert dv["status"] == "active" and dv["retired_keys"][0]["fingerprint"] == old_fp
+    assert [e["type"] for e in dv["events"] if e["type"] != "firmware_seen"] == [
+        "device_provisioned", "device_revoked", "device_rekeyed"]
