@@ -40,7 +40,8 @@ import cbor2
 
 from .archive import Archive, ArchiveError, NotAnArchive, valid_device_id
 from .link import Client, PortError
-from .session import EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step
+from .session import (EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step,
+                      note_firmware)
 from .station import StationError
 
 __all__ = ["provision", "install_on_board", "trust_list", "ProvisionError", "run_provision"]
@@ -177,7 +178,7 @@ def _session(port, a, device_id, host_name, timeout, wait, rekey=False):
         if row is not None and not rekey:
             raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
         pub, res = auth_step(c, a, dev_id, None, host_name)
-        return pub
+        return pub, res
     except SessionError as e:
         raise ProvisionError(e.code, e.message) from None
     finally:
@@ -227,7 +228,7 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
             raise ProvisionError(EXIT_USAGE, str(e)) from None
         if not installed:
             installer(port, device_id, spub)
-        pub = _session(port, a, device_id, host_name, timeout, boot_wait, rekey)
+        pub, res = _session(port, a, device_id, host_name, timeout, boot_wait, rekey)
         rekeyed = None
         try:
             if rekey:
@@ -239,6 +240,7 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
                     raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
         except (ArchiveError, ValueError) as e:
             raise ProvisionError(EXIT_USAGE, "%s; nothing changed" % e) from None
+        note_firmware(a, device_id, res)        # firmware_seen: the manifest it reported
         out = {"device": device_id, "fingerprint": row["fingerprint"], "key": pub.hex(),
                "technician": technician, "at": row["registered_at"], "label": None,
                "rekeyed": None if rekeyed is None else {

@@ -179,5 +179,9 @@ def test_provision_a_virtual_board_through_mpremote(tmp_path, arch):
     assert (flash / "trust.cbor").read_bytes() == trust_list(station.station_pub(arch))
     ev = [e for e in log_entries(arch) if e["type"] == "device_provisioned"]
     assert len(ev) == 1 and ev[0]["technician"] == "Wang Li" and ev[0]["device"] == DEV
+    # the firmware it reported at provisioning (`sealcam flash` wrote no manifest here:
+    # then none is logged)
+    fw = [e for e in log_entries(arch) if e["type"] == "firmware_seen"]
+    assert all(e["device"] == DEV and len(e["fw"]) == 32 for e in fw) and len(fw) <= 1
     assert keys.fingerprint(ev[0]["key"]) == j["fingerprint"] in p.stdout
     assert verify_archive(arch)["verdict"] == "OK"
