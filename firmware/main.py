@@ -3,8 +3,27 @@
 # (firmware/boards/<board>/manifest.py) or copied beside the firmware, whose make_hal()
 # builds the HAL from the board's pins. The virtual recorder does not use this file; it
 # builds its HAL in sim/hal/simdevice.py.
+#
+# Production lock (SPEC §13.3): on a board flashed with `sealcam flash --production`
+# (/flash/production exists) the first thing main.py does is turn keyboard interrupts
+# off, so no Ctrl-C on the serial port reaches the REPL; the port then speaks only the
+# dock protocol, and main.py never returns to the REPL: any exception resets the board.
+try:
+    import os
+    os.stat("/flash/production")
+    LOCKED = True
+except (ImportError, OSError):
+    LOCKED = False
+if LOCKED:
+    try:
+        import micropython
+        micropython.kbd_intr(-1)
+    except (ImportError, AttributeError):
+        pass
+
 import board
 import device
+import fwinfo
 import link
 import selfcheck
 import workflow
@@ -15,6 +34,7 @@ def boot(h=None):
     cannot open gives NOT_READY and keeps the link up), the self-check, the officer
     workflow and the dock link. Returns (hal, store, recorder, workflow, link)."""
     h = h or board.make_hal()
+    h.production = LOCKED or fwinfo.locked(h.flash)
     s, rec = device.boot_or_fail(h)
     try:
         selfcheck.run(h, s, rec.cfg)      # READY / NOT_READY on the LED (SPEC §10.6)
@@ -29,8 +49,23 @@ def boot(h=None):
 
 
 def main():
+    if LOCKED:
+        locked_main()
+        return
     h, s, rec, wf, lnk = boot()
     device.serve_forever(h, s, rec, lnk, wf=wf)   # the workflow ticks; the dock answers
+
+
+def locked_main(h=None):
+    """A production-locked board: serve until power goes; whatever ends that (an error,
+    out of memory) resets the board instead of leaving it at the REPL."""
+    try:
+        h, s, rec, wf, lnk = boot(h)
+        device.serve_forever(h, s, rec, lnk, wf=wf)
+    except BaseException:         # noqa: B036 (KeyboardInterrupt too: never the REPL)
+        pass
+    import machine
+    machine.reset()
 
 
 if __name__ == "__main__":

