@@ -5,9 +5,10 @@
 
 Everything goes through stock mpremote (the CLI, `python -m mpremote`) and the dock link
 (`sealcam offload`), so the same code tests both. With no --port the suite makes a
-station archive, installs the firmware into a fresh virtual board folder, trusts the
-station there and starts `sim.board`; a second, production-locked virtual board is made
-for the lock test.
+station archive, starts `sim.board` on a fresh folder whose flash trusts that station,
+and installs the firmware with `sealcam flash --board virtual` (or, before that tool
+exists, by copying the sources); a second board, flashed with --production, is made for
+the lock test.
 """
 import json
 import os
@@ -81,9 +82,15 @@ class Target:
         """Run the sealcam CLI (python -m host_tools.cli); CompletedProcess (text)."""
         return sealcam(*args, timeout=timeout)
 
-    def sha256(self, remote):
-        out = self.mp("fs", "sha256sum", ":" + remote).stdout
-        return out.strip().split()[-1]
+    def sha256(self, *remote):
+        """{path: hex SHA-256} of files on the board, hashed there (mpremote fs sha256sum,
+        one connection for all of them)."""
+        out = self.mp("fs", "sha256sum", *[":" + r for r in remote]).stdout.split()
+        got = {}
+        for i, w in enumerate(out[:-1]):
+            if w == "sha256sum" and out[i + 1].startswith(":"):
+                got[out[i + 1][1:]] = out[i + 2] if i + 2 < len(out) else None
+        return got
 
     def reset(self, timeout=60):
         """Hard reset (machine.reset through mpremote), then wait until the board answers
@@ -103,28 +110,50 @@ class Target:
         raise AssertionError("the board did not come back after reset: %r" % (last,))
 
 
+def _flash_tool():
+    """True when `sealcam flash` (host_tools/flash.py) exists: the virtual board is then
+    flashed the way a real one is (compiled modules, firmware manifest, production lock)."""
+    try:
+        from host_tools import flash  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def _virtual(tmp, name, production=False):
-    """A virtual board folder with the firmware installed and a station it trusts."""
+    """A virtual board with the firmware and a station it trusts: (sim.board.Board,
+    station archive)."""
     from host_tools import station
     from sim import board as vboard
     from sim import serve
     arch = os.path.join(tmp, name + "-archive")
     station.init(arch)
     d = os.path.join(tmp, name)
-    vboard.install(d)
+    flashed = _flash_tool()
+    vboard.install(d, firmware=not flashed)
     serve.add_trust(os.path.join(d, "flash"), [station.station_pub(arch)])
-    if production:
+    if production and not flashed:
         with open(os.path.join(d, "flash", "production"), "w") as f:
             f.write("locked by hw_tests (virtual board)\n")
     b = vboard.start(d, log=lambda line: sys.stderr.write("vboard: %s\n" % line))
-    # main.py makes the device key at first boot: wait until it is written back
-    key = os.path.join(d, "flash", "key.bin")
-    end = time.monotonic() + 120
-    while not os.path.exists(key) and time.monotonic() < end and b.alive():
-        time.sleep(0.2)
-    if not os.path.exists(key):
+    try:
+        if flashed:
+            r = sealcam("flash", "--port", b.port, "--board", "virtual",
+                        *(["--production"] if production else []))
+            if r.returncode != 0:
+                raise RuntimeError("sealcam flash failed on the virtual board (exit %d): %s%s"
+                                   % (r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
+            b.wait_boots(2, 60)
+        # main.py makes the device key at first boot: wait until it is written back
+        key = os.path.join(d, "flash", "key.bin")
+        end = time.monotonic() + 120
+        while not os.path.exists(key) and time.monotonic() < end and b.alive():
+            time.sleep(0.2)
+        if not os.path.exists(key):
+            raise RuntimeError("the virtual board did not boot its firmware (no %s)" % key)
+    except BaseException:
         b.stop()
-        raise RuntimeError("the virtual board did not boot its firmware (no %s)" % key)
+        raise
     return b, arch
 
 
