@@ -322,15 +322,20 @@ def test_verify_text_names_a_retired_key(tmp_path, arch, devs):
 @pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "sim", "board.py")),
                     reason="the virtual board (sim/board.py) is not there")
 def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
-    """On the virtual board with stock mpremote: provision, offload, revoke (quarantined,
+    """On the virtual board with stock mpremote, end to end: flash (when `sealcam flash` is
+    there; else the firmware copied by sim.board), provision, offload, revoke (quarantined,
     exit 7), a repair (a new main board: empty flash but the firmware, the same card),
     provision --rekey (the new key proven by the technician's session), offload with the
-    new key; both histories verify."""
+    new key; both histories verify; the station log holds every lifecycle event."""
     import shutil
     from sim import board
     bdir = tmp_path / "board"
-    b = board.start(str(bdir), install=True)
+    flash = os.path.exists(os.path.join(ROOT, "host_tools", "flash.py"))
+    b = board.start(str(bdir), install=not flash)
     try:
+        if flash:
+            f = sealcam("flash", "--port", b.port, "--board", "virtual", "--json", timeout=600)
+            assert f.returncode == 0, f.stdout + f.stderr
         p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", DEV,
                     "--technician", "Wang Li", "--label", "-", timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
@@ -349,7 +354,7 @@ def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
         old_head = a.device(DEV)["last_head_seq"]
     # found and repaired: a new main board (its flash holds only the firmware), same card
     for n in os.listdir(bdir / "flash"):
-        if not n.endswith((".py", ".mpy")):
+        if not n.endswith((".py", ".mpy")) and n != "fw.cbor":
             os.unlink(bdir / "flash" / n)
     shutil.rmtree(bdir / "board.json", ignore_errors=True)
     b = board.start(str(bdir))
@@ -380,3 +385,6 @@ def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
     assert dv["status"] == "active" and dv["retired_keys"][0]["fingerprint"] == old_fp
     assert [e["type"] for e in dv["events"] if e["type"] != "firmware_seen"] == [
         "device_provisioned", "device_revoked", "device_rekeyed"]
+    if flash:       # the manifest `sealcam flash` wrote, reported in the proof session
+        assert len(dv["firmware"]) == 64
+        assert dv["events"][1]["type"] == "firmware_seen"
