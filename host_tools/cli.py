@@ -30,6 +30,7 @@
     sealcam sim record DIR --seconds N [--runtime cpython|micropython] [--fs littlefs|fat]
                            [--checkpoint S] [--segment S] [--bitrate BPS] [--seed N]
     sealcam sim serve --store DIR [--trust STATION.pub] [--record S] [--runtime …]
+    sealcam sim board --dir DIR [--install]   (the virtual board: mpremote drives it)
 
 Exit codes:
     verify:  0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 2 NOT_SIGNED, 3 usage / unreadable,
@@ -482,6 +483,13 @@ def _build_parser() -> argparse.ArgumentParser:
                     "<path> first). See `sealcam sim serve --help`.")
     se.add_argument("rest", nargs=argparse.REMAINDER)
     se.set_defaults(func=_cmd_sim_serve)
+    bo = simsub.add_parser(
+        "board", help="the virtual board: firmware on the MicroPython VM behind a pty with a "
+                      "REPL that mpremote drives", add_help=False,
+        description="Run the virtual board (prints PORT <path> first). See `sealcam sim "
+                    "board --help`.")
+    bo.add_argument("rest", nargs=argparse.REMAINDER)
+    bo.set_defaults(func=lambda args: _sim_board(args.rest))
     return p
 
 
@@ -781,12 +789,37 @@ def _sim_serve(argv) -> int:
     return 0 if rc is None else int(rc)
 
 
+def _sim_board(argv) -> int:
+    """`sealcam sim board …`: sim/board.py's arguments and entry point (run_board)."""
+    from sim import board
+    p = _Parser(prog="sealcam sim board",
+                description="Run the virtual board: the firmware's board on the MicroPython "
+                            "WebAssembly VM behind a pty with a REPL, raw REPL and the dock "
+                            "link; prints `PORT <pty path>` as its first line. DIR/flash and "
+                            "DIR/sd persist across resets and runs.",
+                epilog="exit codes: 0 stopped, 1 the board could not start or its VM "
+                       "stopped, 3 usage")
+    board.add_arguments(p)
+    try:
+        args = p.parse_args(argv)
+    except _UsageError as e:
+        msg, usage = e.args
+        sys.stderr.write(usage)
+        print(msg, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    return int(board.run_board(args) or 0)
+
+
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     argv = list(argv)
     if argv[:2] == ["sim", "serve"]:     # its arguments belong to the simulator
         return _sim_serve(argv[2:])
+    if argv[:2] == ["sim", "board"]:
+        return _sim_board(argv[2:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
