@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm
 
-.PHONY: demo test bench setup clean voices
+.PHONY: demo test bench setup clean voices hw-test
 
 setup: $(STAMP) $(MPVM)
 
@@ -27,6 +27,12 @@ test: setup
 
 bench: setup
 	$(VPY) -m tests.bench
+
+# the hardware tests (hw_tests/README.md): a real board with PORT=/dev/ttyACM0 (and
+# HWFLAGS="--archive ARCHIVE" for the dock test), the virtual board without PORT
+# (`make test` runs them on the virtual board too: tests/test_sim_board.py)
+hw-test: setup
+	$(VPY) -m pytest -q -p no:cacheprovider hw_tests $(if $(PORT),--port $(PORT)) $(HWFLAGS)
 
 # the virtual microphone's speech (sim/hal/voicepcm.py), remade with espeak-ng (apt); tests
 # use the committed file and never need espeak-ng
