@@ -323,7 +323,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         items = {k: [] for k, _ in _SECTIONS}
         unverified = []
         counts = {}
-        officer_seen = False
+        officer_seen = officer is None     # no --officer: nothing to look for
         signed, log_notes, log_problems = _station_facts(root)
         log_problems = typed_problems + log_problems
         notes.extend(log_notes)
