@@ -33,7 +33,7 @@ def _firmware(hal, s):
     try:
         info = fwinfo.read(hal.flash)
     except Exception:
-        info = (None, None, None, "bad_manifest")
+        info = (None, None, None, "bad_manifest", None, None)
     s.fwid = info[0]
     try:
         fwinfo.note(s, hal.flash, info)

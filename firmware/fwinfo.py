@@ -1,37 +1,44 @@
 # Which firmware this recorder runs (protocol/SPEC.md §13): the firmware manifest that
 # `sealcam flash` writes to internal flash, fw.cbor, and the FIRMWARE record.
 #
-# fw.cbor = {1: version, 2: build time (ms since 1970), 3: {file name: H(file bytes)},
-# 4: board}, deterministic CBOR. Its firmware id is H(fw.cbor bytes as stored). At boot
-# (device.boot) the recorder reads it, bounded, and writes a FIRMWARE record into its
-# chain unless the chain's last FIRMWARE record already names the same id: so the
-# evidence says which firmware signed it. No manifest: one FIRMWARE record with a null id
+# fw.cbor = {1: version, 2: build time (ms since 1970), 3: {path on the board: H(file
+# bytes)}, 4: board}, deterministic CBOR. Its firmware id is H(fw.cbor bytes as stored).
+# At boot (device.boot) the recorder reads it, bounded, hashes every file it lists, and
+# writes a FIRMWARE record into its chain unless the chain's last FIRMWARE record already
+# says the same: so the evidence says which firmware signed it. No manifest: a null id
 # and reason "unmanaged"; a manifest it cannot read: the id of its bytes and reason
-# "bad_manifest". Which FIRMWARE record the chain holds last is remembered in internal
-# flash (fwrec.cbor = {1: seq, 2: H(record), 3: id or null, 4: log, 5: offset, 6: size})
-# and checked against the card with one read (the record must be there, byte for byte): a
-# new, emptied or older card gets a new record.
+# "bad_manifest"; files that differ from their manifest (changed over the REPL, a flash
+# cut short): reason "modified" and the paths that differ. Which FIRMWARE record the
+# chain holds last is remembered in internal flash (fwrec.cbor = {1: seq, 2: H(record),
+# 3: id or null, 4: log, 5: offset, 6: size, 7: H(the files' actual hashes) or null})
+# and checked against the card with one read (the record must be there, byte for byte):
+# a new, emptied or older card gets a new record.
 import hashlib
 
 import cbor
 import flashkv
 import refusals
 from logread import log_path
-from storedefs import FIRMWARE, K_FILES, K_FIRMWARE, K_REASON, K_VERSION
+from storedefs import FIRMWARE, K_CHANGED, K_FILES, K_FIRMWARE, K_REASON, K_VERSION
 
 MANIFEST = "fw.cbor"
 PRODUCTION = "production"     # the production lock's flag file (main.py)
 MEMORY = "fwrec.cbor"
+FLASH_PREFIX = "/flash/"      # a manifest path there is a file of hal.flash
 MAX_BYTES = 16384             # a manifest longer than this is not parsed (only hashed)
 MAX_FILES = 256
 NAME_MAX = 64
 VERSION_MAX = 32
+MAX_CODE = 4194304            # bytes of listed files hashed at boot at most
+CHANGED_MAX = 8               # paths named in a "modified" record at most
 
 _WIN = 4096
 
 
-def _hash_file(flash, name, size):
-    # H(file) read in windows: bounded RAM whatever the size
+def _hash_file(flash, name, size, budget=None):
+    # H(file) read in windows: bounded RAM whatever the size; None past the budget
+    if budget is not None and size > budget[0]:
+        return None
     h = hashlib.sha256()
     off = 0
     while off < size:
@@ -40,7 +47,55 @@ def _hash_file(flash, name, size):
             break
         h.update(b)
         off += len(b)
+    if budget is not None:
+        budget[0] -= off
     return h.digest()
+
+
+def _hash_path(path, budget):
+    # a file outside /flash (an ESP32 keeps its code at the root of its file system):
+    # only on the board itself (MicroPython), never a host file of the simulator
+    import sys
+    if sys.implementation.name != "micropython":
+        return None
+    import os
+    try:
+        size = os.stat(path)[6]
+    except OSError:
+        return None
+    if size > budget[0]:
+        return None
+    h = hashlib.sha256()
+    buf = bytearray(512)
+    mv = memoryview(buf)
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            while n < size:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                h.update(mv[:k])
+                n += k
+    except OSError:
+        return None
+    budget[0] -= n
+    return h.digest()
+
+
+def file_hash(flash, path, budget):
+    """H(bytes) of a manifest path on this board, or None (missing, unreadable, or past
+    the budget of bytes hashed at boot)."""
+    if path.startswith(FLASH_PREFIX):
+        rel = path[len(FLASH_PREFIX):]
+        size = flash.size(rel)
+        return _hash_file(flash, rel, size, budget) if size >= 0 else None
+    return _hash_path(path, budget)
+
+
+def _path_ok(p):
+    return type(p) is str and 1 < len(p) <= NAME_MAX and p[0] == "/" and \
+        not refusals.has_control(p) and "/../" not in p + "/" and "//" not in p
 
 
 def check(m):
@@ -58,31 +113,44 @@ def check(m):
         return "files (key 3) is not a map of 1..%d files" % MAX_FILES
     for k in files:
         h = files[k]
-        if type(k) is not str or not 0 < len(k) <= NAME_MAX or refusals.has_control(k):
-            return "a file name is not 1..%d printable characters" % NAME_MAX
+        if not _path_ok(k):
+            return "a file path is not absolute, of 2..%d printable characters" % NAME_MAX
         if type(h) is not bytes or len(h) != 32:
             return "the hash of %s is not 32 bytes" % k
     return None
 
 
 def read(flash):
-    """(id, version, file count, reason) of the firmware on this flash: id H(fw.cbor) or
-    None when there is no manifest; version and count None unless the manifest is good;
-    reason None (good), "unmanaged" (none) or "bad_manifest"."""
+    """(id, version, file count, reason, changed, code) of the firmware on this flash: id
+    H(fw.cbor) or None when there is no manifest; version and count None unless the
+    manifest is good; reason None (good: every file as listed), "unmanaged" (none),
+    "bad_manifest" or "modified"; changed: the paths that differ (at most CHANGED_MAX);
+    code: H of the listed files' actual hashes when modified, else None."""
     size = flash.size(MANIFEST)
     if size <= 0:
-        return None, None, None, "unmanaged"
+        return None, None, None, "unmanaged", None, None
     if size > MAX_BYTES:
-        return _hash_file(flash, MANIFEST, size), None, None, "bad_manifest"
+        return _hash_file(flash, MANIFEST, size), None, None, "bad_manifest", None, None
     data = bytes(flash.read(MANIFEST, 0, size))
     fid = hashlib.sha256(data).digest()
     try:
         m = cbor.loads(data)
     except Exception:
-        return fid, None, None, "bad_manifest"
+        return fid, None, None, "bad_manifest", None, None
     if check(m) is not None:
-        return fid, None, None, "bad_manifest"
-    return fid, m[1], len(m[3]), None
+        return fid, None, None, "bad_manifest", None, None
+    files = m[3]
+    budget = [MAX_CODE]
+    changed = []
+    code = hashlib.sha256()
+    for p in sorted(files):
+        h = file_hash(flash, p, budget)
+        code.update(h or bytes(32))
+        if h != files[p]:
+            changed.append(p)
+    if changed:
+        return fid, m[1], len(files), "modified", changed[:CHANGED_MAX], code.digest()
+    return fid, m[1], len(files), None, None, None
 
 
 def locked(flash):
@@ -90,11 +158,11 @@ def locked(flash):
     return flash.size(PRODUCTION) >= 0
 
 
-def _recorded(s, flash, fid):
+def _recorded(s, flash, fid, code):
     # does the chain's last FIRMWARE record (remembered in flash, found on the card where
-    # it was written: one read, whatever the chain's length) name fid?
+    # it was written: one read, whatever the chain's length) say the same?
     mem = flashkv.read(flash, MEMORY)
-    if type(mem) is not dict or mem.get(3, 0) != fid:
+    if type(mem) is not dict or mem.get(3, 0) != fid or mem.get(7) != code:
         return False
     seq, h, log, off, size = mem.get(1), mem.get(2), mem.get(4), mem.get(5), mem.get(6)
     if type(seq) is not int or not 0 <= seq < s.seq or type(h) is not bytes \
@@ -110,22 +178,25 @@ def _recorded(s, flash, fid):
 
 def note(s, flash, info):
     """At boot, after the BOOT record: write a FIRMWARE record for info (read()) unless
-    the chain's last one names the same firmware. Returns its seq, or None (none written:
-    the same firmware, or a card the store writes nothing to)."""
-    fid, version, count, reason = info
-    if s.foreign or s.card_error or _recorded(s, flash, fid):
+    the chain's last one says the same. Returns its seq, or None (none written: the same
+    firmware, or a card the store writes nothing to)."""
+    fid, version, count, reason, changed, code = info
+    if s.foreign or s.card_error or _recorded(s, flash, fid, code):
         return None
     fields = {K_FIRMWARE: fid}
-    if reason is None:
+    if version is not None:
         fields[K_VERSION] = version
         fields[K_FILES] = count
-    else:
+    if reason is not None:
         fields[K_REASON] = reason
+    if changed:
+        fields[K_CHANGED] = changed
     rec = s.record(FIRMWARE, fields)
     seq = s.seq - 1
     try:
         flashkv.write(flash, MEMORY, {1: seq, 2: hashlib.sha256(rec).digest(), 3: fid,
-                                      4: s.log_name, 5: s.log_off - len(rec), 6: len(rec)})
+                                      4: s.log_name, 5: s.log_off - len(rec), 6: len(rec),
+                                      7: code})
     except OSError:
         pass        # the record stands; the next boot writes another (never too few)
     return seq

@@ -65,6 +65,7 @@ K_ERROR = const(43)
 K_FIRMWARE = const(45)
 K_VERSION = const(46)
 K_FILES = const(47)
+K_CHANGED = const(48)
 
 # flags (SPEC §3.4)
 F_NO_OFFICER = const(1)

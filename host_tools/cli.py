@@ -8,7 +8,7 @@
     sealcam provision --port PORT --archive DIR --device-id ID --technician NAME
                       [--label FILE.png] [--installed] [--rekey] [--json]
     sealcam flash --port PORT [--board esp32s3_cam|virtual] [--production] [--no-compile]
-                  [--no-reset] [--json]
+                  [--no-reset] [--json]        (--check: compare the board with its manifest)
     sealcam checkout --port PORT --archive DIR --officer ID --unit UNIT [--force] [--json]
     sealcam dock --port PORT --archive DIR [--no-offload] [--json]
     sealcam status --port PORT --archive DIR [--json]
@@ -364,6 +364,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="copy the .py sources instead of mpy-cross bytecode")
     fl.add_argument("--no-reset", action="store_true",
                     help="do not reset the board at the end")
+    fl.add_argument("--check", action="store_true",
+                    help="only check: read the board's manifest and the SHA-256 of every file "
+                         "it names (exit 0 all match, 1 a difference or no manifest)")
     fl.add_argument("--json", action="store_true", help="the result as JSON on stdout")
     fl.set_defaults(func=_cmd_flash)
 

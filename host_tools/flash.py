@@ -3,6 +3,7 @@
 
     sealcam flash --port PORT [--board esp32s3_cam|virtual] [--production] [--no-compile]
                   [--no-reset] [--json]
+    sealcam flash --port PORT --check [--json]     only compare the board with its manifest
 
 What it does, in order (nothing touches the board before the firmware compiled):
 1. compiles every firmware module firmware/manifest.py lists, and the board's own modules,
@@ -24,7 +25,8 @@ never touched. A production-locked board gives no REPL: it is unlocked with its 
 (reflash MicroPython), see SPEC §13.3.
 
 API: ``plan(board, compile=True) -> [File]``, ``manifest_bytes(...)``, ``readback_errors``,
-``run_flash(port, board, ...) -> dict`` (FlashError(code, message) on failure).
+``run_flash(port, board, ...) -> dict``, ``check_board(port) -> dict`` (FlashError(code,
+message) on failure).
 """
 from __future__ import annotations
 
@@ -306,6 +308,20 @@ class Repl:
                 got[parts[0]] = _hex_of(parts[1])
         return got
 
+    def read(self, path, limit):
+        """The first `limit` bytes of path on the board, or None if there is no such file."""
+        code = ("import binascii\ntry:\n f=open(%r,'rb')\n d=f.read(%d)\n f.close()\n"
+                " print(binascii.hexlify(d).decode())\nexcept OSError:\n print('-')\n"
+                % (path, limit))
+        out = self._exec(code, "read %s" % path).decode("ascii", "replace").strip()
+        if out == "-":
+            return None
+        try:
+            return bytes.fromhex(out)
+        except ValueError:
+            raise FlashError(EXIT_LINK, "the board on %s answered garbage reading %s"
+                             % (self.port, path)) from None
+
     def reset(self):
         try:
             self.t.exec_raw_no_follow("import machine\nmachine.reset()")
@@ -379,6 +395,41 @@ def run_flash(port, board="virtual", production=False, compile=True, reset=True,
             "seconds": round(time.monotonic() - t0, 2)}
 
 
+def check_board(port, reset=True, repl=None):
+    """`sealcam flash --check`: does the board hold the files its manifest names, byte for
+    byte? Reads /flash/fw.cbor and the SHA-256 of every file it lists on the board. Returns
+    a dict (``errors`` empty when all match); FlashError 6 when there is no REPL."""
+    import cbor2 as _cbor
+    r = (repl or Repl)(port)
+    try:
+        data = r.read(MANIFEST, 16385)
+        res = {"port": port, "manifest": MANIFEST, "firmware_id": None, "version": None,
+               "board": None, "files": 0, "errors": []}
+        if data is None:
+            res["errors"].append("%s: no firmware manifest on the board (not flashed with "
+                                 "sealcam flash, or a flash cut short): flash it" % MANIFEST)
+        else:
+            res["firmware_id"] = hashlib.sha256(data).hexdigest()
+            try:
+                m = _cbor.loads(data) if len(data) <= 16384 else None
+                files = m[3]
+                assert isinstance(m, dict) and isinstance(files, dict) and files
+                assert all(isinstance(k, str) and isinstance(v, bytes) and len(v) == 32
+                           for k, v in files.items()) and len(files) <= MAX_FILES
+            except Exception:
+                res["errors"].append("%s is not a firmware manifest (SPEC §13.1): flash the "
+                                     "board again" % MANIFEST)
+            else:
+                res.update(version=str(m.get(1))[:32], board=str(m.get(4))[:32],
+                           files=len(files))
+                res["errors"] = readback_errors(files, r.sha256(list(files)))
+        if reset:
+            r.reset()
+    finally:
+        r.close()
+    return res
+
+
 def summary_text(res):
     return ("flashed %s (board %s): firmware %s, %d files (%d bytes), id %s%s%s\n"
             "the next boot writes a FIRMWARE record with this id into the recorder's chain%s"
@@ -402,6 +453,8 @@ def cli(args) -> int:
         else:
             print("%-8s %s" % (step, what), file=sys.stderr, flush=True)
 
+    if getattr(args, "check", False):
+        return _cli_check(args)
     try:
         res = run_flash(args.port, args.board, args.production, not args.no_compile,
                         not args.no_reset, progress)
@@ -420,3 +473,28 @@ def cli(args) -> int:
     else:
         print(summary_text(res))
     return EXIT_OK
+
+
+def _cli_check(args) -> int:
+    import json
+    try:
+        res = check_board(args.port, reset=not args.no_reset)
+    except FlashError as e:
+        if args.json:
+            print(json.dumps({"port": args.port, "status": "failed", "error": e.message,
+                              "exit_code": e.code}))
+        print("sealcam flash --check: %s" % e.message, file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("sealcam flash --check: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = EXIT_MISMATCH if res["errors"] else EXIT_OK
+    if args.json:
+        print(json.dumps(dict(res, status="ok" if code == 0 else "mismatch", exit_code=code)))
+    elif code == 0:
+        print("%s: firmware %s (board %s), id %s: all %d files match the manifest"
+              % (args.port, res["version"], res["board"], res["firmware_id"][:16],
+                 res["files"]))
+    for e in res["errors"]:
+        print("sealcam flash --check: %s" % e, file=sys.stderr)
+    return code

@@ -72,7 +72,7 @@ class K:
     OP, TARGET, SOURCE, SIGNED, MIME, STATION, COVERED, RECEIPT, NUMBER = range(19, 28)
     OLD, NEW, UNIT, REFERS, SPAN, KIND, AT, DURATION, READY, REASONS = range(28, 38)
     FACTS, DRIFT, SINCE, PRERECORD, PHRASE, ERROR, COUNT = range(38, 45)
-    FIRMWARE, VERSION, FILES = range(45, 48)      # FIRMWARE records (SPEC §13.2)
+    FIRMWARE, VERSION, FILES, CHANGED = range(45, 49)   # FIRMWARE records (SPEC §13.2)
 
 
 KEY_NAMES = {v: n.lower() for n, v in vars(K).items() if n.isupper()}
@@ -224,10 +224,11 @@ OPTIONAL = {
     TIME_SET: {K.DRIFT: _int, K.SINCE: _uint, K.ERROR: _int},
     INTERRUPTION: {K.SEGMENT: _uint, K.REFERS: _uint, K.AT: _position},
     MARK: {K.AT: _position, K.PHRASE: _bool},
-    FIRMWARE: {K.VERSION: _tstr, K.FILES: _uint, K.REASON: _tstr},
+    FIRMWARE: {K.VERSION: _tstr, K.FILES: _uint, K.REASON: _tstr, K.CHANGED: _tstrs},
 }
-#: FIRMWARE reasons: no manifest on the recorder's flash, or one it could not read
-FIRMWARE_REASONS = ("unmanaged", "bad_manifest")
+#: FIRMWARE reasons: no manifest on the recorder's flash, one it could not read, files that
+#: differ from it
+FIRMWARE_REASONS = ("unmanaged", "bad_manifest", "modified")
 
 
 def keyname(k):
@@ -536,11 +537,18 @@ def unsafe_path(rel) -> str | None:
 def firmware_text(rec: Record) -> str:
     """One line on a FIRMWARE record (SPEC §13.2), for verify's notes and the report."""
     b = rec.body
+    if b.get(K.REASON) == "modified":
+        ch = b.get(K.CHANGED) or []
+        return ("FIRMWARE seq %d: WARNING: files of firmware %s (id %s) differ from its "
+                "manifest (%s): code that `sealcam flash` did not install made the records "
+                "from here; have a technician check the recorder (`sealcam flash --check`) "
+                "and flash it" % (rec.seq, printable(b[K.VERSION]), b[K.FIRMWARE].hex()[:16],
+                                  printable(", ".join(str(c) for c in ch[:8]))))
     if K.VERSION in b:
         return ("FIRMWARE seq %d: from here the recorder runs firmware %s (id %s, %d files, "
                 "installed with `sealcam flash`)" % (rec.seq, printable(b[K.VERSION]),
                                                     b[K.FIRMWARE].hex()[:16], b[K.FILES]))
-    if b[K.FIRMWARE] is None:
+    if b[K.FIRMWARE] is None and K.VERSION not in b:
         return ("FIRMWARE seq %d: the recorder's firmware has no manifest (not installed with "
                 "`sealcam flash`): which firmware made the records after it is not recorded; "
                 "have a technician flash it" % rec.seq)
@@ -614,12 +622,18 @@ def value_errors(rec: Record) -> list:
             errs.append("STORE_ALERT remembers head seq %d, not before its own seq %d"
                         % (b[K.OLD][0], rec.seq))
     elif t == FIRMWARE:          # SPEC §13.2: a manifest read, or a reason why none was
-        good = K.VERSION in b and K.FILES in b and K.REASON not in b and b[K.FIRMWARE]
-        if not good and not (K.VERSION not in b and K.FILES not in b and (
-                (b.get(K.REASON) == "unmanaged" and b[K.FIRMWARE] is None)
-                or (b.get(K.REASON) == "bad_manifest" and b[K.FIRMWARE] is not None))):
-            errs.append("FIRMWARE carries neither version and files of a manifest nor the "
-                        "reason there is none (unmanaged, with a null id; bad_manifest)")
+        why, fid = b.get(K.REASON), b[K.FIRMWARE]
+        read = K.VERSION in b and K.FILES in b and fid is not None
+        if read and why is None and K.CHANGED not in b:
+            pass                                   # the firmware its manifest names
+        elif read and why == "modified" and b.get(K.CHANGED):
+            pass                                   # files that differ from the manifest
+        elif K.VERSION in b or K.FILES in b or K.CHANGED in b or not (
+                (why == "unmanaged" and fid is None)
+                or (why == "bad_manifest" and fid is not None)):
+            errs.append("FIRMWARE is none of: a manifest's version and files; the same "
+                        "with reason modified and the paths changed; reason unmanaged with "
+                        "a null id; reason bad_manifest (SPEC §13.2)")
     return errs
 
 

@@ -4,7 +4,8 @@ named), then end to end against the virtual board (`sim.board`, the firmware on 
 MicroPython VM behind a pty, driven by mpremote): flash, the board boots the new firmware
 and its chain gets a FIRMWARE record naming the manifest's id; stock mpremote's
 sha256sum agrees with the manifest; a reflash with other files is a new FIRMWARE record
-and stale modules are removed; a file damaged on its way is exit 1 and no manifest; a
+and stale modules are removed; `--check` compares the board with its manifest and names a
+file changed behind its back, as the recorder's next FIRMWARE record (`modified`) does; a file damaged on its way is exit 1 and no manifest; a
 production-locked board gives no REPL (stock mpremote fails, flash is exit 6) while its
 dock link still answers."""
 import hashlib
@@ -163,12 +164,31 @@ def test_flash_end_to_end_on_the_virtual_board(tmp_path):
         recs = wait_firmware(board, 2)
         assert recs[1].body[R.K.FIRMWARE] == bytes.fromhex(res2["firmware_id"]) != fid
         assert not [n for n in os.listdir(board.flash) if n.endswith(".mpy")]
+        # --check: the board against its own manifest; then a file changed behind its back
+        p = sealcam("flash", "--port", board.port, "--check", "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        chk = json.loads(p.stdout)
+        assert chk["firmware_id"] == res2["firmware_id"] and chk["files"] == 34
+        changed = tmp_path / "main.py"
+        changed.write_bytes(open(os.path.join(board.flash, "main.py"), "rb").read()
+                            + b"# changed\n")
+        s = mpremote(board.port, "fs", "cp", str(changed), ":/flash/main.py")
+        assert s.returncode == 0, s.stdout + s.stderr
+        p = sealcam("flash", "--port", board.port, "--check")
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "/flash/main.py on the board has SHA-256" in p.stderr
+        # ... and the recorder itself noticed at its next boot (the check resets it)
+        recs = wait_firmware(board, 3)
+        assert recs[2].body[R.K.REASON] == "modified"
+        assert recs[2].body[R.K.CHANGED] == ["/flash/main.py"]
+        assert recs[2].body[R.K.FIRMWARE] == bytes.fromhex(res2["firmware_id"])
     # the whole chain verifies, and says which firmware made which records
     rep = verify_store(os.path.join(board.sd, "sealcam"), None, progress=False)
     assert rep.verdict in ("OK", "OK_WITH_MISSING_INFO"), rep.reasons    # no pinned key
     assert not [r for r in rep.records if r.verdict == "NOT_OK"]
     notes = [n for n in rep.notes if n.startswith("FIRMWARE")]
-    assert len(notes) == 2 and res2["firmware_id"][:16] in notes[1]
+    assert len(notes) == 3 and res2["firmware_id"][:16] in notes[1]
+    assert "WARNING" in notes[2] and "/flash/main.py" in notes[2]
 
 
 class _Damaging(F.Repl):

@@ -58,11 +58,13 @@ RELEASE = [["start"], ["run", 4], ["stop"], ["start"], ["run", 4], ["stop"],
 
 
 # a firmware manifest of fixed content (SPEC §13.1) for the workflow store: its recorder
-# was "flashed", so its FIRMWARE record names a firmware id, version and file count (the
-# other stores' recorders have none: FIRMWARE "unmanaged")
+# was "flashed" (these four files of fixed content put in its flash, fw.cbor naming them),
+# so its FIRMWARE record names a firmware id, version and file count (the other stores'
+# recorders have none: FIRMWARE "unmanaged")
+FW_FILES = {n: ("sealcam vector file %s\n" % n).encode()
+            for n in ("boot.py", "main.py", "board.mpy", "store.mpy")}
 MANIFEST = cbor2.dumps({1: "0.1.0", 2: 1795000000000, 4: "virtual", 3: {
-    n: hashlib.sha256(("sealcam vector file %s\n" % n).encode()).digest()
-    for n in ("boot.py", "main.py", "board.py", "store.mpy")}}, canonical=True)
+    "/flash/" + n: hashlib.sha256(b).digest() for n, b in FW_FILES.items()}}, canonical=True)
 
 
 def _record(root, steps, cut_after=None, officer="PC-0042", settings=SETTINGS, manifest=None,
@@ -73,6 +75,9 @@ def _record(root, steps, cut_after=None, officer="PC-0042", settings=SETTINGS, m
     if manifest is not None:
         with open(os.path.join(flash, "fw.cbor"), "wb") as f:
             f.write(manifest)
+        for n, b in FW_FILES.items():
+            with open(os.path.join(flash, n), "wb") as f:
+                f.write(b)
     h = simdevice.make_hal(sd, flash, **dict(HAL_ARGS, **hal))
     if cut_after is not None:
         h.sd.cut_at = cut_after

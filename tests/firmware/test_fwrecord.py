@@ -20,15 +20,24 @@ from test_link import STATION_SEED, Host
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "tick_ms": 200, "prerecord_s": 0}
 
 
-def manifest(version="0.1.0", files=None):
-    files = files or {"main.py": b"import board\n", "store.mpy": b"M\x06store"}
-    return cbor.dumps({1: version, 2: 1795000000000, 4: "virtual",
-                       3: dict((n, hashlib.sha256(files[n]).digest()) for n in files)})
+FILES = {"main.py": b"import board\n", "store.mpy": b"M\x06store"}
 
 
 def put(flash_dir, data, name="fw.cbor"):
     with open(flash_dir + "/" + name, "wb") as f:
         f.write(data)
+
+
+def manifest(version="0.1.0", files=None, flash_dir=None):
+    """fw.cbor naming files (installed into flash_dir first, if given) by their paths on
+    the board (/flash/NAME)."""
+    files = files or FILES
+    if flash_dir:
+        for n in files:
+            put(flash_dir, files[n], n)
+    return cbor.dumps({1: version, 2: 1795000000000, 4: "virtual",
+                       3: dict(("/flash/" + n, hashlib.sha256(files[n]).digest())
+                               for n in files)})
 
 
 def firmware_records(sd):
@@ -57,7 +66,7 @@ class Board:
 class TestFirmwareRecord(unittest.TestCase):
     def test_manifest_a_then_same_then_b(self):
         b = Board()
-        a = manifest()
+        a = manifest(flash_dir=b.flash)
         put(b.flash, a)
         s = b.boot()
         chain = fwtest.read_chain(b.sd)
@@ -77,7 +86,8 @@ class TestFirmwareRecord(unittest.TestCase):
         self.assertEqual(len(firmware_records(b.sd)), 1)
         self.assertEqual(fwtest.read_chain(b.sd)[-1][1][0], st.BOOT)
         # one file changed: a new manifest, a new id, FIRMWARE B right after BOOT
-        new = manifest("0.1.1", {"main.py": b"import board\n", "store.mpy": b"M\x06store!"})
+        new = manifest("0.1.1", {"main.py": b"import board\n", "store.mpy": b"M\x06store!"},
+                       b.flash)
         put(b.flash, new)
         s = b.boot()
         chain = fwtest.read_chain(b.sd)
@@ -99,6 +109,7 @@ class TestFirmwareRecord(unittest.TestCase):
         self.assertEqual(r[2][15], hashlib.sha256(new).digest())
         self.assertEqual(r[2][13], s.fw)
         # back to A (a reflash with the old firmware): a record again, naming A
+        manifest(flash_dir=b.flash)
         put(b.flash, a)
         b.boot()
         self.assertEqual([x[st.K_FIRMWARE] for _, x in firmware_records(b.sd)],
@@ -115,7 +126,7 @@ class TestFirmwareRecord(unittest.TestCase):
         self.assertEqual(recs[0][1][st.K_REASON], "unmanaged")
         self.assertTrue(st.K_VERSION not in recs[0][1])
         self.assertEqual(b.s.fwid, None)
-        put(b.flash, manifest())
+        put(b.flash, manifest(flash_dir=b.flash))
         b.boot()
         recs = firmware_records(b.sd)
         self.assertEqual(len(recs), 2)
@@ -144,7 +155,7 @@ class TestFirmwareRecord(unittest.TestCase):
 
     def test_a_new_card_gets_the_record_again(self):
         b = Board()
-        put(b.flash, manifest())
+        put(b.flash, manifest(flash_dir=b.flash))
         b.boot()
         b.s.close()
         # an empty card in its place (the remembered head is gone: STORE_ALERT first)
@@ -157,6 +168,33 @@ class TestFirmwareRecord(unittest.TestCase):
         b.boot()
         self.assertEqual(len(firmware_records(b.sd)), 1)
 
+    def test_a_file_changed_behind_the_manifest_is_modified(self):
+        b = Board()
+        a = manifest(flash_dir=b.flash)
+        put(b.flash, a)
+        b.boot()
+        put(b.flash, b"M\x06store, changed over the REPL", "store.mpy")
+        b.boot()
+        r = firmware_records(b.sd)[-1][1]
+        self.assertEqual(r[st.K_REASON], "modified")
+        self.assertEqual(r[st.K_CHANGED], ["/flash/store.mpy"])
+        self.assertEqual((r[st.K_FIRMWARE], r[st.K_VERSION], r[st.K_FILES]),
+                         (hashlib.sha256(a).digest(), "0.1.0", 2))
+        b.boot()                                  # the same modification: no new record
+        self.assertEqual(len(firmware_records(b.sd)), 2)
+        put(b.flash, b"M\x06store, changed again", "store.mpy")
+        import os
+        os.remove(b.flash + "/main.py")
+        b.boot()                                  # another one: a new record
+        r = firmware_records(b.sd)[-1][1]
+        self.assertEqual(r[st.K_CHANGED], ["/flash/main.py", "/flash/store.mpy"])
+        put(b.flash, FILES["main.py"], "main.py")     # put back as flashed: the manifest's
+        put(b.flash, FILES["store.mpy"], "store.mpy")
+        b.boot()
+        r = firmware_records(b.sd)[-1][1]
+        self.assertTrue(st.K_REASON not in r and st.K_CHANGED not in r)
+        self.assertEqual(len(firmware_records(b.sd)), 4)
+
     def test_check_names_what_is_wrong(self):
         good = cbor.loads(manifest())
         self.assertEqual(fwinfo.check(good), None)
@@ -165,10 +203,11 @@ class TestFirmwareRecord(unittest.TestCase):
             m[k] = v
             self.assertTrue(fwinfo.check(m), (k, v))
         m = dict(good)
-        m[3] = {"x" * 65: bytes(32)}
-        self.assertTrue("file name" in fwinfo.check(m))
-        m[3] = {"main.py": bytes(31)}
-        self.assertTrue("main.py" in fwinfo.check(m))
+        for bad in ("/" + "x" * 64, "main.py", "/flash/../key.bin", "//x", "/a\nb"):
+            m[3] = {bad: bytes(32)}
+            self.assertTrue("file path" in fwinfo.check(m), bad)
+        m[3] = {"/flash/main.py": bytes(31)}
+        self.assertTrue("/flash/main.py" in fwinfo.check(m))
 
 
 if __name__ == "__main__":
