@@ -362,20 +362,19 @@ def run_flash(port, board="virtual", production=False, compile=True, reset=True,
         if not production:
             r.remove(PRODUCTION)
         total = sum(len(f.data) for f in files)
-        done = 0
+        for d in sorted({_dirname(f.path) for f in files} - {"/", DATA_DIR, base[:-1]}):
+            r.mkdir(d)
         for i, f in enumerate(files):
             say("copy", i + 1, len(files), "%s (%d bytes)" % (f.path, len(f.data)))
-            r.mkdir(_dirname(f.path))
             r.write(f.path, f.data)
-            done += len(f.data)
         say("check", 0, 0, "%d files" % len(files))
         got = r.sha256(list(expected))
         errs = readback_errors(expected, got)
         if errs:
-            raise FlashError(EXIT_MISMATCH, "%s; the board has no firmware manifest now: "
+            more = "" if len(errs) <= 3 else " (and %d more)" % (len(errs) - 3)
+            raise FlashError(EXIT_MISMATCH, "%s%s; the board has no firmware manifest now: "
                              "flash it again (a board that keeps failing has bad flash)"
-                             % "; ".join(errs[:3]) + ("" if len(errs) <= 3 else
-                                                       " (and %d more)" % (len(errs) - 3)))
+                             % ("; ".join(errs[:3]), more))
         man = manifest_bytes(version, build_time_ms(), board, got)
         r.write(MANIFEST, man)
         fid = hashlib.sha256(man).digest()

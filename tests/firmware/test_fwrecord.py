@@ -118,7 +118,7 @@ class TestFirmwareRecord(unittest.TestCase):
 
     def test_unmanaged_once_then_flashed(self):
         b = Board()
-        s = b.boot()
+        b.boot()
         b.boot()
         recs = firmware_records(b.sd)
         self.assertEqual(len(recs), 1)
