@@ -1,8 +1,8 @@
 # Board entry point (a real board runs this at power-on). It imports the board module of
 # the board it was built for: `board`, frozen into the image by the board's manifest
 # (firmware/boards/<board>/manifest.py) or copied beside the firmware, whose make_hal()
-# builds the HAL from the board's pins. The virtual recorder does not use this file; it
-# builds its HAL in sim/hal/simdevice.py.
+# builds the HAL from the board's pins. The virtual board (`sealcam sim board`) runs it
+# too; the in-process virtual recorder builds its HAL in sim/hal/simdevice.py instead.
 #
 # Production lock (SPEC §13.3): on a board flashed with `sealcam flash --production`
 # (/flash/production exists) the first thing main.py does is turn keyboard interrupts
@@ -21,12 +21,23 @@ if LOCKED:
     except (ImportError, AttributeError):
         pass
 
-import board
-import device
-import fwinfo
-import link
-import selfcheck
-import workflow
+
+def _reset():
+    import machine
+    machine.reset()
+
+
+try:
+    import board
+    import device
+    import fwinfo
+    import link
+    import selfcheck
+    import workflow
+except BaseException:     # noqa: B036 (a module that does not import: never the REPL)
+    if LOCKED:
+        _reset()
+    raise
 
 
 def boot(h=None):
@@ -64,8 +75,7 @@ def locked_main(h=None):
         device.serve_forever(h, s, rec, lnk, wf=wf)
     except BaseException:         # noqa: B036 (KeyboardInterrupt too: never the REPL)
         pass
-    import machine
-    machine.reset()
+    _reset()
 
 
 if __name__ == "__main__":

@@ -238,3 +238,28 @@ def test_production_lock(tmp_path):
             hello = c.hello("test-station")
         assert hello[1].startswith("SC-") and hello[12] == 2
         assert board.alive()
+
+
+@need_board
+def test_a_locked_board_whose_firmware_fails_resets_instead_of_a_repl(tmp_path):
+    """main.py on a locked board never ends at the REPL: a module that does not import
+    (here: device.mpy damaged on the flash) resets the board, again and again, and the
+    port shows no REPL prompt (an unlocked board would print its traceback and '>>>')."""
+    import serial
+    d = str(tmp_path / "board")
+    with simboard.start(d) as board:
+        p = sealcam("flash", "--port", board.port, "--board", "virtual", "--production")
+        assert p.returncode == 0, p.stdout + p.stderr
+        wait_firmware(board, 1)
+    with open(os.path.join(d, "flash", "device.mpy"), "wb") as f:
+        f.write(b"M\x06 not bytecode")
+    with simboard.start(d) as board:
+        with serial.Serial(board.port, timeout=0.2) as ser:
+            seen = b""
+            end = time.monotonic() + 60
+            while time.monotonic() < end and board.boots < 3:
+                seen += ser.read(4096)
+            seen += ser.read(4096)
+        assert board.boots >= 3, "the locked board did not reset after the failed import"
+        assert b">>>" not in seen and b"raw REPL" not in seen, seen[-300:]
+
