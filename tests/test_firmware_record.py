@@ -1,5 +1,6 @@
 """The FIRMWARE record and the firmware id on the link (SPEC §13), end to end over a real
-pty against the virtual recorder (`python -m sim.serve`, the real firmware on CPython):
+pty against the virtual recorder (`python -m sim.serve`, the real firmware, on CPython and
+on the MicroPython VM):
 boot with manifest A -> FIRMWARE A in the chain; the offload shows the id (from AUTH key
 15, read after the recorder's proof) and the station log gets `firmware_seen`; a reboot
 with the same firmware writes no new record; a changed file (manifest B) -> FIRMWARE B, a
@@ -65,7 +66,8 @@ def offload(sim, arch):
     return json.loads(p.stdout)
 
 
-def test_firmware_a_same_b_over_the_dock_link(tmp_path):
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_firmware_a_same_b_over_the_dock_link(tmp_path, runtime):
     arch = tmp_path / "arch"
     station.init(arch)
     card = tmp_path / "card"
@@ -76,7 +78,7 @@ def test_firmware_a_same_b_over_the_dock_link(tmp_path):
     with open(os.path.join(flash, "fw.cbor"), "wb") as f:
         f.write(a)
 
-    sim = Sim(card, trust=arch / "station.pub", record=2)
+    sim = Sim(card, trust=arch / "station.pub", record=2, runtime=runtime)
     try:
         station.register(arch, DEV, os.path.join(flash, "device.pub"))
         j = offload(sim, arch)
@@ -88,7 +90,7 @@ def test_firmware_a_same_b_over_the_dock_link(tmp_path):
     assert recs[0].seq == 1 and recs[0].body[R.K.VERSION] == "0.1.0" \
         and recs[0].body[R.K.FILES] == 2
 
-    sim = Sim(card, trust=arch / "station.pub", record=1)      # reboot, same firmware
+    sim = Sim(card, trust=arch / "station.pub", record=1, runtime=runtime)   # reboot, same
     try:
         j = offload(sim, arch)
         assert j["firmware"].endswith(id_a[:16])
@@ -100,7 +102,7 @@ def test_firmware_a_same_b_over_the_dock_link(tmp_path):
     id_b = hashlib.sha256(b).hexdigest()
     with open(os.path.join(flash, "fw.cbor"), "wb") as f:     # one file changed: B
         f.write(b)
-    sim = Sim(card, trust=arch / "station.pub", record=1)
+    sim = Sim(card, trust=arch / "station.pub", record=1, runtime=runtime)
     try:
         p = sealcam("offload", "--port", sim.port, "--archive", arch)
         assert p.returncode == 0, p.stdout + p.stderr
