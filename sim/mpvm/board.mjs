@@ -133,7 +133,8 @@ function writeAll(buf) {
     catch (e) {
       if (e.code === "EIO") { host = false; return; }      // no host: output is dropped
       if (e.code !== "EAGAIN") throw e;
-      pollCtl();
+      pollCtl(); pollIn();
+      if (!host) return;                  // the host closed the port: output is dropped
       if (waited > 5000) return;          // nobody reads the port: drop, never hang
       sleep(2); waited += 2;
     }
