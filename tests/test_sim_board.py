@@ -36,6 +36,9 @@ def test_mpremote_drives_the_board_and_files_persist(tmp_path):
     with vboard.start(d) as b:
         assert b.port.startswith("/dev/pts/")
         assert ok(b.port, "exec", "print(6*7)").strip() == "42"
+        script = tmp_path / "s.py"
+        script.write_text("import sys\nprint('ran', sys.implementation.name)\n")
+        assert ok(b.port, "run", str(script)).strip() == "ran micropython"
         # a failing exec gives mpremote's error: exit 1 and the board's traceback
         r = mpremote(b.port, "exec", "1/0")
         assert r.returncode == 1 and "ZeroDivisionError" in r.stdout + r.stderr
@@ -151,3 +154,63 @@ def test_hw_tests_pass_on_the_virtual_board():
                         "hw_tests"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+def test_link_gives_the_repl_a_ctrl_c_only_outside_a_frame(tmp_path):
+    """firmware/link.py on CPython: on a port that is also the REPL's (repl=True), 0x03
+    before any frame ends serving with KeyboardInterrupt; a 0x03 inside a frame (whole or
+    split across reads) is data; a plain dock port, or a production-locked board, never
+    yields."""
+    import cbor
+    import device
+    import frame
+    import fwtest
+    import link
+
+    def board(repl=True, locked=False):
+        root = tmp_path / ("b%d%d" % (repl, locked))
+        root.mkdir()
+        h, _, _ = fwtest.sim(str(root))
+        if locked:
+            f = h.flash.create(link.PRODUCTION_FLAG)
+            f.write(b"locked\n")
+            f.close()
+        s, rec = device.boot(h)
+        ser = fwtest.Loop()
+        if repl:
+            ser.repl = True
+        h.serial = ser
+        lnk = link.Link(h, s, rec)
+        lnk.start()
+        return lnk, ser
+
+    def serve(lnk):
+        try:                                   # (pytest would take it for the user's Ctrl-C)
+            return lnk.service()
+        except KeyboardInterrupt:
+            raise AssertionError("the link gave up the port for a 0x03 that is data")
+
+    req = frame.encode(cbor.dumps({0: 3, 1: link.STATUS}))      # id 3: a 0x03 byte inside
+    assert b"\x03" in req[2:]
+    lnk, ser = board()
+    ser.rx += req
+    assert serve(lnk) and ser.tx            # answered (401: no AUTH), no interrupt
+    ser.tx.clear()
+    ser.rx += req[:4]
+    serve(lnk)
+    ser.rx += req[4:]                          # the rest, 0x03 included, in a later read
+    serve(lnk)
+    assert ser.tx
+    ser.rx += b"\r\x03\r\x01"                  # mpremote: Ctrl-C, then Ctrl-A
+    try:
+        lnk.service()
+        raise AssertionError("no KeyboardInterrupt")
+    except KeyboardInterrupt:
+        pass
+    assert not lnk.serving
+    for repl, locked in ((False, False), (True, True)):
+        lnk, ser = board(repl, locked)
+        assert lnk.repl is False
+        ser.rx += b"\r\x03\r\x01" + req
+        serve(lnk)                             # garbage, then the request: answered
+        assert ser.tx and lnk.serving
