@@ -24,19 +24,33 @@ mpremote carries on. It is not hardware: `machine` is a fake that says so (machi
 
 Python API (tests, hw_tests/conftest.py):
 
-    board = sim.board.start(dir, install=False, boot_timeout=60, log=None) -> Board
-        starts the board on folder `dir` (created if missing), installing the firmware
-        first if asked; returns once the VM has booted its flash (before main.py runs).
-    board.port            the pty path (what `mpremote connect PORT` opens)
-    board.dir             the board folder; board.flash, board.sd its two file folders
+    board = sim.board.start(dir, install=False, boot_timeout=60, log=None,
+                            max_bytes=MAX_BYTES) -> Board
+        starts the board on folder `dir` (created if missing; DIR/flash, DIR/sd,
+        DIR/board.json), installing the firmware first if asked; returns once the VM has
+        loaded the files (before boot.py/main.py run). log(line) gets the VM's stderr
+        lines. BoardError (one line: why) if it cannot start; vm.VMUnavailable without
+        node/npm.
+    board.port            the pty path (what `mpremote connect PORT` opens); the same
+                          across resets
+    board.dir, board.flash, board.sd   the board folder and its two file folders
+    board.uid             the chip's unique id (12 hex digits, kept in DIR/board.json)
     board.boots           how many times the VM has started (resets included)
+    board.resets          "soft" / "hard" for each reset so far, in order
+    board.error           why the VM stopped on its own, or None
     board.alive()         True while the board is served
     board.wait_boots(n, timeout=30) -> bool   until the VM has started n times
     board.stop(timeout=20)  writes the files back and stops (idempotent)
     `with sim.board.start(dir) as board:` stops it at the end.
 
-    sim.board.install(dir, firmware=True) -> list of file names written to DIR/flash
-        the firmware modules (firmware/*.py), main.py and board.py (sim/hal/vboard.py).
+    sim.board.install(dir, firmware=True) -> [names written to DIR/flash]
+        the firmware modules (firmware/*.py, main.py included) and board.py
+        (sim/hal/vboard.py), as sources (`sealcam flash --board virtual` compiles them and
+        writes the firmware manifest instead).
+    sim.board.firmware_files() -> [(host path, name on the flash)]
+
+Edit DIR/flash and DIR/sd only while the board is stopped: while it runs, the VM's copy is
+the board's (a host file it never had is left alone, and not seen until the next boot).
 
 The lead wires the CLI with ``add_arguments(parser)`` and ``run_board(args)``.
 """
