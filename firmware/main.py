@@ -29,11 +29,11 @@ def _reset():
 
 try:
     import board
-    import device
-    import fwinfo
-    import link
-    import selfcheck
-    import workflow
+    from sealcamfw import device
+    from sealcamfw import fwinfo
+    from sealcamfw import link
+    from sealcamfw import selfcheck
+    from sealcamfw import workflow
 except BaseException:     # noqa: B036 (a module that does not import: never the REPL)
     if LOCKED:
         _reset()

@@ -6,13 +6,17 @@
     sealcam flash --port PORT --check [--json]     only compare the board with its manifest
 
 What it does, in order (nothing touches the board before the firmware compiled):
-1. compiles every firmware module firmware/manifest.py lists, and the board's own modules,
-   with mpy-cross (bytecode only, runs on any port); main.py and boot.py stay source;
+1. compiles every firmware module firmware/manifest.py lists (the package sealcamfw, which
+   goes to lib/sealcamfw/ under the board's code folder: /lib/sealcamfw/ on an ESP32,
+   /flash/lib/sealcamfw/ on the virtual board; main.py to the code folder's root), and the
+   board's own modules, with mpy-cross (bytecode only, runs on any port); main.py and
+   boot.py stay source;
 2. enters the board's raw REPL (mpremote's SerialTransport, a soft reset first) and
    removes /flash/fw.cbor: a flash cut short leaves a board without a manifest (its next
    boot records FIRMWARE "unmanaged"), never one whose manifest names other files;
-3. removes the modules (.py/.mpy) of the code folder that are not part of this firmware
-   (a stale store.py would shadow store.mpy), copies every file, writes or removes the
+3. removes the modules (.py/.mpy) of the code folder and of lib/sealcamfw/ that are not
+   part of this firmware (a stale store.py would shadow store.mpy; an earlier flat layout's
+   modules go too), copies every file, writes or removes the
    production lock /flash/production;
 4. reads back the SHA-256 of every file (hashlib on the board) and compares: a difference
    is exit 1 naming the file, and no manifest is written;
@@ -72,10 +76,26 @@ class Board:
     files: list              # [(host path, name on the board)] besides firmware/
 
 
-def _manifest_modules(path, **options):
-    """The module() file names of a MicroPython manifest (include() and the port's own
-    modules are not followed)."""
+LIB_DIR = "lib/"       # a package goes to <code dir>/lib/<package>/ (on sys.path: /lib, /flash/lib)
+
+
+def _manifest_files(path, **options):
+    """[(host path, name under the board's code folder)] of a MicroPython manifest's
+    module() files (at the code folder's root) and package() files (under lib/, e.g.
+    lib/sealcamfw/store.py); include() and the port's own modules are not followed."""
+    here = os.path.dirname(path)
     mods = []
+
+    def module(p, base_path=".", opt=None):
+        mods.append((os.path.join(here, base_path, p), p))
+
+    def package(name, files=None, base_path=".", opt=None):
+        top = os.path.join(here, base_path, name)
+        if files is None:           # every .py file of the package folder
+            files = sorted(os.path.relpath(os.path.join(d, f), top)
+                           for d, _, fs in os.walk(top) for f in fs if f.endswith(".py"))
+        for f in files:
+            mods.append((os.path.join(top, f), LIB_DIR + name + "/" + f))
 
     class _Opts:
         def __init__(self):
@@ -88,8 +108,7 @@ def _manifest_modules(path, **options):
             return options.get(k, self.d.get(k))
 
     env = {"metadata": lambda **kw: None, "include": lambda *a, **kw: None,
-           "module": lambda p, base_path=".", opt=None: mods.append(p),
-           "package": lambda *a, **kw: None, "require": lambda *a, **kw: None,
+           "module": module, "package": package, "require": lambda *a, **kw: None,
            "options": _Opts()}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), env)
@@ -100,17 +119,17 @@ def boards():
     esp = os.path.join(FIRMWARE, "boards", "esp32s3_cam")
     return {
         "esp32s3_cam": Board("esp32s3_cam", "/", [
-            (os.path.join(esp, m), m) for m in _manifest_modules(os.path.join(esp, "manifest.py"))]),
+            f for f in _manifest_files(os.path.join(esp, "manifest.py"))]),
         "virtual": Board("virtual", DATA_DIR, [
             (os.path.join(ROOT, "sim", "hal", "vboard.py"), "board.py")]),
     }
 
 
 def firmware_version():
-    with open(os.path.join(FIRMWARE, "config.py")) as f:
+    with open(os.path.join(FIRMWARE, "sealcamfw", "config.py")) as f:
         m = re.search(r'^FW_VERSION = "([^"]+)"', f.read(), re.M)
     if not m:
-        raise FlashError(EXIT_USAGE, "firmware/config.py has no FW_VERSION: the firmware "
+        raise FlashError(EXIT_USAGE, "firmware/sealcamfw/config.py has no FW_VERSION: the firmware "
                          "sources are incomplete")
     return m.group(1)
 
@@ -138,10 +157,10 @@ def mpy_cross():
 
 
 def plan(board: Board, compile=True, progress=None):
-    """[File] to install: the firmware modules of firmware/manifest.py (main.py included)
-    and the board's own, compiled to .mpy unless compile is False or a module runs by name."""
-    srcs = [(os.path.join(FIRMWARE, m), m)
-            for m in _manifest_modules(os.path.join(FIRMWARE, "manifest.py"), main=True)]
+    """[File] to install: the files of firmware/manifest.py (main.py at the code folder's
+    root, the package at lib/sealcamfw/) and the board's own, compiled to .mpy unless
+    compile is False or a module runs by name."""
+    srcs = _manifest_files(os.path.join(FIRMWARE, "manifest.py"), main=True)
     srcs += board.files
     names = [n for _, n in srcs]
     if len(set(names)) != len(names):
@@ -159,8 +178,9 @@ def plan(board: Board, compile=True, progress=None):
                 with open(src, "rb") as f:
                     out.append(File(base + name, f.read(), src))
                 continue
-            mpy = os.path.join(tmp, name[:-3] + ".mpy")
-            p = subprocess.run([exe, "-o", mpy, "-s", name, src], capture_output=True,
+            mpy = os.path.join(tmp, name[:-3].replace("/", "_") + ".mpy")
+            short = name[len(LIB_DIR):] if name.startswith(LIB_DIR) else name
+            p = subprocess.run([exe, "-o", mpy, "-s", short, src], capture_output=True,
                                text=True, timeout=120)
             if p.returncode != 0 or not os.path.isfile(mpy):
                 why = (p.stderr or p.stdout).strip().splitlines()
@@ -354,15 +374,25 @@ def run_flash(port, board="virtual", production=False, compile=True, reset=True,
         r.remove(MANIFEST)            # from here until the end the board has no manifest
         names = {f.path for f in files}
         base = b.code_dir.rstrip("/") + "/"
-        stale = [base + n for n in r.listdir(b.code_dir)
-                 if n.endswith((".py", ".mpy")) and base + n not in names]
+        # the code folder and the package folders (lib/sealcamfw/): modules of an earlier
+        # firmware that this one does not have (a flat layout's, a removed module's)
+        code_dirs = [base] + sorted({_dirname(p) + "/" for p in names
+                                     if p.startswith(base + LIB_DIR)})
+        stale = [d + n for d in code_dirs for n in r.listdir(d[:-1] or "/")
+                 if n.endswith((".py", ".mpy")) and d + n not in names]
         for p in stale:
             say("remove", 0, 0, p)
             r.remove(p)
         if not production:
             r.remove(PRODUCTION)
         total = sum(len(f.data) for f in files)
-        for d in sorted({_dirname(f.path) for f in files} - {"/", DATA_DIR, base[:-1]}):
+        dirs = set()
+        for f in files:                # every folder a file goes in, parents first
+            d = _dirname(f.path)
+            while d != "/":
+                dirs.add(d)
+                d = _dirname(d)
+        for d in sorted(dirs - {DATA_DIR, base[:-1]}):
             r.mkdir(d)
         for i, f in enumerate(files):
             say("copy", i + 1, len(files), "%s (%d bytes)" % (f.path, len(f.data)))

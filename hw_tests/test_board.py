@@ -53,7 +53,8 @@ def test_rtc_ticks_and_keeps_its_setting_across_reset(board):
              int((now % 1) * 1e6)),))
 
 
-KEY_SIGN = """import board, devkey, ed25519, hal, binascii, json
+KEY_SIGN = """import board, binascii, json
+from sealcamfw import devkey, ed25519, hal
 fl = hal.PosixFS(board.FLASH_DIR)
 out = {"size": fl.size(devkey.KEY_FILE)}
 if out["size"] == 32:
@@ -80,7 +81,8 @@ def test_device_key_present_stable_and_signs(board):
     assert again["sig"] == first["sig"]          # Ed25519 is deterministic
 
 
-RECORD = """import board, capture, mkv, json, os
+RECORD = """import board, json, os
+from sealcamfw import capture, mkv
 h = board.make_hal()
 cap = capture.Capture(h)
 p = board.SD_MOUNT + "/hwtest.mkv"
@@ -135,7 +137,8 @@ def test_camera_and_microphone_decode(board, tmp_path):
     assert abs(samples - 16000 * seconds) < 16000 * 0.5, (samples, r)
 
 
-WRITE = """import board, config, time, json, os
+WRITE = """import board, time, json, os
+from sealcamfw import config
 p = board.SD_MOUNT + "/hwtest.bin"
 buf = bytes(range(256)) * 256
 n = %d

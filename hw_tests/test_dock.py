@@ -10,12 +10,14 @@ import pytest
 
 RECORD_MS = 3000
 
-PUB = """import board, devkey, ed25519, hal, binascii, json
+PUB = """import board, binascii, json
+from sealcamfw import devkey, ed25519, hal
 class H: pass
 h = H(); h.flash = hal.PosixFS(board.FLASH_DIR)
 print("HWT " + json.dumps(binascii.hexlify(ed25519.public(devkey.load_or_create(h))).decode()))"""
 
-RECORD = """import board, device, workflow, json
+RECORD = """import board, json
+from sealcamfw import device, workflow
 h = board.make_hal()
 s, rec = device.boot_or_fail(h)
 wf = workflow.Workflow(h, s, rec, rec.cfg)

@@ -84,13 +84,14 @@ class BoardError(RuntimeError):
 # ----------------------------------------------------------------------------- install
 
 def firmware_files():
-    """(host path, name on the flash) of every firmware file a board gets: the modules of
-    firmware/ (main.py included) and the virtual board's board.py."""
-    out = []
-    for name in sorted(os.listdir(vm.FIRMWARE)):
-        p = os.path.join(vm.FIRMWARE, name)
-        if name.endswith(".py") and name != "manifest.py" and os.path.isfile(p):
-            out.append((p, name))
+    """(host path, name on the flash) of every firmware file a board gets: main.py, the
+    firmware package as lib/sealcamfw/*.py (/flash/lib is on the board's sys.path) and the
+    virtual board's board.py."""
+    out = [(os.path.join(vm.FIRMWARE, "main.py"), "main.py")]
+    for name in sorted(os.listdir(vm.FW_PKG)):
+        p = os.path.join(vm.FW_PKG, name)
+        if name.endswith(".py") and os.path.isfile(p):
+            out.append((p, "lib/sealcamfw/" + name))
     out.append((VBOARD, "board.py"))
     return out
 
@@ -105,6 +106,7 @@ def install(dir, firmware=True):
     if firmware:
         for src, name in firmware_files():
             dst = os.path.join(flash, name)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
             if os.path.islink(dst):
                 os.unlink(dst)
             shutil.copyfile(src, dst)
@@ -170,14 +172,13 @@ class Board:
 
     # -- the VM process, restarted on every reset
     def _command(self, mode, cause, ctl_fd):
-        rom = [vm.SIM_HAL + "/" + n for n in sorted(os.listdir(vm.SIM_HAL))
-               if n.endswith(".py") and not n.startswith("vboard")]
         cmd = ["node", BOARD_JS, "--fd", str(self.master), "--ctl", str(ctl_fd),
                "--flash", self.flash, "--sd", self.sd, "--state", self.state_path,
                "--mode", mode, "--cause", cause, "--uid", self.uid,
                "--max-bytes", str(self.max_bytes)]
-        for p in rom:
-            cmd += ["--rom", "%s=%s" % (p, os.path.basename(p))]
+        # the chip's frozen modules: the simulated parts as the package sim.hal (board.py,
+        # sim/hal/vboard.py, imports them), and machine, vboardboot, vboardos by name
+        cmd += ["--rom", "%s=sim/hal" % vm.SIM_HAL]
         cmd += ["--rom", "%s=machine.py" % os.path.join(vm.SIM_HAL, "vboardmachine.py"),
                 "--rom", "%s=vboardboot.py" % os.path.join(vm.SIM_HAL, "vboardboot.py"),
                 "--rom", "%s=vboardos.py" % os.path.join(vm.SIM_HAL, "vboardos.py")]

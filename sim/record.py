@@ -17,17 +17,10 @@ VM_BASE_HEAP = 2 * 1024 * 1024   # the firmware's working set, with room to spar
 def vm_heap(settings=None):
     """VM heap for a job: the working set plus the pre-record ring its settings ask for
     (a board keeps that in PSRAM). A larger heap costs time: every collection sweeps it."""
-    _paths()
-    import config   # the firmware's settings
+    from sealcamfw import config   # the firmware's settings
     cfg = config.make(settings)
     ring = min(cfg["prerecord_s"] * (cfg["bitrate"] // 4 + 32000), cfg["prerecord_ram"])
     return VM_BASE_HEAP + ring + (ring >> 3)
-
-
-def _paths():
-    for p in (vm.FIRMWARE, vm.SIM_HAL):
-        if p not in sys.path:
-            sys.path.insert(0, p)
 
 
 def run_job(job, runtime="cpython"):
@@ -36,7 +29,7 @@ def run_job(job, runtime="cpython"):
     os.makedirs(job["flash_host"], exist_ok=True)
     if runtime == "micropython":
         j = dict(job, sd="/sd", flash="/flash")
-        proc = vm.run(os.path.join(vm.SIM_HAL, "simmain.py"), libs=(vm.FIRMWARE, vm.SIM_HAL),
+        proc = vm.run(os.path.join(vm.SIM_HAL, "simmain.py"), libs=vm.LIBS,
                       mounts=((job["sd_host"], "/sd"), (job["flash_host"], "/flash")),
                       args=(json.dumps(j),), heap=job.get("heap") or vm_heap(job.get("settings")))
         for line in proc.stdout.splitlines():
@@ -45,9 +38,8 @@ def run_job(job, runtime="cpython"):
         raise RuntimeError("virtual recorder on the MicroPython VM failed:\n" + (proc.stdout + proc.stderr)[-3000:])
     if runtime != "cpython":
         raise ValueError("unknown runtime %r (cpython or micropython)" % runtime)
-    _paths()
-    import simdevice
-    from powerfs import PowerCut
+    from sim.hal import simdevice
+    from sim.hal.powerfs import PowerCut
     h = simdevice.make_hal(job["sd_host"], job["flash_host"], job.get("device", "SC-SIM0001"),
                            job.get("model", "littlefs"), job.get("cut_at"), job.get("capacity"),
                            job.get("bitrate", 2000000), job.get("fps", 10), job.get("seed"),

@@ -52,13 +52,6 @@ ROOT = vm.ROOT
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 3
 
 
-def _paths(extra=()):
-    for p in (vm.SIM_HAL, vm.FIRMWARE) + tuple(extra):
-        if p in sys.path:
-            sys.path.remove(p)
-        sys.path.insert(0, p)
-
-
 # ----------------------------------------------------------------------------- arguments
 
 
@@ -110,7 +103,6 @@ def add_arguments(p):
     p.add_argument("--setting", metavar="KEY=VALUE", action="append", default=[],
                    type=_setting, help="a firmware setting (firmware/config.py), e.g. "
                    "drift_min_s=1; may be repeated")
-    p.add_argument("--lib", metavar="DIR", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--msc", action="store_true",
                    help="offer the card as a read-only disk on EXPOSE (SPEC §8.8), like a "
                    "board with USB mass storage: the store directory stands in for the "
@@ -133,15 +125,14 @@ def _job(args, sd, flash):
 
 # ----------------------------------------------------------------------------- trust list
 
-def add_trust(flash_dir, pubs, libs=()):
+def add_trust(flash_dir, pubs):
     """Add station public keys (32 bytes each) to trust.cbor in the flash folder, with the
     firmware's link.add_trusted when it has one (else: the same CBOR array, written by
     create + replace)."""
-    _paths(libs)
-    import powerfs
+    from sim.hal import powerfs
     flash = powerfs.PowerFS(flash_dir)
     try:
-        import link
+        from sealcamfw import link
         add = getattr(link, "add_trusted", None)
     except ImportError:
         add = None
@@ -149,7 +140,7 @@ def add_trust(flash_dir, pubs, libs=()):
         if add is not None:
             add(flash, pub)
             continue
-        import cbor
+        from sealcamfw import cbor
         keys = cbor.loads(flash.read("trust.cbor")) if flash.size("trust.cbor") > 0 else []
         if pub in keys:
             continue
@@ -225,9 +216,8 @@ def _log(msg):
 # ----------------------------------------------------------------------------- cpython
 
 def _serve_cpython(args, job, stop):
-    _paths(args.lib)
-    import simserial
-    import simserve
+    from sim.hal import simserial
+    from sim.hal import simserve
     master, path = open_pty()
     serial = simserial.PtySerial(master)
 
@@ -360,10 +350,10 @@ def _write_all(fd, data):
         mv = mv[os.write(fd, mv):]
 
 
-def vm_command(job, libs=(), sd=None, flash=None):
-    cmd = ["node", vm.RUNNER, "--serial", "--lib", vm.FIRMWARE, "--lib", vm.SIM_HAL]
-    for lib in libs:
-        cmd += ["--lib", os.path.abspath(lib)]
+def vm_command(job, sd=None, flash=None):
+    cmd = ["node", vm.RUNNER, "--serial"]
+    for lib in vm.LIBS:
+        cmd += ["--lib", vm.lib_arg(lib)]
     if sd:
         cmd += ["--mount", "%s=/sd" % sd]
     if flash:
@@ -375,7 +365,7 @@ def _serve_micropython(args, job, stop):
     vm.ensure_vm()
     raw = bool(job.get("raw_copy_mb"))
     j = dict(job, sd="/sd", flash="/flash")
-    cmd = vm_command(j, args.lib, None if raw else job["sd"], None if raw else job["flash"])
+    cmd = vm_command(j, None if raw else job["sd"], None if raw else job["flash"])
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
     ready, info, tail = threading.Event(), {}, []
@@ -464,7 +454,7 @@ def run_serve(args):
         _log("cannot make the store: %s" % e)
         return EXIT_USAGE
     if pubs:
-        add_trust(flash, pubs, args.lib)
+        add_trust(flash, pubs)
     job = _job(args, sd, flash)
     stop = _Stop()
     stop.install()

@@ -3,18 +3,11 @@ recorder (CPython runtime, in process) and read a store's chain with cbor2."""
 import glob
 import io
 import os
-import sys
 
 import cbor2
 
-from sim import vm
-
-for p in (vm.FIRMWARE, vm.SIM_HAL):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-import simdevice  # noqa: E402  (firmware on sys.path first)
-from powerfs import PowerCut  # noqa: E402
+from sim.hal import simdevice
+from sim.hal.powerfs import PowerCut
 
 # several segments (rollover), checkpoints, stop/start, a refused delete
 SHIFT = [["start"], ["run", 7], ["stop"], ["refuse", "delete", "m/00000001.mkv"],

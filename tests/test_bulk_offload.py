@@ -14,13 +14,13 @@ import sqlite3
 
 import pytest
 
-import device
-import ed25519
+from sealcamfw import device
+from sealcamfw import ed25519
 import fwtest
-import link
-import store as st
-import workflow
-from simserve import CardDir
+from sealcamfw import link
+from sealcamfw import store as st
+from sealcamfw import workflow
+from sim.hal.simserve import CardDir
 from test_link import SMALL, STATION_SEED, Host, make_receipt
 
 from test_offload import Sim

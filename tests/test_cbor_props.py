@@ -3,8 +3,8 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-import cbor
-from cbor import CBORError, Tag
+from sealcamfw import cbor
+from sealcamfw.cbor import CBORError, Tag
 
 uints = st.one_of(st.integers(0, 30), st.integers(0, 2 ** 16 + 5), st.integers(0, 2 ** 64 - 1),
                   st.sampled_from([23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 64 - 1]))

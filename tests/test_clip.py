@@ -20,13 +20,13 @@ import cbor2
 import pytest
 
 import fakedev
-import mkv
+from sealcamfw import mkv
 import refwriter as rw
 from host_tools import clip, clipfile, keys, station
 from host_tools.cli import main as cli
-from simcam import SimCamera
-from simclock import SimClock
-from simmic import SimMic
+from sim.hal.simcam import SimCamera
+from sim.hal.simclock import SimClock
+from sim.hal.simmic import SimMic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A, B = "SC-CLIPA001", "SC-CLIPB002"

@@ -7,17 +7,15 @@ Reproducible: the random generator is seeded (ED25519_CROSSCHECK_SEED overrides 
 import hashlib
 import os
 import random
-import sys
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-import ed25519
-import sha512
+from sealcamfw import ed25519
+from sealcamfw import sha512
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = int(os.environ.get("ED25519_CROSSCHECK_SEED", "20261122"))
 L = 2**252 + 27742317777372353535851937790883648493
 
@@ -109,11 +107,7 @@ def test_sha512_random_lengths_and_splits():
 
 
 def test_textbook_baseline_matches_openssl():
-    sys.path.insert(0, os.path.join(HERE, "bench"))
-    try:
-        import ed25519_textbook as tb
-    finally:
-        sys.path.pop(0)
+    from bench import ed25519_textbook as tb     # tests/bench/ (pytest's pythonpath: tests)
     rng = random.Random(SEED + 3)
     for _ in range(20):
         seed = rng.randbytes(32)
@@ -140,11 +134,7 @@ def test_scalar_multiplications_against_textbook():
     """The table-driven [n]B and the joint [s]B + [k](-A) against the textbook's
     bit-by-bit double-and-add, at scalars with long runs of ones and zeros (carries in
     the signed digits and in the wNAF)."""
-    sys.path.insert(0, os.path.join(HERE, "bench"))
-    try:
-        import ed25519_textbook as tb
-    finally:
-        sys.path.pop(0)
+    from bench import ed25519_textbook as tb     # tests/bench/ (pytest's pythonpath: tests)
     rng = random.Random(SEED + 4)
     scalars = _edge_scalars(rng)
     for n in scalars:

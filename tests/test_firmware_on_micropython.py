@@ -16,7 +16,7 @@ MODULES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FW_TES
 @pytest.mark.parametrize("module", MODULES)
 def test_module_on_micropython_vm(module):
     proc = vm.run(os.path.join(FW_TESTS, "vm_unittest.py"),
-                  libs=(vm.FIRMWARE, vm.SIM_HAL, FW_TESTS), args=(module,))
+                  libs=vm.LIBS + (FW_TESTS,), args=(module,))
     out = proc.stdout + proc.stderr
     m = re.search(r"VM-RESULT (\d+) passed, (\d+) failed", out)
     assert m, "no result line from the VM:\n" + out[-4000:]

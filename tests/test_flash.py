@@ -66,8 +66,8 @@ def test_plan_compiles_every_module_but_main(board):
 
 
 def test_manifest_matches_the_cddl_and_the_firmware_check():
-    import cbor as fwcbor          # the firmware's own strict decoder (tests/conftest.py path)
-    import fwinfo
+    from sealcamfw import cbor as fwcbor      # the firmware's own strict decoder
+    from sealcamfw import fwinfo
     files = F.plan(F.boards()["virtual"])
     man = F.manifest_bytes("0.1.0", 1795000000000, "virtual",
                            {f.path: f.sha256 for f in files})

@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-import auth
-import cbor
-import device
-import ed25519
-import frame
+from sealcamfw import auth
+from sealcamfw import cbor
+from sealcamfw import device
+from sealcamfw import ed25519
+from sealcamfw import frame
 import fwtest
-import link
-import store as fst
+from sealcamfw import link
+from sealcamfw import store as fst
 from host_tools.verify import OK, verify_store
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60}

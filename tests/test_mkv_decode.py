@@ -7,10 +7,10 @@ import random
 import av
 import pytest
 
-import mkv
-from simcam import SimCamera
-from simclock import SimClock
-from simmic import SimMic
+from sealcamfw import mkv
+from sim.hal.simcam import SimCamera
+from sim.hal.simclock import SimClock
+from sim.hal.simmic import SimMic
 
 FPS = 10
 

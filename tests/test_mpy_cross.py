@@ -1,7 +1,8 @@
 """The technician's path: every firmware module compiles with mpy-cross (the bytecode a
 board gets), and the compiled .mpy files, with no .py source beside them, pass the store
 and link unit tests on the MicroPython 1.27 VM. firmware/manifest.py, which says what a
-board gets, names exactly the modules in firmware/ (a new module cannot be left out)."""
+board gets (the package sealcamfw/ and main.py, the way micropython-lib ships packages),
+names exactly the modules in firmware/sealcamfw/ (a new module cannot be left out)."""
 import glob
 import os
 import re
@@ -31,9 +32,10 @@ class _Options:
 
 
 def read_manifest(**options):
-    """(metadata, [module file names in order]) of firmware/manifest.py, run with the
-    commands of a MicroPython manifest: metadata() first and once, module() of .py files
-    that exist beside the manifest."""
+    """(metadata, [file paths in order, relative to firmware/]) of firmware/manifest.py,
+    run with the commands of a MicroPython manifest: metadata() first and once, module()
+    of .py files beside the manifest, package() of a package folder beside it with the
+    files it lists (package name/file.py)."""
     meta = {}
     modules = []
 
@@ -47,24 +49,33 @@ def read_manifest(**options):
         assert os.path.isfile(os.path.join(vm.FIRMWARE, path)), "no such module: " + path
         modules.append(path)
 
+    def package(name, files=None, base_path=".", opt=None):
+        assert meta, "metadata() must be the first command in a manifest file"
+        assert base_path == "." and files, "list the package's files: %s" % name
+        for f in files:
+            assert f.endswith(".py"), f
+            path = name + "/" + f
+            assert os.path.isfile(os.path.join(vm.FIRMWARE, path)), "no such module: " + path
+            modules.append(path)
+
     with open(MANIFEST) as f:
         code = f.read()
-    exec(compile(code, MANIFEST, "exec"), {"metadata": metadata, "module": module,
+    exec(compile(code, MANIFEST, "exec"), {"metadata": metadata, "module": module, "package": package,
                                            "options": _Options(**options)})
     return meta, modules
 
 
 def test_manifest_names_exactly_the_firmware_modules():
     meta, modules = read_manifest()
-    on_disk = sorted(os.path.basename(p) for p in glob.glob(os.path.join(vm.FIRMWARE, "*.py"))
-                     if os.path.basename(p) != "manifest.py")
+    on_disk = sorted(["main.py"] + ["sealcamfw/" + os.path.basename(p)
+                                    for p in glob.glob(os.path.join(vm.FW_PKG, "*.py"))])
     assert len(modules) == len(set(modules)), "a module is listed twice"
     missing = sorted(set(on_disk) - set(modules))
     extra = sorted(set(modules) - set(on_disk))
-    assert not missing, "firmware/manifest.py does not list %s: add module(...) lines" % missing
+    assert not missing, "firmware/manifest.py does not list %s: add them to package(...)" % missing
     assert not extra, extra
     assert "main.py" in modules
-    with open(os.path.join(vm.FIRMWARE, "config.py")) as f:
+    with open(os.path.join(vm.FW_PKG, "config.py")) as f:
         version = re.search(r'^FW_VERSION = "([^"]+)"', f.read(), re.M).group(1)
     assert meta.get("version") == version    # the manifest's version is the firmware's
     assert meta.get("description")
@@ -76,19 +87,22 @@ def test_manifest_names_exactly_the_firmware_modules():
 def test_firmware_compiles_and_runs_as_mpy(tmp_path):
     out = tmp_path / "fw"
     out.mkdir()
-    sources = [os.path.join(vm.FIRMWARE, m) for m in read_manifest()[1]]   # what a board gets
+    pkg = out / "sealcamfw"
+    pkg.mkdir()
+    sources = [os.path.join(vm.FIRMWARE, m) for m in read_manifest()[1]   # what a board gets
+               if m.startswith("sealcamfw/")]
     assert len(sources) >= 10
     for src in sources:
-        mpy = out / (os.path.basename(src)[:-3] + ".mpy")
+        mpy = pkg / (os.path.basename(src)[:-3] + ".mpy")
         p = subprocess.run([MPY_CROSS, "-o", str(mpy), src], capture_output=True, text=True)
         assert p.returncode == 0, "%s: %s" % (src, p.stderr)
         assert mpy.read_bytes()[:1] == b"M"   # .mpy header
-    assert not list(out.glob("*.py"))
+    assert not list(pkg.glob("*.py"))
     proc = vm.run(os.path.join(HERE, "firmware", "vm_unittest.py"),
-                  libs=(str(out), vm.SIM_HAL, os.path.join(HERE, "firmware")),
+                  libs=((str(pkg), "sealcamfw"), vm.SIM_HAL, os.path.join(HERE, "firmware")),
                   args=("test_store", "test_link"))
     text = proc.stdout + proc.stderr
     m = re.search(r"VM-RESULT (\d+) passed, (\d+) failed", text)
     assert m and m.group(2) == "0" and int(m.group(1)) > 30, text[-3000:]
     # the VM really imported the compiled modules: no firmware source was on its path
-    assert "/lib/store.py" not in text
+    assert "/lib/sealcamfw/store.py" not in text

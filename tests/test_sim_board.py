@@ -161,11 +161,11 @@ def test_link_gives_the_repl_a_ctrl_c_only_outside_a_frame(tmp_path):
     before any frame ends serving with KeyboardInterrupt; a 0x03 inside a frame (whole or
     split across reads) is data; a plain dock port, or a production-locked board, never
     yields."""
-    import cbor
-    import device
-    import frame
+    from sealcamfw import cbor
+    from sealcamfw import device
+    from sealcamfw import frame
     import fwtest
-    import link
+    from sealcamfw import link
 
     def board(repl=True, locked=False):
         root = tmp_path / ("b%d%d" % (repl, locked))

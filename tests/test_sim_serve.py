@@ -249,7 +249,7 @@ def test_raw_copy_path(runtime):
 
 
 def test_clock_realtime_mode_and_drift():
-    import simclock
+    from sim.hal import simclock
     c = simclock.SimClock(rtc_ms=1_000_000, drift_ppm=100_000)     # 10 % fast
     c.sleep_ms(5000)                                              # simulated: instant
     assert (c.mono_ms(), c.rtc_ms()) == (5000, 1_000_000 + 5500)

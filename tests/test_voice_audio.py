@@ -22,7 +22,7 @@ import cbor2
 import pytest
 
 import mkvdecode
-import voicepcm
+from sim.hal import voicepcm
 from sim.record import run_job
 
 REC_START, INTERRUPTION, VOICE_ANNOTATION, MARK = 2, 10, 11, 13

@@ -17,15 +17,12 @@ import sys
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sim.hal import simdevice
+from sim.hal.powerfs import PowerCut
+from sim.hal.simclock import SimClock
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "sim", "hal")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-import simdevice  # noqa: E402
-from powerfs import PowerCut  # noqa: E402
-from simclock import SimClock  # noqa: E402
 
 SEED = 2026          # the fixed test key: seeded_random(SEED) in sim/hal/simdevice.py
 DEVICE = "SC-VECTOR01"

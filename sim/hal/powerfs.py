@@ -15,7 +15,7 @@
 # Runs on MicroPython and CPython.
 import os
 
-from hal import PosixFS, _exists
+from sealcamfw.hal import PosixFS, _exists
 
 LITTLEFS = "littlefs"
 FAT = "fat"

@@ -12,7 +12,7 @@
 import binascii
 import struct
 
-import camtiles
+from sim.hal import camtiles
 
 _SOI = b"\xff\xd8"
 _EOI = b"\xff\xd9"

@@ -26,22 +26,22 @@
 import binascii
 import hashlib
 
-import cbor
-import cose
-import device
-import devkey
-import ed25519
-import hal
-import link
-import logread
-import selfcheck
-import store as st
-import workflow
-from powerfs import PowerCut, PowerFS
-from simcam import SimCamera
-from simmic import SimMic
-from simclock import SimClock
-from simui import SimButtons, SimSensors, SimUI
+from sealcamfw import cbor
+from sealcamfw import cose
+from sealcamfw import device
+from sealcamfw import devkey
+from sealcamfw import ed25519
+from sealcamfw import hal
+from sealcamfw import link
+from sealcamfw import logread
+from sealcamfw import selfcheck
+from sealcamfw import store as st
+from sealcamfw import workflow
+from sim.hal.powerfs import PowerCut, PowerFS
+from sim.hal.simcam import SimCamera
+from sim.hal.simmic import SimMic
+from sim.hal.simclock import SimClock
+from sim.hal.simui import SimButtons, SimSensors, SimUI
 
 STATION_SEED = b"sealcam-sim-station-key-seed-001"[:32]   # the in-process dock's key
 
@@ -145,7 +145,7 @@ def statement(h, s, wf, hold_ms, summary):
             reasons.append(r)
     if not reasons:
         return reasons
-    import voicepcm             # loaded on first use: the assets are large
+    from sim.hal import voicepcm             # loaded on first use: the assets are large
     pcm = b"".join(voicepcm.pcm(r if r in voicepcm.TEXT else "other") for r in reasons)
     room = 2 * (hold_ms - STATEMENT_END_MS) * voicepcm.RATE // 1000
     pcm = pcm[:room] if room > 0 else b""

@@ -7,8 +7,8 @@ import gc
 import json
 
 import jshal
-import simdevice
-from powerfs import PowerCut
+from sim.hal import simdevice
+from sim.hal.powerfs import PowerCut
 
 job = json.loads(list(jshal.argv())[0])
 h = simdevice.make_hal(job["sd"], job["flash"], job.get("device", "SC-SIM0001"),

@@ -14,12 +14,12 @@ import binascii
 import gc
 import time
 
-import device
-import ed25519
-import simdevice
-import store as st
-import workflow
-from simclock import SimClock
+from sealcamfw import device
+from sealcamfw import ed25519
+from sim.hal import simdevice
+from sealcamfw import store as st
+from sealcamfw import workflow
+from sim.hal.simclock import SimClock
 
 try:
     _ticks_ms = time.ticks_ms
@@ -47,7 +47,7 @@ MAX_FRAME = 1048576   # the virtual recorder offers more than a board (SPEC §7)
 
 def make_link(h, s, rec, max_frame=None, wf=None):
     """firmware/link.py's Link on this HAL, offering max_frame (default MAX_FRAME)."""
-    import link
+    from sealcamfw import link
     h.max_frame = max_frame or MAX_FRAME
     return link.Link(h, s, rec, max_frame=h.max_frame, workflow=wf)
 

@@ -6,8 +6,8 @@
 import json
 
 import jshal
-import simserial
-import simserve
+from sim.hal import simserial
+from sim.hal import simserve
 
 job = json.loads(list(jshal.argv())[0])
 serial = simserial.VMSerial()

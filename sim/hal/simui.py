@@ -60,7 +60,7 @@ class SimUI:
     def say(self, phrase):
         self._add("say", phrase)
         if self.mic is not None:
-            import voicepcm     # loaded on first use: the assets are large
+            from sim.hal import voicepcm     # loaded on first use: the assets are large
             if phrase in voicepcm.TEXT:
                 self.mic.say(voicepcm.pcm(phrase))
 

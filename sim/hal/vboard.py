@@ -6,7 +6,7 @@
 # esp32s3_cam port), and the dock link is the board's one serial port (the pty of
 # sim/board.py: the REPL's port, as a board's USB CDC), /dev/vbserial on the VM.
 # Runs on the MicroPython WebAssembly VM under sim/mpvm/board.mjs only.
-import hal
+from sealcamfw import hal
 import machine
 import vboardjs
 
@@ -75,10 +75,10 @@ def device_id(flash):
 
 def make_hal():
     """The virtual board's HAL (firmware/hal.py)."""
-    from simcam import SimCamera
-    from simdevice import SimBattery
-    from simmic import SimMic
-    from simui import SimButtons, SimSensors, SimUI
+    from sim.hal.simcam import SimCamera
+    from sim.hal.simdevice import SimBattery
+    from sim.hal.simmic import SimMic
+    from sim.hal.simui import SimButtons, SimSensors, SimUI
     clock = Clock(machine.RTC())
     _mkdir(FLASH_DIR)
     _mkdir(SD_MOUNT)

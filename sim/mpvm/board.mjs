@@ -15,7 +15,7 @@
 //            before every reset or exit. Their total size is bounded by --max-bytes.
 // --rom DIR  .py files copied into /rom (on sys.path, not mirrored): the board's "frozen"
 //            modules (the fake machine module, the simulated parts); --rom FILE=NAME copies
-//            one file as /rom/NAME.
+//            one file as /rom/NAME, --rom DIR=PKG a package folder as /rom/PKG/ (sim/hal).
 // --state F  a host file that keeps the RTC's offset from the host clock across resets and
 //            runs (the RTC's backup domain).
 // --mode     boot: run /flash/boot.py and /flash/main.py, then the friendly REPL; raw: the
@@ -286,7 +286,11 @@ for (const m of mounts) {
   }
 }
 for (const r of opt.rom) {
-  if (r.includes("=")) { const [h, name] = r.split("="); mkdirp("/rom"); FS.writeFile("/rom/" + name, fs.readFileSync(h)); }
+  if (r.includes("=")) {
+    const [h, name] = r.split("=");
+    if (fs.statSync(h).isDirectory()) copyIn(h, "/rom/" + name, (n) => n.endsWith(".py") || n.endsWith(".mpy"));
+    else { mkdirp("/rom"); FS.writeFile("/rom/" + name, fs.readFileSync(h)); }
+  }
   else copyIn(r, "/rom", (n) => n.endsWith(".py") || n.endsWith(".mpy"));
 }
 

@@ -2,7 +2,9 @@
 //
 //   node run.mjs [--serial] [--lib DIR]... [--mount HOSTDIR=/sd]... [--heap BYTES] SCRIPT.py [ARGS...]
 //
-// --lib DIR      copy DIR's .py/.mpy files (recursively) into /lib on the VM (on sys.path)
+// --lib DIR[=DEST]  copy DIR's .py/.mpy files (recursively) into /lib/DEST on the VM (/lib
+//                itself without DEST): a package folder goes in as /lib/<package>/, as on a
+//                board's file system (/lib is on MicroPython's default sys.path)
 // --mount H=/P   copy host folder H into the VM's memory filesystem at /P before the run,
 //                and mirror /P back into H when the script ends (or calls jshal.sync()).
 // The script gets a JS module `jshal`: random(n) -> n random bytes (crypto.getRandomValues),
@@ -108,7 +110,11 @@ function syncOut() {
   }
 }
 
-for (const l of libs) copyIn(l, "/lib", (n) => n.endsWith(".py") || n.endsWith(".mpy"));
+for (const l of libs) {
+  const eq = l.indexOf("=");
+  const host = eq < 0 ? l : l.slice(0, eq), dest = eq < 0 ? "" : l.slice(eq + 1);
+  copyIn(host, dest ? "/lib/" + dest : "/lib", (n) => n.endsWith(".py") || n.endsWith(".mpy"));
+}
 for (const m of mounts) { if (fs.existsSync(m.host)) copyIn(m.host, m.vm, null); else mkdirp(m.vm); }
 
 const jshal = {
@@ -188,7 +194,6 @@ mp.registerJsModule("jshal", jshal);
 
 const src = fs.readFileSync(script, "utf8");
 try {
-  mp.runPython("import sys\nif '/lib' not in sys.path: sys.path.insert(0, '/lib')");
   await mp.runPythonAsync(src);
 } catch (e) {
   const msg = (e && e.message) ? e.message : String(e);

@@ -55,7 +55,7 @@ def openssl_ms(msg, n=2000):
 def main():
     print("sealcam bench (MicroPython 1.27 WebAssembly VM under Node, and CPython %s)\n"
           % sys.version.split()[0])
-    c = run_vm("crypto_vm.py", (vm.FIRMWARE, FW_TESTS, HERE))
+    c = run_vm("crypto_vm.py", (vm.FW_PKG, FW_TESTS, HERE))
     msg_len = int(c.get("message_bytes", 0))
     o_sign, o_verify = openssl_ms(bytes(msg_len or 190))
     print("Ed25519 on the VM, signing a checkpoint record's Sig_structure (%d bytes):" % msg_len)

@@ -1,9 +1,9 @@
 # Ed25519 / SHA-512 speed: the firmware's versions (firmware/ed25519.py, sha512.py) next to
 # a textbook one (tests/bench/ed25519_textbook.py), same runtime, same message: the COSE
 # Sig_structure of a checkpoint record, as the device builds it.
-# Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware --lib tests/bench
-# tests/bench/crypto_vm.py) and on CPython (python tests/bench/crypto_vm.py with firmware/
-# and tests/bench/ on sys.path). Prints machine-readable lines "BENCH <name> <value>".
+# Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware/sealcamfw=sealcamfw
+# --lib tests/bench tests/bench/crypto_vm.py) and on CPython (python tests/bench/crypto_vm.py
+# in the set-up venv). Prints machine-readable lines "BENCH <name> <value>".
 #
 # Method: every figure is the mean over several batches of runs; fast and textbook
 # batches alternate, and between batches the script lets the garbage collector run. On
@@ -29,16 +29,9 @@ except AttributeError:                     # CPython
     def _ticks_diff(a, b):
         return a - b
 
-if sys.implementation.name != "micropython":
-    import os
-    _here = os.path.dirname(os.path.abspath(__file__))
-    for _p in (os.path.join(os.path.dirname(os.path.dirname(_here)), "firmware"), _here):
-        if _p not in sys.path:
-            sys.path.insert(0, _p)
-
-import ed25519                 # noqa: E402
-import ed25519_textbook as tb  # noqa: E402
-import sha512                  # noqa: E402
+import ed25519_textbook as tb    # beside this script (/lib on the VM)
+from sealcamfw import ed25519
+from sealcamfw import sha512
 
 SEED = bytes(range(1, 33))
 
@@ -46,8 +39,8 @@ SEED = bytes(range(1, 33))
 def make_message():
     # The Sig_structure the device signs for a checkpoint record, built with the
     # firmware's own cbor/cose modules, with realistic field values (SPEC §3.1).
-    import cbor
-    import cose
+    from sealcamfw import cbor
+    from sealcamfw import cose
     body = {0: 3, 1: 1234, 2: bytes(range(32)), 3: "SC-00A1B2C3", 4: 1795000123456,
             5: 3600123, 6: 17, 7: "PC-0042", 8: "0.1.0", 10: 1200, 13: 150 * 65536,
             14: 150, 15: bytes(range(32, 64))}

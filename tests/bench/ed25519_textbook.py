@@ -16,7 +16,7 @@
 MASK = 0xFFFFFFFFFFFFFFFF
 
 # FIPS 180-4's round constants and initial hash value (the same numbers the firmware uses)
-from sha512 import _H0 as H0, _K as K  # noqa: E402
+from sealcamfw.sha512 import _H0 as H0, _K as K  # noqa: E402
 
 
 def rotr(x, n):

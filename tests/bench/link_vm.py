@@ -2,12 +2,11 @@
 # a window of READ requests, next to a raw copy of the same bytes (file read + serial write,
 # no framing) on the same runtime. The serial port is a sink that counts bytes, so only the
 # device's work is timed.
-# Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware --lib sim/hal
-# --lib tests/firmware tests/bench/link_vm.py) and on CPython (firmware/, sim/hal/ and
-# tests/firmware/ on sys.path). Prints "BENCH <name> <value>" lines.
+# Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware/sealcamfw=sealcamfw
+# --lib sim/hal=sim/hal --lib tests/firmware tests/bench/link_vm.py) and on CPython
+# (PYTHONPATH=tests/firmware python tests/bench/link_vm.py). Prints "BENCH <name> <value>".
 import asyncio
 import gc
-import sys
 import time
 
 try:
@@ -19,17 +18,11 @@ except AttributeError:                     # CPython
     def _ticks_diff(a, b):
         return a - b
 
-if sys.implementation.name != "micropython":
-    import os
-    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for _p in ("firmware", "sim/hal", "tests/firmware"):
-        sys.path.insert(0, os.path.join(_root, _p))
-
-import cbor      # noqa: E402
-import device    # noqa: E402
-import frame     # noqa: E402
-import fwtest    # noqa: E402
-import link      # noqa: E402
+import fwtest    # tests/firmware/ (/lib on the VM)
+from sealcamfw import cbor
+from sealcamfw import device
+from sealcamfw import frame
+from sealcamfw import link
 
 MEDIA = 8 << 20
 CHUNK = 65536
@@ -63,7 +56,7 @@ def setup():
     for i in range(MEDIA // len(block)):
         s.write(block)
     s.close_segment()
-    import ed25519
+    from sealcamfw import ed25519
     sk = ed25519.secret(bytes(range(32)))
     link.add_trusted(h.flash, ed25519.public(sk))
     h.serial = Sink()
@@ -84,8 +77,8 @@ def session(h, s, rec, sk, offer, host_max):
     d = frame.Decoder(1 << 20)
     d.feed(bytes(out))
     hello = cbor.loads(d.next())[2]
-    import ed25519
-    import auth
+    from sealcamfw import ed25519
+    from sealcamfw import auth
     th = auth.transcript(hello[1], hello[9], sn, ed25519.public(sk))
     sig = ed25519.sign(sk, auth.station_message(th))
     out[:] = b""

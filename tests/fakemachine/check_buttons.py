@@ -4,7 +4,7 @@
 import json
 
 import boardio
-import hal
+from sealcamfw import hal
 import machine
 
 clock = hal.BoardClock()

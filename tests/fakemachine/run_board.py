@@ -8,7 +8,7 @@
 import json
 
 import board
-import device
+from sealcamfw import device
 import machine
 import main
 

@@ -41,7 +41,7 @@ def files(root, rel=""):
 
 def read_chain(root):
     """Every record in root/rec/*.log in order, as (record bytes, body dict)."""
-    import cbor
+    from sealcamfw import cbor
     out = []
     names = sorted(os.listdir(root + "/rec"))
     for name in names:
@@ -57,7 +57,7 @@ def read_chain(root):
 
 def sim(root=None, **kw):
     """A simulated board over fresh folders: (hal, sd folder, flash folder)."""
-    import simdevice
+    from sim.hal import simdevice
     root = root or tmpdir()
     sd, flash = root + "/sd", root + "/flash"
     for p in (sd, flash):
@@ -97,9 +97,9 @@ class SessionCase(unittest.TestCase):
     settings = None
 
     def setUp(self):
-        import device
-        import ed25519
-        import link
+        from sealcamfw import device
+        from sealcamfw import ed25519
+        from sealcamfw import link
         from test_link import STATION_SEED
         self.h, self.sd, self.flash = sim()
         self.s, self.rec = device.boot(self.h, self.settings)
@@ -110,7 +110,7 @@ class SessionCase(unittest.TestCase):
         self.connect()
 
     def connect(self):
-        import link
+        from sealcamfw import link
         from test_link import Host
         self.lnk = link.Link(self.h, self.s, self.rec)
         self.host = Host(self.lnk, self.ser)

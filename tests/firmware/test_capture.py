@@ -4,10 +4,10 @@
 import struct
 import unittest
 
-import device
+from sealcamfw import device
 import fwtest
-import mkv
-import store as st
+from sealcamfw import mkv
+from sealcamfw import store as st
 from test_mkv import elements
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "prerecord_s": 0}

@@ -5,8 +5,8 @@
 import unittest
 from binascii import unhexlify
 
-import cbor
-from cbor import CBORError, Tag, dumps, loads, decode_one
+from sealcamfw import cbor
+from sealcamfw.cbor import CBORError, Tag, dumps, loads, decode_one
 
 
 def h(s):

@@ -4,8 +4,8 @@
 # MicroPython VM (tests/firmware/vm_unittest.py test_ed25519).
 import unittest
 
-import ed25519
-import sha512
+from sealcamfw import ed25519
+from sealcamfw import sha512
 
 L = 2**252 + 27742317777372353535851937790883648493
 P = 2**255 - 19

@@ -8,13 +8,13 @@ import unittest
 
 import hashlib
 
-import cbor
-import device
-import ed25519
-import fwinfo
+from sealcamfw import cbor
+from sealcamfw import device
+from sealcamfw import ed25519
+from sealcamfw import fwinfo
 import fwtest
-import link
-import store as st
+from sealcamfw import link
+from sealcamfw import store as st
 from test_link import STATION_SEED, Host
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "tick_ms": 200, "prerecord_s": 0}

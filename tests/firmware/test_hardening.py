@@ -3,14 +3,14 @@
 # stored; a card whose head went back, or another device's card, is found at boot.
 # Runs unchanged on MicroPython and CPython.
 
-import cbor
-import cose
-import device
-import devkey
-import ed25519
+from sealcamfw import cbor
+from sealcamfw import cose
+from sealcamfw import device
+from sealcamfw import devkey
+from sealcamfw import ed25519
 import fwtest
-import link
-import store as st
+from sealcamfw import link
+from sealcamfw import store as st
 from test_link import SMALL, Host
 
 KEY_PATH = "../flash/" + devkey.KEY_FILE    # the device key seed, seen from the card's root
@@ -199,7 +199,7 @@ class TestControlCharacters(Case):
     BAD = ("PC\n4711", "PC\x1b[2J", "\x00", "PC\x7f", "PC\x85", "PC\x9b31m", "\t", "\r")
 
     def test_clean_and_has_control(self):
-        import refusals
+        from sealcamfw import refusals
         self.assertEqual(refusals.clean("a\x00b\x1b[2J\x7f\x85\x9f\xa0\u00e9\n"),
                          "a?b?[2J???\xa0\u00e9?")
         self.assertEqual(refusals.clean("x" * 100), "x" * 61 + "...")
@@ -288,7 +288,7 @@ class TestHeadMemory(Case):
             prev = hashlib.sha256(raw).digest()
 
     def test_an_older_card_put_back_is_a_gap_that_names_itself(self):
-        import headmem
+        from sealcamfw import headmem
         self.shift()
         old_card = fwtest.files(self.sd)
         old_chain = self.chain()
@@ -329,7 +329,7 @@ class TestHeadMemory(Case):
         self.assertEqual(self.chain()[-1][1][0], st.BOOT)
 
     def test_an_empty_card_continues_the_remembered_chain(self):
-        import headmem
+        from sealcamfw import headmem
         self.shift()
         mem = headmem.recall(self.h.flash)
         self.swap_card({})
@@ -341,7 +341,7 @@ class TestHeadMemory(Case):
         self.assertEqual(self.s.alerts[0][2], mem[1] + 1)
 
     def test_another_record_at_the_remembered_seq(self):
-        import headmem
+        from sealcamfw import headmem
         self.shift()
         self.reboot()
         mem = headmem.recall(self.h.flash)
@@ -359,7 +359,7 @@ class TestHeadMemory(Case):
         self.assertEqual(self.s.alerts[0][1], "head_back")
 
     def test_a_normal_reboot_and_a_cut_raise_no_alert(self):
-        from powerfs import PowerCut
+        from sim.hal.powerfs import PowerCut
         self.shift()
         self.reboot()
         self.assertEqual(self.s.alerts, [])
@@ -376,7 +376,7 @@ class TestHeadMemory(Case):
         self.assertTrue(s2.recovered)
 
     def test_flash_is_written_per_segment_and_interval_not_per_record(self):
-        import headmem
+        from sealcamfw import headmem
         calls = []
         real = headmem.remember
 
@@ -400,8 +400,8 @@ class TestHeadMemory(Case):
 
 class TestForeignCard(Case):
     def test_another_devices_card_is_not_written(self):
-        import selfcheck
-        import workflow
+        from sealcamfw import selfcheck
+        from sealcamfw import workflow
         self.rec.start()
         self.rec.run_ms(2000)
         self.rec.stop()

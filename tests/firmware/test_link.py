@@ -3,19 +3,19 @@
 import hashlib
 import unittest
 
-import auth
-import cbor
-import config
-import cose
-import device
-import devkey
-import ed25519
-import flashkv
-import frame
+from sealcamfw import auth
+from sealcamfw import cbor
+from sealcamfw import config
+from sealcamfw import cose
+from sealcamfw import device
+from sealcamfw import devkey
+from sealcamfw import ed25519
+from sealcamfw import flashkv
+from sealcamfw import frame
 import fwtest
-import link
-import store as st
-from powerfs import PowerCut
+from sealcamfw import link
+from sealcamfw import store as st
+from sim.hal.powerfs import PowerCut
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60}
 STATION_SEED = bytes(range(32))
@@ -198,7 +198,7 @@ class TestFrame(unittest.TestCase):
 
 class TestBoardSerial(unittest.TestCase):
     def test_uart_like_stream_never_waits(self):
-        import hal
+        from sealcamfw import hal
 
         class Uart:
             def __init__(self):
@@ -838,7 +838,7 @@ class TestRobustness(LinkCase):
         self.assertEqual(self.host.call(link.LIST, {1: 0, 2: 1})[1], 401)
 
     def test_board_serial_reports_dtr(self):
-        import hal
+        from sealcamfw import hal
 
         class Vcp:
             dtr = True

@@ -4,9 +4,9 @@
 import struct
 import unittest
 
-import mkv
-from simclock import SimClock
-from simmic import SimMic
+from sealcamfw import mkv
+from sim.hal.simclock import SimClock
+from sim.hal.simmic import SimMic
 
 
 def vint(b, p, mask=True):

@@ -6,17 +6,17 @@ import unittest
 
 import hashlib
 
-import cbor
-import cose
-import device
-import ed25519
+from sealcamfw import cbor
+from sealcamfw import cose
+from sealcamfw import device
+from sealcamfw import ed25519
 import fwtest
-import hal
-import link
-import logread
-import selfcheck
-import store as st
-import workflow
+from sealcamfw import hal
+from sealcamfw import link
+from sealcamfw import logread
+from sealcamfw import selfcheck
+from sealcamfw import store as st
+from sealcamfw import workflow
 from test_link import SMALL, Host
 
 

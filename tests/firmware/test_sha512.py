@@ -3,7 +3,7 @@
 # the MicroPython VM (tests/firmware/vm_unittest.py test_sha512).
 import unittest
 
-import sha512
+from sealcamfw import sha512
 
 # bytes(range(256)) * 8, truncated to n: its SHA-512 (from hashlib on CPython)
 BOUNDARY = (

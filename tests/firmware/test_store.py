@@ -3,11 +3,11 @@
 import hashlib
 import unittest
 
-import device
-import ed25519
+from sealcamfw import device
+from sealcamfw import ed25519
 import fwtest
-import store as st
-from powerfs import FAT, PowerCut
+from sealcamfw import store as st
+from sim.hal.powerfs import FAT, PowerCut
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60}
 

@@ -3,12 +3,12 @@
 import hashlib
 import unittest
 
-import buttons as bt
-import device
+from sealcamfw import buttons as bt
+from sealcamfw import device
 import fwtest
-import prerecord
-import store as st
-import workflow
+from sealcamfw import prerecord
+from sealcamfw import store as st
+from sealcamfw import workflow
 
 SMALL = {"chunk": 4096, "checkpoint_s": 2, "segment_s": 60, "tick_ms": 100,
          "prerecord_s": 2, "bitrate": 200000, "annotation_s": 5, "choose_s": 3}

@@ -4,7 +4,7 @@
 # `import board` and calls make_hal(): this module is the only one that knows the pins.
 # Wiring and the firmware build it needs: README.md beside this file. Nothing here has run
 # on a real board yet (tests/test_board_port.py runs it on a fake `machine`).
-import hal
+from sealcamfw import hal
 import machine
 
 import boardcam

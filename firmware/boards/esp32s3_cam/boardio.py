@@ -3,7 +3,7 @@
 # speaker, and the battery gauge. board.py builds them with the board's pins.
 import struct
 
-import hal
+from sealcamfw import hal
 
 try:
     from micropython import const

@@ -5,7 +5,7 @@
 # LogReader.
 from array import array
 
-import cbor
+from sealcamfw import cbor
 
 try:
     from micropython import const
@@ -28,46 +28,13 @@ def body_of(rec):
 
 # ---------------------------------------------------------------- reading records back
 # A log file is a run of tagged COSE_Sign1 items: d2 84, protected bstr, a0, payload bstr,
-# signature bstr (64). Walking it needs only these heads, never a full decode; the payload
-# map starts {0: type, 1: seq, ...} (deterministic encoding), so type and seq are peeked.
-_MORE = const(-1)     # the buffer ends inside the item
-_BAD = const(-2)      # not a record
-
-
-def _bs(buf, q, n):
-    # (content start, content end) of the byte string whose head is at q
-    if q >= n:
-        return _MORE, 0
-    ib = buf[q]
-    if ib >> 5 != 2:
-        return _BAD, 0
-    ai = ib & 31
-    if ai < 24:
-        return q + 1, q + 1 + ai
-    if ai > 26:
-        return _BAD, 0
-    w = 1 << (ai - 24)
-    if q + 1 + w > n:
-        return _MORE, 0
-    if w == 1:
-        ln = buf[q + 1]
-    elif w == 2:
-        ln = (buf[q + 1] << 8) | buf[q + 2]
-    else:
-        ln = (buf[q + 1] << 24) | (buf[q + 2] << 16) | (buf[q + 3] << 8) | buf[q + 4]
-    return q + 1 + w, q + 1 + w + ln
-
-
-def _uint_at(buf, q, n):
-    ib = buf[q]
-    if ib < 24:
-        return ib
-    if ib > 27 or q + 1 + (1 << (ib - 24)) > n:
-        return -1
-    v = 0
-    for k in range(1 << (ib - 24)):
-        v = (v << 8) | buf[q + 1 + k]
-    return v
+# signature bstr (64). Walking it needs only these heads (cbor.bstr_span), never a full
+# decode; the payload map starts {0: type, 1: seq, ...} (deterministic encoding), so type
+# and seq are peeked.
+_MORE = const(-1)     # the buffer ends inside the item (cbor.MORE)
+_BAD = const(-2)      # not a record (cbor.BAD)
+_bs = cbor.bstr_span
+_uint_at = cbor.uint_at
 
 
 def _rec_at(buf, p, n):

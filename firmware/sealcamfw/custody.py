@@ -4,9 +4,9 @@
 #
 # These functions work on a Store (store.py): store.covered and store.receipt_no are the
 # coverage; records are looked up through its LogReader side, written through _append.
-import flashkv
-from logread import body_of
-from storedefs import (K_COVERED, K_LENGTH, K_MEDIA, K_NUMBER, K_RECEIPT, K_SEGMENT,
+from sealcamfw import flashkv
+from sealcamfw.logread import body_of
+from sealcamfw.storedefs import (K_COVERED, K_LENGTH, K_MEDIA, K_NUMBER, K_RECEIPT, K_SEGMENT,
                        K_STATION, RECEIPT, RECOVERY, RELEASE, SEGMENT, sha256)
 
 COVERED_FILE = "covered.cbor"  # in internal flash: {1: covered seq, 2: receipt number}, written

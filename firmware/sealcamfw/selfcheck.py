@@ -1,7 +1,7 @@
 # Pre-shift self-check (SPEC §10.6, R6): battery, storage left at the configured bitrate,
 # estimated clock error since the last calibration, age of the oldest record no receipt
 # covers. Writes a SELF_CHECK record and shows READY / NOT_READY on the LED and display.
-import store as st
+from sealcamfw import store as st
 
 
 def _ui(hal):

@@ -8,8 +8,8 @@
 # write, checkpoint, close_segment and pos call them.
 import hashlib
 
-from logread import CHUNK_MAX, index_name, media_name
-from storedefs import (CHECKPOINT, F_MISMATCH, F_RECOVERED, K_CHUNK, K_CHUNKS, K_LENGTH,
+from sealcamfw.logread import CHUNK_MAX, index_name, media_name
+from sealcamfw.storedefs import (CHECKPOINT, F_MISMATCH, F_RECOVERED, K_CHUNK, K_CHUNKS, K_LENGTH,
                        K_MEDIA, K_PREROLL, K_REASON, K_ROOT, K_SEGMENT, K_START, RECOVERY,
                        REC_START, SEGMENT, ZERO32, StoreFull, sha256)
 

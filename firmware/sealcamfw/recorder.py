@@ -1,9 +1,9 @@
 # Capture loop: pulls camera frames and microphone audio (capture.py) into the open
 # segment's Matroska file (mkv.py, SPEC §4.3), writes signed checkpoints every
 # checkpoint_s seconds and rolls segments over every segment_s seconds.
-import capture
-import mkv
-import store as st
+from sealcamfw import capture
+from sealcamfw import mkv
+from sealcamfw import store as st
 
 EXT = "mkv"
 

@@ -2,21 +2,10 @@
 # of a segment's media or chunk index, answered without a copy of the data. Each op takes
 # the Link (link.py) and the request's args map; LinkError for what the device cannot
 # answer.
-import cbor
-import frame
-from linkproto import (BAD_REQUEST, DEVICE_ERROR, LIST_MAX, NOT_FOUND, TOO_LARGE,
+from sealcamfw import cbor
+from sealcamfw import frame
+from sealcamfw.linkproto import (BAD_REQUEST, DEVICE_ERROR, LIST_MAX, NOT_FOUND, TOO_LARGE,
                        LinkError, uint)
-
-
-def _bhead(n):
-    # CBOR byte string head for n bytes
-    if n < 24:
-        return bytes((0x40 | n,))
-    if n < 0x100:
-        return bytes((0x58, n))
-    if n < 0x10000:
-        return bytes((0x59, n >> 8, n & 255))
-    return bytes((0x5A, n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255))
 
 
 def list_records(lnk, args):
@@ -96,6 +85,6 @@ def read(lnk, rid, args):
     if size - pos < n:
         n = size - pos
     data = fs.read(path, pos, n) if n > 0 else b""
-    pre += _bhead(len(data))
+    pre += cbor.bstr_head(len(data))
     head, crc = frame.wrap(pre, len(data))
     lnk._send(head, data, frame.finish(crc, data))

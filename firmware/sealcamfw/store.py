@@ -6,52 +6,36 @@
 # seals a segment left open by a power cut. There is no delete, truncate or overwrite:
 # asking for one writes a REFUSAL record.
 #
-# This module is the chain (records, logs, the head, boot) and the Store every other
-# module is given; its other jobs live beside it and work on the Store:
+# This module is the chain (records, logs, the head) and the Store every other module is
+# given; its other jobs live beside it and work on the Store:
 #   storedefs.py  record types, body keys, flags, the store's errors (all named here too)
+#   storeboot.py  boot: the head, the chain's end, a foreign or rolled-back card, recovery
 #   logread.py    reading records and media back: lookup, listing, segment file names
 #   segment.py    the open segment: media, checkpoints, closing, recovery
 #   custody.py    custody receipts, what they cover, release of covered media
 #   clockcal.py   TIME_SET and the clock's drift calibration
 #   headmem.py    the head remembered in internal flash; refusals.py the REFUSAL records
-import cbor
-import clockcal
-import cose
-import custody
-import ed25519
-import headmem
-import refusals
-import segment
-from clockcal import CLOCK_FILE  # noqa: F401
-from custody import COVERED_FILE  # noqa: F401
-from logread import CHUNK_MAX, LogReader, _LogIndex, body_of, index_name, media_name  # noqa: F401
-from logread import _log_key, _rec_at, log_path
-from storedefs import *  # noqa: F401,F403  (every name of the record format, as store.X)
-from storedefs import (ASSIGN, BOOT, F_NO_OFFICER, K_BOOT, K_KIND, K_MEDIA, K_CHUNK,
-                       K_CHUNKS, K_LENGTH, K_NEW, K_OLD, K_PREV, K_REASON, K_ROOT,
-                       K_SEGMENT, K_SEQ, K_STATION, K_TYPE, K_UNIT, CHECKPOINT, REC_START,
-                       RECOVERY, SEGMENT, STORE_ALERT, ZERO32, CardError, ForeignCard,
-                       Refused,
-                       StoreFull, sha256)
-
-HEAD = "head.cbor"
-HEAD_NEW = "head.new"
-_WIN = 16384            # bytes read at a time when boot scans a log
-_REC_MAX = 65536        # no record is longer; a log holds at most log_max + one record
-_HEAD_MAX = _REC_MAX + 4096   # head.cbor: a record and a few hints
-_BAD = -2               # logread._rec_at: not a record (a const there, not importable)
+from sealcamfw import cbor
+from sealcamfw import clockcal
+from sealcamfw import cose
+from sealcamfw import custody
+from sealcamfw import headmem
+from sealcamfw import refusals
+from sealcamfw import segment
+from sealcamfw import storeboot
+from sealcamfw.clockcal import CLOCK_FILE  # noqa: F401
+from sealcamfw.custody import COVERED_FILE  # noqa: F401
+from sealcamfw.logread import (CHUNK_MAX, LogReader, _LogIndex, body_of,  # noqa: F401
+                               index_name, media_name)
+from sealcamfw.storedefs import *  # noqa: F401,F403  (every name of the record format, as store.X)
+from sealcamfw.storedefs import (ASSIGN, F_NO_OFFICER, HEAD, HEAD_NEW, K_STATION, K_UNIT,
+                                 ZERO32, CardError, ForeignCard, Refused, StoreFull, sha256)
 
 
 class CardExposed(OSError):
     """The card is exposed read-only to the station as a disk (EXPOSE, SPEC §8.8): nothing
     is written to it until the exposure ends."""
 
-
-def _sane(body):
-    # a record body boot can follow: the keys _track reads, of the right types
-    return type(body) is dict and type(body.get(K_TYPE)) is int and \
-        type(body.get(K_SEQ)) is int and body[K_SEQ] >= 0 and \
-        type(body.get(K_BOOT)) is int and type(body.get(K_PREV)) is bytes
 
 _sha256 = sha256
 _body_of = body_of    # the names selfcheck.py and the tests use
@@ -204,195 +188,18 @@ class Store(LogReader):
         if logs is not None and (not len(logs) or logs.name(len(logs) - 1) != name):
             logs.add(self.seq, k)
 
-    # ---------------------------------------------------------------- boot
-    # Nothing read from the card at boot is trusted as it stands (SPEC §5.2): the head's log
-    # name must be one the store makes (else the log is found by the head's seq), files
-    # are read in windows of at most _REC_MAX bytes and no further than a log can hold, and
-    # a record that is not the chain's next, or not shaped like a record, ends the scan.
-    def _read_head(self):
-        best = None
-        for name in (HEAD, HEAD_NEW):
-            size = self.fs.size(name)
-            if size <= 0 or size > _HEAD_MAX:
-                continue
-            try:
-                h = cbor.loads(self.fs.read(name, 0, size))
-                body = body_of(h[3]) if type(h) is dict and type(h.get(3)) is bytes else None
-            except Exception:
-                continue  # an unfinished head.new: the other one holds
-            if not _sane(body):
-                continue
-            seq = body[K_SEQ]
-            if best is None or seq > best[0]:
-                best = (seq, h)
-        if best is None:
-            return None
-        seq, h = best
-        key = log_path(h.get(1))
-        off = h.get(2)
-        if key is None or key[0] > seq or type(off) is not int or off < 0:
-            h[1] = h[2] = None     # not hints the store made: the log is found by the seq
-        return h
-
-    def _log_of(self, seq):
-        # the log that holds seq (the last by (N, K) whose first seq N <= seq), or the
-        # newest log if seq is None; None if there is none. Only names the store makes.
-        best = None
-        for name in self.fs.listdir("rec"):
-            k = _log_key(name)
-            if k is not None and (seq is None or k[0] <= seq) and (best is None or k > best[0]):
-                best = (k, name)
-        return "rec/" + best[1] if best else None
-
-    def _track(self, rec, body):
-        # follow one record found at boot (_sane(body)): chain state and the open segment
-        t = body[K_TYPE]
-        self.prev = sha256(rec)
-        self.last = rec
-        self.seq = body[K_SEQ] + 1
-        self.boot = body[K_BOOT]
-        self.officer = body.get(7)      # the assignment is the last record's (SPEC §10.5)
-        self.unit = body.get(K_UNIT) if self.officer is not None else None
-        if t == REC_START:
-            self.open_hint = [body[K_SEQ], body.get(K_MEDIA), body.get(K_CHUNK),
-                              [body.get(4), body.get(5)], 0, 0, ZERO32]
-        elif t == CHECKPOINT and self.open_hint and body.get(K_SEGMENT) == self.open_hint[0]:
-            self.open_hint[4] = body.get(K_CHUNKS)
-            self.open_hint[5] = body.get(K_LENGTH)
-            self.open_hint[6] = body.get(K_ROOT)   # segment.check_hint checks them all
-        elif t == SEGMENT or t == RECOVERY:
-            self.open_hint = None
-
-    def _scan(self, log, off):
-        # the records of log from byte off, in windows: follow the chain until the end of
-        # the file, a torn tail or an item that is not the chain's next record; records
-        # before the chain's next seq are passed over (a log scanned from its start)
-        fs = self.fs
-        size = fs.size(log)
-        if size > self.log_max + _REC_MAX:
-            size = self.log_max + _REC_MAX    # more than any log holds: an edited card
-        into = getattr(fs, "readinto", None)
-        win = _WIN
-        data = bytearray(win) if into is not None else None   # one buffer, reused
-        pos = off
-        while pos < size:
-            want = win if size - pos > win else size - pos
-            if into is not None:
-                if len(data) < want:
-                    data = bytearray(want)
-                n = into(log, pos, memoryview(data)[:want])
-            else:
-                data = fs.read(log, pos, want)
-                n = len(data)
-            p = 0
-            while True:
-                r = _rec_at(data, p, n)
-                if type(r) is int:
-                    break
-                end, t, seq = r
-                if seq < 0:
-                    return
-                if self.last is None or seq >= self.seq:
-                    rec = bytes(data[p:end])
-                    try:
-                        body = body_of(rec)
-                    except Exception:
-                        return
-                    if not _sane(body) or (self.last is not None and (
-                            body[K_SEQ] != self.seq or body[K_PREV] != self.prev)):
-                        return
-                    self._track(rec, body)
-                p = end
-            if r == _BAD or pos + n >= size or n == 0:
-                return
-            if p == 0:
-                if win >= _REC_MAX:
-                    return     # no record is this long
-                win *= 4
-                continue
-            pos += p
-            win = _WIN
-
+    # ---------------------------------------------------------------- boot (storeboot.py)
     def open(self, reset_cause="power-on"):
         """Boot: find the chain head, recover an open segment, start a new log, write BOOT.
         A card whose head went back from the one remembered in flash gets a STORE_ALERT
         continuing the remembered chain; another device's card is not written to at all
         (self.foreign; returns None). Both are listed in self.alerts (SPEC §5.2)."""
-        fs = self.fs
-        head = self._read_head()
-        if head:
-            log, off, last = head[1], head[2], head[3]
-            self._track(last, body_of(last))
-            self.open_hint = head.get(4)
-            if log is None:
-                log, off = self._log_of(self.seq - 1), 0
-            if log is not None and fs.size(log) > off:
-                self._scan(log, off)
-            # a rollover flushes the first record of a new log before the head names that
-            # log: a cut between the two leaves the chain's next record there
-            seq = self.seq
-            name = "rec/%08d.log" % seq
-            k = 0
-            while self.seq == seq and k < 256 and fs.size(name) > 0:
-                self._scan(name, 0)
-                k += 1
-                name = "rec/%08d_%d.log" % (seq, k)
-        else:
-            log = self._log_of(None)
-            if log is not None:  # the first record was flushed but not its head
-                self._scan(log, 0)
-        why = headmem.foreign(self, ed25519.public(self.sk))
-        if why:
-            self.foreign = why
-            self.alerts.append({1: "foreign_card", 2: None, 3: "the card is not this "
-                                "recorder's (%s): nothing is written to it; put back its own "
-                                "card or an empty one" % why})
-            self.seq, self.prev, self.last, self.open_hint = 0, ZERO32, None, None
-            return None
-        back = headmem.check(self, headmem.recall(self.hal.flash))
-        if self._officer_arg is not None:
-            self.officer, self.unit = self._officer_arg, None
-        fs.mkdir("rec")
-        fs.mkdir("m")
-        self.boot += 1
-        hint = segment.check_hint(self.open_hint, self.seq)
-        self.open_hint = None
-        if back:
-            # continue the remembered chain: the records the card lost are a gap
-            self.seq, self.prev = back[0][0] + 1, back[0][1]
-        self._new_log()
-        if back:
-            self._append(STORE_ALERT, {K_KIND: "head_back", K_OLD: back[0], K_NEW: back[1]})
-            self.alerts.append({1: "head_back", 2: self.seq - 1, 3: "the card does not hold "
-                                "record %d as this recorder wrote it (the card's last record: "
-                                "%s): records were removed, or an older or edited card was put "
-                                "in; the chain goes on from it (STORE_ALERT seq %d)"
-                                % (back[0][0], "seq %d" % back[1][0] if back[1] else "none",
-                                   self.seq - 1)})
-        if hint:
-            segment.recover(self, hint)
-        return self._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(self.sk)})
+        return storeboot.open_store(self, reset_cause)
 
     def fail(self, e):
-        """Boot could not open the store (e: what open() raised: an unreadable or edited
-        card, out of memory): nothing is written to the card from now on, the self-check
-        is NOT_READY with reason card_error, and the alert goes to the station after AUTH
-        (SPEC §5.4). The device keeps its link up."""
-        why = refusals.clean("%s: %s" % (type(e).__name__, e), 120)
-        self.card_error = why
-        try:
-            if self.log:
-                self.log.close()
-        except Exception:
-            pass
-        self.log = self.seg = self._cur = self._logs = None
-        self._old = []
-        self._segs = {}
-        self.seq, self.prev, self.last, self.open_hint = 0, ZERO32, None, None
-        self.alerts.append({1: "card_error", 2: None, 3: "the recorder could not open the "
-                            "store on its card at boot (%s): nothing is written to it; put "
-                            "in its own card or an empty one, or offload and check the "
-                            "card with `sealcam verify`" % why})
+        """Boot could not open the store (e: what open() raised): nothing is written to the
+        card from now on (storeboot.fail, SPEC §5.4). The device keeps its link up."""
+        storeboot.fail(self, e)
 
     # ---------------------------------------------------------------- segments (segment.py)
     def start_segment(self, reason, mime, ext, prerecord=0):

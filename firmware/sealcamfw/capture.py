@@ -9,7 +9,7 @@
 # container's header says so (Tracks without track 2) and REC_START's mime says
 # "video/x-matroska; audio=none" (SPEC §4.3): the absence is recorded, never filled in
 # with silence.
-import mkv
+from sealcamfw import mkv
 
 _AUDIO_BUF = 2 * mkv.RATE // 2       # bytes of audio one read takes at most: 0.5 s
 

@@ -1,9 +1,9 @@
 # The officer's shift on the recorder (SPEC §10): buttons in, LED/vibration/beeps out;
 # pre-record, interruptions with voice-annotation markers, marks, storage policy.
 # One object per boot; tick() runs every tick_ms and drives the capture loop.
-import buttons as bt
-import prerecord
-import store as st
+from sealcamfw import buttons as bt
+from sealcamfw import prerecord
+from sealcamfw import store as st
 
 try:
     from micropython import const

@@ -15,11 +15,11 @@
 # a new, emptied or older card gets a new record.
 import hashlib
 
-import cbor
-import flashkv
-import refusals
-from logread import log_path
-from storedefs import FIRMWARE, K_CHANGED, K_FILES, K_FIRMWARE, K_REASON, K_VERSION
+from sealcamfw import cbor
+from sealcamfw import flashkv
+from sealcamfw import refusals
+from sealcamfw.logread import log_path
+from sealcamfw.storedefs import FIRMWARE, K_CHANGED, K_FILES, K_FIRMWARE, K_REASON, K_VERSION
 
 MANIFEST = "fw.cbor"
 PRODUCTION = "production"     # the production lock's flag file (main.py)

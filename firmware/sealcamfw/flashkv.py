@@ -1,7 +1,7 @@
 # Small CBOR files in internal flash (trust list, receipt state, assignment, calibration).
 # Each is replaced whole: write NAME.new, then replace NAME with it; a reader takes NAME,
 # or NAME.new if a cut left only that one.
-import cbor
+from sealcamfw import cbor
 
 
 def _new(name):

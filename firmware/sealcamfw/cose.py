@@ -1,7 +1,7 @@
 # COSE_Sign1 (RFC 9052 §4.2) with Ed25519, as profiled in protocol/SPEC.md §2.2:
 # protected {1: -8 (EdDSA), 4: kid}, empty unprotected header, attached payload, tag 18.
-import cbor
-import ed25519
+from sealcamfw import cbor
+from sealcamfw import ed25519
 
 try:
     from micropython import const

@@ -2,13 +2,13 @@
 # §10): HELLO and AUTH (mutual authentication: auth.py), TIME_SET, ASSIGN, STATUS, CHECK,
 # and the refusal of DELETE, FORMAT and WRITE. Each op takes the Link (link.py) and the
 # request's args map, answers with a result map or raises LinkError.
-import auth
-import devkey
-import frame
-import refusals
-import selfcheck
-import store as st
-from linkproto import (ASSIGN, BAD_REQUEST, CHECK, DEVICE_ERROR, FORBIDDEN, FORMAT, LOCKED,
+from sealcamfw import auth
+from sealcamfw import devkey
+from sealcamfw import frame
+from sealcamfw import refusals
+from sealcamfw import selfcheck
+from sealcamfw import store as st
+from sealcamfw.linkproto import (ASSIGN, BAD_REQUEST, CHECK, DEVICE_ERROR, FORBIDDEN, FORMAT, LOCKED,
                        NAME_MAX, OP_NAMES, PROTOCOL, RECEIPT, REFUSED, REPLAY, TARGET_MAX,
                        TIME_SET, LinkError, arg, bstr, kind, tstr, uint)
 

@@ -11,8 +11,8 @@
 # public keys (add_trusted() writes it, flashkv: replaced whole).
 import hashlib
 
-import ed25519
-import flashkv
+from sealcamfw import ed25519
+from sealcamfw import flashkv
 
 CONTEXT = b"sealcam-auth-v2"
 STATION_ROLE = b"sealcam-auth-v2 station"

@@ -1,9 +1,9 @@
 # Boot sequence: device key, evidence store (with power-loss recovery), capture loop.
-import config
-import devkey
-import fwinfo
-import recorder
-import store
+from sealcamfw import config
+from sealcamfw import devkey
+from sealcamfw import fwinfo
+from sealcamfw import recorder
+from sealcamfw import store
 
 
 def boot(hal, settings=None, officer=None):

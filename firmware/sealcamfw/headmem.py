@@ -13,11 +13,11 @@
 # "foreign_card".
 import hashlib
 
-import cbor
-import cose
-import ed25519
-import flashkv
-from logread import log_path
+from sealcamfw import cbor
+from sealcamfw import cose
+from sealcamfw import ed25519
+from sealcamfw import flashkv
+from sealcamfw.logread import log_path
 
 FILE = "lasthead.cbor"
 STORE_ALERT = 17

@@ -3,6 +3,10 @@
 # dumps(obj) -> bytes       core deterministic encoding (RFC 8949 section 4.2.1)
 # loads(buf) -> obj         exactly one item; trailing bytes are an error
 # decode_one(buf, offset)   -> (obj, next_offset), for logs of concatenated items
+# bstr_head(n)              the head of a byte string of n bytes (its content sent apart)
+# bstr_span(buf, q, n)      where the content of the byte string whose head is at q is,
+# uint_at(buf, q, n)        and the uint at q: item heads read in place, for walking a
+#                           buffer of items without decoding them (logread.py)
 #
 # Supported: int (-2**64 .. 2**64-1), bytes/bytearray/memoryview (byte string),
 # str (text string), list/tuple (array), dict (map; keys int, str or bytes),
@@ -74,6 +78,13 @@ def _head(out, mt, n):
         out += _pack(">BQ", mt | 27, n)
     else:
         raise CBORError("integer too large for CBOR (more than 64 bits)")
+
+
+def bstr_head(n):
+    """The head of a byte string of n bytes (its content follows apart: READ replies)."""
+    out = bytearray()
+    _head(out, 0x40, n)
+    return bytes(out)
 
 
 def _first(item):
@@ -326,6 +337,52 @@ def _dec(buf, off, depth):
         v, off = _dec(buf, off, depth)
         d[k] = v
     return d, off
+
+
+# ---------------------------------------------------------------- heads in place
+# Reading an item's head where it lies in buf[:n] (a window of a file), without decoding
+# the item or copying it. Lengths up to 4 bytes (the store's items are shorter).
+MORE = const(-1)     # the window ends inside the head
+BAD = const(-2)      # not the item asked for
+
+
+def bstr_span(buf, q, n):
+    """(content start, content end) of the byte string whose head is at q; (MORE, 0) if
+    buf[:n] ends inside the head, (BAD, 0) if q holds no byte string head. The content
+    may reach past n: the caller checks."""
+    if q >= n:
+        return MORE, 0
+    ib = buf[q]
+    if ib >> 5 != 2:
+        return BAD, 0
+    ai = ib & 31
+    if ai < 24:
+        return q + 1, q + 1 + ai
+    if ai > 26:
+        return BAD, 0
+    w = 1 << (ai - 24)
+    if q + 1 + w > n:
+        return MORE, 0
+    if w == 1:
+        ln = buf[q + 1]
+    elif w == 2:
+        ln = (buf[q + 1] << 8) | buf[q + 2]
+    else:
+        ln = (buf[q + 1] << 24) | (buf[q + 2] << 16) | (buf[q + 3] << 8) | buf[q + 4]
+    return q + 1 + w, q + 1 + w + ln
+
+
+def uint_at(buf, q, n):
+    """The unsigned integer whose head is at q in buf[:n], or -1 (not one, or cut off)."""
+    ib = buf[q]
+    if ib < 24:
+        return ib
+    if ib > 27 or q + 1 + (1 << (ib - 24)) > n:
+        return -1
+    v = 0
+    for k in range(1 << (ib - 24)):
+        v = (v << 8) | buf[q + 1 + k]
+    return v
 
 
 def decode_one(buf, offset=0):

@@ -4,9 +4,9 @@
 #
 # These functions work on a Store (store.py): its clock, its settings (store.cfg) and its
 # chain, which set_time extends through store._append.
-import flashkv
-from logread import body_of
-from storedefs import F_DRIFT, K_DRIFT, K_ERROR, K_NEW, K_OLD, K_SINCE, K_TYPE, TIME_SET
+from sealcamfw import flashkv
+from sealcamfw.logread import body_of
+from sealcamfw.storedefs import F_DRIFT, K_DRIFT, K_ERROR, K_NEW, K_OLD, K_SINCE, K_TYPE, TIME_SET
 
 CLOCK_FILE = "clock.cbor"      # in internal flash: {1: rtc set, 2: drift ms/day, 3: measurement
                                # base rtc, 4: error summed since the base} (SPEC §8.7)

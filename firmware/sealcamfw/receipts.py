@@ -6,14 +6,14 @@
 # file, then replace; a .new file that a cut left behind is read too).
 import hashlib
 
-import auth
-import cbor
-import cose
-import devkey
-import ed25519
-import flashkv
-import linkrec
-from linkproto import (BAD_REQUEST, FORBIDDEN, RECEIPT_MAX, REPLAY, LinkError, bstr)
+from sealcamfw import auth
+from sealcamfw import cbor
+from sealcamfw import cose
+from sealcamfw import devkey
+from sealcamfw import ed25519
+from sealcamfw import flashkv
+from sealcamfw import linkrec
+from sealcamfw.linkproto import (BAD_REQUEST, FORBIDDEN, RECEIPT_MAX, REPLAY, LinkError, bstr)
 
 RECEIPTS = "receipts.cbor"
 RECEIPTS_NEW = "receipts.new"

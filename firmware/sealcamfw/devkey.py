@@ -2,7 +2,7 @@
 # kept in internal flash (never on the SD card). Only the public key and signatures leave.
 import hashlib
 
-import ed25519
+from sealcamfw import ed25519
 
 KEY_FILE = "key.bin"
 _NEW = "key.new"

@@ -26,20 +26,20 @@
 # STATUS reports the officer workflow's state and its interruptions waiting for a voice
 # annotation when the Link is given the workflow (Link(..., workflow=wf): wf.state, a
 # str, and wf.waiting(), a list of seqs); without one, "recording" or "standby".
-import auth
-import cbor
-import config
-import devkey
-import ed25519
-import frame
-import linkdock
-import linkrec
-import receipts
-from linkproto import *  # noqa: F401,F403  (every name of the link's vocabulary, as link.X)
-from linkproto import (AUTH, BAD_REQUEST, DELETE, DEVICE_ERROR, EXPOSE, HELLO,
+from sealcamfw import auth
+from sealcamfw import cbor
+from sealcamfw import config
+from sealcamfw import devkey
+from sealcamfw import ed25519
+from sealcamfw import frame
+from sealcamfw import linkdock
+from sealcamfw import linkrec
+from sealcamfw import receipts
+from sealcamfw.linkproto import *  # noqa: F401,F403  (every name of the link's vocabulary, as link.X)
+from sealcamfw.linkproto import (AUTH, BAD_REQUEST, DELETE, DEVICE_ERROR, EXPOSE, HELLO,
                        MAX_FRAME_LIMIT, MESSAGE_MAX, OK, OP_NAMES, READ, STALL_MS,
                        UNAUTHENTICATED, WRITE, LinkError, kind)
-from receipts import RECEIPTS, RECEIPTS_NEW  # noqa: F401
+from sealcamfw.receipts import RECEIPTS, RECEIPTS_NEW  # noqa: F401
 
 try:
     import time

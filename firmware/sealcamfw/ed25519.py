@@ -49,7 +49,7 @@
 # bigint operation times depend on secret nonces. The operation sequence of [r]B is fixed
 # (every digit, zero included, costs one table addition), which is all that can be done
 # at this level. Use hardware crypto where side channels matter.
-from sha512 import sha512, sha512_parts
+from sealcamfw.sha512 import sha512, sha512_parts
 
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493

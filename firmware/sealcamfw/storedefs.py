@@ -75,6 +75,10 @@ F_DRIFT = const(8)
 
 ZERO32 = bytes(32)
 
+# the signed head on the card (SPEC §5.2): a copy of the last record, replaced whole
+HEAD = "head.cbor"
+HEAD_NEW = "head.new"
+
 
 class StoreFull(OSError):
     pass
