@@ -8,7 +8,7 @@ use (SPEC §9.1).
    (``/flash/trust.cbor``: a CBOR array holding this station's 32-byte public key) are
    written to its internal flash over the board's REPL with stock mpremote, then the board
    is reset so that it boots its firmware, which makes its device key at first boot
-   (firmware/devkey.py). ``--installed`` skips this step, for a board whose flash was
+   (firmware/sealcamfw/devkey.py). ``--installed`` skips this step, for a board whose flash was
    written another way (the tests prepare the virtual recorder's flash folder directly).
 2. prove: a dock session (HELLO, AUTH, SPEC §8.3) in which the recorder signs the session's
    transcript with its key; the station takes the key from that proof and checks it (a

@@ -58,7 +58,7 @@ def fmt_mb(n, places=1):
 
 def minutes_down(free_bytes, bitrate_bps):
     """Whole minutes of recording ``free_bytes`` hold at ``bitrate_bps``, rounded down: the
-    recorder's own formula (firmware/selfcheck.py: free // (bitrate // 8) // 60)."""
+    recorder's own formula (firmware/sealcamfw/selfcheck.py: free // (bitrate // 8) // 60)."""
     rate = bitrate_bps // 8
     return free_bytes // rate // 60 if free_bytes > 0 and rate > 0 else 0
 

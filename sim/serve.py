@@ -101,7 +101,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed the device's random source (default: the host's randomness)")
     p.add_argument("--setting", metavar="KEY=VALUE", action="append", default=[],
-                   type=_setting, help="a firmware setting (firmware/config.py), e.g. "
+                   type=_setting, help="a firmware setting (firmware/sealcamfw/config.py), e.g. "
                    "drift_min_s=1; may be repeated")
     p.add_argument("--msc", action="store_true",
                    help="offer the card as a read-only disk on EXPOSE (SPEC §8.8), like a "

@@ -1,4 +1,4 @@
-# Property tests for firmware/cbor.py against cbor2 (CPython only).
+# Property tests for firmware/sealcamfw/cbor.py against cbor2 (CPython only).
 import cbor2
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st

@@ -1,7 +1,7 @@
 """`sealcam clip` and `sealcam verify-clip` (SPEC §12): a verifiable extract of the archive.
 
 The archive is made the station's way: two recorders (the reference writer, tests/
-refwriter.py, with real Matroska media from the firmware's muxer, firmware/mkv.py, fed by
+refwriter.py, with real Matroska media from the firmware's muxer, firmware/sealcamfw/mkv.py, fed by
 the simulated camera and microphone) offloaded over a pty by `sealcam offload`. Device A
 records a shift of officer OFC-7: a mark, an interruption (weather), then the resumed
 segment with the officer's statement (VOICE_ANNOTATION); device B records one segment.

@@ -2,7 +2,7 @@
 bitrate (ARCHIVE/station.toml [recorder] bitrate_bps, default 8 Mbit/s), rounded down, the
 same numbers in the text and the JSON. Against the virtual recorder over a real pty: with
 the station's bitrate set to the recorder's, the minutes match the recorder's own
-self-check count (same formula, firmware/selfcheck.py).
+self-check count (same formula, firmware/sealcamfw/selfcheck.py).
 """
 import os
 import re

@@ -1,4 +1,4 @@
-"""firmware/ed25519.py and sha512.py against OpenSSL (through `cryptography`) and hashlib,
+"""firmware/sealcamfw/ed25519.py and sha512.py against OpenSSL (through `cryptography`) and hashlib,
 on CPython: 1,000 random keys and messages, both directions, plus SHA-512 at every
 length around the block and padding boundaries. The textbook baseline of the benchmark
 (tests/bench/ed25519_textbook.py) is checked too, so the benchmark compares equal work.

@@ -23,6 +23,7 @@ from host_tools import flash as F
 from host_tools import records as R
 from host_tools.link import Client
 from host_tools.verify import verify_store
+from sim import vm as simvm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA = open(os.path.join(ROOT, "protocol", "schema.cddl")).read()
@@ -54,9 +55,12 @@ def test_plan_compiles_every_module_but_main(board):
     names = [f.path for f in files]
     base = "/flash/" if board == "virtual" else "/"
     assert all(n.startswith(base) for n in names)
+    pkg = base + "lib/sealcamfw/"         # the firmware package, on the board's sys.path
     assert base + "main.py" in names and base + "board.mpy" in names
-    assert base + "fwinfo.mpy" in names and base + "store.mpy" in names
+    assert pkg + "fwinfo.mpy" in names and pkg + "store.mpy" in names
+    assert pkg + "__init__.mpy" in names
     assert [n for n in names if n.endswith(".py")] == [base + "main.py"]
+    assert all(n.startswith(pkg) or n.count("/") == base.count("/") for n in names)
     for f in files:
         if f.path.endswith(".mpy"):
             assert f.data[:1] == b"M" and f.data[1] == 6, f.path     # mpy v6 bytecode
@@ -133,42 +137,50 @@ def wait_firmware(board, n, timeout=60):
 
 @need_board
 def test_flash_end_to_end_on_the_virtual_board(tmp_path):
+    n = len(F.plan(F.boards()["virtual"], compile=False))     # main.py, board.py, package
+    # a board flashed before the firmware was a package: its flat modules must go
+    (tmp_path / "board" / "flash").mkdir(parents=True)
+    (tmp_path / "board" / "flash" / "store.mpy").write_bytes(b"M\x06 an old flat module")
     with simboard.start(str(tmp_path / "board")) as board:
         p = sealcam("flash", "--port", board.port, "--board", "virtual", "--json")
         assert p.returncode == 0, p.stdout + p.stderr
         res = json.loads(p.stdout)
-        assert res["status"] == "ok" and res["files"] == 34 and not res["production"]
+        assert res["status"] == "ok" and res["files"] == n and not res["production"]
+        assert res["removed"] == ["/flash/store.mpy"]
         fid = bytes.fromhex(res["firmware_id"])
         # the board resets, boots the firmware, and its chain names this firmware
         recs = wait_firmware(board, 1)
         assert recs[0].body[R.K.FIRMWARE] == fid
-        assert recs[0].body[R.K.VERSION] == res["version"] and recs[0].body[R.K.FILES] == 34
+        assert recs[0].body[R.K.VERSION] == res["version"] and recs[0].body[R.K.FILES] == n
         # the manifest on the board is the one whose hash is the id, and names every file
         # with the hash stock mpremote reads back
         man_bytes = open(os.path.join(board.flash, "fw.cbor"), "rb").read()
         assert hashlib.sha256(man_bytes).digest() == fid
         man = cbor2.loads(man_bytes)
-        assert man[4] == "virtual" and len(man[3]) == 34
+        assert man[4] == "virtual" and len(man[3]) == n
         for path, h in man[3].items():
             on_host = os.path.join(board.flash, path[len("/flash/"):])
             assert hashlib.sha256(open(on_host, "rb").read()).digest() == h, path
-        s = mpremote(board.port, "fs", "sha256sum", ":/flash/store.mpy")
+        s = mpremote(board.port, "fs", "sha256sum", ":/flash/lib/sealcamfw/store.mpy")
         assert s.returncode == 0, s.stdout + s.stderr
-        assert man[3]["/flash/store.mpy"].hex() in s.stdout
+        assert man[3]["/flash/lib/sealcamfw/store.mpy"].hex() in s.stdout
         # a reflash with other files (the sources): stale .mpy removed, a new FIRMWARE
         p = sealcam("flash", "--port", board.port, "--board", "virtual", "--no-compile",
                     "--json")
         assert p.returncode == 0, p.stdout + p.stderr
         res2 = json.loads(p.stdout)
-        assert "/flash/store.mpy" in res2["removed"] and "/flash/board.mpy" in res2["removed"]
+        assert "/flash/lib/sealcamfw/store.mpy" in res2["removed"]
+        assert "/flash/board.mpy" in res2["removed"]
         recs = wait_firmware(board, 2)
         assert recs[1].body[R.K.FIRMWARE] == bytes.fromhex(res2["firmware_id"]) != fid
-        assert not [n for n in os.listdir(board.flash) if n.endswith(".mpy")]
+        assert not [f for f in os.listdir(board.flash) if f.endswith(".mpy")]
+        assert sorted(os.listdir(os.path.join(board.flash, "lib", "sealcamfw"))) == sorted(
+            f for f in os.listdir(simvm.FW_PKG) if f.endswith(".py"))
         # --check: the board against its own manifest; then a file changed behind its back
         p = sealcam("flash", "--port", board.port, "--check", "--json")
         assert p.returncode == 0, p.stdout + p.stderr
         chk = json.loads(p.stdout)
-        assert chk["firmware_id"] == res2["firmware_id"] and chk["files"] == 34
+        assert chk["firmware_id"] == res2["firmware_id"] and chk["files"] == n
         changed = tmp_path / "main.py"
         changed.write_bytes(open(os.path.join(board.flash, "main.py"), "rb").read()
                             + b"# changed\n")
@@ -207,10 +219,12 @@ def test_a_file_damaged_on_its_way_is_exit_1_and_no_manifest(tmp_path):
         with pytest.raises(F.FlashError) as e:
             F.run_flash(board.port, "virtual", repl=_Damaging, reset=False)
         assert e.value.code == 1
-        assert "/flash/store.mpy on the board has SHA-256" in e.value.message
+        assert "/flash/lib/sealcamfw/store.mpy on the board has SHA-256" in e.value.message
         assert "no firmware manifest" in e.value.message
+        s = mpremote(board.port, "fs", "ls", ":/flash/lib/sealcamfw")
+        assert s.returncode == 0 and "store.mpy" in s.stdout
         s = mpremote(board.port, "fs", "ls", ":/flash")
-        assert s.returncode == 0 and "store.mpy" in s.stdout and "fw.cbor" not in s.stdout
+        assert s.returncode == 0 and "fw.cbor" not in s.stdout
 
 
 @need_board
@@ -251,7 +265,7 @@ def test_a_locked_board_whose_firmware_fails_resets_instead_of_a_repl(tmp_path):
         p = sealcam("flash", "--port", board.port, "--board", "virtual", "--production")
         assert p.returncode == 0, p.stdout + p.stderr
         wait_firmware(board, 1)
-    with open(os.path.join(d, "flash", "device.mpy"), "wb") as f:
+    with open(os.path.join(d, "flash", "lib", "sealcamfw", "device.mpy"), "wb") as f:
         f.write(b"M\x06 not bytecode")
     with simboard.start(d) as board:
         with serial.Serial(board.port, timeout=0.2) as ser:

@@ -304,7 +304,7 @@ def test_timeout_must_be_finite(tmp_path, value):
 
 
 def test_station_never_sends_an_assign_with_a_control_character(hist):
-    """E2 (station side): the recorder refuses such a name (firmware/linkdock.py); the
+    """E2 (station side): the recorder refuses such a name (firmware/sealcamfw/linkdock.py); the
     station is no weaker: it refuses it before anything is sent."""
     from host_tools.link import Client, LinkError
     d = hist.device()

@@ -354,7 +354,7 @@ def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
         old_head = a.device(DEV)["last_head_seq"]
     # found and repaired: a new main board (its flash holds only the firmware), same card
     for n in os.listdir(bdir / "flash"):
-        if not n.endswith((".py", ".mpy")) and n != "fw.cbor":
+        if not n.endswith((".py", ".mpy")) and n not in ("fw.cbor", "lib"):
             os.unlink(bdir / "flash" / n)
     shutil.rmtree(bdir / "board.json", ignore_errors=True)
     b = board.start(str(bdir))

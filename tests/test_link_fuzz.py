@@ -1,4 +1,4 @@
-"""Fuzzing the device side of the dock link (firmware/frame.py, firmware/link.py) on CPython:
+"""Fuzzing the device side of the dock link (firmware/sealcamfw/frame.py, firmware/sealcamfw/link.py) on CPython:
 random bytes, mutated valid frames and random well-formed requests go into the frame
 decoder and into Link.service(). Nothing may escape service(), nothing may hang, the
 decoder's buffer stays within two frames, every answer is a well-formed response, and the

@@ -1,4 +1,4 @@
-"""Files made by the firmware's Matroska muxer (firmware/mkv.py) decode with FFmpeg
+"""Files made by the firmware's Matroska muxer (firmware/sealcamfw/mkv.py) decode with FFmpeg
 (PyAV): both streams, the configured frame rate, the audio rate, and a file cut at any
 byte after its first block decodes up to the cut, as a power cut would leave it."""
 import io

@@ -522,9 +522,9 @@ def test_second_offload_of_a_locked_device(tmp_path, arch, dev_factory):
 # --- part 2: against the virtual recorder (the real firmware) -------------------------
 
 HAVE_SIM = os.path.exists(os.path.join(ROOT, "sim", "serve.py")) and \
-    os.path.exists(os.path.join(ROOT, "firmware", "link.py"))
-need_sim = pytest.mark.skipif(not HAVE_SIM, reason="sim/serve.py and firmware/link.py are "
-                                                   "not there yet")
+    os.path.exists(os.path.join(ROOT, "firmware", "sealcamfw", "link.py"))
+need_sim = pytest.mark.skipif(not HAVE_SIM, reason="sim/serve.py and "
+                              "firmware/sealcamfw/link.py are not there yet")
 
 
 class Sim:

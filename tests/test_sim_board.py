@@ -97,7 +97,7 @@ def test_the_firmware_runs_the_dock_link_and_ctrl_c_gives_the_repl(tmp_path):
     station.init(arch)
     d = str(tmp_path / "b")
     names = vboard.install(d)
-    assert {"main.py", "board.py", "link.py"} <= set(names)
+    assert {"main.py", "board.py", "lib/sealcamfw/link.py"} <= set(names)
     serve.add_trust(os.path.join(d, "flash"), [station.station_pub(arch)])
     with vboard.start(d) as b:
         key = os.path.join(b.flash, "key.bin")
@@ -157,7 +157,7 @@ def test_hw_tests_pass_on_the_virtual_board():
 
 
 def test_link_gives_the_repl_a_ctrl_c_only_outside_a_frame(tmp_path):
-    """firmware/link.py on CPython: on a port that is also the REPL's (repl=True), 0x03
+    """firmware/sealcamfw/link.py on CPython: on a port that is also the REPL's (repl=True), 0x03
     before any frame ends serving with KeyboardInterrupt; a 0x03 inside a frame (whole or
     split across reads) is data; a plain dock port, or a production-locked board, never
     yields."""

@@ -56,6 +56,7 @@ def _read_head(s):
         h[1] = h[2] = None     # not hints the store made: the log is found by the seq
     return h
 
+
 def _log_of(s, seq):
     # the log that holds seq (the last by (N, K) whose first seq N <= seq), or the
     # newest log if seq is None; None if there is none. Only names the store makes.
@@ -65,6 +66,7 @@ def _log_of(s, seq):
         if k is not None and (seq is None or k[0] <= seq) and (best is None or k > best[0]):
             best = (k, name)
     return "rec/" + best[1] if best else None
+
 
 def _track(s, rec, body):
     # follow one record found at boot (_sane(body)): chain state and the open segment
@@ -84,6 +86,7 @@ def _track(s, rec, body):
         s.open_hint[6] = body.get(K_ROOT)   # segment.check_hint checks them all
     elif t == SEGMENT or t == RECOVERY:
         s.open_hint = None
+
 
 def _scan(s, log, off):
     # the records of log from byte off, in windows: follow the chain until the end of
@@ -135,6 +138,7 @@ def _scan(s, log, off):
         pos += p
         win = _WIN
 
+
 def open_store(s, reset_cause="power-on"):
     """Boot: find the chain head, recover an open segment, start a new log, write BOOT.
     A card whose head went back from the one remembered in flash gets a STORE_ALERT
@@ -167,8 +171,8 @@ def open_store(s, reset_cause="power-on"):
     if why:
         s.foreign = why
         s.alerts.append({1: "foreign_card", 2: None, 3: "the card is not this "
-                            "recorder's (%s): nothing is written to it; put back its own "
-                            "card or an empty one" % why})
+                        "recorder's (%s): nothing is written to it; put back its own "
+                        "card or an empty one" % why})
         s.seq, s.prev, s.last, s.open_hint = 0, ZERO32, None, None
         return None
     back = headmem.check(s, headmem.recall(s.hal.flash))
@@ -186,14 +190,15 @@ def open_store(s, reset_cause="power-on"):
     if back:
         s._append(STORE_ALERT, {K_KIND: "head_back", K_OLD: back[0], K_NEW: back[1]})
         s.alerts.append({1: "head_back", 2: s.seq - 1, 3: "the card does not hold "
-                            "record %d as this recorder wrote it (the card's last record: "
-                            "%s): records were removed, or an older or edited card was put "
-                            "in; the chain goes on from it (STORE_ALERT seq %d)"
-                            % (back[0][0], "seq %d" % back[1][0] if back[1] else "none",
-                               s.seq - 1)})
+                        "record %d as this recorder wrote it (the card's last record: "
+                        "%s): records were removed, or an older or edited card was put "
+                        "in; the chain goes on from it (STORE_ALERT seq %d)"
+                        % (back[0][0], "seq %d" % back[1][0] if back[1] else "none",
+                           s.seq - 1)})
     if hint:
         segment.recover(s, hint)
     return s._append(BOOT, {K_REASON: reset_cause, 18: ed25519.public(s.sk)})
+
 
 def fail(s, e):
     """Boot could not open the store (e: what open_store() raised: an unreadable or edited

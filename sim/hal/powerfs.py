@@ -1,5 +1,5 @@
 # Storage model with power cuts, for the virtual recorder. Implements the firmware's
-# storage HAL (see firmware/hal.py) over a real folder that holds only what is durable.
+# storage HAL (see firmware/sealcamfw/hal.py) over a real folder that holds only what is durable.
 #
 # What reaches the folder is what survives a cut:
 #   - write() only buffers in RAM; flush() (and close()) makes the buffered bytes durable.
@@ -69,7 +69,7 @@ class _File:
 
 
 class PowerFS(PosixFS):
-    # paths, size(), exists() and listdir() are the firmware's PosixFS (firmware/hal.py)
+    # paths, size(), exists() and listdir() are the firmware's PosixFS (firmware/sealcamfw/hal.py)
     def __init__(self, root, model=LITTLEFS, cut_at=None, capacity=None):
         if model not in (LITTLEFS, FAT):
             raise ValueError("unknown storage model: %s" % model)

@@ -1,5 +1,5 @@
 # Synthetic camera for the virtual recorder: MJPEG frames (baseline JPEG, which the
-# recorder puts into a Matroska file, firmware/mkv.py) at a set bitrate and frame rate,
+# recorder puts into a Matroska file, firmware/sealcamfw/mkv.py) at a set bitrate and frame rate,
 # driven by the simulated clock. Each frame is a
 # real 160x120 grayscale JPEG with the device id, the officer id and the RTC time (UTC)
 # burned into the picture, a COM segment carrying the same text with the frame number,

@@ -1,6 +1,6 @@
 # The virtual recorder in the dock: boots the real firmware on the simulated board (with
 # recovery as usual), optionally records a scripted shift as fast as possible (simulated
-# time), then serves the dock link (firmware/link.py) in real time until told to stop.
+# time), then serves the dock link (firmware/sealcamfw/link.py) in real time until told to stop.
 # Shared by both runtimes: sim/serve.py drives it on CPython (serve_blocking), and
 # simservemain.py on the MicroPython VM (serve_async, under the runner's asyncio).
 #
@@ -46,7 +46,7 @@ MAX_FRAME = 1048576   # the virtual recorder offers more than a board (SPEC §7)
 
 
 def make_link(h, s, rec, max_frame=None, wf=None):
-    """firmware/link.py's Link on this HAL, offering max_frame (default MAX_FRAME)."""
+    """firmware/sealcamfw/link.py's Link on this HAL, offering max_frame (default MAX_FRAME)."""
     from sealcamfw import link
     h.max_frame = max_frame or MAX_FRAME
     return link.Link(h, s, rec, max_frame=h.max_frame, workflow=wf)

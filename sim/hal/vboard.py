@@ -74,7 +74,7 @@ def device_id(flash):
 
 
 def make_hal():
-    """The virtual board's HAL (firmware/hal.py)."""
+    """The virtual board's HAL (firmware/sealcamfw/hal.py)."""
     from sim.hal.simcam import SimCamera
     from sim.hal.simdevice import SimBattery
     from sim.hal.simmic import SimMic

@@ -1,4 +1,4 @@
-# Ed25519 / SHA-512 speed: the firmware's versions (firmware/ed25519.py, sha512.py) next to
+# Ed25519 / SHA-512 speed: the firmware's versions (firmware/sealcamfw/ed25519.py, sha512.py) next to
 # a textbook one (tests/bench/ed25519_textbook.py), same runtime, same message: the COSE
 # Sig_structure of a checkpoint record, as the device builds it.
 # Runs on the MicroPython VM (node sim/mpvm/run.mjs --lib firmware/sealcamfw=sealcamfw

@@ -1,4 +1,4 @@
-# Unit tests for firmware/cbor.py; they run unchanged on MicroPython and CPython.
+# Unit tests for firmware/sealcamfw/cbor.py; they run unchanged on MicroPython and CPython.
 #   CPython:     .venv/bin/python -m pytest -q tests/firmware/test_cbor.py
 #   MicroPython: node sim/mpvm/run.mjs --lib firmware --lib sim/hal --lib tests/firmware \
 #                    tests/firmware/vm_unittest.py test_cbor

@@ -1,4 +1,4 @@
-# Ed25519 (firmware/ed25519.py) unit tests: the RFC 8032 section 7.1 vectors, and the
+# Ed25519 (firmware/sealcamfw/ed25519.py) unit tests: the RFC 8032 section 7.1 vectors, and the
 # verification rules (RFC 8032 section 5.1.7): non-canonical S, non-canonical or off-curve
 # points, small-order A and R, tampering. Run unchanged on CPython (pytest) and on the
 # MicroPython VM (tests/firmware/vm_unittest.py test_ed25519).

@@ -1,4 +1,4 @@
-# The Matroska muxer (firmware/mkv.py) and the simulated microphone (sim/hal/simmic.py):
+# The Matroska muxer (firmware/sealcamfw/mkv.py) and the simulated microphone (sim/hal/simmic.py):
 # the element structure a reader walks, cluster timing, and the live-mode layout.
 # Runs unchanged on MicroPython and CPython.
 import struct

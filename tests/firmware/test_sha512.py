@@ -1,4 +1,4 @@
-# SHA-512 (firmware/sha512.py) unit tests: FIPS 180-4 examples, lengths around the block
+# SHA-512 (firmware/sealcamfw/sha512.py) unit tests: FIPS 180-4 examples, lengths around the block
 # and padding boundaries, streaming over parts. Run unchanged on CPython (pytest) and on
 # the MicroPython VM (tests/firmware/vm_unittest.py test_sha512).
 import unittest

@@ -200,7 +200,7 @@ def _optional(make):
 
 
 def make_hal(prefix=""):
-    """The board's HAL (firmware/hal.py). prefix goes before every mount point and folder
+    """The board's HAL (firmware/sealcamfw/hal.py). prefix goes before every mount point and folder
     (/sd, /flash): "" on the board; a host folder when the port's wiring is tested on
     CPython, which has no mount table (tests/test_board_port.py)."""
     P = machine.Pin

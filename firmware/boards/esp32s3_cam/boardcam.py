@@ -2,7 +2,7 @@
 # port, driven by the `camera` C module of micropython-camera-API (built into the board's
 # firmware, README.md), in JPEG mode with its frame buffers in PSRAM.
 #
-# The hal camera interface (firmware/hal.py): start(); poll() -> the JPEG frames due since
+# The hal camera interface (firmware/sealcamfw/hal.py): start(); poll() -> the JPEG frames due since
 # the last poll; stamps; fps; WIDTH, HEIGHT. Frames are not copied: poll() hands on the
 # driver's frame buffer (a memoryview into PSRAM, one of fb_count buffers the driver
 # allocated once) and gives it back to the driver at the next poll(), so a frame must be
