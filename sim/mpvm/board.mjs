@@ -185,7 +185,7 @@ function stop(code) {
 // ------------------------------------------------------------------ files
 const mp = await loadMicroPython({
   heapsize: opt.heap,
-  stdin: () => {                         // raw-paste mode and input(): wait for a byte
+  stdin: () => {                         // sys.stdin / input(): wait for a byte
     for (;;) {
       pollCtl(); pollIn();
       if (rxBytes) return takeByte();
