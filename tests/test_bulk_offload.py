@@ -357,3 +357,82 @@ def test_dock_offloads_from_the_disk_then_sets_the_clock_and_checks(tmp_path, ca
     assert r.exit_code in (0, 2), (r.status, r.errors if hasattr(r, "errors") else r)
     assert r.final_offload is not None and r.final_offload["verdict"] == OK, r.final_offload
     assert "423" not in json.dumps(r.__dict__, default=str)
+
+
+# --- attack 4 (review of the bulk offload): regressions ---------------------------------
+
+def _refusals(sd):
+    return [b for _, b in fwtest.read_chain(sd) if b[0] == st.REFUSAL]
+
+
+def test_refusals_counted_while_exposed_are_written_at_shutdown():
+    """The shutdown ends the exposure before it writes the counted refusals (SPEC §5.3)."""
+    d = Dev()
+    n0 = len(_refusals(d.sd))
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for i in range(3):
+        r = d.call(link.DELETE, {1: "m/00000001.mkv#%d" % i})
+        assert r[1] in (link.REFUSED, link.DEVICE_ERROR), r
+    device.shutdown(d.s, d.rec)
+    got = _refusals(d.sd)[n0:]
+    assert sum(b.get(44, 1) for b in got) == 3, got
+    assert not d.s.exposed and not d.h.msc.up
+
+
+def test_a_long_exposure_ends_itself_so_a_power_cut_loses_at_most_the_hold():
+    """Exposed for 10 minutes with a DELETE every minute: once the exposure has lasted
+    expose_hold_ms (60 s) the recorder ends it itself and writes the due REFUSAL, so a power
+    cut after 10 minutes loses at most the last interval's, not all ten."""
+    d = Dev()
+    n0 = len(_refusals(d.sd))
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for i in range(10):
+        d.call(link.DELETE, {1: "m/00000001.mkv#%d" % i})
+        for _ in range(12):
+            d.h.clock.sleep_ms(5000)
+            d.lnk.service()
+            d.call(link.STATUS)
+    # the power is cut here: nothing else runs; what is on the card is what boot finds
+    got = _refusals(d.sd)[n0:]
+    assert sum(b.get(44, 1) for b in got) >= 9, got
+    assert not d.s.exposed and not d.h.msc.up
+    # no refusal pending: an exposure is not ended by time alone
+    r = d.call(link.EXPOSE, {1: True})
+    assert r[2][1] is True, r
+    for _ in range(30):
+        d.h.clock.sleep_ms(5000)
+        d.lnk.service()
+        d.call(link.STATUS)
+    assert d.s.exposed
+
+
+def test_annotation_missing_due_while_exposed_is_written_after_the_exposure():
+    d = Dev()
+    wf = d.wf
+    wf.start()
+    list(wf.ticks(3000))
+    q = wf.interrupt("weather")
+    list(wf.ticks(1000))
+    wf.start()                   # resume: the voice prompt runs (annotation_s)
+    list(wf.ticks(5000))
+    wf.stop()                    # stopped before the reason was stated
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for _ in range(150):         # docked, exposed, past annotation_s
+        list(wf.ticks(1000))
+        d.lnk.service()
+        d.call(link.STATUS)
+    assert d.call(link.STATUS)[2][5] == [q]       # still waiting, not dropped
+    assert d.call(link.EXPOSE, {1: False})[1] == 0
+    list(wf.ticks(2000))
+    miss = [b for _, b in fwtest.read_chain(d.sd) if b[0] == st.ANNOTATION_MISSING]
+    assert [b[st.K_REFERS] for b in miss] == [q], miss
+    assert wf.pending == []
+
+
+def test_a_hello_answered_400_ends_the_session_and_the_exposure():
+    d = Dev()
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    r = d.call(link.HELLO, {1: 1, 2: "x", 3: b"\0" * 16})      # max_frame below the minimum
+    assert r[1] == link.BAD_REQUEST, r
+    assert not d.s.exposed and not d.h.msc.up
+    assert d.call(link.STATUS)[1] == 401
