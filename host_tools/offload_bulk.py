@@ -40,6 +40,7 @@ from .link import EXPOSE, STATUS, LinkError
 __all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S"]
 
 BULK_BLOCK = 4 << 20        # bytes read from the volume at a time (whole chunks)
+BLOCK_CHUNKS = 1 << 14      # and at most this many chunks (tiny signed chunk sizes)
 KEEPALIVE_S = 5.0           # STATUS this often while reading the volume (session idle 15 s)
 _PERSIST_BYTES = 64 << 20   # fsync staging and persist the verified length this often
 _PERSIST_S = 2.0
@@ -187,13 +188,19 @@ class Bulk:
             fin, fout = f.fileno(), out.fileno()
             i, pos, root_h = s["staged_chunks"], s["staged_length"], s["staged_root"]
             hasher = _Hasher(fout, pos)
-            k = max(1, BULK_BLOCK // C)
-            bufs = [bytearray(k * C) for _ in range(3)]
+            # a block is bounded by bytes and by chunks: what it holds in memory never grows
+            # with the chunk count a recorder signs (each hash is compared as it is made)
+            k = max(1, min(BULK_BLOCK // C, BLOCK_CHUNKS))
+            bufs = [bytearray(min(k * C, max(want - pos, 0)) or 1) for _ in range(3)]
             nb = 0
             t_persist, at_persist = time.monotonic(), pos
             while i < n:
                 m = min(k, n - i)
                 end = min(want, (i + m) * C)
+                if end <= pos or -(-(end - pos) // C) != m:
+                    # the signed length ends before the signed chunk count does
+                    raise _Fallback("%s: the signed length %d bytes does not hold its %d "
+                                    "signed chunks of %d bytes" % (rel, want, n, C))
                 mv = memoryview(bufs[nb % 3])[:end - pos]
                 nb += 1
                 got = self._copy_block(fin, fout, mv, pos)
@@ -204,20 +211,23 @@ class Bulk:
                                     "signed): changed under the station" % (rel, pos + got,
                                                                             want))
                 entries = ix.entry_run(i, m)
-                hs = [_H(mv[j:j + C]) for j in range(0, end - pos, C)]
-                if b"".join(hs) != entries:
-                    bad = next(j for j in range(m) if hs[j] != entries[32 * j:32 * j + 32])
+                bad = None
+                r = root_h
+                for j in range(m):
+                    h = _H(mv[j * C:(j + 1) * C])
+                    if h != entries[32 * j:32 * j + 32]:
+                        bad = j
+                        break
+                    r = _H(r + h)
+                if bad is not None:
                     # the chunks before the bad one are verified: keep them, cut the rest
                     os.ftruncate(fout, pos + bad * C)
                     if bad:
                         hasher.put(mv[:bad * C])
-                        for h in hs[:bad]:
-                            root_h = _H(root_h + h)
-                    self._persist(dev_id, s, out, pos + bad * C, i + bad, root_h)
+                    self._persist(dev_id, s, out, pos + bad * C, i + bad, r)
                     raise _Fallback("chunk %d of %s on the volume does not match its signed "
                                     "hash (changed or damaged)" % (i + bad, rel))
-                for h in hs:
-                    root_h = _H(root_h + h)
+                root_h = r
                 hasher.put(mv)
                 sm.media_bytes += end - pos
                 sm.bytes += end - pos

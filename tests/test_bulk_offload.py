@@ -436,3 +436,93 @@ def test_a_hello_answered_400_ends_the_session_and_the_exposure():
     assert r[1] == link.BAD_REQUEST, r
     assert not d.s.exposed and not d.h.msc.up
     assert d.call(link.STATUS)[1] == 401
+
+
+REF_SEED = bytes(range(100, 132))
+
+
+def _ref_offload(tmp, make, **kw):
+    """Offload a card made by the reference writer (a recorder that holds its key signs
+    what it likes) from the virtual recorder offering its disk: the summary as JSON."""
+    import refwriter as rw
+    sd = tmp / "sd"
+    s = rw.RefStore(sd, seed=REF_SEED, device="SC-SIM0001", chunk=kw.pop("chunk", 100),
+                    officer=None)
+    make(rw, s)
+    os.makedirs(str(sd) + ".flash", exist_ok=True)
+    with open(str(sd) + ".flash/key.bin", "wb") as f:
+        f.write(REF_SEED)
+    arch = tmp / "arch"
+    station.init(arch)
+    a = Archive(arch)
+    try:
+        a.register("SC-SIM0001", s.pubkey)
+    finally:
+        a.close()
+    sim = Sim(sd, trust=arch / "station.pub", extra=("--msc", "--device", "SC-SIM0001"))
+    try:
+        return offload(sim.port, str(arch), progress=False, say=lambda m: None,
+                       **kw).to_json()
+    finally:
+        sim.stop()
+
+
+def _short_segment(length, chunks):
+    def make(rw, s):
+        s.boot()
+        s.rec_start()
+        data = os.urandom(length)
+        s.write(data)                       # less than a chunk: nothing signed yet
+        seg = s.seg
+        entries = [rw.H(data)] + [rw.H(b"x%d" % i) for i in range(1, chunks)]
+        with open(s.path(s._idx(seg.media)), "wb") as f:
+            f.write(b"".join(entries))
+        seg.root = rw.chunk_root(entries)
+        seg.chunks, seg.pending = chunks, b""
+        s.close()                           # SEGMENT {length, chunks, root}: signed
+        s.rec_stop()
+    return make
+
+
+@pytest.mark.parametrize("length,chunks", [(50, 10), (0, 1)])
+@pytest.mark.parametrize("bulk", ["auto", False], ids=["bulk", "link"])
+def test_a_signed_length_short_of_its_chunks_ends_not_ok_on_both_paths(tmp_path, length,
+                                                                       chunks, bulk):
+    """A signed SEGMENT whose length ends before its last chunk (length <= (chunks-1) x
+    chunk) is not read, over the disk or the link: NOT_OK naming it, no traceback."""
+    sm = _ref_offload(tmp_path, _short_segment(length, chunks), bulk=bulk)
+    assert sm["exit_code"] == 1 and sm["verdict"] == "NOT_OK" and sm["receipt"] is None, sm
+    assert "too short for %d chunks" % chunks in json.dumps(sm), sm["errors"]
+
+
+def test_tiny_chunks_keep_the_bulk_blocks_small(tmp_path, monkeypatch):
+    """Chunk size 1 (a setting the firmware accepts): a block of the bulk path is bounded
+    by chunk count as well as bytes, and each hash is compared as it is made, so what it
+    holds does not grow with BULK_BLOCK / chunk (before: one hash object per chunk)."""
+    import tracemalloc
+    size = 192 << 10
+
+    def make(rw, s):
+        s.boot()
+        s.rec_start()
+        s.write(os.urandom(size))
+        s.checkpoint()
+        s.close()
+        s.rec_stop()
+
+    peaks = []
+    real = offload_bulk.Bulk._bulk_segment
+
+    def measured(self, *a):
+        tracemalloc.start()
+        try:
+            return real(self, *a)
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+
+    monkeypatch.setattr(offload_bulk.Bulk, "_bulk_segment", measured)
+    sm = _ref_offload(tmp_path, make, chunk=1)
+    assert sm["exit_code"] == 0 and sm["media_path"] == "bulk", sm
+    assert sm["bulk_bytes"] == size and sm["bulk_fallbacks"] == [], sm
+    assert peaks and max(peaks) < 2 << 20, peaks      # 192 Ki chunks: was ~20 MB
