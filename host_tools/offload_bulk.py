@@ -8,7 +8,9 @@ Mixin of host_tools.offload._Offload, before Puller (host_tools/offload_pull.py)
 - the first time media is to be pulled, EXPOSE {on: true} asks the recorder to expose its
   card. Its answer says how: ``msc`` (a USB disk came up: the station reads it where the
   operator mounted it, ``--volume DIR``) or ``dir`` (the virtual recorder: the card's
-  folder on the host stands in for the mounted volume). A recorder that answers
+  folder on the host stands in for the mounted volume; taken only when the operator set
+  SEALCAM_SIM_VOLUME=1 and only an absolute path: otherwise a recorder would choose which
+  folder of the station is read; ``--volume`` always wins). A recorder that answers
   ``{1: false}`` (no mass storage, or recording) or 400 (firmware without the op) is
   read over the link (READ), as is every recorder with ``bulk=False``;
 - each segment is read from VOLUME/m/S.ext, the name made from its seq (never a name read
@@ -37,7 +39,9 @@ import time
 from . import safeio
 from .link import EXPOSE, STATUS, LinkError
 
-__all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S"]
+__all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S", "SIM_ENV"]
+
+SIM_ENV = "SEALCAM_SIM_VOLUME"   # =1: a "dir" answer (the virtual recorder) names the volume
 
 BULK_BLOCK = 4 << 20        # bytes read from the volume at a time (whole chunks)
 BLOCK_CHUNKS = 1 << 14      # and at most this many chunks (tiny signed chunk sizes)
@@ -98,7 +102,24 @@ class Bulk:
         how, where = res.get(2), res.get(3)
         self._was_exposed = True
         root = self.volume
-        if root is None and how == "dir" and isinstance(where, str) and where:
+        if root is None and how == "dir":
+            # the virtual recorder names its card folder: a path on this station chosen by
+            # the recorder, so taken only when the operator opted in, and absolute only
+            if os.environ.get(SIM_ENV) != "1":
+                sm.media_path = "serial"
+                sm.bulk_note = ("the recorder names a folder of this station (%s) as its disk; "
+                                "only the virtual recorder does that: set %s=1 to read it, or "
+                                "give --volume DIR" % (_clean(str(where)), SIM_ENV))
+                self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+                self._unexpose()
+                return None
+            if not (isinstance(where, str) and os.path.isabs(where)):
+                sm.media_path = "serial"
+                sm.bulk_note = ("the recorder's folder %s is not an absolute path"
+                                % _clean(str(where)))
+                self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+                self._unexpose()
+                return None
             root = where         # the virtual recorder: its card folder is the volume
         if root is None:
             sm.media_path = "serial"

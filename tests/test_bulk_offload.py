@@ -29,6 +29,13 @@ from host_tools.archive import Archive
 from host_tools.offload import offload
 from host_tools.verify import OK, verify_store
 
+
+@pytest.fixture(autouse=True)
+def _sim_volume(monkeypatch):
+    """The operator's opt-in to the virtual recorder's "dir" answer (SPEC §8.8)."""
+    monkeypatch.setenv(offload_bulk.SIM_ENV, "1")
+
+
 # --- the firmware: EXPOSE and the store's write lock (in process, CPython) --------------
 
 
@@ -526,3 +533,15 @@ def test_tiny_chunks_keep_the_bulk_blocks_small(tmp_path, monkeypatch):
     assert sm["exit_code"] == 0 and sm["media_path"] == "bulk", sm
     assert sm["bulk_bytes"] == size and sm["bulk_fallbacks"] == [], sm
     assert peaks and max(peaks) < 2 << 20, peaks      # 192 Ki chunks: was ~20 MB
+
+
+def test_a_folder_named_by_the_recorder_is_read_only_when_the_operator_opted_in(
+        tmp_path, card, monkeypatch):
+    """Without SEALCAM_SIM_VOLUME=1 (and no --volume) the station does not read the folder a
+    recorder's EXPOSE answer names: media over the link, the reason in the summary."""
+    monkeypatch.delenv(offload_bulk.SIM_ENV)
+    p, sm, arch, sd = _offload(tmp_path, card, ["--msc"])
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "serial" and sm["bulk_bytes"] == 0, sm
+    assert offload_bulk.SIM_ENV in sm["bulk_note"] and str(sd) in sm["bulk_note"]
+    assert sm["verdict"] == OK and sm["receipt"]
