@@ -46,6 +46,7 @@ SIM_ENV = "SEALCAM_SIM_VOLUME"   # =1: a "dir" answer (the virtual recorder) nam
 BULK_BLOCK = 4 << 20        # bytes read from the volume at a time (whole chunks)
 BLOCK_CHUNKS = 1 << 14      # and at most this many chunks (tiny signed chunk sizes)
 KEEPALIVE_S = 5.0           # STATUS this often while reading the volume (session idle 15 s)
+COPY_STEP = 256 << 10       # a block is copied in steps this big, the keep-alive between
 _PERSIST_BYTES = 64 << 20   # fsync staging and persist the verified length this often
 _PERSIST_S = 2.0
 
@@ -148,10 +149,24 @@ class Bulk:
         self.c.request(EXPOSE, {1: False})
 
     def _ping(self):
+        """STATUS every KEEPALIVE_S while the volume is read (by time, also within a block).
+        A 401: the session ended (a volume slower than session_idle_ms per step), and the
+        exposure with it: a new session (HELLO, AUTH), and the rest over the link."""
         now = time.monotonic()
-        if now - self._last_ping >= KEEPALIVE_S:
+        if now - self._last_ping < KEEPALIVE_S:
+            return
+        try:
             self.c.request(STATUS)
-            self._last_ping = now
+        except LinkError as e:
+            if e.status != 401:
+                raise
+            self._exposed = False          # the exposure ended with the session
+            self._was_exposed = False
+            self._reauth(self._bulk_dev)
+            self._last_ping = time.monotonic()
+            raise _Fallback("the session ended while the volume was read (the volume is "
+                            "too slow?)") from None
+        self._last_ping = time.monotonic()
 
     # -- media ---------------------------------------------------------------------
     def _fetch_chunks(self, dev_id, jobs, idx):
@@ -161,10 +176,11 @@ class Bulk:
         if root is None:
             return super()._fetch_chunks(dev_id, jobs, idx)
         rest = []
+        self._bulk_dev = dev_id
         for s in jobs:
             if s["chunks"] <= s["staged_chunks"]:
                 continue
-            if s["_noidx"]:
+            if s["_noidx"] or not self._exposed:     # (the exposure may have ended)
                 rest.append(s)       # no usable index: the whole run against the root
                 continue
             try:
@@ -224,7 +240,12 @@ class Bulk:
                                     "signed chunks of %d bytes" % (rel, want, n, C))
                 mv = memoryview(bufs[nb % 3])[:end - pos]
                 nb += 1
-                got = self._copy_block(fin, fout, mv, pos)
+                try:
+                    got = self._copy_block(fin, fout, mv, pos)
+                except _Fallback:
+                    os.ftruncate(fout, pos)          # nothing unchecked stays in staging
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    raise
                 if got != end - pos:
                     os.ftruncate(fout, pos)
                     self._persist(dev_id, s, out, pos, i, root_h)
@@ -259,7 +280,11 @@ class Bulk:
                 if pos - at_persist >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
                     self._persist(dev_id, s, out, pos, i, root_h)
                     t_persist, at_persist = now, pos
-                self._ping()
+                try:
+                    self._ping()
+                except _Fallback:
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    raise
             if root_h != s["root"]:          # cannot differ when every entry matched
                 raise _Fallback("the chunks read from the volume do not chain to the "
                                 "signed root")  # pragma: no cover
@@ -277,8 +302,20 @@ class Bulk:
 
     def _copy_block(self, fin, fout, mv, pos):
         """Copy len(mv) bytes at pos from the volume to staging, then read them back from
-        staging into mv (the bytes checked are the bytes kept). Returns how many bytes the
-        volume gave (fewer: it ended)."""
+        staging into mv (the bytes checked are the bytes kept), in steps of COPY_STEP with
+        the keep-alive between them (_Fallback if the session ended). Returns how many bytes
+        the volume gave (fewer: it ended)."""
+        done = 0
+        while done < len(mv):
+            part = mv[done:done + COPY_STEP]
+            got = self._copy_step(fin, fout, part, pos + done)
+            done += got
+            if got != len(part):
+                break
+            self._ping()
+        return done
+
+    def _copy_step(self, fin, fout, mv, pos):
         want = len(mv)
         if self._kernel_copy:
             done = 0

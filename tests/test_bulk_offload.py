@@ -545,3 +545,46 @@ def test_a_folder_named_by_the_recorder_is_read_only_when_the_operator_opted_in(
     assert sm["media_path"] == "serial" and sm["bulk_bytes"] == 0, sm
     assert offload_bulk.SIM_ENV in sm["bulk_note"] and str(sd) in sm["bulk_note"]
     assert sm["verdict"] == OK and sm["receipt"]
+
+
+def _slow_volume(monkeypatch, per_s):
+    """The volume gives per_s bytes a second (a slow SD card behind USB mass storage): the
+    kernel copy is slowed in the station; nothing else changes."""
+    real = os.copy_file_range
+
+    def slow(fin, fout, n, a, b):
+        import time
+        k = real(fin, fout, min(n, 256 << 10), a, b)
+        time.sleep(k / per_s)
+        return k
+
+    monkeypatch.setattr(offload_bulk.Bulk, "_kernel_copy", True)
+    monkeypatch.setattr(os, "copy_file_range", slow)
+    monkeypatch.setattr(offload_bulk, "KEEPALIVE_S", 0.3)
+
+
+IDLE = ["--setting", "session_idle_ms=1500"]
+
+
+def test_a_slow_volume_keeps_the_session_alive_within_a_block(tmp_path, card, monkeypatch):
+    """A block (a whole ~2 MB segment here) takes longer than the session's idle timeout to
+    read: the keep-alive goes between the copy steps of a block, not only between blocks,
+    so the session and the exposure last and every segment is read from the disk."""
+    _slow_volume(monkeypatch, 1e6)               # 256 KiB a quarter second
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"] + IDLE)
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "bulk" and sm["bulk_fallbacks"] == [], sm
+    assert sm["verdict"] == OK and sm["receipt"]
+
+
+def test_a_volume_slower_than_the_session_falls_back_to_the_link(tmp_path, card, monkeypatch):
+    """One copy step takes longer than session_idle_ms: the session (and the exposure) ends,
+    STATUS gets 401; the station starts a new session and reads the rest over the link,
+    instead of failing the run (exit 6)."""
+    _slow_volume(monkeypatch, 1.5e5)             # 256 KiB in 1.7 s, the session idles at 1.5 s
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"] + IDLE)
+    assert p == 0, sm["errors"]
+    assert sm["bulk_fallbacks"] and "session ended" in sm["bulk_fallbacks"][0], sm
+    assert sm["verdict"] == OK and sm["receipt"]
+    _, gb = _archived(arch)
+    assert all(g[1] == "complete" for g in gb)
