@@ -226,15 +226,9 @@ def expose(lnk, args):
 def unexpose(lnk):
     """End an exposure (EXPOSE off, HELLO, the session's end): the disk goes, writes are
     allowed again."""
-    s = lnk.store
-    if s.exposed:
-        msc = getattr(lnk.hal, "msc", None)
-        try:
-            if msc is not None:
-                msc.hide()
-        finally:
-            s.unexpose()
-            lnk.exposed = None
+    # the store ends it even if the disk's hide() raises (store.end_exposure)
+    lnk.store.end_exposure()
+    lnk.exposed = None
 
 
 def locked(lnk, op):

@@ -588,3 +588,43 @@ def test_a_volume_slower_than_the_session_falls_back_to_the_link(tmp_path, card,
     assert sm["verdict"] == OK and sm["receipt"]
     _, gb = _archived(arch)
     assert all(g[1] == "complete" for g in gb)
+
+
+def test_a_fifo_on_the_volume_is_refused_without_being_opened(tmp_path):
+    """safeio looks at the directory entry before it opens anything: opening a FIFO's read
+    end would release a writer blocked on it (a device node's open has effects too)."""
+    import threading
+    from host_tools import safeio
+    (tmp_path / "m").mkdir()
+    fifo = tmp_path / "m" / "00000001.mkv"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer():
+        fd = os.open(fifo, os.O_WRONLY)       # blocks until a reader opens the FIFO
+        opened.set()
+        os.close(fd)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    import time
+    time.sleep(0.3)                           # the writer is blocked in open()
+    with pytest.raises(safeio.StoreFileError, match="FIFO"):
+        safeio.open_regular(str(tmp_path), "m/00000001.mkv")
+    assert not opened.wait(0.5), "the station opened the FIFO"
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # release the writer
+    t.join(5)
+    os.close(fd)
+
+
+def test_the_exposure_ends_though_the_disk_fails_to_hide():
+    d = Dev()
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+
+    def broken():
+        raise OSError(5, "USB stack error")
+    d.h.msc.hide = broken
+    r = d.call(link.EXPOSE, {1: False})
+    assert r[1] == 0 and r[2] == {1: False}, r
+    assert not d.s.exposed
+    assert d.s.record(st.MARK, {}) is not None
