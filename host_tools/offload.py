@@ -49,7 +49,7 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
-from .session import EXIT_REVOKED, Revoked, firmware_text, quarantine_revoked
+from .session import EXIT_REVOKED, Revoked, firmware_text, note_firmware, quarantine_revoked
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -357,6 +357,11 @@ class _Offload(Bulk, Puller, Receipts):
         self.bar.close()
         self._t_transfer = time.monotonic() - self._t_pull
         self._commit_and_verify(dev_id, head, pinned, sk, row)
+        # the firmware it runs, from its chain's signed FIRMWARE record (SPEC §13.2)
+        why = note_firmware(a, dev_id, res, pinned)
+        if why is not None:
+            self.say("WARNING: " + why)
+            sm.errors.append(why)
 
     def _still_not_revoked(self, dev_id, when):
         """A revocation the signed station log took since AUTH (`station revoke` waits for

@@ -40,8 +40,7 @@ import cbor2
 
 from .archive import Archive, ArchiveError, NotAnArchive, valid_device_id
 from .link import Client, PortError
-from .session import (EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step,
-                      note_firmware)
+from .session import EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step
 from .station import StationError
 
 __all__ = ["provision", "install_on_board", "trust_list", "ProvisionError", "run_provision"]
@@ -240,7 +239,8 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
                     raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
         except (ArchiveError, ValueError) as e:
             raise ProvisionError(EXIT_USAGE, "%s; nothing changed" % e) from None
-        note_firmware(a, device_id, res)        # firmware_seen: the manifest it reported
+        # no firmware_seen here: the id in AUTH (key 15) is not signed; the first offload
+        # logs the one of the chain's FIRMWARE record (session.note_firmware)
         out = {"device": device_id, "fingerprint": row["fingerprint"], "key": pub.hex(),
                "technician": technician, "at": row["registered_at"], "label": None,
                "rekeyed": None if rekeyed is None else {

@@ -545,3 +545,36 @@ def test_lifecycle_type_and_time_columns_are_checked(tmp_path, arch):
         res = verify_archive(arch)
         assert any("differs" in r and col in r
                                                   for r in res["reasons"]), res["reasons"]
+
+
+def test_firmware_seen_comes_from_the_signed_chain_not_auth_key_15(tmp_path, arch, devs,
+                                                                   monkeypatch):
+    """F11: AUTH key 15 is outside the device's signature: a relay rewriting it is said
+    (and kept in the offload's error), never logged; firmware_seen is the id of the chain's
+    last FIRMWARE record, which the recorder signed."""
+    from host_tools import link
+    s = rw.RefStore(tmp_path / "sd", seed=b"\x5e" * 32)
+    s.boot()
+    real = b"\x11" * 32
+    s.record(18, {45: real, 46: "1.0", 47: 3})          # FIRMWARE, signed by the device
+    s.rec_start()
+    s.write(b"\x02" * 30_000)
+    s.checkpoint()
+    s.close()
+    s.rec_stop()
+    d = devs(s)
+    fake = b"\xa5" * 32
+    orig = link.Client.auth
+
+    def relayed(self, *a, **k):
+        res = orig(self, *a, **k)
+        res[15] = fake
+        return res
+    monkeypatch.setattr(link.Client, "auth", relayed)
+    sm = offload(d.port, arch, register=keys.fingerprint(s.pubkey))
+    assert sm.exit_code == 0 and sm.receipt is not None, sm.errors
+    assert any("not signed" in e and fake.hex()[:16] in e for e in sm.errors), sm.errors
+    fw = [e["fw"] for e in log_entries(arch) if e["type"] == "firmware_seen"]
+    assert fw == [real]
+    j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    assert j["devices"][0]["firmware"] == real.hex()
