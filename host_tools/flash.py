@@ -14,10 +14,10 @@ What it does, in order (nothing touches the board before the firmware compiled):
 2. enters the board's raw REPL (mpremote's SerialTransport, a soft reset first) and
    removes /flash/fw.cbor: a flash cut short leaves a board without a manifest (its next
    boot records FIRMWARE "unmanaged"), never one whose manifest names other files;
-3. removes the modules (.py/.mpy) of the code folder and of lib/sealcamfw/ that are not
-   part of this firmware (a stale store.py would shadow store.mpy; an earlier flat layout's
-   modules go too), copies every file, writes or removes the
-   production lock /flash/production;
+3. removes the modules (.py/.mpy) and the folders (packages) of the code folder, and of
+   the package folder lib/sealcamfw/, that are not part of this firmware (a stale store.py
+   or a store/ package would shadow store.mpy; an earlier flat layout's modules go too),
+   copies every file, writes or removes the production lock /flash/production;
 4. reads back the SHA-256 of every file (hashlib on the board) and compares: a difference
    is exit 1 naming the file, and no manifest is written;
 5. writes the manifest /flash/fw.cbor (version, build time, board, every file's hash as
@@ -58,6 +58,11 @@ SOURCE_ONLY = ("main.py", "boot.py")  # MicroPython runs these by name: never co
 MAX_FILES = 256                      # SPEC §13.1
 NAME_MAX = 64
 CHUNK = 1024                         # bytes per write over the raw REPL
+EXEC_DEADLINE = 60.0                 # seconds one command on the board may take at most
+EXEC_IDLE = 10.0                     # seconds the board may stay silent within one
+OUTPUT_MAX = 1 << 20                 # bytes one command's answer may hold at most
+LIST_MAX = 1024                      # entries of the code folder listed at most
+DATA_DIRS = ("flash", "sd")          # folders (mount points) beside the code on an ESP32
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_LINK, EXIT_INTERRUPTED = 0, 1, 3, 6, 130
 
@@ -226,6 +231,47 @@ def readback_errors(expected, got):
     return errs
 
 
+def _text(s, n=120):
+    """A board's string for a message: control and bidi characters escaped, cut."""
+    from .records import printable
+    t = printable(s)
+    return t if len(t) <= n else t[:n] + "..."
+
+
+def unlisted(entries, code_dir, paths):
+    """The board paths of the code folder's importable names that ``paths`` (the firmware's
+    files) do not hold: module files (.py, .mpy) and folders (packages), except the data
+    folders and the folders of listed files. entries: Repl.entries(code_dir)."""
+    base = code_dir.rstrip("/") + "/"
+    keep = {p[len(base):].split("/", 1)[0] for p in paths
+            if p.startswith(base) and "/" in p[len(base):]}
+    if base == "/":
+        keep.update(DATA_DIRS)
+    out = []
+    for name, isdir in entries:
+        if isdir:
+            if name not in keep:
+                out.append(base + name + "/")
+        elif name.endswith((".py", ".mpy")) and base + name not in paths:
+            out.append(base + name)
+    return out
+
+
+def package_dirs(code_dir, paths):
+    """The package folders (code_dir + lib/<package>/...) that hold listed files directly:
+    checked like the code folder, as a module or folder there shadows a listed one."""
+    lib = code_dir.rstrip("/") + "/" + LIB_DIR
+    return sorted({p[:p.rfind("/") + 1] for p in paths if p.startswith(lib)})
+
+
+def _code_dir_of(paths):
+    for p in sorted(paths):
+        if p.endswith("/main.py"):
+            return p[:-len("main.py")]
+    p = sorted(paths)[0]
+    return p[:p.rfind("/") + 1]
+
+
 def _hex_of(s):
     try:
         b = bytes.fromhex(s)
@@ -281,16 +327,91 @@ class Repl:
         except Exception:
             pass
 
-    def _exec(self, code, what):
+    def _exec(self, code, what, deadline=None):
+        """Run code in the raw REPL: its output. Bounded: the board must end its answer
+        within ``deadline`` seconds, never stay silent EXEC_IDLE seconds, and answer at
+        most OUTPUT_MAX bytes (a hostile board dripping or flooding bytes stops here)."""
+        deadline = EXEC_DEADLINE if deadline is None else deadline
         try:
-            return self.t.exec(code)
+            self.t.exec_raw_no_follow(code)
+            out, err = self._follow(what, deadline)
+        except FlashError:
+            raise
         except self.Error as e:
             out = str(getattr(e, "error_output", e)).strip().splitlines()
             raise FlashError(EXIT_LINK, "the board on %s failed to %s: %s" % (
-                self.port, what, out[-1] if out else e)) from None
-        except Exception as e:       # the port went away, a timeout
+                self.port, what, _text(out[-1] if out else e))) from None
+        except Exception as e:       # the port went away
             raise FlashError(EXIT_LINK, "the link to %s broke while trying to %s (%s): run "
-                             "sealcam flash again" % (self.port, what, e)) from None
+                             "sealcam flash again" % (self.port, what, _text(e))) from None
+        if err:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            raise FlashError(EXIT_LINK, "the board on %s failed to %s: %s" % (
+                self.port, what, _text(lines[-1] if lines else "an error")))
+        return out
+
+    def _follow(self, what, deadline):
+        ser = self.t.serial
+        t0 = last = time.monotonic()
+        parts, k = [bytearray(), bytearray()], 0
+        while True:
+            now = time.monotonic()
+            if now - t0 > deadline or now - last > EXEC_IDLE:
+                raise FlashError(EXIT_LINK, "the board on %s did not finish trying to %s "
+                                 "(%s): not a sealcam board, or a broken one; check the port "
+                                 "and the board, then run sealcam flash again" % (
+                                     self.port, what, "no end after %d s" % deadline
+                                     if now - t0 > deadline else "silent for %d s"
+                                     % EXEC_IDLE))
+            # up to the next end mark, never past it: the prompt after the answer is the
+            # next command's (mpremote reads it)
+            b = ser.read_until(b"\x04", 65536)
+            if not b:
+                continue
+            last = time.monotonic()
+            if b.endswith(b"\x04"):
+                parts[k] += b[:-1]
+                k += 1
+                if k == 2:
+                    return bytes(parts[0]), bytes(parts[1])
+            else:
+                parts[k] += b
+            if len(parts[0]) + len(parts[1]) > OUTPUT_MAX:
+                raise FlashError(EXIT_LINK, "the board on %s answered more than %d bytes "
+                                 "trying to %s: not a sealcam board, or a broken one; check "
+                                 "it" % (self.port, OUTPUT_MAX, what))
+
+    def entries(self, d):
+        """[(name, is a folder)] of the board folder d (at most LIST_MAX + 1 entries;
+        names as the board gives them, hex-encoded on the way)."""
+        out = self._exec("import os,binascii\nn=0\ntry:\n for e in os.ilistdir(%r):\n"
+                         "  print(binascii.hexlify(e[0].encode()).decode(),e[1])\n  n+=1\n"
+                         "  if n>%d: break\nexcept OSError:\n pass\n" % (d, LIST_MAX),
+                         "list %s" % d)
+        res = []
+        for ln in out.decode("ascii", "replace").splitlines()[:LIST_MAX + 1]:
+            parts = ln.split()
+            try:
+                name = bytes.fromhex(parts[0]).decode("utf-8")
+                kind = int(parts[1])
+            except (IndexError, ValueError):
+                continue
+            res.append((name, bool(kind & 0x4000)))
+        return res
+
+    def rmtree(self, d):
+        """Remove the board folder d and all it holds (iteratively, at most LIST_MAX
+        entries: a folder holding more is left and named)."""
+        out = self._exec(
+            "import os\nst=[%r]\nal=[]\nn=0\nwhile st and n<%d:\n p=st.pop()\n al.append(p)\n"
+            " for e in os.ilistdir(p):\n  n+=1\n  q=p+'/'+e[0]\n  if e[1]&0x4000: st.append(q)\n"
+            "  else: os.remove(q)\nfor p in reversed(al):\n try:\n  os.rmdir(p)\n"
+            " except OSError:\n  print('left',p)\n" % (d, LIST_MAX), "remove the folder %s" % d)
+        if b"left" in out:
+            raise FlashError(EXIT_MISMATCH, "the folder %s on the board could not be removed "
+                             "(it holds more than %d entries, or a file is in use): it would "
+                             "shadow the firmware's modules; remove it over the REPL "
+                             "(mpremote rm -r), then flash again" % (_text(d), LIST_MAX))
 
     def listdir(self, d):
         out = self._exec("import os\ntry:\n for n in os.listdir(%r): print(n)\n"
@@ -374,15 +495,23 @@ def run_flash(port, board="virtual", production=False, compile=True, reset=True,
         r.remove(MANIFEST)            # from here until the end the board has no manifest
         names = {f.path for f in files}
         base = b.code_dir.rstrip("/") + "/"
-        # the code folder and the package folders (lib/sealcamfw/): modules of an earlier
-        # firmware that this one does not have (a flat layout's, a removed module's)
-        code_dirs = [base] + sorted({_dirname(p) + "/" for p in names
-                                     if p.startswith(base + LIB_DIR)})
-        stale = [d + n for d in code_dirs for n in r.listdir(d[:-1] or "/")
-                 if n.endswith((".py", ".mpy")) and d + n not in names]
+        # the code folder and the package folders (lib/sealcamfw/): modules and folders
+        # of an earlier firmware that this one does not have (a flat layout's, a removed
+        # module's, anything that would shadow a listed module)
+        stale = []
+        for d in [base] + package_dirs(base, names):
+            ents = r.entries(d)
+            if len(ents) > LIST_MAX:
+                raise FlashError(EXIT_MISMATCH, "the code folder %s on the board holds more "
+                                 "than %d entries: clean it over the REPL, then flash again"
+                                 % (_text(d), LIST_MAX))
+            stale += unlisted(ents, d, names)
         for p in stale:
-            say("remove", 0, 0, p)
-            r.remove(p)
+            say("remove", 0, 0, _text(p))
+            if p.endswith("/"):
+                r.rmtree(p.rstrip("/"))
+            else:
+                r.remove(p)
         if not production:
             r.remove(PRODUCTION)
         total = sum(len(f.data) for f in files)
@@ -420,7 +549,7 @@ def run_flash(port, board="virtual", production=False, compile=True, reset=True,
     return {"port": port, "board": board, "version": version, "files": len(files),
             "bytes": total, "firmware_id": fid.hex(), "manifest": MANIFEST,
             "production": bool(production), "compiled": bool(compile),
-            "removed": stale, "reset": bool(reset),
+            "removed": [_text(p) for p in stale], "reset": bool(reset),
             "seconds": round(time.monotonic() - t0, 2)}
 
 
@@ -449,9 +578,23 @@ def check_board(port, reset=True, repl=None):
                 res["errors"].append("%s is not a firmware manifest (SPEC §13.1): flash the "
                                      "board again" % MANIFEST)
             else:
-                res.update(version=str(m.get(1))[:32], board=str(m.get(4))[:32],
+                res.update(version=_text(m.get(1), 32), board=_text(m.get(4), 32),
                            files=len(files))
-                res["errors"] = readback_errors(files, r.sha256(list(files)))
+                res["errors"] = [_text(x, 200) for x in
+                                 readback_errors(files, r.sha256(list(files)))]
+                base = _code_dir_of(files)
+                extra = []
+                for d in [base] + package_dirs(base, files):
+                    ents = r.entries(d)
+                    extra += unlisted(ents[:LIST_MAX], d, set(files))
+                    if len(ents) > LIST_MAX:
+                        extra.append(d + "...")
+                res["unlisted"] = [_text(p, 100) for p in extra]
+                for p in res["unlisted"][:8]:
+                    res["errors"].append(
+                        "%s is on the board but not in its manifest: code there shadows the "
+                        "firmware's (treated as modified); flash the board again, which "
+                        "removes it" % p)
         if reset:
             r.reset()
     finally:
@@ -464,7 +607,8 @@ def summary_text(res):
             "the next boot writes a FIRMWARE record with this id into the recorder's chain%s"
             % (res["port"], res["board"], res["version"], res["files"], res["bytes"],
                res["firmware_id"][:16],
-               "; removed %s" % ", ".join(res["removed"]) if res["removed"] else "",
+               "; removed %s" % ", ".join(_text(p) for p in res["removed"])
+               if res["removed"] else "",
                "; PRODUCTION-LOCKED: the serial port now speaks only the dock protocol "
                "(unlock: the board's bootloader, SPEC §13.3)" if res["production"] else "",
                "" if res["reset"] else " (reset the board: --no-reset was given)"))

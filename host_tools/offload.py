@@ -49,7 +49,7 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
-from .session import Revoked, firmware_text, quarantine_revoked
+from .session import EXIT_REVOKED, Revoked, firmware_text, note_firmware, quarantine_revoked
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -345,6 +345,7 @@ class _Offload(Bulk, Puller, Receipts):
         self.bar = _Bar(self.progress if self.progress is not None else sys.stderr.isatty(),
                         dev_id)
         self._t_pull = time.monotonic()
+        self._still_not_revoked(dev_id, "before storing anything")
         if self.fork is None:
             try:
                 self._pull_records(dev_id, held, hs)
@@ -356,6 +357,25 @@ class _Offload(Bulk, Puller, Receipts):
         self.bar.close()
         self._t_transfer = time.monotonic() - self._t_pull
         self._commit_and_verify(dev_id, head, pinned, sk, row)
+        # the firmware it runs, from its chain's signed FIRMWARE record (SPEC §13.2)
+        why = note_firmware(a, dev_id, res, pinned)
+        if why is not None:
+            self.say("WARNING: " + why)
+            sm.errors.append(why)
+
+    def _still_not_revoked(self, dev_id, when):
+        """A revocation the signed station log took since AUTH (`station revoke` waits for
+        the device lock, so only a writer that ignored it): nothing more is stored, no
+        receipt is sent (exit 7)."""
+        from .session import revoked_text
+        if self.a.device_status(dev_id) != "revoked":
+            return
+        sm = self.sm
+        sm.verdict = "NOT_OK"
+        sm.receipt_skipped = "the recorder was revoked during the offload"
+        raise SessionError(EXIT_REVOKED, "%s; it was revoked while this offload ran (seen %s): "
+                           "nothing more was stored and no receipt was sent"
+                           % (revoked_text(self.a, dev_id), when), "revoked", dev_id)
 
     def _reauth(self, dev_id):
         """A new session with the same recorder (after its idle timeout): HELLO, AUTH, the
@@ -464,6 +484,7 @@ class _Offload(Bulk, Puller, Receipts):
             sm.exit_code, sm.status = EXIT_NOT_OK, "not_ok"
             return
         sm.verdict = rep.verdict
+        self._still_not_revoked(dev_id, "before the custody receipt")
         sm.status = "ok"
         self._send_receipt(dev_id, sk)
 

@@ -8,7 +8,9 @@ Mixin of host_tools.offload._Offload, before Puller (host_tools/offload_pull.py)
 - the first time media is to be pulled, EXPOSE {on: true} asks the recorder to expose its
   card. Its answer says how: ``msc`` (a USB disk came up: the station reads it where the
   operator mounted it, ``--volume DIR``) or ``dir`` (the virtual recorder: the card's
-  folder on the host stands in for the mounted volume). A recorder that answers
+  folder on the host stands in for the mounted volume; taken only when the operator set
+  SEALCAM_SIM_VOLUME=1 and only an absolute path: otherwise a recorder would choose which
+  folder of the station is read; ``--volume`` always wins). A recorder that answers
   ``{1: false}`` (no mass storage, or recording) or 400 (firmware without the op) is
   read over the link (READ), as is every recorder with ``bulk=False``;
 - each segment is read from VOLUME/m/S.ext, the name made from its seq (never a name read
@@ -37,10 +39,14 @@ import time
 from . import safeio
 from .link import EXPOSE, STATUS, LinkError
 
-__all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S"]
+__all__ = ["Bulk", "BULK_BLOCK", "KEEPALIVE_S", "SIM_ENV"]
+
+SIM_ENV = "SEALCAM_SIM_VOLUME"   # =1: a "dir" answer (the virtual recorder) names the volume
 
 BULK_BLOCK = 4 << 20        # bytes read from the volume at a time (whole chunks)
+BLOCK_CHUNKS = 1 << 14      # and at most this many chunks (tiny signed chunk sizes)
 KEEPALIVE_S = 5.0           # STATUS this often while reading the volume (session idle 15 s)
+COPY_STEP = 256 << 10       # a block is copied in steps this big, the keep-alive between
 _PERSIST_BYTES = 64 << 20   # fsync staging and persist the verified length this often
 _PERSIST_S = 2.0
 
@@ -97,7 +103,24 @@ class Bulk:
         how, where = res.get(2), res.get(3)
         self._was_exposed = True
         root = self.volume
-        if root is None and how == "dir" and isinstance(where, str) and where:
+        if root is None and how == "dir":
+            # the virtual recorder names its card folder: a path on this station chosen by
+            # the recorder, so taken only when the operator opted in, and absolute only
+            if os.environ.get(SIM_ENV) != "1":
+                sm.media_path = "serial"
+                sm.bulk_note = ("the recorder names a folder of this station (%s) as its disk; "
+                                "only the virtual recorder does that: set %s=1 to read it, or "
+                                "give --volume DIR" % (_clean(str(where)), SIM_ENV))
+                self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+                self._unexpose()
+                return None
+            if not (isinstance(where, str) and os.path.isabs(where)):
+                sm.media_path = "serial"
+                sm.bulk_note = ("the recorder's folder %s is not an absolute path"
+                                % _clean(str(where)))
+                self.say("%s: %s; reading media over the link" % (sm.device, sm.bulk_note))
+                self._unexpose()
+                return None
             root = where         # the virtual recorder: its card folder is the volume
         if root is None:
             sm.media_path = "serial"
@@ -126,10 +149,24 @@ class Bulk:
         self.c.request(EXPOSE, {1: False})
 
     def _ping(self):
+        """STATUS every KEEPALIVE_S while the volume is read (by time, also within a block).
+        A 401: the session ended (a volume slower than session_idle_ms per step), and the
+        exposure with it: a new session (HELLO, AUTH), and the rest over the link."""
         now = time.monotonic()
-        if now - self._last_ping >= KEEPALIVE_S:
+        if now - self._last_ping < KEEPALIVE_S:
+            return
+        try:
             self.c.request(STATUS)
-            self._last_ping = now
+        except LinkError as e:
+            if e.status != 401:
+                raise
+            self._exposed = False          # the exposure ended with the session
+            self._was_exposed = False
+            self._reauth(self._bulk_dev)
+            self._last_ping = time.monotonic()
+            raise _Fallback("the session ended while the volume was read (the volume is "
+                            "too slow?)") from None
+        self._last_ping = time.monotonic()
 
     # -- media ---------------------------------------------------------------------
     def _fetch_chunks(self, dev_id, jobs, idx):
@@ -139,10 +176,11 @@ class Bulk:
         if root is None:
             return super()._fetch_chunks(dev_id, jobs, idx)
         rest = []
+        self._bulk_dev = dev_id
         for s in jobs:
             if s["chunks"] <= s["staged_chunks"]:
                 continue
-            if s["_noidx"]:
+            if s["_noidx"] or not self._exposed:     # (the exposure may have ended)
                 rest.append(s)       # no usable index: the whole run against the root
                 continue
             try:
@@ -187,16 +225,27 @@ class Bulk:
             fin, fout = f.fileno(), out.fileno()
             i, pos, root_h = s["staged_chunks"], s["staged_length"], s["staged_root"]
             hasher = _Hasher(fout, pos)
-            k = max(1, BULK_BLOCK // C)
-            bufs = [bytearray(k * C) for _ in range(3)]
+            # a block is bounded by bytes and by chunks: what it holds in memory never grows
+            # with the chunk count a recorder signs (each hash is compared as it is made)
+            k = max(1, min(BULK_BLOCK // C, BLOCK_CHUNKS))
+            bufs = [bytearray(min(k * C, max(want - pos, 0)) or 1) for _ in range(3)]
             nb = 0
             t_persist, at_persist = time.monotonic(), pos
             while i < n:
                 m = min(k, n - i)
                 end = min(want, (i + m) * C)
+                if end <= pos or -(-(end - pos) // C) != m:
+                    # the signed length ends before the signed chunk count does
+                    raise _Fallback("%s: the signed length %d bytes does not hold its %d "
+                                    "signed chunks of %d bytes" % (rel, want, n, C))
                 mv = memoryview(bufs[nb % 3])[:end - pos]
                 nb += 1
-                got = self._copy_block(fin, fout, mv, pos)
+                try:
+                    got = self._copy_block(fin, fout, mv, pos)
+                except _Fallback:
+                    os.ftruncate(fout, pos)          # nothing unchecked stays in staging
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    raise
                 if got != end - pos:
                     os.ftruncate(fout, pos)
                     self._persist(dev_id, s, out, pos, i, root_h)
@@ -204,20 +253,23 @@ class Bulk:
                                     "signed): changed under the station" % (rel, pos + got,
                                                                             want))
                 entries = ix.entry_run(i, m)
-                hs = [_H(mv[j:j + C]) for j in range(0, end - pos, C)]
-                if b"".join(hs) != entries:
-                    bad = next(j for j in range(m) if hs[j] != entries[32 * j:32 * j + 32])
+                bad = None
+                r = root_h
+                for j in range(m):
+                    h = _H(mv[j * C:(j + 1) * C])
+                    if h != entries[32 * j:32 * j + 32]:
+                        bad = j
+                        break
+                    r = _H(r + h)
+                if bad is not None:
                     # the chunks before the bad one are verified: keep them, cut the rest
                     os.ftruncate(fout, pos + bad * C)
                     if bad:
                         hasher.put(mv[:bad * C])
-                        for h in hs[:bad]:
-                            root_h = _H(root_h + h)
-                    self._persist(dev_id, s, out, pos + bad * C, i + bad, root_h)
+                    self._persist(dev_id, s, out, pos + bad * C, i + bad, r)
                     raise _Fallback("chunk %d of %s on the volume does not match its signed "
                                     "hash (changed or damaged)" % (i + bad, rel))
-                for h in hs:
-                    root_h = _H(root_h + h)
+                root_h = r
                 hasher.put(mv)
                 sm.media_bytes += end - pos
                 sm.bytes += end - pos
@@ -228,7 +280,11 @@ class Bulk:
                 if pos - at_persist >= _PERSIST_BYTES or now - t_persist >= _PERSIST_S:
                     self._persist(dev_id, s, out, pos, i, root_h)
                     t_persist, at_persist = now, pos
-                self._ping()
+                try:
+                    self._ping()
+                except _Fallback:
+                    self._persist(dev_id, s, out, pos, i, root_h)
+                    raise
             if root_h != s["root"]:          # cannot differ when every entry matched
                 raise _Fallback("the chunks read from the volume do not chain to the "
                                 "signed root")  # pragma: no cover
@@ -246,8 +302,20 @@ class Bulk:
 
     def _copy_block(self, fin, fout, mv, pos):
         """Copy len(mv) bytes at pos from the volume to staging, then read them back from
-        staging into mv (the bytes checked are the bytes kept). Returns how many bytes the
-        volume gave (fewer: it ended)."""
+        staging into mv (the bytes checked are the bytes kept), in steps of COPY_STEP with
+        the keep-alive between them (_Fallback if the session ended). Returns how many bytes
+        the volume gave (fewer: it ended)."""
+        done = 0
+        while done < len(mv):
+            part = mv[done:done + COPY_STEP]
+            got = self._copy_step(fin, fout, part, pos + done)
+            done += got
+            if got != len(part):
+                break
+            self._ping()
+        return done
+
+    def _copy_step(self, fin, fout, mv, pos):
         want = len(mv)
         if self._kernel_copy:
             done = 0

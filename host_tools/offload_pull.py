@@ -312,6 +312,9 @@ class Puller:
             return "%r chunks (at most %d accepted)" % (n, R.MAX_CHUNKS)
         if not (isinstance(L, int) and 0 <= L <= n * C):
             return "a length of %r bytes for %d chunks of %d bytes" % (L, n, C)
+        if s["closed_by"] is not None and n > 0 and L <= (n - 1) * C:
+            # the closing record's length must reach into its last chunk (chunks = ceil(L / C))
+            return "a length of %d bytes, too short for %d chunks of %d bytes" % (L, n, C)
         if (n - 1) * C > cap or L > cap:
             return ("%d chunks of %d bytes, more than the %d bytes of storage the recorder "
                     "reports" % (n, C, cap))

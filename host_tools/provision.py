@@ -40,8 +40,7 @@ import cbor2
 
 from .archive import Archive, ArchiveError, NotAnArchive, valid_device_id
 from .link import Client, PortError
-from .session import (EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step,
-                      note_firmware)
+from .session import EXIT_NOT_OK, EXIT_USAGE, SessionError, _safe, auth_step, hello_step
 from .station import StationError
 
 __all__ = ["provision", "install_on_board", "trust_list", "ProvisionError", "run_provision"]
@@ -72,14 +71,12 @@ def _mpremote():
     return [sys.executable, "-m", "mpremote"]
 
 
-# Run on the board before the id is written. A board never provisioned (no device_id) ran
-# its firmware under a default id: the store it made on the card and the head it remembers
-# in flash belong to no recorder a station trusts (its trust list was empty), and would make
-# the provisioned recorder's card foreign (SPEC §5.2). The store is moved aside on the card
-# (renamed, never deleted) and the remembered head is dropped. A board provisioned before
-# is only reported (its id), nothing touched.
-_PREPARE = """
-import os
+# Run on the board before the id is written: what it holds, nothing changed. The id file,
+# the board's default id (what its firmware calls itself before provisioning: SC- and the
+# chip's id), whether it holds a device key and a remembered head, and the store on its
+# card with the record its head.cbor names (hex, at most 16 KiB).
+_SURVEY = """
+import os, binascii
 def ex(p):
     try:
         os.stat(p)
@@ -88,23 +85,104 @@ def ex(p):
         return False
 if ex('/flash/device_id'):
     print('SEALCAM-ID', open('/flash/device_id').read().strip())
-else:
-    for f in ('/flash/lasthead.cbor', '/flash/lasthead.new'):
-        if ex(f):
-            os.remove(f)
+try:
+    import machine
+    print('SEALCAM-DEFAULT', 'SC-' + binascii.hexlify(machine.unique_id()).decode().upper())
+except Exception:
+    pass
+for f in ('/flash/key.bin', '/flash/lasthead.cbor'):
+    if ex(f):
+        print('SEALCAM-HAS', f)
+try:
+    import board
+    st = getattr(board, 'SD_MOUNT', '/sd') + getattr(board, 'STORE_DIR', '/sealcam')
+except Exception:
+    st = '/sd/sealcam'
+if ex(st):
+    print('SEALCAM-STORE', st)
     try:
-        import board
-        st = getattr(board, 'SD_MOUNT', '/sd') + getattr(board, 'STORE_DIR', '/sealcam')
-    except Exception:
-        st = '/sd/sealcam'
-    if ex(st):
-        n = 0
-        while ex(st + '.unprovisioned-%d' % n):
-            n += 1
-        os.rename(st, st + '.unprovisioned-%d' % n)
-        print('SEALCAM-MOVED', st + '.unprovisioned-%d' % n)
-    print('SEALCAM-FRESH')
+        f = open(st + '/head.cbor', 'rb')
+        print('SEALCAM-HEAD', binascii.hexlify(f.read(16384)).decode())
+        f.close()
+    except OSError:
+        pass
 """
+
+# Run only for a board never provisioned whose card holds the store its firmware made
+# under its own default id (checked on the host from _SURVEY): the store is moved aside
+# on the card (renamed, never deleted) and the head it remembers in flash is dropped, so
+# that the provisioned recorder starts its chain on an empty store (SPEC §5.2).
+_MOVE = """
+import os
+def ex(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+st = %r
+for f in ('/flash/lasthead.cbor', '/flash/lasthead.new'):
+    if ex(f):
+        os.remove(f)
+if ex(st):
+    n = 0
+    while ex(st + '.unprovisioned-%%d' %% n):
+        n += 1
+    os.rename(st, st + '.unprovisioned-%%d' %% n)
+    print('SEALCAM-MOVED', st + '.unprovisioned-%%d' %% n)
+"""
+
+
+def _store_owner(head_hex):
+    """The device id the record in a store's head.cbor names, or None."""
+    from . import records as R
+    try:
+        head = cbor2.loads(bytes.fromhex(head_hex))
+        last = head.get(3) if isinstance(head, dict) else None
+        if not isinstance(last, bytes):
+            return None
+        d = R.decode(last).body.get(R.K.DEVICE)
+        return d if isinstance(d, str) else None
+    except Exception:
+        return None
+
+
+def _survey_decision(info, port, device_id):
+    """None (nothing on the board stops provisioning as device_id), "move" (the store on the
+    card is the board's own from before its id: move it aside), or ProvisionError."""
+    old = info.get("id")
+    if old is not None:
+        if old != device_id:
+            raise ProvisionError(EXIT_USAGE, "the board on %s is provisioned already, as %s: a "
+                                 "recorder keeps its id (its card holds its evidence); "
+                                 "nothing written" % (port, _safe(old)))
+        return None
+    default = info.get("default")
+    if info.get("store") is not None:
+        owner = _store_owner(info.get("head") or "")
+        if owner is None:
+            raise ProvisionError(
+                EXIT_USAGE, "the card in the board on %s holds a store (%s) whose owner cannot "
+                "be read: it may be a recorder's evidence, so nothing was written or moved. "
+                "Offload or keep that card, put in an empty card, then provision again"
+                % (port, _safe(info["store"])))
+        if owner != default:
+            raise ProvisionError(
+                EXIT_USAGE, "the board on %s is provisioned already, or holds another "
+                "recorder's card: the store on its card is the evidence of %s (not this "
+                "board's own from before it had an id). Nothing was written or moved. If "
+                "this board is %s and lost its id file, it keeps that id (after a repair: "
+                "`sealcam provision --rekey --device-id %s`, or `sealcam station rekey`); "
+                "else take that card out, offload it with its recorder, and provision this "
+                "board with an empty card" % (port, _safe(owner), _safe(owner), _safe(owner)))
+        return "move"
+    if "/flash/lasthead.cbor" in info.get("has", ()):
+        raise ProvisionError(
+            EXIT_USAGE, "the board on %s has no id file but remembers a chain whose card is "
+            "not in it (/flash/lasthead.cbor): it was provisioned before and its id file was "
+            "lost. Nothing was written. Put its own card back (a recorder keeps its id), or "
+            "after a repair use `sealcam provision --rekey` / `sealcam station rekey`" % port)
+    return None
 
 
 def _run(runner, base, port, step, what):
@@ -126,25 +204,37 @@ def _run(runner, base, port, step, what):
 def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say=None):
     """Write /flash/device_id and /flash/trust.cbor on the board at ``port`` with stock
     mpremote (`exec`, `fs cp`), then reset it so that it boots its firmware. A board never
-    provisioned has its pre-provisioning store moved aside first (_PREPARE); a board
-    provisioned under another id is refused. ProvisionError (exit 3) if mpremote is
+    provisioned has its pre-provisioning store (one naming the board's own default id)
+    moved aside first (_SURVEY, _MOVE); a board provisioned under another id, a card
+    holding another recorder's store (or one whose owner cannot be read), and a board
+    remembering a chain whose card is missing are refused, nothing written. ProvisionError (exit 3) if mpremote is
     missing or fails."""
     say = say or (lambda m: print(m, file=sys.stderr))
     base = _mpremote()
     if base is None:
         raise ProvisionError(EXIT_USAGE, "mpremote is not installed (pip install mpremote): it "
                              "writes the id and trust list to the recorder's flash")
-    out = _run(runner, base, port, ["exec", _PREPARE], "exec")
-    for line in out.splitlines():
-        if line.startswith("SEALCAM-ID "):
-            old = line.split(None, 1)[1].strip() if len(line.split()) > 1 else ""
-            if old != device_id:
-                raise ProvisionError(EXIT_USAGE, "the board on %s is provisioned already, as "
-                                     "%s: a recorder keeps its id (its card holds its "
-                                     "evidence); nothing written" % (port, _safe(old)))
-        elif line.startswith("SEALCAM-MOVED "):
-            say("the card held a store the firmware made before the board had an id: moved "
-                "aside on the card to %s (nothing deleted)" % _safe(line.split(None, 1)[1]))
+    out = _run(runner, base, port, ["exec", _SURVEY], "exec")
+    info = {"has": []}
+    for line in out.splitlines()[:64]:
+        tag, _, rest = line.strip().partition(" ")
+        if tag == "SEALCAM-ID":
+            info["id"] = rest.strip()
+        elif tag == "SEALCAM-DEFAULT":
+            info["default"] = rest.strip()
+        elif tag == "SEALCAM-HAS":
+            info["has"].append(rest.strip())
+        elif tag == "SEALCAM-STORE":
+            info["store"] = rest.strip()
+        elif tag == "SEALCAM-HEAD":
+            info["head"] = rest.strip()
+    if _survey_decision(info, port, device_id) == "move":
+        moved = _run(runner, base, port, ["exec", _MOVE % info["store"]], "exec")
+        for line in moved.splitlines():
+            if line.startswith("SEALCAM-MOVED "):
+                say("the card held a store the firmware made before the board had an id: "
+                    "moved aside on the card to %s (nothing deleted)"
+                    % _safe(line.split(None, 1)[1]))
     with tempfile.TemporaryDirectory() as tmp:
         pid, ptrust = os.path.join(tmp, "device_id"), os.path.join(tmp, "trust.cbor")
         with open(pid, "w") as f:
@@ -240,7 +330,8 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
                     raise ProvisionError(EXIT_USAGE, _taken(a, device_id))
         except (ArchiveError, ValueError) as e:
             raise ProvisionError(EXIT_USAGE, "%s; nothing changed" % e) from None
-        note_firmware(a, device_id, res)        # firmware_seen: the manifest it reported
+        # no firmware_seen here: the id in AUTH (key 15) is not signed; the first offload
+        # logs the one of the chain's FIRMWARE record (session.note_firmware)
         out = {"device": device_id, "fingerprint": row["fingerprint"], "key": pub.hex(),
                "technician": technician, "at": row["registered_at"], "label": None,
                "rekeyed": None if rekeyed is None else {

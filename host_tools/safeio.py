@@ -9,8 +9,9 @@
 Rules (SPEC §6.1, verifier rules):
 - every path below ``root`` is walked one component at a time with O_NOFOLLOW: a symlink
   anywhere on the path (a file or a directory) is refused, never followed;
-- only regular files are read: a FIFO, a device or a socket is refused without blocking
-  (opened with O_NONBLOCK, then checked with fstat);
+- only regular files are read: a FIFO, a device or a socket is refused without being
+  opened (its directory entry is checked first, without following it), and what is then
+  opened (O_NOFOLLOW, O_NONBLOCK) must be the same inode and a regular file (fstat);
 - sizes are bounded by the caller: ``read_capped`` refuses a file larger than its cap
   before reading it, so no file is ever read whole unless it is small.
 
@@ -136,6 +137,15 @@ def open_regular(root, rel):
     parts = _split(rel)
     dfd = _open_dir_chain(root, parts[:-1], rel)
     try:
+        # its type first, from the directory entry (nothing opened: opening a FIFO or a
+        # device node has effects of its own, e.g. releasing a writer blocked on a FIFO)
+        try:
+            pre = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "%s does not exist" % rel) from None
+        k = kind_of(pre.st_mode)
+        if k != "file":
+            raise StoreFileError(rel, _describe(rel, k))
         try:
             fd = os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC,
                          dir_fd=dfd)
@@ -154,6 +164,9 @@ def open_regular(root, rel):
         k = kind_of(st.st_mode)
         if k != "file":
             raise StoreFileError(rel, _describe(rel, k))
+        if (st.st_ino, st.st_dev) != (pre.st_ino, pre.st_dev):
+            raise StoreFileError(rel, "%s was replaced while it was opened (it is not read)"
+                                 % _printable(rel))
         if _NONBLOCK:
             os.set_blocking(fd, True)
         f = os.fdopen(fd, "rb", buffering=0)

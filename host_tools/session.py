@@ -171,8 +171,6 @@ def auth_step(c, a, dev_id, row, host_name, *, expect=None):
         raise SessionError(EXIT_AUTH, "%s; nothing stored" % e, "device_not_proven") from None
     if row is not None and a.device_status(dev_id) == "revoked":
         raise Revoked(revoked_text(a, dev_id), dev_id, pinned, res)
-    if row is not None:
-        note_firmware(a, dev_id, res)
     return pinned, res
 
 
@@ -180,14 +178,15 @@ def auth_step(c, a, dev_id, row, host_name, *, expect=None):
 
 def firmware_id(res):
     """The firmware id (``H(fw.cbor)``, SPEC §13.1) a recorder reported in its AUTH result
-    (key 15), to be read only after its proof verified (auth_step): 32 bytes, or None (no
-    manifest: firmware not installed by `sealcam flash`, or a recorder too old to say)."""
+    (key 15): 32 bytes, or None. Key 15 is outside the recorder's signature (a relay can
+    change it): it is shown, compared with the chain, never logged as the truth."""
     fw = res.get(15) if isinstance(res, dict) else None
     return fw if isinstance(fw, bytes) and len(fw) == 32 else None
 
 
 def firmware_text(res):
-    """One line's worth on the recorder's firmware: version and id, or why there is none."""
+    """One line's worth on the recorder's firmware as it reports it: version and id, or
+    why there is none."""
     ver = res.get(13) if isinstance(res, dict) else None
     ver = _safe(ver, 32) if isinstance(ver, str) else "?"
     fid = firmware_id(res)
@@ -198,17 +197,52 @@ def firmware_text(res):
     return "%s (the recorder does not report a firmware id)" % ver
 
 
-def note_firmware(a, dev_id, res):
-    """Log `firmware_seen` for a registered recorder whose firmware id is not the last one
-    the station log holds for it (archive.firmware_seen). Never fails the session: the
-    recorder's chain holds the FIRMWARE record whatever the log says."""
-    fid = firmware_id(res)
-    if fid is None or not hasattr(a, "firmware_seen"):
-        return False
+def chain_firmware(a, dev_id, pinned):
+    """(seq, firmware id or None) of the last FIRMWARE record the archive holds for the
+    recorder, signed by ``pinned`` (its key): what the device's own signature says it
+    runs; None if there is none."""
+    from . import records as R
     try:
-        return a.firmware_seen(dev_id, fid)
-    except (ArchiveError, sqlite3.Error, OSError):
-        return False        # e.g. an archive opened read-only (`sealcam status`)
+        rows = a.db.execute("SELECT seq, data FROM records WHERE device = ? AND type = ? "
+                            "ORDER BY seq DESC LIMIT 4", (dev_id, R.FIRMWARE)).fetchall()
+    except sqlite3.Error:
+        return None
+    for r in rows:
+        try:
+            rec = R.parse(bytes(r["data"]))
+        except (R.RecordError, ValueError):
+            continue
+        if rec.seq != r["seq"] or rec.body.get(R.K.DEVICE) != dev_id \
+                or not R.check_signature(pinned, rec):
+            continue
+        fid = rec.body.get(R.K.FIRMWARE)
+        return rec.seq, (bytes(fid) if isinstance(fid, bytes) and len(fid) == 32 else None)
+    return None
+
+
+def note_firmware(a, dev_id, res, pinned):
+    """After an offload stored the recorder's records: log `firmware_seen` with the
+    firmware id of the last FIRMWARE record of its chain (signed by the device), if it is
+    not the last one the station log holds for it (archive.firmware_seen). The id the
+    recorder reported in AUTH (key 15, not signed) is only compared with it: returns a
+    line saying they differ, or None. Never fails the session."""
+    got = chain_firmware(a, dev_id, pinned)
+    if got is None:
+        return None
+    seq, fid = got
+    if fid is not None and hasattr(a, "firmware_seen"):
+        try:
+            a.firmware_seen(dev_id, fid)
+        except (ArchiveError, sqlite3.Error, OSError):
+            pass        # e.g. an archive opened read-only
+    said = firmware_id(res)
+    if said is not None and said != fid:
+        return ("the recorder %s reported firmware id %s in AUTH, but the last FIRMWARE "
+                "record of its chain (seq %d, signed by it) says %s: the AUTH value is not "
+                "signed and is not believed; the station log keeps the chain's; have a "
+                "technician check the recorder (`sealcam flash --check`)"
+                % (dev_id, said.hex()[:16], seq, fid.hex()[:16] if fid else "none"))
+    return None
 
 
 # a revoked recorder's session: what it sends is kept in quarantine, bounded

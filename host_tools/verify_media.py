@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 
 from . import records as R
 from . import safeio
 from .records import K
 from .records import CHECKPOINT, F_MISMATCH, MAX_CHUNKS, RECOVERY, SEGMENT, ZERO
-from .verify_report import OK, OK_WITH_MISSING_INFO, NOT_OK, NOT_SIGNED, SegmentRow, ranges
+from .verify_report import OK, OK_WITH_MISSING_INFO, NOT_OK, NOT_SIGNED, SegmentRow
 
 __all__ = ["SegJob", "check_media_dir"]
 
@@ -123,39 +124,45 @@ class SegJob:
                 ok = False
         return ok
 
+    def _manifest_counts(self):
+        return {r.body[K.CHUNKS] for r in self.ckpts + self.closes[:1]}
+
     def _read_idx(self):
-        """The first cover_chunks entries of the (untrusted) index, read in bounded steps."""
+        """The first cover_chunks entries of the (untrusted) index, read in bounded steps
+        and spooled (_Spool: the count, the running root at each manifest's chunk count)."""
         want = self.cover_chunks * 32
+        out = _Spool(self._manifest_counts())
         try:
             f, size = safeio.open_regular(self.v.root, self.idx)
         except FileNotFoundError:
             self.notes.append("index %s is missing" % self.idx)
-            return []
+            return out
         except safeio.StoreFileError as e:
             self._err("segment %d: %s" % (self.S, e))
-            return []
+            return out
         except OSError as e:
             self.notes.append("index %s cannot be read (%s)" % (self.idx, e.strerror or e))
-            return []
-        out = []
+            return out
         with f:
             left = min(want, size)
             while left >= 32:
                 b = f.read(min(left, 1 << 20) // 32 * 32)
                 if not b:
                     break
-                out.extend(b[i:i + 32] for i in range(0, len(b) - 31, 32))
+                b = b[:len(b) // 32 * 32]
+                out.add(b)
                 left -= len(b)
         return out
 
     def _hash_media(self, bar):
-        """Chunk hashes of the covered part of the media; stops at the end of the file.
-        Read in blocks of at most 1 MiB, whatever the chunk size."""
+        """Chunk hashes of the covered part of the media, spooled (_Spool); stops at the
+        end of the file. Read in blocks of at most 1 MiB, whatever the chunk size."""
         C, L, N = self.C, self.cover_len, self.cover_chunks
-        hashes = []
+        hashes = _Spool(self._manifest_counts())
         buf = bytearray(min(C, 1 << 20))
         mv = memoryview(buf)
         f = self.f
+        pend = bytearray()
         for i in range(N):
             want = min(C, L - i * C)
             h = hashlib.sha256()
@@ -168,9 +175,13 @@ class SegJob:
                 got += k
             if got < want:
                 break
-            hashes.append(h.digest())
+            pend += h.digest()
+            if len(pend) >= _SPOOL_STEP:
+                hashes.add(pend)
+                pend = bytearray()
             if bar is not None:
                 bar.update(want)
+        hashes.add(pend)
         return hashes
 
     def run(self, bar) -> SegmentRow:
@@ -178,7 +189,7 @@ class SegJob:
         closed_by = self.close.tname if self.close is not None else None
         row = SegmentRow(S, self.media, self.cover_len, None, 0, C, closed_by, OK, "")
         self._check_manifests()
-        hashes, file_size = [], self.file_size
+        hashes, file_size = _Spool(()), self.file_size
         gone = None        # media released against a receipt and removed (SPEC §10.8)
         skip = False       # within the trusted prefix: not re-hashed
         if self.open_error is not None:
@@ -205,6 +216,7 @@ class SegJob:
                                       "verified before, not re-hashed"
                                       % (self.close.seq, self.v.anchor[0]))
                 elif C > 0:
+                    hashes.close()
                     hashes = self._hash_media(bar)
             except OSError as e:
                 self._err("segment %d: media file %s cannot be read (%s)"
@@ -217,7 +229,10 @@ class SegJob:
         elif skip:
             marks = "T" * self.cover_chunks
         else:
-            marks = self._marks(hashes, file_size) if C > 0 else ""
+            try:
+                marks = self._marks(hashes, file_size) if C > 0 else ""
+            finally:
+                hashes.close()
             if self.released is not None and file_size is not None:
                 self.notes.append("released by seq %d (RELEASE), but its media is still "
                                   "present: verified" % self.released[0].seq)
@@ -250,22 +265,23 @@ class SegJob:
         S, C, N = self.S, self.C, self.cover_chunks
         manifests = self.ckpts + self.closes[:1]
         idx = self._read_idx()
-        # running roots of the computed hashes and of the index
-        roots = [ZERO]
-        for h in hashes:
-            roots.append(R.H(roots[-1] + h))
-        iroots = [ZERO]
-        for h in idx[:N]:
-            iroots.append(R.H(iroots[-1] + h))
+        try:
+            return self._marks_of(hashes, idx, file_size, manifests)
+        finally:
+            idx.close()
+
+    def _marks_of(self, hashes, idx, file_size, manifests):
+        S, C, N = self.S, self.C, self.cover_chunks
+        nh, ni = hashes.n, idx.n
         media_ok, idx_ok = 0, 0
         first_bad = None
         for r in manifests:
             n, root = r.body[K.CHUNKS], r.body[K.ROOT]
-            if n < len(roots) and roots[n] == root:
+            if n <= nh and hashes.roots.get(n) == root:
                 media_ok = max(media_ok, n)
             elif first_bad is None:
                 first_bad = r
-            if n < len(iroots) and iroots[n] == root:
+            if n <= min(ni, N) and idx.roots.get(n) == root:
                 idx_ok = max(idx_ok, n)
         recovered = self.close is not None and self.close.type == RECOVERY
         ck_chunks = self.ckpts[-1].body[K.CHUNKS] if self.ckpts else 0
@@ -273,44 +289,69 @@ class SegJob:
         unsigned = 0
         if self.close is None and file_size is not None:
             unsigned = min(max(0, -(-file_size // C) - N), MAX_CHUNKS)
-        marks = []
-        media_bad, idx_bad, unlocated, idx_recov = [], [], [], []
-        for i in range(min(N, len(hashes))):
-            if i < media_ok:
-                if i < len(idx) and idx[i] != hashes[i]:
-                    if mismatch_flag and i >= ck_chunks:
-                        idx_recov.append(i)
-                        marks.append("R")
+
+        def good(a, b):     # the marks of chunks a..b-1 that match
+            if not recovered or b <= ck_chunks:
+                return b"." * (b - a)
+            m = max(a, ck_chunks)
+            return b"." * (m - a) + b"R" * (b - m)
+
+        # one pass over the spooled hashes and index entries, a block at a time: what is
+        # held does not grow with the chunk count (the bad chunks are kept as a few runs)
+        mk = bytearray()
+        media_bad, idx_bad, unlocated, idx_recov = _Runs(), _Runs(), _Runs(), _Runs()
+        top = min(N, nh)
+        hashes.rewind()
+        idx.rewind()
+        i = 0
+        while i < top:
+            b = min(top, i + _SPOOL_STEP // 32)
+            hb = hashes.read(b - i)
+            ib = idx.read(max(0, min(b, ni) - i))
+            if hb == ib and b <= max(media_ok, idx_ok):
+                mk += good(i, b)
+                i = b
+                continue
+            for j in range(i, b):
+                h = hb[32 * (j - i):32 * (j - i) + 32]
+                e = ib[32 * (j - i):32 * (j - i) + 32] if j < ni else None
+                if j < media_ok:
+                    if e is not None and e != h:
+                        if mismatch_flag and j >= ck_chunks:
+                            idx_recov.add(j)
+                            mk += b"R"
+                        else:
+                            idx_bad.add(j)
+                            mk += b"M"
                     else:
-                        idx_bad.append(i)
-                        marks.append("M")
+                        mk += good(j, j + 1)
+                elif j < idx_ok:
+                    if h == e:
+                        mk += good(j, j + 1)
+                    else:
+                        media_bad.add(j)
+                        mk += b"M"
                 else:
-                    marks.append("R" if recovered and i >= ck_chunks else ".")
-            elif i < idx_ok:
-                if hashes[i] == idx[i]:
-                    marks.append("R" if recovered and i >= ck_chunks else ".")
-                else:
-                    media_bad.append(i)
-                    marks.append("M")
-            else:
-                unlocated.append(i)
-                marks.append("M")
-        marks.append("-" * (N - min(N, len(hashes))))
+                    unlocated.add(j)
+                    mk += b"M"
+            i = b
+        marks = [mk.decode("ascii")]
+        marks.append("-" * (N - top))
         marks.append("U" * unsigned)
         # reasons
         if first_bad is not None:
             r = first_bad
             fs = file_size if file_size is not None else 0
-            missing = len(hashes) < r.body[K.CHUNKS]
+            missing = nh < r.body[K.CHUNKS]
             if missing and file_size is not None:
                 self._err("segment %d: media file %s is shorter than signed: %d bytes, seq %d "
                           "(%s) covers %d (chunks from %d missing)" % (
-                              S, self.media, fs, r.seq, r.tname, r.body[K.LENGTH], len(hashes)),
-                          r.seq, len(hashes))
+                              S, self.media, fs, r.seq, r.tname, r.body[K.LENGTH], nh),
+                          r.seq, nh)
             if media_bad:
                 i = media_bad[0]
                 more = "" if len(media_bad) == 1 else " (and %d more chunks: %s)" % (
-                    len(media_bad) - 1, ranges(media_bad[1:]))
+                    len(media_bad) - 1, media_bad.text(skip_first=True))
                 self._err("segment %d: chunk %d of %s (bytes %d-%d) does not match its signed "
                           "hash (root of seq %d %s)%s" % (
                               S, i, self.media, i * C, min((i + 1) * C, self.cover_len) - 1,
@@ -319,7 +360,7 @@ class SegJob:
                 self._err("segment %d: %s does not match the root signed in seq %d (%s); the "
                           "damage lies in chunks %s and cannot be pinpointed: the index %s "
                           "does not match the signed root either" % (
-                              S, self.media, r.seq, r.tname, ranges(unlocated), self.idx),
+                              S, self.media, r.seq, r.tname, unlocated.text(), self.idx),
                           r.seq, unlocated[0])
             if not media_bad and not unlocated and not missing:
                 self._err("segment %d: root of seq %d (%s) does not match %s"
@@ -328,15 +369,15 @@ class SegJob:
             self._err("segment %d: index %s entry %d does not match chunk %d of the media, "
                       "which matches the signed root: the index was changed%s" % (
                           S, self.idx, idx_bad[0], idx_bad[0],
-                          "" if len(idx_bad) == 1 else " (entries %s)" % ranges(idx_bad)),
+                          "" if len(idx_bad) == 1 else " (entries %s)" % idx_bad.text()),
                       None, idx_bad[0])
         if file_size is not None and self.close is not None and file_size > self.cover_len:
             self._err("segment %d: media file %s is longer than its closed manifest: %d bytes, "
                       "seq %d (%s) says %d" % (S, self.media, file_size, self.close.seq,
                                                self.close.tname, self.cover_len),
                       self.close.seq)
-        if len(idx) < N and len(hashes) == N:
-            self.notes.append("index %s has %d of %d entries" % (self.idx, len(idx), N))
+        if ni < N and nh == N:
+            self.notes.append("index %s has %d of %d entries" % (self.idx, ni, N))
         # missing-info
         if self.close is None:
             unsigned = max(0, (file_size or 0) - self.cover_len)
@@ -354,9 +395,93 @@ class SegJob:
             if mismatch_flag:
                 self.infos.append("the device found index entries that did not match the "
                                   "media at recovery (flag MISMATCH)%s" % (
-                                      ": chunks " + ranges(idx_recov) if idx_recov else ""))
+                                      ": chunks " + idx_recov.text() if idx_recov else ""))
         return "".join(marks)
 
+
+
+_SPOOL_STEP = 1 << 20      # bytes of hashes (32 a chunk) handled at a time
+_SPOOL_RAM = 4 << 20       # a spool stays in memory up to this, then goes to a temp file
+
+
+class _Spool:
+    """32-byte entries (chunk hashes or index entries) in order, in a spooled temporary
+    file: the count, and the running chain root at each of the given chunk counts."""
+
+    def __init__(self, counts):
+        self.f = None
+        self.n = 0
+        self.counts = counts
+        self.r = ZERO
+        self.roots = {0: ZERO}
+
+    def add(self, b):
+        if not b:
+            return
+        if self.f is None:
+            self.f = tempfile.SpooledTemporaryFile(max_size=_SPOOL_RAM)
+        self.f.write(b)
+        r, n, counts, roots = self.r, self.n, self.counts, self.roots
+        for k in range(0, len(b), 32):
+            r = R.H(r + b[k:k + 32])
+            n += 1
+            if n in counts:
+                roots[n] = r
+        self.r, self.n = r, n
+
+    def rewind(self):
+        if self.f is not None:
+            self.f.seek(0)
+
+    def read(self, entries):
+        if self.f is None or entries <= 0:
+            return b""
+        return self.f.read(32 * entries)
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+class _Runs:
+    """Chunk numbers added in increasing order: the first, how many, and the first few runs
+    (what a message names), never one entry per chunk."""
+
+    def __init__(self):
+        self.count = 0
+        self.runs = []
+        self.more = False
+
+    def add(self, i):
+        self.count += 1
+        if self.runs and self.runs[-1][1] + 1 == i:
+            self.runs[-1][1] = i
+        elif len(self.runs) < 10:
+            self.runs.append([i, i])
+        else:
+            self.more = True
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, k):
+        if k != 0 or not self.runs:
+            raise IndexError(k)
+        return self.runs[0][0]
+
+    def text(self, skip_first=False, most=8):
+        """As verify_report.ranges of the numbers (without the first if skip_first)."""
+        runs = [list(x) for x in self.runs]
+        if skip_first and runs:
+            if runs[0][0] == runs[0][1]:
+                runs.pop(0)
+            else:
+                runs[0][0] += 1
+        out = [str(a) if a == b else "%d-%d" % (a, b) for a, b in runs]
+        if len(out) > most or self.more:
+            out = out[:most] + ["…"]
+        return ",".join(out)
 
 
 def check_media_dir(v, jobs):

@@ -166,6 +166,7 @@ class Board:
         self.error = None
         self._proc = None
         self._ctl = None
+        self._pending = None      # hex of input the last VM had not taken when it reset
         self._stop = threading.Event()
         self._booted = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -176,12 +177,17 @@ class Board:
                "--flash", self.flash, "--sd", self.sd, "--state", self.state_path,
                "--mode", mode, "--cause", cause, "--uid", self.uid,
                "--max-bytes", str(self.max_bytes)]
+        if self._pending:
+            cmd += ["--pending", self._pending]
+            self._pending = None
         # the chip's frozen modules: the simulated parts as the package sim.hal (board.py,
-        # sim/hal/vboard.py, imports them), and machine, vboardboot, vboardos by name
+        # sim/hal/vboard.py, imports them), and machine, vboardboot, vboardos, vboardtime
+        # by name
         cmd += ["--rom", "%s=sim/hal" % vm.SIM_HAL]
         cmd += ["--rom", "%s=machine.py" % os.path.join(vm.SIM_HAL, "vboardmachine.py"),
                 "--rom", "%s=vboardboot.py" % os.path.join(vm.SIM_HAL, "vboardboot.py"),
-                "--rom", "%s=vboardos.py" % os.path.join(vm.SIM_HAL, "vboardos.py")]
+                "--rom", "%s=vboardos.py" % os.path.join(vm.SIM_HAL, "vboardos.py"),
+                "--rom", "%s=vboardtime.py" % os.path.join(vm.SIM_HAL, "vboardtime.py")]
         return cmd
 
     def _spawn(self, mode, cause):
@@ -204,6 +210,8 @@ class Board:
                 with self._booted:
                     self.boots += 1
                     self._booted.notify_all()
+            elif line.startswith("BOARD-PENDING "):
+                self._pending = line[len("BOARD-PENDING "):].strip()[:1 << 17]
             elif line.startswith("BOARD-ERROR "):
                 self.error = line[len("BOARD-ERROR "):]
                 self.log(self.error)

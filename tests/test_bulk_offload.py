@@ -29,6 +29,13 @@ from host_tools.archive import Archive
 from host_tools.offload import offload
 from host_tools.verify import OK, verify_store
 
+
+@pytest.fixture(autouse=True)
+def _sim_volume(monkeypatch):
+    """The operator's opt-in to the virtual recorder's "dir" answer (SPEC §8.8)."""
+    monkeypatch.setenv(offload_bulk.SIM_ENV, "1")
+
+
 # --- the firmware: EXPOSE and the store's write lock (in process, CPython) --------------
 
 
@@ -357,3 +364,267 @@ def test_dock_offloads_from_the_disk_then_sets_the_clock_and_checks(tmp_path, ca
     assert r.exit_code in (0, 2), (r.status, r.errors if hasattr(r, "errors") else r)
     assert r.final_offload is not None and r.final_offload["verdict"] == OK, r.final_offload
     assert "423" not in json.dumps(r.__dict__, default=str)
+
+
+# --- attack 4 (review of the bulk offload): regressions ---------------------------------
+
+def _refusals(sd):
+    return [b for _, b in fwtest.read_chain(sd) if b[0] == st.REFUSAL]
+
+
+def test_refusals_counted_while_exposed_are_written_at_shutdown():
+    """The shutdown ends the exposure before it writes the counted refusals (SPEC §5.3)."""
+    d = Dev()
+    n0 = len(_refusals(d.sd))
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for i in range(3):
+        r = d.call(link.DELETE, {1: "m/00000001.mkv#%d" % i})
+        assert r[1] in (link.REFUSED, link.DEVICE_ERROR), r
+    device.shutdown(d.s, d.rec)
+    got = _refusals(d.sd)[n0:]
+    assert sum(b.get(44, 1) for b in got) == 3, got
+    assert not d.s.exposed and not d.h.msc.up
+
+
+def test_a_long_exposure_ends_itself_so_a_power_cut_loses_at_most_the_hold():
+    """Exposed for 10 minutes with a DELETE every minute: once the exposure has lasted
+    expose_hold_ms (60 s) the recorder ends it itself and writes the due REFUSAL, so a power
+    cut after 10 minutes loses at most the last interval's, not all ten."""
+    d = Dev()
+    n0 = len(_refusals(d.sd))
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for i in range(10):
+        d.call(link.DELETE, {1: "m/00000001.mkv#%d" % i})
+        for _ in range(12):
+            d.h.clock.sleep_ms(5000)
+            d.lnk.service()
+            d.call(link.STATUS)
+    # the power is cut here: nothing else runs; what is on the card is what boot finds
+    got = _refusals(d.sd)[n0:]
+    assert sum(b.get(44, 1) for b in got) >= 9, got
+    assert not d.s.exposed and not d.h.msc.up
+    # no refusal pending: an exposure is not ended by time alone
+    r = d.call(link.EXPOSE, {1: True})
+    assert r[2][1] is True, r
+    for _ in range(30):
+        d.h.clock.sleep_ms(5000)
+        d.lnk.service()
+        d.call(link.STATUS)
+    assert d.s.exposed
+
+
+def test_annotation_missing_due_while_exposed_is_written_after_the_exposure():
+    d = Dev()
+    wf = d.wf
+    wf.start()
+    list(wf.ticks(3000))
+    q = wf.interrupt("weather")
+    list(wf.ticks(1000))
+    wf.start()                   # resume: the voice prompt runs (annotation_s)
+    list(wf.ticks(5000))
+    wf.stop()                    # stopped before the reason was stated
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    for _ in range(150):         # docked, exposed, past annotation_s
+        list(wf.ticks(1000))
+        d.lnk.service()
+        d.call(link.STATUS)
+    assert d.call(link.STATUS)[2][5] == [q]       # still waiting, not dropped
+    assert d.call(link.EXPOSE, {1: False})[1] == 0
+    list(wf.ticks(2000))
+    miss = [b for _, b in fwtest.read_chain(d.sd) if b[0] == st.ANNOTATION_MISSING]
+    assert [b[st.K_REFERS] for b in miss] == [q], miss
+    assert wf.pending == []
+
+
+def test_a_hello_answered_400_ends_the_session_and_the_exposure():
+    d = Dev()
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+    r = d.call(link.HELLO, {1: 1, 2: "x", 3: b"\0" * 16})      # max_frame below the minimum
+    assert r[1] == link.BAD_REQUEST, r
+    assert not d.s.exposed and not d.h.msc.up
+    assert d.call(link.STATUS)[1] == 401
+
+
+REF_SEED = bytes(range(100, 132))
+
+
+def _ref_offload(tmp, make, **kw):
+    """Offload a card made by the reference writer (a recorder that holds its key signs
+    what it likes) from the virtual recorder offering its disk: the summary as JSON."""
+    import refwriter as rw
+    sd = tmp / "sd"
+    s = rw.RefStore(sd, seed=REF_SEED, device="SC-SIM0001", chunk=kw.pop("chunk", 100),
+                    officer=None)
+    make(rw, s)
+    os.makedirs(str(sd) + ".flash", exist_ok=True)
+    with open(str(sd) + ".flash/key.bin", "wb") as f:
+        f.write(REF_SEED)
+    arch = tmp / "arch"
+    station.init(arch)
+    a = Archive(arch)
+    try:
+        a.register("SC-SIM0001", s.pubkey)
+    finally:
+        a.close()
+    sim = Sim(sd, trust=arch / "station.pub", extra=("--msc", "--device", "SC-SIM0001"))
+    try:
+        return offload(sim.port, str(arch), progress=False, say=lambda m: None,
+                       **kw).to_json()
+    finally:
+        sim.stop()
+
+
+def _short_segment(length, chunks):
+    def make(rw, s):
+        s.boot()
+        s.rec_start()
+        data = os.urandom(length)
+        s.write(data)                       # less than a chunk: nothing signed yet
+        seg = s.seg
+        entries = [rw.H(data)] + [rw.H(b"x%d" % i) for i in range(1, chunks)]
+        with open(s.path(s._idx(seg.media)), "wb") as f:
+            f.write(b"".join(entries))
+        seg.root = rw.chunk_root(entries)
+        seg.chunks, seg.pending = chunks, b""
+        s.close()                           # SEGMENT {length, chunks, root}: signed
+        s.rec_stop()
+    return make
+
+
+@pytest.mark.parametrize("length,chunks", [(50, 10), (0, 1)])
+@pytest.mark.parametrize("bulk", ["auto", False], ids=["bulk", "link"])
+def test_a_signed_length_short_of_its_chunks_ends_not_ok_on_both_paths(tmp_path, length,
+                                                                       chunks, bulk):
+    """A signed SEGMENT whose length ends before its last chunk (length <= (chunks-1) x
+    chunk) is not read, over the disk or the link: NOT_OK naming it, no traceback."""
+    sm = _ref_offload(tmp_path, _short_segment(length, chunks), bulk=bulk)
+    assert sm["exit_code"] == 1 and sm["verdict"] == "NOT_OK" and sm["receipt"] is None, sm
+    assert "too short for %d chunks" % chunks in json.dumps(sm), sm["errors"]
+
+
+def test_tiny_chunks_keep_the_bulk_blocks_small(tmp_path, monkeypatch):
+    """Chunk size 1 (a setting the firmware accepts): a block of the bulk path is bounded
+    by chunk count as well as bytes, and each hash is compared as it is made, so what it
+    holds does not grow with BULK_BLOCK / chunk (before: one hash object per chunk)."""
+    import tracemalloc
+    size = 192 << 10
+
+    def make(rw, s):
+        s.boot()
+        s.rec_start()
+        s.write(os.urandom(size))
+        s.checkpoint()
+        s.close()
+        s.rec_stop()
+
+    peaks = []
+    real = offload_bulk.Bulk._bulk_segment
+
+    def measured(self, *a):
+        tracemalloc.start()
+        try:
+            return real(self, *a)
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+
+    monkeypatch.setattr(offload_bulk.Bulk, "_bulk_segment", measured)
+    sm = _ref_offload(tmp_path, make, chunk=1)
+    assert sm["exit_code"] == 0 and sm["media_path"] == "bulk", sm
+    assert sm["bulk_bytes"] == size and sm["bulk_fallbacks"] == [], sm
+    assert peaks and max(peaks) < 2 << 20, peaks      # 192 Ki chunks: was ~20 MB
+
+
+def test_a_folder_named_by_the_recorder_is_read_only_when_the_operator_opted_in(
+        tmp_path, card, monkeypatch):
+    """Without SEALCAM_SIM_VOLUME=1 (and no --volume) the station does not read the folder a
+    recorder's EXPOSE answer names: media over the link, the reason in the summary."""
+    monkeypatch.delenv(offload_bulk.SIM_ENV)
+    p, sm, arch, sd = _offload(tmp_path, card, ["--msc"])
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "serial" and sm["bulk_bytes"] == 0, sm
+    assert offload_bulk.SIM_ENV in sm["bulk_note"] and str(sd) in sm["bulk_note"]
+    assert sm["verdict"] == OK and sm["receipt"]
+
+
+def _slow_volume(monkeypatch, per_s):
+    """The volume gives per_s bytes a second (a slow SD card behind USB mass storage): the
+    kernel copy is slowed in the station; nothing else changes."""
+    real = os.copy_file_range
+
+    def slow(fin, fout, n, a, b):
+        import time
+        k = real(fin, fout, min(n, 256 << 10), a, b)
+        time.sleep(k / per_s)
+        return k
+
+    monkeypatch.setattr(offload_bulk.Bulk, "_kernel_copy", True)
+    monkeypatch.setattr(os, "copy_file_range", slow)
+    monkeypatch.setattr(offload_bulk, "KEEPALIVE_S", 0.3)
+
+
+IDLE = ["--setting", "session_idle_ms=1500"]
+
+
+def test_a_slow_volume_keeps_the_session_alive_within_a_block(tmp_path, card, monkeypatch):
+    """A block (a whole ~2 MB segment here) takes longer than the session's idle timeout to
+    read: the keep-alive goes between the copy steps of a block, not only between blocks,
+    so the session and the exposure last and every segment is read from the disk."""
+    _slow_volume(monkeypatch, 1e6)               # 256 KiB a quarter second
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"] + IDLE)
+    assert p == 0, sm["errors"]
+    assert sm["media_path"] == "bulk" and sm["bulk_fallbacks"] == [], sm
+    assert sm["verdict"] == OK and sm["receipt"]
+
+
+def test_a_volume_slower_than_the_session_falls_back_to_the_link(tmp_path, card, monkeypatch):
+    """One copy step takes longer than session_idle_ms: the session (and the exposure) ends,
+    STATUS gets 401; the station starts a new session and reads the rest over the link,
+    instead of failing the run (exit 6)."""
+    _slow_volume(monkeypatch, 1.5e5)             # 256 KiB in 1.7 s, the session idles at 1.5 s
+    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"] + IDLE)
+    assert p == 0, sm["errors"]
+    assert sm["bulk_fallbacks"] and "session ended" in sm["bulk_fallbacks"][0], sm
+    assert sm["verdict"] == OK and sm["receipt"]
+    _, gb = _archived(arch)
+    assert all(g[1] == "complete" for g in gb)
+
+
+def test_a_fifo_on_the_volume_is_refused_without_being_opened(tmp_path):
+    """safeio looks at the directory entry before it opens anything: opening a FIFO's read
+    end would release a writer blocked on it (a device node's open has effects too)."""
+    import threading
+    from host_tools import safeio
+    (tmp_path / "m").mkdir()
+    fifo = tmp_path / "m" / "00000001.mkv"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer():
+        fd = os.open(fifo, os.O_WRONLY)       # blocks until a reader opens the FIFO
+        opened.set()
+        os.close(fd)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    import time
+    time.sleep(0.3)                           # the writer is blocked in open()
+    with pytest.raises(safeio.StoreFileError, match="FIFO"):
+        safeio.open_regular(str(tmp_path), "m/00000001.mkv")
+    assert not opened.wait(0.5), "the station opened the FIFO"
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # release the writer
+    t.join(5)
+    os.close(fd)
+
+
+def test_the_exposure_ends_though_the_disk_fails_to_hide():
+    d = Dev()
+    assert d.call(link.EXPOSE, {1: True})[2][1] is True
+
+    def broken():
+        raise OSError(5, "USB stack error")
+    d.h.msc.hide = broken
+    r = d.call(link.EXPOSE, {1: False})
+    assert r[1] == 0 and r[2] == {1: False}, r
+    assert not d.s.exposed
+    assert d.s.record(st.MARK, {}) is not None

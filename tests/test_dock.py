@@ -81,7 +81,7 @@ def test_checkout_then_dock_cycle(tmp_path, arch):
         assert j["clock"] is None and j["check"] is None
         rc, j, err = run_json("checkout", "--port", sim.port, "--archive", arch, "--officer",
                               "PC-4711", "--unit", "unit-7", want=4)
-        assert not j["assigned"] and "register it first" in err
+        assert not j["assigned"] and "a technician registers it first" in err
         register(arch, card)
 
         # the first dock: offload + receipt, the first calibration (no drift yet), release,

@@ -277,3 +277,126 @@ def test_a_locked_board_whose_firmware_fails_resets_instead_of_a_repl(tmp_path):
         assert board.boots >= 3, "the locked board did not reset after the failed import"
         assert b">>>" not in seen and b"raw REPL" not in seen, seen[-300:]
 
+
+
+# --- attack5: code the manifest does not list; a board that never ends; hostile strings ---
+
+@need_board
+def test_unlisted_module_or_package_is_modified_and_removed_by_flash(tmp_path):
+    """F4/F4b: a workflow.py beside the package's workflow.mpy, or a package folder the
+    manifest does not list, would shadow workflow.mpy: `--check` names it (exit 1), the recorder's next FIRMWARE record
+    says "modified", and `sealcam flash` removes both. F12: a hostile manifest's paths and
+    version are printed escaped."""
+    with simboard.start(str(tmp_path / "board")) as board:
+        p = sealcam("flash", "--port", board.port, "--board", "virtual", "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        wait_firmware(board, 1)
+        evil = tmp_path / "workflow.py"     # the real module, and a line of its own
+        evil.write_bytes(open(os.path.join(simvm.FW_PKG, "workflow.py"), "rb").read()
+                         + b"\nPLANTED = True\n")
+        for args in (("fs", "cp", str(evil), ":/flash/lib/sealcamfw/workflow.py"),
+                     ("fs", "mkdir", ":/flash/spare"),
+                     ("fs", "cp", str(evil), ":/flash/spare/__init__.py")):
+            s = mpremote(board.port, *args)
+            assert s.returncode == 0, s.stdout + s.stderr
+        p = sealcam("flash", "--port", board.port, "--check", "--json")
+        assert p.returncode == 1, p.stdout + p.stderr
+        chk = json.loads(p.stdout)
+        assert sorted(chk["unlisted"]) == ["/flash/lib/sealcamfw/workflow.py", "/flash/spare/"]
+        assert any("/flash/lib/sealcamfw/workflow.py" in e and "not in its manifest" in e
+                   for e in chk["errors"])
+        recs = wait_firmware(board, 2)          # the check reset it: the recorder noticed
+        assert recs[1].body[R.K.REASON] == "modified"
+        assert sorted(recs[1].body[R.K.CHANGED]) == ["/flash/lib/sealcamfw/workflow.py",
+                                                     "/flash/spare/"]
+        p = sealcam("flash", "--port", board.port, "--board", "virtual", "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert sorted(json.loads(p.stdout)["removed"]) == [
+            "/flash/lib/sealcamfw/workflow.py", "/flash/spare/"]
+        wait_firmware(board, 3)
+        p = sealcam("flash", "--port", board.port, "--check", "--no-reset", "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert json.loads(p.stdout)["unlisted"] == []
+        # F12: a manifest naming paths with terminal controls: printed escaped
+        man = tmp_path / "fw.cbor"
+        man.write_bytes(cbor2.dumps({1: "0.1\u202e", 2: 0, 4: "vir\x9btual",
+                                     3: {"/flash/\x1b[2Jx.mpy": b"\x00" * 32,
+                                         "/flash/main.py": b"\x00" * 32}}))
+        s = mpremote(board.port, "fs", "cp", str(man), ":/flash/fw.cbor")
+        assert s.returncode == 0, s.stdout + s.stderr
+        p = sealcam("flash", "--port", board.port, "--check", "--no-reset")
+        assert p.returncode == 1
+        out = p.stdout + p.stderr
+        assert "\\x1b[2Jx.mpy" in out and "\x1b" not in out and "\u202e" not in out, out
+
+
+def _hostile_board(mode):
+    """A 'MicroPython board' on a pty that enters its raw REPL, then answers every command
+    with output that never ends (a byte every 2 s, or a flood)."""
+    import pty
+    import select
+    import threading
+    import tty
+    m, s = pty.openpty()
+    tty.setraw(m)
+    tty.setraw(s)
+    stop = threading.Event()
+    banner = b"raw REPL; CTRL-B to exit\r\n>"
+
+    def serve():
+        buf, state, last = b"", "init", 0.0
+        while not stop.is_set():
+            r, _, _ = select.select([m], [], [], 0.05)
+            if r:
+                try:
+                    buf += os.read(m, 4096)
+                except OSError:
+                    return
+            try:
+                if state == "init" and b"\x01" in buf:
+                    buf, state = buf.split(b"\x01", 1)[1], "banner"
+                    os.write(m, banner)
+                elif state == "banner" and b"\x04" in buf:
+                    buf, state = buf.split(b"\x04", 1)[1], "ready"
+                    os.write(m, b"soft reboot\r\n" + banner)
+                elif state == "ready" and b"\x05A\x01" in buf:
+                    buf, state = buf.split(b"\x05A\x01", 1)[1], "cmd"
+                    os.write(m, b"R\x00")
+                elif state == "cmd" and b"\x04" in buf:
+                    buf, state = b"", "out"
+                    os.write(m, b"OK")
+                elif state == "out":
+                    if mode == "flood":
+                        os.write(m, b"y" * 4096)
+                    elif time.monotonic() - last > 2:
+                        os.write(m, b"x")
+                        last = time.monotonic()
+            except OSError:
+                time.sleep(0.01)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    def close():
+        stop.set()
+        t.join(5)
+        os.close(m)
+        os.close(s)
+    return os.ttyname(s), close
+
+
+@pytest.mark.parametrize("mode", ["dribble", "flood"])
+def test_a_board_that_never_ends_its_answer_is_stopped(mode, monkeypatch):
+    """F5: a hostile board that drip-feeds or floods bytes forever: `flash --check` ends
+    within its overall deadline (exit 6, one line), and takes at most OUTPUT_MAX bytes."""
+    monkeypatch.setattr(F, "EXEC_DEADLINE", 4.0)
+    port, close = _hostile_board(mode)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(F.FlashError) as e:
+            F.check_board(port, reset=False)
+        took = time.monotonic() - t0
+    finally:
+        close()
+    assert e.value.code == 6 and took < 30, took
+    assert ("no end after 4 s" in e.value.message or "more than" in e.value.message), \
+        e.value.message

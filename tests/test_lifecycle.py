@@ -388,3 +388,193 @@ def test_virtual_board_provision_revoke_repair_rekey(tmp_path, arch):
     if flash:       # the manifest `sealcam flash` wrote, reported in the proof session
         assert len(dv["firmware"]) == 64
         assert dv["events"][1]["type"] == "firmware_seen"
+
+
+# --- attack5 findings: the signed log, not the index, says who is revoked ----------------
+
+def _more(s, n=20_000):
+    s.rec_start()
+    s.write(b"\x01" * n)
+    s.checkpoint()
+    s.close()
+    s.rec_stop()
+
+
+def test_revocation_hidden_in_the_index_still_quarantines(tmp_path, arch, devs):
+    """F1: hiding the device_revoked row in archive.sqlite does not un-revoke: the station
+    reads the status from the signed log."""
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    assert offload(d.port, arch, register=keys.fingerprint(s.pubkey)).exit_code == 0
+    with Archive(arch) as a:
+        held, nrec = a.max_seq(DEV), len(a.receipts(DEV))
+    assert sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason",
+                   "stolen", "--by", "Sgt Z").returncode == 0
+    _more(s)
+    db = sqlite3.connect(arch / "archive.sqlite")
+    db.execute("UPDATE device_events SET device = 'zz-hidden' WHERE type = 'device_revoked'")
+    db.commit()
+    sm = offload(d.port, arch)
+    db.execute("UPDATE device_events SET device = ? WHERE device = 'zz-hidden'", (DEV,))
+    db.commit()
+    db.close()
+    assert sm.exit_code == EXIT_REVOKED and sm.receipt is None, sm.errors
+    with Archive(arch, readonly=True) as a:
+        assert a.max_seq(DEV) == held and len(a.receipts(DEV)) == nrec
+    assert verify_archive(arch)["verdict"] == "OK"
+    # a deleted devices row does not let it be registered afresh either
+    db = sqlite3.connect(arch / "archive.sqlite")
+    db.execute("DELETE FROM devices WHERE id = ?", (DEV,))
+    db.commit()
+    db.close()
+    sm = offload(d.port, arch, register=keys.fingerprint(s.pubkey))
+    assert sm.exit_code != 0 and sm.receipt is None
+    assert any("station log" in x for x in sm.errors), sm.errors
+
+
+def test_replay_flags_history_stored_after_a_revocation(tmp_path, arch, devs):
+    """F1: a log holding records/head/receipt entries of a device after its device_revoked
+    (and no re-key since) is flagged by replay, so `sealcam verify ARCHIVE` is NOT_OK."""
+    from host_tools.archive.common import utcnow
+    from host_tools.tlog import events
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    assert offload(d.port, arch, register=keys.fingerprint(s.pubkey)).exit_code == 0
+    with Archive(arch) as a:
+        a.revoke(DEV, "stolen", "Sgt Z")
+        assert not replay(a.log()).problems
+        with a.tx():        # what an offload that ignored the revocation would have logged
+            a._log_event(events.head(utcnow(), DEV, 99, b"\x00" * 32))
+        a.log().sign()
+        probs = replay(a.log()).problems
+    assert any("after its device_revoked" in p and DEV in p for p in probs), probs
+    assert verify_archive(arch)["verdict"] == "NOT_OK"
+
+
+def test_revoke_waits_for_an_offload_and_offload_rechecks_the_log(tmp_path, arch, devs,
+                                                                  monkeypatch):
+    """F6: `station revoke` takes the device lock (refused while an offload runs, saying to
+    run it again); an offload sees a revocation logged meanwhile and sends no receipt."""
+    from host_tools import offload as OFF
+    from host_tools.tlog import events
+    s = shift(tmp_path / "sd")
+    d = devs(s)
+    cls = [c for c in OFF._Offload.__mro__ if "_send_receipt" in c.__dict__][0]
+    orig = cls._send_receipt
+    seen = {}
+
+    def during(self, dev_id, sk):
+        seen["revoke"] = sealcam("station", "revoke", "--archive", arch, "--device", dev_id,
+                                 "--reason", "stolen", "--by", "Sgt Z")
+        return orig(self, dev_id, sk)
+    monkeypatch.setattr(cls, "_send_receipt", during)
+    sm = offload(d.port, arch, register=keys.fingerprint(s.pubkey))
+    r = seen["revoke"]
+    assert r.returncode == 3 and "being offloaded" in r.stderr and "again" in r.stderr, \
+        r.stdout + r.stderr
+    assert sm.exit_code == 0 and sm.receipt is not None        # not revoked: it went on
+    # a revocation that reached the log anyway (a writer that ignored the lock)
+    _more(s)
+    monkeypatch.setattr(cls, "_send_receipt", orig)
+    real = OFF._Offload._commit_and_verify
+
+    def revoke_now(self, *a, **kw):
+        from host_tools.archive.common import utcnow
+        with Archive(arch) as other:
+            with other.tx():
+                other._device_event(events.device_revoked(utcnow(), DEV, "stolen", "Sgt Z"))
+        return real(self, *a, **kw)
+    monkeypatch.setattr(OFF._Offload, "_commit_and_verify", revoke_now)
+    with Archive(arch) as a:
+        nrec = len(a.receipts(DEV))
+    sm = offload(d.port, arch)
+    assert sm.exit_code == EXIT_REVOKED and sm.receipt is None, sm.errors
+    assert "revoked while this offload ran" in sm.errors[0]
+    with Archive(arch) as a:
+        assert len(a.receipts(DEV)) == nrec
+    types = [e["type"] for e in log_entries(arch)]
+    assert "receipt" not in types[types.index("device_revoked"):]
+
+
+def test_a_key_belongs_to_one_recorder(tmp_path, arch):
+    """F2: register and rekey refuse a key another id holds or held; replay flags it."""
+    from host_tools.archive.common import utcnow
+    from host_tools.tlog import events
+    k1, k2, k3 = (rw.raw_pub(rw.key_from_seed(bytes([i]) * 32)) for i in (1, 2, 3))
+    A, B = "SC-000000A1", "SC-000000B2"
+    assert sealcam("station", "register", "--archive", arch, "--device", A, "--key",
+                   k1.hex()).returncode == 0
+    r = sealcam("station", "register", "--archive", arch, "--device", B, "--key", k1.hex())
+    assert r.returncode == 3 and A in r.stderr and "one" in r.stderr, r.stderr
+    assert sealcam("station", "register", "--archive", arch, "--device", B, "--key",
+                   k2.hex()).returncode == 0
+    r = sealcam("station", "rekey", "--archive", arch, "--device", B, "--key", k1.hex(),
+                "--by", "x")
+    assert r.returncode == 3 and A in r.stderr, r.stderr
+    # a retired key is not taken back under another id either
+    assert sealcam("station", "rekey", "--archive", arch, "--device", A, "--key", k3.hex(),
+                   "--by", "x").returncode == 0
+    r = sealcam("station", "register", "--archive", arch, "--device", "SC-000000C3", "--key",
+                k1.hex())
+    assert r.returncode == 3 and A in r.stderr, r.stderr
+    with Archive(arch) as a:
+        assert not replay(a.log()).problems
+        with a.tx():        # a log entry that bypassed the check
+            a._log_event(events.register(utcnow(), "SC-000000D4", k2))
+        a.log().sign()
+        probs = replay(a.log()).problems
+    assert any("SC-000000D4" in p and B in p for p in probs), probs
+
+
+def test_lifecycle_type_and_time_columns_are_checked(tmp_path, arch):
+    """F9: the device_events type and at columns are compared with the log, not only the
+    entry blob."""
+    k1 = rw.raw_pub(rw.key_from_seed(b"\x01" * 32))
+    assert sealcam("station", "register", "--archive", arch, "--device", DEV, "--key",
+                   k1.hex()).returncode == 0
+    assert sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason", "r",
+                   "--by", "b").returncode == 0
+    assert not any("device_events" in r for r in verify_archive(arch)["reasons"])
+    for col, val in (("type", "firmware_seen"), ("at", "2020-01-01T00:00:00Z")):
+        station.reindex(arch)
+        db = sqlite3.connect(arch / "archive.sqlite")
+        db.execute("UPDATE device_events SET %s = ? WHERE type = 'device_revoked'" % col,
+                   (val,))
+        db.commit()
+        db.close()
+        res = verify_archive(arch)
+        assert any("differs" in r and col in r
+                                                  for r in res["reasons"]), res["reasons"]
+
+
+def test_firmware_seen_comes_from_the_signed_chain_not_auth_key_15(tmp_path, arch, devs,
+                                                                   monkeypatch):
+    """F11: AUTH key 15 is outside the device's signature: a relay rewriting it is said
+    (and kept in the offload's error), never logged; firmware_seen is the id of the chain's
+    last FIRMWARE record, which the recorder signed."""
+    from host_tools import link
+    s = rw.RefStore(tmp_path / "sd", seed=b"\x5e" * 32)
+    s.boot()
+    real = b"\x11" * 32
+    s.record(18, {45: real, 46: "1.0", 47: 3})          # FIRMWARE, signed by the device
+    s.rec_start()
+    s.write(b"\x02" * 30_000)
+    s.checkpoint()
+    s.close()
+    s.rec_stop()
+    d = devs(s)
+    fake = b"\xa5" * 32
+    orig = link.Client.auth
+
+    def relayed(self, *a, **k):
+        res = orig(self, *a, **k)
+        res[15] = fake
+        return res
+    monkeypatch.setattr(link.Client, "auth", relayed)
+    sm = offload(d.port, arch, register=keys.fingerprint(s.pubkey))
+    assert sm.exit_code == 0 and sm.receipt is not None, sm.errors
+    assert any("not signed" in e and fake.hex()[:16] in e for e in sm.errors), sm.errors
+    fw = [e["fw"] for e in log_entries(arch) if e["type"] == "firmware_seen"]
+    assert fw == [real]
+    j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
+    assert j["devices"][0]["firmware"] == real.hex()

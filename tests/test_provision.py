@@ -185,3 +185,47 @@ def test_provision_a_virtual_board_through_mpremote(tmp_path, arch):
     assert all(e["device"] == DEV and len(e["fw"]) == 32 for e in fw) and len(fw) <= 1
     assert keys.fingerprint(ev[0]["key"]) == j["fingerprint"] in p.stdout
     assert verify_archive(arch)["verdict"] == "OK"
+
+
+@pytest.mark.skipif(not HAVE_BOARD, reason="the virtual board (sim/board.py) is not there")
+def test_provision_never_moves_a_real_recorders_store(tmp_path, arch):
+    """attack5 F3/F3b: a provisioned board whose id file was removed, and a fresh board
+    holding a registered recorder's card, are refused (naming the recorder and what to
+    do): the store is not moved aside, the remembered head is not dropped, no key is
+    registered under a second id."""
+    import shutil
+    import time
+    from sim import board
+    b1d, b2d = tmp_path / "board1", tmp_path / "board2"
+    B = "SC-BBBB0001"
+    b = board.start(str(b1d), install=True)
+    try:
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id", B,
+                    "--technician", "T", "--label", "-", timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        time.sleep(3)           # the board writes its folders back
+        r = subprocess.run([sys.executable, "-m", "mpremote", "connect", b.port, "rm",
+                            ":/flash/device_id"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id",
+                    "SC-CCCC0002", "--technician", "T", "--label", "-", timeout=300)
+        assert p.returncode == 3 and B in p.stderr and "rekey" in p.stderr, p.stderr
+    finally:
+        b.stop()
+    assert (b1d / "flash" / "lasthead.cbor").exists()
+    assert not [n for n in os.listdir(b1d / "sd") if "unprovisioned" in n
+                and n != "sealcam.unprovisioned-0"]
+    # B's card in a fresh board being provisioned as C
+    os.makedirs(b2d)
+    board.install(str(b2d))
+    shutil.copytree(b1d / "sd" / "sealcam", b2d / "sd" / "sealcam")
+    b = board.start(str(b2d))
+    try:
+        p = sealcam("provision", "--port", b.port, "--archive", arch, "--device-id",
+                    "SC-CCCC0002", "--technician", "T", "--label", "-", timeout=300)
+        assert p.returncode == 3 and "evidence of %s" % B in p.stderr, p.stderr
+    finally:
+        b.stop()
+    assert sorted(os.listdir(b2d / "sd")) == ["sealcam"]
+    with Archive(arch) as a:
+        assert [d["id"] for d in a.devices()] == [B]

@@ -83,6 +83,15 @@ def test_mpremote_drives_the_board_and_files_persist(tmp_path):
                 got += s.read(64)
             # (the VM's print ends lines with \n where a board's REPL sends \r\n)
             assert b"\n42" in got and got.rstrip().endswith(b">>>"), got
+            # a Ctrl-C interrupts a sleeping program (the sleep does not busy-wait)
+            s.write(b"import time\rtime.sleep(60)\r")
+            time.sleep(1)
+            t0 = time.monotonic()
+            s.write(b"\x03")
+            got = b""
+            while b"KeyboardInterrupt" not in got and time.monotonic() - t0 < 10:
+                got += s.read(64)
+            assert b"KeyboardInterrupt" in got and time.monotonic() - t0 < 5, got
     assert not b.alive()
     # the next run of the board finds the files where the last one left them
     with vboard.start(d) as b:

@@ -275,4 +275,6 @@ def test_key_mismatch_in_a_copied_store_with_all(tmp_path, capsys):
     assert code == 1
     assert "segments: not checked" in out
     assert len([ln for ln in out.splitlines() if ln.startswith("  - ")]) == 1
-    assert len([ln for ln in out.splitlines() if re.match(r"  seq \d+ ", ln)]) == 14
+    n = verify_store(str(store), VEC_KEY, progress=False).record_count   # the store's records
+    assert n > 10
+    assert len([ln for ln in out.splitlines() if re.match(r"  seq \d+ ", ln)]) == n

@@ -619,7 +619,8 @@ def test_cddl_rejects_bad_workflow_bodies(body):
     ("request", {0: 1, 1: 11, 2: {1: "OFC-1", 2: "UNIT-3"}}, True),
     ("request", {0: 2, 1: 12}, True),
     ("request", {0: 3, 1: 13}, True),
-    ("request", {0: 3, 1: 14}, False),
+    ("request", {0: 3, 1: 14}, True),         # EXPOSE (§8.8)
+    ("request", {0: 3, 1: 15}, False),
     ("assign-args", {1: "OFC-1", 2: "UNIT-3"}, True),
     ("assign-args", {1: None, 2: None}, True),
     ("assign-args", {1: 5, 2: None}, False),

@@ -8,7 +8,9 @@
 # says the same: so the evidence says which firmware signed it. No manifest: a null id
 # and reason "unmanaged"; a manifest it cannot read: the id of its bytes and reason
 # "bad_manifest"; files that differ from their manifest (changed over the REPL, a flash
-# cut short): reason "modified" and the paths that differ. Which FIRMWARE record the
+# cut short), or an importable name in the code folder the manifest does not list (a
+# module file or a package folder, which would shadow a listed module): reason
+# "modified" and the paths that differ. Which FIRMWARE record the
 # chain holds last is remembered in internal flash (fwrec.cbor = {1: seq, 2: H(record),
 # 3: id or null, 4: log, 5: offset, 6: size, 7: H(the files' actual hashes) or null})
 # and checked against the card with one read (the record must be there, byte for byte):
@@ -31,6 +33,8 @@ NAME_MAX = 64
 VERSION_MAX = 32
 MAX_CODE = 4194304            # bytes of listed files hashed at boot at most
 CHANGED_MAX = 8               # paths named in a "modified" record at most
+LIST_MAX = 256                # entries of the code folder looked at, at most
+DATA_DIRS = ("flash", "sd")   # the folders (mount points) beside the code on an ESP32 root
 
 _WIN = 4096
 
@@ -93,6 +97,94 @@ def file_hash(flash, path, budget):
     return _hash_path(path, budget)
 
 
+def _code_dir(files):
+    # the folder the manifest installs the code in: main.py's (else the first path's)
+    paths = sorted(files)
+    for p in paths:
+        if p.endswith("/main.py"):
+            return p[:-7]
+    p = paths[0]
+    return p[:p.rfind("/") + 1]
+
+
+def _entries(flash, folder):
+    # (name, is a folder) of the code folder, at most LIST_MAX + 1 of them: one entry past
+    # the cap says "too many"; the host folder of the simulator only through hal.flash
+    import os
+    if folder.startswith(FLASH_PREFIX):
+        path = getattr(flash, "root", None)
+        if path and folder != FLASH_PREFIX:
+            path = path.rstrip("/") + "/" + folder[len(FLASH_PREFIX):]
+    else:
+        import sys
+        path = folder if sys.implementation.name == "micropython" else None
+    if not path:
+        return []
+    out = []
+    try:
+        if hasattr(os, "ilistdir"):
+            it = os.ilistdir(path)
+        else:
+            it = ((n, None) for n in os.listdir(path))
+        for e in it:
+            name, kind = e[0], e[1]
+            if kind is None:
+                try:
+                    kind = os.stat(path.rstrip("/") + "/" + name)[0]
+                except OSError:
+                    kind = 0
+            out.append((name, kind & 0x4000 != 0))
+            if len(out) > LIST_MAX:
+                break
+    except OSError:
+        return []
+    return out
+
+
+def unlisted(flash, files):
+    """The importable names of the code folder, and of the package folders in its lib/
+    (lib/sealcamfw/), that the manifest does not list (SPEC §13.1): a module file (.py,
+    .mpy) or a folder (a package; MicroPython imports it before the .mpy of the same name)
+    other than the data folders and the folders of listed files. At most CHANGED_MAX
+    paths; bounded: LIST_MAX entries a folder are looked at."""
+    code = _code_dir(files)
+    folders = [code]
+    for p in sorted(files):     # the package folders holding listed files (a few)
+        if p.startswith(code + "lib/"):
+            d = p[:p.rfind("/") + 1]
+            if d not in folders:
+                folders.append(d)
+    out = []
+    for folder in folders:
+        _unlisted_in(flash, files, folder, out)
+    return out[:CHANGED_MAX]
+
+
+def _unlisted_in(flash, files, folder, out):
+    dirs = {}
+    for p in files:
+        if p.startswith(folder):
+            rest = p[len(folder):]
+            if "/" in rest:
+                dirs[rest[:rest.find("/")]] = True
+    if len(out) >= CHANGED_MAX:
+        return
+    ents = _entries(flash, folder)
+    if len(ents) > LIST_MAX:
+        out.append(folder + "...")      # more entries than looked at: not what was flashed
+        ents = ents[:LIST_MAX]
+    for name, isdir in ents:
+        if len(out) >= CHANGED_MAX:
+            break
+        if isdir:
+            if name in dirs or (folder == "/" and name in DATA_DIRS):
+                continue
+        elif not (name.endswith(".py") or name.endswith(".mpy")) or folder + name in files:
+            continue
+        p = folder + name + ("/" if isdir else "")
+        out.append(p if _path_ok(p.rstrip("/") or "/x") else folder + "?")
+
+
 def _path_ok(p):
     return type(p) is str and 1 < len(p) <= NAME_MAX and p[0] == "/" and \
         not refusals.has_control(p) and "/../" not in p + "/" and "//" not in p
@@ -148,6 +240,13 @@ def read(flash):
         code.update(h or bytes(32))
         if h != files[p]:
             changed.append(p)
+    # code the manifest does not list shadows what it does (workflow.py or a workflow/
+    # package before workflow.mpy): the firmware is modified as much as by a changed file
+    for p in unlisted(flash, files):
+        changed.append(p)
+        code.update(hashlib.sha256(p.encode()).digest())
+        if not p.endswith("/") and not p.endswith("..."):
+            code.update(file_hash(flash, p, budget) or bytes(32))
     if changed:
         return fid, m[1], len(files), "modified", changed[:CHANGED_MAX], code.digest()
     return fid, m[1], len(files), None, None, None

@@ -14,6 +14,11 @@ from sealcamfw.linkproto import (ASSIGN, BAD_REQUEST, CHECK, DEVICE_ERROR, FORBI
 
 
 def hello(lnk, args):
+    # any HELLO, even one answered 400, ends the session and an exposure with it (SPEC §8.3,
+    # §8.8): first, before its arguments are checked
+    lnk.station = None
+    lnk.nonce = lnk.station_nonce = None
+    unexpose(lnk)
     host_max = uint(args, 1, "HELLO", "host max_frame")
     name = tstr(args, 2, "HELLO", "host name")
     snonce = bstr(args, 3, "HELLO", "station nonce", auth.NONCE_SIZE)
@@ -27,8 +32,6 @@ def hello(lnk, args):
     lnk._agree = host_max if host_max < lnk.offer else lnk.offer
     lnk.nonce = nonce
     lnk.station_nonce = snonce
-    lnk.station = None
-    unexpose(lnk)       # a HELLO ends the session, and an exposure with it (SPEC §8.8)
     lnk.host = name
     # nothing but what a host needs to start (SPEC §8.3): no key, head, officer, battery
     return {1: lnk.store.device, 9: nonce, 10: lnk._agree, 12: PROTOCOL}
@@ -223,15 +226,9 @@ def expose(lnk, args):
 def unexpose(lnk):
     """End an exposure (EXPOSE off, HELLO, the session's end): the disk goes, writes are
     allowed again."""
-    s = lnk.store
-    if s.exposed:
-        msc = getattr(lnk.hal, "msc", None)
-        try:
-            if msc is not None:
-                msc.hide()
-        finally:
-            s.unexpose()
-            lnk.exposed = None
+    # the store ends it even if the disk's hide() raises (store.end_exposure)
+    lnk.store.end_exposure()
+    lnk.exposed = None
 
 
 def locked(lnk, op):

@@ -87,12 +87,14 @@ class Store(LogReader):
         self._mem_every = cfg.get("head_remember_s", 300) * 1000
         self.exposed = None    # while the card is exposed as a read-only disk: what it is
                                # exposed as (SPEC §8.8); every write raises CardExposed
+        self._exposed_at = 0   # mono ms the exposure began
+        self._expose_hold = cfg.get("expose_hold_ms", 60000)   # a due REFUSAL waits this long
 
     full_error = StoreFull
 
     # ---------------------------------------------------------------- records
     def _append(self, rtype, fields, flags=0, now=None):
-        if self.exposed:
+        if self.exposed and not (rtype == REFUSAL and self._expose_over()):
             self._locked("record type %d" % rtype)
         if self.foreign:
             raise ForeignCard("not this recorder's card (%s): record not written" % self.foreign)
@@ -245,10 +247,34 @@ class Store(LogReader):
         if self.log is not None:
             self.log.flush()
         self.exposed = how
+        self._exposed_at = self.clock.mono_ms()
 
     def unexpose(self):
         """The exposure ended: writes are allowed again."""
         self.exposed = None
+
+    def end_exposure(self):
+        """The recorder ends an exposure itself (shutdown, a REFUSAL held too long): the disk
+        goes away (hal.msc.hide), then writes are allowed again."""
+        if not self.exposed:
+            return
+        msc = getattr(self.hal, "msc", None)
+        try:
+            if msc is not None:
+                msc.hide()
+        except Exception:
+            pass        # the card is written again either way: the disk is the host's view
+        self.unexpose()
+
+    def _expose_over(self):
+        # a REFUSAL record is due while the card is exposed: once the exposure has lasted
+        # expose_hold_ms the recorder ends it and writes the record, so a power cut during a
+        # long exposure loses at most that many ms (plus one interval) of counted refusals
+        # (SPEC §5.3, §8.8). True if the exposure is over.
+        if self.clock.mono_ms() - self._exposed_at < self._expose_hold:
+            return False
+        self.end_exposure()
+        return True
 
     def _locked(self, what):
         raise CardExposed("the card is exposed read-only as %s: %s not written to it (end "
@@ -332,6 +358,7 @@ class Store(LogReader):
                       % (op, target, seq), seq)
 
     def close(self):
+        self.end_exposure()     # before the flush: the counted refusals are written now
         try:
             self.refusals.flush()
         except Exception:

@@ -353,14 +353,15 @@ class Workflow:
             self.state = RECORDING   # no reason confirmed: recording simply goes on
             self.ui.show("")
         if self.pending and self.resumed is not None and self.voice is None and \
-                now - self.resumed >= self.cfg["annotation_s"] * 1000:
+                now - self.resumed >= self.cfg["annotation_s"] * 1000 and \
+                not getattr(self.store, "exposed", None):   # exposed: due when it ends
             waited = now - self.resumed
-            seqs = self.pending
-            self.pending = []
             self.resumed = None
             try:
-                self._missing(seqs, waited)
-            except OSError as e:
+                while self.pending:     # each one leaves pending once its record is written
+                    self._missing(self.pending[:1], waited)
+                    self.pending.pop(0)
+            except OSError as e:        # the rest stay waiting (written at the next resume)
                 self._fail(e)
             self.ui.led("green" if self.rec.recording else "off")
 

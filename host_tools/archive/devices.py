@@ -72,6 +72,13 @@ class DevicesMixin:
                         "rekey --archive %s --device %s --key NEWKEY --by NAME`"
                         % (device_id, row["fingerprint"], fp, self.root, device_id))
                 return row, False
+            if device_id in self._signed().known:
+                raise ArchiveError(
+                    "device %s is in the station log (status %s) but has no row in "
+                    "archive.sqlite: the index was edited; run `sealcam verify %s`, then "
+                    "`sealcam station reindex --archive %s`" % (
+                        device_id, self._signed().status(device_id), self.root, self.root))
+            self._refuse_shared_key(device_id, pubkey)
             now = utcnow()
             self.db.execute("INSERT INTO devices (id, pubkey, fingerprint, registered_at) "
                             "VALUES (?, ?, ?, ?)", (device_id, pubkey, fp, now))
@@ -100,44 +107,58 @@ class DevicesMixin:
                                             cbor2.dumps(entry, canonical=True)))
         self._log_event(entry)
 
+    def _signed(self):
+        """What the station log (not archive.sqlite: an index row can be edited by anyone
+        who can write the database) says about the recorders: their lifecycle entries in
+        log order, the retired keys' histories and which ids ever held each key. Read
+        incrementally: only entries appended since the last call are decoded."""
+        lg = self.log()
+        s = getattr(self, "_signed_cache", None)
+        if s is None or s.log is not lg or s.size > lg.size:
+            s = self._signed_cache = _SignedLifecycle(lg)
+        s.catch_up()
+        return s
+
     def device_events(self, device_id=None):
-        """The lifecycle entries (decoded) of a recorder id, or of all as {id: [...]}."""
-        try:
-            rows = self.db.execute("SELECT device, n, entry FROM device_events ORDER BY "
-                                   "device, n").fetchall()
-        except Exception:       # an archive made before the lifecycle (no table yet)
-            rows = []
-        out = {}
-        for r in rows:
-            try:
-                e = cbor2.loads(bytes(r["entry"]))
-            except Exception:
-                e = {"type": "(unreadable)", "device": r["device"]}
-            out.setdefault(r["device"], []).append(e)
-        return out if device_id is None else out.get(device_id, [])
+        """The lifecycle entries of a recorder id, or of all as {id: [...]}, as the signed
+        station log holds them (never the index's device_events rows)."""
+        lc = self._signed().lifecycle
+        return {d: list(v) for d, v in lc.items()} if device_id is None \
+            else list(lc.get(device_id, []))
 
     def device_status(self, device_id):
         """'active', 'revoked', 'retired' (the history of a re-keyed device's old key) or
-        None (not registered)."""
-        if self.device(device_id) is None:
+        None (not registered), from the signed station log."""
+        s = self._signed()
+        if self.device(device_id) is None and device_id not in s.known:
             return None
-        evs = self.device_events()
-        for lst in evs.values():
-            for e in lst:
-                if e.get("type") == "device_rekeyed" and e.get("retired_as") == device_id:
-                    return "retired"
-        st = "active"
-        for e in evs.get(device_id, ()):
-            if e.get("type") == "device_revoked":
-                st = "revoked"
-            elif e.get("type") == "device_rekeyed":
-                st = "active"
-        return st
+        return s.status(device_id)
 
     def retired_keys(self, device_id):
-        """[(old key, rekeyed entry)] of a recorder id."""
+        """[(old key, rekeyed entry)] of a recorder id (from the station log)."""
         return [(bytes(e["old_key"]), e) for e in self.device_events(device_id)
                 if e.get("type") == "device_rekeyed"]
+
+    def key_holders(self, pubkey, device_id):
+        """The other recorder ids that hold or held ``pubkey`` (as the current key or a
+        retired one), from the station log and the index: a key is one recorder's."""
+        pubkey = bytes(pubkey)
+        s = self._signed()
+        out = set(s.holders.get(pubkey, ()))
+        for r in self.db.execute("SELECT id FROM devices WHERE pubkey = ?", (pubkey,)):
+            out.add(s.retired.get(r["id"], r["id"]))
+        out.discard(device_id)
+        return sorted(out)
+
+    def _refuse_shared_key(self, device_id, pubkey):
+        from .. import keys
+        other = self.key_holders(pubkey, device_id)
+        if other:
+            raise ArchiveError(
+                "the key with fingerprint %s is (or was) the key of %s: a key belongs to one "
+                "recorder only; nothing registered. Check that the right recorder is in the "
+                "dock and that the key was read from it" % (keys.fingerprint(pubkey),
+                                                             ", ".join(other[:4])))
 
     def _usable(self, device_id):
         st = self.device_status(device_id)
@@ -152,9 +173,20 @@ class DevicesMixin:
         """Revoke a lost or stolen recorder: returns the log entry."""
         if self._usable(device_id) == "revoked":
             raise ArchiveError("device %s is already revoked" % device_id)
-        e = events.device_revoked(utcnow(), device_id, str(reason), str(by))
-        with self.tx():
-            self._device_event(e)
+        try:
+            lock = self.lock_device(device_id)
+        except DeviceLocked:
+            raise DeviceLocked(
+                "device %s is being offloaded right now (another process holds its lock): "
+                "run the same `sealcam station revoke` again as soon as that offload ends "
+                "(or unplug the recorder to end it); nothing was revoked yet" % device_id) \
+                from None
+        try:
+            e = events.device_revoked(utcnow(), device_id, str(reason), str(by))
+            with self.tx():
+                self._device_event(e)
+        finally:
+            self.unlock(lock)
         return e
 
     def firmware_seen(self, device_id, fw: bytes):
@@ -189,6 +221,7 @@ class DevicesMixin:
                 raise ArchiveError("that key (fingerprint %s) was retired from %s before; a "
                                    "retired key is never taken back" % (keys.fingerprint(k),
                                                                         device_id))
+        self._refuse_shared_key(device_id, new_key)
         n = len(self.retired_keys(device_id)) + 1
         part = retired_name(device_id, n)
         if not valid_device_id(part) or self.device(part) is not None:
@@ -256,6 +289,52 @@ class DevicesMixin:
             os.close(fd)
 
 
+class _SignedLifecycle:
+    """The lifecycle part of the station log, read incrementally (Archive._signed)."""
+
+    def __init__(self, log):
+        self.log, self.size = log, 0
+        self.lifecycle = {}     # recorder id -> [lifecycle entries, log order]
+        self.retired = {}       # archive device of a retired key's history -> recorder id
+        self.known = set()      # every id the log registered
+        self.holders = {}       # key -> {recorder ids that held it}
+
+    def catch_up(self):
+        n = self.log.size
+        if n <= self.size:
+            return
+        for _, _, e in self.log.entries(self.size, n):
+            if not isinstance(e, dict):
+                continue
+            t, d = e.get("type"), e.get("device")
+            if t in ("register", "device_provisioned") and isinstance(d, str):
+                self.known.add(d)
+                if isinstance(e.get("key"), bytes):
+                    self.holders.setdefault(e["key"], set()).add(d)
+            if t == "device_rekeyed" and isinstance(d, str):
+                part = e.get("retired_as")
+                if isinstance(part, str):
+                    self.retired[part] = d
+                    self.known.add(part)
+                for k in (e.get("old_key"), e.get("new_key")):
+                    if isinstance(k, bytes):
+                        self.holders.setdefault(k, set()).add(d)
+            if t in events.LIFECYCLE and isinstance(d, str):
+                self.lifecycle.setdefault(d, []).append(e)
+        self.size = n
+
+    def status(self, d):
+        if d in self.retired:
+            return "retired"
+        st = "active"
+        for e in self.lifecycle.get(d, ()):
+            if e.get("type") == "device_revoked":
+                st = "revoked"
+            elif e.get("type") == "device_rekeyed":
+                st = "active"
+        return st
+
+
 def lifecycle_check(a, st) -> list:
     """The index's device_events rows against the lifecycle the station log replays to
     (``st``: host_tools.tlog.replay.State): each row missing, differing or never logged is
@@ -264,14 +343,18 @@ def lifecycle_check(a, st) -> list:
     for d, evs in st.lifecycle.items():
         for n, e in enumerate(evs):
             want[(d, n)] = cbor2.dumps(e, canonical=True)
+    for k, e in list(want.items()):
+        ev = st.lifecycle[k[0]][k[1]]
+        want[k] = (ev.get("type"), ev.get("at"), e)
     try:
-        rows = a.db.execute("SELECT device, n, entry FROM device_events").fetchall()
+        rows = a.db.execute("SELECT device, n, type, at, entry FROM device_events").fetchall()
     except Exception:
         rows = []
     have = {}
     for r in rows:
-        have[(r["device"], r["n"])] = bytes(r["entry"]) if isinstance(
-            r["entry"], (bytes, bytearray, memoryview)) else b""
+        # every column: the entry, and the type and time a query of the table reads
+        have[(r["device"], r["n"])] = (r["type"], r["at"], bytes(r["entry"]) if isinstance(
+            r["entry"], (bytes, bytearray, memoryview)) else b"")
     out = []
     for k in sorted(set(want) | set(have), key=lambda k: (str(k[0]), k[1])):
         if k not in have:
@@ -281,6 +364,7 @@ def lifecycle_check(a, st) -> list:
             out.append("device_events of %s: row %d is in archive.sqlite but the station log "
                        "never recorded it" % (k[0], k[1]))
         elif have[k] != want[k]:
-            out.append("device_events of %s: row %d differs from the station log's event"
-                       % k)
+            cols = [c for c, x, y in zip(("type", "at", "entry"), have[k], want[k]) if x != y]
+            out.append("device_events of %s: row %d differs from the station log's event "
+                       "(%s)" % (k[0], k[1], ", ".join(cols)))
     return out

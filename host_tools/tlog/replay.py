@@ -21,6 +21,7 @@ class State:
         self.lifecycle = {}     # recorder id -> [lifecycle entries, in log order]
         self.retired = {}       # archive device id of a retired key's history -> recorder id
         self.problems = []      # events that contradict earlier ones (index, what)
+        self.holders = {}       # key -> recorder ids that held it (a key is one recorder's)
         self.adopted = None     # the `adopt` entry of an archive older than its log
         self.size = 0
 
@@ -31,6 +32,26 @@ class State:
                                  "registered" % (i, e.get("type"), d))
             return None
         return d
+
+    def _key_of(self, i, d, key):
+        """A key is one recorder's: another id holding (or having held) it is flagged."""
+        if not isinstance(key, bytes):
+            return
+        other = sorted(x for x in self.holders.get(key, ()) if x != d)
+        if other:
+            self.problems.append("log entry %d gives %s the key of %s (a key belongs to one "
+                                 "recorder only)" % (i, d, ", ".join(other[:4])))
+        self.holders.setdefault(key, set()).add(d)
+
+    def _after_revoke(self, i, d, what):
+        """Records, heads, receipts and view files of a recorder the log revoked (and did
+        not re-key since) are never stored: an entry saying so is flagged (SPEC §9.1)."""
+        if d in self.retired or self.status(d) != "revoked":
+            return False
+        self.problems.append("log entry %d %s of device %s after its device_revoked entry: "
+                             "a revoked recorder's offloads go to quarantine, never into its "
+                             "history" % (i, what, d))
+        return True
 
     def _new_device(self, d, key, at, i):
         self.devices[d] = {"key": key, "registered_at": at, "head_seq": None,
@@ -64,6 +85,7 @@ class State:
         self.receipts[part] = self.receipts.pop(d)
         self.retired[part] = d
         self.lifecycle.setdefault(d, []).append(e)
+        self._key_of(i, d, new)
         self._new_device(d, new, e.get("at"), i)
 
     def status(self, d):
@@ -93,6 +115,7 @@ class State:
                     self.problems.append("log entry %d registers device %r again with another "
                                          "key" % (i, d))
                 return
+            self._key_of(i, d, key)
             self._new_device(d, key, at, i)
         elif t == "device_revoked" or t == "firmware_seen":
             d = self._dev(i, e)
@@ -104,6 +127,7 @@ class State:
             d = self._dev(i, e)
             if d is None:
                 return
+            self._after_revoke(i, d, "stores records")
             recs = self.records[d]
             for item in e.get("records") or ():
                 seq, h, rtype = item
@@ -115,16 +139,19 @@ class State:
         elif t == "object":
             d = self._dev(i, e)
             if d is not None:
+                self._after_revoke(i, d, "stores a view file")
                 self.objects[d][e.get("path")] = e.get("sha256")
         elif t == "head":
             d = self._dev(i, e)
             if d is not None:
+                self._after_revoke(i, d, "takes a signed head")
                 dv = self.devices[d]
                 if dv["head_seq"] is None or e["seq"] >= dv["head_seq"]:
                     dv.update(head_seq=e["seq"], head_hash=e["hash"], head_at=at)
         elif t == "receipt":
             d = self._dev(i, e)
             if d is not None:
+                self._after_revoke(i, d, "issues a custody receipt")
                 self.receipts[d][e["number"]] = {
                     "covered": e["covered"], "covered_hash": e["covered_hash"],
                     "receipt": e["receipt"], "sent_at": at, "status": "sent",

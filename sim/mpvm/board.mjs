@@ -20,6 +20,7 @@
 //            runs (the RTC's backup domain).
 // --mode     boot: run /flash/boot.py and /flash/main.py, then the friendly REPL; raw: the
 //            raw REPL at once, no main.py (a soft reset from the raw REPL, as on a board).
+// --pending HEX  bytes the host sent before a reset that the last VM had not taken yet.
 // Exit status: 0 stopped; 10 soft reset asked in the friendly REPL; 12 soft reset asked in
 // the raw REPL; 11 machine.reset(); 2 the folders are too large or unreadable. The parent
 // restarts the VM on 10/11/12 with the files kept, on the same pty.
@@ -46,6 +47,7 @@ while (args.length) {
   else if (a === "--max-bytes") opt.maxBytes = parseInt(args.shift(), 10);
   else if (a === "--sync-ms") opt.syncMs = parseInt(args.shift(), 10);
   else if (a === "--heap") opt.heap = parseInt(args.shift(), 10);
+  else if (a === "--pending") opt.pending = args.shift();
   else { process.stderr.write("board.mjs: unknown argument " + a + "\n"); process.exit(2); }
 }
 if (opt.fd === undefined || !opt.flash || !opt.sd) {
@@ -61,7 +63,9 @@ let host = false;             // a host has the port open (as far as the last re
 const rxq = [];               // Buffers read from the port, not yet taken
 let rxBytes = 0;
 const tmp = Buffer.alloc(65536);
+if (opt.pending) { const b = Buffer.from(opt.pending, "hex"); if (b.length) { rxq.push(b); rxBytes += b.length; } }
 let inPython = false;         // a program runs (Ctrl-C may interrupt it)
+let interrupted = false;      // a Ctrl-C was scheduled as KeyboardInterrupt: a sleep ends
 
 function pollIn() {
   for (let i = 0; i < 16 && rxBytes < (8 << 20); i++) {
@@ -83,6 +87,7 @@ function pollIn() {
         rxq.length = 0; rxBytes = 0;          // what came before it is dropped, as on a board
         b = b.subarray(k + 1);
         Module._mp_sched_keyboard_interrupt();
+        interrupted = true;
       }
     }
     if (b.length) { rxq.push(b); rxBytes += b.length; }
@@ -167,6 +172,12 @@ function pollCtl() {
 function stop(code) {
   stopping = true;
   flushOut();
+  if (code >= 10 && rxBytes) {
+    // a reset: what the host sent that the board has not taken yet goes to the next VM
+    // (sim/board.py passes it on with --pending), as it would wait in a port's buffer
+    const left = Buffer.concat(rxq).subarray(0, 1 << 16);
+    process.stderr.write("BOARD-PENDING " + left.toString("hex") + "\n");
+  }
   try { syncOut(); } catch (e) { process.stderr.write("board: could not write the files back: " + e.message + "\n"); code = code || 1; }
   process.exit(code);
 }
@@ -174,7 +185,7 @@ function stop(code) {
 // ------------------------------------------------------------------ files
 const mp = await loadMicroPython({
   heapsize: opt.heap,
-  stdin: () => {                         // raw-paste mode and input(): wait for a byte
+  stdin: () => {                         // sys.stdin / input(): wait for a byte
     for (;;) {
       pollCtl(); pollIn();
       if (rxBytes) return takeByte();
@@ -333,8 +344,10 @@ mp.registerJsModule("vboardjs", {
     inPython = true;
     flushOut();
     const end = Date.now() + ms;
+    interrupted = false;
     for (;;) {
       pollCtl(); pollIn(); syncIfDue();
+      if (interrupted) { interrupted = false; return false; }   // KeyboardInterrupt follows
       const left = end - Date.now();
       if (left <= 0) return true;
       sleep(Math.min(left, 10));
@@ -352,7 +365,8 @@ mp.registerJsModule("vboardjs", {
 });
 
 mp.runPython("import sys, os\nsys.path[:] = ['', '/flash', '/flash/lib', '/rom']\nos.chdir('/flash')\n" +
-             "import vboardos\nvboardos.install()\ndel vboardos");
+             "import vboardos\nvboardos.install()\ndel vboardos\n" +
+             "import vboardtime\nsys.modules['time'] = vboardtime\ndel vboardtime");
 process.stderr.write("BOARD-READY " + JSON.stringify({ mode: opt.mode, cause: opt.cause, loaded }) + "\n");
 
 // ------------------------------------------------------------------ boot.py, main.py

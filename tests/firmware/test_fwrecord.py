@@ -195,6 +195,69 @@ class TestFirmwareRecord(unittest.TestCase):
         self.assertTrue(st.K_REASON not in r and st.K_CHANGED not in r)
         self.assertEqual(len(firmware_records(b.sd)), 4)
 
+    def test_an_unlisted_module_or_package_is_modified(self):
+        # attack5 F4/F4b: a workflow.py or a workflow/ package the manifest does not list
+        # shadows workflow.mpy; the recorder says "modified", naming it, and a new record
+        import os
+        b = Board()
+        a = manifest(flash_dir=b.flash)
+        put(b.flash, a)
+        b.boot()
+        self.assertEqual(fwinfo.read(b.h.flash)[3], None)
+        put(b.flash, b"print('planted')\n", "store.py")
+        b.boot()
+        r = firmware_records(b.sd)[-1][1]
+        self.assertEqual(r[st.K_REASON], "modified")
+        self.assertEqual(r[st.K_CHANGED], ["/flash/store.py"])
+        self.assertEqual(r[st.K_FIRMWARE], hashlib.sha256(a).digest())
+        put(b.flash, b"print('planted again')\n", "store.py")
+        b.boot()                                  # other planted bytes: another record
+        self.assertEqual(len(firmware_records(b.sd)), 3)
+        os.remove(b.flash + "/store.py")
+        os.mkdir(b.flash + "/workflow")
+        put(b.flash, b"print('planted')\n", "workflow/__init__.py")
+        b.boot()
+        r = firmware_records(b.sd)[-1][1]
+        self.assertEqual(r[st.K_REASON], "modified")
+        self.assertEqual(r[st.K_CHANGED], ["/flash/workflow/"])
+        # data files beside the code are not code
+        os.remove(b.flash + "/workflow/__init__.py")
+        os.rmdir(b.flash + "/workflow")
+        put(b.flash, b"data", "notes.txt")
+        self.assertEqual(fwinfo.read(b.h.flash)[3], None)
+        # a flood of names is bounded: looked at LIST_MAX entries, said "..."
+        for i in range(fwinfo.LIST_MAX + 2):
+            put(b.flash, b"", "f%d.txt" % i)
+        self.assertEqual(fwinfo.read(b.h.flash)[4], ["/flash/..."])
+
+    def test_an_unlisted_module_in_the_package_folder_is_modified(self):
+        # the package layout (lib/sealcamfw/): a store.py planted beside the listed
+        # store.mpy, or a store/ folder, runs instead of it: "modified", naming it; other
+        # folders of lib/ are not looked at (they shadow nothing of the firmware's)
+        import os
+        b = Board()
+        os.mkdir(b.flash + "/lib")
+        os.mkdir(b.flash + "/lib/sealcamfw")
+        files = {"main.py": b"import board\n", "lib/sealcamfw/store.mpy": b"M\x06store",
+                 "lib/sealcamfw/__init__.mpy": b"M\x06"}
+        a = manifest(files=files, flash_dir=b.flash)
+        put(b.flash, a)
+        os.mkdir(b.flash + "/lib/other")
+        put(b.flash, b"x = 1\n", "lib/other/__init__.py")
+        b.boot()
+        self.assertEqual(fwinfo.read(b.h.flash)[3], None)
+        put(b.flash, b"print('planted')\n", "lib/sealcamfw/store.py")
+        b.boot()
+        r = firmware_records(b.sd)[-1][1]
+        self.assertEqual(r[st.K_REASON], "modified")
+        self.assertEqual(r[st.K_CHANGED], ["/flash/lib/sealcamfw/store.py"])
+        os.remove(b.flash + "/lib/sealcamfw/store.py")
+        os.mkdir(b.flash + "/lib/sealcamfw/store")
+        self.assertEqual(fwinfo.read(b.h.flash)[4], ["/flash/lib/sealcamfw/store/"])
+        os.rmdir(b.flash + "/lib/sealcamfw/store")
+        os.mkdir(b.flash + "/sealcamfw")          # before /flash/lib on the path
+        self.assertEqual(fwinfo.read(b.h.flash)[4], ["/flash/sealcamfw/"])
+
     def test_check_names_what_is_wrong(self):
         good = cbor.loads(manifest())
         self.assertEqual(fwinfo.check(good), None)
