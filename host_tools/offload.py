@@ -49,7 +49,8 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
-from .session import EXIT_REVOKED, Revoked, firmware_text, note_firmware, quarantine_revoked
+from .session import (EXIT_REVOKED, RetiredKey, Revoked, firmware_text, note_firmware,
+                      quarantine_retired, quarantine_revoked)
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -280,6 +281,8 @@ class _Offload(Bulk, Puller, Receipts):
                 self.register if isinstance(self.register, str) else None))
         except Revoked as e:        # `station revoke`: what it sends goes to quarantine, exit 7
             quarantine_revoked(self, dev_id, e)
+        except RetiredKey as e:     # `station rekey` retired its key: what it holds past the
+            quarantine_retired(self, dev_id, e)     # old history, in quarantine (exit 5)
         self.auth_result = res
         pinned = self.pinned
         sm.fingerprint = keys.fingerprint(pinned)
