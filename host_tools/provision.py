@@ -290,9 +290,11 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
     after a repair: the new key it proves replaces its old one (`station rekey` by the
     technician). ProvisionError with an exit code."""
     technician = str(technician or "").strip()
-    if not technician or len(technician) > 200 or any(ord(ch) < 32 for ch in technician):
+    from .station import printable_name
+    if not technician or len(technician) > 200 or not printable_name(technician):
         raise ProvisionError(EXIT_USAGE, "--technician must name the technician (1 to 200 "
-                             "printable characters)")
+                             "printable characters, no control or text-direction "
+                             "characters)")
     from .archive.devices import _RETIRED_RE
     if not valid_device_id(device_id) or _RETIRED_RE.fullmatch(device_id):
         raise ProvisionError(EXIT_USAGE, "not a usable device id: %r (letters, digits, '.', "

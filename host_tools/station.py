@@ -134,10 +134,19 @@ def register(root, device_id, key) -> tuple:
 
 # -- the device lifecycle (SPEC §9.1) ---------------------------------------------------------
 
+def printable_name(text) -> bool:
+    """A person's name or a reason as typed: no control character (C0, DEL, C1) and no
+    bidi control (U+202A-U+202E, U+2066-U+2069), which could drive a terminal or turn a
+    line of output around (records.printable's rule)."""
+    from .records import printable
+    return printable(text, backslash=False) == text
+
+
 def _name(text, what):
     t = str(text or "").strip()
-    if not t or len(t) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in t):
-        raise StationError("%s must be given: 1 to 200 printable characters" % what)
+    if not t or len(t) > 200 or not printable_name(t):
+        raise StationError("%s must be given: 1 to 200 printable characters (no control or "
+                           "text-direction characters)" % what)
     return t
 
 

@@ -607,3 +607,32 @@ def test_rekey_does_not_strand_what_the_old_key_signed(tmp_path, arch, devs):
         assert q["device"] == DEV + ".key1" and q["reason"] == "retired key"
         assert a.max_seq(DEV + ".key1") == held and a.max_seq(DEV) is None
     assert verify_archive(arch)["verdict"] != "NOT_OK"
+
+
+def test_names_with_c1_or_bidi_controls_are_refused(arch):
+    """F8: --by, --reason and --technician refuse C1 controls and bidi overrides (a name
+    that reverses or erases a line of `station devices`)."""
+    k1 = rw.raw_pub(rw.key_from_seed(b"\x01" * 32))
+    assert sealcam("station", "register", "--archive", arch, "--device", DEV, "--key",
+                   k1.hex()).returncode == 0
+    for by, reason in (("Sgt\x85Zhang", "lost"), ("Sgt Z", "lost\u202e gnaZ"),
+                       ("Sgt\u2066Z", "x"), ("Sgt Z", "lost\x9b2K")):
+        r = sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason",
+                    reason, "--by", by)
+        assert r.returncode == 3 and "printable" in r.stderr, (by, reason, r.stderr)
+        if by != "Sgt Z":
+            r = sealcam("station", "rekey", "--archive", arch, "--device", DEV, "--key",
+                        rw.raw_pub(rw.key_from_seed(b"\x09" * 32)).hex(), "--by", by)
+            assert r.returncode == 3 and "printable" in r.stderr, r.stderr
+    p = sealcam("provision", "--port", "/dev/null", "--archive", arch, "--device-id",
+                "SC-X1", "--technician", "Wang\u202eLi", "--installed")
+    assert p.returncode == 3 and "--technician" in p.stderr
+    # a name logged before this rule is printed escaped
+    with Archive(arch) as a:
+        with a.tx():
+            from host_tools.archive.common import utcnow
+            from host_tools.tlog import events
+            a._device_event(events.device_revoked(utcnow(), DEV, "x\u202ey", "Sgt\x1b[2J"))
+        a.log().sign()
+    out = sealcam("station", "devices", "--archive", arch).stdout
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[2J" in out, out
