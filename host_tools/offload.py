@@ -25,10 +25,12 @@ are kept in quarantine (Archive.quarantine), never in the device's history.
 Exit codes: 0 ok; 1 NOT_OK (verification failed, quarantine, head went back, another key,
 a recorder that broke the protocol; no receipt); 3 usage, port or archive error, or the
 port is not a sealcam recorder; 4 unknown device; 5 authentication failed (the station is
-not trusted, or the recorder did not prove the registered key) or receipt refused; 6 link
-broken (everything verified so far is kept: run again to resume); 7 the recorder is
-revoked (`sealcam station revoke`: it proved its key, what it sent is in quarantine, no
-receipt); 130 interrupted (Ctrl-C; also resumable).
+not trusted, or the recorder did not prove the registered key; a recorder that proves a
+key `station rekey` retired has what its old chain holds past that key's history kept in
+quarantine) or receipt refused; 6 link broken (everything verified so far is kept: run
+again to resume); 7 the recorder is revoked (`sealcam station revoke`: it proved its key,
+what it sent is in quarantine, no receipt; also when the signed log revoked it while the
+offload ran: nothing more stored, no receipt); 130 interrupted (Ctrl-C; also resumable).
 """
 from __future__ import annotations
 
