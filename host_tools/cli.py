@@ -37,9 +37,11 @@ Exit codes:
              130 interrupted
     offload: 0 ok, 1 verification NOT_OK (no receipt sent; records that failed are kept in
              quarantine), 3 usage or port error or not a sealcam recorder, 4 unknown device,
-             5 authentication failed (either side, or a key retired by station rekey),
+             5 authentication failed (either side, or a key retired by station rekey:
+             what its old chain holds past that key's history is kept in quarantine),
              6 link broken (run again to resume), 7 the recorder is revoked (station
-             revoke: what it sent is in quarantine, no receipt), 130 interrupted (Ctrl-C)
+             revoke, also while the offload ran: what it sent is in quarantine, no
+             receipt), 130 interrupted (Ctrl-C)
     provision: 0 provisioned, 1 the recorder's key or id refused, 3 usage, archive, port or
              mpremote error, or the id is already registered, 5 the recorder does not trust
              the station or did not prove its key, 6 no answer

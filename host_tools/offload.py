@@ -25,10 +25,12 @@ are kept in quarantine (Archive.quarantine), never in the device's history.
 Exit codes: 0 ok; 1 NOT_OK (verification failed, quarantine, head went back, another key,
 a recorder that broke the protocol; no receipt); 3 usage, port or archive error, or the
 port is not a sealcam recorder; 4 unknown device; 5 authentication failed (the station is
-not trusted, or the recorder did not prove the registered key) or receipt refused; 6 link
-broken (everything verified so far is kept: run again to resume); 7 the recorder is
-revoked (`sealcam station revoke`: it proved its key, what it sent is in quarantine, no
-receipt); 130 interrupted (Ctrl-C; also resumable).
+not trusted, or the recorder did not prove the registered key; a recorder that proves a
+key `station rekey` retired has what its old chain holds past that key's history kept in
+quarantine) or receipt refused; 6 link broken (everything verified so far is kept: run
+again to resume); 7 the recorder is revoked (`sealcam station revoke`: it proved its key,
+what it sent is in quarantine, no receipt; also when the signed log revoked it while the
+offload ran: nothing more stored, no receipt); 130 interrupted (Ctrl-C; also resumable).
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ from .offload_pull import BadRecords, MAX_CARD, Puller
 from .receipts import Receipts, covered_seq, make_receipt
 from .session import (EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LINK, EXIT_NOT_OK, EXIT_OK,
                       EXIT_UNKNOWN_DEVICE, EXIT_USAGE, SessionError, auth_step, hello_step)
-from .session import EXIT_REVOKED, Revoked, firmware_text, note_firmware, quarantine_revoked
+from .session import (EXIT_REVOKED, RetiredKey, Revoked, firmware_text, note_firmware,
+                      quarantine_retired, quarantine_revoked)
 from .station import StationError
 from .stationconfig import fmt_mb
 
@@ -280,6 +283,8 @@ class _Offload(Bulk, Puller, Receipts):
                 self.register if isinstance(self.register, str) else None))
         except Revoked as e:        # `station revoke`: what it sends goes to quarantine, exit 7
             quarantine_revoked(self, dev_id, e)
+        except RetiredKey as e:     # `station rekey` retired its key: what it holds past the
+            quarantine_retired(self, dev_id, e)     # old history, in quarantine (exit 5)
         self.auth_result = res
         pinned = self.pinned
         sm.fingerprint = keys.fingerprint(pinned)

@@ -147,9 +147,10 @@ def _store_owner(head_hex):
         return None
 
 
-def _survey_decision(info, port, device_id):
+def _survey_decision(info, port, device_id, rekey=False):
     """None (nothing on the board stops provisioning as device_id), "move" (the store on the
-    card is the board's own from before its id: move it aside), or ProvisionError."""
+    card is the board's own from before its id, or with ``rekey`` the repaired recorder's
+    own old chain: move it aside), or ProvisionError."""
     old = info.get("id")
     if old is not None:
         if old != device_id:
@@ -166,7 +167,7 @@ def _survey_decision(info, port, device_id):
                 "be read: it may be a recorder's evidence, so nothing was written or moved. "
                 "Offload or keep that card, put in an empty card, then provision again"
                 % (port, _safe(info["store"])))
-        if owner != default:
+        if owner != default and not (rekey and owner == device_id):
             raise ProvisionError(
                 EXIT_USAGE, "the board on %s is provisioned already, or holds another "
                 "recorder's card: the store on its card is the evidence of %s (not this "
@@ -176,7 +177,7 @@ def _survey_decision(info, port, device_id):
                 "else take that card out, offload it with its recorder, and provision this "
                 "board with an empty card" % (port, _safe(owner), _safe(owner), _safe(owner)))
         return "move"
-    if "/flash/lasthead.cbor" in info.get("has", ()):
+    if "/flash/lasthead.cbor" in info.get("has", ()) and not rekey:
         raise ProvisionError(
             EXIT_USAGE, "the board on %s has no id file but remembers a chain whose card is "
             "not in it (/flash/lasthead.cbor): it was provisioned before and its id file was "
@@ -201,7 +202,8 @@ def _run(runner, base, port, step, what):
     return p.stdout or ""
 
 
-def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say=None):
+def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say=None,
+                     rekey=False):
     """Write /flash/device_id and /flash/trust.cbor on the board at ``port`` with stock
     mpremote (`exec`, `fs cp`), then reset it so that it boots its firmware. A board never
     provisioned has its pre-provisioning store (one naming the board's own default id)
@@ -228,7 +230,12 @@ def install_on_board(port, device_id, station_pub, *, runner=subprocess.run, say
             info["store"] = rest.strip()
         elif tag == "SEALCAM-HEAD":
             info["head"] = rest.strip()
-    if _survey_decision(info, port, device_id) == "move":
+    if _survey_decision(info, port, device_id, rekey) == "move":
+        if rekey and _store_owner(info.get("head") or "") == device_id:
+            say("the card holds the old chain of %s (its retired key): it is moved aside on "
+                "the card, never deleted; what the archive does not hold of it stays only "
+                "there: keep the card (`sealcam verify FOLDER --key OLDKEY` reads it)"
+                % device_id)
         moved = _run(runner, base, port, ["exec", _MOVE % info["store"]], "exec")
         for line in moved.splitlines():
             if line.startswith("SEALCAM-MOVED "):
@@ -290,9 +297,11 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
     after a repair: the new key it proves replaces its old one (`station rekey` by the
     technician). ProvisionError with an exit code."""
     technician = str(technician or "").strip()
-    if not technician or len(technician) > 200 or any(ord(ch) < 32 for ch in technician):
+    from .station import printable_name
+    if not technician or len(technician) > 200 or not printable_name(technician):
         raise ProvisionError(EXIT_USAGE, "--technician must name the technician (1 to 200 "
-                             "printable characters)")
+                             "printable characters, no control or text-direction "
+                             "characters)")
     from .archive.devices import _RETIRED_RE
     if not valid_device_id(device_id) or _RETIRED_RE.fullmatch(device_id):
         raise ProvisionError(EXIT_USAGE, "not a usable device id: %r (letters, digits, '.', "
@@ -317,7 +326,10 @@ def provision(port, archive, device_id, technician, *, label=None, installed=Fal
         except StationError as e:
             raise ProvisionError(EXIT_USAGE, str(e)) from None
         if not installed:
-            installer(port, device_id, spub)
+            if rekey:
+                installer(port, device_id, spub, rekey=True)
+            else:
+                installer(port, device_id, spub)
         pub, res = _session(port, a, device_id, host_name, timeout, boot_wait, rekey)
         rekeyed = None
         try:

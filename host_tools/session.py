@@ -19,7 +19,7 @@ from . import keys
 from .archive import ArchiveError, valid_device_id
 from .link import AUTH, HELLO, DeviceProofError, LinkError, LinkTimeout, NotARecorder
 
-__all__ = ["SessionError", "Revoked", "hello_step", "auth_step", "check_new_key",
+__all__ = ["SessionError", "Revoked", "RetiredKey", "hello_step", "auth_step", "check_new_key",
            "firmware_id", "firmware_text", "note_firmware",
            "EXIT_OK", "EXIT_NOT_OK", "EXIT_USAGE", "EXIT_UNKNOWN_DEVICE", "EXIT_AUTH",
            "EXIT_LINK", "EXIT_REVOKED", "EXIT_INTERRUPTED"]
@@ -33,6 +33,16 @@ class SessionError(Exception):
     def __init__(self, code, message, status, device=None):
         super().__init__(message)
         self.code, self.message, self.status, self.device = code, message, status, device
+
+
+class RetiredKey(SessionError):
+    """The recorder proved a key `station rekey` retired (exit 5, not authenticated as the
+    recorder): ``pinned`` (the retired key), ``res`` and ``history`` (the archive device
+    ``ID.keyN`` of that key) let `offload` keep what it holds in quarantine, so that
+    records it made with the old key after the last offload are not stranded."""
+    def __init__(self, message, device, pinned, res, history):
+        super().__init__(EXIT_AUTH, message, "auth_failed", device)
+        self.pinned, self.res, self.history = pinned, res, history
 
 
 class Revoked(SessionError):
@@ -153,12 +163,16 @@ def auth_step(c, a, dev_id, row, host_name, *, expect=None):
         pinned = row["pubkey"]
         retired = [e for k, e in a.retired_keys(dev_id) if k == pub]
         if retired:
-            raise SessionError(
-                EXIT_AUTH, "device %s presents its RETIRED key (fingerprint %s, retired %s by "
-                "%s with `sealcam station rekey`): that key no longer authenticates; nothing "
-                "stored; have the recorder inspected" % (
-                    dev_id, keys.fingerprint(pub), retired[-1].get("at"),
-                    _safe(retired[-1].get("by"))), "auth_failed", dev_id)
+            msg = ("device %s presents its RETIRED key (fingerprint %s, retired %s by %s with "
+                   "`sealcam station rekey`): that key no longer authenticates; nothing is "
+                   "added to its history; have the recorder inspected" % (
+                       dev_id, keys.fingerprint(pub), retired[-1].get("at"),
+                       _safe(retired[-1].get("by"))))
+            try:
+                c.check_device_proof(pub, res)
+            except DeviceProofError:
+                raise SessionError(EXIT_AUTH, msg, "auth_failed", dev_id) from None
+            raise RetiredKey(msg, dev_id, pub, res, retired[-1].get("retired_as"))
         if isinstance(pub, bytes) and len(pub) == 32 and pub != pinned:
             raise SessionError(
                 EXIT_NOT_OK, "device %s presents another key than the registered one "
@@ -256,12 +270,37 @@ def quarantine_revoked(off, dev_id, e: Revoked):
     REVOKED_MAX_BYTES, never checked into its history) are kept in quarantine, nothing is
     receipted, no media is pulled. Raises SessionError (exit 7) always. ``off`` is the
     offload (needs .a, .c, .sm, .oid, .port, .window)."""
+    off.sm.receipt_skipped = "the recorder is revoked: nothing it sends is receipted"
+    qid, n = _quarantine_session(off, dev_id, dev_id, e, "revoked recorder")
+    raise SessionError(EXIT_REVOKED, "%s; the %d record%s it sent are kept in quarantine %s, "
+                       "not in its history, and no receipt was sent"
+                       % (e.message, n, "" if n == 1 else "s", qid), "revoked", dev_id)
+
+
+def quarantine_retired(off, dev_id, e: RetiredKey):
+    """`offload` of a recorder that proved a RETIRED key (SPEC §9.1): the records its old
+    chain holds past what the archive holds of that key's history (``ID.keyN``) were made
+    after the last offload and would be stranded; they are kept in quarantine under that
+    history (bounded as for a revoked recorder), nothing is receipted. Raises SessionError
+    (exit 5) always."""
+    hist = e.history if isinstance(e.history, str) and off.a.device(e.history) else dev_id
+    off.sm.receipt_skipped = "the recorder presents a retired key: nothing is receipted"
+    qid, n = _quarantine_session(off, dev_id, hist, e, "retired key")
+    raise SessionError(EXIT_AUTH, "%s; the %d record%s its old chain holds past what the "
+                       "archive has of %s are kept in quarantine %s (not in any history, no "
+                       "receipt): a supervisor reviews them" % (
+                           e.message, n, "" if n == 1 else "s", hist, qid),
+                       "auth_failed", dev_id)
+
+
+def _quarantine_session(off, dev_id, hist, e, reason):
+    """Quarantine what the session's recorder holds past the archive's records of ``hist``;
+    (quarantine id, number of records)."""
     from . import records as R
     from .link import GET
     a, c, sm = off.a, off.c, off.sm
     sm.verdict = "NOT_OK"
     sm.fingerprint = keys.fingerprint(e.pinned)
-    sm.receipt_skipped = "the recorder is revoked: nothing it sends is receipted"
     head = e.res.get(5) if isinstance(e.res, dict) else None
     recs, hs, since = [], None, None
     try:
@@ -270,7 +309,7 @@ def quarantine_revoked(off, dev_id, e: Revoked):
     except (R.RecordError, ValueError):
         hs = None
     if hs is not None:
-        held = a.max_seq(dev_id)
+        held = a.max_seq(hist)
         since = 0 if held is None else held + 1
         upto = min(hs, since + REVOKED_MAX_RECORDS - 1)
         total = 0
@@ -291,11 +330,8 @@ def quarantine_revoked(off, dev_id, e: Revoked):
             recs = [got[k] for k in sorted(got)]      # in seq order, as the card holds them
     if not recs and isinstance(head, bytes):
         recs = [head[:R.MAX_RECORD]]
-    qid = a.quarantine(dev_id, "revoked recorder", recs,
+    qid = a.quarantine(hist, reason, recs,
                        {"offload": off.oid, "port": off.port, "head_seq": hs,
-                        "from_seq": since})
+                        "from_seq": since, "recorder": dev_id})
     sm.quarantine = qid
-    raise SessionError(EXIT_REVOKED, "%s; the %d record%s it sent are kept in quarantine %s, "
-                       "not in its history, and no receipt was sent"
-                       % (e.message, len(recs), "" if len(recs) == 1 else "s", qid),
-                       "revoked", dev_id)
+    return qid, len(recs)

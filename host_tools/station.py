@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -133,10 +134,19 @@ def register(root, device_id, key) -> tuple:
 
 # -- the device lifecycle (SPEC §9.1) ---------------------------------------------------------
 
+def printable_name(text) -> bool:
+    """A person's name or a reason as typed: no control character (C0, DEL, C1) and no
+    bidi control (U+202A-U+202E, U+2066-U+2069), which could drive a terminal or turn a
+    line of output around (records.printable's rule)."""
+    from .records import printable
+    return printable(text, backslash=False) == text
+
+
 def _name(text, what):
     t = str(text or "").strip()
-    if not t or len(t) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in t):
-        raise StationError("%s must be given: 1 to 200 printable characters" % what)
+    if not t or len(t) > 200 or not printable_name(t):
+        raise StationError("%s must be given: 1 to 200 printable characters (no control or "
+                           "text-direction characters)" % what)
     return t
 
 
@@ -151,18 +161,38 @@ def revoke(root, device_id, reason, by) -> dict:
             raise StationError(str(e)) from None
 
 
-def rekey(root, device_id, key, by) -> dict:
+def rekey(root, device_id, key, by, say=None) -> dict:
     """A new device key after a repair (a signed device_rekeyed event): the old key is
     retired at the last head the archive holds; its history stays in the archive as
-    ``ID.keyN``, verified with the old key; the recorder goes on with the new key."""
+    ``ID.keyN``, verified with the old key; the recorder goes on with the new key.
+    ``say`` (default: stderr) gets the warning of stranded_text."""
     from .archive import DeviceLocked
     by = _name(by, "--by")
     pub = _key_arg(key)
     with Archive(root) as a:
         try:
-            return a.rekey(device_id, pub, by)
+            e = a.rekey(device_id, pub, by)
         except (ArchiveError, DeviceLocked, ValueError) as e:
             raise StationError(str(e)) from None
+        row = a.device(e["retired_as"]) or {}
+        last = a.db.execute("SELECT MAX(stored_at) FROM records WHERE device = ?",
+                            (e["retired_as"],)).fetchone()[0]
+    (say or (lambda m: print(m, file=sys.stderr)))(stranded_text(e, last, row))
+    return e
+
+
+def stranded_text(e, stored_at, row) -> str:
+    """The warning of a re-keying (SPEC §9.1): what the old key signed after the last
+    offload never joins a history. The station cannot know how much that is: it says
+    where the retired history ends and what happens to the rest."""
+    seq = e.get("retired_seq")
+    return ("WARNING: the old key of %s is retired at %s%s. Records the recorder signed "
+            "with it after that were never offloaded and can no longer join its history: "
+            "if the old board or its card still works, offload it now; an offload with the "
+            "old key keeps them in quarantine for a supervisor (exit 5, nothing receipted)"
+            % (e.get("device"), "seq %d" % seq if seq is not None else
+               "no offloaded record (nothing of that key is in the archive)",
+               " (stored %s)" % stored_at if stored_at else ""))
 
 
 def devices(root) -> dict:

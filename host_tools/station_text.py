@@ -11,6 +11,12 @@ def _battery(b):
                                                b["stored_at"][:16])
 
 
+def _t(s):
+    """A string from the log (a name, a reason) as printed: controls escaped."""
+    from .records import printable
+    return printable("" if s is None else s)
+
+
 def devices_text(r) -> str:
     lines = ["archive %s: %d recorder%s" % (r["archive"], len(r["devices"]),
                                              "" if len(r["devices"]) == 1 else "s")]
@@ -18,19 +24,19 @@ def devices_text(r) -> str:
         lines.append("")
         status = d["status"].upper()
         if d["revoked"]:
-            status += " (%s by %s: %s)" % (d["revoked"]["at"][:16], d["revoked"]["by"],
-                                           d["revoked"]["reason"])
+            status += " (%s by %s: %s)" % (d["revoked"]["at"][:16], _t(d["revoked"]["by"]),
+                                           _t(d["revoked"]["reason"]))
         lines.append("%s  %s" % (d["id"], status))
         lines.append("  key          %s" % d["fingerprint"])
         if d["provisioned"]:
             lines.append("  provisioned  %s by %s" % (d["provisioned"]["at"][:16],
-                                                      d["provisioned"]["technician"]))
+                                                      _t(d["provisioned"]["technician"])))
         else:
             lines.append("  registered   %s (not provisioned by a technician)"
                          % d["registered_at"][:16])
         for k in d["retired_keys"]:
             lines.append("  retired key  %s at %s by %s (history kept as %s, up to seq %s)"
-                         % (k["fingerprint"], (k["at"] or "?")[:16], k["by"], k["history"],
+                         % (k["fingerprint"], (k["at"] or "?")[:16], _t(k["by"]), k["history"],
                             "-" if k["retired_at_seq"] is None else k["retired_at_seq"]))
         lines.append("  firmware     %s" % d["firmware"])
         o = d["last_offload"]

@@ -388,7 +388,8 @@ def _hostile_board(mode):
 def test_a_board_that_never_ends_its_answer_is_stopped(mode, monkeypatch):
     """F5: a hostile board that drip-feeds or floods bytes forever: `flash --check` ends
     within its overall deadline (exit 6, one line), and takes at most OUTPUT_MAX bytes."""
-    monkeypatch.setattr(F, "EXEC_DEADLINE", 4.0)
+    from host_tools import flash_repl
+    monkeypatch.setattr(flash_repl, "EXEC_DEADLINE", 4.0)
     port, close = _hostile_board(mode)
     try:
         t0 = time.monotonic()

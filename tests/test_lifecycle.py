@@ -578,3 +578,61 @@ def test_firmware_seen_comes_from_the_signed_chain_not_auth_key_15(tmp_path, arc
     assert fw == [real]
     j = json.loads(sealcam("station", "devices", "--archive", arch, "--json").stdout)
     assert j["devices"][0]["firmware"] == real.hex()
+
+
+def test_rekey_does_not_strand_what_the_old_key_signed(tmp_path, arch, devs):
+    """F7: records the old key signed after the last offload are kept in quarantine when
+    the old key authenticates after a re-keying (exit 5 still), and `station rekey` says
+    where the retired history ends and what happens to the rest."""
+    old = shift(tmp_path / "old")
+    d = devs(old)
+    assert offload(d.port, arch, register=keys.fingerprint(old.pubkey)).exit_code == 0
+    with Archive(arch) as a:
+        held = a.max_seq(DEV)
+        head = a.device(DEV)["last_head_seq"]
+    _more(old)                      # made after the last offload, signed by the old key
+    new = rw.raw_pub(rw.key_from_seed(b"\x22" * 32))
+    r = sealcam("station", "rekey", "--archive", arch, "--device", DEV, "--key", new.hex(),
+                "--by", "Tech Li")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING" in r.stderr and "seq %d" % head in r.stderr and "quarantine" in r.stderr
+    p = sealcam("offload", "--port", d.port, "--archive", arch, "--json")
+    assert p.returncode == 5, p.stdout + p.stderr
+    j = json.loads(p.stdout)
+    assert "RETIRED key" in j["errors"][0] and j["receipt"] is None and j["quarantine"]
+    blob = open(arch / "quarantine" / j["quarantine"] / "records.log", "rb").read()
+    assert blob == b"".join(x.data for x in old.records[held + 1:])
+    with Archive(arch) as a:
+        q = [x for x in a.quarantines() if x["id"] == j["quarantine"]][0]
+        assert q["device"] == DEV + ".key1" and q["reason"] == "retired key"
+        assert a.max_seq(DEV + ".key1") == held and a.max_seq(DEV) is None
+    assert verify_archive(arch)["verdict"] != "NOT_OK"
+
+
+def test_names_with_c1_or_bidi_controls_are_refused(arch):
+    """F8: --by, --reason and --technician refuse C1 controls and bidi overrides (a name
+    that reverses or erases a line of `station devices`)."""
+    k1 = rw.raw_pub(rw.key_from_seed(b"\x01" * 32))
+    assert sealcam("station", "register", "--archive", arch, "--device", DEV, "--key",
+                   k1.hex()).returncode == 0
+    for by, reason in (("Sgt\x85Zhang", "lost"), ("Sgt Z", "lost\u202e gnaZ"),
+                       ("Sgt\u2066Z", "x"), ("Sgt Z", "lost\x9b2K")):
+        r = sealcam("station", "revoke", "--archive", arch, "--device", DEV, "--reason",
+                    reason, "--by", by)
+        assert r.returncode == 3 and "printable" in r.stderr, (by, reason, r.stderr)
+        if by != "Sgt Z":
+            r = sealcam("station", "rekey", "--archive", arch, "--device", DEV, "--key",
+                        rw.raw_pub(rw.key_from_seed(b"\x09" * 32)).hex(), "--by", by)
+            assert r.returncode == 3 and "printable" in r.stderr, r.stderr
+    p = sealcam("provision", "--port", "/dev/null", "--archive", arch, "--device-id",
+                "SC-X1", "--technician", "Wang\u202eLi", "--installed")
+    assert p.returncode == 3 and "--technician" in p.stderr
+    # a name logged before this rule is printed escaped
+    with Archive(arch) as a:
+        with a.tx():
+            from host_tools.archive.common import utcnow
+            from host_tools.tlog import events
+            a._device_event(events.device_revoked(utcnow(), DEV, "x\u202ey", "Sgt\x1b[2J"))
+        a.log().sign()
+    out = sealcam("station", "devices", "--archive", arch).stdout
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[2J" in out, out

@@ -103,6 +103,9 @@ def bulk_offload(sd, arch, pub):
         if not line.startswith("PORT "):
             raise SystemExit("sim serve did not start: " + srv.stderr.read()[-3000:])
         os.sync()                  # the card's boot writes on disk before the clock starts
+        # the virtual recorder names its card folder as the volume: the station reads a
+        # folder a recorder names only when its operator opted in (SPEC §8.8)
+        os.environ["SEALCAM_SIM_VOLUME"] = "1"
         sm = offload(line.split()[1], arch, progress=False, say=lambda m: None)
     finally:
         srv.terminate()
