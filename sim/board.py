@@ -44,8 +44,8 @@ Python API (tests, hw_tests/conftest.py):
     `with sim.board.start(dir) as board:` stops it at the end.
 
     sim.board.install(dir, firmware=True) -> [names written to DIR/flash]
-        the firmware modules (firmware/*.py, main.py included) and board.py
-        (sim/hal/vboard.py), as sources (`sealcam flash --board virtual` compiles them and
+        main.py, the firmware package as lib/sealcamfw/ (firmware/sealcamfw/*.py) and
+        board.py (sim/hal/vboard.py), as sources (`sealcam flash --board virtual` compiles them and
         writes the firmware manifest instead).
     sim.board.firmware_files() -> [(host path, name on the flash)]
 
