@@ -20,7 +20,8 @@
 //            runs (the RTC's backup domain).
 // --mode     boot: run /flash/boot.py and /flash/main.py, then the friendly REPL; raw: the
 //            raw REPL at once, no main.py (a soft reset from the raw REPL, as on a board).
-// --pending HEX  bytes the host sent before a reset that the last VM had not taken yet.
+// --pending HEX  bytes the host sent before a reset that the last VM had not taken yet
+//            (a Ctrl-C its program took as an interrupt but never saw included).
 // Exit status: 0 stopped; 10 soft reset asked in the friendly REPL; 12 soft reset asked in
 // the raw REPL; 11 machine.reset(); 2 the folders are too large or unreadable. The parent
 // restarts the VM on 10/11/12 with the files kept, on the same pty.
