@@ -267,7 +267,18 @@ def _session(port, a, device_id, host_name, timeout, wait, rekey=False):
                 raise ProvisionError(EXIT_USAGE, str(e)) from None
             time.sleep(0.5)
     try:
-        dev_id, row = hello_step(c, a, host_name, register=True)
+        while True:
+            # the port opens as soon as the board's USB is back, but its firmware answers
+            # only once main.py has booted (imports, store, self-check), which on a slow or
+            # loaded machine takes longer than one HELLO's budget (its re-sends): keep
+            # asking until the recorder answers or the boot wait is over
+            try:
+                dev_id, row = hello_step(c, a, host_name, register=True)
+                break
+            except SessionError as e:
+                if e.status != "link_broken" or not e.message.startswith("no answer") \
+                        or time.monotonic() >= deadline:
+                    raise
         if dev_id != device_id:
             raise ProvisionError(EXIT_NOT_OK, "the recorder on %s reports the id %s, not %s that "
                                  "was installed: nothing registered; check the port and install "

@@ -95,11 +95,21 @@ class Target:
     def reset(self, timeout=60):
         """Hard reset (machine.reset through mpremote), then wait until the board answers
         mpremote again (a USB port comes back; main.py boots and yields to Ctrl-C)."""
-        boots = self.vboard.boots if self.vboard else 0
+        hard = self.vboard.resets.count("hard") if self.vboard else 0
         self.mp("reset", timeout=30)
-        if self.vboard is not None:
-            assert self.vboard.wait_boots(boots + 1, timeout), "the virtual board did not restart"
         end = time.monotonic() + timeout
+        if self.vboard is not None:
+            # `mpremote reset` soft-resets into the raw REPL (a VM start of its own), runs
+            # "time.sleep_ms(100); machine.reset()" and leaves without waiting for it: wait
+            # for the hard reset itself and the VM it starts, not for the next boot (the
+            # soft reset's), or the next mpremote talks to the board that is resetting
+            while self.vboard.resets.count("hard") <= hard and time.monotonic() < end \
+                    and self.vboard.alive():
+                time.sleep(0.05)
+            assert self.vboard.resets.count("hard") > hard, "the virtual board did not reset"
+            assert self.vboard.wait_boots(len(self.vboard.resets) + 1,
+                                          max(1, end - time.monotonic())), \
+                "the virtual board did not restart"
         last = None
         while time.monotonic() < end:
             if os.path.exists(self.port):

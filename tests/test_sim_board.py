@@ -147,6 +147,27 @@ def test_the_firmware_runs_the_dock_link_and_ctrl_c_gives_the_repl(tmp_path):
     os.remove(os.path.join(d, "flash", "production"))
 
 
+def test_a_ctrl_c_sent_while_the_board_resets_reaches_the_next_boot(tmp_path):
+    # mpremote's reset runs "time.sleep_ms(100); machine.reset()" and leaves; the next
+    # mpremote's Ctrl-C can arrive in that sleep (a loaded machine, a host that does not wait
+    # for the reset). The sleep takes it as a KeyboardInterrupt that the VM raises only at a
+    # jump, so machine.reset() ran first and the Ctrl-C was lost: the new board ran main.py
+    # and the next mpremote waited forever. The sleep is widened here so the race is certain.
+    d = str(tmp_path / "b")
+    vboard.install(d)
+    with vboard.start(d) as b:
+        key = os.path.join(b.flash, "key.bin")
+        end = time.monotonic() + 120
+        while not os.path.exists(key) and time.monotonic() < end:
+            time.sleep(0.2)             # main.py is up (it makes the device key first)
+        hard = b.resets.count("hard")
+        ok(b.port, "exec", "--no-follow",
+           "import time, machine; time.sleep_ms(1500); machine.reset()")
+        out = ok(b.port, "exec", "print('up', 6*7)", timeout=60)   # sent during the sleep
+        assert "up 42" in out
+        assert b.resets.count("hard") == hard + 1      # it did reset in between
+
+
 def test_bad_board_folder_is_one_line(tmp_path):
     d = tmp_path / "b"
     d.mkdir()

@@ -20,7 +20,8 @@
 //            runs (the RTC's backup domain).
 // --mode     boot: run /flash/boot.py and /flash/main.py, then the friendly REPL; raw: the
 //            raw REPL at once, no main.py (a soft reset from the raw REPL, as on a board).
-// --pending HEX  bytes the host sent before a reset that the last VM had not taken yet.
+// --pending HEX  bytes the host sent before a reset that the last VM had not taken yet
+//            (a Ctrl-C its program took as an interrupt but never saw included).
 // Exit status: 0 stopped; 10 soft reset asked in the friendly REPL; 12 soft reset asked in
 // the raw REPL; 11 machine.reset(); 2 the folders are too large or unreadable. The parent
 // restarts the VM on 10/11/12 with the files kept, on the same pty.
@@ -66,6 +67,13 @@ const tmp = Buffer.alloc(65536);
 if (opt.pending) { const b = Buffer.from(opt.pending, "hex"); if (b.length) { rxq.push(b); rxBytes += b.length; } }
 let inPython = false;         // a program runs (Ctrl-C may interrupt it)
 let interrupted = false;      // a Ctrl-C was scheduled as KeyboardInterrupt: a sleep ends
+// The input a scheduled KeyboardInterrupt took (what came before the Ctrl-C, and the
+// Ctrl-C), until the program it was meant for has ended. The VM raises a scheduled
+// exception only at a jump, so straight-line code such as mpremote's reset
+// ("time.sleep_ms(100); machine.reset()") may reset before it is raised: the Ctrl-C then
+// belongs to the next VM (the host's next mpremote sent it), not to the program that
+// never saw it. stop() hands these bytes on with the rest of the input.
+let intrTaken = null;
 
 function pollIn() {
   for (let i = 0; i < 16 && rxBytes < (8 << 20); i++) {
@@ -84,6 +92,7 @@ function pollIn() {
       // it is taken out of the input, the bytes after it stay for the REPL
       const k = b.indexOf(3);
       if (k >= 0) {
+        intrTaken = Buffer.concat([intrTaken || Buffer.alloc(0), ...rxq, b.subarray(0, k + 1)]).subarray(-(1 << 16));
         rxq.length = 0; rxBytes = 0;          // what came before it is dropped, as on a board
         b = b.subarray(k + 1);
         Module._mp_sched_keyboard_interrupt();
@@ -172,10 +181,11 @@ function pollCtl() {
 function stop(code) {
   stopping = true;
   flushOut();
-  if (code >= 10 && rxBytes) {
+  if (code >= 10 && (rxBytes || intrTaken)) {
     // a reset: what the host sent that the board has not taken yet goes to the next VM
-    // (sim/board.py passes it on with --pending), as it would wait in a port's buffer
-    const left = Buffer.concat(rxq).subarray(0, 1 << 16);
+    // (sim/board.py passes it on with --pending), as it would wait in a port's buffer;
+    // so does a Ctrl-C taken for a program that reset before it saw the interrupt
+    const left = Buffer.concat([...(intrTaken ? [intrTaken] : []), ...rxq]).subarray(0, 1 << 16);
     process.stderr.write("BOARD-PENDING " + left.toString("hex") + "\n");
   }
   try { syncOut(); } catch (e) { process.stderr.write("board: could not write the files back: " + e.message + "\n"); code = code || 1; }
@@ -379,6 +389,7 @@ function runFile(name) {
     for (const c of Buffer.from(msg.replace(/\n/g, "\r\n"))) putByte(c);
   }
   inPython = false;
+  intrTaken = null;                      // the program has ended: its interrupt is spent
   flushOut();
 }
 if (opt.mode !== "raw") {
@@ -408,6 +419,7 @@ function feed(c) {
   inPython = true;
   const r = mp.replProcessChar(c);
   inPython = false;
+  intrTaken = null;                      // what ran has ended: its interrupt is spent
   if (r) {                              // a soft reset: the same files, a fresh VM
     emit("MPY: soft reboot\r\n");
     stop(rawMode ? 12 : 10);
@@ -467,3 +479,4 @@ for (;;) {
     else await new Promise((res) => setTimeout(res, host ? 3 : 20));
   }
 }
+
