@@ -21,12 +21,11 @@ _START_MIN = const(131072)   # free bytes a start needs (a write keeps 64 KiB in
 
 
 def _mem_free():
-    try:
-        import gc
-        gc.collect()
-        return gc.mem_free()
-    except AttributeError:      # CPython: no fixed heap
-        return 1 << 30
+    import gc
+    if not hasattr(gc, "mem_free"):   # CPython: no fixed heap (and no full collection,
+        return 1 << 30                # which costs much in a large test process)
+    gc.collect()
+    return gc.mem_free()
 
 
 class _NoUI:
