@@ -324,15 +324,7 @@ class _SignedLifecycle:
         self.size = n
 
     def status(self, d):
-        if d in self.retired:
-            return "retired"
-        st = "active"
-        for e in self.lifecycle.get(d, ()):
-            if e.get("type") == "device_revoked":
-                st = "revoked"
-            elif e.get("type") == "device_rekeyed":
-                st = "active"
-        return st
+        return events.device_status(self.retired, self.lifecycle, d)
 
 
 def lifecycle_check(a, st) -> list:

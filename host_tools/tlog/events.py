@@ -96,3 +96,18 @@ def firmware_seen(at, device, fw: bytes) -> dict:
     """The recorder reported a firmware manifest hash (HELLO `fw`) other than the last one
     the log holds for it."""
     return {"type": "firmware_seen", "at": at, "device": device, "fw": bytes(fw)}
+
+
+def device_status(retired, lifecycle, d):
+    """'active', 'revoked' or 'retired' (the history of a re-keyed device's old key), from
+    the ids retired by re-keys and each device's lifecycle events in log order: the last
+    revocation or re-key decides."""
+    if d in retired:
+        return "retired"
+    st = "active"
+    for e in lifecycle.get(d, ()):
+        if e.get("type") == "device_revoked":
+            st = "revoked"
+        elif e.get("type") == "device_rekeyed":
+            st = "active"
+    return st

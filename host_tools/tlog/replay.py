@@ -7,6 +7,8 @@ database from it and the signed records.
 """
 from __future__ import annotations
 
+from . import events
+
 __all__ = ["State", "replay"]
 
 
@@ -90,15 +92,7 @@ class State:
 
     def status(self, d):
         """'active', 'revoked' or 'retired' (the history of a re-keyed device's old key)."""
-        if d in self.retired:
-            return "retired"
-        st = "active"
-        for e in self.lifecycle.get(d, ()):
-            if e.get("type") == "device_revoked":
-                st = "revoked"
-            elif e.get("type") == "device_rekeyed":
-                st = "active"
-        return st
+        return events.device_status(self.retired, self.lifecycle, d)
 
     def apply(self, i, e):
         t, at = e.get("type"), e.get("at")
