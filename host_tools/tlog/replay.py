@@ -25,6 +25,7 @@ class State:
         self.problems = []      # events that contradict earlier ones (index, what)
         self.holders = {}       # key -> recorder ids that held it (a key is one recorder's)
         self.adopted = None     # the `adopt` entry of an archive older than its log
+        self.clerk = 0          # clerk events (SPEC §14): the catalogue replays them
         self.size = 0
 
     def _dev(self, i, e):
@@ -171,8 +172,15 @@ class State:
             self.adopted = {"entry": i, "at": at, "devices": e.get("devices")}
         elif t == "quarantine":
             self.quarantines[e.get("id")] = {k: v for k, v in e.items() if k != "type"}
+        elif t in _clerk_types():
+            self.clerk += 1             # the catalogue's (host_tools.catalogue, SPEC §14)
         else:
             self.problems.append("log entry %d has an unknown type %r" % (i, t))
+
+
+def _clerk_types():
+    from ..catalogue.events import CLERK_TYPES
+    return CLERK_TYPES
 
 
 def replay(log, size: int | None = None) -> State:
