@@ -142,8 +142,8 @@ import sqlite3
 import urllib.parse
 
 from . import records as R
-from .report_items import (_SECTIONS, ReportError, _Dev, _Sel, _as_date, _device_items,
-                           _iso, _num, _problems, _summary)
+from .report_items import (_SECTIONS, ReportError, _Sel, _as_date, _device_items, _iso,
+                           _num, _problems, _summary, load_dev)
 
 __all__ = ["build_report", "add_arguments", "run", "exit_code", "to_text", "to_csv",
            "ReportError",
@@ -335,20 +335,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
                                              "from the index"})
         for did in ids:
             try:
-                dev = db.execute("SELECT pubkey, last_head_seq FROM devices WHERE id = ?",
-                                 (did,)).fetchone()
-                rows = db.execute("SELECT seq, stored_at, data FROM records WHERE device = ? "
-                                  "ORDER BY seq", (did,))
-                key, head, logged = bytes(dev["pubkey"] or b""), dev["last_head_seq"], None
-                if signed is not None:
-                    sd = signed.devices.get(did)
-                    if sd is None:
-                        key, logged = b"", {}    # not registered in the log: nothing verifies
-                    else:
-                        key, head = bytes(sd["key"]), sd["head_seq"]
-                        logged = signed.records.get(did, {})
-                d = _Dev(did, rows, key, head, logged,
-                         log_signed=signed is not None and signed.signed)
+                d = load_dev(db, did, signed)
                 if d.unverified is not None:
                     unverified.append(d.unverified)
             except sqlite3.DatabaseError as e:

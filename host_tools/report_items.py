@@ -247,6 +247,27 @@ class _Dev:
         return self.recs[-1][0] if self.recs else None
 
 
+def load_dev(db, did, signed):
+    """Device ``did``'s verified records (a _Dev) from the open archive.sqlite ``db``: its
+    key, last head and the records it stored (hash, stored_at) from the replayed station
+    log ``signed`` (report._station_facts; None: from archive.sqlite, unproven). The one
+    reading of an archived chain that the report and the catalogue
+    (host_tools.catalogue.recordings) share. Raises sqlite3.DatabaseError."""
+    dev = db.execute("SELECT pubkey, last_head_seq FROM devices WHERE id = ?",
+                     (did,)).fetchone()
+    rows = db.execute("SELECT seq, stored_at, data FROM records WHERE device = ? "
+                      "ORDER BY seq", (did,))
+    key, head, logged = bytes(dev["pubkey"] or b""), dev["last_head_seq"], None
+    if signed is not None:
+        sd = signed.devices.get(did)
+        if sd is None:
+            key, logged = b"", {}    # not registered in the log: nothing verifies
+        else:
+            key, head = bytes(sd["key"]), sd["head_seq"]
+            logged = signed.records.get(did, {})
+    return _Dev(did, rows, key, head, logged, log_signed=signed is not None and signed.signed)
+
+
 class _Sel:
     def __init__(self, officer, since, until):
         self.officer = officer
