@@ -5,9 +5,18 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm
 
-.PHONY: demo test bench setup clean voices hw-test
+.PHONY: demo test bench setup clean voices hw-test system
 
-setup: $(STAMP) $(MPVM)
+setup: $(STAMP) $(MPVM) system
+
+# Debian packages the tests use: PostgreSQL (tests/pgserver.py starts its own server),
+# installed with apt-get when missing and allowed (CI runs as root)
+system:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "make setup: PostgreSQL is not installed; install Debian's postgresql (the PostgreSQL tests skip without it)"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)

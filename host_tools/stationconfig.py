@@ -96,6 +96,57 @@ class Key:
     help: str = ""
 
 
+DEFAULT_NUMBER_PATTERN = "{agency}-{date}-{party}-{step}-{serial}"
+NUMBER_FIELDS = ("agency", "date", "party", "step", "serial")
+# R12: kept permanently when the record concerns one of these (000 §8(3); 001 §19; 002 §15;
+# 004 §21); the words are the catalogue's event types (host_tools/catalogue/tags.py)
+DEFAULT_PERMANENT_TYPES = ["case_evidence", "obstruction", "mass_incident", "major_case",
+                           "dispute", "complaint", "petition", "review", "lawsuit",
+                           "public_interest", "personal_safety"]
+
+
+def _number_pattern(v):
+    import string
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+    except ValueError as e:
+        return "is not a valid pattern (%s)" % e
+    bad = sorted(set(names) - set(NUMBER_FIELDS))
+    if bad:
+        return "names unknown fields %s (known: %s)" % (", ".join(bad), ", ".join(
+            "{%s}" % f for f in NUMBER_FIELDS))
+    missing = [f for f in NUMBER_FIELDS if f not in names]
+    if missing:
+        return "lacks %s: an archive number holds the agency, the recording date, the party, " \
+               "the enforcement step (R11) and a serial" % ", ".join("{%s}" % f for f in missing)
+    if len(v) > 200:
+        return "is longer than 200 characters"
+    return None
+
+
+def _agency_code(v):
+    if not re.fullmatch(r"[A-Za-z0-9\u4e00-\u9fff]{1,32}", v):
+        return "must be 1 to 32 letters, digits or Chinese characters"
+    return None
+
+
+def _months(v):
+    return None if 6 <= v <= 1200 else "must be 6 to 1200 months (R12: at least 6)"
+
+
+def _words(v):
+    if len(v) > 64 or not all(isinstance(w, str) and re.fullmatch(r"[a-z_]{1,32}", w)
+                              for w in v):
+        return "must be a list of at most 64 words of a-z and _"
+    return None
+
+
+def _db_url(v):
+    if not re.match(r"(sqlite|postgresql(\+psycopg)?)://", v) or len(v) > 500:
+        return "must be a sqlite:/// or postgresql:// URL (docs/station-config.md)"
+    return None
+
+
 SECTIONS = {
     "officer": {
         "id_pattern": Key(str, DEFAULT_OFFICER_PATTERN, _pattern,
@@ -111,6 +162,28 @@ SECTIONS = {
         "bitrate_bps": Key(int, DEFAULT_BITRATE, _bitrate,
                            "the recorders' `bitrate` setting: `sealcam status` gives free "
                            "storage in minutes at this rate"),
+    },
+    "agency": {
+        "code": Key(str, "AGENCY", _agency_code,
+                    "the agency's code in archive numbers (R11), e.g. FZMC"),
+        "name": Key(str, "", None, "the agency's name, printed on reports and labels"),
+    },
+    "archive_number": {
+        "pattern": Key(str, DEFAULT_NUMBER_PATTERN, _number_pattern,
+                       "how an archive number is made from {agency} {date} (YYYYMMDD) "
+                       "{party} {step} {serial}"),
+    },
+    "retention": {
+        "ordinary_months": Key(int, 24, _months,
+                               "how long an ordinary recording is kept (R12: 24; one "
+                               "agency's rule allows 6)"),
+        "permanent_event_types": Key(list, DEFAULT_PERMANENT_TYPES, _words,
+                                     "event types whose recordings are kept permanently"),
+    },
+    "catalogue": {
+        "url": Key(str, "", _db_url,
+                   "where the catalogue lives: empty for ARCHIVE/catalogue.sqlite, or a "
+                   "postgresql:// URL"),
     },
 }
 
@@ -199,7 +272,7 @@ def load(archive_dir) -> StationConfig:
                     _show(k)[:80], sname, ", ".join(keys))))
             if type(v) is not spec.type:
                 raise StationConfigError(bad % ("[%s] %s must be %s, not %s" % (
-                    sname, k, {str: "a string", int: "a whole number"}.get(
+                    sname, k, {str: "a string", int: "a whole number", list: "a list"}.get(
                         spec.type, spec.type.__name__), _show(v)[:80])))
             why = spec.check(v) if spec.check is not None else None
             if why is not None:

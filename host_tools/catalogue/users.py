@@ -1,0 +1,257 @@
+"""Named users of the station, their roles, and how each proves who it is (SPEC §14.2).
+
+Roles (what each may do is PERMISSIONS below):
+    clerk          files recordings: metadata, archive numbers, cases, documents, requests
+    archive_head   the custodian: what a clerk does, plus users, holds, approving disposals
+    unit_leader    leads an enforcement unit: cases, holds, approving disposals
+    bureau_chief   heads the bureau: approves disposals, manages users
+    technician     provisions and flashes recorders; reads the catalogue
+    auditor        reads everything, changes nothing
+    officer        an officer at check-in: metadata of the recordings he or she made
+
+A user proves who it is by a password (argon2id, argon2-cffi; the log keeps only the hash,
+salted and memory-hard, never the password) or by the operating-system account it was
+bound to (`--os-account`: the login running the command). A row of the users table is
+trusted only as far as the signed log entry it names says the same.
+
+The first user of an archive is added by whoever holds the station key (the operating-system
+account that can read ARCHIVE/station.key): the event names it "os:LOGIN".
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import re
+
+import sqlalchemy as sa
+
+from . import db, store
+from ..i18n import _
+from .events import base, field
+
+__all__ = ["ROLES", "PERMISSIONS", "User", "AuthError", "add_event", "change_event",
+           "password_event", "authenticate", "require", "hash_password", "os_login",
+           "bootstrap_user", "list_users"]
+
+ROLES = ("clerk", "archive_head", "unit_leader", "bureau_chief", "technician", "auditor",
+         "officer")
+_FILERS = ("clerk", "archive_head")
+PERMISSIONS = {
+    "tag": _FILERS + ("officer",),
+    "number": _FILERS,
+    "case": _FILERS + ("unit_leader",),
+    "document": _FILERS,
+    "hold": ("archive_head", "unit_leader", "bureau_chief"),
+    "dispose_request": _FILERS,
+    "dispose_approve": ("archive_head", "unit_leader", "bureau_chief"),
+    "users": ("archive_head", "bureau_chief"),
+    "read": ROLES,
+}
+NAME_RE = re.compile(r"[a-z][a-z0-9._-]{1,31}")
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+
+
+class AuthError(store.CatalogueError):
+    """Who is asking could not be established (exit 5)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    display: str = ""
+    how: str = "password"          # password | os | station (the station key's holder)
+
+
+def os_login() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid%d" % os.geteuid()
+
+
+def hash_password(password: str) -> str:
+    from argon2 import PasswordHasher
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise AuthError(_("a password has %(min)d to %(max)d characters")
+                        % {"min": PASSWORD_MIN, "max": PASSWORD_MAX})
+    return PasswordHasher().hash(password)
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise store.CatalogueError(
+            _("user name %(name)r is not allowed: 2 to 32 characters, lower-case letters, "
+              "digits, '.', '_' or '-', starting with a letter") % {"name": str(name)[:40]})
+
+
+def _check_role(role):
+    if role not in ROLES:
+        raise store.CatalogueError(_("unknown role %(role)r (roles: %(roles)s)")
+                                   % {"role": str(role)[:40], "roles": ", ".join(ROLES)})
+
+
+# -- events ------------------------------------------------------------------------------
+
+def add_event(name, role, display="", *, password=None, os_account=None, at=None):
+    _check_name(name)
+    _check_role(role)
+    if password is None and os_account is None:
+        raise store.CatalogueError(_("user %(name)s needs a password or an OS account to "
+                                     "sign in with") % {"name": name})
+    return base("user_added", at, None, user=name, role=role, display=display or name,
+                pw_hash=hash_password(password) if password is not None else None,
+                os_account=os_account)
+
+
+def change_event(name, *, role=None, active=None, os_account=None, at=None):
+    _check_name(name)
+    if role is not None:
+        _check_role(role)
+    return base("user_changed", at, None, user=name, role=role, active=active,
+                os_account=os_account)
+
+
+def password_event(name, password, at=None):
+    _check_name(name)
+    return base("user_password", at, None, user=name, pw_hash=hash_password(password))
+
+
+def _row(conn, name):
+    return conn.execute(sa.select(db.users).where(db.users.c.name == name)).mappings().first()
+
+
+@store.handles("user_added", permission="users")
+class _Added:
+    @staticmethod
+    def check(cat, conn, e):
+        name = field(e, "user", str)
+        _check_name(name)
+        _check_role(field(e, "role", str))
+        field(e, "display", str)
+        field(e, "pw_hash", str, optional=True, max_len=512)
+        field(e, "os_account", str, optional=True, max_len=64)
+        if _row(conn, name) is not None:
+            raise store.CatalogueError(_("user %(name)s exists already (names are never "
+                                         "reused)") % {"name": name})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.users.insert().values(
+            name=e["user"], event=i, display=e["display"], role=e["role"],
+            os_account=e.get("os_account"), pw_hash=e.get("pw_hash"), active=True,
+            added_by=e["by"], added_at=e["at"]))
+
+
+@store.handles("user_changed", permission="users")
+class _Changed:
+    @staticmethod
+    def check(cat, conn, e):
+        name = field(e, "user", str)
+        if _row(conn, name) is None:
+            raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+        r = field(e, "role", str, optional=True)
+        if r is not None:
+            _check_role(r)
+        field(e, "active", bool, optional=True)
+        field(e, "os_account", str, optional=True, max_len=64)
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        vals = {k: e[k] for k in ("role", "active", "os_account") if k in e}
+        conn.execute(db.users.update().where(db.users.c.name == e["user"])
+                     .values(event=i, **vals))
+
+
+@store.handles("user_password", permission="users")
+class _Password:
+    @staticmethod
+    def check(cat, conn, e):
+        name = field(e, "user", str)
+        field(e, "pw_hash", str, max_len=512)
+        if _row(conn, name) is None:
+            raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.users.update().where(db.users.c.name == e["user"])
+                     .values(event=i, pw_hash=e["pw_hash"]))
+
+
+# -- who is asking -----------------------------------------------------------------------
+
+def require(user, permission, event=None):
+    """Refuse (PermissionRefused) unless ``user`` may do ``permission``."""
+    if not isinstance(user, User):
+        raise AuthError(_("this needs a signed-in user (--user NAME)"))
+    if user.how == "station":
+        if permission == "users" and event is not None and event.get("type") == "user_added":
+            return
+        raise store.PermissionRefused(_("the station key's holder may only add the first "
+                                        "user; sign in as a user (--user NAME)"))
+    allowed = PERMISSIONS.get(permission, ())
+    if user.role not in allowed:
+        raise store.PermissionRefused(
+            _("user %(name)s (%(role)s) may not do this: it needs the role %(roles)s")
+            % {"name": user.name, "role": user.role, "roles": " / ".join(allowed)})
+
+
+def _logged_hash(cat, row):
+    """The argon2 hash the signed log entry behind ``row`` states (None if it says none)."""
+    e = cat.entry(row["event"])
+    if not isinstance(e, dict) or e.get("user") != row["name"]:
+        return False
+    if e.get("type") == "user_changed":   # a later role change: find the last hash event
+        for i, _b, x in cat.archive.log().entries(0, row["event"]):
+            if x.get("user") == row["name"] and x.get("type") in ("user_added",
+                                                                 "user_password"):
+                e = x
+    return e.get("pw_hash")
+
+
+def authenticate(cat, name, password=None):
+    """The User ``name`` proves to be: by ``password``, or (None) by the OS account the user
+    is bound to. Raises AuthError (one line, never saying which part was wrong)."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import Argon2Error, InvalidHashError
+    cat.sync()
+    with cat.engine.connect() as conn:
+        row = _row(conn, name) if isinstance(name, str) else None
+    refused = AuthError(_("user %(name)s could not be signed in (unknown user, inactive, or "
+                          "wrong password or OS account)") % {"name": str(name)[:40]})
+    if row is None or not row["active"]:
+        raise refused
+    if password is None:
+        if row["os_account"] and row["os_account"] == os_login():
+            return User(row["name"], row["role"], row["display"], "os")
+        raise refused
+    if not row["pw_hash"] or _logged_hash(cat, row) != row["pw_hash"]:
+        raise refused
+    try:
+        PasswordHasher().verify(row["pw_hash"], password)
+    except (Argon2Error, InvalidHashError):
+        raise refused from None
+    return User(row["name"], row["role"], row["display"], "password")
+
+
+def bootstrap_user(cat):
+    """The station key's holder, allowed to add the first user only (no user exists)."""
+    with cat.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(db.users)).scalar_one()
+    if n:
+        raise AuthError(_("this archive has users: sign in as one of them (--user NAME)"))
+    if not os.access(os.path.join(cat.archive_dir, "station.key"), os.R_OK):
+        raise AuthError(_("only the holder of the station key (%(path)s) may add the first "
+                          "user") % {"path": os.path.join(cat.archive_dir, "station.key")})
+    return User("os:" + os_login(), "archive_head", os_login(), "station")
+
+
+def list_users(cat):
+    cat.sync()
+    with cat.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            sa.select(db.users.c.name, db.users.c.display, db.users.c.role,
+                      db.users.c.os_account, db.users.c.active, db.users.c.added_by,
+                      db.users.c.added_at).order_by(db.users.c.name)).mappings()]
