@@ -9,18 +9,24 @@ import io
 import json
 import os
 import sys
+import unicodedata
 
+from . import report_words as W
+from .i18n import N_, _, ngettext
 from .records import printable
 from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code, write_clips
 from .report_items import _SECTIONS, ReportError, _day, _positive
 
 # --- output ------------------------------------------------------------------------------
+# Every word of the text form is in the user's language (host_tools.i18n); the JSON and
+# CSV forms are machine formats and stay as they are. What the report's builders wrote as
+# sentences (problems, explanations, notes) is translated by report_words.
 
 def _cell(x):
     if x is None:
         return "-"
     if isinstance(x, bool):
-        return "yes" if x else "no"
+        return _("yes") if x else _("no")
     if isinstance(x, list):
         return "/".join(_cell(v) for v in x) if x else "-"
     return str(x)
@@ -31,21 +37,30 @@ def _t(iso):
     return "-" if not iso else iso[:10] + " " + iso[11:19] + "Z"
 
 
+def _width(s):
+    """Columns ``s`` takes on a terminal: a wide (CJK) character takes two."""
+    if s.isascii():
+        return len(s)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else
+               0 if unicodedata.combining(c) else 1 for c in s)
+
+
 def _table(headers, rows, indent="  "):
+    headers = [_(h) for h in headers]
     rows = [[_cell(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+    widths = [max(_width(h), *(_width(r[i]) for r in rows)) if rows else _width(h)
               for i, h in enumerate(headers)]
     lines = []
     for r in [headers] + rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        cells = [c + " " * (w - _width(c)) for c, w in zip(r, widths)]
         lines.append((indent + "  ".join(cells)).rstrip())
     return lines
 
 
-def _section(title, items, headers, row, empty="none"):
-    out = ["", "%s (%d)" % (title, len(items))]
+def _section(title, items, headers, row, empty=N_("none")):
+    out = ["", "%s (%d)" % (_(title), len(items))]
     if not items:
-        out.append("  " + empty)
+        out.append("  " + _(empty))
         return out
     return out + _table(headers, [row(it) for it in items])
 
@@ -54,31 +69,49 @@ def _at(at, at_byte):
     if not at:
         return "-"
     s = "%d:%d+%d" % tuple(at)
-    return s + (" (byte %d)" % at_byte if at_byte is not None else "")
+    return s + (_(" (byte %(byte)d)") % {"byte": at_byte} if at_byte is not None else "")
 
 
-def to_text(rep):
+def _secs(x):
+    return _("%(s)s s") % {"s": "%g" % x} if x is not None else _("%(s)s s") % {"s": "?"}
+
+
+def _head(rep):
     f = rep["filters"]
     sel = []
     if f["devices"]:
-        sel.append("device " + ", ".join(f["devices"]))
+        sel.append(_("device %(devices)s") % {"devices": ", ".join(f["devices"])})
     if f["officer"]:
-        sel.append("officer " + f["officer"])
+        sel.append(_("officer %(officer)s") % {"officer": f["officer"]})
     if f["from"] or f["to"]:
-        sel.append("days %s to %s (UTC, by record time)" % (f["from"] or "start",
-                                                              f["to"] or "end"))
-    out = ["sealcam compliance report",
-           "archive:    %s%s" % (rep["archive"], " (id %s)" % rep["archive_id"]
-                                 if rep["archive_id"] else ""),
-           "generated:  %s" % rep["generated_at"],
-           "selection:  %s" % ("; ".join(sel) or "every record"),
-           "devices:    %s" % (", ".join(rep["devices"]) or "none"),
-           "offload limit: %s h (R8)" % f["offload_limit_h"],
-           "integrity:  %s" % rep["integrity"]]
+        sel.append(_("days %(from)s to %(to)s (UTC, by record time)")
+                   % {"from": f["from"] or _("start"), "to": f["to"] or _("end")})
+    if rep["archive_id"]:
+        archive = _("archive:    %(archive)s (id %(id)s)") % {"archive": rep["archive"],
+                                                              "id": rep["archive_id"]}
+    else:
+        archive = _("archive:    %(archive)s") % {"archive": rep["archive"]}
+    out = [_("sealcam compliance report"),
+           archive,
+           _("generated:  %(time)s") % {"time": rep["generated_at"]},
+           _("selection:  %(selection)s") % {"selection": _("; ").join(sel)
+                                              or _("every record")},
+           _("devices:    %(devices)s") % {"devices": ", ".join(rep["devices"]) or _("none")},
+           _("offload limit: %(hours)s h (R8)") % {"hours": f["offload_limit_h"]},
+           _("integrity:  %(integrity)s") % {
+               "integrity": W.sentence(rep["integrity"], W.INTEGRITY_TEXT)}]
     for n in rep["notes"]:
-        out.append("note:       %s" % n)
+        out.append(_("note:       %(note)s") % {"note": W.sentence(n, W.NOTE)})
+    return out
 
-    out += ["", "SUMMARY"]
+
+def _explanation(it):
+    return W.sentence(it["explanation"], W.EXPLANATION)
+
+
+def to_text(rep):
+    out = _head(rep)
+    out += ["", _("SUMMARY")]
     srows = []
     for did in rep["devices"]:
         s = rep["summary"][did]
@@ -87,92 +120,105 @@ def to_text(rep):
                       i["missing"], i["unexplained"], s["late_segments"], s["drift_flags"],
                       s["refusals"], s["recoveries"], m["important"], m["notice_given"],
                       m["bookmark"], s["unassigned_records"], s["problems"]])
-    out += _table(["device", "records", "segments", "interr.", "annotated", "missing",
-                   "unexplained", "late seg.", "drift", "refusals", "recoveries",
-                   "important", "notice", "bookmark", "unassigned", "problems"], srows)
+    out += _table([N_("device"), N_("records"), N_("segments"), N_("interr."),
+                   N_("annotated"), N_("missing"), N_("unexplained"), N_("late seg."),
+                   N_("drift"), N_("refusals"), N_("recoveries"), N_("important"),
+                   N_("notice"), N_("bookmark"), N_("unassigned"), N_("problems")], srows)
 
-    out += _section("INTERRUPTIONS", rep["interruptions"],
-                    ["device", "seq", "time", "officer", "unit", "reason", "segment", "at",
-                     "status", "explanation"],
+    out += _section(N_("INTERRUPTIONS"), rep["interruptions"],
+                    [N_("device"), N_("seq"), N_("time"), N_("officer"), N_("unit"),
+                     N_("reason"), N_("segment"), N_("at"), N_("status"),
+                     N_("explanation")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["officer"],
-                                it["unit"], it["reason"], it["segment"],
-                                _at(it["at"], it["at_byte"]), it["status"],
-                                it["explanation"]])
-    out += _section("LATE OFFLOADS", rep["late_offloads"],
-                    ["device", "segment", "officer", "captured", "first offloaded",
-                     "delay h", "limit h"],
+                                it["unit"], W.word(it["reason"]), it["segment"],
+                                _at(it["at"], it["at_byte"]), W.word(it["status"]),
+                                _explanation(it)])
+    out += _section(N_("LATE OFFLOADS"), rep["late_offloads"],
+                    [N_("device"), N_("segment"), N_("officer"), N_("captured"),
+                     N_("first offloaded"), N_("delay h"), N_("limit h")],
                     lambda it: [it["device"], it["segment"], it["officer"], _t(it["capture"]),
                                 _t(it["offloaded"]), "%.2f" % it["delay_h"], it["limit_h"]],
-                    empty="none: every selected segment reached the archive in time")
-    out += _section("CLOCK ADJUSTMENTS", rep["clock_adjustments"],
-                    ["device", "seq", "old", "new", "correction ms", "drift ms/day",
-                     "since h", "flag"],
+                    empty=N_("none: every selected segment reached the archive in time"))
+    out += _section(N_("CLOCK ADJUSTMENTS"), rep["clock_adjustments"],
+                    [N_("device"), N_("seq"), N_("old"), N_("new"), N_("correction ms"),
+                     N_("drift ms/day"), N_("since h"), N_("flag")],
                     lambda it: [it["device"], it["seq"], _t(it["old"]), _t(it["new"]),
                                 it["correction_ms"], it["drift_ms_per_day"],
                                 None if it["since_ms"] is None
                                 else "%.1f" % (it["since_ms"] / 3_600_000),
-                                "DRIFT" if it["drift_flag"] else ""])
-    out += _section("REFUSED OPERATIONS", rep["refusals"],
-                    ["device", "seq", "time", "op", "target", "source"],
-                    lambda it: [it["device"], it["seq"], _t(it["time"]), it["op"],
+                                W.word("DRIFT") if it["drift_flag"] else ""])
+    out += _section(N_("REFUSED OPERATIONS"), rep["refusals"],
+                    [N_("device"), N_("seq"), N_("time"), N_("op"), N_("target"),
+                     N_("source")],
+                    lambda it: [it["device"], it["seq"], _t(it["time"]), W.word(it["op"]),
                                 it["target"], it["source"]])
-    out += _section("POWER-LOSS RECOVERIES", rep["recoveries"],
-                    ["device", "seq", "time", "segment", "length", "signed", "recovered",
-                     "mismatch"],
+    out += _section(N_("POWER-LOSS RECOVERIES"), rep["recoveries"],
+                    [N_("device"), N_("seq"), N_("time"), N_("segment"), N_("length"),
+                     N_("signed"), N_("recovered"), N_("mismatch")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["segment"],
                                 it["length"], it["signed"], it["recovered"], it["mismatch"]])
-    out += _section("MARKS", rep["marks"],
-                    ["device", "seq", "time", "officer", "kind", "at", "phrase"],
+    out += _section(N_("MARKS"), rep["marks"],
+                    [N_("device"), N_("seq"), N_("time"), N_("officer"), N_("kind"), N_("at"),
+                     N_("phrase")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["officer"],
-                                it["kind"], _at(it["at"], it["at_byte"]), it["phrase"]])
-    out += _section("SHIFTS", rep["shifts"],
-                    ["device", "assign", "officer", "unit", "start", "end", "segments",
-                     "interr.", "marks"],
+                                W.word(it["kind"]), _at(it["at"], it["at_byte"]),
+                                it["phrase"]])
+    out += _section(N_("SHIFTS"), rep["shifts"],
+                    [N_("device"), N_("assign"), N_("officer"), N_("unit"), N_("start"),
+                     N_("end"), N_("segments"), N_("interr."), N_("marks")],
                     lambda it: [it["device"], it["seq"], it["officer"], it["unit"],
-                                _t(it["start"]), "open" if it["open"] else _t(it["end"]),
+                                _t(it["start"]), W.word("open") if it["open"]
+                                else _t(it["end"]),
                                 it["segments"], it["interruptions"], it["marks"]])
-    out += _section("UNASSIGNED RECORDING (NO_OFFICER while recording)",
+    out += _section(N_("UNASSIGNED RECORDING (NO_OFFICER while recording)"),
                     rep["unassigned_recording"],
-                    ["device", "records", "segments", "first seq", "first", "last seq",
-                     "last"],
+                    [N_("device"), N_("records"), N_("segments"), N_("first seq"),
+                     N_("first"), N_("last seq"), N_("last")],
                     lambda it: [it["device"], it["records"], it["segments"], it["first_seq"],
                                 _t(it["first_time"]), it["last_seq"], _t(it["last_time"])])
-    out += _section("SELF-CHECKS", rep["self_checks"],
-                    ["device", "seq", "time", "ready", "reasons", "battery %",
-                     "storage min"],
+    out += _section(N_("SELF-CHECKS"), rep["self_checks"],
+                    [N_("device"), N_("seq"), N_("time"), N_("ready"), N_("reasons"),
+                     N_("battery %"), N_("storage min")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]),
-                                "READY" if it["ready"] else "NOT_READY",
-                                ", ".join(it["reasons"]) or "-",
+                                W.word("READY" if it["ready"] else "NOT_READY"),
+                                ", ".join(W.words(it["reasons"])) or "-",
                                 it["facts"]["battery_pct"], it["facts"]["storage_min"]])
-    out += _section("RELEASES", rep["releases"],
-                    ["device", "seq", "time", "segment", "length", "receipt"],
+    out += _section(N_("RELEASES"), rep["releases"],
+                    [N_("device"), N_("seq"), N_("time"), N_("segment"), N_("length"),
+                     N_("receipt")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["segment"],
                                 it["length"], it["number"]])
-    out += ["", "STATEMENTS: HOW TO HEAR THEM (%d)" % len(rep["statements"])]
+    out += ["", _("STATEMENTS: HOW TO HEAR THEM (%(n)d)") % {"n": len(rep["statements"])}]
     for st in rep["statements"]:
-        out.append("  %s seq %s at %s: the statement for INTERRUPTION seq %s (%s), %s spoken"
-                   % (st["device"], st["seq"], _t(st["time"]), _cell(st["refers"]),
-                      _cell(st["reason"]), "%g s" % st["duration_s"]
-                      if st["duration_s"] is not None else "? s"))
+        out.append("  " + _("%(device)s seq %(seq)s at %(time)s: the statement for "
+                            "INTERRUPTION seq %(refers)s (%(reason)s), %(duration)s spoken")
+                   % {"device": st["device"], "seq": st["seq"], "time": _t(st["time"]),
+                      "refers": _cell(st["refers"]), "reason": _cell(W.word(st["reason"])),
+                      "duration": _secs(st["duration_s"])})
         if st["clip_file"]:
-            out.append("    written: %s (play: ffplay %s)" % (st["clip_file"], st["clip_file"]))
+            out.append("    " + _("written: %(file)s (play: ffplay %(file)s)")
+                       % {"file": st["clip_file"]})
         elif st["clip_error"]:
-            out.append("    no clip written: %s" % st["clip_error"])
+            out.append("    " + _("no clip written: %(error)s") % {"error": st["clip_error"]})
         else:
             out.append("    " + st["clip_command"])
     if not rep["statements"]:
-        out.append("  none")
+        out.append("  " + _("none"))
     if rep["unverified"]:
-        out += ["", "RECORDS LEFT OUT: THEY DO NOT VERIFY (%d device%s)" % (
-            len(rep["unverified"]), "" if len(rep["unverified"]) == 1 else "s")]
-        out += ["  %s: %d record(s) from seq %d: %s" % (u["device"], u["records"],
-                                                         u["first_seq"], u["reason"])
+        n = len(rep["unverified"])
+        out += ["", ngettext("RECORDS LEFT OUT: THEY DO NOT VERIFY (%(n)d device)",
+                             "RECORDS LEFT OUT: THEY DO NOT VERIFY (%(n)d devices)", n)
+                % {"n": n}]
+        out += ["  " + _("%(device)s: %(records)d record(s) from seq %(seq)d: %(reason)s")
+                % {"device": u["device"], "records": u["records"], "seq": u["first_seq"],
+                   "reason": W.sentence(u["reason"], W.UNVERIFIED)}
                 for u in rep["unverified"]]
-    out += ["", "PROBLEMS (%d)" % len(rep["problems"])]
+    out += ["", _("PROBLEMS (%(n)d)") % {"n": len(rep["problems"])}]
     if rep["problems"]:
-        out += ["  " + p["message"] for p in rep["problems"]]
+        out += ["  " + W.sentence(p["message"], W.PROBLEM.get(p["kind"], []))
+                for p in rep["problems"]]
     else:
-        out.append("  no compliance problem in the selected records")
+        out.append("  " + _("no compliance problem in the selected records"))
     # whatever a record's strings hold is shown, never obeyed by the terminal
     return "\n".join(printable(x, backslash=False) for x in out) + "\n"
 
@@ -219,27 +265,27 @@ def to_csv(rep):
 def add_arguments(parser):
     """The arguments of `sealcam report` (the caller's parser, e.g. a subparser)."""
     parser.add_argument("--archive", required=True, metavar="DIR",
-                        help="the station archive (the folder holding archive.sqlite)")
+                        help=_("the station archive (the folder holding archive.sqlite)"))
     parser.add_argument("--device", action="append", metavar="ID", default=None,
-                        help="report on this device only (repeat for several; default: "
-                             "every device in the archive)")
+                        help=_("report on this device only (repeat for several; default: "
+                               "every device in the archive)"))
     parser.add_argument("--officer", metavar="ID", default=None,
-                        help="only records made while this officer was assigned (key 7)")
+                        help=_("only records made while this officer was assigned (key 7)"))
     parser.add_argument("--from", dest="since", type=_day, metavar="YYYY-MM-DD",
-                        default=None, help="only records made on or after this UTC day")
+                        default=None, help=_("only records made on or after this UTC day"))
     parser.add_argument("--to", dest="until", type=_day, metavar="YYYY-MM-DD", default=None,
-                        help="only records made on or before this UTC day")
+                        help=_("only records made on or before this UTC day"))
     parser.add_argument("--offload-limit-h", type=_positive, default=24.0, metavar="H",
-                        help="hours within which media must reach the archive (R8; "
-                             "default: %(default)g)")
+                        help=_("hours within which media must reach the archive (R8; "
+                               "default: %(default)g)"))
     parser.add_argument("--clips", metavar="DIR", default=None,
-                        help="write every statement (VOICE_ANNOTATION) of the report as a "
-                             "playable, verifiable clip: DIR/DEVICE-SEQ.mkv and its .prov")
+                        help=_("write every statement (VOICE_ANNOTATION) of the report as a "
+                               "playable, verifiable clip: DIR/DEVICE-SEQ.mkv and its .prov"))
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true",
-                   help="print one JSON object (keys documented in host_tools/report.py)")
+                   help=_("print one JSON object (keys documented in host_tools/report.py)"))
     g.add_argument("--csv", action="store_true",
-                   help="print one CSV table, a `section` column naming each row's kind")
+                   help=_("print one CSV table, a `section` column naming each row's kind"))
     return parser
 
 
