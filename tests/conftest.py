@@ -3,7 +3,12 @@
 # pip install -e .); the tests' own helpers (tests/, tests/firmware/) from pytest's
 # pythonpath (pyproject.toml). Nothing here edits sys.path.
 
+import os
+
 import pytest
+
+# users' passwords: argon2's cheapest profile in tests (host_tools/catalogue/users.py)
+os.environ.setdefault("SEALCAM_ARGON2", "cheapest")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,130 @@
+"""The catalogue's foundation (host_tools/catalogue: db, store, users) on SQLite and on a
+real PostgreSQL server: users and roles, sign-in, events signed into the station log and
+applied, rebuilt from the log, and what a tampered database or log entry gets."""
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from host_tools import station
+from host_tools.catalogue import db, store, users
+
+
+@pytest.fixture
+def archive(tmp_path):
+    d = tmp_path / "archive"
+    station.init(str(d))
+    return str(d)
+
+
+def _head(cat):
+    boss = users.bootstrap_user(cat)
+    cat.act(boss, users.add_event("li.na", "archive_head", "李娜", password="correct horse"))
+    return users.authenticate(cat, "li.na", "correct horse")
+
+
+def test_users_roles_and_sign_in(archive, catalogue_url):
+    with store.Catalogue(archive, catalogue_url) as cat:
+        head = _head(cat)
+        assert head.role == "archive_head" and head.how == "password"
+        with pytest.raises(users.AuthError):       # the first user exists: no more bootstrap
+            users.bootstrap_user(cat)
+        cat.act(head, users.add_event("wang.wei", "clerk", "王伟", password="clerk pass 1"))
+        clerk = users.authenticate(cat, "wang.wei", "clerk pass 1")
+        with pytest.raises(store.PermissionRefused, match="archive_head / bureau_chief"):
+            cat.act(clerk, users.add_event("zhao.li", "clerk", password="12345678"))
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "wang.wei", "clerk pass 2")
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "nobody.here", "clerk pass 1")
+        with pytest.raises(store.CatalogueError, match="exists already"):
+            cat.act(head, users.add_event("wang.wei", "auditor", password="12345678"))
+        # deactivated: no sign-in; a new password works, the old one not
+        cat.act(head, users.password_event("wang.wei", "clerk pass 2"))
+        users.authenticate(cat, "wang.wei", "clerk pass 2")
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "wang.wei", "clerk pass 1")
+        cat.act(head, users.change_event("wang.wei", active=False))
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "wang.wei", "clerk pass 2")
+        # the OS account binding
+        cat.act(head, users.add_event("op.desk", "auditor", os_account=users.os_login()))
+        assert users.authenticate(cat, "op.desk").how == "os"
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "li.na")          # bound to no OS account
+
+
+def test_events_are_signed_log_entries_naming_their_user(archive, catalogue_url):
+    with store.Catalogue(archive, catalogue_url) as cat:
+        head = _head(cat)
+        i = cat.act(head, users.add_event("wang.wei", "clerk", password="clerk pass 1"))
+        e = cat.entry(i)
+        assert e["type"] == "user_added" and e["by"] == "li.na" and e["user"] == "wang.wei"
+        assert "clerk pass 1" not in repr(e) and e["pw_hash"].startswith("$argon2id$")
+        assert cat.entry(0)["by"] == "os:" + users.os_login()
+    # the station log's checkpoint covers them: verify's replay knows the clerk types
+    from host_tools.archive import Archive
+    from host_tools.tlog import replay
+    with Archive(archive, readonly=True) as a:
+        lg = a.log()
+        acc = lg.account(lg.pub)
+        assert acc.problem is None and acc.signed == lg.size == 2
+        st = replay.replay(lg)
+        assert st.problems == [] and st.clerk == 2
+
+
+def test_reindex_rebuilds_rows_from_the_log_only(archive, catalogue_url):
+    with store.Catalogue(archive, catalogue_url) as cat:
+        head = _head(cat)
+        cat.act(head, users.add_event("wang.wei", "clerk", password="clerk pass 1"))
+        # a row written into the database without a log entry (an editor with SQL access)
+        with cat.engine.begin() as conn:
+            conn.execute(db.users.insert().values(
+                name="evil.one", event=1, display="x", role="archive_head",
+                pw_hash=users.hash_password("evil pass 1"), active=True, added_by="li.na",
+                added_at="2026-01-01T00:00:00Z"))
+        with pytest.raises(users.AuthError):          # its event is not its own: refused
+            users.authenticate(cat, "evil.one", "evil pass 1")
+        # the hash of a real user swapped in the database: refused too
+        with cat.engine.begin() as conn:
+            conn.execute(db.users.update().where(db.users.c.name == "wang.wei").values(
+                pw_hash=users.hash_password("swapped pass")))
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "wang.wei", "swapped pass")
+        assert cat.reindex() == 2
+        names = [u["name"] for u in users.list_users(cat)]
+        assert names == ["li.na", "wang.wei"]
+        users.authenticate(cat, "wang.wei", "clerk pass 1")
+
+
+def test_two_catalogues_follow_one_log(archive, tmp_path):
+    """Another process (a second station desk) sees the first one's events on sync."""
+    url = "sqlite:///%s" % (tmp_path / "c.sqlite")
+    with store.Catalogue(archive, url) as a, store.Catalogue(archive, url) as b:
+        head = _head(a)
+        a.act(head, users.add_event("wang.wei", "clerk", password="clerk pass 1"))
+        users.authenticate(b, "wang.wei", "clerk pass 1")     # b syncs first
+    other = tmp_path / "other"
+    station.init(str(other))
+    with pytest.raises(store.CatalogueError, match="belongs to another archive"):
+        store.Catalogue(str(other), url)
+
+
+def test_a_log_entry_the_catalogue_refuses_is_named_not_applied(archive, tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "c.sqlite")
+    with store.Catalogue(archive, url) as cat:
+        head = _head(cat)
+        # signed by the station, but not a valid event (a role that does not exist)
+        cat.archive.log().append([{"type": "user_added", "at": "2026-12-01T00:00:00Z",
+                                   "by": "li.na", "user": "x.y", "role": "god",
+                                   "display": "x", "pw_hash": "$argon2id$x"}])
+        cat.sync()
+        assert len(cat.problems) == 1 and "unknown role" in cat.problems[0]
+        assert [u["name"] for u in users.list_users(cat)] == ["li.na"]
+
+
+def test_bad_database_url_is_one_line(archive):
+    with pytest.raises(db.CatalogueDBError, match="cannot be used") as ei:
+        store.Catalogue(archive, "postgresql+psycopg://nobody@/none?host=/nonexistent")
+    assert "\n" not in str(ei.value)
+    assert not os.path.exists(os.path.join(archive, "catalogue.sqlite"))
