@@ -178,6 +178,7 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             if lreasons:
                 out["reasons"].extend(lreasons)
                 worst = NOT_OK
+            pending = _pending_disposals(a, st)     # a disposal a cut left unfinished
             cross = cross_check(a, st)
             from .archive.devices import lifecycle_check    # provision, revoke, rekey
             life = lifecycle_check(a, st)
@@ -193,7 +194,13 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             rows = {d["id"]: d for d in a.devices()}
             for did in sorted(set(rows) | set(st.devices)):
                 entry, seen = _check_device(a, did, rows.get(did), st.devices.get(did),
-                                            cross.get(did, ()), progress)
+                                            cross.get(did, ()), progress,
+                                            st.disposed.get(did, {}))
+                entry["disposed"] = _disposed_json(st.disposed.get(did, {}),
+                                                   pending.get(did, {}))
+                for seg, left in sorted(pending.get(did, {}).items()):
+                    entry["notes"].append(_unfinished(a, did, seg, st.disposed[did][seg],
+                                                      left))
                 entry["retired_key_of"] = st.retired.get(did)    # `station rekey` (§9.1)
                 out["devices"].append(entry)
                 proven |= seen
@@ -223,11 +230,51 @@ def _worse(a, b):
     return a
 
 
-def _check_device(a, did, row, logged, cross_reasons, progress):
+def _pending_disposals(a, st):
+    """{device: {segment: [what is left]}} of the disposals in the log whose objects are
+    still in the archive (a cut between the signed event and the unlinks, finished by the
+    next disposal run). Their view files still there are checked against the objects the
+    disposal names (put back into ``st.objects`` for the cross-check): the right object is
+    not tampering, any other file is."""
+    out = {}
+    for d, segs in st.disposed.items():
+        for seg, info in segs.items():
+            left = a.disposal_leftovers(d, info, st)
+            if left:
+                out.setdefault(d, {})[seg] = left
+    for d, segs in out.items():
+        for seg in segs:
+            for p, h in st.disposed[d][seg]["objects"]:
+                if p not in st.objects[d] and os.path.lexists(
+                        os.path.join(a.devices_dir, d, *p.split("/"))):
+                    st.objects[d][p] = h        # the first named for a path: the view's
+    return out
+
+
+def _unfinished(a, did, seg, info, left):
+    from .i18n import _
+    return _("the disposal of segment %(seg)d (log entry %(entry)d, request %(request)s) is "
+             "not finished: %(left)s still in the archive; the next disposal run removes "
+             "%(them)s") % {"seg": seg, "entry": info["entry"], "request": info["request"],
+                            "left": ", ".join(left[:4]) + (" …" if len(left) > 4 else ""),
+                            "them": "it" if len(left) == 1 else "them"}
+
+
+def _disposed_json(disposed, pending):
+    return [{"segment": seg, "request": i.get("request"), "requested_by": i.get("requested_by"),
+             "approved_by": i.get("approved_by"), "approved_at": i.get("approved_at"),
+             "at": i.get("at"), "class": i.get("class"), "expired_on": i.get("expired_on"),
+             "reason": i.get("reason"), "log_entry": i.get("entry"),
+             "finished": seg not in pending}
+            for seg, i in sorted(disposed.items())]
+
+
+def _check_device(a, did, row, logged, cross_reasons, progress, disposed=None):
     """(entry, proven media inodes) of device ``did``: its view verified like a card with
     the key the station log registered (the index's key if the log never registered it),
     its chain reaching the last head the log recorded, and the ``cross_reasons`` that
-    the index and the view disagree with the log."""
+    the index and the view disagree with the log. ``disposed``: the device's disposals
+    the log holds ({segment: info}): their media is not missing."""
     key = logged["key"] if logged else row["pubkey"]
     key = bytes(key) if isinstance(key, (bytes, bytearray)) else b""
     last = logged["head_seq"] if logged else None
@@ -260,7 +307,9 @@ def _check_device(a, did, row, logged, cross_reasons, progress):
         entry["verdict"] = verdict
         return entry, set()
     try:
-        rep = verify_store(view, key, progress=progress)
+        from .tlog.events import disposal_text
+        rep = verify_store(view, key, progress=progress,
+                           disposed={s: disposal_text(i) for s, i in (disposed or {}).items()})
     except (KeyFileError, ValueError) as e:
         reasons.insert(0, "the key held for device %s cannot be used (%s)" % (did, e))
         entry["verdict"] = NOT_OK

@@ -96,6 +96,7 @@ class ArchiveSource:
         self.device, self.key = device, bytes(st.devices[device]["key"])
         self.logged = st.records.get(device, {})
         self.objects = st.objects.get(device, {})
+        self.disposed = st.disposed.get(device, {})     # SPEC §9.2
         self.recs = {}
         rows = {}
         try:
@@ -120,6 +121,13 @@ class ArchiveSource:
 
     def open_media(self, rel):
         from .safeio import open_regular
+        from .tlog.replay import segment_of
+        if segment_of(rel) in self.disposed:       # gone, or going (an unfinished disposal)
+            from .tlog.events import disposal_text
+            raise ClipError("%s: segment %d was %s: its media is no longer in the archive, "
+                            "no clip can be cut from it"
+                            % (self.device, segment_of(rel),
+                               disposal_text(self.disposed[segment_of(rel)])))
         try:
             return open_regular(self.root, "devices/%s/%s" % (self.device, rel))
         except FileNotFoundError:

@@ -461,6 +461,18 @@ def reindex(root) -> dict:
                                       (d,)).fetchall():
                     media = st.objects.get(d, {}).get(s["media"])
                     idx = st.objects.get(d, {}).get(os.path.splitext(s["media"])[0] + ".idx")
+                    gone = st.disposed.get(d, {}).get(s["segment"])
+                    if gone is not None:    # disposed with approval (SPEC §9.2): complete,
+                        named = dict(gone["objects"][::-1])     # never transferred again
+                        media = named.get(s["media"])
+                        idx = named.get(os.path.splitext(s["media"])[0] + ".idx")
+                        a.db.execute(
+                            "UPDATE segments SET object = ?, idx_object = ?, state = "
+                            "'complete', staged_length = length, staged_chunks = chunks, "
+                            "staged_root = root WHERE device = ? AND segment = ?",
+                            (media.hex() if media else None, idx.hex() if idx else None, d,
+                             s["segment"]))
+                        continue
                     if media is None:
                         continue
                     size = os.path.getsize(a.object_path(media.hex()))

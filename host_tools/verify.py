@@ -96,6 +96,7 @@ class _Verifier:
         self.info = []      # OK_WITH_MISSING_INFO reasons
         self.unsigned = []  # NOT_SIGNED reasons
         self.released = {}
+        self.disposed = {}  # segment -> text: disposed with approval (an archive's view)
 
     def _failure(self, reason, seq=None, file=None, offset=None, **extra):
         d = {"seq": seq, "file": file, "offset": offset, "reason": reason}
@@ -507,7 +508,7 @@ class _Verifier:
 # --- entry point ----------------------------------------------------------------
 
 def verify_store(path, pinned_key=None, *, progress: bool | None = None,
-                 trusted=None, key_name=None) -> Report:
+                 trusted=None, key_name=None, disposed=None) -> Report:
     """Verify the store at ``path`` (a directory: the SD card's root, or an archive view).
 
     ``pinned_key``: None (origin not checked), the raw 32-byte public key, an
@@ -519,6 +520,9 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
     re-hashed.
     ``key_name``: what to call the pinned key in the output (e.g. the ``--key`` file);
     default: its path when ``pinned_key`` is one.
+    ``disposed``: {segment: text} of an archive view's segments whose media the station
+    log says were disposed with approval (SPEC §9.2): their records are verified, their
+    absent media is not missing (chunk marks ``D``).
 
     The returned Report also carries ``verified`` ({seq: H(record)} of the verified prefix
     0..verified_through), not part of its JSON.
@@ -548,6 +552,7 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
             raise ValueError("trusted must be (seq, 32-byte record hash), got %r" % (trusted,))
         trusted = (seq, bytes(h))
     v = _Verifier(root, pinned, progress, trusted)
+    v.disposed = dict(disposed or {})
     if key_name is None and isinstance(pinned_key, (str, os.PathLike)):
         key_name = os.fspath(pinned_key)
     v.pinned_name = key_name

@@ -21,6 +21,7 @@ import re
 import tempfile
 
 from . import records as R
+from .i18n import _
 from . import safeio
 from .records import K
 from .records import CHECKPOINT, F_MISMATCH, MAX_CHUNKS, RECOVERY, SEGMENT, ZERO
@@ -59,6 +60,8 @@ class SegJob:
         self.open_error = None
         # (RELEASE, RECEIPT) when a valid RELEASE of this segment stands in the chain
         self.released = v.released.get(self.S)
+        # the text of an approved disposal the station log holds (an archive view only)
+        self.disposed = getattr(v, "disposed", {}).get(self.S)
         # closed at or before the trusted seq: verified at an earlier offload, not re-hashed
         self.trusted = v.anchor is not None and self.close is not None \
             and self.close.seq <= v.anchor[0]
@@ -191,12 +194,17 @@ class SegJob:
         self._check_manifests()
         hashes, file_size = _Spool(()), self.file_size
         gone = None        # media released against a receipt and removed (SPEC §10.8)
+        disposed = None    # media disposed with approval (SPEC §9.2)
         skip = False       # within the trusted prefix: not re-hashed
         if self.open_error is not None:
             self._err("segment %d: media file %s cannot be read (%s)"
                       % (S, self.media, self.open_error))
         elif self.path is not None and self.f is None:
-            if self.released is not None:
+            if self.disposed is not None:
+                disposed = _("segment %(seg)d %(what)s: its media %(media)s left the "
+                             "archive") % {"seg": S, "what": self.disposed,
+                                           "media": self.media}
+            elif self.released is not None:
                 rel, rc = self.released
                 gone = "segment %d released against receipt %d (seq %d RELEASE; receipt " \
                        "seq %d covers records 0..%d): its media %s was removed" % (
@@ -224,7 +232,9 @@ class SegJob:
             finally:
                 self.f.close()
         row.file_size = file_size
-        if gone:
+        if disposed:
+            marks = "D" * self.cover_chunks
+        elif gone:
             marks = "X" * self.cover_chunks
         elif skip:
             marks = "T" * self.cover_chunks
@@ -236,6 +246,10 @@ class SegJob:
             if self.released is not None and file_size is not None:
                 self.notes.append("released by seq %d (RELEASE), but its media is still "
                                   "present: verified" % self.released[0].seq)
+            if self.disposed is not None and file_size is not None:
+                self.notes.append(_("%(what)s, but the disposal is not finished: its media "
+                                    "is still present (verified); the next disposal run "
+                                    "removes it") % {"what": self.disposed})
         row.marks, row.chunks = marks, len(marks)
         if self.errors:
             row.verdict = NOT_OK
@@ -249,6 +263,9 @@ class SegJob:
                 row.verdict = OK_WITH_MISSING_INFO
                 parts.insert(0, gone)
                 self.v.info.append(gone)
+            if disposed:
+                parts.insert(0, disposed)
+                self.v.rep.notes.append(disposed)
         row.reason = "; ".join(parts + self.notes)
         for reason, seq, chunk in self.errors:
             extra = {"segment": S, "record": seq}

@@ -44,7 +44,7 @@ class SegmentRow:
     chunk_size: int | None
     closed_by: str | None    # "SEGMENT", "RECOVERY", or None (open)
     verdict: str
-    marks: str               # one character per chunk: . M - U R X T (SPEC §6)
+    marks: str               # one character per chunk: . M - U R X T D (SPEC §6)
     reason: str = ""
 
 
@@ -194,6 +194,8 @@ def _segment_table(rep: Report, all_records: bool) -> list:
              "R sealed at recovery"
     if any("X" in s.marks for s in rep.segments):
         legend += "  X released against a receipt"
+    if any("D" in s.marks for s in rep.segments):
+        legend += "  D disposed with approval"
     if any("T" in s.marks for s in rep.segments):
         legend += "  T verified at an earlier offload (not re-hashed)"
     out.append(legend)

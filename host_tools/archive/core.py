@@ -1,6 +1,6 @@
 """The Archive: opening and creating one, its modes and its transactions. What it does is
 in its parts (one role each): stationlog, devices, objects, views, chain, segments,
-ledger, quarantine."""
+ledger, quarantine, dispose."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,7 @@ import os
 from .chain import ChainMixin
 from .common import ArchiveError, NotAnArchive, utcnow
 from .devices import DevicesMixin
+from .dispose import DisposeMixin
 from .durable import makedirs
 from .ledger import LedgerMixin
 from .objects import ObjectsMixin
@@ -22,7 +23,7 @@ __all__ = ["Archive"]
 
 
 class Archive(StationLogMixin, DevicesMixin, ObjectsMixin, ViewsMixin, ChainMixin,
-              SegmentsMixin, LedgerMixin, QuarantineMixin):
+              SegmentsMixin, LedgerMixin, QuarantineMixin, DisposeMixin):
     """An open archive. ``Archive(dir)`` opens an existing one (NotAnArchive otherwise);
     ``Archive.create(dir)`` makes the database and folders (station.init makes the key).
     ``readonly=True`` opens it for reading only (on a read-only file system too)."""

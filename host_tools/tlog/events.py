@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __all__ = ["OFFLOAD_FIELDS", "LIFECYCLE", "adopt", "register", "records", "object_", "head",
            "receipt", "receipt_status", "offload", "quarantine", "device_provisioned",
-           "device_revoked", "device_rekeyed", "firmware_seen"]
+           "device_revoked", "device_rekeyed", "firmware_seen", "segment_disposed",
+           "DISPOSAL_FIELDS", "disposal_text"]
 
 # the device lifecycle events (SPEC §11.1): each is also a row of the index's
 # device_events table (host_tools.archive.devices), which verify compares with the log
@@ -111,3 +112,37 @@ def device_status(retired, lifecycle, d):
         elif e.get("type") == "device_rekeyed":
             st = "active"
     return st
+
+
+# -- disposal (SPEC §9.2, §11.1) -------------------------------------------------------------
+
+# the fields of a `segment_disposed` entry besides type, at, device, segment and objects
+DISPOSAL_FIELDS = ("request", "requested_by", "approved_by", "approved_at", "reason", "class",
+                   "expired_on")
+
+
+def segment_disposed(at, device, segment, objects, *, request, requested_by, approved_by,
+                     approved_at, reason, class_, expired_on) -> dict:
+    """The approved disposal of one segment's media (host_tools.archive.dispose): the only
+    event after which an object leaves the archive. ``objects``: [{"path": "m/S.mkv",
+    "sha256": bytes}, ...], every object the log ever linked at the segment's media and
+    index paths (the complete files first, then earlier prefixes). Written, durable and
+    signed, before anything is removed; the segment's signed records stay."""
+    return {"type": "segment_disposed", "at": at, "device": device, "segment": segment,
+            "objects": [{"path": o["path"], "sha256": bytes(o["sha256"])} for o in objects],
+            "request": request, "requested_by": requested_by, "approved_by": approved_by,
+            "approved_at": approved_at, "reason": reason, "class": class_,
+            "expired_on": expired_on}
+
+
+def disposal_text(info) -> str:
+    """How verify, clip and the report name a disposed segment: ``info`` is a replayed
+    disposal (host_tools.tlog.replay State.disposed) or a `segment_disposed` entry."""
+    from ..i18n import _
+    from ..records import printable
+    at = info.get("approved_at") or info.get("at")
+    return _("disposed with approval (request %(request)s by %(by)s, approved by "
+             "%(approver)s at %(at)s; class %(klass)s, expired on %(expired)s)") % {
+        "request": printable(info.get("request")), "by": printable(info.get("requested_by")),
+        "approver": printable(info.get("approved_by")), "at": printable(at),
+        "klass": printable(info.get("class")), "expired": printable(info.get("expired_on"))}

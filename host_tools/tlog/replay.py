@@ -1,15 +1,36 @@
 """What the station log says the archive holds: the log's events replayed into the state
 that archive.sqlite indexes (devices and keys, records with their hashes and stored_at,
-last heads, view files, receipts, offloads, quarantines, and each device's lifecycle:
-provisioned, revoked, re-keyed, firmware seen). `sealcam verify ARCHIVE`
+last heads, view files, receipts, offloads, quarantines, each device's lifecycle:
+provisioned, revoked, re-keyed, firmware seen, and the segments disposed with approval,
+whose media and index leave the view). Clerk events (host_tools.catalogue.events
+CLERK_TYPES) are the catalogue's: replay leaves them to it. `sealcam verify ARCHIVE`
 compares the database and the files with it; `sealcam station reindex` rebuilds the
 database from it and the signed records.
 """
 from __future__ import annotations
 
+import re
+
+from ..records import REC_START
 from . import events
 
-__all__ = ["State", "replay"]
+__all__ = ["State", "replay", "segment_of"]
+
+OBJECTS_MAX = 64        # objects one disposal may name (the media and index and prefixes)
+HISTORY_MAX = 64        # distinct objects kept per view path (each prefix an offload linked)
+_SEG_PATH = re.compile(r"m/([0-9]{8,20})\.[a-z0-9]{1,8}")
+
+
+def segment_of(path):
+    """The segment (its REC_START seq) whose media or index ``path`` is (m/S.ext), or None
+    for any other path (rec/ logs, head.cbor)."""
+    m = _SEG_PATH.fullmatch(path) if isinstance(path, str) else None
+    if m is None or "%08d" % int(m.group(1)) != m.group(1):
+        return None
+    return int(m.group(1))
+
+
+_segment_of = segment_of
 
 
 class State:
@@ -25,6 +46,8 @@ class State:
         self.problems = []      # events that contradict earlier ones (index, what)
         self.holders = {}       # key -> recorder ids that held it (a key is one recorder's)
         self.adopted = None     # the `adopt` entry of an archive older than its log
+        self.history = {}       # id -> {path: [every sha256 the log linked there, in order]}
+        self.disposed = {}      # id -> {segment: {entry, at, objects, request, ...}}
         self.clerk = 0          # clerk events (SPEC §14): the catalogue replays them
         self.size = 0
 
@@ -60,6 +83,7 @@ class State:
         self.devices[d] = {"key": key, "registered_at": at, "head_seq": None,
                            "head_hash": None, "head_at": None, "entry": i}
         self.records[d], self.objects[d], self.receipts[d] = {}, {}, {}
+        self.history[d], self.disposed[d] = {}, {}
 
     def _rekeyed(self, i, e):
         """The old key's history moves to the archive device ``retired_as`` (its records,
@@ -86,6 +110,8 @@ class State:
         self.records[part] = self.records.pop(d)
         self.objects[part] = self.objects.pop(d)
         self.receipts[part] = self.receipts.pop(d)
+        self.history[part] = self.history.pop(d)
+        self.disposed[part] = self.disposed.pop(d)
         self.retired[part] = d
         self.lifecycle.setdefault(d, []).append(e)
         self._key_of(i, d, new)
@@ -135,7 +161,19 @@ class State:
             d = self._dev(i, e)
             if d is not None:
                 self._after_revoke(i, d, "stores a view file")
-                self.objects[d][e.get("path")] = e.get("sha256")
+                path = e.get("path")
+                seg = _segment_of(path)
+                if seg is not None and seg in self.disposed[d]:
+                    self.problems.append("log entry %d links %s of device %s, whose segment "
+                                         "%d was disposed (log entry %d): a disposed "
+                                         "segment's media never comes back"
+                                         % (i, path, d, seg, self.disposed[d][seg]["entry"]))
+                self.objects[d][path] = e.get("sha256")
+                hist = self.history[d].setdefault(path, [])
+                if e.get("sha256") not in hist and len(hist) < HISTORY_MAX:
+                    hist.append(e.get("sha256"))
+        elif t == "segment_disposed":
+            self._disposed(i, e)
         elif t == "head":
             d = self._dev(i, e)
             if d is not None:
@@ -176,6 +214,52 @@ class State:
             self.clerk += 1             # the catalogue's (host_tools.catalogue, SPEC §14)
         else:
             self.problems.append("log entry %d has an unknown type %r" % (i, t))
+
+    def _disposed(self, i, e):
+        """A segment's media and index leave the view (SPEC §9.2): the entry must name a
+        segment whose REC_START the log stored, only the media and index paths of that
+        segment, and only objects the log linked there; the objects it names are no longer
+        expected in the view. The signed records stay."""
+        d = self._dev(i, e)
+        if d is None:
+            return
+        seg, objs = e.get("segment"), e.get("objects")
+        why = None
+        if type(seg) is not int or seg < 0:
+            why = "names no segment"
+        elif seg in self.disposed[d]:
+            why = "disposes segment %d again (log entry %d disposed it)" % (
+                seg, self.disposed[d][seg]["entry"])
+        elif self.records[d].get(seg, (None, None))[1] != REC_START:
+            why = "disposes segment %d, whose REC_START the log never stored" % seg
+        elif not isinstance(objs, list) or not objs or len(objs) > OBJECTS_MAX:
+            why = "names no objects (or more than %d)" % OBJECTS_MAX
+        else:
+            for o in objs:
+                p = o.get("path") if isinstance(o, dict) else None
+                h = o.get("sha256") if isinstance(o, dict) else None
+                if not isinstance(p, str) or _segment_of(p) != seg:
+                    why = "names %r, which is not the media or index of segment %d" % (p, seg)
+                    break
+                if not isinstance(h, bytes) or h not in self.history[d].get(p, ()):
+                    why = "names an object the log never linked at %s" % p
+                    break
+        if why is None:
+            for p in sorted({o["path"] for o in objs}):
+                cur = self.objects[d].get(p)
+                if cur is not None and cur not in [o["sha256"] for o in objs if o["path"] == p]:
+                    why = "leaves out the object the view holds at %s" % p
+                    break
+        if why:
+            self.problems.append("log entry %d (segment_disposed, device %s) %s" % (i, d, why))
+            return
+        paths = {o["path"] for o in objs}
+        for p in paths:
+            self.objects[d].pop(p, None)
+        info = {k: e.get(k) for k in events.DISPOSAL_FIELDS}
+        info.update(entry=i, at=e.get("at"), segment=seg,
+                    objects=[(o["path"], o["sha256"]) for o in objs])
+        self.disposed[d][seg] = info
 
 
 def _clerk_types():
