@@ -3,6 +3,7 @@
     from ..i18n import _, ngettext, N_
     print(_("user %(name)s exists already") % {"name": name})
     print(ngettext("%(n)d recording", "%(n)d recordings", n) % {"n": n})
+    print(pgettext("day range", "start"))   # the same English word, another translation
     TITLE = N_("SUMMARY")        # a module constant: marked for extraction only ...
     print(_(TITLE))              # ... and translated when shown
 
@@ -27,7 +28,7 @@ import os
 import re
 import sys
 
-__all__ = ["_", "N_", "ngettext", "setup", "current", "lang_in_argv", "normalize",
+__all__ = ["_", "N_", "ngettext", "pgettext", "setup", "current", "lang_in_argv", "normalize",
            "LANGUAGES", "DOMAIN", "LOCALE_DIR"]
 
 DOMAIN = "sealcam"
@@ -107,7 +108,6 @@ def _load(lang):
                              % (size, MAX_CATALOG))
         with open(path, "rb") as f:
             tr = Translations(f, domain=DOMAIN)
-        tr.gettext("")      # the header: a catalog that cannot answer fails here
         return tr
     except FileNotFoundError:
         why = "not installed"
@@ -157,6 +157,14 @@ def ngettext(singular, plural, n):
     if _state["lang"] is None:
         setup()
     return _state["tr"].ngettext(singular, plural, n)
+
+
+def pgettext(context, message):
+    """``message`` as meant in ``context`` (a word that reads differently in two places),
+    translated; the English text when it has no translation."""
+    if _state["lang"] is None:
+        setup()
+    return _state["tr"].pgettext(context, message)
 
 
 def N_(message):

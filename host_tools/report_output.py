@@ -12,7 +12,7 @@ import sys
 import unicodedata
 
 from . import report_words as W
-from .i18n import N_, _, ngettext
+from .i18n import N_, _, ngettext, pgettext
 from .records import printable
 from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code, write_clips
 from .report_items import _SECTIONS, ReportError, _day, _positive
@@ -58,7 +58,7 @@ def _table(headers, rows, indent="  "):
 
 
 def _section(title, items, headers, row, empty=N_("none")):
-    out = ["", "%s (%d)" % (_(title), len(items))]
+    out = ["", _("%(title)s (%(n)d)") % {"title": _(title), "n": len(items)}]
     if not items:
         out.append("  " + _(empty))
         return out
@@ -85,7 +85,8 @@ def _head(rep):
         sel.append(_("officer %(officer)s") % {"officer": f["officer"]})
     if f["from"] or f["to"]:
         sel.append(_("days %(from)s to %(to)s (UTC, by record time)")
-                   % {"from": f["from"] or _("start"), "to": f["to"] or _("end")})
+                   % {"from": f["from"] or pgettext("day range", "start"),
+                      "to": f["to"] or pgettext("day range", "end")})
     if rep["archive_id"]:
         archive = _("archive:    %(archive)s (id %(id)s)") % {"archive": rep["archive"],
                                                               "id": rep["archive_id"]}

@@ -65,6 +65,9 @@ def words(codes):
 
 _SLOT = re.compile(r"%\((\w+)\)s")
 _compiled = {}
+# values that are one word and a unit (report_items._fmt_s, "%.1f h"): a sentence's other
+# values may hold ", " themselves
+_VALUE = {"duration": r"\S+ s", "waited": r"\S+ s", "since": r"\S+(?: h)?"}
 
 
 def _regex(msgid):
@@ -74,7 +77,8 @@ def _regex(msgid):
         for m in _SLOT.finditer(msgid):
             parts.append(re.escape(msgid[pos:m.start()]))
             name = m.group(1)
-            parts.append("(?P=%s)" % name if name in seen else "(?P<%s>.*?)" % name)
+            parts.append("(?P=%s)" % name if name in seen else
+                         "(?P<%s>%s)" % (name, _VALUE.get(name, ".*?")))
             seen.add(name)
             pos = m.end()
         parts.append(re.escape(msgid[pos:]))
@@ -140,13 +144,11 @@ _CONTINUED = N_("; continued in segment %(segment)s to chunk %(chunk)s offset %(
 def _where(text, tr):
     """The span of an annotation (report_items._interruption): a segment span, its bytes,
     then each part continued in the next segment."""
-    out, rest = [], text
-    m = _regex(_WHERE_ONE + "%(rest)s").fullmatch(rest)
+    m = re.match(r"segment (\d+), chunk (\d+) offset (\d+) to chunk (\d+) offset (\d+)", text)
     if not m:
         return tr(N_("no span")) if text == "no span" else text
-    d = m.groupdict()
-    rest = d.pop("rest")
-    out.append(tr(_WHERE_ONE) % d)
+    out = [tr(_WHERE_ONE) % dict(zip(("segment", "c1", "o1", "c2", "o2"), m.groups()))]
+    rest = text[m.end():]
     m = re.match(r" \(bytes (\d+)-(\d+)\)", rest)
     if m:
         out.append(tr(_BYTES) % {"a": m.group(1), "b": m.group(2)})
