@@ -372,6 +372,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--json", action="store_true", help="the result as JSON on stdout")
     fl.set_defaults(func=_cmd_flash)
 
+    from . import cli_clerk
+    cli_clerk.add_parsers(sub, argparse.RawDescriptionHelpFormatter)
+
     st = sub.add_parser("station", help="the docking station: key and archive",
                         description="Set up the station key and archive, register devices.")
     stsub = st.add_subparsers(dest="station_verb", metavar="STATIONVERB", parser_class=_Parser)

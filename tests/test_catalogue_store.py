@@ -128,3 +128,30 @@ def test_bad_database_url_is_one_line(archive):
         store.Catalogue(archive, "postgresql+psycopg://nobody@/none?host=/nonexistent")
     assert "\n" not in str(ei.value)
     assert not os.path.exists(os.path.join(archive, "catalogue.sqlite"))
+
+
+def test_a_role_raised_in_the_database_signs_in_as_the_log_says(archive, tmp_path):
+    """An editor with SQL access makes a clerk an archive head, or re-activates a user the
+    log deactivated: the sign-in follows the signed log, and check names the row."""
+    from host_tools.catalogue import check
+    url = "sqlite:///%s" % (tmp_path / "c.sqlite")
+    with store.Catalogue(archive, url) as cat:
+        head = _head(cat)
+        cat.act(head, users.add_event("wang.wei", "clerk", password="clerk pass 1"))
+        cat.act(head, users.add_event("old.hand", "clerk", password="clerk pass 2"))
+        cat.act(head, users.change_event("old.hand", active=False))
+        with cat.engine.begin() as conn:
+            conn.execute(db.users.update().where(db.users.c.name == "wang.wei")
+                         .values(role="archive_head"))
+            conn.execute(db.users.update().where(db.users.c.name == "old.hand")
+                         .values(active=True))
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "wang.wei", "clerk pass 1")
+        with pytest.raises(users.AuthError):
+            users.authenticate(cat, "old.hand", "clerk pass 2")
+        res = check.check(cat)
+        assert res["tables"]["users"]["extra"] == 2 and len(res["problems"]) == 4
+        assert "clerk pass" not in check.text(res) and "$argon2" not in check.text(res)
+        cat.reindex()
+        assert check.check(cat)["problems"] == []
+        assert users.authenticate(cat, "wang.wei", "clerk pass 1").role == "clerk"

@@ -176,8 +176,7 @@ users = Table(
     Column("display", Text, nullable=False),
     Column("role", W, nullable=False),
     Column("os_account", S),
-    Column("pw_hash", Text),                 # argon2 (the log holds its SHA-256 only)
-    Column("pw_commit", String(64)),         # SHA-256 of pw_hash, as the log states it
+    Column("pw_hash", Text),                 # argon2id, as the signed log states it
     Column("active", Boolean, nullable=False, default=True),
     Column("added_by", S, nullable=False),
     Column("added_at", T, nullable=False))

@@ -154,13 +154,24 @@ class _Added:
             added_by=e["by"], added_at=e["at"]))
 
 
+def _chain(conn, e, name):
+    """A change names the user's previous event ("prev"): set when it is made, checked
+    when it is read back, so that a sign-in can walk the user's events in the log."""
+    row = _row(conn, name)
+    if row is None:
+        raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+    prev = e.setdefault("prev", row["event"])
+    if prev != row["event"]:
+        raise store.CatalogueError(_("the event does not follow user %(name)s's last one")
+                                   % {"name": name})
+
+
 @store.handles("user_changed", permission="users")
 class _Changed:
     @staticmethod
     def check(cat, conn, e):
         name = field(e, "user", str)
-        if _row(conn, name) is None:
-            raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+        _chain(conn, e, name)
         r = field(e, "role", str, optional=True)
         if r is not None:
             _check_role(r)
@@ -180,8 +191,7 @@ class _Password:
     def check(cat, conn, e):
         name = field(e, "user", str)
         field(e, "pw_hash", str, max_len=512)
-        if _row(conn, name) is None:
-            raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+        _chain(conn, e, name)
 
     @staticmethod
     def apply(cat, conn, i, e):
@@ -207,17 +217,34 @@ def require(user, permission, event=None):
             % {"name": user.name, "role": user.role, "roles": " / ".join(allowed)})
 
 
-def _logged_hash(cat, row):
-    """The argon2 hash the signed log entry behind ``row`` states (None if it says none)."""
-    e = cat.entry(row["event"])
-    if not isinstance(e, dict) or e.get("user") != row["name"]:
-        return False
-    if e.get("type") == "user_changed":   # a later role change: find the last hash event
-        for i, _b, x in cat.archive.log().entries(0, row["event"]):
-            if x.get("user") == row["name"] and x.get("type") in ("user_added",
-                                                                 "user_password"):
-                e = x
-    return e.get("pw_hash")
+def logged_state(cat, row, limit=10000):
+    """The user ``row`` names, as its signed log entries state it: walks back from the entry
+    the row names through each change's "prev" to the user_added entry. None if the entries
+    do not make a chain of this user's events (a row edited without the log)."""
+    state, i, chain = {}, row["event"], []
+    while len(chain) < limit:
+        e = cat.entry(i) if type(i) is int and i >= 0 else None
+        if not isinstance(e, dict) or e.get("user") != row["name"]:
+            return None
+        chain.append(e)
+        if e.get("type") == "user_added":
+            break
+        if e.get("type") not in ("user_changed", "user_password"):
+            return None
+        prev = e.get("prev")
+        if type(prev) is not int or prev >= i:      # strictly backwards: no loop
+            return None
+        i = prev
+    else:
+        return None
+    for e in reversed(chain):
+        if e["type"] == "user_added":
+            state = {"role": e.get("role"), "active": True, "os_account": e.get("os_account"),
+                     "pw_hash": e.get("pw_hash")}
+        else:
+            state.update((k, e[k]) for k in ("role", "active", "os_account", "pw_hash")
+                         if k in e)
+    return state
 
 
 def authenticate(cat, name, password=None):
@@ -231,11 +258,15 @@ def authenticate(cat, name, password=None):
                           "wrong password or OS account)") % {"name": str(name)[:40]})
     if row is None or not row["active"]:
         raise refused
+    logged = logged_state(cat, row)     # the row must say what the signed log says
+    if logged is None or any(logged[k] != row[k] for k in ("role", "active", "os_account",
+                                                             "pw_hash")):
+        raise refused
     if password is None:
         if row["os_account"] and row["os_account"] == os_login():
             return User(row["name"], row["role"], row["display"], "os")
         raise refused
-    if not row["pw_hash"] or _logged_hash(cat, row) != row["pw_hash"]:
+    if not row["pw_hash"]:
         raise refused
     try:
         _hasher().verify(row["pw_hash"], password)
