@@ -143,6 +143,8 @@ def _build_parser() -> argparse.ArgumentParser:
                 description="Host tools for the sealcam body-worn recorder.",
                 epilog=_EPILOG_ALL, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version="%(prog)s " + _version())
+    p.add_argument("--lang", metavar="LANG", help="en or zh_CN (简体中文), anywhere on the "
+                   "line; default: LANGUAGE, LC_ALL, LC_MESSAGES or LANG")
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
 
@@ -828,6 +830,10 @@ def main(argv=None) -> int:
         return _sim_serve(argv[2:])
     if argv[:2] == ["sim", "board"]:
         return _sim_board(argv[2:])
+    from . import i18n
+    lang = i18n.lang_in_argv(argv)
+    i18n.setup(lang)                    # --lang, else LANGUAGE / LC_ALL / LC_MESSAGES / LANG
+    argv = _without_lang(argv)
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -849,6 +855,26 @@ def main(argv=None) -> int:
                                                            if argv[:1] == ["station"]
                                                            else argv[:1]), file=sys.stderr)
         return 130
+
+
+def _without_lang(argv):
+    """``argv`` without its `--lang X` / `--lang=X` (taken anywhere, before or after the
+    verb: main has chosen the language from it already)."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--":
+            out += argv[i:]
+            break
+        if a == "--lang" and i + 1 < len(argv):
+            skip = True
+            continue
+        if a.startswith("--lang="):
+            continue
+        out.append(a)
+    return out
 
 
 def _archive_errors():

@@ -22,14 +22,14 @@ import json
 import os
 import sys
 
-from .i18n import _
+from .i18n import N_, _
 
 __all__ = ["add_parsers", "EXIT_AUTH", "catalogue_common", "open_catalogue", "signed_in",
            "clerk_command"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_AUTH = 0, 1, 3, 5
 
-EPILOG = _("exit codes: 0 done, 1 the catalogue check found problems, 3 usage error, not "
+EPILOG = N_("exit codes: 0 done, 1 the catalogue check found problems, 3 usage error, not "
            "an archive, a database that cannot be used or an action refused, 5 sign-in "
            "failed or the role may not do this, 130 interrupted")
 
@@ -168,11 +168,10 @@ def _user_list(args):
     from .records import printable
     with open_catalogue(args) as cat:
         rows = users.list_users(cat)
-    lines = ["%-20s %-13s %-6s %s" % (_("user"), _("role"), _("active"), _("name"))]
-    for r in rows:
-        lines.append("%-20s %-13s %-6s %s" % (r["name"], r["role"],
-                                             _("yes") if r["active"] else _("no"),
-                                             printable(r["display"], backslash=False)))
+    from .textcols import table
+    lines = table([_("user"), _("role"), _("active"), _("name")],
+                  [[r["name"], r["role"], _("yes") if r["active"] else _("no"),
+                    printable(r["display"], backslash=False)] for r in rows])
     _emit(args, {"users": rows}, "\n".join(lines))
     return EXIT_OK
 
@@ -204,7 +203,7 @@ def add_parsers(sub, formatter):
     u = sub.add_parser("user", help=_("the station's users and their roles"),
                        description=_("Named users with roles; every clerk action names its "
                                      "user in the station log (SPEC §14)."),
-                       epilog=EPILOG, formatter_class=formatter)
+                       epilog=_(EPILOG), formatter_class=formatter)
     us = u.add_subparsers(dest="action", metavar="ACTION")
     us.required = True
     a = us.add_parser("add", help=_("add a user (the first one: by the station key's holder)"))
@@ -234,7 +233,7 @@ def add_parsers(sub, formatter):
                        description=_("The catalogue is an index of the station log (SPEC "
                                      "§14): `reindex` rebuilds it from the log, `check` "
                                      "compares it with a rebuild."),
-                       epilog=EPILOG, formatter_class=formatter)
+                       epilog=_(EPILOG), formatter_class=formatter)
     cs = c.add_subparsers(dest="action", metavar="ACTION")
     cs.required = True
     r = cs.add_parser("reindex", help=_("rebuild every row from the station log"))
