@@ -229,6 +229,17 @@ def add_parsers(sub, formatter):
     catalogue_common(ls, user=False)
     ls.set_defaults(func=_user_list)
 
+    from .catalogue import search
+    se = sub.add_parser("search", help=_("find recordings by any metadata, archive number, "
+                                         "case, officer, device, date, interruption or mark"),
+                        description=_("Recordings of the archive's catalogue (one per "
+                                      "archived segment), newest first; with no filter, "
+                                      "all of them. The report takes the same filters."),
+                        epilog=_("exit codes: 0 listed (possibly none), 3 usage error or no "
+                                 "usable catalogue"), formatter_class=formatter)
+    search.add_command_arguments(se)
+    se.set_defaults(func=search.run)
+
     c = sub.add_parser("catalogue", help=_("the catalogue's index: rebuild or check it"),
                        description=_("The catalogue is an index of the station log (SPEC "
                                      "§14): `reindex` rebuilds it from the log, `check` "
