@@ -1,0 +1,534 @@
+"""Retention (R12; issue 11 item 5; SPEC §14): how long each recording is kept, the holds that
+keep it, and its disposal with a request by one user and an approval by another.
+
+    due(cat, today)                              # what may go now, and why
+    assess(cat, device, segment, today)          # one recording: class, expiry, holds, why
+    rid = request(cat, clerk, device, segment, reason)      # a `disposal_requested` event
+    approve(cat, head, rid)                      # Archive.dispose: `segment_disposed`
+    refuse(cat, head, rid, reason)               # a `disposal_refused` event
+    hid = hold(cat, leader, "case:FZ-2023-001", "case", reason)  # `hold_placed`
+    release(cat, leader, hid, reason)            # `hold_released`
+
+Classes (the station's [retention] settings, docs/station-config.md):
+
+    ordinary    kept ordinary_months (24 by default; 6 at the least, 002 §15)
+    long_term   kept long_term_months (LONG_TERM_MONTHS unless the station sets it)
+    permanent   never disposed
+
+A recording is ordinary unless something says more, and the longest class wins: a
+`retention_class` tag (a clerk's proposal), an `event_type` tag of the station's
+permanent_event_types (case evidence, obstruction, mass incidents, major cases, ...), an
+IMPORTANT mark (it proposes permanent). Span tags count for the whole recording: a
+recording is disposed whole or not at all. Its expiry is the day after the anniversary of
+its last recorded time (its end; else its start; else when the station stored it), so it
+is never early in any time zone. A hold (kind case or legal) on the recording, or on a case
+it is filed in or tagged with, blocks its disposal until it is released; so does being
+filed in a case that is still open (case evidence is kept with the case file).
+
+Every action is one signed event of the station log naming its user; the approval is the
+archive's own `segment_disposed` event (host_tools.archive.dispose), which names the
+request, the requester and the approver, who must be two different users.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import os
+
+import sqlalchemy as sa
+
+from . import db, store, users
+from ..i18n import _
+from .events import TEXT_MAX, base, field
+
+__all__ = ["CLASSES", "LONG_TERM_MONTHS", "HOLD_KINDS", "due", "assess", "request",
+           "approve", "refuse", "hold", "release", "requests", "holds", "apply_disposed",
+           "add_months", "RetentionRefused"]
+
+CLASSES = ("ordinary", "long_term", "permanent")        # shortest first: the longest wins
+LONG_TERM_MONTHS = 120      # until the station's [retention] long_term_months says otherwise
+HOLD_KINDS = ("case", "legal")
+_CHUNK = 500                # recording ids per IN (...) of a query
+
+
+class RetentionRefused(store.CatalogueError):
+    """A retention action that may not be done (one line: which recording, why)."""
+
+
+# -- dates and classes ---------------------------------------------------------------------
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` + ``months`` calendar months (the 31st becomes the month's last day)."""
+    y, m = divmod(day.month - 1 + months, 12)
+    y += day.year
+    return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+def _day(today) -> dt.date:
+    if today is None:
+        return dt.datetime.now(dt.timezone.utc).date()
+    if isinstance(today, dt.datetime):
+        return today.date()
+    if isinstance(today, dt.date):
+        return today
+    try:
+        return dt.date.fromisoformat(str(today)[:10])
+    except ValueError:
+        raise RetentionRefused(_("%(day)r is not a date (YYYY-MM-DD)")
+                               % {"day": str(today)[:40]}) from None
+
+
+def _settings(cat):
+    r = cat.config.values.get("retention", {})
+    months = {"ordinary": int(r.get("ordinary_months", 24)),
+              "long_term": int(r.get("long_term_months", LONG_TERM_MONTHS)),
+              "permanent": None}
+    return months, set(r.get("permanent_event_types", ())), \
+        set(r.get("long_term_event_types", ()))
+
+
+def _base_day(rec):
+    """The UTC day retention counts from: the recording's end, else its start, else when
+    the station stored it; None if nothing dates it."""
+    for k in ("end_ms", "start_ms"):
+        v = rec.get(k)
+        if type(v) is int and 0 < v < 1 << 47:
+            return dt.datetime.fromtimestamp(v / 1000, dt.timezone.utc).date()
+    s = rec.get("first_stored_at")
+    try:
+        return dt.date.fromisoformat(s[:10]) if isinstance(s, str) else None
+    except ValueError:
+        return None
+
+
+def _assess_rows(cat, conn, recs, today):
+    """[{device, segment, recording_id, class, why, expires_on, holds, request, status}] of
+    the recordings ``recs`` (recordings rows as dicts) on ``today``. status: due (may go),
+    held, kept (permanent), not_yet, undated, disposed, partial."""
+    months, perm_types, long_types = _settings(cat)
+    ids = [r["id"] for r in recs]
+    tg, cases = {}, {}
+    t, ci = db.tags.c, db.case_items.c
+    for k in range(0, len(ids), _CHUNK):
+        part = ids[k:k + _CHUNK]
+        for rid, f, v, ev, by in conn.execute(sa.select(
+                t.recording_id, t.field, t.value, t.event, t.by_user).where(
+                t.recording_id.in_(part), t.current.is_(True),
+                t.field.in_(("event_type", "retention_class", "case")))):
+            tg.setdefault(rid, []).append((f, v, ev, by))
+        for rid, case_no in conn.execute(sa.select(ci.recording_id, ci.case_no).where(
+                ci.recording_id.in_(part), ci.current.is_(True), ci.kind == "recording")):
+            cases.setdefault(rid, set()).add(case_no)
+    h = db.holds.c
+    active = [dict(r) for r in conn.execute(sa.select(db.holds).where(
+        h.released_by.is_(None)).order_by(h.id)).mappings()]
+    cs = db.cases.c
+    open_cases = {r[0] for r in conn.execute(sa.select(cs.case_no).where(cs.state == "open"))}
+    q = db.disposal_requests.c
+    pending = {r[0]: r[1] for r in conn.execute(sa.select(q.recording_id, q.id).where(
+        q.state == "requested"))}
+    out = []
+    for r in recs:
+        rid = r["id"]
+        klass, why = "ordinary", [_("ordinary: kept %(n)d months") % {"n": months["ordinary"]}]
+
+        def more(c, reason):
+            nonlocal klass
+            why.append(reason)
+            if CLASSES.index(c) > CLASSES.index(klass):
+                klass = c
+        my_cases = set(cases.get(rid, ()))
+        for f, v, ev, by in sorted(tg.get(rid, ()), key=lambda x: x[2]):
+            if f == "retention_class" and v in CLASSES and v != "ordinary":
+                more(v, _("%(klass)s: proposed by %(by)s (log entry %(ev)d)")
+                     % {"klass": v, "by": by, "ev": ev})
+            elif f == "event_type" and v in perm_types:
+                more("permanent", _("permanent: event type %(type)s (log entry %(ev)d)")
+                     % {"type": v, "ev": ev})
+            elif f == "event_type" and v in long_types:
+                more("long_term", _("long_term: event type %(type)s (log entry %(ev)d)")
+                     % {"type": v, "ev": ev})
+            elif f == "case":
+                my_cases.add(v)
+        for c in sorted(my_cases):
+            why.append(_("filed in case %(case)s") % {"case": c})
+        if (r.get("marks_important") or 0) > 0:
+            more("permanent", _("permanent: %(n)d IMPORTANT mark(s) propose it")
+                 % {"n": r["marks_important"]})
+        held = [x for x in active if x["recording_id"] == rid
+                or (x["case_no"] is not None and x["case_no"] in my_cases)]
+        held += [{"kind": "case", "id": None, "case_no": c, "placed_by": None,
+                  "placed_at": None, "open": True} for c in sorted(my_cases & open_cases)]
+        base_day = _base_day(r)
+        expires = None
+        if months.get(klass) is not None and base_day is not None:
+            expires = add_months(base_day, months[klass]) + dt.timedelta(days=1)
+        if r["state"] == "disposed":
+            status = "disposed"
+        elif r["state"] != "complete":
+            status = "partial"
+        elif held:
+            status = "held"
+        elif klass == "permanent":
+            status = "kept"
+        elif expires is None:
+            status = "undated"
+        elif today < expires:
+            status = "not_yet"
+        else:
+            status = "due"
+        for x in held:
+            if x.get("open"):
+                why.append(_("held: filed in the open case %(case)s (kept with the case file "
+                             "while the case is open)") % {"case": x["case_no"]})
+            else:
+                why.append(_("held: %(kind)s hold %(id)d by %(by)s at %(at)s (%(reason)s)")
+                           % {"kind": x["kind"], "id": x["id"], "by": x["placed_by"],
+                              "at": x["placed_at"], "reason": x["reason"]})
+        out.append({"device": r["device"], "segment": r["segment"], "recording_id": rid,
+                    "class": klass, "why": why,
+                    "expires_on": expires.isoformat() if expires else None,
+                    "holds": [x["id"] if x["id"] is not None else "case:" + x["case_no"]
+                              for x in held], "request": pending.get(rid),
+                    "status": status})
+    return out
+
+
+def _disposal_of(cat, device, segment):
+    """The `segment_disposed` entry of the log for ``device``/``segment``, or None (one
+    scan of the log per catalogue and log size: disposals are rare)."""
+    lg = cat.archive.log()
+    memo = getattr(cat, "_retention_disposals", None)
+    if memo is None or memo[0] != lg.size:
+        found = {}
+        for _i, _raw, e in lg.entries(0, lg.size):
+            if e.get("type") == "segment_disposed":
+                found.setdefault((e.get("device"), e.get("segment")), e)
+        memo = (lg.size, found)
+        cat._retention_disposals = memo
+    return memo[1].get((device, segment))
+
+
+def _as_of(cat, a, e):
+    """The assessment ``a`` as it stood when ``e`` was written: the catalogue marks a
+    recording disposed as soon as it reads the log's `segment_disposed`, also when it
+    replays (reindex) the clerk events written before it."""
+    if a["status"] != "disposed":
+        return a
+    d = _disposal_of(cat, a["device"], a["segment"])
+    if d is None or not str(e.get("at", "")) <= str(d.get("at", "")) \
+            or (e.get("type") == "disposal_requested" and d.get("request") != e.get("request")):
+        return a
+    return dict(a, status="due")
+
+
+def _recs(conn, where=()):
+    return [dict(r) for r in conn.execute(sa.select(db.recordings).where(*where).order_by(
+        db.recordings.c.device, db.recordings.c.segment)).mappings()]
+
+
+def due(cat, today=None, *, everything=False):
+    """What may be disposed of on ``today`` (a date or YYYY-MM-DD; default the UTC day),
+    each with its class, expiry and why (status "due": expired, not permanent, no hold;
+    ``request`` names a pending request). ``everything``: every recording, whatever its
+    status (due, held, kept, not_yet, undated, disposed, partial)."""
+    day = _day(today)
+    cat.sync()
+    _settle(cat)
+    months, _p, _l = _settings(cat)
+    r = db.recordings.c
+    with cat.engine.connect() as conn:
+        if everything:
+            recs = _recs(conn)
+        else:                   # the shortest class's cut-off bounds what can be due
+            edge = add_months(day, -months["ordinary"])
+            cut = int(dt.datetime(edge.year, edge.month, edge.day,
+                                  tzinfo=dt.timezone.utc).timestamp() * 1000)
+            recs = _recs(conn, (r.state == "complete",
+                                sa.or_(r.end_ms.is_(None), r.end_ms < cut)))
+        rows = _assess_rows(cat, conn, recs, day)
+    return rows if everything else [x for x in rows if x["status"] == "due"]
+
+
+def assess(cat, device, segment, today=None):
+    """The retention of one recording (as `due` gives it, whatever its status)."""
+    cat.sync()
+    with cat.engine.connect() as conn:
+        rid = store.recording_id(conn, device, segment)
+        recs = _recs(conn, (db.recordings.c.id == rid,))
+        return _assess_rows(cat, conn, recs, _day(today))[0]
+
+
+def _one(cat, conn, rid, day):
+    return _assess_rows(cat, conn, _recs(conn, (db.recordings.c.id == rid,)), day)[0]
+
+
+def _refusal(a):
+    """Why the assessed recording ``a`` may not go (one line), or None."""
+    name = "%s/%s" % (a["device"], a["segment"])
+    if a["status"] == "due":
+        return None
+    if a["status"] == "held":
+        return _("recording %(rec)s is held (hold %(ids)s): it cannot be disposed until the "
+                 "hold is released") % {"rec": name, "ids": ", ".join(map(str, a["holds"]))}
+    if a["status"] == "kept":
+        return _("recording %(rec)s is kept permanently (%(why)s)") % {
+            "rec": name, "why": "; ".join(a["why"][1:])}
+    if a["status"] == "not_yet":
+        return _("recording %(rec)s is kept until %(day)s (class %(klass)s)") % {
+            "rec": name, "day": a["expires_on"], "klass": a["class"]}
+    return _("recording %(rec)s cannot be disposed (%(status)s)") % {
+        "rec": name, "status": a["status"]}
+
+
+# -- events --------------------------------------------------------------------------------
+
+def _request_row(conn, rid):
+    return conn.execute(sa.select(db.disposal_requests).where(
+        db.disposal_requests.c.id == rid)).mappings().first()
+
+
+@store.handles("disposal_requested", permission="dispose_request")
+class _Requested:
+    @staticmethod
+    def check(cat, conn, e):
+        rq = field(e, "request", str)
+        dev, seg = field(e, "device", str), field(e, "segment", int)
+        field(e, "reason", str, max_len=TEXT_MAX)
+        if not e["reason"].strip():
+            raise RetentionRefused(_("a disposal request needs a reason"))
+        klass, exp = field(e, "class", str), field(e, "expired_on", str, max_len=10)
+        if _request_row(conn, rq) is not None:
+            raise RetentionRefused(_("disposal request %(id)s exists already") % {"id": rq})
+        rid = store.recording_id(conn, dev, seg)
+        a = _as_of(cat, _one(cat, conn, rid, _day(field(e, "at", str))), e)
+        why = _refusal(a)
+        if why:
+            raise RetentionRefused(why)
+        if a["request"] is not None:
+            raise RetentionRefused(_("recording %(rec)s has a pending disposal request "
+                                     "%(id)s") % {"rec": "%s/%s" % (dev, seg),
+                                                  "id": a["request"]})
+        if (klass, exp) != (a["class"], a["expires_on"]):
+            raise RetentionRefused(_("recording %(rec)s is now of class %(klass)s, expired on "
+                                     "%(day)s: ask again") % {"rec": "%s/%s" % (dev, seg),
+                                                              "klass": a["class"],
+                                                              "day": a["expires_on"]})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.disposal_requests.insert().values(
+            id=e["request"], event=i,
+            recording_id=store.recording_id(conn, e["device"], e["segment"]),
+            reason=e["reason"], retention_class=e["class"], expired_on=e["expired_on"],
+            requested_by=e["by"], requested_at=e["at"], state="requested"))
+
+
+@store.handles("disposal_refused", permission="dispose_approve")
+class _Refused:
+    @staticmethod
+    def check(cat, conn, e):
+        rq = field(e, "request", str)
+        field(e, "reason", str, max_len=TEXT_MAX)
+        row = _request_row(conn, rq)
+        if row is None or row["state"] != "requested":
+            raise RetentionRefused(_("there is no pending disposal request %(id)s")
+                                   % {"id": rq})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.disposal_requests.update().where(
+            db.disposal_requests.c.id == e["request"]).values(
+            state="refused", decided_by=e["by"], decided_at=e["at"]))
+
+
+@store.handles("hold_placed", permission="hold")
+class _Held:
+    @staticmethod
+    def check(cat, conn, e):
+        kind = field(e, "kind", str)
+        if kind not in HOLD_KINDS:
+            raise RetentionRefused(_("a hold is of kind %(kinds)s, not %(kind)r")
+                                   % {"kinds": " or ".join(HOLD_KINDS), "kind": kind[:32]})
+        reason = field(e, "reason", str, max_len=TEXT_MAX)
+        if not reason.strip():
+            raise RetentionRefused(_("a hold needs a reason"))
+        case = field(e, "case", str, optional=True)
+        dev = field(e, "device", str, optional=True)
+        seg = field(e, "segment", int, optional=True)
+        if (case is None) == (dev is None) or (dev is None) != (seg is None):
+            raise RetentionRefused(_("a hold is on one recording (device and segment) or on "
+                                     "one case"))
+        if dev is not None:
+            rid = store.recording_id(conn, dev, seg)
+            st = conn.execute(sa.select(db.recordings.c.state).where(
+                db.recordings.c.id == rid)).scalar_one()
+            if st == "disposed" and _as_of(cat, {"status": st, "device": dev,
+                                                 "segment": seg}, e)["status"] == st:
+                raise RetentionRefused(_("recording %(rec)s was disposed: there is nothing "
+                                         "to hold") % {"rec": "%s/%s" % (dev, seg)})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        rid = store.recording_id(conn, e["device"], e["segment"]) if "device" in e else None
+        conn.execute(db.holds.insert().values(
+            id=i, kind=e["kind"], case_no=e.get("case"), recording_id=rid,
+            reason=e["reason"], placed_by=e["by"], placed_at=e["at"]))
+
+
+@store.handles("hold_released", permission="hold")
+class _Released:
+    @staticmethod
+    def check(cat, conn, e):
+        hid = field(e, "hold", int)
+        field(e, "reason", str, max_len=TEXT_MAX)
+        row = conn.execute(sa.select(db.holds).where(db.holds.c.id == hid)).mappings().first()
+        if row is None or row["released_by"] is not None:
+            raise RetentionRefused(_("there is no active hold %(id)d") % {"id": hid})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.holds.update().where(db.holds.c.id == e["hold"]).values(
+            released_by=e["by"], released_at=e["at"]))
+
+
+def apply_disposed(cat, conn, i, e):
+    """A `segment_disposed` entry of the log (the archive's, SPEC §9.2) applied to the
+    request it names: approved by its approver (the store's sync and reindex call this)."""
+    rq = e.get("request")
+    if not isinstance(rq, str):
+        return
+    conn.execute(db.disposal_requests.update().where(
+        db.disposal_requests.c.id == rq, db.disposal_requests.c.state == "requested").values(
+        state="approved", decided_by=e.get("approved_by"),
+        decided_at=e.get("approved_at") or e.get("at")))
+
+
+def _settle(cat):
+    """Requests whose recording the log disposed of but whose row still says requested (a
+    catalogue rebuilt by a sync that did not apply `segment_disposed`): approved from the
+    log entry, found after the request's own."""
+    q, r = db.disposal_requests.c, db.recordings.c
+    with cat.engine.connect() as conn:
+        open_ = [dict(x) for x in conn.execute(sa.select(q.id, q.event).join_from(
+            db.disposal_requests, db.recordings, q.recording_id == r.id).where(
+            q.state == "requested", r.state == "disposed")).mappings()]
+    if not open_:
+        return
+    want = {x["id"] for x in open_}
+    lg = cat.archive.log()
+    with cat.engine.begin() as conn:
+        for i, _raw, e in lg.entries(min(x["event"] for x in open_), lg.size):
+            if e.get("type") == "segment_disposed" and e.get("request") in want:
+                apply_disposed(cat, conn, i, e)
+                want.discard(e["request"])
+                if not want:
+                    break
+
+
+# -- what users do -------------------------------------------------------------------------
+
+def request(cat, user, device, segment, reason) -> str:
+    """Ask for the disposal of recording ``device``/``segment`` (it must be due); returns
+    the request's id. Another user approves or refuses it."""
+    a = assess(cat, device, segment)
+    why = _refusal(a)
+    if why:
+        raise RetentionRefused(why)
+    rq = "DR-%s-%s" % (dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d"),
+                       os.urandom(4).hex())
+    cat.act(user, base("disposal_requested", None, None, request=rq, device=device,
+                       segment=segment, reason=reason, **{"class": a["class"],
+                                                          "expired_on": a["expires_on"]}))
+    return rq
+
+
+def refuse(cat, user, request_id, reason) -> int:
+    """Refuse a pending request (an approver's role); returns the log index."""
+    return cat.act(user, base("disposal_refused", None, None, request=request_id,
+                              reason=reason))
+
+
+def approve(cat, user, request_id) -> dict:
+    """Approve a pending request: another user than its requester, of a role that may
+    approve (archive_head, unit_leader, bureau_chief). The recording must still be due (no
+    hold placed since, no longer class). Disposes of its media (Archive.dispose: one signed
+    `segment_disposed` event, then the objects leave the archive); returns that event."""
+    from ..archive.common import ArchiveError, utcnow
+    users.require(user, "dispose_approve")
+    if cat.readonly:
+        raise store.CatalogueError(_("the catalogue is open read-only"))
+    with cat._locked():
+        cat._sync()
+        with cat.engine.connect() as conn:
+            row = _request_row(conn, request_id) if isinstance(request_id, str) else None
+            if row is None or row["state"] != "requested":
+                raise RetentionRefused(_("there is no pending disposal request %(id)s")
+                                       % {"id": str(request_id)[:64]})
+            if row["requested_by"] == user.name:
+                raise store.PermissionRefused(
+                    _("user %(name)s asked for disposal %(id)s and may not approve it: "
+                      "another user must") % {"name": user.name, "id": request_id})
+            a = _one(cat, conn, row["recording_id"], _day(None))
+        why = _refusal(a)
+        if why:
+            raise RetentionRefused(why)
+        req = {"id": row["id"], "by": row["requested_by"], "at": row["requested_at"],
+               "reason": row["reason"], "class": a["class"], "expired_on": a["expires_on"]}
+        try:
+            e = cat.archive.dispose(a["device"], a["segment"], request=req,
+                                    approval={"by": user.name, "at": utcnow()})
+        except ArchiveError as ex:
+            raise store.CatalogueError(str(ex)) from None
+        cat._sync()
+        with cat.engine.begin() as conn:
+            apply_disposed(cat, conn, None, e)
+    return e
+
+
+def _scope(scope):
+    """{"case": NO} or {"device": D, "segment": S} from "case:NO", "DEVICE/SEG" or a dict."""
+    if isinstance(scope, dict):
+        return {k: scope[k] for k in ("case", "device", "segment") if k in scope}
+    s = str(scope)
+    if s.startswith("case:") and len(s) > 5:
+        return {"case": s[5:]}
+    dev, _sl, seg = s.rpartition("/")
+    if dev and seg.isdigit():
+        return {"device": dev, "segment": int(seg)}
+    raise RetentionRefused(_("%(scope)r is neither case:NUMBER nor DEVICE/SEGMENT")
+                           % {"scope": s[:80]})
+
+
+def hold(cat, user, scope, kind, reason) -> int:
+    """Place a hold (kind case or legal) on a recording or a case; returns its id (the
+    index of its log entry)."""
+    return cat.act(user, base("hold_placed", None, None, kind=kind, reason=reason,
+                              **_scope(scope)))
+
+
+def release(cat, user, hold_id, reason) -> int:
+    return cat.act(user, base("hold_released", None, None, hold=hold_id, reason=reason))
+
+
+def requests(cat, state=None):
+    """The disposal requests (state: requested, approved, refused; None: all), oldest first."""
+    cat.sync()
+    _settle(cat)
+    q, r = db.disposal_requests.c, db.recordings.c
+    stmt = sa.select(db.disposal_requests, r.device, r.segment).join_from(
+        db.disposal_requests, db.recordings, q.recording_id == r.id).order_by(q.event)
+    if state:
+        stmt = stmt.where(q.state == state)
+    with cat.engine.connect() as conn:
+        return [dict(x) for x in conn.execute(stmt).mappings()]
+
+
+def holds(cat, active=True):
+    cat.sync()
+    h = db.holds.c
+    stmt = sa.select(db.holds).order_by(h.id)
+    if active:
+        stmt = stmt.where(h.released_by.is_(None))
+    with cat.engine.connect() as conn:
+        return [dict(x) for x in conn.execute(stmt).mappings()]
