@@ -132,6 +132,11 @@ def setup(lang=None):
     tr = _load(want)
     _state["tr"] = tr or _NULL
     _state["lang"] = want if tr is not None else "en"
+    from . import i18n_argparse         # argparse's own words ("usage:", "options")
+    if tr is None:
+        i18n_argparse.install()
+    else:
+        i18n_argparse.install(_, ngettext)
     return _state["lang"]
 
 

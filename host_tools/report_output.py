@@ -9,11 +9,11 @@ import io
 import json
 import os
 import sys
-import unicodedata
 
 from . import report_words as W
 from .i18n import N_, _, ngettext, pgettext
 from .records import printable
+from .textcols import width as _width
 from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code, write_clips
 from .report_items import _SECTIONS, ReportError, _day, _positive
 
@@ -35,14 +35,6 @@ def _cell(x):
 def _t(iso):
     """A report time, shortened for tables: 2023-11-14 22:13:20Z."""
     return "-" if not iso else iso[:10] + " " + iso[11:19] + "Z"
-
-
-def _width(s):
-    """Columns ``s`` takes on a terminal: a wide (CJK) character takes two."""
-    if s.isascii():
-        return len(s)
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else
-               0 if unicodedata.combining(c) else 1 for c in s)
 
 
 def _table(headers, rows, indent="  "):

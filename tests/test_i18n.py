@@ -33,7 +33,7 @@ HEADINGS_ZH = ["sealcam 合规报告", "汇总", "中断（", "超时上传（",
                "值勤班次（", "问题（"]
 HEADINGS_EN = ["sealcam compliance report", "SUMMARY", "INTERRUPTIONS (", "LATE OFFLOADS (",
                "CLOCK ADJUSTMENTS (", "MARKS (", "SHIFTS (", "PROBLEMS ("]
-_PH = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
+_PH = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
 
 
 def _refresh():
@@ -105,8 +105,11 @@ def test_placeholders_are_kept():
                 bad.append("%r -> %r: placeholders %s, not %s"
                            % (ids[0], s, sorted(_PH.findall(s)), want))
             elif want:
+                named = [p for p in want if p.startswith("%(")]
+                args = {re.match(r"%\((\w+)\)", p).group(1): 1 for p in named} if named \
+                    else (1,) * len(want)
                 try:
-                    s % {k: 1 for k in want}
+                    s % args
                 except (ValueError, TypeError, KeyError) as e:
                     bad.append("%r -> %r: does not format: %s" % (ids[0], s, e))
     assert not bad, "\n".join(bad)
@@ -306,3 +309,18 @@ def test_lang_option_wins_over_the_environment(built):
     p = _sealcam(["--lang=xx", "report", "--archive", built[0]], LANG="zh_CN.UTF-8")
     for h in HEADINGS_EN:
         assert h in p.stdout, h
+
+
+def test_argparse_speaks_chinese_too(capsys, lang):
+    """argparse's own words (usage, options, a missing argument) follow the language."""
+    from host_tools.cli import main
+    assert main(["--lang", "zh_CN", "report"]) == 3
+    err = capsys.readouterr().err
+    assert "用法：" in err and "缺少以下必需参数：--archive" in err, err
+    assert main(["report", "--lang", "zh_CN", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "选项" in out and "显示本帮助信息并退出" in out
+    assert "工作站档案库（存放 archive.sqlite 的文件夹）" in out       # the report's own help
+    assert main(["--lang", "en", "report"]) == 3
+    err = capsys.readouterr().err
+    assert "usage: " in err and "the following arguments are required: --archive" in err
