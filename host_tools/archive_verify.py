@@ -237,9 +237,13 @@ def _pending_disposals(a, st):
     disposal names (put back into ``st.objects`` for the cross-check): the right object is
     not tampering, any other file is."""
     out = {}
+    live = None
     for d, segs in st.disposed.items():
         for seg, info in segs.items():
-            left = a.disposal_leftovers(d, info, st)
+            if live is None:
+                from .archive.dispose import _live
+                live = _live(st)
+            left = a.disposal_leftovers(d, info, st, live)
             if left:
                 out.setdefault(d, {})[seg] = left
     for d, segs in out.items():

@@ -121,9 +121,13 @@ def test_request_and_refusal_rules(world):
     cat, u = world
     with pytest.raises(store.PermissionRefused):
         retention.request(cat, u["officer"], A, 2, "expired")
-    with pytest.raises(store.CatalogueError, match="kept until|permanently"):
-        cat.act(u["clerk"], tags.tag_event(A, 3, event_type="lawsuit"))
+    cat.act(u["clerk"], tags.tag_event(A, 3, event_type="lawsuit"))
+    with pytest.raises(store.CatalogueError, match="kept permanently"):
         retention.request(cat, u["clerk"], A, 3, "expired")
+    assert "kept until 2025-11-15 (class ordinary)" in retention._refusal(
+        status(cat, 4, "2025-01-01"))
+    with pytest.raises(store.CatalogueError, match="needs a reason"):
+        retention.request(cat, u["clerk"], A, 4, " ")
     rq = retention.request(cat, u["clerk"], A, 2, "24 months ended")
     with pytest.raises(store.CatalogueError, match="pending disposal request"):
         retention.request(cat, u["head"], A, 2, "again")
@@ -202,3 +206,25 @@ def test_r12_disposal_with_approval_on_a_real_archive(real):
     # removing the held recording's media by hand (no event) is still found
     os.unlink(held)
     assert verify_archive(arch)["verdict"] == NOT_OK
+
+
+def test_r12_an_open_case_holds_what_is_filed_in_it(world):
+    """Case evidence is kept with the case file: a recording filed in a case that is still
+    open is held; once the case is closed, only explicit holds keep it."""
+    cat, u = world
+    with cat.engine.begin() as conn:       # the rows cases.py writes for a case_opened event
+        conn.execute(db.cases.insert().values(case_no="FZ-2023-009", event=0, title="t",
+                                              state="open", opened_by="li.na",
+                                              opened_at="2023-11-15T00:00:00Z"))
+        rid = conn.execute(sa.select(db.recordings.c.id).where(
+            db.recordings.c.segment == 3)).scalar_one()
+        conn.execute(db.case_items.insert().values(event=0, case_no="FZ-2023-009",
+                                                   kind="recording", recording_id=rid,
+                                                   current=True, by_user="li.na",
+                                                   at="2023-11-15T00:00:00Z"))
+    a = status(cat, 3)
+    assert a["status"] == "held" and a["holds"] == ["case:FZ-2023-009"]
+    assert any("open case FZ-2023-009" in w for w in a["why"])
+    with cat.engine.begin() as conn:
+        conn.execute(db.cases.update().values(state="closed"))
+    assert status(cat, 3)["status"] == "due"

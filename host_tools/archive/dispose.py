@@ -90,7 +90,6 @@ class DisposeMixin:
                                     "%(user)s asked for it and may not approve it; another "
                                     "user must approve.") % {"id": rid, "device": device,
                                                             "seg": segment, "user": by})
-        self.finish_disposals()
         try:
             lock = self.lock_device(device)
         except DeviceLocked:
@@ -100,6 +99,7 @@ class DisposeMixin:
                                  "disposed.") % {"device": device, "seg": segment}) from None
         try:
             st = self.disposal_state()
+            self.finish_disposals(st, locked=device)    # what a cut left, first
             done = st.disposed.get(device, {}).get(segment)
             if done is not None:
                 if done.get("request") != rid:
@@ -162,21 +162,24 @@ class DisposeMixin:
         return out
 
     # -- removal (also finishing a disposal a cut interrupted) -----------------------------
-    def finish_disposals(self):
+    def finish_disposals(self, st=None, *, locked=None):
         """Remove what a logged disposal names and the archive still holds (a cut between
         the event and the unlinks). Returns [(device, segment)] of the disposals finished;
-        a device whose lock another process holds is left to the next run."""
+        a device whose lock another process holds is left to the next run. ``st``: the
+        log replayed (default: replay it); ``locked``: a device whose lock the caller
+        holds."""
         if self.readonly:
             return []
-        st = self.disposal_state()
+        st = self.disposal_state() if st is None else st
+        live = _live(st)
         done = []
         for d in sorted(st.disposed):
             pending = [info for info in st.disposed[d].values()
-                       if self.disposal_leftovers(d, info, st)]
+                       if self.disposal_leftovers(d, info, st, live)]
             if not pending:
                 continue
             try:
-                lock = self.lock_device(d)
+                lock = None if d == locked else self.lock_device(d)
             except DeviceLocked:
                 continue
             try:
@@ -187,11 +190,12 @@ class DisposeMixin:
                 self.unlock(lock)
         return done
 
-    def disposal_leftovers(self, device, info, st):
+    def disposal_leftovers(self, device, info, st, live=None):
         """[relative paths] of what the disposal ``info`` names that is still in the archive:
-        view files at its paths, objects no other path of the log holds."""
+        view files at its paths, objects no other path of the log holds (``live``: those
+        held, as _live(st) gives them)."""
         out = []
-        live = _live(st)
+        live = _live(st) if live is None else live
         for p in sorted({p for p, _h in info["objects"]}):
             if os.path.lexists(os.path.join(self.root, "devices", device, *p.split("/"))):
                 out.append("devices/%s/%s" % (device, p))

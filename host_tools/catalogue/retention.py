@@ -122,6 +122,12 @@ def _assess_rows(cat, conn, recs, today):
     h = db.holds.c
     active = [dict(r) for r in conn.execute(sa.select(db.holds).where(
         h.released_by.is_(None)).order_by(h.id)).mappings()]
+    by_rec, by_case = {}, {}
+    for x in active:
+        if x["recording_id"] is not None:
+            by_rec.setdefault(x["recording_id"], []).append(x)
+        if x["case_no"] is not None:
+            by_case.setdefault(x["case_no"], []).append(x)
     cs = db.cases.c
     open_cases = {r[0] for r in conn.execute(sa.select(cs.case_no).where(cs.state == "open"))}
     q = db.disposal_requests.c
@@ -155,8 +161,10 @@ def _assess_rows(cat, conn, recs, today):
         if (r.get("marks_important") or 0) > 0:
             more("permanent", _("permanent: %(n)d IMPORTANT mark(s) propose it")
                  % {"n": r["marks_important"]})
-        held = [x for x in active if x["recording_id"] == rid
-                or (x["case_no"] is not None and x["case_no"] in my_cases)]
+        held = list(by_rec.get(rid, ()))
+        for c in sorted(my_cases):
+            held += by_case.get(c, [])
+        held.sort(key=lambda x: x["id"])
         held += [{"kind": "case", "id": None, "case_no": c, "placed_by": None,
                   "placed_at": None, "open": True} for c in sorted(my_cases & open_cases)]
         base_day = _base_day(r)
