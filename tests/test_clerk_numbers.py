@@ -88,14 +88,20 @@ def test_r11_number_collision_is_refused(world):
     cat.act(u["clerk"], e1)
     with pytest.raises(store.CatalogueError, match="assigned already"):
         cat.act(u["clerk"], e2)
-    forged = dict(numbers.number_event(cat, [(B, 2)], party="p", step="s"), serial=7)
+    got = numbers.assign(cat, u["clerk"], [(B, 2)], party="p", step="s")
+    assert got["serial"] == 2 and numbers.resolve(cat, got["number"])["items"][0]["device"] == B
+    forged = dict(numbers.number_event(cat, [(A, 9)], party="p", step="s"), serial=7)
     with pytest.raises(store.CatalogueError, match="not what its pattern"):
         cat.act(u["clerk"], forged)
-    wrong_day = numbers.number_event(cat, [(B, 2)], party="p", step="s")
+    wrong_day = numbers.number_event(cat, [(A, 9)], party="p", step="s")
     wrong_day = dict(wrong_day, date="20240101",
-                     number=wrong_day["number"].replace("20231114", "20240101"))
+                     number=wrong_day["number"].replace("20231115", "20240101"))
     with pytest.raises(store.CatalogueError, match="not the day"):
         cat.act(u["clerk"], wrong_day)
+    foreign = numbers.number_event(cat, [(A, 9)], party="p", step="s")
+    foreign = dict(foreign, agency="A-B", number=foreign["number"].replace("AGENCY", "A-B"))
+    with pytest.raises(store.CatalogueError, match="agency code"):
+        cat.act(u["clerk"], foreign)
 
 
 def test_r11_never_reused_after_reindex_or_a_removed_row(tmp_path, tmp_path_factory,

@@ -2,9 +2,8 @@
 and on a real PostgreSQL (catalogue_url), append-only with its history, checked fields,
 officers limited to their own recordings, and rebuilt from the station log alone."""
 import pytest
-import sqlalchemy as sa
 
-from test_clerk_common import A, B, T0, add_recording, catalogue, count, real_archive
+from test_clerk_common import A, B, add_recording, catalogue, count, real_archive
 from host_tools.catalogue import db, itemcatalogue, store, tags
 from host_tools.stationconfig import DEFAULT_PERMANENT_TYPES
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import db, store
-from ..i18n import _
+from ..i18n import N_, _
 from .events import TEXT_MAX, base, field
 
 __all__ = ["ROLES", "opened_event", "linked_event", "unlinked_event", "closed_event",
@@ -38,6 +38,7 @@ __all__ = ["ROLES", "opened_event", "linked_event", "unlinked_event", "closed_ev
 ROLES = ("primary", "angle", "other")
 CASE_NO_MAX = 64
 TITLE_MAX = 500
+_KINDS = {"recording": N_("recording"), "document": N_("document")}   # named in messages
 
 
 def _check_case_no(v):
@@ -156,7 +157,7 @@ class _Linked:
         if conn.execute(sa.select(db.case_items.c.id).where(
                 _link_where(case_no, kind, ref))).first() is not None:
             raise store.CatalogueError(_("that %(kind)s is in case %(case)s already")
-                                       % {"kind": _(kind), "case": case_no})
+                                       % {"kind": _(_KINDS[kind]), "case": case_no})
 
     @staticmethod
     def apply(cat, conn, i, e):
@@ -185,7 +186,7 @@ class _Unlinked:
         if conn.execute(sa.select(db.case_items.c.id).where(
                 _link_where(e["case_no"], kind, ref))).first() is None:
             raise store.CatalogueError(_("that %(kind)s is not in case %(case)s")
-                                       % {"kind": _(kind), "case": case_no})
+                                       % {"kind": _(_KINDS[kind]), "case": case_no})
 
     @staticmethod
     def apply(cat, conn, i, e):

@@ -41,6 +41,10 @@ MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png")
 _TAIL = 1024
 
 
+class _NoObject(store.CatalogueError):
+    """The event names an object the archive does not hold (yet)."""
+
+
 def sniff(data: bytes):
     """The media type of ``data`` if it is a whole PDF, JPEG or PNG (its magic and its end
     marker), else None."""
@@ -97,30 +101,55 @@ def _check_name(name):
 def interruption_ok(cat, device, seq):
     """None if ``device``'s record ``seq`` is an INTERRUPTION of the archive's verified
     records, else why not (one line)."""
-    from ..records import INTERRUPTION, K
+    from ..records import INTERRUPTION
+    types = _record_types(cat, device)
+    if isinstance(types, str):
+        return types
+    t = types.get(seq)
+    if t is None:
+        return _("%(device)s has no verified record %(seq)d") % {"device": device, "seq": seq}
+    if t != INTERRUPTION:
+        return _("record %(seq)d of %(device)s is not an INTERRUPTION") % {"device": device,
+                                                                           "seq": seq}
+    return None
+
+
+def _record_types(cat, device):
+    """{seq: record type} of ``device``'s verified records, or why they cannot be read.
+    Read once per device while the station log does not grow (a reindex reads each device
+    once, not once per explanation)."""
+    import sqlite3
+    from ..records import K
     from ..report import _open_ro, _station_facts
     from ..report_items import ReportError, load_dev
-    import sqlite3
+    lg = cat.archive.log()
+    lg._catch_up()
+    memo = cat.__dict__.get("_record_types_memo")
+    if memo is None or memo["size"] != lg.size:
+        memo = cat.__dict__["_record_types_memo"] = {"size": lg.size, "facts": None,
+                                                     "devices": {}}
+    if device in memo["devices"]:
+        return memo["devices"][device]
     try:
         root, rdb, _notes = _open_ro(cat.archive_dir)
     except ReportError as e:
         return str(e)
     try:
         if rdb.execute("SELECT 1 FROM devices WHERE id = ?", (device,)).fetchone() is None:
-            return _("device %(device)s is not in the archive") % {"device": device}
-        d = load_dev(rdb, device, _station_facts(root)[0])
+            out = _("device %(device)s is not in the archive") % {"device": device}
+        else:
+            if memo["facts"] is None:
+                memo["facts"] = (_station_facts(root)[0],)
+            d = load_dev(rdb, device, memo["facts"][0])
+            out = {seq: b.get(K.TYPE) for seq, b in d.recs}
     except sqlite3.DatabaseError as e:
         return _("the records of %(device)s cannot be read (%(why)s)") % {"device": device,
                                                                           "why": e}
     finally:
         rdb.close()
-    body = d.by_seq.get(seq)
-    if body is None:
-        return _("%(device)s has no verified record %(seq)d") % {"device": device, "seq": seq}
-    if body.get(K.TYPE) != INTERRUPTION:
-        return _("record %(seq)d of %(device)s is not an INTERRUPTION") % {"device": device,
-                                                                           "seq": seq}
-    return None
+    if len(memo["devices"]) < 256:
+        memo["devices"][device] = out
+    return out
 
 
 def document_event(sha256, kind, media_type, size, name, *, device=None,
@@ -172,8 +201,8 @@ class _Added:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            raise store.CatalogueError(_("document %(sha)s is not among the archive's objects")
-                                       % {"sha": sha[:16]}) from None
+            raise _NoObject(_("document %(sha)s is not among the archive's objects")
+                            % {"sha": sha[:16]}) from None
         if st.st_size != size:
             raise store.CatalogueError(_("document %(sha)s: the object is %(n)d bytes, the "
                                          "event says %(size)d") %
@@ -211,9 +240,8 @@ def add_document(cat, user, path, kind, *, name=None, device=None, interruption_
     with cat.engine.connect() as conn:        # refused before anything is stored
         try:
             _Added.check(cat, conn, dict(e, by=user.name))
-        except store.CatalogueError as ex:
-            if "not among the archive's objects" not in str(ex):
-                raise
+        except _NoObject:
+            pass                                  # stored next
     got = cat.archive.put_bytes(data)
     if got != sha:
         raise store.CatalogueError(_("the archive stored %(got)s, not %(sha)s") %

@@ -28,11 +28,11 @@ import string
 import sqlalchemy as sa
 
 from . import db, store
-from ..i18n import _
+from ..i18n import N_, _
 from .events import NAME_MAX, base, field
 from .tags import check_span
 
-__all__ = ["number_event", "resolve", "format_number", "PARTY_MAX", "STEP_MAX", "ITEMS_MAX"]
+__all__ = ["number_event", "assign", "numbers_of", "resolve", "format_number", "PARTY_MAX", "STEP_MAX", "ITEMS_MAX"]
 
 PARTY_MAX = 64
 STEP_MAX = 32
@@ -40,6 +40,7 @@ ITEMS_MAX = 200                     # recordings and spans under one number
 SERIAL_MAX = 999_999
 _DATE = re.compile(r"[0-9]{8}")
 _NEVER = "{}/\\\u3000"             # never in a party or step, whatever the pattern
+_PARTY, _STEP = N_("party"), N_("step")     # the parts named in messages
 
 
 def format_number(pattern, agency, date, party, step, serial):
@@ -135,8 +136,8 @@ def number_event(cat, recordings, *, party, step):
     free serial (checked again when `Catalogue.act` appends it)."""
     pattern = cat.config.get("archive_number", "pattern")
     agency = cat.config.get("agency", "code")
-    _check_part(pattern, "party", party, PARTY_MAX)
-    _check_part(pattern, "step", step, STEP_MAX)
+    _check_part(pattern, _PARTY, party, PARTY_MAX)
+    _check_part(pattern, _STEP, step, STEP_MAX)
     items = []
     for r in recordings:
         if not isinstance(r, (tuple, list)) or len(r) not in (2, 4):
@@ -162,6 +163,24 @@ def number_event(cat, recordings, *, party, step):
                 items=items)
 
 
+def assign(cat, user, recordings, *, party, step, tries=3):
+    """Make and append the number of ``recordings`` (see number_event) for ``user``; if
+    another clerk took the same serial meanwhile, the next one is made. Returns the
+    event (its "number")."""
+    for n in range(tries):
+        e = number_event(cat, recordings, party=party, step=step)
+        try:
+            cat.act(user, e)
+            return e
+        except _Taken:
+            if n == tries - 1:
+                raise
+
+
+class _Taken(store.CatalogueError):
+    """The number was assigned by another event (a race between two clerks, or a forgery)."""
+
+
 @store.handles("number_assigned", permission="number")
 class _Assigned:
     @staticmethod
@@ -174,12 +193,17 @@ class _Assigned:
             raise store.CatalogueError(_("the archive number pattern %(pattern)r %(why)s")
                                        % {"pattern": pattern[:80], "why": why})
         agency = field(e, "agency", str, max_len=32)
+        from ..stationconfig import _agency_code
+        if _agency_code(agency):
+            raise store.CatalogueError(_("archive number %(number)s: the agency code %(agency)r "
+                                         "is not one a station may set")
+                                       % {"number": number, "agency": agency})
         date = field(e, "date", str, max_len=8)
         party = field(e, "party", str, max_len=PARTY_MAX)
         step = field(e, "step", str, max_len=STEP_MAX)
         serial = field(e, "serial", int)
-        _check_part(pattern, "party", party, PARTY_MAX)
-        _check_part(pattern, "step", step, STEP_MAX)
+        _check_part(pattern, _PARTY, party, PARTY_MAX)
+        _check_part(pattern, _STEP, step, STEP_MAX)
         if not _DATE.fullmatch(date) or not 1 <= serial <= SERIAL_MAX:
             raise store.CatalogueError(_("archive number %(number)s: bad date or serial")
                                        % {"number": number})
@@ -195,14 +219,14 @@ class _Assigned:
                                        {"number": number, "date": date})
         if conn.execute(sa.select(db.archive_numbers.c.number).where(
                 db.archive_numbers.c.number == number)).first() is not None:
-            raise store.CatalogueError(_("archive number %(number)s is assigned already: a "
-                                         "number is never given twice") % {"number": number})
+            raise _Taken(_("archive number %(number)s is assigned already: a number is never "
+                           "given twice") % {"number": number})
         # a log entry already applied that gave this number (in `act`, every entry is
         # applied and this event is not in the log yet; in a replay, this very entry and
         # those after it are not applied yet)
         logged = _logged(cat).get(number)
         if logged is not None and logged[3] < cat.applied(conn):
-            raise store.CatalogueError(
+            raise _Taken(
                 _("archive number %(number)s was assigned by log entry %(index)d: a number "
                   "is never reused, even when its row is gone (run `sealcam catalogue "
                   "reindex`)") % {"number": number, "index": logged[3]})
