@@ -276,9 +276,10 @@ def _no_link(i, fd):
 
 
 def _live(st):
-    """Every object a view path of the log still holds (any device)."""
+    """Every object a view path of the log still holds (any device), and every object a
+    clerk event names (a document)."""
     return {h for objs in st.objects.values() for h in objs.values()
-            if isinstance(h, bytes)}
+            if isinstance(h, bytes)} | set(getattr(st, "clerk_objects", ()))
 
 
 def _hash_at(dfd, name):

@@ -48,6 +48,7 @@ class State:
         self.adopted = None     # the `adopt` entry of an archive older than its log
         self.history = {}       # id -> {path: [every sha256 the log linked there, in order]}
         self.disposed = {}      # id -> {segment: {entry, at, objects, request, ...}}
+        self.clerk_objects = set()  # objects clerk events name (documents, SPEC §14)
         self.clerk = 0          # clerk events (SPEC §14): the catalogue replays them
         self.size = 0
 
@@ -212,6 +213,12 @@ class State:
             self.quarantines[e.get("id")] = {k: v for k, v in e.items() if k != "type"}
         elif t in _clerk_types():
             self.clerk += 1             # the catalogue's (host_tools.catalogue, SPEC §14)
+            sha = e.get("sha256")       # a document is an archive object: never disposed
+            if isinstance(sha, str) and len(sha) == 64:
+                try:
+                    self.clerk_objects.add(bytes.fromhex(sha))
+                except ValueError:
+                    pass
         else:
             self.problems.append("log entry %d has an unknown type %r" % (i, t))
 
