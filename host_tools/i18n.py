@@ -26,6 +26,7 @@ from __future__ import annotations
 import gettext as _gettext
 import os
 import re
+import stat as _stat
 import sys
 
 __all__ = ["_", "N_", "ngettext", "pgettext", "setup", "current", "lang_in_argv", "normalize",
@@ -42,6 +43,7 @@ _ENV = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 _NULL = _gettext.NullTranslations()
 _state = {"lang": None, "tr": _NULL}     # lang None: setup() not run yet
 _warned = set()
+_loaded = {}        # (path, size, mtime) -> the Translations read from it
 
 
 def normalize(lang):
@@ -102,12 +104,20 @@ def _load(lang):
     path = os.path.join(LOCALE_DIR, lang, "LC_MESSAGES", DOMAIN + ".mo")
     try:
         from babel.support import Translations
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+        if key in _loaded:
+            return _loaded[key]
+        size = st.st_size
+        if not _stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
         if size > MAX_CATALOG:
             raise ValueError("%d bytes, more than the %d a catalog may have"
                              % (size, MAX_CATALOG))
         with open(path, "rb") as f:
             tr = Translations(f, domain=DOMAIN)
+        _loaded.clear()
+        _loaded[key] = tr
         return tr
     except FileNotFoundError:
         why = "not installed"
@@ -152,7 +162,7 @@ def _(message):
     translation)."""
     if _state["lang"] is None:
         setup()
-    if not message:
+    if not message or not isinstance(message, str):
         return message
     return _state["tr"].gettext(message)
 
