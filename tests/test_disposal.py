@@ -301,3 +301,23 @@ def test_forged_disposal_event_without_the_key_is_not_ok(arch):
         f.write(len(b).to_bytes(4, "big") + b)
     os.unlink(media_of(arch, seg))
     assert verify_archive(arch)["verdict"] == NOT_OK
+
+
+def test_a_signed_disposal_naming_a_record_log_is_reported_and_removes_nothing(arch):
+    """Replay accepts a disposal only of a segment's media and index, objects the log
+    linked there: an entry naming rec/ (even signed by the station) is a problem, and
+    nothing it names is ever removed."""
+    from host_tools.tlog import events
+    seg = first_seg(arch)
+    with Archive(arch) as a:
+        st = a.disposal_state()
+        rel, sha = next((p, h) for p, h in st.objects[DEV].items() if p.startswith("rec/"))
+        a._log_event(events.segment_disposed(
+            "2029-01-03T09:00:00.000+00:00", DEV, seg, [{"path": rel, "sha256": sha}],
+            request="R-bad", requested_by="x", approved_by="y", approved_at="t",
+            reason="r", class_="ordinary", expired_on=None))
+        assert a.finish_disposals() == []
+    assert os.path.exists(os.path.join(arch, "devices", DEV, *rel.split("/")))
+    res = verify_archive(arch)
+    assert res["verdict"] == NOT_OK
+    assert any("not the media or index of segment %d" % seg in r for r in res["reasons"])

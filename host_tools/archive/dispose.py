@@ -151,14 +151,16 @@ class DisposeMixin:
         if row["object"] != view[media].hex():
             raise refuse(_("archive.sqlite and the station log disagree on its media (run "
                            "`sealcam verify %(root)s`)") % {"root": self.root})
+        from ..tlog.replay import HISTORY_MAX
         out = []
         for p in (media, idx):
             hist = list(st.history.get(device, {}).get(p, ()))
             cur = view.get(p)
+            mine = []
             for h in ([cur] if cur is not None else []) + hist[::-1]:
-                if isinstance(h, bytes) and len(h) == 32 and \
-                        h not in [o["sha256"] for o in out if o["path"] == p]:
-                    out.append({"path": p, "sha256": h})
+                if isinstance(h, bytes) and len(h) == 32 and h not in mine:
+                    mine.append(h)
+            out += [{"path": p, "sha256": h} for h in mine[:HISTORY_MAX]]
         return out
 
     # -- removal (also finishing a disposal a cut interrupted) -----------------------------

@@ -16,8 +16,8 @@ from . import events
 
 __all__ = ["State", "replay", "segment_of"]
 
-OBJECTS_MAX = 64        # objects one disposal may name (the media and index and prefixes)
-HISTORY_MAX = 64        # distinct objects kept per view path (each prefix an offload linked)
+OBJECTS_MAX = 256       # objects one disposal may name (the media and index and prefixes)
+HISTORY_MAX = 120       # distinct objects kept per view path (each prefix an offload linked)
 _SEG_PATH = re.compile(r"m/([0-9]{8,20})\.[a-z0-9]{1,8}")
 
 
@@ -248,7 +248,8 @@ class State:
                 if not isinstance(p, str) or _segment_of(p) != seg:
                     why = "names %r, which is not the media or index of segment %d" % (p, seg)
                     break
-                if not isinstance(h, bytes) or h not in self.history[d].get(p, ()):
+                if not isinstance(h, bytes) or (h not in self.history[d].get(p, ())
+                                                and h != self.objects[d].get(p)):
                     why = "names an object the log never linked at %s" % p
                     break
         if why is None:
