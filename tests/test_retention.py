@@ -8,7 +8,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from test_clerk_common import A, B, T0, add_recording, add_users, catalogue, real_archive
+from test_clerk_common import A, B, add_recording, add_users, catalogue, real_archive
 from host_tools.archive import Archive
 from host_tools.archive_verify import verify_archive
 from host_tools.catalogue import db, retention, store, tags
@@ -124,7 +124,7 @@ def test_request_and_refusal_rules(world):
     cat.act(u["clerk"], tags.tag_event(A, 3, event_type="lawsuit"))
     with pytest.raises(store.CatalogueError, match="kept permanently"):
         retention.request(cat, u["clerk"], A, 3, "expired")
-    assert "kept until 2025-11-15 (class ordinary)" in retention._refusal(
+    assert "kept until 2025-11-15 (class ordinary)" in retention.refusal(
         status(cat, 4, "2025-01-01"))
     with pytest.raises(store.CatalogueError, match="needs a reason"):
         retention.request(cat, u["clerk"], A, 4, " ")
@@ -228,3 +228,58 @@ def test_r12_an_open_case_holds_what_is_filed_in_it(world):
     with cat.engine.begin() as conn:
         conn.execute(db.cases.update().values(state="closed"))
     assert status(cat, 3)["status"] == "due"
+
+
+def _sealcam_retention(argv, capsys):
+    """`sealcam retention ...` through its parser (host_tools/catalogue/retention_cli.py)."""
+    import argparse
+    from host_tools.catalogue import retention_cli
+    p = argparse.ArgumentParser(prog="sealcam")
+    sub = p.add_subparsers(dest="verb")
+    retention_cli.add_parsers(sub, argparse.HelpFormatter)
+    args = p.parse_args(["retention"] + [str(a) for a in argv])
+    code = args.func(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_r12_retention_verbs(real, capsys, monkeypatch):
+    import json
+    from host_tools.catalogue import users
+    arch, f, cat, u = real
+    cat.act(u["head"], users.add_event("ma.clerk", "clerk", password="clerk pass 1"))
+    cat.act(u["head"], users.add_event("ma.chief", "bureau_chief", password="chief pass 1"))
+    url = str(cat.url)
+    base = ["--archive", arch, "--db", url]
+    code, out, err = _sealcam_retention(["due"] + base, capsys)
+    assert code == 0 and "%s/%d" % (A, f["a1"]) in out and "ordinary: kept 24 months" in out
+    code, out, err = _sealcam_retention(["due", "--today", "2024-01-01", "--json"] + base,
+                                        capsys)
+    assert code == 0 and json.loads(out)["recordings"] == []
+    monkeypatch.setenv("SEALCAM_PASSWORD", "clerk pass 1")
+    code, out, err = _sealcam_retention(
+        ["hold", "%s/%d" % (B, f["b1"]), "--kind", "legal", "--reason", "x", "--user",
+         "ma.clerk"] + base, capsys)
+    assert code == 5 and "may not do this" in err            # a clerk places no hold
+    code, out, err = _sealcam_retention(
+        ["request", "%s/%d" % (A, f["a1"]), "--reason", "24 months ended", "--json",
+         "--user", "ma.clerk"] + base, capsys)
+    assert code == 0, err
+    rq = json.loads(out)["request"]
+    code, out, err = _sealcam_retention(["approve", rq, "--user", "ma.clerk"] + base, capsys)
+    assert code == 5                                          # not an approving role
+    monkeypatch.setenv("SEALCAM_PASSWORD", "chief pass 1")
+    code, out, err = _sealcam_retention(["approve", rq, "--user", "ma.chief"] + base, capsys)
+    assert code == 0, err
+    assert "disposed: request %s by ma.clerk, approved by ma.chief" % rq in out
+    code, out, err = _sealcam_retention(["approve", rq, "--user", "ma.chief"] + base, capsys)
+    assert code == 3 and "no pending disposal request" in err
+    code, out, err = _sealcam_retention(
+        ["hold", "case:FZ-1", "--kind", "case", "--reason", "review", "--user",
+         "ma.chief"] + base, capsys)
+    assert code == 0 and "hold" in out
+    code, out, err = _sealcam_retention(["holds", "--json"] + base, capsys)
+    assert [h["scope"] for h in json.loads(out)["holds"]] == ["case:FZ-1"]
+    code, out, err = _sealcam_retention(["requests", "--state", "approved"] + base, capsys)
+    assert code == 0 and rq in out and "ma.chief" in out
+    assert not os.path.exists(os.path.join(arch, "devices", A, "m", "%08d.mkv" % f["a1"]))
