@@ -80,6 +80,16 @@ def test_r11_assigned_once_per_recording_and_span(world):
     assert count(cat, db.archive_numbers) == 1
 
 
+def test_r11_unnumbered_24_hours_after_the_item_ended(world):
+    cat, u = world
+    assert numbers.unnumbered(cat, now_ms=T0 + 600_000 + 3_600_000) == []
+    cat.act(u["clerk"], numbers.number_event(cat, [(A, 2)], party="p", step="s"))
+    late = numbers.unnumbered(cat, now_ms=T0 + 3 * DAY)
+    assert [(x["device"], x["segment"], x["hours_since_end"]) for x in late] == [
+        (B, 2, 71), (A, 9, 47)]
+    assert [x["segment"] for x in numbers.unnumbered(cat, now_ms=T0 + 2 * DAY)] == [2]
+
+
 def test_r11_number_collision_is_refused(world):
     cat, u = world
     e1 = numbers.number_event(cat, [(A, 2)], party="p", step="s")

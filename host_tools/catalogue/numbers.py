@@ -32,7 +32,7 @@ from ..i18n import N_, _
 from .events import NAME_MAX, base, field
 from .tags import check_span
 
-__all__ = ["number_event", "assign", "numbers_of", "resolve", "format_number", "PARTY_MAX", "STEP_MAX", "ITEMS_MAX"]
+__all__ = ["number_event", "assign", "numbers_of", "resolve", "unnumbered", "format_number", "PARTY_MAX", "STEP_MAX", "ITEMS_MAX"]
 
 PARTY_MAX = 64
 STEP_MAX = 32
@@ -104,19 +104,46 @@ def _items(conn, e):
 
 
 def _logged(cat):
-    """{number: (agency, date, serial)} of every number_assigned entry of the station log
-    (read once per Catalogue, then only what was appended since)."""
+    """{number: (agency, date, serial, log index)} of every number_assigned entry of the
+    station log (read once per Catalogue, then only what was appended since)."""
     memo = cat.__dict__.setdefault("_numbers_logged", {"upto": 0, "numbers": {}})
     lg = cat.archive.log()
     lg._catch_up()
     if memo["upto"] < lg.size:
-        for _i, _b, e in lg.entries(memo["upto"], lg.size):
-            if isinstance(e, dict) and e.get("type") == "number_assigned" and \
-                    isinstance(e.get("number"), str):
-                memo["numbers"].setdefault(e["number"], (e.get("agency"), e.get("date"),
-                                                         e.get("serial"), _i))
+        for i in _candidates(lg, memo["upto"], lg.size):
+            for _i, _b, e in lg.entries(i, i + 1):
+                if isinstance(e, dict) and e.get("type") == "number_assigned" and \
+                        isinstance(e.get("number"), str):
+                    memo["numbers"].setdefault(e["number"], (e.get("agency"), e.get("date"),
+                                                             e.get("serial"), i))
         memo["upto"] = lg.size
     return memo["numbers"]
+
+
+_NEEDLE = b"number_assigned"
+
+
+def _candidates(lg, start, stop):
+    """The indexes in [start, stop) of the log entries whose bytes hold "number_assigned"
+    (a byte search over log/entries; only those are decoded, so a station log of millions
+    of custody entries is read in about a second, not decoded whole)."""
+    import bisect
+    import mmap
+    f, size = lg._open(lg.entries_path)
+    with f:
+        lo = lg.offsets[start]
+        hi = lg.offsets[stop] if stop < lg.size else size
+        if hi <= lo:
+            return []
+        out = []
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            pos = m.find(_NEEDLE, lo, hi)
+            while pos >= 0:
+                i = bisect.bisect_right(lg.offsets, pos) - 1
+                if start <= i < stop and (not out or out[-1] != i):
+                    out.append(i)
+                pos = m.find(_NEEDLE, pos + 1, hi)
+        return out
 
 
 def _next_serial(cat, conn, agency, date):
@@ -282,3 +309,21 @@ def numbers_of(cat, device, segment):
             sa.select(ni.number).join(db.archive_numbers,
                                       db.archive_numbers.c.number == ni.number)
             .where(ni.recording_id == rid).order_by(db.archive_numbers.c.event))]
+
+
+def unnumbered(cat, now_ms=None, hours=24):
+    """The recordings still without an archive number ``hours`` after they ended (R11: 001
+    §16 asks for the number within 24 hours of the item's end), oldest first: device,
+    segment, end_ms, officer, hours_since_end. Disposed recordings are left out."""
+    import time
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    cat.sync()
+    r, ni = db.recordings.c, db.number_items.c
+    with cat.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(r.device, r.segment, r.end_ms, r.officer)
+            .where(r.end_ms.is_not(None), r.end_ms < now_ms - hours * 3_600_000,
+                   r.state != "disposed",
+                   ~sa.exists().where(ni.recording_id == r.id))
+            .order_by(r.end_ms, r.device, r.segment)).mappings()
+        return [dict(x, hours_since_end=(now_ms - x["end_ms"]) // 3_600_000) for x in rows]
