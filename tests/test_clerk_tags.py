@@ -92,6 +92,33 @@ def test_event_types_include_the_permanent_ones(world):
         cat.act(u["clerk"], tags.tag_event(A, 2, event_type="picnic", reason="r"))
 
 
+def test_station_event_types_apply_when_made_not_when_replayed(tmp_path, catalogue_url):
+    """A word of [retention] permanent_event_types is taken; removing it from station.toml
+    later does not drop the tag from a reindex (the log is the truth)."""
+    from test_clerk_common import add_users
+    from host_tools import station
+    from host_tools.catalogue.store import Catalogue
+    arch = tmp_path / "arch"
+    station.init(arch)
+    (arch / "station.toml").write_text('[retention]\npermanent_event_types = '
+                                       '["flood_rescue"]\n')
+    with Catalogue(arch, catalogue_url) as cat:
+        u = add_users(cat)
+        add_recording(cat, A, 2)
+        i = cat.act(u["clerk"], tags.tag_event(A, 2, event_type="flood_rescue"))
+        (arch / "station.toml").write_text("")
+    with Catalogue(arch, catalogue_url) as cat:
+        with pytest.raises(store.CatalogueError, match="event type 'flood_rescue' is not"):
+            cat.act(u["clerk"], tags.tag_event(A, 2, event_type="flood_rescue", reason="r"))
+        with cat.engine.begin() as conn:          # replayed (the recording row kept)
+            conn.execute(db.tags.delete())
+            conn.execute(db.cat_meta.update().where(db.cat_meta.c.key == "applied")
+                         .values(value=str(i)))
+        cat.sync()
+        assert cat.problems == []
+        assert tags.current(cat, A, 2)["whole"] == {"event_type": "flood_rescue"}
+
+
 def test_hostile_fields_are_refused(world):
     cat, u = world
     cases = [({"party": "x" * 201}, "longer than 200"),

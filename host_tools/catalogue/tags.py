@@ -39,7 +39,7 @@ from ..i18n import N_, _
 from .events import TEXT_MAX, base, field
 
 __all__ = ["EVENT_TYPES", "FIELDS", "RETENTION_CLASSES", "tag_event", "current", "history",
-           "check_span", "event_types"]
+           "check_span", "event_types", "fresh"]
 
 # event types (R10 "event type"; R12 permanent ones from stationconfig.DEFAULT_PERMANENT_TYPES)
 EVENT_TYPES = {
@@ -97,8 +97,18 @@ def _retention_classes():
         return RETENTION_CLASSES
 
 
-def _check_value(cat, name, value):
-    """Refuse (CatalogueError) a field value that is not allowed; "" (withdrawn) passes."""
+def fresh(cat, conn):
+    """True while `Catalogue.act` checks an event about to be appended (every log entry is
+    applied), False while a log entry is replayed (sync, reindex, catalogue check): what
+    depends on station.toml is checked against it only when the event is made, so a later
+    change of the settings never drops an event already in the log."""
+    lg = cat.archive.log()
+    return cat.applied(conn) >= lg.size
+
+
+def _check_value(cat, name, value, new=True):
+    """Refuse (CatalogueError) a field value that is not allowed; "" (withdrawn) passes.
+    ``new``: the event is being made (the station's event types apply), else replayed."""
     if not isinstance(value, str):
         raise store.CatalogueError(_("tag field %(field)s must be text") % {"field": name})
     if len(value) > _MAX[name]:
@@ -115,7 +125,10 @@ def _check_value(cat, name, value):
     if value != value.strip():
         raise store.CatalogueError(_("tag field %(field)s begins or ends with a space")
                                    % {"field": name})
-    if name == "event_type" and value not in event_types(cat):
+    if name == "event_type" and not _WORD.fullmatch(value):
+        raise store.CatalogueError(_("event type %(value)r is not a word of a-z and _")
+                                   % {"value": value[:40]})
+    if name == "event_type" and new and value not in event_types(cat):
         raise store.CatalogueError(_("event type %(value)r is not known; use one of: "
                                      "%(words)s") % {"value": value[:40], "words": ", ".join(
                                          sorted(event_types(cat)))})
@@ -202,12 +215,13 @@ class _Tag:
         fields = field(e, "fields", dict)
         if not fields or len(fields) > len(FIELDS):
             raise store.CatalogueError(_("a tag needs 1 to %(n)d fields") % {"n": len(FIELDS)})
+        new = fresh(cat, conn)
         for k, v in fields.items():
             if k not in FIELDS:
                 raise store.CatalogueError(_("unknown tag field %(field)s (fields: "
                                              "%(fields)s)") % {"field": str(k)[:40],
                                                                "fields": ", ".join(FIELDS)})
-            _check_value(cat, k, v)
+            _check_value(cat, k, v, new)
         reason = field(e, "reason", str, optional=True, max_len=TEXT_MAX)
         sup = field(e, "supersedes", int, optional=True)
         c = db.tags.c
