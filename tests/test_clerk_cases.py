@@ -222,6 +222,8 @@ def test_r3_written_explanation_and_case_survive_reindex_and_forged_rows_do_not(
         assert [d["sha256"] for d in before["documents"]] == [sha]
         assert {(r["device"], r["role"]) for r in before["recordings"]} == {
             (A, "primary"), (B, "angle")}
+        from host_tools.catalogue import check
+        assert check.check(cat)["problems"] == []     # every row is the log's
         with cat.engine.begin() as conn:      # forged: never in the log
             conn.execute(db.cases.insert().values(
                 case_no="FORGED-1", event=3, title="x", state="open", opened_by="li.na",
@@ -231,6 +233,8 @@ def test_r3_written_explanation_and_case_survive_reindex_and_forged_rows_do_not(
                 size=100, name="forged.pdf", device=A, interruption_seq=f["int_weather"],
                 by_user="li.na", at="2026-01-01T00:00:00Z"))
         assert len(documents.explanations(cat, A, f["int_weather"])) == 1
+        found = check.check(cat)["problems"]
+        assert any("FORGED-1" in p for p in found) and any("forged.pdf" in p for p in found)
         cat.reindex()
         assert cat.problems == []
         assert cases.show(cat, "FORGED-1") is None
