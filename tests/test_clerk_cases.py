@@ -103,6 +103,11 @@ def test_r11_case_is_archived_at_year_end_only_when_closed(world):
     for bad in ("", " FZ", "FZ\x00", "x" * 65, "a\u202eb"):
         with pytest.raises(store.CatalogueError, match="case number"):
             cases.opened_event(bad, "t")
+    for title, msg in (("a\x1b[31mb", "control character"), (" ", "title of one line"),
+                       ("two\nlines", "title of one line"), ("x" * 501, "longer than 500")):
+        with pytest.raises(store.CatalogueError, match=msg):
+            cat.act(u["clerk"], cases.opened_event("FZ-4", title))
+    assert cases.show(cat, "FZ-4") is None
 
 
 def test_r22_second_angle_of_one_incident(world):

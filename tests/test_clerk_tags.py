@@ -139,6 +139,26 @@ def test_hostile_fields_are_refused(world):
     assert count(cat, db.tags) == 0
 
 
+def test_hostile_log_entries_are_skipped_and_named(world):
+    """Entries read back from the station log are checked like new ones: one the tag
+    module refuses is not applied and is named in problems (verify reports it)."""
+    cat, u = world
+    bad = [{"type": "tag", "at": "2026-01-01T00:00:00Z", "by": "li.na", "device": A,
+            "segment": 2, "fields": {"f%d" % k: "x" for k in range(1000)}},
+           {"type": "tag", "at": "2026-01-01T00:00:00Z", "by": "li.na", "device": A,
+            "segment": 2, "fields": {"party": "a\x07b"}},
+           {"type": "tag", "at": "2026-01-01T00:00:00Z", "by": "li.na", "device": A,
+            "segment": True, "fields": {"party": "x"}},
+           {"type": "tag", "at": "2026-01-01T00:00:00Z", "by": "li.na", "device": A,
+            "segment": 2, "fields": ["party", "x"]}]
+    first = cat.archive.log().append(bad)
+    cat.sync()
+    assert count(cat, db.tags) == 0
+    assert [p.split(" (")[0] for p in cat.problems] == [
+        "log entry %d" % (first + k) for k in range(4)]
+    assert "1 to 7 fields" in cat.problems[0] and "control character" in cat.problems[1]
+
+
 def test_officer_tags_only_own_recordings(world):
     cat, u = world
     cat.act(u["officer"], tags.tag_event(A, 2, party="张三"))       # OFC-0001 made it
