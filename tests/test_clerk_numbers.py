@@ -114,6 +114,22 @@ def test_r11_number_collision_is_refused(world):
         cat.act(u["clerk"], foreign)
 
 
+def test_r11_two_desks_never_get_the_same_number(world, catalogue_url):
+    """Two clerks' catalogues on one archive and database: both make serial 1 at once; the
+    one that appends second is refused, and `assign` makes the next number instead."""
+    cat, u = world
+    with Catalogue(cat.archive_dir, catalogue_url) as desk2:
+        e1 = numbers.number_event(cat, [(A, 2)], party="p", step="s")
+        e2 = numbers.number_event(desk2, [(B, 2)], party="p", step="s")
+        assert e1["number"] == e2["number"]
+        cat.act(u["clerk"], e1)
+        with pytest.raises(store.CatalogueError, match="assigned already"):
+            desk2.act(u["head"], e2)
+        got = numbers.assign(desk2, u["head"], [(B, 2)], party="p", step="s")
+        assert got["serial"] == 2
+        assert numbers.resolve(cat, got["number"])["by_user"] == "wang.head"
+
+
 def test_r11_never_reused_after_reindex_or_a_removed_row(tmp_path, tmp_path_factory,
                                                           catalogue_url):
     arch, f = real_archive(tmp_path, tmp_path_factory)
