@@ -283,3 +283,18 @@ def test_r12_retention_verbs(real, capsys, monkeypatch):
     code, out, err = _sealcam_retention(["requests", "--state", "approved"] + base, capsys)
     assert code == 0 and rq in out and "ma.chief" in out
     assert not os.path.exists(os.path.join(arch, "devices", A, "m", "%08d.mkv" % f["a1"]))
+
+
+def test_a_later_station_config_never_drops_a_logged_request(real):
+    """The rules are checked when an event is made: a request in the log stays after the
+    station keeps ordinary recordings longer (reindex), but its approval is then refused."""
+    arch, f, cat, u = real
+    rq = retention.request(cat, u["clerk"], A, f["a1"], "24 months ended")
+    (arch / "station.toml").write_text("[retention]\nordinary_months = 1200\n")
+    with Catalogue(arch, cat.url) as cat2:
+        cat2.reindex()
+        assert cat2.problems == []
+        assert [(x["id"], x["state"]) for x in retention.requests(cat2)] == [(rq, "requested")]
+        with pytest.raises(store.CatalogueError, match="kept until 2123-11-1"):
+            retention.approve(cat2, u["leader"], rq)
+    assert os.path.exists(os.path.join(arch, "devices", A, "m", "%08d.mkv" % f["a1"]))

@@ -40,7 +40,7 @@ from . import db, store, users
 from ..i18n import _
 from .events import TEXT_MAX, base, field
 from .retention_rules import (CLASSES, HOLD_KINDS, LONG_TERM_MONTHS, RetentionRefused,
-                              add_months, as_of, assess_one, assess_rows, day_of,
+                              add_months, assess_one, assess_rows, day_of,
                               recordings_where, refusal, settings)
 
 __all__ = ["CLASSES", "LONG_TERM_MONTHS", "HOLD_KINDS", "due", "assess", "request",
@@ -81,6 +81,14 @@ def assess(cat, device, segment, today=None):
 
 # -- events --------------------------------------------------------------------------------
 
+def _fresh(cat, conn):
+    """True while `Catalogue.act` checks an event about to be appended, False while a log
+    entry is replayed (sync, reindex): the rules that depend on the day, the other rows and
+    station.toml are checked when the event is made, so that a later change never drops an
+    event the log holds (as catalogue.tags does)."""
+    return cat.applied(conn) >= cat.archive.log().size
+
+
 def _request_row(conn, rid):
     return conn.execute(sa.select(db.disposal_requests).where(
         db.disposal_requests.c.id == rid)).mappings().first()
@@ -99,7 +107,14 @@ class _Requested:
         if _request_row(conn, rq) is not None:
             raise RetentionRefused(_("disposal request %(id)s exists already") % {"id": rq})
         rid = store.recording_id(conn, dev, seg)
-        a = as_of(cat, assess_one(cat, conn, rid, day_of(field(e, "at", str))), e)
+        day = day_of(field(e, "at", str))
+        if klass not in CLASSES or day_of(exp) > day:
+            raise RetentionRefused(_("disposal request %(id)s: class %(klass)r or expiry "
+                                     "%(day)r is not one a request can have")
+                                   % {"id": rq, "klass": klass[:32], "day": exp})
+        if not _fresh(cat, conn):
+            return      # replayed: the rules and the station's settings held when it was made
+        a = assess_one(cat, conn, rid, day)
         why = refusal(a)
         if why:
             raise RetentionRefused(why)
@@ -161,8 +176,7 @@ class _Held:
             rid = store.recording_id(conn, dev, seg)
             st = conn.execute(sa.select(db.recordings.c.state).where(
                 db.recordings.c.id == rid)).scalar_one()
-            if st == "disposed" and as_of(cat, {"status": st, "device": dev,
-                                                 "segment": seg}, e)["status"] == st:
+            if st == "disposed" and _fresh(cat, conn):
                 raise RetentionRefused(_("recording %(rec)s was disposed: there is nothing "
                                          "to hold") % {"rec": "%s/%s" % (dev, seg)})
 

@@ -12,8 +12,7 @@ from . import db, store
 from ..i18n import _
 
 __all__ = ["CLASSES", "LONG_TERM_MONTHS", "HOLD_KINDS", "RetentionRefused", "add_months",
-           "day_of", "settings", "assess_rows", "recordings_where", "assess_one", "refusal",
-           "as_of"]
+           "day_of", "settings", "assess_rows", "recordings_where", "assess_one", "refusal"]
 
 CLASSES = ("ordinary", "long_term", "permanent")        # shortest first: the longest wins
 LONG_TERM_MONTHS = 120      # until the station's [retention] long_term_months says otherwise
@@ -170,34 +169,6 @@ def assess_rows(cat, conn, recs, today):
                               for x in held], "request": pending.get(rid),
                     "status": status})
     return out
-
-
-def _disposal_of(cat, device, segment):
-    """The `segment_disposed` entry of the log for ``device``/``segment``, or None (one
-    scan of the log per catalogue and log size: disposals are rare)."""
-    lg = cat.archive.log()
-    memo = getattr(cat, "_retention_disposals", None)
-    if memo is None or memo[0] != lg.size:
-        found = {}
-        for _i, _raw, e in lg.entries(0, lg.size):
-            if e.get("type") == "segment_disposed":
-                found.setdefault((e.get("device"), e.get("segment")), e)
-        memo = (lg.size, found)
-        cat._retention_disposals = memo
-    return memo[1].get((device, segment))
-
-
-def as_of(cat, a, e):
-    """The assessment ``a`` as it stood when ``e`` was written: the catalogue marks a
-    recording disposed as soon as it reads the log's `segment_disposed`, also when it
-    replays (reindex) the clerk events written before it."""
-    if a["status"] != "disposed":
-        return a
-    d = _disposal_of(cat, a["device"], a["segment"])
-    if d is None or not str(e.get("at", "")) <= str(d.get("at", "")) \
-            or (e.get("type") == "disposal_requested" and d.get("request") != e.get("request")):
-        return a
-    return dict(a, status="due")
 
 
 def recordings_where(conn, where=()):
