@@ -298,3 +298,19 @@ def test_a_later_station_config_never_drops_a_logged_request(real):
         with pytest.raises(store.CatalogueError, match="kept until 2123-11-1"):
             retention.approve(cat2, u["leader"], rq)
     assert os.path.exists(os.path.join(arch, "devices", A, "m", "%08d.mkv" % f["a1"]))
+
+
+def test_catalogue_check_after_an_approval_and_a_reindex(real):
+    from host_tools.catalogue import check
+    arch, f, cat, u = real
+    rq = retention.request(cat, u["clerk"], A, f["a1"], "24 months ended")
+    retention.approve(cat, u["leader"], rq)
+    retention.hold(cat, u["leader"], "%s/%d" % (B, f["b1"]), "legal", "complaint")
+    res = check.check(cat)
+    assert res["problems"] == [], res["problems"]
+    cat.reindex()
+    assert cat.problems == [] and check.check(cat)["problems"] == []
+    # an edited request row is named
+    with cat.engine.begin() as conn:
+        conn.execute(db.disposal_requests.update().values(decided_by="someone.else"))
+    assert any("disposal_requests" in p for p in check.check(cat)["problems"])

@@ -89,6 +89,21 @@ def _fresh(cat, conn):
     return cat.applied(conn) >= cat.archive.log().size
 
 
+def _disposal_entry(cat, device, segment):
+    """(index, entry) of the log's `segment_disposed` of ``device``/``segment``, or None
+    (the log is scanned once per catalogue and log size: disposals are rare)."""
+    lg = cat.archive.log()
+    memo = getattr(cat, "_retention_disposals", None)
+    if memo is None or memo[0] != lg.size:
+        found = {}
+        for i, _raw, e in lg.entries(0, lg.size):
+            if e.get("type") == "segment_disposed":
+                found.setdefault((e.get("device"), e.get("segment")), (i, e))
+        memo = (lg.size, found)
+        cat._retention_disposals = memo
+    return memo[1].get((device, segment))
+
+
 def _request_row(conn, rid):
     return conn.execute(sa.select(db.disposal_requests).where(
         db.disposal_requests.c.id == rid)).mappings().first()
@@ -130,11 +145,18 @@ class _Requested:
 
     @staticmethod
     def apply(cat, conn, i, e):
+        rid = store.recording_id(conn, e["device"], e["segment"])
         conn.execute(db.disposal_requests.insert().values(
-            id=e["request"], event=i,
-            recording_id=store.recording_id(conn, e["device"], e["segment"]),
+            id=e["request"], event=i, recording_id=rid,
             reason=e["reason"], retention_class=e["class"], expired_on=e["expired_on"],
             requested_by=e["by"], requested_at=e["at"], state="requested"))
+        # a rebuild marks a recording disposed before it replays the clerk events: the
+        # approval of this request is then a later entry of the log, applied here
+        if conn.execute(sa.select(db.recordings.c.state).where(
+                db.recordings.c.id == rid)).scalar_one() == "disposed":
+            d = _disposal_entry(cat, e["device"], e["segment"])
+            if d is not None and d[0] > i and d[1].get("request") == e["request"]:
+                apply_disposed(cat, conn, d[0], d[1])
 
 
 @store.handles("disposal_refused", permission="dispose_approve")
