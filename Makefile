@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm
 
-.PHONY: demo test bench setup clean voices hw-test system
+.PHONY: demo test bench setup clean voices hw-test system i18n
 
 setup: $(STAMP) $(MPVM) system
 
@@ -47,6 +47,11 @@ hw-test: setup
 # use the committed file and never need espeak-ng
 voices: setup
 	$(VPY) sim/make_voice_assets.py
+
+# the zh_CN message catalog (host_tools/locale): extract, update, compile; exit 1 and a
+# file:line list when a message is not translated yet
+i18n: setup
+	$(VPY) host_tools/locale/refresh.py
 
 clean:
 	rm -rf $(VENV) sim/mpvm/node_modules demo-out

@@ -253,4 +253,8 @@ def add_parsers(sub, formatter):
     k = cs.add_parser("check", help=_("compare the database with the station log"))
     catalogue_common(k, user=False)
     k.set_defaults(func=_catalogue_check)
+
+    from .catalogue import filing_cli, retention_cli
+    filing_cli.add_parsers(sub, formatter)      # tag, number, case, doc
+    retention_cli.add_parsers(sub, formatter)   # retention
     return sub

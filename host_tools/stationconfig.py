@@ -134,6 +134,10 @@ def _months(v):
     return None if 6 <= v <= 1200 else "must be 6 to 1200 months (R12: at least 6)"
 
 
+def _utc_offset(v):
+    return None if -720 <= v <= 840 else "must be -720 to 840 minutes"
+
+
 def _words(v):
     if len(v) > 64 or not all(isinstance(w, str) and re.fullmatch(r"[a-z_]{1,32}", w)
                               for w in v):
@@ -167,6 +171,9 @@ SECTIONS = {
         "code": Key(str, "AGENCY", _agency_code,
                     "the agency's code in archive numbers (R11), e.g. FZMC"),
         "name": Key(str, "", None, "the agency's name, printed on reports and labels"),
+        "utc_offset_minutes": Key(int, 0, _utc_offset,
+                                  "the agency's time zone as minutes east of UTC (480 in "
+                                  "China): the {date} of an archive number is its local day"),
     },
     "archive_number": {
         "pattern": Key(str, DEFAULT_NUMBER_PATTERN, _number_pattern,
@@ -179,6 +186,10 @@ SECTIONS = {
                                "agency's rule allows 6)"),
         "permanent_event_types": Key(list, DEFAULT_PERMANENT_TYPES, _words,
                                      "event types whose recordings are kept permanently"),
+        "long_term_months": Key(int, 120, _months,
+                                "how long a long-term recording is kept"),
+        "long_term_event_types": Key(list, [], _words,
+                                     "event types whose recordings are kept long-term"),
     },
     "catalogue": {
         "url": Key(str, "", _db_url,

@@ -9,6 +9,8 @@ import pytest
 
 # users' passwords: argon2's cheapest profile in tests (host_tools/catalogue/users.py)
 os.environ.setdefault("SEALCAM_ARGON2", "cheapest")
+# English messages in tests whatever the developer's locale (test_i18n sets its own)
+os.environ["LANGUAGE"] = "en"
 
 
 @pytest.fixture(scope="session")

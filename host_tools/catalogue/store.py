@@ -168,7 +168,7 @@ class Catalogue:
             if t in _CUSTODY_TOUCH and isinstance(e.get("device"), str):
                 touched.add(e["device"])
                 if t == "segment_disposed" and type(e.get("segment")) is int:
-                    disposed.append((e["device"], e["segment"], e.get("at")))
+                    disposed.append((i, e))
             elif t in CLERK_TYPES:
                 clerk.append((i, e))
         if touched and refresh:
@@ -176,11 +176,17 @@ class Catalogue:
         if disposed:
             rec = db.recordings.c
             with self.engine.begin() as conn:
-                for d, seg, _at in disposed:     # irreversible: refresh keeps it
+                for _i, e in disposed:           # irreversible: refresh keeps it
                     conn.execute(db.recordings.update().where(
-                        rec.device == d, rec.segment == seg).values(state="disposed"))
+                        rec.device == e["device"], rec.segment == e["segment"]).values(
+                            state="disposed"))
         for i, e in clerk:
             self._apply(i, e)
+        if disposed:        # after the clerk events: a reindex makes the request rows first
+            from . import retention
+            with self.engine.begin() as conn:
+                for i, e in disposed:
+                    retention.apply_disposed(self, conn, i, e)
         with self.engine.begin() as conn:
             conn.execute(db.cat_meta.update().where(db.cat_meta.c.key == "applied")
                          .values(value=str(stop)))
