@@ -265,6 +265,7 @@ def _settle(cat):
 def request(cat, user, device, segment, reason) -> str:
     """Ask for the disposal of recording ``device``/``segment`` (it must be due); returns
     the request's id. Another user approves or refuses it."""
+    users.require(user, "dispose_request")
     a = assess(cat, device, segment)
     why = refusal(a)
     if why:
