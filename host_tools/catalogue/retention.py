@@ -54,7 +54,6 @@ def due(cat, today=None, *, everything=False):
     status (due, held, kept, not_yet, undated, disposed, partial)."""
     day = day_of(today)
     cat.sync()
-    _settle(cat)
     months, _p, _l = settings(cat)
     r = db.recordings.c
     with cat.engine.connect() as conn:
@@ -87,21 +86,6 @@ def _fresh(cat, conn):
     station.toml are checked when the event is made, so that a later change never drops an
     event the log holds (as catalogue.tags does)."""
     return cat.applied(conn) >= cat.archive.log().size
-
-
-def _disposal_entry(cat, device, segment):
-    """(index, entry) of the log's `segment_disposed` of ``device``/``segment``, or None
-    (the log is scanned once per catalogue and log size: disposals are rare)."""
-    lg = cat.archive.log()
-    memo = getattr(cat, "_retention_disposals", None)
-    if memo is None or memo[0] != lg.size:
-        found = {}
-        for i, _raw, e in lg.entries(0, lg.size):
-            if e.get("type") == "segment_disposed":
-                found.setdefault((e.get("device"), e.get("segment")), (i, e))
-        memo = (lg.size, found)
-        cat._retention_disposals = memo
-    return memo[1].get((device, segment))
 
 
 def _request_row(conn, rid):
@@ -150,13 +134,6 @@ class _Requested:
             id=e["request"], event=i, recording_id=rid,
             reason=e["reason"], retention_class=e["class"], expired_on=e["expired_on"],
             requested_by=e["by"], requested_at=e["at"], state="requested"))
-        # a rebuild marks a recording disposed before it replays the clerk events: the
-        # approval of this request is then a later entry of the log, applied here
-        if conn.execute(sa.select(db.recordings.c.state).where(
-                db.recordings.c.id == rid)).scalar_one() == "disposed":
-            d = _disposal_entry(cat, e["device"], e["segment"])
-            if d is not None and d[0] > i and d[1].get("request") == e["request"]:
-                apply_disposed(cat, conn, d[0], d[1])
 
 
 @store.handles("disposal_refused", permission="dispose_approve")
@@ -228,7 +205,8 @@ class _Released:
 
 def apply_disposed(cat, conn, i, e):
     """A `segment_disposed` entry of the log (the archive's, SPEC §9.2) applied to the
-    request it names: approved by its approver (the store's sync and reindex call this)."""
+    request it names: approved by its approver (the store's sync calls this after the
+    clerk events it read, so a reindex has made the request row first)."""
     rq = e.get("request")
     if not isinstance(rq, str):
         return
@@ -236,28 +214,6 @@ def apply_disposed(cat, conn, i, e):
         db.disposal_requests.c.id == rq, db.disposal_requests.c.state == "requested").values(
         state="approved", decided_by=e.get("approved_by"),
         decided_at=e.get("approved_at") or e.get("at")))
-
-
-def _settle(cat):
-    """Requests whose recording the log disposed of but whose row still says requested (a
-    catalogue rebuilt by a sync that did not apply `segment_disposed`): approved from the
-    log entry, found after the request's own."""
-    q, r = db.disposal_requests.c, db.recordings.c
-    with cat.engine.connect() as conn:
-        open_ = [dict(x) for x in conn.execute(sa.select(q.id, q.event).join_from(
-            db.disposal_requests, db.recordings, q.recording_id == r.id).where(
-            q.state == "requested", r.state == "disposed")).mappings()]
-    if not open_:
-        return
-    want = {x["id"] for x in open_}
-    lg = cat.archive.log()
-    with cat.engine.begin() as conn:
-        for i, _raw, e in lg.entries(min(x["event"] for x in open_), lg.size):
-            if e.get("type") == "segment_disposed" and e.get("request") in want:
-                apply_disposed(cat, conn, i, e)
-                want.discard(e["request"])
-                if not want:
-                    break
 
 
 # -- what users do -------------------------------------------------------------------------
@@ -349,7 +305,6 @@ def release(cat, user, hold_id, reason) -> int:
 def requests(cat, state=None):
     """The disposal requests (state: requested, approved, refused; None: all), oldest first."""
     cat.sync()
-    _settle(cat)
     q, r = db.disposal_requests.c, db.recordings.c
     stmt = sa.select(db.disposal_requests, r.device, r.segment).join_from(
         db.disposal_requests, db.recordings, q.recording_id == r.id).order_by(q.event)
