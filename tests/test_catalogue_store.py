@@ -155,3 +155,65 @@ def test_a_role_raised_in_the_database_signs_in_as_the_log_says(archive, tmp_pat
         cat.reindex()
         assert check.check(cat)["problems"] == []
         assert users.authenticate(cat, "wang.wei", "clerk pass 1").role == "clerk"
+
+
+def test_every_clerk_event_and_the_disposal_match_the_cddl(tmp_path, tmp_path_factory):
+    """Every clerk event type (SPEC §14) and the approved disposal (§9.2), made through the
+    catalogue on a real offloaded archive, are entries of `log-entry` in schema.cddl; an
+    entry edited against the rule is not."""
+    import io
+
+    import cbor2
+    import png
+    pycddl = pytest.importorskip("pycddl")
+    import test_clerk_common as cc
+    from host_tools.catalogue import cases, documents, numbers, retention, tags
+    from host_tools.catalogue.events import CLERK_TYPES
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    schema = pycddl.Schema("root = log-entry\n" + open(
+        os.path.join(root, "protocol", "schema.cddl")).read())
+    arch, f = cc.real_archive(tmp_path, tmp_path_factory)
+    with store.Catalogue(arch, "sqlite:///%s" % (tmp_path / "c.sqlite")) as cat:
+        cat.refresh_recordings(None)
+        u = cc.add_users(cat)
+        pw = users.password_event("li.na", "a new password")
+        cat.act(u["head"], pw)
+        cat.act(u["head"], users.change_event("sun.audit", active=False))
+        cat.act(u["clerk"], tags.tag_event(cc.A, f["a1"], party="张三", place="五一路",
+                                           event_type="inspection", item_class="001-03"))
+        numbers.assign(cat, u["clerk"], [(cc.A, f["a1"], None, None)], party="张三",
+                       step="检查")
+        cat.act(u["clerk"], cases.opened_event("FZ-2026-001", "违法建设 五一路"))
+        cat.act(u["clerk"], cases.linked_event("FZ-2026-001", device=cc.A, segment=f["a1"]))
+        cat.act(u["clerk"], cases.linked_event("FZ-2026-001", device=cc.B, segment=f["b1"],
+                                               role="angle"))
+        cat.act(u["clerk"], cases.unlinked_event("FZ-2026-001", "wrong angle", device=cc.B,
+                                                 segment=f["b1"]))
+        buf = io.BytesIO()
+        png.Writer(16, 16, greyscale=True).write(buf, [[i * 8] * 16 for i in range(16)])
+        scan = tmp_path / "explanation.png"
+        scan.write_bytes(buf.getvalue())
+        documents.add_document(cat, u["clerk"], str(scan), "explanation", device=cc.A,
+                               interruption_seq=f["int_fault"], case_no="FZ-2026-001")
+        cat.act(u["clerk"], cases.closed_event("FZ-2026-001", "decided"))
+        cat.act(u["clerk"], cases.archived_event("FZ-2026-001", int(utc_year())))
+        h = retention.hold(cat, u["head"], "%s/%d" % (cc.B, f["b1"]), "legal", "a complaint")
+        retention.release(cat, u["head"], h, "complaint withdrawn")
+        rq = retention.request(cat, u["clerk"], cc.B, f["b1"], "24 months are over")
+        retention.refuse(cat, u["head"], rq, "not yet")
+        rq = retention.request(cat, u["clerk"], cc.B, f["b1"], "24 months are over")
+        retention.approve(cat, u["head"], rq)
+        seen = set()
+        for i, raw, e in cat.archive.log().entries():
+            schema.validate_cbor(raw)
+            seen.add(e["type"])
+        assert CLERK_TYPES <= seen and "segment_disposed" in seen, CLERK_TYPES - seen
+        bad = dict(e for e in cat.entry(0).items())
+        bad["role"] = "superuser"
+        with pytest.raises(Exception):
+            schema.validate_cbor(cbor2.dumps(bad, canonical=True))
+
+
+def utc_year():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).year

@@ -171,7 +171,7 @@ def number_event(cat, recordings, *, party, step):
             raise store.CatalogueError(_("a recording to number is (device, segment) or "
                                          "(device, segment, from ms, to ms)"))
         it = {"device": r[0], "segment": r[1]}
-        if len(r) == 4:
+        if len(r) == 4 and (r[2] is not None or r[3] is not None):    # else: no span
             it.update(span_from_ms=r[2], span_to_ms=r[3])
         items.append(it)
     cat.sync()
