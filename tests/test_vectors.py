@@ -86,3 +86,26 @@ def test_ok_store_media_are_matroska_with_video_and_audio():
             assert (a.codec_context.name, a.rate, a.channels) == ("pcm_s16le", 16000, 1)
             nv, na = mkvdecode.counts(f)
         assert nv > 0 and na > 16000, (n, nv, na)
+
+
+def test_catalogue_vectors_are_log_entries_of_every_clerk_type():
+    """stores/catalogue/events.cbor (SPEC §14, §9.2): each element is a `log-entry` of
+    schema.cddl, in canonical CBOR (its bytes are the log entry's), and together they hold
+    every clerk event type and a disposal; a role outside the rule is refused."""
+    import cbor2
+    pycddl = pytest.importorskip("pycddl")
+    from host_tools.catalogue.events import CLERK_TYPES
+    schema = pycddl.Schema("root = log-entry\n" + open(
+        os.path.join(ROOT, "protocol", "schema.cddl")).read())
+    data = open(os.path.join(STORES, "catalogue", "events.cbor"), "rb").read()
+    evs = cbor2.loads(data)
+    assert cbor2.dumps(evs, canonical=True) == data
+    lines = open(os.path.join(STORES, "catalogue", "events.jsonl"), encoding="utf-8").read()
+    assert len(lines.splitlines()) == len(evs)
+    for e in evs:
+        schema.validate_cbor(cbor2.dumps(e, canonical=True))
+        assert e["at"] and (e["type"] == "segment_disposed" or e["by"])
+    assert {e["type"] for e in evs} == set(CLERK_TYPES) | {"segment_disposed"}
+    bad = dict(evs[0], role="superuser")
+    with pytest.raises(Exception):
+        schema.validate_cbor(cbor2.dumps(bad, canonical=True))

@@ -177,6 +177,9 @@ def build(out):
 
     # the officer's statement of the workflow shift as a clip (SPEC §12)
     build_clip(wf_sd, os.path.join(out, "clip"))
+    # one clerk event of each type and a disposal, as the station logs them (SPEC §14)
+    from catalogue_vectors import build_catalogue
+    build_catalogue(os.path.join(out, "catalogue"))
 
     # 10. media released against a custody receipt (SPEC §10.8)
     rl_sd, _, _ = _record(os.path.join(tmp, "rl"), RELEASE, settings=RELEASE_SETTINGS,
