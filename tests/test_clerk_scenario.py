@@ -78,6 +78,18 @@ def _ok(res):
     return out
 
 
+def _pdf_is_whole(data):
+    """The scan is a real PDF: header, objects where its xref says, trailer, %%EOF."""
+    assert data.startswith(b"%PDF-1.4\n") and data.endswith(b"%%EOF\n")
+    start = int(data.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    assert data[start:start + 5] == b"xref\n"
+    rows = data[start:].split(b"\n")[3:]
+    for n in range(1, 6):
+        off = int(rows[n - 1][:10])
+        assert data[off:].startswith(b"%d 0 obj\n" % n)
+    assert b"/Root 1 0 R" in data and b"/Type /Catalog" in data
+
+
 def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     sealcam, arch, f, tmp = world
     a1, a2, b1 = (A, f["a1"]), (A, f["a2"]), (B, f["b1"])
@@ -133,6 +145,7 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     scan.write_bytes(explanation_pdf([
         "Written explanation of interruption #%d" % f["int_fault"],
         "Recorder %s stopped: device fault. Officer OFC-0001." % A]))
+    _pdf_is_whole(scan.read_bytes())
     code, out, err = sealcam("doc", "add", scan, "--kind", "explanation", "--device", A,
                              "--interruption", f["a2"], user="li.na")
     assert code == 3, (code, out, err)               # a REC_START is no INTERRUPTION
@@ -219,6 +232,10 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     assert devs[B]["disposed"] == []
     out = _ok(sealcam("catalogue", "check"))
     assert "OK" in out
+    out = _ok(sealcam("catalogue", "reindex", json_out=True))      # rebuilt from the log
+    assert json.loads(out)["problems"] == []
+    assert search("--case", CASE) == {a2, b1} and search("--state", "disposed") == {a1}
+    assert json.loads(_ok(sealcam("catalogue", "check", json_out=True)))["problems"] == []
 
     # -- the station log: every clerk event names its user
     lg = Archive(arch).log()
