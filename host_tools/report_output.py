@@ -160,7 +160,7 @@ def to_text(rep):
                     [N_("device"), N_("assign"), N_("officer"), N_("unit"), N_("start"),
                      N_("end"), N_("segments"), N_("interr."), N_("marks")],
                     lambda it: [it["device"], it["seq"], it["officer"], it["unit"],
-                                _t(it["start"]), W.word("open") if it["open"]
+                                _t(it["start"]), pgettext("shift", "open") if it["open"]
                                 else _t(it["end"]),
                                 it["segments"], it["interruptions"], it["marks"]])
     out += _section(N_("UNASSIGNED RECORDING (NO_OFFICER while recording)"),

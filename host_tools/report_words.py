@@ -45,7 +45,7 @@ _WORDS = {
     "delete": N_("delete"), "truncate": N_("truncate"), "overwrite": N_("overwrite"),
     "format": N_("format"), "write": N_("write"),
     # other cells
-    "DRIFT": N_("DRIFT"), "open": N_("open"), "yes": N_("yes"), "no": N_("no"),
+    "DRIFT": N_("DRIFT"), "yes": N_("yes"), "no": N_("no"),
 }
 
 
