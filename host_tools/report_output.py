@@ -120,8 +120,8 @@ def to_text(rep):
 
     out += _section(N_("INTERRUPTIONS"), rep["interruptions"],
                     [N_("device"), N_("seq"), N_("time"), N_("officer"), N_("unit"),
-                     N_("reason"), N_("segment"), N_("at"), N_("status"),
-                     N_("explanation")],
+                     N_("reason"), N_("segment"), pgettext("media position", "at"),
+                     N_("status"), N_("explanation")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["officer"],
                                 it["unit"], W.word(it["reason"]), it["segment"],
                                 _at(it["at"], it["at_byte"]), W.word(it["status"]),
@@ -151,8 +151,8 @@ def to_text(rep):
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["segment"],
                                 it["length"], it["signed"], it["recovered"], it["mismatch"]])
     out += _section(N_("MARKS"), rep["marks"],
-                    [N_("device"), N_("seq"), N_("time"), N_("officer"), N_("kind"), N_("at"),
-                     N_("phrase")],
+                    [N_("device"), N_("seq"), N_("time"), N_("officer"), N_("kind"),
+                     pgettext("media position", "at"), N_("phrase")],
                     lambda it: [it["device"], it["seq"], _t(it["time"]), it["officer"],
                                 W.word(it["kind"]), _at(it["at"], it["at_byte"]),
                                 it["phrase"]])
