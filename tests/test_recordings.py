@@ -128,7 +128,7 @@ def _closing(s, seg):
 
 
 def test_one_recording_per_segment_with_exactly_the_documented_keys(world):
-    a, fa, b, fb = world["a"], world["fa"], world["b"], world["fb"]
+    a, fa, fb = world["a"], world["fa"], world["fb"]
     segs_a = [r.seq for r in a.records if r.type == rw.REC_START]
     assert segs_a == [fa["seg%d" % i] for i in range(1, 7)]
     assert [(r["device"], r["segment"]) for r in world["recs"]] == \

@@ -16,7 +16,6 @@ import json
 import random
 
 import pytest
-import sqlalchemy as sa
 
 from host_tools.catalogue import db, search as S
 
@@ -245,3 +244,34 @@ def test_filters_that_no_recording_can_match_are_refused(cat):
     if not hasattr(db.recordings.c, "retention_class"):
         with pytest.raises(S.SearchError, match="--retention"):
             S.search(eng, S.Filters(retention="permanent"))
+
+
+def test_sealcam_search_over_a_real_archive(tmp_path, capsys):
+    """`sealcam search` (search.run) on an archive made by a real offload: the catalogue is
+    brought up to the archive first, then listed and filtered, in each form."""
+    from host_tools import station
+    from test_recordings import build_a, _offload
+    arch = tmp_path / "arch"
+    station.init(arch)
+    a, fa = build_a(tmp_path / "sd-a")
+    _offload(a, arch)
+    p = argparse.ArgumentParser()
+    S.add_command_arguments(p)
+
+    def run(*argv):
+        code = S.run(p.parse_args(["--archive", str(arch)] + list(argv)))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    code, out, _ = run("--json")
+    segs = [r["segment"] for r in json.loads(out)["recordings"]]
+    assert code == 0 and segs == [fa["seg%d" % i] for i in (6, 5, 4, 3, 2, 1)]
+    code, out, _ = run("--json", "--interruption", "unstated")
+    assert [r["segment"] for r in json.loads(out)["recordings"]] == [fa["seg4"], fa["seg2"]]
+    code, out, _ = run("--csv", "--officer", "OFC-0002", "--state", "partial")
+    table = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and [x[2] for x in table[1:]] == [str(fa["seg6"])]
+    code, out, _ = run("--mark", "important", "--limit", "5")
+    assert code == 0 and out.splitlines()[-1] == "1 recording(s)" and "OFC-0001" in out
+    code, out, err = run("--db", "postgresql+psycopg://nobody@/none?host=/nonexistent")
+    assert code == 3 and out == "" and err.startswith("sealcam search: ")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -327,12 +327,17 @@ def _short(iso):
     return "-" if not iso else iso[:10] + " " + iso[11:19]
 
 
+def _state_word(state):
+    words = {"complete": _("complete"), "partial": _("partial"), "disposed": _("disposed")}
+    return words.get(state, state)
+
+
 def _table_row(r):
-    meta = "; ".join("%s: %s" % (_(name), ", ".join(r[k])) for k, name in (
-        ("party", "party"), ("place", "place"), ("event_type", "event type"),
-        ("item_class", "item class")) if r.get(k))
+    meta = "; ".join("%s: %s" % (name, ", ".join(r[k])) for k, name in (
+        ("party", _("party")), ("place", _("place")), ("event_type", _("event type")),
+        ("item_class", _("item class"))) if r.get(k))
     return [_short(r["start"]), r["device"], str(r["segment"]), r["officer"] or "-",
-            _dur(r["duration_ms"]), _(r["state"]),
+            _dur(r["duration_ms"]), _state_word(r["state"]),
             "%d/%d/%d" % (r["interruptions"], r["statements"], r["unstated"]),
             "%d/%d/%d" % (r["marks_important"], r["marks_notice"], r["marks_bookmark"]),
             ", ".join(r["archive_numbers"]) or "-", ", ".join(r["cases"]) or "-",
@@ -413,16 +418,16 @@ def add_arguments(parser):
                         default=None, help=_("only from this UTC day on"))
     parser.add_argument("--to", dest="until", type=_day, metavar="YYYY-MM-DD", default=None,
                         help=_("only up to this UTC day (inclusive)"))
-    for opt, what in (("--party", _("with this party")), ("--place", _("at this place")),
-                      ("--event-type", _("of this event type")),
-                      ("--item-class", _("of this item class")),
-                      ("--case", _("filed into this case, or tagged with its number")),
-                      ("--archive-number", _("that this archive number resolves to")),
-                      ("--note", _("whose note contains this text")),
-                      ("--retention", _("of this retention class"))):
-        parser.add_argument(opt, metavar="TEXT", default=None, help=_("only recordings "
-                                                                      "%(what)s")
-                            % {"what": what})
+    for opt, text in (
+            ("--party", _("only recordings with this party")),
+            ("--place", _("only recordings at this place")),
+            ("--event-type", _("only recordings of this event type")),
+            ("--item-class", _("only recordings of this item class")),
+            ("--case", _("only recordings filed into this case or tagged with its number")),
+            ("--archive-number", _("only the recordings this archive number resolves to")),
+            ("--note", _("only recordings whose note contains this text")),
+            ("--retention", _("only recordings of this retention class"))):
+        parser.add_argument(opt, metavar="TEXT", default=None, help=text)
     parser.add_argument("--interruption", choices=INTERRUPTION, default=None,
                         help=_("only recordings with an interruption: any, stated (with "
                                "the officer's statement) or unstated (missing or "

@@ -11,6 +11,8 @@
    and the serial path against a raw copy through the same pty (tests/bench/bulk.py).
    Offload over the pty next to a raw copy through the same path, both runtimes.
 5. `verify ARCHIVE` next to `openssl dgst -sha256` over the same objects.
+6. `sealcam search` on a catalogue of 1,000,000 recordings: p50 / p95 per filter kind
+   (tests/bench/search.py; goal p95 < 50 ms).
 """
 import json
 import os
@@ -111,6 +113,9 @@ def main():
     print()
     from tests.bench import archive_verify
     archive_verify.main()
+    print()
+    from tests.bench import search
+    search.main()
 
 
 if __name__ == "__main__":
