@@ -523,6 +523,8 @@ def main(argv=None):
     verdict, rep = step_verify_report(d)
     bad, trep = step_tamper(d)
     clip = step_clip(d, rep)
+    from sim.demo_clerk import step_clerk
+    filed = step_clerk(d, rep)      # 8. the clerks file it into a case (sim/demo_clerk.py)
 
     banner("输出 / Where the outputs are")
     print("  archive (the station's evidence store):  %s" % d.rel(d.arch))
@@ -531,6 +533,8 @@ def main(argv=None):
     print("  the tampered copy of the card:          %s" % d.rel(bad))
     if clip:
         print("  the statement clip:                     %s (+ .prov)" % d.rel(clip))
+    if filed:
+        print("  the written explanation (scanned PDF):   %s" % d.rel(filed["scan"]))
     for what, path in d.logs:
         if what:
             print("  %-40s %s" % (what + ":", d.rel(path)))
@@ -553,20 +557,28 @@ def main(argv=None):
         cmds += [("check the statement clip (exit 0 OK, 1 NOT_OK)",
                   "%s verify-clip %s --archive %s" % (sc, d.rel(clip), d.rel(d.arch))),
                  ("hear and see the statement", "ffplay %s" % d.rel(clip))]
+    if filed:
+        cmds += [("the recordings of case %s (archive number %s)" % (filed["case"],
+                                                                   filed["number"]),
+                  "%s search --archive %s --case %s" % (sc, d.rel(d.arch), filed["case"]))]
     for what, cmd in cmds:
         print("  # %s\n  %s" % (what, cmd))
 
     ok = (checkout_ms is not None and shift and dock is not None
           and dock.get("exit_code") == 0 and verdict == "OK" and rep is not None
-          and trep.verdict == "NOT_OK" and clip is not None)
+          and trep.verdict == "NOT_OK" and clip is not None and filed is not None)
     print()
     if ok:
         print("demo: checked out, recorded, checked in, verified OK and reported; the "
-              "tampered card is NOT_OK; the officer's statement is a clip that verifies.")
+              "tampered card is NOT_OK; the interrupted recording is filed into case %s "
+              "with archive number %s; the officer's statement is a clip that verifies."
+              % (filed["case"], filed["number"]))
         return 0
     print("demo: UNEXPECTED results (check-in exit %s, archive %s, report %s, tampered card "
-          "%s, clip %s)" % (dock and dock.get("exit_code"), verdict, "ok" if rep else "failed",
-                            trep.verdict, "ok" if clip else "failed"))
+          "%s, clip %s, filing %s)" % (dock and dock.get("exit_code"), verdict,
+                                       "ok" if rep else "failed", trep.verdict,
+                                       "ok" if clip else "failed",
+                                       "ok" if filed else "failed"))
     return 1
 
 

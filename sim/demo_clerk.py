@@ -14,17 +14,19 @@ its user.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 __all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP"]
 
 CASE_NO = "DEMO-2026-001"
-PARTY = "ZHANG-SAN"             # 当事人 (a party name without the number's separators)
-STEP = "inspection"             # the enforcement step of the archive number
-PLACE = "Wuyi Road 12"
+PARTY, PLACE = "张三", "五一路12号"      # 当事人, 地点 (Zhang San, 12 Wuyi Road)
+STEP = "检查"                            # the enforcement step in the archive number
+EVENT_TYPE, ITEM = "inspection", "001-09"   # 检查取证 / inspection and taking evidence
 HEAD, CLERK = "wang.head", "li.na"
-PASSWORDS = {None: None, HEAD: "demo head pass", CLERK: "demo clerk pass"}
+PASSWORDS = {HEAD: "demo head pass 1", CLERK: "demo clerk pass 1"}
+SAVE, WHAT = "clerk.txt", "the clerks' filing (users, tags, number, case, search)"
 
 
 def explanation_pdf(lines) -> bytes:
@@ -51,3 +53,110 @@ def explanation_pdf(lines) -> bytes:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objs) + 1, xref)
     return bytes(out)
+
+
+@contextlib.contextmanager
+def _env(**values):
+    """os.environ with ``values`` set (None: unset) for the `sealcam` child processes."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _json(p):
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return None
+
+
+def step_clerk(d, rep):
+    """Step 8 of the demo (after the clip): file the interrupted recording into a case with
+    its archive number. ``rep``: the report's JSON (its interruptions). Returns {number,
+    case, recording, scan} or None (a command failed: its output is in OUT/clerk.txt)."""
+    from sim.demo import DEVICE, _n, banner, say
+
+    def sealcam(args, user=None, new_password=None, json_out=True):
+        args = list(args) + ["--archive", d.arch] + (["--user", user] if user else []) + (
+            ["--json"] if json_out else [])
+        with _env(SEALCAM_USER=None, SEALCAM_PASSWORD=PASSWORDS.get(user),
+                  SEALCAM_NEW_PASSWORD=new_password):
+            p = d.sealcam(args, SAVE, WHAT)
+        if p.returncode != 0:
+            print("  demo: `sealcam %s` failed (exit %d); see %s"
+                  % (" ".join(str(a) for a in args[:2]), p.returncode,
+                     d.rel(os.path.join(d.out, SAVE))))
+            return None
+        return _json(p) if json_out else p.stdout
+
+    intr = [i for i in (rep or {}).get("interruptions", []) if i.get("device", DEVICE)
+            == DEVICE]
+    if not intr:
+        return None
+    banner("8. 立卷归档 / The clerks file the interrupted recording into a case")
+    if sealcam(["user", "add", HEAD, "--role", "archive_head", "--display", "王档案"],
+               new_password=PASSWORDS[HEAD]) is None or \
+            sealcam(["user", "add", CLERK, "--role", "clerk", "--display", "李娜"],
+                    user=HEAD, new_password=PASSWORDS[CLERK]) is None:
+        return None
+    say("用户", "Users", "%s (archive head) added by the station key's holder, %s (clerk) "
+        "added by %s; every action below is a signed station log event naming its user"
+        % (HEAD, CLERK, HEAD))
+    found = sealcam(["search", "--interruption", "any", "--device", DEVICE])
+    if not found or not found.get("recordings"):
+        return None
+    i = intr[0]                 # the recording it interrupted (recordings.py counts it there)
+    rows = [x for x in found["recordings"] if x["segment"] == i.get("segment")]
+    r = (rows or found["recordings"][-1:])[0]
+    rec = "%s/%d" % (r["device"], r["segment"])
+    steps = [(["tag", rec, "--party", PARTY, "--place", PLACE, "--event-type", EVENT_TYPE,
+               "--item-class", ITEM], CLERK),
+             (["number", rec, "--party", PARTY, "--step", STEP], CLERK),
+             (["case", "open", CASE_NO, "--title", "%s %s 违法建设检查" % (PLACE, PARTY)],
+              CLERK),
+             (["case", "link", CASE_NO, rec], CLERK)]
+    out = [sealcam(args, user=who) for args, who in steps]
+    if any(x is None for x in out):
+        return None
+    number = out[1]["number"]
+    say("登记", "Tagged", "%s: party %s, place %s, event type %s, item %s (检查取证 / "
+        "inspection and taking evidence, a scene record)" % (rec, PARTY, PLACE, EVENT_TYPE,
+                                                            ITEM))
+    say("档案编号", "Archive number", "%s (assigned once, never reused)" % number)
+    scan = os.path.join(d.out, "情况说明-%d.pdf" % i["seq"])
+    with open(scan, "wb") as f:
+        f.write(explanation_pdf([
+            "Written explanation of interruption #%d (%s)" % (i["seq"], i.get("reason")),
+            "Recorder %s, officer %s, case %s" % (DEVICE, r.get("officer"), CASE_NO),
+            "The officer changed place; the statement was also given aloud."]))
+    doc = sealcam(["doc", "add", scan, "--kind", "explanation", "--device", DEVICE,
+                   "--interruption", str(i["seq"]), "--case", CASE_NO], user=CLERK)
+    if doc is None:
+        return None
+    say("卷宗", "Case", "%s (open): recording %s and the written explanation of interruption "
+        "#%d (%s, SHA-256 %s...), linked to that INTERRUPTION record"
+        % (CASE_NO, rec, i["seq"], d.rel(scan), doc["sha256"][:16]))
+    hit = sealcam(["search", "--case", CASE_NO])
+    if hit is None:
+        return None
+    say("检索", "Search by case", "sealcam search --case %s: %s: %s" % (
+        CASE_NO, _n(hit["count"], "recording"), "; ".join(
+            "%s/%d, officer %s, %s, archive number %s" % (
+                x["device"], x["segment"], x.get("officer"), (x.get("start") or "")[:19],
+                ", ".join(x.get("archive_numbers") or []) or "-")
+            for x in hit["recordings"])))
+    if [(x["device"], x["segment"]) for x in hit["recordings"]] != [(r["device"],
+                                                                     r["segment"])]:
+        return None
+    return {"number": number, "case": CASE_NO, "recording": rec, "scan": scan}

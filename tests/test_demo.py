@@ -57,7 +57,8 @@ def test_demo_succeeds_in_words(run):
     assert re.search(r"语音说明 / The officer stated the reason aloud: VOICE held \d+\.\d s "
                      r"\(record #\d+ explains interruption #\d+", text)
     for zh in ("签出 / Check-out", "签入 / Check-in", "告知当事人", "拒绝删除", "核验通过 / Verified OK",
-               "发现篡改 / Tampering found: NOT_OK"):
+               "发现篡改 / Tampering found: NOT_OK", "档案编号 / Archive number: AGENCY-",
+               "卷宗 / Case: DEMO-2026-001 (open)", "检索 / Search by case"):
         assert zh in text, zh
     assert text.rstrip().endswith("the officer's statement is a clip that verifies.")
 
@@ -153,7 +154,7 @@ def test_proposed_commands_work(run, capsys):
     _, text, out = run
     cmds = [ln.strip() for ln in _section(text, "Try next") if not ln.strip().startswith("#")]
     assert any(c.startswith("ffplay ") for c in cmds)
-    want = {"verify": None, "report": 0, "clip": 0, "verify-clip": 0}
+    want = {"verify": None, "report": 0, "clip": 0, "verify-clip": 0, "search": 0}
     ran = set()
     for c in cmds:
         argv = shlex.split(c)
@@ -167,4 +168,22 @@ def test_proposed_commands_work(run, capsys):
         else:
             assert code == want[verb], c
         ran.add(verb)
-    assert ran == {"verify", "report", "clip", "verify-clip"}
+    assert ran == {"verify", "report", "clip", "verify-clip", "search"}
+
+
+def test_the_interrupted_recording_is_filed_into_a_case(run, capsys):
+    """Step 8: the interrupted recording, found by its case, carries the archive number the
+    demo printed, and its interruption has the written explanation (the scanned PDF)."""
+    _, text, out = run
+    number = re.search(r"档案编号 / Archive number: (\S+)", text).group(1)
+    arch = os.path.join(out, "archive")
+    assert sealcam(["search", "--archive", arch, "--case", "DEMO-2026-001", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)["recordings"]
+    assert rec["device"] == DEVICE and rec["interruptions"] == 1
+    assert rec["archive_numbers"] == [number] and rec["party"] == ["张三"]
+    seq = int(re.search(r"written explanation of interruption #(\d+)", text).group(1))
+    assert sealcam(["doc", "explanations", DEVICE, str(seq), "--archive", arch,
+                    "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["explanations"]
+    assert doc["by_user"] == "li.na" and doc["name"].endswith(".pdf")
+    assert sealcam(["catalogue", "check", "--archive", arch]) == 0
