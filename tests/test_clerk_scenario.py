@@ -20,6 +20,8 @@ are held. Then `sealcam verify` (OK, a1 disposed with approval), `sealcam catalo
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -62,7 +64,7 @@ def world(tmp_path, tmp_path_factory, catalogue_url, monkeypatch, capsys):
         out, err = capsys.readouterr()
         return code, out, err
 
-    return sealcam, arch, f, tmp_path
+    return sealcam, arch, f, tmp_path, catalogue_url
 
 
 def _recs(out):
@@ -91,7 +93,7 @@ def _pdf_is_whole(data):
 
 
 def test_one_incident_from_offload_to_the_end_of_its_retention(world):
-    sealcam, arch, f, tmp = world
+    sealcam, arch, f, tmp, catalogue_url = world
     a1, a2, b1 = (A, f["a1"]), (A, f["a2"]), (B, f["b1"])
     r = "%s/%d".__mod__
 
@@ -195,6 +197,14 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     code, out, err = sealcam("retention", "request", r(a2), "--reason", "24 months ended",
                              user="li.na")
     assert code == 3 and CASE in err, (code, out, err)      # held by its case
+    # two users: whoever asks never approves (the head's own request, refused, then the
+    # clerk's: the clerk may not approve, the head does, from a process of its own)
+    rq0 = json.loads(_ok(sealcam("retention", "request", r(a1), "--reason", "expired",
+                                 user="wang.head", json_out=True)))["request"]
+    code, out, err = sealcam("retention", "approve", rq0, user="wang.head")
+    assert code == 5 and "another user must" in err, (code, out, err)
+    _ok(sealcam("retention", "refuse", rq0, "--reason", "the clerk files the request",
+                user="zhao.lead"))
     out = _ok(sealcam("retention", "request", r(a1), "--reason", "24 months ended",
                       user="li.na", json_out=True))
     rq = json.loads(out)["request"]
@@ -202,8 +212,12 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     assert code == 5 and "may not" in err, (code, out, err)   # the clerk approves nothing
     mkv = os.path.join(arch, "devices", A, "m", "%08d.mkv" % f["a1"])
     assert os.path.exists(mkv)
-    out = _ok(sealcam("retention", "approve", rq, user="wang.head", json_out=True))
-    e = json.loads(out)
+    env = dict(os.environ, SEALCAM_PASSWORD=PW["wang.head"], SEALCAM_USER="wang.head")
+    p = subprocess.run([sys.executable, "-m", "host_tools.cli", "retention", "approve", rq,
+                        "--archive", arch, "--db", catalogue_url, "--json"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    e = json.loads(p.stdout)
     assert (e["device"], e["segment"], e["requested_by"], e["approved_by"]) == (
         A, f["a1"], "li.na", "wang.head")
     assert not os.path.exists(mkv)
@@ -212,7 +226,7 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
                                            "%08d.mkv" % other[1]))
     out = _ok(sealcam("retention", "requests", json_out=True))
     assert [(x["id"], x["state"], x["decided_by"]) for x in json.loads(out)["requests"]] \
-        == [(rq, "approved", "wang.head")]
+        == [(rq0, "refused", "zhao.lead"), (rq, "approved", "wang.head")]
     assert search("--state", "disposed") == {a1}
     assert search("--party", "李四") == {a1}        # the signed records and tags stay
 
@@ -242,12 +256,14 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     events = [e for _i, _raw, e in lg.entries(0, lg.size)
               if e.get("type") in ("user_added", "tag", "number_assigned", "case_opened",
                                    "case_linked", "document_added", "hold_placed",
-                                   "disposal_requested", "segment_disposed")]
+                                   "disposal_requested", "disposal_refused",
+                                   "segment_disposed")]
     who = [(e["type"], e.get("by") or e.get("approved_by")) for e in events]
     assert who[0][0] == "user_added" and who[0][1].startswith("os:")
     assert who[1:] == [("user_added", "chen.chief")] * 3 + [("tag", "li.na")] * 4 + [
         ("number_assigned", "li.na"), ("case_opened", "li.na"), ("case_linked", "li.na"),
         ("case_linked", "li.na"), ("document_added", "li.na"), ("hold_placed", "zhao.lead"),
+        ("disposal_requested", "wang.head"), ("disposal_refused", "zhao.lead"),
         ("disposal_requested", "li.na"), ("segment_disposed", "wang.head")]
     assert [e["user"] for e in events if e["type"] == "user_added"] == [
         "chen.chief", "li.na", "wang.head", "zhao.lead"]
