@@ -103,7 +103,7 @@ def test_one_incident_from_offload_to_the_end_of_its_retention(world):
     assert json.loads(out)["by"].startswith("os:")
     code, out, err = sealcam("user", "add", "li.na", "--role", "clerk",
                              new_password=PW["li.na"])
-    assert code == 5 and "sealcam user" in err      # nobody signed in: the archive has users
+    assert code == 5 and "sign in as one of them" in err    # the archive has users now
     for name in ("li.na", "wang.head", "zhao.lead"):
         _ok(sealcam("user", "add", name, "--role", ROLE[name], user="chen.chief",
                     new_password=PW[name]))
