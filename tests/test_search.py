@@ -275,3 +275,10 @@ def test_sealcam_search_over_a_real_archive(tmp_path, capsys):
     code, out, err = run("--db", "postgresql+psycopg://nobody@/none?host=/nonexistent")
     assert code == 3 and out == "" and err.startswith("sealcam search: ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_matching_is_the_search_as_keys(cat):
+    eng, brute = cat
+    f = S.Filters(event_type="traffic", interruption="any")
+    keys = {(r["device"], r["segment"]) for r in brute.recs if r["id"] in set(brute.ids(f))}
+    assert keys and S.matching(eng, f) == keys

@@ -59,7 +59,7 @@ from . import db
 
 __all__ = ["Filters", "SearchError", "search", "add_arguments", "filters_from_args",
            "as_table", "as_json", "as_csv", "CSV_COLUMNS", "FORMAT", "TAG_FIELDS",
-           "INTERRUPTION", "MARKS", "STATES", "add_command_arguments", "run"]
+           "INTERRUPTION", "MARKS", "STATES", "add_command_arguments", "run", "matching"]
 
 FORMAT = "sealcam-search-1"
 INTERRUPTION = ("any", "stated", "unstated")
@@ -272,6 +272,22 @@ def search(conn_or_engine, filters: Filters, limit=50, offset=0) -> list:
     return _run(conn_or_engine, f, limit, offset)
 
 
+def matching(conn_or_engine, filters: Filters) -> set:
+    """{(device, segment)} of every recording matching ``filters``: how `sealcam report`
+    narrows its items to the recordings the same filters select."""
+    f = filters.checked()
+    rec = db.recordings
+    if isinstance(conn_or_engine, sa.engine.Engine):
+        with conn_or_engine.connect() as conn:
+            return matching(conn, f)
+    ids = _ids(conn_or_engine, f, None, 0)
+    out = set()
+    for i in range(0, len(ids), _PAGE):
+        out.update((d, s) for d, s in conn_or_engine.execute(
+            sa.select(rec.c.device, rec.c.segment).where(rec.c.id.in_(ids[i:i + _PAGE]))))
+    return out
+
+
 def _run(conn, f, limit, offset):
     ids = _ids(conn, f, limit, offset)
     rec = db.recordings
@@ -361,15 +377,11 @@ def as_table(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(r):
-    return {k: v for k, v in r.items()}
-
-
 def as_json(rows, filters: Optional[Filters] = None) -> str:
     """One JSON object (ASCII): {"format", "filters", "count", "recordings": [row]}."""
     return json.dumps({"format": FORMAT,
                        "filters": filters.given() if filters is not None else None,
-                       "count": len(rows), "recordings": [_jsonable(r) for r in rows]},
+                       "count": len(rows), "recordings": list(rows)},
                       indent=2, ensure_ascii=True) + "\n"
 
 
