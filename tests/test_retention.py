@@ -107,7 +107,9 @@ def test_r12_holds_block_and_release(world):
     retention.release(cat, u["head"], hc, "review done")
     with pytest.raises(store.CatalogueError, match="no active hold"):
         retention.release(cat, u["head"], hc, "again")
-    assert [x["segment"] for x in retention.due(cat, "2026-12-01")] == [2, 3, 4, 5, 6]
+    # the released hold no longer keeps 2; 6 stays: it is case evidence (permanent)
+    assert [x["segment"] for x in retention.due(cat, "2026-12-01")] == [2, 3, 4, 5]
+    assert status(cat, 6)["class"] == "permanent" and status(cat, 6)["status"] == "kept"
     assert retention.holds(cat) == [] and len(retention.holds(cat, active=False)) == 2
     # the holds are signed log entries naming their users
     e = cat.entry(h)
@@ -210,7 +212,8 @@ def test_r12_disposal_with_approval_on_a_real_archive(real):
 
 def test_r12_an_open_case_holds_what_is_filed_in_it(world):
     """Case evidence is kept with the case file: a recording filed in a case that is still
-    open is held; once the case is closed, only explicit holds keep it."""
+    open is held; once the case is closed it is kept permanently as case evidence (R12;
+    issue 11: permanent for case evidence), never due."""
     cat, u = world
     with cat.engine.begin() as conn:       # the rows cases.py writes for a case_opened event
         conn.execute(db.cases.insert().values(case_no="FZ-2023-009", event=0, title="t",
@@ -227,7 +230,9 @@ def test_r12_an_open_case_holds_what_is_filed_in_it(world):
     assert any("open case FZ-2023-009" in w for w in a["why"])
     with cat.engine.begin() as conn:
         conn.execute(db.cases.update().values(state="closed"))
-    assert status(cat, 3)["status"] == "due"
+    a = status(cat, 3)
+    assert (a["status"], a["class"]) == ("kept", "permanent")
+    assert any("case evidence, filed in case FZ-2023-009" in w for w in a["why"])
 
 
 def _sealcam_retention(argv, capsys):

@@ -125,8 +125,9 @@ def assess_rows(cat, conn, recs, today):
                      % {"type": v, "ev": ev})
             elif f == "case":
                 my_cases.add(v)
-        for c in sorted(my_cases):
-            why.append(_("filed in case %(case)s") % {"case": c})
+        for c in sorted(my_cases):       # R12: case evidence is kept with its case file
+            more("permanent", _("permanent: case evidence, filed in case %(case)s")
+                 % {"case": c})
         if (r.get("marks_important") or 0) > 0:
             more("permanent", _("permanent: %(n)d IMPORTANT mark(s) propose it")
                  % {"n": r["marks_important"]})
