@@ -464,17 +464,23 @@ def test_fuzz_workflow_answers(tmp_path_factory, verb, answers, status):
 
 def test_huge_signed_indexes_stay_on_disk(hist, tmp_path):
     """B10: a recorder reporting a 1 TiB card signs, for two segments, a CHECKPOINT claiming
-    2^24 chunks of 4 KiB (within what the station accepts) and answers every index READ with
-    random bytes: each index is 512 MiB. The station streams each to a staging file, a
-    group of segments at a time, never holding more than INDEX_RAM of it: under the 512 MiB
-    address-space cap the offload ends in time with one clear line (NOT_OK: no media), no
-    MemoryError; its peak RSS stays far below one index; no index file is left behind."""
+    2^23 chunks of 4 KiB (within what the station accepts) and answers every index READ with
+    random bytes: each index is 256 MiB, the two together the whole 512 MiB address-space
+    cap. The station streams each to a staging file, a group of segments at a time, never
+    holding more than INDEX_RAM of it: under the cap the offload ends in time with one
+    clear line (NOT_OK: no media), no MemoryError; its peak RSS stays far below one index;
+    no index file is left behind. (2^23, not 2^24: the station hashes every 32-byte entry,
+    so the run's time is the index size; a station holding one index would still be caught,
+    its RSS over 256 MiB against the 192 MiB bound below, and holding both hits the cap.)"""
     from host_tools.offload_pull import INDEX_RAM
+    chunks = 1 << 23
+    assert 32 * chunks > 16 * INDEX_RAM + (64 << 20)      # one index > the RSS bound
+    assert 2 * 32 * chunks >= MEM_CAP                        # both: the address space
     s = hist.s
     for _ in range(2):
         s.rec_start()
         S = s.seq - 1
-        s.record(rw.CHECKPOINT, {10: S, 13: (1 << 24) * 4096, 14: 1 << 24,
+        s.record(rw.CHECKPOINT, {10: S, 13: chunks * 4096, 14: chunks,
                                  15: os.urandom(32)})
     d = hist.device(hook=endless_index, capacity=(1 << 40, 1 << 40), max_frame=1 << 20)
     out, err = tmp_path / "out", tmp_path / "err"
