@@ -89,7 +89,7 @@ def _regex(msgid):
 def match(text, spec):
     """(msgid, values) of the first sentence of ``spec`` that ``text`` is, or None.
     ``spec``: [(msgid, {name: nested spec})]."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 16384:      # (a sentence, not a file)
         return None
     for msgid, nested in spec:
         m = _regex(msgid).fullmatch(text)
