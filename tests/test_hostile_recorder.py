@@ -516,9 +516,11 @@ def test_verifier_memory_does_not_grow_with_tiny_chunks(tmp_path, damage):
     """Chunk size 1 (a setting the firmware accepts): the verifier streams each segment's
     chunk hashes and index entries (spooled, compared a block at a time, bad chunks kept as
     a few runs), so its memory does not grow with the chunk count (before: several Python
-    objects per chunk, ~80 MB for 256 KiB of media)."""
+    objects per chunk, ~80 MB for 256 KiB of media). 128 Ki chunks: a verifier whose memory
+    grew with them would take ~40 MB, over three times the bound (the run's time is the
+    chunk count, traced allocation by allocation)."""
     import tracemalloc
-    size = 256 << 10
+    size = 128 << 10
     s = rw.RefStore(tmp_path / "sd", chunk=1, officer=None)
     s.boot()
     s.rec_start()
@@ -530,7 +532,7 @@ def test_verifier_memory_does_not_grow_with_tiny_chunks(tmp_path, damage):
     if damage:
         name = media if damage == "media" else media[:-4] + ".idx"
         with open(tmp_path / "sd" / "m" / name, "r+b") as f:
-            for at in (1000, 5000, 5001, 200_000):
+            for at in (1000, 5000, 5001, 100_000):
                 f.seek(at)
                 b = f.read(1)
                 f.seek(at)
@@ -551,8 +553,8 @@ def test_verifier_memory_does_not_grow_with_tiny_chunks(tmp_path, damage):
         bad = [i for i, c in enumerate(seg.marks) if c != "."]
         text = " ".join(rep.reasons)
         if damage == "media":
-            assert bad == [1000, 5000, 5001, 200_000], bad
-            assert "chunk 1000 of" in text and "3 more chunks: 5000-5001,200000" in text, text
+            assert bad == [1000, 5000, 5001, 100_000], bad
+            assert "chunk 1000 of" in text and "3 more chunks: 5000-5001,100000" in text, text
         else:                                  # index entries: a few bytes of 3 entries
-            assert bad == [1000 // 32, 5000 // 32, 200_000 // 32], bad
-            assert "index" in text and "entries 31,156,6250" in text, text
+            assert bad == [1000 // 32, 5000 // 32, 100_000 // 32], bad
+            assert "index" in text and "entries 31,156,3125" in text, text
