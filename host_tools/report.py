@@ -278,10 +278,12 @@ def _station_facts(root):
 
 
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,
-                 offload_limit_h=24, clips_dir=None):
+                 offload_limit_h=24, clips_dir=None, keep=None):
     """The report as a dict (the JSON object of the module docstring). ``device``: an id or
     a list of ids (None: every device); ``since``/``until``: UTC days (date or
-    "YYYY-MM-DD"), inclusive, by record time. ``clips_dir``: where the clip commands of the
+    "YYYY-MM-DD"), inclusive, by record time. ``keep``: {(device, segment)} of the
+    recordings the catalogue's filters chose (catalogue.search.matching; None: no such
+    filter): only their records are reported. ``clips_dir``: where the clip commands of the
     statements write (default: the current folder). Raises ReportError (not an archive,
     unknown device, an officer no record names, bad dates)."""
     since, until = _as_date(since, "--from"), _as_date(until, "--to")
@@ -319,7 +321,7 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
             ids = [x for x in known if x in set(device)]
         else:
             ids = known
-        sel = _Sel(officer, since, until)
+        sel = _Sel(officer, since, until, keep)
         items = {k: [] for k, _ in _SECTIONS}
         unverified = []
         counts = {}

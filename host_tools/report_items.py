@@ -268,8 +268,34 @@ def load_dev(db, did, signed):
     return _Dev(did, rows, key, head, logged, log_signed=signed is not None and signed.signed)
 
 
+def record_segments(d):
+    """{seq: segment} of device ``d``'s verified records: the segment a record belongs to
+    (the REC_START's seq). A REC_START is its own; a record naming one (key 10) belongs to
+    it; else the segment of its `at` (key 34); else the segment open at that point of the
+    chain (None: no segment). The one rule of membership that the catalogue's recordings
+    (host_tools.catalogue.recordings) and the report's catalogue filters use."""
+    out, open_seg = {}, None
+    for seq, b in d.recs:
+        t = b.get(K.TYPE)
+        if t == REC_START:
+            open_seg = seq
+        seg = seq if t == REC_START else _int(b.get(K.SEGMENT))
+        if seg is None:
+            at, _ = d.at(b)
+            seg = at[0] if at else open_seg
+        out[seq] = seg
+        if t in (SEGMENT, RECOVERY) and seg == open_seg:
+            open_seg = None
+    return out
+
+
 class _Sel:
-    def __init__(self, officer, since, until):
+    """The report's selection: officer and UTC days on each record; ``keep``, when the
+    catalogue's filters are given ({(device, segment)} of the recordings `sealcam search`
+    finds with them), only the records of those recordings (record_segments)."""
+
+    def __init__(self, officer, since, until, keep=None):
+        self.keep = keep
         self.officer = officer
         self.lo = _day_ms(since) if since else None
         self.hi = _day_ms(until) + DAY_MS if until else None   # exclusive
@@ -472,8 +498,11 @@ def _unassigned(d, sel):
 def _device_items(d, sel, limit_h):
     out = {k: [] for k, _ in _SECTIONS}
     selected = 0
+    segof = record_segments(d) if sel.keep is not None else None
     for seq, b in d.recs:
         if not sel(b):
+            continue
+        if segof is not None and (d.id, segof.get(seq)) not in sel.keep:
             continue
         selected += 1
         t = b.get(K.TYPE)
@@ -523,7 +552,15 @@ def _device_items(d, sel, limit_h):
     out["late_offloads"] = _late_offloads(d, sel, limit_h)
     out["shifts"] = _shifts(d, sel)
     out["unassigned_recording"] = _unassigned(d, sel)
-    segments = sum(1 for seq, b in d.recs if b.get(K.TYPE) == REC_START and sel(b))
+    if segof is not None:       # only the chosen recordings, and the shifts they were in
+        out["late_offloads"] = [x for x in out["late_offloads"]
+                                if (d.id, x["segment"]) in sel.keep]
+        kept = sorted(s for (dv, s) in sel.keep if dv == d.id)
+        out["shifts"] = [x for x in out["shifts"] if any(
+            x["seq"] < s and (x["end_seq"] is None or s < x["end_seq"]) for s in kept)]
+        out["unassigned_recording"] = []
+    segments = sum(1 for seq, b in d.recs if b.get(K.TYPE) == REC_START and sel(b)
+                   and (segof is None or (d.id, seq) in sel.keep))
     return out, selected, segments
 
 

@@ -15,7 +15,7 @@ from .i18n import N_, _, ngettext, pgettext
 from .records import printable
 from .textcols import width as _width
 from .report import CSV_COLUMNS, EXIT_USAGE, _CSV_SET, build_report, exit_code, write_clips
-from .report_items import _SECTIONS, ReportError, _day, _positive
+from .report_items import _SECTIONS, ReportError, _positive
 
 # --- output ------------------------------------------------------------------------------
 # Every word of the text form is in the user's language (host_tools.i18n); the JSON and
@@ -259,15 +259,12 @@ def add_arguments(parser):
     """The arguments of `sealcam report` (the caller's parser, e.g. a subparser)."""
     parser.add_argument("--archive", required=True, metavar="DIR",
                         help=_("the station archive (the folder holding archive.sqlite)"))
-    parser.add_argument("--device", action="append", metavar="ID", default=None,
-                        help=_("report on this device only (repeat for several; default: "
-                               "every device in the archive)"))
-    parser.add_argument("--officer", metavar="ID", default=None,
-                        help=_("only records made while this officer was assigned (key 7)"))
-    parser.add_argument("--from", dest="since", type=_day, metavar="YYYY-MM-DD",
-                        default=None, help=_("only records made on or after this UTC day"))
-    parser.add_argument("--to", dest="until", type=_day, metavar="YYYY-MM-DD", default=None,
-                        help=_("only records made on or before this UTC day"))
+    # the filters of `sealcam search`, declared once (host_tools/catalogue/search.py)
+    from .catalogue import search
+    search.add_arguments(parser)
+    parser.add_argument("--db", metavar="URL", default=None,
+                        help=_("the catalogue database, for the catalogue's filters "
+                               "(default: the station config's, else DIR/catalogue.sqlite)"))
     parser.add_argument("--offload-limit-h", type=_positive, default=24.0, metavar="H",
                         help=_("hours within which media must reach the archive (R8; "
                                "default: %(default)g)"))
@@ -282,14 +279,37 @@ def add_arguments(parser):
     return parser
 
 
+CATALOGUE_ONLY = ("party", "place", "event_type", "case", "archive_number", "item_class",
+                  "note", "interruption", "mark", "state", "retention")
+
+
+def _catalogue_keep(args):
+    """{(device, segment)} the catalogue's filters choose (None when none is given: the
+    report then reads the archive alone, as it always did)."""
+    if not any(getattr(args, k, None) for k in CATALOGUE_ONLY):
+        return None
+    from .archive import ArchiveError
+    from .catalogue import search
+    from .catalogue.db import CatalogueDBError
+    from .catalogue.store import Catalogue, CatalogueError
+    try:
+        f = search.filters_from_args(args).checked()
+        with Catalogue(args.archive, getattr(args, "db", None), readonly=True) as cat:
+            cat.sync()
+            return search.matching(cat.engine, f)
+    except (search.SearchError, CatalogueError, CatalogueDBError, ArchiveError) as e:
+        raise ReportError(str(e)) from None
+
+
 def run(args) -> int:
     """`sealcam report`: 0 report made, no problem; 1 report made, compliance problems;
     3 usage error, not an archive, or an officer no record names."""
     clips = getattr(args, "clips", None)
     try:
+        keep = _catalogue_keep(args)
         rep = build_report(args.archive, device=args.device, officer=args.officer,
                            since=args.since, until=args.until,
-                           offload_limit_h=args.offload_limit_h, clips_dir=clips)
+                           offload_limit_h=args.offload_limit_h, clips_dir=clips, keep=keep)
         if clips:
             write_clips(rep, clips)
     except ReportError as e:

@@ -40,10 +40,11 @@ Each recording is a dict with exactly these keys:
                         CHECKPOINT, SEGMENT, RECOVERY), as the report's late-offload check
                         reads it (the station log's stored_at); UTC ISO, or None
 
-Which segment an INTERRUPTION (or a MARK) belongs to: the segment it names (an
-INTERRUPTION's `segment`, key 10, which SPEC §10.3 always writes, for a power loss the
-recovered segment; else the segment of its `at`, key 34); a record that names none belongs
-to the segment open at that point in the chain, else to none. An interruption is counted
+Which segment an INTERRUPTION (or a MARK) belongs to (report_items.record_segments, the
+rule `sealcam report` narrows its items by too): the segment it names (an INTERRUPTION's
+`segment`, key 10, which SPEC §10.3 always writes, for a power loss the recovered
+segment; else the segment of its `at`, key 34); a record that names none belongs to the
+segment open at that point in the chain, else to none. An interruption is counted
 on the segment it *interrupted*, not on the resumed one where the officer's statement is
 spoken: an interruption that was never resumed (the shift ended; exactly the unexplained
 case a clerk searches for) then still belongs to a recording.
@@ -59,7 +60,8 @@ from ..i18n import _
 from ..records import K
 from ..records import (CHECKPOINT, INTERRUPTION, MARK, MEDIA_TYPES, REC_START, RECOVERY,
                        SEGMENT)
-from ..report_items import ReportError, _int, _interruption, _iso, _str, load_dev
+from ..report_items import (ReportError, _int, _interruption, _iso, _str, load_dev,
+                            record_segments)
 from ..workflow import ANNOTATED, MISSING, UNEXPLAINED
 
 __all__ = ["collect", "KEYS", "ReportError"]
@@ -77,11 +79,10 @@ def _recordings(d, held):
     {segment: (state, length, closed_by)} from archive.sqlite's segments rows."""
     out = {}
     first_stored = {}
-    open_seg = None                       # the segment open at this point of the chain
+    segof = record_segments(d)            # the one rule of membership (the report's too)
     for seq, b in d.recs:
         t = b.get(K.TYPE)
         if t == REC_START:
-            open_seg = seq
             out[seq] = {"device": d.id, "segment": seq, "start_ms": _int(b.get(K.RTC)),
                         "end_ms": None, "duration_ms": None,
                         "officer": _str(b.get(K.OFFICER)), "unit": _str(b.get(K.UNIT)),
@@ -89,10 +90,7 @@ def _recordings(d, held):
                         "statements": 0, "unstated": 0, "marks_important": 0,
                         "marks_notice": 0, "marks_bookmark": 0, "first_stored_at": None,
                         "_closed_by": None}
-        seg = seq if t == REC_START else _int(b.get(K.SEGMENT))
-        if seg is None and t in (INTERRUPTION, MARK):
-            at, _ = d.at(b)
-            seg = at[0] if at else open_seg
+        seg = segof.get(seq)
         r = out.get(seg)
         if r is None:
             continue
@@ -109,8 +107,6 @@ def _recordings(d, held):
                 r["end_ms"] = _int(b.get(K.RTC))
                 if r["end_ms"] is not None and r["start_ms"] is not None:
                     r["duration_ms"] = r["end_ms"] - r["start_ms"]
-                if seg == open_seg:
-                    open_seg = None
         elif t == INTERRUPTION:
             status = _interruption(d, seq, b)["status"]
             r["interruptions"] += 1

@@ -1,0 +1,59 @@
+"""`sealcam report` takes the filters of `sealcam search` (issue 11): the catalogue chooses
+the recordings, the report lists only their records (report_items.record_segments, the
+membership rule the catalogue's recordings use too)."""
+import json
+
+import pytest
+
+import test_clerk_common as cc
+from host_tools.catalogue import store, tags
+from host_tools.cli import main as cli
+
+
+@pytest.fixture
+def tagged(tmp_path, tmp_path_factory):
+    arch, f = cc.real_archive(tmp_path, tmp_path_factory)
+    with store.Catalogue(arch) as cat:
+        cat.refresh_recordings(None)
+        u = cc.add_users(cat)
+        cat.act(u["clerk"], tags.tag_event(cc.A, f["a2"], party="张三", place="五一路"))
+        cat.act(u["clerk"], tags.tag_event(cc.B, f["b1"], party="李四"))
+    return str(arch), f
+
+
+def _report(capsys, *argv):
+    code = cli(["report", "--json"] + list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_report_by_party_lists_only_that_recordings_items(tagged, capsys):
+    arch, f = tagged
+    code, rep = _report(capsys, "--archive", arch)
+    all_ints = {(i["device"], i["seq"]) for i in rep["interruptions"]}
+    assert all_ints == {(cc.A, f["int_weather"]), (cc.A, f["int_fault"])}
+    # segment a2 holds the fault interruption (never resumed); a1 the weather one
+    code, rep = _report(capsys, "--archive", arch, "--party", "张三")
+    assert {(i["device"], i["seq"]) for i in rep["interruptions"]} == {
+        (cc.A, f["int_fault"])}
+    assert [d for d, s in sorted(rep["summary"].items()) if s["segments"]] == [cc.A]
+    assert all(s["device"] == cc.A for s in rep["shifts"])
+    code, rep = _report(capsys, "--archive", arch, "--party", "李四")
+    assert rep["interruptions"] == [] and code == (1 if rep["problems"] else 0), rep["problems"]
+    assert all(p["device"] == cc.B for p in rep["problems"])
+    assert [s["officer"] for s in rep["shifts"]] == ["OFC-0002"]
+    # a filter nothing matches: an empty report, not every record
+    code, rep = _report(capsys, "--archive", arch, "--case", "NO-SUCH-CASE")
+    assert rep["interruptions"] == [] and rep["statements"] == [] and rep["marks"] == []
+
+
+def test_report_and_search_take_the_same_filters(tagged, capsys):
+    arch, f = tagged
+    assert cli(["search", "--archive", arch, "--party", "张三", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    keys = {(r["device"], r["segment"]) for r in found["recordings"]}
+    assert keys == {(cc.A, f["a2"])}
+    code, rep = _report(capsys, "--archive", arch, "--interruption", "unstated")
+    assert {(i["device"], i["status"]) for i in rep["interruptions"]} <= {
+        (cc.A, "missing"), (cc.A, "unexplained"), (cc.A, "waiting")}
+    assert cli(["report", "--archive", arch, "--mark", "nonsense"]) == 3
+    capsys.readouterr()
