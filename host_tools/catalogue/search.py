@@ -98,7 +98,8 @@ class Filters:
 
     def checked(self) -> "Filters":
         """A copy with dates as dates; SearchError for a value no recording can have."""
-        f = dataclasses.replace(self, device=list(self.device or []))
+        dev = self.device
+        f = dataclasses.replace(self, device=[dev] if isinstance(dev, str) else list(dev or []))
         if len(f.device) > MAX_DEVICES:
             raise SearchError(_("--device: at most %(n)d devices") % {"n": MAX_DEVICES})
         for d in f.device:
@@ -165,8 +166,18 @@ def _tag_cond(field, value, *, walk, like=None):
     cond = [t.field == field, t.current == sa.true()]
     cond.append(like if like is not None else t.value == value)
     if walk:
-        return sa.exists().where(t.recording_id == rec.id, *cond)
-    return rec.id.in_(sa.select(t.recording_id).where(*cond))
+        # OFFSET 0 keeps PostgreSQL from turning the probe into a (hash or parallel) semi
+        # join over every tag of the value: it stays a probe per recording walked
+        return sa.exists(sa.select(sa.literal(1)).where(t.recording_id == rec.id, *cond)
+                         .offset(0))
+    return rec.id.in_(_tag_ids(field, value, like))
+
+
+def _tag_ids(field, value, like=None):
+    t = db.tags.c
+    return sa.select(t.recording_id).where(
+        t.field == field, t.current == sa.true(),
+        like if like is not None else t.value == value)
 
 
 def _many(conn, field, value):
@@ -205,10 +216,11 @@ def where_clauses(conn, f: Filters) -> list:
             w.append(_tag_cond(name, v, walk=_many(conn, name, v)))
     if f.case is not None:
         ci = db.case_items.c
-        w.append(sa.or_(
-            rec.id.in_(sa.select(ci.recording_id).where(
-                ci.case_no == f.case, ci.kind == "recording", ci.current == sa.true())),
-            _tag_cond("case", f.case, walk=False)))
+        # one IN over a UNION: an OR of two INs is a scan of every recording on PostgreSQL
+        w.append(rec.id.in_(sa.union(
+            sa.select(ci.recording_id).where(ci.case_no == f.case, ci.kind == "recording",
+                                             ci.current == sa.true()),
+            _tag_ids("case", f.case))))
     if f.archive_number is not None:
         ni = db.number_items.c
         w.append(rec.id.in_(sa.select(ni.recording_id).where(ni.number == f.archive_number)))
