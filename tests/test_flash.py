@@ -393,7 +393,7 @@ def test_a_board_that_never_ends_its_answer_is_stopped(mode, monkeypatch):
     """F5: a hostile board that drip-feeds or floods bytes forever: `flash --check` ends
     within its overall deadline (exit 6, one line), and takes at most OUTPUT_MAX bytes."""
     from host_tools import flash_repl
-    monkeypatch.setattr(flash_repl, "EXEC_DEADLINE", 4.0)
+    monkeypatch.setattr(flash_repl, "EXEC_DEADLINE", 2.5)   # the dribble still sends mid-way
     port, close = _hostile_board(mode)
     try:
         t0 = time.monotonic()
@@ -403,5 +403,5 @@ def test_a_board_that_never_ends_its_answer_is_stopped(mode, monkeypatch):
     finally:
         close()
     assert e.value.code == 6 and took < 30, took
-    assert ("no end after 4 s" in e.value.message or "more than" in e.value.message), \
+    assert ("no end after 2 s" in e.value.message or "more than" in e.value.message), \
         e.value.message
