@@ -189,10 +189,10 @@ def _many(conn, field, value):
     return conn.execute(sa.select(sa.func.count()).select_from(sub)).scalar() >= WALK_FROM
 
 
-def _note_like(conn, text):
-    """The note condition on tags.value: ASCII letters case-insensitive on both databases
-    (SQLite's LIKE is; PostgreSQL's ILIKE is)."""
-    v = db.tags.c.value
+def _note_like(conn, text, v=None):
+    """The note condition on tags.value (or ``v``): ASCII letters case-insensitive on both
+    databases (SQLite's LIKE is; PostgreSQL's ILIKE is)."""
+    v = db.tags.c.value if v is None else v
     if conn.dialect.name == "sqlite":
         return v.contains(text, autoescape=True)
     return v.icontains(text, autoescape=True)
@@ -265,8 +265,16 @@ def _ids(conn, f, limit, offset):
         # exact when the page is full (every match outside is older) or nothing is outside
         if len(rows) == limit or bound is None:
             return rows
-    return [r[0] for r in conn.execute(_select(
-        cond + [_tag_cond("note", None, walk=False, like=like)], limit, offset))]
+    # every current note: the matching texts first, read from the (field, value) index
+    # alone, then the tags holding them
+    nv = db.tags.alias("nv")
+    texts = sa.select(nv.c.value).where(nv.c.field == "note", _note_like(conn, f.note,
+                                                                          nv.c.value))
+    t = db.tags.c
+    ids = sa.select(t.recording_id).where(t.field == "note", t.current == sa.true(),
+                                          t.value.in_(texts))
+    return [r[0] for r in conn.execute(_select(cond + [db.recordings.c.id.in_(ids)],
+                                               limit, offset))]
 
 
 def search(conn_or_engine, filters: Filters, limit=50, offset=0) -> list:
