@@ -16,8 +16,9 @@ import json
 import random
 
 import pytest
+import sqlalchemy as sa
 
-from host_tools.catalogue import db, search as S
+from host_tools.catalogue import db, search as S, search_forms
 
 from bench import search as bench      # tests/bench/search.py (pythonpath: tests)
 
@@ -47,6 +48,21 @@ def cat(request, tmp_path_factory, brute):
     eng = db.open_engine(url)
     with eng.begin() as conn:
         bench.load_core(conn, data)
+    # the classes retention_rules gives every recording, through a real Catalogue on this
+    # database (its station config: long-term event types noise and fraud)
+    from host_tools import station
+    from host_tools.catalogue.retention_rules import assess_rows
+    from host_tools.catalogue.store import Catalogue
+    arch = tmp_path_factory.mktemp("arch") / "arch"
+    station.init(arch)
+    (arch / "station.toml").write_text('[retention]\nlong_term_event_types = ["noise", '
+                                       '"fraud"]\n')
+    with Catalogue(arch, url) as c, eng.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(db.recordings))]
+        brute.klass = {a["recording_id"]: a["class"]
+                       for a in assess_rows(c, conn, rows, dt.date(2026, 12, 1))}
+        brute.types = S.retention_types(c)       # the station's, as run() passes them
+    assert set(brute.types[1]) == {"noise", "fraud"}
     yield eng, brute
     eng.dispose()
 
@@ -101,6 +117,8 @@ class Brute:
             return False
         if f.mark is not None and r["marks_" + f.mark] == 0:
             return False
+        if f.retention is not None and self.klass[r["id"]] != f.retention:
+            return False
         return f.state is None or r["state"] == f.state
 
     def ids(self, f):
@@ -125,7 +143,9 @@ def _filters(data):
            S.Filters(item_class="场景类", interruption="any", date_from="2025-01-01"),
            S.Filters(device=["SC-00010003", "SC-00010004"], note="rain",
                      date_to=dt.date(2025, 6, 30)),
-           S.Filters(date_from=dt.date(2024, 2, 29), date_to=dt.date(2024, 2, 29))]
+           S.Filters(date_from=dt.date(2024, 2, 29), date_to=dt.date(2024, 2, 29)),
+           S.Filters(retention="long_term", mark="important"),
+           S.Filters(retention="ordinary", event_type="noise")]
     recs = data["recordings"][1]
     for _ in range(5):
         r = rnd.choice(recs)
@@ -142,17 +162,19 @@ def test_every_filter_is_the_brute_force_answer(cat, monkeypatch, walk_from, win
     with eng.connect() as conn:
         for f in _filters(brute.data):
             want = brute.ids(f)
+            def ids(limit, offset=0):
+                return [r["id"] for r in S.search(conn, f, limit, offset,
+                                                  retention_types=brute.types)]
             if len(want) <= 1500:
-                assert [r["id"] for r in S.search(conn, f, limit=None)] == want, f
-            assert [r["id"] for r in S.search(conn, f, limit=50)] == want[:50], f
-            assert [r["id"] for r in S.search(conn, f, limit=7, offset=20)] == want[20:27], f
+                assert ids(None) == want, f
+            assert ids(50) == want[:50], f
+            assert ids(7, 20) == want[20:27], f
             end = max(0, len(want) - 20)         # a page across the end of the list
-            assert [r["id"] for r in S.search(conn, f, limit=25, offset=end)] == \
-                want[end:end + 25], f
+            assert ids(25, end) == want[end:end + 25], f
             kinds.update(f.given())
     assert kinds >= {"device", "officer", "date_from", "date_to", "party", "place",
                      "event_type", "item_class", "note", "case", "archive_number",
-                     "interruption", "mark", "state"}
+                     "interruption", "mark", "state", "retention"}
 
 
 def test_no_filter_lists_every_recording_newest_first(cat):
@@ -189,8 +211,8 @@ def test_table_json_csv(cat):
     assert lines[0].split()[:3] == ["start", "(UTC)", "device"]
     assert lines[-1] == "%d recording(s)" % len(rows)
     # aligned: the device column starts at the same display column on every line
-    col = [S._width(x[:x.index("SC-")]) for x in lines[1:-1]]
-    assert len(set(col)) == 1 and S._width(lines[0][:lines[0].index("device")]) == col[0]
+    col = [search_forms._width(x[:x.index("SC-")]) for x in lines[1:-1]]
+    assert len(set(col)) == 1 and search_forms._width(lines[0][:lines[0].index("device")]) == col[0]
     assert "\x1b" not in text and "\\x1b[31m" in text
     j = json.loads(S.as_json(rows, S.Filters(device=["SC-00010001"])))
     assert j["format"] == "sealcam-search-1" and j["count"] == len(rows)
@@ -202,7 +224,7 @@ def test_table_json_csv(cat):
     (line,) = [x for x in table[1:] if x[0] == "1"]
     party = json.loads(line[S.CSV_COLUMNS.index("party")])
     assert HOSTILE in party        # lists are JSON text: the value is kept, not run
-    assert S._csv_cell("=1+1") == "'=1+1" and S._csv_cell("-5") == "'-5"
+    assert search_forms._csv_cell("=1+1") == "'=1+1" and search_forms._csv_cell("-5") == "'-5"
     assert S.as_table([]).splitlines()[-1] == "no recording matches"
 
 
@@ -224,6 +246,8 @@ def test_arguments_are_the_filters():
                           interruption="unstated", mark="notice", state="partial",
                           retention="permanent")
     assert S.filters_from_args(argparse.Namespace()) == S.Filters()
+    from host_tools.catalogue.retention_rules import CLASSES
+    assert S.RETENTION == CLASSES
     for bad in (["--mark", "urgent"], ["--interruption", "some"], ["--from", "2026-13-01"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)
@@ -241,9 +265,8 @@ def test_filters_that_no_recording_can_match_are_refused(cat):
             S.search(eng, f)
     with pytest.raises(S.SearchError, match="--limit"):
         S.search(eng, S.Filters(), limit=-1)
-    if not hasattr(db.recordings.c, "retention_class"):
-        with pytest.raises(S.SearchError, match="--retention"):
-            S.search(eng, S.Filters(retention="permanent"))
+    with pytest.raises(S.SearchError, match="--retention"):
+        S.search(eng, S.Filters(retention="eternal"))
 
 
 def test_sealcam_search_over_a_real_archive(tmp_path, capsys):

@@ -28,8 +28,11 @@ one), then the catalogue id descending.
                     (recordings.py states which segment an interruption belongs to)
     mark            "important" | "notice" | "bookmark": at least one MARK of that kind
     state           "complete" | "partial" | "disposed"
-    retention       the recording's retention class (recordings.retention_class, kept by
-                    host_tools.catalogue.retention)
+    retention       "ordinary" | "long_term" | "permanent": the class retention_rules
+                    gives it (the longest wins: a retention_class tag, an event_type tag
+                    of the station's permanent / long-term types, a case tag or filing,
+                    an IMPORTANT mark), stated here in SQL; ``retention_types`` of search()
+                    are the station's (permanent_event_types, long_term_event_types)
 
 Each row: the recordings columns (recordings.py), "start" and "end" (UTC ISO), and for
 the page only "party", "place", "event_type", "item_class", "note" (current values,
@@ -42,30 +45,28 @@ start_ms index, newest first, which stops after ``limit`` rows.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
-import io
-import json
-import unicodedata
 from typing import Optional
 
 import sqlalchemy as sa
 
 from ..i18n import _
 from ..records import printable
-from ..report_items import DAY_MS, _as_date, _day, _day_ms, _iso, ReportError
+from ..report_items import DAY_MS, _as_date, _day_ms, _iso, ReportError
 from . import db
 
 __all__ = ["Filters", "SearchError", "search", "add_arguments", "filters_from_args",
            "as_table", "as_json", "as_csv", "CSV_COLUMNS", "FORMAT", "TAG_FIELDS",
-           "INTERRUPTION", "MARKS", "STATES", "add_command_arguments", "run", "matching"]
+           "INTERRUPTION", "MARKS", "STATES", "RETENTION", "add_command_arguments", "run",
+           "matching", "retention_types"]
 
 FORMAT = "sealcam-search-1"
 INTERRUPTION = ("any", "stated", "unstated")
 MARKS = {"important": "marks_important", "notice": "marks_notice",
          "bookmark": "marks_bookmark"}
 STATES = ("complete", "partial", "disposed")
+RETENTION = ("ordinary", "long_term", "permanent")      # retention_rules.CLASSES
 TAG_FIELDS = ("party", "place", "event_type", "item_class")   # exact, current values
 EXTRA_FIELDS = TAG_FIELDS + ("note",)
 MAX_TEXT = 128                 # characters of a filter value (events.NAME_MAX)
@@ -105,10 +106,10 @@ class Filters:
         for d in f.device:
             _text("--device", d)
         for name in ("officer", "party", "place", "event_type", "case", "archive_number",
-                     "item_class", "note", "retention"):
+                     "item_class", "note"):
             _text("--" + name.replace("_", "-"), getattr(f, name))
         for name, allowed in (("interruption", INTERRUPTION), ("mark", tuple(MARKS)),
-                              ("state", STATES)):
+                              ("state", STATES), ("retention", RETENTION)):
             v = getattr(f, name)
             if v is not None and v not in allowed:
                 raise SearchError(_("--%(option)s: %(value)s is not one of %(allowed)s")
@@ -198,7 +199,7 @@ def _note_like(conn, text, v=None):
     return v.icontains(text, autoescape=True)
 
 
-def where_clauses(conn, f: Filters) -> list:
+def where_clauses(conn, f: Filters, types=None) -> list:
     """The SQL conditions on db.recordings of the checked filters ``f``, but the note."""
     rec = db.recordings.c
     w = []
@@ -233,11 +234,48 @@ def where_clauses(conn, f: Filters) -> list:
     if f.state is not None:
         w.append(rec.state == f.state)
     if f.retention is not None:
-        col = getattr(rec, "retention_class", None)
-        if col is None:
-            raise SearchError(_("--retention: this catalogue keeps no retention classes yet"))
-        w.append(col == f.retention)
+        w.append(_retention(f.retention, *(types or _default_types())))
     return w
+
+
+def _default_types():
+    from ..stationconfig import DEFAULT_PERMANENT_TYPES
+    return DEFAULT_PERMANENT_TYPES, ()
+
+
+def _probe(q):
+    """EXISTS (q) kept a probe per recording (see _tag_cond)."""
+    return sa.exists(q.offset(0))
+
+
+def _retention(klass, permanent_types, long_term_types):
+    """The recordings of retention class ``klass``: retention_rules.assess_rows's rule in
+    SQL (tests/test_search.py holds the two to the same answer)."""
+    t, ci, rec = db.tags.c, db.case_items.c, db.recordings.c
+    one = sa.select(sa.literal(1))
+    cur = [t.recording_id == rec.id, t.current == sa.true()]
+    perm = [rec.marks_important > 0,
+            _probe(one.where(*cur, t.field == "retention_class", t.value == "permanent")),
+            _probe(one.where(*cur, t.field == "case")),
+            _probe(one.select_from(db.case_items).where(
+                ci.recording_id == rec.id, ci.current == sa.true(), ci.kind == "recording"))]
+    if permanent_types:
+        perm.append(_probe(one.where(*cur, t.field == "event_type",
+                                     t.value.in_(sorted(set(permanent_types))))))
+    long_ids = [sa.select(t.recording_id).where(t.current == sa.true(),
+                                                t.field == "retention_class",
+                                                t.value == "long_term")]
+    if long_term_types:
+        long_ids.append(sa.select(t.recording_id).where(
+            t.current == sa.true(), t.field == "event_type",
+            t.value.in_(sorted(set(long_term_types)))))
+    permanent = sa.or_(*perm)
+    long_term = rec.id.in_(sa.union(*long_ids) if len(long_ids) > 1 else long_ids[0])
+    if klass == "permanent":
+        return permanent
+    if klass == "long_term":
+        return sa.and_(long_term, sa.not_(permanent))
+    return sa.and_(sa.not_(permanent), sa.not_(long_term))
 
 
 def _select(cond, limit, offset):
@@ -249,8 +287,8 @@ def _select(cond, limit, offset):
     return q.offset(offset) if offset else q
 
 
-def _ids(conn, f, limit, offset):
-    cond = where_clauses(conn, f)
+def _ids(conn, f, limit, offset, types=None):
+    cond = where_clauses(conn, f, types)
     if f.note is None:
         return [r[0] for r in conn.execute(_select(cond, limit, offset))]
     like = _note_like(conn, f.note)
@@ -277,9 +315,12 @@ def _ids(conn, f, limit, offset):
                                                limit, offset))]
 
 
-def search(conn_or_engine, filters: Filters, limit=50, offset=0) -> list:
+def search(conn_or_engine, filters: Filters, limit=50, offset=0, *,
+           retention_types=None) -> list:
     """The recordings matching ``filters``, newest first: ``limit`` of them (None: all)
-    after skipping ``offset``; each a dict (see the module doc). Raises SearchError."""
+    after skipping ``offset``; each a dict (see the module doc). ``retention_types``:
+    (permanent_event_types, long_term_event_types) of the station (retention_rules.settings;
+    None: stationconfig's defaults). Raises SearchError."""
     f = filters.checked()
     if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_LIMIT):
         raise SearchError(_("--limit: a whole number from 0 to %(max)d")
@@ -288,19 +329,19 @@ def search(conn_or_engine, filters: Filters, limit=50, offset=0) -> list:
         raise SearchError(_("--offset: a whole number of at least 0"))
     if isinstance(conn_or_engine, sa.engine.Engine):
         with conn_or_engine.connect() as conn:
-            return _run(conn, f, limit, offset)
-    return _run(conn_or_engine, f, limit, offset)
+            return _run(conn, f, limit, offset, retention_types)
+    return _run(conn_or_engine, f, limit, offset, retention_types)
 
 
-def matching(conn_or_engine, filters: Filters) -> set:
+def matching(conn_or_engine, filters: Filters, *, retention_types=None) -> set:
     """{(device, segment)} of every recording matching ``filters``: how `sealcam report`
     narrows its items to the recordings the same filters select."""
     f = filters.checked()
     rec = db.recordings
     if isinstance(conn_or_engine, sa.engine.Engine):
         with conn_or_engine.connect() as conn:
-            return matching(conn, f)
-    ids = _ids(conn_or_engine, f, None, 0)
+            return matching(conn, f, retention_types=retention_types)
+    ids = _ids(conn_or_engine, f, None, 0, retention_types)
     out = set()
     for i in range(0, len(ids), _PAGE):
         out.update((d, s) for d, s in conn_or_engine.execute(
@@ -308,8 +349,8 @@ def matching(conn_or_engine, filters: Filters) -> set:
     return out
 
 
-def _run(conn, f, limit, offset):
-    ids = _ids(conn, f, limit, offset)
+def _run(conn, f, limit, offset, types=None):
+    ids = _ids(conn, f, limit, offset, types)
     rec = db.recordings
     by_id = {}
     for i in range(0, len(ids), _PAGE):
@@ -341,183 +382,7 @@ def _run(conn, f, limit, offset):
     return rows
 
 
-# --- output ------------------------------------------------------------------------------
-
-def _width(s):
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else
-               0 if unicodedata.combining(c) else 1 for c in s)
-
-
-def _pad(s, w):
-    return s + " " * (w - _width(s))
-
-
-def _dur(ms):
-    if ms is None:
-        return "-"
-    s = ms // 1000
-    return "%d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)
-
-
-def _short(iso):
-    return "-" if not iso else iso[:10] + " " + iso[11:19]
-
-
-def _state_word(state):
-    words = {"complete": _("complete"), "partial": _("partial"), "disposed": _("disposed")}
-    return words.get(state, state)
-
-
-def _table_row(r):
-    meta = "; ".join("%s: %s" % (name, ", ".join(r[k])) for k, name in (
-        ("party", _("party")), ("place", _("place")), ("event_type", _("event type")),
-        ("item_class", _("item class"))) if r.get(k))
-    return [_short(r["start"]), r["device"], str(r["segment"]), r["officer"] or "-",
-            _dur(r["duration_ms"]), _state_word(r["state"]),
-            "%d/%d/%d" % (r["interruptions"], r["statements"], r["unstated"]),
-            "%d/%d/%d" % (r["marks_important"], r["marks_notice"], r["marks_bookmark"]),
-            ", ".join(r["archive_numbers"]) or "-", ", ".join(r["cases"]) or "-",
-            meta or "-"]
-
-
-def as_table(rows) -> str:
-    """An aligned table for people (UTC times; interruptions as total/stated/unstated,
-    marks as important/notice/bookmark); strings from the catalogue are escaped."""
-    headers = [_("start (UTC)"), _("device"), _("segment"), _("officer"), _("duration"),
-               _("state"), _("interruptions"), _("marks"), _("archive no."), _("case"),
-               _("metadata")]
-    body = [[printable(c) for c in _table_row(r)] for r in rows]
-    widths = [max([_width(h)] + [_width(b[i]) for b in body]) for i, h in enumerate(headers)]
-    lines = ["  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip()
-             for line in [headers] + body]
-    if not rows:
-        lines.append(_("no recording matches"))
-    else:
-        lines.append(_("%(n)d recording(s)") % {"n": len(rows)})
-    return "\n".join(lines) + "\n"
-
-
-def as_json(rows, filters: Optional[Filters] = None) -> str:
-    """One JSON object (ASCII): {"format", "filters", "count", "recordings": [row]}."""
-    return json.dumps({"format": FORMAT,
-                       "filters": filters.given() if filters is not None else None,
-                       "count": len(rows), "recordings": list(rows)},
-                      indent=2, ensure_ascii=True) + "\n"
-
-
-CSV_COLUMNS = ["id", "device", "segment", "start", "end", "start_ms", "end_ms",
-               "duration_ms", "officer", "unit", "bytes", "state", "interruptions",
-               "statements", "unstated", "marks_important", "marks_notice",
-               "marks_bookmark", "first_stored_at", "party", "place", "event_type",
-               "item_class", "note", "cases", "archive_numbers"]
-
-
-def _csv_cell(v):
-    if v is None:
-        return ""
-    if isinstance(v, list):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, str):
-        v = printable(v)
-        # a spreadsheet must not take a value for a formula
-        return "'" + v if v[:1] in ("=", "+", "-", "@") else v
-    return v
-
-
-def as_csv(rows) -> str:
-    """A CSV table, header CSV_COLUMNS; lists as JSON text; a text starting with = + - @
-    gets a leading ' so that a spreadsheet shows it as text."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in rows:
-        w.writerow([_csv_cell(r.get(k)) for k in CSV_COLUMNS])
-    return buf.getvalue()
-
-
-# --- command line ------------------------------------------------------------------------
-
-def add_arguments(parser):
-    """The filter options (the caller's parser): `sealcam search` and `sealcam report`
-    declare them through this one function, so the two never disagree. --device,
-    --officer, --from and --to keep the report's names (dest device, officer, since,
-    until)."""
-    parser.add_argument("--device", action="append", metavar="ID", default=None,
-                        help=_("only this device (repeat for several)"))
-    parser.add_argument("--officer", metavar="ID", default=None,
-                        help=_("only recordings made while this officer was assigned"))
-    parser.add_argument("--from", dest="since", type=_day, metavar="YYYY-MM-DD",
-                        default=None, help=_("only from this UTC day on"))
-    parser.add_argument("--to", dest="until", type=_day, metavar="YYYY-MM-DD", default=None,
-                        help=_("only up to this UTC day (inclusive)"))
-    for opt, text in (
-            ("--party", _("only recordings with this party")),
-            ("--place", _("only recordings at this place")),
-            ("--event-type", _("only recordings of this event type")),
-            ("--item-class", _("only recordings of this item class")),
-            ("--case", _("only recordings filed into this case or tagged with its number")),
-            ("--archive-number", _("only the recordings this archive number resolves to")),
-            ("--note", _("only recordings whose note contains this text")),
-            ("--retention", _("only recordings of this retention class"))):
-        parser.add_argument(opt, metavar="TEXT", default=None, help=text)
-    parser.add_argument("--interruption", choices=INTERRUPTION, default=None,
-                        help=_("only recordings with an interruption: any, stated (with "
-                               "the officer's statement) or unstated (missing or "
-                               "unexplained)"))
-    parser.add_argument("--mark", choices=tuple(MARKS), default=None,
-                        help=_("only recordings with a mark of this kind"))
-    parser.add_argument("--state", choices=STATES, default=None,
-                        help=_("only recordings in this state"))
-    return parser
-
-
-def filters_from_args(args) -> Filters:
-    """Filters from the options of add_arguments (options a parser lacks are unset)."""
-    g = lambda name: getattr(args, name, None)    # noqa: E731
-    return Filters(device=list(g("device") or []), officer=g("officer"),
-                   date_from=g("since"), date_to=g("until"), party=g("party"),
-                   place=g("place"), event_type=g("event_type"), case=g("case"),
-                   archive_number=g("archive_number"), item_class=g("item_class"),
-                   note=g("note"), interruption=g("interruption"), mark=g("mark"),
-                   state=g("state"), retention=g("retention"))
-
-
-def add_command_arguments(parser):
-    """`sealcam search`: the archive, the catalogue URL, the filters, paging, the form."""
-    parser.add_argument("--archive", required=True, metavar="DIR",
-                        help=_("the station archive"))
-    parser.add_argument("--db", metavar="URL", default=None,
-                        help=_("the catalogue database (default: the station config's, "
-                               "else DIR/catalogue.sqlite)"))
-    add_arguments(parser)
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help=_("at most N recordings (default: all)"))
-    parser.add_argument("--offset", type=int, default=0, metavar="N",
-                        help=_("skip the first N recordings"))
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--json", action="store_true", help=_("print one JSON object"))
-    g.add_argument("--csv", action="store_true", help=_("print a CSV table"))
-    return parser
-
-
-def run(args) -> int:
-    """`sealcam search`: 0 listed (possibly none), 3 usage error or no usable catalogue."""
-    import sys
-    from ..archive import ArchiveError
-    from .db import CatalogueDBError
-    from .store import Catalogue, CatalogueError
-    try:
-        f = filters_from_args(args).checked()
-        with Catalogue(args.archive, args.db, readonly=True) as cat:
-            cat.sync()
-            rows = search(cat.engine, f, args.limit, args.offset)
-    except (SearchError, CatalogueError, CatalogueDBError, ArchiveError) as e:
-        print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
-        return 3
-    text = as_json(rows, f) if args.json else as_csv(rows) if args.csv else as_table(rows)
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    return 0
+# the forms (table, JSON, CSV, command line) live in search_forms; they are part of this API
+from .search_forms import (CSV_COLUMNS, add_arguments, add_command_arguments,  # noqa: E402
+                           as_csv, as_json, as_table, filters_from_args, retention_types,
+                           run)

@@ -99,6 +99,9 @@ def generate(n, seed=1, devices=500, officers=2000):
                 fields.append(("note", note))
             if y > 0.9:
                 fields.append(("case", choice(case_nos)))
+            if 0.5 < y < 0.53:                 # a clerk's retention proposal
+                fields.append(("retention_class", ("ordinary", "long_term",
+                                                   "permanent")[int(y * 1000) % 3]))
             for field, value in fields:
                 y = rand()
                 span = (start, start + dur // 2) if y < 0.2 else (None, None)
@@ -227,6 +230,8 @@ def queries(data, per_kind, seed=2):
                                                                  "unstated"))),
         "mark": lambda: Filters(mark=rnd.choice(("important", "notice", "bookmark"))),
         "state": lambda: Filters(state=rnd.choice(("complete", "partial", "disposed"))),
+        "retention": lambda: Filters(retention=rnd.choice(("ordinary", "long_term",
+                                                           "permanent"))),
         "officer+date": lambda: Filters(officer=rnd.choice(recs)[6] or "000000",
                                         **dict(zip(("date_from", "date_to"), span(90)))),
         "device+interruption": lambda: Filters(device=[rnd.choice(recs)[1]],
