@@ -180,6 +180,17 @@ def card(tmp_path_factory):
     return sd, flash
 
 
+@pytest.fixture(scope="module")
+def short_card(tmp_path_factory):
+    """One boot, 8 s recorded: two whole ~2 MB segments (for the slow-volume test, whose
+    time is the card's size over the volume's rate)."""
+    root = tmp_path_factory.mktemp("bulkshort")
+    sd = root / "sd"
+    sim = Sim(sd, record=8, extra=SETTINGS)
+    assert sim.stop() == 0, sim.p.stderr.read()[-2000:]
+    return sd, root / "sd.flash"
+
+
 def _copy(card, dst):
     sd, flash = card
     shutil.copytree(sd, dst / "sd", symlinks=True)
@@ -566,14 +577,16 @@ def _slow_volume(monkeypatch, per_s):
 IDLE = ["--setting", "session_idle_ms=1500"]
 
 
-def test_a_slow_volume_keeps_the_session_alive_within_a_block(tmp_path, card, monkeypatch):
+def test_a_slow_volume_keeps_the_session_alive_within_a_block(tmp_path, short_card,
+                                                              monkeypatch):
     """A block (a whole ~2 MB segment here) takes longer than the session's idle timeout to
     read: the keep-alive goes between the copy steps of a block, not only between blocks,
     so the session and the exposure last and every segment is read from the disk."""
     _slow_volume(monkeypatch, 1e6)               # 256 KiB a quarter second
-    p, sm, arch, _ = _offload(tmp_path, card, ["--msc"] + IDLE)
+    p, sm, arch, _ = _offload(tmp_path, short_card, ["--msc"] + IDLE)
     assert p == 0, sm["errors"]
     assert sm["media_path"] == "bulk" and sm["bulk_fallbacks"] == [], sm
+    assert sm["bulk_bytes"] > 2 * 1.5e6, sm      # blocks that each outlast the idle timeout
     assert sm["verdict"] == OK and sm["receipt"]
 
 
