@@ -516,9 +516,12 @@ def test_a_signed_length_short_of_its_chunks_ends_not_ok_on_both_paths(tmp_path,
 def test_tiny_chunks_keep_the_bulk_blocks_small(tmp_path, monkeypatch):
     """Chunk size 1 (a setting the firmware accepts): a block of the bulk path is bounded
     by chunk count as well as bytes, and each hash is compared as it is made, so what it
-    holds does not grow with BULK_BLOCK / chunk (before: one hash object per chunk)."""
+    holds does not grow with BULK_BLOCK / chunk (before: one hash object per chunk).
+    96 Ki chunks: six blocks of BLOCK_CHUNKS; one unbounded block would hold ~10 MB, five
+    times the bound (the run's time is the chunk count, traced allocation by allocation)."""
     import tracemalloc
-    size = 192 << 10
+    size = 96 << 10
+    assert size >= 4 * offload_bulk.BLOCK_CHUNKS
 
     def make(rw, s):
         s.boot()
