@@ -234,7 +234,7 @@ def where_clauses(conn, f: Filters, types=None) -> list:
     if f.state is not None:
         w.append(rec.state == f.state)
     if f.retention is not None:
-        w.append(_retention(f.retention, *(types or _default_types())))
+        w.extend(_retention(f.retention, *(types or _default_types())))
     return w
 
 
@@ -248,20 +248,27 @@ def _probe(q):
     return sa.exists(q.offset(0))
 
 
-def _retention(klass, permanent_types, long_term_types):
-    """The recordings of retention class ``klass``: retention_rules.assess_rows's rule in
-    SQL (tests/test_search.py holds the two to the same answer)."""
-    t, ci, rec = db.tags.c, db.case_items.c, db.recordings.c
+def _permanent(r, permanent_types):
+    """Whether the recording of columns ``r`` (id, marks_important) is permanent."""
+    t, ci = db.tags.c, db.case_items.c
     one = sa.select(sa.literal(1))
-    cur = [t.recording_id == rec.id, t.current == sa.true()]
-    perm = [rec.marks_important > 0,
-            _probe(one.where(*cur, t.field == "retention_class", t.value == "permanent")),
-            _probe(one.where(*cur, t.field == "case")),
-            _probe(one.select_from(db.case_items).where(
-                ci.recording_id == rec.id, ci.current == sa.true(), ci.kind == "recording"))]
+    # one probe of the recording's current tags says whether any of them makes it permanent
+    why = [sa.and_(t.field == "retention_class", t.value == "permanent"), t.field == "case"]
     if permanent_types:
-        perm.append(_probe(one.where(*cur, t.field == "event_type",
-                                     t.value.in_(sorted(set(permanent_types))))))
+        why.append(sa.and_(t.field == "event_type",
+                           t.value.in_(sorted(set(permanent_types)))))
+    return sa.or_(r.marks_important > 0,
+                  _probe(one.where(t.recording_id == r.id, t.current == sa.true(),
+                                   sa.or_(*why))),
+                  _probe(one.select_from(db.case_items).where(
+                      ci.recording_id == r.id, ci.current == sa.true(),
+                      ci.kind == "recording")))
+
+
+def _retention(klass, permanent_types, long_term_types):
+    """[conditions] of the recordings of retention class ``klass``: retention_rules'
+    assess_rows rule in SQL (tests/test_search.py holds the two to the same answer)."""
+    t, rec = db.tags.c, db.recordings.c
     long_ids = [sa.select(t.recording_id).where(t.current == sa.true(),
                                                 t.field == "retention_class",
                                                 t.value == "long_term")]
@@ -269,19 +276,39 @@ def _retention(klass, permanent_types, long_term_types):
         long_ids.append(sa.select(t.recording_id).where(
             t.current == sa.true(), t.field == "event_type",
             t.value.in_(sorted(set(long_term_types)))))
-    permanent = sa.or_(*perm)
     long_term = rec.id.in_(sa.union(*long_ids) if len(long_ids) > 1 else long_ids[0])
     if klass == "permanent":
-        return permanent
-    if klass == "long_term":
-        return sa.and_(long_term, sa.not_(permanent))
-    return sa.and_(sa.not_(permanent), sa.not_(long_term))
+        return [_permanent(rec, permanent_types)]
+    if klass == "long_term":      # few: found by their tags, then checked newest first
+        return [long_term, _Late(lambda r: sa.not_(_permanent(r, permanent_types)))]
+    return [sa.not_(_permanent(rec, permanent_types)), sa.not_(long_term)]
+
+
+class _Late:
+    """A condition checked only on the rows that reach it, newest first (see _select)."""
+
+    def __init__(self, make):
+        self.make = make              # make(columns of id, start_ms, marks_important)
+
+
+def _split(cond):
+    return ([c for c in cond if not isinstance(c, _Late)],
+            [c for c in cond if isinstance(c, _Late)])
 
 
 def _select(cond, limit, offset):
-    """The ids of the page: only indexed columns are read when the conditions allow."""
+    """The ids of the page: only indexed columns are read when the conditions allow. Late
+    conditions are checked on the others' rows in order, until the page is full (OFFSET 0
+    keeps the sorted rows a subquery of its own on PostgreSQL)."""
+    now, late = _split(cond)
     rec = db.recordings.c
-    q = sa.select(rec.id).where(*cond).order_by(rec.start_ms.desc(), rec.id.desc())
+    if late:
+        c = sa.select(rec.id, rec.start_ms, rec.marks_important).where(*now).order_by(
+            rec.start_ms.desc(), rec.id.desc()).offset(0).subquery("c").c
+        q = sa.select(c.id).where(*[x.make(c) for x in late]).order_by(c.start_ms.desc(),
+                                                                        c.id.desc())
+    else:
+        q = sa.select(rec.id).where(*now).order_by(rec.start_ms.desc(), rec.id.desc())
     if limit is not None:
         q = q.limit(limit)
     return q.offset(offset) if offset else q
@@ -294,7 +321,7 @@ def _ids(conn, f, limit, offset, types=None):
     like = _note_like(conn, f.note)
     if limit is not None and limit + offset <= _NOTE_FIRST_MAX:
         rec = db.recordings.c
-        bound = conn.execute(sa.select(rec.start_ms).where(*cond).order_by(
+        bound = conn.execute(sa.select(rec.start_ms).where(*_split(cond)[0]).order_by(
             rec.start_ms.desc(), rec.id.desc()).limit(1).offset(NOTE_WINDOW)).first()
         near = cond + [_tag_cond("note", None, walk=True, like=like)]
         if bound is not None and bound[0] is not None:
