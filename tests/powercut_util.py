@@ -73,7 +73,7 @@ def _is_media(kind, path):
 def cut_points(trace, seed, near=3, every=8):
     """The storage steps a sweep faults, from the trace of the full run (record(trace=)).
     Each fault at step k is a full run from boot, so faulting all ~1000 steps of a shift
-    took minutes; about 95% of them are the .mkv/.idx write/flush cycle repeating chunk
+    took minutes; about 85% of them are the .mkv/.idx write/flush cycle repeating chunk
     after chunk in the middle of a segment, cases that differ only in how many chunks came
     before. Kept, so every distinct case is still cut:
     - every step on the record log and the head, and every remove and rename: each record
