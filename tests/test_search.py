@@ -298,6 +298,14 @@ def test_sealcam_search_over_a_real_archive(tmp_path, capsys):
     code, out, err = run("--db", "postgresql+psycopg://nobody@/none?host=/nonexistent")
     assert code == 3 and out == "" and err.startswith("sealcam search: ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    (arch / "station.toml").write_text("[retention]\nordinary_months = 'many'\n")
+    code, out, err = run()
+    assert code == 3 and out == "" and "station.toml" in err
+    assert len(err.strip().splitlines()) == 1
+    (arch / "station.toml").unlink()
+    code, out, err = S.run(p.parse_args(["--archive", str(tmp_path / "none")])), *(
+        lambda o: (o.out, o.err))(capsys.readouterr())
+    assert code == 3 and out == "" and len(err.strip().splitlines()) == 1, err
 
 
 def test_matching_is_the_search_as_keys(cat):

@@ -190,6 +190,10 @@ def run(args) -> int:
     """`sealcam search`: 0 listed (possibly none), 3 usage error or no usable catalogue."""
     import sys
     from ..archive import ArchiveError
+    from ..stationconfig import StationConfigError
+    from sqlalchemy.exc import SQLAlchemyError
+    from ..report_items import ReportError
+    from ..tlog.log import LogError
     from .db import CatalogueDBError
     from .store import Catalogue, CatalogueError
     try:
@@ -198,7 +202,17 @@ def run(args) -> int:
             cat.sync()
             rows = search(cat.engine, f, args.limit, args.offset,
                           retention_types=retention_types(cat))
-    except (SearchError, CatalogueError, CatalogueDBError, ArchiveError) as e:
+    except (SearchError, CatalogueError, CatalogueDBError, ArchiveError, StationConfigError,
+            LogError, ReportError) as e:
+        print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
+        return 3
+    except SQLAlchemyError as e:
+        e = str(e).splitlines()[0][:300]
+        print(_("sealcam search: the catalogue cannot be read: %(error)s") % {"error": e},
+              file=sys.stderr)
+        return 3
+    except OSError as e:
+        e = "%s: %s" % (e.filename or args.archive, e.strerror or e)
         print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
         return 3
     text = as_json(rows, f) if args.json else as_csv(rows) if args.csv else as_table(rows)
