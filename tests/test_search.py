@@ -303,9 +303,9 @@ def test_sealcam_search_over_a_real_archive(tmp_path, capsys):
     assert code == 3 and out == "" and "station.toml" in err
     assert len(err.strip().splitlines()) == 1
     (arch / "station.toml").unlink()
-    code, out, err = S.run(p.parse_args(["--archive", str(tmp_path / "none")])), *(
-        lambda o: (o.out, o.err))(capsys.readouterr())
-    assert code == 3 and out == "" and len(err.strip().splitlines()) == 1, err
+    code = S.run(p.parse_args(["--archive", str(tmp_path / "none")]))
+    o = capsys.readouterr()
+    assert code == 3 and o.out == "" and len(o.err.strip().splitlines()) == 1, o.err
 
 
 def test_matching_is_the_search_as_keys(cat):
