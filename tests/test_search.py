@@ -62,6 +62,7 @@ def cat(request, tmp_path_factory, brute):
         brute.klass = {a["recording_id"]: a["class"]
                        for a in assess_rows(c, conn, rows, dt.date(2026, 12, 1))}
         brute.types = S.retention_types(c)       # the station's, as run() passes them
+    brute.archs[id(eng)] = (arch, url)
     assert set(brute.types[1]) == {"noise", "fraud"}
     yield eng, brute
     eng.dispose()
@@ -77,6 +78,7 @@ class Brute:
             r["day"] = dt.datetime.fromtimestamp(r["start_ms"] / 1000, dt.timezone.utc).date()
         self.recs.sort(key=lambda r: (-r["start_ms"], -r["id"]))     # newest first
         self.cache = {}
+        self.archs = {}          # id(engine) -> (its archive, its URL)
         self.tags = {}
         for t in data["tags"][1]:
             if t[6]:
@@ -313,3 +315,29 @@ def test_matching_is_the_search_as_keys(cat):
     f = S.Filters(event_type="traffic", interruption="any")
     keys = {(r["device"], r["segment"]) for r in brute.recs if r["id"] in set(brute.ids(f))}
     assert keys and S.matching(eng, f) == keys
+
+
+def test_long_lists_are_printed_page_by_page(cat, monkeypatch, capsys):
+    """`sealcam search` reads and prints PAGE rows at a time (keyset: `after` the last row):
+    the same rows, in the same order, as one search, in every form."""
+    eng, brute = cat
+    arch, url = brute.archs[id(eng)]
+    monkeypatch.setattr(search_forms, "PAGE", 7)
+    p = argparse.ArgumentParser()
+    S.add_command_arguments(p)
+    f = ["--event-type", "noise", "--from", "2025-01-01"]
+    want = brute.ids(S.Filters(event_type="noise", date_from="2025-01-01"))
+    assert len(want) > 30
+
+    def run(*argv):
+        assert S.run(p.parse_args(["--archive", str(arch), "--db", url] + f +
+                                  list(argv))) == 0
+        return capsys.readouterr().out
+    j = json.loads(run("--json"))
+    assert [r["id"] for r in j["recordings"]] == want and j["count"] == len(want)
+    assert j["filters"] == {"event_type": "noise", "date_from": "2025-01-01"}
+    table = list(csv.reader(io.StringIO(run("--csv", "--offset", "3", "--limit", "20"))))
+    assert table[0] == S.CSV_COLUMNS and [int(x[0]) for x in table[1:]] == want[3:23]
+    text = run()
+    assert text.splitlines()[-1] == "%d recording(s)" % len(want)
+    assert text.count("start (UTC)") == -(-len(want) // 7)     # a header per page

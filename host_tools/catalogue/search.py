@@ -205,7 +205,7 @@ def _note_like(conn, text, v=None):
     return v.icontains(text, autoescape=True)
 
 
-def where_clauses(conn, f: Filters, types=None) -> list:
+def where_clauses(conn, f: Filters, types=None, after=None) -> list:
     """The SQL conditions on db.recordings of the checked filters ``f``, but the note."""
     rec = db.recordings.c
     w = []
@@ -241,6 +241,9 @@ def where_clauses(conn, f: Filters, types=None) -> list:
         w.append(rec.state == f.state)
     if f.retention is not None:
         w.extend(_retention(f.retention, *(types or _default_types())))
+    if after is not None:
+        w.append(sa.or_(rec.start_ms < after[0],
+                        sa.and_(rec.start_ms == after[0], rec.id < after[1])))
     return w
 
 
@@ -320,8 +323,8 @@ def _select(cond, limit, offset):
     return q.offset(offset) if offset else q
 
 
-def _ids(conn, f, limit, offset, types=None):
-    cond = where_clauses(conn, f, types)
+def _ids(conn, f, limit, offset, types=None, after=None):
+    cond = where_clauses(conn, f, types, after)
     if f.note is None:
         return [r[0] for r in conn.execute(_select(cond, limit, offset))]
     like = _note_like(conn, f.note)
@@ -349,12 +352,17 @@ def _ids(conn, f, limit, offset, types=None):
 
 
 def search(conn_or_engine, filters: Filters, limit=50, offset=0, *,
-           retention_types=None) -> list:
+           retention_types=None, after=None) -> list:
     """The recordings matching ``filters``, newest first: ``limit`` of them (None: all)
     after skipping ``offset``; each a dict (see the module doc). ``retention_types``:
     (permanent_event_types, long_term_event_types) of the station (retention_rules.settings;
-    None: stationconfig's defaults). Raises SearchError."""
+    None: stationconfig's defaults). ``after``: (start_ms, id) of the last row of the
+    previous page: the next page starts after it (a long list read page by page without
+    an ever larger offset). Raises SearchError."""
     f = filters.checked()
+    if after is not None and not (isinstance(after, tuple) and len(after) == 2
+                                  and all(type(x) is int for x in after)):
+        raise SearchError(_("after: (start_ms, id) of a row"))
     if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_LIMIT):
         raise SearchError(_("--limit: a whole number from 0 to %(max)d")
                           % {"max": MAX_LIMIT})
@@ -362,8 +370,8 @@ def search(conn_or_engine, filters: Filters, limit=50, offset=0, *,
         raise SearchError(_("--offset: a whole number of at least 0"))
     if isinstance(conn_or_engine, sa.engine.Engine):
         with conn_or_engine.connect() as conn:
-            return _run(conn, f, limit, offset, retention_types)
-    return _run(conn_or_engine, f, limit, offset, retention_types)
+            return _run(conn, f, limit, offset, retention_types, after)
+    return _run(conn_or_engine, f, limit, offset, retention_types, after)
 
 
 def matching(conn_or_engine, filters: Filters, *, retention_types=None) -> set:
@@ -382,8 +390,8 @@ def matching(conn_or_engine, filters: Filters, *, retention_types=None) -> set:
     return out
 
 
-def _run(conn, f, limit, offset, types=None):
-    ids = _ids(conn, f, limit, offset, types)
+def _run(conn, f, limit, offset, types=None, after=None):
+    ids = _ids(conn, f, limit, offset, types, after)
     rec = db.recordings
     by_id = {}
     for i in range(0, len(ids), _PAGE):

@@ -59,16 +59,20 @@ def _table_row(r):
             meta or "-"]
 
 
-def as_table(rows) -> str:
-    """An aligned table for people (UTC times; interruptions as total/stated/unstated,
-    marks as important/notice/bookmark); strings from the catalogue are escaped."""
+def _table_lines(rows, header=True) -> str:
     headers = [_("start (UTC)"), _("device"), _("segment"), _("officer"), _("duration"),
                _("state"), _("interruptions"), _("marks"), _("archive no."), _("case"),
                _("metadata")]
     body = [[printable(c) for c in _table_row(r)] for r in rows]
     widths = [max([_width(h)] + [_width(b[i]) for b in body]) for i, h in enumerate(headers)]
-    lines = ["  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip()
-             for line in [headers] + body]
+    return "\n".join("  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip()
+                     for line in ([headers] if header else []) + body)
+
+
+def as_table(rows) -> str:
+    """An aligned table for people (UTC times; interruptions as total/stated/unstated,
+    marks as important/notice/bookmark); strings from the catalogue are escaped."""
+    lines = [_table_lines(rows)]
     if not rows:
         lines.append(_("no recording matches"))
     else:
@@ -200,8 +204,7 @@ def run(args) -> int:
         f = filters_from_args(args).checked()
         with Catalogue(args.archive, args.db, readonly=True) as cat:
             cat.sync()
-            rows = search(cat.engine, f, args.limit, args.offset,
-                          retention_types=retention_types(cat))
+            _write(cat.engine, f, args, retention_types(cat))
     except (SearchError, CatalogueError, CatalogueDBError, ArchiveError, StationConfigError,
             LogError, ReportError) as e:
         print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
@@ -215,10 +218,48 @@ def run(args) -> int:
         e = "%s: %s" % (e.filename or args.archive, e.strerror or e)
         print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
         return 3
-    text = as_json(rows, f) if args.json else as_csv(rows) if args.csv else as_table(rows)
+    return 0
+
+
+PAGE = 1000     # rows `sealcam search` reads and prints at a time
+
+
+def _write(engine, f, args, types):
+    """Print the list page by page (memory stays bounded however many match): the table
+    repeats its header every PAGE rows, JSON and CSV are one document as as_json /
+    as_csv make it (JSON with "count" after the list). A closed pipe ends it quietly."""
+    import sys
+    out = sys.stdout
+    left, offset, after, n = args.limit, args.offset, None, 0
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        if args.json:
+            out.write(json.dumps({"format": FORMAT, "filters": f.given()}, indent=2,
+                                 ensure_ascii=True)[:-2] + ',\n  "recordings": [')
+        with engine.connect() as conn:
+            while left is None or left > 0:
+                size = PAGE if left is None else min(PAGE, left)
+                rows = search(conn, f, size, offset if after is None else 0,
+                              retention_types=types, after=after)
+                if args.json:
+                    out.write(",".join("\n    " + json.dumps(r, ensure_ascii=True)
+                                       for r in rows) if n == 0 else
+                              "".join(",\n    " + json.dumps(r, ensure_ascii=True)
+                                      for r in rows))
+                elif args.csv:
+                    text = as_csv(rows)
+                    out.write(text if n == 0 else text.split("\n", 1)[1])
+                elif rows or n == 0:
+                    out.write(_table_lines(rows, header=True) + "\n")
+                n += len(rows)
+                if len(rows) < size:
+                    break
+                left = None if left is None else left - len(rows)
+                after = (rows[-1]["start_ms"], rows[-1]["id"])
+        if args.json:
+            out.write('\n  ],\n  "count": %d\n}\n' % n)
+        elif not args.csv:
+            out.write((_("%(n)d recording(s)") % {"n": n} if n else
+                       _("no recording matches")) + "\n")
+        out.flush()
     except BrokenPipeError:
         pass
-    return 0
