@@ -242,8 +242,9 @@ def where_clauses(conn, f: Filters, types=None, after=None) -> list:
     if f.retention is not None:
         w.extend(_retention(f.retention, *(types or _default_types())))
     if after is not None:
-        w.append(sa.or_(rec.start_ms < after[0],
-                        sa.and_(rec.start_ms == after[0], rec.id < after[1])))
+        # a range on start_ms (the index walks from it), then the ties by id
+        w.append(rec.start_ms <= after[0])
+        w.append(sa.or_(rec.start_ms < after[0], rec.id < after[1]))
     return w
 
 
