@@ -296,7 +296,7 @@ def _catalogue_keep(args):
         f = search.filters_from_args(args).checked()
         with Catalogue(args.archive, getattr(args, "db", None), readonly=True) as cat:
             cat.sync()
-            return search.matching(cat.engine, f)
+            return search.matching(cat.engine, f, retention_types=search.retention_types(cat))
     except (search.SearchError, CatalogueError, CatalogueDBError, ArchiveError) as e:
         raise ReportError(str(e)) from None
 

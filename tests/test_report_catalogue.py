@@ -57,3 +57,22 @@ def test_report_and_search_take_the_same_filters(tagged, capsys):
         (cc.A, "missing"), (cc.A, "unexplained"), (cc.A, "waiting")}
     assert cli(["report", "--archive", arch, "--mark", "nonsense"]) == 3
     capsys.readouterr()
+
+
+def test_item_class_filter_takes_what_tag_takes(tagged, capsys):
+    """`--item-class 1-9`, `001-09`, `场景类` and `scene` (the class of item 001-09) find a
+    recording tagged 001-09; an item of another class and a word that is none do not."""
+    arch, f = tagged
+    from host_tools.catalogue import users
+    with store.Catalogue(arch) as cat:
+        clerk = users.User("li.na", "clerk", how="os")
+        cat.act(clerk, tags.tag_event(cc.B, f["b1"], item_class="001-09"))
+    for v in ("1-9", "001-09", "场景类", "scene"):
+        assert cli(["search", "--archive", arch, "--item-class", v, "--json"]) == 0, v
+        got = {(r["device"], r["segment"])
+               for r in json.loads(capsys.readouterr().out)["recordings"]}
+        assert got == {(cc.B, f["b1"])}, v
+    assert cli(["search", "--archive", arch, "--item-class", "interview", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recordings"] == []
+    assert cli(["search", "--archive", arch, "--item-class", "nonsense"]) == 3
+    assert "item of the catalogue" in capsys.readouterr().err

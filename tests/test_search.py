@@ -103,7 +103,14 @@ class Brute:
                 f.date_to is not None and day > f.date_to):
             return False
         for k in S.TAG_FIELDS:
-            if getattr(f, k) is not None and getattr(f, k) not in tags.get(k, ()):
+            want = getattr(f, k)
+            if k == "item_class" and want is not None:     # a class takes its items too
+                from host_tools.catalogue import itemcatalogue as ic
+                want = ic.normalize(want)
+                if want in ic.CLASSES and set(ic.items_of_class(want)) & set(
+                        tags.get(k, ())):
+                    continue
+            if want is not None and want not in tags.get(k, ()):
                 return False
         if f.note is not None and not any(f.note.lower() in v.lower()
                                           for v in tags.get("note", ())):

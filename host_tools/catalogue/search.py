@@ -60,7 +60,7 @@ import sqlalchemy as sa
 from ..i18n import _
 from ..records import printable
 from ..report_items import DAY_MS, _as_date, _day_ms, _iso, ReportError
-from . import db
+from . import db, itemcatalogue
 
 __all__ = ["Filters", "SearchError", "search", "add_arguments", "filters_from_args",
            "as_table", "as_json", "as_csv", "CSV_COLUMNS", "FORMAT", "TAG_FIELDS",
@@ -121,6 +121,13 @@ class Filters:
                 raise SearchError(_("--%(option)s: %(value)s is not one of %(allowed)s")
                                   % {"option": name, "value": printable(repr(v)),
                                      "allowed": ", ".join(allowed)})
+        if f.item_class is not None:         # "1-9", "场景类": as `sealcam tag` stores them
+            ic = itemcatalogue.normalize(f.item_class)
+            if ic is None:
+                raise SearchError(_("--item-class: %(value)s is not an item of the catalogue "
+                                    "(001-01 to 001-13) nor a record class (scene, interview, "
+                                    "confirmation)") % {"value": printable(f.item_class)})
+            f.item_class = ic
         try:
             f.date_from = _as_date(f.date_from, "--from")
             f.date_to = _as_date(f.date_to, "--to")
@@ -219,7 +226,13 @@ def where_clauses(conn, f: Filters, types=None, after=None) -> list:
         w.append(rec.start_ms < _day_ms(f.date_to) + DAY_MS)
     for name in TAG_FIELDS:
         v = getattr(f, name)
-        if v is not None:
+        if v is None:
+            continue
+        if name == "item_class" and v in itemcatalogue.CLASSES:
+            # a record class: recordings tagged with the class or any item of it (R18)
+            vals = [v] + itemcatalogue.items_of_class(v)
+            w.append(_tag_cond(name, v, walk=False, like=db.tags.c.value.in_(vals)))
+        else:
             w.append(_tag_cond(name, v, walk=_many(conn, name, v)))
     if f.case is not None:
         ci = db.case_items.c

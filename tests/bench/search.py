@@ -29,8 +29,9 @@ YEARS3_MS = 3 * 365 * 86_400_000
 EVENT_TYPES = ["traffic", "dispute", "theft", "inspection", "obstruction",
                "major_incident", "mass_event", "noise", "assault", "fraud",
                "交通违法", "纠纷调解"]
-ITEM_CLASSES = ["场景类", "约谈类", "确认类", "现场检查", "行政处罚", "调查取证",
-                "强制措施", "证据保全"]
+# item classes as `sealcam tag` stores them (host_tools/catalogue/itemcatalogue.py): the
+# 13 items of 001's attachment and the three record classes
+ITEM_CLASSES = ["scene", "interview", "confirmation"] + ["001-%02d" % i for i in range(1, 14)]
 WORDS = ["calm", "refused", "witness", "vehicle", "door", "window", "second angle",
          "医院", "现场", "当事人拒绝签字", "Statement", "NIGHT", "rain", "100%", "a_b"]
 REC_COLS = ("id", "device", "segment", "start_ms", "end_ms", "duration_ms", "officer",
