@@ -75,8 +75,9 @@ class _Index:
         while view:
             view = view[self.f.write(view):]
         r, n, mark = self.root, self.n, self.mark
+        sha = hashlib.sha256                  # the chain's hot loop: no helper call per entry
         for i in range(0, k, 32):
-            r = _H(r + b[i:i + 32])
+            r = sha(r + b[i:i + 32]).digest()
             n += 1
             if n == mark:
                 self.mark_root = r
