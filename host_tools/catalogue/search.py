@@ -231,7 +231,7 @@ def where_clauses(conn, f: Filters, types=None, after=None) -> list:
         if name == "item_class" and v in itemcatalogue.CLASSES:
             # a record class: recordings tagged with the class or any item of it (R18)
             vals = [v] + itemcatalogue.items_of_class(v)
-            w.append(_tag_cond(name, v, walk=False, like=db.tags.c.value.in_(vals)))
+            w.append(_tag_cond(name, v, walk=True, like=db.tags.c.value.in_(vals)))
         else:
             w.append(_tag_cond(name, v, walk=_many(conn, name, v)))
     if f.case is not None:
