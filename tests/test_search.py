@@ -218,7 +218,7 @@ def test_table_json_csv(cat):
     text = S.as_table(rows)
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["start", "(UTC)", "device"]
-    assert lines[-1] == "%d recording(s)" % len(rows)
+    assert lines[-1] == "%d recording%s" % (len(rows), "" if len(rows) == 1 else "s")
     # aligned: the device column starts at the same display column on every line
     col = [search_forms._width(x[:x.index("SC-")]) for x in lines[1:-1]]
     assert len(set(col)) == 1 and search_forms._width(lines[0][:lines[0].index("device")]) == col[0]
@@ -303,7 +303,7 @@ def test_sealcam_search_over_a_real_archive(tmp_path, capsys):
     table = list(csv.reader(io.StringIO(out)))
     assert code == 0 and [x[2] for x in table[1:]] == [str(fa["seg6"])]
     code, out, _ = run("--mark", "important", "--limit", "5")
-    assert code == 0 and out.splitlines()[-1] == "1 recording(s)" and "OFC-0001" in out
+    assert code == 0 and out.splitlines()[-1] == "1 recording" and "OFC-0001" in out
     code, out, err = run("--db", "postgresql+psycopg://nobody@/none?host=/nonexistent")
     assert code == 3 and out == "" and err.startswith("sealcam search: ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -346,5 +346,5 @@ def test_long_lists_are_printed_page_by_page(cat, monkeypatch, capsys):
     table = list(csv.reader(io.StringIO(run("--csv", "--offset", "3", "--limit", "20"))))
     assert table[0] == S.CSV_COLUMNS and [int(x[0]) for x in table[1:]] == want[3:23]
     text = run()
-    assert text.splitlines()[-1] == "%d recording(s)" % len(want)
+    assert text.splitlines()[-1] == "%d recording%s" % (len(want), "" if len(want) == 1 else "s")
     assert text.count("start (UTC)") == -(-len(want) // 7)     # a header per page

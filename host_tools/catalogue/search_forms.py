@@ -10,7 +10,7 @@ import json
 import unicodedata
 from typing import Optional
 
-from ..i18n import _
+from ..i18n import _, ngettext
 from ..records import printable
 from ..report_items import _day
 from .search import (FORMAT, INTERRUPTION, MARKS, RETENTION, STATES, Filters, SearchError,
@@ -76,7 +76,7 @@ def as_table(rows) -> str:
     if not rows:
         lines.append(_("no recording matches"))
     else:
-        lines.append(_("%(n)d recording(s)") % {"n": len(rows)})
+        lines.append(ngettext("%(n)d recording", "%(n)d recordings", len(rows)) % {"n": len(rows)})
     return "\n".join(lines) + "\n"
 
 
@@ -258,7 +258,7 @@ def _write(engine, f, args, types):
         if args.json:
             out.write('\n  ],\n  "count": %d\n}\n' % n)
         elif not args.csv:
-            out.write((_("%(n)d recording(s)") % {"n": n} if n else
+            out.write((ngettext("%(n)d recording", "%(n)d recordings", n) % {"n": n} if n else
                        _("no recording matches")) + "\n")
         out.flush()
     except BrokenPipeError:
