@@ -7,12 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
 from typing import Optional
 
 from ..i18n import _, ngettext
 from ..records import printable
 from ..report_items import _day
+from ..textcols import pad as _pad, width as _width     # CJK takes two columns
 from .search import (FORMAT, INTERRUPTION, MARKS, RETENTION, STATES, Filters, SearchError,
                      search)
 
@@ -22,13 +22,6 @@ __all__ = ["as_table", "as_json", "as_csv", "CSV_COLUMNS", "add_arguments",
 
 # --- output ------------------------------------------------------------------------------
 
-def _width(s):
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else
-               0 if unicodedata.combining(c) else 1 for c in s)
-
-
-def _pad(s, w):
-    return s + " " * (w - _width(s))
 
 
 def _dur(ms):
