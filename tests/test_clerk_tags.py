@@ -195,3 +195,39 @@ def test_r10_tags_rebuilt_from_the_log_and_a_row_edited_in_is_gone(tmp_path, tmp
         assert tags.current(cat, A, f["a1"])["whole"]["party"] == "李四"
     finally:
         cat.close()
+
+
+def test_officer_never_lowers_what_a_clerk_decided(world):
+    """The recorded officer may not set a retention class, nor correct a value a clerk gave
+    (an obstruction tag made `patrol` would make the evidence against him disposable);
+    his own values he may correct."""
+    from host_tools.catalogue import retention
+    cat, u = world
+    cat.act(u["clerk"], tags.tag_event(A, 2, event_type="obstruction"))
+    with pytest.raises(store.PermissionRefused, match="another user gave"):
+        cat.act(u["officer"], tags.tag_event(A, 2, event_type="patrol", reason="mistake"))
+    with pytest.raises(store.PermissionRefused, match="retention class"):
+        cat.act(u["officer"], tags.tag_event(A, 2, retention_class="ordinary"))
+    assert retention.assess(cat, A, 2)["class"] == "permanent"
+    cat.act(u["officer"], tags.tag_event(A, 2, place="五一路"))
+    cat.act(u["officer"], tags.tag_event(A, 2, place="五一路12号", reason="house number"))
+    assert tags.current(cat, A, 2)["whole"]["place"] == "五一路12号"
+
+
+@pytest.mark.parametrize("bad", ["\u202e", "\u2066", "\u009b", "\x1b", "\u200f"])
+def test_bidi_and_control_characters_never_reach_a_signed_event(world, bad):
+    """SPEC §14.1: no control character (C0, DEL, C1) and no bidirectional control in any
+    clerk text: a tag value or reason, a case title, a user's shown name."""
+    from host_tools.catalogue import cases, users
+    cat, u = world
+    n = cat.archive.log().size
+    with pytest.raises(store.CatalogueError):
+        cat.act(u["clerk"], tags.tag_event(A, 2, party="张%s三" % bad))
+    cat.act(u["clerk"], tags.tag_event(A, 2, party="张三"))
+    with pytest.raises(store.CatalogueError):
+        cat.act(u["clerk"], tags.tag_event(A, 2, party="李四", reason="typo%s" % bad))
+    with pytest.raises(store.CatalogueError):
+        cat.act(u["clerk"], cases.opened_event("C-1", "违法%s建设" % bad))
+    with pytest.raises(store.CatalogueError):
+        cat.act(u["head"], users.add_event("x.y", "clerk", "王%s伟" % bad, os_account="xy"))
+    assert cat.archive.log().size == n + 1

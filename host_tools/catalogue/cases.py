@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import N_, _
-from .events import TEXT_MAX, base, field
+from .events import TEXT_MAX, bad_char, base, field
 
 __all__ = ["ROLES", "opened_event", "linked_event", "unlinked_event", "closed_event",
            "archived_event", "show", "incident", "require_open", "CASE_NO_MAX"]
@@ -42,9 +42,8 @@ _KINDS = {"recording": N_("recording"), "document": N_("document")}   # named in
 
 
 def _check_case_no(v):
-    if not isinstance(v, str) or not 1 <= len(v) <= CASE_NO_MAX or v != v.strip() or any(
-            ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u202e\u202d\u2028\u2029\u200b"
-            for c in v):
+    if not isinstance(v, str) or not 1 <= len(v) <= CASE_NO_MAX or v != v.strip() or \
+            bad_char(v) is not None or "\u200b" in v:
         raise store.CatalogueError(
             _("case number %(case)r is not allowed: 1 to %(max)d characters, no control "
               "characters or surrounding spaces") % {"case": str(v)[:60], "max": CASE_NO_MAX})

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import _
-from .events import base, field
+from .events import bad_char, base, field
 
 __all__ = ["KINDS", "MEDIA_TYPES", "MAX_BYTES", "sniff", "read_document", "document_event",
            "add_document", "explanations", "document", "interruption_ok"]
@@ -89,9 +89,8 @@ def read_document(path):
 
 
 def _check_name(name):
-    if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX or any(
-            ord(c) < 32 or 127 <= ord(c) < 160 or c in "/\\\u202e\u202d\u2028\u2029"
-            for c in name):
+    if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX or \
+            bad_char(name) is not None or "/" in name or "\\" in name:
         raise store.CatalogueError(
             _("the document name %(name)r is not allowed: 1 to %(max)d characters, no "
               "control characters or slashes (give --name)")

@@ -11,7 +11,7 @@ entries read back from a log are hostile like any other input: `field` checks ea
 """
 from __future__ import annotations
 
-__all__ = ["CLERK_TYPES", "CatalogueEventError", "field", "base"]
+__all__ = ["CLERK_TYPES", "CatalogueEventError", "field", "base", "bad_char"]
 
 CLERK_TYPES = frozenset((
     "user_added", "user_changed", "user_password",            # users.py
@@ -49,11 +49,27 @@ def field(e: dict, key: str, kind, *, optional=False, max_len=NAME_MAX):
     if isinstance(v, (str, bytes, list)) and len(v) > max_len:
         raise CatalogueEventError("%s event: %r is longer than %d" % (e.get("type"), key,
                                                                       max_len))
-    if isinstance(v, str) and any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127
-                                  for c in v):
-        raise CatalogueEventError("%s event: %r holds a control character"
-                                  % (e.get("type"), key))
+    if isinstance(v, str) and bad_char(v, "\n\t") is not None:
+        raise CatalogueEventError("%s event: %r holds a control character or a bidirectional one "
+                                  "(U+%04X)" % (e.get("type"), key, ord(bad_char(v, "\n\t"))))
     return v
+
+
+# bidirectional marks, embeddings, overrides and isolates, line and paragraph separators:
+# text that shows in another order than it is stored (SPEC §14.1)
+_BIDI = frozenset("\u061c\u200e\u200f\u2028\u2029"
+                  + "".join(map(chr, range(0x202A, 0x202F)))
+                  + "".join(map(chr, range(0x2066, 0x206A))))
+
+
+def bad_char(s: str, allow: str = ""):
+    """The first character of ``s`` no clerk text may hold (C0 controls except those in
+    ``allow``, DEL, C1 controls, bidirectional controls), or None."""
+    for c in s:
+        o = ord(c)
+        if (o < 32 and c not in allow) or 127 <= o < 160 or c in _BIDI:
+            return c
+    return None
 
 
 def base(type_: str, at: str, by: str, **fields) -> dict:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import N_, _
-from .events import NAME_MAX, base, field
+from .events import NAME_MAX, bad_char, base, field
 from .tags import check_span
 
 __all__ = ["number_event", "assign", "numbers_of", "resolve", "unnumbered", "format_number", "PARTY_MAX", "STEP_MAX", "ITEMS_MAX"]
@@ -57,9 +57,8 @@ def _check_part(pattern, what, value, max_len):
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise store.CatalogueError(_("the %(what)s of an archive number must be 1 to %(max)d "
                                      "characters") % {"what": _(what), "max": max_len})
-    bad = [c for c in value if ord(c) < 32 or 127 <= ord(c) < 160 or c.isspace()
-           or c in _NEVER or c in _separators(pattern)
-           or c in "\u2028\u2029\u202e\u202d\u200e\u200f\u200b"]
+    bad = [c for c in value if bad_char(c) is not None or c.isspace()
+           or c in _NEVER or c in _separators(pattern) or c == "\u200b"]
     if bad:
         raise store.CatalogueError(
             _("the %(what)s %(value)r holds %(char)r, which would make the archive number "

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from . import db, itemcatalogue, store
 from ..i18n import N_, _
-from .events import TEXT_MAX, base, field
+from .events import TEXT_MAX, bad_char, base, field
 
 __all__ = ["EVENT_TYPES", "FIELDS", "RETENTION_CLASSES", "tag_event", "current", "history",
            "check_span", "event_types", "fresh"]
@@ -114,12 +114,11 @@ def _check_value(cat, name, value, new=True):
     if len(value) > _MAX[name]:
         raise store.CatalogueError(_("tag field %(field)s is longer than %(max)d characters")
                                    % {"field": name, "max": _MAX[name]})
-    bad = [c for c in value if (ord(c) < 32 and not (name == "note" and c in "\n\t"))
-           or 127 <= ord(c) < 160 or c in "\u2028\u2029\u202e\u202d\u200e\u200f"]
-    if bad:
+    bad = bad_char(value, "\n\t" if name == "note" else "")
+    if bad is not None:
         raise store.CatalogueError(_("tag field %(field)s holds a control character "
                                      "(U+%(code)04X): retype it") %
-                                   {"field": name, "code": ord(bad[0])})
+                                   {"field": name, "code": ord(bad)})
     if value == "":
         return
     if value != value.strip():
@@ -166,7 +165,7 @@ def _recording(conn, e):
     return store.recording_id(conn, dev, seg)
 
 
-def _officer_may(conn, e, rid):
+def _officer_may(conn, e, rid, a=None, b=None):
     role = conn.execute(sa.select(db.users.c.role).where(db.users.c.name == e.get("by"))
                         ).scalar()
     if role != "officer":
@@ -179,6 +178,23 @@ def _officer_may(conn, e, rid):
               "%(segment)s was made by %(officer)s: ask a clerk")
             % {"user": e.get("by"), "device": e.get("device"), "segment": e.get("segment"),
                "officer": officer or _("no assigned officer")})
+    # the recorded officer never lowers what others decided about the evidence: no
+    # retention class, and no correction of a value another user gave (SPEC §14.3)
+    fields = e.get("fields") if isinstance(e.get("fields"), dict) else {}
+    if "retention_class" in fields:
+        raise store.PermissionRefused(
+            _("officer %(user)s may not set a retention class: ask a clerk")
+            % {"user": e.get("by")})
+    c = db.tags.c
+    others = sorted({r[0] for r in conn.execute(sa.select(c.field).where(
+        c.recording_id == rid, c.current.is_(True), c.field.in_(list(fields)),
+        c.by_user != e.get("by"), _same_span(a, b)))})
+    if others:
+        raise store.PermissionRefused(
+            _("officer %(user)s may not correct %(fields)s of %(device)s/%(segment)s: "
+              "another user gave those values; ask a clerk")
+            % {"user": e.get("by"), "fields": ", ".join(others), "device": e.get("device"),
+               "segment": e.get("segment")})
 
 
 def tag_event(device, segment, *, span_from_ms=None, span_to_ms=None, reason=None,
@@ -245,7 +261,7 @@ class _Tag:
                                          "%(segment)s: it cannot be superseded here")
                                        % {"index": sup, "device": e["device"],
                                           "segment": e["segment"]})
-        _officer_may(conn, e, rid)
+        _officer_may(conn, e, rid, a, b)
 
     @staticmethod
     def apply(cat, conn, i, e):
