@@ -94,16 +94,31 @@ def _errors():
 
 
 def clerk_command(fn):
-    """Wrap a verb: one line and the exit code for what a clerk can get wrong."""
+    """Wrap a verb: one line and the exit code for what a clerk can get wrong (control
+    characters of an argument echoed in the message are escaped)."""
     def run(args):
+        from sqlalchemy.exc import SQLAlchemyError
+        from .records import printable
         auth, usage = _errors()
         try:
             return fn(args)
         except auth as e:
-            print("sealcam %s: %s" % (args.verb, e), file=sys.stderr)
+            print("sealcam %s: %s" % (args.verb, printable(str(e), backslash=False)),
+                  file=sys.stderr)
             return EXIT_AUTH
         except usage as e:
-            print("sealcam %s: %s" % (args.verb, e), file=sys.stderr)
+            print("sealcam %s: %s" % (args.verb, printable(str(e), backslash=False)),
+                  file=sys.stderr)
+            return EXIT_USAGE
+        except SQLAlchemyError as e:     # a damaged database: named, never a traceback
+            from .catalogue.db import describe_url
+            print(_("sealcam %(verb)s: the catalogue database %(db)s cannot be read (%(err)s); "
+                    "run `sealcam catalogue reindex` (it rebuilds it from the signed log) or "
+                    "restore it") % {"verb": args.verb, "db": describe_url(args.db) if getattr(args, "db", None)
+                        else os.path.join(str(getattr(args, "archive", "ARCHIVE")),
+                                          "catalogue.sqlite"),
+                        "err": printable(str(e).splitlines()[0][:160], backslash=False)},
+                  file=sys.stderr)
             return EXIT_USAGE
     return run
 

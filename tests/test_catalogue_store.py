@@ -217,3 +217,22 @@ def test_every_clerk_event_and_the_disposal_match_the_cddl(tmp_path, tmp_path_fa
 def utc_year():
     import datetime
     return datetime.datetime.now(datetime.timezone.utc).year
+
+
+def test_a_damaged_catalogue_database_is_one_line_exit_3(archive, capsys):
+    from host_tools.cli import main as cli
+    with store.Catalogue(archive) as cat:
+        _head(cat)
+    p = os.path.join(archive, "catalogue.sqlite")
+    for x in ("-wal", "-shm"):
+        if os.path.exists(p + x):
+            os.remove(p + x)
+    b = bytearray(open(p, "rb").read())
+    b[4096:8192] = b"\x5a" * 4096
+    open(p, "wb").write(bytes(b))
+    for argv in (["catalogue", "check"], ["user", "list"], ["search"],
+                 ["retention", "due"]):
+        assert cli(argv + ["--archive", archive]) == 3, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert "catalogue" in err and "malformed" in err, err
