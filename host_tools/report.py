@@ -87,8 +87,12 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
                                              "span_bytes": [start, end] | null,  # end excl.
                                              "duration_ms", "duration_s"},
                        "missing": null | {"seq", "time", "waited_ms", "waited_s"},
-                       "explanation": str}],       # readable: the span, "missing, waited
+                       "explanation": str,          # readable: the span, "missing, waited
                                                     # N s", or why it is unexplained
+                       "written": [{"sha256", "name", "by", "at", "log_entry"}]}],
+        # written: the written explanations a clerk filed for it (`sealcam doc add --kind
+        # explanation`, SPEC §14.5), from the signed station log; a missing or unexplained
+        # interruption with one is no longer a problem (R3: explained in writing)
     "late_offloads": [{"device", "segment", "officer", "unit", "capture", "offloaded",
                        "delay_h", "worst_seq", "limit_h"}],
         # segment = its REC_START seq; capture = REC_START time; offloaded = the first
@@ -142,6 +146,7 @@ import sqlite3
 import urllib.parse
 
 from . import records as R
+from .workflow import MISSING, UNEXPLAINED
 from .report_items import (_SECTIONS, ReportError, _Sel, _as_date, _device_items, _iso,
                            _num, _problems, _summary, load_dev)
 
@@ -164,7 +169,7 @@ CSV_COLUMNS = [
     "segment", "at", "at_byte", "refers",
     "annotation_seq", "annotation_time", "annotation_span", "annotation_span_bytes",
     "annotation_duration_ms", "annotation_duration_s", "annotation_parts",
-    "missing_seq", "missing_time", "missing_waited_ms", "missing_waited_s",
+    "missing_seq", "missing_time", "missing_waited_ms", "missing_waited_s", "written",
     # late offload
     "capture", "offloaded", "delay_h", "worst_seq", "limit_h",
     # clock
@@ -360,6 +365,14 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
     for st in items["statements"]:
         st["clip_command"] = clip_command(root, st["device"], st["seq"], os.path.join(
             clips_dir or "", "%s-%d.mkv" % (st["device"], st["seq"])))
+    for it in items["interruptions"]:     # R3's written part, from the signed log
+        it["written"] = list((signed.explanations if signed is not None else {}).get(
+            (it["device"], it["seq"]), []))
+        if it["written"] and it["status"] in (UNEXPLAINED, MISSING):
+            w = it["written"][-1]
+            it["explanation"] += "; explained in writing: %s (%s…) filed by %s at %s" % (
+                R.printable(str(w["name"])), str(w["sha256"])[:12], R.printable(str(w["by"])),
+                w["at"])
     probs = _problems(items)
     for u in unverified:
         probs.append({"device": u["device"], "seq": u["first_seq"], "kind": "not_verified",

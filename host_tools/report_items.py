@@ -567,6 +567,8 @@ def _device_items(d, sel, limit_h):
 def _problems(items):
     probs = []
     for it in items["interruptions"]:
+        if it.get("written"):           # explained in writing afterwards (R3)
+            continue
         if it["status"] == UNEXPLAINED:
             probs.append({"device": it["device"], "seq": it["seq"],
                           "kind": "interruption_unexplained",

@@ -684,7 +684,7 @@ def test_cli_json(built, capsys):
     assert len(rep["problems"]) == 5
     assert set(rep["interruptions"][0]) == {
         "device", "seq", "time", "officer", "unit", "reason", "segment", "at", "at_byte",
-        "refers", "status", "annotation", "missing", "explanation"}
+        "refers", "status", "annotation", "missing", "explanation", "written"}
     assert set(rep["interruptions"][0]["annotation"]) == {
         "seq", "time", "span", "span_bytes", "duration_ms", "duration_s", "parts"}
     assert set(rep["problems"][0]) == {"device", "seq", "kind", "message"}

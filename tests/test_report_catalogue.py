@@ -76,3 +76,31 @@ def test_item_class_filter_takes_what_tag_takes(tagged, capsys):
     assert json.loads(capsys.readouterr().out)["recordings"] == []
     assert cli(["search", "--archive", arch, "--item-class", "nonsense"]) == 3
     assert "item of the catalogue" in capsys.readouterr().err
+
+
+def test_a_written_explanation_settles_an_unexplained_interruption(tagged, tmp_path, capsys):
+    """R3: an interruption after which recording could not go on is explained in writing;
+    once a clerk files the explanation (`sealcam doc add --kind explanation`), the report
+    shows it with the interruption, from the signed station log, and no longer counts it
+    as a problem. The other interruption is untouched."""
+    from host_tools.catalogue import documents, users
+    arch, f = tagged
+    code, rep = _report(capsys, "--archive", arch)
+    probs = {(p["device"], p["seq"]) for p in rep["problems"]
+             if p["kind"].startswith(("interruption", "annotation"))}
+    assert (cc.A, f["int_fault"]) in probs
+    pdf = tmp_path / "情况说明.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n"
+                    + b"%" * 64 + b"\n%%EOF\n")
+    with store.Catalogue(arch) as cat:
+        documents.add_document(cat, users.User("li.na", "clerk", how="os"), str(pdf),
+                               "explanation", device=cc.A, interruption_seq=f["int_fault"])
+    code, rep = _report(capsys, "--archive", arch)
+    it = {(i["device"], i["seq"]): i for i in rep["interruptions"]}
+    w = it[(cc.A, f["int_fault"])]["written"]
+    assert len(w) == 1 and w[0]["by"] == "li.na" and w[0]["name"] == "情况说明.pdf"
+    assert "explained in writing" in it[(cc.A, f["int_fault"])]["explanation"]
+    assert it[(cc.A, f["int_weather"])]["written"] == []
+    probs = {(p["device"], p["seq"]) for p in rep["problems"]
+             if p["kind"].startswith(("interruption", "annotation"))}
+    assert (cc.A, f["int_fault"]) not in probs

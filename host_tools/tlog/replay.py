@@ -50,6 +50,7 @@ class State:
         self.disposed = {}      # id -> {segment: {entry, at, objects, request, ...}}
         self.clerk_objects = set()  # objects clerk events name (documents, SPEC §14)
         self.clerk = 0          # clerk events (SPEC §14): the catalogue replays them
+        self.explanations = {}  # (device, INTERRUPTION seq) -> written explanations (§14.5)
         self.size = 0
 
     def _dev(self, i, e):
@@ -219,6 +220,11 @@ class State:
                     self.clerk_objects.add(bytes.fromhex(sha))
                 except ValueError:
                     pass
+            if t == "document_added" and e.get("kind") == "explanation" and isinstance(
+                    e.get("device"), str) and type(e.get("interruption_seq")) is int:
+                self.explanations.setdefault((e["device"], e["interruption_seq"]), []).append(
+                    {"sha256": sha, "name": e.get("name"), "by": e.get("by"), "at": at,
+                     "log_entry": i})
         else:
             self.problems.append("log entry %d has an unknown type %r" % (i, t))
 
