@@ -31,6 +31,7 @@ import os
 import sqlalchemy as sa
 
 from . import db
+from ..i18n import _
 from .events import CLERK_TYPES, CatalogueEventError
 
 __all__ = ["Catalogue", "CatalogueError", "PermissionRefused", "handles", "HANDLERS",
@@ -73,8 +74,18 @@ def _load_modules():
                 raise
 
 
+SEGMENT_MAX = (1 << 63) - 1     # a segment's seq fits an SQL BIGINT
+DEVICE_MAX = 64                 # characters of a device id
+
+
 def recording_id(conn, device, segment):
     """The catalogue id of recording ``device``/``segment``, or CatalogueError."""
+    if not isinstance(device, str) or not 0 < len(device) <= DEVICE_MAX:
+        raise CatalogueError(_("a device id has 1 to %(max)d characters")
+                             % {"max": DEVICE_MAX})
+    if type(segment) is not int or not 0 <= segment <= SEGMENT_MAX:
+        raise CatalogueError(_("a segment is a whole number from 0 to %(max)d, not %(seg)s")
+                             % {"max": SEGMENT_MAX, "seg": str(segment)[:40]})
     r = conn.execute(sa.select(db.recordings.c.id).where(
         db.recordings.c.device == device, db.recordings.c.segment == segment)).first()
     if r is None:
@@ -145,6 +156,51 @@ class Catalogue:
             return e
         return None
 
+    def entries_with(self, *needles, start=0, stop=None):
+        """[(index, entry)] of the station log's entries in [start, stop) (default: every
+        indexed one) whose bytes hold one of ``needles`` (bytes, e.g. an event type): a byte
+        search over log/entries, only the entries found are decoded, so a log of millions of
+        custody entries is read in about a second. An entry that does not decode is left
+        out (sync names it)."""
+        import bisect
+        import mmap
+        from ..tlog.log import ENTRY_MAX, decode_entry
+        lg = self.archive.log()
+        stop = lg.size if stop is None else min(stop, lg.size)
+        if start >= stop or not needles:
+            return []
+        f, size = lg._open(lg.entries_path)
+        with f:
+            lo = lg.offsets[start]
+            hi = min(lg.offsets[stop] if stop < lg.size else lg.end, size)
+            if hi <= lo:
+                return []
+            hits = set()
+            out = []
+            try:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                    hi = min(hi, len(m))
+                    for needle in needles:
+                        pos = m.find(needle, lo, hi)
+                        while pos >= 0:
+                            i = bisect.bisect_right(lg.offsets, pos) - 1
+                            if start <= i < stop:
+                                hits.add(i)
+                            pos = m.find(needle, pos + 1, hi)
+                    for i in sorted(hits):
+                        at = lg.offsets[i]
+                        n = int.from_bytes(m[at:at + 4], "big")
+                        if n > ENTRY_MAX or at + 4 + n > len(m):
+                            continue
+                        try:
+                            e = decode_entry(m[at + 4:at + 4 + n])
+                        except Exception:       # noqa: BLE001 - hostile bytes: sync says
+                            continue
+                        out.append((i, e))
+            except (ValueError, OSError):       # the file shrank under us: read nothing
+                return []
+        return out
+
     def sync(self) -> int:
         """Apply the log's entries not applied yet; returns how many were read."""
         if self.readonly:
@@ -198,7 +254,9 @@ class Catalogue:
             self.problems.append("log entry %d (%s): no catalogue module applies it"
                                  % (i, e.get("type")))
             return
+        from . import users
         try:
+            users.check_actor(self, i, e, h.permission)
             with self.engine.begin() as conn:
                 h.check(self, conn, e)
                 h.apply(self, conn, i, e)
@@ -245,6 +303,7 @@ class Catalogue:
         event = dict(event, by=user.name, at=utcnow())     # the station's clock, its user
         with self._locked():
             self._sync()
+            users.check_actor(self, self.archive.log().size, event, h.permission)
             with self.engine.begin() as conn:
                 try:
                     h.check(self, conn, event)

@@ -19,6 +19,7 @@ account that can read ARCHIVE/station.key): the event names it "os:LOGIN".
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import pwd
@@ -28,11 +29,11 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import _
-from .events import base, field
+from .events import CatalogueEventError, base, field
 
 __all__ = ["ROLES", "PERMISSIONS", "User", "AuthError", "add_event", "change_event",
            "password_event", "authenticate", "require", "hash_password", "os_login",
-           "bootstrap_user", "list_users"]
+           "bootstrap_user", "list_users", "logged_users", "added_by", "check_actor"]
 
 ROLES = ("clerk", "archive_head", "unit_leader", "bureau_chief", "technician", "auditor",
          "officer")
@@ -217,34 +218,163 @@ def require(user, permission, event=None):
             % {"name": user.name, "role": user.role, "roles": " / ".join(allowed)})
 
 
-def logged_state(cat, row, limit=10000):
-    """The user ``row`` names, as its signed log entries state it: walks back from the entry
-    the row names through each change's "prev" to the user_added entry. None if the entries
-    do not make a chain of this user's events (a row edited without the log)."""
-    state, i, chain = {}, row["event"], []
-    while len(chain) < limit:
-        e = cat.entry(i) if type(i) is int and i >= 0 else None
-        if not isinstance(e, dict) or e.get("user") != row["name"]:
-            return None
-        chain.append(e)
-        if e.get("type") == "user_added":
-            break
-        if e.get("type") not in ("user_changed", "user_password"):
-            return None
-        prev = e.get("prev")
-        if type(prev) is not int or prev >= i:      # strictly backwards: no loop
-            return None
-        i = prev
-    else:
+# -- the users as the signed log states them -----------------------------------------------
+
+USER_TYPES = ("user_added", "user_changed", "user_password")
+_NEEDLES = tuple(t.encode() for t in USER_TYPES)
+_STATE = ("role", "active", "os_account", "pw_hash")
+
+
+def _logged(cat, need):
+    """The users of the station log's entries before index ``need`` (at least), replayed
+    with every check an event must pass (`_vet`): {"users": {name: state}, "idx"/"states":
+    {name: [log index], [state after it]}, "first": index of the first user_added,
+    "refused": {index: why}, "upto": entries read}. Read once per Catalogue by a byte
+    search for the user_* types (Catalogue.entries_with), then only what was appended."""
+    memo = cat.__dict__.setdefault("_users_logged", {
+        "upto": 0, "users": {}, "idx": {}, "states": {}, "first": None, "refused": {}})
+    if memo["upto"] >= need:
+        return memo
+    lg = cat.archive.log()
+    if lg.size < need:
+        lg._catch_up()
+    stop = lg.size
+    if memo["upto"] < stop:
+        for i, e in cat.entries_with(*_NEEDLES, start=memo["upto"], stop=stop):
+            if not isinstance(e, dict) or e.get("type") not in USER_TYPES:
+                continue
+            try:
+                _vet(memo, i, e)
+            except (store.CatalogueError, CatalogueEventError) as ex:
+                memo["refused"][i] = str(ex)
+                continue
+            _replay(memo, i, e)
+        memo["upto"] = stop
+    return memo
+
+
+def _state_at(memo, name, i):
+    """The state of user ``name`` made by the log's entries before index ``i`` (None: not
+    added by then)."""
+    idx = memo["idx"].get(name)
+    if not idx:
         return None
-    for e in reversed(chain):
-        if e["type"] == "user_added":
-            state = {"role": e.get("role"), "active": True, "os_account": e.get("os_account"),
-                     "pw_hash": e.get("pw_hash")}
-        else:
-            state.update((k, e[k]) for k in ("role", "active", "os_account", "pw_hash")
-                         if k in e)
-    return state
+    k = bisect.bisect_left(idx, i) - 1
+    return memo["states"][name][k] if k >= 0 else None
+
+
+def _replay(memo, i, e):
+    name = e["user"]
+    if e["type"] == "user_added":
+        st = {"role": e["role"], "active": True, "os_account": e.get("os_account"),
+              "pw_hash": e.get("pw_hash"), "display": e.get("display"),
+              "added_by": e.get("by"), "event": i}
+        if memo["first"] is None:
+            memo["first"] = i
+    else:
+        st = dict(memo["users"][name], event=i)
+        st.update((k, e[k]) for k in _STATE if k in e)
+    memo["users"][name] = st
+    memo["idx"].setdefault(name, []).append(i)
+    memo["states"].setdefault(name, []).append(st)
+
+
+def _actor(memo, i, e, permission):
+    """Refuse (PermissionRefused) unless the user the event names ("by") may cause it at
+    log index ``i``: an active user whose role has ``permission``, or the station key's
+    holder ("os:LOGIN") adding the first user."""
+    by, t = e.get("by"), e.get("type")
+    if not isinstance(by, str) or not by or len(by) > 64:
+        raise store.PermissionRefused(_("the %(type)s event names no user who made it")
+                                      % {"type": str(t)[:40]})
+    if by.startswith("os:"):
+        if t == "user_added" and (memo["first"] is None or memo["first"] >= i):
+            return
+        raise store.PermissionRefused(_("the station key's holder (%(by)s) may only add the "
+                                        "first user, and this archive has users")
+                                      % {"by": by[:40]})
+    st = _state_at(memo, by, i)
+    if st is None or not st["active"]:
+        raise store.PermissionRefused(_("user %(name)s is not an active user of this archive")
+                                      % {"name": by[:40]})
+    allowed = PERMISSIONS.get(permission, ROLES) if permission else ROLES
+    if st["role"] not in allowed:
+        raise store.PermissionRefused(
+            _("user %(name)s (%(role)s) may not do this: it needs the role %(roles)s")
+            % {"name": by, "role": st["role"], "roles": " / ".join(allowed)})
+
+
+def _vet(memo, i, e):
+    """Refuse the user event ``e`` at log index ``i`` unless its user ("by") may make it
+    and it follows the user's state in the log before it (names are never reused; a change
+    names the user's previous event; nobody changes their own role, state or OS account)."""
+    _actor(memo, i, e, "users")
+    name = field(e, "user", str)
+    _check_name(name)
+    cur = _state_at(memo, name, i)
+    if e["type"] == "user_added":
+        _check_role(field(e, "role", str))
+        field(e, "display", str)
+        field(e, "pw_hash", str, optional=True, max_len=512)
+        field(e, "os_account", str, optional=True, max_len=64)
+        if cur is not None:
+            raise store.CatalogueError(_("user %(name)s exists already (names are never "
+                                         "reused)") % {"name": name})
+        return
+    if cur is None:
+        raise store.CatalogueError(_("no user %(name)s") % {"name": name})
+    if type(e.get("prev")) is not int or e["prev"] != cur["event"]:
+        raise store.CatalogueError(_("the event does not follow user %(name)s's last one")
+                                   % {"name": name})
+    if e["type"] == "user_password":
+        field(e, "pw_hash", str, max_len=512)
+        return
+    r = field(e, "role", str, optional=True)
+    if r is not None:
+        _check_role(r)
+    field(e, "active", bool, optional=True)
+    field(e, "os_account", str, optional=True, max_len=64)
+    if name == e.get("by"):
+        raise store.PermissionRefused(_("user %(name)s may not change its own role, state or "
+                                        "OS account: another user who manages users does")
+                                      % {"name": name})
+
+
+def check_actor(cat, i, e, permission):
+    """Refuse (CatalogueError, PermissionRefused) the clerk event ``e`` at log index ``i``
+    (the log's size for one about to be appended) unless the signed log's users at that
+    point allow it: used by Catalogue.act before appending and by its replay (sync,
+    reindex) before applying."""
+    memo = _logged(cat, i + 1)
+    if e.get("type") in USER_TYPES:
+        if i < memo["upto"]:            # replayed: the same checks decided already
+            if i in memo["refused"]:
+                raise store.CatalogueError(memo["refused"][i])
+            return
+        cur = _state_at(memo, e.get("user"), i) if isinstance(e.get("user"), str) else None
+        if cur is not None and "prev" not in e:     # Catalogue.act names it after this
+            e = dict(e, prev=cur["event"])
+        try:
+            _vet(memo, i, e)
+        except CatalogueEventError as ex:
+            raise store.CatalogueError(str(ex)) from None
+        return
+    _actor(memo, i, e, permission)
+
+
+def logged_users(cat):
+    """{name: {"role", "active", "os_account", "pw_hash", "display", "added_by", "event"}}:
+    every user as the station log's entries state it now (the truth a users row must
+    match)."""
+    memo = _logged(cat, cat.archive.log().size + 1)
+    return {n: dict(st) for n, st in memo["users"].items()}
+
+
+def added_by(cat, name):
+    """Who added user ``name`` (a user name, or "os:LOGIN"), as the log states; None if
+    the log has no such user."""
+    st = logged_users(cat).get(name)
+    return st["added_by"] if st else None
 
 
 def authenticate(cat, name, password=None):
@@ -258,9 +388,8 @@ def authenticate(cat, name, password=None):
                           "wrong password or OS account)") % {"name": str(name)[:40]})
     if row is None or not row["active"]:
         raise refused
-    logged = logged_state(cat, row)     # the row must say what the signed log says
-    if logged is None or any(logged[k] != row[k] for k in ("role", "active", "os_account",
-                                                             "pw_hash")):
+    logged = logged_users(cat).get(name)   # the row must say what the log says now
+    if logged is None or not logged["active"] or any(logged[k] != row[k] for k in _STATE):
         raise refused
     if password is None:
         if row["os_account"] and row["os_account"] == os_login():
@@ -276,10 +405,9 @@ def authenticate(cat, name, password=None):
 
 
 def bootstrap_user(cat):
-    """The station key's holder, allowed to add the first user only (no user exists)."""
-    with cat.engine.connect() as conn:
-        n = conn.execute(sa.select(sa.func.count()).select_from(db.users)).scalar_one()
-    if n:
+    """The station key's holder, allowed to add the first user only (the station log
+    has no user)."""
+    if logged_users(cat):       # the log's users, not the rows: a fresh --db has none
         raise AuthError(_("this archive has users: sign in as one of them (--user NAME)"))
     if not os.access(os.path.join(cat.archive_dir, "station.key"), os.R_OK):
         raise AuthError(_("only the holder of the station key (%(path)s) may add the first "
