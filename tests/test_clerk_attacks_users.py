@@ -123,6 +123,8 @@ def test_replay_refuses_events_by_users_the_log_does_not_allow(tmp_path, catalog
                                 by="ofc-0001")),
             _append(cat, **dict(users.change_event("wang.head", role="bureau_chief"),
                                 by="wang.head", prev=_row(cat, "wang.head")["event"])),
+            _append(cat, **dict(cases.opened_event("FZ-6", "by a terminal escape"),
+                                by="wang.head\x1b[2J")),
         ]
         good = _append(cat, **dict(cases.opened_event("FZ-4", "by the archive head"),
                                    by="wang.head"))
@@ -139,6 +141,7 @@ def test_replay_refuses_events_by_users_the_log_does_not_allow(tmp_path, catalog
             assert "only add the first user" in problems[3]
             assert "may not do this" in problems[4]
             assert "its own role" in problems[5]
+            assert "names no user" in problems[6] and "\x1b" not in problems[6]
             assert count(cat, db.cases) == 1 and count(cat, db.users) == n_users
             assert _row(cat, "wang.head")["role"] == "archive_head"
             assert good > bad[-1]
@@ -181,10 +184,10 @@ def test_r7_a_segment_or_device_out_of_range_is_a_catalogue_error(tmp_path, cata
         with cat.engine.connect() as conn:
             assert store.recording_id(conn, A, 5) > 0
             for dev, seg in ((A, 10 ** 30), (A, 1 << 63), (A, -1), (A, "5"), (A, True),
-                             (A, 5.0), ("X" * 65, 5), ("", 5), (None, 5)):
+                             (A, 5.0), ("X" * 65, 5), ("", 5), (None, 5), ("SC-\x1b[2J", 5)):
                 with pytest.raises(store.CatalogueError) as ei:
                     store.recording_id(conn, dev, seg)
-                assert "\n" not in str(ei.value)
+                assert "\n" not in str(ei.value) and "\x1b" not in str(ei.value)
             with pytest.raises(store.CatalogueError, match="no recording"):
                 store.recording_id(conn, A, (1 << 63) - 1)
         with pytest.raises(store.CatalogueError, match="whole number from 0"):

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from . import db
 from ..i18n import _
-from .events import CLERK_TYPES, CatalogueEventError
+from .events import CLERK_TYPES, CatalogueEventError, bad_char
 
 __all__ = ["Catalogue", "CatalogueError", "PermissionRefused", "handles", "HANDLERS",
            "recording_id", "MODULES"]
@@ -80,18 +80,18 @@ DEVICE_MAX = 64                 # characters of a device id
 
 def recording_id(conn, device, segment):
     """The catalogue id of recording ``device``/``segment``, or CatalogueError."""
-    if not isinstance(device, str) or not 0 < len(device) <= DEVICE_MAX:
-        raise CatalogueError(_("a device id has 1 to %(max)d characters")
-                             % {"max": DEVICE_MAX})
+    if not isinstance(device, str) or not 0 < len(device) <= DEVICE_MAX or bad_char(device):
+        raise CatalogueError(_("a device id has 1 to %(max)d characters, none of them a "
+                               "control character") % {"max": DEVICE_MAX})
     if type(segment) is not int or not 0 <= segment <= SEGMENT_MAX:
         raise CatalogueError(_("a segment is a whole number from 0 to %(max)d, not %(seg)s")
                              % {"max": SEGMENT_MAX, "seg": str(segment)[:40]})
     r = conn.execute(sa.select(db.recordings.c.id).where(
         db.recordings.c.device == device, db.recordings.c.segment == segment)).first()
     if r is None:
-        raise CatalogueError("no recording %s/%s in the archive: `sealcam search` lists them "
-                             "(a recording is a device and the seq of its segment)"
-                             % (device, segment))
+        raise CatalogueError(_("no recording %(device)s/%(segment)d in the archive: `sealcam "
+                               "search` lists them (a recording is a device and the seq of "
+                               "its segment)") % {"device": device, "segment": segment})
     return r[0]
 
 

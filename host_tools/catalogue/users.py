@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import _
-from .events import CatalogueEventError, base, field
+from .events import CatalogueEventError, bad_char, base, field
 
 __all__ = ["ROLES", "PERMISSIONS", "User", "AuthError", "add_event", "change_event",
            "password_event", "authenticate", "require", "hash_password", "os_login",
@@ -284,7 +284,7 @@ def _actor(memo, i, e, permission):
     log index ``i``: an active user whose role has ``permission``, or the station key's
     holder ("os:LOGIN") adding the first user."""
     by, t = e.get("by"), e.get("type")
-    if not isinstance(by, str) or not by or len(by) > 64:
+    if not isinstance(by, str) or not by or len(by) > 64 or bad_char(by):
         raise store.PermissionRefused(_("the %(type)s event names no user who made it")
                                       % {"type": str(t)[:40]})
     if by.startswith("os:"):
