@@ -207,3 +207,24 @@ def test_entries_with_finds_only_the_entries_holding_a_needle(tmp_path):
         assert cat.entries_with(b"no such bytes") == []
         i = cat.act(u["head"], users.change_event("li.na", role="auditor"))
         assert [j for j, _ in cat.entries_with(b"user_changed", b"user_added")] == want + [i]
+
+
+def test_an_archive_head_cannot_demote_or_lock_out_the_bureau_chief(tmp_path):
+    """Attack 6 (r19): once there is a bureau chief, an archive head who manages users may
+    not demote, deactivate or re-password the chief, nor make another chief; the chief may."""
+    from host_tools.catalogue import store, users
+    from test_clerk_common import catalogue
+    cat, u = catalogue(tmp_path, "sqlite:///%s" % (tmp_path / "c.sqlite"))
+    cat.act(u["head"], users.add_event("chen.chief", "bureau_chief", os_account="x-chen"))
+    chief = users.User("chen.chief", "bureau_chief", how="os")
+    for ev in (users.change_event("chen.chief", role="clerk"),
+               users.change_event("chen.chief", active=False),
+               users.password_event("chen.chief", "a new password"),
+               users.add_event("second.chief", "bureau_chief", os_account="x-2"),
+               users.change_event("li.na", role="bureau_chief")):
+        with pytest.raises(store.PermissionRefused, match="bureau chief"):
+            cat.act(u["head"], ev)
+    cat.act(chief, users.add_event("second.chief", "bureau_chief", os_account="x-2"))
+    cat.act(chief, users.change_event("wang.head", role="clerk"))
+    assert users.logged_users(cat)["wang.head"]["role"] == "clerk"
+    cat.close()

@@ -304,6 +304,27 @@ def _actor(memo, i, e, permission):
             % {"name": by, "role": st["role"], "roles": " / ".join(allowed)})
 
 
+def _rank(memo, i, e, cur):
+    """Only a bureau chief changes a bureau chief (role, state, password), or makes another
+    one once the archive has an active bureau chief: an archive head who manages users
+    cannot demote, lock out or outrank the head of the bureau (the first one may be made
+    by an archive head, when there is none)."""
+    by = e.get("by")
+    if by.startswith("os:") or by == e.get("user"):
+        return                      # the first user; oneself: refused below, saying so
+    actor = _state_at(memo, by, i)
+    if actor["role"] == "bureau_chief":
+        return
+    changes_chief = cur is not None and cur["role"] == "bureau_chief"
+    makes_chief = e.get("role") == "bureau_chief" and any(
+        st["role"] == "bureau_chief" and st["active"]
+        for st in (_state_at(memo, n, i) for n in memo["idx"]) if st is not None)
+    if changes_chief or makes_chief:
+        raise store.PermissionRefused(
+            _("user %(by)s (%(role)s) may not add or change a bureau chief: only a bureau "
+              "chief does") % {"by": by, "role": actor["role"]})
+
+
 def _vet(memo, i, e):
     """Refuse the user event ``e`` at log index ``i`` unless its user ("by") may make it
     and it follows the user's state in the log before it (names are never reused; a change
@@ -312,6 +333,7 @@ def _vet(memo, i, e):
     name = field(e, "user", str)
     _check_name(name)
     cur = _state_at(memo, name, i)
+    _rank(memo, i, e, cur)
     if e["type"] == "user_added":
         _check_role(field(e, "role", str))
         field(e, "display", str)
