@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from . import db, store, users
 from ..i18n import _
+from ..records import printable
 from .events import TEXT_MAX, base, field
 from .retention_rules import (CLASSES, HOLD_KINDS, LONG_TERM_MONTHS, RetentionRefused,
                               add_months, assess_one, assess_rows, day_of,
@@ -46,6 +47,9 @@ from .retention_rules import (CLASSES, HOLD_KINDS, LONG_TERM_MONTHS, RetentionRe
 __all__ = ["CLASSES", "LONG_TERM_MONTHS", "HOLD_KINDS", "due", "assess", "request",
            "approve", "refuse", "hold", "release", "requests", "holds", "apply_disposed",
            "add_months", "RetentionRefused"]
+
+_ID_MAX = 2 ** 62          # bigger ids are none the catalogue has (SQL integers are 64-bit)
+
 
 def due(cat, today=None, *, everything=False):
     """What may be disposed of on ``today`` (a date or YYYY-MM-DD; default the UTC day),
@@ -192,6 +196,8 @@ class _Released:
     @staticmethod
     def check(cat, conn, e):
         hid = field(e, "hold", int)
+        if not 0 <= hid < _ID_MAX:
+            raise RetentionRefused(_("there is no active hold %(id)s") % {"id": str(hid)[:40]})
         field(e, "reason", str, max_len=TEXT_MAX)
         row = conn.execute(sa.select(db.holds).where(db.holds.c.id == hid)).mappings().first()
         if row is None or row["released_by"] is not None:
@@ -242,28 +248,52 @@ def refuse(cat, user, request_id, reason) -> int:
 
 def approve(cat, user, request_id) -> dict:
     """Approve a pending request: another user than its requester, of a role that may
-    approve (archive_head, unit_leader, bureau_chief). The recording must still be due (no
-    hold placed since, no longer class). Disposes of its media (Archive.dispose: one signed
-    `segment_disposed` event, then the objects leave the archive); returns that event."""
+    approve (archive_head, unit_leader, bureau_chief), and not one whose account the
+    requester added. The recording must still be due (no hold placed since, no longer
+    class). Disposes of its media (Archive.dispose: one signed `segment_disposed` event,
+    then the objects leave the archive); returns that event. The decision is taken on the
+    signed station log only: the catalogue is rebuilt from it, and a database that differs
+    is refused (nothing is disposed). Approving an approved request again finishes a
+    removal that stopped part-way and writes nothing new (SPEC §9.2)."""
     from ..archive.common import ArchiveError, utcnow
+    from . import check
     users.require(user, "dispose_approve")
     if cat.readonly:
         raise store.CatalogueError(_("the catalogue is open read-only"))
+    shown = printable(str(request_id)[:64])
     with cat._locked():
         cat._sync()
-        with cat.engine.connect() as conn:
-            row = _request_row(conn, request_id) if isinstance(request_id, str) else None
-            if row is None or row["state"] != "requested":
-                raise RetentionRefused(_("there is no pending disposal request %(id)s")
-                                       % {"id": str(request_id)[:64]})
-            if row["requested_by"] == user.name:
-                raise store.PermissionRefused(
-                    _("user %(name)s asked for disposal %(id)s and may not approve it: "
-                      "another user must") % {"name": user.name, "id": request_id})
-            a = assess_one(cat, conn, row["recording_id"], day_of(None))
+        fresh = check.rebuild(cat, unarchived=True)
+        try:
+            n = check.differences(cat, fresh)
+            if n:
+                raise RetentionRefused(
+                    _("the catalogue database does not match the signed station log "
+                      "(%(n)d differences): run `sealcam catalogue check`, then `sealcam "
+                      "catalogue reindex`; nothing was disposed") % {"n": n})
+            with fresh.engine.connect() as conn:
+                row = _request_row(conn, request_id) if isinstance(request_id, str) else None
+                if row is None or row["state"] not in ("requested", "approved"):
+                    raise RetentionRefused(_("there is no pending disposal request %(id)s")
+                                           % {"id": shown})
+                if row["state"] == "approved":
+                    return _finish(cat, conn, row, shown)
+                if row["requested_by"] == user.name:
+                    raise store.PermissionRefused(
+                        _("user %(name)s asked for disposal %(id)s and may not approve it: "
+                          "another user must") % {"name": user.name, "id": shown})
+                a = assess_one(fresh, conn, row["recording_id"], day_of(None))
+        finally:
+            fresh.engine.dispose()
         why = refusal(a)
         if why:
             raise RetentionRefused(why)
+        mine = users.logged_users(cat).get(user.name) or {}
+        if mine.get("added_by") == row["requested_by"]:
+            raise store.PermissionRefused(
+                _("user %(name)s was added by %(by)s, who asked for disposal %(id)s, and may "
+                  "not approve it: a user the requester did not add must")
+                % {"name": user.name, "by": printable(row["requested_by"]), "id": shown})
         req = {"id": row["id"], "by": row["requested_by"], "at": row["requested_at"],
                "reason": row["reason"], "class": a["class"], "expired_on": a["expires_on"]}
         try:
@@ -277,6 +307,36 @@ def approve(cat, user, request_id) -> dict:
     return e
 
 
+def _finish(cat, conn, row, shown):
+    """An approved request approved again: Archive.dispose with the logged request finishes
+    the removal its `segment_disposed` event names (a stop part-way), writing nothing."""
+    from ..archive.common import ArchiveError
+    rec = conn.execute(sa.select(db.recordings.c.device, db.recordings.c.segment).where(
+        db.recordings.c.id == row["recording_id"])).first()
+    if rec is None:
+        raise RetentionRefused(_("there is no pending disposal request %(id)s")
+                               % {"id": shown})
+    st = cat.archive.disposal_state()
+    done = st.disposed.get(rec.device, {}).get(rec.segment)
+    if done is None or done.get("request") != row["id"]:
+        raise RetentionRefused(_("there is no pending disposal request %(id)s")
+                               % {"id": shown})
+    if not cat.archive.disposal_leftovers(rec.device, done, st):
+        raise RetentionRefused(_("there is no pending disposal request %(id)s: it was "
+                                 "approved and its removal is complete")
+                               % {"id": shown})
+    req = {"id": row["id"], "by": row["requested_by"], "at": row["requested_at"],
+           "reason": row["reason"], "class": row["retention_class"],
+           "expired_on": row["expired_on"]}
+    approver = done.get("approved_by") or row["decided_by"]
+    try:
+        return cat.archive.dispose(rec.device, rec.segment, request=req,
+                                   approval={"by": approver,
+                                             "at": done.get("approved_at") or "-"})
+    except ArchiveError as ex:
+        raise store.CatalogueError(str(ex)) from None
+
+
 def _scope(scope):
     """{"case": NO} or {"device": D, "segment": S} from "case:NO", "DEVICE/SEG" or a dict."""
     if isinstance(scope, dict):
@@ -285,10 +345,10 @@ def _scope(scope):
     if s.startswith("case:") and len(s) > 5:
         return {"case": s[5:]}
     dev, _sl, seg = s.rpartition("/")
-    if dev and seg.isdigit():
+    if dev and seg.isascii() and seg.isdigit() and len(seg) <= 18:
         return {"device": dev, "segment": int(seg)}
-    raise RetentionRefused(_("%(scope)r is neither case:NUMBER nor DEVICE/SEGMENT")
-                           % {"scope": s[:80]})
+    raise RetentionRefused(_("%(scope)s is neither case:NUMBER nor DEVICE/SEGMENT")
+                           % {"scope": printable(repr(s[:80]), backslash=False)})
 
 
 def hold(cat, user, scope, kind, reason) -> int:
@@ -299,6 +359,9 @@ def hold(cat, user, scope, kind, reason) -> int:
 
 
 def release(cat, user, hold_id, reason) -> int:
+    if type(hold_id) is not int or not 0 <= hold_id < _ID_MAX:
+        raise RetentionRefused(_("there is no active hold %(id)s")
+                               % {"id": printable(str(hold_id)[:40])})
     return cat.act(user, base("hold_released", None, None, hold=hold_id, reason=reason))
 
 

@@ -62,10 +62,10 @@ def _due(args):
 
 def _split(rec):
     dev, _sl, seg = str(rec).rpartition("/")
-    if not dev or not seg.isdigit():
+    if not dev or not (seg.isascii() and seg.isdigit() and len(seg) <= 18):
         from .retention_rules import RetentionRefused
-        raise RetentionRefused(_("%(rec)r is not DEVICE/SEGMENT (the seq of its REC_START)")
-                               % {"rec": str(rec)[:80]})
+        raise RetentionRefused(_("%(rec)s is not DEVICE/SEGMENT (the seq of its REC_START)")
+                               % {"rec": printable(repr(str(rec)[:80]), backslash=False)})
     return dev, int(seg)
 
 
@@ -106,7 +106,7 @@ def _refuse(args):
         i = retention.refuse(cat, who, args.request, args.reason)
     cli._emit(args, {"request": args.request, "by": who.name, "log_entry": i},
               _("disposal request %(id)s refused by %(by)s (station log entry %(i)d)")
-              % {"id": args.request, "by": who.name, "i": i})
+              % {"id": printable(args.request), "by": who.name, "i": i})
     return 0
 
 

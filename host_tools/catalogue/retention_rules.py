@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from . import db, store
 from ..i18n import _
+from ..records import printable
 
 __all__ = ["CLASSES", "LONG_TERM_MONTHS", "HOLD_KINDS", "RetentionRefused", "add_months",
            "day_of", "settings", "assess_rows", "recordings_where", "assess_one", "refusal"]
@@ -30,6 +31,10 @@ def add_months(day: dt.date, months: int) -> dt.date:
     """``day`` + ``months`` calendar months (the 31st becomes the month's last day)."""
     y, m = divmod(day.month - 1 + months, 12)
     y += day.year
+    if y < 1:
+        return dt.date.min
+    if y > 9998:            # far enough: the day after stays a date
+        return dt.date(9998, 12, 31)
     return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
@@ -41,10 +46,15 @@ def day_of(today) -> dt.date:
     if isinstance(today, dt.date):
         return today
     try:
-        return dt.date.fromisoformat(str(today)[:10])
+        day = dt.date.fromisoformat(str(today)[:10])
     except ValueError:
-        raise RetentionRefused(_("%(day)r is not a date (YYYY-MM-DD)")
-                               % {"day": str(today)[:40]}) from None
+        raise RetentionRefused(_("%(day)s is not a date (YYYY-MM-DD)")
+                               % {"day": printable(repr(str(today)[:40]), backslash=False)}
+                               ) from None
+    if not 1000 <= day.year <= 9000:
+        raise RetentionRefused(_("%(day)s is out of range: a day from 1000 to 9000")
+                               % {"day": day.isoformat()})
+    return day
 
 
 def settings(cat):
