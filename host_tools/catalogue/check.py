@@ -101,11 +101,13 @@ def compare(cat, fresh):
                               "missing": len(missing)}
             for r in extra[:_SHOWN]:
                 problems.append(_("%(table)s: a row the station log does not make: "
-                                  "%(row)s") % {"table": t.name, "row": printable(repr(dict(r)), backslash=False)})
+                                  "%(row)s") % {"table": t.name,
+                                                "row": printable(repr(dict(r)), backslash=False)})
             for r in missing[:_SHOWN]:
                 problems.append(_("%(table)s: a row the station log makes is missing or "
                                   "differs: %(row)s") % {"table": t.name,
-                                                         "row": printable(repr(dict(r)), backslash=False)})
+                                                         "row": printable(repr(dict(r)),
+                                                                          backslash=False)})
     return tables, problems
 
 

@@ -108,13 +108,15 @@ class _Requested:
             raise RetentionRefused(_("a disposal request needs a reason"))
         klass, exp = field(e, "class", str), field(e, "expired_on", str, max_len=10)
         if _request_row(conn, rq) is not None:
-            raise RetentionRefused(_("disposal request %(id)s exists already") % {"id": rq})
+            raise RetentionRefused(_("disposal request %(id)s exists already")
+                                   % {"id": printable(rq[:64])})
         rid = store.recording_id(conn, dev, seg)
         day = day_of(field(e, "at", str))
         if klass not in CLASSES or day_of(exp) > day:
             raise RetentionRefused(_("disposal request %(id)s: class %(klass)r or expiry "
                                      "%(day)r is not one a request can have")
-                                   % {"id": rq, "klass": klass[:32], "day": exp})
+                                   % {"id": printable(rq[:64]), "klass": klass[:32],
+                                      "day": exp})
         if not _fresh(cat, conn):
             return      # replayed: the rules and the station's settings held when it was made
         a = assess_one(cat, conn, rid, day)
@@ -149,7 +151,7 @@ class _Refused:
         row = _request_row(conn, rq)
         if row is None or row["state"] != "requested":
             raise RetentionRefused(_("there is no pending disposal request %(id)s")
-                                   % {"id": rq})
+                                   % {"id": printable(rq[:64])})
 
     @staticmethod
     def apply(cat, conn, i, e):

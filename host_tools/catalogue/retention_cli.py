@@ -78,7 +78,8 @@ def _request(args):
         rq = retention.request(cat, who, dev, seg, args.reason)
     cli._emit(args, {"request": rq, "device": dev, "segment": seg, "by": who.name},
               _("disposal request %(id)s for %(rec)s by %(by)s: another user approves or "
-                "refuses it") % {"id": rq, "rec": "%s/%d" % (dev, seg), "by": who.name})
+                "refuses it") % {"id": rq, "rec": printable("%s/%d" % (dev, seg)),
+                                   "by": who.name})
     return 0
 
 
