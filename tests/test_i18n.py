@@ -36,6 +36,14 @@ HEADINGS_EN = ["sealcam compliance report", "SUMMARY", "INTERRUPTIONS (", "LATE 
 _PH = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
 
 
+def _placeholders(text):
+    """A text's placeholders: the set of the named ones (each may be used more than once,
+    in any order), or the list of the positional ones (each is used once, in order)."""
+    found = _PH.findall(text)
+    named = sorted({p for p in found if p.startswith("%(")})
+    return named if named else found
+
+
 def _refresh():
     import importlib.util
     spec = importlib.util.spec_from_file_location("sealcam_locale_refresh",
@@ -97,13 +105,13 @@ def test_placeholders_are_kept():
             continue
         ids = m.id if isinstance(m.id, tuple) else (m.id,)
         strs = m.string if isinstance(m.string, tuple) else (m.string,)
-        want = sorted(_PH.findall(ids[-1]))
+        want = _placeholders(ids[-1])
         for s in strs:
             if not s:
                 continue
-            if sorted(_PH.findall(s)) != want:
+            if _placeholders(s) != want:
                 bad.append("%r -> %r: placeholders %s, not %s"
-                           % (ids[0], s, sorted(_PH.findall(s)), want))
+                           % (ids[0], s, _placeholders(s), want))
             elif want:
                 named = [p for p in want if p.startswith("%(")]
                 args = {re.match(r"%\((\w+)\)", p).group(1): 1 for p in named} if named \
