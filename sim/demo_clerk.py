@@ -86,6 +86,12 @@ def step_clerk(d, rep):
     its archive number. ``rep``: the report's JSON (its interruptions). Returns {number,
     case, recording, scan} or None (a command failed: its output is in OUT/clerk.txt)."""
     from sim.demo import DEVICE, _n, banner, say
+    # the demo agency's settings (docs/station-config.md): its code in archive numbers, and
+    # China's time zone for their date
+    conf = os.path.join(d.arch, "station.toml")
+    if not os.path.exists(conf):
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write('[agency]\ncode = "DEMO"\nname = "演示执法单位"\nutc_offset_minutes = 480\n')
 
     def sealcam(args, user=None, new_password=None, json_out=True):
         args = list(args) + ["--archive", d.arch] + (["--user", user] if user else []) + (

@@ -57,7 +57,7 @@ def test_demo_succeeds_in_words(run):
     assert re.search(r"语音说明 / The officer stated the reason aloud: VOICE held \d+\.\d s "
                      r"\(record #\d+ explains interruption #\d+", text)
     for zh in ("签出 / Check-out", "签入 / Check-in", "告知当事人", "拒绝删除", "核验通过 / Verified OK",
-               "发现篡改 / Tampering found: NOT_OK", "档案编号 / Archive number: AGENCY-",
+               "发现篡改 / Tampering found: NOT_OK", "档案编号 / Archive number: DEMO-",
                "卷宗 / Case: DEMO-2026-001 (open)", "检索 / Search by case"):
         assert zh in text, zh
     assert text.rstrip().endswith("the officer's statement is a clip that verifies.")
