@@ -262,8 +262,7 @@ def main(n=1_000_000, per_kind=200, postgresql=False):
         data = generate(n)
         t_gen = time.perf_counter() - t
         if postgresql:
-            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            import pgserver
+            from tests import pgserver      # run from the repository: python -m tests.bench
             why = pgserver.available()
             if why:
                 print("search on PostgreSQL: not run: %s" % why)
