@@ -104,45 +104,18 @@ def _items(conn, e):
 
 def _logged(cat):
     """{number: (agency, date, serial, log index)} of every number_assigned entry of the
-    station log (read once per Catalogue, then only what was appended since)."""
+    station log (read once per Catalogue, then only what was appended since; only the
+    entries holding the bytes "number_assigned" are decoded: Catalogue.entries_with)."""
     memo = cat.__dict__.setdefault("_numbers_logged", {"upto": 0, "numbers": {}})
     lg = cat.archive.log()
     lg._catch_up()
     if memo["upto"] < lg.size:
-        for i in _candidates(lg, memo["upto"], lg.size):
-            for _i, _b, e in lg.entries(i, i + 1):
-                if isinstance(e, dict) and e.get("type") == "number_assigned" and \
-                        isinstance(e.get("number"), str):
-                    memo["numbers"].setdefault(e["number"], (e.get("agency"), e.get("date"),
-                                                             e.get("serial"), i))
+        for i, e in cat.entries_with(b"number_assigned", start=memo["upto"], stop=lg.size):
+            if e.get("type") == "number_assigned" and isinstance(e.get("number"), str):
+                memo["numbers"].setdefault(e["number"], (e.get("agency"), e.get("date"),
+                                                         e.get("serial"), i))
         memo["upto"] = lg.size
     return memo["numbers"]
-
-
-_NEEDLE = b"number_assigned"
-
-
-def _candidates(lg, start, stop):
-    """The indexes in [start, stop) of the log entries whose bytes hold "number_assigned"
-    (a byte search over log/entries; only those are decoded, so a station log of millions
-    of custody entries is read in about a second, not decoded whole)."""
-    import bisect
-    import mmap
-    f, size = lg._open(lg.entries_path)
-    with f:
-        lo = lg.offsets[start]
-        hi = lg.offsets[stop] if stop < lg.size else size
-        if hi <= lo:
-            return []
-        out = []
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            pos = m.find(_NEEDLE, lo, hi)
-            while pos >= 0:
-                i = bisect.bisect_right(lg.offsets, pos) - 1
-                if start <= i < stop and (not out or out[-1] != i):
-                    out.append(i)
-                pos = m.find(_NEEDLE, pos + 1, hi)
-        return out
 
 
 def _next_serial(cat, conn, agency, date):
