@@ -9,13 +9,22 @@ MPVM    := sim/mpvm/node_modules/@micropython/micropython-webassembly-pyscript/m
 
 setup: $(STAMP) $(MPVM) system
 
-# Debian packages the tests use: PostgreSQL (tests/pgserver.py starts its own server),
-# installed with apt-get when missing and allowed (CI runs as root)
+# Debian packages the tests use, installed with apt-get when missing and allowed (CI runs
+# as root): PostgreSQL (tests/pgserver.py starts its own server), FFmpeg (viewing copies),
+# Chromium (the desk's browser tests), a CJK font (PDFs, the desk's screenshots), xorriso
+DEBS := postgresql:initdb ffmpeg:ffmpeg chromium:chromium fonts-wqy-microhei:wqy xorriso:xorriso
 system:
-	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@missing=""; for d in $(DEBS); do pkg=$${d%%:*}; cmd=$${d##*:}; \
+	  case $$cmd in \
+	    initdb) command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing $$pkg";; \
+	    wqy) ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || missing="$$missing $$pkg";; \
+	    *) command -v $$cmd >/dev/null || missing="$$missing $$pkg";; \
+	  esac; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  else echo "make setup: PostgreSQL is not installed; install Debian's postgresql (the PostgreSQL tests skip without it)"; fi; \
+	    echo "make setup: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make setup: missing Debian packages:$$missing (the tests that need them skip)"; fi; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -132,6 +132,15 @@ def _emit(args, obj, text):
 
 # -- user ----------------------------------------------------------------------------------
 
+def _unit_clearance(p):
+    from .catalogue.confidentiality_levels import LEVELS
+    p.add_argument("--unit", help=_("the enforcement unit the user belongs to (a unit "
+                                    "leader approves access to its unit's cases)"))
+    p.add_argument("--clearance", choices=LEVELS,
+                   help=_("the highest confidentiality level the user may see (default: "
+                          "internal)"))
+
+
 @clerk_command
 def _user_add(args):
     from .catalogue import users
@@ -142,7 +151,8 @@ def _user_add(args):
             pw = os.environ.get("SEALCAM_NEW_PASSWORD") or _password(
                 args.name, _("new password for %(name)s: ") % {"name": args.name})
         i = cat.act(who, users.add_event(args.name, args.role, args.display or "",
-                                         password=pw, os_account=args.os_account))
+                                         password=pw, os_account=args.os_account,
+                                         unit=args.unit, clearance=args.clearance))
         _emit(args, {"user": args.name, "role": args.role, "by": who.name, "log_entry": i},
               _("user %(name)s added as %(role)s by %(by)s (station log entry %(i)d)")
               % {"name": args.name, "role": args.role, "by": who.name, "i": i})
@@ -170,7 +180,8 @@ def _user_set(args):
     with open_catalogue(args) as cat:
         who = signed_in(cat, args)
         i = cat.act(who, users.change_event(args.name, role=args.role, active=active,
-                                            os_account=args.os_account))
+                                            os_account=args.os_account, unit=args.unit,
+                                            clearance=args.clearance))
         _emit(args, {"user": args.name, "by": who.name, "log_entry": i},
               _("user %(name)s changed by %(by)s (station log entry %(i)d)")
               % {"name": args.name, "by": who.name, "i": i})
@@ -227,6 +238,7 @@ def add_parsers(sub, formatter):
     a.add_argument("--display", help=_("the name shown (e.g. 李娜)"))
     a.add_argument("--os-account", metavar="LOGIN",
                    help=_("sign in as this operating-system account instead of a password"))
+    _unit_clearance(a)
     catalogue_common(a)
     a.set_defaults(func=_user_add)
     pw = us.add_parser("passwd", help=_("set a user's password"))
@@ -238,6 +250,7 @@ def add_parsers(sub, formatter):
     st.add_argument("--role", choices=ROLES)
     st.add_argument("--active", choices=("yes", "no"))
     st.add_argument("--os-account", metavar="LOGIN")
+    _unit_clearance(st)
     catalogue_common(st)
     st.set_defaults(func=_user_set)
     ls = us.add_parser("list", help=_("list the users"))

@@ -33,6 +33,17 @@ class ObjectsMixin:
     def object_path(self, hexdigest):
         return os.path.join(self.objects, hexdigest[:2], hexdigest[2:])
 
+    def open_object(self, hexdigest):
+        """The object's content (plaintext) as a readable, seekable binary file. Every
+        reader of an object's content goes through here: objects at rest may be encrypted
+        (SPEC §9.4, host_tools/archive/atrest.py), and only this knows how to read them."""
+        return open(self.object_path(hexdigest), "rb")
+
+    def read_object(self, hexdigest, limit=None) -> bytes:
+        """The object's content (its first ``limit`` bytes)."""
+        with self.open_object(hexdigest) as f:
+            return f.read() if limit is None else f.read(limit)
+
     def _tmp_object(self, hexdigest):
         return os.path.join(self.objects, ".tmp-%d-%s" % (os.getpid(), hexdigest[:16]))
 

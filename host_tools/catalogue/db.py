@@ -20,9 +20,11 @@ from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer,
 
 __all__ = ["metadata", "cat_meta", "recordings", "tags", "archive_numbers", "number_items",
            "cases", "case_items", "documents", "holds", "disposal_requests", "users",
+           "classifications", "access_requests", "access_decisions", "accesses", "copies",
+           "discs", "backups", "handovers",
            "open_engine", "default_url", "CatalogueDBError", "REVISION", "describe_url"]
 
-REVISION = "0001"
+REVISION = "0002"
 FILE = "catalogue.sqlite"
 
 metadata = MetaData()
@@ -110,7 +112,8 @@ cases = Table(
     Column("opened_at", T, nullable=False),
     Column("closed_by", S),
     Column("closed_at", T),
-    Column("archived_year", Integer))
+    Column("archived_year", Integer),
+    Column("keeper", S))        # the user in charge now (handover.py; opened_by until then)
 
 case_items = Table(
     "case_items", metadata,
@@ -151,7 +154,8 @@ holds = Table(
     Column("placed_by", S, nullable=False),
     Column("placed_at", T, nullable=False),
     Column("released_by", S),
-    Column("released_at", T))
+    Column("released_at", T),
+    Column("keeper", S))        # the user in charge now (handover.py; placed_by until then)
 Index("ix_holds_recording", holds.c.recording_id)
 Index("ix_holds_case", holds.c.case_no)
 
@@ -179,7 +183,121 @@ users = Table(
     Column("pw_hash", Text),                 # argon2id, as the signed log states it
     Column("active", Boolean, nullable=False, default=True),
     Column("added_by", S, nullable=False),
-    Column("added_at", T, nullable=False))
+    Column("added_at", T, nullable=False),
+    Column("unit", S),                       # the enforcement unit a user belongs to
+    Column("clearance", W))                  # confidentiality.LEVELS: the highest it sees
+
+# == issue 12 (revision 0002: tables and columns added, never changed) ====================
+# Each section belongs to the module named in its heading; revision 0002 creates what a
+# database at 0001 lacks (tables, and columns added to its tables).
+
+# -- confidentiality.py: a level on a recording or a case (the newest is current) --------
+classifications = Table(
+    "classifications", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("kind", W, nullable=False),                  # recording | case
+    Column("recording_id", Integer, ForeignKey("recordings.id")),
+    Column("case_no", S),
+    Column("level", W, nullable=False),                 # confidentiality.LEVELS
+    Column("reason", Text, nullable=False),
+    Column("current", Boolean, nullable=False, default=True),
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+Index("ix_classifications_recording", classifications.c.recording_id)
+Index("ix_classifications_case", classifications.c.case_no)
+
+# -- access.py: requests to view, copy, export or print, their decisions and each use ----
+access_requests = Table(
+    "access_requests", metadata,
+    Column("id", S, primary_key=True),                  # the request number
+    Column("event", BigInteger, nullable=False),
+    Column("requester", S, nullable=False),
+    Column("agency", S),                                # another agency's request
+    Column("purpose", Text, nullable=False),
+    Column("case_no", S),
+    Column("actions", S, nullable=False),               # view,copy,export,print
+    Column("target_kind", W, nullable=False),           # recording | case | number
+    Column("target", S, nullable=False),
+    Column("state", W, nullable=False),                 # requested | approved | refused
+    Column("requested_at", T, nullable=False),
+    Column("valid_until", T))
+Index("ix_access_requests_requester", access_requests.c.requester)
+
+access_decisions = Table(
+    "access_decisions", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("request_id", S, ForeignKey("access_requests.id"), nullable=False),
+    Column("decision", W, nullable=False),              # approved | refused
+    Column("role", W, nullable=False),                  # the role it was made in
+    Column("reason", Text),
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+Index("ix_access_decisions_request", access_decisions.c.request_id)
+
+accesses = Table(
+    "accesses", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("request_id", S, ForeignKey("access_requests.id"), nullable=False),
+    Column("action", W, nullable=False),                # view | copy | export | print
+    Column("recording_id", Integer, ForeignKey("recordings.id")),
+    Column("output", String(64)),                       # sha256 of what was handed out
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+Index("ix_accesses_request", accesses.c.request_id)
+Index("ix_accesses_at", accesses.c.at)
+
+# -- copies.py: viewing copies and extracts, with their provenance ------------------------
+copies = Table(
+    "copies", metadata,
+    Column("sha256", String(64), primary_key=True),     # the derived file
+    Column("event", BigInteger, nullable=False),
+    Column("request_id", S, ForeignKey("access_requests.id"), nullable=False),
+    Column("kind", W, nullable=False),                  # view | extract
+    Column("recording_id", Integer, ForeignKey("recordings.id")),
+    Column("size", BigInteger, nullable=False),
+    Column("derivation", Text, nullable=False),         # JSON: tool, version, parameters
+    Column("sources", Text, nullable=False),            # JSON: the originals' hashes
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+Index("ix_copies_request", copies.c.request_id)
+
+# -- discs.py (host_tools/disc): duplicate disc images made --------------------------------
+discs = Table(
+    "discs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("ref", S, nullable=False),                   # the case or archive number
+    Column("image_sha256", String(64), nullable=False),
+    Column("contents_sha256", String(64), nullable=False),
+    Column("label", Text, nullable=False),              # JSON: what the label says
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+
+# -- backups.py (host_tools/backup): each backup, with the checkpoint it holds -------------
+backups = Table(
+    "backups", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("destination", Text, nullable=False),
+    Column("log_size", BigInteger, nullable=False),     # the checkpoint's tree size
+    Column("root", String(64), nullable=False),         # and its root hash (hex)
+    Column("objects", BigInteger, nullable=False),
+    Column("objects_new", BigInteger, nullable=False),
+    Column("bytes_new", BigInteger, nullable=False),
+    Column("by_user", S, nullable=False),
+    Column("at", T, nullable=False))
+
+# -- handover.py: what a user who moves on hands to a successor ----------------------------
+handovers = Table(
+    "handovers", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # the offer's event
+    Column("from_user", S, nullable=False),
+    Column("to_user", S, nullable=False),
+    Column("items", Text, nullable=False),              # JSON: cases and holds handed over
+    Column("reason", Text, nullable=False),
+    Column("state", W, nullable=False),                 # offered | accepted
+    Column("offered_at", T, nullable=False),
+    Column("accepted_event", BigInteger),
+    Column("accepted_at", T))
+Index("ix_handovers_from", handovers.c.from_user)
 
 
 class CatalogueDBError(Exception):

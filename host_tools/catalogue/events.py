@@ -1,7 +1,8 @@
 """The clerk events of the station log (SPEC §14): what clerks, archive heads, leaders and
 technicians do to the archive's catalogue, each one signed entry naming its user ("by").
 
-Every clerk module (users, tags, numbers, cases, documents, retention) states its events
+Every clerk module (users, tags, numbers, cases, documents, retention, confidentiality,
+access, copies, handover; the disc and backup record theirs too) states its events
 here by name and registers, in host_tools.catalogue.store, how an event is checked before it
 is appended and how it is applied to the catalogue's tables. The station log's replay
 (host_tools.tlog.replay) knows these types as the catalogue's and leaves them to it.
@@ -22,6 +23,13 @@ CLERK_TYPES = frozenset((
     "document_added",                                           # documents.py
     "hold_placed", "hold_released",                             # retention.py
     "disposal_requested", "disposal_refused",
+    "classified",                                               # confidentiality.py
+    "access_requested", "access_approved", "access_refused",    # access.py
+    "access_used",
+    "copy_made",                                                # copies.py
+    "disc_made",                                                # host_tools/disc
+    "backup_made",                                              # host_tools/backup
+    "handover_offered", "handover_accepted",                    # handover.py
 ))
 
 TEXT_MAX = 2000          # characters of a free text (a note, a reason)

@@ -38,7 +38,8 @@ __all__ = ["Catalogue", "CatalogueError", "PermissionRefused", "handles", "HANDL
            "recording_id", "MODULES"]
 
 # the modules that own clerk event types (imported when a Catalogue opens)
-MODULES = ("users", "tags", "numbers", "cases", "documents", "retention")
+MODULES = ("users", "tags", "numbers", "cases", "documents", "retention", "confidentiality",
+           "access", "copies", "discs", "backups", "handover")
 HANDLERS: dict = {}     # event type -> handler class (check, apply, permission)
 _CUSTODY_TOUCH = ("records", "object", "head", "segment_disposed")   # refresh recordings
 

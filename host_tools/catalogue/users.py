@@ -48,7 +48,16 @@ PERMISSIONS = {
     "dispose_approve": ("archive_head", "unit_leader", "bureau_chief"),
     "users": ("archive_head", "bureau_chief"),
     "read": ROLES,
+    # issue 12
+    "classify": ("archive_head", "bureau_chief"),
+    "access_request": ROLES,                # anyone asks; approvers decide (access.py)
+    "access_approve": ("archive_head", "unit_leader", "bureau_chief"),
+    "access_use": ROLES,                    # the requester, under an approved request
+    "disc": _FILERS,
+    "backup": ("archive_head", "technician"),
+    "handover": ROLES,                      # the one who leaves, or the successor accepting
 }
+UNIT_MAX = 64
 NAME_RE = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
@@ -64,6 +73,8 @@ class User:
     role: str
     display: str = ""
     how: str = "password"          # password | os | station (the station key's holder)
+    unit: str | None = None        # the enforcement unit (a unit leader approves its cases)
+    clearance: str | None = None   # confidentiality.LEVELS: the highest level it may see
 
 
 def os_login() -> str:
@@ -105,23 +116,43 @@ def _check_role(role):
 
 # -- events ------------------------------------------------------------------------------
 
-def add_event(name, role, display="", *, password=None, os_account=None, at=None):
+def _check_unit(unit):
+    if unit is not None and (not isinstance(unit, str) or not 1 <= len(unit) <= UNIT_MAX
+                             or bad_char(unit) is not None or unit != unit.strip()):
+        raise store.CatalogueError(_("a unit is 1 to %(max)d characters, no control "
+                                     "characters or surrounding spaces") % {"max": UNIT_MAX})
+
+
+def _check_clearance(level):
+    from .confidentiality_levels import LEVELS
+    if level is not None and level not in LEVELS:
+        raise store.CatalogueError(_("unknown clearance %(level)r (levels: %(levels)s)")
+                                   % {"level": str(level)[:40], "levels": ", ".join(LEVELS)})
+
+
+def add_event(name, role, display="", *, password=None, os_account=None, at=None,
+              unit=None, clearance=None):
     _check_name(name)
     _check_role(role)
+    _check_unit(unit)
+    _check_clearance(clearance)
     if password is None and os_account is None:
         raise store.CatalogueError(_("user %(name)s needs a password or an OS account to "
                                      "sign in with") % {"name": name})
     return base("user_added", at, None, user=name, role=role, display=display or name,
                 pw_hash=hash_password(password) if password is not None else None,
-                os_account=os_account)
+                os_account=os_account, unit=unit, clearance=clearance)
 
 
-def change_event(name, *, role=None, active=None, os_account=None, at=None):
+def change_event(name, *, role=None, active=None, os_account=None, at=None, unit=None,
+                 clearance=None):
     _check_name(name)
     if role is not None:
         _check_role(role)
+    _check_unit(unit)
+    _check_clearance(clearance)
     return base("user_changed", at, None, user=name, role=role, active=active,
-                os_account=os_account)
+                os_account=os_account, unit=unit, clearance=clearance)
 
 
 def password_event(name, password, at=None):
@@ -143,6 +174,8 @@ class _Added:
         field(e, "display", str)
         field(e, "pw_hash", str, optional=True, max_len=512)
         field(e, "os_account", str, optional=True, max_len=64)
+        _check_unit(field(e, "unit", str, optional=True, max_len=UNIT_MAX))
+        _check_clearance(field(e, "clearance", str, optional=True))
         if _row(conn, name) is not None:
             raise store.CatalogueError(_("user %(name)s exists already (names are never "
                                          "reused)") % {"name": name})
@@ -152,7 +185,8 @@ class _Added:
         conn.execute(db.users.insert().values(
             name=e["user"], event=i, display=e["display"], role=e["role"],
             os_account=e.get("os_account"), pw_hash=e.get("pw_hash"), active=True,
-            added_by=e["by"], added_at=e["at"]))
+            added_by=e["by"], added_at=e["at"], unit=e.get("unit"),
+            clearance=e.get("clearance")))
 
 
 def _chain(conn, e, name):
@@ -178,10 +212,12 @@ class _Changed:
             _check_role(r)
         field(e, "active", bool, optional=True)
         field(e, "os_account", str, optional=True, max_len=64)
+        _check_unit(field(e, "unit", str, optional=True, max_len=UNIT_MAX))
+        _check_clearance(field(e, "clearance", str, optional=True))
 
     @staticmethod
     def apply(cat, conn, i, e):
-        vals = {k: e[k] for k in ("role", "active", "os_account") if k in e}
+        vals = {k: e[k] for k in _CHANGED if k in e}
         conn.execute(db.users.update().where(db.users.c.name == e["user"])
                      .values(event=i, **vals))
 
@@ -222,7 +258,8 @@ def require(user, permission, event=None):
 
 USER_TYPES = ("user_added", "user_changed", "user_password")
 _NEEDLES = tuple(t.encode() for t in USER_TYPES)
-_STATE = ("role", "active", "os_account", "pw_hash")
+_STATE = ("role", "active", "os_account", "pw_hash", "unit", "clearance")
+_CHANGED = ("role", "active", "os_account", "unit", "clearance")   # what user_changed sets
 
 
 def _logged(cat, need):
@@ -268,7 +305,8 @@ def _replay(memo, i, e):
     if e["type"] == "user_added":
         st = {"role": e["role"], "active": True, "os_account": e.get("os_account"),
               "pw_hash": e.get("pw_hash"), "display": e.get("display"),
-              "added_by": e.get("by"), "event": i}
+              "added_by": e.get("by"), "event": i, "unit": e.get("unit"),
+              "clearance": e.get("clearance")}
         if memo["first"] is None:
             memo["first"] = i
     else:
@@ -339,6 +377,8 @@ def _vet(memo, i, e):
         field(e, "display", str)
         field(e, "pw_hash", str, optional=True, max_len=512)
         field(e, "os_account", str, optional=True, max_len=64)
+        _check_unit(field(e, "unit", str, optional=True, max_len=UNIT_MAX))
+        _check_clearance(field(e, "clearance", str, optional=True))
         if cur is not None:
             raise store.CatalogueError(_("user %(name)s exists already (names are never "
                                          "reused)") % {"name": name})
@@ -356,9 +396,12 @@ def _vet(memo, i, e):
         _check_role(r)
     field(e, "active", bool, optional=True)
     field(e, "os_account", str, optional=True, max_len=64)
+    _check_unit(field(e, "unit", str, optional=True, max_len=UNIT_MAX))
+    _check_clearance(field(e, "clearance", str, optional=True))
     if name == e.get("by"):
-        raise store.PermissionRefused(_("user %(name)s may not change its own role, state or "
-                                        "OS account: another user who manages users does")
+        raise store.PermissionRefused(_("user %(name)s may not change its own role, state, "
+                                        "unit, clearance or OS account: another user who "
+                                        "manages users does")
                                       % {"name": name})
 
 
@@ -415,7 +458,8 @@ def authenticate(cat, name, password=None):
         raise refused
     if password is None:
         if row["os_account"] and row["os_account"] == os_login():
-            return User(row["name"], row["role"], row["display"], "os")
+            return User(row["name"], row["role"], row["display"], "os", row["unit"],
+                        row["clearance"])
         raise refused
     if not row["pw_hash"]:
         raise refused
@@ -423,7 +467,8 @@ def authenticate(cat, name, password=None):
         _hasher().verify(row["pw_hash"], password)
     except (Argon2Error, InvalidHashError):
         raise refused from None
-    return User(row["name"], row["role"], row["display"], "password")
+    return User(row["name"], row["role"], row["display"], "password", row["unit"],
+                row["clearance"])
 
 
 def bootstrap_user(cat):
@@ -443,4 +488,4 @@ def list_users(cat):
         return [dict(r) for r in conn.execute(
             sa.select(db.users.c.name, db.users.c.display, db.users.c.role,
                       db.users.c.os_account, db.users.c.active, db.users.c.added_by,
-                      db.users.c.added_at).order_by(db.users.c.name)).mappings()]
+                      db.users.c.added_at, db.users.c.unit, db.users.c.clearance).order_by(db.users.c.name)).mappings()]
