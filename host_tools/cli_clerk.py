@@ -223,6 +223,15 @@ def _catalogue_check(args):
     return EXIT_PROBLEMS if res["problems"] else EXIT_OK
 
 
+# the modules that add verbs of issue 12, each with add_parsers(sub, formatter)
+_MORE_VERBS = (".catalogue.confidentiality_cli",    # classify
+               ".catalogue.access_cli",             # access request|approve|refuse|...
+               ".catalogue.handover_cli",           # handover
+               ".disc.cli",                         # export disc
+               ".backup.cli",                       # backup, restore
+               ".desk.cli")                         # desk
+
+
 def add_parsers(sub, formatter):
     """Add the clerk verbs to the `sealcam` sub-parsers ``sub``."""
     from .catalogue.users import ROLES
@@ -295,12 +304,4 @@ def add_parsers(sub, formatter):
             continue
         mod.add_parsers(sub, formatter)
 
-
-# the modules that add verbs of issue 12, each with add_parsers(sub, formatter)
-_MORE_VERBS = (".catalogue.confidentiality_cli",    # classify
-               ".catalogue.access_cli",             # access request|approve|refuse|...
-               ".catalogue.handover_cli",           # handover
-               ".disc.cli",                         # export disc
-               ".backup.cli",                       # backup, restore
-               ".desk.cli")                         # desk
     return sub
