@@ -249,17 +249,19 @@ Index("ix_accesses_at", accesses.c.at)
 # -- copies.py: viewing copies and extracts, with their provenance ------------------------
 copies = Table(
     "copies", metadata,
-    Column("sha256", String(64), primary_key=True),     # the derived file
-    Column("event", BigInteger, nullable=False),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),   # its event index
+    Column("sha256", String(64), nullable=False),       # the derived file (an extract of
+                                                        # the same media has the same hash)
     Column("request_id", S, ForeignKey("access_requests.id"), nullable=False),
     Column("kind", W, nullable=False),                  # view | extract
     Column("recording_id", Integer, ForeignKey("recordings.id")),
     Column("size", BigInteger, nullable=False),
-    Column("derivation", Text, nullable=False),         # JSON: tool, version, parameters
+    Column("derivation", Text, nullable=False),         # JSON: tool, version, args, watermark
     Column("sources", Text, nullable=False),            # JSON: the originals' hashes
     Column("by_user", S, nullable=False),
     Column("at", T, nullable=False))
 Index("ix_copies_request", copies.c.request_id)
+Index("ix_copies_sha256", copies.c.sha256)
 
 # -- discs.py (host_tools/disc): duplicate disc images made --------------------------------
 discs = Table(
