@@ -1,0 +1,446 @@
+"""Viewing copies and extracts (R15 "people work on copies"; SPEC §14.10): the `copy_made`
+event.
+
+    c = make_view_copy(cat, user, request_id, "SC-0001", 5)   # {"sha256", "path", ...}
+    path = copy_path(cat, c["sha256"])          # checked: a copy_made names it, it hashes
+    f, size = open_copy(cat, c["sha256"])       # the same, opened (serve this descriptor)
+    x = export_extract(cat, user, request_id, "SC-0001", 5, "/media/usb")
+
+People see only derived files, never the originals. A viewing copy is an H.264/AAC MP4
+that FFmpeg derives from a segment that verifies (host_tools.viewcopy), with the
+requester and the request number burned into the picture; it is kept read-only (0444) at
+ARCHIVE/copies/<sha[:2]>/<sha[2:]>.mp4, named by its SHA-256. An extract of originals is
+the verifiable clip of SPEC §12 (host_tools.clipcut), written with its .prov to a folder
+outside the archive.
+
+Every copy is made under an approved access request (host_tools.catalogue.access):
+``access.authorize`` first (view or copy for a viewing copy, export for an extract), then
+the file, then the `copy_made` event (its provenance: the originals' object hashes, the
+signed records covering them, the tool, its version and arguments, the watermark), then
+``access.record_use`` (the register's line, naming the output's hash). Nothing is handed
+out unless every step held; the same request asking again for the same recording gets the
+copy made before (one more register line for each hand-out).
+
+The event (SPEC §14.10): {request, device, segment, sha256, size, kind: view | extract,
+sources: [{kind: media|index, path, sha256, ...} | {kind: record, seq, record, hash}],
+derivation: {tool, version, args, watermark}}.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+import sqlalchemy as sa
+
+from . import db, store
+from ..i18n import _
+from .events import base, field
+
+__all__ = ["KINDS", "CopyError", "copy_event", "make_view_copy", "copy_path", "open_copy",
+           "export_extract", "copies_of", "copies_dir"]
+
+KINDS = ("view", "extract")
+COPIES = "copies"               # ARCHIVE/copies
+SOURCES_MAX = 16
+_HEX = frozenset("0123456789abcdef")
+_SOURCE_KINDS = ("media", "index", "record", "prov")
+MAX_SIZE = 1 << 40
+
+
+class CopyError(store.CatalogueError):
+    """A copy cannot be made or handed out (one line: what and what to do)."""
+
+
+def _is_sha(s):
+    return isinstance(s, str) and len(s) == 64 and set(s) <= _HEX
+
+
+def copies_dir(cat):
+    return os.path.join(cat.archive_dir, COPIES)
+
+
+def _stored(cat, sha):
+    return os.path.join(copies_dir(cat), sha[:2], sha[2:] + ".mp4")
+
+
+def copy_event(request_id, device, segment, sha256, size, kind, sources, derivation):
+    return base("copy_made", None, None, request=request_id, device=device, segment=segment,
+                sha256=sha256, size=size, kind=kind, sources=sources, derivation=derivation)
+
+
+# -- the event ------------------------------------------------------------------------------
+
+def _check_sources(srcs):
+    if not isinstance(srcs, list) or not 1 <= len(srcs) <= SOURCES_MAX:
+        raise CopyError(_("copy_made: sources is a list of 1 to %(n)d originals")
+                        % {"n": SOURCES_MAX})
+    kinds = set()
+    for s in srcs:
+        if not isinstance(s, dict) or s.get("kind") not in _SOURCE_KINDS:
+            raise CopyError(_("copy_made: each source is a media, index, record or prov"))
+        k = s["kind"]
+        kinds.add(k)
+        h = s.get("hash" if k == "record" else "sha256")
+        if not _is_sha(h):
+            raise CopyError(_("copy_made: a source is named by its SHA-256 (64 hex digits)"))
+        if k == "record":
+            field(dict(s, type="copy_made"), "seq", int)
+            field(dict(s, type="copy_made"), "record", str, max_len=32)
+        else:
+            field(dict(s, type="copy_made"), "path", str, optional=k == "prov", max_len=64)
+    if not {"media", "record"} <= kinds:
+        raise CopyError(_("copy_made: the sources name the media and the signed records "
+                          "that cover it"))
+
+
+def _check_derivation(d):
+    if not isinstance(d, dict):
+        raise CopyError(_("copy_made: derivation is a map (tool, version, args, watermark)"))
+    e = dict(d, type="copy_made")
+    field(e, "tool", str, max_len=32)
+    field(e, "version", str, max_len=64)
+    if not isinstance(d.get("args"), str) or len(d["args"]) > 2000:
+        raise CopyError(_("copy_made: derivation args is a text of at most 2000 characters"))
+    if not isinstance(d.get("watermark"), str) or len(d["watermark"]) > 400:
+        raise CopyError(_("copy_made: derivation watermark is a text of at most 400 "
+                          "characters"))
+
+
+def _check_records(cat, device, srcs):
+    """The record sources are the archive's records of that device, by hash (the index
+    the signed log was checked against when they were offloaded)."""
+    for s in srcs:
+        if s["kind"] != "record":
+            continue
+        row = cat.archive.db.execute("SELECT hash FROM records WHERE device = ? AND seq = ?",
+                                     (device, s["seq"])).fetchone()
+        if row is None or bytes(row[0]).hex() != s["hash"]:
+            raise CopyError(_("copy_made: record %(seq)d of %(device)s is not the one the "
+                              "archive holds") % {"seq": s["seq"], "device": device})
+
+
+def _action_of(kind, actions):
+    if kind == "extract":
+        return "export"
+    return "view" if "view" in actions else "copy"
+
+
+def _check_authorized(cat, conn, e, rid):
+    """The request is one the event's user made, approved, not expired at the event's
+    time, naming the action (ACCESS decides the rest: access.check_use when it offers it,
+    on replay too)."""
+    from . import access
+    req = conn.execute(sa.select(db.access_requests).where(
+        db.access_requests.c.id == e["request"])).mappings().first()
+    if req is None:
+        raise access.AccessRefused(_("there is no access request %(id)s")
+                                   % {"id": e["request"]})
+    actions = (req["actions"] or "").split(",")
+    action = _action_of(e["kind"], actions)
+    check_use = getattr(access, "check_use", None)
+    if check_use is not None:
+        check_use(cat, conn, e["by"], e["request"], action, e["device"], e["segment"],
+                  e["at"])
+        return
+    if req["requester"] != e["by"] or req["state"] != "approved" or action not in actions \
+            or (req["valid_until"] and req["valid_until"] < e["at"]):
+        raise access.AccessRefused(
+            _("request %(id)s does not allow %(by)s to %(action)s %(device)s/%(segment)d")
+            % {"id": e["request"], "by": e["by"], "action": action, "device": e["device"],
+               "segment": e["segment"]})
+
+
+@store.handles("copy_made", permission="access_use")
+class _Made:
+    @staticmethod
+    def check(cat, conn, e):
+        field(e, "request", str)
+        kind = field(e, "kind", str, max_len=16)
+        if kind not in KINDS:
+            raise CopyError(_("copy_made: kind is view or extract"))
+        dev = field(e, "device", str, max_len=store.DEVICE_MAX)
+        seg = field(e, "segment", int)
+        rid = store.recording_id(conn, dev, seg)
+        if not _is_sha(field(e, "sha256", str, max_len=64)):
+            raise CopyError(_("a copy is named by its SHA-256 (64 hex digits)"))
+        if not 0 < field(e, "size", int) <= MAX_SIZE:
+            raise CopyError(_("copy_made: size is 1 byte to 1 TB"))
+        _check_sources(e.get("sources"))
+        _check_derivation(e.get("derivation"))
+        _check_records(cat, dev, e["sources"])
+        _check_authorized(cat, conn, e, rid)
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        rid = store.recording_id(conn, e["device"], e["segment"])
+        conn.execute(db.copies.insert().values(
+            id=i, sha256=e["sha256"], request_id=e["request"], kind=e["kind"],
+            recording_id=rid, size=e["size"],
+            derivation=json.dumps(e["derivation"], ensure_ascii=False, sort_keys=True),
+            sources=json.dumps(e["sources"], sort_keys=True), by_user=e["by"], at=e["at"]))
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def _row(r):
+    out = dict(r)
+    out["derivation"] = json.loads(out["derivation"])
+    out["sources"] = json.loads(out["sources"])
+    return out
+
+
+def copies_of(cat, request_id=None, sha256=None):
+    """The copies rows (dicts, derivation and sources decoded) of a request, or of a hash,
+    or all, oldest first, with the recording's device and segment."""
+    c, r = db.copies.c, db.recordings.c
+    q = sa.select(db.copies, r.device, r.segment).select_from(
+        db.copies.outerjoin(db.recordings, c.recording_id == r.id)).order_by(c.id)
+    if request_id is not None:
+        q = q.where(c.request_id == request_id)
+    if sha256 is not None:
+        q = q.where(c.sha256 == sha256)
+    with cat.engine.connect() as conn:
+        return [_row(x) for x in conn.execute(q).mappings()]
+
+
+def _open_checked(cat, sha256):
+    """(file, size, row) of the stored viewing copy ``sha256``: a copy_made row names it,
+    the file is a regular file (no symbolic link followed) of the row's size whose bytes
+    hash to its name. CopyError otherwise."""
+    from .. import safeio
+    if not _is_sha(sha256):
+        raise CopyError(_("a copy is named by its SHA-256 (64 hex digits)"))
+    cat.sync()
+    rows = [x for x in copies_of(cat, sha256=sha256) if x["kind"] == "view"]
+    if not rows:
+        raise CopyError(_("no viewing copy %(sha)s was made (no copy_made event names it)")
+                        % {"sha": sha256[:16]})
+    rel = os.path.relpath(_stored(cat, sha256), cat.archive_dir)
+    try:
+        f, size = safeio.open_regular(cat.archive_dir, rel)
+    except FileNotFoundError:
+        raise CopyError(_("viewing copy %(sha)s is missing from %(dir)s: make it again "
+                          "(the request's copy action)")
+                        % {"sha": sha256[:16], "dir": copies_dir(cat)}) from None
+    except OSError as e:
+        raise CopyError(_("viewing copy %(sha)s cannot be read (%(why)s)")
+                        % {"sha": sha256[:16], "why": e}) from None
+    try:
+        h = hashlib.sha256()
+        n = 0
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+        if n != rows[0]["size"] or h.hexdigest() != sha256:
+            raise CopyError(_("viewing copy %(path)s was changed after it was made (its "
+                              "bytes are not the ones copy_made names): it is not handed "
+                              "out; remove it and make it again")
+                            % {"path": _stored(cat, sha256)})
+        f.seek(0)
+        return f, size, rows[0]
+    except BaseException:
+        f.close()
+        raise
+
+
+def open_copy(cat, sha256):
+    """(file, size) of the viewing copy, checked as copy_path checks it: serve from this
+    file object (the bytes checked are the bytes read)."""
+    f, size, _row_ = _open_checked(cat, sha256)
+    return f, size
+
+
+def copy_path(cat, sha256):
+    """The path of the stored viewing copy ``sha256`` once checked (copy_made names it, its
+    bytes hash to its name); CopyError otherwise."""
+    f, _size, _row_ = _open_checked(cat, sha256)
+    f.close()
+    return _stored(cat, sha256)
+
+
+# -- making ----------------------------------------------------------------------------------
+
+def _authorize(cat, user, request_id, kind, device, segment):
+    """(request state, the action) after access.authorize, or AccessRefused."""
+    from . import access
+    st = access.state(cat, request_id)
+    action = _action_of(kind, st.get("actions") or ())
+    return access.authorize(cat, user, request_id, action, device=device,
+                            segment=segment), action
+
+
+def _watermark(cat, user, request_id):
+    from ..viewcopy import watermark_text
+    who = user.name
+    with cat.engine.connect() as conn:
+        disp = conn.execute(sa.select(db.users.c.display).where(
+            db.users.c.name == user.name)).scalar()
+    if disp and disp != user.name:
+        who = "%s (%s)" % (disp, user.name)
+    return watermark_text(who, request_id)
+
+
+def _reusable(cat, request_id, device, segment):
+    for row in copies_of(cat, request_id=request_id):
+        if row["kind"] == "view" and (row["device"], row["segment"]) == (device, segment):
+            try:
+                return copy_path(cat, row["sha256"]), row
+            except CopyError:
+                continue            # changed or gone: made again
+    return None, None
+
+
+def _result(path, row, request_id, device, segment, reused):
+    return {"sha256": row["sha256"], "path": path, "size": row["size"],
+            "request_id": request_id, "device": device, "segment": segment,
+            "derivation": row["derivation"], "sources": row["sources"], "reused": reused}
+
+
+def make_view_copy(cat, user, request_id, device, segment, progress=None):
+    """The viewing copy of ``device``/``segment`` for ``user`` under ``request_id``: made
+    (or the one made before for this request and recording), recorded (copy_made) and
+    handed out (access_used). Returns {"sha256", "path", "size", "request_id", "device",
+    "segment", "derivation", "sources", "reused"}; AccessRefused without an approval,
+    CopyError if the original does not verify or FFmpeg fails."""
+    from . import access
+    from .. import viewcopy
+    _st, action = _authorize(cat, user, request_id, "view", device, segment)
+    path, row = _reusable(cat, request_id, device, segment)
+    reused = path is not None
+    if not reused:
+        path, row = _derive(cat, user, request_id, device, segment, progress, viewcopy)
+    access.record_use(cat, user, request_id, action, device=device, segment=segment,
+                      output=row["sha256"])
+    return _result(path, row, request_id, device, segment, reused)
+
+
+def _derive(cat, user, request_id, device, segment, progress, viewcopy):
+    base_dir = copies_dir(cat)
+    work = os.path.join(base_dir, ".tmp")
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    tmp_out = os.path.join(work, "made-%d-%s.mp4" % (os.getpid(), os.urandom(6).hex()))
+    try:
+        try:
+            res = viewcopy.derive(cat.archive_dir, device, segment, tmp_out,
+                                  _watermark(cat, user, request_id), work_dir=work,
+                                  progress=progress)
+        except viewcopy.CopyFailed as e:
+            raise CopyError(str(e)) from None
+        sha = res["sha256"]
+        dst = _stored(cat, sha)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        try:
+            st = os.lstat(dst)
+            if not stat.S_ISREG(st.st_mode):
+                raise CopyError(_("%(path)s is not a regular file: remove it")
+                                % {"path": dst})
+            os.unlink(dst)          # the same name: the same bytes, or a changed file
+        except FileNotFoundError:
+            pass
+        os.replace(tmp_out, dst)
+        os.chmod(dst, 0o444)
+    finally:
+        try:
+            os.unlink(tmp_out)
+        except FileNotFoundError:
+            pass
+    ev = copy_event(request_id, device, segment, sha, res["size"], "view", res["sources"],
+                    res["derivation"])
+    try:
+        cat.act(user, ev)
+    except BaseException:
+        if not copies_of(cat, sha256=sha):      # no event names it: not kept
+            try:
+                os.unlink(dst)
+            except OSError:
+                pass
+        raise
+    row = {"sha256": sha, "size": res["size"], "derivation": res["derivation"],
+           "sources": res["sources"]}
+    return dst, row
+
+
+def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
+    """The verifiable extract (the clip of SPEC §12 and its .prov) of ``device``/``segment``
+    (whole, or ``span`` = (from s, to s) of its media time) written to ``out_dir`` (outside
+    the archive) as DEVICE-SEGMENT.mkv, under an approved "export". Returns {"sha256",
+    "file", "prov", "size", "request_id", "device", "segment", "clip"}."""
+    from . import access
+    from ..clipcut import ClipError, Segment, cut
+    from ..viewcopy import _Original, _sources
+    from ..clipfile import FORMAT
+    _st, action = _authorize(cat, user, request_id, "extract", device, segment)
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if not os.path.isdir(out_dir):
+        raise CopyError(_("%(dir)s is not a folder: name the folder the extract goes to")
+                        % {"dir": out_dir})
+    root = os.path.realpath(cat.archive_dir)
+    real = os.path.realpath(out_dir)
+    if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        raise CopyError(_("%(dir)s is inside the archive: an extract goes outside it")
+                        % {"dir": out_dir})
+    out = os.path.join(out_dir, "%s-%d.mkv" % (device, segment))
+    for p in (out, out + ".prov"):
+        if os.path.lexists(p):
+            raise CopyError(_("%(path)s exists already: name another folder")
+                            % {"path": p})
+    try:
+        src = _Original(cat.archive_dir, device)
+        try:
+            seg = Segment(src, segment)
+            if span is None:
+                b1, b2, asked = 0, seg.length, (0, seg.media_end())
+            else:
+                t1, t2 = int(span[0] * 1000), int(span[1] * 1000)
+                b1, b2 = seg.bytes_of(t1, t2)
+                asked = (t1, t2)
+            subject = {"kind": "range", "seqs": [], "from": seg.origin_rtc + asked[0],
+                       "to": seg.origin_rtc + asked[1]}
+            clip = cut(seg, b1, b2, asked, subject, [], out)
+            sources = _sources(src, seg)
+        finally:
+            src.close()
+    except ClipError as e:
+        _remove(out, out + ".prov")
+        raise CopyError(str(e)) from None
+    except BaseException:
+        _remove(out, out + ".prov")
+        raise
+    try:
+        sha, size = _hash_file(out)
+        psha, _psize = _hash_file(out + ".prov")
+        sources.append({"kind": "prov", "sha256": psha})
+        deriv = {"tool": "sealcam clip", "version": FORMAT,
+                 "args": "device %s segment %d bytes %d-%d chunks %d-%d"
+                         % (device, segment, b1, b2, clip["chunks"][0], clip["chunks"][1]),
+                 "watermark": ""}
+        cat.act(user, copy_event(request_id, device, segment, sha, size, "extract", sources,
+                                 deriv))
+        access.record_use(cat, user, request_id, action, device=device, segment=segment,
+                          output=sha)
+    except BaseException:
+        _remove(out, out + ".prov")
+        raise
+    return {"sha256": sha, "file": out, "prov": out + ".prov", "size": size,
+            "request_id": request_id, "device": device, "segment": segment, "clip": clip,
+            "verify": "sealcam verify-clip %s --archive %s" % (out, cat.archive_dir)}
+
+
+def _hash_file(path):
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
+def _remove(*paths):
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
