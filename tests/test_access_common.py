@@ -1,0 +1,49 @@
+"""Shared helpers of the access tests (and of the copies, disc and desk tests that need an
+approved request); no tests here.
+
+    cat, u = access_world(tmp_path, url)          # users of each role, a case FZ-1 of
+                                                  # unit U-1 holding A/2 and A/3
+    rid = approved_request(cat, u, actions=("view", "copy"))   # by u["clerk"], approved
+                                                  # by u["head"] and u["leader"] (U-1)
+
+Users (test_clerk_common.add_users, plus): leader's unit is U-1; "leader2" a unit_leader of
+U-2; "chief" a bureau_chief; "head2" a second archive_head added by the clerk's
+... no: every user is added by wang.head (clerks cannot add users).
+"""
+from test_clerk_common import A, B, add_recording, catalogue
+from host_tools.catalogue import access, cases, users
+
+CASE = "FZ-1"
+UNIT = "U-1"
+
+
+def access_world(tmp_path, url, *, recordings=((A, 2), (A, 3), (B, 4)), filed=((A, 2),
+                                                                               (A, 3))):
+    """(cat, users): an archive with users of each role (units set), the recordings
+    ``recordings`` (rows) and case FZ-1 of unit U-1 holding ``filed``."""
+    cat, u = catalogue(tmp_path, url)
+    head = u["head"]
+    cat.act(head, users.change_event("zhao.lead", unit=UNIT))
+    u["leader"] = users.User("zhao.lead", "unit_leader", how="os", unit=UNIT)
+    for key, name, role, unit in (("leader2", "qian.lead", "unit_leader", "U-2"),
+                                  ("chief", "zhou.chief", "bureau_chief", None),
+                                  ("head2", "wu.head", "archive_head", None)):
+        cat.act(head, users.add_event(name, role, os_account="nosuch-" + key, unit=unit))
+        u[key] = users.User(name, role, how="os", unit=unit)
+    for dev, seg in recordings:
+        add_recording(cat, dev, seg)
+    cat.act(u["clerk"], cases.opened_event(CASE, "违法建设 五一路 12号", unit=UNIT))
+    for dev, seg in filed:
+        cat.act(u["clerk"], cases.linked_event(CASE, device=dev, segment=seg))
+    return cat, u
+
+
+def approved_request(cat, u, *, requester="clerk", actions=("view",), target_kind="case",
+                     target=CASE, case_no=CASE, purpose="court hearing 庭审"):
+    """A request by u[requester], approved under the default rule (archive head and the
+    case unit's leader); returns its number."""
+    rid = access.request(cat, u[requester], target_kind=target_kind, target=target,
+                         case_no=case_no, purpose=purpose, actions=actions)
+    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["leader"], rid, reason="ok")
+    return rid
