@@ -16,7 +16,8 @@ hash before its bytes reach FFmpeg: a changed byte stops the derivation (CopyErr
 FFmpeg runs as /usr/bin/ffmpeg with an argument list (no shell), its input forced to
 Matroska from a pipe (no other demuxer, no other protocol), the watermark read from a
 file with text expansion off (a requester's name is data, never filter syntax), under a
-time limit and an output size limit, with its working files in ``work_dir`` (removed on
+time limit and an output size limit (RLIMIT_FSIZE: a copy that would be larger is
+not cut short, FFmpeg is stopped), with its working files in ``work_dir`` (removed on
 failure). The output is H.264 (yuv420p, High profile) and AAC at 48 kHz in an MP4 whose
 index is at the front (+faststart): Chromium (Debian's too), Firefox and Safari play it in
 a <video> element.
@@ -27,6 +28,7 @@ import hashlib
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -111,7 +113,7 @@ def _video_filter(watermark):
     return ",".join(graph)
 
 
-def _args(watermark, max_bytes):
+def _args(watermark):
     """FFmpeg's arguments (relative names: it runs in the work folder)."""
     return ["-hide_banner", "-loglevel", "error", "-nostats", "-threads", "2",
             "-protocol_whitelist", "pipe", "-f", "matroska", "-i", "pipe:0",
@@ -119,7 +121,7 @@ def _args(watermark, max_bytes):
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high",
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-ar", "48000",
             "-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart",
-            "-fs", str(max_bytes), "-f", "mp4", "-y", "out.mp4"]
+            "-f", "mp4", "-y", "out.mp4"]
 
 
 class _Original(ArchiveSource):
@@ -180,8 +182,8 @@ def _sources(src, seg):
 def _limits(max_bytes, seconds):
     def apply():                    # in the child, before exec
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes + (1 << 20),) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (seconds * 2 + 10,) * 2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes,) * 2)   # SIGXFSZ past it
+        resource.setrlimit(resource.RLIMIT_CPU, (int(seconds) * 2 + 10,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return apply
 
@@ -212,7 +214,7 @@ def derive(archive_dir, device, segment, out, watermark, *, work_dir, progress=N
         finally:
             src.close()
         res["derivation"] = {"tool": "ffmpeg", "version": version,
-                             "args": _args_summary(watermark, max_bytes),
+                             "args": _args_summary(watermark),
                              "watermark": watermark or ""}
         os.chmod(os.path.join(tmp, "out.mp4"), 0o444)
         os.replace(os.path.join(tmp, "out.mp4"), out)
@@ -221,9 +223,9 @@ def derive(archive_dir, device, segment, out, watermark, *, work_dir, progress=N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _args_summary(watermark, max_bytes):
+def _args_summary(watermark):
     """The arguments as recorded in the provenance: FFmpeg's own, with the graph."""
-    return " ".join(_args(watermark, max_bytes))[:2000]
+    return " ".join(_args(watermark))[:2000]
 
 
 def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
@@ -239,9 +241,13 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
     f, _size = src.open_media(seg.media)
     deadline = time.monotonic() + timeout
     with f, err:
-        p = subprocess.Popen([FFMPEG] + _args(watermark, max_bytes), cwd=tmp,
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
-                             preexec_fn=_limits(max_bytes, timeout), close_fds=True)
+        try:
+            p = subprocess.Popen([FFMPEG] + _args(watermark), cwd=tmp,
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=err, preexec_fn=_limits(max_bytes, timeout),
+                                 close_fds=True)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise ClipError("%s cannot run (%s)" % (FFMPEG, e)) from None
         timer = threading.Timer(timeout, p.kill)
         timer.daemon = True
         timer.start()
@@ -274,14 +280,14 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
         err.seek(0)
         why = err.read(_STDERR_MAX).decode("utf-8", "replace").strip()
     path = os.path.join(tmp, "out.mp4")
+    if rc == -signal.SIGXFSZ or (rc == 0 and os.path.getsize(path) >= max_bytes):
+        raise ClipError("the copy of %s segment %d would be more than %d MB: no copy was made"
+                        % (src.device, segment, max_bytes // 10**6))
     if rc != 0 or not os.path.isfile(path):
         raise ClipError("FFmpeg could not derive a copy of %s segment %d (exit %s): %s"
                         % (src.device, segment, rc, R.printable(why.splitlines()[-1]
                                                                 if why else "no message")))
     size = os.path.getsize(path)
-    if size >= max_bytes:
-        raise ClipError("the copy of %s segment %d would be more than %d MB: no copy was made"
-                        % (src.device, segment, max_bytes // 10**6))
     h = hashlib.sha256()
     with open(path, "rb") as g:
         for block in iter(lambda: g.read(1 << 20), b""):
