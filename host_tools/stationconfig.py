@@ -145,6 +145,10 @@ def _words(v):
     return None
 
 
+def _max_age(v):
+    return None if 0 <= v <= 3660 else "must be 0 to 3660 days"
+
+
 def _db_url(v):
     if not re.match(r"(sqlite|postgresql(\+psycopg)?)://", v) or len(v) > 500:
         return "must be a sqlite:/// or postgresql:// URL (docs/station-config.md)"
@@ -195,6 +199,11 @@ SECTIONS = {
         "url": Key(str, "", _db_url,
                    "where the catalogue lives: empty for ARCHIVE/catalogue.sqlite, or a "
                    "postgresql:// URL"),
+    },
+    "backup": {
+        "max_age_days": Key(int, 31, _max_age,
+                            "days after which the last backup is overdue in the report "
+                            "(R14: monthly off site; `sealcam backup`)"),
     },
 }
 

@@ -281,6 +281,7 @@ backups = Table(
     Column("destination", Text, nullable=False),
     Column("log_size", BigInteger, nullable=False),     # the checkpoint's tree size
     Column("root", String(64), nullable=False),         # and its root hash (hex)
+    Column("snapshot", String(40)),                     # DIR/snapshots/NAME holding it
     Column("objects", BigInteger, nullable=False),
     Column("objects_new", BigInteger, nullable=False),
     Column("bytes_new", BigInteger, nullable=False),

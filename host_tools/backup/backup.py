@@ -1,0 +1,492 @@
+"""`sealcam backup --archive A --to DIR` (R14; SPEC §14.12): a monthly off-site copy of the
+archive, incremental, each object checked on arrival, recorded as a `backup_made` event.
+
+    res = backup(cat, user, "/mnt/offsite/sealcam")   # {"snapshot", "log_size", "root",
+                                                      #  "objects", "objects_new", ...}
+
+DIR holds:
+
+    DIR/sealcam-backup.json      which archive this folder backs up (archive_id, origin)
+    DIR/README.txt               what this is, how to restore it, how the keys travel
+    DIR/objects/ab/cdef…         the archive's objects, byte for byte as they are at rest
+                                 (encrypted ones stay encrypted), read-only; shared by
+                                 every snapshot: only objects not yet here travel
+    DIR/snapshots/STAMP/         one per backup, complete before it is named in LATEST:
+        log/entries, log/checkpoint    the station log: exactly the entries its signed
+                                       checkpoint covers
+        archive.sqlite           the archive's index (SQLite backup API: a consistent copy)
+        catalogue.sqlite         the catalogue (SQLite), or catalogue.txt: it lives in
+                                 PostgreSQL and `sealcam catalogue reindex` rebuilds it
+        station.toml, station.pub, quarantine/…   as in the archive
+        objects.txt              the objects the archive held (one SHA-256 a line)
+        views.json               each device view file: {device: {path: object}}
+        manifest.json            the snapshot: archive, checkpoint, counts, every file's
+                                 SHA-256
+    DIR/LATEST                   the name of the newest complete snapshot
+
+Never in DIR: station.key (the station's private key) nor the at-rest key: they stay at
+the station or travel apart, under the custodian's control (README.txt says so).
+
+An object is copied to DIR/incoming/ first, read back through the archive's own reading
+(Archive.open_object: an object encrypted at rest is decrypted and checked) and hashed; only
+an object that hashes to its name moves into DIR/objects/. An interrupted backup leaves DIR
+as it was for its last complete snapshot; run again, it copies only what is still missing.
+Every path in DIR is checked without following links: a symbolic link there is refused.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+from urllib.parse import quote
+
+from ..i18n import _
+from . import safefs
+from .safefs import BackupError, SafeDir, open_nofollow
+
+__all__ = ["backup", "BackupError", "FORMAT", "MARK", "LATEST", "SNAPSHOT_RE",
+           "KEEP_SNAPSHOTS", "Progress", "plain_check"]
+
+FORMAT = "sealcam-backup-1"
+MARK = "sealcam-backup.json"
+LATEST = "LATEST"
+SNAPSHOT_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]{1,18}")
+KEEP_SNAPSHOTS = 3              # older snapshots are removed (objects stay: shared)
+QUARANTINE_FILE_MAX = 256 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class Progress:
+    """Progress of a backup or restore: a tqdm bar on stderr when ``show`` is None and
+    stderr is a terminal (as `sealcam offload` shows it), nothing when False, or a
+    callable given {"phase", "done", "total", "bytes", "bytes_total"} at most 5 times a
+    second."""
+
+    def __init__(self, show, desc):
+        self.cb = show if callable(show) else None
+        self.bar = None
+        if show is None:
+            show = sys.stderr.isatty()
+        if show is True and self.cb is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True,
+                            mininterval=0.2)
+        self.state = {"phase": desc, "done": 0, "total": 0, "bytes": 0, "bytes_total": 0}
+        self._last = 0.0
+
+    def total(self, n, nbytes):
+        self.state["total"] += n
+        self.state["bytes_total"] += nbytes
+        if self.bar is not None:
+            self.bar.total = self.state["bytes_total"]
+            self.bar.refresh()
+        self._tell(True)
+
+    def phase(self, name):
+        self.state["phase"] = name
+        if self.bar is not None:
+            self.bar.set_description(name, refresh=False)
+        self._tell(True)
+
+    def bytes(self, n):
+        self.state["bytes"] += n
+        if self.bar is not None:
+            self.bar.update(n)
+        self._tell()
+
+    def item(self):
+        self.state["done"] += 1
+        self._tell()
+
+    def _tell(self, force=False):
+        if self.cb is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= 0.2:
+            self._last = now
+            self.cb(dict(self.state))
+
+    def close(self):
+        self._tell(True)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def plain_check(reader, name):
+    """(True, None) when object ``name`` read through ``reader`` (an Archive whose
+    ``objects`` folder holds it: open_object decrypts what is encrypted at rest) hashes to
+    its name; (False, why) when it does not; (None, why) when it cannot be read without
+    the at-rest key (its bytes are then compared as copied, not its content)."""
+    try:
+        with reader.open_object(name) as f:
+            got = safefs.hash_stream(f)
+    except OSError as e:
+        locked = type(e).__name__ == "KeyUnavailable"
+        return (None if locked else False), str(e)
+    if got != name:
+        return False, _("its content hashes to %(got)s, not to its name") % {"got": got}
+    return True, None
+
+
+def _stamp():
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _mark(d, archive):
+    """Check (or write) DIR/sealcam-backup.json: DIR backs up this archive only."""
+    from ..safeio import StoreFileError, read_capped
+    want = {"format": FORMAT, "archive_id": archive.archive_id}
+    try:
+        raw = read_capped(d.root, MARK, 4096, "backup mark")
+    except FileNotFoundError:
+        junk = [n for n, _k in d.listdir() if n not in ("README.txt",)]
+        if junk:
+            raise BackupError(_("%(dir)s is not empty and is not a sealcam backup (no "
+                                "%(mark)s): give an empty folder or a backup of this "
+                                "archive") % {"dir": d.root, "mark": MARK}) from None
+        d.write(MARK, (json.dumps(want, sort_keys=True) + "\n").encode())
+        return
+    except (StoreFileError, OSError) as e:
+        raise BackupError("%s/%s: %s" % (d.root, MARK, e)) from None
+    try:
+        have = json.loads(raw)
+        ok = isinstance(have, dict) and have.get("format") == FORMAT
+    except ValueError:
+        ok = False
+    if not ok:
+        raise BackupError(_("%(dir)s/%(mark)s is not a sealcam backup mark: give another "
+                            "folder") % {"dir": d.root, "mark": MARK})
+    if have.get("archive_id") != archive.archive_id:
+        raise BackupError(_("%(dir)s is the backup of another archive (%(other)s, not "
+                            "%(this)s): give each archive its own backup folder")
+                          % {"dir": d.root, "other": str(have.get("archive_id"))[:40],
+                             "this": archive.archive_id})
+
+
+def _copy_objects(a, d, prog):
+    """Copy the archive's objects that DIR lacks (or holds with another size), each checked
+    on arrival. Returns (names, new, bytes_new, unchecked, bad)."""
+    from ..tlog.objects import list_objects
+    items = [(p, n) for p, n in list_objects(a.objects) if _HEX64.fullmatch(n)]
+    todo = []
+    for p, n in items:
+        try:
+            size = os.lstat(p).st_size
+        except OSError:
+            continue
+        if d.size("objects/%s/%s" % (n[:2], n[2:])) != size:
+            todo.append((p, n, size))
+    prog.total(len(todo), sum(s for _p, _n, s in todo))
+    reader = copy.copy(a)                       # the archive's own reading of objects,
+    reader.objects = d.path("incoming")         # pointed at what has just arrived
+    new = nbytes = 0
+    unchecked, bad = [], []
+    for p, n, _size in todo:
+        rel_in = "incoming/%s/%s" % (n[:2], n[2:])
+        try:
+            src, _sz = open_nofollow(p)
+        except (OSError, BackupError) as e:
+            bad.append(_("object %(path)s cannot be read (%(err)s): run `sealcam verify` on "
+                         "the archive") % {"path": p, "err": e})
+            continue
+        with src:
+            tmp, copied, raw = d.copy_from(src, rel_in, mode=0o444, progress=prog.bytes)
+        d.install(tmp, rel_in, 0o444)
+        ok, why = plain_check(reader, n)
+        if ok is None:                          # encrypted, no key here: bytes as copied
+            with open_nofollow(d.path(rel_in))[0] as f:
+                ok = safefs.hash_stream(f) == raw
+            unchecked.append(n)
+        if not ok:
+            os.unlink(d.path(rel_in))
+            bad.append(_("object %(path)s: %(why)s; it was not backed up: run `sealcam "
+                         "verify` on the archive") % {"path": p, "why": why or _(
+                             "the copy differs from what was read")})
+            continue
+        d.mkdirs("objects/" + n[:2])
+        os.replace(d.path(rel_in), d.path("objects/%s/%s" % (n[:2], n[2:])))
+        new += 1
+        nbytes += copied
+        prog.item()
+    for sub, kind in d.listdir("objects"):
+        if kind == "dir":
+            d.sync("objects/" + sub)
+    return [n for _p, n in items], new, nbytes, unchecked, bad
+
+
+def _views(a, names):
+    """{device: {path: object}} of every file of the device views: the object it is a
+    hard link to (or, copied apart, the one it hashes to). Files that are no object are
+    named in the second value."""
+    from ..tlog.objects import hash_file
+    inodes = {}
+    for n in names:
+        try:
+            st = os.lstat(a.object_path(n))
+            inodes[(st.st_dev, st.st_ino)] = n
+        except OSError:
+            pass
+    known = set(names)
+    views, odd = {}, []
+    if not os.path.isdir(a.devices_dir):
+        return views, odd
+    for did in sorted(os.listdir(a.devices_dir)):
+        top = os.path.join(a.devices_dir, did)
+        if os.path.islink(top) or not os.path.isdir(top):
+            continue
+        for dirpath, dirs, files in os.walk(top):
+            dirs[:] = sorted(x for x in dirs if not os.path.islink(os.path.join(dirpath, x)))
+            for fn in sorted(files):
+                p = os.path.join(dirpath, fn)
+                rel = os.path.relpath(p, top).replace(os.sep, "/")
+                st = os.lstat(p)
+                n = inodes.get((st.st_dev, st.st_ino))
+                if n is None:
+                    h, _why = hash_file(p)
+                    n = h if h in known else None
+                if n is None:
+                    odd.append("devices/%s/%s" % (did, rel))
+                else:
+                    views.setdefault(did, {})[rel] = n
+    return views, odd
+
+
+def _sqlite_copy(src_path, d, rel):
+    """A consistent copy of the SQLite database ``src_path`` (the backup API, read-only
+    source) at ``rel`` of ``d``, as one file (journal mode DELETE)."""
+    if d.kind(rel) is not None:
+        raise BackupError(_("%(path)s is in the way: remove it") % {"path": d.path(rel)})
+    src = sqlite3.connect("file:%s?mode=ro" % quote(src_path), uri=True, timeout=30.0)
+    dst = sqlite3.connect(d.path(rel))
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dst.close()
+        src.close()
+    with open(d.path(rel), "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _snapshot(cat, d, snap, names, views, prog):
+    """Write the snapshot's files into ``snap`` (a fresh folder of DIR) and return
+    (log size, root hex, {rel: {"sha256", "size"}})."""
+    from ..safeio import StoreFileError, open_regular, read_capped
+    from ..tlog.log import LogError
+    a = cat.archive
+    lg = a.log()
+    pub = lg.pub
+    with cat._locked():                          # no clerk acts: the catalogue holds at
+        with lg._locked():                       # most the log entries copied here
+            acc = lg.account(pub)
+            if acc.problem:
+                raise BackupError(_("the station log of %(arch)s does not verify (%(why)s): "
+                                    "run `sealcam verify %(arch)s` first; nothing was "
+                                    "recorded") % {"arch": a.root, "why": acc.problem})
+            cp = acc.pending or acc.checkpoint
+            if cp is None:
+                raise BackupError(_("the station log of %(arch)s has no signed checkpoint "
+                                    "yet: nothing to back up") % {"arch": a.root})
+            size, root, note = cp
+            end = lg.offsets[size] if size < lg.size else lg.end
+            try:
+                f, _sz = lg._open(lg.entries_path)
+            except (FileNotFoundError, LogError) as e:
+                raise BackupError("%s: %s" % (lg.entries_path, e)) from None
+            with f:
+                tmp, n, _h = d.copy_from(f, snap + "/log/entries", limit=end,
+                                         progress=prog.bytes)
+            if n != end:
+                os.unlink(tmp)
+                raise BackupError(_("%(path)s is shorter than its signed checkpoint says: "
+                                    "run `sealcam verify`") % {"path": lg.entries_path})
+            d.install(tmp, snap + "/log/entries")
+            d.write(snap + "/log/checkpoint", note, sync_dir=False)
+            _sqlite_copy(a.db_path, d, snap + "/archive.sqlite")
+            if cat.engine.url.get_backend_name() == "sqlite":
+                _sqlite_copy(cat.engine.url.database, d, snap + "/catalogue.sqlite")
+            else:
+                from ..catalogue.db import describe_url
+                d.write(snap + "/catalogue.txt", (
+                    "The catalogue of this archive is kept in %s (not copied here): after a "
+                    "restore, `sealcam catalogue reindex --archive NEW` rebuilds it from the "
+                    "station log.\n本档案的目录保存在 %s（未复制）：恢复后运行 `sealcam "
+                    "catalogue reindex --archive NEW` 从站日志重建。\n"
+                    % (describe_url(str(cat.url)), describe_url(str(cat.url)))).encode(),
+                    sync_dir=False)
+    for name in ("station.toml", "station.pub"):
+        try:
+            d.write(snap + "/" + name, read_capped(a.root, name, 1 << 20, name),
+                    sync_dir=False)
+        except FileNotFoundError:
+            pass
+        except (StoreFileError, OSError) as e:
+            raise BackupError("%s/%s: %s" % (a.root, name, e)) from None
+    qdir = os.path.join(a.root, "quarantine")
+    if os.path.isdir(qdir) and not os.path.islink(qdir):
+        for dirpath, dirs, files in os.walk(qdir):
+            dirs[:] = sorted(x for x in dirs if not os.path.islink(os.path.join(dirpath, x)))
+            for fn in sorted(files):
+                rel = os.path.relpath(os.path.join(dirpath, fn), a.root).replace(os.sep, "/")
+                try:
+                    src, sz = open_regular(a.root, rel)
+                except (StoreFileError, OSError):
+                    continue                     # not a regular file: verify names it
+                with src:
+                    if sz > QUARANTINE_FILE_MAX:
+                        continue
+                    tmp, _n, _h = d.copy_from(src, snap + "/" + rel)
+                d.install(tmp, snap + "/" + rel)
+    d.write(snap + "/objects.txt", "".join(n + "\n" for n in sorted(names)).encode(),
+            sync_dir=False)
+    d.write(snap + "/views.json", json.dumps(views, sort_keys=True).encode(), sync_dir=False)
+    files = {}
+    for dirpath, dirs, fnames in os.walk(d.path(snap)):
+        dirs.sort()
+        for fn in sorted(fnames):
+            p = os.path.join(dirpath, fn)
+            rel = os.path.relpath(p, d.path(snap)).replace(os.sep, "/")
+            with open_nofollow(p)[0] as f:
+                files[rel] = {"sha256": safefs.hash_stream(f), "size": os.lstat(p).st_size}
+    return size, root.hex(), files
+
+
+def _prune(d, keep):
+    """Remove the oldest complete snapshots beyond ``keep`` and leftovers of interrupted
+    runs (objects stay: every snapshot shares them)."""
+    import shutil
+    snaps = [n for n, k in d.listdir("snapshots") if k == "dir" and SNAPSHOT_RE.fullmatch(n)]
+    for n in sorted(snaps)[:-keep]:
+        shutil.rmtree(d.path("snapshots/" + n))
+    for n, k in d.listdir("snapshots"):
+        if n.startswith(".tmp-") and k == "dir":
+            shutil.rmtree(d.path("snapshots/" + n))
+
+
+def backup(cat, user, dest, progress=None) -> dict:
+    """Back the archive of ``cat`` up into folder ``dest`` for ``user`` (permission
+    backup); returns {"destination", "snapshot", "log_size", "root", "objects",
+    "objects_new", "bytes_new", "unchecked", "notes", "log_entry"}. BackupError (one line)
+    when it cannot; nothing is recorded then, and DIR stays usable."""
+    from ..catalogue import backups, users
+    users.require(user, "backup")
+    dest = os.path.abspath(os.fspath(dest))
+    if any(ord(c) < 32 or ord(c) == 127 for c in dest) or len(dest) > 1000:
+        raise BackupError(_("the backup folder's path holds a control character or is too "
+                            "long: give another"))
+    a = cat.archive
+    for x, y in ((dest, a.root), (a.root, dest)):
+        if os.path.commonpath([os.path.realpath(x), os.path.realpath(y)]) == \
+                os.path.realpath(y):
+            raise BackupError(_("the backup folder %(dest)s and the archive %(arch)s overlap: "
+                                "back up to another disk") % {"dest": dest, "arch": a.root})
+    d = SafeDir(dest, create=True)
+    _mark(d, a)
+    write_readme(d)
+    prog = Progress(progress, _("backup"))
+    try:
+        prog.phase("objects")
+        names, new, nbytes, unchecked, bad = _copy_objects(a, d, prog)
+        if bad:
+            raise BackupError(_("%(n)d object(s) were not backed up: %(first)s")
+                              % {"n": len(bad), "first": bad[0]})
+        prog.phase("snapshot")
+        views, odd = _views(a, names)
+        d.mkdirs("snapshots")
+        stamp = _stamp()
+        tmpsnap = "snapshots/.tmp-%s-%d" % (stamp, os.getpid())
+        size, root, files = _snapshot(cat, d, tmpsnap, names, views, prog)
+        name = "%s-%d" % (stamp, size)
+        manifest = {"format": FORMAT, "archive_id": a.archive_id, "origin": a.log().origin,
+                    "snapshot": name, "made_at": _dt.datetime.now(
+                        _dt.timezone.utc).isoformat(timespec="seconds"),
+                    "by": user.name, "log": {"size": size, "root": root},
+                    "objects": len(names), "catalogue": "catalogue.sqlite" in files and
+                    "sqlite" or "postgresql", "files": files}
+        d.write(tmpsnap + "/manifest.json",
+                json.dumps(manifest, indent=1, sort_keys=True).encode(), sync_dir=False)
+        for sub in ("", "/log"):
+            d.sync(tmpsnap + sub)
+        if d.kind("snapshots/" + name) is not None:
+            raise BackupError(_("snapshot %(name)s exists already in %(dir)s: run the backup "
+                                "again in a second") % {"name": name, "dir": d.root})
+        os.rename(d.path(tmpsnap), d.path("snapshots/" + name))
+        d.sync("snapshots")
+        d.write(LATEST, (name + "\n").encode())
+        _prune(d, KEEP_SNAPSHOTS)
+        prog.phase("recording")
+        index = cat.act(user, backups.made_event(
+            destination=d.root, snapshot=name, log_size=size, root=root,
+            objects=len(names), objects_new=new, bytes_new=nbytes))
+    finally:
+        prog.close()
+    notes = []
+    if unchecked:
+        notes.append(_("%(n)d object(s) are encrypted at rest and the at-rest key is not at "
+                       "hand: their bytes were compared as copied, not their content")
+                     % {"n": len(unchecked)})
+    if odd:
+        notes.append(_("%(n)d device view file(s) are no object of the archive (first: "
+                       "%(first)s): run `sealcam verify`") % {"n": len(odd), "first": odd[0]})
+    return {"destination": d.root, "snapshot": name, "log_size": size, "root": root,
+            "objects": len(names), "objects_new": new, "bytes_new": nbytes,
+            "unchecked": len(unchecked), "notes": notes, "log_entry": index}
+
+
+README = """sealcam archive backup / sealcam 档案备份
+=========================================
+
+This folder is an off-site backup of a sealcam station archive (R14: monthly, off site),
+made by `sealcam backup --archive ARCHIVE --to THIS-FOLDER`. Each backup is recorded in
+the station's signed log as a `backup_made` event naming the checkpoint it holds.
+
+  objects/       the archive's recordings and documents, content-addressed (each file is
+                 named by the SHA-256 of its content), byte for byte as at the station;
+                 objects encrypted at rest stay encrypted
+  snapshots/     the station log, the index and the catalogue of each backup; LATEST
+                 names the newest complete one
+
+To restore into a new, empty folder and prove it complete:
+
+  sealcam restore --from THIS-FOLDER --archive NEW
+  sealcam verify NEW
+
+KEYS. The station's private key (station.key) is NOT in this backup, nor is the at-rest
+key that decrypts objects encrypted at rest. The private key stays at the station; if the
+station is lost, it travels separately from this backup, under the custodian's control
+(a sealed envelope or a token held by the archive head), never on the same disk. The
+at-rest key (the file station.toml [confidentiality] key_file names) travels likewise,
+separately. Without the private key a restored archive can be read and verified
+(station.pub is here) but not written; without the at-rest key its encrypted objects
+cannot be read.
+
+本文件夹是 sealcam 执法记录站档案的异地备份（R14：每月一次，异地保存），由
+`sealcam backup --archive 档案 --to 本文件夹` 生成。每次备份都作为 `backup_made` 事件
+写入站点签名日志，并记明所含的检查点。
+
+  objects/       档案中的录像和文书，按内容寻址（文件名即内容的 SHA-256），与站点中
+                 的字节完全相同；静态加密的对象仍保持加密
+  snapshots/     每次备份的站日志、索引和目录；LATEST 记明最新的完整快照
+
+恢复到一个新的空文件夹并证明其完整：
+
+  sealcam restore --from 本文件夹 --archive 新档案
+  sealcam verify 新档案
+
+密钥：本备份中不含站点私钥（station.key），也不含解密静态加密对象的静态加密密钥。
+私钥留在站点；如站点损毁，私钥须与本备份分开、由档案保管人控制转移（密封信封或由
+档案室负责人保管的令牌），绝不与本备份放在同一介质上。静态加密密钥（station.toml
+[confidentiality] key_file 所指文件）同样单独转移。没有私钥，恢复的档案可以读取和
+核验（此处有 station.pub），但不能写入；没有静态加密密钥，其中加密的对象无法读取。
+"""
+
+
+def write_readme(d):
+    d.write("README.txt", README.encode("utf-8"))

@@ -1,0 +1,297 @@
+"""`sealcam restore --from DIR --archive NEW` (R14; SPEC §14.12): a backup made by `sealcam
+backup` restored into a new, empty archive folder; `sealcam verify NEW` then proves it
+complete.
+
+    res = restore("/mnt/offsite/sealcam", "/srv/sealcam-restored")
+    res["ok"]          # False: res["bad"] names each changed or missing object and file
+
+The backup is hostile like any input: every path is checked (no link followed, no '..'),
+every size bounded, every snapshot file compared with the SHA-256 its manifest gives,
+every object copied and then read back through the restored archive's own reading
+(Archive.open_object) and hashed against its name, and the station log checked against
+its checkpoint signed by station.pub, whose size and root must be those the manifest
+states. Only then is the restore declared done. Device views are made again as hard links
+to the objects, from the views the snapshot lists. NEW/RESTORE-INCOMPLETE.txt stays
+while the restore is not done (or failed): such a folder is no archive to rely on.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ..i18n import _
+from . import safefs
+from .backup import FORMAT, LATEST, MARK, SNAPSHOT_RE, Progress, plain_check
+from .safefs import BackupError, SafeDir, check_name
+
+__all__ = ["restore", "MANIFEST_MAX", "OBJECTS_MAX"]
+
+MANIFEST_MAX = 64 << 20
+VIEWS_MAX = 256 << 20
+OBJECTS_MAX = 20_000_000        # object names in one snapshot
+FILES_MAX = 1_000_000
+BAD_MAX = 200                   # problems named one by one
+INCOMPLETE = "RESTORE-INCOMPLETE.txt"
+_SKIP = ("objects.txt", "views.json")      # read, not restored as files
+
+
+def _read(s, rel, cap, what):
+    from ..safeio import StoreFileError, read_capped
+    try:
+        return read_capped(s.root, rel, cap, what)
+    except FileNotFoundError:
+        raise BackupError(_("%(path)s is missing: %(dir)s is not a complete sealcam backup")
+                          % {"path": s.path(rel), "dir": s.root}) from None
+    except (StoreFileError, OSError) as e:
+        raise BackupError("%s: %s" % (s.path(rel), e)) from None
+
+
+def _manifest(s):
+    try:
+        mark = json.loads(_read(s, MARK, 4096, "backup mark"))
+        name = _read(s, LATEST, 200, "LATEST").decode("ascii").strip()
+    except (ValueError, UnicodeDecodeError):
+        raise BackupError(_("%(dir)s is not a sealcam backup (%(mark)s or %(latest)s is "
+                            "unreadable)") % {"dir": s.root, "mark": MARK,
+                                              "latest": LATEST}) from None
+    if not isinstance(mark, dict) or mark.get("format") != FORMAT:
+        raise BackupError(_("%(dir)s is not a sealcam backup") % {"dir": s.root})
+    if not SNAPSHOT_RE.fullmatch(name):
+        raise BackupError(_("%(path)s does not name a snapshot") % {"path": s.path(LATEST)})
+    snap = "snapshots/" + name
+    try:
+        m = json.loads(_read(s, snap + "/manifest.json", MANIFEST_MAX, "manifest"))
+    except ValueError:
+        m = None
+    ok = isinstance(m, dict) and m.get("format") == FORMAT and \
+        m.get("archive_id") == mark.get("archive_id") and isinstance(m.get("files"), dict) \
+        and len(m["files"]) <= FILES_MAX and isinstance(m.get("log"), dict) and \
+        type(m["log"].get("size")) is int and isinstance(m["log"].get("root"), str)
+    if ok:
+        for rel, f in m["files"].items():
+            check_name(rel)
+            if not (isinstance(f, dict) and isinstance(f.get("sha256"), str)
+                    and type(f.get("size")) is int and f["size"] >= 0):
+                ok = False
+    if not ok:
+        raise BackupError(_("%(path)s is not a sealcam backup manifest of this backup")
+                          % {"path": s.path(snap + "/manifest.json")})
+    return snap, m
+
+
+def _new_folder(new):
+    new = os.path.abspath(os.fspath(new))
+    if os.path.lexists(new):
+        if os.path.islink(new) or not os.path.isdir(new):
+            raise BackupError(_("%(dir)s is not a folder (a link is never followed): give a "
+                                "new, empty folder") % {"dir": new})
+        if os.listdir(new):
+            raise BackupError(_("%(dir)s is not empty: a backup is restored only into a new, "
+                                "empty folder") % {"dir": new})
+    return SafeDir(new, create=True)
+
+
+def _copy_file(s, n, src_rel, dst_rel, want, prog, mode=0o644):
+    """Copy backup file ``src_rel`` to ``dst_rel`` of NEW; the copy's SHA-256 and size
+    must be ``want`` (a manifest entry, or None: any). Returns the problem or None."""
+    from ..safeio import StoreFileError, open_regular
+    try:
+        f, size = open_regular(s.root, src_rel)
+    except FileNotFoundError:
+        return _("%(path)s is missing from the backup") % {"path": s.path(src_rel)}
+    except (StoreFileError, OSError) as e:
+        return "%s: %s" % (s.path(src_rel), e)
+    with f:
+        limit = None if want is None else want["size"] + 1
+        tmp, got, sha = n.copy_from(f, dst_rel, progress=prog.bytes, limit=limit)
+    if want is not None and (got != want["size"] or sha != want["sha256"]):
+        os.unlink(tmp)
+        return _("%(path)s has changed since the backup was made (its SHA-256 is %(sha)s, "
+                 "the manifest says %(want)s): take this snapshot from another backup") % {
+                     "path": s.path(src_rel), "sha": sha[:16], "want": want["sha256"][:16]}
+    n.install(tmp, dst_rel, mode)
+    return None
+
+
+def _hashed_lines(s, rel, want, cap_lines):
+    """The lines of backup file ``rel`` whose SHA-256 must be ``want``'s."""
+    from ..safeio import StoreFileError, open_regular
+    import hashlib
+    try:
+        f, size = open_regular(s.root, rel)
+    except (FileNotFoundError, StoreFileError, OSError) as e:
+        raise BackupError("%s: %s" % (s.path(rel), e)) from None
+    hs, out = hashlib.sha256(), []
+    with f:
+        for line in f:
+            hs.update(line)
+            out.append(line.decode("ascii", "replace").strip())
+            if len(out) > cap_lines:
+                raise BackupError(_("%(path)s lists too many objects") % {"path": s.path(rel)})
+    if want is None or hs.hexdigest() != want["sha256"]:
+        raise BackupError(_("%(path)s has changed since the backup was made: take this "
+                            "snapshot from another backup") % {"path": s.path(rel)})
+    return out
+
+
+def _log_check(n, m):
+    """None when NEW's station log is exactly what its signed checkpoint covers and the
+    manifest states; else the problem."""
+    from ..archive import Archive
+    from ..archive_verify import station_pub_checked
+    from ..tlog.log import LogError
+    pub, why = station_pub_checked(n.root)
+    if why:
+        return why
+    try:
+        with Archive(n.root, readonly=True) as a:
+            if a.archive_id != m["archive_id"]:
+                return _("archive.sqlite is of archive %(id)s, the backup of %(want)s") % {
+                    "id": a.archive_id, "want": m["archive_id"]}
+            lg = a.log()
+            acc = lg.account(pub)
+            cp = acc.pending or acc.checkpoint
+            if acc.problem or cp is None:
+                return _("the station log in the backup does not match its signed checkpoint "
+                         "(%(why)s)") % {"why": acc.problem or _("no checkpoint")}
+            if cp[0] != m["log"]["size"] or cp[1].hex() != m["log"]["root"] or \
+                    lg.size != cp[0]:
+                return _("the station log's signed checkpoint (%(size)d entries) is not the "
+                         "one the manifest states (%(want)d)") % {"size": cp[0],
+                                                                 "want": m["log"]["size"]}
+    except (LogError, OSError) as e:
+        return _("the station log in the backup cannot be read: %(err)s") % {"err": e}
+    except Exception as e:         # noqa: BLE001 - NotAnArchive and the like: one line
+        return str(e)
+    return None
+
+
+def _views(n, views, restored, bad):
+    from ..archive import safe_rel, valid_device_id
+    links = 0
+    if not isinstance(views, dict):
+        bad.append(_("views.json is not a map of device views"))
+        return 0
+    for did, paths in sorted(views.items()):
+        if not valid_device_id(did) or not isinstance(paths, dict):
+            bad.append(_("views.json names device %(d)r, not a device id") % {"d": did[:80]})
+            continue
+        for rel, obj in sorted(paths.items()):
+            if not safe_rel(rel) or obj not in restored:
+                bad.append(_("views.json: devices/%(d)s/%(p)s names no restored object")
+                           % {"d": did, "p": str(rel)[:80]})
+                continue
+            dst = "devices/%s/%s" % (did, rel)
+            folder = dst.rpartition("/")[0]
+            n.mkdirs(folder)
+            if n.kind(dst) is not None:
+                bad.append(_("%(p)s is listed twice") % {"p": dst})
+                continue
+            src = n.path("objects/%s/%s" % (obj[:2], obj[2:]))
+            try:
+                os.link(src, n.path(dst), follow_symlinks=False)
+            except OSError:                 # no hard links here: a read-only copy
+                with safefs.open_nofollow(src)[0] as f:
+                    tmp, _n, _h = n.copy_from(f, dst)
+                n.install(tmp, dst, 0o444)
+            links += 1
+    return links
+
+
+def restore(src, new_archive, progress=None) -> dict:
+    """Restore the newest snapshot of backup folder ``src`` into ``new_archive`` (a new,
+    empty folder). Returns {"ok", "archive", "backup", "snapshot", "log_size", "root",
+    "objects", "bytes", "views", "bad": [problems], "notes"}; BackupError (one line) when
+    ``src`` is no backup or ``new_archive`` is not new."""
+    s = SafeDir(src)
+    snap, m = _manifest(s)
+    n = _new_folder(new_archive)
+    n.write(INCOMPLETE, (
+        "This folder is being restored from %s (or its restore failed): it is not an archive "
+        "to rely on. Remove it and restore again into an empty folder.\n"
+        "本文件夹正在从备份恢复（或恢复失败）：不可作为档案使用。请删除后重新恢复到空文件夹。\n"
+        % s.root).encode("utf-8"))
+    prog = Progress(progress, _("restore"))
+    bad, notes = [], []
+    try:
+        prog.phase("snapshot")
+        for rel, want in sorted(m["files"].items()):
+            if rel in _SKIP:
+                continue
+            why = _copy_file(s, n, snap + "/" + rel, rel, want, prog)
+            if why:
+                bad.append(why)
+        if bad:
+            raise BackupError(bad[0])
+        names = _hashed_lines(s, snap + "/objects.txt", m["files"].get("objects.txt"),
+                              OBJECTS_MAX)
+        raw = _read(s, snap + "/views.json", VIEWS_MAX, "views")
+        import hashlib
+        vw = m["files"].get("views.json")
+        if vw is None or hashlib.sha256(raw).hexdigest() != vw["sha256"]:
+            raise BackupError(_("%(path)s has changed since the backup was made")
+                              % {"path": s.path(snap + "/views.json")})
+        views = json.loads(raw)
+        for d in ("objects", "devices", "staging"):
+            n.mkdirs(d)
+        why = _log_check(n, m)
+        if why:
+            raise BackupError(why)
+        from ..archive import Archive
+        prog.phase("objects")
+        total = 0
+        for name in names:
+            rel = "objects/%s/%s" % (name[:2], name[2:]) if len(name) == 64 else None
+            k = s.kind(rel) if rel and all(c in "0123456789abcdef" for c in name) else "bad"
+            if k == "file":
+                total += os.lstat(s.path(rel)).st_size
+        prog.total(len(names), total)
+        restored, locked, nbytes = set(), 0, 0
+        with Archive(n.root, readonly=True) as reader:
+            for name in names:
+                rel = "objects/%s/%s" % (name[:2], name[2:])
+                if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+                    bad.append(_("objects.txt lists %(name)r, not an object name")
+                               % {"name": name[:80]})
+                    continue
+                why = _copy_file(s, n, rel, rel, None, prog, mode=0o444)
+                if why is None:
+                    ok, why = plain_check(reader, name)
+                    if ok is None:
+                        locked += 1
+                    elif not ok:
+                        os.unlink(n.path(rel))
+                        why = _("object %(path)s in the backup has changed: %(why)s. Take "
+                                "this object from another backup or from the station (its "
+                                "name is its SHA-256) into %(path)s, then restore again into "
+                                "an empty folder") % {"path": s.path(rel), "why": why}
+                    else:
+                        why = None
+                if why:
+                    bad.append(why)
+                    continue
+                restored.add(name)
+                nbytes += os.lstat(n.path(rel)).st_size
+                prog.item()
+        prog.phase("views")
+        links = _views(n, views, restored, bad)
+    finally:
+        prog.close()
+    if locked:
+        notes.append(_("%(n)d object(s) are encrypted at rest and the at-rest key is not at "
+                       "hand: their content was not checked (give the key file station.toml "
+                       "names, then `sealcam verify %(new)s`)") % {"n": locked, "new": n.root})
+    if m.get("catalogue") == "postgresql":
+        notes.append(_("the catalogue was kept in PostgreSQL: rebuild it from the restored "
+                       "log with `sealcam catalogue reindex --archive %(new)s --db URL`")
+                     % {"new": n.root})
+    notes.append(_("station.key is not in a backup: the restored archive can be read and "
+                   "verified; to write to it, bring the station key apart from the backup"))
+    ok = not bad and not locked
+    if ok:
+        os.unlink(n.path(INCOMPLETE))
+        n.sync()
+    return {"ok": ok, "archive": n.root, "backup": s.root, "snapshot": snap.split("/")[-1],
+            "log_size": m["log"]["size"], "root": m["log"]["root"], "objects": len(restored),
+            "bytes": nbytes, "views": links, "bad": bad[:BAD_MAX],
+            "bad_count": len(bad), "notes": notes}
