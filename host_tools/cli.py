@@ -525,6 +525,9 @@ def _verify(args) -> int:
     if os.path.isfile(os.path.join(args.path, "archive.sqlite")):
         from .archive_verify import run_verify_archive
         return run_verify_archive(args)
+    from .disc.cli import is_disc, verify_disc_path     # an archive disc (SPEC §14.11)
+    if is_disc(args.path):
+        return verify_disc_path(args.path, args.json)
     from . import keys
     from .verify import verify_store
     pinned = None

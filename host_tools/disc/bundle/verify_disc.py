@@ -1,0 +1,573 @@
+#!/usr/bin/env python3
+"""Offline verifier of a sealcam disc (SPEC §14.11). Needs only Python 3 (standard library)
+and the verifier/ folder beside it; run it at the disc's root (mounted or copied):
+
+    python3 verify_disc.py [DISC_DIR] [--station-key HEX] [--json]
+
+It checks: MANIFEST.cbor is signed by the station key (MANIFEST.sig, a C2SP signed note);
+every file of the disc is listed with its size and SHA-256 and matches, and nothing else is
+there (no link, no unlisted file); the station log's checkpoint (station/checkpoint) is
+signed by that key; every log entry the disc carries is included in it (RFC 9162 proofs);
+each device key is the one its registration entry gave; each recording's records are
+signed by its device key, chained (prev = SHA-256 of the record before) and held by an
+included `records` entry; its media hashes, chunk by chunk, to the root its signed
+SEGMENT / RECOVERY / CHECKPOINT record carries; each document is the one a `document_added`
+entry names. Verdict per recording: OK, OK_WITH_MISSING_INFO or NOT_OK; exit 0 when none
+is NOT_OK and the disc's own checks pass, 1 otherwise, 3 when DISC_DIR is not a disc.
+
+Compare the station key fingerprint it prints with the one on the label and the one the
+station publishes (or pin it: --station-key HEX).
+"""
+import base64
+import hashlib
+import json
+import os
+import stat
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if os.path.isdir(os.path.join(_HERE, "verifier", "sealcamfw")):
+    sys.path.insert(0, os.path.join(_HERE, "verifier"))
+from sealcamfw import cbor, cose, ed25519  # noqa: E402
+
+FORMAT = "sealcam-disc-1"
+OK, MISSING, NOT_OK = "OK", "OK_WITH_MISSING_INFO", "NOT_OK"
+WORDS = {OK: "OK (通过)", MISSING: "OK with missing info (通过，信息不全)",
+         NOT_OK: "NOT OK (不通过)"}
+MANIFEST, SIGNATURE = "MANIFEST.cbor", "MANIFEST.sig"
+MAX_MANIFEST = 16 << 20         # bytes
+MAX_SMALL = 64 << 20            # records.cbor, log/entries.cbor
+MAX_FILES = 100000
+MAX_DEPTH = 8                   # folders
+MAX_ENTRIES = 1000000           # log entries carried
+MAX_PROOF = 64                  # hashes of an inclusion proof
+MAX_RECORDS = 1000000           # records of one recording
+MAX_CHUNK = 16 << 20
+MAX_CHUNKS = 1 << 24
+INT_MAX = (1 << 63) - 1
+BLOCK = 1 << 20
+# record types and body keys (SPEC §3)
+REC_START, CHECKPOINT, SEGMENT, RECOVERY = 2, 3, 4, 7
+K_TYPE, K_SEQ, K_PREV, K_DEVICE, K_SEGMENT, K_MEDIA, K_CHUNK = 0, 1, 2, 3, 10, 11, 12
+K_LENGTH, K_CHUNKS, K_ROOT, K_FLAGS, K_SIGNED = 13, 14, 15, 9, 22
+ZERO = bytes(32)
+DASH = "\u2014 "
+
+
+class NotADisc(Exception):
+    pass
+
+
+class Bad(Exception):
+    pass
+
+
+# -- files: relative names only, no link followed, regular files only ---------------------
+
+def _parts(rel):
+    if not isinstance(rel, str) or not rel or len(rel.encode("utf-8", "replace")) > 1024:
+        raise Bad("a file name of the manifest is not usable: %r" % (str(rel)[:80],))
+    parts = rel.split("/")
+    if len(parts) > MAX_DEPTH or any(p in ("", ".", "..") or "\\" in p or
+                                     any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in p)
+                                     for p in parts):
+        raise Bad("a file name of the manifest is not usable: %r" % rel[:80])
+    return parts
+
+
+def _open(root, rel):
+    """(binary file, size) of the regular file ``rel`` under ``root``, opened one folder
+    at a time without following a link and without blocking (a FIFO never waits)."""
+    parts = _parts(rel)
+    fl = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    dfl = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_DIRECTORY", 0)
+    if os.open not in getattr(os, "supports_dir_fd", ()):      # (Windows) a plain check
+        path = os.path.join(root, *parts)
+        for i in range(1, len(parts) + 1):
+            if os.path.islink(os.path.join(root, *parts[:i])):
+                raise Bad("%s is a link, not a file of the disc" % rel)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise Bad("%s is not a regular file" % rel)
+        return open(path, "rb"), st.st_size
+    fd = os.open(root, dfl)
+    try:
+        for p in parts[:-1]:
+            nfd = os.open(p, dfl, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        try:
+            ffd = os.open(parts[-1], fl, dir_fd=fd)
+        except OSError as e:
+            if os.path.islink(os.path.join(root, *parts)):
+                raise Bad("%s is a link, not a file of the disc" % rel) from None
+            raise e
+    except FileNotFoundError:
+        raise Bad("%s is missing" % rel) from None
+    except OSError as e:
+        raise Bad("%s cannot be opened (%s)" % (rel, e.strerror or e)) from None
+    finally:
+        os.close(fd)
+    st = os.fstat(ffd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(ffd)
+        raise Bad("%s is not a regular file" % rel)
+    return os.fdopen(ffd, "rb"), st.st_size
+
+
+def _read(root, rel, cap):
+    f, size = _open(root, rel)
+    with f:
+        if size > cap:
+            raise Bad("%s is %d bytes, more than it may be (%d)" % (rel, size, cap))
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise Bad("%s grew while read" % rel)
+    return data
+
+
+def _walk(root):
+    """Every entry under ``root`` as (relative name, kind): 'file', or what else it is."""
+    out, todo = [], [("", 0)]
+    while todo:
+        d, depth = todo.pop()
+        with os.scandir(os.path.join(root, d) if d else root) as it:
+            for e in it:
+                rel = d + "/" + e.name if d else e.name
+                if len(out) > MAX_FILES + 10:
+                    raise Bad("more than %d files on the disc" % MAX_FILES)
+                if e.is_symlink():
+                    out.append((rel, "a link"))
+                elif e.is_dir(follow_symlinks=False):
+                    if depth >= MAX_DEPTH:
+                        raise Bad("%s: folders nested too deep" % rel)
+                    todo.append((rel, depth + 1))
+                elif e.is_file(follow_symlinks=False):
+                    out.append((rel, "file"))
+                else:
+                    out.append((rel, "not a regular file"))
+    return out
+
+
+# -- signatures, notes, proofs ------------------------------------------------------------
+
+def fingerprint(pub):
+    h = hashlib.sha256(pub).hexdigest()[:32]
+    return ":".join(h[i:i + 4] for i in range(0, 32, 4))
+
+
+def open_note(data, name, pub):
+    """The text of a C2SP signed note signed by the Ed25519 key ``name``/``pub``, else Bad."""
+    try:
+        s = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Bad("the note is not UTF-8") from None
+    i = s.rfind("\n\n")
+    if i < 0 or not s.endswith("\n") or any(ord(c) < 0x20 and c != "\n" for c in s):
+        raise Bad("not a signed note")
+    text, sigs = s[:i + 1], s[i + 2:]
+    kid = hashlib.sha256(name.encode() + b"\n\x01" + pub).digest()[:4]
+    for line in sigs[:-1].split("\n"):
+        parts = line[len(DASH):].split(" ") if line.startswith(DASH) else ()
+        if len(parts) != 2:
+            raise Bad("a malformed signature line")
+        try:
+            blob = base64.b64decode(parts[1], validate=True)
+        except ValueError:
+            raise Bad("a signature line is not base64") from None
+        if parts[0] == name and blob[:4] == kid:
+            if not ed25519.verify(pub, text.encode(), blob[4:]):
+                raise Bad("the signature by %s does not verify" % name)
+            return text
+    raise Bad("no signature by the station key %s" % fingerprint(pub))
+
+
+def _node(a, b):
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def inclusion_ok(index, size, leaf, proof, root):
+    """RFC 9162 §2.1.3.2."""
+    if not (isinstance(index, int) and 0 <= index < size) or len(proof) > MAX_PROOF:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0 or not isinstance(p, bytes) or len(p) != 32:
+            return False
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def _hostile(v, depth=0):
+    """True if a record value breaks SPEC §3.1 (an int beyond 2^63-1, a control char)."""
+    if depth > 16:
+        return True
+    if isinstance(v, int) and not isinstance(v, bool):
+        return not -INT_MAX - 1 <= v <= INT_MAX
+    if isinstance(v, str):
+        return any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in v)
+    if isinstance(v, list):
+        return any(_hostile(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return any(_hostile(k, depth + 1) or _hostile(x, depth + 1) for k, x in v.items())
+    return False
+
+
+def decode_record(raw, device, key):
+    """(seq, body, H(record)) of a record signed by ``key`` for ``device``; Bad otherwise."""
+    try:
+        prot, kid, payload, sig = cose.parse1(raw)
+        body = cbor.loads(payload)
+    except (ValueError, TypeError) as e:
+        raise Bad("not a signed record (%s)" % e) from None
+    if not isinstance(body, dict) or _hostile(body) or not isinstance(body.get(K_SEQ), int) \
+            or not isinstance(body.get(K_TYPE), int):
+        raise Bad("not a record body of SPEC §3")
+    if kid != device.encode() or body.get(K_DEVICE) != device:
+        raise Bad("seq %s is a record of another device" % body.get(K_SEQ))
+    if not isinstance(sig, bytes) or not ed25519.verify(key, cose.sig_structure(prot, payload),
+                                                        sig):
+        raise Bad("seq %d is not signed by the device key %s" % (body[K_SEQ],
+                                                                 fingerprint(key)))
+    return body[K_SEQ], body, hashlib.sha256(raw).digest()
+
+
+# -- the disc ----------------------------------------------------------------------------
+
+class Result:
+    def __init__(self, root):
+        self.root = root
+        self.problems = []          # the disc's own checks that failed
+        self.notes = []
+        self.recordings = []        # dicts: device, segment, verdict, reasons, notes
+        self.station = None
+        self.info = {}
+
+    @property
+    def verdict(self):
+        vs = [r["verdict"] for r in self.recordings]
+        if self.problems or NOT_OK in vs:
+            return NOT_OK
+        return MISSING if MISSING in vs or not vs else OK
+
+    def to_json(self):
+        return {"format": "sealcam-verify-disc-1", "disc": self.root, "verdict": self.verdict,
+                "station_key": self.station, "problems": self.problems, "notes": self.notes,
+                "recordings": self.recordings, **self.info}
+
+    def to_text(self):
+        out = ["disc:        %s" % self.root]
+        for k in ("ref", "origin"):
+            if k in self.info:
+                out.append("%-12s %s" % (k + ":", self.info[k]))
+        if self.station:
+            out.append("station key: %s (compare with the label / 与标签核对)" % self.station)
+        for p in self.problems:
+            out.append("NOT OK: %s" % p)
+        for n in self.notes:
+            out.append("note: %s" % n)
+        for r in self.recordings:
+            out.append("recording %s/%d: %s" % (r["device"], r["segment"], WORDS[r["verdict"]]))
+            out += ["    %s" % x for x in r["reasons"] + r["notes"]]
+        out.append("verdict:     %s" % WORDS[self.verdict])
+        return "\n".join(_printable(x) for x in out) + "\n"
+
+
+def _printable(s):
+    return "".join(c if ord(c) >= 0x20 and not 0x7f <= ord(c) <= 0x9f else "\\x%02x" % ord(c)
+                   for c in s)
+
+
+def verify(root, station_key=None):
+    """The Result of checking the disc at ``root``; NotADisc if it is none."""
+    root = os.path.abspath(root)
+    res = Result(root)
+    try:
+        data = _read(root, MANIFEST, MAX_MANIFEST)
+        sig = _read(root, SIGNATURE, 1 << 16)
+    except Bad as e:
+        raise NotADisc("%s is not a sealcam disc: %s" % (root, e)) from None
+    try:
+        man = cbor.loads(data)
+    except ValueError as e:
+        raise NotADisc("%s: %s is not a manifest (%s)" % (root, MANIFEST, e)) from None
+    if not isinstance(man, dict) or man.get("format") != FORMAT:
+        raise NotADisc("%s: %s is not a %s manifest" % (root, MANIFEST, FORMAT))
+    try:
+        _verify(res, root, man, data, sig, station_key)
+    except Bad as e:
+        res.problems.append(str(e))
+    return res
+
+
+def _field(man, name, typ):
+    v = man.get(name)
+    if not isinstance(v, typ):
+        raise Bad("the manifest's %s is missing or of the wrong type" % name)
+    return v
+
+
+def _verify(res, root, man, data, sig, pinned):
+    origin = _field(man, "origin", str)
+    pub = _field(man, "station", bytes)
+    res.info.update(ref=man.get("ref"), origin=origin)
+    if len(pub) != 32:
+        raise Bad("the station key in the manifest is not an Ed25519 key")
+    res.station = fingerprint(pub)
+    if pinned is not None and pinned != pub:
+        raise Bad("the disc's station key %s is not the pinned one %s"
+                  % (fingerprint(pub), fingerprint(pinned)))
+    # 1. the manifest's signature
+    text = open_note(sig, origin, pub)
+    want = "%s\n%s\n%s\n" % (FORMAT, origin, hashlib.sha256(data).hexdigest())
+    if text != want:
+        raise Bad("%s does not sign this manifest (its text is not %s's hash)"
+                  % (SIGNATURE, MANIFEST))
+    spub = _read(root, "station/station.pub", 4096).decode("ascii", "replace").strip()
+    if spub != pub.hex():
+        res.problems.append("station/station.pub is not the key the manifest names")
+    # 2. every file
+    files = _field(man, "files", list)
+    if len(files) > MAX_FILES:
+        raise Bad("the manifest lists more than %d files" % MAX_FILES)
+    listed, bad_files = {}, set()
+    for item in files:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and isinstance(item[1], int) and isinstance(item[2], bytes)):
+            raise Bad("a malformed file entry in the manifest")
+        _parts(item[0])
+        listed[item[0]] = (item[1], item[2])
+    for rel, kind in sorted(_walk(root)):
+        if kind != "file":
+            res.problems.append("%s is %s: a disc holds only regular files" % (rel, kind))
+        elif rel not in listed and rel not in (MANIFEST, SIGNATURE):
+            res.problems.append("%s is not listed in the manifest (added)" % rel)
+    for rel in sorted(listed):
+        size, digest = listed[rel]
+        why = _hash_file(root, rel, size, digest)
+        if why:
+            bad_files.add(rel)
+            res.problems.append(why)
+    # 3. the checkpoint and the log entries
+    cp = _read(root, "station/checkpoint", 1 << 16)
+    lines = open_note(cp, origin, pub).split("\n")
+    try:
+        if lines[0] != origin or len(lines) < 4:
+            raise ValueError
+        size, lroot = int(lines[1]), base64.b64decode(lines[2], validate=True)
+    except ValueError:
+        raise Bad("station/checkpoint is not a checkpoint of %s" % origin) from None
+    if size != man.get("log_size"):
+        raise Bad("the checkpoint covers %d entries, the manifest says %s"
+                  % (size, man.get("log_size")))
+    res.info["log_size"] = size
+    ents = cbor.loads(_read(root, "log/entries.cbor", MAX_SMALL))
+    if not isinstance(ents, list) or len(ents) > MAX_ENTRIES:
+        raise Bad("log/entries.cbor is not a list of log entries")
+    entries = {}
+    for it in ents:
+        if not (isinstance(it, list) and len(it) == 3 and isinstance(it[1], bytes)
+                and isinstance(it[2], list)):
+            raise Bad("a malformed entry in log/entries.cbor")
+        if not inclusion_ok(it[0], size, hashlib.sha256(b"\x00" + it[1]).digest(), it[2],
+                            lroot):
+            raise Bad("log entry %s is not in the station log under its signed checkpoint"
+                      % it[0])
+        try:
+            e = cbor.loads(it[1])
+        except ValueError:
+            continue                    # proven, but not one this verifier reads
+        if isinstance(e, dict):
+            entries[it[0]] = e
+    res.info["log_entries"] = len(entries)
+    # 4. device keys: the registration the log holds
+    keys = {}
+    for i in sorted(entries):
+        e = entries[i]
+        t, dev = e.get("type"), e.get("device")
+        if t in ("register", "device_provisioned") and isinstance(e.get("key"), bytes):
+            keys[dev] = e["key"]
+        elif t == "device_rekeyed" and isinstance(e.get("new_key"), bytes):
+            keys[dev] = e["new_key"]
+    # 5. the recordings
+    for r in _field(man, "recordings", list):
+        res.recordings.append(_recording(root, r, keys, entries, bad_files))
+    # 6. the documents
+    named = {e.get("sha256") for e in entries.values() if e.get("type") == "document_added"}
+    for d in _field(man, "documents", list):
+        p, h = d.get("path"), d.get("sha256")
+        if p not in listed or listed[p][1].hex() != h:
+            res.problems.append("document %s: the manifest does not list it with its hash"
+                                % d.get("name"))
+        elif h not in named:
+            res.problems.append("document %s (%s): no included document_added entry names it"
+                                % (d.get("name"), p))
+    res.info["documents"] = len(man["documents"])
+
+
+def _hash_file(root, rel, size, digest):
+    try:
+        f, have = _open(root, rel)
+    except Bad as e:
+        return str(e)
+    with f:
+        if have != size:
+            return "%s is %d bytes, the manifest says %d (changed)" % (rel, have, size)
+        h, left = hashlib.sha256(), size
+        while left > 0:
+            b = f.read(min(BLOCK, left))
+            if not b:
+                return "%s ends early" % rel
+            h.update(b)
+            left -= len(b)
+    if h.digest() != digest:
+        return "%s does not have the SHA-256 the manifest gives (changed)" % rel
+    return None
+
+
+def _recording(root, r, keys, entries, bad_files):
+    dev, seg = r.get("device"), r.get("segment")
+    out = {"device": str(dev), "segment": seg if isinstance(seg, int) else -1,
+           "verdict": OK, "reasons": [], "notes": []}
+    try:
+        if not isinstance(dev, str) or not isinstance(seg, int):
+            raise Bad("a malformed recording in the manifest")
+        key = keys.get(dev)
+        if key is None:
+            raise Bad("no included registration entry gives device %s's key" % dev)
+        out["key"] = fingerprint(key)
+        _check_recording(root, r, dev, seg, key, entries, bad_files, out)
+    except Bad as e:
+        out["verdict"] = NOT_OK
+        out["reasons"].append(str(e))
+    return out
+
+
+def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
+    rel = r.get("records")
+    if rel in bad_files:
+        raise Bad("%s was changed" % rel)
+    raws = cbor.loads(_read(root, rel, MAX_SMALL))
+    if not isinstance(raws, list) or not raws or len(raws) > MAX_RECORDS:
+        raise Bad("%s is not a list of records" % rel)
+    recs, prev = [], None
+    for raw in raws:
+        if not isinstance(raw, bytes):
+            raise Bad("%s holds something that is not a record" % rel)
+        seq, body, h = decode_record(raw, dev, key)
+        if prev is not None and (seq != prev[0] + 1 or body.get(K_PREV) != prev[1]):
+            raise Bad("the chain breaks at seq %d (%s)" % (seq, rel))
+        prev = (seq, h)
+        recs.append((seq, body, h))
+    start = recs[0][1]
+    if recs[0][0] != seg or start.get(K_TYPE) != REC_START:
+        raise Bad("%s does not start with the REC_START seq %d" % (rel, seg))
+    # in the station log: each (seq, hash) in an included `records` entry of the device
+    logged = set()
+    for e in entries.values():
+        if e.get("type") == "records" and e.get("device") == dev:
+            for it in e.get("records") or ():
+                if isinstance(it, list) and len(it) == 3:
+                    logged.add((it[0], it[1]))
+    lack = [s for s, _, h in recs if (s, h) not in logged]
+    if lack:
+        raise Bad("records seq %s are not in the station log the disc proves" %
+                  ", ".join(map(str, lack[:8])))
+    out["records"] = len(recs)
+    # the media against the signed root
+    roots = [b for _, b, _ in recs if b.get(K_TYPE) in (CHECKPOINT, SEGMENT, RECOVERY)
+             and b.get(K_SEGMENT) == seg]
+    closing = [b for b in roots if b[K_TYPE] != CHECKPOINT]
+    rb = closing[0] if closing else (roots[-1] if roots else None)
+    media = r.get("media")
+    if rb is None:
+        out["verdict"] = MISSING
+        out["notes"].append("no signed root: the segment has no checkpoint yet")
+        return
+    if media is None:
+        out["verdict"] = MISSING
+        out["notes"].append("the media is not on the disc (%s)" % r.get("why", "not archived"))
+        return
+    name = start.get(K_MEDIA)
+    if not isinstance(name, str) or media.rsplit("/", 1)[-1] != name.rsplit("/", 1)[-1]:
+        raise Bad("%s is not the media the REC_START names (%r)" % (media, name))
+    c, n, length = start.get(K_CHUNK), rb.get(K_CHUNKS), rb.get(K_LENGTH)
+    if not (isinstance(c, int) and 0 < c <= MAX_CHUNK and isinstance(n, int) and
+            0 <= n <= MAX_CHUNKS and isinstance(length, int) and 0 <= length <= n * c
+            and (n == 0 or length > (n - 1) * c)):
+        raise Bad("the signed chunk size, count or length is not sane")
+    f, size = _open(root, media)
+    with f:
+        if size < length:
+            raise Bad("%s is %d bytes, shorter than the %d signed" % (media, size, length))
+        if closing and size > length:
+            raise Bad("%s holds %d bytes beyond its signed length" % (media, size - length))
+        acc = ZERO
+        for i in range(n):
+            b = f.read(min(c, length - i * c))
+            acc = hashlib.sha256(acc + hashlib.sha256(b).digest()).digest()
+        if acc != rb.get(K_ROOT):
+            raise Bad("%s is not what the recorder signed: its chunks do not give the root "
+                      "of seq %d (changed)" % (media, [s for s, b, _ in recs if b is rb][0]))
+    if media in bad_files:
+        raise Bad("%s was changed" % media)
+    out["media_bytes"] = length
+    if rb[K_TYPE] == CHECKPOINT:
+        out["verdict"] = MISSING
+        out["notes"].append("an open segment: %d bytes signed by a checkpoint%s" % (
+            length, ", %d unsigned after them" % (size - length) if size > length else ""))
+    elif rb[K_TYPE] == RECOVERY:
+        out["verdict"] = MISSING
+        out["notes"].append("sealed at recovery after a power loss: bytes after %s were "
+                            "hashed at boot, not at capture" % rb.get(K_SIGNED))
+    objs = [e.get("sha256") for e in entries.values() if e.get("type") == "object"
+            and e.get("device") == dev and e.get("path") == name]
+    if not objs:
+        out["notes"].append("no included object entry names %s (proven by its records only)"
+                            % name)
+    elif objs[-1] is not None and r.get("sha256") not in objs:
+        raise Bad("%s is not the object the station log linked at %s" % (media, name))
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
+    pinned = None
+    if "--station-key" in argv:
+        i = argv.index("--station-key")
+        try:
+            pinned = bytes.fromhex(argv[i + 1])
+            if len(pinned) != 32:
+                raise ValueError
+        except (IndexError, ValueError):
+            print("verify_disc: --station-key takes 64 hex digits", file=sys.stderr)
+            return 3
+        del argv[i:i + 2]
+    if len(argv) > 1 or any(a.startswith("-") for a in argv):
+        print(__doc__, file=sys.stderr)
+        return 3
+    root = argv[0] if argv else (_HERE if os.path.exists(os.path.join(_HERE, MANIFEST))
+                                 else os.getcwd())
+    try:
+        res = verify(root, pinned)
+    except NotADisc as e:
+        print("verify_disc: %s" % _printable(str(e)), file=sys.stderr)
+        return 3
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json(), indent=2, ensure_ascii=True) + "\n")
+    else:
+        sys.stdout.write(res.to_text())
+    return 1 if res.verdict == NOT_OK else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

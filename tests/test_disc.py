@@ -1,0 +1,263 @@
+"""Duplicate archive discs (R13; SPEC §14.11): `sealcam export disc`, the offline verifier
+on the disc, `sealcam verify` on an image or a disc folder.
+
+One real archive for the module (tests/test_clerk_common.py: two reference recorders
+offloaded over a pty the station's way); a case holds a2 (device A) and b1 (device B, a
+second angle) and a scanned record with a Chinese name. The disc is built once; each test
+reads it or a copy of its files.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cbor2
+import pycdlib
+import pytest
+
+from test_clerk_common import A, B, add_users, real_archive
+from host_tools import cli
+from host_tools.catalogue import cases, discs, documents
+from host_tools.catalogue.store import Catalogue, PermissionRefused
+from host_tools.disc import layout
+from host_tools.disc.build import build_disc
+from sim.demo_clerk import explanation_pdf
+
+CASE = "FZ-2023-017"
+TITLE = "违法建设 五一路 12号"
+DOC_NAME = "询问笔录（第一次）当事人 张三 五一路 12号 违法建设 现场检查.pdf"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("disc")
+    arch, f = real_archive(tmp, tmp_path_factory)
+    (arch / "station.toml").write_text('[agency]\ncode = "FZMC"\nname = "福州市城市管理执法局"\n',
+                                       encoding="utf-8")
+    cat = Catalogue(arch)
+    u = add_users(cat)
+    clerk = u["clerk"]
+    cat.act(clerk, cases.opened_event(CASE, TITLE, unit="U-1"))
+    cat.act(clerk, cases.linked_event(CASE, device=A, segment=f["a2"]))
+    cat.act(clerk, cases.linked_event(CASE, device=B, segment=f["b1"], role="angle"))
+    doc = tmp / "scan.pdf"
+    doc.write_bytes(explanation_pdf(["Record of questioning", "FZ-2023-017"]))
+    sha = documents.add_document(cat, clerk, str(doc), "written_record", name=DOC_NAME,
+                                 case_no=CASE)
+    out = tmp / "out"
+    res = build_disc(cat, clerk, CASE, out)
+    yield {"cat": cat, "users": u, "res": res, "arch": arch, "f": f, "out": out,
+           "doc_sha": sha, "tmp": tmp}
+    cat.close()
+
+
+def _files(image):
+    """{rock ridge path: bytes} of every file of an image, read with pycdlib."""
+    iso = pycdlib.PyCdlib()
+    iso.open(image)
+    out = {}
+    try:
+        for root, _dirs, files in iso.walk(rr_path="/"):
+            for name in files:
+                import io
+                b = io.BytesIO()
+                p = (root.rstrip("/") + "/" + name)
+                iso.get_file_from_iso_fp(b, rr_path=p)
+                out[p.lstrip("/")] = b.getvalue()
+    finally:
+        iso.close()
+    return out
+
+
+def _extract(made, name):
+    d = made["tmp"] / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir()
+    layout.extract_image(made["res"]["images"][0], str(d))
+    return d
+
+
+def test_r13_two_identical_images_read_back_with_pycdlib(made):
+    res = made["res"]
+    a, b = res["images"]
+    assert a.endswith("-A.iso") and b.endswith("-B.iso")
+    ha = hashlib.sha256(open(a, "rb").read()).hexdigest()
+    hb = hashlib.sha256(open(b, "rb").read()).hexdigest()
+    assert ha == hb == res["image_sha256"]
+    files = _files(a)
+    man = cbor2.loads(files["MANIFEST.cbor"])
+    assert hashlib.sha256(files["MANIFEST.cbor"]).hexdigest() == res["contents_sha256"]
+    listed = {p: (n, h) for p, n, h in man["files"]}
+    assert set(files) == set(listed) | {"MANIFEST.cbor", "MANIFEST.sig"}
+    for p, (n, h) in listed.items():
+        assert len(files[p]) == n and hashlib.sha256(files[p]).digest() == h, p
+    # what R13 asks the disc to hold: originals, records, keys, checkpoint, proofs, bundle
+    assert {(r["device"], r["segment"]) for r in man["recordings"]} == {
+        (A, made["f"]["a2"]), (B, made["f"]["b1"])}
+    for r in man["recordings"]:
+        assert r["media"] in files and r["records"] in files
+        assert hashlib.sha256(files[r["media"]]).digest() == r["sha256"]
+        assert made["cat"].archive.read_object(r["sha256"].hex()) == files[r["media"]]
+    for k in ("README.txt", "verify_disc.py", "verifier/sealcamfw/ed25519.py",
+              "verifier/sealcamfw/cbor.py", "verifier/sealcamfw/sha512.py",
+              "station/station.pub", "station/checkpoint", "log/entries.cbor",
+              "devices/%s/key.pub" % A, "devices/%s/key.pub" % B):
+        assert k in files, k
+    # the Chinese document name survives (Rock Ridge), its bytes are the archive's object
+    doc = [p for p in files if p.startswith("documents/")]
+    assert doc == ["documents/%s-%s" % (made["doc_sha"][:12], DOC_NAME)]
+    assert hashlib.sha256(files[doc[0]]).hexdigest() == made["doc_sha"]
+    readme = files["README.txt"].decode("utf-8")
+    assert "python3 verify_disc.py" in readme and "私钥" in readme and "private keys" in readme
+    assert CASE in readme and TITLE in readme
+    # the Joliet tree (Windows) names the files too
+    iso = pycdlib.PyCdlib()
+    iso.open(a)
+    try:
+        assert iso.has_joliet()
+        jnames = [n for _r, _d, fs in iso.walk(joliet_path="/documents") for n in fs]
+    finally:
+        iso.close()
+    assert len(jnames) == 1 and jnames[0].endswith(".pdf") and DOC_NAME[:6] in jnames[0]
+
+
+def test_r13_same_tree_same_image_whatever_the_clock(made, tmp_path, monkeypatch):
+    """Deterministic: dates come from the signed log (the last entry the disc proves),
+    not the clock; the same files give the same image bytes."""
+    import time
+    d = _extract(made, "again")
+    man = cbor2.loads((d / "MANIFEST.cbor").read_bytes())
+    from host_tools.disc.build import iso_time
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)
+    out = [str(tmp_path / "x-A.iso"), str(tmp_path / "x-B.iso")]
+    assert layout.write_images(str(d), out, iso_time(man["date"]), CASE) == \
+        made["res"]["image_sha256"]
+
+
+def test_r13_label_pdf_and_disc_made_event(made):
+    res = made["res"]
+    pdf = res["label_pdf"]
+    data = open(pdf, "rb").read()
+    assert data.startswith(b"%PDF-") and len(data) > 1000
+    rows = discs.made(made["cat"], CASE)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["id"] == res["event"] and row["by_user"] == "li.na"
+    assert row["image_sha256"] == res["image_sha256"]
+    assert row["contents_sha256"] == res["contents_sha256"]
+    lab = row["label"]
+    assert lab["agency"] == "福州市城市管理执法局" and lab["made_by"] == "li.na"
+    assert lab["ref"] == CASE and lab["title"] == TITLE and lab["recordings"] == "2"
+    assert lab["image_sha256"] == res["image_sha256"] and lab["copies"] == "2"
+    e = made["cat"].entry(res["event"])
+    assert e["type"] == "disc_made" and e["by"] == "li.na" and e["label"] == lab
+    # the text of the PDF (pdftotext when present): the fields and "copy A/B of 2"
+    if shutil.which("pdftotext"):
+        txt = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True).stdout
+        for s in (CASE, "copy A of 2", "copy B of 2", res["contents_sha256"][:16]):
+            assert s in txt.replace("\n", ""), s
+
+
+def test_r13_only_clerks_and_archive_heads_make_discs(made):
+    with pytest.raises(PermissionRefused):
+        build_disc(made["cat"], made["users"]["auditor"], CASE, made["tmp"] / "nope")
+    assert not (made["tmp"] / "nope").exists() or not os.listdir(made["tmp"] / "nope")
+
+
+def test_r13_bundle_verifies_offline_in_a_clean_venv(made, tmp_path):
+    d = _extract(made, "clean")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    p = subprocess.run([py, "-I", "-S", "verify_disc.py", "--json"], cwd=str(d), env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    j = json.loads(p.stdout)
+    assert j["verdict"] in ("OK", "OK_WITH_MISSING_INFO") and not j["problems"]
+    assert {(r["device"], r["segment"]) for r in j["recordings"]} == {
+        (A, made["f"]["a2"]), (B, made["f"]["b1"])}
+    assert all(r["verdict"] != "NOT_OK" for r in j["recordings"])
+    # nothing outside the disc was imported: the verifier's own sealcamfw
+    p = subprocess.run([py, "-I", "-S", "-c", "import sys; sys.argv=['x']; "
+                        "exec(open('verify_disc.py').read().split('FORMAT =')[0]); "
+                        "import sealcamfw; print(sealcamfw.__file__)"],
+                       cwd=str(d), env=env, capture_output=True, text=True)
+    assert p.stdout.strip() == str(d / "verifier" / "sealcamfw" / "__init__.py"), p.stderr
+
+
+def test_r13_changed_media_byte_is_named_not_ok(made, tmp_path):
+    d = _extract(made, "tampered")
+    man = cbor2.loads((d / "MANIFEST.cbor").read_bytes())
+    rec = [r for r in man["recordings"] if r["device"] == B][0]
+    p = d / rec["media"]
+    b = bytearray(p.read_bytes())
+    b[len(b) // 2] ^= 1
+    p.write_bytes(bytes(b))
+    q = subprocess.run([sys.executable, "-I", "verify_disc.py"], cwd=str(d),
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode == 1, q.stdout
+    assert "recording %s/%d: NOT OK" % (B, rec["segment"]) in q.stdout
+    assert "recording %s/%d: OK" % (A, made["f"]["a2"]) in q.stdout
+    assert rec["media"] in q.stdout
+
+
+def test_r13_sealcam_verify_iso_and_folder(made, capsys):
+    img = made["res"]["images"][1]
+    assert cli.main(["verify", img, "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["verdict"] in ("OK", "OK_WITH_MISSING_INFO") and j["image"] == img
+    d = _extract(made, "mounted")
+    assert cli.main(["verify", str(d)]) == 0
+    assert "verdict:" in capsys.readouterr().out
+
+
+def test_r13_sealcam_verify_tampered_iso_is_not_ok(made, tmp_path, capsys):
+    img = made["res"]["images"][0]
+    data = bytearray(open(img, "rb").read())
+    # a byte of device A's media inside the image
+    man = cbor2.loads(_files(img)["MANIFEST.cbor"])
+    rec = [r for r in man["recordings"] if r["device"] == A][0]
+    media = _files(img)[rec["media"]]
+    at = data.find(media[:256])
+    assert at > 0
+    data[at + 100] ^= 0x40
+    bad = tmp_path / "bad.iso"
+    bad.write_bytes(bytes(data))
+    assert cli.main(["verify", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "recording %s/%d: NOT OK" % (A, rec["segment"]) in out and rec["media"] in out
+
+
+def test_r13_hostile_image_symlink_is_refused(made, tmp_path, capsys):
+    """A Rock Ridge symbolic link (here to /etc/passwd) is never followed or copied."""
+    iso = pycdlib.PyCdlib()
+    iso.new(rock_ridge="1.09")
+    iso.add_fp(__import__("io").BytesIO(b"x"), 1, iso_path="/MANIFEST.CBO;1",
+               rr_name="MANIFEST.cbor")
+    iso.add_symlink(iso_path="/LINK.;1", rr_symlink_name="verify_disc.py",
+                    rr_path="/etc/passwd")
+    p = tmp_path / "evil.iso"
+    iso.write(str(p))
+    iso.close()
+    before = set(os.listdir(tmp_path))
+    assert cli.main(["verify", str(p)]) == 1
+    assert "symbolic link" in capsys.readouterr().out
+    assert set(os.listdir(tmp_path)) == before
+    with pytest.raises(layout.DiscImageError):
+        layout.extract_image(str(p), str(tmp_path / "x" if (tmp_path / "x").mkdir() is None
+                                         else tmp_path))
+
+
+def test_r13_sealcam_export_disc_cli(made, tmp_path, capsys, monkeypatch):
+    """The command line: `sealcam export disc NUMBER`-style refs are refused when unknown,
+    a case is exported with --json."""
+    monkeypatch.delenv("SEALCAM_PASSWORD", raising=False)
+    arch = str(made["arch"])
+    code = cli.main(["export", "disc", "NO-SUCH", "--archive", arch, "--out",
+                     str(tmp_path / "o"), "--user", "wang.head"])
+    err = capsys.readouterr().err
+    assert code in (3, 5), err
