@@ -1,0 +1,251 @@
+"""Access requests, approvals and the register (host_tools.catalogue.access, the ACCESS
+contract of issue 12): the request form, the list (one's own requests; for approvers,
+those waiting for a decision), a request's page with approve / refuse for approvers and
+the viewing-copy links for its requester, and the register (a table, and its PDF).
+
+Each act is one signed event through the access module; what it refuses (the wrong role,
+a request not one's own, an approval the rules do not allow) comes back as a 403 or 400
+page naming why."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import tempfile
+
+import sqlalchemy as sa
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse
+
+from ..i18n import N_, _
+from . import web
+
+__all__ = ["requests_page", "request_new", "request_page", "decide", "register_page",
+           "register_pdf", "ACTIONS", "TARGET_KINDS"]
+
+ACTIONS = ("view", "copy", "export", "print")
+TARGET_KINDS = ("recording", "case", "number")
+PURPOSE_MAX = 500
+REASON_MAX = 500
+RID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+LIST_MAX = 200
+
+
+def access_module():
+    a = web.lazy("catalogue.access")
+    if a is None:
+        raise web.DeskError(503, _("access requests are not available on this station yet "
+                                   "(host_tools/catalogue/access.py is missing)"))
+    return a
+
+
+def _rid(request):
+    rid = request.path_params["rid"]
+    if not RID_RE.fullmatch(rid):
+        raise web.DeskError(400, _("not a request number: %(rid)s") % {"rid": rid[:64]})
+    return rid
+
+
+def _list(desk, user):
+    """(mine, waiting): the user's own requests, and (for approvers) those waiting for a
+    decision, newest first, each the access module's state()."""
+    from ..catalogue import db, users
+    a = access_module()
+    ar = db.access_requests.c
+    desk.cat.sync()
+    with desk.cat.engine.connect() as conn:
+        mine = [r[0] for r in conn.execute(sa.select(ar.id).where(
+            ar.requester == user.name).order_by(ar.event.desc()).limit(LIST_MAX))]
+        waiting = []
+        if user.role in users.PERMISSIONS["access_approve"]:
+            waiting = [r[0] for r in conn.execute(sa.select(ar.id).where(
+                ar.state == "requested").order_by(ar.event.desc()).limit(LIST_MAX))]
+    return ([a.state(desk.cat, r) for r in mine],
+            [a.state(desk.cat, r) for r in waiting])
+
+
+async def requests_page(request, *, status_code=200, error=None):
+    from ..catalogue import users
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    mine, waiting = _list(desk, user)
+    q = request.query_params
+    prefill = {"target_kind": web.field(q, "target_kind", choices=TARGET_KINDS) or
+               "recording", "target": web.field(q, "target", max_len=64) or "",
+               "case_no": web.field(q, "case_no", max_len=64) or ""}
+    return web.render(request, "access.html", status_code=status_code, mine=mine,
+                      waiting=waiting, prefill=prefill, actions=ACTIONS,
+                      target_kinds=TARGET_KINDS, error=error,
+                      approver=user.role in users.PERMISSIONS["access_approve"])
+
+
+async def request_new(request):
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    a = access_module()
+    form = await request.form()
+    kind = web.field(form, "target_kind", required=True, choices=TARGET_KINDS,
+                     label=_("what"))
+    target = web.field(form, "target", max_len=64, label=_("recording, case or number"))
+    purpose = web.field(form, "purpose", required=True, max_len=PURPOSE_MAX,
+                        label=_("purpose"))
+    case_no = web.field(form, "case_no", max_len=64, label=_("case"))
+    agency = web.field(form, "agency", max_len=64, label=_("agency"))
+    valid = web.number(form, "valid_days", lo=1, hi=366)
+    actions = [x for x in form.getlist("actions")[:len(ACTIONS)] if x in ACTIONS]
+    if not actions:
+        raise web.DeskError(400, _("say what you need: view, copy, export or print"))
+    if kind == "case":
+        target = target or case_no
+    if not target:
+        raise web.DeskError(400, _("name the recording (DEVICE:SEGMENT), the case or the "
+                                   "archive number"))
+    kw = dict(target_kind=kind, target=target, purpose=purpose, case_no=case_no,
+              actions=tuple(actions), agency=agency, valid_days=valid)
+    if hasattr(a, "request"):
+        rid = a.request(desk.cat, user, **kw)
+    else:
+        rid = a.request_id(desk.cat, desk.cat.act(user, a.request_event(**kw)))
+    return web.redirect(request.url_for("access_request", rid=rid))
+
+
+def _recordings_of(desk, user, st):
+    """The request's recordings the user may see, with what each has."""
+    from ..catalogue import store
+    from .browse import visible_ids
+    out = []
+    with desk.cat.engine.connect() as conn:
+        ids = {}
+        for dev, seg in st.get("recordings") or []:
+            try:
+                ids[(dev, seg)] = store.recording_id(conn, dev, int(seg))
+            except (store.CatalogueError, ValueError, TypeError):
+                continue
+        seen = visible_ids(conn, user, list(ids.values()))
+    for (dev, seg), rid in ids.items():
+        if rid in seen:
+            out.append({"device": dev, "segment": int(seg)})
+    return out
+
+
+async def request_page(request):
+    from ..catalogue import users
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    a = access_module()
+    rid = _rid(request)
+    desk.cat.sync()
+    try:
+        st = a.state(desk.cat, rid)
+    except Exception as e:        # noqa: BLE001 - the module's "no such request"
+        from ..catalogue.store import CatalogueError
+        if isinstance(e, (CatalogueError, KeyError, LookupError)):
+            raise web.DeskError(404, _("no request %(rid)s") % {"rid": rid}) from None
+        raise
+    if st is None:
+        raise web.DeskError(404, _("no request %(rid)s") % {"rid": rid})
+    approver = user.role in users.PERMISSIONS["access_approve"]
+    if st.get("requester") != user.name and not approver and user.role != "auditor":
+        raise web.DeskError(403, _("request %(rid)s is not yours") % {"rid": rid})
+    recs = _recordings_of(desk, user, st) if st.get("requester") == user.name else []
+    return web.render(request, "request.html", st=st, approver=approver, recs=recs,
+                      mine=st.get("requester") == user.name)
+
+
+async def decide(request):
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    web.need_permission(user, "access_approve")
+    a = access_module()
+    rid = _rid(request)
+    form = await request.form()
+    what = request.path_params["decision"]
+    reason = web.field(form, "reason", max_len=REASON_MAX, label=_("reason"))
+    if what == "approve":
+        a.approve(desk.cat, user, rid, reason)
+    elif what == "refuse":
+        if not reason:
+            raise web.DeskError(400, _("a refusal says why: give a reason"))
+        a.refuse(desk.cat, user, rid, reason)
+    else:
+        raise web.DeskError(404, _("no such page"))
+    return web.redirect(request.url_for("access_request", rid=rid))
+
+
+def _register_rows(request):
+    a = access_module()
+    desk = request.app.state.desk
+    q = request.query_params
+    since, until = web.day(q, "from"), web.day(q, "until") or web.day(q, "to")
+    desk.cat.sync()
+    rows = a.register(desk.cat, since, until)
+    return rows, since, until
+
+
+REGISTER_COLUMNS = (("at", N_("time")), ("request_id", N_("request")),
+                    ("requester", N_("requester")), ("action", N_("action")),
+                    ("target", N_("record")), ("purpose", N_("purpose")),
+                    ("case_no", N_("case")), ("approvals", N_("approved by")),
+                    ("output", N_("copy")))
+
+
+def _cell(v):
+    if v is None:
+        return "-"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_cell(x) for x in v) or "-"
+    if isinstance(v, dict):
+        return " ".join("%s" % x for x in v.values() if x is not None)
+    return str(v)
+
+
+def _columns(rows):
+    """The register's columns: the known ones it has, in order, then any others."""
+    keys = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    known = [(k, t) for k, t in REGISTER_COLUMNS if k in keys or not rows]
+    rest = [(k, k.replace("_", " ")) for k in keys if k not in dict(REGISTER_COLUMNS)]
+    return known + rest
+
+
+async def register_page(request):
+    web.need_user(request)
+    rows, since, until = _register_rows(request)
+    cols = _columns(rows)
+    return web.render(request, "register.html", cols=cols,
+                      rows=[[_cell(r.get(k)) for k, _t in cols] for r in rows],
+                      since=since, until=until, count=len(rows))
+
+
+async def register_pdf(request):
+    user = web.need_user(request)
+    rows, since, until = _register_rows(request)
+    a = access_module()
+    desk = request.app.state.desk
+    fd, path = tempfile.mkstemp(prefix="sealcam-register-", suffix=".pdf")
+    os.close(fd)
+    period = "%s - %s" % (since or "...", until or _dt.date.today().isoformat())
+    if hasattr(a, "register_pdf"):
+        a.register_pdf(desk.cat, path, since=since, until=until)
+    else:
+        pdfdoc = web.lazy("pdfdoc")
+        if pdfdoc is None:
+            raise web.DeskError(503, _("PDF output is not available (host_tools/pdfdoc.py "
+                                       "is missing)"))
+        cols = _columns(rows)
+        pdfdoc.write_table_pdf(
+            path, _("Access register"),
+            [_("archive: %(archive)s") % {"archive": desk.archive},
+             _("period: %(period)s") % {"period": period},
+             _("printed by %(user)s at %(at)s UTC") % {
+                 "user": user.name, "at": _dt.datetime.now(_dt.timezone.utc).strftime(
+                     "%Y-%m-%d %H:%M")}],
+            [_(t) for _k, t in cols], [[_cell(r.get(k)) for k, _t in cols] for r in rows],
+            [_("%(n)d entries") % {"n": len(rows)}],
+            signature_lines=(_("checked by (supervisor):"), _("date:")))
+    return FileResponse(path, media_type="application/pdf",
+                        filename="access-register.pdf",
+                        background=BackgroundTask(os.unlink, path))

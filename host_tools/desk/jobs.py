@@ -1,0 +1,213 @@
+"""Exports to duplicate discs and backups, run in a background thread with a progress page
+that reloads itself (<meta http-equiv=refresh>, no script).
+
+    disc:   host_tools.disc.build_disc(cat, user, ref, out_dir, progress) (DISC contract):
+            two identical ISO images and a label PDF under the desk's --export-dir
+    backup: host_tools.backup.backup(cat, user, dest, progress) (BACKUP contract): to one
+            of the destinations the desk was started with (--backup-dir); a page never
+            names a directory of its own
+
+Each job runs with a Catalogue of its own (the desk's one serves the pages); one job of a
+kind runs at a time. A job's owner and the roles that may start it see its page.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import secrets
+import threading
+import time
+import traceback
+
+import sqlalchemy as sa
+
+from ..i18n import _
+from . import web
+
+__all__ = ["Job", "exports_page", "start_disc", "start_backup", "job_page", "JOBS_MAX"]
+
+JOBS_MAX = 50
+MESSAGES_MAX = 20
+REF_RE = re.compile(r"[^\x00-\x1f\x7f/\\]{1,64}")
+JOB_RE = re.compile(r"[0-9a-f]{16}")
+
+
+class Job:
+    def __init__(self, kind, owner, what):
+        self.id = secrets.token_hex(8)
+        self.kind, self.owner, self.what = kind, owner, what
+        self.state = "running"          # running | done | failed
+        self.started = time.time()
+        self.ended = None
+        self.fraction = None            # 0..1 when the module says
+        self.messages = []
+        self.result = None
+        self.error = None
+
+    def progress(self, *args, **kw):
+        """The callback handed to the module: (done, total), a fraction, a message, or
+        keywords of them; whatever it says is kept, bounded."""
+        nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        texts = [a for a in args if isinstance(a, str)]
+        done, total = kw.get("done"), kw.get("total")
+        if done is None and len(nums) >= 2:
+            done, total = nums[0], nums[1]
+        elif done is None and len(nums) == 1 and 0 <= nums[0] <= 1:
+            self.fraction = float(nums[0])
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            self.fraction = max(0.0, min(1.0, done / total))
+        for k in ("message", "what", "step", "stage"):
+            if isinstance(kw.get(k), str):
+                texts.append(kw[k])
+        for t in texts:
+            self.messages.append(t[:300])
+        del self.messages[:-MESSAGES_MAX]
+
+    def percent(self):
+        return None if self.fraction is None else int(self.fraction * 100)
+
+
+def _run(desk, job, user, fn, *args):
+    def work():
+        cat = None
+        try:
+            cat = desk.new_catalogue()
+            job.result = fn(cat, user, *args, progress=job.progress)
+            job.state = "done"
+            job.fraction = 1.0
+        except Exception as e:       # noqa: BLE001 - shown on the job's page, never lost
+            from ..catalogue.store import CatalogueError
+            job.state = "failed"
+            job.error = str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+            if not isinstance(e, (CatalogueError, OSError, ValueError)):
+                traceback.print_exc()
+        finally:
+            job.ended = time.time()
+            if cat is not None:
+                cat.close()
+    t = threading.Thread(target=work, name="desk-%s-%s" % (job.kind, job.id), daemon=True)
+    t.start()
+
+
+def _add(desk, job):
+    if any(j.kind == job.kind and j.state == "running" for j in desk.jobs.values()):
+        raise web.DeskError(409, _("a %(kind)s is running already: wait for it to end")
+                            % {"kind": _(job.kind)})
+    desk.jobs[job.id] = job
+    while len(desk.jobs) > JOBS_MAX:
+        old = [j for j in desk.jobs.values() if j.state != "running"]
+        if not old:
+            break
+        desk.jobs.pop(min(old, key=lambda j: j.started).id)
+
+
+def _discs(desk):
+    from ..catalogue import db
+    d = db.discs.c
+    with desk.cat.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(d.id, d.ref, d.image_sha256, d.by_user,
+                                                         d.at).order_by(d.id.desc())
+                                              .limit(20)).mappings()]
+
+
+def _backups(desk):
+    from ..catalogue import db
+    b = db.backups.c
+    with desk.cat.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(
+            b.id, b.destination, b.objects, b.objects_new, b.bytes_new, b.by_user, b.at)
+            .order_by(b.id.desc()).limit(20)).mappings()]
+
+
+async def exports_page(request, status_code=200):
+    from ..catalogue import users
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    desk.cat.sync()
+    disc, backup = web.lazy("disc"), web.lazy("backup")
+    disc_ok = disc is not None and hasattr(disc, "build_disc")
+    backup_ok = backup is not None and hasattr(backup, "backup")
+    status = None
+    if backup is not None and hasattr(backup, "backup_status"):
+        try:
+            status = backup.backup_status(desk.cat)
+        except Exception as e:      # noqa: BLE001 - the page still shows the rest
+            status = {"error": str(e)[:300]}
+    jobs = sorted((j for j in desk.jobs.values() if j.owner == user.name),
+                  key=lambda j: -j.started)
+    return web.render(request, "exports.html", status_code=status_code, disc_ok=disc_ok,
+                      backup_ok=backup_ok, status=status, discs=_discs(desk),
+                      backups=_backups(desk), jobs=jobs, backup_dirs=desk.backup_dirs,
+                      may_disc=user.role in users.PERMISSIONS["disc"],
+                      may_backup=user.role in users.PERMISSIONS["backup"],
+                      export_dir=desk.export_dir)
+
+
+async def start_disc(request):
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    web.need_permission(user, "disc")
+    form = await request.form()
+    ref = web.field(form, "ref", required=True, max_len=64, label=_("case or archive number"))
+    if not REF_RE.fullmatch(ref):
+        raise web.DeskError(400, _("not a case or archive number: %(ref)s") % {"ref": ref})
+    disc = web.lazy("disc")
+    if disc is None or not hasattr(disc, "build_disc"):
+        raise web.DeskError(503, _("disc export is not available on this station yet"))
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)[:48]
+    out = os.path.join(desk.export_dir, "disc-%s-%s" % (safe, stamp))
+    job = Job("disc", user.name, ref)
+    _add(desk, job)
+    os.makedirs(out, exist_ok=True)
+    _run(desk, job, user, disc.build_disc, ref, out)
+    return web.redirect(request.url_for("job", jid=job.id))
+
+
+async def start_backup(request):
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    web.need_permission(user, "backup")
+    form = await request.form()
+    n = web.number(form, "dest", lo=0, hi=max(0, len(desk.backup_dirs) - 1))
+    if not desk.backup_dirs or n is None:
+        raise web.DeskError(400, _("this desk was started without a backup destination "
+                                   "(sealcam desk --backup-dir DIR)"))
+    backup = web.lazy("backup")
+    if backup is None or not hasattr(backup, "backup"):
+        raise web.DeskError(503, _("backup is not available on this station yet"))
+    dest = desk.backup_dirs[n]
+    job = Job("backup", user.name, dest)
+    _add(desk, job)
+    _run(desk, job, user, backup.backup, dest)
+    return web.redirect(request.url_for("job", jid=job.id))
+
+
+def _result_lines(res):
+    """What a finished job made, as (key, text) pairs for the page."""
+    if not isinstance(res, dict):
+        return []
+    out = []
+    for k, v in res.items():
+        if isinstance(v, (list, tuple)):
+            v = ", ".join(str(x) for x in v)
+        elif isinstance(v, dict):
+            v = ", ".join("%s: %s" % (a, b) for a, b in v.items())
+        out.append((str(k), str(v)[:500]))
+    return out[:30]
+
+
+async def job_page(request):
+    from ..catalogue import users
+    user = web.need_user(request)
+    desk = request.app.state.desk
+    jid = request.path_params["jid"]
+    job = desk.jobs.get(jid) if JOB_RE.fullmatch(jid) else None
+    if job is None:
+        raise web.DeskError(404, _("no such job (jobs are kept until the desk stops)"))
+    if job.owner != user.name and user.role not in users.PERMISSIONS.get(job.kind, ()):
+        raise web.DeskError(403, _("this job is not yours"))
+    return web.render(request, "job.html", job=job, result=_result_lines(job.result),
+                      refresh=job.state == "running",
+                      elapsed=int((job.ended or time.time()) - job.started))
