@@ -26,6 +26,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from .archive import Archive, NotAnArchive
+from .archive.atrest import LOCKED
 from .keys import KeyFileError, fingerprint
 from .tlog import merkle
 from .tlog.audit import cross_check
@@ -187,7 +188,8 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             # objects other than view media are hashed beside the device verification, each
             # capped by the size the signed log and records allow for it
             caps = object_caps(st)
-            objs = pool.submit(hash_objects, a.objects, workers, first, caps=caps)
+            key = a._reading_key()          # sealed objects: decrypted and hashed
+            objs = pool.submit(hash_objects, a.objects, workers, first, caps=caps, key=key)
             if cross.get(None):
                 out["reasons"].extend(cross[None][:MAX_REASONS])
                 worst = NOT_OK
@@ -195,7 +197,8 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
             for did in sorted(set(rows) | set(st.devices)):
                 entry, seen = _check_device(a, did, rows.get(did), st.devices.get(did),
                                             cross.get(did, ()), progress,
-                                            st.disposed.get(did, {}))
+                                            st.disposed.get(did, {}),
+                                            st.objects.get(did, {}))
                 entry["disposed"] = _disposed_json(st.disposed.get(did, {}),
                                                    pending.get(did, {}))
                 for seg, left in sorted(pending.get(did, {}).items()):
@@ -205,8 +208,20 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 out["devices"].append(entry)
                 proven |= seen
                 worst = _worse(worst, entry["verdict"])
-            bad = objs.result() + hash_objects(a.objects, workers, later, proven, caps=caps)
+            bad = objs.result() + hash_objects(a.objects, workers, later, proven, caps=caps,
+                                               key=key)
             bad.sort()
+            locked = [p for p, r in bad if r == LOCKED]
+            bad = [(p, r) for p, r in bad if r != LOCKED]
+            if locked:
+                why = a._atrest_state()[1]
+                out["objects_locked"] = [os.path.relpath(p, a.root) for p in locked]
+                out["reasons"].append(
+                    "%d objects are encrypted at rest and the station's at-rest key is not "
+                    "available%s: their content was not checked (verify where the key file "
+                    "station.toml names can be read)"
+                    % (len(locked), " (%s)" % why if why is not None else ""))
+                worst = _worse(worst, OK_WITH_MISSING_INFO)
         finally:
             pool.shutdown(wait=True)
         out["objects_bad"] = [{"path": p, "reason": r} for p, r in bad]
@@ -273,12 +288,13 @@ def _disposed_json(disposed, pending):
             for seg, i in sorted(disposed.items())]
 
 
-def _check_device(a, did, row, logged, cross_reasons, progress, disposed=None):
+def _check_device(a, did, row, logged, cross_reasons, progress, disposed=None, objects=None):
     """(entry, proven media inodes) of device ``did``: its view verified like a card with
     the key the station log registered (the index's key if the log never registered it),
     its chain reaching the last head the log recorded, and the ``cross_reasons`` that
     the index and the view disagree with the log. ``disposed``: the device's disposals
-    the log holds ({segment: info}): their media is not missing."""
+    the log holds ({segment: info}): their media is not missing. ``objects``: {rel:
+    sha256} the log linked into the view (media sealed at rest is read as that object)."""
     key = logged["key"] if logged else row["pubkey"]
     key = bytes(key) if isinstance(key, (bytes, bytearray)) else b""
     last = logged["head_seq"] if logged else None
@@ -313,7 +329,8 @@ def _check_device(a, did, row, logged, cross_reasons, progress, disposed=None):
     try:
         from .tlog.events import disposal_text
         rep = verify_store(view, key, progress=progress,
-                           disposed={s: disposal_text(i) for s, i in (disposed or {}).items()})
+                           disposed={s: disposal_text(i) for s, i in (disposed or {}).items()},
+                           media_opener=a.media_opener(objects))
     except (KeyFileError, ValueError) as e:
         reasons.insert(0, "the key held for device %s cannot be used (%s)" % (did, e))
         entry["verdict"] = NOT_OK

@@ -120,7 +120,6 @@ class ArchiveSource:
             self.recs[seq] = rec
 
     def open_media(self, rel):
-        from .safeio import open_regular
         from .tlog.replay import segment_of
         if segment_of(rel) in self.disposed:       # gone, or going (an unfinished disposal)
             from .tlog.events import disposal_text
@@ -128,8 +127,8 @@ class ArchiveSource:
                             "no clip can be cut from it"
                             % (self.device, segment_of(rel),
                                disposal_text(self.disposed[segment_of(rel)])))
-        try:
-            return open_regular(self.root, "devices/%s/%s" % (self.device, rel))
+        try:        # the view's file; sealed at rest: decrypted as the object logged there
+            return self.a.media_opener(self.objects)(self.a.view_dir(self.device), rel)
         except FileNotFoundError:
             if rel in self.objects:
                 raise ClipError("%s: %s is missing from the archive, though its station log "

@@ -459,7 +459,8 @@ class _Offload(Bulk, Puller, Receipts):
             h = signed.records.get(dev_id, {}).get(seq)
             if h is not None:
                 anchor = (seq, h[0])
-        rep = verify_store(a.view_dir(dev_id), pinned, progress=False, trusted=anchor)
+        rep = verify_store(a.view_dir(dev_id), pinned, progress=False, trusted=anchor,
+                           media_opener=a.media_opener(signed.objects.get(dev_id, {})))
         sm.verified_from = None if anchor is None else anchor[0]
         sm.store_verdict = rep.verdict
         bad_rows = [r for r in rep.records if r.verdict == NOT_OK]

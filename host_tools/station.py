@@ -354,8 +354,9 @@ def reindex(root) -> dict:
             if not (rel.startswith("rec/") and rel.endswith(".log")):
                 continue
             p = os.path.join(root, "objects", sha.hex()[:2], sha.hex()[2:])
-            try:
-                with open(p, "rb") as f:
+            try:        # log files are put in clear; read through atrest all the same
+                from .archive import atrest
+                with atrest.open_object_file(open(p, "rb"), sha.hex(), None, p) as f:
                     blob = f.read()
             except OSError:
                 continue
@@ -475,7 +476,7 @@ def reindex(root) -> dict:
                         continue
                     if media is None:
                         continue
-                    size = os.path.getsize(a.object_path(media.hex()))
+                    size = a.object_size(media.hex())      # of the content (SPEC §14.8)
                     done = s["closed_by"] is not None and size == s["length"]
                     a.db.execute(
                         "UPDATE segments SET object = ?, idx_object = ?, state = ?, "

@@ -155,6 +155,12 @@ def _db_url(v):
     return None
 
 
+def _key_file(v):
+    if v and (not os.path.isabs(v) or len(v) > 4096 or "\0" in v):
+        return "must be an absolute path (outside the archive folder)"
+    return None
+
+
 SECTIONS = {
     "officer": {
         "id_pattern": Key(str, DEFAULT_OFFICER_PATTERN, _pattern,
@@ -194,6 +200,11 @@ SECTIONS = {
                                 "how long a long-term recording is kept"),
         "long_term_event_types": Key(list, [], _words,
                                      "event types whose recordings are kept long-term"),
+    },
+    "confidentiality": {
+        "key_file": Key(str, "", _key_file,
+                        "the station's at-rest key (`sealcam classify key-new --out PATH`): "
+                        "an absolute path outside the archive; empty: objects in clear"),
     },
     "catalogue": {
         "url": Key(str, "", _db_url,

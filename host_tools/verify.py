@@ -508,7 +508,7 @@ class _Verifier:
 # --- entry point ----------------------------------------------------------------
 
 def verify_store(path, pinned_key=None, *, progress: bool | None = None,
-                 trusted=None, key_name=None, disposed=None) -> Report:
+                 trusted=None, key_name=None, disposed=None, media_opener=None) -> Report:
     """Verify the store at ``path`` (a directory: the SD card's root, or an archive view).
 
     ``pinned_key``: None (origin not checked), the raw 32-byte public key, an
@@ -523,6 +523,10 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
     ``disposed``: {segment: text} of an archive view's segments whose media the station
     log says were disposed with approval (SPEC §9.2): their records are verified, their
     absent media is not missing (chunk marks ``D``).
+    ``media_opener``: (root, rel) -> (file, size) for an archive view whose media may be
+    encrypted at rest (Archive.media_opener, SPEC §14.8); an OSError it raises with
+    ``locked`` true (key not at hand) leaves the media unchecked (chunk marks ``E``,
+    missing information), never damaged.
 
     The returned Report also carries ``verified`` ({seq: H(record)} of the verified prefix
     0..verified_through), not part of its JSON.
@@ -553,6 +557,7 @@ def verify_store(path, pinned_key=None, *, progress: bool | None = None,
         trusted = (seq, bytes(h))
     v = _Verifier(root, pinned, progress, trusted)
     v.disposed = dict(disposed or {})
+    v.media_opener = media_opener
     if key_name is None and isinstance(pinned_key, (str, os.PathLike)):
         key_name = os.fspath(pinned_key)
     v.pinned_name = key_name

@@ -58,6 +58,7 @@ class SegJob:
         self.f = None        # the media file, opened (safeio) before hashing
         self.file_size = None
         self.open_error = None
+        self.locked = None   # encrypted at rest and the key not at hand: why (SPEC §14.8)
         # (RELEASE, RECEIPT) when a valid RELEASE of this segment stands in the chain
         self.released = v.released.get(self.S)
         # the text of an approved disposal the station log holds (an archive view only)
@@ -66,12 +67,17 @@ class SegJob:
         self.trusted = v.anchor is not None and self.close is not None \
             and self.close.seq <= v.anchor[0]
         if self.path is not None:
+            # an archive view's media may be sealed at rest: its opener decrypts
+            opener = getattr(v, "media_opener", None) or safeio.open_regular
             try:
-                self.f, self.file_size = safeio.open_regular(v.root, self.path)
+                self.f, self.file_size = opener(v.root, self.path)
             except FileNotFoundError:
                 pass
             except OSError as e:
-                self.open_error = e
+                if getattr(e, "locked", False):
+                    self.locked = str(e)
+                else:
+                    self.open_error = e
         self.to_hash = 0 if self.f is None or (self.trusted
                                            and self.file_size == self.cover_len) \
             else min(self.cover_len, self.file_size)
@@ -199,6 +205,8 @@ class SegJob:
         if self.open_error is not None:
             self._err("segment %d: media file %s cannot be read (%s)"
                       % (S, self.media, self.open_error))
+        elif self.locked is not None:
+            pass
         elif self.path is not None and self.f is None:
             if self.disposed is not None:
                 disposed = _("segment %(seg)d %(what)s: its media %(media)s left the "
@@ -232,7 +240,10 @@ class SegJob:
             finally:
                 self.f.close()
         row.file_size = file_size
-        if disposed:
+        if self.locked is not None:
+            marks = "E" * self.cover_chunks
+            self.infos.append("media %s not checked: %s" % (self.media, self.locked))
+        elif disposed:
             marks = "D" * self.cover_chunks
         elif gone:
             marks = "X" * self.cover_chunks

@@ -126,7 +126,7 @@ def _marks_window(marks: str, width: int = 60) -> str:
     return s + "…" if start + width - 2 < len(marks) else s
 
 
-_MARK_ORDER = ".MU-RXT"
+_MARK_ORDER = ".MU-RXTE"
 
 
 def _marks_count(marks: str) -> str:
@@ -198,6 +198,8 @@ def _segment_table(rep: Report, all_records: bool) -> list:
         legend += "  D disposed with approval"
     if any("T" in s.marks for s in rep.segments):
         legend += "  T verified at an earlier offload (not re-hashed)"
+    if any("E" in s.marks for s in rep.segments):
+        legend += "  E encrypted at rest, key not available (not checked)"
     out.append(legend)
     if all_records:
         for s in rep.segments:

@@ -79,8 +79,7 @@ def test_r11_case_groups_recordings_and_documents_and_shows_them(world, tmp_path
         ("linked", "li.na", None), ("unlinked", "li.na", "another incident"),
         ("closed", "li.na", "penalty decided")]
     assert cases.show(cat, "FZ-none") is None
-    with open(cat.archive.object_path(sha), "rb") as f:          # the archive object
-        assert hashlib.sha256(f.read()).hexdigest() == sha
+    assert hashlib.sha256(cat.archive.read_object(sha)).hexdigest() == sha   # the object
 
 
 def test_r11_case_is_archived_at_year_end_only_when_closed(world):

@@ -127,8 +127,8 @@ class SegmentsMixin:
         """Store the first ``entries`` entries of a chunk index, given as bytes or as the
         path of a file (the station streams a large index to staging, never to memory)."""
         if isinstance(idx, (bytes, bytearray, memoryview)):
-            return self.put_bytes(bytes(idx[:32 * entries]))
-        return self.put_file(idx, limit=32 * entries)
+            return self.put_bytes(bytes(idx[:32 * entries]), clear=True)   # chunk hashes
+        return self.put_file(idx, limit=32 * entries, clear=True)
 
     def finish_segment(self, device_id, seg_row, idx_bytes, digest=None):
         """A closed segment whose every chunk is staged and verified: move its media into

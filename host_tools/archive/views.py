@@ -105,7 +105,7 @@ class ViewsMixin:
                 parts.append(rows[i]["data"])
                 size += len(rows[i]["data"])
                 i += 1
-            h = self.put_bytes(b"".join(parts))
+            h = self.put_bytes(b"".join(parts), clear=True)   # signed metadata
             self.link(device_id, name, h)
             with self.tx():
                 self.db.executemany("UPDATE records SET log = ?, offset = ? WHERE device = ? "
@@ -140,7 +140,7 @@ class ViewsMixin:
                            canonical=True)
         if self._read_view_file(device_id, "head.cbor") == data:
             return False                    # already this head
-        self.link(device_id, "head.cbor", self.put_bytes(data))
+        self.link(device_id, "head.cbor", self.put_bytes(data, clear=True))
         with self.tx():
             dev = self.device(device_id)
             if dev["last_head_seq"] is None or dev["last_head_seq"] <= seq:

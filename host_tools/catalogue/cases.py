@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from . import db, store
+from . import confidentiality, db, store
 from ..i18n import N_, _
 from .events import TEXT_MAX, bad_char, base, field
 
@@ -248,8 +248,10 @@ def _reason(cat, index):
     return r if isinstance(r, str) else None
 
 
-def show(cat, case_no):
-    """Everything about case ``case_no``, or None: the cases row, "recordings" (device,
+def show(cat, case_no, viewer=None):
+    """Everything about case ``case_no`` that ``viewer`` (a users.User or a clearance;
+    None: the default clearance) may see, or None (no such case, or one above its
+    clearance: the same answer, R16): the cases row, "recordings" (device,
     segment, role, start_ms, end_ms, officer, unit, state, numbers, by_user, at),
     "documents" (sha256, kind, name, media_type, size, device, interruption_seq),
     "numbers" (the archive numbers of its recordings), "history" (state changes, links
@@ -259,14 +261,16 @@ def show(cat, case_no):
     ci, r, d, ni = db.case_items.c, db.recordings.c, db.documents.c, db.number_items.c
     with cat.engine.connect() as conn:
         row = _case(conn, case_no)
-        if row is None:
+        if row is None or not confidentiality.case_visible(conn, viewer, case_no):
             return None
+        seen = confidentiality.visible_clause(viewer, conn)
         out = dict(row)
         recs = [dict(x) for x in conn.execute(
             sa.select(r.id, r.device, r.segment, ci.role, r.start_ms, r.end_ms, r.officer,
                       r.unit, r.state, ci.by_user, ci.at)
             .join(db.recordings, r.id == ci.recording_id)
-            .where(ci.case_no == case_no, ci.kind == "recording", ci.current.is_(True))
+            .where(ci.case_no == case_no, ci.kind == "recording", ci.current.is_(True),
+                   seen)
             .order_by(r.start_ms, r.device, r.segment)).mappings()]
         nums = set()
         for x in recs:
@@ -286,7 +290,8 @@ def show(cat, case_no):
             sa.select(ci.event, ci.kind, ci.role, r.device, r.segment, ci.document,
                       ci.by_user, ci.at)
             .outerjoin(db.recordings, r.id == ci.recording_id)
-            .where(ci.case_no == case_no).order_by(ci.event, ci.id)).mappings()]
+            .where(ci.case_no == case_no, sa.or_(ci.recording_id.is_(None), seen))
+            .order_by(ci.event, ci.id)).mappings()]
     for h in hist:
         h["what"] = h.pop("role") if h["kind"] == "state" else (
             "unlinked" if h["role"] == "unlinked" else "linked")
@@ -295,8 +300,10 @@ def show(cat, case_no):
     return out
 
 
-def incident(cat, device, segment):
-    """The recordings of the same incident as ``device``/``segment`` (R22), itself
+def incident(cat, device, segment, viewer=None):
+    """The recordings of the same incident as ``device``/``segment`` (R22) that ``viewer``
+    (a users.User or a clearance; None: the default) may see; a recording it may not see
+    is refused as one that does not exist (R16). Itself
     excluded: those filed in a case it is filed in, those whose current `case` tag names
     one of its cases, and those overlapping it in time whose current party or place (of
     the whole recording) is the same. Each: device, segment, start_ms, end_ms, officer,
@@ -314,6 +321,10 @@ def incident(cat, device, segment):
     cols = (r.device, r.segment, r.start_ms, r.end_ms, r.officer)
     with cat.engine.connect() as conn:
         rid = store.recording_id(conn, device, segment)
+        try:
+            confidentiality.require_visible(conn, viewer, rid)
+        except store.PermissionRefused as e:
+            raise store.CatalogueError(str(e)) from None
         me = conn.execute(sa.select(r.start_ms, r.end_ms).where(r.id == rid)).first()
         linked = {x[0] for x in conn.execute(sa.select(ci.case_no).where(
             ci.recording_id == rid, ci.kind == "recording", ci.current.is_(True)))}
@@ -340,6 +351,11 @@ def incident(cat, device, segment):
                         t.span_from_ms.is_(None), r.start_ms <= end,
                         sa.func.coalesce(r.end_ms, r.start_ms) >= start)).mappings(),
                     "same time and " + f)
+        hide = [k for k in found if not confidentiality.may_see(
+            confidentiality.clearance_of(viewer), confidentiality.level_of_recording(
+                conn, store.recording_id(conn, *k)))]
+    for k in hide:
+        del found[k]
     for v in found.values():
         v["why"] = sorted(set(v["why"]))
     return [found[k] for k in sorted(found, key=lambda k: (found[k]["start_ms"] or 0, k))]

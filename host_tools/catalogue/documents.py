@@ -196,16 +196,15 @@ class _Added:
         if case_no is not None:
             from .cases import require_open
             require_open(conn, case_no)
-        path = cat.archive.object_path(sha)
-        try:
-            st = os.lstat(path)
+        try:        # the size of its content (an object may be encrypted at rest)
+            n = cat.archive.object_size(sha)
         except FileNotFoundError:
             raise _NoObject(_("document %(sha)s is not among the archive's objects")
                             % {"sha": sha[:16]}) from None
-        if st.st_size != size:
+        if n != size:
             raise store.CatalogueError(_("document %(sha)s: the object is %(n)d bytes, the "
                                          "event says %(size)d") %
-                                       {"sha": sha[:16], "n": st.st_size, "size": size})
+                                       {"sha": sha[:16], "n": n, "size": size})
         had = conn.execute(sa.select(db.documents.c.name, db.documents.c.kind).where(
             db.documents.c.sha256 == sha)).first()
         if had is not None:
@@ -266,7 +265,9 @@ def document(cat, sha256):
 
 def explanations(cat, device, seq):
     """The written explanations of ``device``'s INTERRUPTION ``seq``, oldest first: dicts of
-    sha256, name, media_type, size, by_user, at, event, path (the archive object)."""
+    sha256, name, media_type, size, by_user, at, event, path (the archive object's file:
+    read its content with cat.archive.open_object(sha256), never from the path, which may
+    be encrypted at rest)."""
     cat.sync()
     d = db.documents.c
     with cat.engine.connect() as conn:

@@ -165,14 +165,15 @@ def _case(args):
     from .store import CatalogueError
     ro = args.action in ("show", "incident")
     with open_catalogue(args, readonly=ro) as cat:
-        if args.action == "show":
-            s = cases.show(cat, args.case_no)
+        viewer = signed_in(cat, args) if ro and getattr(args, "user", None) else None
+        if args.action == "show":       # R16: what the viewer may not see does not exist
+            s = cases.show(cat, args.case_no, viewer)
             if s is None:
                 raise CatalogueError(_("no case %(case)s") % {"case": args.case_no})
             _emit(args, s, _show_text(s))
             return EXIT_OK
         if args.action == "incident":
-            rows = cases.incident(cat, args.recording[0], args.recording[1])
+            rows = cases.incident(cat, args.recording[0], args.recording[1], viewer)
             _emit(args, {"incident": rows}, "\n".join(
                 "%s/%d %s %s" % (x["device"], x["segment"], _p(x["officer"]),
                                  "; ".join(_p(w) for w in x["why"])) for x in rows))
@@ -316,7 +317,7 @@ def add_parsers(sub, formatter):
     p4.add_argument("case_no")
     p5 = cs.add_parser("incident", help=_("the recordings of the same incident (R22)"))
     p5.add_argument("recording", type=_whole, metavar="DEVICE/SEGMENT")
-    for q, user in ((p, True), (p2, True), (p3, True), (p4, False), (p5, False)):
+    for q, user in ((p, True), (p2, True), (p3, True), (p4, True), (p5, True)):
         catalogue_common(q, user=user)
         q.set_defaults(func=_case)
 

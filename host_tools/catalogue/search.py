@@ -337,8 +337,14 @@ def _select(cond, limit, offset):
     return q.offset(offset) if offset else q
 
 
-def _ids(conn, f, limit, offset, types=None, after=None):
+_EVERY = object()      # matching(): no clearance applies (the report's own rules do)
+
+
+def _ids(conn, f, limit, offset, types=None, after=None, viewer=_EVERY):
     cond = where_clauses(conn, f, types, after)
+    if viewer is not _EVERY:       # R16: what the viewer may not see does not exist for it
+        from .confidentiality import visible_clause
+        cond.append(visible_clause(viewer, conn))
     if f.note is None:
         return [r[0] for r in conn.execute(_select(cond, limit, offset))]
     like = _note_like(conn, f.note)
@@ -366,13 +372,15 @@ def _ids(conn, f, limit, offset, types=None, after=None):
 
 
 def search(conn_or_engine, filters: Filters, limit=50, offset=0, *,
-           retention_types=None, after=None) -> list:
+           retention_types=None, after=None, viewer=None) -> list:
     """The recordings matching ``filters``, newest first: ``limit`` of them (None: all)
     after skipping ``offset``; each a dict (see the module doc). ``retention_types``:
     (permanent_event_types, long_term_event_types) of the station (retention_rules.settings;
     None: stationconfig's defaults). ``after``: (start_ms, id) of the last row of the
     previous page: the next page starts after it (a long list read page by page without
-    an ever larger offset). Raises SearchError."""
+    an ever larger offset). ``viewer``: the users.User searching, or its clearance; None:
+    the default clearance (internal). Recordings above it are left out (R16; SPEC §14.8).
+    Raises SearchError."""
     f = filters.checked()
     if after is not None and not (isinstance(after, tuple) and len(after) == 2
                                   and all(type(x) is int for x in after)):
@@ -384,8 +392,8 @@ def search(conn_or_engine, filters: Filters, limit=50, offset=0, *,
         raise SearchError(_("--offset: a whole number of at least 0"))
     if isinstance(conn_or_engine, sa.engine.Engine):
         with conn_or_engine.connect() as conn:
-            return _run(conn, f, limit, offset, retention_types, after)
-    return _run(conn_or_engine, f, limit, offset, retention_types, after)
+            return _run(conn, f, limit, offset, retention_types, after, viewer)
+    return _run(conn_or_engine, f, limit, offset, retention_types, after, viewer)
 
 
 def matching(conn_or_engine, filters: Filters, *, retention_types=None) -> set:
@@ -404,8 +412,8 @@ def matching(conn_or_engine, filters: Filters, *, retention_types=None) -> set:
     return out
 
 
-def _run(conn, f, limit, offset, types=None, after=None):
-    ids = _ids(conn, f, limit, offset, types, after)
+def _run(conn, f, limit, offset, types=None, after=None, viewer=None):
+    ids = _ids(conn, f, limit, offset, types, after, viewer)
     rec = db.recordings
     by_id = {}
     for i in range(0, len(ids), _PAGE):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from typing import Optional
 
 from ..i18n import _, ngettext
@@ -167,6 +168,10 @@ def add_command_arguments(parser):
                         help=_("the catalogue database (default: the station config's, "
                                "else DIR/catalogue.sqlite)"))
     add_arguments(parser)
+    parser.add_argument("--user", metavar="NAME", default=os.environ.get("SEALCAM_USER"),
+                        help=_("who searches (or SEALCAM_USER): recordings above your "
+                               "clearance are not listed; without it, the default "
+                               "clearance (internal) applies"))
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help=_("at most N recordings (default: all)"))
     parser.add_argument("--offset", type=int, default=0, metavar="N",
@@ -193,11 +198,20 @@ def run(args) -> int:
     from ..tlog.log import LogError
     from .db import CatalogueDBError
     from .store import Catalogue, CatalogueError
+    from .users import AuthError
+    from .store import PermissionRefused
     try:
         f = filters_from_args(args).checked()
         with Catalogue(args.archive, args.db, readonly=True) as cat:
             cat.sync()
-            _write(cat.engine, f, args, retention_types(cat))
+            viewer = None
+            if getattr(args, "user", None):
+                from ..cli_clerk import signed_in
+                viewer = signed_in(cat, args)
+            _write(cat.engine, f, args, retention_types(cat), viewer)
+    except (AuthError, PermissionRefused) as e:
+        print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
+        return 5
     except (SearchError, CatalogueError, CatalogueDBError, ArchiveError, StationConfigError,
             LogError, ReportError) as e:
         print(_("sealcam search: %(error)s") % {"error": e}, file=sys.stderr)
@@ -217,7 +231,7 @@ def run(args) -> int:
 PAGE = 1000     # rows `sealcam search` reads and prints at a time
 
 
-def _write(engine, f, args, types):
+def _write(engine, f, args, types, viewer=None):
     """Print the list page by page (memory stays bounded however many match): the table
     repeats its header every PAGE rows, JSON and CSV are one document as as_json /
     as_csv make it (JSON with "count" after the list). A closed pipe ends it quietly."""
@@ -232,7 +246,7 @@ def _write(engine, f, args, types):
             while left is None or left > 0:
                 size = PAGE if left is None else min(PAGE, left)
                 rows = search(conn, f, size, offset if after is None else 0,
-                              retention_types=types, after=after)
+                              retention_types=types, after=after, viewer=viewer)
                 if args.json:
                     out.write(",".join("\n    " + json.dumps(r, ensure_ascii=True)
                                        for r in rows) if n == 0 else

@@ -97,11 +97,57 @@ def object_caps(st):
     return caps
 
 
-def _check_object(item, proven=frozenset(), caps=None):
+def _sealed_head(p):
+    """The first bytes of the file ``p`` if it is an object sealed at rest, else None."""
+    from ..archive import atrest
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        head = os.read(fd, atrest.HEADER_SIZE)
+    finally:
+        os.close(fd)
+    return head if atrest.is_sealed(head) else None
+
+
+def hash_sealed(p, name, key):
+    """(hex digest of the plaintext, None) or (None, why) of a sealed object: every chunk
+    authenticated (wrong key, changed or cut ciphertext: why), the plaintext hashed;
+    (None, atrest.LOCKED) without the key."""
+    from ..archive import atrest
+    if key is None:
+        return None, atrest.LOCKED
+    try:
+        f = open(p, "rb", opener=lambda path, fl: os.open(path, fl | getattr(os, "O_NOFOLLOW", 0)))
+    except OSError as e:
+        return None, "cannot be opened (%s)" % (e.strerror or e)
+    try:
+        r = atrest.SealedReader(f, name, key, "object")
+    except atrest.AtRestError as e:
+        return None, str(e).replace("object: ", "", 1)
+    hs = hashlib.sha256()
+    try:
+        with r:
+            while True:
+                b = r.read(READ)
+                if not b:
+                    break
+                hs.update(b)
+    except atrest.AtRestError as e:
+        return None, str(e).replace("object: ", "", 1)
+    except OSError as e:
+        return None, "cannot be read (%s)" % (e.strerror or e)
+    return hs.hexdigest(), None
+
+
+def _check_object(item, proven=frozenset(), caps=None, key=None):
     """(path, problem) or None. ``proven``: (st_dev, st_ino) of files whose every byte was
     already checked against signed chunk hashes: their content is the signed one, so
     hashing them whole again would prove nothing more (their name was logged by the
-    station from that same content)."""
+    station from that same content). A sealed object (archive/atrest.py) is decrypted with
+    ``key`` and its plaintext hashed; without the key its problem is atrest.LOCKED."""
+    from ..archive import atrest
     p, name = item
     try:
         st = os.lstat(p)
@@ -110,15 +156,28 @@ def _check_object(item, proven=frozenset(), caps=None):
     why = _unfit(st)
     if why is not None:
         return p, why
+    sealed = _sealed_head(p) if st.st_size >= atrest.HEADER_SIZE else None
+    size = st.st_size
+    if sealed is not None:
+        body = st.st_size - atrest.HEADER_SIZE
+        size = max(0, body - atrest.TAG * max(1, -(-body // (atrest.CHUNK + atrest.TAG))))
     if caps is not None:
         cap = caps.get(name, caps.get(None))
-        if cap is not None and st.st_size > cap:
+        if cap is not None and size > cap:
             return p, "%d bytes, more than the %d the station log and the signed records " \
-                      "allow for it; not hashed" % (st.st_size, cap)
+                      "allow for it; not hashed" % (size, cap)
     if (st.st_dev, st.st_ino) not in proven:
-        h, why = hash_file(p)
-        if why:
-            return p, why
+        if sealed is not None:
+            h, why = hash_sealed(p, name, key)
+            if why is not None:             # content in clear that starts like a sealed one?
+                h2, why2 = hash_file(p)
+                if why2 is not None or h2 != name:
+                    return p, why
+                h = h2
+        else:
+            h, why = hash_file(p)
+            if why:
+                return p, why
         if h != name:
             return p, "content does not match its name"
     if st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
@@ -126,16 +185,35 @@ def _check_object(item, proven=frozenset(), caps=None):
     return None
 
 
-def hash_objects(objects_dir, workers=None, items=None, proven=frozenset(), caps=None):
+_AUTO = object()
+
+
+def hash_objects(objects_dir, workers=None, items=None, proven=frozenset(), caps=None,
+                 key=_AUTO):
     """[(path, problem)] for every object in ``objects_dir`` (or of ``items``) that does not
     hash to its name, is writable, is not a regular file, is sparse or larger than its cap
-    (``caps``, from object_caps); a thread per core but one."""
+    (``caps``, from object_caps); a thread per core but one. Objects sealed at rest are
+    decrypted with ``key`` (default: the at-rest key of the archive holding
+    ``objects_dir``, if its station.toml names one that is at hand); without it their
+    problem is atrest.LOCKED ("encrypted at rest, key not available"), which a caller
+    reports as missing information, not as damage."""
     items = list_objects(objects_dir) if items is None else items
+    if key is _AUTO:
+        key = _key_of(objects_dir)
     # one thread per core but one: the device views are verified beside it in the caller
     workers = workers or max(1, min(8, (os.cpu_count() or 1) - 1))
     with ThreadPoolExecutor(workers) as ex:
-        return [r for r in ex.map(lambda it: _check_object(it, proven, caps), items)
+        return [r for r in ex.map(lambda it: _check_object(it, proven, caps, key), items)
                 if r is not None]
+
+
+def _key_of(objects_dir):
+    from ..archive import atrest
+    from ..stationconfig import StationConfigError
+    try:
+        return atrest.load_key(os.path.dirname(os.path.abspath(objects_dir)))
+    except (atrest.AtRestError, StationConfigError):
+        return None
 
 
 def _media_inodes(a):

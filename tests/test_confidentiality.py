@@ -1,0 +1,141 @@
+"""Confidentiality levels (host_tools.catalogue.confidentiality; R16, SPEC §14.8) on SQLite
+and on a real PostgreSQL: restricted and confidential records do not exist for a user whose
+clearance is lower (search, case show, case incident), a classified case hides its
+recordings, only archive heads and the bureau chief classify, never above their own
+clearance, lowering is the bureau chief's, and a reindex from the signed log keeps every
+level."""
+import pytest
+
+from test_clerk_common import A, B, T0, add_recording, catalogue
+from host_tools.catalogue import cases, confidentiality as C, search as S, store, users
+
+NO_REC = "no recording"
+
+
+@pytest.fixture
+def world(tmp_path, catalogue_url):
+    cat, u = catalogue(tmp_path, catalogue_url)
+    head = u["head"]
+    for name, role, clearance in (("qian.head", "archive_head", "confidential"),
+                                  ("zhou.clerk", "clerk", "confidential"),
+                                  ("wu.head", "archive_head", "restricted")):
+        cat.act(head, users.add_event(name, role, os_account="nosuch-" + name,
+                                      clearance=clearance))
+        u[name] = users.User(name, role, how="os", clearance=clearance)
+    add_recording(cat, A, 2, start_ms=T0)
+    add_recording(cat, A, 3, start_ms=T0 + 1000)
+    add_recording(cat, B, 5, start_ms=T0 + 2000)
+    cat.act(u["clerk"], cases.opened_event("FZ-1", "专案"))
+    cat.act(u["clerk"], cases.linked_event("FZ-1", device=A, segment=3))
+    cat.act(u["clerk"], cases.linked_event("FZ-1", device=B, segment=5, role="angle"))
+    yield cat, u
+    cat.close()
+
+
+def _found(cat, viewer, **f):
+    with cat.engine.connect() as conn:
+        return [(r["device"], r["segment"]) for r in S.search(conn, S.Filters(**f), None,
+                                                               viewer=viewer)]
+
+
+def test_r16_confidential_recording_is_invisible_to_internal_clearance(world):
+    cat, u = world
+    C.classify(cat, u["qian.head"], "recording", "confidential", "名单涉及证人",
+               device=A, segment=3)
+    clerk = u["clerk"]                     # clearance: the default, internal
+    assert (A, 3) not in _found(cat, clerk)
+    assert (A, 3) not in _found(cat, None)        # no signed-in user: internal
+    assert (A, 3) in _found(cat, u["zhou.clerk"])
+    assert (A, 3) not in _found(cat, clerk, device=[A])
+    assert _found(cat, clerk, case="FZ-1") == [(B, 5)]
+    s = cases.show(cat, "FZ-1", clerk)
+    assert [(r["device"], r["segment"]) for r in s["recordings"]] == [(B, 5)]
+    assert all(h["segment"] != 3 for h in s["history"])
+    s = cases.show(cat, "FZ-1", u["zhou.clerk"])
+    assert [(r["device"], r["segment"]) for r in s["recordings"]] == [(A, 3), (B, 5)]
+    with pytest.raises(store.CatalogueError, match=NO_REC):
+        cases.incident(cat, A, 3, clerk)
+    assert [(x["device"], x["segment"]) for x in cases.incident(cat, B, 5, clerk)] == []
+    assert [(x["device"], x["segment"]) for x in
+            cases.incident(cat, B, 5, u["zhou.clerk"])] == [(A, 3)]
+    with cat.engine.connect() as conn:
+        rid = store.recording_id(conn, A, 3)
+        assert C.level_of_recording(conn, rid) == "confidential"
+        with pytest.raises(store.PermissionRefused, match=NO_REC):
+            C.require_visible(conn, clerk, rid)
+        assert C.require_visible(conn, u["zhou.clerk"], rid) == "confidential"
+
+
+def test_r16_a_classified_case_hides_itself_and_its_recordings(world):
+    cat, u = world
+    C.classify(cat, u["wu.head"], "case", "restricted", "涉密案件", case_no="FZ-1")
+    clerk = u["clerk"]
+    assert cases.show(cat, "FZ-1", clerk) is None          # as if it did not exist
+    assert cases.show(cat, "FZ-none", clerk) is None
+    assert _found(cat, clerk) == [(A, 2)]
+    assert _found(cat, u["wu.head"]) == [(B, 5), (A, 3), (A, 2)]
+    with cat.engine.connect() as conn:
+        assert C.level_of_case(conn, "FZ-1") == "restricted"
+        assert C.level_of_recording(conn, store.recording_id(conn, B, 5)) == "restricted"
+    # taken out of the case, the recording is seen again
+    cat.act(u["head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
+    assert (B, 5) in _found(cat, clerk)
+
+
+def test_r16_classify_above_own_clearance_or_unseen_or_by_a_clerk_is_refused(world):
+    cat, u = world
+    with pytest.raises(store.PermissionRefused, match="above their own clearance"):
+        C.classify(cat, u["wu.head"], "recording", "confidential", "x", device=A, segment=2)
+    with pytest.raises(store.PermissionRefused):
+        C.classify(cat, u["zhou.clerk"], "recording", "restricted", "x", device=A, segment=2)
+    C.classify(cat, u["qian.head"], "recording", "confidential", "x", device=A, segment=2)
+    # a record above his clearance does not exist for wu.head
+    with pytest.raises(store.CatalogueError, match=NO_REC):
+        C.classify(cat, u["wu.head"], "recording", "restricted", "y", device=A, segment=2)
+    # lowering is the bureau chief's, never an archive head's
+    with pytest.raises(store.PermissionRefused, match="bureau chief"):
+        C.classify(cat, u["qian.head"], "recording", "internal", "over", device=A, segment=2)
+    with pytest.raises(store.CatalogueError, match="reason"):
+        C.classify(cat, u["qian.head"], "case", "restricted", "  ", case_no="FZ-1")
+    with pytest.raises(store.CatalogueError, match="already"):
+        C.classify(cat, u["qian.head"], "recording", "confidential", "x", device=A, segment=2)
+    with pytest.raises(store.CatalogueError, match="unknown level"):
+        C.classify(cat, u["qian.head"], "case", "top-secret", "x", case_no="FZ-1")
+
+
+def test_r16_reindex_keeps_levels_and_history(tmp_path, tmp_path_factory, catalogue_url):
+    from test_clerk_common import add_users, real_archive
+    arch, f = real_archive(tmp_path, tmp_path_factory)
+    with store.Catalogue(arch, catalogue_url) as cat:
+        cat.refresh_recordings(None)
+        u = add_users(cat)
+        for name, clearance in (("qian.head", "confidential"), ("wu.head", "restricted")):
+            cat.act(u["head"], users.add_event(name, "archive_head", clearance=clearance,
+                                               os_account="nosuch-" + name))
+            u[name] = users.User(name, "archive_head", how="os", clearance=clearance)
+        cat.act(u["clerk"], cases.opened_event("FZ-1", "专案"))
+        cat.act(u["clerk"], cases.linked_event("FZ-1", device=B, segment=f["b1"]))
+        C.classify(cat, u["qian.head"], "recording", "restricted", "first", device=A,
+                   segment=f["a1"])
+        C.classify(cat, u["qian.head"], "recording", "confidential", "second", device=A,
+                   segment=f["a1"])
+        C.classify(cat, u["wu.head"], "case", "restricted", "case", case_no="FZ-1")
+        before = _found(cat, u["wu.head"])
+        cat.reindex()
+        assert not cat.problems
+        assert _found(cat, u["wu.head"]) == before
+        assert (B, f["b1"]) in before and (A, f["a1"]) not in before
+        assert _found(cat, u["clerk"]) == [(A, f["a2"])]
+        h = C.history(cat, u["qian.head"], "recording", device=A, segment=f["a1"])
+        assert [(x["level"], x["reason"], bool(x["current"])) for x in h] == [
+            ("restricted", "first", False), ("confidential", "second", True)]
+
+
+def test_visible_clause_is_no_condition_at_full_clearance_or_when_nothing_is_hidden(world):
+    cat, u = world
+    import sqlalchemy as sa
+    assert C.visible_clause("confidential") is not None
+    with cat.engine.connect() as conn:
+        assert str(C.visible_clause("internal", conn)) == str(sa.true())
+        assert C.hidden_levels("internal") == ["restricted", "confidential"]
+        assert C.hidden_levels(None) == ["restricted", "confidential"]
