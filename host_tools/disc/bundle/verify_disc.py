@@ -25,6 +25,8 @@ import os
 import stat
 import sys
 
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True      # a copied disc stays as it was: no __pycache__
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "verifier", "sealcamfw")):
     sys.path.insert(0, os.path.join(_HERE, "verifier"))
