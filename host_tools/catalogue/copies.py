@@ -127,29 +127,34 @@ def _action_of(kind, actions):
     return "view" if "view" in actions else "copy"
 
 
-def _check_authorized(cat, conn, e, rid):
-    """The request is one the event's user made, approved, not expired at the event's
-    time, naming the action (ACCESS decides the rest: access.check_use when it offers it,
-    on replay too)."""
+def _index(cat, conn, e):
+    """The log index of ``e``: the log's size while Catalogue.act checks it, else (a
+    replay) the first copy_made entry equal to it not applied yet."""
+    size = cat.archive.log().size
+    start = cat.applied(conn)
+    if start >= size:
+        return size
+    for i, x in cat.entries_with(b"copy_made", start=start, stop=size):
+        if x == e:
+            return i
+    raise CopyError(_("copy_made event not found in the station log"))
+
+
+def _check_authorized(cat, conn, e):
+    """A copy is a use of an access request: the same rules as access_used (ACCESS's, read
+    from the signed log as it stood at this event, on replay too): the event's user is
+    the requester, the request approved, not expired at the event's time, naming the
+    action (view or copy; export for an extract) and covering the recording."""
     from . import access
-    req = conn.execute(sa.select(db.access_requests).where(
-        db.access_requests.c.id == e["request"])).mappings().first()
-    if req is None:
-        raise access.AccessRefused(_("there is no access request %(id)s")
-                                   % {"id": e["request"]})
-    actions = (req["actions"] or "").split(",")
-    action = _action_of(e["kind"], actions)
-    check_use = getattr(access, "check_use", None)
-    if check_use is not None:
-        check_use(cat, conn, e["by"], e["request"], action, e["device"], e["segment"],
-                  e["at"])
-        return
-    if req["requester"] != e["by"] or req["state"] != "approved" or action not in actions \
-            or (req["valid_until"] and req["valid_until"] < e["at"]):
-        raise access.AccessRefused(
-            _("request %(id)s does not allow %(by)s to %(action)s %(device)s/%(segment)d")
-            % {"id": e["request"], "by": e["by"], "action": action, "device": e["device"],
-               "segment": e["segment"]})
+    i = _index(cat, conn, e)
+    st = access._replay(cat, e["request"], i)
+    action = _action_of(e["kind"], st["actions"] if st else ())
+    use = {"type": "access_used", "request": e["request"], "action": action, "by": e["by"],
+           "at": e["at"], "device": e["device"], "segment": e["segment"],
+           "output": e["sha256"]}
+    why = access._use_why(cat, conn, st, i, use)
+    if why:
+        raise access.AccessRefused(why)
 
 
 @store.handles("copy_made", permission="access_use")
@@ -162,7 +167,7 @@ class _Made:
             raise CopyError(_("copy_made: kind is view or extract"))
         dev = field(e, "device", str, max_len=store.DEVICE_MAX)
         seg = field(e, "segment", int)
-        rid = store.recording_id(conn, dev, seg)
+        store.recording_id(conn, dev, seg)
         if not _is_sha(field(e, "sha256", str, max_len=64)):
             raise CopyError(_("a copy is named by its SHA-256 (64 hex digits)"))
         if not 0 < field(e, "size", int) <= MAX_SIZE:
@@ -170,7 +175,7 @@ class _Made:
         _check_sources(e.get("sources"))
         _check_derivation(e.get("derivation"))
         _check_records(cat, dev, e["sources"])
-        _check_authorized(cat, conn, e, rid)
+        _check_authorized(cat, conn, e)
 
     @staticmethod
     def apply(cat, conn, i, e):
@@ -265,8 +270,11 @@ def copy_path(cat, sha256):
 def _authorize(cat, user, request_id, kind, device, segment):
     """(request state, the action) after access.authorize, or AccessRefused."""
     from . import access
-    st = access.state(cat, request_id)
-    action = _action_of(kind, st.get("actions") or ())
+    try:
+        actions = access.state(cat, request_id).get("actions") or ()
+    except store.CatalogueError:
+        actions = ()                # authorize says why
+    action = _action_of(kind, actions)
     return access.authorize(cat, user, request_id, action, device=device,
                             segment=segment), action
 
@@ -391,13 +399,14 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
         try:
             seg = Segment(src, segment)
             if span is None:
-                b1, b2, asked = 0, seg.length, (0, seg.media_end())
+                b1, b2, asked = 0, seg.length, (0, int(seg.media_end()))
             else:
                 t1, t2 = int(span[0] * 1000), int(span[1] * 1000)
                 b1, b2 = seg.bytes_of(t1, t2)
                 asked = (t1, t2)
-            subject = {"kind": "range", "seqs": [], "from": seg.origin_rtc + asked[0],
-                       "to": seg.origin_rtc + asked[1]}
+            subject = {"kind": "range", "seqs": [],
+                       "from": int(seg.origin_rtc + asked[0]),
+                       "to": int(seg.origin_rtc + asked[1])}
             clip = cut(seg, b1, b2, asked, subject, [], out)
             sources = _sources(src, seg)
         finally:

@@ -1,0 +1,195 @@
+"""Viewing copies and extracts under access approval (R15; SPEC §14.10): copies.py with
+access.py, on a real recorded segment (tests/test_copies.py builds it once), real FFmpeg,
+SQLite and PostgreSQL catalogues.
+
+Each test gets a fresh copy of the module's archive with users of each role, case FZ-1 of
+unit U-1 holding the recording, and (tests/test_access_common.approved_request) requests
+approved by the archive head and the unit's leader.
+"""
+import hashlib
+import os
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from test_copies import DEV, _build, _tree_hashes
+from test_clerk_common import add_users, count
+from host_tools.catalogue import cases, copies, db, users
+from host_tools.catalogue.store import Catalogue
+
+access = pytest.importorskip("host_tools.catalogue.access")
+from test_access_common import CASE, UNIT, approved_request  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("copies-acc"))
+
+
+@pytest.fixture
+def world(template, tmp_path, catalogue_url):
+    arch = tmp_path / "arch"
+    shutil.copytree(template[0], arch, symlinks=True)
+    seg = template[1]
+    cat = Catalogue(arch, catalogue_url)
+    u = add_users(cat)
+    cat.act(u["head"], users.change_event("zhao.lead", unit=UNIT))
+    u["leader"] = users.User("zhao.lead", "unit_leader", how="os", unit=UNIT)
+    cat.act(u["clerk"], cases.opened_event(CASE, "违法建设 五一路 12号", unit=UNIT))
+    cat.act(u["clerk"], cases.linked_event(CASE, device=DEV, segment=seg))
+    yield cat, u, seg
+    cat.close()
+
+
+def _log_types(cat, t):
+    return [e for _i, _r, e in cat.archive.log().entries(0, cat.archive.log().size)
+            if e.get("type") == t]
+
+
+def _made(cat):
+    """Files under ARCHIVE/copies (the work folder aside)."""
+    root = copies.copies_dir(cat)
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != ".tmp"]
+        out += [os.path.join(d, f) for f in files]
+    return out
+
+
+def test_r15_copies_view_copy_made_under_approval(world):
+    cat, u, seg = world
+    before = _tree_hashes(cat.archive_dir)
+    rid = approved_request(cat, u, actions=("view",))
+    seen = []
+    c = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg,
+                              progress=lambda f, t: seen.append(f))
+    assert seen and seen[-1] == 1.0 and not c["reused"]
+    sha = c["sha256"]
+    assert c["path"] == os.path.join(cat.archive_dir, "copies", sha[:2], sha[2:] + ".mp4")
+    assert hashlib.sha256(open(c["path"], "rb").read()).hexdigest() == sha
+    assert os.stat(c["path"]).st_mode & 0o777 == 0o444
+    assert copies.copy_path(cat, sha) == c["path"]
+    assert "li.na  %s\n仅供查看 / viewing copy" % rid == c["derivation"]["watermark"]
+    # provenance: the copy_made event names the originals, the derivation and the request
+    (ev,) = _log_types(cat, "copy_made")
+    assert (ev["request"], ev["device"], ev["segment"], ev["sha256"], ev["kind"],
+            ev["by"]) == (rid, DEV, seg, sha, "view", "li.na")
+    media = next(s for s in ev["sources"] if s["kind"] == "media")
+    assert hashlib.sha256(cat.archive.read_object(media["sha256"])).hexdigest() == \
+        media["sha256"]
+    for r in (s for s in ev["sources"] if s["kind"] == "record"):
+        row = cat.archive.db.execute("SELECT hash FROM records WHERE device = ? AND seq = ?",
+                                     (DEV, r["seq"])).fetchone()
+        assert bytes(row[0]).hex() == r["hash"]
+    # the register: one use, naming what was handed out
+    (use,) = [r for r in access.register(cat) if r["request_id"] == rid]
+    assert (use["action"], use["output"], use["valid"]) == ("view", sha, True)
+    assert {a["role"] for a in use["approvals"]} == {"archive_head", "unit_leader"}
+    # asked again: the same copy, one more register line, no second copy_made
+    again = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    assert again["reused"] and again["sha256"] == sha
+    assert len(_log_types(cat, "copy_made")) == 1
+    assert [r["output"] for r in access.register(cat) if r["request_id"] == rid] == [sha,
+                                                                                      sha]
+    (row,) = copies.copies_of(cat, request_id=rid)
+    assert (row["kind"], row["device"], row["segment"], row["sha256"]) == ("view", DEV,
+                                                                          seg, sha)
+    # the originals are untouched
+    assert _tree_hashes(cat.archive_dir) == before
+
+
+def test_r15_copies_no_copy_without_approval(world):
+    cat, u, seg = world
+    rid = access.request(cat, u["clerk"], target_kind="case", target=CASE, case_no=CASE,
+                         purpose="court hearing", actions=["view"])
+    access.approve(cat, u["head"], rid)             # the unit's leader has not approved
+    with pytest.raises(access.AccessRefused, match="not approved"):
+        copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    ok = approved_request(cat, u, actions=("view",))
+    with pytest.raises(access.AccessRefused, match="only its requester"):
+        copies.make_view_copy(cat, u["officer"], ok, DEV, seg)      # not the requester
+    export_only = approved_request(cat, u, actions=("export",))
+    with pytest.raises(access.AccessRefused, match="not view|not copy"):
+        copies.make_view_copy(cat, u["clerk"], export_only, DEV, seg)
+    with pytest.raises(access.AccessRefused):
+        copies.make_view_copy(cat, u["clerk"], "AR-2026-9999", DEV, seg)
+    assert _made(cat) == [] and _log_types(cat, "copy_made") == []
+    assert count(cat, db.copies) == 0 and count(cat, db.accesses) == 0
+
+
+def test_r15_copies_tampered_copy_is_refused(world):
+    cat, u, seg = world
+    rid = approved_request(cat, u, actions=("view", "copy"))
+    c = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    p = c["path"]
+    os.chmod(p, 0o644)
+    data = bytearray(open(p, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(p, "wb").write(bytes(data))
+    with pytest.raises(copies.CopyError, match="changed after it was made"):
+        copies.copy_path(cat, c["sha256"])
+    with pytest.raises(copies.CopyError, match="changed after it was made"):
+        copies.open_copy(cat, c["sha256"])
+    # asked again, the changed file is not handed out: the copy is derived again
+    again = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    assert copies.copy_path(cat, again["sha256"]) == again["path"]
+    assert hashlib.sha256(open(again["path"], "rb").read()).hexdigest() == again["sha256"]
+    # a file under copies/ that no copy_made names is not a copy
+    fake = bytes(range(256)) * 4
+    sha = hashlib.sha256(fake).hexdigest()
+    os.makedirs(os.path.join(copies.copies_dir(cat), sha[:2]), exist_ok=True)
+    open(os.path.join(copies.copies_dir(cat), sha[:2], sha[2:] + ".mp4"), "wb").write(fake)
+    with pytest.raises(copies.CopyError, match="no copy_made"):
+        copies.copy_path(cat, sha)
+    with pytest.raises(copies.CopyError, match="64 hex"):
+        copies.copy_path(cat, "../../station.key")
+
+
+def test_r15_copies_export_is_a_verifiable_extract(world, tmp_path):
+    from host_tools import clip_verify
+    from host_tools.clip_verify import verify_clip
+    cat, u, seg = world
+    out = tmp_path / "usb"
+    out.mkdir()
+    view_only = approved_request(cat, u, actions=("view",))
+    with pytest.raises(access.AccessRefused, match="not export"):
+        copies.export_extract(cat, u["clerk"], view_only, DEV, seg, out)
+    assert os.listdir(out) == []
+    rid = approved_request(cat, u, actions=("export",))
+    x = copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
+    assert sorted(os.listdir(out)) == ["%s-%d.mkv" % (DEV, seg), "%s-%d.mkv.prov" % (DEV, seg)]
+    assert hashlib.sha256(open(x["file"], "rb").read()).hexdigest() == x["sha256"]
+    res = verify_clip(x["file"], archive=cat.archive_dir)
+    assert res.verdict == clip_verify.OK, res.to_text()
+    # the whole segment: the extract is the original media byte for byte
+    media = next(s for s in x and _log_types(cat, "copy_made")[0]["sources"]
+                 if s["kind"] == "media")
+    assert open(x["file"], "rb").read() == cat.archive.read_object(media["sha256"])
+    (use,) = [r for r in access.register(cat) if r["request_id"] == rid]
+    assert (use["action"], use["output"]) == ("export", x["sha256"])
+    (row,) = copies.copies_of(cat, request_id=rid)
+    assert row["kind"] == "extract" and row["derivation"]["tool"] == "sealcam clip"
+    # an extract is never written into the archive, nor over a file
+    with pytest.raises(copies.CopyError, match="inside the archive"):
+        copies.export_extract(cat, u["clerk"], rid, DEV, seg, cat.archive_dir)
+    with pytest.raises(copies.CopyError, match="exists already"):
+        copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
+
+
+def test_r15_copies_forged_copy_made_is_refused_on_replay(world):
+    """A copy_made appended to the log without an approval (bypassing copies.py) is not
+    applied by a reindex; the legitimate one is."""
+    cat, u, seg = world
+    rid = approved_request(cat, u, actions=("view",))
+    good = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    unapproved = access.request(cat, u["clerk"], target_kind="case", target=CASE,
+                                case_no=CASE, purpose="curiosity", actions=["view"])
+    (ev,) = _log_types(cat, "copy_made")
+    forged = dict(ev, request=unapproved, sha256="ab" * 32)
+    cat.archive.log().append([forged])
+    cat.reindex()
+    assert any("copy_made" in p and "not approved" in p for p in cat.problems), cat.problems
+    assert [r["sha256"] for r in copies.copies_of(cat)] == [good["sha256"]]
+    with cat.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.copies)).scalar() == 1
