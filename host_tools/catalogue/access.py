@@ -42,7 +42,7 @@ from .events import NAME_MAX, TEXT_MAX, CatalogueEventError, base, field
 
 __all__ = ["ACTIONS", "TARGET_KINDS", "RULES", "AccessRefused", "request_event", "request",
            "request_id", "approve", "refuse", "state", "authorize", "record_use",
-           "register", "settings", "requests"]
+           "register", "register_pdf", "settings", "requests"]
 
 ACTIONS = ("view", "copy", "export", "print")
 TARGET_KINDS = ("recording", "case", "number")
@@ -644,9 +644,10 @@ def _day(s):
 
 def register(cat, since=None, until=None):
     """Every use on the station log from day ``since`` to day ``until`` (YYYY-MM-DD, both
-    included, UTC): index, at, by, action, device, segment, output, request, purpose,
-    case_no, target_kind, target, agency, approvals [{by, role, at, reason}], valid (the
-    log's rules allow it) and problem (why not). A use the rules refuse (appended without
+    included, UTC):
+    index, at, requester, action, target (DEVICE:SEG, or the request's target), device,
+    segment, output, request_id, purpose, case_no, agency, approvals [{by, role, at,
+    reason}], valid (the log's rules allow it) and problem (why not). A use the rules refuse (appended without
     them) is listed with valid False: the register hides nothing the log holds."""
     a, b = _day(since), _day(until)
     cat.sync()
@@ -660,15 +661,26 @@ def register(cat, since=None, until=None):
                 continue
             st = _replay(cat, rid, i)
             why = _use_why(cat, None, st, i, e)
+            what = "%s:%s" % (e.get("device"), e.get("segment")) if "device" in e else (
+                st and st["target"])
             rows.append({
-                "index": i, "at": e.get("at"), "by": e.get("by"), "action": e.get("action"),
-                "device": e.get("device"), "segment": e.get("segment"),
-                "output": e.get("output"), "request": rid,
+                "index": i, "at": e.get("at"), "requester": e.get("by"),
+                "action": e.get("action"), "target": what, "device": e.get("device"),
+                "segment": e.get("segment"), "output": e.get("output"), "request_id": rid,
                 "purpose": st and st["purpose"], "case_no": st and st["case_no"],
-                "target_kind": st and st["target_kind"], "target": st and st["target"],
                 "agency": st and st["agency"],
                 "approvals": [{k: x[k] for k in ("by", "role", "at", "reason")}
                               for x in (st["approvals"] if st else [])],
                 "valid": why is None, "problem": why})
     rows.sort(key=lambda r: r["index"])
+    return rows
+
+
+def register_pdf(cat, path, since=None, until=None, *, printed_by=None, overwrite=True):
+    """The register from ``since`` to ``until`` as a PDF a supervisor signs (see
+    access_cli.write_register_pdf); returns the rows printed."""
+    from .access_cli import write_register_pdf
+    rows = register(cat, since, until)
+    write_register_pdf(cat, path, rows, since, until, printed_by=printed_by,
+                       overwrite=overwrite)
     return rows
