@@ -193,3 +193,15 @@ def test_r15_copies_forged_copy_made_is_refused_on_replay(world):
     assert [r["sha256"] for r in copies.copies_of(cat)] == [good["sha256"]]
     with cat.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.copies)).scalar() == 1
+
+
+def test_r15_copies_of_a_disposed_original_are_not_handed_out(world):
+    cat, u, seg = world
+    rid = approved_request(cat, u, actions=("view",))
+    c = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    with cat.engine.begin() as conn:
+        conn.execute(db.recordings.update().where(db.recordings.c.device == DEV,
+                                                  db.recordings.c.segment == seg)
+                     .values(state="disposed"))
+    with pytest.raises(copies.CopyError, match="disposed of"):
+        copies.copy_path(cat, c["sha256"])

@@ -210,10 +210,16 @@ def copies_of(cat, request_id=None, sha256=None):
         return [_row(x) for x in conn.execute(q).mappings()]
 
 
+_CHECKED = {}                   # (path, inode, size, mtime, ctime) -> sha256 already hashed
+_CHECKED_MAX = 256
+
+
 def _open_checked(cat, sha256):
     """(file, size, row) of the stored viewing copy ``sha256``: a copy_made row names it,
-    the file is a regular file (no symbolic link followed) of the row's size whose bytes
-    hash to its name. CopyError otherwise."""
+    its recording is not disposed of, the file is a regular file (no symbolic link
+    followed) of the row's size whose bytes hash to its name. CopyError otherwise. A file
+    hashed before and unchanged since (same inode, size, modification and change times) is
+    not hashed again (a player asks for many ranges of it)."""
     from .. import safeio
     if not _is_sha(sha256):
         raise CopyError(_("a copy is named by its SHA-256 (64 hex digits)"))
@@ -222,9 +228,17 @@ def _open_checked(cat, sha256):
     if not rows:
         raise CopyError(_("no viewing copy %(sha)s was made (no copy_made event names it)")
                         % {"sha": sha256[:16]})
-    rel = os.path.relpath(_stored(cat, sha256), cat.archive_dir)
+    with cat.engine.connect() as conn:
+        state = conn.execute(sa.select(db.recordings.c.state).where(
+            db.recordings.c.id == rows[0]["recording_id"])).scalar()
+    if state == "disposed":
+        raise CopyError(_("the original of viewing copy %(sha)s (%(device)s/%(segment)s) was "
+                          "disposed of: its copies are not handed out")
+                        % {"sha": sha256[:16], "device": rows[0]["device"],
+                           "segment": rows[0]["segment"]})
+    path = _stored(cat, sha256)
     try:
-        f, size = safeio.open_regular(cat.archive_dir, rel)
+        f, size = safeio.open_regular(cat.archive_dir, os.path.relpath(path, cat.archive_dir))
     except FileNotFoundError:
         raise CopyError(_("viewing copy %(sha)s is missing from %(dir)s: make it again "
                           "(the request's copy action)")
@@ -233,17 +247,22 @@ def _open_checked(cat, sha256):
         raise CopyError(_("viewing copy %(sha)s cannot be read (%(why)s)")
                         % {"sha": sha256[:16], "why": e}) from None
     try:
-        h = hashlib.sha256()
-        n = 0
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            n += len(block)
-        if n != rows[0]["size"] or h.hexdigest() != sha256:
-            raise CopyError(_("viewing copy %(path)s was changed after it was made (its "
-                              "bytes are not the ones copy_made names): it is not handed "
-                              "out; remove it and make it again")
-                            % {"path": _stored(cat, sha256)})
-        f.seek(0)
+        st = os.fstat(f.fileno())
+        key = (path, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if _CHECKED.get(key) != sha256:
+            h = hashlib.sha256()
+            n = 0
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+                n += len(block)
+            if n != rows[0]["size"] or h.hexdigest() != sha256:
+                raise CopyError(_("viewing copy %(path)s was changed after it was made (its "
+                                  "bytes are not the ones copy_made names): it is not handed "
+                                  "out; remove it and make it again") % {"path": path})
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()
+            _CHECKED[key] = sha256
+            f.seek(0)
         return f, size, rows[0]
     except BaseException:
         f.close()
