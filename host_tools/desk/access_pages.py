@@ -182,41 +182,36 @@ def _register_rows(request):
     return rows, since, until
 
 
-REGISTER_COLUMNS = (("at", N_("time")), ("request_id", N_("request")),
-                    ("requester", N_("requester")), ("action", N_("action")),
-                    ("target", N_("record")), ("purpose", N_("purpose")),
-                    ("case_no", N_("case")), ("approvals", N_("approved by")),
-                    ("output", N_("copy")))
+REGISTER_COLUMNS = (("index", N_("log entry")), ("at", N_("time")),
+                    ("request_id", N_("request")), ("requester", N_("requester")),
+                    ("action", N_("action")), ("target", N_("record")),
+                    ("purpose", N_("purpose")), ("case_no", N_("case")),
+                    ("agency", N_("agency")), ("approvals", N_("approved by")),
+                    ("output", N_("copy")), ("problem", N_("problem")))
 
 
-def _cell(v):
-    if v is None:
+def _cell(k, v):
+    if v is None or v == "":
         return "-"
+    if k == "approvals" and isinstance(v, (list, tuple)):
+        return ", ".join("%s (%s)" % (a.get("by"), a.get("role")) if isinstance(a, dict)
+                         else str(a) for a in v) or "-"
+    if k == "output" and isinstance(v, str) and len(v) == 64:
+        return v[:12] + "…"
     if isinstance(v, (list, tuple)):
-        return ", ".join(_cell(x) for x in v) or "-"
-    if isinstance(v, dict):
-        return " ".join("%s" % x for x in v.values() if x is not None)
-    return str(v)
+        return ", ".join(str(x) for x in v) or "-"
+    return str(v)[:500]
 
 
-def _columns(rows):
-    """The register's columns: the known ones it has, in order, then any others."""
-    keys = []
-    for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    known = [(k, t) for k, t in REGISTER_COLUMNS if k in keys or not rows]
-    rest = [(k, k.replace("_", " ")) for k in keys if k not in dict(REGISTER_COLUMNS)]
-    return known + rest
+def _table(rows):
+    return [{"cells": [_cell(k, r.get(k)) for k, _t in REGISTER_COLUMNS],
+             "valid": r.get("valid", True) is not False} for r in rows]
 
 
 async def register_page(request):
     web.need_user(request)
     rows, since, until = _register_rows(request)
-    cols = _columns(rows)
-    return web.render(request, "register.html", cols=cols,
-                      rows=[[_cell(r.get(k)) for k, _t in cols] for r in rows],
+    return web.render(request, "register.html", cols=REGISTER_COLUMNS, rows=_table(rows),
                       since=since, until=until, count=len(rows))
 
 
@@ -229,13 +224,13 @@ async def register_pdf(request):
     os.close(fd)
     period = "%s - %s" % (since or "...", until or _dt.date.today().isoformat())
     if hasattr(a, "register_pdf"):
-        a.register_pdf(desk.cat, path, since=since, until=until)
+        a.register_pdf(desk.cat, path, since, until, printed_by=user.name)
     else:
         pdfdoc = web.lazy("pdfdoc")
         if pdfdoc is None:
             raise web.DeskError(503, _("PDF output is not available (host_tools/pdfdoc.py "
                                        "is missing)"))
-        cols = _columns(rows)
+        cols = REGISTER_COLUMNS
         pdfdoc.write_table_pdf(
             path, _("Access register"),
             [_("archive: %(archive)s") % {"archive": desk.archive},
@@ -243,7 +238,7 @@ async def register_pdf(request):
              _("printed by %(user)s at %(at)s UTC") % {
                  "user": user.name, "at": _dt.datetime.now(_dt.timezone.utc).strftime(
                      "%Y-%m-%d %H:%M")}],
-            [_(t) for _k, t in cols], [[_cell(r.get(k)) for k, _t in cols] for r in rows],
+            [_(t) for _k, t in cols], [x["cells"] for x in _table(rows)],
             [_("%(n)d entries") % {"n": len(rows)}],
             signature_lines=(_("checked by (supervisor):"), _("date:")))
     return FileResponse(path, media_type="application/pdf",

@@ -1,8 +1,9 @@
 """Exports to duplicate discs and backups, run in a background thread with a progress page
 that reloads itself (<meta http-equiv=refresh>, no script).
 
-    disc:   host_tools.disc.build_disc(cat, user, ref, out_dir, progress) (DISC contract):
+    disc:   host_tools.disc build_disc(cat, user, ref, out_dir, progress) (DISC contract):
             two identical ISO images and a label PDF under the desk's --export-dir
+            (default: ARCHIVE-discs beside the archive; never inside it)
     backup: host_tools.backup.backup(cat, user, dest, progress) (BACKUP contract): to one
             of the destinations the desk was started with (--backup-dir); a page never
             names a directory of its own
@@ -42,14 +43,26 @@ class Job:
         self.ended = None
         self.fraction = None            # 0..1 when the module says
         self.messages = []
+        self.phase = None
         self.result = None
         self.error = None
 
     def progress(self, *args, **kw):
         """The callback handed to the module: (done, total), a fraction, a message, or
         keywords of them; whatever it says is kept, bounded."""
+        for a in args:          # backup's {"phase", "done", "total", "bytes", ...}
+            if isinstance(a, dict):
+                kw = dict(a, **kw)
+        args = [a for a in args if not isinstance(a, dict)]
         nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
         texts = [a for a in args if isinstance(a, str)]
+        if isinstance(kw.get("bytes"), int) and isinstance(kw.get("bytes_total"), int) \
+                and kw["bytes_total"] > 0:
+            kw.setdefault("done", kw["bytes"])
+            kw["done"], kw["total"] = kw["bytes"], kw["bytes_total"]
+        if isinstance(kw.get("phase"), str) and kw["phase"] != self.phase:
+            self.phase = kw["phase"]
+            texts.append(kw["phase"])
         done, total = kw.get("done"), kw.get("total")
         if done is None and len(nums) >= 2:
             done, total = nums[0], nums[1]
@@ -125,13 +138,13 @@ async def exports_page(request, status_code=200):
     user = web.need_user(request)
     desk = request.app.state.desk
     desk.cat.sync()
-    disc, backup = web.lazy("disc"), web.lazy("backup")
-    disc_ok = disc is not None and hasattr(disc, "build_disc")
-    backup_ok = backup is not None and hasattr(backup, "backup")
+    disc_ok = web.build_disc() is not None
+    backup_ok = web.backup_fn() is not None
     status = None
-    if backup is not None and hasattr(backup, "backup_status"):
+    status_fn = web.backup_status()
+    if status_fn is not None:
         try:
-            status = backup.backup_status(desk.cat)
+            status = status_fn(desk.cat)
         except Exception as e:      # noqa: BLE001 - the page still shows the rest
             status = {"error": str(e)[:300]}
     jobs = sorted((j for j in desk.jobs.values() if j.owner == user.name),
@@ -152,8 +165,8 @@ async def start_disc(request):
     ref = web.field(form, "ref", required=True, max_len=64, label=_("case or archive number"))
     if not REF_RE.fullmatch(ref):
         raise web.DeskError(400, _("not a case or archive number: %(ref)s") % {"ref": ref})
-    disc = web.lazy("disc")
-    if disc is None or not hasattr(disc, "build_disc"):
+    build = web.build_disc()
+    if build is None:
         raise web.DeskError(503, _("disc export is not available on this station yet"))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)[:48]
@@ -161,7 +174,7 @@ async def start_disc(request):
     job = Job("disc", user.name, ref)
     _add(desk, job)
     os.makedirs(out, exist_ok=True)
-    _run(desk, job, user, disc.build_disc, ref, out)
+    _run(desk, job, user, build, ref, out)
     return web.redirect(request.url_for("job", jid=job.id))
 
 
@@ -174,13 +187,13 @@ async def start_backup(request):
     if not desk.backup_dirs or n is None:
         raise web.DeskError(400, _("this desk was started without a backup destination "
                                    "(sealcam desk --backup-dir DIR)"))
-    backup = web.lazy("backup")
-    if backup is None or not hasattr(backup, "backup"):
+    backup = web.backup_fn()
+    if backup is None:
         raise web.DeskError(503, _("backup is not available on this station yet"))
     dest = desk.backup_dirs[n]
     job = Job("backup", user.name, dest)
     _add(desk, job)
-    _run(desk, job, user, backup.backup, dest)
+    _run(desk, job, user, backup, dest)
     return web.redirect(request.url_for("job", jid=job.id))
 
 

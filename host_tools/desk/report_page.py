@@ -41,10 +41,10 @@ async def report_page(request):
                  explanation_text=W.sentence(it["explanation"], W.EXPLANATION),
                  bad=it["status"] in BAD) for it in rep["interruptions"][:ROWS_MAX]]
     extra = []
-    backup = web.lazy("backup")
-    if backup is not None and hasattr(backup, "backup_status"):
+    status_fn = web.backup_status()
+    if status_fn is not None:
         try:
-            st = backup.backup_status(desk.cat)
+            st = status_fn(desk.cat)
             if st.get("overdue"):
                 extra.append(_("the last backup is overdue (%(days)s days ago)")
                              % {"days": st.get("days_since", "?")} if st.get("last") else

@@ -18,8 +18,9 @@ from starlette.responses import RedirectResponse
 from .. import i18n
 from ..i18n import _
 
-__all__ = ["Desk", "DeskError", "user_of", "field", "render", "lazy", "redirect",
-           "need_user", "need_permission", "choose_lang", "IDLE_S"]
+__all__ = ["Desk", "DeskError", "LoginNeeded", "user_of", "field", "number", "day",
+           "render", "lazy", "function", "redirect", "need_user", "need_permission",
+           "choose_lang", "use_lang", "iso", "IDLE_S", "PAGE"]
 
 IDLE_S = 30 * 60            # a session idle this long is signed out
 FIELD_MAX = 256             # characters of a form field unless told
@@ -51,7 +52,8 @@ class Desk:
         Catalogue(self.archive, db_url).close()     # refuse a bad archive or database now
         self._cat = None
         self.idle_s = idle_s
-        self.export_dir = os.path.abspath(export_dir or os.path.join(self.archive, "exports"))
+        # disc images are written outside the archive (the disc module refuses inside)
+        self.export_dir = os.path.abspath(export_dir or self.archive.rstrip(os.sep) + "-discs")
         self.backup_dirs = [os.path.abspath(d) for d in backup_dirs]
         self.default_lang = i18n.normalize(lang) if lang else None
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -92,6 +94,29 @@ def lazy(name):
                        ("host_tools." + name).startswith(e.name + ".")):
             return None
         raise
+
+
+def function(*places):
+    """The first of ``places`` ("module:name", under host_tools) that exists, or None."""
+    for place in places:
+        mod, name = place.split(":")
+        m = lazy(mod)
+        if m is not None and callable(getattr(m, name, None)):
+            return getattr(m, name)
+    return None
+
+
+def build_disc():
+    return function("disc:build_disc", "disc.build:build_disc")
+
+
+def backup_fn():
+    return function("backup:backup", "backup.backup:backup")
+
+
+def backup_status():
+    return function("backup:backup_status", "catalogue.backups:backup_status",
+                    "backup.backup:backup_status")
 
 
 # -- language -----------------------------------------------------------------------------
