@@ -126,11 +126,22 @@ that a record does not carry are null). Times are UTC ISO 8601 strings with mill
     "unverified": [{"device", "first_seq", "records", "reason"}],
         # per device: the records left out, from the first that does not verify
     "notes": [str],
+    "custody": {"backup": {"last": null | {"id", "destination", "snapshot", "log_size",
+                                           "root", "objects", "objects_new", "bytes_new",
+                                           "by_user", "at"},
+                           "overdue": bool, "days_since": int | null, "max_age_days": int},
+                "without_successor": [{"kind": "case" | "hold", "id", "keeper",
+                                       "offered_to", "handover", ...}],
+                "pending_handovers": int},
+        # only when the archive is in clerk use (its log holds a user): the last backup
+        # (R14) and what has no successor (R21); host_tools/report_custody.py
     "problems": [{"device", "seq", "kind", "message"}]
         # kind: "interruption_unexplained" | "annotation_missing" | "late_offload" |
-        #       "clock_drift" | "not_verified" | "log_not_verified"; seq is the
+        #       "clock_drift" | "not_verified" | "log_not_verified" | "backup_missing" |
+        #       "backup_overdue" | "no_successor"; seq is the
         #       INTERRUPTION / REC_START / TIME_SET record, or the first record left out;
-        #       device and seq are null for the archive's own log
+        #       device and seq are null for the archive's own log and for custody problems
+        #       (counted only in a report not filtered to some records)
   }
 
 CSV (--csv): one table, header CSV_COLUMNS; one row per item, its `section` column one of
@@ -283,13 +294,14 @@ def _station_facts(root):
 
 
 def build_report(archive_dir, device=None, officer=None, since=None, until=None,
-                 offload_limit_h=24, clips_dir=None, keep=None):
+                 offload_limit_h=24, clips_dir=None, keep=None, catalogue_url=None):
     """The report as a dict (the JSON object of the module docstring). ``device``: an id or
     a list of ids (None: every device); ``since``/``until``: UTC days (date or
     "YYYY-MM-DD"), inclusive, by record time. ``keep``: {(device, segment)} of the
     recordings the catalogue's filters chose (catalogue.search.matching; None: no such
     filter): only their records are reported. ``clips_dir``: where the clip commands of the
-    statements write (default: the current folder). Raises ReportError (not an archive,
+    statements write (default: the current folder). ``catalogue_url``: the catalogue of
+    the custody section (report_custody; default: the station's). Raises ReportError (not an archive,
     unknown device, an officer no record names, bad dates)."""
     since, until = _as_date(since, "--from"), _as_date(until, "--to")
     if since and until and since > until:
@@ -386,6 +398,11 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
     probs.sort(key=lambda p: (p["device"], p["seq"]))
     probs[:0] = [{"device": None, "seq": None, "kind": "log_not_verified",
                   "message": "archive: %s" % m} for m in log_problems]
+    from .report_custody import custody        # backups (R14), handover (R21)
+    cus = custody(root, catalogue_url, count=not (device or officer or since or until
+                                                 or keep is not None))
+    probs.extend(cus["problems"])
+    notes.extend(cus["notes"])
     rep = {
         "format": FORMAT,
         "archive": root,
@@ -400,6 +417,8 @@ def build_report(archive_dir, device=None, officer=None, since=None, until=None,
         "summary": {did: _summary(did, items, probs, *counts[did]) for did in ids},
     }
     rep.update(items)
+    if cus["section"] is not None:
+        rep["custody"] = cus["section"]
     rep["unverified"] = unverified
     rep["notes"] = notes
     rep["problems"] = probs

@@ -206,6 +206,8 @@ def to_text(rep):
                 % {"device": u["device"], "records": u["records"], "seq": u["first_seq"],
                    "reason": W.sentence(u["reason"], W.UNVERIFIED)}
                 for u in rep["unverified"]]
+    from .report_custody import text_lines
+    out += text_lines(rep.get("custody"))
     out += ["", _("PROBLEMS (%(n)d)") % {"n": len(rep["problems"])}]
     if rep["problems"]:
         out += ["  " + W.sentence(p["message"], W.PROBLEM.get(p["kind"], []))
@@ -309,7 +311,8 @@ def run(args) -> int:
         keep = _catalogue_keep(args)
         rep = build_report(args.archive, device=args.device, officer=args.officer,
                            since=args.since, until=args.until,
-                           offload_limit_h=args.offload_limit_h, clips_dir=clips, keep=keep)
+                           offload_limit_h=args.offload_limit_h, clips_dir=clips, keep=keep,
+                           catalogue_url=getattr(args, "db", None))
         if clips:
             write_clips(rep, clips)
     except ReportError as e:

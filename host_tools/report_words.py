@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from . import report_custody as _C
 from .i18n import N_, _, current
 
 __all__ = ["word", "words", "sentence", "EXPLANATION", "PROBLEM", "NOTE", "UNVERIFIED",
@@ -233,6 +234,10 @@ PROBLEM = {
         (N_("%(device)s: %(reason)s; %(scope)s; `sealcam verify %(archive)s` tells more"),
          {"reason": UNVERIFIED, "scope": _SCOPE})],
     "log_not_verified": [(N_("archive: %(problem)s"), {"problem": _LOG})],
+    # the custody section (host_tools/report_custody.py: R14 backups, R21 handover)
+    "backup_missing": [(_C.MSG_MISSING, None)],
+    "backup_overdue": [(_C.MSG_OVERDUE, None)],
+    "no_successor": [(_C.MSG_CASE, None), (_C.MSG_HOLD, None), (_C.MSG_OFFERED, None)],
 }
 
 # the report's notes (report.py)
@@ -242,6 +247,7 @@ NOTE = [
     (N_("%(device)s: %(records)s archived record(s) from seq %(seq)s are left out: they do "
         "not verify"), None),
     (N_("%(device)s seq %(seq)s: no clip written: %(error)s"), None),
+    (_C.MSG_FILTERED, None),
 ]
 
 # report.INTEGRITY, with the archive
