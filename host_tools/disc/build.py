@@ -369,7 +369,12 @@ def build_disc(cat, user, ref, out_dir, progress=None):
                                     r["reasons"])) for r in res.recordings if r["reasons"]])
                                [:300], "arch": cat.archive_dir})
         say(_("writing the two images"))
-        digest = layout.write_images(tree, paths, iso_time(col["date"]), ref)
+        from pycdlib.pycdlibexception import PyCdlibException
+        try:
+            digest = layout.write_images(tree, paths, iso_time(col["date"]), ref)
+        except (PyCdlibException, layout.DiscImageError) as e:
+            raise DiscError(_("the images cannot be made (%(err)s); no disc was made")
+                            % {"err": str(e)[:200]}) from None
     finally:
         shutil.rmtree(tree, ignore_errors=True)
     contents = hashlib.sha256(manifest).hexdigest()

@@ -48,7 +48,8 @@ def image_name(ref):
 
 
 def _vol_ident(ref):
-    return (re.sub(r"[^A-Z0-9_]", "_", ref.upper()) or "SEALCAM")[:32]
+    # 16 characters: the Joliet volume identifier is 32 bytes of UCS-2
+    return (re.sub(r"[^A-Z0-9_]", "_", ref.upper()) or "SEALCAM")[:16]
 
 
 class _StoppedClock:
@@ -103,13 +104,19 @@ def write_images(tree, paths, epoch, ref):
     (SHA-256 of the file, and MANIFEST.cbor through pycdlib) and return the digest."""
     import pycdlib
     iso = pycdlib.PyCdlib()
-    with _stopped_clock(epoch):
-        iso.new(interchange_level=1, vol_ident=_vol_ident(ref), joliet=3,
-                rock_ridge="1.09", app_ident_str="SEALCAM DISC")
-        _add(iso, tree, "", "/", "/", [0])
-        for p in paths:
-            iso.write(p)
-        iso.close()
+    try:
+        with _stopped_clock(epoch):
+            iso.new(interchange_level=1, vol_ident=_vol_ident(ref), joliet=3,
+                    rock_ridge="1.09", app_ident_str="SEALCAM DISC")
+            _add(iso, tree, "", "/", "/", [0])
+            for p in paths:
+                iso.write(p)
+            iso.close()
+    except BaseException:
+        for p in paths:                 # never half an image left behind
+            if os.path.isfile(p):
+                os.unlink(p)
+        raise
     digests = [_sha256(p) for p in paths]
     if len(set(digests)) != 1:
         raise DiscImageError(_("the two images differ (%(a)s, %(b)s): write them again")

@@ -1,0 +1,165 @@
+"""The disc's offline verifier against the host's own checks, and against hostile discs
+(R13; SPEC §14.11). A disc of an archive number (a1, recorded by device A, numbered) is
+built once from the real archive of tests/test_clerk_common.py and copied per test.
+"""
+import hashlib
+import os
+import shutil
+
+import cbor2
+import pytest
+
+from test_clerk_common import A, add_users, real_archive
+from host_tools import records as R
+from host_tools.catalogue import numbers
+from host_tools.catalogue.store import Catalogue
+from host_tools.disc import layout
+from host_tools.disc.build import DiscError, build_disc
+from host_tools.tlog import merkle, note
+
+
+@pytest.fixture(scope="module")
+def disc(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("discn")
+    arch, f = real_archive(tmp, tmp_path_factory)
+    cat = Catalogue(arch)
+    u = add_users(cat)
+    e = numbers.assign(cat, u["clerk"], [(A, f["a1"])], party="ZhangSan", step="1")
+    res = build_disc(cat, u["head"], e["number"], tmp / "out")
+    tree = tmp / "tree"
+    tree.mkdir()
+    layout.extract_image(res["images"][0], str(tree))
+    yield {"cat": cat, "u": u, "res": res, "tree": tree, "f": f, "number": e["number"]}
+    cat.close()
+
+
+@pytest.fixture
+def copy(disc, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(disc["tree"], d)
+    return d
+
+
+def _v():
+    return layout.bundle_verifier()
+
+
+def test_r13_number_disc_holds_the_numbered_recording(disc):
+    man = cbor2.loads((disc["tree"] / "MANIFEST.cbor").read_bytes())
+    assert man["kind"] == "number" and man["ref"] == disc["number"]
+    assert [(r["device"], r["segment"]) for r in man["recordings"]] == [(A, disc["f"]["a1"])]
+    assert man["numbers"] == [disc["number"]] and man["documents"] == []
+    res = _v().verify(str(disc["tree"]))
+    assert res.verdict in ("OK", "OK_WITH_MISSING_INFO"), res.to_text()
+
+
+def test_r13_bundle_agrees_with_the_host_on_records_proofs_and_notes(disc):
+    """Cross-test: every record, inclusion proof and signed note of the disc is accepted by
+    the bundle's pure-Python checks exactly when the host's (cbor2, cryptography) accept
+    it, for the disc's own bytes and for each with one byte changed."""
+    v, tree = _v(), disc["tree"]
+    man = cbor2.loads((tree / "MANIFEST.cbor").read_bytes())
+    key = bytes.fromhex((tree / "devices" / A / "key.pub").read_text().strip())
+    spub = man["station"]
+    raws = cbor2.loads((tree / man["recordings"][0]["records"]).read_bytes())
+    assert raws
+    for raw in raws[:6]:
+        for data in (raw, raw[:-5] + bytes([raw[-5] ^ 1]) + raw[-4:],
+                     raw[:12] + bytes([raw[12] ^ 4]) + raw[13:]):
+            rec = R.decode(data)
+            host = not rec.fatal and not rec.errors and R.check_signature(key, rec)
+            try:
+                v.decode_record(data, A, key)
+                bundle = True
+            except v.Bad:
+                bundle = False
+            assert host == bundle, (host, bundle)
+    cp = (tree / "station" / "checkpoint").read_bytes()
+    for data in (cp, cp.replace(b"\n\n", b"\n\n", 1)[:-3] + b"AA\n"):
+        try:
+            note.open_note(data, man["origin"], spub)
+            host = True
+        except note.NoteError:
+            host = False
+        try:
+            v.open_note(data, man["origin"], spub)
+            bundle = True
+        except v.Bad:
+            bundle = False
+        assert host == bundle
+    text = v.open_note(cp, man["origin"], spub)
+    _o, size, root, _x = note.parse_checkpoint(text)
+    for i, raw, proof in cbor2.loads((tree / "log" / "entries.cbor").read_bytes()):
+        leaf = merkle.leaf_hash(raw)
+        merkle.verify_inclusion(i, size, leaf, proof, root)
+        assert v.inclusion_ok(i, size, leaf, proof, root)
+        if proof:
+            bad = [proof[0][:-1] + bytes([proof[0][-1] ^ 1])] + proof[1:]
+            assert not v.inclusion_ok(i, size, leaf, bad, root)
+            with pytest.raises(merkle.ProofError):
+                merkle.verify_inclusion(i, size, leaf, bad, root)
+
+
+def _verdict(d):
+    res = _v().verify(str(d))
+    return res, res.verdict
+
+
+def test_r13_an_added_file_or_a_link_is_named(copy):
+    (copy / "recordings" / "extra.mkv").write_bytes(b"x")
+    os.symlink("/etc/passwd", copy / "documents-link")
+    res, verdict = _verdict(copy)
+    assert verdict == "NOT_OK"
+    text = res.to_text()
+    assert "recordings/extra.mkv is not listed" in text and "documents-link is a link" in text
+
+
+def test_r13_a_media_file_replaced_by_a_link_is_not_followed(copy):
+    man = cbor2.loads((copy / "MANIFEST.cbor").read_bytes())
+    m = copy / man["recordings"][0]["media"]
+    target = copy.parent / "outside.mkv"
+    shutil.copy(m, target)
+    m.unlink()
+    os.symlink(target, m)
+    res, verdict = _verdict(copy)
+    assert verdict == "NOT_OK"
+    assert any("link" in p for p in res.problems)
+    assert res.recordings[0]["verdict"] == "NOT_OK"
+
+
+def test_r13_a_resigned_manifest_by_another_key_is_not_ok(copy):
+    """Whoever changes a file and rewrites the manifest cannot sign it with the station key:
+    the signature no longer covers it."""
+    man = cbor2.loads((copy / "MANIFEST.cbor").read_bytes())
+    doc = copy / "README.txt"
+    doc.write_text(doc.read_text(encoding="utf-8") + "x", encoding="utf-8")
+    data = doc.read_bytes()
+    man["files"] = [[p, len(data), hashlib.sha256(data).digest()] if p == "README.txt"
+                    else [p, n, h] for p, n, h in man["files"]]
+    (copy / "MANIFEST.cbor").write_bytes(cbor2.dumps(man, canonical=True))
+    res, verdict = _verdict(copy)
+    assert verdict == "NOT_OK" and "MANIFEST.sig does not sign this manifest" in res.to_text()
+
+
+def test_r13_hostile_manifest_names_are_refused(copy):
+    v = _v()
+    for bad in ("../etc/passwd", "/etc/passwd", "a//b", "a/./b", "a\\b", "x\x00y", ""):
+        with pytest.raises(v.Bad):
+            v._parts(bad)
+
+
+def test_r13_not_a_disc_and_a_pinned_station_key(disc, tmp_path):
+    v = _v()
+    with pytest.raises(v.NotADisc):
+        v.verify(str(tmp_path))
+    assert v.main([str(tmp_path)]) == 3
+    res = v.verify(str(disc["tree"]), station_key=bytes(32))
+    assert res.verdict == "NOT_OK" and "not the pinned one" in res.problems[0]
+
+
+def test_r13_unknown_ref_and_empty_output(disc, tmp_path):
+    with pytest.raises(DiscError):
+        build_disc(disc["cat"], disc["u"]["clerk"], "NO-SUCH-REF", tmp_path / "o")
+    with pytest.raises(DiscError):      # never inside the archive
+        build_disc(disc["cat"], disc["u"]["clerk"], disc["number"],
+                   disc["cat"].archive_dir + "/discs")
