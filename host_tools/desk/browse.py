@@ -42,12 +42,26 @@ def filters_of(q):
 def visible_ids(conn, user, ids):
     """The ids among ``ids`` (recordings) ``user`` may know exist (all of them when the
     confidentiality module is not there)."""
+    from ..catalogue import db
     conf = web.lazy("catalogue.confidentiality")
     if conf is None or not ids or not hasattr(conf, "visible_clause"):
         return set(ids)
-    rec = __import__("host_tools.catalogue.db", fromlist=["db"]).recordings
-    return {r[0] for r in conn.execute(sa.select(rec.c.id).where(
-        rec.c.id.in_(list(ids)), conf.visible_clause(user)))}
+    return {r[0] for r in conn.execute(sa.select(db.recordings.c.id).where(
+        db.recordings.c.id.in_(list(ids)), conf.visible_clause(user, conn)))}
+
+
+def visible_recordings(conn, user):
+    """{(device, segment)} of the recordings ``user`` may see, or None when nothing is
+    hidden from it (the report then needs no narrowing)."""
+    from ..catalogue import db
+    conf = web.lazy("catalogue.confidentiality")
+    if conf is None or not hasattr(conf, "visible_clause"):
+        return None
+    cond = conf.visible_clause(user, conn)
+    if cond is sa.true() or str(cond) == "true":
+        return None
+    r = db.recordings.c
+    return {(d, s) for d, s in conn.execute(sa.select(r.device, r.segment).where(cond))}
 
 
 async def search_page(request):
@@ -60,7 +74,7 @@ async def search_page(request):
     desk.cat.sync()
     with desk.cat.engine.connect() as conn:
         rows = search.search(conn, f, web.PAGE + 1, (page - 1) * web.PAGE,
-                             retention_types=search.retention_types(desk.cat))
+                             retention_types=search.retention_types(desk.cat), viewer=user)
         more = len(rows) > web.PAGE
         rows = rows[:web.PAGE]
         seen = visible_ids(conn, user, [r["id"] for r in rows])
@@ -79,7 +93,7 @@ async def case_page(request):
     case_no = request.path_params["case_no"]
     if len(case_no) > 64:
         raise web.DeskError(400, _("a case number has at most %(n)d characters") % {"n": 64})
-    c = cases.show(desk.cat, case_no)
+    c = cases.show(desk.cat, case_no, viewer=user)
     conf = web.lazy("catalogue.confidentiality")
     if c is not None and conf is not None and hasattr(conf, "level_of_case"):
         from ..catalogue.confidentiality_levels import may_see

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..i18n import _
 from . import web
-from .browse import filters_of
+from .browse import filters_of, visible_recordings
 
 __all__ = ["report_page"]
 
@@ -19,17 +19,21 @@ async def report_page(request):
     from .. import report_words as W
     from ..report import build_report
     from ..report_items import ReportError
-    web.need_user(request)
+    user = web.need_user(request)
     desk = request.app.state.desk
     q = request.query_params
     f = filters_of(q)
     keep = None
     catalogue_only = {k: v for k, v in f.given().items()
                       if k not in ("device", "officer", "date_from", "date_to")}
+    desk.cat.sync()
     if catalogue_only:
-        desk.cat.sync()
         keep = search.matching(desk.cat.engine, f,
                                retention_types=search.retention_types(desk.cat))
+    with desk.cat.engine.connect() as conn:     # R16: what is hidden from the user is
+        seen = visible_recordings(conn, user)   # not reported to it either
+    if seen is not None:
+        keep = seen if keep is None else keep & seen
     try:
         rep = build_report(desk.archive, device=f.device or None, officer=f.officer,
                            since=f.date_from, until=f.date_to, keep=keep)

@@ -3,14 +3,15 @@
     .venv/bin/python host_tools/locale/refresh.py            # extract, update, compile
     .venv/bin/python host_tools/locale/refresh.py --check    # only say what is missing
 
-1. extract every _("..."), N_("..."), ngettext(...) of host_tools/ (babel.cfg) into
-   host_tools/locale/sealcam.pot;
+1. extract every _("..."), N_("..."), ngettext(...) of host_tools/ (babel.cfg), and of
+   the desk's Jinja2 templates (host_tools/desk/templates/*.html: Babel's jinja2
+   extractor, JINJA below), into host_tools/locale/sealcam.pot;
 2. update host_tools/locale/<lang>/LC_MESSAGES/sealcam.po from it: new msgids arrive
    untranslated (no fuzzy guesses), msgids no longer used are dropped;
 3. compile each .po into its sealcam.mo (the file host_tools/i18n.py reads);
 4. list what is still untranslated, by file:line, and exit 1 if anything is.
 
-The same as the pybabel commands:
+The same as the pybabel commands (babel.cfg with the JINJA section added):
     pybabel extract -F babel.cfg -o host_tools/locale/sealcam.pot --project sealcam \
         --sort-output --add-location=file -c TRANSLATORS: host_tools
     pybabel update -i host_tools/locale/sealcam.pot -d host_tools/locale -D sealcam \
@@ -28,6 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DOMAIN = "sealcam"
 LANGS = ("zh_CN",)
+# the desk's server-rendered pages (host_tools/desk): {{ _("...") }} in its templates
+JINJA = "\n[jinja2: desk/templates/**.html]\nextensions = jinja2.ext.i18n\n"
+
+
+def mapping_text():
+    """babel.cfg with the templates' section (JINJA) added."""
+    with open(os.path.join(ROOT, "babel.cfg"), encoding="utf-8") as f:
+        return f.read() + JINJA
 
 
 def pybabel(*argv):
@@ -39,9 +48,9 @@ def extract_messages():
     """[(msgid, "file:line")] of every message of host_tools, as `pybabel extract -F
     babel.cfg` finds them (msgid a tuple for ngettext), in file order."""
     from babel.messages.extract import extract_from_dir
+    import io
     from babel.messages.frontend import parse_mapping_cfg
-    with open(os.path.join(ROOT, "babel.cfg")) as f:
-        method_map, options_map = parse_mapping_cfg(f)
+    method_map, options_map = parse_mapping_cfg(io.StringIO(mapping_text()))
     out = []
     for filename, lineno, msgid, _comments, _context in extract_from_dir(
             os.path.join(ROOT, "host_tools"), method_map, options_map):
@@ -67,9 +76,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     os.chdir(ROOT)
     if "--check" not in argv:
+        import tempfile
         pot = os.path.join("host_tools", "locale", DOMAIN + ".pot")
-        pybabel("extract", "-F", "babel.cfg", "-o", pot, "--project", "sealcam",
-                "--sort-output", "--add-location=file", "-c", "TRANSLATORS:", "host_tools")
+        with tempfile.NamedTemporaryFile("w", suffix=".cfg", encoding="utf-8") as cfg:
+            cfg.write(mapping_text())
+            cfg.flush()
+            pybabel("extract", "-F", cfg.name, "-o", pot, "--project", "sealcam",
+                    "--sort-output", "--add-location=file", "-c", "TRANSLATORS:",
+                    "host_tools")
         for lang in LANGS:
             po = os.path.join("host_tools", "locale", lang, "LC_MESSAGES", DOMAIN + ".po")
             if os.path.exists(po):
