@@ -284,3 +284,20 @@ def test_r13_sealcam_export_disc_cli(made, tmp_path, capsys, monkeypatch):
     assert all(os.path.isfile(p) for p in j["images"] + [j["label_pdf"]])
     assert not [n for n in os.listdir(tmp_path / "o3") if n.startswith(".")]
     assert cli.main(["verify", j["images"][0]]) == 0
+
+
+def test_r13_event_and_manifest_match_the_cddl(made):
+    pycddl = pytest.importorskip("pycddl")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    schema = open(os.path.join(root, "protocol", "schema.cddl")).read()
+    raw = None
+    for i, data, e in made["cat"].archive.log().entries(made["res"]["event"],
+                                                        made["res"]["event"] + 1):
+        raw = data
+    pycddl.Schema("root = log-entry\n" + schema).validate_cbor(raw)
+    man = _files(made["res"]["images"][0])["MANIFEST.cbor"]
+    pycddl.Schema("root = disc-manifest\n" + schema).validate_cbor(man)
+    bad = cbor2.loads(man)
+    bad["kind"] = "folder"
+    with pytest.raises(Exception):
+        pycddl.Schema("root = disc-manifest\n" + schema).validate_cbor(cbor2.dumps(bad))
