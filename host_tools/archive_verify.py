@@ -217,10 +217,11 @@ def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
                 why = a._atrest_state()[1]
                 out["objects_locked"] = [os.path.relpath(p, a.root) for p in locked]
                 out["reasons"].append(
-                    "%d objects are encrypted at rest and the station's at-rest key is not "
+                    "%s encrypted at rest and the station's at-rest key is not "
                     "available%s: their content was not checked (verify where the key file "
                     "station.toml names can be read)"
-                    % (len(locked), " (%s)" % why if why is not None else ""))
+                    % ("1 object is" if len(locked) == 1 else "%d objects are" % len(locked),
+                       " (%s)" % why if why is not None else ""))
                 worst = _worse(worst, OK_WITH_MISSING_INFO)
         finally:
             pool.shutdown(wait=True)

@@ -104,7 +104,8 @@ def test_r16_verify_without_the_key_says_so_and_does_not_fail(sealed):
     assert out["verdict"] == OK_WITH_MISSING_INFO, out["reasons"]
     assert out["objects_locked"]
     text = " ".join(out["reasons"])
-    assert "key is not available" in text
+    assert "1 object is encrypted at rest and the station's at-rest key is not available" \
+        in text
     dev = out["devices"][0]
     assert dev["verdict"] == OK_WITH_MISSING_INFO
     assert any("key not available" in r for r in dev["reasons"]), dev["reasons"]
@@ -202,3 +203,21 @@ def test_sealed_format_refuses_truncation_reordering_and_swaps(tmp_path):
         read(bytes(hdr) + c0 + c1, names[0])
     with pytest.raises(atrest.KeyUnavailable):
         atrest.SealedReader(io.BytesIO(blobs[0]), names[0], None, "obj")
+
+
+def test_r16_clip_reads_sealed_media_as_recorded(sealed):
+    """`sealcam clip` reads a segment's media through the view opener: the plaintext,
+    seekable, of the size the records signed (the cutting itself is tests/test_clip.py's)."""
+    from host_tools.clip import ArchiveSource
+    arch, media, key = sealed
+    src = ArchiveSource(str(arch), DEV)
+    try:
+        f, size = src.open_media("m/00000002.mkv")
+        with f:
+            assert size == len(media)
+            f.seek(5000)
+            assert f.read(100) == media[5000:5100]
+            f.seek(0)
+            assert f.read() == media
+    finally:
+        src.a.close()

@@ -391,7 +391,7 @@ class ViewOpener:
             f.close()
             why = "" if self.why is None or isinstance(self.why, KeyUnavailable) \
                 else " (%s)" % self.why
-            raise KeyUnavailable("%s: %s%s" % (rel, LOCKED, why))
+            raise KeyUnavailable("encrypted at rest, key not available%s" % why)
         out = open_object_file(f, bytes(sha).hex(), self.key, rel)
         raw = getattr(out, "raw", None)
         return out, raw.size if isinstance(raw, SealedReader) else size
