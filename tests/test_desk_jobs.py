@@ -1,0 +1,159 @@
+"""The desk's pages that act on a real archive (a recorder's real recording, built once a
+module as tests/test_copies.py does): access requests refused, approved and used on the
+register; the register's PDF; discs and backups run in the background with a progress
+page that reloads itself, and each is recorded (the exports page lists it, the report no
+longer says a backup is missing). Through Starlette's TestClient."""
+import os
+import re
+import shutil
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from test_desk import PW, login, token
+from host_tools.catalogue import cases, users
+from host_tools.catalogue.store import Catalogue
+from host_tools.desk.app import make_app
+
+CASE, UNIT = "FZ-2026-009", "U-1"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    from test_copies import DEV, _build
+    tmp = tmp_path_factory.mktemp("desk-jobs")
+    arch, seg = _build(tmp)
+    with Catalogue(arch) as cat:
+        root = users.bootstrap_user(cat)
+        cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
+        head = users.User("wang.head", "archive_head")
+        cat.act(head, users.add_event("li.na", "clerk", password=PW["li.na"]))
+        cat.act(head, users.add_event("zhao.lead", "unit_leader", password=PW["zhao.lead"],
+                                      unit=UNIT))
+        clerk = users.User("li.na", "clerk")
+        cat.act(clerk, cases.opened_event(CASE, "检查 五一路", unit=UNIT))
+        cat.act(clerk, cases.linked_event(CASE, device=DEV, segment=seg))
+    return arch, DEV, seg
+
+
+@pytest.fixture
+def world(template, tmp_path):
+    arch = tmp_path / "arch"
+    shutil.copytree(template[0], arch, symlinks=True)
+    app = make_app(arch, hosts=("testserver",), backup_dirs=[str(tmp_path / "offsite")],
+                   export_dir=str(tmp_path / "discs"))
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c, tmp_path, template[1], template[2]
+
+
+def _csrf(c, path="/search"):
+    return token(c, path)
+
+
+def _request(c, target, actions=("view",)):
+    t = _csrf(c, "/access")
+    r = c.post("/access/new", data={"target_kind": "recording", "target": target,
+                                    "case_no": CASE, "purpose": "hearing <b>x</b>",
+                                    "actions": list(actions), "csrf_token": t},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r.headers["location"].rsplit("/request/", 1)[1]
+
+
+def _entries(page):
+    return int(re.search(r'id="count">(\d+)', page).group(1))
+
+
+def _decide(c, rid, what, reason=""):
+    t = _csrf(c, "/request/" + rid)
+    return c.post("/access/%s/%s" % (rid, what), data={"reason": reason, "csrf_token": t},
+                  follow_redirects=False)
+
+
+def test_r15_desk_request_refused_then_approved_then_used(world):
+    c, _tmp, dev, seg = world
+    login(c, "li.na")
+    rid = _request(c, "%s:%d" % (dev, seg))
+    page = c.get("/request/" + rid).text
+    assert "hearing &lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page   # escaped
+    r = c.get("/view/%s/%s/%d" % (rid, dev, seg))          # not approved: no copy
+    assert r.status_code == 403 and "not approved" in r.text
+    assert _decide(c, rid, "approve").status_code == 403    # a clerk does not approve
+    # refused by the archive head: the request ends
+    login(c, "wang.head")
+    assert _decide(c, rid, "refuse").status_code == 400     # a refusal says why
+    assert _decide(c, rid, "refuse", "no case number on the form").status_code == 303
+    assert 'id="state">refused' in c.get("/request/" + rid).text.replace("\n", "")
+    # a second request, approved by both roles, is used once: one register line
+    login(c, "li.na")
+    rid2 = _request(c, "%s:%d" % (dev, seg))
+    for who in ("wang.head", "zhao.lead"):
+        login(c, who)
+        assert _decide(c, rid2, "approve").status_code == 303
+    login(c, "li.na")
+    before = _entries(c.get("/register").text)
+    assert before == 0
+    r = c.get("/view/%s/%s/%d" % (rid2, dev, seg))
+    assert r.status_code == 200 and "<video" in r.text
+    src = re.search(r'<video[^>]+src="([^"]+)"', r.text).group(1)
+    v = c.get(src, headers={"range": "bytes=0-99"})
+    assert v.status_code == 206 and len(v.content) == 100
+    assert v.headers["content-type"] == "video/mp4"
+    assert v.content[4:8] == b"ftyp"
+    reg = c.get("/register").text
+    assert reg.count(rid2) == 1 and rid not in reg
+    assert "wang.head (archive_head)" in reg and "zhao.lead (unit_leader)" in reg
+    assert _entries(reg) == before + 1
+    # the copy's URL is this session's: another user's session gets nothing
+    other = TestClient(c.app, base_url="http://testserver")
+    login(other, "wang.head")
+    assert other.get(src).status_code == 403
+    pdf = c.get("/register.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def _wait(c, url, limit=90):
+    deadline = time.monotonic() + limit
+    while True:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        if 'http-equiv="refresh"' not in r.text:
+            return r.text
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.3)
+
+
+def test_r13_r14_desk_disc_and_backup_with_progress(world):
+    c, tmp, _dev, _seg = world
+    login(c, "zhao.lead")
+    t = _csrf(c, "/exports")
+    r = c.post("/exports/disc", data={"ref": CASE, "csrf_token": t}, follow_redirects=False)
+    assert r.status_code == 403                     # a unit leader makes no disc
+    login(c, "li.na")
+    page = c.get("/exports").text
+    assert "Make two disc images" in page and "Back up now" not in page
+    t = _csrf(c, "/exports")
+    r = c.post("/exports/disc", data={"ref": CASE, "csrf_token": t}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    text = _wait(c, r.headers["location"])
+    assert 'state-done' in text, text
+    made = os.listdir(tmp / "discs")
+    assert len([x for x in made if x.startswith("disc-")]) == 1
+    isos = [f for d in made for f in os.listdir(tmp / "discs" / d) if f.endswith(".iso")]
+    assert len(isos) == 2
+    assert CASE in c.get("/exports").text
+    # the backup: the archive head, to the destination the desk was started with
+    login(c, "wang.head")
+    assert "no backup has been made" in c.get("/report").text
+    t = _csrf(c, "/exports")
+    r = c.post("/exports/backup", data={"dest": "0", "csrf_token": t},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    text = _wait(c, r.headers["location"])
+    assert 'state-done' in text, text
+    assert os.path.exists(tmp / "offsite" / "LATEST")
+    assert str(tmp / "offsite") in c.get("/exports").text
+    assert "no backup has been made" not in c.get("/report").text
+    r = c.post("/exports/backup", data={"dest": "7", "csrf_token": _csrf(c, "/exports")})
+    assert r.status_code == 400                     # only the desk's destinations
