@@ -70,6 +70,8 @@ def _check_visible(cat, user, recs):
         from ..catalogue import confidentiality as conf
     except ModuleNotFoundError:
         return
+    if not hasattr(conf, "require_visible"):
+        return
     with cat.engine.connect() as conn:
         for dev, seg in recs:
             conf.require_visible(conn, user, store.recording_id(conn, dev, seg))
@@ -379,8 +381,14 @@ def build_disc(cat, user, ref, out_dir, progress=None):
         shutil.rmtree(tree, ignore_errors=True)
     contents = hashlib.sha256(manifest).hexdigest()
     label = discs_text.label_fields(cat, user, col, contents, digest)
-    discs_text.write_label(label_pdf, label)
-    index = cat.act(user, discs.made_event(ref, digest, contents, label))
+    try:
+        discs_text.write_label(label_pdf, label)
+        index = cat.act(user, discs.made_event(ref, digest, contents, label))
+    except BaseException:
+        for p in paths + [label_pdf]:   # no disc without its signed event
+            if os.path.isfile(p):
+                os.unlink(p)
+        raise
     say(_("done"))
     return {"images": paths, "label_pdf": label_pdf, "image_sha256": digest,
             "contents_sha256": contents, "event": index, "ref": ref, "kind": col["kind"],

@@ -186,7 +186,6 @@ def extract_image(image, dest):
     character), folders at most MAX_DEPTH deep, at most MAX_FILES entries and no more bytes
     than the image holds (plus SLACK). DiscImageError names what is wrong."""
     import pycdlib
-    from pycdlib.pycdlibexception import PyCdlibException
     try:
         st = os.stat(image)
     except OSError as e:
@@ -199,8 +198,7 @@ def extract_image(image, dest):
     iso = pycdlib.PyCdlib()
     try:
         iso.open(image)
-    except (PyCdlibException, OSError, ValueError, IndexError, KeyError, RecursionError,
-            UnicodeError) as e:
+    except Exception as e:             # hostile bytes: whatever pycdlib raises is one line
         raise DiscImageError(_("%(path)s is not an ISO 9660 image pycdlib can read (%(err)s)")
                              % {"path": image, "err": str(e)[:200]}) from None
     try:
@@ -210,8 +208,11 @@ def extract_image(image, dest):
         budget = [st.st_size + SLACK, 0]
         _extract(iso, "/", dest, 0, budget)
         return budget[1]
-    except (PyCdlibException, ValueError, IndexError, KeyError, RecursionError,
-            UnicodeError) as e:
+    except DiscImageError:
+        raise
+    except OSError:
+        raise                           # our side (a full disk): the caller says so
+    except Exception as e:             # hostile bytes: whatever pycdlib raises is one line
         raise DiscImageError(_("%(path)s cannot be read (%(err)s)")
                              % {"path": image, "err": str(e)[:200]}) from None
     finally:
