@@ -373,3 +373,43 @@ def test_r15_register_pdf_with_the_chinese_text(world, tmp_path):
         assert ord(ch) in codes, ch
     with pytest.raises(FileExistsError):
         access.register_pdf(cat, path, overwrite=False)
+
+
+def test_r15_access_events_match_the_cddl(real):
+    """The four access events, as the catalogue writes them to the signed log, are
+    `clerk-access-event` and `log-entry` of schema.cddl; an edited one is not."""
+    import os
+
+    import cbor2
+    pycddl = pytest.importorskip("pycddl")
+    arch, f, cat, u = real
+    rid = access.request(cat, u["clerk"], target_kind="recording",
+                         target="%s:%d" % (A, f["a1"]), case_no=CASE, purpose="复核",
+                         actions=("view", "copy"), agency="某某法院")
+    access.approve(cat, u["head"], rid, reason="ok")
+    access.approve(cat, u["leader"], rid)
+    access.record_use(cat, u["clerk"], rid, "view", device=A, segment=f["a1"],
+                      output="0f" * 32)
+    access.record_use(cat, u["clerk"], rid, "copy")
+    access.refuse(cat, u["head"], _ask(cat, u), "不需要")
+    here = os.path.dirname(os.path.abspath(__file__))
+    text = open(os.path.join(here, "..", "protocol", "schema.cddl")).read()
+    for rule in ("clerk-classified", "clerk-copy-made", "clerk-disc-made",
+                 "clerk-backup-made", "clerk-handover-event"):    # others' rules, if not yet
+        if not re.search(r"^%s\s*=" % rule, text, re.M):
+            text += "\n%s = nil\n" % rule
+    one = pycddl.Schema("root = clerk-access-event\n" + text)
+    entry = pycddl.Schema("root = log-entry\n" + text)
+    seen = []
+    for i, raw, e in cat.archive.log().entries():
+        if e["type"] in access.TYPES:
+            one.validate_cbor(raw)
+            entry.validate_cbor(raw)
+            seen.append(e["type"])
+    assert sorted(set(seen)) == sorted(access.TYPES) and len(seen) == 7
+    bad = dict(cat.entry(cat.archive.log().size - 1), reason=None)
+    with pytest.raises(Exception):
+        one.validate_cbor(cbor2.dumps(bad, canonical=True))
+    bad = dict(cat.entry(cat.archive.log().size - 2), action="burn")
+    with pytest.raises(Exception):
+        one.validate_cbor(cbor2.dumps(bad, canonical=True))
