@@ -66,10 +66,8 @@ def watermark_text(requester, request_id, extra=None):
     line. Control characters (line breaks included) become U+FFFD, so a name cannot add a
     line or hide the second one; the first line is at most WATERMARK_MAX characters."""
     def clean(s):
-        return "".join("\ufffd" if (ord(c) < 32 or 127 <= ord(c) < 160 or
-                                    c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
-                                    "\u2066\u2067\u2068\u2069")
-                       else c for c in str(s))
+        from .catalogue.events import bad_char
+        return "".join("\ufffd" if bad_char(c) is not None else c for c in str(s))
     first = "  ".join(clean(x) for x in (requester, request_id, extra) if x)
     return first[:WATERMARK_MAX] + "\n" + VIEW_LINE
 

@@ -72,40 +72,51 @@ def copy_event(request_id, device, segment, sha256, size, kind, sources, derivat
 
 # -- the event ------------------------------------------------------------------------------
 
+# the keys of each kind of source (SPEC §14.10, CDDL copy-source)
+_SOURCE_KEYS = {"media": {"kind", "path", "sha256", "length", "chunks", "root"},
+                "index": {"kind", "path", "sha256"},
+                "record": {"kind", "seq", "record", "hash"},
+                "prov": {"kind", "sha256"}}
+
+
 def _check_sources(srcs):
     if not isinstance(srcs, list) or not 1 <= len(srcs) <= SOURCES_MAX:
         raise CopyError(_("copy_made: sources is a list of 1 to %(n)d originals")
                         % {"n": SOURCES_MAX})
     kinds = set()
     for s in srcs:
-        if not isinstance(s, dict) or s.get("kind") not in _SOURCE_KINDS:
-            raise CopyError(_("copy_made: each source is a media, index, record or prov"))
+        if not isinstance(s, dict) or s.get("kind") not in _SOURCE_KINDS or \
+                set(s) != _SOURCE_KEYS[s["kind"]]:
+            raise CopyError(_("copy_made: each source is a media, index, record or prov, "
+                              "with its keys (SPEC §14.10)"))
         k = s["kind"]
         kinds.add(k)
-        h = s.get("hash" if k == "record" else "sha256")
-        if not _is_sha(h):
+        e = dict(s, type="copy_made")
+        if not _is_sha(s["hash" if k == "record" else "sha256"]) or \
+                (k == "media" and not _is_sha(s["root"])):
             raise CopyError(_("copy_made: a source is named by its SHA-256 (64 hex digits)"))
         if k == "record":
-            field(dict(s, type="copy_made"), "seq", int)
-            field(dict(s, type="copy_made"), "record", str, max_len=32)
-        else:
-            field(dict(s, type="copy_made"), "path", str, optional=k == "prov", max_len=64)
+            field(e, "seq", int)
+            field(e, "record", str, max_len=32)
+        elif k in ("media", "index"):
+            field(e, "path", str, max_len=64)
+        if k == "media":
+            field(e, "length", int)
+            field(e, "chunks", int)
     if not {"media", "record"} <= kinds:
         raise CopyError(_("copy_made: the sources name the media and the signed records "
                           "that cover it"))
 
 
 def _check_derivation(d):
-    if not isinstance(d, dict):
-        raise CopyError(_("copy_made: derivation is a map (tool, version, args, watermark)"))
+    if not isinstance(d, dict) or set(d) != {"tool", "version", "args", "watermark"}:
+        raise CopyError(_("copy_made: derivation is a map of tool, version, args, "
+                          "watermark"))
     e = dict(d, type="copy_made")
-    field(e, "tool", str, max_len=32)
+    field(e, "tool", str, max_len=32)       # "ffmpeg" | "sealcam clip"
     field(e, "version", str, max_len=64)
-    if not isinstance(d.get("args"), str) or len(d["args"]) > 2000:
-        raise CopyError(_("copy_made: derivation args is a text of at most 2000 characters"))
-    if not isinstance(d.get("watermark"), str) or len(d["watermark"]) > 400:
-        raise CopyError(_("copy_made: derivation watermark is a text of at most 400 "
-                          "characters"))
+    field(e, "args", str, max_len=2000)
+    field(e, "watermark", str, max_len=400)
 
 
 def _check_records(cat, device, srcs):
