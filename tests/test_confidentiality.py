@@ -139,3 +139,70 @@ def test_visible_clause_is_no_condition_at_full_clearance_or_when_nothing_is_hid
         assert str(C.visible_clause("internal", conn)) == str(sa.true())
         assert C.hidden_levels("internal") == ["restricted", "confidential"]
         assert C.hidden_levels(None) == ["restricted", "confidential"]
+
+
+def test_r16_classify_search_and_case_show_on_the_command_line(tmp_path, tmp_path_factory,
+                                                               monkeypatch, capsys):
+    import argparse
+    import json
+    from test_clerk_common import real_archive
+    from host_tools.catalogue import confidentiality_cli, filing_cli, search_forms
+    arch, f = real_archive(tmp_path, tmp_path_factory)
+    monkeypatch.delenv("SEALCAM_PASSWORD", raising=False)
+    monkeypatch.delenv("SEALCAM_USER", raising=False)
+    with store.Catalogue(arch) as cat:
+        root = users.bootstrap_user(cat)
+        cat.act(root, users.add_event("qian.head", "archive_head", clearance="confidential",
+                                      os_account=users.os_login()))
+        head = users.User("qian.head", "archive_head", how="os", clearance="confidential")
+        cat.act(head, users.add_event("li.na", "clerk", password="clerk-password"))
+        cat.act(head, cases.opened_event("FZ-9", "专案"))
+        cat.act(head, cases.linked_event("FZ-9", device=B, segment=f["b1"]))
+    p = argparse.ArgumentParser(prog="sealcam")
+    sub = p.add_subparsers(dest="verb")
+    confidentiality_cli.add_parsers(sub, argparse.HelpFormatter)
+    filing_cli.add_parsers(sub, argparse.HelpFormatter)
+    se = sub.add_parser("search")
+    search_forms.add_command_arguments(se)
+    se.set_defaults(func=search_forms.run)
+
+    def run(*argv, user=None):
+        if user == "li.na":
+            monkeypatch.setenv("SEALCAM_PASSWORD", "clerk-password")
+        else:
+            monkeypatch.delenv("SEALCAM_PASSWORD", raising=False)
+        args = p.parse_args([str(a) for a in argv] + ["--archive", str(arch)]
+                            + (["--user", user] if user else []))
+        return args.func(args)
+
+    def listed(user):
+        capsys.readouterr()
+        assert run("search", "--json", user=user) == 0
+        return {(r["device"], r["segment"])
+                for r in json.loads(capsys.readouterr().out)["recordings"]}
+
+    a1 = "%s:%d" % (A, f["a1"])
+    assert (A, f["a1"]) in listed(None)
+    assert run("classify", "--recording", a1, "--level", "confidential", "--reason", "证人",
+               user="qian.head") == 0
+    assert run("classify", "--case", "FZ-9", "--level", "restricted", "--reason", "专案",
+               user="li.na") == 5                              # a clerk does not classify
+    assert run("classify", "--case", "FZ-9", "--level", "restricted", "--reason", "专案",
+               user="qian.head") == 0
+    assert (A, f["a1"]) not in listed(None) and (A, f["a1"]) not in listed("li.na")
+    assert (B, f["b1"]) not in listed("li.na")
+    assert {(A, f["a1"]), (B, f["b1"])} <= listed("qian.head")
+    capsys.readouterr()
+    assert run("case", "show", "FZ-9", user="li.na") == 3
+    assert "no case FZ-9" in capsys.readouterr().err
+    assert run("case", "show", "FZ-9", user="qian.head") == 0
+    assert B in capsys.readouterr().out
+    assert run("classify", "show", "--recording", a1, "--json", user="qian.head") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["level"] == "confidential" and out["history"][0]["reason"] == "证人"
+    # hidden and nonexistent read the same: message and exit code
+    assert run("classify", "show", "--recording", a1, user="li.na") == 3
+    hidden = capsys.readouterr().err.replace(a1.replace(":", "/"), "X")
+    assert run("classify", "show", "--recording", A + ":999", user="li.na") == 3
+    assert capsys.readouterr().err.replace(A + "/999", "X") == hidden
+    assert "no recording X" in hidden

@@ -185,7 +185,10 @@ def history(cat, user, kind, *, device=None, segment=None, case_no=None) -> list
     with cat.engine.connect() as conn:
         if kind == "recording":
             rid = store.recording_id(conn, device, segment)
-            require_visible(conn, user, rid)
+            try:
+                require_visible(conn, user, rid)
+            except store.PermissionRefused as e:    # as for one that does not exist
+                raise store.CatalogueError(str(e)) from None
             where = (c.kind == "recording", c.recording_id == rid)
         else:
             _case_row(conn, case_no)
