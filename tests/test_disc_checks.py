@@ -163,3 +163,29 @@ def test_r13_unknown_ref_and_empty_output(disc, tmp_path):
     with pytest.raises(DiscError):      # never inside the archive
         build_disc(disc["cat"], disc["u"]["clerk"], disc["number"],
                    disc["cat"].archive_dir + "/discs")
+
+
+def test_r13_fuzzed_disc_files_are_named_never_a_crash(disc, tmp_path):
+    """Random bytes changed in the manifest, its signature, the records, the log entries and
+    the checkpoint: the verifier says NOT_OK (or not a disc), never raises."""
+    import random
+    v = _v()
+    rnd = random.Random(5)
+    man = cbor2.loads((disc["tree"] / "MANIFEST.cbor").read_bytes())
+    targets = ["MANIFEST.cbor", "MANIFEST.sig", "log/entries.cbor", "station/checkpoint",
+               man["recordings"][0]["records"]]
+    for n in range(40):
+        d = tmp_path / ("f%d" % n)
+        shutil.copytree(disc["tree"], d)
+        p = d / rnd.choice(targets)
+        data = bytearray(p.read_bytes())
+        for _ in range(rnd.randint(1, 4)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        p.write_bytes(bytes(data))
+        try:
+            res = v.verify(str(d))
+        except v.NotADisc:
+            continue
+        assert res.verdict == "NOT_OK", (n, p.name)
+        assert res.to_text() and __import__("json").dumps(res.to_json())
+        shutil.rmtree(d)

@@ -307,7 +307,21 @@ def verify(root, station_key=None):
         _verify(res, root, man, data, sig, station_key)
     except Bad as e:
         res.problems.append(str(e))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError,
+            OverflowError, OSError) as e:      # hostile bytes the checks above missed
+        res.problems.append("the disc cannot be checked: %s" % _what(e))
     return res
+
+
+def _what(e):
+    return "%s: %s" % (type(e).__name__, str(e)[:200])
+
+
+def _cbor(data, what):
+    try:
+        return cbor.loads(data)
+    except (ValueError, TypeError, RecursionError) as e:
+        raise Bad("%s is not CBOR of this format (%s)" % (what, e)) from None
 
 
 def _field(man, name, typ):
@@ -371,7 +385,7 @@ def _verify(res, root, man, data, sig, pinned):
         raise Bad("the checkpoint covers %d entries, the manifest says %s"
                   % (size, man.get("log_size")))
     res.info["log_size"] = size
-    ents = cbor.loads(_read(root, "log/entries.cbor", MAX_SMALL))
+    ents = _cbor(_read(root, "log/entries.cbor", MAX_SMALL), "log/entries.cbor")
     if not isinstance(ents, list) or len(ents) > MAX_ENTRIES:
         raise Bad("log/entries.cbor is not a list of log entries")
     entries = {}
@@ -436,7 +450,7 @@ def _hash_file(root, rel, size, digest):
 
 
 def _recording(root, r, keys, entries, bad_files):
-    dev, seg = r.get("device"), r.get("segment")
+    dev, seg = (r.get("device"), r.get("segment")) if isinstance(r, dict) else (None, None)
     out = {"device": str(dev), "segment": seg if isinstance(seg, int) else -1,
            "verdict": OK, "reasons": [], "notes": []}
     try:
@@ -450,6 +464,10 @@ def _recording(root, r, keys, entries, bad_files):
     except Bad as e:
         out["verdict"] = NOT_OK
         out["reasons"].append(str(e))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError,
+            OverflowError, OSError) as e:
+        out["verdict"] = NOT_OK
+        out["reasons"].append("cannot be checked: %s" % _what(e))
     return out
 
 
@@ -457,7 +475,7 @@ def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
     rel = r.get("records")
     if rel in bad_files:
         raise Bad("%s was changed" % rel)
-    raws = cbor.loads(_read(root, rel, MAX_SMALL))
+    raws = _cbor(_read(root, rel, MAX_SMALL), rel)
     if not isinstance(raws, list) or not raws or len(raws) > MAX_RECORDS:
         raise Bad("%s is not a list of records" % rel)
     recs, prev = [], None
