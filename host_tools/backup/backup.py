@@ -66,6 +66,7 @@ class Progress:
     stderr is a terminal (as `sealcam offload` shows it), nothing when False, or a
     callable given {"phase", "done", "total", "bytes", "bytes_total"} at most 5 times a
     second."""
+    EVERY = 0.2                 # seconds between two calls of a callable
 
     def __init__(self, show, desc):
         self.cb = show if callable(show) else None
@@ -108,7 +109,7 @@ class Progress:
         if self.cb is None:
             return
         now = time.monotonic()
-        if force or now - self._last >= 0.2:
+        if force or now - self._last >= self.EVERY:
             self._last = now
             self.cb(dict(self.state))
 

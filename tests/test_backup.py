@@ -1,0 +1,264 @@
+"""R14 (monthly off-site backups; issue 12 item 4): `sealcam backup` copies only the objects
+the backup folder lacks, each checked on arrival, and records a `backup_made` event with
+its checkpoint; `sealcam restore` into an empty folder, then `sealcam verify`, proves it
+complete; a changed object in the backup is named; the report shows a missing or overdue
+backup. Driven through the real `sealcam` command (host_tools.cli.main).
+
+The archive: the clerk tests' real one (two recorders offloaded the station's way,
+tests/test_clerk_common.py), with its users and a technician who backs up, built once.
+"""
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+import test_clerk_common as cc
+from host_tools import cli
+from host_tools.catalogue import db, users
+from host_tools.catalogue.store import Catalogue
+
+TECH, TECH_PW = "ma.tech", "tech pass 2023"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A real archive in clerk use (catalogue in ARCHIVE/catalogue.sqlite), built once."""
+    base = tmp_path_factory.mktemp("backup-tpl")
+    arch, f = cc.real_archive(base, tmp_path_factory)
+    with Catalogue(arch) as cat:
+        cat.refresh_recordings(None)
+        u = cc.add_users(cat)
+        cat.act(u["head"], users.add_event(TECH, "technician", password=TECH_PW))
+    return arch, f
+
+
+@pytest.fixture
+def world(template, tmp_path, monkeypatch, capsys):
+    arch = tmp_path / "arch"
+    shutil.copytree(template[0], arch, symlinks=True)
+    monkeypatch.setenv("SEALCAM_PASSWORD", TECH_PW)
+    monkeypatch.delenv("SEALCAM_USER", raising=False)
+
+    def sealcam(*argv):
+        capsys.readouterr()
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return sealcam, str(arch), tmp_path
+
+
+def _backup(sealcam, arch, dest, *extra):
+    code, out, err = sealcam("backup", "--archive", arch, "--to", dest, "--user", TECH,
+                             "--json", *extra)
+    assert code == 0, (code, out, err)
+    return json.loads(out)
+
+
+def _objects(arch):
+    return sum(len(fs) for _d, _s, fs in os.walk(os.path.join(arch, "objects")))
+
+
+def test_r14_backup_then_restore_into_an_empty_folder_verifies(world):
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    res = _backup(sealcam, arch, dest)
+    assert res["objects"] == res["objects_new"] == _objects(arch) > 0
+    # the keys never travel with the backup; its README says how they do (EN + ZH)
+    for d, _s, files in os.walk(dest):
+        assert "station.key" not in files, d
+    readme = (dest / "README.txt").read_text("utf-8")
+    assert "station.key" in readme and "私钥" in readme and "at-rest key" in readme
+    # the event names the checkpoint the backup holds: the log's own root at that size
+    with Catalogue(arch) as cat:
+        e = cat.entry(res["log_entry"])
+        assert e["type"] == "backup_made" and e["by"] == TECH
+        assert cat.archive.log().root(e["log_size"]).hex() == e["root"] == res["root"]
+    new = tmp / "restored"
+    code, out, err = sealcam("restore", "--from", dest, "--archive", new, "--json")
+    assert code == 0, (code, out, err)
+    r = json.loads(out)
+    assert r["ok"] and r["objects"] == res["objects"] and r["log_size"] == res["log_size"]
+    assert not (new / "station.key").exists()
+    code, out, err = sealcam("verify", new)
+    assert code == 0 and "OVERALL: OK" in out, (out, err)
+    # the restored catalogue is the archive's: the users are there
+    code, out, err = sealcam("user", "list", "--archive", new, "--json")
+    assert code == 0 and TECH in {u["name"] for u in json.loads(out)["users"]}
+    # restore goes only into a new, empty folder
+    code, out, err = sealcam("restore", "--from", dest, "--archive", new)
+    assert code == 3 and "not empty" in err
+
+
+def test_r14_a_second_backup_copies_only_new_objects(world):
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    first = _backup(sealcam, arch, dest)
+    with Catalogue(arch) as cat:
+        sha = cat.archive.put_bytes(b"a new object since the last backup" * 100)
+    second = _backup(sealcam, arch, dest)
+    assert (second["objects"], second["objects_new"], second["bytes_new"]) == (
+        first["objects"] + 1, 1, 3400)
+    assert os.path.isfile(dest / "objects" / sha[:2] / sha[2:])
+    third = _backup(sealcam, arch, dest)
+    assert third["objects_new"] == 0 and third["log_size"] > second["log_size"]
+    with Catalogue(arch) as cat:
+        with cat.engine.connect() as conn:
+            rows = conn.execute(db.backups.select().order_by(db.backups.c.id)).fetchall()
+    assert [r.objects_new for r in rows] == [first["objects"], 1, 0]
+    # a folder another archive backs up into, or one that is not a backup, is refused
+    (tmp / "junk").mkdir()
+    (tmp / "junk" / "holiday.jpg").write_bytes(b"x")
+    code, out, err = sealcam("backup", "--archive", arch, "--to", tmp / "junk", "--user", TECH)
+    assert code == 3 and "not a sealcam backup" in err
+    code, out, err = sealcam("backup", "--archive", arch, "--to", tmp, "--user", TECH)
+    assert code == 3 and "overlap" in err
+
+
+def test_r14_an_interrupted_backup_leaves_the_folder_usable_and_continues(world, monkeypatch):
+    from host_tools.backup.backup import Progress, backup
+    monkeypatch.setattr(Progress, "EVERY", 0)
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    first = _backup(sealcam, arch, dest)
+    latest = (dest / "LATEST").read_text()
+
+    def cut(state):                 # the power goes after the first new object arrived
+        if state["phase"] == "objects" and state["done"] >= 1:
+            raise KeyboardInterrupt
+    with Catalogue(arch) as cat:
+        for n in range(3):
+            cat.archive.put_bytes(b"arrives during the next backup %d" % n * 50)
+        with pytest.raises(KeyboardInterrupt):
+            backup(cat, users.User(TECH, "technician"), dest, progress=cut)
+    assert (dest / "LATEST").read_text() == latest      # the last complete snapshot stands
+    code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / "restored-mid")
+    assert code == 0, err
+    second = _backup(sealcam, arch, dest)               # and the rerun continues
+    assert second["objects_new"] == 2 and second["objects"] == first["objects"] + 3
+
+
+def test_r14_a_symbolic_link_in_the_backup_folder_is_refused(world):
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    with Catalogue(arch) as cat:
+        sha = cat.archive.put_bytes(b"a new object whose folder is a link in the backup")
+    victim = tmp / "elsewhere"
+    victim.mkdir()
+    shutil.rmtree(dest / "objects" / sha[:2], ignore_errors=True)
+    os.symlink(victim, dest / "objects" / sha[:2])
+    code, out, err = sealcam("backup", "--archive", arch, "--to", dest, "--user", TECH)
+    assert code == 3 and "symbolic link" in err, (out, err)
+    assert os.listdir(victim) == []             # never followed
+    link = tmp / "link-to-backup"
+    os.symlink(dest, link)
+    code, out, err = sealcam("backup", "--archive", arch, "--to", link, "--user", TECH)
+    assert code == 3 and "symbolic link" in err
+
+
+def test_r14_a_changed_object_in_the_backup_is_named_by_restore(world):
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    objs = sorted((d, f) for d, _s, fs in os.walk(dest / "objects") for f in fs)
+    d, f = objs[len(objs) // 2]
+    victim = os.path.join(d, f)
+    os.chmod(victim, stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(victim, "wb").write(bytes(data))
+    new = tmp / "restored"
+    code, out, err = sealcam("restore", "--from", dest, "--archive", new)
+    assert code == 1, (out, err)
+    rel = "objects/%s/%s" % (os.path.basename(d), f)
+    assert rel in err and "has changed" in err and "another backup" in err, err
+    assert "NOT RESTORED" in err and (new / "RESTORE-INCOMPLETE.txt").exists()
+    # a changed snapshot file is named too (the manifest's hash)
+    snap = (dest / "LATEST").read_text().strip()
+    idx = dest / "snapshots" / snap / "archive.sqlite"
+    os.chmod(idx, 0o644)
+    with open(idx, "r+b") as fh:
+        fh.seek(200)
+        fh.write(b"\xff")
+    code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / "restored-2")
+    assert code == 3 and "archive.sqlite has changed" in err, err
+
+
+def test_r14_restore_refuses_a_log_that_is_not_its_signed_checkpoint(world):
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    man = json.loads((snap / "manifest.json").read_text())
+    # an editor changes an entry and the manifest's hash to match: the signature catches it
+    ent = snap / "log" / "entries"
+    data = bytearray(ent.read_bytes())
+    i = data.index(b"wang.head")
+    data[i:i + 9] = b"wang.hacd"
+    ent.write_bytes(bytes(data))
+    import hashlib
+    man["files"]["log/entries"]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (snap / "manifest.json").write_text(json.dumps(man))
+    code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / "restored")
+    assert code == 3 and "signed checkpoint" in err, err
+
+
+def test_r14_the_report_shows_a_missing_then_an_overdue_backup(world):
+    sealcam, arch, tmp = world
+
+    def problems():
+        code, out, err = sealcam("report", "--archive", arch, "--json")
+        rep = json.loads(out)
+        return {p["kind"] for p in rep["problems"]}, rep["custody"]["backup"]
+    kinds, st = problems()
+    assert "backup_missing" in kinds and st["last"] is None and st["overdue"]
+    _backup(sealcam, arch, tmp / "offsite")
+    kinds, st = problems()
+    assert not kinds & {"backup_missing", "backup_overdue"}
+    assert st["days_since"] == 0 and st["max_age_days"] == 31 and not st["overdue"]
+    with open(os.path.join(arch, "station.toml"), "w") as fh:
+        fh.write("[backup]\nmax_age_days = 0\n")
+    kinds, st = problems()
+    assert "backup_overdue" in kinds and st["overdue"]
+    code, out, err = sealcam("report", "--archive", arch)
+    assert "CUSTODY" in out and "OVERDUE" in out
+    # a report filtered to some records counts no custody problem (the archive's, not theirs)
+    code, out, err = sealcam("report", "--archive", arch, "--json", "--device", cc.A)
+    assert not {p["kind"] for p in json.loads(out)["problems"]} & {"backup_overdue"}
+
+
+def test_r14_only_a_technician_or_archive_head_backs_up(world, monkeypatch):
+    sealcam, arch, tmp = world
+    with Catalogue(arch) as cat:
+        head = users.User("wang.head", "archive_head", how="os")
+        cat.act(head, users.add_event("xu.clerk", "clerk", password="clerk pass 2023"))
+    monkeypatch.setenv("SEALCAM_PASSWORD", "clerk pass 2023")
+    code, out, err = sealcam("backup", "--archive", arch, "--to", tmp / "b", "--user",
+                             "xu.clerk")
+    assert code == 5 and "archive_head / technician" in err
+    assert not (tmp / "b").exists()
+
+
+def test_r14_backup_and_restore_with_the_catalogue_in_either_database(
+        template, tmp_path, catalogue_url, monkeypatch, capsys):
+    arch = tmp_path / "arch"
+    shutil.copytree(template[0], arch, symlinks=True)
+    os.unlink(arch / "catalogue.sqlite")
+    with Catalogue(arch, catalogue_url) as cat:
+        cat.reindex()
+    monkeypatch.setenv("SEALCAM_PASSWORD", TECH_PW)
+    assert cli.main(["backup", "--archive", str(arch), "--to", str(tmp_path / "b"),
+                     "--user", TECH, "--db", catalogue_url, "--json"]) == 0
+    capsys.readouterr()
+    snap = tmp_path / "b" / "snapshots" / (tmp_path / "b" / "LATEST").read_text().strip()
+    pg = catalogue_url.startswith("postgresql")
+    assert (snap / "catalogue.txt").exists() == pg and (snap / "catalogue.sqlite").exists() \
+        != pg
+    assert "password" not in (snap / "catalogue.txt").read_text() if pg else True
+    assert cli.main(["restore", "--from", str(tmp_path / "b"), "--archive",
+                     str(tmp_path / "new")]) == 0
+    out = capsys.readouterr().out
+    assert ("catalogue reindex" in out) == pg
+    assert cli.main(["verify", str(tmp_path / "new")]) == 0
