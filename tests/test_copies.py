@@ -19,11 +19,18 @@ DEV = "SC-COPY0001"
 REQ = "AR-2026-0001"
 
 
-def _build(tmp):
+def _build(tmp, sealed=False):
+    """(archive, segment seq); ``sealed``: objects encrypted at rest (SPEC §14.8), the key
+    file beside the archive."""
     import refwriter as rw
     from host_tools import station
     arch = tmp / "arch"
     station.init(arch)
+    if sealed:
+        from host_tools.archive import atrest
+        atrest.new_key_file(tmp / "atrest.key")
+        (arch / "station.toml").write_text('[confidentiality]\nkey_file = "%s"\n'
+                                           % (tmp / "atrest.key"))
     s = rw.RefStore(tmp / "sd", seed=b"\xc3" * 32, device=DEV, officer="OFC-9", chunk=4096)
     s.boot()
     seg = s.rec_start().seq
@@ -253,3 +260,24 @@ def test_r15_copies_plays_in_chromium(derived, tmp_path):
         srv.shutdown()
     assert "err" not in r, r
     assert r["t"] > 0.3 and r["h"] >= viewcopy.MIN_HEIGHT, r
+
+
+def test_r15_copies_from_objects_sealed_at_rest(tmp_path):
+    """With the media encrypted at rest, the copy is derived from the plaintext (read
+    through Archive.open_object), and the provenance names the plaintext's hash."""
+    from host_tools.archive import Archive, atrest
+    arch, seg = _build(tmp_path, sealed=True)
+    res = viewcopy.derive(arch, DEV, seg, str(tmp_path / "s.mp4"),
+                          viewcopy.watermark_text("li.na", REQ), work_dir=str(tmp_path / "w"))
+    media = next(s for s in res["sources"] if s["kind"] == "media")
+    with open(arch / "objects" / media["sha256"][:2] / media["sha256"][2:], "rb") as f:
+        assert atrest.is_sealed(f.read(64))             # the object on disk is ciphertext
+    a = Archive(arch, readonly=True)
+    try:
+        assert hashlib.sha256(a.read_object(media["sha256"])).hexdigest() == media["sha256"]
+    finally:
+        a.close()
+    with av.open(str(tmp_path / "s.mp4")) as f:
+        assert {s.type: s.codec_context.name for s in f.streams} == {"video": "h264",
+                                                                      "audio": "aac"}
+        assert sum(1 for _ in f.decode(video=0)) >= 10
