@@ -77,7 +77,8 @@ def test_r15_desk_request_refused_then_approved_then_used(world):
     rid = _request(c, "%s:%d" % (dev, seg))
     page = c.get("/request/" + rid).text
     assert "hearing &lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page   # escaped
-    r = c.get("/view/%s/%s/%d" % (rid, dev, seg))          # not approved: no copy
+    r = c.post("/view/%s/%s/%d" % (rid, dev, seg),          # not approved: no copy
+               data={"csrf_token": _csrf(c, "/request/" + rid)})
     assert r.status_code == 403 and "not approved" in r.text
     assert _decide(c, rid, "approve").status_code == 403    # a clerk does not approve
     # refused by the archive head: the request ends
@@ -94,8 +95,10 @@ def test_r15_desk_request_refused_then_approved_then_used(world):
     login(c, "li.na")
     before = _entries(c.get("/register").text)
     assert before == 0
-    r = c.get("/view/%s/%s/%d" % (rid2, dev, seg))
-    assert r.status_code == 200 and "<video" in r.text
+    assert c.post("/view/%s/%s/%d" % (rid2, dev, seg)).status_code == 403     # no token
+    r = c.post("/view/%s/%s/%d" % (rid2, dev, seg),
+               data={"csrf_token": _csrf(c, "/request/" + rid2)})
+    assert r.status_code == 200 and "<video" in r.text and "/player/" in str(r.url)
     src = re.search(r'<video[^>]+src="([^"]+)"', r.text).group(1)
     v = c.get(src, headers={"range": "bytes=0-99"})
     assert v.status_code == 206 and len(v.content) == 100

@@ -211,11 +211,15 @@ def _table(rows):
 async def register_page(request):
     web.need_user(request)
     rows, since, until = _register_rows(request)
+    from ..i18n import ngettext
     return web.render(request, "register.html", cols=REGISTER_COLUMNS, rows=_table(rows),
-                      since=since, until=until, count=len(rows))
+                      since=since, until=until, count=len(rows),
+                      entries=ngettext("%(n)d entry", "%(n)d entries", len(rows))
+                      % {"n": len(rows)})
 
 
 async def register_pdf(request):
+    from ..i18n import ngettext
     user = web.need_user(request)
     rows, since, until = _register_rows(request)
     a = access_module()
@@ -239,7 +243,7 @@ async def register_pdf(request):
                  "user": user.name, "at": _dt.datetime.now(_dt.timezone.utc).strftime(
                      "%Y-%m-%d %H:%M")}],
             [_(t) for _k, t in cols], [x["cells"] for x in _table(rows)],
-            [_("%(n)d entries") % {"n": len(rows)}],
+            [ngettext("%(n)d entry", "%(n)d entries", len(rows)) % {"n": len(rows)}],
             signature_lines=(_("checked by (supervisor):"), _("date:")))
     return FileResponse(path, media_type="application/pdf",
                         filename="access-register.pdf",

@@ -44,7 +44,8 @@ def add_parsers(sub, formatter):
                    help=_("a host name browsers reach the desk by, besides the address "
                           "(repeatable; needed with --host 0.0.0.0)"))
     p.add_argument("--export-dir", metavar="DIR", default=None,
-                   help=_("where disc images are written (default: ARCHIVE/exports)"))
+                   help=_("where disc images are written, outside the archive (default: "
+                          "ARCHIVE-discs beside it)"))
     p.add_argument("--backup-dir", action="append", default=[], metavar="DIR",
                    help=_("a backup destination the desk offers (repeatable)"))
     p.add_argument("--idle-minutes", type=int, default=30, metavar="N",

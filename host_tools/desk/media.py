@@ -1,10 +1,11 @@
 """Viewing copies played in the page (the COPIES and ACCESS contracts of issue 12).
 
-GET /view/{rid}/{device}/{segment}: the player page. It asks copies.make_view_copy for
-the request's viewing copy of that recording (it authorizes "view" under the approved
-request, derives or reuses the watermarked MP4 and records the hand-out with
-access.record_use: one register entry per page shown), then grants this session that copy
-for GRANT_S seconds.
+POST /view/{rid}/{device}/{segment} (a form of the request's page, with its CSRF token):
+asks copies.make_view_copy for the request's viewing copy of that recording (it
+authorizes "view" under the approved request, derives or reuses the watermarked MP4 and
+records the hand-out with access.record_use: one register entry per hand-out), grants
+this session that copy for GRANT_S seconds, and sends the browser to the player page,
+GET /player/{sha256} (which hands nothing out: it shows the granted copy).
 
 GET /video/{sha256}: the copy's bytes, with HTTP Range (Starlette's FileResponse) so the
 browser can play and seek; only for a session granted it by the player page, for the
@@ -23,7 +24,7 @@ from ..i18n import _
 from . import web
 from .access_pages import RID_RE
 
-__all__ = ["view_page", "video", "GRANT_S"]
+__all__ = ["view_copy", "player", "video", "GRANT_S"]
 
 GRANT_S = 2 * 3600
 GRANTS_MAX = 16
@@ -41,7 +42,7 @@ def _modules():
     return access, copies
 
 
-async def view_page(request):
+async def view_copy(request):
     user = web.need_user(request)
     desk = request.app.state.desk
     rid, dev = request.path_params["rid"], request.path_params["device"]
@@ -49,6 +50,7 @@ async def view_page(request):
     if not RID_RE.fullmatch(rid) or not DEVICE_RE.fullmatch(dev) or not 0 <= seg < 2**31:
         raise web.DeskError(400, _("not a request and recording"))
     access, copies = _modules()
+    await request.form()            # the CSRF token was checked on the way in
     c = copies.make_view_copy(desk.cat, user, rid, dev, seg)
     sha = c["sha256"]
     grants = {k: v for k, v in (request.session.get("grants") or {}).items()
@@ -57,7 +59,23 @@ async def view_page(request):
     while len(grants) > GRANTS_MAX:
         grants.pop(min(grants, key=lambda k: grants[k][4]))
     request.session["grants"] = grants
-    return web.render(request, "view.html", copy=c, rid=rid, device=dev, segment=seg,
+    return web.redirect(request.url_for("player", sha=sha))
+
+
+def _grant(request, user, sha):
+    g = (request.session.get("grants") or {}).get(sha) if SHA_RE.fullmatch(sha) else None
+    if not (isinstance(g, list) and len(g) == 5 and g[0] == user.name
+            and isinstance(g[4], int) and g[4] > time.time()):
+        raise web.DeskError(403, _("open this copy from its request's page: a copy is "
+                                   "handed out under an approved request"))
+    return g
+
+
+async def player(request):
+    user = web.need_user(request)
+    sha = request.path_params["sha"]
+    _who, rid, dev, seg, _until = _grant(request, user, sha)
+    return web.render(request, "view.html", sha=sha, rid=rid, device=dev, segment=seg,
                       src=request.url_for("video", sha=sha))
 
 
@@ -65,13 +83,7 @@ async def video(request):
     user = web.need_user(request)
     desk = request.app.state.desk
     sha = request.path_params["sha"]
-    if not SHA_RE.fullmatch(sha):
-        raise web.DeskError(404, _("no such copy"))
-    g = (request.session.get("grants") or {}).get(sha)
-    if not (isinstance(g, list) and len(g) == 5 and g[0] == user.name
-            and isinstance(g[4], int) and g[4] > time.time()):
-        raise web.DeskError(403, _("open this copy from its request's page: a copy is "
-                                   "handed out under an approved request"))
+    g = _grant(request, user, sha)
     access, copies = _modules()
     access.authorize(desk.cat, user, g[1], "view", device=g[2], segment=g[3])
     path = copies.copy_path(desk.cat, sha)
