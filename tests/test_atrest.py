@@ -221,3 +221,32 @@ def test_r16_clip_reads_sealed_media_as_recorded(sealed):
             assert f.read() == media
     finally:
         src.a.close()
+
+
+def test_put_file_seals_checks_its_digest_and_reads_clear_objects_as_they_are(tmp_path):
+    import hashlib
+    from host_tools.archive.common import ArchiveError
+    from host_tools.tlog.objects import hash_objects
+    arch = tmp_path / "arch"
+    station.init(arch)
+    clear_doc = atrest.MAGIC + b" a scan in clear that starts like a sealed object"
+    with Archive(arch) as a:
+        h_clear = a.put_bytes(clear_doc)                    # no key yet: in clear
+    key = tmp_path / "k.key"
+    atrest.new_key_file(key)
+    _toml(arch, key)
+    src = tmp_path / "seg.mkv"
+    body = os.urandom(atrest.CHUNK + 5)
+    src.write_bytes(body)
+    with Archive(arch) as a:
+        assert a.read_object(h_clear) == clear_doc
+        with pytest.raises(ArchiveError, match="changed while it was stored"):
+            a.put_file(str(src), move=True, digest="00" * 32)
+        assert src.exists()                                 # nothing lost
+        h = a.put_file(str(src), move=True, digest=hashlib.sha256(body).hexdigest())
+        assert not src.exists() and a.read_object(h) == body
+        assert open(a.object_path(h), "rb").read(5) == atrest.MAGIC
+        assert not [n for n in os.listdir(a.objects) if n.startswith(".tmp-")]
+        assert a.check_objects() == []
+    assert hash_objects(str(arch / "objects"), key=None) == [
+        (str(arch / "objects" / h[:2] / h[2:]), atrest.LOCKED)]

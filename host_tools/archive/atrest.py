@@ -275,6 +275,10 @@ class SealedReader(io.RawIOBase):
         self._n = _chunks(size)
         self._aead = key.object_key(salt)
 
+    @property
+    def name(self):
+        return self._name
+
     def readable(self):
         return True
 

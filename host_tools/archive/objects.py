@@ -167,15 +167,12 @@ class ObjectsMixin:
             return h
         tmp = self._tmp_object(h)
         if key is not None:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                size = os.fstat(src.fileno()).st_size
-                size = size if limit is None else min(size, limit)
-                atrest.seal_stream(key, h, size, src.read, dst.write)
-                dst.flush()
-                os.fsync(dst.fileno())
-            if move:
+            self._seal_file(key, path, tmp, h, limit)
+            self._install(tmp, h)
+            if move:                    # only once the sealed object is in place
                 os.unlink(path)
-        elif move and limit is None:
+            return h
+        if move and limit is None:
             with open(path, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(path, tmp)
@@ -188,6 +185,34 @@ class ObjectsMixin:
                 os.unlink(path)
         self._install(tmp, h)
         return h
+
+    def _seal_file(self, key, path, tmp, h, limit):
+        """Seal the file's first ``limit`` bytes into ``tmp`` (fsynced), hashing what is
+        sealed: content that is not the object ``h`` (a file changed since it was hashed,
+        or a caller's wrong digest) is refused, never stored under that name."""
+        hs = hashlib.sha256()
+
+        def read(n):
+            b = src.read(n)
+            hs.update(b)
+            return b
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                size = os.fstat(src.fileno()).st_size
+                size = size if limit is None else min(size, limit)
+                atrest.seal_stream(key, h, size, read, dst.write)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if hs.hexdigest() != h:
+                from .common import ArchiveError
+                raise ArchiveError("%s changed while it was stored: its content hashes to %s, "
+                                   "not %s; nothing was stored" % (path, hs.hexdigest(), h))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def check_objects(self):
         """[(path, problem)] of the objects whose content does not hash to their name, that
