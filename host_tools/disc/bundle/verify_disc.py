@@ -272,13 +272,20 @@ class Result:
                 out.append("%-12s %s" % (k + ":", self.info[k]))
         if self.station:
             out.append("station key: %s (compare with the label / 与标签核对)" % self.station)
+        if "files" in self.info:
+            out.append("files:       %d listed in the signed manifest, each hashed"
+                       % self.info["files"])
+        if "log_size" in self.info:
+            out.append("station log: checkpoint of %d entries signed by the station key; %d "
+                       "entries carried, each proven included" % (self.info["log_size"],
+                                                                 self.info["log_entries"]))
         for p in self.problems:
             out.append("NOT OK: %s" % p)
         for n in self.notes:
             out.append("note: %s" % n)
         for r in self.recordings:
             out.append("recording %s/%d: %s" % (r["device"], r["segment"], WORDS[r["verdict"]]))
-            out += ["    %s" % x for x in r["reasons"] + r["notes"]]
+            out += ["    %s" % x for x in r.get("checked", []) + r["reasons"] + r["notes"]]
         out.append("verdict:     %s" % WORDS[self.verdict])
         return "\n".join(_printable(x) for x in out) + "\n"
 
@@ -350,6 +357,7 @@ def _verify(res, root, man, data, sig, pinned):
     spub = _read(root, "station/station.pub", 4096).decode("ascii", "replace").strip()
     if spub != pub.hex():
         res.problems.append("station/station.pub is not the key the manifest names")
+    res.info["files"] = len(_field(man, "files", list))
     # 2. every file
     files = _field(man, "files", list)
     if len(files) > MAX_FILES:
@@ -502,6 +510,8 @@ def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
         raise Bad("records seq %s are not in the station log the disc proves" %
                   ", ".join(map(str, lack[:8])))
     out["records"] = len(recs)
+    out["checked"] = ["records seq %d-%d: signed by the device key %s, chained, each in the "
+                      "station log" % (recs[0][0], recs[-1][0], fingerprint(key))]
     # the media against the signed root
     roots = [b for _, b, _ in recs if b.get(K_TYPE) in (CHECKPOINT, SEGMENT, RECOVERY)
              and b.get(K_SEGMENT) == seg]
@@ -540,6 +550,8 @@ def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
     if media in bad_files:
         raise Bad("%s was changed" % media)
     out["media_bytes"] = length
+    out["checked"].append("%s: %d bytes, %d chunks give the root signed in seq %d" % (
+        media, length, n, [sq for sq, b, _ in recs if b is rb][0]))
     if rb[K_TYPE] == CHECKPOINT:
         out["verdict"] = MISSING
         out["notes"].append("an open segment: %d bytes signed by a checkpoint%s" % (
