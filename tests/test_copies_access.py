@@ -233,3 +233,60 @@ def test_copies_copy_made_matches_the_cddl(world, tmp_path):
         schema.validate_cbor(cbor2.dumps(bad, canonical=True))
     with pytest.raises(Exception):
         schema.validate_cbor(cbor2.dumps(worse, canonical=True))
+
+
+def _cli_world(world, actions):
+    """A clerk who signs in with a password, and an approved request of theirs."""
+    cat, u, seg = world
+    cat.act(u["head"], users.add_event("ma.clerk", "clerk", "马 文书",
+                                       password="copy pass 1"))
+    u["ma"] = users.User("ma.clerk", "clerk", "马 文书")
+    return approved_request(cat, u, requester="ma", actions=actions)
+
+
+def _run(argv, capsys, monkeypatch):
+    """(exit code, stdout, stderr) of the access copy/export verbs, on a parser made with
+    copies_cli.add_access_actions (the hook access_cli calls)."""
+    import argparse
+    from host_tools.catalogue import copies_cli
+    monkeypatch.setenv("SEALCAM_PASSWORD", "copy pass 1")
+    p = argparse.ArgumentParser(prog="sealcam access")
+    p.set_defaults(verb="access")
+    copies_cli.add_access_actions(p.add_subparsers(dest="action_verb"))
+    args = p.parse_args(argv)
+    capsys.readouterr()
+    rc = args.func(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_r15_copies_cli_copy_and_export(world, tmp_path, capsys, monkeypatch, catalogue_url):
+    import json
+    cat, u, seg = world
+    rid = _cli_world(world, ("copy", "export"))
+    common = ["--archive", cat.archive_dir, "--db", catalogue_url, "--user", "ma.clerk"]
+    rc, out, err = _run(["copy", rid, "%s/%d" % (DEV, seg), "--out",
+                         str(tmp_path / "c.mp4"), "--json"] + common, capsys, monkeypatch)
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["out"] == str(tmp_path / "c.mp4")
+    assert hashlib.sha256((tmp_path / "c.mp4").read_bytes()).hexdigest() == res["sha256"]
+    assert res["derivation"]["watermark"].startswith("马 文书 (ma.clerk)  %s\n" % rid)
+    # the same again, in text: the copy made before, one more register line
+    rc, out, err = _run(["copy", rid, "%s:%d" % (DEV, seg)] + common, capsys, monkeypatch)
+    assert rc == 0 and "made before" in out and res["sha256"] in out, out + err
+    (tmp_path / "x").mkdir()
+    rc, out, err = _run(["export", rid, "%s/%d" % (DEV, seg), "--out", str(tmp_path / "x")]
+                        + common, capsys, monkeypatch)
+    assert rc == 0 and "sealcam verify-clip" in out, err
+    assert sorted(os.listdir(tmp_path / "x")) == ["%s-%d.mkv" % (DEV, seg),
+                                                  "%s-%d.mkv.prov" % (DEV, seg)]
+    cat.sync()
+    assert [r["action"] for r in access.register(cat) if r["request_id"] == rid] == \
+        ["copy", "copy", "export"]
+    # no such request: one line, exit 5 (nothing allows it); a bad recording: exit 3
+    rc, out, err = _run(["copy", "AR-2026-9999", "%s/%d" % (DEV, seg)] + common, capsys,
+                        monkeypatch)
+    assert rc == 5 and err.count("\n") == 1 and "AR-2026-9999" in err, err
+    rc, out, err = _run(["copy", rid, "nonsense"] + common, capsys, monkeypatch)
+    assert rc == 3 and "DEVICE/SEGMENT" in err, err
