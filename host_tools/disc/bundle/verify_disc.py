@@ -275,7 +275,7 @@ class Result:
         if "files" in self.info:
             out.append("files:       %d listed in the signed manifest, each hashed"
                        % self.info["files"])
-        if "log_size" in self.info:
+        if "log_entries" in self.info:
             out.append("station log: checkpoint of %d entries signed by the station key; %d "
                        "entries carried, each proven included" % (self.info["log_size"],
                                                                  self.info["log_entries"]))
