@@ -413,3 +413,27 @@ def test_r15_access_events_match_the_cddl(real):
     bad = dict(cat.entry(cat.archive.log().size - 2), action="burn")
     with pytest.raises(Exception):
         one.validate_cbor(cbor2.dumps(bad, canonical=True))
+
+
+def test_r15_r16_no_access_to_what_the_user_may_not_see(world):
+    """authorize and the use's handler ask confidentiality (R16): a recording classified
+    above the requester's clearance is refused like one that does not exist."""
+    conf = pytest.importorskip("host_tools.catalogue.confidentiality")
+    cat, u = world
+    rid = approved_request(cat, u)
+    cat.act(u["head"], users.change_event("wu.head", clearance="confidential"))
+    head2 = users.User("wu.head", "archive_head", how="os", clearance="confidential")
+    conf.classify(cat, head2, "recording", "confidential", "证人名单", device=A, segment=2)
+    with pytest.raises(store.PermissionRefused, match="no recording"):
+        access.authorize(cat, u["clerk"], rid, "view", A, 2)
+    with pytest.raises(store.PermissionRefused, match="no recording"):
+        access.record_use(cat, u["clerk"], rid, "view", device=A, segment=2)
+    access.authorize(cat, u["clerk"], rid, "view", A, 3)
+    # a request for that one recording is refused as if it did not exist
+    with pytest.raises(store.CatalogueError, match="no recording"):
+        _ask(cat, u, target_kind="recording", target="%s:2" % A)
+    # given the clearance (in the log), the same request serves it
+    cat.act(u["head"], users.change_event("li.na", clearance="confidential"))
+    clerk = users.User("li.na", "clerk", how="os", clearance="confidential")
+    access.authorize(cat, clerk, rid, "view", A, 2)
+    access.record_use(cat, clerk, rid, "view", device=A, segment=2)
