@@ -96,7 +96,7 @@ def _list(args):
             return 1 if rows else 0
         rows = handover.pending(cat) if args.pending else handover.handovers(cat)
     lines = table([_("id"), _("from"), _("to"), _("state"), _("items"), _("offered")],
-                  [[r["id"], r["from_user"], r["to_user"], _(r["state"]), _items(r["items"]),
+                  [[str(r["id"]), r["from_user"], r["to_user"], _(r["state"]), _items(r["items"]),
                     r["offered_at"]] for r in rows]) if rows else [_("no handover")]
     cli._emit(args, {"handovers": rows}, printable("\n".join(lines), backslash=False))
     return 0

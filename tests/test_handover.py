@@ -1,0 +1,190 @@
+"""R21 / R9 (handover; issue 12 item 5): when a clerk or an officer moves on, the open cases
+and holds they keep go to a named successor, both signing; the report lists what had no
+successor. Driven through the real `sealcam` command (host_tools.cli.main)."""
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from host_tools import cli, station
+from host_tools.archive.common import utcnow
+from host_tools.catalogue import cases, db, retention, users
+from host_tools.catalogue.store import Catalogue
+from test_clerk_common import add_recording
+
+PW = {"wang.head": "head pass 2023", "li.na": "clerk pass 2023",
+      "zhao.lead": "leader pass 2023", "qian.clerk": "other pass 2023",
+      "ofc-0001": "officer pass 2023"}
+ROLE = {"li.na": "clerk", "zhao.lead": "unit_leader", "qian.clerk": "clerk",
+        "ofc-0001": "officer"}
+
+
+def _u(name):
+    return users.User(name, "archive_head" if name == "wang.head" else ROLE[name])
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch, capsys):
+    """An archive whose users have passwords; li.na opened FZ-1 and FZ-2, zhao.lead holds
+    FZ-1. Returns (sealcam, arch, url)."""
+    url = "sqlite:///%s" % (tmp_path / "catalogue.sqlite")
+    return _world(tmp_path, url, monkeypatch, capsys)
+
+
+def _world(tmp_path, url, monkeypatch, capsys):
+    arch = tmp_path / "arch"
+    station.init(arch)
+    monkeypatch.delenv("SEALCAM_USER", raising=False)
+    with Catalogue(arch, url) as cat:
+        root = users.bootstrap_user(cat)
+        cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
+        for name, role in ROLE.items():
+            cat.act(_u("wang.head"), users.add_event(name, role, password=PW[name]))
+        add_recording(cat, "SC-1", 5)
+        cat.act(_u("li.na"), cases.opened_event("FZ-1", "违法建设 五一路 12号"))
+        cat.act(_u("li.na"), cases.opened_event("FZ-2", "占道经营"))
+        retention.hold(cat, _u("zhao.lead"), "case:FZ-1", "case", "lawsuit pending")
+
+    def sealcam(*argv, user=None):
+        argv = [str(a) for a in argv] + ["--archive", str(arch), "--db", url]
+        if user:
+            argv += ["--user", user]
+            monkeypatch.setenv("SEALCAM_PASSWORD", PW[user])
+        capsys.readouterr()
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return sealcam, str(arch), url
+
+
+def _keepers(arch, url):
+    with Catalogue(arch, url) as cat:
+        cat.sync()
+        with cat.engine.connect() as conn:
+            c = dict(conn.execute(sa.select(db.cases.c.case_no, db.cases.c.keeper)).all())
+            h = dict(conn.execute(sa.select(db.holds.c.id, db.holds.c.keeper)).all())
+    return c, h
+
+
+def test_r21_a_handover_moves_a_case(tmp_path, catalogue_url, monkeypatch, capsys):
+    sealcam, arch, url = _world(tmp_path, catalogue_url, monkeypatch, capsys)
+    code, out, err = sealcam("handover", "kept", "li.na", "--json")
+    assert code == 0 and json.loads(out)["cases"] == ["FZ-1", "FZ-2"]
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--case", "FZ-1",
+                             "--reason", "transferred to the Gulou unit", "--json",
+                             user="li.na")
+    assert code == 0, (out, err)
+    hid = json.loads(out)["handover"]
+    code, out, err = sealcam("handover", "list", "--pending", "--json")
+    assert [h["id"] for h in json.loads(out)["handovers"]] == [hid]
+    code, out, err = sealcam("handover", "accept", hid, "--json", user="qian.clerk")
+    assert code == 0, (out, err)
+    acc = json.loads(out)["log_entry"]
+    c, h = _keepers(arch, url)
+    assert c == {"FZ-1": "qian.clerk", "FZ-2": None}        # FZ-2 stays with its opener
+    # both signed: one entry each, by the one who leaves and by the successor, under the
+    # station's signed checkpoint
+    with Catalogue(arch, url) as cat:
+        off, ok = cat.entry(hid), cat.entry(acc)
+        assert (off["type"], off["by"], off["from"], off["to"], off["cases"]) == (
+            "handover_offered", "li.na", "li.na", "qian.clerk", ["FZ-1"])
+        assert (ok["type"], ok["by"], ok["handover"]) == ("handover_accepted", "qian.clerk",
+                                                          hid)
+        lg = cat.archive.log()
+        a = lg.account(station.station_pub(arch))
+        assert a.problem is None and a.signed > acc
+    # the log is the truth: a rebuild gives the same keepers, and the check agrees
+    code, out, err = sealcam("catalogue", "reindex", "--json")
+    assert code == 0 and json.loads(out)["problems"] == []
+    assert _keepers(arch, url) == (c, h)
+    code, out, err = sealcam("catalogue", "check")
+    assert code == 0, out
+    code, out, err = sealcam("handover", "accept", hid, user="qian.clerk")
+    assert code == 3 and "accepted already" in err
+
+
+def test_r21_a_third_user_cannot_accept(world):
+    sealcam, arch, url = world
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--reason", "retired",
+                             "--json", user="li.na")
+    assert code == 0, err
+    hid = json.loads(out)["handover"]
+    code, out, err = sealcam("handover", "accept", hid, user="zhao.lead")
+    assert code == 5 and "only qian.clerk" in err, err
+    assert _keepers(arch, url)[0] == {"FZ-1": None, "FZ-2": None}
+    # nor does a forged acceptance appended to the log behind the catalogue's back count:
+    # the handler refuses it on replay too
+    with Catalogue(arch, url) as cat:
+        cat.archive.log().append([{"type": "handover_accepted", "at": utcnow(),
+                                   "by": "zhao.lead", "handover": hid}])
+        cat.reindex()
+        assert any("handover_accepted" in p and "only qian.clerk" in p for p in cat.problems)
+    assert _keepers(arch, url)[0] == {"FZ-1": None, "FZ-2": None}
+
+
+def test_r21_a_deactivated_users_case_without_handover_shows_in_the_report(world):
+    sealcam, arch, url = world
+    code, out, err = sealcam("user", "set", "li.na", "--active", "no", user="wang.head")
+    assert code == 0, err
+
+    def orphans():
+        code, out, err = sealcam("report", "--json")
+        rep = json.loads(out)
+        return ({p["message"].split(" is kept")[0] for p in rep["problems"]
+                 if p["kind"] == "no_successor"}, rep["custody"]["without_successor"])
+    names, rows = orphans()
+    assert names == {"case FZ-1", "case FZ-2"}
+    assert {(r["kind"], r["id"], r["keeper"]) for r in rows} == {
+        ("case", "FZ-1", "li.na"), ("case", "FZ-2", "li.na")}
+    code, out, err = sealcam("handover", "list", "--orphaned")
+    assert code == 1 and "FZ-2" in out
+    code, out, err = sealcam("report")
+    assert "CUSTODY" in out and "FZ-2: li.na" in out
+    # li.na is gone: the archive head signs on her behalf; the successor accepts
+    code, out, err = sealcam("handover", "offer", "--from", "li.na", "--to", "zhao.lead",
+                             "--reason", "left without handing over", "--json",
+                             user="wang.head")
+    assert code == 0, err
+    hid = json.loads(out)["handover"]
+    names, rows = orphans()
+    assert {r["offered_to"] for r in rows} == {"zhao.lead"}     # offered, not yet accepted
+    assert sealcam("handover", "accept", hid, user="zhao.lead")[0] == 0
+    names, rows = orphans()
+    assert names == set() and rows == []
+    assert _keepers(arch, url)[0] == {"FZ-1": "zhao.lead", "FZ-2": "zhao.lead"}
+
+
+def test_r21_who_may_offer_and_to_whom(world):
+    sealcam, arch, url = world
+    # the one who leaves signs while active: the head may not sign for her
+    code, out, err = sealcam("handover", "offer", "--from", "li.na", "--to", "qian.clerk",
+                             "--reason", "x", user="wang.head")
+    assert code == 5 and "still active" in err
+    # a successor whose role may not keep cases; oneself; nobody
+    code, out, err = sealcam("handover", "offer", "--to", "ofc-0001", "--reason", "x",
+                             user="li.na")
+    assert code == 3 and "may not keep cases" in err
+    code, out, err = sealcam("handover", "offer", "--to", "li.na", "--reason", "x",
+                             user="li.na")
+    assert code == 3 and "another active user" in err
+    code, out, err = sealcam("handover", "offer", "--to", "nobody.here", "--reason", "x",
+                             user="li.na")
+    assert code == 3
+    # a case she does not keep; nothing kept at all
+    code, out, err = sealcam("handover", "offer", "--to", "li.na", "--case", "FZ-1",
+                             "--reason", "x", user="qian.clerk")
+    assert code == 3
+    code, out, err = sealcam("handover", "offer", "--to", "li.na", "--reason", "x",
+                             user="qian.clerk")
+    assert code == 3 and "nothing to hand over" in err
+    # the hold zhao.lead placed goes with the leader's own handover
+    code, out, err = sealcam("handover", "offer", "--to", "wang.head", "--reason", "moved",
+                             "--json", user="zhao.lead")
+    items = json.loads(out)["items"]
+    assert code == 0 and items["cases"] == [] and len(items["holds"]) == 1
+    hid = json.loads(out)["handover"]
+    code, out, err = sealcam("handover", "offer", "--to", "wang.head", "--reason", "again",
+                             user="zhao.lead")
+    assert code == 3                             # already in a pending offer
+    assert sealcam("handover", "accept", hid, user="wang.head")[0] == 0
+    assert set(_keepers(arch, url)[1].values()) == {"wang.head"}
