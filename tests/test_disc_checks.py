@@ -189,3 +189,51 @@ def test_r13_fuzzed_disc_files_are_named_never_a_crash(disc, tmp_path):
         assert res.verdict == "NOT_OK", (n, p.name)
         assert res.to_text() and __import__("json").dumps(res.to_json())
         shutil.rmtree(d)
+
+
+def test_r13_objects_sealed_at_rest_go_on_the_disc_as_plaintext_originals(tmp_path):
+    """With objects encrypted at rest (SPEC §14.8), the disc holds the originals (what the
+    recorder signed, hashed to the object's name), and the verifier proves them."""
+    import random
+
+    import fakedev
+    import refwriter as rw
+    from host_tools import station
+    from host_tools.archive import atrest
+    from host_tools.offload import offload
+    arch = tmp_path / "arch"
+    station.init(arch)
+    atrest.new_key_file(tmp_path / "atrest.key")
+    (arch / "station.toml").write_text('[confidentiality]\nkey_file = "%s"\n'
+                                       % (tmp_path / "atrest.key"))
+    s = rw.RefStore(tmp_path / "sd", seed=b"\x51" * 32, device="SC-SEAL0001", officer=None,
+                    chunk=4096)
+    s.boot()
+    s.assign("OFC-0009", "U-1")
+    seg = s.rec_start().seq
+    s.write(random.Random(3).randbytes(9_000))
+    s.close()
+    s.rec_stop()
+    d = fakedev.FakeDevice(s, trust=[station.station_pub(arch)]).start()
+    try:
+        assert offload(d.port, str(arch), register=True, progress=False).exit_code == 0
+    finally:
+        d.stop()
+    with Catalogue(arch) as cat:
+        u = add_users(cat)
+        e = numbers.assign(cat, u["clerk"], [("SC-SEAL0001", seg)], party="LiSi", step="1")
+        res = build_disc(cat, u["clerk"], e["number"], tmp_path / "out")
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        layout.extract_image(res["images"][0], str(tree))
+        man = cbor2.loads((tree / "MANIFEST.cbor").read_bytes())
+        media = (tree / man["recordings"][0]["media"]).read_bytes()
+        sha = man["recordings"][0]["sha256"].hex()
+        with open(cat.archive.object_path(sha), "rb") as f:
+            assert atrest.is_sealed(f.read(64))            # ciphertext in the archive
+        assert not atrest.is_sealed(media[:64])
+        assert hashlib.sha256(media).hexdigest() == sha    # the original on the disc
+        assert cat.archive.read_object(sha) == media
+    v = _v().verify(str(tree))
+    assert v.verdict == "OK" and v.recordings[0]["verdict"] == "OK", v.to_text()
+    assert "encrypted" in (tree / "README.txt").read_text(encoding="utf-8")
