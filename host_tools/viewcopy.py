@@ -43,8 +43,8 @@ __all__ = ["derive", "watermark_text", "ffmpeg_version", "CopyFailed", "FFMPEG",
 
 FFMPEG = "/usr/bin/ffmpeg"
 FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-TIME_LIMIT = 900                # seconds one derivation may take
-MAX_COPY = 1 << 30              # bytes of one viewing copy
+TIME_LIMIT = 300                # seconds one derivation may take, plus one per MB of original
+MAX_COPY = 4 << 30              # bytes of one viewing copy
 MIN_HEIGHT = 360                # smaller pictures are scaled up: the watermark stays legible
 WATERMARK_MAX = 200             # characters of the watermark's first line
 MEMORY_LIMIT = 4 << 30          # address space of the FFmpeg process
@@ -187,12 +187,13 @@ def _limits(max_bytes, seconds):
 
 
 def derive(archive_dir, device, segment, out, watermark, *, work_dir, progress=None,
-           timeout=TIME_LIMIT, max_bytes=MAX_COPY):
+           timeout=None, max_bytes=MAX_COPY):
     """Write the viewing copy of ``device``'s segment ``segment`` (the seq of its
     REC_START) of the archive at ``archive_dir`` to ``out`` (a new file, made by rename
     from ``work_dir``, which must be on the same file system). ``watermark``: the text
     burned in (watermark_text(); None only for a comparison in the tests). ``progress``:
-    callable(fraction, text). Returns {"sha256", "size", "sources", "derivation"}; raises
+    callable(fraction, text). ``timeout``: seconds (default TIME_LIMIT plus one for each MB
+    of the original). Returns {"sha256", "size", "sources", "derivation"}; raises
     CopyFailed."""
     version = ffmpeg_version()
     if not os.path.isfile(FONT) and watermark is not None:
@@ -231,6 +232,8 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
         raise ClipError("a segment is the seq of its REC_START, a whole number")
     seg = Segment(src, segment)
     hs = seg.hashes()                       # the index chains to the signed root
+    if timeout is None:
+        timeout = TIME_LIMIT + seg.length // 10**6
     sources = _sources(src, seg)
     if watermark is not None:
         with open(os.path.join(tmp, "wm.txt"), "w", encoding="utf-8") as f:

@@ -290,3 +290,18 @@ def test_r15_copies_cli_copy_and_export(world, tmp_path, capsys, monkeypatch, ca
     assert rc == 5 and err.count("\n") == 1 and "AR-2026-9999" in err, err
     rc, out, err = _run(["copy", rid, "nonsense"] + common, capsys, monkeypatch)
     assert rc == 3 and "DEVICE/SEGMENT" in err, err
+
+
+def test_copies_prune_removes_what_may_not_be_handed_out(world):
+    cat, u, seg = world
+    rid = approved_request(cat, u, actions=("view",))
+    assert copies.view_action(cat, rid) == "view"
+    c = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    stray = os.path.join(copies.copies_dir(cat), "00", "11.mp4")
+    os.makedirs(os.path.dirname(stray))
+    open(stray, "wb").write(b"not a copy")
+    assert copies.prune(cat) == [stray] and os.path.exists(c["path"])
+    with cat.engine.begin() as conn:
+        conn.execute(db.recordings.update().where(db.recordings.c.device == DEV)
+                     .values(state="disposed"))
+    assert copies.prune(cat) == [c["path"]] and not os.path.exists(c["path"])

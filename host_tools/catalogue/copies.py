@@ -39,7 +39,7 @@ from ..i18n import _
 from .events import base, field
 
 __all__ = ["KINDS", "CopyError", "copy_event", "make_view_copy", "copy_path", "open_copy",
-           "export_extract", "copies_of", "copies_dir"]
+           "export_extract", "copies_of", "copies_dir", "view_action", "prune"]
 
 KINDS = ("view", "extract")
 COPIES = "copies"               # ARCHIVE/copies
@@ -297,6 +297,16 @@ def copy_path(cat, sha256):
 
 # -- making ----------------------------------------------------------------------------------
 
+def view_action(cat, request_id):
+    """The register's action of a viewing copy under ``request_id``: "view" when the
+    request names it, else "copy" (what make_view_copy authorizes and records)."""
+    from . import access
+    try:
+        return _action_of("view", access.state(cat, request_id).get("actions") or ())
+    except store.CatalogueError:
+        return "view"
+
+
 def _authorize(cat, user, request_id, kind, device, segment):
     """(request state, the action) after access.authorize, or AccessRefused."""
     from . import access
@@ -483,3 +493,47 @@ def _remove(*paths):
             os.unlink(p)
         except FileNotFoundError:
             pass
+
+
+TMP_AGE_S = 86400
+PRUNE_MAX = 100_000             # files looked at in one prune
+
+
+def prune(cat):
+    """Remove from ARCHIVE/copies what may no longer be handed out: files no copy_made of
+    a viewing copy names, copies whose original was disposed of, working files older than
+    a day. The copy_made events stay (the provenance of what was handed out). Returns the
+    paths removed."""
+    import time
+    cat.sync()
+    root = copies_dir(cat)
+    rows = copies_of(cat)
+    with cat.engine.connect() as conn:
+        disposed = {r[0] for r in conn.execute(sa.select(db.recordings.c.id).where(
+            db.recordings.c.state == "disposed"))}
+    keep = {r["sha256"] for r in rows if r["kind"] == "view"
+            and r["recording_id"] not in disposed}
+    out = []
+    seen = 0
+    for d, dirs, files in os.walk(root):
+        for f in files:
+            seen += 1
+            if seen > PRUNE_MAX:
+                return out
+            p = os.path.join(d, f)
+            rel = os.path.relpath(p, root).split(os.sep)
+            if rel[0] == ".tmp":
+                try:
+                    if time.time() - os.lstat(p).st_mtime < TMP_AGE_S:
+                        continue
+                except FileNotFoundError:
+                    continue
+            elif len(rel) == 2 and rel[1].endswith(".mp4") and \
+                    rel[0] + rel[1][:-4] in keep:
+                continue
+            try:
+                os.unlink(p)
+                out.append(p)
+            except FileNotFoundError:
+                pass
+    return out
