@@ -193,3 +193,23 @@ def test_report_page_shows(client):
     r = client.get("/report")
     assert r.status_code == 200
     assert "Problems" in r.text
+
+
+def test_desk_on_each_catalogue_database(tmp_path, catalogue_url):
+    """SQLite and a real PostgreSQL catalogue (--db URL): sign in, search, ask for access,
+    the approver sees it waiting."""
+    a = tmp_path / "arch"
+    station.init(a)
+    make_users(a, catalogue_url)
+    app = make_app(a, catalogue_url, hosts=("testserver",))
+    with TestClient(app, base_url="http://testserver") as c:
+        assert login(c, "li.na").status_code == 303
+        assert c.get("/search").status_code == 200
+        t = token(c, "/access")
+        r = c.post("/access/new", data={"target_kind": "case", "target": "FZ-404",
+                                        "case_no": "FZ-404", "purpose": "hearing",
+                                        "actions": ["view"], "csrf_token": t})
+        # no such case: refused in one line, a page, not a traceback
+        assert r.status_code == 400 and "FZ-404" in r.text and "Traceback" not in r.text
+        assert login(c, "wang.head").status_code == 303
+        assert "Waiting for a decision" in c.get("/access").text

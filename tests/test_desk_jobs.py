@@ -148,7 +148,7 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
     assert CASE in c.get("/exports").text
     # the backup: the archive head, to the destination the desk was started with
     login(c, "wang.head")
-    assert "no backup has been made" in c.get("/report").text
+    assert "no backup of the archive was ever made" in c.get("/report").text
     t = _csrf(c, "/exports")
     r = c.post("/exports/backup", data={"dest": "0", "csrf_token": t},
                follow_redirects=False)
@@ -157,6 +157,6 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
     assert 'state-done' in text, text
     assert os.path.exists(tmp / "offsite" / "LATEST")
     assert str(tmp / "offsite") in c.get("/exports").text
-    assert "no backup has been made" not in c.get("/report").text
+    assert "no backup of the archive was ever made" not in c.get("/report").text
     r = c.post("/exports/backup", data={"dest": "7", "csrf_token": _csrf(c, "/exports")})
     assert r.status_code == 400                     # only the desk's destinations

@@ -1,10 +1,13 @@
 """The compliance report (host_tools.report.build_report, the same as `sealcam report`)
 as a page: its problems first, highlighted, then the summary per device and the
-interruptions and late offloads (a problem row highlighted), in the user's language
-(report_words). The filters are the search page's."""
+interruptions and late offloads (a problem row highlighted), and the custody section
+(the last backup, what has no successor), in the user's language (report_words). The
+filters are the search page's; a user sees only what its clearance reaches (R16)."""
 from __future__ import annotations
 
-from ..i18n import _
+import inspect
+
+from ..i18n import _  # noqa: F401 - the pages' words are in the template
 from . import web
 from .browse import filters_of, visible_recordings
 
@@ -34,9 +37,12 @@ async def report_page(request):
         seen = visible_recordings(conn, user)   # not reported to it either
     if seen is not None:
         keep = seen if keep is None else keep & seen
+    kw = {}
+    if "catalogue_url" in inspect.signature(build_report).parameters:
+        kw["catalogue_url"] = desk.db_url       # the custody section (backups, handover)
     try:
         rep = build_report(desk.archive, device=f.device or None, officer=f.officer,
-                           since=f.date_from, until=f.date_to, keep=keep)
+                           since=f.date_from, until=f.date_to, keep=keep, **kw)
     except ReportError as e:
         raise web.DeskError(400, str(e)) from None
     problems = [W.sentence(p["message"], W.PROBLEM.get(p["kind"], []))
@@ -44,32 +50,10 @@ async def report_page(request):
     intr = [dict(it, status_word=W.word(it["status"]), reason_word=W.word(it["reason"]),
                  explanation_text=W.sentence(it["explanation"], W.EXPLANATION),
                  bad=it["status"] in BAD) for it in rep["interruptions"][:ROWS_MAX]]
-    extra = []
-    status_fn = web.backup_status()
-    if status_fn is not None:
-        try:
-            st = status_fn(desk.cat)
-            if st.get("overdue"):
-                extra.append(_("the last backup is overdue (%(days)s days ago)")
-                             % {"days": st.get("days_since", "?")} if st.get("last") else
-                             _("no backup has been made"))
-        except Exception as e:      # noqa: BLE001 - the report still shows
-            extra.append(_("backup status cannot be read: %(error)s") % {"error": str(e)[:200]})
-    handover = web.lazy("catalogue.handover")
-    if handover is not None and hasattr(handover, "without_successor"):
-        try:
-            for it in handover.without_successor(desk.cat)[:ROWS_MAX]:
-                extra.append(_("no successor: %(item)s") % {"item": _describe(it)})
-        except Exception as e:      # noqa: BLE001
-            extra.append(_("handovers cannot be read: %(error)s") % {"error": str(e)[:200]})
-    return web.render(request, "report.html", rep=rep, problems=problems + extra,
+    custody = rep.get("custody") or None
+    return web.render(request, "report.html", rep=rep, problems=problems, custody=custody,
                       intr=intr, n_intr=len(rep["interruptions"]),
                       late=rep["late_offloads"][:ROWS_MAX],
                       notes=[W.sentence(n, W.NOTE) for n in rep["notes"]],
                       keep=[(k, q[k]) for k in q if q.get(k) and k != "page"][:20])
 
-
-def _describe(it):
-    if isinstance(it, dict):
-        return ", ".join("%s %s" % (k, v) for k, v in it.items() if v is not None)[:300]
-    return str(it)[:300]
