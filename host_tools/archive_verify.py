@@ -129,12 +129,16 @@ def check_log(a, pub, external=None):
 
 # -- the whole ------------------------------------------------------------------------------
 
-def verify_archive(root, *, progress=None, checkpoint=None, workers=None):
+def verify_archive(root, *, progress=None, checkpoint=None, workers=None, at_rest_key=None):
     """Returns {"archive", "archive_id", "verdict", "devices": [ {device, fingerprint,
     verdict, report, last_head_seq, records, segments, receipts, last_offload, reasons} ],
-    "reasons", "log"}. ``checkpoint``: bytes of an earlier checkpoint to be extended."""
+    "reasons", "log"}. ``checkpoint``: bytes of an earlier checkpoint to be extended.
+    ``at_rest_key``: the path of the at-rest key file (default: station.toml's; SPEC
+    §14.8): objects encrypted at rest are decrypted and checked, or said not checked."""
     with Archive(root, readonly=True) as a:
         out = {"archive": a.root, "archive_id": a.archive_id, "devices": [], "reasons": []}
+        if at_rest_key is not None:
+            a.use_key_file(at_rest_key)
         # objects other than view media are hashed beside the device verification; media
         # objects after it, unless the verification checked their every byte already
         items = list_objects(a.objects)
@@ -424,7 +428,8 @@ def run_verify_archive(args) -> int:
                   file=sys.stderr)
             return 3
     try:
-        res = verify_archive(args.path, progress=args.progress, checkpoint=ext)
+        res = verify_archive(args.path, progress=args.progress, checkpoint=ext,
+                             at_rest_key=getattr(args, "at_rest_key", None))
     except NotAnArchive as e:
         print("sealcam verify: %s" % e, file=sys.stderr)
         return 3

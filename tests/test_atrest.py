@@ -250,3 +250,13 @@ def test_put_file_seals_checks_its_digest_and_reads_clear_objects_as_they_are(tm
         assert a.check_objects() == []
     assert hash_objects(str(arch / "objects"), key=None) == [
         (str(arch / "objects" / h[:2] / h[2:]), atrest.LOCKED)]
+
+
+def test_r16_verify_elsewhere_with_the_key_file_given(sealed, tmp_path):
+    arch, _media, key = sealed
+    (arch / "station.toml").write_text("[confidentiality]\nkey_file = \"/nonexistent/k\"\n")
+    assert verify_archive(arch)["verdict"] == OK_WITH_MISSING_INFO
+    assert verify_archive(arch, at_rest_key=str(key))["verdict"] == OK
+    (arch / "station.toml").write_text("[confidentiality]\nkey_file = 7\n")   # broken
+    out = verify_archive(arch)                             # said, never a crash
+    assert out["verdict"] == OK_WITH_MISSING_INFO and "key_file" in " ".join(out["reasons"])

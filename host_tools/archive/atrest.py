@@ -117,8 +117,11 @@ def new_key_file(path) -> AtRestKey:
 
 def key_file_of(archive_root):
     """The key file station.toml names ([confidentiality] key_file), or None."""
-    from ..stationconfig import load
-    cfg = load(archive_root)
+    from ..stationconfig import StationConfigError, load
+    try:
+        cfg = load(archive_root)
+    except StationConfigError as e:
+        raise AtRestError(str(e)) from None
     v = cfg.values.get("confidentiality", {}).get("key_file") or None
     return v
 

@@ -55,6 +55,15 @@ class ObjectsMixin:
                 self._atrest = (None, e)
         return self._atrest
 
+    def use_key_file(self, path):
+        """Read objects with the key of ``path`` instead of the one station.toml names (a
+        verifier elsewhere, `sealcam verify ARCHIVE --at-rest-key FILE`)."""
+        try:
+            self._atrest = (atrest.read_key_file(path, self.root), None)
+        except atrest.AtRestError as e:
+            self._atrest = (None, e)
+        return self._atrest[1]
+
     def at_rest_key(self):
         """The at-rest key, or None when station.toml names none. AtRestError (one line,
         naming the file) when it names one that cannot be used or is not at hand."""
