@@ -324,3 +324,36 @@ def test_r13_damaged_image_structures_never_crash_verify(made, tmp_path, capsys)
         assert code in (0, 1, 3), (n, code)
         assert "Traceback" not in out + err
         assert sorted(os.listdir(tmp_path)) == ["fuzz.iso"]
+
+
+def test_r13_disc_rows_rebuild_from_the_log(made):
+    """The discs table is an index of the signed log: `catalogue check` finds it equal to a
+    rebuild, and a row edited in the database alone is a difference."""
+    from host_tools.catalogue import check, db
+    cat = made["cat"]
+    res = check.check(cat)
+    assert res["tables"]["discs"]["rows"] >= 1 and not res["problems"], check.text(res)
+    with cat.engine.begin() as conn:
+        conn.execute(db.discs.update().values(image_sha256="0" * 64))
+    try:
+        res = check.check(cat)
+        assert res["tables"]["discs"]["missing"] >= 1 and res["tables"]["discs"]["extra"] >= 1
+    finally:
+        with cat.engine.begin() as conn:
+            conn.execute(db.discs.update().where(db.discs.c.id == made["res"]["event"])
+                         .values(image_sha256=made["res"]["image_sha256"]))
+
+
+def test_r13_disc_made_event_rules(made):
+    from host_tools.catalogue.store import CatalogueError
+    cat, u, res = made["cat"], made["users"], made["res"]
+    label = {"ref": CASE}
+    with pytest.raises(CatalogueError):             # not a case or a number
+        cat.act(u["clerk"], discs.made_event("NO-SUCH", "a" * 64, "b" * 64, label))
+    with pytest.raises(CatalogueError):             # not a hash
+        cat.act(u["clerk"], discs.made_event(CASE, "XYZ", "b" * 64, label))
+    with pytest.raises(CatalogueError):             # a control character in the label
+        cat.act(u["clerk"], discs.made_event(CASE, "a" * 64, "b" * 64, {"x": "a\x1bb"}))
+    with pytest.raises(PermissionRefused):          # an auditor makes no disc
+        cat.act(u["auditor"], discs.made_event(CASE, "a" * 64, "b" * 64, label))
+    assert [r["id"] for r in discs.made(cat, CASE)][-1] == res["event"]
