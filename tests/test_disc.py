@@ -357,3 +357,28 @@ def test_r13_disc_made_event_rules(made):
     with pytest.raises(PermissionRefused):          # an auditor makes no disc
         cat.act(u["auditor"], discs.made_event(CASE, "a" * 64, "b" * 64, label))
     assert [r["id"] for r in discs.made(cat, CASE)][-1] == res["event"]
+
+
+@pytest.mark.parametrize("evil", [b"../../evil", b"/etc/evil", b"a\x00b", b".."])
+def test_r13_hostile_image_names_are_refused(tmp_path, capsys, evil):
+    """Rock Ridge names edited in the image's bytes to climb out (.., an absolute path, a
+    NUL): refused, nothing written outside the temporary folder."""
+    import io
+    iso = pycdlib.PyCdlib()
+    iso.new(rock_ridge="1.09")
+    iso.add_fp(io.BytesIO(b"x" * 10), 10, iso_path="/MANIFEST.CBO;1",
+               rr_name="MANIFEST.cbor")
+    place = b"Q" * len(evil)
+    iso.add_fp(io.BytesIO(b"owned"), 5, iso_path="/EVIL.;1", rr_name=place.decode())
+    p = tmp_path / "evil.iso"
+    iso.write(str(p))
+    iso.close()
+    data = p.read_bytes()
+    assert data.count(place) >= 1
+    p.write_bytes(data.replace(place, evil))
+    before = sorted(os.listdir(tmp_path))
+    code = cli.main(["verify", str(p)])
+    out = capsys.readouterr().out
+    assert code == 1 and "not a name a disc may hold" in out
+    assert sorted(os.listdir(tmp_path)) == before
+    assert not os.path.exists("/etc/evil") and not (tmp_path.parent / "evil").exists()
