@@ -4,6 +4,8 @@ segment that verifies, with a watermark burned into the picture.
     res = derive(archive_dir, device, segment, out, watermark_text(requester, request),
                  work_dir=tmp_dir, progress=None)
     # -> {"sha256", "size", "sources": [...], "derivation": {...}}
+    x = extract(archive_dir, device, segment, "out/SC-1-5.mkv", span=None)
+    # the verifiable extract (the clip of SPEC §12 and its .prov): the originals' bytes
 
 The original is read as clip.py reads it (clip.ArchiveSource: the records the signed
 station log holds, checked against the device's registered key), but through
@@ -38,7 +40,7 @@ from .clip import ArchiveSource
 from .clipcut import ClipError, Segment, _read_chunk
 from . import records as R
 
-__all__ = ["derive", "watermark_text", "ffmpeg_version", "CopyFailed", "FFMPEG", "FONT",
+__all__ = ["derive", "extract", "watermark_text", "ffmpeg_version", "CopyFailed", "FFMPEG", "FONT",
            "TIME_LIMIT", "MAX_COPY", "MIN_HEIGHT", "WATERMARK_MAX"]
 
 FFMPEG = "/usr/bin/ffmpeg"
@@ -222,6 +224,57 @@ def derive(archive_dir, device, segment, out, watermark, *, work_dir, progress=N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def extract(archive_dir, device, segment, out, span=None):
+    """Write the clip of SPEC §12 of ``device``'s segment ``segment`` (whole, or ``span`` =
+    (from s, to s) of its media time) to ``out`` and ``out``.prov, cut from the originals
+    read as derive() reads them (the extract is their bytes). Returns {"clip" (the cut's
+    summary), "sha256", "size", "sources", "derivation"}; CopyFailed (nothing left
+    behind)."""
+    from .clipcut import cut
+    from .clipfile import FORMAT
+    try:
+        src = _Original(archive_dir, device)
+        try:
+            seg = Segment(src, segment)
+            if span is None:
+                b1, b2, asked = 0, seg.length, (0, int(seg.media_end()))
+            else:
+                asked = (int(span[0] * 1000), int(span[1] * 1000))
+                b1, b2 = seg.bytes_of(*asked)
+            subject = {"kind": "range", "seqs": [], "from": int(seg.origin_rtc + asked[0]),
+                       "to": int(seg.origin_rtc + asked[1])}
+            clip = cut(seg, b1, b2, asked, subject, [], out)
+            sources = _sources(src, seg)
+        finally:
+            src.close()
+        sha, size = _hash_file(out)
+        sources.append({"kind": "prov", "sha256": _hash_file(out + ".prov")[0]})
+    except BaseException as e:
+        for p in (out, out + ".prov"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, ClipError):
+            raise CopyFailed(str(e), e.code) from None
+        raise
+    return {"clip": clip, "sha256": sha, "size": size, "sources": sources,
+            "derivation": {"tool": "sealcam clip", "version": FORMAT,
+                           "args": "bytes %d-%d, chunks %d-%d" % (
+                               b1, b2, clip["chunks"][0], clip["chunks"][1]),
+                           "watermark": ""}}
+
+
+def _hash_file(path):
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
 def _args_summary(watermark):
     """The arguments as recorded in the provenance: FFmpeg's own, with the graph."""
     return " ".join(_args(watermark))[:2000]
@@ -288,11 +341,7 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
         raise ClipError("FFmpeg could not derive a copy of %s segment %d (exit %s): %s"
                         % (src.device, segment, rc, R.printable(why.splitlines()[-1]
                                                                 if why else "no message")))
-    size = os.path.getsize(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as g:
-        for block in iter(lambda: g.read(1 << 20), b""):
-            h.update(block)
+    sha, size = _hash_file(path)
     if progress is not None:
         progress(1.0, "%s/%d" % (src.device, segment))
-    return {"sha256": h.hexdigest(), "size": size, "sources": sources}
+    return {"sha256": sha, "size": size, "sources": sources}

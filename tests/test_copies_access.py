@@ -170,6 +170,14 @@ def test_r15_copies_export_is_a_verifiable_extract(world, tmp_path):
     assert (use["action"], use["output"]) == ("export", x["sha256"])
     (row,) = copies.copies_of(cat, request_id=rid)
     assert row["kind"] == "extract" and row["derivation"]["tool"] == "sealcam clip"
+    assert [s["kind"] for s in row["sources"]] == ["media", "index", "record", "record",
+                                                   "prov"]
+    # a span of it: a shorter clip, verifiable too
+    (tmp_path / "span").mkdir()
+    y = copies.export_extract(cat, u["clerk"], rid, DEV, seg, tmp_path / "span",
+                              span=(1.0, 2.0))
+    assert y["size"] < x["size"]
+    assert verify_clip(y["file"], archive=cat.archive_dir).verdict == clip_verify.OK
     # an extract is never written into the archive, nor over a file
     with pytest.raises(copies.CopyError, match="inside the archive"):
         copies.export_extract(cat, u["clerk"], rid, DEV, seg, cat.archive_dir)

@@ -416,9 +416,10 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
     the archive) as DEVICE-SEGMENT.mkv, under an approved "export". Returns {"sha256",
     "file", "prov", "size", "request_id", "device", "segment", "clip"}."""
     from . import access
-    from ..clipcut import ClipError, Segment, cut
-    from ..viewcopy import _Original, _sources
-    from ..clipfile import FORMAT
+    from .. import viewcopy
+    from ..records import device_id_error
+    if not isinstance(device, str) or device_id_error(device) is not None:
+        raise CopyError(_("%(device)s is not a device id") % {"device": str(device)[:80]})
     _st, action = _authorize(cat, user, request_id, "extract", device, segment)
     out_dir = os.path.abspath(os.fspath(out_dir))
     if not os.path.isdir(out_dir):
@@ -435,38 +436,13 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
             raise CopyError(_("%(path)s exists already: name another folder")
                             % {"path": p})
     try:
-        src = _Original(cat.archive_dir, device)
-        try:
-            seg = Segment(src, segment)
-            if span is None:
-                b1, b2, asked = 0, seg.length, (0, int(seg.media_end()))
-            else:
-                t1, t2 = int(span[0] * 1000), int(span[1] * 1000)
-                b1, b2 = seg.bytes_of(t1, t2)
-                asked = (t1, t2)
-            subject = {"kind": "range", "seqs": [],
-                       "from": int(seg.origin_rtc + asked[0]),
-                       "to": int(seg.origin_rtc + asked[1])}
-            clip = cut(seg, b1, b2, asked, subject, [], out)
-            sources = _sources(src, seg)
-        finally:
-            src.close()
-    except ClipError as e:
-        _remove(out, out + ".prov")
+        x = viewcopy.extract(cat.archive_dir, device, segment, out, span=span)
+    except viewcopy.CopyFailed as e:
         raise CopyError(str(e)) from None
-    except BaseException:
-        _remove(out, out + ".prov")
-        raise
+    clip, sha, size = x["clip"], x["sha256"], x["size"]
     try:
-        sha, size = _hash_file(out)
-        psha, _psize = _hash_file(out + ".prov")
-        sources.append({"kind": "prov", "sha256": psha})
-        deriv = {"tool": "sealcam clip", "version": FORMAT,
-                 "args": "device %s segment %d bytes %d-%d chunks %d-%d"
-                         % (device, segment, b1, b2, clip["chunks"][0], clip["chunks"][1]),
-                 "watermark": ""}
-        cat.act(user, copy_event(request_id, device, segment, sha, size, "extract", sources,
-                                 deriv))
+        cat.act(user, copy_event(request_id, device, segment, sha, size, "extract",
+                                 x["sources"], x["derivation"]))
         access.record_use(cat, user, request_id, action, device=device, segment=segment,
                           output=sha)
     except BaseException:
@@ -475,16 +451,6 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
     return {"sha256": sha, "file": out, "prov": out + ".prov", "size": size,
             "request_id": request_id, "device": device, "segment": segment, "clip": clip,
             "verify": "sealcam verify-clip %s --archive %s" % (out, cat.archive_dir)}
-
-
-def _hash_file(path):
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            n += len(block)
-    return h.hexdigest(), n
 
 
 def _remove(*paths):
