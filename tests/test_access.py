@@ -339,7 +339,10 @@ def test_r15_replay_refuses_a_use_appended_without_approval(real):
     assert [(r["index"], r["valid"]) for r in rows] == [(good, True), (forged, False)]
     assert "not approved" in rows[1]["problem"]
     # a catalogue rebuilt from the log matches the database
-    assert check.check(cat)["tables"]["accesses"] == {"rows": 1, "extra": 0, "missing": 0}
+    tables = check.check(cat)["tables"]
+    assert tables["accesses"] == {"rows": 1, "extra": 0, "missing": 0}
+    assert tables["access_decisions"] == {"rows": 3, "extra": 0, "missing": 0}
+    assert tables["access_requests"] == {"rows": 2, "extra": 0, "missing": 0}
 
 
 def _pdf_text_codes(data):
