@@ -39,6 +39,7 @@ import time
 from .clip import ArchiveSource
 from .clipcut import ClipError, Segment, _read_chunk
 from . import records as R
+from .i18n import _
 
 __all__ = ["derive", "extract", "watermark_text", "ffmpeg_version", "CopyFailed", "FFMPEG", "FONT",
            "TIME_LIMIT", "MAX_COPY", "MIN_HEIGHT", "WATERMARK_MAX"]
@@ -80,13 +81,15 @@ def ffmpeg_version():
         p = subprocess.run([FFMPEG, "-hide_banner", "-version"], capture_output=True,
                            timeout=30, text=True, errors="replace")
     except FileNotFoundError:
-        raise CopyFailed("%s is not installed: viewing copies need FFmpeg (Debian: apt "
-                         "install ffmpeg)" % FFMPEG) from None
+        raise CopyFailed(_("%(ffmpeg)s is not installed: viewing copies need FFmpeg "
+                           "(Debian: apt install ffmpeg)") % {"ffmpeg": FFMPEG}) from None
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise CopyFailed("%s cannot run (%s)" % (FFMPEG, e)) from None
+        raise CopyFailed(_("%(ffmpeg)s cannot run (%(why)s)")
+                         % {"ffmpeg": FFMPEG, "why": e}) from None
     words = p.stdout.split()
     if p.returncode != 0 or len(words) < 3 or words[:2] != ["ffmpeg", "version"]:
-        raise CopyFailed("%s -version did not say its version: is it FFmpeg?" % FFMPEG)
+        raise CopyFailed(_("%(ffmpeg)s -version did not say its version: is it FFmpeg?")
+                         % {"ffmpeg": FFMPEG})
     return words[2][:64]
 
 
@@ -131,17 +134,22 @@ class _Original(ArchiveSource):
     def _object(self, rel):
         sha = self.objects.get(rel)
         if not isinstance(sha, bytes) or len(sha) != 32:
-            raise ClipError("%s: %s is not in the archive (the media of this segment was not "
-                            "offloaded)" % (self.device, rel))
+            raise ClipError(_("%(device)s: %(path)s is not in the archive (the media of this "
+                              "segment was not offloaded)") % {"device": self.device,
+                                                               "path": rel})
         try:
             return sha.hex(), self.a.open_object(sha.hex())
         except FileNotFoundError:
-            raise ClipError("%s: %s (object %s) is missing from the archive, though its "
-                            "station log records it: run `sealcam verify %s`"
-                            % (self.device, rel, sha.hex()[:16], self.root), 1) from None
+            raise ClipError(_("%(device)s: %(path)s (object %(sha)s) is missing from the "
+                              "archive, though its station log records it: run `sealcam "
+                              "verify %(archive)s`") % {"device": self.device, "path": rel,
+                                                        "sha": sha.hex()[:16],
+                                                        "archive": self.root}, 1) from None
         except OSError as e:
-            raise ClipError("%s: %s cannot be read (%s): run `sealcam verify %s`"
-                            % (self.device, rel, e, self.root), 1) from None
+            raise ClipError(_("%(device)s: %(path)s cannot be read (%(why)s): run `sealcam "
+                              "verify %(archive)s`") % {"device": self.device, "path": rel,
+                                                        "why": e, "archive": self.root},
+                            1) from None
 
     def open_media(self, rel):
         from .tlog.replay import segment_of
@@ -158,8 +166,10 @@ class _Original(ArchiveSource):
         with f:
             data = f.read(32 * n)
         if len(data) != 32 * n:
-            raise ClipError("%s: %s holds %d chunk hashes, its records sign %d: run `sealcam "
-                            "verify %s`" % (self.device, rel, len(data) // 32, n, self.root), 1)
+            raise ClipError(_("%(device)s: %(path)s holds %(have)d chunk hashes, its records "
+                              "sign %(n)d: run `sealcam verify %(archive)s`")
+                            % {"device": self.device, "path": rel, "have": len(data) // 32,
+                               "n": n, "archive": self.root}, 1)
         return data
 
 
@@ -199,8 +209,8 @@ def derive(archive_dir, device, segment, out, watermark, *, work_dir, progress=N
     CopyFailed."""
     version = ffmpeg_version()
     if not os.path.isfile(FONT) and watermark is not None:
-        raise CopyFailed("the watermark font %s is missing (Debian: apt install "
-                         "fonts-wqy-microhei)" % FONT)
+        raise CopyFailed(_("the watermark font %(font)s is missing (Debian: apt install "
+                           "fonts-wqy-microhei)") % {"font": FONT})
     os.makedirs(work_dir, mode=0o700, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="copy-", dir=work_dir)
     try:
@@ -282,7 +292,7 @@ def _args_summary(watermark):
 
 def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
     if type(segment) is not int or segment < 0:
-        raise ClipError("a segment is the seq of its REC_START, a whole number")
+        raise ClipError(_("a segment is the seq of its REC_START, a whole number"))
     seg = Segment(src, segment)
     hs = seg.hashes()                       # the index chains to the signed root
     if timeout is None:
@@ -301,7 +311,8 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
                                  stderr=err, preexec_fn=_limits(max_bytes, timeout),
                                  close_fds=True)
         except (OSError, subprocess.SubprocessError) as e:
-            raise ClipError("%s cannot run (%s)" % (FFMPEG, e)) from None
+            raise ClipError(_("%(ffmpeg)s cannot run (%(why)s)")
+                            % {"ffmpeg": FFMPEG, "why": e}) from None
         timer = threading.Timer(timeout, p.kill)
         timer.daemon = True
         timer.start()
@@ -329,18 +340,22 @@ def _run(src, segment, tmp, watermark, progress, timeout, max_bytes):
         finally:
             timer.cancel()
         if rc is None or time.monotonic() > deadline:
-            raise ClipError("FFmpeg took more than %d s for %s segment %d: no copy was made"
-                            % (timeout, src.device, segment))
+            raise ClipError(_("FFmpeg took more than %(s)d s for %(device)s segment "
+                              "%(segment)d: no copy was made")
+                            % {"s": timeout, "device": src.device, "segment": segment})
         err.seek(0)
         why = err.read(_STDERR_MAX).decode("utf-8", "replace").strip()
     path = os.path.join(tmp, "out.mp4")
     if rc == -signal.SIGXFSZ or (rc == 0 and os.path.getsize(path) >= max_bytes):
-        raise ClipError("the copy of %s segment %d would be more than %d MB: no copy was made"
-                        % (src.device, segment, max_bytes // 10**6))
+        raise ClipError(_("the copy of %(device)s segment %(segment)d would be more than "
+                          "%(mb)d MB: no copy was made")
+                        % {"device": src.device, "segment": segment,
+                           "mb": max_bytes // 10**6})
     if rc != 0 or not os.path.isfile(path):
-        raise ClipError("FFmpeg could not derive a copy of %s segment %d (exit %s): %s"
-                        % (src.device, segment, rc, R.printable(why.splitlines()[-1]
-                                                                if why else "no message")))
+        raise ClipError(_("FFmpeg could not derive a copy of %(device)s segment "
+                          "%(segment)d (exit %(rc)s): %(why)s")
+                        % {"device": src.device, "segment": segment, "rc": rc,
+                           "why": R.printable(why.splitlines()[-1] if why else "-")})
     sha, size = _hash_file(path)
     if progress is not None:
         progress(1.0, "%s/%d" % (src.device, segment))
