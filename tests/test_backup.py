@@ -116,6 +116,24 @@ def test_r14_a_second_backup_copies_only_new_objects(world):
     assert code == 3 and "overlap" in err
 
 
+def test_r14_an_object_gone_from_the_archive_leaves_the_backup_with_its_snapshots(world):
+    from host_tools.backup.backup import KEEP_SNAPSHOTS
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    with Catalogue(arch) as cat:
+        sha = cat.archive.put_bytes(b"a recording disposed of later" * 20)
+        path = cat.archive.object_path(sha)
+    _backup(sealcam, arch, dest)
+    os.chmod(os.path.dirname(path), 0o755)
+    os.unlink(path)                             # as an approved disposal removes it
+    for n in range(KEEP_SNAPSHOTS):
+        assert os.path.isfile(dest / "objects" / sha[:2] / sha[2:])
+        res = _backup(sealcam, arch, dest)
+    assert res["objects_removed"] == 1
+    assert not os.path.exists(dest / "objects" / sha[:2] / sha[2:])
+    assert len(os.listdir(dest / "snapshots")) == KEEP_SNAPSHOTS
+
+
 def test_r14_an_interrupted_backup_leaves_the_folder_usable_and_continues(world, monkeypatch):
     from host_tools.backup.backup import Progress, backup
     monkeypatch.setattr(Progress, "EVERY", 0)

@@ -11,7 +11,9 @@ DIR holds:
     DIR/objects/ab/cdef…         the archive's objects, byte for byte as they are at rest
                                  (encrypted ones stay encrypted), read-only; shared by
                                  every snapshot: only objects not yet here travel
-    DIR/snapshots/STAMP/         one per backup, complete before it is named in LATEST:
+    DIR/snapshots/STAMP/         one per backup (the newest KEEP_SNAPSHOTS are kept; an
+                                 object none of them lists leaves DIR/objects), complete
+                                 before it is named in LATEST:
         log/entries, log/checkpoint    the station log: exactly the entries its signed
                                        checkpoint covers
         archive.sqlite           the archive's index (SQLite backup API: a consistent copy)
@@ -129,8 +131,8 @@ def plain_check(reader, name):
         with reader.open_object(name) as f:
             got = safefs.hash_stream(f)
     except OSError as e:
-        locked = type(e).__name__ == "KeyUnavailable"
-        return (None if locked else False), str(e)
+        from ..archive import atrest
+        return (None if isinstance(e, atrest.KeyUnavailable) else False), str(e)
     if got != name:
         return False, _("its content hashes to %(got)s, not to its name") % {"got": got}
     return True, None
@@ -175,6 +177,9 @@ def _copy_objects(a, d, prog):
     """Copy the archive's objects that DIR lacks (or holds with another size), each checked
     on arrival. Returns (names, new, bytes_new, unchecked, bad)."""
     from ..tlog.objects import list_objects
+    if d.kind("incoming") == "dir":             # what an interrupted run left there
+        import shutil
+        shutil.rmtree(d.path("incoming"))
     items = [(p, n) for p, n in list_objects(a.objects) if _HEX64.fullmatch(n)]
     todo = []
     for p, n in items:
@@ -360,8 +365,10 @@ def _snapshot(cat, d, snap, names, views, prog):
 
 
 def _prune(d, keep):
-    """Remove the oldest complete snapshots beyond ``keep`` and leftovers of interrupted
-    runs (objects stay: every snapshot shares them)."""
+    """Remove the oldest complete snapshots beyond ``keep``, leftovers of interrupted runs,
+    and the objects no kept snapshot lists (a recording disposed of at the station, R12,
+    leaves the backup once the snapshots that held it have gone). Returns how many objects
+    were removed."""
     import shutil
     snaps = [n for n, k in d.listdir("snapshots") if k == "dir" and SNAPSHOT_RE.fullmatch(n)]
     for n in sorted(snaps)[:-keep]:
@@ -369,6 +376,22 @@ def _prune(d, keep):
     for n, k in d.listdir("snapshots"):
         if n.startswith(".tmp-") and k == "dir":
             shutil.rmtree(d.path("snapshots/" + n))
+    listed = set()
+    for n in sorted(snaps)[-keep:]:
+        try:
+            with open_nofollow(d.path("snapshots/%s/objects.txt" % n))[0] as f:
+                listed.update(line.strip().decode("ascii", "replace") for line in f)
+        except (OSError, BackupError):
+            return 0                    # a snapshot that cannot be read: nothing goes
+    gone = 0
+    for sub, kind in d.listdir("objects"):
+        if kind != "dir" or len(sub) != 2:
+            continue
+        for name, k in d.listdir("objects/" + sub):
+            if k == "file" and _HEX64.fullmatch(sub + name) and sub + name not in listed:
+                os.unlink(d.path("objects/%s/%s" % (sub, name)))
+                gone += 1
+    return gone
 
 
 def backup(cat, user, dest, progress=None) -> dict:
@@ -376,7 +399,7 @@ def backup(cat, user, dest, progress=None) -> dict:
     backup); returns {"destination", "snapshot", "log_size", "root", "objects",
     "objects_new", "bytes_new", "unchecked", "notes", "log_entry"}. BackupError (one line)
     when it cannot; nothing is recorded then, and DIR stays usable."""
-    from ..catalogue import backups, users
+    from ..catalogue import users
     users.require(user, "backup")
     dest = os.path.abspath(os.fspath(dest))
     if any(ord(c) < 32 or ord(c) == 127 for c in dest) or len(dest) > 1000:
@@ -390,6 +413,36 @@ def backup(cat, user, dest, progress=None) -> dict:
                                 "back up to another disk") % {"dest": dest, "arch": a.root})
     d = SafeDir(dest, create=True)
     _mark(d, a)
+    with _dir_lock(d):
+        return _backup(cat, user, d, progress)
+
+
+def _dir_lock(d):
+    """One backup into a folder at a time: flock on DIR/.lock (BackupError if held)."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held():
+        if d.kind(".lock") not in (None, "file"):
+            raise BackupError(_("%(path)s is not a regular file: remove it")
+                              % {"path": d.path(".lock")})
+        fd = os.open(d.path(".lock"), os.O_RDWR | os.O_CREAT | safefs._NOFOLLOW, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BackupError(_("another backup into %(dir)s is running: wait for it")
+                                  % {"dir": d.root}) from None
+            yield
+        finally:
+            os.close(fd)
+    return held()
+
+
+def _backup(cat, user, d, progress):
+    from ..catalogue import backups
+    a = cat.archive
     write_readme(d)
     prog = Progress(progress, _("backup"))
     try:
@@ -421,7 +474,7 @@ def backup(cat, user, dest, progress=None) -> dict:
         os.rename(d.path(tmpsnap), d.path("snapshots/" + name))
         d.sync("snapshots")
         d.write(LATEST, (name + "\n").encode())
-        _prune(d, KEEP_SNAPSHOTS)
+        pruned = _prune(d, KEEP_SNAPSHOTS)
         prog.phase("recording")
         index = cat.act(user, backups.made_event(
             destination=d.root, snapshot=name, log_size=size, root=root,
@@ -438,7 +491,8 @@ def backup(cat, user, dest, progress=None) -> dict:
                        "%(first)s): run `sealcam verify`") % {"n": len(odd), "first": odd[0]})
     return {"destination": d.root, "snapshot": name, "log_size": size, "root": root,
             "objects": len(names), "objects_new": new, "bytes_new": nbytes,
-            "unchecked": len(unchecked), "notes": notes, "log_entry": index}
+            "unchecked": len(unchecked), "objects_removed": pruned, "notes": notes,
+            "log_entry": index}
 
 
 README = """sealcam archive backup / sealcam 档案备份

@@ -7,7 +7,7 @@ backup: exit 0 done, 3 refused or a usage error (one line says why and what to d
 sign-in failed or the role may not back up (archive_head, technician). restore: 0 the
 backup is restored and every object, file and the signed checkpoint checked (run `sealcam
 verify NEW` to prove it), 1 something in the backup has changed or is missing (each named,
-with what to do), 3 usage error (not a backup, NEW not empty). A progress bar on a
+with what to do) or objects encrypted at rest could not be checked without their key, 3 usage error (not a backup, NEW not empty). A progress bar on a
 terminal; --json prints one object at the end (and progress as JSON lines on stderr).
 """
 from __future__ import annotations
@@ -75,6 +75,10 @@ def _restore(args):
                  % {"snap": res["snapshot"], "new": res["archive"], "n": res["objects"],
                     "bytes": _human(res["bytes"]), "views": res["views"],
                     "size": res["log_size"]}]
+    elif not res["bad_count"]:
+        lines = [_("restored snapshot %(snap)s into %(new)s, but NOT PROVEN: %(n)d object(s) "
+                   "are encrypted at rest and the at-rest key is not at hand to check them")
+                 % {"snap": res["snapshot"], "new": res["archive"], "n": res["unchecked"]}]
     else:
         lines = [_("NOT RESTORED: %(n)d problem(s) in the backup %(dir)s; %(new)s is not an "
                    "archive to rely on (remove it, then restore again into an empty folder)")

@@ -259,6 +259,7 @@ def restore(src, new_archive, progress=None) -> dict:
                     ok, why = plain_check(reader, name)
                     if ok is None:
                         locked += 1
+                        why = None
                     elif not ok:
                         os.unlink(n.path(rel))
                         why = _("object %(path)s in the backup has changed: %(why)s. Take "
@@ -288,10 +289,10 @@ def restore(src, new_archive, progress=None) -> dict:
     notes.append(_("station.key is not in a backup: the restored archive can be read and "
                    "verified; to write to it, bring the station key apart from the backup"))
     ok = not bad and not locked
-    if ok:
+    if not bad:                     # all there (what is sealed and unchecked: see notes)
         os.unlink(n.path(INCOMPLETE))
         n.sync()
-    return {"ok": ok, "archive": n.root, "backup": s.root, "snapshot": snap.split("/")[-1],
+    return {"ok": ok, "unchecked": locked, "archive": n.root, "backup": s.root, "snapshot": snap.split("/")[-1],
             "log_size": m["log"]["size"], "root": m["log"]["root"], "objects": len(restored),
             "bytes": nbytes, "views": links, "bad": bad[:BAD_MAX],
             "bad_count": len(bad), "notes": notes}
