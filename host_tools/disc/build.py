@@ -243,6 +243,8 @@ def write_tree(cat, col, tree, readme):
     put("README.txt", readme.encode("utf-8"))
     with open(os.path.join(BUNDLE, "verify_disc.py"), "rb") as f:
         put("verify_disc.py", f.read())
+    with open(os.path.join(BUNDLE, "sealcam_disc_checks.py"), "rb") as f:
+        put("verifier/sealcam_disc_checks.py", f.read())
     fw = _firmware_dir()
     for m in FIRMWARE_MODULES:
         with open(os.path.join(fw, m), "rb") as f:

@@ -109,7 +109,8 @@ original archive.
 
 Files / 文件:
   README.txt              this text / 本说明
-  verify_disc.py          the verifier / 校验程序 (verifier/sealcamfw: CBOR, SHA-512, Ed25519)
+  verify_disc.py          the verifier / 校验程序 (verifier/: its checks, and sealcamfw:
+                          CBOR, SHA-512, Ed25519 in pure Python / 纯 Python 实现)
   MANIFEST.cbor, .sig     the signed list of files / 签名的文件清单
   station/                station.pub, checkpoint / 工作站公钥与日志检查点
   log/entries.cbor        log entries with inclusion proofs / 日志条目及包含证明

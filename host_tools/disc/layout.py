@@ -267,6 +267,15 @@ def bundle_verifier():
     """The offline verifier (bundle/verify_disc.py of this installation, never a disc's
     copy) as a module, with the installed sealcamfw."""
     if not _VERIFIER:
+        # its checks module first, under the name verify_disc imports (on a disc it finds
+        # it in verifier/)
+        if "sealcam_disc_checks" not in sys.modules:
+            spec = importlib.util.spec_from_file_location(
+                "sealcam_disc_checks", os.path.join(os.path.dirname(_BUNDLE),
+                                                    "sealcam_disc_checks.py"))
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            sys.modules["sealcam_disc_checks"] = mod
         spec = importlib.util.spec_from_file_location("sealcam_verify_disc", _BUNDLE)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
