@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["MAGIC", "CHUNK", "HEADER_SIZE", "AtRestError", "KeyUnavailable", "AtRestKey",
            "load_key", "new_key_file", "key_file_of", "is_sealed", "sealed_size",
-           "plain_size", "seal_stream", "SealedReader", "open_object_file", "LOCKED"]
+           "plain_size", "seal_stream", "SealedReader", "open_object_file", "LOCKED",
+           "ViewOpener", "read_key_file", "inside"]
 
 MAGIC = b"SCAE1"
 CHUNK = 1 << 20
@@ -262,7 +263,9 @@ class SealedReader(io.RawIOBase):
                                   % (name, MAGIC.decode()))
             _m, kid, salt, self._base, size = _HEAD.unpack(header)
             if key is None:
-                raise KeyUnavailable("%s: %s" % (name, LOCKED))
+                raise KeyUnavailable("%s: encrypted at rest, and the station's at-rest key "
+                                     "is not available (station.toml [confidentiality] "
+                                     "key_file)" % name)
             if kid != key.key_id:
                 raise AtRestError("%s: encrypted with another at-rest key (key id %s, the "
                                   "configured key is %s): the wrong key, or the header was "
