@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 import time
 
 from ..i18n import _
@@ -68,9 +69,19 @@ class _StoppedClock:
         return getattr(time, name)
 
 
+_CLOCK_LOCK = threading.Lock()         # one image at a time per process (the desk's jobs)
+
+
 @contextlib.contextmanager
 def _stopped_clock(epoch):
     import pycdlib  # noqa: F401
+    with _CLOCK_LOCK:
+        with _clock_set(epoch):
+            yield
+
+
+@contextlib.contextmanager
+def _clock_set(epoch):
     clock = _StoppedClock(epoch)
     mods = [m for n, m in list(sys.modules.items())
             if n.startswith("pycdlib.") and getattr(m, "time", None) is time]
