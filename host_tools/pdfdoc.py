@@ -32,7 +32,7 @@ DEBIAN_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
                 "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 FONT_ENV = "SEALCAM_CJK_FONT"
 PORTRAIT_MAX_COLUMNS = 5
-MAX_ROWS = 20000
+MAX_ROWS = 5000            # fpdf2 lays out about 50 rows a second: print shorter periods
 MAX_CELL = 2000
 MAX_LINE = 500
 FONT_FAMILY = "cjk"
@@ -40,6 +40,9 @@ FC_TIMEOUT_S = 10
 BODY_PT = 9
 TITLE_PT = 15
 MARGIN_MM = 12
+LINE_MM = 4.5
+MAX_CELL_LINES = 18         # a row at most 18 lines high: always fits on a page
+PT_MM = 25.4 / 72
 
 
 class FontMissing(RuntimeError):
@@ -121,6 +124,23 @@ def _col_widths(columns, rows, total_width):
     return [w * scale for w in widths]
 
 
+def _fit(pdf, text, width):
+    """``text`` cut to the lines a cell of ``width`` mm shows (MAX_CELL_LINES at most, so
+    that every row fits on a page; an ellipsis says it was cut)."""
+    usable = max(width - 2 * pdf.c_margin - 1, 5)
+    em = BODY_PT * PT_MM               # the widest glyph (a CJK one) is about one em
+    most = sum(1 + int(len(part) * em // usable) for part in text.split("\n"))
+    if most <= MAX_CELL_LINES:         # it cannot need more lines: no measuring
+        return text
+    from fpdf.enums import MethodReturnValue, WrapMode
+    lines = pdf.multi_cell(usable, LINE_MM, text,
+                           dry_run=True, output=MethodReturnValue.LINES,
+                           wrapmode=WrapMode.CHAR)
+    if len(lines) <= MAX_CELL_LINES:
+        return text
+    return "\n".join(lines[:MAX_CELL_LINES - 1]) + "\n…"
+
+
 def write_table_pdf(path, title, header_lines, columns, rows, footer_lines,
                     signature_lines=(), *, overwrite=False):
     """Write a PDF with ``title``, the ``header_lines`` under it, a table (``columns`` the
@@ -175,11 +195,12 @@ def write_table_pdf(path, title, header_lines, columns, rows, footer_lines,
 
     pdf.set_font(FONT_FAMILY, size=BODY_PT)
     width = pdf.epw
-    headings = FONT_FAMILY
+    widths = _col_widths(columns, rows, width)
+    rows = [[_fit(pdf, c, w) for c, w in zip(r, widths)] for r in rows]
     from fpdf.fonts import FontFace
-    with pdf.table(col_widths=_col_widths(columns, rows, width), width=width,
-                   wrapmode=WrapMode.CHAR, text_align="LEFT", line_height=4.5,
-                   headings_style=FontFace(family=headings, emphasis="",
+    with pdf.table(col_widths=widths, width=width,
+                   wrapmode=WrapMode.CHAR, text_align="LEFT", line_height=LINE_MM,
+                   headings_style=FontFace(family=FONT_FAMILY, emphasis="",
                                            fill_color=(225, 225, 225)),
                    repeat_headings=1) as table:
         head = table.row()
@@ -193,7 +214,8 @@ def write_table_pdf(path, title, header_lines, columns, rows, footer_lines,
     pdf.set_font(FONT_FAMILY, size=BODY_PT + 1)
     footer = [_text(x, MAX_LINE) for x in (footer_lines or ())]
     if truncated:
-        footer.append("… only the first %d rows are printed" % MAX_ROWS)
+        footer.append("… 仅打印前 %d 行 / only the first %d rows are printed: print a "
+                      "shorter period" % (MAX_ROWS, MAX_ROWS))
     for line in footer:
         pdf.multi_cell(0, 5, line, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
     for line in signature_lines or ():
