@@ -49,6 +49,18 @@ def world(template, tmp_path, monkeypatch, capsys):
     return sealcam, str(arch), tmp_path
 
 
+def _schema(rule):
+    import re
+    pycddl = pytest.importorskip("pycddl")
+    text = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol",
+                             "schema.cddl")).read()
+    for other in ("clerk-classified", "clerk-access-event", "clerk-copy-made",
+                  "clerk-disc-made", "clerk-handover-event"):
+        if not re.search(r"^%s\s*=" % other, text, re.M):
+            text += "\n%s = nil\n" % other
+    return pycddl.Schema("root = %s\n" % rule + text)
+
+
 def _backup(sealcam, arch, dest, *extra):
     code, out, err = sealcam("backup", "--archive", arch, "--to", dest, "--user", TECH,
                              "--json", *extra)
@@ -75,6 +87,10 @@ def test_r14_backup_then_restore_into_an_empty_folder_verifies(world):
         e = cat.entry(res["log_entry"])
         assert e["type"] == "backup_made" and e["by"] == TECH
         assert cat.archive.log().root(e["log_size"]).hex() == e["root"] == res["root"]
+        raw = [r for i, r, _e in cat.archive.log().entries(res["log_entry"],
+                                                           res["log_entry"] + 1)][0]
+    for rule in ("clerk-backup-made", "log-entry"):       # as schema.cddl says it
+        _schema(rule).validate_cbor(raw)
     new = tmp / "restored"
     code, out, err = sealcam("restore", "--from", dest, "--archive", new, "--json")
     assert code == 0, (code, out, err)

@@ -188,3 +188,37 @@ def test_r21_who_may_offer_and_to_whom(world):
     assert code == 3                             # already in a pending offer
     assert sealcam("handover", "accept", hid, user="wang.head")[0] == 0
     assert set(_keepers(arch, url)[1].values()) == {"wang.head"}
+
+
+def _schema(rule):
+    import os
+    import re
+    pycddl = pytest.importorskip("pycddl")
+    text = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol",
+                             "schema.cddl")).read()
+    for other in ("clerk-classified", "clerk-access-event", "clerk-copy-made",
+                  "clerk-disc-made", "clerk-backup-made"):
+        if not re.search(r"^%s\s*=" % other, text, re.M):
+            text += "\n%s = nil\n" % other
+    return pycddl.Schema("root = %s\n" % rule + text)
+
+
+def test_r21_the_handover_events_match_the_cddl(world):
+    import cbor2
+    sealcam, arch, url = world
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--reason", "调岗",
+                             "--json", user="li.na")
+    hid = json.loads(out)["handover"]
+    assert sealcam("handover", "accept", hid, user="qian.clerk")[0] == 0
+    one, entry = _schema("clerk-handover-event"), _schema("log-entry")
+    seen = []
+    with Catalogue(arch, url) as cat:
+        for i, raw, e in cat.archive.log().entries():
+            if e["type"].startswith("handover_"):
+                one.validate_cbor(raw)
+                entry.validate_cbor(raw)
+                seen.append(e["type"])
+        bad = dict(cat.entry(hid), holds=["1"])
+    assert seen == ["handover_offered", "handover_accepted"]
+    with pytest.raises(Exception):
+        one.validate_cbor(cbor2.dumps(bad, canonical=True))
