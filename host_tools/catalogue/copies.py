@@ -359,6 +359,8 @@ def make_view_copy(cat, user, request_id, device, segment, progress=None):
     reused = path is not None
     if not reused:
         path, row = _derive(cat, user, request_id, device, segment, progress, viewcopy)
+    elif progress is not None:
+        progress(1.0, "%s/%d" % (device, segment))
     access.record_use(cat, user, request_id, action, device=device, segment=segment,
                       output=row["sha256"])
     return _result(path, row, request_id, device, segment, reused)
