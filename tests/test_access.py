@@ -440,3 +440,20 @@ def test_r15_r16_no_access_to_what_the_user_may_not_see(world):
     clerk = users.User("li.na", "clerk", how="os", clearance="confidential")
     access.authorize(cat, clerk, rid, "view", A, 2)
     access.record_use(cat, clerk, rid, "view", device=A, segment=2)
+
+
+def test_r15_station_toml_names_the_rule(tmp_path, catalogue_url):
+    """station.toml [access] approval = "bureau_chief" (002 §16) and valid_days, once the
+    station's settings declare the section (host_tools/stationconfig.py SECTIONS)."""
+    from host_tools import station, stationconfig
+    if "access" not in stationconfig.SECTIONS:
+        pytest.skip("station.toml [access] is not declared in stationconfig.SECTIONS yet")
+    arch = tmp_path / "arch"
+    station.init(arch)
+    (arch / "station.toml").write_text('[access]\napproval = "bureau_chief"\n'
+                                       'valid_days = 3\n')
+    with Catalogue(arch, catalogue_url) as cat:
+        assert access.settings(cat) == ("bureau_chief", 3)
+    (arch / "station.toml").write_text('[access]\napproval = "anyone"\n')
+    with pytest.raises(stationconfig.StationConfigError, match="approval"):
+        Catalogue(arch, catalogue_url)
