@@ -237,7 +237,7 @@ def _verify(res, root, man, data, sig, pinned):
             keys[dev] = e["new_key"]
     # 5. the recordings
     for r in _field(man, "recordings", list):
-        res.recordings.append(_recording(root, r, keys, entries, bad_files))
+        res.recordings.append(_recording(root, r, keys, entries, (listed, bad_files)))
     # 6. the documents
     named = {e.get("sha256") for e in entries.values() if e.get("type") == "document_added"}
     for d in _field(man, "documents", list):
@@ -271,7 +271,7 @@ def _hash_file(root, rel, size, digest):
     return None
 
 
-def _recording(root, r, keys, entries, bad_files):
+def _recording(root, r, keys, entries, files):
     dev, seg = (r.get("device"), r.get("segment")) if isinstance(r, dict) else (None, None)
     out = {"device": str(dev), "segment": seg if isinstance(seg, int) else -1,
            "verdict": OK, "reasons": [], "notes": []}
@@ -282,7 +282,7 @@ def _recording(root, r, keys, entries, bad_files):
         if key is None:
             raise Bad("no included registration entry gives device %s's key" % dev)
         out["key"] = fingerprint(key)
-        _check_recording(root, r, dev, seg, key, entries, bad_files, out)
+        _check_recording(root, r, dev, seg, key, entries, files, out)
     except Bad as e:
         out["verdict"] = NOT_OK
         out["reasons"].append(str(e))
@@ -293,8 +293,11 @@ def _recording(root, r, keys, entries, bad_files):
     return out
 
 
-def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
+def _check_recording(root, r, dev, seg, key, entries, files, out):
+    listed, bad_files = files
     rel = r.get("records")
+    if rel not in listed:
+        raise Bad("its records (%r) are not a file the manifest lists" % (rel,))
     if rel in bad_files:
         raise Bad("%s was changed" % rel)
     raws = _cbor(_read(root, rel, MAX_SMALL), rel)
@@ -340,6 +343,9 @@ def _check_recording(root, r, dev, seg, key, entries, bad_files, out):
         out["verdict"] = MISSING
         out["notes"].append("the media is not on the disc (%s)" % r.get("why", "not archived"))
         return
+    if media not in listed or listed[media][1] != r.get("sha256"):
+        raise Bad("its media (%r) is not a file the manifest lists with its SHA-256"
+                  % (media,))
     name = start.get(K_MEDIA)
     if not isinstance(name, str) or media.rsplit("/", 1)[-1] != name.rsplit("/", 1)[-1]:
         raise Bad("%s is not the media the REC_START names (%r)" % (media, name))
