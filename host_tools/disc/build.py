@@ -104,7 +104,7 @@ def _segment_records(src, seg):
 def collect(cat, user, ref):
     """What the disc of ``ref`` holds: a dict with the log state, recordings (records,
     media object), documents and the log entries to prove (index -> raw)."""
-    from ..clip import ArchiveSource, _signed_state
+    from ..clip import _signed_state
     from ..clipcut import ClipError
     kind, title, recs, docs, nums = _what(cat, ref)
     if not recs and not docs:
@@ -229,7 +229,6 @@ def doc_path(d):
 def write_tree(cat, col, tree, readme):
     """Write the disc's files under ``tree`` (a new folder); returns the manifest bytes."""
     from ..tlog import merkle
-    from ..tlog.log import Log  # noqa: F401  (the log's hashes come from cat.archive)
     lg = cat.archive.log()
     files = {}
 

@@ -37,7 +37,7 @@ def _dates(col):
     if not ms:
         return "-"
     a, b = _day(min(ms)), _day(max(ms))
-    return a if a == b else "%s .. %s" % (a, b)
+    return (a if a == b else "%s .. %s" % (a, b)) + " (UTC)"
 
 
 def readme(cat, col):
