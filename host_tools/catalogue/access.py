@@ -50,6 +50,8 @@ __all__ = ["ACTIONS", "TARGET_KINDS", "RULES", "AccessRefused", "request_event",
            "register", "register_pdf", "settings", "requests"]
 
 
+ID_TRIES = 1000            # request numbers tried past the log's highest
+
 # -- the handlers ---------------------------------------------------------------------------
 
 def _row(conn, rid):
@@ -58,17 +60,22 @@ def _row(conn, rid):
 
 
 def _next_id(cat, conn, year):
+    """AR-YEAR-NNNN: one more than the highest serial of the year the log's requests
+    gave (a number is never given twice, whatever the rows say), past any row that holds
+    the number already (a row made in the database alone blocks nothing)."""
     prefix = "AR-%04d-" % year
     hi = 0
-    for rid in list(_logged(cat)["events"]) + [r[0] for r in conn.execute(
-            sa.select(db.access_requests.c.id).where(
-                db.access_requests.c.id.like(prefix + "%")))]:
+    for rid, evs in _logged(cat)["events"].items():
         m = ID_RE.fullmatch(rid)
-        if m and m.group(1) == "%04d" % year:
+        if m and m.group(1) == "%04d" % year and any(
+                e.get("type") == "access_requested" for _i, e in evs):
             hi = max(hi, int(m.group(2)))
-    if hi >= SERIAL_MAX:
-        raise store.CatalogueError(_("no request number is left for %(year)d") % {"year": year})
-    return "%s%04d" % (prefix, hi + 1)
+    for serial in range(hi + 1, min(hi + 1 + ID_TRIES, SERIAL_MAX + 1)):
+        rid = "%s%04d" % (prefix, serial)
+        if _row(conn, rid) is None:
+            return rid
+    raise store.CatalogueError(_("no request number is free for %(year)d: run `sealcam "
+                                 "catalogue check`") % {"year": year})
 
 
 @store.handles("access_requested", permission="access_request")
@@ -307,10 +314,10 @@ def _day(s):
 
 def register(cat, since=None, until=None):
     """Every use on the station log from day ``since`` to day ``until`` (YYYY-MM-DD, both
-    included, UTC):
-    index, at, requester, action, target (DEVICE:SEG, or the request's target), device,
-    segment, output, request_id, purpose, case_no, agency, approvals [{by, role, at,
-    reason}], valid (the log's rules allow it) and problem (why not). A use the rules refuse (appended without
+    included, UTC), in log order: index, at, requester, action, target (DEVICE:SEG, or
+    the request's target), device, segment, output, request_id, purpose, case_no, agency,
+    approvals [{by, role, at, reason}] (those that counted before the use), valid (the
+    log's rules allow it) and problem (why not). A use the rules refuse (appended past
     them) is listed with valid False: the register hides nothing the log holds."""
     a, b = _day(since), _day(until)
     cat.sync()

@@ -29,6 +29,9 @@ WORDS = (N_("requested"), N_("approved"), N_("refused"), N_("expired"), N_("view
          N_("copy"), N_("export"), N_("print"), N_("archive_head"), N_("unit_leader"),
          N_("bureau_chief"), N_("recording"), N_("case"), N_("number"))
 
+_ACTIONS = ("view", "copy", "export", "print")
+_ROLES = ("archive_head", "unit_leader", "bureau_chief")
+
 # the PDF is a record of the station: both languages, whatever the terminal's
 PDF_TITLE = "访问登记表 / Access register"
 PDF_COLUMNS = ("时间 When", "人员 Who", "操作 Action", "对象 What", "申请号 Request",
@@ -48,12 +51,17 @@ def _p(s):
 
 def _when(at):
     """'2026-12-01 10:00:05' (UTC) of an ISO time."""
-    s = str(at or "")
-    return s[:19].replace("T", " ") if len(s) >= 19 else s
+    s = str(at or "")[:40]
+    return _p(s[:19].replace("T", " ") if len(s) >= 19 else s)
+
+
+def _word(w, words=()):
+    """A known word translated; anything else (read from the log) made printable."""
+    return _(w) if w in words else _p(w)
 
 
 def _approvals(r, sep="; "):
-    return sep.join("%s (%s) %s" % (_p(a["by"]), _(a["role"]), _when(a["at"]))
+    return sep.join("%s (%s) %s" % (_p(a["by"]), _word(a["role"], _ROLES), _when(a["at"]))
                     for a in r["approvals"]) or "-"
 
 
@@ -63,7 +71,7 @@ def register_text(rows) -> str:
         return _("no access in this period")
     lines = table([_("when"), _("who"), _("action"), _("what"), _("request"), _("purpose"),
                    _("approvals")],
-                  [[_when(r["at"]), _p(r["requester"]), _(str(r["action"])),
+                  [[_when(r["at"]), _p(r["requester"]), _word(r["action"], _ACTIONS),
                     _p(r["target"]), _p(r["request_id"]), _p(r["purpose"])[:40],
                     _approvals(r)] for r in rows])
     out = lines[:1]
