@@ -206,7 +206,19 @@ def test_r15_request_names_purpose_case_and_target(world):
     # numbers are never reused, even when the row is gone (checked against the log)
     with cat.engine.begin() as conn:
         conn.execute(db.access_requests.delete())
-    assert _ask(cat, u).endswith("-0002")
+    second = _ask(cat, u)
+    assert second.endswith("-0002")
+    # a row made by SQL with the next number neither is that request nor blocks one
+    forged = second[:-4] + "0003"
+    with cat.engine.begin() as conn:
+        conn.execute(db.access_requests.insert().values(
+            id=forged, event=1, requester="li.na", purpose="x", case_no=CASE,
+            actions="view", target_kind="case", target=CASE, state="approved",
+            requested_at="2026-01-01T00:00:00.000+00:00",
+            valid_until="2099-01-01T00:00:00.000+00:00"))
+    assert _ask(cat, u).endswith("-0004")
+    with pytest.raises(store.CatalogueError, match="no access request"):
+        access.state(cat, forged)
 
 
 def test_r15_register_lists_each_use_with_its_approval(world):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 
 import sqlalchemy as sa
 
@@ -38,6 +39,7 @@ ID_RE = re.compile(r"AR-([0-9]{4})-([0-9]{4,9})")
 SERIAL_MAX = 999_999_999
 TYPES = ("access_requested", "access_approved", "access_refused", "access_used")
 _HEX = re.compile(r"[0-9a-f]{64}")
+_MEMO_LOCK = threading.RLock()
 
 
 class AccessRefused(store.PermissionRefused):
@@ -97,29 +99,35 @@ def _logged(cat):
     memo = cat.__dict__.setdefault("_access_logged", {
         "upto": 0, "events": {}, "cases": {}, "links": {}, "numbers": {}})
     lg = cat.archive.log()
-    lg._catch_up()
-    if memo["upto"] < lg.size:
-        for i, e in cat.entries_with(b"access_", b"case_opened", b"case_linked",
-                                     b"case_unlinked", b"number_assigned",
-                                     start=memo["upto"], stop=lg.size):
-            t = e.get("type") if isinstance(e, dict) else None
-            if t in _OTHERS and not _made_by_a_user(cat, i, e, _OTHERS[t]):
-                continue
-            if t in TYPES and isinstance(e.get("request"), str):
-                memo["events"].setdefault(e["request"], []).append((i, e))
-            elif t == "case_opened" and isinstance(e.get("case_no"), str):
-                memo["cases"].setdefault(e["case_no"], (i, e.get("unit")))
-            elif t in ("case_linked", "case_unlinked") and isinstance(e.get("case_no"), str) \
-                    and isinstance(e.get("device"), str) and type(e.get("segment")) is int:
-                memo["links"].setdefault(e["case_no"], []).append(
-                    (i, t == "case_linked", e["device"], e["segment"]))
-            elif t == "number_assigned" and isinstance(e.get("number"), str) and \
-                    isinstance(e.get("items"), list):
-                memo["numbers"].setdefault(e["number"], (i, [
-                    (x.get("device"), x.get("segment")) for x in e["items"]
-                    if isinstance(x, dict)]))
-        memo["upto"] = lg.size
+    with _MEMO_LOCK:            # the desk's threads share a Catalogue
+        lg._catch_up()
+        if memo["upto"] < lg.size:
+            _scan(cat, memo, lg.size)
     return memo
+
+
+def _scan(cat, memo, stop):
+    """Read the entries [memo["upto"], stop) into ``memo``."""
+    for i, e in cat.entries_with(b"access_", b"case_opened", b"case_linked",
+                                 b"case_unlinked", b"number_assigned",
+                                 start=memo["upto"], stop=stop):
+        t = e.get("type") if isinstance(e, dict) else None
+        if t in _OTHERS and not _made_by_a_user(cat, i, e, _OTHERS[t]):
+            continue
+        if t in TYPES and isinstance(e.get("request"), str):
+            memo["events"].setdefault(e["request"], []).append((i, e))
+        elif t == "case_opened" and isinstance(e.get("case_no"), str):
+            memo["cases"].setdefault(e["case_no"], (i, e.get("unit")))
+        elif t in ("case_linked", "case_unlinked") and isinstance(e.get("case_no"), str) \
+                and isinstance(e.get("device"), str) and type(e.get("segment")) is int:
+            memo["links"].setdefault(e["case_no"], []).append(
+                (i, t == "case_linked", e["device"], e["segment"]))
+        elif t == "number_assigned" and isinstance(e.get("number"), str) and \
+                isinstance(e.get("items"), list):
+            memo["numbers"].setdefault(e["number"], (i, [
+                (x.get("device"), x.get("segment")) for x in e["items"]
+                if isinstance(x, dict)]))
+    memo["upto"] = stop
 
 
 # the other modules' entries read here, and the permission their user needed
