@@ -146,6 +146,8 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
     isos = [f for d in made for f in os.listdir(tmp / "discs" / d) if f.endswith(".iso")]
     assert len(isos) == 2
     assert CASE in c.get("/exports").text
+    label = c.get(r.headers["location"] + "/label.pdf")
+    assert label.status_code == 200 and label.content.startswith(b"%PDF")
     # the backup: the archive head, to the destination the desk was started with
     login(c, "wang.head")
     assert "no backup of the archive was ever made" in c.get("/report").text

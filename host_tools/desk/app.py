@@ -64,6 +64,7 @@ def routes():
         Route("/exports/disc", jobs.start_disc, name="start_disc", methods=["POST"]),
         Route("/exports/backup", jobs.start_backup, name="start_backup", methods=["POST"]),
         Route("/jobs/{jid:str}", jobs.job_page, name="job"),
+        Route("/jobs/{jid:str}/label.pdf", jobs.job_label, name="job_label"),
         Mount("/static", StaticFiles(directory=web.STATIC), name="static"),
     ]
 

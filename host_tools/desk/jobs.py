@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from ..i18n import _
 from . import web
 
-__all__ = ["Job", "exports_page", "start_disc", "start_backup", "job_page", "JOBS_MAX"]
+__all__ = ["Job", "exports_page", "start_disc", "start_backup", "job_page", "job_label",
+           "JOBS_MAX"]
 
 JOBS_MAX = 50
 MESSAGES_MAX = 20
@@ -211,7 +212,7 @@ def _result_lines(res):
     return out[:30]
 
 
-async def job_page(request):
+def _job(request):
     from ..catalogue import users
     user = web.need_user(request)
     desk = request.app.state.desk
@@ -221,6 +222,24 @@ async def job_page(request):
         raise web.DeskError(404, _("no such job (jobs are kept until the desk stops)"))
     if job.owner != user.name and user.role not in users.PERMISSIONS.get(job.kind, ()):
         raise web.DeskError(403, _("this job is not yours"))
-    return web.render(request, "job.html", job=job, result=_result_lines(job.result),
+    return job
+
+
+async def job_label(request):
+    """The disc's label PDF, to print."""
+    from starlette.responses import FileResponse
+    job = _job(request)
+    path = (job.result or {}).get("label_pdf") if job.kind == "disc" else None
+    if job.state != "done" or not isinstance(path, str) or not os.path.isfile(path):
+        raise web.DeskError(404, _("this job made no label"))
+    return FileResponse(path, media_type="application/pdf",
+                        filename=os.path.basename(path))
+
+
+async def job_page(request):
+    job = _job(request)
+    label = job.kind == "disc" and job.state == "done" and isinstance(
+        (job.result or {}).get("label_pdf"), str)
+    return web.render(request, "job.html", label=label, job=job, result=_result_lines(job.result),
                       refresh=job.state == "running",
                       elapsed=int((job.ended or time.time()) - job.started))

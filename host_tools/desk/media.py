@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
 from ..i18n import _
@@ -51,7 +52,14 @@ async def view_copy(request):
         raise web.DeskError(400, _("not a request and recording"))
     access, copies = _modules()
     await request.form()            # the CSRF token was checked on the way in
-    c = copies.make_view_copy(desk.cat, user, rid, dev, seg)
+
+    def make():                     # FFmpeg may take seconds: off the pages' event loop,
+        cat = desk.new_catalogue()  # with a Catalogue of the thread's own
+        try:
+            return copies.make_view_copy(cat, user, rid, dev, seg)
+        finally:
+            cat.close()
+    c = await run_in_threadpool(make)
     sha = c["sha256"]
     grants = {k: v for k, v in (request.session.get("grants") or {}).items()
               if isinstance(v, list) and len(v) == 5 and v[4] > time.time()}
