@@ -166,6 +166,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="(an archive) a checkpoint exported earlier by `sealcam station "
                         "checkpoint`: the archive's station log must extend it (a rolled-back "
                         "or replaced archive is NOT_OK)")
+    v.add_argument("--at-rest-key", metavar="FILE", default=None,
+                   help="(an archive) the station's at-rest key file, when objects are "
+                        "encrypted at rest and this is not the station (default: [confidentiality] "
+                        "key_file of its station.toml)")
     v.add_argument("--json", action="store_true", help="print the full report as JSON")
     v.add_argument("--all", action="store_true", help="list every record, not only the "
                                                       "ones that are not OK")
