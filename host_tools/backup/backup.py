@@ -380,7 +380,13 @@ def _prune(d, keep):
     for n in sorted(snaps)[-keep:]:
         try:
             with open_nofollow(d.path("snapshots/%s/objects.txt" % n))[0] as f:
-                listed.update(line.strip().decode("ascii", "replace") for line in f)
+                while True:
+                    line = f.readline(100)      # a name and its newline: never more
+                    if not line:
+                        break
+                    if not line.endswith(b"\n"):
+                        return 0                # not what a backup writes: nothing goes
+                    listed.add(line.strip().decode("ascii", "replace"))
         except (OSError, BackupError):
             return 0                    # a snapshot that cannot be read: nothing goes
     gone = 0

@@ -30,6 +30,7 @@ MANIFEST_MAX = 64 << 20
 VIEWS_MAX = 256 << 20
 OBJECTS_MAX = 20_000_000        # object names in one snapshot
 FILES_MAX = 1_000_000
+LINE_MAX = 100                  # bytes of a line of objects.txt (a name and its newline)
 BAD_MAX = 200                   # problems named one by one
 INCOMPLETE = "RESTORE-INCOMPLETE.txt"
 _SKIP = ("objects.txt", "views.json")      # read, not restored as files
@@ -123,11 +124,15 @@ def _hashed_lines(s, rel, want, cap_lines):
         raise BackupError("%s: %s" % (s.path(rel), e)) from None
     hs, out = hashlib.sha256(), []
     with f:
-        for line in f:
+        while True:
+            line = f.readline(LINE_MAX + 1)         # a line is a name: never read whole
+            if not line:
+                break
+            if len(line) > LINE_MAX or len(out) >= cap_lines:
+                raise BackupError(_("%(path)s is not a list of object names")
+                                  % {"path": s.path(rel)})
             hs.update(line)
             out.append(line.decode("ascii", "replace").strip())
-            if len(out) > cap_lines:
-                raise BackupError(_("%(path)s lists too many objects") % {"path": s.path(rel)})
     if want is None or hs.hexdigest() != want["sha256"]:
         raise BackupError(_("%(path)s has changed since the backup was made: take this "
                             "snapshot from another backup") % {"path": s.path(rel)})
