@@ -236,4 +236,5 @@ def test_r13_objects_sealed_at_rest_go_on_the_disc_as_plaintext_originals(tmp_pa
         assert cat.archive.read_object(sha) == media
     v = _v().verify(str(tree))
     assert v.verdict == "OK" and v.recordings[0]["verdict"] == "OK", v.to_text()
-    assert "encrypted" in (tree / "README.txt").read_text(encoding="utf-8")
+    readme = (tree / "README.txt").read_text(encoding="utf-8")
+    assert "encrypted at rest in the archive: 是（本盘为解密后的原件） / yes" in readme

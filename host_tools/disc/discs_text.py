@@ -48,7 +48,10 @@ def readme(cat, col):
                                       "" if r["sha256"] else "  (%s)" % r["why"])
                      for r in col["recordings"]) or "  -"
     docs = "\n".join("  - %s" % d["name"] for d in col["documents"]) or "  -"
-    return README % {"ref": col["ref"], "title": col["title"] or "-", "unit": unit, "fp": fp,
+    sealed = bool(cat.config.values.get("confidentiality", {}).get("key_file"))
+    return README % {"sealed_zh": "是（本盘为解密后的原件）" if sealed else "否",
+                     "sealed": "yes (this disc holds the decrypted originals)" if sealed
+                     else "no", "ref": col["ref"], "title": col["title"] or "-", "unit": unit, "fp": fp,
                      "origin": col["origin"], "size": col["size"], "recs": recs,
                      "docs": docs, "kind_zh": "案件" if col["kind"] == "case" else "档号",
                      "kind": col["kind"], "dates": _dates(col)}
@@ -63,6 +66,7 @@ sealcam 执法记录光盘 / sealcam archive disc
 日期 / Dates: %(dates)s
 工作站公钥指纹 / Station key fingerprint: %(fp)s
 工作站日志 / Station log: %(origin)s, %(size)d entries
+档案对象加密保存 / Objects encrypted at rest in the archive: %(sealed_zh)s / %(sealed)s
 
 【中文】
 本光盘是执法记录仪档案的长期保存副本（一式两份，A 盘与 B 盘内容完全相同）。盘内有：
