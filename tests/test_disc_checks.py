@@ -238,3 +238,22 @@ def test_r13_objects_sealed_at_rest_go_on_the_disc_as_plaintext_originals(tmp_pa
     assert v.verdict == "OK" and v.recordings[0]["verdict"] == "OK", v.to_text()
     readme = (tree / "README.txt").read_text(encoding="utf-8")
     assert "encrypted at rest in the archive: 是（本盘为解密后的原件） / yes" in readme
+
+
+def test_r13_disc_made_rows_on_both_databases(tmp_path, catalogue_url):
+    """The disc_made handler on SQLite and PostgreSQL: applied, listed, rebuilt by reindex
+    from the log exactly (the Chinese label included)."""
+    import test_clerk_common as cc
+    from host_tools.catalogue import cases, discs
+    cat, u = cc.catalogue(tmp_path, catalogue_url)
+    try:
+        cat.act(u["clerk"], cases.opened_event("FZ-9", "违法建设", unit="U-1"))
+        label = {"agency": "福州市城市管理执法局", "ref": "FZ-9", "copies": "2"}
+        i = cat.act(u["head"], discs.made_event("FZ-9", "a" * 64, "b" * 64, label))
+        rows = discs.made(cat)
+        assert [(r["id"], r["ref"], r["by_user"], r["label"]) for r in rows] == [
+            (i, "FZ-9", "wang.head", label)]
+        cat.reindex()
+        assert discs.made(cat, "FZ-9") == rows
+    finally:
+        cat.close()
