@@ -41,6 +41,7 @@ BODY_PT = 9
 TITLE_PT = 15
 MARGIN_MM = 12
 LINE_MM = 4.5
+SIGN_GAP_MM = 10            # room to sign above each signature line
 MAX_CELL_LINES = 18         # a row at most 18 lines high: always fits on a page
 PT_MM = 25.4 / 72
 
@@ -218,8 +219,13 @@ def write_table_pdf(path, title, header_lines, columns, rows, footer_lines,
                       "shorter period" % (MAX_ROWS, MAX_ROWS))
     for line in footer:
         pdf.multi_cell(0, 5, line, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
-    for line in signature_lines or ():
-        pdf.ln(10)
+    sigs = list(signature_lines or ())
+    if sigs and pdf.will_page_break(SIGN_GAP_MM + len(sigs) * (SIGN_GAP_MM + 6)):
+        pdf.add_page()                  # the signatures stay together, under the table
+        pdf.multi_cell(0, 5, "%s (续 / continued)" % _text(title, MAX_LINE),
+                       wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
+    for line in sigs:
+        pdf.ln(SIGN_GAP_MM)
         pdf.multi_cell(0, 6, _text(line, MAX_LINE), wrapmode=WrapMode.CHAR,
                        new_x="LMARGIN", new_y="NEXT")
     data = bytes(pdf.output())

@@ -95,7 +95,8 @@ def write_register_pdf(cat, path, rows, since, until, *, printed_by=None, overwr
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = ["单位 Agency: %s" % name,
               "档案 Archive: %s (%s)" % (cat.archive_dir, cat.archive.archive_id),
-              "期间 Period: %s — %s" % (since or "…", until or "…"),
+              "期间 Period: %s" % ("%s — %s" % (since or "…", until or "…")
+                                   if since or until else "全部 / all"),
               "打印 Printed: %s%s" % (now, " — %s" % printed_by if printed_by else ""),
               "站点日志 Station log: %d entries" % cat.archive.log().size]
     body = []
