@@ -6,6 +6,8 @@
     backup_status(cat)                                  # catalogue/backups.py: the report's
 
     safefs   writing into a folder that may be hostile (no link followed, atomic files)
+    progress a tqdm bar on a terminal, or a callable (the desk, --json)
+    readme   DIR/README.txt in English and Chinese: restoring, how the keys travel
     backup   the copy, its snapshot and the backup_made event
     restore  into a new, empty folder, every file and object checked
     cli      the two verbs

@@ -43,12 +43,12 @@ import json
 import os
 import re
 import sqlite3
-import sys
-import time
 from urllib.parse import quote
 
 from ..i18n import _
 from . import safefs
+from .progress import Progress
+from .readme import write_readme
 from .safefs import BackupError, SafeDir, open_nofollow
 
 __all__ = ["backup", "BackupError", "FORMAT", "MARK", "LATEST", "SNAPSHOT_RE",
@@ -61,65 +61,6 @@ SNAPSHOT_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]{1,18}")
 KEEP_SNAPSHOTS = 3              # older snapshots are removed (objects stay: shared)
 QUARANTINE_FILE_MAX = 256 << 20
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class Progress:
-    """Progress of a backup or restore: a tqdm bar on stderr when ``show`` is None and
-    stderr is a terminal (as `sealcam offload` shows it), nothing when False, or a
-    callable given {"phase", "done", "total", "bytes", "bytes_total"} at most 5 times a
-    second."""
-    EVERY = 0.2                 # seconds between two calls of a callable
-
-    def __init__(self, show, desc):
-        self.cb = show if callable(show) else None
-        self.bar = None
-        if show is None:
-            show = sys.stderr.isatty()
-        if show is True and self.cb is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True,
-                            mininterval=0.2)
-        self.state = {"phase": desc, "done": 0, "total": 0, "bytes": 0, "bytes_total": 0}
-        self._last = 0.0
-
-    def total(self, n, nbytes):
-        self.state["total"] += n
-        self.state["bytes_total"] += nbytes
-        if self.bar is not None:
-            self.bar.total = self.state["bytes_total"]
-            self.bar.refresh()
-        self._tell(True)
-
-    def phase(self, name):
-        self.state["phase"] = name
-        if self.bar is not None:
-            self.bar.set_description(name, refresh=False)
-        self._tell(True)
-
-    def bytes(self, n):
-        self.state["bytes"] += n
-        if self.bar is not None:
-            self.bar.update(n)
-        self._tell()
-
-    def item(self):
-        self.state["done"] += 1
-        self._tell()
-
-    def _tell(self, force=False):
-        if self.cb is None:
-            return
-        now = time.monotonic()
-        if force or now - self._last >= self.EVERY:
-            self._last = now
-            self.cb(dict(self.state))
-
-    def close(self):
-        self._tell(True)
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def plain_check(reader, name):
@@ -499,55 +440,3 @@ def _backup(cat, user, d, progress):
             "objects": len(names), "objects_new": new, "bytes_new": nbytes,
             "unchecked": len(unchecked), "objects_removed": pruned, "notes": notes,
             "log_entry": index}
-
-
-README = """sealcam archive backup / sealcam 档案备份
-=========================================
-
-This folder is an off-site backup of a sealcam station archive (R14: monthly, off site),
-made by `sealcam backup --archive ARCHIVE --to THIS-FOLDER`. Each backup is recorded in
-the station's signed log as a `backup_made` event naming the checkpoint it holds.
-
-  objects/       the archive's recordings and documents, content-addressed (each file is
-                 named by the SHA-256 of its content), byte for byte as at the station;
-                 objects encrypted at rest stay encrypted
-  snapshots/     the station log, the index and the catalogue of each backup; LATEST
-                 names the newest complete one
-
-To restore into a new, empty folder and prove it complete:
-
-  sealcam restore --from THIS-FOLDER --archive NEW
-  sealcam verify NEW
-
-KEYS. The station's private key (station.key) is NOT in this backup, nor is the at-rest
-key that decrypts objects encrypted at rest. The private key stays at the station; if the
-station is lost, it travels separately from this backup, under the custodian's control
-(a sealed envelope or a token held by the archive head), never on the same disk. The
-at-rest key (the file station.toml [confidentiality] key_file names) travels likewise,
-separately. Without the private key a restored archive can be read and verified
-(station.pub is here) but not written; without the at-rest key its encrypted objects
-cannot be read.
-
-本文件夹是 sealcam 执法记录站档案的异地备份（R14：每月一次，异地保存），由
-`sealcam backup --archive 档案 --to 本文件夹` 生成。每次备份都作为 `backup_made` 事件
-写入站点签名日志，并记明所含的检查点。
-
-  objects/       档案中的录像和文书，按内容寻址（文件名即内容的 SHA-256），与站点中
-                 的字节完全相同；静态加密的对象仍保持加密
-  snapshots/     每次备份的站日志、索引和目录；LATEST 记明最新的完整快照
-
-恢复到一个新的空文件夹并证明其完整：
-
-  sealcam restore --from 本文件夹 --archive 新档案
-  sealcam verify 新档案
-
-密钥：本备份中不含站点私钥（station.key），也不含解密静态加密对象的静态加密密钥。
-私钥留在站点；如站点损毁，私钥须与本备份分开、由档案保管人控制转移（密封信封或由
-档案室负责人保管的令牌），绝不与本备份放在同一介质上。静态加密密钥（station.toml
-[confidentiality] key_file 所指文件）同样单独转移。没有私钥，恢复的档案可以读取和
-核验（此处有 station.pub），但不能写入；没有静态加密密钥，其中加密的对象无法读取。
-"""
-
-
-def write_readme(d):
-    d.write("README.txt", README.encode("utf-8"))

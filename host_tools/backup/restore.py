@@ -21,7 +21,8 @@ import os
 
 from ..i18n import _
 from . import safefs
-from .backup import FORMAT, LATEST, MARK, SNAPSHOT_RE, Progress, plain_check
+from .backup import FORMAT, LATEST, MARK, SNAPSHOT_RE, plain_check
+from .progress import Progress
 from .safefs import BackupError, SafeDir, check_name
 
 __all__ = ["restore", "MANIFEST_MAX", "OBJECTS_MAX"]
