@@ -288,6 +288,16 @@ def restore(src, new_archive, progress=None) -> dict:
         notes.append(_("%(n)d object(s) are encrypted at rest and the at-rest key is not at "
                        "hand: their content was not checked (give the key file station.toml "
                        "names, then `sealcam verify %(new)s`)") % {"n": locked, "new": n.root})
+    try:
+        from ..stationconfig import load
+        url = load(n.root).values.get("catalogue", {}).get("url")
+    except Exception:               # noqa: BLE001 - a config verify will name itself
+        url = None
+    if url:
+        notes.append(_("station.toml names the catalogue database %(url)s: the restored "
+                       "archive would share it with the station; change [catalogue] url in "
+                       "%(new)s/station.toml before using it")
+                     % {"url": url.split("@")[-1], "new": n.root})
     if m.get("catalogue") == "postgresql":
         notes.append(_("the catalogue was kept in PostgreSQL: rebuild it from the restored "
                        "log with `sealcam catalogue reindex --archive %(new)s --db URL`")
