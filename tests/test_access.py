@@ -469,3 +469,26 @@ def test_r15_station_toml_names_the_rule(tmp_path, catalogue_url):
     (arch / "station.toml").write_text('[access]\napproval = "anyone"\n')
     with pytest.raises(stationconfig.StationConfigError, match="approval"):
         Catalogue(arch, catalogue_url)
+
+
+def test_r15_each_decision_is_judged_where_it_stands_in_the_log(world):
+    """An approval counts by its user's role and unit at its place in the log: a later
+    move to another unit does not undo it; a leader moved in later approves the next
+    request; a requester no longer active uses nothing."""
+    cat, u = world
+    rid = approved_request(cat, u)
+    cat.act(u["head"], users.change_event("zhao.lead", unit="U-2"))
+    cat.act(u["head"], users.change_event("qian.lead", unit="U-1"))
+    assert access.state(cat, rid)["state"] == "approved"
+    access.authorize(cat, u["clerk"], rid, "view", A, 2)
+    rid2 = _ask(cat, u)
+    with pytest.raises(access.AccessRefused, match="leads unit U-2, not U-1"):
+        access.approve(cat, users.User("zhao.lead", "unit_leader", how="os", unit="U-2"),
+                       rid2)
+    access.approve(cat, users.User("qian.lead", "unit_leader", how="os", unit="U-1"), rid2)
+    assert access.state(cat, rid2)["missing"] == ["archive_head"]
+    cat.act(u["head"], users.change_event("li.na", active=False))
+    with pytest.raises(access.AccessRefused, match="not an active user"):
+        access.authorize(cat, u["clerk"], rid, "view", A, 2)
+    with pytest.raises(store.PermissionRefused, match="not an active user"):
+        access.record_use(cat, u["clerk"], rid, "view", device=A, segment=2)

@@ -270,8 +270,13 @@ def authorize(cat, user, request_id, action, device=None, segment=None) -> dict:
     e = {"type": "access_used", "request": request_id, "action": action, "by": user.name,
          "at": _now(), "device": device, "segment": segment}
     e = {k: v for k, v in e.items() if v is not None}
+    size = cat.archive.log().size
+    try:
+        users.check_actor(cat, size, e, "access_use")       # an active user, as the log says
+    except store.CatalogueError as ex:
+        raise AccessRefused(str(ex)) from None
     with cat.engine.connect() as conn:
-        why = _use_why(cat, conn, st, cat.archive.log().size, e)
+        why = _use_why(cat, conn, st, size, e)
     if why:
         raise AccessRefused(why)
     return st
