@@ -318,7 +318,7 @@ def real(tmp_path, tmp_path_factory):
     cat.close()
 
 
-def test_r15_replay_refuses_a_use_appended_without_approval(real):
+def test_r15_replay_refuses_a_use_appended_without_approval(real, capsys):
     from host_tools.archive.common import utcnow
     from host_tools.catalogue import check
     arch, f, cat, u = real
@@ -351,6 +351,16 @@ def test_r15_replay_refuses_a_use_appended_without_approval(real):
     assert [(r["index"], r["valid"]) for r in rows] == [(good, True), (forged, False)]
     assert "not approved" in rows[1]["problem"]
     # a catalogue rebuilt from the log matches the database
+    # `sealcam access register` says so and exits 1
+    import argparse
+    from host_tools.catalogue import access_cli
+    p = argparse.ArgumentParser(prog="sealcam")
+    access_cli.add_parsers(p.add_subparsers(dest="verb"), argparse.HelpFormatter)
+    args = p.parse_args(["access", "register", "--archive", str(arch), "--db", cat.url])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "NOT ALLOWED by the rules: request %s is not approved" % rid in out
+    assert "1 not allowed by the rules" in out
     tables = check.check(cat)["tables"]
     assert tables["accesses"] == {"rows": 1, "extra": 0, "missing": 0}
     assert tables["access_decisions"] == {"rows": 3, "extra": 0, "missing": 0}
