@@ -313,3 +313,28 @@ def test_copies_prune_removes_what_may_not_be_handed_out(world):
         conn.execute(db.recordings.update().where(db.recordings.c.device == DEV)
                      .values(state="disposed"))
     assert copies.prune(cat) == [c["path"]] and not os.path.exists(c["path"])
+
+
+def test_r15_copies_nothing_recorded_when_the_original_does_not_verify(world):
+    """Approved, but a byte of the original changed: no copy, no copy_made, no register
+    line, no working file."""
+    from host_tools.clip import _signed_state
+    cat, u, seg = world
+    rid = approved_request(cat, u, actions=("view", "export"))
+    a, *_rest, st = _signed_state(cat.archive_dir)
+    a.close()
+    sha = st.objects[DEV]["m/%08d.mkv" % seg].hex()
+    p = os.path.join(cat.archive_dir, "objects", sha[:2], sha[2:])
+    os.chmod(p, 0o644)
+    data = bytearray(open(p, "rb").read())
+    data[-100] ^= 0x01
+    open(p, "wb").write(bytes(data))
+    with pytest.raises(copies.CopyError, match="does not match its signed hash"):
+        copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+    out = cat.archive_dir + "-out"
+    os.makedirs(out)
+    with pytest.raises(copies.CopyError, match="does not match its signed hash"):
+        copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
+    assert os.listdir(out) == []
+    assert _made(cat) == [] and os.listdir(os.path.join(copies.copies_dir(cat), ".tmp")) == []
+    assert _log_types(cat, "copy_made") == [] and _log_types(cat, "access_used") == []
