@@ -252,6 +252,8 @@ def test_r13_bundle_verifies_offline_in_a_clean_venv(made, tmp_path):
     assert {(r["device"], r["segment"]) for r in j["recordings"]} == {
         (A, made["f"]["a2"]), (B, made["f"]["b1"])}
     assert all(r["verdict"] != "NOT_OK" for r in j["recordings"])
+    assert all(any(c.startswith("filed in case %s by log entry" % CASE) for c in r["checked"])
+               for r in j["recordings"])
     # the clean interpreter has no sealcamfw (nor cbor2, cryptography) of its own: the
     # verifier ran on the copies the disc carries
     for mod in ("sealcamfw", "cbor2", "cryptography", "host_tools"):

@@ -51,6 +51,7 @@ def test_r13_number_disc_holds_the_numbered_recording(disc):
     assert man["numbers"] == [disc["number"]] and man["documents"] == []
     res = _v().verify(str(disc["tree"]))
     assert res.verdict in ("OK", "OK_WITH_MISSING_INFO"), res.to_text()
+    assert "numbered %s by log entry" % disc["number"] in res.to_text()
 
 
 def test_r13_bundle_agrees_with_the_host_on_records_proofs_and_notes(disc):

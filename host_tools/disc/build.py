@@ -199,8 +199,9 @@ def _more_entries(out, log, size, by_dev, st, want_obj, doc_shas, kind, ref):
         elif t == "object" and (dev, e.get("path")) in want_obj and \
                 bytes(e.get("sha256") or b"") == want_obj[(dev, e.get("path"))]:
             obj[(dev, e["path"])] = (i, raw)
-        elif (kind == "case" and t in ("case_opened", "case_linked", "case_closed",
-                                       "case_archived") and e.get("case_no") == ref) or \
+        elif (kind == "case" and t in ("case_opened", "case_linked", "case_unlinked",
+                                       "case_closed", "case_archived")
+              and e.get("case_no") == ref) or \
                 (t == "number_assigned" and e.get("number") in out["numbers"]) or \
                 (t == "document_added" and e.get("sha256") in doc_shas):
             out["entries"][i] = raw

@@ -238,6 +238,7 @@ def _verify(res, root, man, data, sig, pinned):
     # 5. the recordings
     for r in _field(man, "recordings", list):
         res.recordings.append(_recording(root, r, keys, entries, (listed, bad_files)))
+        _filed(res.recordings[-1], man, entries)
     # 6. the documents
     named = {e.get("sha256") for e in entries.values() if e.get("type") == "document_added"}
     for d in _field(man, "documents", list):
@@ -249,6 +250,29 @@ def _verify(res, root, man, data, sig, pinned):
             res.problems.append("document %s (%s): no included document_added entry names it"
                                 % (d.get("name"), p))
     res.info["documents"] = len(man["documents"])
+
+
+def _filed(out, man, entries):
+    """Say which included clerk event files the recording under the disc's case or
+    number (a note when none does: the manifest's word only)."""
+    dev, seg, ref = out["device"], out["segment"], man.get("ref")
+    found = None
+    for i in sorted(entries):
+        e = entries[i]
+        if e.get("type") == "case_linked" and e.get("case_no") == ref and \
+                e.get("device") == dev and e.get("segment") == seg:
+            found = "filed in case %s by log entry %d (%s, %s)" % (ref, i, e.get("by"),
+                                                                   e.get("at"))
+        elif e.get("type") == "number_assigned" and e.get("number") in (man.get("numbers")
+                                                                        or ()):
+            if any(isinstance(it, dict) and it.get("device") == dev and
+                   it.get("segment") == seg for it in e.get("items") or ()):
+                found = found or "numbered %s by log entry %d (%s, %s)" % (
+                    e.get("number"), i, e.get("by"), e.get("at"))
+    if found:
+        out.setdefault("checked", []).append(found)
+    else:
+        out["notes"].append("no included log entry files it under %s" % ref)
 
 
 def _hash_file(root, rel, size, digest):
