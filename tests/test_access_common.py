@@ -6,9 +6,11 @@ approved request); no tests here.
     rid = approved_request(cat, u, actions=("view", "copy"))   # by u["clerk"], approved
                                                   # by u["head"] and u["leader"] (U-1)
 
-Users (test_clerk_common.add_users, plus): leader's unit is U-1; "leader2" a unit_leader of
-U-2; "chief" a bureau_chief; "head2" a second archive_head added by the clerk's
-... no: every user is added by wang.head (clerks cannot add users).
+Users (test_clerk_common.add_users, plus): "leader" (zhao.lead) leads unit U-1;
+"leader2" (qian.lead) a unit_leader of U-2; "chief" (zhou.chief) a bureau_chief; "head2"
+(wu.head) a second archive_head. Every one of them is added by wang.head ("head"), so a
+request by wang.head can be approved by nobody it added: make requests as "clerk" or
+"head2".
 """
 from test_clerk_common import A, B, add_recording, catalogue
 from host_tools.catalogue import access, cases, users
