@@ -258,3 +258,23 @@ def test_r13_disc_made_rows_on_both_databases(tmp_path, catalogue_url):
         assert discs.made(cat, "FZ-9") == rows
     finally:
         cat.close()
+
+
+def test_r13_a_recording_without_media_is_ok_with_missing_info(disc, copy):
+    """A disposed (or never offloaded) recording's records go on the disc without media: the
+    station signs that manifest; the verdict says what is missing and the exit code is 0."""
+    from host_tools.disc.build import sign_manifest
+    man = cbor2.loads((copy / "MANIFEST.cbor").read_bytes())
+    rec = man["recordings"][0]
+    (copy / rec["media"]).unlink()
+    man["files"] = [f for f in man["files"] if f[0] != rec["media"]]
+    del rec["media"], rec["sha256"]
+    rec["why"] = "disposed of with approval (SPEC §9.2)"
+    data = cbor2.dumps(man, canonical=True)
+    (copy / "MANIFEST.cbor").write_bytes(data)
+    (copy / "MANIFEST.sig").write_bytes(sign_manifest(disc["cat"], data, man["origin"]))
+    res = _v().verify(str(copy))
+    assert res.verdict == "OK_WITH_MISSING_INFO", res.to_text()
+    assert res.recordings[0]["verdict"] == "OK_WITH_MISSING_INFO"
+    assert "the media is not on the disc (disposed of with approval" in res.to_text()
+    assert _v().main([str(copy)]) == 0
