@@ -29,7 +29,8 @@ from sim.demo_clerk import explanation_pdf
 
 CASE = "FZ-2023-017"
 TITLE = "违法建设 五一路 12号"
-DOC_NAME = "询问笔录（第一次）当事人 张三 五一路 12号 违法建设 现场检查.pdf"
+# 120 characters, 300+ UTF-8 bytes: longer than a Rock Ridge name, cut on the disc
+DOC_NAME = "询问笔录（第一次）当事人 张三 五一路 12号 违法建设 现场检查" * 3 + "附件.pdf"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +177,11 @@ def test_r13_two_identical_images_read_back_with_pycdlib(made):
         assert k in files, k
     # the Chinese document name survives (Rock Ridge), its bytes are the archive's object
     doc = [p for p in files if p.startswith("documents/")]
-    assert doc == ["documents/%s-%s" % (made["doc_sha"][:12], DOC_NAME)]
+    assert len(doc) == 1 and doc[0].startswith("documents/%s-%s" % (made["doc_sha"][:12],
+                                                                      DOC_NAME[:20]))
+    assert doc[0].endswith(".pdf") and len(doc[0].split("/")[1].encode()) <= 255
+    assert len(DOC_NAME) <= 128 and len(DOC_NAME.encode()) > 255
+    assert man["documents"][0]["name"] == DOC_NAME      # the whole name, in the manifest
     assert hashlib.sha256(files[doc[0]]).hexdigest() == made["doc_sha"]
     readme = files["README.txt"].decode("utf-8")
     assert "python3 verify_disc.py" in readme and "私钥" in readme and "private keys" in readme

@@ -220,11 +220,22 @@ def disc_paths(item):
     return base + "/records.cbor", base + "/" + item["media_rel"].rsplit("/", 1)[-1]
 
 
+NAME_BYTES = 200                # UTF-8 bytes of a document's name on the disc (RR: 255)
+
+
 def doc_path(d):
-    name = d["name"].replace("/", "_").strip() or "document"
+    """documents/SHA12-NAME: the name cut to NAME_BYTES (keeping its extension)."""
+    name = d["name"].replace("/", "_").replace("\\", "_").strip() or "document"
     if name in (".", ".."):
         name = "document"
-    return "documents/%s-%s" % (d["sha256"][:12], name[:100])
+    if len(name.encode("utf-8")) > NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or len(ext.encode("utf-8")) > 16:
+            stem, ext = name, ""
+        keep = NAME_BYTES - len(ext.encode("utf-8")) - (1 if ext else 0)
+        name = stem.encode("utf-8")[:keep].decode("utf-8", "ignore") + \
+            ("." + ext if ext else "")
+    return "documents/%s-%s" % (d["sha256"][:12], name)
 
 
 def write_tree(cat, col, tree, readme):
