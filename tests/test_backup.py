@@ -296,3 +296,42 @@ def test_r14_backup_and_restore_with_the_catalogue_in_either_database(
     out = capsys.readouterr().out
     assert ("catalogue reindex" in out) == pg
     assert cli.main(["verify", str(tmp_path / "new")]) == 0
+
+
+def test_r14_a_hostile_backup_writes_nothing_outside_the_new_folder(world):
+    import hashlib
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    name = (dest / "LATEST").read_text().strip()
+    snap = dest / "snapshots" / name
+    man = json.loads((snap / "manifest.json").read_text())
+
+    def restore(n):
+        code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / n)
+        assert "Traceback" not in err
+        return code, err
+    (dest / "LATEST").write_text("../../etc\n")
+    code, err = restore("n1")
+    assert code == 3 and "does not name a snapshot" in err
+    (dest / "LATEST").write_text(name + "\n")
+    bad = dict(man, files=dict(man["files"], **{"../escaped": {"sha256": "0" * 64,
+                                                               "size": 1}}))
+    (snap / "manifest.json").write_text(json.dumps(bad))
+    code, err = restore("n2")
+    assert code == 3 and "not a path inside a backup" in err
+    # views that climb out of the new folder: named, never written
+    views = {"../../../outside": {"x": "0" * 64}, cc.A: {"../../escape": "0" * 64}}
+    raw = json.dumps(views).encode()
+    (snap / "views.json").write_bytes(raw)
+    man["files"]["views.json"] = {"sha256": hashlib.sha256(raw).hexdigest(),
+                                  "size": len(raw)}
+    (snap / "manifest.json").write_text(json.dumps(man))
+    code, err = restore("n3")
+    assert code == 1 and "not a device id" in err and "names no restored object" in err
+    assert not (tmp / "outside").exists() and not (tmp / "escape").exists()
+    # a snapshot file replaced by a link: refused, not followed
+    os.unlink(snap / "station.pub")
+    os.symlink(tmp / "arch" / "station.pub", snap / "station.pub")
+    code, err = restore("n4")
+    assert code == 3 and "symbolic link" in err
