@@ -353,6 +353,11 @@ def build_disc(cat, user, ref, out_dir, progress=None):
     if os.path.realpath(out_dir).startswith(os.path.realpath(cat.archive_dir) + os.sep):
         raise DiscError(_("--out %(out)s is inside the archive: write the images elsewhere")
                         % {"out": out_dir})
+    from ..pdfdoc import FontMissing, find_cjk_font
+    try:
+        find_cjk_font()                 # the label needs it: say so before any work
+    except FontMissing as e:
+        raise DiscError(str(e)) from None
     os.makedirs(out_dir, exist_ok=True)
     cat.sync()
     say(_("collecting %(ref)s") % {"ref": ref})
