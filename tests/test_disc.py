@@ -460,3 +460,19 @@ def test_r13_hostile_image_names_are_refused(tmp_path, capsys, evil):
     assert code == 1 and "not a name a disc may hold" in out
     assert sorted(os.listdir(tmp_path)) == before
     assert not os.path.exists("/etc/evil") and not (tmp_path.parent / "evil").exists()
+
+
+@pytest.mark.skipif(shutil.which("xorriso") is None, reason="xorriso not installed")
+def test_r13_image_read_by_xorriso_verifies(made, tmp_path):
+    """Another ISO reader (xorriso, as an operating system would mount it) finds the same
+    Rock Ridge tree, and the disc's verifier passes on it."""
+    d = tmp_path / "x"
+    p = subprocess.run(["xorriso", "-osirrox", "on", "-indev", made["res"]["images"][1],
+                        "-extract", "/", str(d)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    subprocess.run(["chmod", "-R", "u+w", str(d)], check=True)
+    assert any(n.startswith(made["doc_sha"][:12]) for n in os.listdir(d / "documents"))
+    q = subprocess.run([sys.executable, "-I", "verify_disc.py"], cwd=str(d),
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode == 0, q.stdout + q.stderr
+    assert "verdict:     OK" in q.stdout
