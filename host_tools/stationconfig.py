@@ -149,6 +149,15 @@ def _max_age(v):
     return None if 0 <= v <= 3660 else "must be 0 to 3660 days"
 
 
+def _approval_rule(v):
+    return None if v in ("head_and_unit_leader", "bureau_chief") else \
+        "must be head_and_unit_leader (001 §21) or bureau_chief (002 §16)"
+
+
+def _valid_days(v):
+    return None if 1 <= v <= 366 else "must be 1 to 366 days"
+
+
 def _db_url(v):
     if not re.match(r"(sqlite|postgresql(\+psycopg)?)://", v) or len(v) > 500:
         return "must be a sqlite:/// or postgresql:// URL (docs/station-config.md)"
@@ -210,6 +219,13 @@ SECTIONS = {
         "url": Key(str, "", _db_url,
                    "where the catalogue lives: empty for ARCHIVE/catalogue.sqlite, or a "
                    "postgresql:// URL"),
+    },
+    "access": {
+        "approval": Key(str, "head_and_unit_leader", _approval_rule,
+                        "who approves a view, copy, export or print (R15): the archive head "
+                        "and the case unit's leader, or the bureau chief; other agencies' "
+                        "requests also need the archive head"),
+        "valid_days": Key(int, 7, _valid_days, "days an access request stays valid"),
     },
     "backup": {
         "max_age_days": Key(int, 31, _max_age,
