@@ -122,11 +122,12 @@ def _copy_objects(a, d, prog):
         import shutil
         shutil.rmtree(d.path("incoming"))
     items = [(p, n) for p, n in list_objects(a.objects) if _HEX64.fullmatch(n)]
-    todo = []
+    todo, gone = [], set()
     for p, n in items:
         try:
             size = os.lstat(p).st_size
         except OSError:
+            gone.add(n)                         # disposed of since it was listed
             continue
         if d.size("objects/%s/%s" % (n[:2], n[2:])) != size:
             todo.append((p, n, size))
@@ -139,6 +140,9 @@ def _copy_objects(a, d, prog):
         rel_in = "incoming/%s/%s" % (n[:2], n[2:])
         try:
             src, _sz = open_nofollow(p)
+        except FileNotFoundError:
+            gone.add(n)
+            continue
         except (OSError, BackupError) as e:
             bad.append(_("object %(path)s cannot be read (%(err)s): run `sealcam verify` on "
                          "the archive") % {"path": p, "err": e})
@@ -165,43 +169,23 @@ def _copy_objects(a, d, prog):
     for sub, kind in d.listdir("objects"):
         if kind == "dir":
             d.sync("objects/" + sub)
-    return [n for _p, n in items], new, nbytes, unchecked, bad
+    return [n for _p, n in items if n not in gone], new, nbytes, unchecked, bad
 
 
-def _views(a, names):
-    """{device: {path: object}} of every file of the device views: the object it is a
-    hard link to (or, copied apart, the one it hashes to). Files that are no object are
-    named in the second value."""
-    from ..tlog.objects import hash_file
-    inodes = {}
-    for n in names:
-        try:
-            st = os.lstat(a.object_path(n))
-            inodes[(st.st_dev, st.st_ino)] = n
-        except OSError:
-            pass
-    known = set(names)
+def _views(lg, size, names):
+    """{device: {path: object}} of the device views as the station log's first ``size``
+    entries state them (what `sealcam verify` expects to find), and the view files whose
+    object the archive does not hold (named in a note)."""
+    from ..tlog.replay import replay
+    st = replay(lg, size)
     views, odd = {}, []
-    if not os.path.isdir(a.devices_dir):
-        return views, odd
-    for did in sorted(os.listdir(a.devices_dir)):
-        top = os.path.join(a.devices_dir, did)
-        if os.path.islink(top) or not os.path.isdir(top):
-            continue
-        for dirpath, dirs, files in os.walk(top):
-            dirs[:] = sorted(x for x in dirs if not os.path.islink(os.path.join(dirpath, x)))
-            for fn in sorted(files):
-                p = os.path.join(dirpath, fn)
-                rel = os.path.relpath(p, top).replace(os.sep, "/")
-                st = os.lstat(p)
-                n = inodes.get((st.st_dev, st.st_ino))
-                if n is None:
-                    h, _why = hash_file(p)
-                    n = h if h in known else None
-                if n is None:
-                    odd.append("devices/%s/%s" % (did, rel))
-                else:
-                    views.setdefault(did, {})[rel] = n
+    for did, paths in sorted(st.objects.items()):
+        for rel, sha in sorted(paths.items()):
+            n = sha.hex() if isinstance(sha, bytes) and len(sha) == 32 else None
+            if n is None or n not in names:
+                odd.append("devices/%s/%s" % (did, rel))
+            else:
+                views.setdefault(did, {})[rel] = n
     return views, odd
 
 
@@ -222,9 +206,10 @@ def _sqlite_copy(src_path, d, rel):
         os.fsync(f.fileno())
 
 
-def _snapshot(cat, d, snap, names, views, prog):
-    """Write the snapshot's files into ``snap`` (a fresh folder of DIR) and return
-    (log size, root hex, {rel: {"sha256", "size"}})."""
+def _snapshot(cat, d, snap, prog):
+    """Write the station's state into ``snap`` (a fresh folder of DIR): the log as its
+    signed checkpoint covers it, the index, the catalogue, the settings, the quarantine.
+    Returns (log size, root)."""
     from ..safeio import StoreFileError, open_regular, read_capped
     from ..tlog.log import LogError
     a = cat.archive
@@ -291,6 +276,11 @@ def _snapshot(cat, d, snap, names, views, prog):
                         continue
                     tmp, _n, _h = d.copy_from(src, snap + "/" + rel)
                 d.install(tmp, snap + "/" + rel)
+    return size, root
+
+
+def _finish_snapshot(d, snap, names, views):
+    """objects.txt and views.json into ``snap``; {rel: {"sha256", "size"}} of its files."""
     d.write(snap + "/objects.txt", "".join(n + "\n" for n in sorted(names)).encode(),
             sync_dir=False)
     d.write(snap + "/views.json", json.dumps(views, sort_keys=True).encode(), sync_dir=False)
@@ -302,7 +292,8 @@ def _snapshot(cat, d, snap, names, views, prog):
             rel = os.path.relpath(p, d.path(snap)).replace(os.sep, "/")
             with open_nofollow(p)[0] as f:
                 files[rel] = {"sha256": safefs.hash_stream(f), "size": os.lstat(p).st_size}
-    return size, root.hex(), files
+    return files
+
 
 
 def _prune(d, keep):
@@ -399,11 +390,20 @@ def _backup(cat, user, d, progress):
             raise BackupError(_("%(n)d object(s) were not backed up: %(first)s")
                               % {"n": len(bad), "first": bad[0]})
         prog.phase("snapshot")
-        views, odd = _views(a, names)
         d.mkdirs("snapshots")
         stamp = _stamp()
         tmpsnap = "snapshots/.tmp-%s-%d" % (stamp, os.getpid())
-        size, root, files = _snapshot(cat, d, tmpsnap, names, views, prog)
+        size, root = _snapshot(cat, d, tmpsnap, prog)
+        # objects stored while the first pass ran, which the copied log may name
+        prog.phase("objects")
+        names, new2, nbytes2, unchecked2, bad = _copy_objects(a, d, prog)
+        if bad:
+            raise BackupError(_("%(n)d object(s) were not backed up: %(first)s")
+                              % {"n": len(bad), "first": bad[0]})
+        new, nbytes, unchecked = new + new2, nbytes + nbytes2, unchecked + unchecked2
+        views, odd = _views(a.log(), size, set(names))
+        files = _finish_snapshot(d, tmpsnap, names, views)
+        root = root.hex()
         name = "%s-%d" % (stamp, size)
         manifest = {"format": FORMAT, "archive_id": a.archive_id, "origin": a.log().origin,
                     "snapshot": name, "made_at": _dt.datetime.now(
