@@ -322,4 +322,6 @@ def add_parsers(sub, formatter):
     p.add_argument("--pdf", metavar="FILE", help=_("write a PDF for the supervisor to sign"))
     common(p, user=False)
     p.set_defaults(func=cli.clerk_command(_register))
+    from .copies_cli import add_access_actions      # access copy | access export
+    add_access_actions(rs)
     return r
