@@ -209,6 +209,11 @@ def test_r14_a_changed_object_in_the_backup_is_named_by_restore(world):
     rel = "objects/%s/%s" % (os.path.basename(d), f)
     assert rel in err and "has changed" in err and "another backup" in err, err
     assert "NOT RESTORED" in err and (new / "RESTORE-INCOMPLETE.txt").exists()
+    # the next backup with --recheck reads every object back and repairs the damaged one
+    res = _backup(sealcam, arch, dest, "--recheck")
+    assert res["repaired"] == 1 and res["objects_new"] == 1, res
+    code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / "restored-1")
+    assert code == 0, err
     # a changed snapshot file is named too (the manifest's hash)
     snap = (dest / "LATEST").read_text().strip()
     idx = dest / "snapshots" / snap / "archive.sqlite"

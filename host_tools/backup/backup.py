@@ -114,9 +114,10 @@ def _mark(d, archive):
                              "this": archive.archive_id})
 
 
-def _copy_objects(a, d, prog):
-    """Copy the archive's objects that DIR lacks (or holds with another size), each checked
-    on arrival. Returns (names, new, bytes_new, unchecked, bad)."""
+def _copy_objects(a, d, prog, recheck=False, repaired=None):
+    """Copy the archive's objects that DIR lacks (or holds with another size, or, with
+    ``recheck``, holds damaged: their names go into the set ``repaired``), each checked on
+    arrival. Returns (names, new, bytes_new, unchecked, bad)."""
     from ..tlog.objects import list_objects
     if d.kind("incoming") == "dir":             # what an interrupted run left there
         import shutil
@@ -129,8 +130,15 @@ def _copy_objects(a, d, prog):
         except OSError:
             gone.add(n)                         # disposed of since it was listed
             continue
-        if d.size("objects/%s/%s" % (n[:2], n[2:])) != size:
+        have = d.size("objects/%s/%s" % (n[:2], n[2:]))
+        if have != size:
             todo.append((p, n, size))
+        elif recheck:
+            held = copy.copy(a)
+            held.objects = d.path("objects")
+            if plain_check(held, n)[0] is False:    # rotted on the backup disk: again
+                repaired.add(n)
+                todo.append((p, n, size))
     prog.total(len(todo), sum(s for _p, _n, s in todo))
     reader = copy.copy(a)                       # the archive's own reading of objects,
     reader.objects = d.path("incoming")         # pointed at what has just arrived
@@ -332,11 +340,13 @@ def _prune(d, keep):
     return gone
 
 
-def backup(cat, user, dest, progress=None) -> dict:
+def backup(cat, user, dest, progress=None, recheck=False) -> dict:
     """Back the archive of ``cat`` up into folder ``dest`` for ``user`` (permission
     backup); returns {"destination", "snapshot", "log_size", "root", "objects",
-    "objects_new", "bytes_new", "unchecked", "notes", "log_entry"}. BackupError (one line)
-    when it cannot; nothing is recorded then, and DIR stays usable."""
+    "objects_new", "bytes_new", "unchecked", "repaired", "notes", "log_entry"}.
+    ``recheck``: also read back every object DIR holds already, copying a damaged one
+    again. BackupError (one line) when it cannot; nothing is recorded then, and DIR stays
+    usable."""
     from ..catalogue import users
     users.require(user, "backup")
     dest = os.path.abspath(os.fspath(dest))
@@ -352,7 +362,7 @@ def backup(cat, user, dest, progress=None) -> dict:
     d = SafeDir(dest, create=True)
     _mark(d, a)
     with _dir_lock(d):
-        return _backup(cat, user, d, progress)
+        return _backup(cat, user, d, progress, recheck)
 
 
 def _dir_lock(d):
@@ -378,14 +388,15 @@ def _dir_lock(d):
     return held()
 
 
-def _backup(cat, user, d, progress):
+def _backup(cat, user, d, progress, recheck):
     from ..catalogue import backups
     a = cat.archive
     write_readme(d)
     prog = Progress(progress, _("backup"))
     try:
         prog.phase("objects")
-        names, new, nbytes, unchecked, bad = _copy_objects(a, d, prog)
+        repaired = set()
+        names, new, nbytes, unchecked, bad = _copy_objects(a, d, prog, recheck, repaired)
         if bad:
             raise BackupError(_("%(n)d object(s) were not backed up: %(first)s")
                               % {"n": len(bad), "first": bad[0]})
@@ -433,10 +444,15 @@ def _backup(cat, user, d, progress):
         notes.append(_("%(n)d object(s) are encrypted at rest and the at-rest key is not at "
                        "hand: their bytes were compared as copied, not their content")
                      % {"n": len(unchecked)})
+    if repaired:
+        notes.append(_("%(n)d object(s) in the backup folder were damaged (first: "
+                       "objects/%(first)s) and were copied again from the archive")
+                     % {"n": len(repaired), "first": sorted(repaired)[0]})
     if odd:
         notes.append(_("%(n)d device view file(s) are no object of the archive (first: "
                        "%(first)s): run `sealcam verify`") % {"n": len(odd), "first": odd[0]})
     return {"destination": d.root, "snapshot": name, "log_size": size, "root": root,
             "objects": len(names), "objects_new": new, "bytes_new": nbytes,
-            "unchecked": len(unchecked), "objects_removed": pruned, "notes": notes,
+            "unchecked": len(unchecked), "repaired": len(repaired),
+            "objects_removed": pruned, "notes": notes,
             "log_entry": index}

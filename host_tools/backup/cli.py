@@ -1,6 +1,6 @@
 """`sealcam backup` and `sealcam restore` (R14; SPEC §14.12; host_tools/backup).
 
-    sealcam backup  --archive A --to DIR [--user U] [--db URL] [--json]
+    sealcam backup  --archive A --to DIR [--recheck] [--user U] [--db URL] [--json]
     sealcam restore --from DIR --archive NEW [--json]
 
 backup: exit 0 done, 3 refused or a usage error (one line says why and what to do), 5
@@ -44,7 +44,8 @@ def _backup(args):
     with cli.open_catalogue(args) as cat:
         who = cli.signed_in(cat, args)
         try:
-            res = backup(cat, who, args.to, progress=_progress(args))
+            res = backup(cat, who, args.to, progress=_progress(args),
+                         recheck=args.recheck)
         except (BackupError, OSError) as e:
             print("sealcam backup: %s" % printable(str(e), backslash=False), file=sys.stderr)
             return EXIT_USAGE
@@ -108,6 +109,9 @@ def add_parsers(sub, formatter):
                  "may not back up"), formatter_class=formatter)
     b.add_argument("--to", required=True, metavar="DIR",
                    help=_("the backup folder (made if absent; a disk taken off site)"))
+    b.add_argument("--recheck", action="store_true",
+                   help=_("also read back every object the backup folder holds already and "
+                          "copy a damaged one again (slower: reads the whole backup)"))
     cli.catalogue_common(b)
     b.set_defaults(func=cli.clerk_command(_backup))
     r = sub.add_parser(
