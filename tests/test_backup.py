@@ -325,6 +325,18 @@ def test_r14_a_hostile_backup_writes_nothing_outside_the_new_folder(world):
     (snap / "manifest.json").write_text(json.dumps(bad))
     code, err = restore("n2")
     assert code == 3 and "not a path inside a backup" in err
+    for planted in ("station.key", "objects/00/" + "0" * 62, "devices/X/rec/0.log"):
+        bad = dict(man, files=dict(man["files"], **{planted: {"sha256": "0" * 64,
+                                                              "size": 1}}))
+        (snap / "manifest.json").write_text(json.dumps(bad))
+        code, err = restore("n2-" + planted.split("/")[0])
+        assert code == 3 and "no file of a snapshot" in err, err
+    (snap / "views.json").write_bytes(b"{not json")
+    man["files"]["views.json"] = {"sha256": hashlib.sha256(b"{not json").hexdigest(),
+                                  "size": 9}
+    (snap / "manifest.json").write_text(json.dumps(man))
+    code, err = restore("n2-json")
+    assert code == 3 and "not JSON" in err
     # views that climb out of the new folder: named, never written
     views = {"../../../outside": {"x": "0" * 64}, cc.A: {"../../escape": "0" * 64}}
     raw = json.dumps(views).encode()

@@ -35,6 +35,10 @@ LINE_MAX = 100                  # bytes of a line of objects.txt (a name and its
 BAD_MAX = 200                   # problems named one by one
 INCOMPLETE = "RESTORE-INCOMPLETE.txt"
 _SKIP = ("objects.txt", "views.json")      # read, not restored as files
+# what a snapshot holds (and quarantine/…): nothing else is written into NEW from it
+_SNAPSHOT_FILES = frozenset(("log/entries", "log/checkpoint", "archive.sqlite",
+                             "catalogue.sqlite", "catalogue.txt", "station.toml",
+                             "station.pub") + _SKIP)
 
 
 def _read(s, rel, cap, what):
@@ -72,6 +76,11 @@ def _manifest(s):
     if ok:
         for rel, f in m["files"].items():
             check_name(rel)
+            if rel not in _SNAPSHOT_FILES and not rel.startswith("quarantine/"):
+                raise BackupError(_("%(path)s lists %(file)r, which is no file of a "
+                                    "snapshot: it is not restored") % {
+                                        "path": s.path(snap + "/manifest.json"),
+                                        "file": rel[:80]})
             if not (isinstance(f, dict) and isinstance(f.get("sha256"), str)
                     and type(f.get("size")) is int and f["size"] >= 0):
                 ok = False
@@ -237,7 +246,11 @@ def restore(src, new_archive, progress=None) -> dict:
         if vw is None or hashlib.sha256(raw).hexdigest() != vw["sha256"]:
             raise BackupError(_("%(path)s has changed since the backup was made")
                               % {"path": s.path(snap + "/views.json")})
-        views = json.loads(raw)
+        try:
+            views = json.loads(raw)
+        except ValueError:
+            raise BackupError(_("%(path)s is not JSON") % {"path": s.path(
+                snap + "/views.json")}) from None
         for d in ("objects", "devices", "staging"):
             n.mkdirs(d)
         why = _log_check(n, m)
