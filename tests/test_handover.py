@@ -148,10 +148,22 @@ def test_r21_a_deactivated_users_case_without_handover_shows_in_the_report(world
     hid = json.loads(out)["handover"]
     names, rows = orphans()
     assert {r["offered_to"] for r in rows} == {"zhao.lead"}     # offered, not yet accepted
-    assert sealcam("handover", "accept", hid, user="zhao.lead")[0] == 0
+    # the successor leaves before accepting: no successor again, and it may be offered anew
+    assert sealcam("user", "set", "zhao.lead", "--active", "no", user="wang.head")[0] == 0
+    names, rows = orphans()
+    assert {r["offered_to"] for r in rows} == {None} and len(rows) == 3   # + zhao's hold
+    code, out, err = sealcam("handover", "offer", "--from", "li.na", "--to", "qian.clerk",
+                             "--reason", "the first successor left", "--json",
+                             user="wang.head")
+    assert code == 0, err
+    hid2 = json.loads(out)["handover"]
+    assert sealcam("user", "set", "zhao.lead", "--active", "yes", user="wang.head")[0] == 0
+    assert sealcam("handover", "accept", hid2, user="qian.clerk")[0] == 0
+    code, out, err = sealcam("handover", "accept", hid, user="zhao.lead")
+    assert code == 3 and "any more" in err      # qian.clerk keeps them now
+    assert _keepers(arch, url)[0] == {"FZ-1": "qian.clerk", "FZ-2": "qian.clerk"}
     names, rows = orphans()
     assert names == set() and rows == []
-    assert _keepers(arch, url)[0] == {"FZ-1": "zhao.lead", "FZ-2": "zhao.lead"}
 
 
 def test_r21_who_may_offer_and_to_whom(world):

@@ -78,10 +78,13 @@ def _kept(conn, name):
 
 
 def _pending_items(conn, from_user):
+    """(cases, holds) of ``from_user``'s offers not accepted yet whose successor is still
+    active (an offer to someone who has left since can be made again to another)."""
     cases, holds = set(), set()
-    hv = db.handovers.c
-    for (items,) in conn.execute(sa.select(hv["items"]).where(hv.from_user == from_user,
-                                                           hv.state == "offered")):
+    hv, u = db.handovers.c, db.users.c
+    for (items,) in conn.execute(
+            sa.select(hv["items"]).join(db.users, u.name == hv.to_user).where(
+                hv.from_user == from_user, hv.state == "offered", u.active.is_(True))):
         it = json.loads(items)
         cases.update(it.get("cases", ()))
         holds.update(it.get("holds", ()))
@@ -185,6 +188,11 @@ class _Accepted:
                                             "handover %(id)d") % {"to": row["to_user"],
                                                                  "id": hid})
         items = json.loads(row["items"])
+        kc, kh = _kept(conn, row["from_user"])
+        if not set(items["cases"]) & set(kc) and not set(items["holds"]) & set(kh):
+            raise HandoverRefused(_("nothing of handover %(id)d is kept by %(user)s any more "
+                                    "(closed, released or handed over since)")
+                                  % {"id": hid, "user": row["from_user"]})
         succ = _user(conn, row["to_user"])
         what = _may_keep(succ["role"] if succ else None, items["cases"], items["holds"])
         if what is not None:
@@ -271,6 +279,8 @@ def without_successor(cat) -> list:
         offered = {}
         for r in conn.execute(sa.select(db.handovers).where(
                 db.handovers.c.state == "offered").order_by(db.handovers.c.id)).mappings():
+            if r["to_user"] not in active:      # the successor left too: no successor
+                continue
             it = json.loads(r["items"])
             for x in it.get("cases", ()):
                 offered[("case", x)] = (r["to_user"], r["id"])
