@@ -300,6 +300,7 @@ def test_r14_backup_and_restore_with_the_catalogue_in_either_database(
                      str(tmp_path / "new")]) == 0
     out = capsys.readouterr().out
     assert ("catalogue reindex" in out) == pg
+    assert "\\n" not in out and len(out.splitlines()) >= 2       # one line each, readable
     assert cli.main(["verify", str(tmp_path / "new")]) == 0
 
 

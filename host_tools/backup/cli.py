@@ -18,6 +18,11 @@ import sys
 from ..i18n import _
 from ..records import printable
 
+def _lines(lines):
+    """Lines for the terminal, each with its control characters escaped."""
+    return "\n".join(printable(x, backslash=False) for x in lines)
+
+
 __all__ = ["add_parsers"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 3
@@ -57,7 +62,7 @@ def _backup(args):
     lines += [_("note: %(note)s") % {"note": x} for x in res["notes"]]
     lines.append(_("keys travel apart: station.key and the at-rest key are not in the backup "
                    "(README.txt in the backup folder says how)"))
-    cli._emit(args, res, printable("\n".join(lines), backslash=False))
+    cli._emit(args, res, _lines(lines))
     return EXIT_OK
 
 
@@ -86,7 +91,7 @@ def _restore(args):
                  % {"n": res["bad_count"], "dir": res["backup"], "new": res["archive"]}]
         lines += ["  " + b for b in res["bad"]]
     lines += [_("note: %(note)s") % {"note": x} for x in res["notes"]]
-    text = printable("\n".join(lines), backslash=False)
+    text = _lines(lines)
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2, sort_keys=True))
     else:

@@ -16,6 +16,11 @@ from __future__ import annotations
 from ..i18n import _
 from ..records import printable
 
+def _lines(lines):
+    """Lines for the terminal, each with its control characters escaped."""
+    return "\n".join(printable(x, backslash=False) for x in lines)
+
+
 __all__ = ["add_parsers", "orphans_text"]
 
 
@@ -82,7 +87,7 @@ def orphans_text(rows) -> str:
                      "%(to)s (handover %(h)d), not accepted yet")
         out.append(line % {"what": what, "keeper": r["keeper"], "to": r["offered_to"],
                            "h": r["handover"] or 0})
-    return printable("\n".join(out), backslash=False)
+    return _lines(out)
 
 
 def _list(args):
@@ -98,7 +103,7 @@ def _list(args):
     lines = table([_("id"), _("from"), _("to"), _("state"), _("items"), _("offered")],
                   [[str(r["id"]), r["from_user"], r["to_user"], _(r["state"]), _items(r["items"]),
                     r["offered_at"]] for r in rows]) if rows else [_("no handover")]
-    cli._emit(args, {"handovers": rows}, printable("\n".join(lines), backslash=False))
+    cli._emit(args, {"handovers": rows}, _lines(lines))
     return 0
 
 
