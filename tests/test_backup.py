@@ -102,6 +102,8 @@ def test_r14_backup_then_restore_into_an_empty_folder_verifies(world):
     # the restored catalogue is the archive's: the users are there
     code, out, err = sealcam("user", "list", "--archive", new, "--json")
     assert code == 0 and TECH in {u["name"] for u in json.loads(out)["users"]}
+    code, out, err = sealcam("catalogue", "check", "--archive", new)
+    assert code == 0 and "every row is the station log's" in out, out
     # restore goes only into a new, empty folder
     code, out, err = sealcam("restore", "--from", dest, "--archive", new)
     assert code == 3 and "not empty" in err
