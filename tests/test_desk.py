@@ -164,6 +164,11 @@ def test_bad_input_is_a_400_page(client):
     assert r.status_code == 400 and "<script>" not in r.text
     r = client.get("/case/" + "<b>nope</b>")
     assert r.status_code == 404 and "<b>nope</b>" not in r.text and "&lt;b&gt;" in r.text
+    for bad in ("/request/" + "A" * 100, "/request/%0a", "/request/-x"):
+        r = client.get(bad)
+        assert r.status_code == 400 and "Traceback" not in r.text, bad
+    r = client.get("/player/" + "0" * 64)
+    assert r.status_code == 403
     r = client.get("/jobs/zz")
     assert r.status_code == 404
     r = client.get("/video/" + "a" * 64)
