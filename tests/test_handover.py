@@ -234,3 +234,58 @@ def test_r21_the_handover_events_match_the_cddl(world):
     assert seen == ["handover_offered", "handover_accepted"]
     with pytest.raises(Exception):
         one.validate_cbor(cbor2.dumps(bad, canonical=True))
+
+
+def test_r21_a_wrong_offer_is_withdrawn_and_cannot_be_accepted_after(world):
+    import cbor2
+    sealcam, arch, url = world
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--case", "FZ-1",
+                             "--reason", "transferred", "--json", user="li.na")
+    assert code == 0, err
+    hid = json.loads(out)["handover"]
+    # only the offerer or an archive head withdraws it; a reason is needed
+    code, out, err = sealcam("handover", "withdraw", hid, "--reason", "not mine",
+                             user="qian.clerk")
+    assert code == 5 and "withdraw" in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = sealcam("handover", "withdraw", hid, "--reason", " ", user="li.na")
+    assert code == 3 and "reason" in err, err
+    code, out, err = sealcam("handover", "withdraw", hid, "--reason", "wrong successor",
+                             "--json", user="li.na")
+    assert code == 0, err
+    wid = json.loads(out)["log_entry"]
+    code, out, err = sealcam("handover", "list", "--pending", "--json")
+    assert json.loads(out)["handovers"] == []
+    code, out, err = sealcam("handover", "list")
+    assert "withdrawn" in out, out
+    # the successor can no longer accept it; it cannot be withdrawn twice
+    code, out, err = sealcam("handover", "accept", hid, user="qian.clerk")
+    assert code == 3 and "withdrawn" in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = sealcam("handover", "withdraw", hid, "--reason", "again", user="li.na")
+    assert code == 3 and "withdrawn" in err, err
+    assert _keepers(arch, url)[0] == {"FZ-1": None, "FZ-2": None}
+    # the case is free to be offered again, to the right successor
+    code, out, err = sealcam("handover", "offer", "--to", "zhao.lead", "--case", "FZ-1",
+                             "--reason", "transferred", "--json", user="li.na")
+    assert code == 0, err
+    hid2 = json.loads(out)["handover"]
+    # an archive head withdraws an offer too
+    code, out, err = sealcam("handover", "withdraw", hid2, "--reason", "unit reorganised",
+                             user="wang.head")
+    assert code == 0, err
+    # an acceptance of the withdrawn offer forged into the log is refused on replay
+    with Catalogue(arch, url) as cat:
+        cat.archive.log().append([{"type": "handover_accepted", "at": utcnow(),
+                                   "by": "qian.clerk", "handover": hid}])
+        cat.reindex()
+        assert any("handover_accepted" in p and "withdrawn" in p for p in cat.problems), \
+            cat.problems
+        e = cat.entry(wid)
+        assert (e["type"], e["by"], e["handover"], e["reason"]) == (
+            "handover_withdrawn", "li.na", hid, "wrong successor")
+        raw = [r for _i, r, _e in cat.archive.log().entries(wid, wid + 1)][0]
+    assert _keepers(arch, url)[0] == {"FZ-1": None, "FZ-2": None}
+    for rule in ("clerk-handover-event", "log-entry"):
+        _schema(rule).validate_cbor(raw)
+    with pytest.raises(Exception):
+        _schema("clerk-handover-event").validate_cbor(cbor2.dumps(
+            dict(e, handover="1"), canonical=True))

@@ -30,6 +30,7 @@ CLERK_TYPES = frozenset((
     "disc_made",                                                # host_tools/disc
     "backup_made",                                              # host_tools/backup
     "handover_offered", "handover_accepted",                    # handover.py
+    "handover_withdrawn",
 ))
 
 TEXT_MAX = 2000          # characters of a free text (a note, a reason)

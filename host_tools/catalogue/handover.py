@@ -9,6 +9,7 @@ the holds they keep go to a named successor, both signing.
 Events:
     handover_offered  {from, to, reason, cases: [case_no], holds: [hold id]}
     handover_accepted {handover}        # the offer's log index
+    handover_withdrawn {handover, reason}   # a wrong offer taken back before acceptance
 
 Who keeps what: a case's keeper is cases.keeper, its opener (opened_by) until a handover
 changes it; a hold's is holds.keeper, its placer (placed_by) until then. An offer lists
@@ -18,7 +19,9 @@ handing over, an archive head or the bureau chief signs it on their behalf (``by
 them, ``from`` the one who left). The successor (``to``) is another active user whose role
 may keep what is offered (cases: a role with the `case` permission; holds: `hold`); only
 the successor accepts, and acceptance moves to them each listed item its ``from`` still
-keeps. Every rule is checked again when the log is replayed.
+keeps. An offer not accepted yet is withdrawn by the one who signed it (or ``from``) or
+an archive head, with a reason: its items are free to be offered again and it can no
+longer be accepted. Every rule is checked again when the log is replayed.
 
 What had no successor: the open cases and active holds whose keeper is an inactive user
 (`user set NAME --active no`): the report lists them (host_tools/report_custody.py).
@@ -33,7 +36,8 @@ from . import db, store
 from ..i18n import _
 from .events import TEXT_MAX, base, field
 
-__all__ = ["offer_event", "accept_event", "offer", "accept", "pending", "kept_by",
+__all__ = ["offer_event", "accept_event", "withdraw_event", "offer", "accept", "withdraw",
+           "pending", "kept_by",
            "without_successor", "handovers", "ON_BEHALF_ROLES", "ITEMS_MAX"]
 
 ON_BEHALF_ROLES = ("archive_head", "bureau_chief")
@@ -53,6 +57,10 @@ def offer_event(from_user, to_user, reason, cases, holds):
 
 def accept_event(handover_id):
     return base("handover_accepted", None, None, handover=handover_id)
+
+
+def withdraw_event(handover_id, reason):
+    return base("handover_withdrawn", None, None, handover=handover_id, reason=reason)
 
 
 def _user(conn, name):
@@ -173,6 +181,14 @@ def _handover(conn, hid):
                         ).mappings().first()
 
 
+def _still_offered(row, hid):
+    if row["state"] == "withdrawn":
+        raise HandoverRefused(_("handover %(id)d was withdrawn: it can no longer be accepted "
+                                "(ask for a new offer)") % {"id": hid})
+    if row["state"] != "offered":
+        raise HandoverRefused(_("handover %(id)d was accepted already") % {"id": hid})
+
+
 @store.handles("handover_accepted", permission="handover")
 class _Accepted:
     @staticmethod
@@ -181,8 +197,7 @@ class _Accepted:
         row = _handover(conn, hid) if 0 <= hid <= _ID_MAX else None
         if row is None:
             raise HandoverRefused(_("there is no handover %(id)s") % {"id": str(hid)[:24]})
-        if row["state"] != "offered":
-            raise HandoverRefused(_("handover %(id)d was accepted already") % {"id": hid})
+        _still_offered(row, hid)
         if e.get("by") != row["to_user"]:
             raise store.PermissionRefused(_("only %(to)s, the named successor, accepts "
                                             "handover %(id)d") % {"to": row["to_user"],
@@ -216,6 +231,33 @@ class _Accepted:
             state="accepted", accepted_event=i, accepted_at=e["at"]))
 
 
+@store.handles("handover_withdrawn", permission="handover")
+class _Withdrawn:
+    @staticmethod
+    def check(cat, conn, e):
+        hid = field(e, "handover", int)
+        if not field(e, "reason", str, max_len=TEXT_MAX).strip():
+            raise HandoverRefused(_("withdrawing a handover needs a reason (e.g. wrong "
+                                    "successor)"))
+        row = _handover(conn, hid) if 0 <= hid <= _ID_MAX else None
+        if row is None:
+            raise HandoverRefused(_("there is no handover %(id)s") % {"id": str(hid)[:24]})
+        _still_offered(row, hid)
+        by = e.get("by")
+        offer_e = cat.entry(hid) or {}
+        signer = _user(conn, by)
+        if by not in (offer_e.get("by"), row["from_user"]) and (
+                signer is None or signer["role"] != "archive_head"):
+            raise store.PermissionRefused(
+                _("only %(by)s, who offered handover %(id)d, or an archive head withdraws "
+                  "it") % {"by": offer_e.get("by") or row["from_user"], "id": hid})
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.handovers.update().where(db.handovers.c.id == e["handover"]).values(
+            state="withdrawn"))
+
+
 # -- acting and reading -------------------------------------------------------------------
 
 def kept_by(cat, name) -> dict:
@@ -244,6 +286,13 @@ def accept(cat, user, handover_id) -> int:
     if type(handover_id) is not int or not 0 <= handover_id <= _ID_MAX:
         raise HandoverRefused(_("there is no handover %(id)s") % {"id": str(handover_id)[:24]})
     return cat.act(user, accept_event(handover_id))
+
+
+def withdraw(cat, user, handover_id, reason) -> int:
+    """Withdraw the offer ``handover_id`` (not accepted yet); returns the event's index."""
+    if type(handover_id) is not int or not 0 <= handover_id <= _ID_MAX:
+        raise HandoverRefused(_("there is no handover %(id)s") % {"id": str(handover_id)[:24]})
+    return cat.act(user, withdraw_event(handover_id, reason))
 
 
 def _rows(cat, where=None):

@@ -3,6 +3,7 @@ host_tools.catalogue.handover).
 
     sealcam handover offer --to USER --reason TEXT [--from USER] [--case NO]... [--hold ID]...
     sealcam handover accept ID
+    sealcam handover withdraw ID --reason TEXT
     sealcam handover list [--pending | --orphaned]
     sealcam handover kept NAME
 
@@ -69,6 +70,22 @@ def _accept(args):
               printable(_("handover %(id)d accepted by %(by)s (station log entry %(i)d): "
                           "%(by)s now keeps %(items)s")
                         % {"id": args.id, "by": who.name, "i": i,
+                           "items": _items(row["items"])}, backslash=False))
+    return 0
+
+
+def _withdraw(args):
+    from . import handover
+    cli = _cli()
+    with cli.open_catalogue(args) as cat:
+        who = cli.signed_in(cat, args)
+        i = handover.withdraw(cat, who, args.id, args.reason)
+        row = [h for h in handover.handovers(cat) if h["id"] == args.id][0]
+    cli._emit(args, {"handover": args.id, "by": who.name, "items": row["items"],
+                     "from": row["from_user"], "to": row["to_user"], "log_entry": i},
+              printable(_("handover %(id)d withdrawn by %(by)s (station log entry %(i)d): "
+                          "%(to)s can no longer accept it; %(items)s may be offered again")
+                        % {"id": args.id, "by": who.name, "i": i, "to": row["to_user"],
                            "items": _items(row["items"])}, backslash=False))
     return 0
 
@@ -148,6 +165,12 @@ def add_parsers(sub, formatter):
     p.add_argument("id", type=int, help=_("the handover id (`sealcam handover list`)"))
     cli.catalogue_common(p)
     p.set_defaults(func=cli.clerk_command(_accept))
+    p = hs.add_parser("withdraw", help=_("withdraw an offer not accepted yet (the one who "
+                                         "offered it, or an archive head)"))
+    p.add_argument("id", type=int, help=_("the handover id (`sealcam handover list`)"))
+    p.add_argument("--reason", required=True, help=_("why (wrong successor, ...)"))
+    cli.catalogue_common(p)
+    p.set_defaults(func=cli.clerk_command(_withdraw))
     p = hs.add_parser("list", help=_("list handovers, pending ones, or what has no "
                                      "successor"))
     g = p.add_mutually_exclusive_group()
