@@ -17,6 +17,12 @@ offloaded over the serial link, verified and reported; then a tampered copy of t
    and verified: NOT_OK, naming the record and the reason.
 7. The officer's statement is cut out of the archive as a clip anyone can play and check
    (`sealcam clip`, `sealcam verify-clip`).
+8. The clerks file the interrupted recording: tags, an archive number, a case, the written
+   explanation (sim/demo_clerk.py).
+9. Access only by approval (sim/demo_access.py): the clerk asks to view and export the
+   case, the archive head and the unit leader approve, the clerk gets a watermarked viewing
+   copy and two identical disc images with their label, the disc verifies, the archive
+   head makes the off-site backup, and the access register lists every use.
 
 Each step is told in words (the key lines in Chinese and English); each command's full
 output is kept in the output directory, named at the end with the commands to try next.
@@ -525,6 +531,9 @@ def main(argv=None):
     clip = step_clip(d, rep)
     from sim.demo_clerk import step_clerk
     filed = step_clerk(d, rep)      # 8. the clerks file it into a case (sim/demo_clerk.py)
+    from sim.demo_access import step_access
+    from sim.demo_clerk import CLERK as CLERK_NAME
+    guarded = step_access(d, filed)  # 9. approved access, copies, discs, backup (issue 12)
 
     banner("输出 / Where the outputs are")
     print("  archive (the station's evidence store):  %s" % d.rel(d.arch))
@@ -535,6 +544,13 @@ def main(argv=None):
         print("  the statement clip:                     %s (+ .prov)" % d.rel(clip))
     if filed:
         print("  the written explanation (scanned PDF):   %s" % d.rel(filed["scan"]))
+    if guarded:
+        print("  the viewing copy (watermarked MP4):      %s" % d.rel(guarded["copy"]))
+        for n, img in enumerate(guarded["disc"], 1):
+            print("  disc image %d of 2 (ISO 9660):            %s" % (n, d.rel(img)))
+        print("  the discs' label (PDF):                 %s" % d.rel(guarded["label"]))
+        print("  the off-site backup:                    %s" % d.rel(guarded["backup"]))
+        print("  the access register (PDF to sign):      %s" % d.rel(guarded["register_pdf"]))
     for what, path in d.logs:
         if what:
             print("  %-40s %s" % (what + ":", d.rel(path)))
@@ -561,24 +577,37 @@ def main(argv=None):
         cmds += [("the recordings of case %s (archive number %s)" % (filed["case"],
                                                                    filed["number"]),
                   "%s search --archive %s --case %s" % (sc, d.rel(d.arch), filed["case"]))]
+    if guarded:
+        cmds += [("check a disc image offline (or run verify_disc.py at a disc's root)",
+                  "%s verify %s" % (sc, d.rel(guarded["disc"][0]))),
+                 ("restore the backup into a new folder, then verify it",
+                  "%s restore --from %s --archive %s" % (
+                      sc, d.rel(guarded["backup"]), d.rel(os.path.join(d.out, "restored")))),
+                 ("the clerks' desk in a browser (sign in as %s, password in "
+                  "sim/demo_clerk.py)" % CLERK_NAME,
+                  "%s desk --archive %s" % (sc, d.rel(d.arch)))]
     for what, cmd in cmds:
         print("  # %s\n  %s" % (what, cmd))
 
     ok = (checkout_ms is not None and shift and dock is not None
           and dock.get("exit_code") == 0 and verdict == "OK" and rep is not None
-          and trep.verdict == "NOT_OK" and clip is not None and filed is not None)
+          and trep.verdict == "NOT_OK" and clip is not None and filed is not None
+          and guarded is not None)
     print()
     if ok:
         print("demo: checked out, recorded, checked in, verified OK and reported; the "
               "tampered card is NOT_OK; the interrupted recording is filed into case %s "
-              "with archive number %s; the officer's statement is a clip that verifies."
+              "with archive number %s; the officer's statement is a clip that verifies; "
+              "access to the case was approved twice and is on the register, with a "
+              "watermarked viewing copy, two disc images that verify and an off-site backup."
               % (filed["case"], filed["number"]))
         return 0
     print("demo: UNEXPECTED results (check-in exit %s, archive %s, report %s, tampered card "
           "%s, clip %s, filing %s)" % (dock and dock.get("exit_code"), verdict,
                                        "ok" if rep else "failed", trep.verdict,
                                        "ok" if clip else "failed",
-                                       "ok" if filed else "failed"))
+                                       "ok" if filed else "failed")
+          + " (access/copy/disc/backup %s)" % ("ok" if guarded else "failed"))
     return 1
 
 

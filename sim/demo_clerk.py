@@ -18,9 +18,10 @@ import contextlib
 import json
 import os
 
-__all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP"]
+__all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP", "UNIT"]
 
 CASE_NO = "DEMO-2026-001"
+UNIT = "一中队"                           # the enforcement unit the case belongs to
 PARTY, PLACE = "张三", "五一路12号"      # 当事人, 地点 (Zhang San, 12 Wuyi Road)
 STEP = "检查"                            # the enforcement step in the archive number
 EVENT_TYPE, ITEM = "inspection", "001-09"   # 检查取证 / inspection and taking evidence
@@ -129,8 +130,8 @@ def step_clerk(d, rep):
     steps = [(["tag", rec, "--party", PARTY, "--place", PLACE, "--event-type", EVENT_TYPE,
                "--item-class", ITEM], CLERK),
              (["number", rec, "--party", PARTY, "--step", STEP], CLERK),
-             (["case", "open", CASE_NO, "--title", "%s %s 违法建设检查" % (PLACE, PARTY)],
-              CLERK),
+             (["case", "open", CASE_NO, "--title", "%s %s 违法建设检查" % (PLACE, PARTY),
+               "--unit", UNIT], CLERK),
              (["case", "link", CASE_NO, rec], CLERK)]
     out = [sealcam(args, user=who) for args, who in steps]
     if any(x is None for x in out):

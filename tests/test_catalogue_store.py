@@ -183,7 +183,7 @@ def test_every_clerk_event_and_the_disposal_match_the_cddl(tmp_path, tmp_path_fa
                                            event_type="inspection", item_class="001-03"))
         numbers.assign(cat, u["clerk"], [(cc.A, f["a1"], None, None)], party="张三",
                        step="检查")
-        cat.act(u["clerk"], cases.opened_event("FZ-2026-001", "违法建设 五一路"))
+        cat.act(u["clerk"], cases.opened_event("FZ-2026-001", "违法建设 五一路", unit="U-1"))
         cat.act(u["clerk"], cases.linked_event("FZ-2026-001", device=cc.A, segment=f["a1"]))
         cat.act(u["clerk"], cases.linked_event("FZ-2026-001", device=cc.B, segment=f["b1"],
                                                role="angle"))
@@ -203,15 +203,49 @@ def test_every_clerk_event_and_the_disposal_match_the_cddl(tmp_path, tmp_path_fa
         retention.refuse(cat, u["head"], rq, "not yet")
         rq = retention.request(cat, u["clerk"], cc.B, f["b1"], "24 months are over")
         retention.approve(cat, u["head"], rq)
+        _issue12_events(cat, u, cc.A, f["a1"], tmp_path)
         seen = set()
         for i, raw, e in cat.archive.log().entries():
             schema.validate_cbor(raw)
             seen.add(e["type"])
-        assert CLERK_TYPES <= seen and "segment_disposed" in seen, CLERK_TYPES - seen
+        assert CLERK_TYPES - {"copy_made"} <= seen and "segment_disposed" in seen, \
+            CLERK_TYPES - seen
         bad = dict(e for e in cat.entry(0).items())
         bad["role"] = "superuser"
         with pytest.raises(Exception):
             schema.validate_cbor(cbor2.dumps(bad, canonical=True))
+
+
+def _issue12_events(cat, u, device, segment, tmp_path):
+    """The events of SPEC §14.8-14.13 on recording device/segment of case FZ-2026-001
+    (unit U-1): made through each module's own function, so each passes its rule. (A
+    `copy_made` needs real media: tests/test_copies_access.py checks it against the CDDL.)"""
+    from host_tools.catalogue import access, confidentiality, discs
+    from host_tools.catalogue import cases, handover
+    head, clerk = u["head"], u["clerk"]
+    cat.act(head, users.add_event("qian.head", "archive_head", os_account="nosuch-qian",
+                                  clearance="confidential"))
+    qian = users.User("qian.head", "archive_head", how="os", clearance="confidential")
+    cat.act(head, users.change_event("zhao.lead", unit="U-1"))
+    lead = users.User("zhao.lead", "unit_leader", how="os", unit="U-1")
+    rid = access.request(cat, clerk, target_kind="case", target="FZ-2026-001",
+                         case_no="FZ-2026-001", purpose="庭审 court", actions=["export"])
+    access.approve(cat, head, rid)
+    access.approve(cat, lead, rid, reason="ok")
+    access.record_use(cat, clerk, rid, "export", device=device, segment=segment)
+    confidentiality.classify(cat, qian, "recording", "restricted", "证人 名单",
+                             device=device, segment=segment)
+    no = access.request(cat, clerk, target_kind="case", target="FZ-2026-001",
+                        case_no="FZ-2026-001", purpose="curiosity", actions=["view"])
+    access.refuse(cat, head, no, "no purpose the rules know")
+    cat.act(head, discs.made_event("FZ-2026-001", "ab" * 32, "cd" * 32, {
+        "archive_number": "-", "case": "FZ-2026-001", "dates": "2026", "copy": "A of 2",
+        "contents_sha256": "cd" * 32}))
+    cat.act(clerk, cases.opened_event("FZ-2026-002", "另一案件", unit="U-1"))
+    hid = handover.offer(cat, clerk, "qian.head", "li.na moves to another unit")
+    handover.accept(cat, qian, hid)
+    from host_tools.backup import backup
+    backup(cat, head, str(tmp_path / "offsite"))
 
 
 def utc_year():

@@ -60,7 +60,7 @@ def test_demo_succeeds_in_words(run):
                "发现篡改 / Tampering found: NOT_OK", "档案编号 / Archive number: DEMO-",
                "卷宗 / Case: DEMO-2026-001 (open)", "检索 / Search by case"):
         assert zh in text, zh
-    assert text.rstrip().endswith("the officer's statement is a clip that verifies.")
+    assert text.rstrip().endswith("two disc images that verify and an off-site backup.")
 
 
 def test_printed_times_run_forwards(run):
@@ -154,13 +154,18 @@ def test_proposed_commands_work(run, capsys):
     _, text, out = run
     cmds = [ln.strip() for ln in _section(text, "Try next") if not ln.strip().startswith("#")]
     assert any(c.startswith("ffplay ") for c in cmds)
-    want = {"verify": None, "report": 0, "clip": 0, "verify-clip": 0, "search": 0}
+    want = {"verify": None, "report": 0, "clip": 0, "verify-clip": 0, "search": 0,
+            "restore": 0}
     ran = set()
     for c in cmds:
         argv = shlex.split(c)
         if not argv[0].endswith("sealcam"):
             continue
         verb = argv[1]
+        if verb == "desk":            # a server: started by tests/test_desk*.py instead
+            assert sealcam(["desk", "--check"] + argv[2:]) == 0, c
+            ran.add(verb)
+            continue
         code = sealcam(argv[1:])
         capsys.readouterr()
         if verb == "verify":
@@ -168,7 +173,7 @@ def test_proposed_commands_work(run, capsys):
         else:
             assert code == want[verb], c
         ran.add(verb)
-    assert ran == {"verify", "report", "clip", "verify-clip", "search"}
+    assert ran == {"verify", "report", "clip", "verify-clip", "search", "restore", "desk"}
 
 
 def test_the_interrupted_recording_is_filed_into_a_case(run, capsys):
