@@ -331,37 +331,87 @@ def test_r13_hostile_image_symlink_is_refused(made, tmp_path, capsys):
     assert not os.path.lexists(tmp_path / "x" / "verify_disc.py")
 
 
+def _disc_users(made):
+    """zhou.clerk and qian.audit (with passwords), zhao.lead leading the case's unit."""
+    from host_tools.catalogue import users
+    cat, u = made["cat"], made["users"]
+    if "zhou.clerk" not in {x["name"] for x in users.list_users(cat)}:
+        cat.act(u["head"], users.add_event("zhou.clerk", "clerk", password="clerk pass 2026"))
+        cat.act(u["head"], users.add_event("qian.audit", "auditor",
+                                           password="audit pass 2026"))
+        cat.act(u["head"], users.change_event("zhao.lead", unit="U-1"))
+        cat.act(u["head"], users.add_event("wu.head", "archive_head", os_account="nosuch-wu"))
+    return users.User("zhou.clerk", "clerk", how="password")
+
+
+def _export_request(made, who, actions=("export",), approve=True):
+    from host_tools.catalogue import access, users
+    cat, u = made["cat"], made["users"]
+    rid = access.request(cat, who, target_kind="case", target=CASE, case_no=CASE,
+                         purpose="court 法院", actions=actions)
+    if approve:
+        access.approve(cat, users.User("wu.head", "archive_head", how="os"), rid)
+        access.approve(cat, users.User("zhao.lead", "unit_leader", how="os", unit="U-1"),
+                       rid, reason="ok")
+    return rid
+
+
 def test_r13_sealcam_export_disc_cli(made, tmp_path, capsys, monkeypatch):
     """`sealcam export disc` on the command line: an unknown ref is one line and exit 3, a
-    role that may not is exit 5, a case is written with --json; the log moved on (the first
-    disc's event), so this disc proves a longer log and its contents differ."""
-    from host_tools.catalogue import users
-    cat = made["cat"]
-    if "zhou.clerk" not in {u["name"] for u in users.list_users(cat)}:
-        cat.act(made["users"]["head"], users.add_event("zhou.clerk", "clerk",
-                                                       password="clerk pass 2026"))
-        cat.act(made["users"]["head"], users.add_event("qian.audit", "auditor",
-                                                       password="audit pass 2026"))
+    role that may not is exit 5, a case is written with --json under an approved export
+    request (#15), files mode 0600, one register line naming the image; the log moved on
+    (the first disc's event), so this disc proves a longer log and its contents differ."""
+    from host_tools.catalogue import access
+    zhou = _disc_users(made)
+    rid = _export_request(made, zhou)
     arch = str(made["arch"])
 
-    def run(ref, user, pw, out):
+    def run(ref, user, pw, out, *extra):
         monkeypatch.setenv("SEALCAM_PASSWORD", pw)
         code = cli.main(["export", "disc", ref, "--archive", arch, "--out", str(out),
-                         "--user", user, "--json"])
+                         "--user", user, "--json", *extra])
         o, e = capsys.readouterr()
         return code, o, e
 
-    code, _o, err = run("NO-SUCH", "zhou.clerk", "clerk pass 2026", tmp_path / "o1")
+    code, _o, err = run("NO-SUCH", "zhou.clerk", "clerk pass 2026", tmp_path / "o1",
+                        "--request", rid)
     assert code == 3 and "NO-SUCH" in err and "Traceback" not in err
     code, _o, err = run(CASE, "qian.audit", "audit pass 2026", tmp_path / "o2")
     assert code == 5, err
-    code, out, err = run(CASE, "zhou.clerk", "clerk pass 2026", tmp_path / "o3")
+    code, out, err = run(CASE, "zhou.clerk", "clerk pass 2026", tmp_path / "o3",
+                         "--request", rid)
     assert code == 0, err
     j = json.loads(out)
     assert j["contents_sha256"] != made["res"]["contents_sha256"]
     assert all(os.path.isfile(p) for p in j["images"] + [j["label_pdf"]])
+    assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in j["images"] + [j["label_pdf"]])
     assert not [n for n in os.listdir(tmp_path / "o3") if n.startswith(".")]
     assert cli.main(["verify", j["images"][0]]) == 0
+    used = [x for x in access.register(made["cat"]) if x.get("request_id") == rid]
+    assert [x.get("output") for x in used] == [j["image_sha256"]], used
+
+
+def test_r13_a_disc_without_an_approved_export_request_is_refused(made, tmp_path, capsys,
+                                                                  monkeypatch):
+    """#15: no --request, a request not approved, one without export, or one of another
+    user: one line, exit 5, nothing written, nothing on the register."""
+    from host_tools.catalogue import access
+    zhou = _disc_users(made)
+    pending = _export_request(made, zhou, approve=False)
+    view_only = _export_request(made, zhou, actions=("view",))
+    monkeypatch.setenv("SEALCAM_PASSWORD", "clerk pass 2026")
+    before = len(access.register(made["cat"]))
+    for n, extra in enumerate(([], ["--request", pending], ["--request", view_only],
+                               ["--request", "AR-2026-999999"])):
+        out = tmp_path / ("o%d" % n)
+        code = cli.main(["export", "disc", CASE, "--archive", str(made["arch"]), "--out",
+                         str(out), "--user", "zhou.clerk", *extra])
+        o, err = capsys.readouterr()
+        assert code == 5, (extra, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert not out.exists() or not [x for x in os.listdir(out)
+                                         if not x.startswith(".")], os.listdir(out)
+    assert len(access.register(made["cat"])) == before
 
 
 def test_r13_event_and_manifest_match_the_cddl(made):

@@ -340,10 +340,41 @@ def iso_time(at):
     return int(t.timestamp())
 
 
-def build_disc(cat, user, ref, out_dir, progress=None):
+def _authorize(cat, user, ref, request, recs):
+    """R15: a disc hands out originals: ``request`` must be an approved export request of
+    ``user`` whose target is the case or archive number ``ref`` and that covers each of
+    ``recs`` (access.authorize); AccessRefused (one line) otherwise."""
+    from ..catalogue import access
+    if not isinstance(request, str) or not request:
+        raise access.AccessRefused(_("a disc holds the originals: name your approved export "
+                                     "request of %(ref)s with --request N (`sealcam access "
+                                     "request`)") % {"ref": ref})
+    for dev, seg in recs or [(None, None)]:
+        st = access.authorize(cat, user, request, "export", device=dev, segment=seg)
+        if st.get("target_kind") not in ("case", "number") or st.get("target") != ref:
+            raise access.AccessRefused(
+                _("request %(id)s is for %(kind)s %(target)s, not for the disc of %(ref)s: "
+                  "a disc needs an export request of its case or archive number")
+                % {"id": request, "kind": st.get("target_kind"),
+                   "target": st.get("target"), "ref": ref})
+
+
+def _private(path):
+    """``path`` (written by us) readable by its owner only."""
+    if os.path.isfile(path) and not os.path.islink(path):
+        os.chmod(path, 0o600)
+
+
+def build_disc(cat, user, ref, out_dir, progress=None, request=None):
     """Build the two images of ``ref`` (a case number or an archive number) in ``out_dir``,
     their label PDF, and record the `disc_made` event. Returns {"images", "label_pdf",
-    "image_sha256", "contents_sha256", "event", "recordings", "documents", "files"}."""
+    "image_sha256", "contents_sha256", "event", "recordings", "documents", "files"}.
+
+    ``request``: the user's approved export request of ``ref`` (R15): checked before any
+    file is written, and the disc's use is put on the access register (access_used naming
+    the image's SHA-256) before this returns; the files are written mode 0600. `sealcam
+    export disc` always passes it; None (the desk's call until it asks for one) skips the
+    register."""
     from ..catalogue import users
     from . import discs_text, layout
     from ..catalogue import discs
@@ -358,8 +389,10 @@ def build_disc(cat, user, ref, out_dir, progress=None):
         find_cjk_font()                 # the label needs it: say so before any work
     except FontMissing as e:
         raise DiscError(str(e)) from None
-    os.makedirs(out_dir, exist_ok=True)
     cat.sync()
+    if request is not None:             # before anything is written
+        _authorize(cat, user, ref, request, _what(cat, ref)[2])
+    os.makedirs(out_dir, exist_ok=True)
     say(_("collecting %(ref)s") % {"ref": ref})
     col = collect(cat, user, ref)
     name = layout.image_name(ref)
@@ -370,7 +403,7 @@ def build_disc(cat, user, ref, out_dir, progress=None):
             raise DiscError(_("%(path)s exists already: choose another --out") % {"path": p})
     tree = os.path.join(out_dir, ".%s.tree" % name)
     shutil.rmtree(tree, ignore_errors=True)
-    os.makedirs(tree)
+    os.makedirs(tree, mode=0o700)       # the originals' plaintext: the owner's only
     try:
         say(_("writing the disc's files"))
         readme = discs_text.readme(cat, col)
@@ -401,7 +434,11 @@ def build_disc(cat, user, ref, out_dir, progress=None):
     label = discs_text.label_fields(cat, user, col, contents, digest)
     try:
         discs_text.write_label(label_pdf, label)
+        _private(label_pdf)
         index = cat.act(user, discs.made_event(ref, digest, contents, label))
+        if request is not None:         # the register's line before the disc is handed out
+            from ..catalogue import access
+            access.record_use(cat, user, request, "export", output=digest)
     except BaseException:
         for p in paths + [label_pdf]:   # no disc without its signed event
             if os.path.isfile(p):

@@ -1,11 +1,12 @@
 """`sealcam export disc`: two identical ISO images of a case or an archive number, with
 their label (R13; SPEC §14.11); and the part of `sealcam verify` that reads a disc.
 
-    sealcam export disc CASE|NUMBER --archive A --out DIR [--db URL] [--user U] [--json]
+    sealcam export disc CASE|NUMBER --archive A --out DIR --user U --request N [--db URL]
+                        [--json]
     sealcam verify IMAGE.iso | sealcam verify /mnt/disc        (host_tools/cli.py hook)
 
-Exit codes (export disc): those of the clerk verbs (0 written, 3 refused or usage, 5 sign-in
-or role). Verify: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 not a disc / unreadable.
+Exit codes (export disc): those of the clerk verbs (0 written, 3 refused or usage, 5 sign-in,
+role, or no approved export request covering it). Verify: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 not a disc / unreadable.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _export(args):
         who = cli.signed_in(cat, args)
         progress = None if args.json else (lambda m: print(m, file=sys.stderr))
         try:
-            res = build_disc(cat, who, args.ref, args.out, progress=progress)
+            res = build_disc(cat, who, args.ref, args.out, progress=progress,
+                             request=args.request or "")
         except DiscImageError as e:
             from ..catalogue.store import CatalogueError
             raise CatalogueError(str(e)) from None
@@ -71,6 +73,9 @@ def add_parsers(sub, formatter):
     d.add_argument("ref", metavar="CASE|NUMBER", help=_("a case number or an archive number"))
     d.add_argument("--out", required=True, metavar="DIR",
                    help=_("where the images and the label go (not inside the archive)"))
+    d.add_argument("--request", metavar="N",
+                   help=_("your approved access request naming export of this case or "
+                          "archive number (R15; `sealcam access request`)"))
     cli.catalogue_common(d)
     d.set_defaults(func=cli.clerk_command(_export))
 

@@ -120,8 +120,10 @@ def write_images(tree, paths, epoch, ref):
             iso.new(interchange_level=1, vol_ident=_vol_ident(ref), joliet=3,
                     rock_ridge="1.09", app_ident_str="SEALCAM DISC")
             _add(iso, tree, "", "/", "/", [0])
-            for p in paths:
-                iso.write(p)
+            for p in paths:             # the originals: readable by the owner only
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    iso.write_fp(f)
             iso.close()
     except BaseException:
         for p in paths:                 # never half an image left behind
