@@ -48,8 +48,10 @@ def _rid(request):
 
 def _list(desk, user):
     """(mine, waiting): the user's own requests, and (for approvers) those waiting for a
-    decision, newest first, each the access module's state()."""
+    decision, newest first, each the access module's state(); only those the user may
+    know exist (visibility.Seen: its clearance, a unit leader's unit)."""
     from ..catalogue import db, users
+    from .visibility import Seen
     a = access_module()
     ar = db.access_requests.c
     desk.cat.sync()
@@ -60,8 +62,11 @@ def _list(desk, user):
         if user.role in users.PERMISSIONS["access_approve"]:
             waiting = [r[0] for r in conn.execute(sa.select(ar.id).where(
                 ar.state == "requested").order_by(ar.event.desc()).limit(LIST_MAX))]
-    return ([a.state(desk.cat, r) for r in mine],
-            [a.state(desk.cat, r) for r in waiting])
+        seen = Seen(conn, user)
+        mine = [st for st in (a.state(desk.cat, r) for r in mine) if seen.request(st)]
+        waiting = [st for st in (a.state(desk.cat, r) for r in waiting)
+                   if seen.request(st)]
+    return mine, waiting
 
 
 async def requests_page(request, *, status_code=200, error=None):
@@ -100,6 +105,7 @@ async def request_new(request):
     if not target:
         raise web.DeskError(400, _("name the recording (DEVICE:SEGMENT), the case or the "
                                    "archive number"))
+    _no_hidden_case(desk, user, case_no, target if kind == "case" else None)
     kw = dict(target_kind=kind, target=target, purpose=purpose, case_no=case_no,
               actions=tuple(actions), agency=agency, valid_days=valid)
     if hasattr(a, "request"):
@@ -107,6 +113,39 @@ async def request_new(request):
     else:
         rid = a.request_id(desk.cat, desk.cat.act(user, a.request_event(**kw)))
     return web.redirect(request.url_for("access_request", rid=rid))
+
+
+def _no_hidden_case(desk, user, *case_nos):
+    """A case the user may not see is refused as the access module refuses one that does
+    not exist (R16: its existence does not leak)."""
+    from ..records import printable
+    from .visibility import Seen
+    with desk.cat.engine.connect() as conn:
+        seen = Seen(conn, user)
+        for case_no in case_nos:
+            if case_no and not seen.case(case_no):
+                raise web.DeskError(400, _("no case %(case)s: a request names a case of "
+                                           "the archive") % {"case": printable(case_no)})
+
+
+def _visible_state(desk, user, rid):
+    """Request ``rid`` as access.state says, if the user may know it exists; else the
+    404 of a request that does not exist."""
+    from ..catalogue.store import CatalogueError
+    from .visibility import Seen
+    a = access_module()
+    desk.cat.sync()
+    try:
+        st = a.state(desk.cat, rid)
+    except (CatalogueError, KeyError, LookupError):     # the module's "no such request"
+        st = None
+    if st is not None:
+        with desk.cat.engine.connect() as conn:
+            if not Seen(conn, user).request(st):
+                st = None
+    if st is None:
+        raise web.DeskError(404, _("no request %(rid)s") % {"rid": rid})
+    return st
 
 
 def _recordings_of(desk, user, st):
@@ -132,18 +171,8 @@ async def request_page(request):
     from ..catalogue import users
     user = web.need_user(request)
     desk = request.app.state.desk
-    a = access_module()
     rid = _rid(request)
-    desk.cat.sync()
-    try:
-        st = a.state(desk.cat, rid)
-    except Exception as e:        # noqa: BLE001 - the module's "no such request"
-        from ..catalogue.store import CatalogueError
-        if isinstance(e, (CatalogueError, KeyError, LookupError)):
-            raise web.DeskError(404, _("no request %(rid)s") % {"rid": rid}) from None
-        raise
-    if st is None:
-        raise web.DeskError(404, _("no request %(rid)s") % {"rid": rid})
+    st = _visible_state(desk, user, rid)
     approver = user.role in users.PERMISSIONS["access_approve"]
     if st.get("requester") != user.name and not approver and user.role != "auditor":
         raise web.DeskError(403, _("request %(rid)s is not yours") % {"rid": rid})
@@ -159,6 +188,7 @@ async def decide(request):
     a = access_module()
     rid = _rid(request)
     form = await request.form()
+    _visible_state(desk, user, rid)     # one it may not see is no request to decide on
     what = request.path_params["decision"]
     reason = web.field(form, "reason", max_len=REASON_MAX, label=_("reason"))
     if what == "approve":
@@ -172,13 +202,19 @@ async def decide(request):
     return web.redirect(request.url_for("access_request", rid=rid))
 
 
-def _register_rows(request):
+def _register_rows(request, user):
+    """The register's entries of the period asked for that ``user`` may know exist
+    (visibility.Seen: its clearance, a unit leader's unit)."""
+    from .visibility import Seen
     a = access_module()
     desk = request.app.state.desk
     q = request.query_params
     since, until = web.day(q, "from"), web.day(q, "until") or web.day(q, "to")
     desk.cat.sync()
     rows = a.register(desk.cat, since, until)
+    with desk.cat.engine.connect() as conn:
+        seen = Seen(conn, user)
+        rows = [r for r in rows if seen.register_row(r)]
     return rows, since, until
 
 
@@ -209,8 +245,8 @@ def _table(rows):
 
 
 async def register_page(request):
-    web.need_user(request)
-    rows, since, until = _register_rows(request)
+    user = web.need_user(request)
+    rows, since, until = _register_rows(request, user)
     from ..i18n import ngettext
     return web.render(request, "register.html", cols=REGISTER_COLUMNS, rows=_table(rows),
                       since=since, until=until, count=len(rows),
@@ -221,14 +257,14 @@ async def register_page(request):
 async def register_pdf(request):
     from ..i18n import ngettext
     user = web.need_user(request)
-    rows, since, until = _register_rows(request)
-    a = access_module()
+    rows, since, until = _register_rows(request, user)
     desk = request.app.state.desk
     fd, path = tempfile.mkstemp(prefix="sealcam-register-", suffix=".pdf")
     os.close(fd)
     period = "%s - %s" % (since or "...", until or _dt.date.today().isoformat())
-    if hasattr(a, "register_pdf"):
-        a.register_pdf(desk.cat, path, since, until, printed_by=user.name)
+    write = web.function("catalogue.access_cli:write_register_pdf")
+    if write is not None:       # the rows this user may see, not the module's whole period
+        write(desk.cat, path, rows, since, until, printed_by=user.name, overwrite=True)
     else:
         pdfdoc = web.lazy("pdfdoc")
         if pdfdoc is None:
