@@ -13,13 +13,21 @@ records). One clip per segment: a selection that touches one segment writes FILE
 one that touches several (a statement across a rollover, a range over several segments)
 writes FILE-DEVICE-SEGMENT.mkv for each. Each clip gets FILE.mkv.prov beside it.
 
-The archive is read, never written. A clip is cut only from records that verify (the
-device key the station log registered, each record's hash in the signed station log) and
-from media chunks that match their signed root.
+The archive is read, never written, while it has no clerk user. A clip is cut only from
+records that verify (the device key the station log registered, each record's hash in the
+signed station log) and from media chunks that match their signed root.
+
+An archive whose station log has clerk users (`sealcam user add`) hands out originals only
+under the register (R15; SPEC §14.10): `--user NAME` signs in (as the clerk verbs) and
+`--request N` names the user's approved request naming export that covers every segment
+cut; the clips are made in a private folder, each is authorized and put on the register
+(access_used naming the clip's SHA-256) and only then moved to FILE.mkv. A refusal is one
+line and exit 5 (nothing written).
 
 Exit codes: 0 clip(s) written; 1 the archive does not prove what was asked (a record,
 chunk or log that does not verify: run `sealcam verify DIR`); 3 usage error, not an
-archive, or nothing of the kind asked in it.
+archive, or nothing of the kind asked in it; 5 (an archive with users) sign-in failed or no
+approved export request allows it.
 
 Python: make_clip(archive, out, annotation=(dev, seq) | mark=(dev, seq) | device=id |
 officer=id, since=ms, until=ms, before=s, after=s) -> {"clips": [...], ...}
@@ -452,6 +460,15 @@ def add_arguments(p):
     p.add_argument("--after", type=_secs, default=10.0, metavar="S",
                    help="--mark: seconds after it (default: %(default)g)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--user", metavar="NAME", default=os.environ.get("SEALCAM_USER"),
+                   help="an archive with clerk users: who you are (or SEALCAM_USER; the "
+                        "password from SEALCAM_PASSWORD, a prompt or standard input)")
+    p.add_argument("--request", metavar="N",
+                   help="an archive with clerk users: your approved access request naming "
+                        "export that covers what is cut (R15)")
+    p.add_argument("--db", metavar="URL", default=None,
+                   help="an archive with clerk users: its catalogue database (default: "
+                        "[catalogue] url of station.toml, else ARCHIVE/catalogue.sqlite)")
     return p
 
 
@@ -494,11 +511,104 @@ def to_text(res):
     return "\n".join(R.printable(x, backslash=False) for x in out)
 
 
-def run(args) -> int:
+def has_users(archive) -> bool:
+    """Whether the archive's station log adds a clerk user (a byte search of its entries
+    for the user_added type; an entry that only looks like one asks for --user, never the
+    other way round)."""
+    import mmap
+    from .archive import Archive
     try:
-        res = make_clip(args.archive, args.out, annotation=args.annotation, mark=args.mark,
-                        device=args.device, officer=args.officer, since=args.since,
-                        until=args.until, before=args.before, after=args.after)
+        a = Archive(archive, readonly=True)
+    except Exception:               # noqa: BLE001 - not an archive: make_clip says so
+        return False
+    try:
+        path = a.log().entries_path
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return m.find(b"user_added") >= 0
+    except FileNotFoundError:
+        return False
+    finally:
+        a.close()
+
+
+def _moved(x, tmp, out_dir):
+    """``x`` (the result of make_clip) with the private folder's paths made the final ones."""
+    if isinstance(x, str):
+        return x.replace(tmp, out_dir)
+    if isinstance(x, list):
+        return [_moved(v, tmp, out_dir) for v in x]
+    if isinstance(x, dict):
+        return {k: _moved(v, tmp, out_dir) for k, v in x.items()}
+    return x
+
+
+def _sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def _registered_clip(args):
+    """make_clip under an approved export request of the signed-in user (an archive with
+    clerk users): cut into a private folder beside --out, each clip authorized for its
+    recording and put on the register, then moved into place. Returns make_clip's result;
+    raises the clerk verbs' errors."""
+    import shutil
+    import tempfile
+    from .catalogue import access
+    from .catalogue.store import Catalogue
+    from .cli_clerk import signed_in
+    if not args.user or not args.request:
+        raise access.AccessRefused(
+            "this archive has clerk users: a clip of its originals needs --user NAME and "
+            "--request N (your approved access request naming export; `sealcam access "
+            "request`)")
+    out = os.path.abspath(args.out)
+    out_dir = os.path.dirname(out)
+    with Catalogue(args.archive, args.db) as cat:
+        who = signed_in(cat, args)
+        access.authorize(cat, who, args.request, "export")     # before anything is cut
+        tmp = tempfile.mkdtemp(prefix=".sealcam-clip-", dir=out_dir)    # mode 0700
+        try:
+            res = make_clip(args.archive, os.path.join(tmp, os.path.basename(out)),
+                            annotation=args.annotation, mark=args.mark, device=args.device,
+                            officer=args.officer, since=args.since, until=args.until,
+                            before=args.before, after=args.after)
+            moves = []
+            for c in res["clips"]:
+                for p in (c["file"], c["prov"]):
+                    dst = os.path.join(out_dir, os.path.relpath(p, tmp))
+                    if os.path.lexists(dst):
+                        raise ClipError("%s exists already: name another --out" % dst, 3)
+                    moves.append((p, dst))
+                access.authorize(cat, who, args.request, "export", device=c["device"],
+                                 segment=c["segment"])
+            for c in res["clips"]:          # the register's lines, then the hand-out
+                access.record_use(cat, who, args.request, "export", device=c["device"],
+                                  segment=c["segment"], output=_sha256_file(c["file"]))
+            for p, dst in moves:
+                os.rename(p, dst)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _moved(res, tmp, out_dir)
+
+
+def run(args) -> int:
+    guarded = has_users(args.archive)
+    try:
+        if guarded:
+            res = _registered_clip(args)
+        else:
+            res = make_clip(args.archive, args.out, annotation=args.annotation,
+                            mark=args.mark, device=args.device, officer=args.officer,
+                            since=args.since, until=args.until, before=args.before,
+                            after=args.after)
     except ClipError as e:
         print("sealcam clip: %s" % R.printable(str(e)), file=sys.stderr)
         return e.code
@@ -511,6 +621,17 @@ def run(args) -> int:
         print("sealcam clip: cannot write %s: %s" % (args.out, e.strerror or e),
               file=sys.stderr)
         return 3
+    except Exception as e:          # noqa: BLE001 - the clerk verbs' errors (with users)
+        if not guarded:
+            raise
+        from .cli_clerk import EXIT_AUTH, EXIT_USAGE, _errors
+        from sqlalchemy.exc import SQLAlchemyError
+        auth, usage = _errors()
+        if not isinstance(e, auth + usage + (SQLAlchemyError,)):
+            raise
+        print("sealcam clip: %s" % R.printable((str(e).splitlines() or [""])[0][:300],
+                                               backslash=False), file=sys.stderr)
+        return EXIT_AUTH if isinstance(e, auth) else EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(res, indent=2, ensure_ascii=True) + "\n")
     else:

@@ -1076,3 +1076,66 @@ def test_out_inside_the_archive_is_refused(world, tmp_path, capsys):
     assert not os.path.exists(arch / "new.mkv") and not os.path.exists(arch / "devices" / A /
                                                                          "x.mkv")
     assert before == {p: open(p, "rb").read() for p in before}
+
+
+def test_clip_of_an_archive_with_users_needs_an_approved_export_request(world, tmp_path,
+                                                                       capsys, monkeypatch):
+    """#18: once the archive has clerk users, `sealcam clip` cuts originals only for a
+    signed-in user under an approved export request covering the segment, one register line
+    per clip naming its SHA-256; a refusal is one line, exit 5, nothing written. An archive
+    without users (every other test here) behaves as before."""
+    import hashlib
+    from host_tools.catalogue import access, cases, users
+    from host_tools.catalogue.store import Catalogue
+    arch = tmp_path / "arch"
+    shutil.copytree(world["arch"], arch, symlinks=True)
+    assert not clip.has_users(str(arch))
+    with Catalogue(arch) as cat:
+        root = users.bootstrap_user(cat)
+        cat.act(root, users.add_event("wang.head", "archive_head", os_account="nosuch-h"))
+        head = users.User("wang.head", "archive_head", how="os")
+        cat.act(head, users.add_event("li.na", "clerk", password="clerk pass 2026"))
+        cat.act(head, users.add_event("wu.head", "archive_head", os_account="nosuch-w"))
+        cat.act(head, users.add_event("zhao.lead", "unit_leader", os_account="nosuch-l",
+                                      unit="U1"))
+        cat.refresh_recordings(None)
+        clerk = users.User("li.na", "clerk", how="password")
+        cat.act(clerk, cases.opened_event("FZ-7", "违法建设", unit="U1"))
+        cat.act(clerk, cases.linked_event("FZ-7", device=A, segment=world["fa"]["seg1"]))
+        rid = access.request(cat, clerk, target_kind="case", target="FZ-7", case_no="FZ-7",
+                             purpose="court 法院", actions=["export"])
+        pending = access.request(cat, clerk, target_kind="case", target="FZ-7",
+                                 case_no="FZ-7", purpose="court", actions=["export"])
+        access.approve(cat, users.User("wu.head", "archive_head", how="os"), rid)
+        access.approve(cat, users.User("zhao.lead", "unit_leader", how="os", unit="U1"), rid,
+                       reason="ok")
+    assert clip.has_users(str(arch))
+    monkeypatch.setenv("SEALCAM_PASSWORD", "clerk pass 2026")
+    mark = ["--mark", "%s:%d" % (A, world["fa"]["mark"])]
+    other = ["--annotation", "%s:%d" % (A, world["fa"]["voice"])]     # segment 2: not filed
+
+    def run(out, *extra):
+        rc = cli(["clip", "--archive", str(arch), "--out", str(out)] + [str(x) for x in extra])
+        o, e = capsys.readouterr()
+        return rc, o, e
+
+    for n, extra in enumerate(([*mark], [*mark, "--user", "li.na"],
+                               [*mark, "--user", "li.na", "--request", pending],
+                               [*other, "--user", "li.na", "--request", rid])):
+        d = tmp_path / ("o%d" % n)
+        d.mkdir()
+        rc, _o, err = run(d / "c.mkv", *extra)
+        assert rc == 5, (extra, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert os.listdir(d) == [], os.listdir(d)
+    d = tmp_path / "ok"
+    d.mkdir()
+    rc, out, err = run(d / "c.mkv", *mark, "--user", "li.na", "--request", rid)
+    assert rc == 0, err
+    assert sorted(os.listdir(d)) == ["c.mkv", "c.mkv.prov"]
+    assert "sealcam verify-clip %s" % (d / "c.mkv") in out
+    sha = hashlib.sha256((d / "c.mkv").read_bytes()).hexdigest()
+    with Catalogue(arch) as cat:
+        used = [(x["device"], x["segment"], x["output"], x["valid"])
+                for x in access.register(cat) if x["request_id"] == rid]
+    assert used == [(A, world["fa"]["seg1"], sha, True)]
