@@ -233,17 +233,17 @@ def test_r14_restore_refuses_a_log_that_is_not_its_signed_checkpoint(world):
     _backup(sealcam, arch, dest)
     snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
     man = json.loads((snap / "manifest.json").read_text())
-    # an editor changes an entry and the manifest's hash to match: the signature catches it
+    # an editor changes an entry (the manifest holds no hash of the log): the signature
+    # catches it
+    assert "log/entries" not in man["files"]
     ent = snap / "log" / "entries"
+    os.chmod(ent, 0o644)
     data = bytearray(ent.read_bytes())
     i = data.index(b"wang.head")
     data[i:i + 9] = b"wang.hacd"
     ent.write_bytes(bytes(data))
-    import hashlib
-    man["files"]["log/entries"]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
-    (snap / "manifest.json").write_text(json.dumps(man))
     code, out, err = sealcam("restore", "--from", dest, "--archive", tmp / "restored")
-    assert code == 3 and "signed checkpoint" in err, err
+    assert code == 3 and "signed by" in err, err
 
 
 def test_r14_the_report_shows_a_missing_then_an_overdue_backup(world):
@@ -295,9 +295,8 @@ def test_r14_backup_and_restore_with_the_catalogue_in_either_database(
     capsys.readouterr()
     snap = tmp_path / "b" / "snapshots" / (tmp_path / "b" / "LATEST").read_text().strip()
     pg = catalogue_url.startswith("postgresql")
-    assert (snap / "catalogue.txt").exists() == pg and (snap / "catalogue.sqlite").exists() \
-        != pg
-    assert "password" not in (snap / "catalogue.txt").read_text() if pg else True
+    # never a copy of the catalogue: the restore rebuilds it from the signed log
+    assert not (snap / "catalogue.txt").exists() and not (snap / "catalogue.sqlite").exists()
     assert cli.main(["restore", "--from", str(tmp_path / "b"), "--archive",
                      str(tmp_path / "new")]) == 0
     out = capsys.readouterr().out
@@ -338,8 +337,8 @@ def test_r14_a_hostile_backup_writes_nothing_outside_the_new_folder(world):
     man["files"]["views.json"] = {"sha256": hashlib.sha256(b"{not json").hexdigest(),
                                   "size": 9}
     (snap / "manifest.json").write_text(json.dumps(man))
-    code, err = restore("n2-json")
-    assert code == 3 and "not JSON" in err
+    code, err = restore("n2-json")          # a manifest changed to match: not the signed one
+    assert code == 3 and "not the manifest the station signed" in err
     # views that climb out of the new folder: named, never written
     views = {"../../../outside": {"x": "0" * 64}, cc.A: {"../../escape": "0" * 64}}
     raw = json.dumps(views).encode()
@@ -348,10 +347,144 @@ def test_r14_a_hostile_backup_writes_nothing_outside_the_new_folder(world):
                                   "size": len(raw)}
     (snap / "manifest.json").write_text(json.dumps(man))
     code, err = restore("n3")
-    assert code == 1 and "not a device id" in err and "names no restored object" in err
+    assert code == 3 and "not the manifest the station signed" in err
     assert not (tmp / "outside").exists() and not (tmp / "escape").exists()
     # a snapshot file replaced by a link: refused, not followed
     os.unlink(snap / "station.pub")
     os.symlink(tmp / "arch" / "station.pub", snap / "station.pub")
     code, err = restore("n4")
     assert code == 3 and "symbolic link" in err
+
+
+def _restore(sealcam, dest, new, *extra):
+    code, out, err = sealcam("restore", "--from", dest, "--archive", new, *extra)
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def _rehash(snap, man, rel):
+    import hashlib
+    raw = (snap / rel).read_bytes()
+    man["files"][rel] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+    (snap / "manifest.json").write_text(json.dumps(man))
+
+
+def test_r14_a_manifest_changed_off_site_is_refused(world):
+    """Attack review #11: someone who may write to the off-site folder drops an object
+    from the manifest (and fixes its hash): restore must not call that complete."""
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    man = json.loads((snap / "manifest.json").read_text())
+    names = (snap / "objects.txt").read_text().splitlines()
+    os.chmod(snap / "objects.txt", 0o644)
+    (snap / "objects.txt").write_text("".join(n + "\n" for n in names[1:]))
+    man["objects"] = len(names) - 1
+    _rehash(snap, man, "objects.txt")
+    code, out, err = _restore(sealcam, dest, tmp / "n1")
+    assert code == 3 and "manifest" in err and len(err.strip().splitlines()) == 1, (out, err)
+    assert (tmp / "n1" / "RESTORE-INCOMPLETE.txt").exists() or not (tmp / "n1").exists()
+
+
+def test_r14_restore_rebuilds_the_catalogue_from_the_signed_log(world):
+    """Attack review #11: a catalogue row no log entry backs (a technician made archive
+    head in a copied catalogue) never reaches the restored archive."""
+    import sqlite3
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    man = json.loads((snap / "manifest.json").read_text())
+    cat_copy = snap / "catalogue.sqlite"
+    if not cat_copy.exists():
+        shutil.copy(os.path.join(arch, "catalogue.sqlite"), cat_copy)
+    os.chmod(cat_copy, 0o644)
+    con = sqlite3.connect(cat_copy)
+    con.execute("UPDATE users SET role = 'archive_head' WHERE name = ?", (TECH,))
+    con.commit()
+    con.close()
+    _rehash(snap, man, "catalogue.sqlite")
+    code, out, err = _restore(sealcam, dest, tmp / "n1", "--json")
+    if code == 0:
+        code, out, err = sealcam("user", "list", "--archive", tmp / "n1", "--json")
+        roles = {u["name"]: u["role"] for u in json.loads(out)["users"]}
+        assert roles[TECH] == "technician", roles
+    else:
+        assert code == 3 and "manifest" in err, (out, err)
+    # an untouched backup: the catalogue is rebuilt from the restored log, and says so
+    shutil.rmtree(dest)
+    _backup(sealcam, arch, dest)
+    code, out, err = _restore(sealcam, dest, tmp / "n2", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["catalogue"]["rebuilt"] and r["catalogue"]["problems"] == [], r["catalogue"]
+    code, out, err = sealcam("user", "list", "--archive", tmp / "n2", "--json")
+    assert {u["name"]: u["role"] for u in json.loads(out)["users"]}[TECH] == "technician"
+
+
+def test_r14_restore_pins_the_station_key(world):
+    """Attack review #11: the restorer pins the station's key (--expect-key FILE or
+    FINGERPRINT) and is told which key was trusted."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from host_tools import keys, station
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    res = _backup(sealcam, arch, dest)
+    fp = keys.fingerprint(station.station_pub(arch))
+    assert res["station_key"] == fp
+    code, out, err = _restore(sealcam, dest, tmp / "n1", "--expect-key", fp)
+    assert code == 0 and fp in out and "--expect-key" in out, (out, err)
+    code, out, err = _restore(sealcam, dest, tmp / "n2", "--expect-key",
+                              os.path.join(arch, "station.pub"), "--json")
+    assert code == 0 and json.loads(out)["key"] == {"fingerprint": fp, "pinned": True}
+    code, out, err = _restore(sealcam, dest, tmp / "n3")           # not pinned: said so
+    assert code == 0 and fp in out and "not pinned" in out, out
+    other = keys.fingerprint(Ed25519PrivateKey.generate().public_key())
+    code, out, err = _restore(sealcam, dest, tmp / "n4", "--expect-key", other)
+    assert code == 3 and fp in err and other in err and len(err.strip().splitlines()) == 1
+    code, out, err = _restore(sealcam, dest, tmp / "n5", "--expect-key", "not-a-key")
+    assert code == 3 and "--expect-key" in err, err
+    # a station.pub replaced in the backup: refused against the pinned key
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    os.chmod(snap / "station.pub", 0o644)
+    (snap / "station.pub").write_text(keys.fingerprint(b"x" * 32).replace(":", "") * 2 + "\n")
+    code, out, err = _restore(sealcam, dest, tmp / "n6", "--expect-key", fp)
+    assert code == 3 and fp in err, err
+
+
+def test_r14_the_backups_log_ends_with_its_signed_event_when_the_log_grows(world, monkeypatch):
+    """An entry appended between the backup_made event and the log's copy stays out of the
+    snapshot: the station signs a checkpoint over exactly its log up to the event."""
+    import importlib
+    bk = importlib.import_module("host_tools.backup.backup")
+    sealcam, arch, tmp = world
+    real = bk._copy_log
+
+    def meanwhile(a, d, snap, upto, prog):
+        with Catalogue(arch) as cat:
+            head = users.User("wang.head", "archive_head", how="os")
+            cat.act(head, users.add_event("xu.clerk", "clerk", password="clerk pass 2023"))
+        return real(a, d, snap, upto, prog)
+    monkeypatch.setattr(bk, "_copy_log", meanwhile)
+    res = _backup(sealcam, arch, tmp / "offsite")
+    code, out, err = _restore(sealcam, tmp / "offsite", tmp / "new", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["log_entries"] == res["log_held"] == res["log_entry"] + 1 == r["backup_event"] + 1
+    code, out, err = sealcam("verify", tmp / "new")
+    assert code == 0 and "OVERALL: OK" in out, (out, err)
+
+
+def test_r14_restore_names_hostile_views_and_writes_nothing_outside(tmp_path):
+    """The views restore makes (from a manifest the station signed; checked all the same):
+    a device id or a path that climbs out is named, never written."""
+    from host_tools.backup.restore import _views
+    from host_tools.backup.safefs import SafeDir
+    n = SafeDir(tmp_path / "new", create=True)
+    bad = []
+    links = _views(n, {"../../../outside": {"x": "0" * 64}, cc.A: {"../../escape": "0" * 64}},
+                   {"0" * 64}, bad)
+    assert links == 0 and len(bad) == 2, bad
+    assert "not a device id" in bad[0] and "names no restored object" in bad[1]
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "escape").exists()

@@ -14,16 +14,16 @@ DIR holds:
     DIR/snapshots/STAMP/         one per backup (the newest KEEP_SNAPSHOTS are kept; an
                                  object none of them lists leaves DIR/objects), complete
                                  before it is named in LATEST:
-        log/entries, log/checkpoint    the station log: exactly the entries its signed
-                                       checkpoint covers
-        archive.sqlite           the archive's index (SQLite backup API: a consistent copy)
-        catalogue.sqlite         the catalogue (SQLite), or catalogue.txt: it lives in
-                                 PostgreSQL and `sealcam catalogue reindex` rebuilds it
+        archive.sqlite           the archive's index at the checkpoint (SQLite backup API)
         station.toml, station.pub, quarantine/…   as in the archive
         objects.txt              the objects the archive held (one SHA-256 a line)
         views.json               each device view file: {device: {path: object}}
         manifest.json            the snapshot: archive, checkpoint, counts, every file's
-                                 SHA-256
+                                 SHA-256 but the log's
+        log/entries, log/checkpoint    the station log up to and with the backup_made
+                                       event, which names the manifest's SHA-256, under
+                                       a checkpoint the station signs over exactly them
+    The catalogue is not copied: a restore rebuilds it from the signed log.
     DIR/LATEST                   the name of the newest complete snapshot
 
 Never in DIR: station.key (the station's private key) nor the at-rest key: they stay at
@@ -215,52 +215,25 @@ def _sqlite_copy(src_path, d, rel):
 
 
 def _snapshot(cat, d, snap, prog):
-    """Write the station's state into ``snap`` (a fresh folder of DIR): the log as its
-    signed checkpoint covers it, the index, the catalogue, the settings, the quarantine.
-    Returns (log size, root)."""
+    """Write the station's state into ``snap`` (a fresh folder of DIR): the index at the
+    log's signed checkpoint, the settings, the quarantine. The catalogue is not copied: a
+    restore rebuilds it from the signed log. Returns (log size, root) of that checkpoint."""
     from ..safeio import StoreFileError, open_regular, read_capped
-    from ..tlog.log import LogError
     a = cat.archive
     lg = a.log()
-    pub = lg.pub
-    with cat._locked():                          # no clerk acts: the catalogue holds at
-        with lg._locked():                       # most the log entries copied here
-            acc = lg.account(pub)
-            if acc.problem:
-                raise BackupError(_("the station log of %(arch)s does not verify (%(why)s): "
-                                    "run `sealcam verify %(arch)s` first; nothing was "
-                                    "recorded") % {"arch": a.root, "why": acc.problem})
-            cp = acc.pending or acc.checkpoint
-            if cp is None:
-                raise BackupError(_("the station log of %(arch)s has no signed checkpoint "
-                                    "yet: nothing to back up") % {"arch": a.root})
-            size, root, note = cp
-            end = lg.offsets[size] if size < lg.size else lg.end
-            try:
-                f, _sz = lg._open(lg.entries_path)
-            except (FileNotFoundError, LogError) as e:
-                raise BackupError("%s: %s" % (lg.entries_path, e)) from None
-            with f:
-                tmp, n, _h = d.copy_from(f, snap + "/log/entries", limit=end,
-                                         progress=prog.bytes)
-            if n != end:
-                os.unlink(tmp)
-                raise BackupError(_("%(path)s is shorter than its signed checkpoint says: "
-                                    "run `sealcam verify`") % {"path": lg.entries_path})
-            d.install(tmp, snap + "/log/entries")
-            d.write(snap + "/log/checkpoint", note, sync_dir=False)
-            _sqlite_copy(a.db_path, d, snap + "/archive.sqlite")
-            if cat.engine.url.get_backend_name() == "sqlite":
-                _sqlite_copy(cat.engine.url.database, d, snap + "/catalogue.sqlite")
-            else:
-                from ..catalogue.db import describe_url
-                d.write(snap + "/catalogue.txt", (
-                    "The catalogue of this archive is kept in %s (not copied here): after a "
-                    "restore, `sealcam catalogue reindex --archive NEW` rebuilds it from the "
-                    "station log.\n本档案的目录保存在 %s（未复制）：恢复后运行 `sealcam "
-                    "catalogue reindex --archive NEW` 从站日志重建。\n"
-                    % (describe_url(str(cat.url)), describe_url(str(cat.url)))).encode(),
-                    sync_dir=False)
+    d.mkdirs(snap)
+    with lg._locked():                          # the index as of this checkpoint
+        acc = lg.account(lg.pub)
+        if acc.problem:
+            raise BackupError(_("the station log of %(arch)s does not verify (%(why)s): "
+                                "run `sealcam verify %(arch)s` first; nothing was "
+                                "recorded") % {"arch": a.root, "why": acc.problem})
+        cp = acc.pending or acc.checkpoint
+        if cp is None:
+            raise BackupError(_("the station log of %(arch)s has no signed checkpoint "
+                                "yet: nothing to back up") % {"arch": a.root})
+        size, root, _note = cp
+        _sqlite_copy(a.db_path, d, snap + "/archive.sqlite")
     for name in ("station.toml", "station.pub"):
         try:
             d.write(snap + "/" + name, read_capped(a.root, name, 1 << 20, name),
@@ -285,6 +258,44 @@ def _snapshot(cat, d, snap, prog):
                     tmp, _n, _h = d.copy_from(src, snap + "/" + rel)
                 d.install(tmp, snap + "/" + rel)
     return size, root
+
+
+def _copy_log(a, d, snap, upto, prog):
+    """The station log's first ``upto`` entries (up to and with the backup_made event) and
+    a checkpoint the station signs over exactly them into ``snap/log``."""
+    from ..tlog import note
+    from ..tlog.log import LogError
+    lg = a.log()
+    with lg._locked():
+        acc = lg.account(lg.pub)
+        cp = acc.pending or acc.checkpoint
+        if acc.problem or cp is None or cp[0] < upto:
+            raise BackupError(_("the station log of %(arch)s does not verify (%(why)s): run "
+                                "`sealcam verify %(arch)s`") % {
+                                    "arch": a.root, "why": acc.problem or _("no checkpoint")})
+        if cp[0] == upto:
+            signed = cp[2]
+        elif lg.signer is not None:         # others appended since: the station's own prefix
+            signed = note.sign_note(note.checkpoint_text(lg.origin, upto, lg.root(upto)),
+                                    lg.origin, lg.signer)
+        else:
+            raise BackupError(_("the station log of %(arch)s grew during the backup and "
+                                "station.key is not at hand: run the backup again") % {
+                                    "arch": a.root})
+        end = lg.offsets[upto] if upto < lg.size else lg.end
+        try:
+            f, _sz = lg._open(lg.entries_path)
+        except (FileNotFoundError, LogError) as e:
+            raise BackupError("%s: %s" % (lg.entries_path, e)) from None
+        with f:
+            tmp, n, _h = d.copy_from(f, snap + "/log/entries", limit=end,
+                                     progress=prog.bytes)
+        if n != end:
+            os.unlink(tmp)
+            raise BackupError(_("%(path)s is shorter than its signed checkpoint says: "
+                                "run `sealcam verify`") % {"path": lg.entries_path})
+        d.install(tmp, snap + "/log/entries")
+        d.write(snap + "/log/checkpoint", signed, sync_dir=False)
 
 
 def _finish_snapshot(d, snap, names, views):
@@ -420,23 +431,27 @@ def _backup(cat, user, d, progress, recheck):
                     "snapshot": name, "made_at": _dt.datetime.now(
                         _dt.timezone.utc).isoformat(timespec="seconds"),
                     "by": user.name, "log": {"size": size, "root": root},
-                    "objects": len(names), "catalogue": "catalogue.sqlite" in files and
-                    "sqlite" or "postgresql", "files": files}
-        d.write(tmpsnap + "/manifest.json",
-                json.dumps(manifest, indent=1, sort_keys=True).encode(), sync_dir=False)
-        for sub in ("", "/log"):
-            d.sync(tmpsnap + sub)
+                    "objects": len(names), "catalogue": cat.engine.url.get_backend_name(),
+                    "files": files}
+        raw = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        d.write(tmpsnap + "/manifest.json", raw, sync_dir=False)
         if d.kind("snapshots/" + name) is not None:
             raise BackupError(_("snapshot %(name)s exists already in %(dir)s: run the backup "
                                 "again in a second") % {"name": name, "dir": d.root})
+        # the signed event names the manifest's SHA-256; the snapshot's log ends with it
+        prog.phase("recording")
+        import hashlib
+        index = cat.act(user, backups.made_event(
+            destination=d.root, snapshot=name, log_size=size, root=root,
+            objects=len(names), objects_new=new, bytes_new=nbytes,
+            manifest=hashlib.sha256(raw).hexdigest()))
+        _copy_log(a, d, tmpsnap, index + 1, prog)
+        for sub in ("", "/log"):
+            d.sync(tmpsnap + sub)
         os.rename(d.path(tmpsnap), d.path("snapshots/" + name))
         d.sync("snapshots")
         d.write(LATEST, (name + "\n").encode())
         pruned = _prune(d, KEEP_SNAPSHOTS)
-        prog.phase("recording")
-        index = cat.act(user, backups.made_event(
-            destination=d.root, snapshot=name, log_size=size, root=root,
-            objects=len(names), objects_new=new, bytes_new=nbytes))
     finally:
         prog.close()
     notes = []
@@ -451,7 +466,9 @@ def _backup(cat, user, d, progress, recheck):
     if odd:
         notes.append(_("%(n)d device view file(s) are no object of the archive (first: "
                        "%(first)s): run `sealcam verify`") % {"n": len(odd), "first": odd[0]})
+    from ..keys import fingerprint
     return {"destination": d.root, "snapshot": name, "log_size": size, "root": root,
+            "log_held": index + 1, "station_key": fingerprint(a.log().pub),
             "objects": len(names), "objects_new": new, "bytes_new": nbytes,
             "unchecked": len(unchecked), "repaired": len(repaired),
             "objects_removed": pruned, "notes": notes,

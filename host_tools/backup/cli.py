@@ -1,7 +1,7 @@
 """`sealcam backup` and `sealcam restore` (R14; SPEC §14.12; host_tools/backup).
 
     sealcam backup  --archive A --to DIR [--recheck] [--user U] [--db URL] [--json]
-    sealcam restore --from DIR --archive NEW [--json]
+    sealcam restore --from DIR --archive NEW [--expect-key FILE|FINGERPRINT] [--json]
 
 backup: exit 0 done, 3 refused or a usage error (one line says why and what to do), 5
 sign-in failed or the role may not back up (archive_head, technician). restore: 0 the
@@ -60,6 +60,8 @@ def _backup(args):
                 "new": res["objects_new"], "bytes": _human(res["bytes_new"]),
                 "size": res["log_size"], "root": res["root"][:16], "i": res["log_entry"]}]
     lines += [_("note: %(note)s") % {"note": x} for x in res["notes"]]
+    lines.append(_("station key %(fp)s: keep this fingerprint apart from the backup and give "
+                   "it to `sealcam restore --expect-key`") % {"fp": res["station_key"]})
     lines.append(_("keys travel apart: station.key and the at-rest key are not in the backup "
                    "(README.txt in the backup folder says how)"))
     cli._emit(args, res, _lines(lines))
@@ -70,17 +72,19 @@ def _restore(args):
     from .backup import BackupError
     from .restore import restore
     try:
-        res = restore(args.source, args.archive, progress=_progress(args))
+        res = restore(args.source, args.archive, progress=_progress(args),
+                      expect_key=args.expect_key)
     except (BackupError, OSError) as e:
         print("sealcam restore: %s" % printable(str(e), backslash=False), file=sys.stderr)
         return EXIT_USAGE
     if res["ok"]:
         lines = [_("restored snapshot %(snap)s into %(new)s: %(n)d objects (%(bytes)s) and "
                    "%(views)d device view files, each object hashed; station log %(size)d "
-                   "entries under its signed checkpoint. Prove it: sealcam verify %(new)s")
+                   "entries under its signed checkpoint, the catalogue rebuilt from it. "
+                   "Prove it: sealcam verify %(new)s")
                  % {"snap": res["snapshot"], "new": res["archive"], "n": res["objects"],
                     "bytes": _human(res["bytes"]), "views": res["views"],
-                    "size": res["log_size"]}]
+                    "size": res["log_entries"]}]
     elif not res["bad_count"]:
         lines = [_("restored snapshot %(snap)s into %(new)s, but NOT PROVEN: %(n)d object(s) "
                    "are encrypted at rest and the at-rest key is not at hand to check them")
@@ -122,8 +126,10 @@ def add_parsers(sub, formatter):
     r = sub.add_parser(
         "restore", help=_("restore a backup into a new, empty archive folder"),
         description=_("Restores the newest snapshot of a backup folder into NEW, checking "
-                      "every file, every object's hash and the station log's signed "
-                      "checkpoint; then `sealcam verify NEW` proves it complete."),
+                      "the station log's signed checkpoint (against --expect-key), the "
+                      "manifest against the signed backup_made event the log ends with, "
+                      "every file and every object's hash, and rebuilds the catalogue from "
+                      "the log; then `sealcam verify NEW` proves it complete."),
         epilog=_("exit codes: 0 restored and checked, 1 the backup has a changed or missing "
                  "object or file (named), 3 not a backup or NEW not empty"),
         formatter_class=formatter)
@@ -131,5 +137,9 @@ def add_parsers(sub, formatter):
                    help=_("the backup folder"))
     r.add_argument("--archive", required=True, metavar="NEW",
                    help=_("the new archive folder (absent or empty)"))
+    r.add_argument("--expect-key", metavar="FILE|FINGERPRINT",
+                   help=_("the station's public key (station.pub, 64 hex digits, or the "
+                          "fingerprint `sealcam backup` prints): the backup must be signed "
+                          "by it (without it, the key in the backup is trusted and named)"))
     r.add_argument("--json", action="store_true", help=_("machine-readable output"))
     r.set_defaults(func=_restore)

@@ -14,13 +14,17 @@ the station's signed log as a `backup_made` event naming the checkpoint it holds
   objects/       the archive's recordings and documents, content-addressed (each file is
                  named by the SHA-256 of its content), byte for byte as at the station;
                  objects encrypted at rest stay encrypted
-  snapshots/     the station log, the index and the catalogue of each backup; LATEST
-                 names the newest complete one
+  snapshots/     the station log and the index of each backup (the catalogue is
+                 rebuilt from the signed log on restore); LATEST names the newest
+                 complete one
 
 To restore into a new, empty folder and prove it complete:
 
-  sealcam restore --from THIS-FOLDER --archive NEW
+  sealcam restore --from THIS-FOLDER --archive NEW --expect-key FINGERPRINT
   sealcam verify NEW
+
+FINGERPRINT is the station key's, as `sealcam backup` prints it: keep it apart from this
+folder (anyone who can write here could replace the key in it).
 
 KEYS. The station's private key (station.key) is NOT in this backup, nor is the at-rest
 key that decrypts objects encrypted at rest. The private key stays at the station; if the
@@ -37,12 +41,16 @@ cannot be read.
 
   objects/       档案中的录像和文书，按内容寻址（文件名即内容的 SHA-256），与站点中
                  的字节完全相同；静态加密的对象仍保持加密
-  snapshots/     每次备份的站日志、索引和目录；LATEST 记明最新的完整快照
+  snapshots/     每次备份的站日志和索引（目录在恢复时由签名日志重建）；LATEST 记明最新
+                 的完整快照
 
 恢复到一个新的空文件夹并证明其完整：
 
-  sealcam restore --from 本文件夹 --archive 新档案
+  sealcam restore --from 本文件夹 --archive 新档案 --expect-key 指纹
   sealcam verify 新档案
+
+指纹即 `sealcam backup` 输出的站点密钥指纹：须与本文件夹分开保存（能写入本文件夹的人
+可以替换其中的公钥）。
 
 密钥：本备份中不含站点私钥（station.key），也不含解密静态加密对象的静态加密密钥。
 私钥留在站点；如站点损毁，私钥须与本备份分开、由档案保管人控制转移（密封信封或由

@@ -39,6 +39,30 @@ _SKIP = ("objects.txt", "views.json")      # read, not restored as files
 _SNAPSHOT_FILES = frozenset(("log/entries", "log/checkpoint", "archive.sqlite",
                              "catalogue.sqlite", "catalogue.txt", "station.toml",
                              "station.pub") + _SKIP)
+# never taken from the manifest's word: the log is checked by its signature, the catalogue
+# is rebuilt from it (older backups listed them)
+_NOT_COPIED = frozenset(("log/entries", "log/checkpoint", "station.pub", "catalogue.sqlite",
+                         "catalogue.txt"))
+
+
+def _pinned(expect):
+    """What --expect-key pins: ("pub", 32 bytes) from a key file or 64 hex digits, or
+    ("fp", fingerprint) from a fingerprint (xxxx:xxxx:…, as `sealcam backup` prints it)."""
+    from .. import keys
+    if os.path.lexists(expect):
+        try:
+            return "pub", keys.load_public_key(expect)
+        except (OSError, keys.KeyFileError) as e:
+            raise BackupError(_("--expect-key %(key)s: %(err)s") % {
+                "key": expect, "err": e}) from None
+    compact = "".join(expect.replace(":", "").split()).lower()
+    if len(compact) == 64 and all(c in "0123456789abcdef" for c in compact):
+        return "pub", bytes.fromhex(compact)
+    if len(compact) == 32 and all(c in "0123456789abcdef" for c in compact):
+        return "fp", ":".join(compact[i:i + 4] for i in range(0, 32, 4))
+    raise BackupError(_("--expect-key %(key)r is neither a key file, 64 hex digits nor a "
+                        "fingerprint (xxxx:xxxx:…, as `sealcam backup` prints it)")
+                      % {"key": expect[:80]})
 
 
 def _read(s, rel, cap, what):
@@ -65,8 +89,9 @@ def _manifest(s):
     if not SNAPSHOT_RE.fullmatch(name):
         raise BackupError(_("%(path)s does not name a snapshot") % {"path": s.path(LATEST)})
     snap = "snapshots/" + name
+    raw = _read(s, snap + "/manifest.json", MANIFEST_MAX, "manifest")
     try:
-        m = json.loads(_read(s, snap + "/manifest.json", MANIFEST_MAX, "manifest"))
+        m = json.loads(raw)
     except ValueError:
         m = None
     ok = isinstance(m, dict) and m.get("format") == FORMAT and \
@@ -87,7 +112,7 @@ def _manifest(s):
     if not ok:
         raise BackupError(_("%(path)s is not a sealcam backup manifest of this backup")
                           % {"path": s.path(snap + "/manifest.json")})
-    return snap, m
+    return snap, m, raw
 
 
 def _new_folder(new):
@@ -149,36 +174,81 @@ def _hashed_lines(s, rel, want, cap_lines):
     return out
 
 
-def _log_check(n, m):
-    """None when NEW's station log is exactly what its signed checkpoint covers and the
-    manifest states; else the problem."""
-    from ..archive import Archive
+def _signed(s, n, snap, m, raw, pin):
+    """Check the station log copied into NEW against its checkpoint signed by the pinned
+    key (or, unpinned, station.pub of the backup), and the manifest against the
+    backup_made event the log ends with. Returns {"fingerprint", "pinned"} of the key
+    trusted, the log's size and the event's index; BackupError (one line) otherwise."""
+    import hashlib
+    from .. import keys
     from ..archive_verify import station_pub_checked
-    from ..tlog.log import LogError
+    from ..tlog.log import Log, LogError, origin_for
     pub, why = station_pub_checked(n.root)
     if why:
-        return why
+        raise BackupError(_("%(path)s: %(why)s") % {"path": s.path(snap + "/station.pub"),
+                                                    "why": why})
+    fp = keys.fingerprint(pub)
+    if pin is not None and pin[1] != (pub if pin[0] == "pub" else fp):
+        want = keys.fingerprint(pin[1]) if pin[0] == "pub" else pin[1]
+        raise BackupError(_("the backup's station key is %(fp)s, not %(want)s that "
+                            "--expect-key pins: this is not your station's backup, or it was "
+                            "changed off site; take another backup") % {"fp": fp,
+                                                                       "want": want})
+    try:
+        lg = Log(n.root, origin_for(m["archive_id"]), readonly=True, pub=pub)
+        acc = lg.account(pub)
+        cp = acc.checkpoint
+        if acc.problem or cp is None or lg.size != cp[0] or lg.size == 0:
+            raise BackupError(_("the station log in the backup does not match its "
+                                "checkpoint signed by %(fp)s (%(why)s): take another "
+                                "backup") % {"fp": fp, "why": acc.problem or _(
+                                    "no checkpoint over all its entries")})
+        i = lg.size - 1
+        e = next(iter(lg.entries(i, i + 1)))[2]
+    except LogError as ex:
+        raise BackupError(_("the station log in the backup cannot be read: %(err)s")
+                          % {"err": ex}) from None
+    name = snap.split("/")[-1]
+    if not isinstance(e, dict) or e.get("type") != "backup_made" or \
+            e.get("snapshot") != name or not isinstance(e.get("manifest"), str):
+        raise BackupError(_("the station log in snapshot %(snap)s does not end with the "
+                            "station's signed backup_made event for it (a backup made "
+                            "before backups were signed, or changed off site): make a new "
+                            "backup with `sealcam backup`") % {"snap": name})
+    if hashlib.sha256(raw).hexdigest() != e["manifest"] or \
+            m["log"] != {"size": e.get("log_size"), "root": e.get("root")} or \
+            m.get("objects") != e.get("objects") or type(e.get("log_size")) is not int or \
+            e["log_size"] > lg.size or lg.root(e["log_size"]).hex() != e["root"]:
+        raise BackupError(_("%(path)s is not the manifest the station signed in log entry "
+                            "%(i)d: the backup was changed off site; take another backup")
+                          % {"path": s.path(snap + "/manifest.json"), "i": i})
+    return {"fingerprint": fp, "pinned": pin is not None}, lg.size, i
+
+
+def _index_check(n, m):
+    """None when NEW's archive.sqlite is of the backup's archive; else the problem."""
+    from ..archive import Archive
     try:
         with Archive(n.root, readonly=True) as a:
             if a.archive_id != m["archive_id"]:
                 return _("archive.sqlite is of archive %(id)s, the backup of %(want)s") % {
                     "id": a.archive_id, "want": m["archive_id"]}
-            lg = a.log()
-            acc = lg.account(pub)
-            cp = acc.pending or acc.checkpoint
-            if acc.problem or cp is None:
-                return _("the station log in the backup does not match its signed checkpoint "
-                         "(%(why)s)") % {"why": acc.problem or _("no checkpoint")}
-            if cp[0] != m["log"]["size"] or cp[1].hex() != m["log"]["root"] or \
-                    lg.size != cp[0]:
-                return _("the station log's signed checkpoint (%(size)d entries) is not the "
-                         "one the manifest states (%(want)d)") % {"size": cp[0],
-                                                                 "want": m["log"]["size"]}
-    except (LogError, OSError) as e:
-        return _("the station log in the backup cannot be read: %(err)s") % {"err": e}
     except Exception as e:         # noqa: BLE001 - NotAnArchive and the like: one line
         return str(e)
     return None
+
+
+def _rebuild_catalogue(n):
+    """The catalogue of NEW (NEW/catalogue.sqlite) rebuilt from the restored signed log:
+    never a copied one. {"rebuilt", "entries", "problems"}."""
+    from ..catalogue import db as cdb
+    from ..catalogue.store import Catalogue
+    try:
+        with Catalogue(n.root, url=cdb.default_url(n.root)) as cat:
+            entries = cat.reindex()
+            return {"rebuilt": True, "entries": entries, "problems": cat.problems[:BAD_MAX]}
+    except Exception as e:          # noqa: BLE001 - one line, the restore stands
+        return {"rebuilt": False, "entries": 0, "problems": [str(e).splitlines()[0][:300]]}
 
 
 def _views(n, views, restored, bad):
@@ -213,13 +283,18 @@ def _views(n, views, restored, bad):
     return links
 
 
-def restore(src, new_archive, progress=None) -> dict:
+def restore(src, new_archive, progress=None, expect_key=None) -> dict:
     """Restore the newest snapshot of backup folder ``src`` into ``new_archive`` (a new,
-    empty folder). Returns {"ok", "archive", "backup", "snapshot", "log_size", "root",
-    "objects", "bytes", "views", "bad": [problems], "notes"}; BackupError (one line) when
-    ``src`` is no backup or ``new_archive`` is not new."""
+    empty folder). ``expect_key``: the station's key the restorer pins (a key file, 64 hex
+    digits or a fingerprint); without it the backup's station.pub is trusted and the
+    result says so. Returns {"ok", "archive", "backup", "snapshot", "log_size", "root",
+    "log_entries", "key": {"fingerprint", "pinned"}, "catalogue": {"rebuilt", "entries",
+    "problems"}, "objects", "bytes", "views", "bad": [problems], "notes"}; BackupError (one
+    line) when ``src`` is no backup, not the station's signed one, or ``new_archive`` is
+    not new."""
+    pin = _pinned(os.fspath(expect_key)) if expect_key else None
     s = SafeDir(src)
-    snap, m = _manifest(s)
+    snap, m, raw_manifest = _manifest(s)
     n = _new_folder(new_archive)
     n.write(INCOMPLETE, (
         "This folder is being restored from %s (or its restore failed): it is not an archive "
@@ -230,8 +305,21 @@ def restore(src, new_archive, progress=None) -> dict:
     bad, notes = [], []
     try:
         prog.phase("snapshot")
+        for rel in ("station.pub", "log/entries", "log/checkpoint"):   # checked by signature
+            if "/" in rel:
+                n.mkdirs(rel.rpartition("/")[0])
+            why = _copy_file(s, n, snap + "/" + rel, rel, None, prog)
+            if why:
+                raise BackupError(why)
+        key, log_entries, event = _signed(s, n, snap, m, raw_manifest, pin)
+        want = m["files"].get("station.pub")
+        if want is not None:
+            with safefs.open_nofollow(n.path("station.pub"))[0] as f:
+                if safefs.hash_stream(f) != want["sha256"]:
+                    raise BackupError(_("%(path)s has changed since the backup was made")
+                                      % {"path": s.path(snap + "/station.pub")})
         for rel, want in sorted(m["files"].items()):
-            if rel in _SKIP:
+            if rel in _SKIP or rel in _NOT_COPIED:
                 continue
             why = _copy_file(s, n, snap + "/" + rel, rel, want, prog)
             if why:
@@ -253,7 +341,7 @@ def restore(src, new_archive, progress=None) -> dict:
                 snap + "/views.json")}) from None
         for d in ("objects", "devices", "staging"):
             n.mkdirs(d)
-        why = _log_check(n, m)
+        why = _index_check(n, m)
         if why:
             raise BackupError(why)
         from ..archive import Archive
@@ -295,8 +383,25 @@ def restore(src, new_archive, progress=None) -> dict:
                 prog.item()
         prog.phase("views")
         links = _views(n, views, restored, bad)
+        prog.phase("catalogue")
+        catalogue = _rebuild_catalogue(n)
     finally:
         prog.close()
+    if key["pinned"]:
+        notes.append(_("the station key trusted: %(fp)s, pinned by --expect-key")
+                     % {"fp": key["fingerprint"]})
+    else:
+        notes.append(_("the station key trusted: %(fp)s, read from the backup's station.pub, "
+                       "not pinned: compare it with your station's fingerprint, or restore "
+                       "with --expect-key") % {"fp": key["fingerprint"]})
+    if not catalogue["rebuilt"]:
+        notes.append(_("the catalogue could not be rebuilt from the restored log (%(why)s): "
+                       "run `sealcam catalogue reindex --archive %(new)s`")
+                     % {"why": catalogue["problems"][0], "new": n.root})
+    elif catalogue["problems"]:
+        notes.append(_("the catalogue was rebuilt from the restored log; %(n)d log entries "
+                       "were not applied (first: %(first)s), as at the station")
+                     % {"n": len(catalogue["problems"]), "first": catalogue["problems"][0]})
     if locked:
         notes.append(_("%(n)d object(s) are encrypted at rest and the at-rest key is not at "
                        "hand: their content was not checked (give the key file station.toml "
@@ -311,10 +416,10 @@ def restore(src, new_archive, progress=None) -> dict:
                        "archive would share it with the station; change [catalogue] url in "
                        "%(new)s/station.toml before using it")
                      % {"url": url.split("@")[-1], "new": n.root})
-    if m.get("catalogue") == "postgresql":
-        notes.append(_("the catalogue was kept in PostgreSQL: rebuild it from the restored "
-                       "log with `sealcam catalogue reindex --archive %(new)s --db URL`")
-                     % {"new": n.root})
+    if m.get("catalogue") not in (None, "sqlite"):
+        notes.append(_("the station kept its catalogue in PostgreSQL; the restored one is "
+                       "rebuilt in %(new)s/catalogue.sqlite: to use PostgreSQL, run `sealcam "
+                       "catalogue reindex --archive %(new)s --db URL`") % {"new": n.root})
     notes.append(_("station.key is not in a backup: the restored archive can be read and "
                    "verified; to write to it, bring the station key apart from the backup"))
     ok = not bad and not locked
@@ -322,6 +427,8 @@ def restore(src, new_archive, progress=None) -> dict:
         os.unlink(n.path(INCOMPLETE))
         n.sync()
     return {"ok": ok, "unchecked": locked, "archive": n.root, "backup": s.root, "snapshot": snap.split("/")[-1],
-            "log_size": m["log"]["size"], "root": m["log"]["root"], "objects": len(restored),
+            "log_size": m["log"]["size"], "root": m["log"]["root"],
+            "log_entries": log_entries, "backup_event": event, "key": key,
+            "catalogue": catalogue, "objects": len(restored),
             "bytes": nbytes, "views": links, "bad": bad[:BAD_MAX],
             "bad_count": len(bad), "notes": notes}

@@ -3,7 +3,12 @@ event naming the checkpoint (log size and root hash) the backup holds; the repor
 when the last one is older than station.toml `[backup] max_age_days` (default 31) or
 there is none.
 
-    backup_made {destination, snapshot, log_size, root, objects, objects_new, bytes_new}
+    backup_made {destination, snapshot, log_size, root, objects, objects_new, bytes_new,
+                 manifest}
+
+``manifest`` is the SHA-256 of the snapshot's manifest.json: the backup's log ends with
+this event, so a restore that verifies the log's signed checkpoint trusts the manifest
+through it (host_tools/backup/restore.py).
 
 check() holds on replay too: the root must be the station log's own root over its first
 ``log_size`` entries (a backup of this log, not of another one), counts whole and sane.
@@ -30,10 +35,11 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SNAPSHOT = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]{1,18}")
 
 
-def made_event(*, destination, snapshot, log_size, root, objects, objects_new, bytes_new):
+def made_event(*, destination, snapshot, log_size, root, objects, objects_new, bytes_new,
+               manifest=None):
     return base("backup_made", None, None, destination=destination, snapshot=snapshot,
                 log_size=log_size, root=root, objects=objects, objects_new=objects_new,
-                bytes_new=bytes_new)
+                bytes_new=bytes_new, manifest=manifest)
 
 
 @store.handles("backup_made", permission="backup")
@@ -51,6 +57,10 @@ class _Made:
             raise store.CatalogueError(_("a backup's counts are whole numbers, at most as many "
                                          "new objects as objects"))
         root = field(e, "root", str, max_len=64)
+        man = field(e, "manifest", str, optional=True, max_len=64)   # older events: none
+        if man is not None and not _HEX64.fullmatch(man):
+            raise store.CatalogueError(_("a backup names its manifest's SHA-256 (64 hex "
+                                         "digits)"))
         lg = cat.archive.log()
         size = counts[0]
         if not _HEX64.fullmatch(root) or size > lg.size or lg.root(size).hex() != root:
