@@ -7,8 +7,10 @@ backup: exit 0 done, 3 refused or a usage error (one line says why and what to d
 sign-in failed or the role may not back up (archive_head, technician). restore: 0 the
 backup is restored and every object, file and the signed checkpoint checked (run `sealcam
 verify NEW` to prove it), 1 something in the backup has changed or is missing (each named,
-with what to do) or objects encrypted at rest could not be checked without their key, 3 usage error (not a backup, NEW not empty). A progress bar on a
-terminal; --json prints one object at the end (and progress as JSON lines on stderr).
+with what to do) or objects encrypted at rest could not be checked without their key, 3
+refused (not a backup, not signed by the station key --expect-key pins, the manifest not
+the one the station signed, NEW not empty). A progress bar on a terminal; --json prints
+one object at the end (and progress as JSON lines on stderr).
 """
 from __future__ import annotations
 
@@ -131,7 +133,8 @@ def add_parsers(sub, formatter):
                       "every file and every object's hash, and rebuilds the catalogue from "
                       "the log; then `sealcam verify NEW` proves it complete."),
         epilog=_("exit codes: 0 restored and checked, 1 the backup has a changed or missing "
-                 "object or file (named), 3 not a backup or NEW not empty"),
+                 "object or file (named), 3 not a backup, not the station's signed one, or "
+                 "NEW not empty"),
         formatter_class=formatter)
     r.add_argument("--from", dest="source", required=True, metavar="DIR",
                    help=_("the backup folder"))

@@ -2,15 +2,19 @@
 backup` restored into a new, empty archive folder; `sealcam verify NEW` then proves it
 complete.
 
-    res = restore("/mnt/offsite/sealcam", "/srv/sealcam-restored")
+    res = restore("/mnt/offsite/sealcam", "/srv/sealcam-restored", expect_key=FP)
     res["ok"]          # False: res["bad"] names each changed or missing object and file
+    res["key"]         # {"fingerprint", "pinned"}: the station key trusted
 
 The backup is hostile like any input: every path is checked (no link followed, no '..'),
-every size bounded, every snapshot file compared with the SHA-256 its manifest gives,
-every object copied and then read back through the restored archive's own reading
-(Archive.open_object) and hashed against its name, and the station log checked against
-its checkpoint signed by station.pub, whose size and root must be those the manifest
-states. Only then is the restore declared done. Device views are made again as hard links
+every size bounded. The station log is checked first against its checkpoint signed by
+the pinned key (``expect_key``; without it the backup's station.pub, and the result says
+it was not pinned); it must end with the station's backup_made event of this snapshot,
+whose SHA-256 of manifest.json is what makes the manifest trusted. Then every snapshot
+file is compared with the SHA-256 the manifest gives, every object copied and read back
+through the restored archive's own reading (Archive.open_object) and hashed against its
+name, and the catalogue rebuilt from the restored log (a copied one is never used). Only
+then is the restore declared done. Device views are made again as hard links
 to the objects, from the views the snapshot lists. NEW/RESTORE-INCOMPLETE.txt stays
 while the restore is not done (or failed): such a folder is no archive to rely on.
 """
@@ -426,7 +430,8 @@ def restore(src, new_archive, progress=None, expect_key=None) -> dict:
     if not bad:                     # all there (what is sealed and unchecked: see notes)
         os.unlink(n.path(INCOMPLETE))
         n.sync()
-    return {"ok": ok, "unchecked": locked, "archive": n.root, "backup": s.root, "snapshot": snap.split("/")[-1],
+    return {"ok": ok, "unchecked": locked, "archive": n.root, "backup": s.root,
+            "snapshot": snap.split("/")[-1],
             "log_size": m["log"]["size"], "root": m["log"]["root"],
             "log_entries": log_entries, "backup_event": event, "key": key,
             "catalogue": catalogue, "objects": len(restored),
