@@ -580,9 +580,11 @@ def main(argv=None):
     if guarded:
         cmds += [("check a disc image offline (or run verify_disc.py at a disc's root)",
                   "%s verify %s" % (sc, d.rel(guarded["disc"][0]))),
-                 ("restore the backup into a new folder, then verify it",
-                  "%s restore --from %s --archive %s" % (
-                      sc, d.rel(guarded["backup"]), d.rel(os.path.join(d.out, "restored")))),
+                 ("restore the backup into a new folder (the station key pinned by its "
+                  "fingerprint), then `sealcam verify` it",
+                  "%s restore --from %s --archive %s --expect-key %s" % (
+                      sc, d.rel(guarded["backup"]), d.rel(os.path.join(d.out, "restored")),
+                      guarded["station_key"])),
                  ("the clerks' desk in a browser (sign in as %s, password in "
                   "sim/demo_clerk.py)" % CLERK_NAME,
                   "%s desk --archive %s" % (sc, d.rel(d.arch)))]

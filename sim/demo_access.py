@@ -106,4 +106,5 @@ def step_access(d, filed):
     if chk.returncode != 0 or len(uses) < 2:
         return None
     return {"request": rid, "copy": mp4, "disc": disc["images"], "label": disc["label_pdf"],
-            "backup": offsite, "register_pdf": pdf, "uses": len(uses)}
+            "backup": offsite, "station_key": bk.get("station_key"), "register_pdf": pdf,
+            "uses": len(uses)}
