@@ -29,8 +29,12 @@ def template(tmp_path_factory):
         cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
         head = users.User("wang.head", "archive_head")
         cat.act(head, users.add_event("li.na", "clerk", password=PW["li.na"]))
-        cat.act(head, users.add_event("zhao.lead", "unit_leader", password=PW["zhao.lead"],
-                                      unit=UNIT))
+        # the unit leader is set up by another than the archive head who approves with
+        # him (an approver's recent user does not approve with him)
+        cat.act(head, users.add_event("chen.chief", "bureau_chief", password=PW["chen.chief"]))
+        cat.act(users.User("chen.chief", "bureau_chief"),
+                users.add_event("zhao.lead", "unit_leader", password=PW["zhao.lead"],
+                                unit=UNIT))
         clerk = users.User("li.na", "clerk")
         cat.act(clerk, cases.opened_event(CASE, "检查 五一路", unit=UNIT))
         cat.act(clerk, cases.linked_event(CASE, device=DEV, segment=seg))
