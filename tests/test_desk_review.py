@@ -157,3 +157,111 @@ def test_04_report_custody_hides_what_the_user_may_not_see(world):
     page = c.get("/report").text
     assert "FZ-SECRET" in page
     assert sorted(_custody_rows(page)) == ["case"] * 3 + ["hold"] * 3
+
+
+# -- #08 a session ends -----------------------------------------------------------------
+
+def _signed_in(c):
+    r = c.get("/search", follow_redirects=False)
+    return r.status_code == 200
+
+
+def test_08_a_session_ends_at_sign_out_for_good(world):
+    c, _a, _rids = world
+    assert login(c, "li.na").status_code == 303 and _signed_in(c)
+    stolen = c.cookies.get(SESSION_COOKIE)
+    t = token(c, "/search")
+    assert c.post("/logout", data={"csrf_token": t}, follow_redirects=False).status_code == 303
+    assert not _signed_in(c)
+    other = TestClient(c.app, base_url="http://testserver")
+    other.cookies.set(SESSION_COOKIE, stolen)
+    assert not _signed_in(other)
+
+
+@pytest.mark.parametrize("change", ["deactivated", "password", "role"])
+def test_08_a_session_ends_when_the_user_changes(world, change):
+    c, a, _rids = world
+    assert login(c, "li.na").status_code == 303 and _signed_in(c)
+    stolen = c.cookies.get(SESSION_COOKIE)
+    head = users.User("wang.head", "archive_head")
+    with Catalogue(a) as cat:
+        if change == "password":
+            cat.act(head, users.password_event("li.na", "a new pass 2026"))
+        elif change == "role":
+            cat.act(head, users.change_event("li.na", role="technician"))
+        else:
+            cat.act(head, users.change_event("li.na", active=False))
+            cat.act(head, users.change_event("li.na", active=True))     # back, too late
+    assert not _signed_in(c)
+    other = TestClient(c.app, base_url="http://testserver")
+    other.cookies.set(SESSION_COOKIE, stolen)
+    assert not _signed_in(other)
+    if change != "password":
+        assert login(c, "li.na").status_code == 303 and _signed_in(c)
+
+
+# -- #09 the lockout ------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_09_lockout_per_user_name_however_written(world, monkeypatch):
+    c, a, _rids = world
+    clock = Clock()
+    monkeypatch.setattr(auth, "_clock", clock)
+    for _ in range(auth.FAIL_MAX):
+        assert login(c, "zhao.lead", "wrong wrong").status_code == 401
+    for variant in ("ZHAO.LEAD", " zhao.lead ", "Zhao.Lead ", "ｚｈａｏ.ｌｅａｄ"):
+        r = c.post("/login", data={"name": variant, "password": PW["zhao.lead"],
+                                   "csrf_token": token(c)}, follow_redirects=False)
+        assert r.status_code == 429, variant
+    assert login(c, "zhao.lead").status_code == 429
+    # another user's success clears nothing; nor does a second desk of this process
+    assert login(c, "li.na").status_code == 303
+    assert login(c, "zhao.lead").status_code == 429
+    app2 = make_app(a, hosts=("testserver",))
+    with TestClient(app2, base_url="http://testserver",
+                    client=("10.0.0.9", 5000)) as c2:
+        assert login(c2, "zhao.lead").status_code == 429
+    # the lock expires; one more failure locks again at once (not reset by waiting)
+    clock.t += auth.LOCK_S + 1
+    assert login(c, "zhao.lead", "wrong again").status_code == 401
+    assert login(c, "zhao.lead").status_code == 429
+    # a success after the lock expired resets that user's count
+    clock.t += auth.LOCK_MAX_S + 1
+    assert login(c, "zhao.lead").status_code == 303
+    assert login(c, "zhao.lead", "wrong wrong").status_code == 401
+    assert login(c, "zhao.lead").status_code == 303
+
+
+def test_09_lockout_per_client_address(world, monkeypatch):
+    c, _a, _rids = world
+    monkeypatch.setattr(auth, "_clock", Clock())
+    # many names, none failing FAIL_MAX times, from one address
+    for n in range(auth.ADDR_FAIL_MAX):
+        assert login(c, "li.na", "wrong %d" % n).status_code == 401 if n < 2 else \
+            c.post("/login", data={"name": "nobody%d" % n, "password": "wrong wrong",
+                                   "csrf_token": token(c)}).status_code == 401
+    r = login(c, "chen.chief")
+    assert r.status_code == 429 and "from this computer" in r.text
+    assert int(r.headers["retry-after"]) <= auth.ADDR_WINDOW_S
+    other = TestClient(c.app, base_url="http://testserver", client=("10.0.0.7", 5000))
+    assert login(other, "chen.chief").status_code == 303
+
+
+def test_09_many_names_do_not_clear_a_lock(world, monkeypatch):
+    c, _a, _rids = world
+    monkeypatch.setattr(auth, "_clock", Clock())
+    monkeypatch.setattr(auth, "TRACK_MAX", 8)
+    for _ in range(auth.FAIL_MAX):
+        login(c, "zhao.lead", "wrong wrong")
+    for i in range(20):        # from other addresses: flooding the table of names
+        o = TestClient(c.app, base_url="http://testserver", client=("10.1.0.%d" % i, 1))
+        o.post("/login", data={"name": "nobody%d" % i, "password": "wrong wrong",
+                               "csrf_token": token(o)})
+    assert login(c, "zhao.lead").status_code == 429

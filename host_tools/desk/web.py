@@ -23,6 +23,7 @@ __all__ = ["Desk", "DeskError", "LoginNeeded", "user_of", "field", "number", "da
            "choose_lang", "use_lang", "iso", "IDLE_S", "PAGE"]
 
 IDLE_S = 30 * 60            # a session idle this long is signed out
+SESSIONS_MAX = 10_000       # sessions the desk keeps (the least recently used go first)
 FIELD_MAX = 256             # characters of a form field unless told
 PAGE = 50                   # rows of a results page
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -62,7 +63,29 @@ class Desk:
         env.policies["ext.i18n.trimmed"] = True
         self.templates = Jinja2Templates(env=env)
         self.jobs = {}               # job id -> jobs.Job
-        self.failures = {}           # user name -> [monotonic times of failed sign-ins]
+        # the sessions signed in, by the random id their signed cookie holds: {"user",
+        # "version" (the users row's event when it signed in), "seen" (time of last use)}.
+        # Signing out, a change of the user (password, role, state: a new event) and a
+        # restart end them; a cookie alone is no session.
+        self.sessions = {}
+
+    def new_session(self, name, version):
+        """A new session id for user ``name`` as of its users event ``version``."""
+        import secrets
+        now = time.time()
+        if len(self.sessions) >= SESSIONS_MAX:
+            for sid in [k for k, v in self.sessions.items()
+                        if now - v["seen"] > self.idle_s]:
+                del self.sessions[sid]
+            while len(self.sessions) >= SESSIONS_MAX:        # the least recently used go
+                del self.sessions[min(self.sessions, key=lambda k: self.sessions[k]["seen"])]
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = {"user": name, "version": version, "seen": now}
+        return sid
+
+    def end_session(self, sid):
+        if isinstance(sid, str):
+            self.sessions.pop(sid, None)
 
     @property
     def cat(self):
@@ -152,28 +175,45 @@ def use_lang(request):
 
 # -- the user -----------------------------------------------------------------------------
 
-def user_of(request):
-    """The signed-in users.User of the session, or None (no session, idle too long, or the
-    user is no longer active: the session is then cleared)."""
+def user_version(conn, name):
+    """The users row of ``name`` (None: no such user). Its ``event`` is the log index of
+    the user's latest event: a session signed in at another is over."""
     import sqlalchemy as sa
-    from ..catalogue import db, users
+    from ..catalogue import db
+    return conn.execute(sa.select(db.users).where(db.users.c.name == name)).mappings().first()
+
+
+def user_of(request):
+    """The signed-in users.User of the session, or None (no session the desk holds, idle
+    too long, or the user is no longer active or changed since it signed in: the session
+    then ends)."""
+    from ..catalogue import users
     s = request.session
     name = s.get("user")
     if not isinstance(name, str):
         return None
     desk = request.app.state.desk
+    sid = s.get("sid")
+    rec = desk.sessions.get(sid) if isinstance(sid, str) else None
+    if rec is None or rec["user"] != name:      # signed out, or another process's cookie
+        s.clear()
+        return None
     now = time.time()
     seen = s.get("seen")
-    if not isinstance(seen, (int, float)) or now - seen > desk.idle_s or seen > now + 60:
+    if not isinstance(seen, (int, float)) or now - rec["seen"] > desk.idle_s or \
+            now - seen > desk.idle_s or seen > now + 60:
+        desk.end_session(sid)
         s.clear()
         s["expired"] = True
         return None
     desk.cat.sync()
     with desk.cat.engine.connect() as conn:
-        row = conn.execute(sa.select(db.users).where(db.users.c.name == name)).mappings().first()
-    if row is None or not row["active"]:
+        row = user_version(conn, name)
+    if row is None or not row["active"] or row["event"] != rec["version"]:
+        desk.end_session(sid)
         s.clear()
         return None
+    rec["seen"] = now
     s["seen"] = int(now)
     return users.User(row["name"], row["role"], row["display"], "password", row["unit"],
                       row["clearance"])
@@ -248,14 +288,15 @@ def day(values, name):
 
 # -- pages --------------------------------------------------------------------------------
 
-def render(request, template, status_code=200, **ctx):
+def render(request, template, status_code=200, headers=None, **ctx):
     desk = request.app.state.desk
     lang = getattr(request.state, "lang", None) or use_lang(request)
     ctx.setdefault("user", getattr(request.state, "user", None))
     ctx.update(request=request, lang=lang, csrf_token=request.scope.get("csrf_token", ""),
                other_lang="en" if lang == "zh_CN" else "zh_CN", path=request.url.path)
     return desk.templates.TemplateResponse(request, template, ctx, status_code=status_code,
-                                           headers={"cache-control": "no-store"})
+                                           headers={"cache-control": "no-store",
+                                                    **(headers or {})})
 
 
 def redirect(url):
