@@ -338,3 +338,59 @@ def test_r15_copies_nothing_recorded_when_the_original_does_not_verify(world):
     assert os.listdir(out) == []
     assert _made(cat) == [] and os.listdir(os.path.join(copies.copies_dir(cat), ".tmp")) == []
     assert _log_types(cat, "copy_made") == [] and _log_types(cat, "access_used") == []
+
+
+@pytest.fixture(scope="module")
+def sealed_template(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("copies-sealed"), sealed=True)
+
+
+def test_r15_copies_sealed_at_rest_stay_sealed_in_the_archive(sealed_template, tmp_path):
+    """#06: with objects sealed at rest ([confidentiality] key_file), a viewing copy is
+    stored sealed (atrest's format, named by its plaintext's SHA-256), FFmpeg's working files
+    never land in the archive, and the copy is decrypted only to be handed out: open_copy
+    reads the plaintext, copy_path gives it in a private folder outside the archive."""
+    from host_tools.archive import atrest
+    arch = tmp_path / "arch"
+    shutil.copytree(sealed_template[0], arch, symlinks=True)
+    seg = sealed_template[1]
+    with Catalogue(arch) as cat:
+        u = add_users(cat)
+        cat.act(u["head"], users.change_event("zhao.lead", unit=UNIT))
+        cat.act(u["head"], users.add_event("wu.head", "archive_head", os_account="nosuch-w"))
+        cat.act(u["clerk"], cases.opened_event(CASE, "违法建设", unit=UNIT))
+        cat.act(u["clerk"], cases.linked_event(CASE, device=DEV, segment=seg))
+        rid = access.request(cat, u["clerk"], target_kind="case", target=CASE, case_no=CASE,
+                             purpose="court", actions=["view"])
+        access.approve(cat, users.User("wu.head", "archive_head", how="os"), rid)
+        access.approve(cat, users.User("zhao.lead", "unit_leader", how="os", unit=UNIT), rid,
+                       reason="ok")
+        c = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+        sha = c["sha256"]
+        stored = os.path.join(cat.archive_dir, "copies", sha[:2], sha[2:] + ".mp4")
+        raw = open(stored, "rb").read()
+        assert atrest.is_sealed(raw) and len(raw) == atrest.sealed_size(c["size"])
+        # nothing in the archive holds the copy's plaintext, nor any MP4 (FFmpeg's files)
+        for d, _dirs, files in os.walk(cat.archive_dir):
+            for n in files:
+                b = open(os.path.join(d, n), "rb").read()
+                assert b[4:8] != b"ftyp" and hashlib.sha256(b).hexdigest() != sha, (d, n)
+        # handed out as plaintext: by file object, and by path outside the archive
+        f, size = copies.open_copy(cat, sha)
+        with f:
+            assert size == c["size"] and hashlib.sha256(f.read()).hexdigest() == sha
+        for p in (c["path"], copies.copy_path(cat, sha)):
+            assert not os.path.realpath(p).startswith(os.path.realpath(cat.archive_dir))
+            assert hashlib.sha256(open(p, "rb").read()).hexdigest() == sha
+            assert os.stat(p).st_mode & 0o077 == 0
+            assert os.stat(os.path.dirname(p)).st_mode & 0o777 == 0o700
+        again = copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
+        assert again["reused"] and again["sha256"] == sha
+        # a changed byte of the sealed copy: not handed out
+        os.chmod(stored, 0o644)
+        with open(stored, "r+b") as g:
+            g.seek(atrest.HEADER_SIZE + 10)
+            g.write(bytes([raw[atrest.HEADER_SIZE + 10] ^ 1]))
+        with pytest.raises(copies.CopyError, match="changed"):
+            copies.open_copy(cat, sha)
+        copies.prune(cat)

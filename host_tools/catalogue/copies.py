@@ -65,6 +65,59 @@ def _stored(cat, sha):
     return os.path.join(copies_dir(cat), sha[:2], sha[2:] + ".mp4")
 
 
+# -- sealed at rest (SPEC §14.10): a station with [confidentiality] key_file ----------------
+
+def _key(cat):
+    """The archive's at-rest key (None: objects are kept in clear); CopyError when one is
+    configured but cannot be used (nothing is written in clear by mistake)."""
+    from ..archive import atrest
+    try:
+        return atrest.load_key(cat.archive_dir)
+    except atrest.AtRestError as e:
+        raise CopyError(_("the archive's at-rest key cannot be used (%(why)s): no viewing "
+                          "copy is made or handed out; see station.toml [confidentiality]")
+                        % {"why": e}) from None
+
+
+def _plain_dir(cat):
+    """The archive's private folder (0700, the station user's, outside the archive) where
+    a sealed viewing copy is decrypted to be handed out by path; prune empties it."""
+    import re
+    import tempfile
+    aid = re.sub(r"[^A-Za-z0-9]", "", str(cat.archive.archive_id))[:32]
+    d = os.path.join(tempfile.gettempdir(), "sealcam-copies-%d-%s" % (os.getuid(), aid))
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise CopyError(_("%(dir)s is not a private folder of this user (a link, another "
+                          "owner, or readable by others): remove it") % {"dir": d})
+    return d
+
+
+def _seal_into(cat, key, plain, dst, sha, size):
+    """Write ``plain`` (the copy's bytes, named ``sha``) sealed (atrest's format, the copy's
+    SHA-256 its name) to ``dst`` by rename from ARCHIVE/copies/.tmp."""
+    from ..archive import atrest
+    work = os.path.join(copies_dir(cat), ".tmp")
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    tmp = os.path.join(work, "sealed-%d-%s" % (os.getpid(), os.urandom(6).hex()))
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(plain, "rb") as f, os.fdopen(fd, "wb") as g:
+            atrest.seal_stream(key, sha, size, f.read, g.write)
+            g.flush()
+            os.fsync(g.fileno())
+        os.replace(tmp, dst)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
 def copy_event(request_id, device, segment, sha256, size, kind, sources, derivation):
     return base("copy_made", None, None, request=request_id, device=device, segment=segment,
                 sha256=sha256, size=size, kind=kind, sources=sources, derivation=derivation)
@@ -247,6 +300,7 @@ def _open_checked(cat, sha256):
                           "disposed of: its copies are not handed out")
                         % {"sha": sha256[:16], "device": rows[0]["device"],
                            "segment": rows[0]["segment"]})
+    from ..archive import atrest
     path = _stored(cat, sha256)
     try:
         f, size = safeio.open_regular(cat.archive_dir, os.path.relpath(path, cat.archive_dir))
@@ -260,13 +314,22 @@ def _open_checked(cat, sha256):
     try:
         st = os.fstat(f.fileno())
         key = (path, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if atrest.is_sealed(f.read(len(atrest.MAGIC))):    # sealed at rest: its plaintext
+            f.seek(0)
+            try:
+                f = atrest.open_object_file(f, sha256, _key(cat), path)
+            except atrest.AtRestError as e:
+                raise CopyError(_("viewing copy %(sha)s cannot be read (%(why)s)")
+                                % {"sha": sha256[:16], "why": e}) from None
+            size = rows[0]["size"]
+        f.seek(0)
         if _CHECKED.get(key) != sha256:
             h = hashlib.sha256()
             n = 0
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
                 n += len(block)
-            if n != rows[0]["size"] or h.hexdigest() != sha256:
+            if n != rows[0]["size"] or n != size or h.hexdigest() != sha256:
                 raise CopyError(_("viewing copy %(path)s was changed after it was made (its "
                                   "bytes are not the ones copy_made names): it is not handed "
                                   "out; remove it and make it again") % {"path": path})
@@ -275,9 +338,23 @@ def _open_checked(cat, sha256):
             _CHECKED[key] = sha256
             f.seek(0)
         return f, size, rows[0]
+    except atrest.AtRestError as e:         # a chunk that fails authentication
+        f.close()
+        raise CopyError(_("viewing copy %(path)s was changed after it was made (%(why)s): it "
+                          "is not handed out; remove it and make it again")
+                        % {"path": path, "why": e}) from None
     except BaseException:
         f.close()
         raise
+
+
+def _is_sealed_file(path):
+    from ..archive import atrest
+    try:
+        with open(path, "rb") as f:
+            return atrest.is_sealed(f.read(len(atrest.MAGIC)))
+    except OSError:
+        return False
 
 
 def open_copy(cat, sha256):
@@ -289,10 +366,39 @@ def open_copy(cat, sha256):
 
 def copy_path(cat, sha256):
     """The path of the stored viewing copy ``sha256`` once checked (copy_made names it, its
-    bytes hash to its name); CopyError otherwise."""
+    bytes hash to its name); CopyError otherwise. A copy sealed at rest is handed out as
+    its plaintext decrypted into a private folder outside the archive (_plain_dir: 0700,
+    the file 0400; prune removes it after a day): serving from open_copy needs no file."""
     f, _size, _row_ = _open_checked(cat, sha256)
-    f.close()
-    return _stored(cat, sha256)
+    with f:
+        path = _stored(cat, sha256)
+        if not _is_sealed_file(path):
+            return path
+        out = os.path.join(_plain_dir(cat), sha256 + ".mp4")
+        try:
+            st = os.lstat(out)
+            if stat.S_ISREG(st.st_mode) and _CHECKED.get(
+                    (out, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns,
+                     st.st_ctime_ns)) == sha256:
+                return out
+        except FileNotFoundError:
+            pass
+        tmp = out + ".tmp-%d-%s" % (os.getpid(), os.urandom(6).hex())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+        try:
+            with os.fdopen(fd, "wb") as g:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    g.write(block)
+            os.replace(tmp, out)
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    st = os.lstat(out)
+    _CHECKED[(out, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)] = \
+        sha256
+    return out
 
 
 # -- making ----------------------------------------------------------------------------------
@@ -334,9 +440,11 @@ def _reusable(cat, request_id, device, segment):
     for row in copies_of(cat, request_id=request_id):
         if row["kind"] == "view" and (row["device"], row["segment"]) == (device, segment):
             try:
-                return copy_path(cat, row["sha256"]), row
+                f, _size, _row_ = _open_checked(cat, row["sha256"])
             except CopyError:
                 continue            # changed or gone: made again
+            f.close()
+            return _stored(cat, row["sha256"]), row
     return None, None
 
 
@@ -363,13 +471,21 @@ def make_view_copy(cat, user, request_id, device, segment, progress=None):
         progress(1.0, "%s/%d" % (device, segment))
     access.record_use(cat, user, request_id, action, device=device, segment=segment,
                       output=row["sha256"])
+    if _is_sealed_file(path):           # handed out as its plaintext, outside the archive
+        path = copy_path(cat, row["sha256"])
     return _result(path, row, request_id, device, segment, reused)
 
 
 def _derive(cat, user, request_id, device, segment, progress, viewcopy):
+    import shutil
+    import tempfile
     base_dir = copies_dir(cat)
-    work = os.path.join(base_dir, ".tmp")
-    os.makedirs(work, mode=0o700, exist_ok=True)
+    key = _key(cat)
+    if key is None:
+        work = os.path.join(base_dir, ".tmp")
+        os.makedirs(work, mode=0o700, exist_ok=True)
+    else:               # sealed at rest: FFmpeg's plaintext never lands in the archive
+        work = tempfile.mkdtemp(prefix="sealcam-copy-")            # 0700, removed after
     tmp_out = os.path.join(work, "made-%d-%s.mp4" % (os.getpid(), os.urandom(6).hex()))
     try:
         try:
@@ -389,13 +505,18 @@ def _derive(cat, user, request_id, device, segment, progress, viewcopy):
             os.unlink(dst)          # the same name: the same bytes, or a changed file
         except FileNotFoundError:
             pass
-        os.replace(tmp_out, dst)
+        if key is None:
+            os.replace(tmp_out, dst)
+        else:
+            _seal_into(cat, key, tmp_out, dst, sha, res["size"])
         os.chmod(dst, 0o444)
     finally:
         try:
             os.unlink(tmp_out)
         except FileNotFoundError:
             pass
+        if key is not None:
+            shutil.rmtree(work, ignore_errors=True)
     ev = copy_event(request_id, device, segment, sha, res["size"], "view", res["sources"],
                     res["derivation"])
     try:
@@ -504,4 +625,26 @@ def prune(cat):
                 out.append(p)
             except FileNotFoundError:
                 pass
+    return out + _prune_plain(cat, keep, time.time())
+
+
+def _prune_plain(cat, keep, now):
+    """Remove the decrypted copies handed out from the private folder (copy_path) that
+    are a day old or may no longer be handed out."""
+    try:
+        d = _plain_dir(cat)
+        names = os.listdir(d)[:PRUNE_MAX]
+    except (CopyError, OSError):
+        return []
+    out = []
+    for n in names:
+        p = os.path.join(d, n)
+        try:
+            if n.endswith(".mp4") and n[:-4] in keep and now - os.lstat(p).st_mtime < \
+                    TMP_AGE_S:
+                continue
+            os.unlink(p)
+            out.append(p)
+        except FileNotFoundError:
+            pass
     return out
