@@ -155,7 +155,8 @@ def _approval_rule(v):
 
 
 def _valid_days(v):
-    return None if 1 <= v <= 366 else "must be 1 to 366 days"
+    return None if 1 <= v <= 90 else "must be 1 to 90 days (an approval lasts at most a " \
+        "quarter; `sealcam access revoke` ends one sooner)"
 
 
 def _db_url(v):
@@ -225,7 +226,8 @@ SECTIONS = {
                         "who approves a view, copy, export or print (R15): the archive head "
                         "and the case unit's leader, or the bureau chief; other agencies' "
                         "requests also need the archive head"),
-        "valid_days": Key(int, 7, _valid_days, "days an access request stays valid"),
+        "valid_days": Key(int, 7, _valid_days, "days an access request stays valid "
+                          "(the most a request may ask for; 1 to 90)"),
     },
     "backup": {
         "max_age_days": Key(int, 31, _max_age,

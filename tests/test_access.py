@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from test_access_common import CASE, access_world, approved_request
+from test_access_common import CASE, access_world, approved_request, second_head
 from test_clerk_common import A, B, real_archive
 from host_tools.catalogue import access, cases, db, numbers, store, users
 from host_tools.catalogue.store import Catalogue
@@ -53,7 +53,7 @@ def test_r15_refused_without_approval(world):
         access.authorize(cat, u["clerk"], rid, "view", A, 2)
     with pytest.raises(access.AccessRefused, match="not approved"):
         access.record_use(cat, u["clerk"], rid, "view", device=A, segment=2)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     with pytest.raises(access.AccessRefused, match="still needs unit_leader"):
         access.authorize(cat, u["clerk"], rid, "view", A, 2)
     access.approve(cat, u["leader"], rid)
@@ -79,15 +79,18 @@ def test_r15_only_the_right_roles(world):
     # the bureau chief is not the rule here
     with pytest.raises(access.AccessRefused, match="needs the approval of"):
         access.approve(cat, u["chief"], rid)
-    access.approve(cat, u["head"], rid)
+    # an archive head neither the requester (wu.head) nor who set up the leader (wang.head)
+    cat.act(u["chief"], users.add_event("ma.head", "archive_head", os_account="nosuch-ma"))
+    third = users.User("ma.head", "archive_head", how="os")
+    access.approve(cat, third, rid)
     with pytest.raises(access.AccessRefused, match="approved request .* already"):
-        access.approve(cat, u["head"], rid)
+        access.approve(cat, third, rid)
     assert access.state(cat, rid)["missing"] == ["unit_leader"]
     access.approve(cat, u["leader"], rid, reason="for the hearing")
     st = access.state(cat, rid)
     assert st["state"] == "approved" and st["missing"] == []
     assert [(a["by"], a["role"], a["reason"]) for a in st["approvals"]] == [
-        ("wang.head", "archive_head", None), ("zhao.lead", "unit_leader", "for the hearing")]
+        ("ma.head", "archive_head", None), ("zhao.lead", "unit_leader", "for the hearing")]
     with pytest.raises(access.AccessRefused, match="approved already"):
         access.refuse(cat, u["leader"], rid, "changed my mind")
     # only the requester uses it, only for the actions and recordings it names
@@ -122,9 +125,12 @@ def test_r15_bureau_chief_mode(world):
     access.approve(cat, u["chief"], rid)
     assert access.state(cat, rid)["state"] == "approved"
     access.authorize(cat, u["clerk"], rid, "view", A, 2)
-    # the rule is the request's: a later change of station.toml does not change it
+    # the rule is the station's: a request made under another one counts for nothing
     cat.config.values["access"] = {"approval": "head_and_unit_leader"}
-    assert access.state(cat, rid)["state"] == "approved"
+    with pytest.raises(store.CatalogueError, match="no access request"):
+        access.state(cat, rid)
+    with pytest.raises(access.AccessRefused, match="no access request"):
+        access.authorize(cat, u["clerk"], rid, "view", A, 2)
     assert access.state(cat, _ask(cat, u))["missing"] == ["archive_head", "unit_leader"]
     cat.config.values["access"] = {"approval": "anyone"}
     with pytest.raises(store.CatalogueError, match=r"\[access\] approval"):
@@ -141,7 +147,7 @@ def test_r15_other_agency_goes_through_the_custodian(world):
     access.approve(cat, u["chief"], rid)
     with pytest.raises(access.AccessRefused, match="still needs archive_head"):
         access.authorize(cat, u["clerk"], rid, "copy", A, 2)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     access.authorize(cat, u["clerk"], rid, "copy", A, 2)
 
 
@@ -163,8 +169,8 @@ def test_r15_expired_request_refused(world, monkeypatch):
         access.authorize(cat, u["clerk"], approved, "view", A, 2)
     with pytest.raises(access.AccessRefused, match="expired"):
         access.record_use(cat, u["clerk"], approved, "view", device=A, segment=2)
-    with pytest.raises(store.CatalogueError, match="1 to 366 days"):
-        _ask(cat, u, valid_days=400)
+    with pytest.raises(store.CatalogueError, match="1 to 7 days"):
+        _ask(cat, u, valid_days=8)
 
 
 def test_r15_a_refusal_ends_the_request(world):
@@ -236,7 +242,7 @@ def test_r15_register_lists_each_use_with_its_approval(world):
         (i + 1, "li.na", "copy", "%s:3" % A, rid, True)]
     assert rows[0]["output"] == sha and rows[0]["purpose"] == "court hearing 庭审"
     assert [(a["by"], a["role"]) for a in rows[0]["approvals"]] == [
-        ("wang.head", "archive_head"), ("zhao.lead", "unit_leader")]
+        ("wu.head", "archive_head"), ("zhao.lead", "unit_leader")]
     today = rows[0]["at"][:10]
     assert len(access.register(cat, today, today)) == 2
     assert access.register(cat, "2000-01-01", "2000-12-31") == []
@@ -268,7 +274,7 @@ def test_r15_number_target(world):
 def test_r15_forged_rows_do_not_authorize(world):
     cat, u = world
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     with cat.engine.begin() as conn:
         conn.execute(db.access_requests.update().values(state="approved"))
         conn.execute(db.access_decisions.insert().values(
@@ -318,7 +324,8 @@ def real(tmp_path, tmp_path_factory):
     cat.close()
 
 
-def test_r15_replay_refuses_a_use_appended_without_approval(real, capsys):
+def test_r15_replay_refuses_a_use_appended_without_approval(real, capsys, monkeypatch):
+    monkeypatch.delenv("SEALCAM_PASSWORD", raising=False)
     from host_tools.archive.common import utcnow
     from host_tools.catalogue import check
     arch, f, cat, u = real
@@ -357,6 +364,11 @@ def test_r15_replay_refuses_a_use_appended_without_approval(real, capsys):
     p = argparse.ArgumentParser(prog="sealcam")
     access_cli.add_parsers(p.add_subparsers(dest="verb"), argparse.HelpFormatter)
     args = p.parse_args(["access", "register", "--archive", str(arch), "--db", cat.url])
+    assert args.func(args) == 5                         # no one signed in
+    assert "--user" in capsys.readouterr().err
+    cat.act(u["head"], users.add_event("sun.view", "auditor", os_account=users.os_login()))
+    args = p.parse_args(["access", "register", "--archive", str(arch), "--db", cat.url,
+                         "--user", "sun.view"])
     assert args.func(args) == 1
     out = capsys.readouterr().out
     assert "NOT ALLOWED by the rules: request %s is not approved" % rid in out
@@ -401,7 +413,7 @@ def test_r15_register_pdf_with_the_chinese_text(world, tmp_path):
 
 
 def test_r15_access_events_match_the_cddl(real):
-    """The four access events, as the catalogue writes them to the signed log, are
+    """The five access events, as the catalogue writes them to the signed log, are
     `clerk-access-event` and `log-entry` of schema.cddl; an edited one is not."""
     import os
 
@@ -411,11 +423,12 @@ def test_r15_access_events_match_the_cddl(real):
     rid = access.request(cat, u["clerk"], target_kind="recording",
                          target="%s:%d" % (A, f["a1"]), case_no=CASE, purpose="复核",
                          actions=("view", "copy"), agency="某某法院")
-    access.approve(cat, u["head"], rid, reason="ok")
+    access.approve(cat, second_head(cat, u), rid, reason="ok")
     access.approve(cat, u["leader"], rid)
     access.record_use(cat, u["clerk"], rid, "view", device=A, segment=f["a1"],
                       output="0f" * 32)
     access.record_use(cat, u["clerk"], rid, "copy")
+    access.revoke(cat, u["head"], rid, "the hearing is over 庭审结束")
     access.refuse(cat, u["head"], _ask(cat, u), "不需要")
     here = os.path.dirname(os.path.abspath(__file__))
     text = open(os.path.join(here, "..", "protocol", "schema.cddl")).read()
@@ -431,7 +444,7 @@ def test_r15_access_events_match_the_cddl(real):
             one.validate_cbor(raw)
             entry.validate_cbor(raw)
             seen.append(e["type"])
-    assert sorted(set(seen)) == sorted(access.TYPES) and len(seen) == 7
+    assert sorted(set(seen)) == sorted(access.TYPES) and len(seen) == 8
     bad = dict(cat.entry(cat.archive.log().size - 1), reason=None)
     with pytest.raises(Exception):
         one.validate_cbor(cbor2.dumps(bad, canonical=True))

@@ -39,14 +39,14 @@ from ..i18n import _
 from ..records import printable
 from .access_rules import (ACTIONS, APPROVERS, CUSTODIAN, DEFAULT_RULE,  # noqa: F401
                            DEFAULT_VALID_DAYS, ID_RE, RULES, SERIAL_MAX, TARGET_KINDS,
-                           TYPES, VALID_DAYS_MAX, AccessRefused, _covered, _decision_why,
-                           _index, _logged, _needed, _now, _replay, _time, _use_why,
-                           _rec, _user_at, _vet_request, _visible_why,
-                           settings)
+                           TYPES, VALID_DAYS_MAX, AccessRefused, _case_hidden_why, _covered,
+                           _decision_why, _index, _logged, _needed, _now, _replay,
+                           _revoke_why, _time, _use_why, _rec, _user_at, _vet_request,
+                           _visible_why, settings)
 from .events import base, field
 
 __all__ = ["ACTIONS", "TARGET_KINDS", "RULES", "AccessRefused", "request_event", "request",
-           "request_id", "approve", "refuse", "state", "authorize", "record_use",
+           "request_id", "approve", "refuse", "revoke", "state", "authorize", "record_use",
            "register", "register_pdf", "settings", "requests"]
 
 
@@ -86,15 +86,21 @@ class _Requested:
         if i == cat.archive.log().size:          # being made: number, rule, validity
             at = _time(e["at"])
             days = e.pop("valid_days", None)
-            rule, default = settings(cat)
-            days = default if days is None else days
-            if type(days) is not int or not 1 <= days <= VALID_DAYS_MAX:
-                raise store.CatalogueError(_("a request is valid for 1 to %(max)d days")
-                                           % {"max": VALID_DAYS_MAX})
-            e.setdefault("request", _next_id(cat, conn, at.year))
-            e.setdefault("rule", rule)
-            e.setdefault("valid_until", (at + dt.timedelta(days=days)).isoformat(
-                timespec="milliseconds"))
+            rule, most = settings(cat)
+            days = most if days is None else days
+            if type(days) is not int or not 1 <= days <= most:
+                raise store.CatalogueError(_("a request is valid for 1 to %(max)d days "
+                                             "(station.toml [access] valid_days)")
+                                           % {"max": most})
+            given = sorted(k for k in ("request", "rule", "valid_until") if k in e)
+            if given:       # the station gives them, never the requester (#14)
+                raise store.CatalogueError(_("an access request does not name its %(keys)s: "
+                                             "the station gives them") % {
+                    "keys": ", ".join(given)})
+            e["request"] = _next_id(cat, conn, at.year)
+            e["rule"] = rule
+            e["valid_until"] = (at + dt.timedelta(days=days)).isoformat(
+                timespec="milliseconds")
             if not isinstance(e.get("case_no"), str) or not e["case_no"].strip():
                 raise store.CatalogueError(_("an access request names a case (--case)"))
             if not isinstance(e.get("purpose"), str) or not e["purpose"].strip():
@@ -105,8 +111,9 @@ class _Requested:
                 raise store.CatalogueError(_("an access request names a recording "
                                              "(DEVICE:SEGMENT), its case or an archive "
                                              "number"))
-        why = _vet_request(cat, i, e)
-        if why:
+        why = _vet_request(cat, i, e) or _case_hidden_why(cat, conn, e["by"], i,
+                                                          e["case_no"])
+        if why:             # a case the requester may not see: as one that does not exist
             raise store.CatalogueError(why)
         if _row(conn, e["request"]) is not None:
             raise store.CatalogueError(_("request %(id)s exists already") % {
@@ -175,6 +182,31 @@ store.handles("access_refused", permission="access_approve")(
     type("_Refused", (_Decided,), {}))
 
 
+@store.handles("access_revoked", permission="access_approve")
+class _Revoked:
+    """An approval withdrawn (#17): the request uses nothing from here on."""
+    @staticmethod
+    def check(cat, conn, e):
+        rid = field(e, "request", str, max_len=32)
+        i = _index(cat, conn, e)
+        st = _replay(cat, rid, i)
+        if st is None or _row(conn, rid) is None:
+            raise store.CatalogueError(_("there is no access request %(id)s") % {
+                "id": printable(rid)})
+        why = _revoke_why(cat, st, i, e)
+        if why:
+            raise AccessRefused(why)
+
+    @staticmethod
+    def apply(cat, conn, i, e):
+        conn.execute(db.access_decisions.insert().values(
+            id=i, request_id=e["request"], decision="revoked",
+            role=(_user_at(cat, e["by"], i) or {}).get("role") or "-",
+            reason=e.get("reason"), by_user=e["by"], at=e["at"]))
+        conn.execute(db.access_requests.update().where(
+            db.access_requests.c.id == e["request"]).values(state="revoked"))
+
+
 @store.handles("access_used", permission="access_use")
 class _Used:
     @staticmethod
@@ -234,13 +266,61 @@ def refuse(cat, user, request_id, reason) -> int:
                               reason=reason))
 
 
-def state(cat, request_id, now=None):
+def revoke(cat, user, request_id, reason) -> int:
+    """Withdraw request ``request_id`` (one who approved it, or an archive head; with a
+    reason): nothing is used under it from then on. Returns the log index."""
+    return cat.act(user, base("access_revoked", None, None, request=request_id,
+                              reason=reason))
+
+
+SEE_ALL = ("archive_head", "bureau_chief", "auditor")    # the register's readers (R15, R17)
+
+
+def _sees(cat, conn, viewer, st):
+    """Whether ``viewer`` (a users.User) may see request ``st`` (#03b, #02): its
+    requester, one who decided on it, a leader of its case's unit, an archive head,
+    bureau chief or auditor; and only if its case is one the viewer's clearance may see."""
+    from .confidentiality import case_visible
+    if st is None or not case_visible(conn, viewer, st["case_no"]):
+        return False
+    if viewer.role in SEE_ALL or viewer.name == st["requester"]:
+        return True
+    if viewer.role == "unit_leader" and viewer.unit and viewer.unit == st["case_unit"]:
+        return True
+    return any(x and x["by"] == viewer.name
+               for x in st["approvals"] + [st["refusal"], st["revocation"]])
+
+
+def _rec_visible(conn, viewer, dev, seg):
+    from .confidentiality import level_of_recording, may_see, clearance_of
+    try:
+        rec = store.recording_id(conn, dev, seg)
+    except store.CatalogueError:
+        return False
+    return may_see(clearance_of(viewer), level_of_recording(conn, rec))
+
+
+def _for(cat, conn, viewer, st):
+    """``st`` as ``viewer`` may see it (None: not at all): the recordings it may see."""
+    if viewer is None:
+        return st
+    users.require(viewer, "read")
+    if not _sees(cat, conn, viewer, st):
+        return None
+    st["recordings"] = [r for r in st["recordings"] if _rec_visible(conn, viewer, *r)]
+    return st
+
+
+def state(cat, request_id, now=None, viewer=None):
     """Request ``request_id`` as the signed log states it (CatalogueError if there is
     none): id, requester, purpose, case_no, actions, target_kind, target, agency, rule,
     state (requested | approved | refused | expired), approvals [{by, role, at, reason}],
     refusal, missing (roles still needed), valid_until, recordings [(device, segment)]."""
     cat.sync()
     st = _state(cat, request_id, cat.archive.log().size, _time(now or _now()))
+    if viewer is not None:          # one it may not see: as one that does not exist
+        with cat.engine.connect() as conn:
+            st = _for(cat, conn, viewer, st)
     if st is None:
         raise store.CatalogueError(_("there is no access request %(id)s")
                                    % {"id": printable(str(request_id)[:40])})
@@ -251,8 +331,9 @@ def _state(cat, request_id, size, at):
     st = _replay(cat, request_id, size) if isinstance(request_id, str) else None
     if st is None:
         return None
-    st["state"] = "refused" if st["refusal"] else "expired" if at is None or \
-        at > _time(st["valid_until"]) else "approved" if st["approved"] else "requested"
+    st["state"] = "refused" if st["refusal"] else "revoked" if st["revocation"] else \
+        "expired" if at is None or at > _time(st["valid_until"]) else \
+        "approved" if st["approved"] else "requested"
     st["recordings"] = sorted(_covered(cat, st, size))
     return st
 
@@ -290,9 +371,9 @@ def record_use(cat, user, request_id, action, *, device=None, segment=None,
                               device=device, segment=segment, output=output))
 
 
-def requests(cat, state_=None, limit=None):
+def requests(cat, state_=None, limit=None, viewer=None):
     """The requests as the signed log states them, newest first (``state_``: only those
-    in that state; ``limit``: at most that many)."""
+    in that state; ``limit``: at most that many; ``viewer``: only those it may see)."""
     cat.sync()
     size, at = cat.archive.log().size, _time(_now())
     made = sorted(((i, rid) for rid, evs in _logged(cat)["events"].items()
@@ -301,6 +382,11 @@ def requests(cat, state_=None, limit=None):
     for _i, rid in made:
         st = _state(cat, rid, size, at)
         if st is not None and st["event"] == _i and (state_ is None or st["state"] == state_):
+            if viewer is not None:
+                with cat.engine.connect() as conn:
+                    st = _for(cat, conn, viewer, st)
+                if st is None:
+                    continue
             out.append(st)
             if limit is not None and len(out) >= limit:
                 break
@@ -317,15 +403,25 @@ def _day(s):
                                    % {"day": printable(str(s)[:20])}) from None
 
 
-def register(cat, since=None, until=None):
+def register(cat, since=None, until=None, viewer=None):
     """Every use on the station log from day ``since`` to day ``until`` (YYYY-MM-DD, both
     included, UTC), in log order: index, at, requester, action, target (DEVICE:SEG, or
     the request's target), device, segment, output, request_id, purpose, case_no, agency,
     approvals [{by, role, at, reason}] (those that counted before the use), valid (the
     log's rules allow it) and problem (why not). A use the rules refuse (appended past
-    them) is listed with valid False: the register hides nothing the log holds."""
+    them) is listed with valid False: the register hides nothing the log holds (but from
+    ``viewer``, a users.User: the uses of requests it may not see, on recordings its
+    clearance may not see, or of no request unless it reads the whole register)."""
     a, b = _day(since), _day(until)
     cat.sync()
+    if viewer is None:
+        return _register(cat, a, b, None, None)
+    users.require(viewer, "read")
+    with cat.engine.connect() as conn:
+        return _register(cat, a, b, viewer, conn)
+
+
+def _register(cat, a, b, viewer, conn):
     rows = []
     for rid, evs in _logged(cat)["events"].items():
         for i, e in evs:
@@ -335,6 +431,11 @@ def register(cat, since=None, until=None):
             if (a and day < a) or (b and day > b):
                 continue
             st = _replay(cat, rid, i)
+            if viewer is not None and not (
+                    _sees(cat, conn, viewer, st) if st is not None else
+                    viewer.role in SEE_ALL) or viewer is not None and "device" in e and \
+                    not _rec_visible(conn, viewer, e.get("device"), e.get("segment")):
+                continue
             why = _use_why(cat, None, st, i, e)
             what = "%s:%s" % (e.get("device"), e.get("segment")) if "device" in e else (
                 st and st["target"])
@@ -351,11 +452,12 @@ def register(cat, since=None, until=None):
     return rows
 
 
-def register_pdf(cat, path, since=None, until=None, *, printed_by=None, overwrite=True):
+def register_pdf(cat, path, since=None, until=None, *, printed_by=None, overwrite=True,
+                 viewer=None):
     """The register from ``since`` to ``until`` as a PDF a supervisor signs (see
     access_cli.write_register_pdf); returns the rows printed."""
     from .access_cli import write_register_pdf
-    rows = register(cat, since, until)
+    rows = register(cat, since, until, viewer=viewer)
     write_register_pdf(cat, path, rows, since, until, printed_by=printed_by,
                        overwrite=overwrite)
     return rows

@@ -5,12 +5,14 @@ and the register (host_tools.catalogue.access; R15; SPEC §14.9).
                            --purpose TEXT --action view,copy [--agency NAME] [--valid-days N]
     sealcam access approve ID [--reason TEXT]
     sealcam access refuse  ID --reason TEXT
+    sealcam access revoke  ID --reason TEXT
     sealcam access show    ID
-    sealcam access list    [--state requested|approved|refused|expired]
+    sealcam access list    [--state requested|approved|refused|expired|revoked]
     sealcam access register [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--json | --pdf FILE]
 
 Each takes --archive DIR, --db URL, --user NAME and --json as the other clerk verbs do
-(host_tools/cli_clerk.py); exit codes are theirs: 0 done, 1 the register holds a use the
+(host_tools/cli_clerk.py; show, list and register too: each shows what the signed-in user
+may see, access.state/requests/register viewer=); exit codes are theirs: 0 done, 1 the register holds a use the
 rules refuse, 3 refused or a usage error (one line says why), 5 sign-in failed, the role
 may not do this, or the rules allow no such approval or access.
 """
@@ -25,7 +27,8 @@ from ..records import printable
 __all__ = ["add_parsers", "register_text", "write_register_pdf", "show_text"]
 
 # the words the tables print, translated (request states, actions, roles, target kinds)
-WORDS = (N_("requested"), N_("approved"), N_("refused"), N_("expired"), N_("view"),
+WORDS = (N_("requested"), N_("approved"), N_("refused"), N_("expired"), N_("revoked"),
+         N_("view"),
          N_("copy"), N_("export"), N_("print"), N_("archive_head"), N_("unit_leader"),
          N_("bureau_chief"), N_("recording"), N_("case"), N_("number"))
 
@@ -139,7 +142,11 @@ def show_text(st) -> str:
         lines.append("  " + _("refused by %(by)s at %(at)s: %(why)s") % {
             "by": _p(st["refusal"]["by"]), "at": _when(st["refusal"]["at"]),
             "why": _p(st["refusal"]["reason"])})
-    if st["missing"] and not st["refusal"]:
+    if st.get("revocation"):
+        lines.append("  " + _("revoked by %(by)s at %(at)s: %(why)s") % {
+            "by": _p(st["revocation"]["by"]), "at": _when(st["revocation"]["at"]),
+            "why": _p(st["revocation"]["reason"])})
+    if st["missing"] and not st["refusal"] and not st.get("revocation"):
         lines.append("  " + _("still needs: %(roles)s") % {
             "roles": " + ".join(_(r) for r in st["missing"])})
     lines.append("  " + _("recordings: %(recs)s") % {
@@ -212,11 +219,24 @@ def _refuse(args):
     return 0
 
 
+def _revoke(args):
+    from . import access
+    cli = _cli()
+    with cli.open_catalogue(args) as cat:
+        who = cli.signed_in(cat, args)
+        i = access.revoke(cat, who, args.request, args.reason)
+    cli._emit(args, {"request": args.request, "by": who.name, "log_entry": i},
+              _("request %(id)s revoked by %(by)s (station log entry %(i)d): nothing more "
+                "is used under it") % {"id": _p(args.request), "by": who.name, "i": i})
+    return 0
+
+
 def _show(args):
     from . import access
     cli = _cli()
     with cli.open_catalogue(args, readonly=True) as cat:
-        st = access.state(cat, args.request)
+        who = cli.signed_in(cat, args)
+        st = access.state(cat, args.request, viewer=who)
     cli._emit(args, _json_state(st), show_text(st))
     return 0
 
@@ -226,7 +246,8 @@ def _list(args):
     from ..textcols import table
     cli = _cli()
     with cli.open_catalogue(args, readonly=True) as cat:
-        rows = access.requests(cat, args.state)
+        who = cli.signed_in(cat, args)
+        rows = access.requests(cat, args.state, viewer=who)
     text = "\n".join(table(
         [_("request"), _("state"), _("requester"), _("case"), _("what"), _("actions"),
          _("still needs")],
@@ -242,12 +263,14 @@ def _register(args):
     from . import access
     cli = _cli()
     with cli.open_catalogue(args, readonly=True) as cat:
-        rows = access.register(cat, args.since, args.until)
+        who = cli.signed_in(cat, args)
+        rows = access.register(cat, args.since, args.until, viewer=who)
         if args.pdf:
             path = os.path.abspath(args.pdf)
             from .. import pdfdoc
             try:
-                write_register_pdf(cat, path, rows, args.since, args.until)
+                write_register_pdf(cat, path, rows, args.since, args.until,
+                                   printed_by=who.name)
             except (FileExistsError, pdfdoc.FontMissing, OSError) as ex:
                 from .store import CatalogueError
                 raise CatalogueError(_("the register cannot be written to %(path)s: %(why)s")
@@ -307,20 +330,27 @@ def add_parsers(sub, formatter):
     p.add_argument("--reason", required=True)
     common(p)
     p.set_defaults(func=cli.clerk_command(_refuse))
+    p = rs.add_parser("revoke", help=_("withdraw a request or its approval (one who "
+                                       "approved it, or an archive head)"))
+    p.add_argument("request", metavar="ID")
+    p.add_argument("--reason", required=True)
+    common(p)
+    p.set_defaults(func=cli.clerk_command(_revoke))
     p = rs.add_parser("show", help=_("a request, its decisions and what it covers"))
     p.add_argument("request", metavar="ID")
-    common(p, user=False)
+    common(p)
     p.set_defaults(func=cli.clerk_command(_show))
     p = rs.add_parser("list", help=_("list the requests"))
-    p.add_argument("--state", choices=("requested", "approved", "refused", "expired"))
-    common(p, user=False)
+    p.add_argument("--state", choices=("requested", "approved", "refused", "expired",
+                                       "revoked"))
+    common(p)
     p.set_defaults(func=cli.clerk_command(_list))
     p = rs.add_parser("register", help=_("the register of accesses for a period (a table, "
                                          "JSON, or a PDF to sign)"))
     p.add_argument("--from", dest="since", metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="until", metavar="YYYY-MM-DD")
     p.add_argument("--pdf", metavar="FILE", help=_("write a PDF for the supervisor to sign"))
-    common(p, user=False)
+    common(p)
     p.set_defaults(func=cli.clerk_command(_register))
     from .copies_cli import add_access_actions      # access copy | access export
     add_access_actions(rs)

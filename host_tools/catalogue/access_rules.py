@@ -17,12 +17,12 @@ import threading
 import sqlalchemy as sa
 
 from . import db, store, users
-from ..i18n import _
+from ..i18n import N_, _
 from ..records import printable
 from .events import TEXT_MAX, CatalogueEventError, field
 
 __all__ = ["ACTIONS", "TARGET_KINDS", "RULES", "DEFAULT_RULE", "CUSTODIAN", "APPROVERS",
-           "DEFAULT_VALID_DAYS", "VALID_DAYS_MAX", "ID_RE", "SERIAL_MAX", "TYPES",
+           "DEFAULT_VALID_DAYS", "VALID_DAYS_MAX", "RECENT_DAYS", "ID_RE", "SERIAL_MAX", "TYPES",
            "AccessRefused", "settings", "needed", "replay", "decision_why", "use_why",
            "covered", "visible_why", "logged", "index_of", "parse_time", "parse_recording"]
 
@@ -34,10 +34,14 @@ DEFAULT_RULE = "head_and_unit_leader"
 CUSTODIAN = "archive_head"          # other agencies' requests go through it (003 §11)
 APPROVERS = ("archive_head", "unit_leader", "bureau_chief")
 DEFAULT_VALID_DAYS = 7
-VALID_DAYS_MAX = 366
+VALID_DAYS_MAX = 90                 # station.toml [access] valid_days at most (a quarter)
+RECENT_DAYS = 30    # a user set up by an approver or the requester this many days before
+                    # the request (or after it) approves nothing with that approver / for
+                    # that requester (_crony_why)
 ID_RE = re.compile(r"AR-([0-9]{4})-([0-9]{4,9})")
 SERIAL_MAX = 999_999_999
-TYPES = ("access_requested", "access_approved", "access_refused", "access_used")
+TYPES = ("access_requested", "access_approved", "access_refused", "access_used",
+         "access_revoked")
 _HEX = re.compile(r"[0-9a-f]{64}")
 _MEMO_LOCK = threading.RLock()
 
@@ -184,8 +188,14 @@ def _vet_request(cat, i, e):
         if until is None or not at < until <= at + dt.timedelta(days=VALID_DAYS_MAX):
             return _("request %(id)s: valid_until is not a time within %(max)d days of it")\
                 % {"id": rid, "max": VALID_DAYS_MAX}
-        if field(e, "rule", str) not in RULES:
+        rule = field(e, "rule", str)
+        if rule not in RULES:
             return _("request %(id)s names no approval rule of this station") % {"id": rid}
+        station_rule = settings(cat)[0]     # the station's, never the requester's (#14)
+        if rule != station_rule:
+            return _("request %(id)s names the approval rule %(rule)s, not this station's "
+                     "(%(station)s): it counts for nothing, ask again") % {
+                "id": rid, "rule": rule, "station": station_rule}
         purpose = field(e, "purpose", str, max_len=TEXT_MAX)
         if not purpose.strip():
             return _("an access request names its purpose")
@@ -229,12 +239,18 @@ def _replay(cat, rid, upto):
           "target_kind": e["target_kind"], "target": e["target"], "agency": e.get("agency"),
           "rule": e["rule"], "valid_until": e["valid_until"],
           "case_unit": _logged(cat)["cases"][e["case_no"]][1],
-          "approvals": [], "refusal": None}
+          "approvals": [], "refusal": None, "revocation": None}
     _finish(st)
     for i, d in evs:
-        if i > ri and d.get("type") in ("access_approved", "access_refused") and \
+        if i <= ri:
+            continue
+        if d.get("type") in ("access_approved", "access_refused") and \
                 _decision_why(cat, st, i, d) is None:
             _add(st, i, d)
+        elif d.get("type") == "access_revoked" and _revoke_why(cat, st, i, d) is None:
+            st["revocation"] = {"by": d["by"], "at": d["at"], "reason": d["reason"],
+                                "event": i}
+            _finish(st)
     return _finish(st)
 
 
@@ -242,7 +258,8 @@ def _finish(st):
     need = _needed(st["rule"], st["agency"])
     have = {a["role"] for a in st["approvals"]}
     st["missing"] = [r for r in need if r not in have]
-    st["approved"] = not st["missing"] and st["refusal"] is None
+    st["approved"] = not st["missing"] and st["refusal"] is None and \
+        st.get("revocation") is None
     return st
 
 
@@ -273,6 +290,9 @@ def _decision_why(cat, st, i, d):
     me = _user_at(cat, by, i) or {}
     if st["refusal"] is not None:
         return _("request %(id)s was refused: a refusal ends it") % {"id": rid}
+    if st.get("revocation") is not None:
+        return _("request %(id)s was revoked by %(by)s: ask again") % {
+            "id": rid, "by": st["revocation"]["by"]}
     if st["approved"]:
         return _("request %(id)s is approved already") % {"id": rid}
     at, until = _time(d.get("at")), _time(st["valid_until"])
@@ -301,16 +321,99 @@ def _decision_why(cat, st, i, d):
                  "only its own unit's leader decides") % {
             "name": by, "unit": me.get("unit") or "-", "case_unit": st["case_unit"] or "-",
             "case": st["case_no"]}
+    if d["type"] == "access_approved":
+        return _crony_why(cat, st, i, by)
     return None
+
+
+_USER_WHAT = {"user_added": N_("added"), "user_changed": N_("changed (role, unit, clearance, "
+                                                             "state or OS account)"),
+              "user_password": N_("given a new password")}
+
+
+def _set_by(cat, st, name, setters, upto):
+    """(setter, log index, event type) of the first user event on user ``name`` before log
+    index ``upto`` made by one of ``setters``, after request ``st`` or at most RECENT_DAYS
+    before it (None: none)."""
+    if not setters:
+        return None
+    memo = users._logged(cat, upto)
+    made = _time(st["requested_at"])
+    since = made - dt.timedelta(days=RECENT_DAYS) if made is not None else None
+    for j in memo["idx"].get(name, ()):
+        if j >= upto:
+            break
+        e = cat.entry(j)
+        if not isinstance(e, dict) or e.get("by") not in setters:
+            continue
+        t = _time(e.get("at"))
+        if j > st["event"] or since is None or t is None or t >= since:
+            return e["by"], j, e.get("type")
+    return None
+
+
+def _crony_why(cat, st, i, by):
+    """Why the approval of user ``by`` at log index ``i`` does not count because one
+    person could hold two approvals (#01): ``by`` was added, changed or given a password
+    by the requester or by another approver of the request, or ``by`` did so to another
+    approver, after the request or less than RECENT_DAYS before it (None: it counts).
+    The same on every replay: it reads the users' events of the signed log."""
+    others = [a for a in st["approvals"] if a["by"] != by]
+    hit = _set_by(cat, st, by, {st["requester"]} | {a["by"] for a in others}, i)
+    name = by
+    for a in others if hit is None else ():
+        hit = _set_by(cat, st, a["by"], {by}, a["event"])
+        if hit is not None:
+            name = a["by"]
+            break
+    if hit is None:
+        return None
+    return _("user %(name)s was %(what)s by %(by)s (log entry %(j)d, less than %(days)d "
+             "days before request %(id)s or after it), and %(by)s made or approved that "
+             "request: this approval does not count, another user must give it") % {
+        "name": name, "what": _(_USER_WHAT.get(hit[2], "changed")), "by": hit[0],
+        "j": hit[1], "days": RECENT_DAYS, "id": st["id"]}
+
+
+def _revoke_why(cat, st, i, d):
+    """Why the revocation ``d`` at log index ``i`` of request ``st`` does not count (None:
+    it does): made by one whose approval of it counted, or by an archive head, with a
+    reason, on a request not refused or revoked already."""
+    rid = st["id"]
+    try:
+        users.check_actor(cat, i, d, "access_approve")
+        if not field(d, "reason", str, max_len=TEXT_MAX).strip():
+            return _("a revocation gives its reason (--reason)")
+    except (store.CatalogueError, CatalogueEventError) as ex:
+        return str(ex)
+    if st["refusal"] is not None:
+        return _("request %(id)s was refused: a refusal ends it") % {"id": rid}
+    if st.get("revocation") is not None:
+        return _("request %(id)s was revoked by %(by)s already") % {
+            "id": rid, "by": st["revocation"]["by"]}
+    me = _user_at(cat, d["by"], i) or {}
+    if me.get("role") != CUSTODIAN and not any(a["by"] == d["by"] for a in st["approvals"]):
+        return _("user %(name)s neither approved request %(id)s nor is an archive head: "
+                 "only they revoke it") % {"name": d["by"], "id": rid}
+    return None
+
+
+def _links_at(cat, case_no, upto):
+    incase = set()
+    for i, linked, dev, seg in _logged(cat)["links"].get(case_no, ()):
+        if i < upto:
+            (incase.add if linked else incase.discard)((dev, seg))
+    return incase
 
 
 def _covered(cat, st, upto):
     """The recordings (device, segment) request ``st`` covers as the log states them
-    before ``upto``: of its target, those filed in its case."""
-    incase = set()
-    for i, linked, dev, seg in _logged(cat)["links"].get(st["case_no"], ()):
-        if i < upto:
-            (incase.add if linked else incase.discard)((dev, seg))
+    before ``upto``: of its target, those filed in its case when the request was made
+    (its log entry, st["event"]) and still filed there (#05: a recording filed later is
+    not covered by an approval given for the case as it was)."""
+    incase = _links_at(cat, st["case_no"], upto)
+    if st.get("event") is not None:
+        incase &= _links_at(cat, st["case_no"], st["event"])
     if st["target_kind"] == "case":
         return incase
     if st["target_kind"] == "recording":
@@ -344,6 +447,9 @@ def _use_why(cat, conn, st, i, e, clearance=True):
     if st["refusal"] is not None:
         return _("request %(id)s was refused by %(by)s") % {"id": rid,
                                                               "by": st["refusal"]["by"]}
+    if st.get("revocation") is not None:
+        return _("request %(id)s was revoked by %(by)s: ask again") % {
+            "id": rid, "by": st["revocation"]["by"]}
     if not st["approved"]:
         return _("request %(id)s is not approved: it still needs %(roles)s") % {
             "id": rid, "roles": " + ".join(st["missing"])}
@@ -379,6 +485,23 @@ def _use_why(cat, conn, st, i, e, clearance=True):
     return None
 
 
+def _log_user(cat, name, i):
+    """users.User ``name`` as the signed log states it before ``i`` (role, unit, clearance)."""
+    st = _user_at(cat, name, i) or {}
+    return users.User(name, st.get("role") or "", st.get("display") or name, "log",
+                      st.get("unit"), st.get("clearance"))
+
+
+def _case_hidden_why(cat, conn, name, i, case_no):
+    """#02: the refusal of a case that does not exist if user ``name`` (as the log states
+    it at ``i``) may not see case ``case_no``, else None."""
+    from .confidentiality import case_visible
+    if case_visible(conn, _log_user(cat, name, i), case_no):
+        return None
+    return _("no case %(case)s: a request names a case of the archive") % {
+        "case": printable(case_no)}
+
+
 def _visible_why(cat, conn, name, i, rec):
     """CONF (host_tools/catalogue/confidentiality.py, when the station has it): may the
     user ``name``, as the log states it at ``i``, see recording ``rec``?"""
@@ -405,5 +528,6 @@ def _visible_why(cat, conn, name, i, rec):
 # the names the access module (and copies.py) call these by
 replay, decision_why, use_why, covered, visible_why = (_replay, _decision_why, _use_why,
                                                        _covered, _visible_why)
+revoke_why = _revoke_why
 logged, index_of, parse_time, parse_recording, needed = (_logged, _index, _time, _rec,
                                                          _needed)

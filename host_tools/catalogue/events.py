@@ -25,7 +25,7 @@ CLERK_TYPES = frozenset((
     "disposal_requested", "disposal_refused",
     "classified",                                               # confidentiality.py
     "access_requested", "access_approved", "access_refused",    # access.py
-    "access_used",
+    "access_used", "access_revoked",
     "copy_made",                                                # copies.py
     "disc_made",                                                # host_tools/disc
     "backup_made",                                              # host_tools/backup
