@@ -265,3 +265,27 @@ def test_09_many_names_do_not_clear_a_lock(world, monkeypatch):
         o.post("/login", data={"name": "nobody%d" % i, "password": "wrong wrong",
                                "csrf_token": token(o)})
     assert login(c, "zhao.lead").status_code == 429
+
+
+# -- #13 the language link ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["//evil.example/", "/\\evil.example/", "//evil.example",
+                                  "/%5Cevil.example/x"])
+def test_13_the_language_link_stays_on_the_desk(world, path):
+    c, _a, _rids = world
+    r = c.get("http://testserver" + path)
+    hrefs = re.findall(r'<a href="([^"]*)" hreflang', r.text)
+    assert hrefs, r.text[:800]
+    assert [h.split("?")[0] for h in hrefs] == ["/"], hrefs
+
+
+def test_13_the_language_link_keeps_the_page(world):
+    from host_tools.desk.web import local_path
+    c, _a, _rids = world
+    login(c, "li.na")
+    r = c.get("/register")
+    assert '<a href="/register?lang=zh_CN" hreflang' in r.text
+    assert local_path("/case/FZ 1/x") == "/case/FZ%201/x"
+    for bad in ("//x.example", "/\\x.example", "https://x.example/", "x/y", "", None,
+                "/a\nb", "/\t/x.example"):
+        assert local_path(bad) == "/", bad

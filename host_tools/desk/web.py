@@ -20,7 +20,7 @@ from ..i18n import _
 
 __all__ = ["Desk", "DeskError", "LoginNeeded", "user_of", "field", "number", "day",
            "render", "lazy", "function", "redirect", "need_user", "need_permission",
-           "choose_lang", "use_lang", "iso", "IDLE_S", "PAGE"]
+           "choose_lang", "use_lang", "iso", "local_path", "IDLE_S", "PAGE"]
 
 IDLE_S = 30 * 60            # a session idle this long is signed out
 SESSIONS_MAX = 10_000       # sessions the desk keeps (the least recently used go first)
@@ -292,11 +292,28 @@ def render(request, template, status_code=200, headers=None, **ctx):
     desk = request.app.state.desk
     lang = getattr(request.state, "lang", None) or use_lang(request)
     ctx.setdefault("user", getattr(request.state, "user", None))
+    other = "en" if lang == "zh_CN" else "zh_CN"
     ctx.update(request=request, lang=lang, csrf_token=request.scope.get("csrf_token", ""),
-               other_lang="en" if lang == "zh_CN" else "zh_CN", path=request.url.path)
+               other_lang=other, path=request.url.path,
+               lang_href=local_path(request.scope.get("path")) + "?lang=" + other)
     return desk.templates.TemplateResponse(request, template, ctx, status_code=status_code,
                                            headers={"cache-control": "no-store",
                                                     **(headers or {})})
+
+
+def local_path(path):
+    """``path`` (percent-encoded) when it is a path of this site: "/..." but not "//...",
+    no backslash, no scheme, no control character; else "/". A link or a redirect made
+    from what a request says never leaves the desk."""
+    import urllib.parse
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("//") \
+            or "\\" in path or len(path) > 2048 or \
+            any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 for c in path):
+        return "/"
+    out = urllib.parse.quote(path, safe="/")
+    if not out.startswith("/") or out.startswith("//") or urllib.parse.urlsplit(out).netloc:
+        return "/"
+    return out
 
 
 def redirect(url):
