@@ -120,6 +120,26 @@ def test_r15_desk_request_refused_then_approved_then_used(world):
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
+def test_r15_desk_copy_only_request_plays_its_viewing_copy(world):
+    """A request for "copy" alone: its viewing copy is handed out as a copy (the action
+    copies.view_action names) and the player streams it under that same action."""
+    c, _tmp, dev, seg = world
+    login(c, "li.na")
+    rid = _request(c, "%s:%d" % (dev, seg), actions=("copy",))
+    for who in ("wang.head", "zhao.lead"):
+        login(c, who)
+        assert _decide(c, rid, "approve").status_code == 303
+    login(c, "li.na")
+    r = c.post("/view/%s/%s/%d" % (rid, dev, seg),
+               data={"csrf_token": _csrf(c, "/request/" + rid)})
+    assert r.status_code == 200 and "<video" in r.text, r.text[-800:]
+    src = re.search(r'<video[^>]+src="([^"]+)"', r.text).group(1)
+    v = c.get(src, headers={"range": "bytes=0-99"})
+    assert v.status_code == 206 and v.content[4:8] == b"ftyp"
+    reg = c.get("/register").text
+    assert reg.count(rid) == 1 and "<td>copy</td>" in reg
+
+
 def _wait(c, url, limit=90):
     deadline = time.monotonic() + limit
     while True:

@@ -2,15 +2,16 @@
 
 POST /view/{rid}/{device}/{segment} (a form of the request's page, with its CSRF token):
 asks copies.make_view_copy for the request's viewing copy of that recording (it
-authorizes "view" under the approved request, derives or reuses the watermarked MP4 and
+authorizes copies.view_action (view, else copy) under the approved request, derives or reuses the watermarked MP4 and
 records the hand-out with access.record_use: one register entry per hand-out), grants
 this session that copy for GRANT_S seconds, and sends the browser to the player page,
 GET /player/{sha256} (which hands nothing out: it shows the granted copy).
 
 GET /video/{sha256}: the copy's bytes, with HTTP Range (Starlette's FileResponse) so the
 browser can play and seek; only for a session granted it by the player page, for the
-user it was granted to, whose request still authorizes "view" (access.authorize; no new
-register entry for each range the browser asks for), and only a file copies.copy_path
+user it was granted to, whose request still authorizes the copy's action
+(copies.view_action; access.authorize; no new register entry for each range the browser
+asks for), and only a file copies.copy_path
 vouches for (its copy_made row and hash). The originals are never served.
 """
 from __future__ import annotations
@@ -93,7 +94,10 @@ async def video(request):
     sha = request.path_params["sha"]
     g = _grant(request, user, sha)
     access, copies = _modules()
-    access.authorize(desk.cat, user, g[1], "view", device=g[2], segment=g[3])
+    # the action the copy was handed out under (view, or copy for a request without
+    # view): the one copies.make_view_copy authorized and put on the register
+    access.authorize(desk.cat, user, g[1], copies.view_action(desk.cat, g[1]),
+                     device=g[2], segment=g[3])
     path = copies.copy_path(desk.cat, sha)
     return FileResponse(path, media_type="video/mp4",
                         headers={"cache-control": "private, no-store"})
