@@ -345,3 +345,20 @@ def test_17_validity_is_capped(tmp_path):
         cat.config.values["access"] = {"valid_days": 366}
         with pytest.raises(store.CatalogueError, match="valid_days is 1 to 90"):
             access.settings(cat)
+
+
+def test_02_an_approver_who_may_not_see_the_case_finds_no_request(world):
+    pytest.importorskip("host_tools.catalogue.confidentiality")
+    cat, u = world
+    top = _hide(cat, u)
+    cat.act(u["clerk"], cases.opened_event("FZ-5", "专案", unit=UNIT))
+    cat.act(u["clerk"], cases.linked_event("FZ-5", device=B, segment=4))
+    cat.act(top, {"type": "classified", "kind": "case", "case_no": "FZ-5",
+                  "level": "confidential", "reason": "专案"})
+    secret = access.request(cat, top, target_kind="case", target="FZ-5", case_no="FZ-5",
+                            purpose="专案", actions=("view",))
+    missing = _refusal(lambda: access.approve(cat, u["leader"], "AR-2020-0042"))
+    for fn in (lambda: access.approve(cat, u["leader"], secret),
+               lambda: access.refuse(cat, u["leader"], secret, "no"),
+               lambda: access.revoke(cat, u["head"], secret, "no")):
+        assert _refusal(fn) == (missing[0], missing[1].replace("AR-2020-0042", secret))

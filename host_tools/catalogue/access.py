@@ -150,13 +150,20 @@ class _Requested:
             requested_at=e["at"], valid_until=e["valid_until"]))
 
 
+def _hidden_now(cat, conn, e, i, st):
+    """#02: while a decision is made (not on replay: the levels are the rows'), a request
+    on a case its user may not see is, to that user, no request."""
+    return i == cat.archive.log().size and _case_hidden_why(
+        cat, conn, e["by"], i, st["case_no"]) is not None
+
+
 class _Decided:
     @staticmethod
     def check(cat, conn, e):
         rid = field(e, "request", str, max_len=32)
         i = _index(cat, conn, e)
         st = _replay(cat, rid, i)
-        if st is None or _row(conn, rid) is None:
+        if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
             raise store.CatalogueError(_("there is no access request %(id)s") % {
                 "id": printable(rid)})
         why = _decision_why(cat, st, i, e)
@@ -190,7 +197,7 @@ class _Revoked:
         rid = field(e, "request", str, max_len=32)
         i = _index(cat, conn, e)
         st = _replay(cat, rid, i)
-        if st is None or _row(conn, rid) is None:
+        if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
             raise store.CatalogueError(_("there is no access request %(id)s") % {
                 "id": printable(rid)})
         why = _revoke_why(cat, st, i, e)

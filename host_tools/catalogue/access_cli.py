@@ -184,7 +184,7 @@ def _request(args):
         rid = access.request(cat, who, target_kind=kind, target=target, case_no=args.case,
                              purpose=args.purpose, actions=actions, agency=args.agency,
                              valid_days=args.valid_days)
-        st = access.state(cat, rid)
+        st = access.state(cat, rid, viewer=who)
     cli._emit(args, _json_state(st),
               _("access request %(id)s by %(by)s: it needs the approval of %(roles)s")
               % {"id": rid, "by": who.name, "roles": " + ".join(_(r) for r in st["missing"])})
@@ -197,7 +197,7 @@ def _approve(args):
     with cli.open_catalogue(args) as cat:
         who = cli.signed_in(cat, args)
         i = access.approve(cat, who, args.request, args.reason)
-        st = access.state(cat, args.request)
+        st = access.state(cat, args.request, viewer=who)
     text = _("request %(id)s approved by %(by)s (%(role)s; station log entry %(i)d)") % {
         "id": _p(args.request), "by": who.name, "role": _(who.role), "i": i}
     text += "\n" + (_("it is approved: its requester may use it until %(t)s") % {
