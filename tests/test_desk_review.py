@@ -140,6 +140,23 @@ def test_03_a_request_on_a_hidden_case_is_as_on_no_case(world):
     assert "no case X" in answers[0][1] and "no case X" in answers[1][1]
 
 
+def test_03_exports_page_lists_no_disc_of_a_hidden_case(world):
+    import sqlalchemy as sa
+    from host_tools.catalogue import db
+    c, a, _rids = world
+    with Catalogue(a) as cat, cat.engine.begin() as conn:
+        for i, ref in enumerate(("FZ-OPEN", "FZ-SECRET")):
+            conn.execute(db.discs.insert().values(
+                id=10_000 + i, ref=ref, image_sha256="ab" * 32, contents_sha256="cd" * 32,
+                label="{}", by_user="li.na", at="2026-12-01T00:00:00.000Z"))
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.discs)).scalar() == 2
+    login(c, "li.na")
+    page = c.get("/exports").text
+    assert "FZ-OPEN" in page and "FZ-SECRET" not in page
+    login(c, "zhou.chief", PW2["zhou.chief"])
+    assert "FZ-SECRET" in c.get("/exports").text
+
+
 def _custody_rows(page):
     sec = page.split("<h2>Custody</h2>", 1)
     assert len(sec) == 2, page[-2000:]

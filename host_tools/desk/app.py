@@ -3,9 +3,11 @@ server-rendered Jinja2 pages, no JavaScript).
 
     app = make_app("/srv/archive")          # then uvicorn.run(app, host="127.0.0.1")
 
-Its first page is the sign-in. Sessions are Starlette's signed cookie (itsdangerous; the
-secret is made at each start and never stored, so a restart signs everyone out;
-httponly, SameSite=Strict) and end after web.IDLE_S without use; each form carries
+Its first page is the sign-in. A session is the desk's own (web.Desk.sessions): a random
+id in Starlette's signed cookie (itsdangerous; the secret is made at each start and never
+stored; httponly, SameSite=Strict) that the desk remembers with the user's version; it ends
+at sign-out, when the user changes (password, role, deactivated), after web.IDLE_S
+without use and at a restart (auth.py); each form carries
 starlette-csrf's token (security.FormCSRF); every response has the security headers
 (security.SecurityHeaders); only the Host names of the address it serves on are
 answered (no DNS rebinding). Every value is escaped by Jinja2's autoescape. A refused

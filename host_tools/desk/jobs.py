@@ -116,13 +116,19 @@ def _add(desk, job):
         desk.jobs.pop(min(old, key=lambda j: j.started).id)
 
 
-def _discs(desk):
+def _discs(desk, user):
+    """The last discs made, but those of a case ``user`` may not see (visibility.Seen)."""
     from ..catalogue import db
+    from .visibility import Seen
     d = db.discs.c
     with desk.cat.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(d.id, d.ref, d.image_sha256, d.by_user,
-                                                         d.at).order_by(d.id.desc())
-                                              .limit(20)).mappings()]
+        seen = Seen(conn, user)
+        rows = [dict(r) for r in conn.execute(sa.select(
+            d.id, d.ref, d.image_sha256, d.by_user, d.at).order_by(d.id.desc())
+            .limit(20)).mappings()]
+        known = {r[0] for r in conn.execute(sa.select(db.cases.c.case_no).where(
+            db.cases.c.case_no.in_({r["ref"] for r in rows})))} if rows else set()
+        return [r for r in rows if r["ref"] not in known or seen.case(r["ref"])]
 
 
 def _backups(desk):
@@ -151,7 +157,7 @@ async def exports_page(request, status_code=200):
     jobs = sorted((j for j in desk.jobs.values() if j.owner == user.name),
                   key=lambda j: -j.started)
     return web.render(request, "exports.html", status_code=status_code, disc_ok=disc_ok,
-                      backup_ok=backup_ok, status=status, discs=_discs(desk),
+                      backup_ok=backup_ok, status=status, discs=_discs(desk, user),
                       backups=_backups(desk), jobs=jobs, backup_dirs=desk.backup_dirs,
                       may_disc=user.role in users.PERMISSIONS["disc"],
                       may_backup=user.role in users.PERMISSIONS["backup"],

@@ -2,8 +2,9 @@
 
 POST /view/{rid}/{device}/{segment} (a form of the request's page, with its CSRF token):
 asks copies.make_view_copy for the request's viewing copy of that recording (it
-authorizes copies.view_action (view, else copy) under the approved request, derives or reuses the watermarked MP4 and
-records the hand-out with access.record_use: one register entry per hand-out), grants
+authorizes copies.view_action (view, else copy) under the approved request, derives or
+reuses the watermarked MP4 and records the hand-out with access.record_use: one register
+entry per hand-out), grants
 this session that copy for GRANT_S seconds, and sends the browser to the player page,
 GET /player/{sha256} (which hands nothing out: it shows the granted copy).
 
