@@ -11,15 +11,22 @@ the roles the station's rule names; each use is a signed entry of the register.
 
 Events (SPEC §14.9): access_requested {request, purpose, case_no, actions, target_kind,
 target, agency?, rule, valid_until}, access_approved {request, role, reason?},
-access_refused {request, reason}, access_used {request, action, device?, segment?,
-output?}.
+access_refused {request, reason}, access_revoked {request, reason}, access_used {request,
+action, device?, segment?, output?}.
 
 Rules (station.toml [access] approval; 001 §21, 002 §16, 003 §11):
     head_and_unit_leader   one archive_head and one unit_leader of the case's unit
     bureau_chief           one bureau_chief
 A request on behalf of another agency ("agency") also needs an archive_head (the
-custodian). An approver is never the requester nor a user the requester added; a refusal
-ends the request; a request is valid until its valid_until (default 7 days).
+custodian). An approver is never the requester nor a user the requester added, nor one the
+requester or the other approver added, changed or gave a password less than RECENT_DAYS
+(30) before the request or after it (one person never holds two approvals); a refusal or
+a revocation (one who approved it, or an archive head) ends the request; a request is
+valid until its valid_until (station.toml [access] valid_days, default 7, at most 90,
+never chosen longer by the requester); the station, not the requester, sets its rule and
+number; it covers the recordings its case held when it was made (and still holds). A
+case the requester may not see (R16) is refused as one that does not exist, and
+state/requests/register show a ``viewer`` only the requests and recordings it may see.
 
 The decisions are taken on the signed station log, never on the rows: the request, its
 approvals and refusals, the approvers' roles and units, the case's unit and recordings are
