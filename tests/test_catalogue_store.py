@@ -230,9 +230,10 @@ def _issue12_events(cat, u, device, segment, tmp_path):
     lead = users.User("zhao.lead", "unit_leader", how="os", unit="U-1")
     rid = access.request(cat, clerk, target_kind="case", target="FZ-2026-001",
                          case_no="FZ-2026-001", purpose="庭审 court", actions=["export"])
-    access.approve(cat, head, rid)
+    access.approve(cat, qian, rid)          # not head: head set up zhao.lead (a crony)
     access.approve(cat, lead, rid, reason="ok")
     access.record_use(cat, clerk, rid, "export", device=device, segment=segment)
+    access.revoke(cat, head, rid, "hearing over")
     confidentiality.classify(cat, qian, "recording", "restricted", "证人 名单",
                              device=device, segment=segment)
     no = access.request(cat, clerk, target_kind="case", target="FZ-2026-001",
@@ -242,6 +243,8 @@ def _issue12_events(cat, u, device, segment, tmp_path):
         "archive_number": "-", "case": "FZ-2026-001", "dates": "2026", "copy": "A of 2",
         "contents_sha256": "cd" * 32}))
     cat.act(clerk, cases.opened_event("FZ-2026-002", "另一案件", unit="U-1"))
+    wrong = handover.offer(cat, clerk, "zhao.lead", "li.na moves to another unit")
+    handover.withdraw(cat, clerk, wrong, "wrong successor")
     hid = handover.offer(cat, clerk, "qian.head", "li.na moves to another unit")
     handover.accept(cat, qian, hid)
     from host_tools.backup import backup

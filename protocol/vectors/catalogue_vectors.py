@@ -20,7 +20,8 @@ SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 def events():
-    from host_tools.catalogue import cases, documents, tags, users
+    from host_tools.catalogue import (access, backups, cases, confidentiality, copies,
+                                      discs, documents, handover, tags, users)
     from host_tools.catalogue.events import base
 
     def made(e, by, prev=None):
@@ -66,6 +67,49 @@ def events():
                   **{"class": "ordinary", "expired_on": "2028-11-30"}), "wang.wei"),
         made(base("disposal_refused", None, None, request="DR-20281202-1a2b3c4d",
                   reason="wait for the review"), "li.na"),
+        # issue 12 (§14.8-14.13): confidentiality, access register, copies, discs,
+        # backups, handover
+        made(confidentiality.classified_event("case", "restricted", "涉及证人身份",
+                                              case_no="FZ-2026-001"), "li.na"),
+        made(dict(access.request_event(target_kind="case", target="FZ-2026-001",
+                                       case_no="FZ-2026-001", purpose="行政诉讼 庭审举证",
+                                       actions=["view", "export"]),
+                  request="AR-2026-0001", rule="head_and_unit_leader",
+                  valid_until="2026-12-08T08:00:00.000+00:00"), "wang.wei"),
+        made(access.base("access_approved", None, None, request="AR-2026-0001",
+                         role="archive_head"), "li.na"),
+        made(access.base("access_approved", None, None, request="AR-2026-0001",
+                         role="unit_leader", reason="同意"), "zhao.lei"),
+        made(access.base("access_used", None, None, request="AR-2026-0001", action="view",
+                         device=DEV, segment=12, output=SHA), "wang.wei"),
+        made(copies.copy_event("AR-2026-0001", DEV, 12, SHA, 48_213_114, "view", [
+            {"kind": "media", "path": "m/00000012.mkv", "sha256": SHA, "length": 51_200_000,
+             "chunks": 12_500, "root": SHA},
+            {"kind": "index", "path": "m/00000012.idx", "sha256": SHA},
+            {"kind": "record", "seq": 40, "record": "SEGMENT_CLOSE", "hash": SHA}],
+            {"tool": "ffmpeg", "version": "5.1.6", "args": "-c:v libx264 -c:a aac",
+             "watermark": "wang.wei AR-2026-0001"}), "wang.wei"),
+        made(dict(access.request_event(target_kind="recording", target="%s/12" % DEV,
+                                       case_no="FZ-2026-001", purpose="了解情况",
+                                       actions=["copy"]),
+                  request="AR-2026-0002", rule="head_and_unit_leader",
+                  valid_until="2026-12-08T08:00:00.000+00:00"), "wang.wei"),
+        made(access.base("access_refused", None, None, request="AR-2026-0002",
+                         reason="用途不明"), "li.na"),
+        made(access.base("access_revoked", None, None, request="AR-2026-0001",
+                         reason="复议已结束"), "li.na"),
+        made(discs.made_event("FZ-2026-001", SHA, SHA, {
+            "archive_number": "FZMC-20261201-张三-检查-0001", "case": "FZ-2026-001",
+            "dates": "2026-12-01 UTC", "copy": "A/2", "contents_sha256": SHA}), "li.na"),
+        made(backups.made_event(destination="/mnt/offsite/sealcam", snapshot=
+                                "20261201T080000Z-30", log_size=30, root=SHA, objects=120,
+                                objects_new=8, bytes_new=402_653_184), "li.na"),
+        made(handover.offer_event("wang.wei", "zhao.lei", "调往其他单位", ["FZ-2026-002"],
+                                  []), "wang.wei"),
+        made(handover.accept_event(40), "zhao.lei"),
+        made(handover.offer_event("wang.wei", "sun.li", "调往其他单位", [], [16]),
+             "wang.wei"),
+        made(handover.withdraw_event(42, "接替人有误"), "wang.wei"),
         {"type": "segment_disposed", "at": AT, "device": "SC-00D4E5F6", "segment": 7,
          "objects": [{"path": "m/00000007.mkv", "sha256": bytes.fromhex(SHA)},
                      {"path": "m/00000007.idx", "sha256": bytes(range(32))}],
