@@ -54,8 +54,13 @@ def archive(tmp_path_factory):
                                       password=PW["wang.head"]))
         head = users.User("wang.head", "archive_head")
         cat.act(head, users.add_event("li.na", "clerk", "李娜", password=PW["li.na"]))
-        cat.act(head, users.add_event("zhao.lead", "unit_leader", "赵队长",
-                                      password=PW["zhao.lead"], unit=UNIT))
+        # the unit leader is set up by another than the archive head who approves with
+        # him (an approver's recent user does not approve with him)
+        cat.act(head, users.add_event("chen.chief", "bureau_chief", "陈局长",
+                                      password="chief pass 2026"))
+        cat.act(users.User("chen.chief", "bureau_chief"),
+                users.add_event("zhao.lead", "unit_leader", "赵队长",
+                                password=PW["zhao.lead"], unit=UNIT))
         clerk = users.User("li.na", "clerk")
         cat.act(clerk, cases.opened_event(CASE, "违法建设 五一路 12号", unit=UNIT))
         cat.act(clerk, cases.linked_event(CASE, device=DEV, segment=seg))
