@@ -77,9 +77,9 @@ def test_r16_a_classified_case_hides_itself_and_its_recordings(world):
     with cat.engine.connect() as conn:
         assert C.level_of_case(conn, "FZ-1") == "restricted"
         assert C.level_of_recording(conn, store.recording_id(conn, B, 5)) == "restricted"
-    # taken out of the case, the recording is seen again
+    # taken out of the case, the recording keeps the case's level (#16; SPEC §14.8)
     cat.act(u["head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
-    assert (B, 5) in _found(cat, clerk)
+    assert (B, 5) not in _found(cat, clerk)
 
 
 def test_r16_classify_above_own_clearance_or_unseen_or_by_a_clerk_is_refused(world):
@@ -206,3 +206,108 @@ def test_r16_classify_search_and_case_show_on_the_command_line(tmp_path, tmp_pat
     assert run("classify", "show", "--recording", A + ":999", user="li.na") == 3
     assert capsys.readouterr().err.replace(A + "/999", "X") == hidden
     assert "no recording X" in hidden
+
+
+# -- #10: the levels are the signed log's, not the database's ------------------------------
+
+def _edit(cat, sql):
+    import sqlalchemy as sa
+    with cat.engine.begin() as conn:
+        conn.execute(sa.text(sql))
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE classifications SET level = 'public'",
+    "DELETE FROM classifications",
+    "UPDATE classifications SET current = false",
+    "UPDATE classifications SET kind = 'case', recording_id = NULL, case_no = 'FZ-none'",
+])
+def test_r16_classification_rows_edited_in_the_database_are_refused(world, edit):
+    """#10: a classification row lowered, deleted or made not current with SQL access does
+    not unhide the recording: search, case show and require_visible refuse with one line
+    (`sealcam catalogue reindex` puts the log's rows back)."""
+    cat, u = world
+    C.classify(cat, u["qian.head"], "recording", "confidential", "证人", device=A, segment=3)
+    clerk = u["clerk"]
+    assert (A, 3) not in _found(cat, clerk)
+    _edit(cat, edit)
+    with store.Catalogue(cat.archive_dir, cat.url) as other:    # a new process
+        for c in (cat, other):
+            c.sync()
+            with pytest.raises(store.CatalogueError, match="reindex") as e:
+                _found(c, clerk)
+            assert "\n" not in str(e.value)
+            with pytest.raises(store.CatalogueError, match="reindex"):
+                cases.show(c, "FZ-1", clerk)
+            with c.engine.connect() as conn:
+                with pytest.raises(store.CatalogueError, match="reindex"):
+                    C.require_visible(conn, clerk, store.recording_id(conn, A, 3))
+    _edit(cat, "DELETE FROM classifications")       # the rows as the log makes them
+    _edit(cat, "INSERT INTO classifications (id, kind, recording_id, level, reason, current,"
+               " by_user, at) SELECT %d, 'recording', id, 'confidential', '证人', true, "
+               "'qian.head', '%s' FROM recordings WHERE device = '%s' AND segment = 3"
+               % (_classified_at(cat)[0], _classified_at(cat)[1], A))
+    assert (A, 3) not in _found(cat, clerk) and (A, 3) in _found(cat, u["zhou.clerk"])
+
+
+def _classified_at(cat):
+    """(log index, at) of the log's classified event."""
+    lg = cat.archive.log()
+    return next((i, e["at"]) for i, _r, e in lg.entries(0, lg.size)
+                if e.get("type") == "classified")
+
+
+def test_r16_a_forged_lower_classification_row_is_refused(world):
+    """#10: a newer row inserted with SQL (a lower level) is no event of the log."""
+    cat, u = world
+    C.classify(cat, u["qian.head"], "recording", "confidential", "证人", device=A, segment=3)
+    with cat.engine.connect() as conn:
+        rid = store.recording_id(conn, A, 3)
+    _edit(cat, "UPDATE classifications SET current = false")
+    _edit(cat, "INSERT INTO classifications (id, kind, recording_id, level, reason, current,"
+               " by_user, at) VALUES (99999, 'recording', %d, 'public', 'x', true, "
+               "'zhou.chief', '2026-01-01T00:00:00Z')" % rid)
+    cat.sync()
+    with pytest.raises(store.CatalogueError, match="reindex"):
+        _found(cat, u["clerk"])
+
+
+# -- #16: leaving a case does not lower a recording's level --------------------------------
+
+def test_r16_a_recording_keeps_its_case_level_after_unlinking(world):
+    """#16: B/5 was restricted through case FZ-1; unlinked (or its `case` tag changed), it
+    stays restricted until the bureau chief lowers it with a classify event (an archive
+    head may not: lowering is the chief's)."""
+    from host_tools.catalogue import tags
+    cat, u = world
+    cat.act(u["head"], users.add_event("zhou.chief", "bureau_chief", clearance="confidential",
+                                       os_account="nosuch-chief"))
+    chief = users.User("zhou.chief", "bureau_chief", how="os", clearance="confidential")
+    cat.act(u["clerk"], tags.tag_event(A, 2, case="FZ-1"))
+    C.classify(cat, u["wu.head"], "case", "restricted", "涉密案件", case_no="FZ-1")
+    clerk = u["clerk"]
+    assert _found(cat, clerk) == []
+    cat.act(u["head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
+    cat.act(u["clerk"], tags.tag_event(A, 2, case="FZ-2", reason="wrong case"))
+    assert _found(cat, clerk) == []                       # still restricted
+    with cat.engine.connect() as conn:
+        for dev, seg in ((B, 5), (A, 2)):
+            rid = store.recording_id(conn, dev, seg)
+            assert C.level_of_recording(conn, rid) == "restricted"
+            with pytest.raises(store.PermissionRefused, match=NO_REC):
+                C.require_visible(conn, clerk, rid)
+    assert (B, 5) in _found(cat, u["wu.head"])
+    with pytest.raises(store.PermissionRefused, match="bureau chief"):
+        C.classify(cat, u["wu.head"], "recording", "internal", "not secret", device=B,
+                   segment=5)
+    C.classify(cat, chief, "recording", "internal", "reviewed: not secret", device=B,
+               segment=5)
+    assert _found(cat, clerk) == [(B, 5)]
+    assert (A, 2) not in _found(cat, clerk)
+    from host_tools.catalogue import check
+    fresh = check.rebuild(cat, unarchived=True)             # a replay of the log agrees
+    try:
+        assert not fresh.problems and check.differences(cat, fresh) == 0
+        assert _found(fresh, clerk) == [(B, 5)]
+    finally:
+        fresh.engine.dispose()

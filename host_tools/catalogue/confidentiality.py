@@ -20,6 +20,19 @@ level and the current level of every case it is linked to (filed in the case, or
 its number as the `case` metadata value): filing a recording into a confidential case
 hides it.
 
+Leaving a case does not lower a level (#16): a recording unlinked from a case, or whose
+`case` tag stops naming it, keeps that case's level (as it was then) as a floor of its own
+level until a `classified` event on the recording sets its level again (lowering it is the
+bureau chief's, as always).
+
+The levels are the signed log's (#10): the log's `classified`, case link and `case` tag
+entries are read once per Catalogue (Catalogue.entries_with) and replayed here; the floors
+come from that replay, and before a level is used the classifications rows are compared
+with the rows the log makes: a row edited, added or deleted with SQL access refuses every
+visibility question with one line (`sealcam catalogue reindex` rebuilds them). The
+functions that get only a connection find their Catalogue by its engine (every
+Catalogue's _sync registers it here).
+
 Rules (checked when the event is made and again when the log is replayed, against the
 users as the log stated them then):
 - only an archive head or the bureau chief classifies (permission ``classify``);
@@ -30,6 +43,9 @@ users as the log stated them then):
   refused.
 """
 from __future__ import annotations
+
+import threading
+import weakref
 
 import sqlalchemy as sa
 
@@ -84,8 +100,271 @@ def _cl():
     return db.classifications.c
 
 
+# -- the signed log's levels (#10, #16) ------------------------------------------------------
+
+_NEEDLES = (b"classified", b"case_linked", b"case_unlinked", b"dcase")   # dcase: CBOR "case"
+_OTHERS = {"case_linked": "case", "case_unlinked": "case", "tag": "tag"}
+_LOCK = threading.RLock()
+_BOUND = {}             # id(engine) -> weakref to its Catalogue
+
+
+def _bind(cat):
+    with _LOCK:
+        _BOUND[id(cat.engine)] = weakref.ref(cat)
+
+
+def _cat_of(conn):
+    """The Catalogue whose engine ``conn`` is of (None: none registered)."""
+    eng = getattr(conn, "engine", None)
+    r = _BOUND.get(id(eng))
+    cat = r() if r is not None else None
+    return cat if cat is not None and cat.engine is eng else None
+
+
+def _install():
+    """Register every Catalogue by its engine when it syncs (store.Catalogue._sync runs
+    before any of its reads: sync, act, reindex, catalogue check's rebuild)."""
+    orig = store.Catalogue._sync
+    if getattr(orig, "_conf_binds", False):
+        return
+
+    def _sync(self, *a, **kw):
+        _bind(self)
+        return orig(self, *a, **kw)
+    _sync._conf_binds = True
+    _sync.__doc__ = orig.__doc__
+    store.Catalogue._sync = _sync
+
+
+_install()
+
+
+def _logged(cat):
+    """The log's entries levels depend on, [(index, entry)] in log order, each made by a
+    user the log allowed to (users.check_actor); read again only where the log grew."""
+    from . import users
+    from .events import CatalogueEventError
+    memo = cat.__dict__.setdefault("_conf_logged", {"upto": 0, "events": [], "states": {}})
+    lg = cat.archive.log()
+    with _LOCK:
+        if memo["upto"] < lg.size:
+            for i, e in cat.entries_with(*_NEEDLES, start=memo["upto"], stop=lg.size):
+                t = e.get("type") if isinstance(e, dict) else None
+                if t == "tag" and not (isinstance(e.get("fields"), dict)
+                                       and "case" in e["fields"]):
+                    continue
+                if t != "classified" and t not in _OTHERS:
+                    continue
+                try:
+                    users.check_actor(cat, i, e, _OTHERS.get(t, "classify"))
+                except (store.CatalogueError, CatalogueEventError):
+                    continue
+                memo["events"].append((i, e))
+            memo["upto"] = lg.size
+    return memo
+
+
+def _new_state():
+    return {"case": {}, "own": {}, "floor": {}, "linked": {}, "tagged": {}, "rows": []}
+
+
+def _effective(st, key):
+    """The recording ``key`` (device, segment)'s level in the replay state ``st``."""
+    levels = [st["own"].get(key, DEFAULT_LEVEL), st["floor"].get(key, "public")]
+    cases = set(st["linked"].get(key, ())) | {c for (k, _sp), c in st["tagged"].items()
+                                              if k == key and c}
+    levels += [st["case"].get(c, DEFAULT_LEVEL) for c in cases]
+    return max(levels, key=rank)
+
+
+def _keep(st, key, case_no):
+    """``key`` leaves case ``case_no``: it keeps the case's level as a floor (#16)."""
+    lv = st["case"].get(case_no)
+    if lv is not None and rank(lv) > rank(st["floor"].get(key, "public")):
+        st["floor"][key] = lv
+
+
+def _classified_why(cat, st, i, e):
+    """None if the `classified` entry ``e`` at log index ``i`` counts on the replay state
+    ``st`` (the entries before it), else (exception class, one line): the rules of the
+    module doc, on the users and levels as the log states them at ``i``."""
+    from . import access_rules, users
+    from .events import CatalogueEventError
+    try:
+        level = field(e, "level", str, max_len=32)
+        reason = field(e, "reason", str, max_len=TEXT_MAX)
+        kind = field(e, "kind", str, max_len=16)
+        if kind == "recording":
+            key = (field(e, "device", str, max_len=64), field(e, "segment", int))
+        elif kind == "case":
+            key = field(e, "case_no", str, max_len=64)
+        else:
+            return store.CatalogueError, _("classify a recording or a case, not %(kind)s") % {
+                "kind": kind[:40]}
+    except CatalogueEventError as ex:
+        return store.CatalogueError, str(ex)
+    if level not in LEVELS:
+        return store.CatalogueError, _("unknown level %(level)s (levels: %(levels)s)") % {
+            "level": level[:40], "levels": ", ".join(LEVELS)}
+    if not reason.strip():
+        return store.CatalogueError, _("a classification needs a reason")
+    if kind == "case":
+        opened = access_rules.logged(cat)["cases"].get(key)
+        if opened is None or opened[0] >= i:
+            return store.CatalogueError, _("no case %(case)s") % {"case": key}
+    me = users._state_at(users._logged(cat, i + 1), e.get("by"), i) or {}
+    role, clearance = me.get("role"), me.get("clearance") or DEFAULT_CLEARANCE
+    if kind == "recording":
+        seen, cur = _effective(st, key), max(st["own"].get(key, DEFAULT_LEVEL),
+                                             st["floor"].get(key, "public"), key=rank)
+        if not may_see(clearance, seen):
+            return store.CatalogueError, _no_recording(*key)
+    else:
+        cur = st["case"].get(key, DEFAULT_LEVEL)
+        if not may_see(clearance, cur):
+            return store.CatalogueError, _("no case %(case)s") % {"case": key}
+    if not may_see(clearance, level):
+        return store.PermissionRefused, _(
+            "user %(name)s (clearance %(clearance)s) may not classify above their own "
+            "clearance: %(level)s") % {"name": e["by"], "clearance": clearance,
+                                       "level": level}
+    if level == cur:
+        return store.CatalogueError, _("it is %(level)s already") % {"level": level}
+    if rank(level) < rank(cur) and role not in LOWERS:
+        return store.PermissionRefused, _(
+            "lowering a level (%(cur)s to %(level)s) is the bureau chief's decision, with a "
+            "reason; user %(name)s is %(role)s") % {"cur": cur, "level": level,
+                                                   "name": e["by"], "role": role}
+    return None
+
+
+def _step(cat, st, i, e):
+    """Apply the log entry ``e`` (index ``i``) to the replay state ``st``."""
+    t = e.get("type")
+    dev, seg = e.get("device"), e.get("segment")
+    key = (dev, seg) if isinstance(dev, str) and type(seg) is int else None
+    if t == "classified":
+        if _classified_why(cat, st, i, e) is not None:
+            return
+        if e["kind"] == "recording":
+            st["own"][key] = e["level"]
+            st["floor"].pop(key, None)
+            st["rows"].append((i, "recording", key, e["level"]))
+        else:
+            st["case"][e["case_no"]] = e["level"]
+            st["rows"].append((i, "case", e["case_no"], e["level"]))
+    elif t == "case_linked" and key is not None and isinstance(e.get("case_no"), str):
+        st["linked"].setdefault(key, set()).add(e["case_no"])
+    elif t == "case_unlinked" and key is not None and isinstance(e.get("case_no"), str):
+        if e["case_no"] in st["linked"].get(key, ()):
+            st["linked"][key].discard(e["case_no"])
+            _keep(st, key, e["case_no"])
+    elif t == "tag" and key is not None:
+        new = e["fields"].get("case")
+        new = new if isinstance(new, str) and new else None
+        span = (e.get("span_from_ms"), e.get("span_to_ms"))
+        old = st["tagged"].get((key, span))
+        if old and old != new:
+            _keep(st, key, old)
+        st["tagged"][(key, span)] = new
+
+
+def _state(cat, upto):
+    """The replay state made by the log's entries before ``upto`` (kept per Catalogue for
+    the last few ``upto``)."""
+    import copy
+    memo = _logged(cat)
+    with _LOCK:
+        st = memo["states"].get(upto)
+        if st is not None:
+            return st
+        best = max((k for k in memo["states"] if k <= upto), default=None)
+        st = copy.deepcopy(memo["states"][best]) if best is not None else _new_state()
+        start = best or 0
+        for i, e in memo["events"]:
+            if start <= i < upto:
+                _step(cat, st, i, e)
+        if len(memo["states"]) >= 8:
+            memo["states"].pop(min(memo["states"]))
+        memo["states"][upto] = st
+        return st
+
+
+def _rows_of_log(st):
+    """The classifications rows (event, kind, target, level, current) the log makes, a
+    recording's target its (device, segment)."""
+    newest = {}
+    for i, kind, ref, _lv in st["rows"]:
+        newest[(kind, ref)] = i
+    return {(i, kind, ref, lv, newest[(kind, ref)] == i) for i, kind, ref, lv in st["rows"]}
+
+
+def _exists(conn, key):
+    r = db.recordings.c
+    return conn.execute(sa.select(r.id).where(r.device == key[0], r.segment == key[1])
+                        ).first() is not None
+
+
+def _log_state(conn):
+    """The replay state for a visibility question on ``conn`` (None: no Catalogue of the
+    engine is known: the rows alone answer). When the catalogue has applied the whole log,
+    its classifications rows are first compared with the log's (CatalogueError: one line);
+    while a sync applies entries, the state where it started."""
+    cat = _cat_of(conn)
+    if cat is None:
+        return None
+    applied = cat.applied(conn)
+    st = _state(cat, applied)
+    if applied < cat.archive.log().size:
+        return st
+    c, rec = _cl(), db.recordings.c
+    have = {(r.id, r.kind, (r.device, r.segment) if r.kind == "recording" else r.case_no,
+             r.level, bool(r.current)) for r in conn.execute(
+        sa.select(c.id, c.kind, c.case_no, c.level, c.current, rec.device, rec.segment)
+        .select_from(db.classifications.outerjoin(db.recordings,
+                                                  rec.id == c.recording_id)))}
+    want = _rows_of_log(st)
+    # a recording the catalogue does not have: its event was refused there
+    diff = [x for x in have ^ want if x in have or x[1] != "recording" or
+            _exists(conn, x[2])]
+    if diff:
+        diff = sorted(diff, key=repr)[0]
+        raise store.CatalogueError(
+            _("the catalogue's confidentiality levels are not the station log's (row of log "
+              "entry %(i)s: %(what)s): nothing is shown until `sealcam catalogue reindex` "
+              "rebuilds them from the log (`sealcam catalogue check` names what differs)")
+            % {"i": diff[0], "what": "added or changed" if diff in have else "missing"})
+    return st
+
+
+def _floor(conn, st, recording_id):
+    if not st or not st["floor"]:
+        return "public"
+    r = conn.execute(sa.select(db.recordings.c.device, db.recordings.c.segment).where(
+        db.recordings.c.id == recording_id)).first()
+    return st["floor"].get((r[0], r[1]), "public") if r is not None else "public"
+
+
+def _floored_hidden(conn, st, hidden):
+    """Catalogue ids of the recordings whose floor is a hidden level."""
+    keys = sorted(k for k, lv in (st or {}).get("floor", {}).items() if lv in hidden)
+    rec = db.recordings.c
+    out = []
+    for k in range(0, len(keys), 200):
+        part = keys[k:k + 200]
+        out += [x[0] for x in conn.execute(sa.select(rec.id).where(sa.or_(
+            *[sa.and_(rec.device == d, rec.segment == g) for d, g in part])))]
+    return out
+
+
 def own_level(conn, kind, ref) -> str:
-    """The current level a recording (id) or a case (number) was given, or the default."""
+    """The current level a recording (id) or a case (number) was given, or the default
+    (the rows, once checked against the signed log: _log_state)."""
+    _log_state(conn)
+    return _own_row_level(conn, kind, ref)
+
+
+def _own_row_level(conn, kind, ref) -> str:
     c = _cl()
     col = c.recording_id if kind == "recording" else c.case_no
     r = conn.execute(sa.select(c.level).where(c.kind == kind, col == ref,
@@ -108,9 +387,13 @@ def _cases_of(conn, recording_id) -> set:
 
 
 def level_of_recording(conn, recording_id) -> str:
-    """The highest of the recording's own level and those of the cases it is in now."""
-    levels = [own_level(conn, "recording", recording_id)]
-    levels += [level_of_case(conn, c) for c in sorted(_cases_of(conn, recording_id))]
+    """The highest of the recording's own level, those of the cases it is in now, and the
+    floor kept from the cases it left (#16)."""
+    st = _log_state(conn)                   # the rows checked once
+    levels = [_own_row_level(conn, "recording", recording_id),
+              _floor(conn, st, recording_id)]
+    levels += [_own_row_level(conn, "case", c) for c in sorted(_cases_of(conn,
+                                                                           recording_id))]
     return max(levels, key=rank)
 
 
@@ -125,11 +408,14 @@ def visible_clause(user_or_clearance, conn=None):
     if not hidden:
         return sa.true()
     rec, ci, t = db.recordings.c, db.case_items.c, db.tags.c
+    floored = []
     if conn is not None:
+        st = _log_state(conn)               # the rows checked; the floors kept (#16)
+        floored = _floored_hidden(conn, st, hidden)
         c = _cl()
         if conn.execute(sa.select(c.id).where(c.current.is_(True), c.level.in_(hidden))
                         .limit(1)).first() is None:
-            return sa.true()
+            return rec.id.notin_(floored) if floored else sa.true()
     own = db.classifications.alias("cl_own").c
     via_t = db.classifications.alias("cl_case")
     tag_t = db.classifications.alias("cl_tag")
@@ -137,6 +423,7 @@ def visible_clause(user_or_clearance, conn=None):
     one = sa.select(sa.literal(1))
     # OFFSET 0 keeps each a probe per recording on PostgreSQL (search.py _tag_cond)
     return sa.not_(sa.or_(
+        rec.id.in_(floored) if floored else sa.false(),
         sa.exists(one.where(own.recording_id == rec.id, own.kind == "recording",
                             own.current.is_(True), own.level.in_(hidden)).offset(0)),
         sa.exists(one.select_from(db.case_items).join(
@@ -207,6 +494,19 @@ def _case_row(conn, case_no):
     return r
 
 
+def _index(cat, conn, e):
+    """The log index of `classified` event ``e``: the log's size while Catalogue.act
+    checks it, else (a replay) the first entry equal to it not applied yet."""
+    size = cat.archive.log().size
+    start = cat.applied(conn)
+    if start >= size:
+        return size
+    for i, x in _logged(cat)["events"]:
+        if i >= start and x == e:
+            return i
+    return size
+
+
 def _actor(conn, name):
     u = db.users.c
     r = conn.execute(sa.select(u.role, u.clearance).where(u.name == name)).first()
@@ -246,26 +546,13 @@ class _Classified:
         if not reason.strip():
             raise store.CatalogueError(_("a classification needs a reason"))
         kind, ref, rec = _Classified._target(conn, e)
-        role, clearance = _actor(conn, field(e, "by", str))
-        # a record its classifier may not see does not exist for him
-        if kind == "recording":
-            if not may_see(clearance, level_of_recording(conn, ref)):
-                raise store.CatalogueError(_no_recording(*rec))
-        elif not may_see(clearance, level_of_case(conn, ref)):
-            raise store.CatalogueError(_("no case %(case)s") % {"case": ref})
-        if not may_see(clearance, level):
-            raise store.PermissionRefused(
-                _("user %(name)s (clearance %(clearance)s) may not classify above their own "
-                  "clearance: %(level)s") % {"name": e["by"], "clearance": clearance,
-                                             "level": level})
-        cur = own_level(conn, kind, ref)
-        if level == cur:
-            raise store.CatalogueError(_("it is %(level)s already") % {"level": level})
-        if rank(level) < rank(cur) and role not in LOWERS:
-            raise store.PermissionRefused(
-                _("lowering a level (%(cur)s to %(level)s) is the bureau chief's decision, "
-                  "with a reason; user %(name)s is %(role)s")
-                % {"cur": cur, "level": level, "name": e["by"], "role": role})
+        _actor(conn, field(e, "by", str))
+        # the rules on the log as it stands at the event (the same replay that checks
+        # the rows): a record its classifier may not see does not exist for him, ...
+        i = _index(cat, conn, e)
+        why = _classified_why(cat, _state(cat, i), i, e)
+        if why is not None:
+            raise why[0](why[1])
 
     @staticmethod
     def apply(cat, conn, i, e):
