@@ -562,13 +562,14 @@ def _registered_clip(args):
     import shutil
     import tempfile
     from .catalogue import access
+    from .i18n import _
     from .catalogue.store import Catalogue
     from .cli_clerk import signed_in
     if not args.user or not args.request:
         raise access.AccessRefused(
-            "this archive has clerk users: a clip of its originals needs --user NAME and "
-            "--request N (your approved access request naming export; `sealcam access "
-            "request`)")
+            _("this archive has clerk users: a clip of its originals needs --user NAME and "
+              "--request N (your approved access request naming export; `sealcam access "
+              "request`)"))
     out = os.path.abspath(args.out)
     out_dir = os.path.dirname(out)
     with Catalogue(args.archive, args.db) as cat:
@@ -585,7 +586,8 @@ def _registered_clip(args):
                 for p in (c["file"], c["prov"]):
                     dst = os.path.join(out_dir, os.path.relpath(p, tmp))
                     if os.path.lexists(dst):
-                        raise ClipError("%s exists already: name another --out" % dst, 3)
+                        raise ClipError(_("%(path)s exists already: name another --out")
+                                        % {"path": dst}, 3)
                     moves.append((p, dst))
                 access.authorize(cat, who, args.request, "export", device=c["device"],
                                  segment=c["segment"])

@@ -6,7 +6,8 @@ their label (R13; SPEC §14.11); and the part of `sealcam verify` that reads a d
     sealcam verify IMAGE.iso | sealcam verify /mnt/disc        (host_tools/cli.py hook)
 
 Exit codes (export disc): those of the clerk verbs (0 written, 3 refused or usage, 5 sign-in,
-role, or no approved export request covering it). Verify: 0 OK or OK_WITH_MISSING_INFO, 1 NOT_OK, 3 not a disc / unreadable.
+role, or no approved export request covering it). Verify: 0 OK or OK_WITH_MISSING_INFO,
+1 NOT_OK, 3 not a disc / unreadable.
 """
 from __future__ import annotations
 
