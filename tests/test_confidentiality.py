@@ -311,3 +311,26 @@ def test_r16_a_recording_keeps_its_case_level_after_unlinking(world):
         assert _found(fresh, clerk) == [(B, 5)]
     finally:
         fresh.engine.dispose()
+
+
+@pytest.mark.parametrize("edit", [
+    "DELETE FROM case_items WHERE kind = 'recording'",
+    "UPDATE case_items SET current = false",
+    "DELETE FROM tags WHERE field = 'case'",
+])
+def test_r16_case_links_edited_in_the_database_do_not_unhide(world, edit):
+    """#10: the links and `case` tags that put a recording in a classified case are the
+    log's: rows deleted with SQL access do not unhide it."""
+    from host_tools.catalogue import tags
+    cat, u = world
+    cat.act(u["clerk"], tags.tag_event(A, 2, case="FZ-1"))
+    C.classify(cat, u["wu.head"], "case", "restricted", "涉密案件", case_no="FZ-1")
+    clerk = u["clerk"]
+    assert _found(cat, clerk) == []
+    _edit(cat, edit)
+    cat.sync()
+    assert _found(cat, clerk) == []
+    with cat.engine.connect() as conn:
+        for dev, seg in ((A, 2), (A, 3), (B, 5)):
+            with pytest.raises(store.PermissionRefused, match=NO_REC):
+                C.require_visible(conn, clerk, store.recording_id(conn, dev, seg))

@@ -280,6 +280,7 @@ def _state(cat, upto):
             return st
         best = max((k for k in memo["states"] if k <= upto), default=None)
         st = copy.deepcopy(memo["states"][best]) if best is not None else _new_state()
+        st.pop("_levels", None)
         start = best or 0
         for i, e in memo["events"]:
             if start <= i < upto:
@@ -337,17 +338,34 @@ def _log_state(conn):
     return st
 
 
-def _floor(conn, st, recording_id):
-    if not st or not st["floor"]:
+def _log_levels(st):
+    """{(device, segment): level} of every recording the log classified, filed in a case
+    or tagged with one: its own level, its floor and its cases' as the log states them
+    (kept with the state)."""
+    if st is None:
+        return {}
+    eff = st.get("_levels")
+    if eff is None:
+        keys = set(st["own"]) | set(st["floor"]) | set(st["linked"]) | {
+            k for k, _sp in st["tagged"]}
+        eff = st["_levels"] = {k: _effective(st, k) for k in keys}
+    return eff
+
+
+def _log_level(conn, st, recording_id):
+    """The recording's level by the log alone (#10, #16): the rows' links and tags cannot
+    lower it."""
+    eff = _log_levels(st)
+    if not eff:
         return "public"
     r = conn.execute(sa.select(db.recordings.c.device, db.recordings.c.segment).where(
         db.recordings.c.id == recording_id)).first()
-    return st["floor"].get((r[0], r[1]), "public") if r is not None else "public"
+    return eff.get((r[0], r[1]), "public") if r is not None else "public"
 
 
-def _floored_hidden(conn, st, hidden):
-    """Catalogue ids of the recordings whose floor is a hidden level."""
-    keys = sorted(k for k, lv in (st or {}).get("floor", {}).items() if lv in hidden)
+def _log_hidden(conn, st, hidden):
+    """Catalogue ids of the recordings the log puts at a hidden level."""
+    keys = sorted(k for k, lv in _log_levels(st).items() if lv in hidden)
     rec = db.recordings.c
     out = []
     for k in range(0, len(keys), 200):
@@ -387,11 +405,12 @@ def _cases_of(conn, recording_id) -> set:
 
 
 def level_of_recording(conn, recording_id) -> str:
-    """The highest of the recording's own level, those of the cases it is in now, and the
-    floor kept from the cases it left (#16)."""
+    """The highest of the recording's own level, those of the cases it is in now, and its
+    level as the log alone states it (the floor kept from the cases it left, #16; the
+    cases the log files it in whatever the rows say, #10)."""
     st = _log_state(conn)                   # the rows checked once
     levels = [_own_row_level(conn, "recording", recording_id),
-              _floor(conn, st, recording_id)]
+              _log_level(conn, st, recording_id)]
     levels += [_own_row_level(conn, "case", c) for c in sorted(_cases_of(conn,
                                                                            recording_id))]
     return max(levels, key=rank)
@@ -410,8 +429,8 @@ def visible_clause(user_or_clearance, conn=None):
     rec, ci, t = db.recordings.c, db.case_items.c, db.tags.c
     floored = []
     if conn is not None:
-        st = _log_state(conn)               # the rows checked; the floors kept (#16)
-        floored = _floored_hidden(conn, st, hidden)
+        st = _log_state(conn)       # the rows checked; what the log hides hidden (#10, #16)
+        floored = _log_hidden(conn, st, hidden)
         c = _cl()
         if conn.execute(sa.select(c.id).where(c.current.is_(True), c.level.in_(hidden))
                         .limit(1)).first() is None:
