@@ -307,6 +307,15 @@ def run(args) -> int:
     """`sealcam report`: 0 report made, no problem; 1 report made, compliance problems;
     3 usage error, not an archive, or an officer no record names."""
     clips = getattr(args, "clips", None)
+    if clips:
+        from .clip import has_users
+        if has_users(args.archive):
+            # originals leave an archive with clerk users only under the register (R15)
+            print("sealcam report: " + _(
+                "--clips: this archive has clerk users, so originals are cut only under an "
+                "approved export request: `sealcam clip --annotation DEVICE:SEQ --user NAME "
+                "--request N --out FILE.mkv` for each statement"), file=sys.stderr)
+            return EXIT_USAGE
     try:
         keep = _catalogue_keep(args)
         rep = build_report(args.archive, device=args.device, officer=args.officer,

@@ -1139,3 +1139,10 @@ def test_clip_of_an_archive_with_users_needs_an_approved_export_request(world, t
         used = [(x["device"], x["segment"], x["output"], x["valid"])
                 for x in access.register(cat) if x["request_id"] == rid]
     assert used == [(A, world["fa"]["seg1"], sha, True)]
+    # `sealcam report --clips DIR` cuts every statement: on an archive with users it is
+    # refused in one line (exit 3), nothing written; `sealcam clip --request` is the way
+    d = tmp_path / "report-clips"
+    rc = cli(["report", "--archive", str(arch), "--clips", str(d)])
+    _o, err = capsys.readouterr()
+    assert rc == 3 and not d.exists(), (rc, err)
+    assert len(err.strip().splitlines()) == 1 and "--request" in err, err
