@@ -140,6 +140,23 @@ def test_r15_desk_copy_only_request_plays_its_viewing_copy(world):
     assert reg.count(rid) == 1 and "<td>copy</td>" in reg
 
 
+def _approved(c, case, actions):
+    """A request of li.na for ``actions`` on case ``case``, approved by the archive head
+    and the case unit's leader; its number."""
+    login(c, "li.na")
+    t = _csrf(c, "/access")
+    r = c.post("/access/new", data={"target_kind": "case", "target": case, "case_no": case,
+                                    "purpose": "disc for the court",
+                                    "actions": list(actions), "csrf_token": t},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    rid = r.headers["location"].rsplit("/request/", 1)[1]
+    for who in ("wang.head", "zhao.lead"):
+        login(c, who)
+        assert _decide(c, rid, "approve").status_code == 303
+    return rid
+
+
 def _wait(c, url, limit=90):
     deadline = time.monotonic() + limit
     while True:
@@ -159,9 +176,27 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
     assert r.status_code == 403                     # a unit leader makes no disc
     login(c, "li.na")
     page = c.get("/exports").text
-    assert "Make two disc images" in page and "Back up now" not in page
+    assert 'id="disc-needs-request"' in page and "Back up now" not in page
+    # R15: a disc holds the originals: none without an approved export request
     t = _csrf(c, "/exports")
     r = c.post("/exports/disc", data={"ref": CASE, "csrf_token": t}, follow_redirects=False)
+    assert r.status_code == 400 and "approved export request" in r.text, r.text
+    assert "Traceback" not in r.text
+    assert not os.path.exists(tmp / "discs")            # nothing written
+    rid = _approved(c, CASE, ("export",))
+    login(c, "li.na")
+    page = c.get("/exports").text
+    assert "Make two disc images" in page and '<option value="%s">' % rid in page
+    view_only = _approved(c, CASE, ("view",))
+    login(c, "li.na")
+    r = c.post("/exports/disc", data={"request": view_only, "csrf_token": _csrf(c, "/exports")},
+               follow_redirects=False)
+    assert r.status_code == 403 and "export" in r.text   # not an export request
+    assert not os.path.exists(tmp / "discs")
+    assert _entries(c.get("/register").text) == 0
+    t = _csrf(c, "/exports")
+    r = c.post("/exports/disc", data={"request": rid, "csrf_token": t},
+               follow_redirects=False)
     assert r.status_code == 303, r.text
     text = _wait(c, r.headers["location"])
     assert 'state-done' in text, text
@@ -170,6 +205,12 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
     isos = [f for d in made for f in os.listdir(tmp / "discs" / d) if f.endswith(".iso")]
     assert len(isos) == 2
     assert CASE in c.get("/exports").text
+    reg = c.get("/register").text                      # the disc is on the register
+    assert _entries(reg) == 1 and reg.count(rid) == 1 and "<td>export</td>" in reg
+    with Catalogue(tmp / "arch") as cat:            # the signed access_used entry
+        used = [e for _i, e in cat.entries_with(b"access_used")
+                if e.get("type") == "access_used"]
+    assert [(e["request"], e["action"]) for e in used] == [(rid, "export")]
     label = c.get(r.headers["location"] + "/label.pdf")
     assert label.status_code == 200 and label.content.startswith(b"%PDF")
     # the backup: the archive head, to the destination the desk was started with

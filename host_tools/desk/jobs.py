@@ -1,9 +1,12 @@
 """Exports to duplicate discs and backups, run in a background thread with a progress page
 that reloads itself (<meta http-equiv=refresh>, no script).
 
-    disc:   host_tools.disc build_disc(cat, user, ref, out_dir, progress) (DISC contract):
-            two identical ISO images and a label PDF under the desk's --export-dir
-            (default: ARCHIVE-discs beside the archive; never inside it)
+    disc:   host_tools.disc build_disc(cat, user, ref, out_dir, progress, request=) (DISC
+            contract): two identical ISO images and a label PDF under the desk's
+            --export-dir (default: ARCHIVE-discs beside the archive; never inside it);
+            a disc holds the originals, so the form names the user's approved export
+            request of the case or archive number (R15): checked before anything is
+            written, and the disc goes on the access register
     backup: host_tools.backup.backup(cat, user, dest, progress) (BACKUP contract): to one
             of the destinations the desk was started with (--backup-dir); a page never
             names a directory of its own
@@ -82,12 +85,12 @@ class Job:
         return None if self.fraction is None else int(self.fraction * 100)
 
 
-def _run(desk, job, user, fn, *args):
+def _run(desk, job, user, fn, *args, **kw):
     def work():
         cat = None
         try:
             cat = desk.new_catalogue()
-            job.result = fn(cat, user, *args, progress=job.progress)
+            job.result = fn(cat, user, *args, progress=job.progress, **kw)
             job.state = "done"
             job.fraction = 1.0
         except Exception as e:       # noqa: BLE001 - shown on the job's page, never lost
@@ -131,6 +134,21 @@ def _discs(desk, user):
         return [r for r in rows if r["ref"] not in known or seen.case(r["ref"])]
 
 
+def _export_requests(desk, user):
+    """The user's own approved requests that allow a disc: the "export" action, on a
+    case or an archive number (what build_disc's request= accepts), newest first."""
+    from ..catalogue import users
+    access = web.lazy("catalogue.access")
+    if access is None or user.role not in users.PERMISSIONS["disc"]:
+        return []
+    out = []
+    for st in access.requests(desk.cat, "approved", viewer=user):
+        if st.get("requester") == user.name and "export" in (st.get("actions") or ()) \
+                and st.get("target_kind") in ("case", "number"):
+            out.append(st)
+    return out
+
+
 def _backups(desk):
     from ..catalogue import db
     b = db.backups.c
@@ -161,27 +179,51 @@ async def exports_page(request, status_code=200):
                       backups=_backups(desk), jobs=jobs, backup_dirs=desk.backup_dirs,
                       may_disc=user.role in users.PERMISSIONS["disc"],
                       may_backup=user.role in users.PERMISSIONS["backup"],
-                      export_dir=desk.export_dir)
+                      export_dir=desk.export_dir,
+                      export_requests=_export_requests(desk, user))
 
 
 async def start_disc(request):
+    from .access_pages import RID_RE
     user = web.need_user(request)
     desk = request.app.state.desk
     web.need_permission(user, "disc")
     form = await request.form()
-    ref = web.field(form, "ref", required=True, max_len=64, label=_("case or archive number"))
-    if not REF_RE.fullmatch(ref):
+    ref = web.field(form, "ref", max_len=64, label=_("case or archive number"))
+    rid = web.field(form, "request", max_len=64, label=_("export request"))
+    if ref is not None and not REF_RE.fullmatch(ref):
         raise web.DeskError(400, _("not a case or archive number: %(ref)s") % {"ref": ref})
+    if rid is not None and not RID_RE.fullmatch(rid):
+        raise web.DeskError(400, _("not a request number: %(rid)s") % {"rid": rid})
     build = web.build_disc()
-    if build is None:
+    access = web.lazy("catalogue.access")
+    if build is None or access is None:
         raise web.DeskError(503, _("disc export is not available on this station yet"))
+    if rid is None:     # R15: a disc hands out the originals
+        raise web.DeskError(400, _("a disc holds the originals: choose your approved export "
+                                   "request of %(ref)s (ask for one under Access requests)")
+                            % {"ref": ref or _("the case or archive number")})
+    desk.cat.sync()
+    # checked here too, so a refusal is a page and no job or folder is made: the request
+    # is the user's, approved, allows "export" and names this case or number
+    st = access.authorize(desk.cat, user, rid, "export")
+    if ref is None and st.get("target_kind") in ("case", "number"):
+        ref = st.get("target")
+    if st.get("target_kind") not in ("case", "number") or st.get("target") != ref:
+        raise web.DeskError(400, _("request %(id)s is for %(kind)s %(target)s, not for the "
+                                   "disc of %(ref)s: a disc needs an export request of its "
+                                   "case or archive number")
+                            % {"id": rid, "kind": st.get("target_kind"),
+                               "target": st.get("target"), "ref": ref or "-"})
+    if not isinstance(ref, str) or not REF_RE.fullmatch(ref):
+        raise web.DeskError(400, _("not a case or archive number: %(ref)s") % {"ref": ref})
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)[:48]
     out = os.path.join(desk.export_dir, "disc-%s-%s" % (safe, stamp))
     job = Job("disc", user.name, ref)
     _add(desk, job)
     os.makedirs(out, exist_ok=True)
-    _run(desk, job, user, build, ref, out)
+    _run(desk, job, user, build, ref, out, request=rid)
     return web.redirect(request.url_for("job", jid=job.id))
 
 
