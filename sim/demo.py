@@ -564,11 +564,17 @@ def main(argv=None):
             ("the officer's report", "%s report --archive %s --officer %s"
              % (sc, d.rel(d.arch), OFFICER))]
     important = [m for m in (rep or {}).get("marks", []) if m.get("kind") == "important"]
-    if important:
+    if important and guarded:
+        # the archive has clerk users now: originals leave it only under an approved export
+        # request, by a signed-in user (the demo's password: sim/demo_clerk.py)
+        from sim.demo_clerk import PASSWORDS
         mclip = os.path.join(d.out, "important-%d.mkv" % important[0]["seq"])
-        cmds += [("cut 5 s before to 10 s after the IMPORTANT mark as a clip",
-                  "%s clip --archive %s --mark %s:%d --out %s"
-                  % (sc, d.rel(d.arch), DEVICE, important[0]["seq"], d.rel(mclip)))]
+        cmds += [("cut 5 s before to 10 s after the IMPORTANT mark as a clip, under request "
+                  "%s (on the register)" % guarded["request"],
+                  "SEALCAM_PASSWORD=%s %s clip --archive %s --mark %s:%d --out %s --user %s "
+                  "--request %s" % (shlex.quote(PASSWORDS[CLERK_NAME]), sc, d.rel(d.arch),
+                                    DEVICE, important[0]["seq"], d.rel(mclip), CLERK_NAME,
+                                    guarded["request"]))]
     if clip:
         cmds += [("check the statement clip (exit 0 OK, 1 NOT_OK)",
                   "%s verify-clip %s --archive %s" % (sc, d.rel(clip), d.rel(d.arch))),

@@ -19,10 +19,11 @@ import os
 
 from sim.demo_clerk import CASE_NO, CLERK, HEAD, PASSWORDS, UNIT, _env, _json
 
-__all__ = ["step_access", "LEADER"]
+__all__ = ["step_access", "LEADER", "CHIEF"]
 
 LEADER = "zhao.lead"                     # the case unit's leader (一中队)
-PASSWORDS = dict(PASSWORDS, **{LEADER: "demo leader pass 1"})
+CHIEF = "zhou.chief"                     # the bureau chief (局长), who sets up the leader
+PASSWORDS = dict(PASSWORDS, **{LEADER: "demo leader pass 1", CHIEF: "demo chief pass 1"})
 SAVE, WHAT = "access.txt", "access, copies, disc, backup (issue 12)"
 PURPOSE = "行政复议举证 / evidence for an administrative review"
 
@@ -49,11 +50,17 @@ def step_access(d, filed):
         return None
     banner("9. 调阅审批、查看副本、光盘与异地备份 / Approved access, viewing copies, "
            "discs and the off-site backup")
-    if sealcam(["user", "add", LEADER, "--role", "unit_leader", "--unit", UNIT,
-                "--display", "赵队长"], user=HEAD, new_password=PASSWORDS[LEADER]) is None:
+    # the bureau chief sets up the unit's leader: an approver set up by the other approver
+    # (or by the requester) does not count (SPEC §14.9)
+    if sealcam(["user", "add", CHIEF, "--role", "bureau_chief", "--display", "周局长"],
+               user=HEAD, new_password=PASSWORDS[CHIEF]) is None or \
+            sealcam(["user", "add", LEADER, "--role", "unit_leader", "--unit", UNIT,
+                     "--display", "赵队长"], user=CHIEF,
+                    new_password=PASSWORDS[LEADER]) is None:
         return None
-    say("用户", "User", "%s, leader of unit %s (the case's unit), added by %s"
-        % (LEADER, UNIT, HEAD))
+    say("用户", "Users", "%s (bureau chief) added by %s; %s, leader of unit %s (the case's "
+        "unit), added by the chief: an approver set up by the other approver would not "
+        "count" % (CHIEF, HEAD, LEADER, UNIT))
     req = sealcam(["access", "request", "--case", CASE_NO, "--whole-case", "--purpose",
                    PURPOSE, "--action", "view,export"], user=CLERK)
     if req is None:
@@ -72,9 +79,11 @@ def step_access(d, filed):
     cp = sealcam(["access", "copy", rid, rec, "--out", mp4], user=CLERK)
     if cp is None:
         return None
+    mark = " / ".join(x.strip() for x in ((cp.get("derivation") or {}).get("watermark")
+                                          or "").splitlines() if x.strip())
     say("查看副本", "Viewing copy", "%s: H.264/AAC MP4, watermarked \u201c%s\u201d, %s; the "
         "original stays read-only in the archive" % (
-            d.rel(mp4), ((cp.get("derivation") or {}).get("watermark") or "")[:60],
+            d.rel(mp4), mark[:80],
             "reused" if cp.get("reused") else "made with FFmpeg"))
     disc_dir = os.path.join(d.out, "disc")
     disc = sealcam(["export", "disc", CASE_NO, "--out", disc_dir, "--request", rid],
@@ -85,9 +94,11 @@ def step_access(d, filed):
         "%s..." % (", ".join(d.rel(p) for p in disc["images"]), d.rel(disc["label_pdf"]),
                    disc["image_sha256"][:16]))
     chk = d.sealcam(["verify", disc["images"][0]], SAVE, WHAT)
-    say("光盘校验", "Disc verified", "sealcam verify %s: exit %d (%s)"
-        % (d.rel(disc["images"][0]), chk.returncode, (chk.stdout.strip().splitlines()
-                                                         or ["?"])[0][:90]))
+    verdict = [ln.split(":", 1)[1].strip() for ln in chk.stdout.splitlines()
+               if ln.startswith("verdict:")]
+    say("光盘校验", "Disc verified", "sealcam verify %s: %s, exit %d (the same check as "
+        "verify_disc.py at the disc's root, with Python alone)"
+        % (d.rel(disc["images"][0]), (verdict or ["?"])[-1], chk.returncode))
     offsite = os.path.join(d.out, "offsite-backup")
     bk = sealcam(["backup", "--to", offsite], user=HEAD)
     if bk is None:

@@ -97,7 +97,7 @@ def test_access_verbs_refuse_bad_arguments(world, monkeypatch):
     run, f, arch, tmp = world
     code, out, err = run("request", "--case", CASE, "--recording", "nonsense", "--purpose",
                          "x", "--action", "view")
-    assert code == 3 and "DEVICE:SEGMENT" in err
+    assert code == 3 and "DEVICE/SEGMENT" in err
     code, out, err = run("request", "--case", "FZ-404", "--whole-case", "--purpose", "x",
                          "--action", "view")
     assert code == 3 and "no case FZ-404" in err

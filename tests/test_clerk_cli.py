@@ -101,7 +101,7 @@ def test_filing_verbs_end_to_end(world, capsys):
 def test_filing_verbs_refuse_bad_arguments(world, capsys, monkeypatch):
     run, f, tmp = world
     with pytest.raises(SystemExit):
-        run("tag", "%s:%d" % (A, f["a1"]), "--party", "x")     # not DEVICE/SEGMENT
+        run("tag", "%s#%d" % (A, f["a1"]), "--party", "x")     # not DEVICE/SEGMENT
     assert "is not DEVICE/SEGMENT" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run("case", "link", "FZ-1", "%s/%d" % (A, f["a1"]), "--document", "ab" * 32)

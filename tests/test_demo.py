@@ -149,8 +149,9 @@ def test_statement_clip_plays_with_sound(run):
     assert n > 0
 
 
-def test_proposed_commands_work(run, capsys):
-    """Every `sealcam …` command under "Try next" runs and exits as it should."""
+def test_proposed_commands_work(run, capsys, monkeypatch):
+    """Every `sealcam …` command under "Try next" runs and exits as it should (a leading
+    VAR=value is set in the environment, as a shell would)."""
     _, text, out = run
     cmds = [ln.strip() for ln in _section(text, "Try next") if not ln.strip().startswith("#")]
     assert any(c.startswith("ffplay ") for c in cmds)
@@ -159,6 +160,9 @@ def test_proposed_commands_work(run, capsys):
     ran = set()
     for c in cmds:
         argv = shlex.split(c)
+        while argv and "=" in argv[0] and not argv[0].startswith("-"):
+            k, v = argv.pop(0).split("=", 1)
+            monkeypatch.setenv(k, v)
         if not argv[0].endswith("sealcam"):
             continue
         verb = argv[1]

@@ -170,14 +170,8 @@ def _request(args):
     else:
         kind, target = "case", args.case
     if kind == "recording":
-        dev, sep, seg = target.rpartition(":")
-        if not sep:
-            dev, sep, seg = target.rpartition("/")
-        if not dev or not (seg.isascii() and seg.isdigit() and len(seg) <= 18):
-            from .store import CatalogueError
-            raise CatalogueError(_("%(rec)s is not DEVICE:SEGMENT (the seq of its "
-                                   "REC_START)") % {"rec": _p(repr(target[:80]))})
-        target = "%s:%d" % (dev, int(seg))
+        from . import recref
+        target = "%s:%d" % recref.parse(target)      # the event's form (SPEC §14.9)
     actions = [a.strip() for a in args.action.split(",") if a.strip()]
     with cli.open_catalogue(args) as cat:
         who = cli.signed_in(cat, args)
@@ -302,7 +296,7 @@ def add_parsers(sub, formatter):
     p.add_argument("--case", required=True, metavar="CASE",
                    help=_("the case the access is for"))
     w = p.add_mutually_exclusive_group(required=True)
-    w.add_argument("--recording", metavar="DEVICE:SEGMENT",
+    w.add_argument("--recording", metavar="DEVICE/SEGMENT",
                    help=_("one recording (filed in the case)"))
     w.add_argument("--whole-case", action="store_true",
                    help=_("every recording filed in the case"))

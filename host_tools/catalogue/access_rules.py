@@ -83,14 +83,9 @@ def _now():
 
 
 def _rec(target):
-    """(device, segment) of "DEVICE:SEG" (or DEVICE/SEG), or None."""
-    if not isinstance(target, str):
-        return None
-    for sep in (":", "/"):
-        dev, s, seg = target.rpartition(sep)
-        if s and dev and seg.isascii() and seg.isdigit() and len(seg) <= 18:
-            return dev, int(seg)
-    return None
+    """(device, segment) of "DEVICE:SEG" (or DEVICE/SEG), or None (recref's reading)."""
+    from .recref import split
+    return split(target)
 
 
 # -- the signed log's entries that decide ---------------------------------------------------

@@ -1,7 +1,7 @@
 """`sealcam classify`: confidentiality levels and the at-rest key (R16; SPEC §14.8).
 
-    sealcam classify (--recording DEVICE:SEGMENT | --case NO) --level LEVEL --reason TEXT
-    sealcam classify show (--recording DEVICE:SEGMENT | --case NO)   its level and history
+    sealcam classify (--recording DEVICE/SEGMENT | --case NO) --level LEVEL --reason TEXT
+    sealcam classify show (--recording DEVICE/SEGMENT | --case NO)   its level and history
     sealcam classify key-new --out PATH [--archive DIR]               a new at-rest key
 
 Each takes --archive DIR, --db URL, --user NAME and --json as the other clerk verbs do
@@ -24,21 +24,15 @@ def _cli():
 
 
 def parse_recording(text):
-    """(device, segment) of DEVICE:SEGMENT (or DEVICE/SEGMENT)."""
-    from .store import CatalogueError
-    s = str(text)
-    i = max(s.rfind(":"), s.rfind("/"))
-    dev, seg = s[:i], s[i + 1:]
-    if i <= 0 or not (seg.isascii() and seg.isdigit() and len(seg) <= 18):
-        raise CatalogueError(_("%(rec)s is not DEVICE:SEGMENT (the seq of its REC_START)")
-                             % {"rec": printable(repr(s[:80]), backslash=False)})
-    return dev, int(seg)
+    """(device, segment) of DEVICE/SEGMENT (or DEVICE:SEGMENT): recref's one reading."""
+    from . import recref
+    return recref.parse(text)
 
 
 def _target(args):
     from .store import CatalogueError
     if bool(args.recording) == bool(args.case):
-        raise CatalogueError(_("name one recording (--recording DEVICE:SEGMENT) or one case "
+        raise CatalogueError(_("name one recording (--recording DEVICE/SEGMENT) or one case "
                                "(--case NO)"))
     if args.recording:
         dev, seg = parse_recording(args.recording)
@@ -133,7 +127,7 @@ def add_parsers(sub, formatter):
     p.add_argument("action", nargs="?", choices=("show", "key-new"),
                    help=_("show: a record's level and history; key-new: a new at-rest key "
                           "(none: classify)"))
-    p.add_argument("--recording", metavar="DEVICE:SEGMENT")
+    p.add_argument("--recording", metavar="DEVICE/SEGMENT")
     p.add_argument("--case", metavar="NO")
     p.add_argument("--level", choices=LEVELS)
     p.add_argument("--reason")

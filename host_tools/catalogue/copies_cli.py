@@ -31,15 +31,11 @@ def _cli():
 
 
 def parse_recording(text):
-    """(device, segment) of "DEVICE/SEGMENT" or "DEVICE:SEGMENT"; CopyError otherwise."""
+    """(device, segment) of "DEVICE/SEGMENT" or "DEVICE:SEGMENT" (recref's one reading);
+    CopyError otherwise."""
+    from . import recref
     from .copies import CopyError
-    s = str(text)
-    i = max(s.rfind("/"), s.rfind(":"))
-    dev, seg = s[:i], s[i + 1:]
-    if i <= 0 or not (seg.isascii() and seg.isdigit() and len(seg) <= 18):
-        raise CopyError(_("%(rec)s is not DEVICE/SEGMENT (the seq of its REC_START)")
-                        % {"rec": printable(repr(s[:80]), backslash=False)})
-    return dev, int(seg)
+    return recref.parse(text, error=CopyError)
 
 
 def _write_out(cat, sha, out):

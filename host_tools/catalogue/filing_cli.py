@@ -48,20 +48,10 @@ WORDS = (N_("open"), N_("closed"), N_("archived"), N_("opened"), N_("linked"),
 
 
 def _recording(text):
-    """DEVICE/SEGMENT, or DEVICE/SEGMENT:FROM-TO (milliseconds from the recording's start)."""
-    dev, sep, rest = text.partition("/")
-    seg, colon, span = rest.partition(":")
-    try:
-        if sep and dev and seg.isdigit():
-            if not colon:
-                return (dev, int(seg))
-            a, b = span.split("-")
-            if a.isdigit() and b.isdigit():
-                return (dev, int(seg), int(a), int(b))
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(_("%(text)r is not DEVICE/SEGMENT or DEVICE/SEGMENT:"
-                                       "FROM-TO") % {"text": text[:60]})
+    """DEVICE/SEGMENT, or DEVICE/SEGMENT:FROM-TO (milliseconds from the recording's start):
+    recref's one reading, as an argparse type."""
+    from . import recref
+    return recref.parse_span(text, error=argparse.ArgumentTypeError)
 
 
 def _whole(text):

@@ -61,12 +61,9 @@ def _due(args):
 
 
 def _split(rec):
-    dev, _sl, seg = str(rec).rpartition("/")
-    if not dev or not (seg.isascii() and seg.isdigit() and len(seg) <= 18):
-        from .retention_rules import RetentionRefused
-        raise RetentionRefused(_("%(rec)s is not DEVICE/SEGMENT (the seq of its REC_START)")
-                               % {"rec": printable(repr(str(rec)[:80]), backslash=False)})
-    return dev, int(seg)
+    from . import recref
+    from .retention_rules import RetentionRefused
+    return recref.parse(rec, error=RetentionRefused)
 
 
 def _request(args):
