@@ -19,11 +19,8 @@ from host_tools.desk.app import make_app
 CASE, UNIT = "FZ-2026-009", "U-1"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    from test_copies import DEV, _build
-    tmp = tmp_path_factory.mktemp("desk-jobs")
-    arch, seg = _build(tmp)
+def _setup(arch, dev, seg):
+    """Users of each role and case CASE of unit UNIT holding recording dev/seg."""
     with Catalogue(arch) as cat:
         root = users.bootstrap_user(cat)
         cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
@@ -37,7 +34,15 @@ def template(tmp_path_factory):
                                 unit=UNIT))
         clerk = users.User("li.na", "clerk")
         cat.act(clerk, cases.opened_event(CASE, "检查 五一路", unit=UNIT))
-        cat.act(clerk, cases.linked_event(CASE, device=DEV, segment=seg))
+        cat.act(clerk, cases.linked_event(CASE, device=dev, segment=seg))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    from test_copies import DEV, _build
+    tmp = tmp_path_factory.mktemp("desk-jobs")
+    arch, seg = _build(tmp)
+    _setup(arch, DEV, seg)
     return arch, DEV, seg
 
 
@@ -155,6 +160,72 @@ def _approved(c, case, actions):
         login(c, who)
         assert _decide(c, rid, "approve").status_code == 303
     return rid
+
+
+@pytest.fixture(scope="module")
+def sealed_template(tmp_path_factory):
+    """The same archive with its objects sealed at rest ([confidentiality] key_file)."""
+    from test_copies import DEV, _build
+    arch, seg = _build(tmp_path_factory.mktemp("desk-sealed"), sealed=True)
+    _setup(arch, DEV, seg)
+    return arch, DEV, seg
+
+
+def test_r15_desk_plays_a_copy_sealed_at_rest_without_a_plaintext_file(sealed_template,
+                                                                       tmp_path, monkeypatch):
+    """#06: in an archive sealed at rest, the video is served from copies.open_copy (the
+    copy decrypted as it is read, with HTTP Range), never from a plaintext file."""
+    import hashlib
+    from host_tools.catalogue import copies
+    arch = tmp_path / "arch"
+    shutil.copytree(sealed_template[0], arch, symlinks=True)
+    dev, seg = sealed_template[1], sealed_template[2]
+    app = make_app(arch, hosts=("testserver",))
+    with TestClient(app, base_url="http://testserver") as c:
+        login(c, "li.na")
+        rid = _request(c, "%s:%d" % (dev, seg))
+        for who in ("wang.head", "zhao.lead"):
+            login(c, who)
+            assert _decide(c, rid, "approve").status_code == 303
+        login(c, "li.na")
+        r = c.post("/view/%s/%s/%d" % (rid, dev, seg),
+                   data={"csrf_token": _csrf(c, "/request/" + rid)})
+        assert r.status_code == 200 and "<video" in r.text, r.text[-800:]
+        src = re.search(r'<video[^>]+src="([^"]+)"', r.text).group(1)
+        sha = src.rstrip("/").rsplit("/", 1)[1]
+        with Catalogue(arch) as cat:
+            plain = os.path.join(copies._plain_dir(cat), sha + ".mp4")
+        if os.path.exists(plain):       # copies.make_view_copy's own hand-out by path
+            os.unlink(plain)
+
+        def no_path(*_a, **_k):
+            raise AssertionError("the desk served a plaintext file (copy_path)")
+        monkeypatch.setattr(copies, "copy_path", no_path)
+        whole = c.get(src)
+        assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+        assert hashlib.sha256(whole.content).hexdigest() == sha
+        size = len(whole.content)
+        assert int(whole.headers["content-length"]) == size
+        v = c.get(src, headers={"range": "bytes=0-99"})
+        assert v.status_code == 206 and v.content == whole.content[:100]
+        assert v.content[4:8] == b"ftyp" and v.headers["content-type"] == "video/mp4"
+        assert v.headers["content-range"] == "bytes 0-99/%d" % size
+        mid = size // 2                 # a seek into the middle crosses sealed chunks
+        v = c.get(src, headers={"range": "bytes=%d-%d" % (mid, mid + 70_000)})
+        assert v.status_code == 206 and v.content == whole.content[mid:mid + 70_001]
+        v = c.get(src, headers={"range": "bytes=%d-" % (size - 10)})
+        assert v.status_code == 206 and v.content == whole.content[-10:]
+        v = c.get(src, headers={"range": "bytes=-50"})
+        assert v.status_code == 206 and v.content == whole.content[-50:]
+        v = c.get(src, headers={"range": "bytes=%d-" % size})
+        assert v.status_code == 416 and v.headers["content-range"] == "bytes */%d" % size
+        v = c.get(src, headers={"range": "bytes=0-9", "if-range": '"other"'})
+        assert v.status_code == 200 and len(v.content) == size
+        assert not os.path.exists(plain)
+        for d, _dirs, files in os.walk(arch):       # nor any plaintext in the archive
+            for n in files:
+                with open(os.path.join(d, n), "rb") as g:
+                    assert g.read(8)[4:8] != b"ftyp", (d, n)
 
 
 def _wait(c, url, limit=90):
