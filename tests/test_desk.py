@@ -218,3 +218,28 @@ def test_desk_on_each_catalogue_database(tmp_path, catalogue_url):
         assert r.status_code == 400 and "FZ-404" in r.text and "Traceback" not in r.text
         assert login(c, "wang.head").status_code == 303
         assert "Waiting for a decision" in c.get("/access").text
+
+
+def test_desk_check_says_what_it_would_serve_and_does_not_serve(arch, tmp_path, capsys):
+    """`sealcam desk --check`: the port, the archive, its catalogue and the app as a real
+    start makes them; one line, exit 0, nothing served; what a start refuses is exit 3."""
+    import socket
+    from host_tools.cli import main as sealcam
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert sealcam(["desk", "--check", "--archive", str(arch), "--port", str(port)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ["the desk would serve %s at http://127.0.0.1:%d/ (4 users may sign in)"
+                   % (arch, port)], out
+    with socket.socket() as s:      # nothing listens: the port is free again
+        s.bind(("127.0.0.1", port))
+        assert sealcam(["desk", "--check", "--archive", str(arch), "--port",
+                        str(port)]) == 3      # a port in use, as a real start says
+    err = capsys.readouterr().err
+    assert "cannot serve on 127.0.0.1 port %d" % port in err and "Traceback" not in err
+    assert sealcam(["desk", "--check", "--archive", str(tmp_path / "none")]) == 3
+    (tmp_path / "empty").mkdir()
+    assert sealcam(["desk", "--check", "--archive", str(tmp_path / "empty")]) == 3
+    err = capsys.readouterr().err
+    assert err.count("sealcam desk") >= 2 and "Traceback" not in err

@@ -2,10 +2,13 @@
 
     sealcam desk --archive DIR [--port 8470] [--host 127.0.0.1] [--db URL]
                  [--export-dir DIR] [--backup-dir DIR]... [--idle-minutes 30] [--lang zh_CN]
+                 [--check]
 
 Serves on 127.0.0.1 unless told otherwise; its first page is the sign-in (a user of the
-archive and its password). Ctrl-C stops it. Exit codes: 0 stopped, 3 usage error (not an
-archive, a catalogue that cannot be used, a port in use).
+archive and its password). Ctrl-C stops it. --check does all a start does (the port, the
+archive and its catalogue, the app) and says in one line what it would serve, without
+serving. Exit codes: 0 stopped (or checked), 3 usage error (not an archive, a catalogue
+that cannot be used, a port in use).
 """
 from __future__ import annotations
 
@@ -50,8 +53,22 @@ def add_parsers(sub, formatter):
                    help=_("a backup destination the desk offers (repeatable)"))
     p.add_argument("--idle-minutes", type=int, default=30, metavar="N",
                    help=_("sign a session out after N minutes without use (default 30)"))
+    p.add_argument("--check", action="store_true",
+                   help=_("check that the desk can start (port, archive, catalogue), say "
+                          "what it would serve and exit without serving"))
     p.set_defaults(func=run)
     return p
+
+
+def sign_in_users(cat):
+    """How many users may sign in at the desk: active, with a password."""
+    import sqlalchemy as sa
+    from ..catalogue import db
+    cat.sync()
+    u = db.users.c
+    with cat.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(db.users).where(
+            u.active.is_(True), u.pw_hash.is_not(None), u.pw_hash != "")).scalar() or 0
 
 
 def run(args) -> int:
@@ -90,6 +107,19 @@ def _serve(args):
                    export_dir=args.export_dir, backup_dirs=args.backup_dir,
                    lang=i18n.lang_in_argv(sys.argv[1:]))     # `sealcam --lang X desk`
     shown = "[%s]" % args.host if ":" in args.host else args.host
+    if getattr(args, "check", False):
+        desk = app.state.desk
+        try:
+            n = sign_in_users(desk.cat)
+        finally:
+            desk.close()
+        print(i18n.ngettext("the desk would serve %(archive)s at http://%(host)s:%(port)d/ "
+                            "(%(n)d user may sign in)",
+                            "the desk would serve %(archive)s at http://%(host)s:%(port)d/ "
+                            "(%(n)d users may sign in)", n)
+              % {"archive": os.path.abspath(args.archive), "host": shown, "port": args.port,
+                 "n": n}, flush=True)
+        return 0
     print(_("sealcam desk: http://%(host)s:%(port)d/ (archive %(archive)s); Ctrl-C stops it")
           % {"host": shown, "port": args.port, "archive": os.path.abspath(args.archive)},
           flush=True)
