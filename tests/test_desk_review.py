@@ -306,3 +306,45 @@ def test_13_the_language_link_keeps_the_page(world):
     for bad in ("//x.example", "/\\x.example", "https://x.example/", "x/y", "", None,
                 "/a\nb", "/\t/x.example"):
         assert local_path(bad) == "/", bad
+
+
+def _revoke(c, rid, reason):
+    t = token(c, "/request/" + rid) if c.get("/request/" + rid).status_code == 200 else \
+        token(c, "/search")
+    return c.post("/access/%s/revoke" % rid, data={"reason": reason, "csrf_token": t},
+                  follow_redirects=False)
+
+
+def test_17_revoke_on_the_request_page(world):
+    """#17: one who approved a request, or an archive head, revokes it on its page with a
+    reason (a form with the CSRF token); the page then shows it revoked, and nothing is
+    used under it. Others get no button, and the access module refuses them."""
+    c, a, rids = world
+    rid = rids["FZ-OPEN"][0]            # approved by wu.head and zhao.lead, used once
+    login(c, "li.na")                   # the requester: no button, and no permission
+    page = c.get("/request/" + rid).text
+    assert 'id="revoke"' not in page
+    assert _revoke(c, rid, "no more").status_code == 403
+    login(c, "chen.chief")              # a bureau chief who did not approve it
+    assert 'id="revoke"' not in c.get("/request/" + rid).text
+    r = _revoke(c, rid, "no more")
+    assert r.status_code == 403 and "neither approved" in r.text and "Traceback" not in r.text
+    assert login(c, "wu.head", PW2["wu.head"]).status_code == 303
+    assert 'id="revoke"' in c.get("/request/" + rid).text      # an archive head may
+    login(c, "zhao.lead")               # who approved it
+    page = c.get("/request/" + rid).text
+    assert 'id="revoke"' in page and 'name="csrf_token"' in page
+    assert c.post("/access/%s/revoke" % rid, data={"reason": "x"}).status_code == 403
+    assert _revoke(c, rid, "").status_code == 400                # a revocation says why
+    assert _revoke(c, rid, "the hearing was <b>cancelled</b>").status_code == 303
+    page = c.get("/request/" + rid).text
+    assert 'id="state">revoked' in page.replace("\n", "") and 'id="revoke"' not in page
+    assert "revoked by zhao.lead" in page and "&lt;b&gt;cancelled" in page
+    assert "<b>cancelled" not in page
+    assert _revoke(c, rid, "again").status_code == 403           # revoked already
+    login(c, "li.na")
+    page = c.get("/request/" + rid).text
+    assert 'id="state">revoked' in page.replace("\n", "") and "was revoked" in page
+    with Catalogue(a) as cat:           # nothing is used under it from now on
+        with pytest.raises(access.AccessRefused):
+            access.authorize(cat, users.User("li.na", "clerk"), rid, "view", DEV, 1)

@@ -1,7 +1,8 @@
 """Access requests, approvals and the register (host_tools.catalogue.access, the ACCESS
 contract of issue 12): the request form, the list (one's own requests; for approvers,
-those waiting for a decision), a request's page with approve / refuse for approvers and
-the viewing-copy links for its requester, and the register (a table, and its PDF).
+those waiting for a decision), a request's page with approve / refuse for approvers,
+revoke (with its reason) for one who approved it or an archive head, and the
+viewing-copy links for its requester, and the register (a table, and its PDF).
 
 Each act is one signed event through the access module; what it refuses (the wrong role,
 a request not one's own, an approval the rules do not allow) comes back as a 403 or 400
@@ -178,7 +179,22 @@ async def request_page(request):
         raise web.DeskError(403, _("request %(rid)s is not yours") % {"rid": rid})
     recs = _recordings_of(desk, user, st) if st.get("requester") == user.name else []
     return web.render(request, "request.html", st=st, approver=approver, recs=recs,
-                      mine=st.get("requester") == user.name)
+                      mine=st.get("requester") == user.name,
+                      may_revoke=_may_revoke(user, st))
+
+
+def _may_revoke(user, st):
+    """Whether the page offers ``user`` to revoke request ``st``: one whose approval of it
+    counted, or an archive head, while it is neither refused nor revoked (the access
+    module judges it again on the log)."""
+    from ..catalogue import users
+    if user.role not in users.PERMISSIONS["access_approve"]:
+        return False
+    if st.get("refusal") is not None or st.get("revocation") is not None or \
+            st.get("state") in ("refused", "revoked"):
+        return False
+    return user.role == "archive_head" or any(
+        isinstance(ap, dict) and ap.get("by") == user.name for ap in st.get("approvals") or ())
 
 
 async def decide(request):
@@ -197,6 +213,10 @@ async def decide(request):
         if not reason:
             raise web.DeskError(400, _("a refusal says why: give a reason"))
         a.refuse(desk.cat, user, rid, reason)
+    elif what == "revoke":
+        if not reason:
+            raise web.DeskError(400, _("a revocation says why: give a reason"))
+        a.revoke(desk.cat, user, rid, reason)
     else:
         raise web.DeskError(404, _("no such page"))
     return web.redirect(request.url_for("access_request", rid=rid))
