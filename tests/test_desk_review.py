@@ -348,3 +348,34 @@ def test_17_revoke_on_the_request_page(world):
     with Catalogue(a) as cat:           # nothing is used under it from now on
         with pytest.raises(access.AccessRefused):
             access.authorize(cat, users.User("li.na", "clerk"), rid, "view", DEV, 1)
+
+
+def test_14_a_request_asks_at_most_the_stations_valid_days(world):
+    """#14: the form's valid_days goes up to the station's [access] valid_days; a request
+    for more is refused in the access module's one line."""
+    c, a, _rids = world
+    toml = a / "station.toml"
+    toml.write_text((toml.read_text() if toml.exists() else "") +
+                    "\n[access]\nvalid_days = 10\n")
+    app = make_app(a, hosts=("testserver",))
+    with TestClient(app, base_url="http://testserver") as c2:
+        login(c2, "li.na")
+        page = c2.get("/access").text
+        assert re.search(r'name="valid_days" type="number" min="1" max="10"', page), page
+        t = token(c2, "/access")
+        form = {"target_kind": "case", "target": "FZ-OPEN", "case_no": "FZ-OPEN",
+                "purpose": "hearing", "actions": ["view"], "csrf_token": t}
+        for days in ("11", "366"):
+            r = c2.post("/access/new", data=dict(form, valid_days=days),
+                        follow_redirects=False)
+            assert r.status_code == 400 and "1 to 10 days" in r.text, r.text
+            assert "Traceback" not in r.text
+        r = c2.post("/access/new", data=dict(form, valid_days="10"), follow_redirects=False)
+        assert r.status_code == 303, r.text
+        rid = r.headers["location"].rsplit("/request/", 1)[1]
+    with Catalogue(a) as cat:
+        st = access.state(cat, rid)
+        import datetime as dt
+        made, until = (dt.datetime.fromisoformat(st[k]) for k in ("requested_at",
+                                                                  "valid_until"))
+        assert until - made == dt.timedelta(days=10)

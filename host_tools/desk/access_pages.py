@@ -82,7 +82,20 @@ async def requests_page(request, *, status_code=200, error=None):
     return web.render(request, "access.html", status_code=status_code, mine=mine,
                       waiting=waiting, prefill=prefill, actions=ACTIONS,
                       target_kinds=TARGET_KINDS, error=error,
+                      max_days=_max_days(desk),
                       approver=user.role in users.PERMISSIONS["access_approve"])
+
+
+def _max_days(desk):
+    """The most days a request may ask for: the station's [access] valid_days (its
+    default when the setting is not usable: the access module then refuses the request
+    in its own words)."""
+    from ..catalogue.store import CatalogueError
+    a = access_module()
+    try:
+        return a.settings(desk.cat)[1]
+    except CatalogueError:          # a bad station.toml: a request says why
+        return getattr(a, "DEFAULT_VALID_DAYS", 7)
 
 
 async def request_new(request):
@@ -97,7 +110,9 @@ async def request_new(request):
                         label=_("purpose"))
     case_no = web.field(form, "case_no", max_len=64, label=_("case"))
     agency = web.field(form, "agency", max_len=64, label=_("agency"))
-    valid = web.number(form, "valid_days", lo=1, hi=366)
+    # any whole number: the access module refuses one past the station's [access]
+    # valid_days in its own words (the form's max says it beforehand)
+    valid = web.number(form, "valid_days", lo=0, hi=99_999)
     actions = [x for x in form.getlist("actions")[:len(ACTIONS)] if x in ACTIONS]
     if not actions:
         raise web.DeskError(400, _("say what you need: view, copy, export or print"))
