@@ -30,8 +30,8 @@ entries are read once per Catalogue (Catalogue.entries_with) and replayed here; 
 come from that replay, and before a level is used the classifications rows are compared
 with the rows the log makes: a row edited, added or deleted with SQL access refuses every
 visibility question with one line (`sealcam catalogue reindex` rebuilds them). The
-functions that get only a connection find their Catalogue by its engine (every
-Catalogue's _sync registers it here).
+functions that get only a connection find their Catalogue by its engine
+(store.catalogue_of).
 
 Rules (checked when the event is made and again when the log is replayed, against the
 users as the log stated them then):
@@ -45,7 +45,6 @@ users as the log stated them then):
 from __future__ import annotations
 
 import threading
-import weakref
 
 import sqlalchemy as sa
 
@@ -105,38 +104,11 @@ def _cl():
 _NEEDLES = (b"classified", b"case_linked", b"case_unlinked", b"dcase")   # dcase: CBOR "case"
 _OTHERS = {"case_linked": "case", "case_unlinked": "case", "tag": "tag"}
 _LOCK = threading.RLock()
-_BOUND = {}             # id(engine) -> weakref to its Catalogue
-
-
-def _bind(cat):
-    with _LOCK:
-        _BOUND[id(cat.engine)] = weakref.ref(cat)
 
 
 def _cat_of(conn):
-    """The Catalogue whose engine ``conn`` is of (None: none registered)."""
-    eng = getattr(conn, "engine", None)
-    r = _BOUND.get(id(eng))
-    cat = r() if r is not None else None
-    return cat if cat is not None and cat.engine is eng else None
-
-
-def _install():
-    """Register every Catalogue by its engine when it syncs (store.Catalogue._sync runs
-    before any of its reads: sync, act, reindex, catalogue check's rebuild)."""
-    orig = store.Catalogue._sync
-    if getattr(orig, "_conf_binds", False):
-        return
-
-    def _sync(self, *a, **kw):
-        _bind(self)
-        return orig(self, *a, **kw)
-    _sync._conf_binds = True
-    _sync.__doc__ = orig.__doc__
-    store.Catalogue._sync = _sync
-
-
-_install()
+    """The Catalogue whose engine ``conn`` is of (None: none open)."""
+    return store.catalogue_of(conn)
 
 
 def _logged(cat):

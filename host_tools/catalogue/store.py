@@ -96,6 +96,18 @@ def recording_id(conn, device, segment):
     return r[0]
 
 
+_BY_ENGINE = {}              # id(engine) -> weakref to its Catalogue (catalogue_of)
+
+
+def catalogue_of(conn):
+    """The open Catalogue whose engine ``conn`` belongs to, or None: for rules that are
+    handed only a connection but must read the signed log (confidentiality's levels)."""
+    eng = getattr(conn, "engine", None)
+    r = _BY_ENGINE.get(id(eng))
+    cat = r() if r is not None else None
+    return cat if cat is not None and cat.engine is eng else None
+
+
 class Catalogue:
     def __init__(self, archive_dir, url=None, *, readonly=False):
         from ..archive import Archive
@@ -108,6 +120,7 @@ class Catalogue:
             self.config.values.get("catalogue", {}).get("url") or db.default_url(
                 self.archive_dir)
         self.engine = db.open_engine(self.url)
+        self._register()
         self.problems = []          # log entries the catalogue could not apply
         _load_modules()
         with self.engine.begin() as conn:
@@ -124,7 +137,16 @@ class Catalogue:
                                                        meta.get("archive_id"),
                                                        self.archive.archive_id))
 
+    def _register(self):
+        """Make catalogue_of find this Catalogue by its engine (also one made by
+        check.rebuild, which sets its own engine: _sync registers again)."""
+        import weakref
+        _BY_ENGINE[id(self.engine)] = weakref.ref(self)
+
     def close(self):
+        r = _BY_ENGINE.get(id(self.engine))
+        if r is not None and r() is self:
+            del _BY_ENGINE[id(self.engine)]
         self.engine.dispose()
         self.archive.close()
 
@@ -210,6 +232,7 @@ class Catalogue:
             return self._sync()
 
     def _sync(self, refresh=True) -> int:
+        self._register()
         lg = self.archive.log()
         lg._catch_up()
         with self.engine.connect() as conn:
