@@ -36,7 +36,7 @@ _ACTIONS = ("view", "copy", "export", "print")
 _ROLES = ("archive_head", "unit_leader", "bureau_chief")
 
 # the PDF is a record of the station: both languages, whatever the terminal's
-PDF_TITLE = "访问登记表 / Access register"
+PDF_TITLE = "调阅登记表 / Access register"
 PDF_COLUMNS = ("时间 When", "人员 Who", "操作 Action", "对象 What", "申请号 Request",
                "用途 Purpose", "批准 Approvals")
 PDF_SIGNATURE = ("审核人签字 / Supervisor's signature: ______________________",
