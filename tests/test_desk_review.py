@@ -379,3 +379,31 @@ def test_14_a_request_asks_at_most_the_stations_valid_days(world):
         made, until = (dt.datetime.fromisoformat(st[k]) for k in ("requested_at",
                                                                   "valid_until"))
         assert until - made == dt.timedelta(days=10)
+
+
+def test_02_03b_the_access_module_decides_what_a_viewer_sees(world):
+    """The desk asks access.requests / state / register with viewer= the signed-in user:
+    a clerk's register holds the uses of its own requests only, not another clerk's
+    (the module's rule, which the desk's own visibility filter alone did not cover)."""
+    c, a, rids = world
+    with Catalogue(a) as cat:
+        cat.act(users.User("wang.head", "archive_head"),
+                users.add_event("sun.clerk", "clerk", password="sun clerk pass 2026"))
+        sun = users.User("sun.clerk", "clerk")
+        rid = access.request(cat, sun, target_kind="case", target="FZ-OPEN",
+                             case_no="FZ-OPEN", purpose="sun's hearing", actions=("view",))
+        access.approve(cat, users.User("wu.head", "archive_head"), rid)
+        access.approve(cat, users.User("zhao.lead", "unit_leader", unit="U-1"), rid)
+        access.record_use(cat, sun, rid, "view", device=DEV, segment=CASES["FZ-OPEN"][1])
+    login(c, "li.na")
+    reg = c.get("/register").text
+    assert rids["FZ-OPEN"][0] in reg and rid not in reg and "sun.clerk" not in reg
+    assert rid not in c.get("/access").text
+    assert c.get("/request/" + rid).status_code in (403, 404)
+    login(c, "wang.head")               # an archive head reads the whole register
+    reg = c.get("/register").text
+    assert rid in reg and "sun.clerk" in reg
+    assert c.get("/request/" + rid).status_code == 200
+    login(c, "zhao.lead")               # who approved it, of the case's unit
+    assert rid in c.get("/register").text
+    assert c.get("/request/" + rid).status_code == 200

@@ -14,7 +14,6 @@ import os
 import re
 import tempfile
 
-import sqlalchemy as sa
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
@@ -49,24 +48,23 @@ def _rid(request):
 
 def _list(desk, user):
     """(mine, waiting): the user's own requests, and (for approvers) those waiting for a
-    decision, newest first, each the access module's state(); only those the user may
-    know exist (visibility.Seen: its clearance, a unit leader's unit)."""
-    from ..catalogue import db, users
+    decision, newest first, each as the access module states it on the log for the user
+    (access.requests(viewer=): the requests and recordings it may see); and, of those,
+    only what the desk's own rule lets it know exists (visibility.Seen: its clearance, a
+    unit leader's unit)."""
+    from ..catalogue import users
     from .visibility import Seen
     a = access_module()
-    ar = db.access_requests.c
     desk.cat.sync()
+    every = a.requests(desk.cat, viewer=user)
+    mine = [st for st in every if st.get("requester") == user.name][:LIST_MAX]
+    waiting = []
+    if user.role in users.PERMISSIONS["access_approve"]:
+        waiting = [st for st in every if st.get("state") == "requested"][:LIST_MAX]
     with desk.cat.engine.connect() as conn:
-        mine = [r[0] for r in conn.execute(sa.select(ar.id).where(
-            ar.requester == user.name).order_by(ar.event.desc()).limit(LIST_MAX))]
-        waiting = []
-        if user.role in users.PERMISSIONS["access_approve"]:
-            waiting = [r[0] for r in conn.execute(sa.select(ar.id).where(
-                ar.state == "requested").order_by(ar.event.desc()).limit(LIST_MAX))]
         seen = Seen(conn, user)
-        mine = [st for st in (a.state(desk.cat, r) for r in mine) if seen.request(st)]
-        waiting = [st for st in (a.state(desk.cat, r) for r in waiting)
-                   if seen.request(st)]
+        mine = [st for st in mine if seen.request(st)]
+        waiting = [st for st in waiting if seen.request(st)]
     return mine, waiting
 
 
@@ -145,14 +143,15 @@ def _no_hidden_case(desk, user, *case_nos):
 
 
 def _visible_state(desk, user, rid):
-    """Request ``rid`` as access.state says, if the user may know it exists; else the
-    404 of a request that does not exist."""
+    """Request ``rid`` as access.state says for the user (viewer=), if the user may
+    know it exists (and visibility.Seen agrees); else the 404 of a request that does not
+    exist."""
     from ..catalogue.store import CatalogueError
     from .visibility import Seen
     a = access_module()
     desk.cat.sync()
-    try:
-        st = a.state(desk.cat, rid)
+    try:        # one the user may not see is, to it, one that does not exist
+        st = a.state(desk.cat, rid, viewer=user)
     except (CatalogueError, KeyError, LookupError):     # the module's "no such request"
         st = None
     if st is not None:
@@ -239,14 +238,15 @@ async def decide(request):
 
 def _register_rows(request, user):
     """The register's entries of the period asked for that ``user`` may know exist
-    (visibility.Seen: its clearance, a unit leader's unit)."""
+    (access.register(viewer=), then visibility.Seen: its clearance, a unit leader's
+    unit)."""
     from .visibility import Seen
     a = access_module()
     desk = request.app.state.desk
     q = request.query_params
     since, until = web.day(q, "from"), web.day(q, "until") or web.day(q, "to")
     desk.cat.sync()
-    rows = a.register(desk.cat, since, until)
+    rows = a.register(desk.cat, since, until, viewer=user)
     with desk.cat.engine.connect() as conn:
         seen = Seen(conn, user)
         rows = [r for r in rows if seen.register_row(r)]
