@@ -217,6 +217,22 @@ def test_08_a_session_ends_when_the_user_changes(world, change):
         assert login(c, "li.na").status_code == 303 and _signed_in(c)
 
 
+def test_a_users_row_edited_in_the_database_ends_the_session(world):
+    """attack13 #02: role, unit and clearance of a signed-in session come from the signed
+    log on every request; a users row raised in the database (clearance, role) shows
+    nothing more, it ends the session."""
+    import sqlite3
+    c, a, _rids = world
+    assert login(c, "li.na").status_code == 303 and _signed_in(c)
+    assert c.get("/case/FZ-SECRET").status_code == 404
+    db = sqlite3.connect(str(a / "catalogue.sqlite"))
+    db.execute("UPDATE users SET clearance='confidential', role='auditor' WHERE name='li.na'")
+    db.commit()
+    db.close()
+    r = c.get("/case/FZ-SECRET")
+    assert "title of FZ-SECRET" not in r.text and not _signed_in(c)
+
+
 # -- #09 the lockout ------------------------------------------------------------------------
 
 class Clock:

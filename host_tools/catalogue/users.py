@@ -442,6 +442,21 @@ def added_by(cat, name):
     return st["added_by"] if st else None
 
 
+def as_logged(cat, name, how="password"):
+    """The User ``name`` as the station log states it now, or None when the log has no
+    such active user or its users row says anything else (an edited row): what a session
+    signed in earlier may act as on each later request (the desk)."""
+    cat.sync()
+    with cat.engine.connect() as conn:
+        row = _row(conn, name) if isinstance(name, str) else None
+    logged = logged_users(cat).get(name) if row is not None else None
+    if logged is None or not logged["active"] or not row["active"] or \
+            any(logged[k] != row[k] for k in _STATE):
+        return None
+    return User(name, logged["role"], logged.get("display") or name, how, logged.get("unit"),
+                logged.get("clearance"))
+
+
 def authenticate(cat, name, password=None):
     """The User ``name`` proves to be: by ``password``, or (None) by the OS account the user
     is bound to. Raises AuthError (one line, never saying which part was wrong)."""

@@ -209,14 +209,16 @@ def user_of(request):
     desk.cat.sync()
     with desk.cat.engine.connect() as conn:
         row = user_version(conn, name)
-    if row is None or not row["active"] or row["event"] != rec["version"]:
+    # the user as the signed log states it, its row agreeing (an edited row ends the
+    # session: role, unit and clearance never come from the database alone)
+    u = users.as_logged(desk.cat, name) if row is not None else None
+    if u is None or not row["active"] or row["event"] != rec["version"]:
         desk.end_session(sid)
         s.clear()
         return None
     rec["seen"] = now
     s["seen"] = int(now)
-    return users.User(row["name"], row["role"], row["display"], "password", row["unit"],
-                      row["clearance"])
+    return u
 
 
 def need_user(request):
