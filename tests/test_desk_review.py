@@ -144,17 +144,26 @@ def test_03_exports_page_lists_no_disc_of_a_hidden_case(world):
     import sqlalchemy as sa
     from host_tools.catalogue import db
     c, a, _rids = world
+    from host_tools.catalogue import store
     with Catalogue(a) as cat, cat.engine.begin() as conn:
-        for i, ref in enumerate(("FZ-OPEN", "FZ-SECRET")):
+        # an archive number of the hidden case's recording (rows only: the page reads rows)
+        rid = store.recording_id(conn, DEV, CASES["FZ-SECRET"][1])
+        conn.execute(db.archive_numbers.insert().values(
+            number="NUM-SECRET-1", event=1, agency="A", day="2026-12-01", party="p",
+            step="s", serial=1, by_user="li.na", at="2026-12-01T00:00:00.000Z"))
+        conn.execute(db.number_items.insert().values(number="NUM-SECRET-1",
+                                                     recording_id=rid))
+        for i, ref in enumerate(("FZ-OPEN", "FZ-SECRET", "NUM-SECRET-1")):
             conn.execute(db.discs.insert().values(
                 id=10_000 + i, ref=ref, image_sha256="ab" * 32, contents_sha256="cd" * 32,
                 label="{}", by_user="li.na", at="2026-12-01T00:00:00.000Z"))
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.discs)).scalar() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.discs)).scalar() == 3
     login(c, "li.na")
     page = c.get("/exports").text
-    assert "FZ-OPEN" in page and "FZ-SECRET" not in page
+    assert "FZ-OPEN" in page and "FZ-SECRET" not in page and "NUM-SECRET-1" not in page
     login(c, "zhou.chief", PW2["zhou.chief"])
-    assert "FZ-SECRET" in c.get("/exports").text
+    page = c.get("/exports").text
+    assert "FZ-SECRET" in page and "NUM-SECRET-1" in page
 
 
 def _custody_rows(page):

@@ -120,7 +120,8 @@ def _add(desk, job):
 
 
 def _discs(desk, user):
-    """The last discs made, but those of a case ``user`` may not see (visibility.Seen)."""
+    """The last discs made, but those of a case ``user`` may not see, or of an archive
+    number holding a recording it may not see (visibility.Seen): a disc is whole."""
     from ..catalogue import db
     from .visibility import Seen
     d = db.discs.c
@@ -129,9 +130,23 @@ def _discs(desk, user):
         rows = [dict(r) for r in conn.execute(sa.select(
             d.id, d.ref, d.image_sha256, d.by_user, d.at).order_by(d.id.desc())
             .limit(20)).mappings()]
+        refs = {r["ref"] for r in rows}
         known = {r[0] for r in conn.execute(sa.select(db.cases.c.case_no).where(
-            db.cases.c.case_no.in_({r["ref"] for r in rows})))} if rows else set()
-        return [r for r in rows if r["ref"] not in known or seen.case(r["ref"])]
+            db.cases.c.case_no.in_(refs)))} if rows else set()
+        items = {}
+        if rows:
+            rc, ni = db.recordings.c, db.number_items.c
+            for num, dev, seg in conn.execute(
+                    sa.select(ni.number, rc.device, rc.segment)
+                    .join(db.recordings, rc.id == ni.recording_id)
+                    .where(ni.number.in_(refs - known))):
+                items.setdefault(num, []).append((dev, seg))
+
+        def shown(ref):
+            if ref in known:
+                return seen.case(ref)
+            return all(seen.recording(dev, seg) for dev, seg in items.get(ref, ()))
+        return [r for r in rows if shown(r["ref"])]
 
 
 def _export_requests(desk, user):
@@ -149,8 +164,12 @@ def _export_requests(desk, user):
     return out
 
 
-def _backups(desk):
-    from ..catalogue import db
+def _backups(desk, user):
+    """The last backups, for those who may make one (where the archive's copies went is
+    not every clerk's business)."""
+    from ..catalogue import db, users
+    if user.role not in users.PERMISSIONS["backup"]:
+        return []
     b = db.backups.c
     with desk.cat.engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.select(
@@ -176,7 +195,7 @@ async def exports_page(request, status_code=200):
                   key=lambda j: -j.started)
     return web.render(request, "exports.html", status_code=status_code, disc_ok=disc_ok,
                       backup_ok=backup_ok, status=status, discs=_discs(desk, user),
-                      backups=_backups(desk), jobs=jobs, backup_dirs=desk.backup_dirs,
+                      backups=_backups(desk, user), jobs=jobs, backup_dirs=desk.backup_dirs,
                       may_disc=user.role in users.PERMISSIONS["disc"],
                       may_backup=user.role in users.PERMISSIONS["backup"],
                       export_dir=desk.export_dir,
