@@ -77,8 +77,9 @@ def test_r16_a_classified_case_hides_itself_and_its_recordings(world):
     with cat.engine.connect() as conn:
         assert C.level_of_case(conn, "FZ-1") == "restricted"
         assert C.level_of_recording(conn, store.recording_id(conn, B, 5)) == "restricted"
-    # taken out of the case, the recording keeps the case's level (#16; SPEC §14.8)
-    cat.act(u["head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
+    # taken out of the case (by one who may see it), the recording keeps the case's
+    # level (#16; SPEC §14.8)
+    cat.act(u["wu.head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
     assert (B, 5) not in _found(cat, clerk)
 
 
@@ -287,8 +288,8 @@ def test_r16_a_recording_keeps_its_case_level_after_unlinking(world):
     C.classify(cat, u["wu.head"], "case", "restricted", "涉密案件", case_no="FZ-1")
     clerk = u["clerk"]
     assert _found(cat, clerk) == []
-    cat.act(u["head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
-    cat.act(u["clerk"], tags.tag_event(A, 2, case="FZ-2", reason="wrong case"))
+    cat.act(u["wu.head"], cases.unlinked_event("FZ-1", "wrong case", device=B, segment=5))
+    cat.act(u["wu.head"], tags.tag_event(A, 2, case="FZ-2", reason="wrong case"))
     assert _found(cat, clerk) == []                       # still restricted
     with cat.engine.connect() as conn:
         for dev, seg in ((B, 5), (A, 2)):

@@ -55,13 +55,23 @@ def _case(conn, case_no):
                         ).mappings().first()
 
 
-def require_open(conn, case_no):
-    """The cases row of ``case_no`` if the case is open, else CatalogueError."""
+_ANYONE = object()      # require_open without a viewer: no R16 check (the caller's own)
+
+
+def _no_case(case_no):
+    return _("no case %(case)s: open it first (`sealcam case open`)") % {"case": case_no}
+
+
+def require_open(conn, case_no, viewer=_ANYONE):
+    """The cases row of ``case_no`` if the case is open, else CatalogueError. With
+    ``viewer`` (a users.User, a clearance, None: the default clearance), a case it may not
+    see is refused exactly as one that does not exist (R16), before its state is said."""
     _check_case_no(case_no)
     c = _case(conn, case_no)
     if c is None:
-        raise store.CatalogueError(_("no case %(case)s: open it first (`sealcam case open`)")
-                                   % {"case": case_no})
+        raise store.CatalogueError(_no_case(case_no))
+    if viewer is not _ANYONE:
+        confidentiality.require_case_visible_to(conn, viewer, case_no, _no_case(case_no))
     if c["state"] != "open":
         raise store.CatalogueError(_("case %(case)s is %(state)s: only an open case changes")
                                    % {"case": case_no, "state": c["state"]})
@@ -111,8 +121,12 @@ class _Opened:
             raise store.CatalogueError(_("a case needs a title of one line"))
         field(e, "unit", str, optional=True, max_len=64)
         if _case(conn, case_no) is not None:
-            raise store.CatalogueError(_("case %(case)s exists already (a case number is "
-                                         "never reused)") % {"case": case_no})
+            # one wording for every number in use, whether the actor may see its case or
+            # not (R16): it says the number is taken, never that a hidden case holds it
+            raise store.CatalogueError(_("case number %(case)s exists already (a case "
+                                         "number is never reused, and not every case is "
+                                         "shown to every user): choose another")
+                                       % {"case": case_no})
 
     @staticmethod
     def apply(cat, conn, i, e):
@@ -137,6 +151,14 @@ def _target(conn, e):
                                            field(e, "segment", int))
 
 
+def _target_seen(cat, conn, e, who):
+    """_target, a recording ``who`` may not see refused as one that does not exist (R16)."""
+    kind, ref = _target(conn, e)
+    if kind == "recording":
+        confidentiality.require_visible_as_missing(conn, who, ref)
+    return kind, ref
+
+
 def _link_where(case_no, kind, ref):
     ci = db.case_items.c
     return sa.and_(ci.case_no == case_no, ci.kind == kind, ci.current.is_(True),
@@ -148,8 +170,9 @@ class _Linked:
     @staticmethod
     def check(cat, conn, e):
         case_no = field(e, "case_no", str, max_len=CASE_NO_MAX)
-        require_open(conn, case_no)
-        kind, ref = _target(conn, e)
+        who = confidentiality.log_actor(cat, conn, e)      # R16, as the log states him
+        require_open(conn, case_no, who)
+        kind, ref = _target_seen(cat, conn, e, who)
         if kind == "recording" and field(e, "role", str, max_len=16) not in ROLES:
             raise store.CatalogueError(_("a recording's role in a case is one of %(roles)s")
                                        % {"roles": ", ".join(ROLES)})
@@ -177,11 +200,12 @@ class _Unlinked:
     @staticmethod
     def check(cat, conn, e):
         case_no = field(e, "case_no", str, max_len=CASE_NO_MAX)
-        require_open(conn, case_no)
+        who = confidentiality.log_actor(cat, conn, e)      # R16, as the log states him
+        require_open(conn, case_no, who)
         reason = field(e, "reason", str, max_len=TEXT_MAX)
         if not reason.strip():
             raise store.CatalogueError(_("taking something out of a case needs a reason"))
-        kind, ref = _target(conn, e)
+        kind, ref = _target_seen(cat, conn, e, who)
         if conn.execute(sa.select(db.case_items.c.id).where(
                 _link_where(e["case_no"], kind, ref))).first() is None:
             raise store.CatalogueError(_("that %(kind)s is not in case %(case)s")
@@ -202,7 +226,8 @@ class _Unlinked:
 class _Closed:
     @staticmethod
     def check(cat, conn, e):
-        require_open(conn, field(e, "case_no", str, max_len=CASE_NO_MAX))
+        require_open(conn, field(e, "case_no", str, max_len=CASE_NO_MAX),
+                     confidentiality.log_actor(cat, conn, e))
         field(e, "reason", str, optional=True, max_len=TEXT_MAX)
 
     @staticmethod
@@ -219,7 +244,8 @@ class _Archived:
         case_no = _check_case_no(field(e, "case_no", str, max_len=CASE_NO_MAX))
         year = field(e, "year", int)
         c = _case(conn, case_no)
-        if c is None:
+        if c is None or not confidentiality.case_visible(
+                conn, confidentiality.log_actor(cat, conn, e), case_no):    # R16
             raise store.CatalogueError(_("no case %(case)s") % {"case": case_no})
         if c["state"] != "closed":
             raise store.CatalogueError(_("case %(case)s is %(state)s: only a closed case is "

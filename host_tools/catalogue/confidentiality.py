@@ -55,7 +55,8 @@ from .events import TEXT_MAX, base, field
 
 __all__ = ["KINDS", "classified_event", "classify", "level_of_recording", "level_of_case",
            "own_level", "visible_clause", "require_visible", "case_visible",
-           "require_case_visible", "clearance_of", "history", "hidden_levels", "may_see"]
+           "require_case_visible", "clearance_of", "history", "hidden_levels", "may_see",
+           "log_actor", "require_visible_as_missing", "require_case_visible_to"]
 
 KINDS = ("recording", "case")
 LOWERS = ("bureau_chief",)          # who may lower a level
@@ -453,6 +454,70 @@ def require_case_visible(conn, user, case_no):
     """CatalogueError 'no case X' (as for a case that does not exist) unless visible."""
     if not case_visible(conn, user, case_no):
         raise store.CatalogueError(_("no case %(case)s") % {"case": case_no})
+
+
+def require_visible_as_missing(conn, user, recording_id):
+    """require_visible, refused exactly as a recording that does not exist (CatalogueError,
+    not PermissionRefused: the same message and the same exit code)."""
+    try:
+        return require_visible(conn, user, recording_id)
+    except store.PermissionRefused as e:
+        raise store.CatalogueError(str(e)) from None
+
+
+def require_case_visible_to(conn, user, case_no, message):
+    """CatalogueError ``message`` (the caller's words for a case that does not exist)
+    unless ``user`` may see case ``case_no``."""
+    if not case_visible(conn, user, case_no):
+        raise store.CatalogueError(message)
+
+
+# -- the user of a clerk event as the signed log states it (write checks, on replay too) --
+
+def _event_index(cat, conn, e):
+    """The log index of clerk event ``e``: the log's size while Catalogue.act checks it
+    (or a module checks it before act), else (a replay) the first entry equal to it not
+    applied yet, found by its type, user and time (read once per Catalogue and type, then
+    only where the log grew)."""
+    import cbor2
+    lg = cat.archive.log()
+    size = lg.size
+    start = cat.applied(conn)
+    if start >= size:
+        return size
+    t = e.get("type")
+    if not isinstance(t, str):
+        return size
+    memos = cat.__dict__.setdefault("_conf_event_index", {})
+    with _LOCK:
+        memo = memos.setdefault(t, {"upto": 0, "at": {}})
+        if memo["upto"] < size:
+            for i, x in cat.entries_with(cbor2.dumps(t), start=memo["upto"], stop=size):
+                if isinstance(x, dict) and x.get("type") == t:
+                    memo["at"].setdefault((str(x.get("by")), str(x.get("at"))), []).append(i)
+            memo["upto"] = size
+        for i in memo["at"].get((str(e.get("by")), str(e.get("at"))), ()):
+            if i >= start and cat.entry(i) == e:
+                return i
+    for i, x in cat.entries_with(t.encode(), start=start, stop=size):   # another encoding
+        if x == e:
+            return i
+    raise store.CatalogueError(_("%(type)s event not found in the station log") % {
+        "type": t[:40]})
+
+
+def log_actor(cat, conn, e):
+    """The users.User that clerk event ``e`` names ("by"), with the role, unit and
+    clearance the signed log gives it at that entry (when the event is made and when the
+    log is replayed): whom the R16 checks of a write judge."""
+    from . import users
+    name = e.get("by")
+    i = _event_index(cat, conn, e)
+    st = users._state_at(users._logged(cat, i + 1), name, i) if isinstance(name, str) \
+        else None
+    st = st or {}
+    return users.User(str(name), st.get("role") or "", st.get("display") or str(name), "log",
+                      st.get("unit"), st.get("clearance"))
 
 
 def history(cat, user, kind, *, device=None, segment=None, case_no=None) -> list:

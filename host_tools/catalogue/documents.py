@@ -97,15 +97,37 @@ def _check_name(name):
             % {"name": str(name)[:60], "max": NAME_MAX})
 
 
-def interruption_ok(cat, device, seq):
+_ANYONE = object()
+
+
+def _hidden_segment(cat, device, segment, viewer, conn=None):
+    """Whether ``viewer`` may not see recording ``device``/``segment`` (R16; no such
+    recording: nothing to hide)."""
+    import contextlib
+    from . import confidentiality
+    if segment is None:
+        return False
+    with (contextlib.nullcontext(conn) if conn is not None else cat.engine.connect()) \
+            as conn:
+        r = conn.execute(sa.select(db.recordings.c.id).where(
+            db.recordings.c.device == device, db.recordings.c.segment == segment)).first()
+        return r is not None and not confidentiality.may_see(
+            confidentiality.clearance_of(viewer),
+            confidentiality.level_of_recording(conn, r[0]))
+
+
+def interruption_ok(cat, device, seq, viewer=_ANYONE, conn=None):
     """None if ``device``'s record ``seq`` is an INTERRUPTION of the archive's verified
-    records, else why not (one line)."""
+    records, else why not (one line). With ``viewer`` (a users.User, a clearance, None:
+    the default), a record of a recording it may not see is answered as one that does not
+    exist (R16)."""
     from ..records import INTERRUPTION
     types = _record_types(cat, device)
     if isinstance(types, str):
         return types
-    t = types.get(seq)
-    if t is None:
+    t, seg = types.get(seq, (None, None))
+    if t is None or (viewer is not _ANYONE and
+                      _hidden_segment(cat, device, seg, viewer, conn)):
         return _("%(device)s has no verified record %(seq)d") % {"device": device, "seq": seq}
     if t != INTERRUPTION:
         return _("record %(seq)d of %(device)s is not an INTERRUPTION") % {"device": device,
@@ -114,13 +136,14 @@ def interruption_ok(cat, device, seq):
 
 
 def _record_types(cat, device):
-    """{seq: record type} of ``device``'s verified records, or why they cannot be read.
+    """{seq: (record type, the segment it belongs to: report_items.record_segments)} of
+    ``device``'s verified records, or why they cannot be read.
     Read once per device while the station log does not grow (a reindex reads each device
     once, not once per explanation)."""
     import sqlite3
     from ..records import K
     from ..report import _open_ro, _station_facts
-    from ..report_items import ReportError, load_dev
+    from ..report_items import ReportError, load_dev, record_segments
     lg = cat.archive.log()
     lg._catch_up()
     memo = cat.__dict__.get("_record_types_memo")
@@ -140,7 +163,8 @@ def _record_types(cat, device):
             if memo["facts"] is None:
                 memo["facts"] = (_station_facts(root)[0],)
             d = load_dev(rdb, device, memo["facts"][0])
-            out = {seq: b.get(K.TYPE) for seq, b in d.recs}
+            segof = record_segments(d)
+            out = {seq: (b.get(K.TYPE), segof.get(seq)) for seq, b in d.recs}
     except sqlite3.DatabaseError as e:
         return _("the records of %(device)s cannot be read (%(why)s)") % {"device": device,
                                                                           "why": e}
@@ -182,11 +206,13 @@ class _Added:
         _check_name(field(e, "name", str, max_len=NAME_MAX))
         dev = field(e, "device", str, optional=True, max_len=64)
         seq = field(e, "interruption_seq", int, optional=True)
+        from . import confidentiality
+        who = confidentiality.log_actor(cat, conn, e)   # R16, as the log states the user
         if kind == "explanation":
             if dev is None or seq is None:
                 raise store.CatalogueError(_("a written explanation names its INTERRUPTION "
                                              "record: --device and --interruption SEQ"))
-            why = interruption_ok(cat, dev, seq)
+            why = interruption_ok(cat, dev, seq, who, conn)
             if why:
                 raise store.CatalogueError(_("the explanation cannot be linked: %(why)s")
                                            % {"why": why})
@@ -195,7 +221,7 @@ class _Added:
         case_no = field(e, "case_no", str, optional=True, max_len=64)
         if case_no is not None:
             from .cases import require_open
-            require_open(conn, case_no)
+            require_open(conn, case_no, who)
         try:        # the size of its content (an object may be encrypted at rest)
             n = cat.archive.object_size(sha)
         except FileNotFoundError:

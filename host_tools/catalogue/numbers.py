@@ -77,8 +77,13 @@ def _day(ms, offset_min=0):
                                       _dt.timezone.utc).strftime("%Y%m%d")
 
 
-def _items(conn, e):
-    """[(recording_id, span_from, span_to, item start ms)] of the event, checked."""
+_ANYONE = object()
+
+
+def _items(conn, e, who=_ANYONE):
+    """[(recording_id, span_from, span_to, item start ms)] of the event, checked; with
+    ``who`` (a users.User, a clearance, None: the default), a recording it may not see is
+    refused as one that does not exist (R16)."""
     items = field(e, "items", list, max_len=ITEMS_MAX)
     if not items:
         raise store.CatalogueError(_("an archive number needs at least one recording"))
@@ -91,6 +96,9 @@ def _items(conn, e):
         it = dict(it, type="number_assigned")
         rid = store.recording_id(conn, field(it, "device", str, max_len=64),
                                  field(it, "segment", int))
+        if who is not _ANYONE:
+            from . import confidentiality
+            confidentiality.require_visible_as_missing(conn, who, rid)
         a, b = check_span(conn, rid, it)
         if (rid, a, b) in seen:
             raise store.CatalogueError(_("recording %(device)s/%(segment)s is named twice")
@@ -129,10 +137,11 @@ def _next_serial(cat, conn, agency, date):
     return hi + 1
 
 
-def number_event(cat, recordings, *, party, step):
+def number_event(cat, recordings, *, party, step, user=_ANYONE):
     """A `number_assigned` event for ``recordings``: [(device, segment) or (device,
     segment, span_from_ms, span_to_ms)], made from the station's pattern with the next
-    free serial (checked again when `Catalogue.act` appends it)."""
+    free serial (checked again when `Catalogue.act` appends it). With ``user``, a
+    recording the user may not see is refused as one that does not exist (R16)."""
     pattern = cat.config.get("archive_number", "pattern")
     agency = cat.config.get("agency", "code")
     _check_part(pattern, _PARTY, party, PARTY_MAX)
@@ -149,7 +158,7 @@ def number_event(cat, recordings, *, party, step):
     cat.sync()
     probe = {"type": "number_assigned", "items": items}
     with cat.engine.connect() as conn:
-        its = _items(conn, probe)
+        its = _items(conn, probe, user)
         starts = [s for _r, _a, _b, s in its if s is not None]
         if len(starts) != len(its):
             raise store.CatalogueError(_("a recording to number has no start time in its "
@@ -167,7 +176,7 @@ def assign(cat, user, recordings, *, party, step, tries=3):
     another clerk took the same serial meanwhile, the next one is made. Returns the
     event (its "number")."""
     for n in range(tries):
-        e = number_event(cat, recordings, party=party, step=step)
+        e = number_event(cat, recordings, party=party, step=step, user=user)
         try:
             cat.act(user, e)
             return e
@@ -209,7 +218,8 @@ class _Assigned:
         if format_number(pattern, agency, date, party, step, serial) != number:
             raise store.CatalogueError(_("archive number %(number)s is not what its pattern "
                                          "and parts make") % {"number": number})
-        its = _items(conn, e)
+        from . import confidentiality           # R16: as the log states the user
+        its = _items(conn, e, confidentiality.log_actor(cat, conn, e))
         first = min((s for _r, _a, _b, s in its if s is not None), default=None)
         # the local date of the first start, in any time zone of the world (UTC-12..+14)
         if first is None or date not in {_day(first, m) for m in (-720, 0, 840)}:

@@ -226,7 +226,12 @@ def _same_span(a, b):
 class _Tag:
     @staticmethod
     def check(cat, conn, e):
+        from . import confidentiality
         rid = _recording(conn, e)
+        # R16: a recording the user (as the log states him at this entry) may not see
+        # does not exist for him, before anything about it is said
+        confidentiality.require_visible_as_missing(
+            conn, confidentiality.log_actor(cat, conn, e), rid)
         a, b = check_span(conn, rid, e)
         fields = field(e, "fields", dict)
         if not fields or len(fields) > len(FIELDS):
