@@ -156,7 +156,7 @@ def test_r15_expired_request_refused(world, monkeypatch):
     rid = _ask(cat, u, valid_days=2)
     old = _ask(cat, u)
     approved = approved_request(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     _later(monkeypatch, 3)
     assert access.state(cat, rid)["state"] == "expired"
     with pytest.raises(access.AccessRefused, match="expired"):
@@ -176,7 +176,7 @@ def test_r15_expired_request_refused(world, monkeypatch):
 def test_r15_a_refusal_ends_the_request(world):
     cat, u = world
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     with pytest.raises(store.CatalogueError, match="reason"):
         access.refuse(cat, u["leader"], rid, "  ")
     access.refuse(cat, u["leader"], rid, "不必要 not needed")
@@ -330,7 +330,7 @@ def test_r15_replay_refuses_a_use_appended_without_approval(real, capsys, monkey
     from host_tools.catalogue import check
     arch, f, cat, u = real
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, second_head(cat, u), rid)
     ok = approved_request(cat, u)
     good = access.record_use(cat, u["clerk"], ok, "view", device=A, segment=f["a1"])
     # appended to the signed log directly, past Catalogue.act: the use has no approval

@@ -60,36 +60,33 @@ def _raw(cat, e):
 # -- #01 one person, two approvals ------------------------------------------------------
 
 def test_01_set_up_long_ago_head_and_leader_approve(old):
-    """Set up 60 days ago; and a third person's reset is no reason: wu.head reset the
-    leader's password, wang.head and the leader decide."""
+    """Set up 60 days ago; and a third person's reset is no reason: wang.head reset the
+    leader's password, wu.head and the leader decide (wang.head added the requester
+    li.na: it approves none of its requests, #01 of attack13)."""
     cat, u = old
-    cat.act(u["head2"], users.password_event("zhao.lead", "head2-knows-it"))
+    cat.act(u["head"], users.password_event("zhao.lead", "head-knows-it"))
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     access.approve(cat, u["leader"], rid)
     assert access.authorize(cat, u["clerk"], rid, "view", A, 2)["state"] == "approved"
+    with pytest.raises(access.AccessRefused, match="wang.head added requester li.na"):
+        access.approve(cat, u["head"], _ask(cat, u))        # 60 days ago: still not
 
 
 def test_01_head_resets_the_leaders_password_then_approves_as_both(old):
     cat, u = old
-    cat.act(u["head"], users.password_event("zhao.lead", "head-knows-it"))
+    cat.act(u["head2"], users.password_event("zhao.lead", "head-knows-it"))
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
+    access.approve(cat, u["head2"], rid)
     with pytest.raises(access.AccessRefused, match="zhao.lead was given a new password by "
-                                                   "wang.head .*does not count"):
+                                                   "wu.head .*does not count"):
         access.approve(cat, u["leader"], rid)
     # the other order: the leader's approval first, the head's is refused
     rid2 = _ask(cat, u)
     access.approve(cat, u["leader"], rid2)
     with pytest.raises(access.AccessRefused, match="zhao.lead was given a new password by "
-                                                   "wang.head"):
-        access.approve(cat, u["head"], rid2)
-    # the password reset after the request counts the same
-    rid3 = _ask(cat, u)
-    access.approve(cat, u["head2"], rid3)
-    cat.act(u["head2"], users.password_event("zhao.lead", "head2-knows-it"))
-    with pytest.raises(access.AccessRefused, match="by wu.head"):
-        access.approve(cat, u["leader"], rid3)
+                                                   "wu.head"):
+        access.approve(cat, u["head2"], rid2)
     # appended past Catalogue.act, the approval counts on no replay either
     _raw(cat, {"type": "access_approved", "by": "zhao.lead", "request": rid,
                "role": "unit_leader"})
@@ -99,18 +96,27 @@ def test_01_head_resets_the_leaders_password_then_approves_as_both(old):
     assert any("access_approved" in p and "given a new password" in p for p in cat.problems)
 
 
+def test_01_a_reset_after_the_request_counts_the_same(old):
+    cat, u = old
+    rid3 = _ask(cat, u)
+    access.approve(cat, u["head2"], rid3)
+    cat.act(u["head2"], users.password_event("zhao.lead", "head2-knows-it"))
+    with pytest.raises(access.AccessRefused, match="given a new password by wu.head"):
+        access.approve(cat, u["leader"], rid3)
+
+
 def test_01_head_makes_a_crony_leader(old):
     cat, u = old
-    cat.act(u["head"], users.add_event("crony", "unit_leader", os_account="nosuch-c",
-                                       unit=UNIT))
+    cat.act(u["head2"], users.add_event("crony", "unit_leader", os_account="nosuch-c",
+                                        unit=UNIT))
     crony = users.User("crony", "unit_leader", how="os", unit=UNIT)
-    cat.act(u["head"], users.change_event("ofc-0001", role="unit_leader", unit=UNIT))
+    cat.act(u["head2"], users.change_event("ofc-0001", role="unit_leader", unit=UNIT))
     promoted = users.User("ofc-0001", "unit_leader", how="os", unit=UNIT)
     rid = _ask(cat, u)
-    access.approve(cat, u["head"], rid)
-    with pytest.raises(access.AccessRefused, match="crony was added by wang.head"):
+    access.approve(cat, u["head2"], rid)
+    with pytest.raises(access.AccessRefused, match="crony was added by wu.head"):
         access.approve(cat, crony, rid)
-    with pytest.raises(access.AccessRefused, match="ofc-0001 was changed .* by wang.head"):
+    with pytest.raises(access.AccessRefused, match="ofc-0001 was changed .* by wu.head"):
         access.approve(cat, promoted, rid)
     assert access.state(cat, rid)["state"] == "requested"
 
@@ -119,7 +125,6 @@ def test_01_the_requester_promotes_an_approver(old):
     cat, u = old
     rid = _ask(cat, u, who="head2")
     cat.act(u["head2"], users.change_event("ofc-0002", role="unit_leader", unit=UNIT))
-    access.approve(cat, u["head"], rid)
     with pytest.raises(access.AccessRefused, match="ofc-0002 was changed .* by wu.head"):
         access.approve(cat, users.User("ofc-0002", "unit_leader", how="os", unit=UNIT), rid)
     # the requester promoted into an approving role still decides nothing of its own
@@ -131,14 +136,57 @@ def test_01_the_requester_promotes_an_approver(old):
 
 def test_01_set_up_just_before_the_request(world):
     """wang.head set up zhao.lead moments before: they do not approve together, wu.head
-    and zhao.lead do (approved_request)."""
+    and zhao.lead do (approved_request). The requester is sun.clerk, whom the bureau
+    chief added (wang.head added li.na: it approves nothing of hers)."""
     cat, u = world
-    rid = _ask(cat, u)
+    u["sun"] = _sun(cat, u)
+    rid = _ask(cat, u, who="sun")
     access.approve(cat, u["head"], rid)
     with pytest.raises(access.AccessRefused, match="zhao.lead was added by wang.head"):
         access.approve(cat, u["leader"], rid)
     ok = approved_request(cat, u)
     assert access.state(cat, ok)["state"] == "approved"
+
+
+def _sun(cat, u, by="chief"):
+    """sun.clerk, a clerk added by u[by]."""
+    cat.act(u[by], users.add_event("sun.clerk", "clerk", os_account="nosuch-sun"))
+    return users.User("sun.clerk", "clerk", how="os")
+
+
+def test_01_an_approver_who_set_up_the_requester_does_not_count(world):
+    """attack13 #01: the approver added the requester (at any time), or changed it or
+    gave it a password less than RECENT_DAYS before the request or after it: under both
+    rules its approval does not count, when made and on replay."""
+    cat, u = world
+    u["sun"] = _sun(cat, u)
+    # the bureau chief's own sock puppet, under the bureau_chief rule
+    cat.config.values["access"] = {"approval": "bureau_chief"}
+    rid = _ask(cat, u, who="sun")
+    with pytest.raises(access.AccessRefused, match="zhou.chief added requester sun.clerk "
+                                                   "of request .* another user must"):
+        access.approve(cat, u["chief"], rid)
+    _raw(cat, {"type": "access_approved", "by": "zhou.chief", "request": rid,
+               "role": "bureau_chief"})
+    assert access.state(cat, rid)["state"] == "requested"
+    with pytest.raises(access.AccessRefused, match="not approved"):
+        access.authorize(cat, u["sun"], rid, "view", A, 2)
+    assert any("access_approved" in p and "added requester sun.clerk" in p
+               for p in cat.problems)
+    # another bureau chief approves
+    cat.act(u["chief"], users.add_event("he.chief", "bureau_chief", os_account="nosuch-he"))
+    assert access.approve(cat, users.User("he.chief", "bureau_chief", how="os"), rid)
+    assert access.state(cat, rid)["state"] == "approved"
+    # the default rule: a head who gave the requester a password after the request
+    cat.config.values["access"] = {}
+    rid2 = _ask(cat, u)
+    cat.act(u["head2"], users.password_event("li.na", "head2-knows-it"))
+    with pytest.raises(access.AccessRefused, match="wu.head set the password of requester "
+                                                   "li.na"):
+        access.approve(cat, u["head2"], rid2)
+    # and wang.head, who added li.na, approves none of her requests
+    with pytest.raises(access.AccessRefused, match="wang.head added requester li.na"):
+        access.approve(cat, u["head"], rid2)
 
 
 # -- #05 the scope is fixed when the request is made ------------------------------------
@@ -244,8 +292,8 @@ def test_02_a_request_on_a_hidden_case_is_refused_as_a_missing_one(world):
     assert access.state(cat, rid, viewer=u["clerk"])["recordings"] == [(A, 2)]
     assert access.state(cat, rid, viewer=top)["recordings"] == [(A, 2), (A, 3)]
     # a request on a hidden case (by one who may see it) is no request to the others
-    cat.act(u["clerk"], cases.opened_event("FZ-5", "专案", unit=UNIT))
-    cat.act(u["clerk"], cases.linked_event("FZ-5", device=B, segment=4))
+    cat.act(top, cases.opened_event("FZ-5", "专案", unit=UNIT))     # B/4 is hidden
+    cat.act(top, cases.linked_event("FZ-5", device=B, segment=4))   # from the clerk
     cat.act(top, {"type": "classified", "kind": "case", "case_no": "FZ-5",
                   "level": "confidential", "reason": "专案"})
     secret = access.request(cat, top, target_kind="case", target="FZ-5", case_no="FZ-5",
@@ -351,8 +399,8 @@ def test_02_an_approver_who_may_not_see_the_case_finds_no_request(world):
     pytest.importorskip("host_tools.catalogue.confidentiality")
     cat, u = world
     top = _hide(cat, u)
-    cat.act(u["clerk"], cases.opened_event("FZ-5", "专案", unit=UNIT))
-    cat.act(u["clerk"], cases.linked_event("FZ-5", device=B, segment=4))
+    cat.act(top, cases.opened_event("FZ-5", "专案", unit=UNIT))     # B/4 is hidden
+    cat.act(top, cases.linked_event("FZ-5", device=B, segment=4))   # from the clerk
     cat.act(top, {"type": "classified", "kind": "case", "case_no": "FZ-5",
                   "level": "confidential", "reason": "专案"})
     secret = access.request(cat, top, target_kind="case", target="FZ-5", case_no="FZ-5",

@@ -19,7 +19,7 @@ from host_tools.catalogue import cases, copies, db, users
 from host_tools.catalogue.store import Catalogue
 
 access = pytest.importorskip("host_tools.catalogue.access")
-from test_access_common import CASE, UNIT, approved_request  # noqa: E402
+from test_access_common import CASE, UNIT, approved_request, second_head  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_r15_copies_no_copy_without_approval(world):
     cat, u, seg = world
     rid = access.request(cat, u["clerk"], target_kind="case", target=CASE, case_no=CASE,
                          purpose="court hearing", actions=["view"])
-    access.approve(cat, u["head"], rid)             # the unit's leader has not approved
+    access.approve(cat, second_head(cat, u), rid)   # the unit's leader has not approved
     with pytest.raises(access.AccessRefused, match="not approved"):
         copies.make_view_copy(cat, u["clerk"], rid, DEV, seg)
     ok = approved_request(cat, u, actions=("view",))

@@ -326,10 +326,14 @@ _USER_WHAT = {"user_added": N_("added"), "user_changed": N_("changed (role, unit
               "user_password": N_("given a new password")}
 
 
-def _set_by(cat, st, name, setters, upto):
+_SET_WHAT = {"user_added": N_("added"), "user_changed": N_("changed"),
+             "user_password": N_("set the password of")}
+
+
+def _set_by(cat, st, name, setters, upto, added_ever=False):
     """(setter, log index, event type) of the first user event on user ``name`` before log
     index ``upto`` made by one of ``setters``, after request ``st`` or at most RECENT_DAYS
-    before it (None: none)."""
+    before it (``added_ever``: a user_added at any time) (None: none)."""
     if not setters:
         return None
     memo = users._logged(cat, upto)
@@ -342,7 +346,8 @@ def _set_by(cat, st, name, setters, upto):
         if not isinstance(e, dict) or e.get("by") not in setters:
             continue
         t = _time(e.get("at"))
-        if j > st["event"] or since is None or t is None or t >= since:
+        if j > st["event"] or since is None or t is None or t >= since or (
+                added_ever and e.get("type") == "user_added"):
             return e["by"], j, e.get("type")
     return None
 
@@ -352,7 +357,17 @@ def _crony_why(cat, st, i, by):
     person could hold two approvals (#01): ``by`` was added, changed or given a password
     by the requester or by another approver of the request, or ``by`` did so to another
     approver, after the request or less than RECENT_DAYS before it (None: it counts).
-    The same on every replay: it reads the users' events of the signed log."""
+    The same on every replay: it reads the users' events of the signed log. Nor does it
+    count when ``by`` added the requester (at any time) or changed it or gave it a password
+    after the request or less than RECENT_DAYS before it (attack13 #01: a sock-puppet
+    requester), under every rule."""
+    hit = _set_by(cat, st, st["requester"], {by}, i, added_ever=True)
+    if hit is not None:
+        return _("user %(by)s %(what)s requester %(name)s of request %(id)s (log entry "
+                 "%(j)d): an approver never sets up the requester, another user must "
+                 "approve") % {
+            "by": by, "what": _(_SET_WHAT.get(hit[2], "changed")), "name": st["requester"],
+            "id": st["id"], "j": hit[1]}
     others = [a for a in st["approvals"] if a["by"] != by]
     hit = _set_by(cat, st, by, {st["requester"]} | {a["by"] for a in others}, i)
     name = by
