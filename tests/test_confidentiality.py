@@ -335,3 +335,69 @@ def test_r16_case_links_edited_in_the_database_do_not_unhide(world, edit):
         for dev, seg in ((A, 2), (A, 3), (B, 5)):
             with pytest.raises(store.PermissionRefused, match=NO_REC):
                 C.require_visible(conn, clerk, store.recording_id(conn, dev, seg))
+
+
+# -- #05: the read verbs answer what their viewer may see ------------------------------------
+
+def test_r16_read_verbs_hide_what_the_viewer_may_not_see(world, monkeypatch, capsys):
+    """tag-history, number-show, number-due and handover list/kept: without --user the
+    default clearance reads, with --user the signed-in user's; a hidden recording, number
+    or case reads as one that does not exist (message and exit code)."""
+    import argparse
+    import json
+    from host_tools.catalogue import filing_cli, handover, handover_cli, numbers, tags
+    cat, u = world
+    cat.act(u["head"], users.add_event("sun.clerk", "clerk", password="sun-password",
+                                       clearance="restricted"))
+    sun = users.User("sun.clerk", "clerk", clearance="restricted")
+    cat.act(sun, tags.tag_event(B, 5, party="证人 王某"))
+    cat.act(u["clerk"], tags.tag_event(A, 2, party="张三"))
+    num = numbers.assign(cat, sun, [(B, 5)], party="p", step="s")["number"]
+    hid = handover.offer(cat, u["clerk"], "sun.clerk", "moves on", cases=["FZ-1"])
+    C.classify(cat, u["wu.head"], "case", "restricted", "涉密案件", case_no="FZ-1")
+    assert tags.history(cat, A, 2) and tags.history(cat, B, 5, viewer=sun)
+    with pytest.raises(store.CatalogueError, match=NO_REC):
+        tags.history(cat, B, 5)
+    assert numbers.resolve(cat, num) is None
+    assert numbers.resolve(cat, num, viewer=sun)["items"][0]["segment"] == 5
+    assert handover.handovers(cat, viewer=None) == []
+    assert [h["id"] for h in handover.handovers(cat, viewer=sun)] == [hid]
+    assert [h["id"] for h in handover.handovers(cat)] == [hid]       # the module's own
+    p = argparse.ArgumentParser(prog="sealcam")
+    sub = p.add_subparsers(dest="verb")
+    filing_cli.add_parsers(sub, argparse.HelpFormatter)
+    handover_cli.add_parsers(sub, argparse.HelpFormatter)
+    monkeypatch.delenv("SEALCAM_USER", raising=False)
+    monkeypatch.setenv("SEALCAM_PASSWORD", "sun-password")
+
+    def run(*argv, user=None):
+        args = p.parse_args([str(a) for a in argv] + ["--archive", cat.archive_dir, "--db",
+                                                      cat.url, "--json"]
+                            + (["--user", user] if user else []))
+        capsys.readouterr()
+        code = args.func(args)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _err = run("tag-history", "%s/2" % A)
+    assert code == 0 and "张三" in out
+    h, m = run("tag-history", "%s/5" % B), run("tag-history", "%s/99" % B)
+    assert h[0] == m[0] == 3 and h[2].replace("/5", "/99") == m[2] and "证人" not in h[1]
+    code, out, _err = run("tag-history", "%s/5" % B, user="sun.clerk")
+    assert code == 0 and "证人" in out
+    h, m = run("number-show", num), run("number-show", num + "X")
+    assert h[0] == m[0] == 3 and h[2].replace(num, num + "X") == m[2]
+    assert run("number-show", num, user="sun.clerk")[0] == 0
+    due = json.loads(run("number-due", "--hours", "0")[1])["unnumbered"]
+    assert [(x["device"], x["segment"]) for x in due] == [(A, 2)]
+    due = json.loads(run("number-due", "--hours", "0", user="sun.clerk")[1])["unnumbered"]
+    assert [(x["device"], x["segment"]) for x in due] == [(A, 2), (A, 3)]
+    assert json.loads(run("handover", "list")[1])["handovers"] == []
+    assert json.loads(run("handover", "list", "--pending")[1])["handovers"] == []
+    assert [x["id"] for x in json.loads(run("handover", "list", user="sun.clerk")[1])[
+        "handovers"]] == [hid]
+    assert json.loads(run("handover", "kept", "li.na")[1])["cases"] == []
+    assert json.loads(run("handover", "kept", "li.na", user="sun.clerk")[1])["cases"] == [
+        "FZ-1"]
+    monkeypatch.setenv("SEALCAM_PASSWORD", "wrong")
+    assert run("tag-history", "%s/2" % A, user="sun.clerk")[0] == 5     # a sign-in

@@ -289,11 +289,12 @@ def document(cat, sha256):
     return out
 
 
-def explanations(cat, device, seq):
+def explanations(cat, device, seq, viewer=None):
     """The written explanations of ``device``'s INTERRUPTION ``seq``, oldest first: dicts of
     sha256, name, media_type, size, by_user, at, event, path (the archive object's file:
     read its content with cat.archive.open_object(sha256), never from the path, which may
-    be encrypted at rest)."""
+    be encrypted at rest). ``viewer`` (a users.User or a clearance; None: the default):
+    none of an interruption of a recording it may not see, as for one without (R16)."""
     cat.sync()
     d = db.documents.c
     with cat.engine.connect() as conn:
@@ -301,6 +302,11 @@ def explanations(cat, device, seq):
             sa.select(d.sha256, d.name, d.media_type, d.size, d.by_user, d.at, d.event)
             .where(d.kind == "explanation", d.device == device, d.interruption_seq == seq)
             .order_by(d.event)).mappings()]
+        if rows:
+            types = _record_types(cat, device)
+            seg = types.get(seq, (None, None))[1] if isinstance(types, dict) else None
+            if _hidden_segment(cat, device, seg, viewer, conn):
+                rows = []
     for r in rows:
         r["path"] = cat.archive.object_path(r["sha256"])
     return rows

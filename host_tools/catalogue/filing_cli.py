@@ -5,7 +5,7 @@ with ``filing_cli.add_parsers(sub, formatter)``.
     sealcam tag DEVICE/SEGMENT [--from MS --to MS] [--party P] [--place P] [--event-type W]
                 [--case NO] [--item-class K] [--note TEXT] [--retention-class C]
                 [--reason TEXT] [--supersedes ENTRY]
-    sealcam tag-history DEVICE/SEGMENT
+    sealcam tag-history DEVICE/SEGMENT          (these read verbs: R16, below)
     sealcam number DEVICE/SEGMENT[:FROM-TO] ... --party P --step S
     sealcam number-show NUMBER
     sealcam number-due [--hours 24]             recordings without a number 24 h after
@@ -22,7 +22,10 @@ A recording is DEVICE/SEGMENT (the seq of its REC_START), as `sealcam retention`
 `sealcam search` print it; a span of it adds :FROM-TO, milliseconds from its start.
 Each verb takes --archive DIR, --db URL, --user NAME and --json as the other clerk verbs do
 (host_tools/cli_clerk.py); exit codes are theirs: 0 done, 3 refused or a usage error (one
-line says why), 5 sign-in failed or the role may not do this.
+line says why), 5 sign-in failed or the role may not do this. The read verbs (tag-history,
+number-show, number-due, case show|incident, doc explanations) answer what the signed-in
+--user may see, without --user what the default clearance may (R16, SPEC §14.8): a
+recording or case above it is answered as one that does not exist.
 """
 from __future__ import annotations
 
@@ -62,6 +65,12 @@ def _whole(text):
     return r
 
 
+def _viewer(cat, args):
+    """Who reads (R16): the user --user names, signed in; without --user, the default
+    clearance (what may be shown to anyone who runs the verb)."""
+    return signed_in(cat, args) if getattr(args, "user", None) else None
+
+
 def _done(args, i, what, **extra):
     _emit(args, dict(extra, log_entry=i), _("%(what)s (station log entry %(i)d)")
           % {"what": what, "i": i})
@@ -82,7 +91,7 @@ def _tag(args):
                                         supersedes=args.supersedes, **fields))
         return _done(args, i, _("%(device)s/%(segment)d tagged by %(by)s")
                      % {"device": dev, "segment": seg, "by": who.name},
-                     current=tags.current(cat, dev, seg))
+                     current=tags.current(cat, dev, seg, viewer=who))
 
 
 @clerk_command
@@ -90,7 +99,7 @@ def _tag_history(args):
     from . import tags
     from ..textcols import table
     with open_catalogue(args, readonly=True) as cat:
-        rows = tags.history(cat, *args.recording)
+        rows = tags.history(cat, *args.recording, viewer=_viewer(cat, args))
     lines = table([_("entry"), _("span"), _("field"), _("value"), _("current"), _("by"),
                    _("at"), _("reason")],
                   [[str(r["event"]), "" if r["span_from_ms"] is None else "%d-%d" % (
@@ -110,7 +119,7 @@ def _number(args):
     with open_catalogue(args) as cat:
         who = signed_in(cat, args)
         e = numbers.assign(cat, who, args.recordings, party=args.party, step=args.step)
-        _emit(args, numbers.resolve(cat, e["number"]),
+        _emit(args, numbers.resolve(cat, e["number"], viewer=who),
               _("archive number %(number)s assigned by %(by)s") % {"number": e["number"],
                                                                    "by": who.name})
     return EXIT_OK
@@ -121,8 +130,8 @@ def _number_show(args):
     from . import numbers
     from .store import CatalogueError
     with open_catalogue(args, readonly=True) as cat:
-        r = numbers.resolve(cat, args.number)
-    if r is None:
+        r = numbers.resolve(cat, args.number, viewer=_viewer(cat, args))
+    if r is None:               # R16: one whose recordings are all hidden, the same
         raise CatalogueError(_("no archive number %(number)s") % {"number": args.number})
     lines = [_("%(number)s: %(party)s, %(step)s, %(day)s (by %(by)s at %(at)s)")
              % {"number": _p(r["number"]), "party": _p(r["party"]), "step": _p(r["step"]),
@@ -138,7 +147,7 @@ def _number_show(args):
 def _number_due(args):
     from . import numbers
     with open_catalogue(args, readonly=True) as cat:
-        rows = numbers.unnumbered(cat, hours=args.hours)
+        rows = numbers.unnumbered(cat, hours=args.hours, viewer=_viewer(cat, args))
     _emit(args, {"unnumbered": rows}, "\n".join(
         [_("%(device)s/%(segment)d (%(officer)s): no archive number %(hours)d hours after it "
            "ended") % {"device": r["device"], "segment": r["segment"],
@@ -155,7 +164,7 @@ def _case(args):
     from .store import CatalogueError
     ro = args.action in ("show", "incident")
     with open_catalogue(args, readonly=ro) as cat:
-        viewer = signed_in(cat, args) if ro and getattr(args, "user", None) else None
+        viewer = _viewer(cat, args) if ro else None
         if args.action == "show":       # R16: what the viewer may not see does not exist
             s = cases.show(cat, args.case_no, viewer)
             if s is None:
@@ -213,7 +222,8 @@ def _doc(args):
     from . import documents
     if args.action == "explanations":
         with open_catalogue(args, readonly=True) as cat:
-            rows = documents.explanations(cat, args.device, args.seq)
+            rows = documents.explanations(cat, args.device, args.seq,
+                                          viewer=_viewer(cat, args))
         _emit(args, {"explanations": rows}, "\n".join(
             "%s %s %s %s" % (r["sha256"][:16], _p(r["name"]), r["by_user"], r["at"])
             for r in rows))
@@ -251,7 +261,7 @@ def add_parsers(sub, formatter):
     h = sub.add_parser("tag-history", help=_("every value a recording's metadata ever had"),
                        formatter_class=formatter)
     h.add_argument("recording", type=_whole, metavar="DEVICE/SEGMENT")
-    catalogue_common(h, user=False)
+    catalogue_common(h)
     h.set_defaults(func=_tag_history)
     n = sub.add_parser("number", help=_("assign an archive number (R11)"),
                        description=_("The number is made from [archive_number] pattern of "
@@ -266,14 +276,14 @@ def add_parsers(sub, formatter):
     ns = sub.add_parser("number-show", help=_("what an archive number holds"),
                         formatter_class=formatter)
     ns.add_argument("number")
-    catalogue_common(ns, user=False)
+    catalogue_common(ns)
     ns.set_defaults(func=_number_show)
 
     nd = sub.add_parser("number-due", help=_("recordings still without an archive number "
                                              "24 hours after they ended (R11)"),
                         formatter_class=formatter)
     nd.add_argument("--hours", type=int, default=24)
-    catalogue_common(nd, user=False)
+    catalogue_common(nd)
     nd.set_defaults(func=_number_due)
 
     c = sub.add_parser("case", help=_("case files: recordings and documents together"),
@@ -328,6 +338,6 @@ def add_parsers(sub, formatter):
     x = ds.add_parser("explanations", help=_("the written explanations of an interruption"))
     x.add_argument("device")
     x.add_argument("seq", type=int)
-    catalogue_common(x, user=False)
+    catalogue_common(x)
     x.set_defaults(func=_doc)
     return sub

@@ -260,12 +260,47 @@ class _Withdrawn:
 
 # -- acting and reading -------------------------------------------------------------------
 
-def kept_by(cat, name) -> dict:
-    """{"cases": [open case numbers], "holds": [active hold ids]} ``name`` keeps now."""
+_EVERY = object()       # the list functions' default: no R16 filter (the caller's own)
+
+
+def _seen(conn, viewer):
+    """(case_ok(case_no), hold_ok(hold id)): what ``viewer`` (a users.User, a clearance,
+    None: the default clearance; _EVERY: everything) may see (R16): a case above its
+    clearance, and a hold on such a case or on a recording it may not see, do not exist
+    for it."""
+    if viewer is _EVERY:
+        return (lambda _c: True), (lambda _h: True)
+    from . import confidentiality
+    memo = {}
+
+    def case_ok(case_no):
+        if case_no not in memo:
+            memo[case_no] = confidentiality.case_visible(conn, viewer, case_no)
+        return memo[case_no]
+
+    h, rec = db.holds.c, db.recordings.c
+    hidden_recs = sa.select(rec.id).where(sa.not_(confidentiality.visible_clause(viewer,
+                                                                                 conn)))
+    bad = {r[0] for r in conn.execute(sa.select(h.id).where(
+        h.recording_id.is_not(None), h.recording_id.in_(hidden_recs)))}
+    cases_of = dict(conn.execute(sa.select(h.id, h.case_no).where(h.case_no.is_not(None))
+                                 ).all())
+
+    def hold_ok(hid):
+        return hid not in bad and (hid not in cases_of or case_ok(cases_of[hid]))
+    return case_ok, hold_ok
+
+
+def kept_by(cat, name, viewer=_EVERY) -> dict:
+    """{"cases": [open case numbers], "holds": [active hold ids]} ``name`` keeps now;
+    with ``viewer`` (a users.User, a clearance, None: the default clearance) only what it
+    may see (R16)."""
     cat.sync()
     with cat.engine.connect() as conn:
         cases, holds = _kept(conn, name)
-    return {"cases": cases, "holds": holds}
+        case_ok, hold_ok = _seen(conn, viewer)
+        return {"cases": [c for c in cases if case_ok(c)],
+                "holds": [x for x in holds if hold_ok(x)]}
 
 
 def offer(cat, user, to_user, reason, *, from_user=None, cases=None, holds=None) -> int:
@@ -295,31 +330,52 @@ def withdraw(cat, user, handover_id, reason) -> int:
     return cat.act(user, withdraw_event(handover_id, reason))
 
 
-def _rows(cat, where=None):
+def _rows(cat, where=None, viewer=_EVERY):
     cat.sync()
     stmt = sa.select(db.handovers).order_by(db.handovers.c.id)
     if where is not None:
         stmt = stmt.where(where)
     with cat.engine.connect() as conn:
         out = [dict(r) for r in conn.execute(stmt).mappings()]
-    for r in out:
-        r["items"] = json.loads(r["items"])
+        case_ok, hold_ok = _seen(conn, viewer)
+        for r in out:
+            it = json.loads(r["items"])
+            r["items"] = it
+            if viewer is not _EVERY:
+                it["cases"] = [x for x in it.get("cases", ()) if case_ok(x)]
+                it["holds"] = [x for x in it.get("holds", ()) if hold_ok(x)]
+    if viewer is not _EVERY:        # a handover of hidden items only is not shown either
+        out = [r for r in out if r["items"]["cases"] or r["items"]["holds"]]
     return out
 
 
-def pending(cat):
-    """The offers not accepted yet (each: id, from_user, to_user, items, reason, ...)."""
-    return _rows(cat, db.handovers.c.state == "offered")
+def pending(cat, viewer=_EVERY):
+    """The offers not accepted yet (each: id, from_user, to_user, items, reason, ...);
+    with ``viewer`` (a users.User, a clearance, None: the default clearance) only the
+    items it may see, and no offer of none of them (R16)."""
+    return _rows(cat, db.handovers.c.state == "offered", viewer)
 
 
-def handovers(cat):
-    return _rows(cat)
+def handovers(cat, viewer=_EVERY):
+    """Every handover, oldest first; ``viewer`` as for pending."""
+    return _rows(cat, viewer=viewer)
 
 
-def without_successor(cat) -> list:
+def without_successor(cat, viewer=_EVERY) -> list:
     """The open cases and active holds whose keeper is not an active user, each {"kind":
     "case" | "hold", "id", "keeper", "title" (case) | "reason" (hold), "offered_to": the
-    successor of a pending offer or None, "handover": its id or None}."""
+    successor of a pending offer or None, "handover": its id or None}; with ``viewer`` (as
+    for pending) only those it may see (R16)."""
+    out = _without_successor(cat)
+    if viewer is _EVERY:
+        return out
+    with cat.engine.connect() as conn:
+        case_ok, hold_ok = _seen(conn, viewer)
+        return [r for r in out if (case_ok(r["id"]) if r["kind"] == "case"
+                                   else hold_ok(r["id"]))]
+
+
+def _without_successor(cat) -> list:
     cat.sync()
     c, h, u = db.cases.c, db.holds.c, db.users.c
     out = []

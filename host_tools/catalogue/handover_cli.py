@@ -8,7 +8,8 @@ host_tools.catalogue.handover).
     sealcam handover kept NAME
 
 Each takes --archive DIR, --db URL, --user NAME and --json as the other clerk verbs do
-(host_tools/cli_clerk.py); exit codes are theirs: 0 done, 1 (list --orphaned) items have
+(host_tools/cli_clerk.py); list and kept show what the signed-in --user may see, without
+--user what the default clearance may (R16: other cases and holds are left out); exit codes are theirs: 0 done, 1 (list --orphaned) items have
 no successor, 3 refused or a usage error (one line says why), 5 sign-in failed or the user
 may not do this (e.g. accept a handover named for someone else).
 """
@@ -107,16 +108,24 @@ def orphans_text(rows) -> str:
     return _lines(out)
 
 
+def _viewer(cat, args):
+    """Who reads (R16): the user --user names, signed in; without --user, the default
+    clearance. Cases and holds it may not see are left out as if they did not exist."""
+    return _cli().signed_in(cat, args) if getattr(args, "user", None) else None
+
+
 def _list(args):
     from . import handover
     from ..textcols import table
     cli = _cli()
     with cli.open_catalogue(args, readonly=True) as cat:
+        who = _viewer(cat, args)
         if args.orphaned:
-            rows = handover.without_successor(cat)
+            rows = handover.without_successor(cat, viewer=who)
             cli._emit(args, {"without_successor": rows}, orphans_text(rows))
             return 1 if rows else 0
-        rows = handover.pending(cat) if args.pending else handover.handovers(cat)
+        rows = handover.pending(cat, viewer=who) if args.pending else \
+            handover.handovers(cat, viewer=who)
     lines = table([_("id"), _("from"), _("to"), _("state"), _("items"), _("offered")],
                   [[str(r["id"]), r["from_user"], r["to_user"], _(r["state"]), _items(r["items"]),
                     r["offered_at"]] for r in rows]) if rows else [_("no handover")]
@@ -128,7 +137,7 @@ def _kept(args):
     from . import handover
     cli = _cli()
     with cli.open_catalogue(args, readonly=True) as cat:
-        k = handover.kept_by(cat, args.name)
+        k = handover.kept_by(cat, args.name, viewer=_viewer(cat, args))
     cli._emit(args, dict(k, user=args.name), printable(
         _("%(name)s keeps: %(items)s") % {"name": args.name, "items": _items(k)},
         backslash=False))
@@ -177,9 +186,9 @@ def add_parsers(sub, formatter):
     g.add_argument("--pending", action="store_true", help=_("only offers not accepted yet"))
     g.add_argument("--orphaned", action="store_true",
                    help=_("open cases and holds whose keeper is inactive (exit 1 if any)"))
-    cli.catalogue_common(p, user=False)
+    cli.catalogue_common(p)
     p.set_defaults(func=cli.clerk_command(_list))
     p = hs.add_parser("kept", help=_("what a user keeps now"))
     p.add_argument("name")
-    cli.catalogue_common(p, user=False)
+    cli.catalogue_common(p)
     p.set_defaults(func=cli.clerk_command(_kept))

@@ -261,10 +261,13 @@ class _Assigned:
                 number=e["number"], recording_id=rid, span_from_ms=a, span_to_ms=b))
 
 
-def resolve(cat, number):
+def resolve(cat, number, viewer=None):
     """The archive number ``number``: its parts, who assigned it and when, and its items
     (device, segment, span_from_ms, span_to_ms, start_ms, end_ms, officer, state); None if
-    no such number."""
+    no such number. ``viewer``: the users.User reading, or its clearance (None: the
+    default clearance): the items it may not see are left out, and a number none of whose
+    items it may see is None, as one that does not exist (R16)."""
+    from . import confidentiality
     cat.sync()
     n, ni, r = db.archive_numbers.c, db.number_items.c, db.recordings.c
     with cat.engine.connect() as conn:
@@ -276,28 +279,34 @@ def resolve(cat, number):
         out["items"] = [dict(x) for x in conn.execute(
             sa.select(r.device, r.segment, ni.span_from_ms, ni.span_to_ms, r.start_ms,
                       r.end_ms, r.officer, r.state)
-            .join(db.recordings, r.id == ni.recording_id).where(ni.number == number)
+            .join(db.recordings, r.id == ni.recording_id)
+            .where(ni.number == number, confidentiality.visible_clause(viewer, conn))
             .order_by(r.start_ms, r.device, r.segment, ni.span_from_ms)).mappings()]
-    return out
+    return out if out["items"] else None
 
 
-def numbers_of(cat, device, segment):
-    """The archive numbers of a recording (any span), oldest first."""
+def numbers_of(cat, device, segment, viewer=None):
+    """The archive numbers of a recording (any span), oldest first; a recording ``viewer``
+    (as for resolve) may not see is refused as one that does not exist."""
+    from . import confidentiality
     cat.sync()
     ni = db.number_items.c
     with cat.engine.connect() as conn:
         rid = store.recording_id(conn, device, segment)
+        confidentiality.require_visible_as_missing(conn, viewer, rid)      # R16
         return [x[0] for x in conn.execute(
             sa.select(ni.number).join(db.archive_numbers,
                                       db.archive_numbers.c.number == ni.number)
             .where(ni.recording_id == rid).order_by(db.archive_numbers.c.event))]
 
 
-def unnumbered(cat, now_ms=None, hours=24):
+def unnumbered(cat, now_ms=None, hours=24, viewer=None):
     """The recordings still without an archive number ``hours`` after they ended (R11: 001
     §16 asks for the number within 24 hours of the item's end), oldest first: device,
-    segment, end_ms, officer, hours_since_end. Disposed recordings are left out."""
+    segment, end_ms, officer, hours_since_end. Disposed recordings are left out, and so
+    are those ``viewer`` (a users.User or a clearance; None: the default) may not see."""
     import time
+    from . import confidentiality
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     cat.sync()
     r, ni = db.recordings.c, db.number_items.c
@@ -306,6 +315,7 @@ def unnumbered(cat, now_ms=None, hours=24):
             sa.select(r.device, r.segment, r.end_ms, r.officer)
             .where(r.end_ms.is_not(None), r.end_ms < now_ms - hours * 3_600_000,
                    r.state != "disposed",
-                   ~sa.exists().where(ni.recording_id == r.id))
+                   ~sa.exists().where(ni.recording_id == r.id),
+                   confidentiality.visible_clause(viewer, conn))
             .order_by(r.end_ms, r.device, r.segment)).mappings()
         return [dict(x, hours_since_end=(now_ms - x["end_ms"]) // 3_600_000) for x in rows]

@@ -282,11 +282,13 @@ class _Tag:
                 current=v != "", by_user=e["by"], at=e["at"], reason=e.get("reason")))
 
 
-def _rows(cat, device, segment, only_current):
+def _rows(cat, device, segment, only_current, viewer=None):
+    from . import confidentiality
     cat.sync()
     c = db.tags.c
     with cat.engine.connect() as conn:
         rid = store.recording_id(conn, device, segment)
+        confidentiality.require_visible_as_missing(conn, viewer, rid)      # R16
         q = sa.select(c.event, c.span_from_ms, c.span_to_ms, c.field, c.value, c.current,
                       c.by_user, c.at, c.reason).where(c.recording_id == rid)
         if only_current:
@@ -294,17 +296,20 @@ def _rows(cat, device, segment, only_current):
         return [dict(r) for r in conn.execute(q.order_by(c.event, c.id)).mappings()]
 
 
-def history(cat, device, segment):
+def history(cat, device, segment, viewer=None):
     """Every tag row of a recording, oldest first: event (log index), span_from_ms,
-    span_to_ms, field, value ("" = withdrawn), current, by_user, at, reason."""
-    return _rows(cat, device, segment, False)
+    span_to_ms, field, value ("" = withdrawn), current, by_user, at, reason. ``viewer``:
+    the users.User reading, or its clearance (None: the default clearance); a recording
+    it may not see is refused as one that does not exist (R16)."""
+    return _rows(cat, device, segment, False, viewer)
 
 
-def current(cat, device, segment):
+def current(cat, device, segment, viewer=None):
     """The current metadata of a recording: {"whole": {field: value}, "spans":
-    [{"span_from_ms", "span_to_ms", field: value, ...}]} (spans in order)."""
+    [{"span_from_ms", "span_to_ms", field: value, ...}]} (spans in order); ``viewer`` as
+    for history."""
     whole, spans = {}, {}
-    for r in _rows(cat, device, segment, True):
+    for r in _rows(cat, device, segment, True, viewer):
         if r["span_from_ms"] is None:
             whole[r["field"]] = r["value"]
         else:
