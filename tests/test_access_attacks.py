@@ -189,6 +189,68 @@ def test_01_an_approver_who_set_up_the_requester_does_not_count(world):
         access.approve(cat, u["head"], rid2)
 
 
+# -- attack13 #04 the requester does not pick the approving unit ---------------------------
+
+def test_04_each_unit_of_the_recordings_and_their_cases_approves(world, tmp_path):
+    """A/2 is in FZ-1 (U-1) and recorded in U-1: filed into MY-1 of unit U-2 it still
+    needs U-1's leader, besides U-2's; an unrelated unit's leader decides nothing; a
+    recording of no unit in a case of no other: the case's unit as before."""
+    from test_clerk_common import add_recording
+    cat, u = world
+    cat.act(u["clerk"], cases.opened_event("MY-1", "a case of my own", unit="U-2"))
+    cat.act(u["clerk"], cases.linked_event("MY-1", device=A, segment=2))
+    rid = _ask(cat, u, target="MY-1", case_no="MY-1")
+    assert access.state(cat, rid)["units"] == ["U-1", "U-2"]
+    access.approve(cat, u["head2"], rid)
+    access.approve(cat, u["leader2"], rid)
+    with pytest.raises(access.AccessRefused, match=r"still needs unit_leader \(U-1\)"):
+        access.authorize(cat, u["clerk"], rid, "view", A, 2)
+    cat.act(u["head"], users.add_event("sun.lead", "unit_leader", os_account="nosuch-s",
+                                       unit="U-2"))
+    with pytest.raises(access.AccessRefused, match="approval of a leader of unit U-2 "
+                                                   "already: it still needs unit_leader"):
+        access.approve(cat, users.User("sun.lead", "unit_leader", how="os", unit="U-2"), rid)
+    cat.act(u["head"], users.add_event("li.lead", "unit_leader", os_account="nosuch-l",
+                                       unit="U-3"))
+    with pytest.raises(access.AccessRefused, match="leads unit U-3, not U-1, U-2"):
+        access.approve(cat, users.User("li.lead", "unit_leader", how="os", unit="U-3"), rid)
+    access.approve(cat, u["leader"], rid)
+    assert access.authorize(cat, u["clerk"], rid, "view", A, 2)["state"] == "approved"
+    # unlinked from FZ-1 first: the recording's own unit (its REC_START's) still counts
+    cat.act(u["clerk"], cases.unlinked_event(CASE, "moved", device=A, segment=3))
+    cat.act(u["clerk"], cases.linked_event("MY-1", device=A, segment=3))
+    rid2 = _ask(cat, u, target_kind="recording", target="%s:3" % A, case_no="MY-1")
+    assert access.state(cat, rid2)["units"] == ["U-1", "U-2"]
+    access.approve(cat, u["head2"], rid2)
+    access.approve(cat, u["leader2"], rid2)
+    # appended past Catalogue.act, a replay counts U-2's approval for U-2 only
+    _raw(cat, {"type": "access_approved", "by": "sun.lead", "request": rid2,
+               "role": "unit_leader"})
+    assert access.state(cat, rid2)["missing"] == ["unit_leader"]
+    # a recording of no unit, in no other case: the case's unit alone
+    add_recording(cat, B, 7, unit=None)
+    cat.act(u["clerk"], cases.linked_event("MY-1", device=B, segment=7))
+    rid3 = _ask(cat, u, target_kind="recording", target="%s:7" % B, case_no="MY-1")
+    assert access.state(cat, rid3)["units"] == ["U-2"]
+    access.approve(cat, u["head2"], rid3)
+    access.approve(cat, u["leader2"], rid3)
+    assert access.state(cat, rid3)["state"] == "approved"
+    # the bureau chief rule stays one chief
+    cat.config.values["access"] = {"approval": "bureau_chief"}
+    rid4 = _ask(cat, u, target="MY-1", case_no="MY-1")
+    access.approve(cat, u["chief"], rid4)
+    assert access.state(cat, rid4)["state"] == "approved"
+
+
+def test_04_case_numbers_are_nfkc_of_a_safe_set(world):
+    cat, u = world
+    for bad in ("FZ\u20101", "\uff26\uff3a-1", "FZ 1", "FZ-1;", "\u0410-1", "FZ\u00a01"):
+        with pytest.raises(store.CatalogueError, match="case number"):
+            cat.act(u["clerk"], cases.opened_event(bad, "t", unit=UNIT))
+    for good in ("(2026)京0105行初123号", "FZ-2026_01.a/b"):
+        cat.act(u["clerk"], cases.opened_event(good, "t", unit=UNIT))
+
+
 # -- #05 the scope is fixed when the request is made ------------------------------------
 
 def test_05_recordings_filed_after_the_request_are_not_covered(world):

@@ -15,7 +15,9 @@ access_refused {request, reason}, access_revoked {request, reason}, access_used 
 action, device?, segment?, output?}.
 
 Rules (station.toml [access] approval; 001 §21, 002 §16, 003 §11):
-    head_and_unit_leader   one archive_head and one unit_leader of the case's unit
+    head_and_unit_leader   one archive_head and a unit_leader of each of its units: its
+                           case's, and of each recording it covers the recording's own
+                           (its REC_START's) and that of each case holding it then
     bureau_chief           one bureau_chief
 A request on behalf of another agency ("agency") also needs an archive_head (the
 custodian). An approver is never the requester nor a user the requester added, nor one the
@@ -169,7 +171,7 @@ class _Decided:
     def check(cat, conn, e):
         rid = field(e, "request", str, max_len=32)
         i = _index(cat, conn, e)
-        st = _replay(cat, rid, i)
+        st = _replay(cat, rid, i, conn)
         if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
             raise store.CatalogueError(_("there is no access request %(id)s") % {
                 "id": printable(rid)})
@@ -179,7 +181,7 @@ class _Decided:
 
     @staticmethod
     def apply(cat, conn, i, e):
-        st = _replay(cat, e["request"], i + 1)
+        st = _replay(cat, e["request"], i + 1, conn)
         conn.execute(db.access_decisions.insert().values(
             id=i, request_id=e["request"], decision="refused" if e["type"] ==
             "access_refused" else "approved", role=e.get("role") or (
@@ -203,7 +205,7 @@ class _Revoked:
     def check(cat, conn, e):
         rid = field(e, "request", str, max_len=32)
         i = _index(cat, conn, e)
-        st = _replay(cat, rid, i)
+        st = _replay(cat, rid, i, conn)
         if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
             raise store.CatalogueError(_("there is no access request %(id)s") % {
                 "id": printable(rid)})
@@ -227,7 +229,7 @@ class _Used:
     def check(cat, conn, e):
         rid = field(e, "request", str, max_len=32)
         i = _index(cat, conn, e)
-        st = _replay(cat, rid, i)
+        st = _replay(cat, rid, i, conn)
         if st is not None and _row(conn, rid) is None:
             st = None
         why = _use_why(cat, conn, st, i, e)
@@ -292,14 +294,14 @@ SEE_ALL = ("archive_head", "bureau_chief", "auditor")    # the register's reader
 
 def _sees(cat, conn, viewer, st):
     """Whether ``viewer`` (a users.User) may see request ``st`` (#03b, #02): its
-    requester, one who decided on it, a leader of its case's unit, an archive head,
+    requester, one who decided on it, a leader of one of its units, an archive head,
     bureau chief or auditor; and only if its case is one the viewer's clearance may see."""
     from .confidentiality import case_visible
     if st is None or not case_visible(conn, viewer, st["case_no"]):
         return False
     if viewer.role in SEE_ALL or viewer.name == st["requester"]:
         return True
-    if viewer.role == "unit_leader" and viewer.unit and viewer.unit == st["case_unit"]:
+    if viewer.role == "unit_leader" and viewer.unit and viewer.unit in st["units"]:
         return True
     return any(x and x["by"] == viewer.name
                for x in st["approvals"] + [st["refusal"], st["revocation"]])
@@ -444,7 +446,7 @@ def _register(cat, a, b, viewer, conn):
             day = str(e.get("at"))[:10]
             if (a and day < a) or (b and day > b):
                 continue
-            st = _replay(cat, rid, i)
+            st = _replay(cat, rid, i, conn)
             if viewer is not None and not (
                     _sees(cat, conn, viewer, st) if st is not None else
                     viewer.role in SEE_ALL) or viewer is not None and "device" in e and \

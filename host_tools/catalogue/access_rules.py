@@ -94,9 +94,10 @@ def _logged(cat):
     """The station log's entries that access decisions read, kept per Catalogue and read
     again only where the log grew: {"events": {request: [(index, entry)]}, "cases":
     {case_no: (index, unit)}, "links": {case_no: [(index, linked?, device, segment)]},
-    "numbers": {number: (index, [(device, segment)])}}."""
+    "held": {(device, segment): [(index, linked?, case_no)]}, "numbers": {number: (index,
+    [(device, segment)])}}."""
     memo = cat.__dict__.setdefault("_access_logged", {
-        "upto": 0, "events": {}, "cases": {}, "links": {}, "numbers": {}})
+        "upto": 0, "events": {}, "cases": {}, "links": {}, "held": {}, "numbers": {}})
     lg = cat.archive.log()
     with _MEMO_LOCK:            # the desk's threads share a Catalogue
         lg._catch_up()
@@ -121,6 +122,8 @@ def _scan(cat, memo, stop):
                 and isinstance(e.get("device"), str) and type(e.get("segment")) is int:
             memo["links"].setdefault(e["case_no"], []).append(
                 (i, t == "case_linked", e["device"], e["segment"]))
+            memo["held"].setdefault((e["device"], e["segment"]), []).append(
+                (i, t == "case_linked", e["case_no"]))
         elif t == "number_assigned" and isinstance(e.get("number"), str) and \
                 isinstance(e.get("items"), list):
             memo["numbers"].setdefault(e["number"], (i, [
@@ -220,9 +223,10 @@ def _vet_request(cat, i, e):
     return None
 
 
-def _replay(cat, rid, upto):
+def _replay(cat, rid, upto, conn=None):
     """The state of request ``rid`` made by the log's entries before ``upto``, each vetted
-    (None: no valid request)."""
+    (None: no valid request). ``conn``: the catalogue connection of a handler (the
+    recordings' units are read with it; else with one of its own)."""
     evs = sorted((x for x in _logged(cat)["events"].get(rid, ()) if x[0] < upto),
                  key=lambda x: x[0])
     req = next(((i, e) for i, e in evs if e.get("type") == "access_requested"), None)
@@ -235,13 +239,14 @@ def _replay(cat, rid, upto):
           "rule": e["rule"], "valid_until": e["valid_until"],
           "case_unit": _logged(cat)["cases"][e["case_no"]][1],
           "approvals": [], "refusal": None, "revocation": None}
+    st["units"] = _units(cat, st, conn)
     _finish(st)
     for i, d in evs:
         if i <= ri:
             continue
         if d.get("type") in ("access_approved", "access_refused") and \
                 _decision_why(cat, st, i, d) is None:
-            _add(st, i, d)
+            _add(st, i, d, (_user_at(cat, d["by"], i) or {}).get("unit"))
         elif d.get("type") == "access_revoked" and _revoke_why(cat, st, i, d) is None:
             st["revocation"] = {"by": d["by"], "at": d["at"], "reason": d["reason"],
                                 "event": i}
@@ -252,19 +257,67 @@ def _replay(cat, rid, upto):
 def _finish(st):
     need = _needed(st["rule"], st["agency"])
     have = {a["role"] for a in st["approvals"]}
-    st["missing"] = [r for r in need if r not in have]
+    led = {a.get("unit") for a in st["approvals"] if a["role"] == "unit_leader"}
+    st["units_missing"] = [u for u in st["units"] if u not in led] \
+        if "unit_leader" in need else []
+    st["missing"] = [r for r in need if r not in have or (
+        r == "unit_leader" and st["units_missing"])]
     st["approved"] = not st["missing"] and st["refusal"] is None and \
         st.get("revocation") is None
     return st
 
 
-def _add(st, i, d):
+def _add(st, i, d, unit=None):
     if d["type"] == "access_refused":
         st["refusal"] = {"by": d["by"], "at": d["at"], "reason": d["reason"], "event": i}
     else:
         st["approvals"].append({"by": d["by"], "role": d["role"], "at": d["at"],
-                                "reason": d.get("reason"), "event": i})
+                                "reason": d.get("reason"), "event": i, "unit": unit})
     _finish(st)
+
+
+def needs_text(st):
+    """The roles request ``st`` still needs, as a message names them: "archive_head +
+    unit_leader (U-1, U-2)"."""
+    return " + ".join(
+        "%s (%s)" % (r, ", ".join(st["units_missing"])) if r == "unit_leader" and
+        st.get("units_missing") else r for r in st["missing"])
+
+
+def _held_at(cat, rec, upto):
+    """The cases holding recording ``rec`` (device, segment) by the log's links before
+    ``upto``."""
+    held = set()
+    for j, linked, case_no in _logged(cat)["held"].get(rec, ()):
+        if j < upto:
+            (held.add if linked else held.discard)(case_no)
+    return held
+
+
+def _units(cat, st, conn=None):
+    """The units whose leaders approve request ``st`` (attack13 #04; never the requester's
+    choice): the unit of its case, and of each recording it covered when it was made the
+    recording's own unit (recordings.unit: the REC_START's, from the recorder's signed
+    ASSIGN; none: only the cases') and the unit of every case that held it then."""
+    ri = st["event"]
+    recs = _covered(cat, st, ri)
+    opened = _logged(cat)["cases"]
+    units = {st["case_unit"]}
+    for rec in recs:
+        for c in _held_at(cat, rec, ri):
+            if c in opened and opened[c][0] < ri:
+                units.add(opened[c][1])
+    if recs:
+        r = db.recordings.c
+        q = sa.select(r.device, r.segment, r.unit).where(
+            r.device.in_(sorted({d for d, _s in recs})))
+        if conn is None:
+            with cat.engine.connect() as c:
+                rows = c.execute(q).all()
+        else:
+            rows = conn.execute(q).all()
+        units |= {u for d, sg, u in rows if (d, sg) in recs}
+    return sorted(u for u in units if isinstance(u, str) and u)
 
 
 def _decision_why(cat, st, i, d):
@@ -309,13 +362,19 @@ def _decision_why(cat, st, i, d):
             "name": by, "mine": mine, "role": str(role)[:32]}
     if mine not in need or (role is not None and mine not in st["missing"]):
         return _("request %(id)s needs the approval of %(roles)s, not of user %(name)s "
-                 "(%(mine)s)") % {"id": rid, "roles": " + ".join(st["missing"] or need),
+                 "(%(mine)s)") % {"id": rid, "roles": needs_text(st) or " + ".join(need),
                                   "name": by, "mine": mine}
-    if mine == "unit_leader" and (not st["case_unit"] or me.get("unit") != st["case_unit"]):
-        return _("user %(name)s leads unit %(unit)s, not %(case_unit)s of case %(case)s: "
-                 "only its own unit's leader decides") % {
-            "name": by, "unit": me.get("unit") or "-", "case_unit": st["case_unit"] or "-",
+    if mine == "unit_leader" and me.get("unit") not in st["units"]:
+        return _("user %(name)s leads unit %(unit)s, not %(units)s (the units of case "
+                 "%(case)s, of its recordings and of the cases holding them): only their "
+                 "leaders decide") % {
+            "name": by, "unit": me.get("unit") or "-", "units": ", ".join(st["units"]) or "-",
             "case": st["case_no"]}
+    if mine == "unit_leader" and role is not None and \
+            me.get("unit") not in st["units_missing"]:
+        return _("request %(id)s has the approval of a leader of unit %(unit)s already: it "
+                 "still needs %(roles)s") % {"id": rid, "unit": me.get("unit"),
+                                             "roles": needs_text(st)}
     if d["type"] == "access_approved":
         return _crony_why(cat, st, i, by)
     return None
@@ -462,7 +521,7 @@ def _use_why(cat, conn, st, i, e, clearance=True):
             "id": rid, "by": st["revocation"]["by"]}
     if not st["approved"]:
         return _("request %(id)s is not approved: it still needs %(roles)s") % {
-            "id": rid, "roles": " + ".join(st["missing"])}
+            "id": rid, "roles": needs_text(st)}
     at, until = _time(e.get("at")), _time(st["valid_until"])
     if at is None or until is None or at > until:
         return _("request %(id)s expired at %(until)s: ask again") % {

@@ -42,11 +42,23 @@ _KINDS = {"recording": N_("recording"), "document": N_("document")}   # named in
 
 
 def _check_case_no(v):
+    """``v`` if it is a case number: 1 to CASE_NO_MAX characters in NFKC form, each an
+    ASCII letter or digit, a CJK ideograph or one of - _ . / ( ) (attack13 #04: no
+    look-alike of another case's number, e.g. U+2010 hyphens or full-width letters)."""
+    import unicodedata
+
+    def allowed(c):
+        if c.isascii():
+            return c.isalnum() or c in "-_./()"
+        return unicodedata.name(c, "").startswith(("CJK UNIFIED IDEOGRAPH",
+                                                   "CJK COMPATIBILITY IDEOGRAPH"))
     if not isinstance(v, str) or not 1 <= len(v) <= CASE_NO_MAX or v != v.strip() or \
-            bad_char(v) is not None or "\u200b" in v:
+            bad_char(v) is not None or "\u200b" in v or \
+            unicodedata.normalize("NFKC", v) != v or not all(allowed(c) for c in v):
         raise store.CatalogueError(
-            _("case number %(case)r is not allowed: 1 to %(max)d characters, no control "
-              "characters or surrounding spaces") % {"case": str(v)[:60], "max": CASE_NO_MAX})
+            _("case number %(case)r is not allowed: 1 to %(max)d characters, each a letter "
+              "A-Z a-z, a digit 0-9, a Chinese character or - _ . / ( ) (half-width)")
+            % {"case": str(v)[:60], "max": CASE_NO_MAX})
     return v
 
 

@@ -211,7 +211,7 @@ def _check_authorized(cat, conn, e):
     action (view or copy; export for an extract) and covering the recording."""
     from . import access
     i = _index(cat, conn, e)
-    st = access._replay(cat, e["request"], i)
+    st = access._replay(cat, e["request"], i, conn)
     action = _action_of(e["kind"], st["actions"] if st else ())
     use = {"type": "access_used", "request": e["request"], "action": action, "by": e["by"],
            "at": e["at"], "device": e["device"], "segment": e["segment"],
