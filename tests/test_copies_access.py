@@ -185,6 +185,42 @@ def test_r15_copies_export_is_a_verifiable_extract(world, tmp_path):
         copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
 
 
+def test_copies_export_is_in_place_only_after_its_register_line(world, tmp_path,
+                                                                 monkeypatch):
+    """attack13 #06: the extract is cut into a private folder (0700) in --out and moved
+    into place only once copy_made and access_used are signed; a failure (or a refusal)
+    in between leaves nothing in --out."""
+    cat, u, seg = world
+    out = tmp_path / "usb"
+    out.mkdir()
+    rid = approved_request(cat, u, actions=("export",))
+    real = cat.act
+    seen = []
+
+    def act(user, e):
+        listed = os.listdir(out)
+        (priv,) = listed
+        seen.append((e["type"], priv, oct(os.stat(out / priv).st_mode & 0o777),
+                     sorted(os.listdir(out / priv))))
+        if e["type"] == "access_used" and len(seen) == 2 and not hasattr(act, "done"):
+            act.done = True
+            raise access.AccessRefused("killed here")
+        return real(user, e)
+    monkeypatch.setattr(cat, "act", act)
+    name = "%s-%d.mkv" % (DEV, seg)
+    with pytest.raises(access.AccessRefused, match="killed here"):
+        copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
+    assert [(t, p.startswith(".sealcam-extract-"), m, f) for t, p, m, f in seen] == [
+        ("copy_made", True, "0o700", [name, name + ".prov"]),
+        ("access_used", True, "0o700", [name, name + ".prov"])]
+    assert os.listdir(out) == []                # the private folder went too
+    seen.clear()
+    x = copies.export_extract(cat, u["clerk"], rid, DEV, seg, out)
+    assert [t for t, *_ in seen] == ["copy_made", "access_used"]
+    assert sorted(os.listdir(out)) == [name, name + ".prov"]
+    assert hashlib.sha256(open(x["file"], "rb").read()).hexdigest() == x["sha256"]
+
+
 def test_r15_copies_forged_copy_made_is_refused_on_replay(world):
     """A copy_made appended to the log without an approval (bypassing copies.py) is not
     applied by a reindex; the legitimate one is."""

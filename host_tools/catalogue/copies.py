@@ -558,22 +558,70 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
         if os.path.lexists(p):
             raise CopyError(_("%(path)s exists already: name another folder")
                             % {"path": p})
+    # attack13 #06: cut into a private folder (0700) beside it; the register's lines
+    # first, then the files into place: no extract in --out without its copy_made and
+    # its access_used, whatever kills the process
+    tmp = private_dir(out_dir, "extract")
     try:
-        x = viewcopy.extract(cat.archive_dir, device, segment, out, span=span)
-    except viewcopy.CopyFailed as e:
-        raise CopyError(str(e)) from None
-    clip, sha, size = x["clip"], x["sha256"], x["size"]
-    try:
+        part = os.path.join(tmp, os.path.basename(out))
+        try:
+            x = viewcopy.extract(cat.archive_dir, device, segment, part, span=span)
+        except viewcopy.CopyFailed as e:
+            raise CopyError(str(e)) from None
+        clip, sha, size = x["clip"], x["sha256"], x["size"]
         cat.act(user, copy_event(request_id, device, segment, sha, size, "extract",
                                  x["sources"], x["derivation"]))
         access.record_use(cat, user, request_id, action, device=device, segment=segment,
                           output=sha)
-    except BaseException:
-        _remove(out, out + ".prov")
-        raise
+        move_into_place([(part, out), (part + ".prov", out + ".prov")])
+    finally:
+        remove_private(tmp)
     return {"sha256": sha, "file": out, "prov": out + ".prov", "size": size,
             "request_id": request_id, "device": device, "segment": segment, "clip": clip,
             "verify": "sealcam verify-clip %s --archive %s" % (out, cat.archive_dir)}
+
+
+def private_dir(out_dir, what):
+    """A private folder (mode 0700) in ``out_dir`` that what is handed out is written to
+    before its register line (moved into place by move_into_place, removed by
+    remove_private)."""
+    import tempfile
+    try:
+        return tempfile.mkdtemp(prefix=".sealcam-%s-" % what, dir=out_dir)
+    except OSError as e:
+        raise CopyError(_("%(dir)s cannot be written (%(why)s): name another folder")
+                        % {"dir": out_dir, "why": e.strerror or e}) from None
+
+
+def move_into_place(moves):
+    """Move each (private path, final path) of ``moves`` into place, never over an
+    existing name (all checked first; a hard link where the file system has them, else a
+    rename after the check). CopyError if a final name exists."""
+    import errno
+    for _src, dst in moves:
+        if os.path.lexists(dst):
+            raise CopyError(_("%(path)s exists already: name another folder")
+                            % {"path": dst})
+    for src, dst in moves:
+        try:
+            os.link(src, dst)
+        except FileExistsError:
+            raise CopyError(_("%(path)s exists already: name another folder")
+                            % {"path": dst}) from None
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK):
+                raise
+            if os.path.lexists(dst):        # no hard links here (FAT): checked, renamed
+                raise CopyError(_("%(path)s exists already: name another folder")
+                                % {"path": dst}) from None
+            os.rename(src, dst)
+        else:
+            os.unlink(src)
+
+
+def remove_private(tmp):
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _remove(*paths):
