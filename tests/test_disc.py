@@ -24,7 +24,7 @@ from host_tools import cli
 from host_tools.catalogue import cases, discs, documents
 from host_tools.catalogue.store import Catalogue, PermissionRefused
 from host_tools.disc import layout
-from host_tools.disc.build import build_disc
+from host_tools.disc.build import DiscError, build_disc
 from sim.demo_clerk import explanation_pdf
 
 CASE = "FZ-2023-017"
@@ -526,3 +526,61 @@ def test_r13_image_read_by_xorriso_verifies(made, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert q.returncode == 0, q.stdout + q.stderr
     assert "verdict:     OK" in q.stdout
+
+
+def test_disc_is_in_out_only_after_disc_made_and_its_register_line(made, tmp_path,
+                                                                   monkeypatch):
+    """attack13 #06: the images and the label are written into a private folder (0700) in
+    --out and moved into place after disc_made and access_used; a failure in between
+    leaves nothing in --out and nothing on the register."""
+    from host_tools.catalogue import access
+    cat = made["cat"]
+    zhou = _disc_users(made)
+    rid = _export_request(made, zhou)
+    out = tmp_path / "usb"
+    out.mkdir()
+    real, seen = cat.act, []
+
+    def act(user, e):
+        (priv,) = os.listdir(out)
+        seen.append((e["type"], priv.startswith(".sealcam-disc-"),
+                     oct(os.stat(out / priv).st_mode & 0o777),
+                     sorted(n for n in os.listdir(out / priv) if not n.startswith("."))))
+        if e["type"] == "access_used" and len(seen) == 2:
+            raise access.AccessRefused("killed here")
+        return real(user, e)
+    monkeypatch.setattr(cat, "act", act)
+    name = layout.image_name(CASE)
+    files = ["%s-A.iso" % name, "%s-B.iso" % name, "%s-label.pdf" % name]
+    with pytest.raises(access.AccessRefused, match="killed here"):
+        build_disc(cat, zhou, CASE, out, request=rid)
+    assert seen == [("disc_made", True, "0o700", files), ("access_used", True, "0o700", files)]
+    assert os.listdir(out) == []
+    assert not [x for x in access.register(cat) if x.get("request_id") == rid]
+    res = build_disc(cat, zhou, CASE, out, request=rid)
+    assert sorted(os.listdir(out)) == files
+    assert res["images"] == [str(out / f) for f in files[:2]]
+    assert res["label_pdf"] == str(out / files[2])
+
+
+def test_disc_is_whole_at_the_users_clearance(made, tmp_path):
+    """The disc's recordings are collected at the signed-in user's clearance: a case
+    holding a recording the user may not see is refused in one line (a disc is whole,
+    never silently short); a user cleared for it gets all of them."""
+    from host_tools.catalogue import confidentiality, users
+    cat, u, f = made["cat"], made["users"], made["f"]
+    cat.act(u["head"], users.add_event("he.head", "archive_head", os_account="nosuch-he",
+                                       clearance="restricted"))
+    he = users.User("he.head", "archive_head", how="os", clearance="restricted")
+    cat.act(he, cases.opened_event("FZ-R", "限制 restricted", unit="U-1"))
+    cat.act(he, cases.linked_event("FZ-R", device=A, segment=f["a1"]))
+    cat.act(he, cases.linked_event("FZ-R", device=B, segment=f["b1"]))
+    confidentiality.classify(cat, he, "recording", "restricted", "证人", device=A,
+                             segment=f["a1"])
+    with pytest.raises(DiscError, match="FZ-R holds recordings your clearance may not "
+                                        "see") as ex:
+        build_disc(cat, u["clerk"], "FZ-R", tmp_path / "o1")
+    assert "\n" not in str(ex.value)
+    assert not (tmp_path / "o1").exists() or os.listdir(tmp_path / "o1") == []
+    res = build_disc(cat, he, "FZ-R", tmp_path / "o2")
+    assert sorted(map(tuple, res["recordings"])) == sorted([(A, f["a1"]), (B, f["b1"])])

@@ -49,19 +49,46 @@ def _firmware_dir():
     return os.path.dirname(os.path.abspath(sealcamfw.__file__))
 
 
-def _what(cat, ref):
-    """("case" | "number", title, [(device, segment)], [document rows], numbers)."""
+def _what(cat, ref, user=None):
+    """("case" | "number", title, [(device, segment)], [document rows], numbers), as
+    ``user`` (its clearance; None: the default) may see them. A case or number holding a
+    recording the user may not see is refused (DiscError, one line): a disc is whole."""
     from ..catalogue import cases, numbers
-    c = cases.show(cat, ref)
+    c = cases.show(cat, ref, viewer=user)
     if c is not None:
         recs = [(r["device"], r["segment"]) for r in c["recordings"]]
+        _whole(cat, ref, recs, _held(cat, ref, "case"))
         return "case", c.get("title") or "", recs, c["documents"], c["numbers"]
-    n = numbers.resolve(cat, ref)
+    n = numbers.resolve(cat, ref, viewer=user)
     if n is not None:
         recs = sorted({(i["device"], i["segment"]) for i in n["items"]})
+        _whole(cat, ref, recs, _held(cat, ref, "number"))
         return "number", "", recs, [], [ref]
     raise DiscError(_("%(ref)s is neither a case nor an archive number of this archive "
                       "(`sealcam case show`, `sealcam search --number`)") % {"ref": ref})
+
+
+def _held(cat, ref, kind):
+    """Every recording (device, segment) case or number ``ref`` holds, whoever may see it."""
+    import sqlalchemy as sa
+    from ..catalogue import db
+    r = db.recordings.c
+    if kind == "case":
+        ci = db.case_items.c
+        q = sa.select(r.device, r.segment).join(db.recordings, r.id == ci.recording_id)\
+            .where(ci.case_no == ref, ci.kind == "recording", ci.current.is_(True))
+    else:
+        ni = db.number_items.c
+        q = sa.select(r.device, r.segment).join(db.recordings, r.id == ni.recording_id)\
+            .where(ni.number == ref)
+    with cat.engine.connect() as conn:
+        return {(d, sg) for d, sg in conn.execute(q)}
+
+
+def _whole(cat, ref, recs, held):
+    if held - set(recs):
+        raise DiscError(_("%(ref)s holds recordings your clearance may not see: a disc holds "
+                          "all of them, so a user cleared for each makes it") % {"ref": ref})
 
 
 def _check_visible(cat, user, recs):
@@ -106,7 +133,7 @@ def collect(cat, user, ref):
     media object), documents and the log entries to prove (index -> raw)."""
     from ..clip import _signed_state
     from ..clipcut import ClipError
-    kind, title, recs, docs, nums = _what(cat, ref)
+    kind, title, recs, docs, nums = _what(cat, ref, user)
     if not recs and not docs:
         raise DiscError(_("%(ref)s holds no recording and no document: nothing to put on a "
                           "disc") % {"ref": ref})
@@ -376,8 +403,7 @@ def build_disc(cat, user, ref, out_dir, progress=None, request=None):
     export disc` always passes it; None (the desk's call until it asks for one) skips the
     register."""
     from ..catalogue import users
-    from . import discs_text, layout
-    from ..catalogue import discs
+    from . import layout
     users.require(user, "disc")
     say = progress or (lambda _m: None)
     out_dir = os.path.abspath(os.fspath(out_dir))
@@ -391,18 +417,38 @@ def build_disc(cat, user, ref, out_dir, progress=None, request=None):
         raise DiscError(str(e)) from None
     cat.sync()
     if request is not None:             # before anything is written
-        _authorize(cat, user, ref, request, _what(cat, ref)[2])
+        _authorize(cat, user, ref, request, _what(cat, ref, user)[2])
     os.makedirs(out_dir, exist_ok=True)
     say(_("collecting %(ref)s") % {"ref": ref})
     col = collect(cat, user, ref)
     name = layout.image_name(ref)
-    paths = [os.path.join(out_dir, "%s-%s.iso" % (name, c)) for c in "AB"]
-    label_pdf = os.path.join(out_dir, "%s-label.pdf" % name)
-    for p in paths + [label_pdf]:
+    final = [os.path.join(out_dir, "%s-%s.iso" % (name, c)) for c in "AB"] + [
+        os.path.join(out_dir, "%s-label.pdf" % name)]
+    for p in final:
         if os.path.lexists(p):
             raise DiscError(_("%(path)s exists already: choose another --out") % {"path": p})
-    tree = os.path.join(out_dir, ".%s.tree" % name)
-    shutil.rmtree(tree, ignore_errors=True)
+    # attack13 #06: everything is written into a private folder (0700) in --out and moved
+    # into place only after disc_made and the register's line; removed on any failure
+    from ..catalogue.copies import CopyError, private_dir, remove_private
+    try:
+        priv = private_dir(out_dir, "disc")
+    except CopyError as e:
+        raise DiscError(str(e)) from None
+    try:
+        res = _build(cat, user, ref, request, col, name, priv, final, say)
+    finally:
+        remove_private(priv)
+    say(_("done"))
+    return res
+
+
+def _build(cat, user, ref, request, col, name, priv, final, say):
+    from ..catalogue import discs
+    from ..catalogue.copies import CopyError, move_into_place
+    from . import discs_text, layout
+    paths = [os.path.join(priv, os.path.basename(p)) for p in final[:2]]
+    label_pdf = os.path.join(priv, os.path.basename(final[2]))
+    tree = os.path.join(priv, ".%s.tree" % name)
     os.makedirs(tree, mode=0o700)       # the originals' plaintext: the owner's only
     try:
         say(_("writing the disc's files"))
@@ -432,19 +478,17 @@ def build_disc(cat, user, ref, out_dir, progress=None, request=None):
         shutil.rmtree(tree, ignore_errors=True)
     contents = hashlib.sha256(manifest).hexdigest()
     label = discs_text.label_fields(cat, user, col, contents, digest)
-    try:
-        discs_text.write_label(label_pdf, label)
-        _private(label_pdf)
-        index = cat.act(user, discs.made_event(ref, digest, contents, label))
-        if request is not None:         # the register's line before the disc is handed out
-            from ..catalogue import access
-            access.record_use(cat, user, request, "export", output=digest)
-    except BaseException:
-        for p in paths + [label_pdf]:   # no disc without its signed event
-            if os.path.isfile(p):
-                os.unlink(p)
-        raise
-    say(_("done"))
+    discs_text.write_label(label_pdf, label)
+    _private(label_pdf)
+    index = cat.act(user, discs.made_event(ref, digest, contents, label))
+    if request is not None:             # the register's line before the disc is handed out
+        from ..catalogue import access
+        access.record_use(cat, user, request, "export", output=digest)
+    try:                                # only now in --out (no disc without its event)
+        move_into_place(list(zip(paths + [label_pdf], final)))
+    except CopyError as e:
+        raise DiscError(str(e)) from None
+    paths, label_pdf = final[:2], final[2]
     return {"images": paths, "label_pdf": label_pdf, "image_sha256": digest,
             "contents_sha256": contents, "event": index, "ref": ref, "kind": col["kind"],
             "recordings": [[r["device"], r["segment"]] for r in col["recordings"]],
