@@ -53,11 +53,13 @@ def archive(tmp_path_factory):
         cat.act(root, users.add_event("wang.head", "archive_head", "王档案",
                                       password=PW["wang.head"]))
         head = users.User("wang.head", "archive_head")
-        cat.act(head, users.add_event("li.na", "clerk", "李娜", password=PW["li.na"]))
-        # the unit leader is set up by another than the archive head who approves with
-        # him (an approver's recent user does not approve with him)
+        # the requester and the unit leader are set up by another than the archive head
+        # who approves (an approval by whoever set up the requester or the other approver
+        # does not count: SPEC §14.9)
         cat.act(head, users.add_event("chen.chief", "bureau_chief", "陈局长",
                                       password="chief pass 2026"))
+        cat.act(users.User("chen.chief", "bureau_chief"),
+                users.add_event("li.na", "clerk", "李娜", password=PW["li.na"]))
         cat.act(users.User("chen.chief", "bureau_chief"),
                 users.add_event("zhao.lead", "unit_leader", "赵队长",
                                 password=PW["zhao.lead"], unit=UNIT))

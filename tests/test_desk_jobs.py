@@ -25,13 +25,14 @@ def _setup(arch, dev, seg):
         root = users.bootstrap_user(cat)
         cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
         head = users.User("wang.head", "archive_head")
-        cat.act(head, users.add_event("li.na", "clerk", password=PW["li.na"]))
-        # the unit leader is set up by another than the archive head who approves with
-        # him (an approver's recent user does not approve with him)
+        # the requester and the unit leader are set up by another than the archive head
+        # who approves (an approval by whoever set up the requester or the other approver
+        # does not count: SPEC §14.9)
         cat.act(head, users.add_event("chen.chief", "bureau_chief", password=PW["chen.chief"]))
-        cat.act(users.User("chen.chief", "bureau_chief"),
-                users.add_event("zhao.lead", "unit_leader", password=PW["zhao.lead"],
-                                unit=UNIT))
+        chief = users.User("chen.chief", "bureau_chief")
+        cat.act(chief, users.add_event("li.na", "clerk", password=PW["li.na"]))
+        cat.act(chief, users.add_event("zhao.lead", "unit_leader", password=PW["zhao.lead"],
+                                       unit=UNIT))
         clerk = users.User("li.na", "clerk")
         cat.act(clerk, cases.opened_event(CASE, "检查 五一路", unit=UNIT))
         cat.act(clerk, cases.linked_event(CASE, device=dev, segment=seg))
