@@ -47,7 +47,7 @@ def template(tmp_path_factory):
                   "U-2": users.User("qian.lead", "unit_leader", unit="U-2")}
         rids = {}
         for case, (unit, seg) in CASES.items():
-            add_recording(cat, DEV, seg)
+            add_recording(cat, DEV, seg, unit=unit)
             cat.act(keeper, cases.opened_event(case, "title of " + case, unit=unit))
             cat.act(keeper, cases.linked_event(case, device=DEV, segment=seg))
             retention.hold(cat, keeper, "case:" + case, "case", "held for " + case)
