@@ -427,10 +427,10 @@ def _authorize(cat, user, request_id, kind, device, segment):
 
 def _watermark(cat, user, request_id):
     from ..viewcopy import watermark_text
+    from . import users
     who = user.name
-    with cat.engine.connect() as conn:
-        disp = conn.execute(sa.select(db.users.c.display).where(
-            db.users.c.name == user.name)).scalar()
+    logged = users.as_logged(cat, user.name, getattr(user, "how", "password"))
+    disp = logged.display if logged is not None else None    # the log's, never a row's
     if disp and disp != user.name:
         who = "%s (%s)" % (disp, user.name)
     return watermark_text(who, request_id)
@@ -454,12 +454,14 @@ def _result(path, row, request_id, device, segment, reused):
             "derivation": row["derivation"], "sources": row["sources"], "reused": reused}
 
 
-def make_view_copy(cat, user, request_id, device, segment, progress=None):
+def make_view_copy(cat, user, request_id, device, segment, progress=None, plaintext=True):
     """The viewing copy of ``device``/``segment`` for ``user`` under ``request_id``: made
     (or the one made before for this request and recording), recorded (copy_made) and
     handed out (access_used). Returns {"sha256", "path", "size", "request_id", "device",
     "segment", "derivation", "sources", "reused"}; AccessRefused without an approval,
-    CopyError if the original does not verify or FFmpeg fails."""
+    CopyError if the original does not verify or FFmpeg fails. ``plaintext=False``: a copy
+    sealed at rest keeps its sealed path (a caller that streams it through open_copy, as
+    the desk does, never needs a decrypted file)."""
     from . import access
     from .. import viewcopy
     _st, action = _authorize(cat, user, request_id, "view", device, segment)
@@ -471,8 +473,8 @@ def make_view_copy(cat, user, request_id, device, segment, progress=None):
         progress(1.0, "%s/%d" % (device, segment))
     access.record_use(cat, user, request_id, action, device=device, segment=segment,
                       output=row["sha256"])
-    if _is_sealed_file(path):           # handed out as its plaintext, outside the archive
-        path = copy_path(cat, row["sha256"])
+    if plaintext and _is_sealed_file(path):     # handed out as its plaintext, outside
+        path = copy_path(cat, row["sha256"])    # the archive
     return _result(path, row, request_id, device, segment, reused)
 
 

@@ -63,7 +63,7 @@ async def view_copy(request):
     def make():                     # FFmpeg may take seconds: off the pages' event loop,
         cat = desk.new_catalogue()  # with a Catalogue of the thread's own
         try:
-            return copies.make_view_copy(cat, user, rid, dev, seg)
+            return copies.make_view_copy(cat, user, rid, dev, seg, plaintext=False)
         finally:
             cat.close()
     c = await run_in_threadpool(make)
