@@ -103,7 +103,8 @@ def events():
             "dates": "2026-12-01 UTC", "copy": "A/2", "contents_sha256": SHA}), "li.na"),
         made(backups.made_event(destination="/mnt/offsite/sealcam", snapshot=
                                 "20261201T080000Z-30", log_size=30, root=SHA, objects=120,
-                                objects_new=8, bytes_new=402_653_184), "li.na"),
+                                objects_new=8, bytes_new=402_653_184,
+                                manifest="ab" * 32), "li.na"),
         made(handover.offer_event("wang.wei", "zhao.lei", "调往其他单位", ["FZ-2026-002"],
                                   []), "wang.wei"),
         made(handover.accept_event(40), "zhao.lei"),
