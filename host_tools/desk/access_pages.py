@@ -258,15 +258,31 @@ REGISTER_COLUMNS = (("index", N_("log entry")), ("at", N_("time")),
                     ("action", N_("action")), ("target", N_("record")),
                     ("purpose", N_("purpose")), ("case_no", N_("case")),
                     ("agency", N_("agency")), ("approvals", N_("approved by")),
-                    ("output", N_("copy")), ("problem", N_("problem")))
+                    ("output", N_("handed out (SHA-256)")), ("problem", N_("problem")))
+
+
+def _word(w):
+    """An action or role word as the user's language says it (the catalog knows each of
+    them; anything else, e.g. from a hostile row, is shown as it is)."""
+    return _(w) if w in _WORDS else str(w)
+
+
+_WORDS = {"view", "copy", "export", "print", "extract", "archive_head", "unit_leader",
+          "bureau_chief", "custodian"}
 
 
 def _cell(k, v):
     if v is None or v == "":
         return "-"
     if k == "approvals" and isinstance(v, (list, tuple)):
-        return ", ".join("%s (%s)" % (a.get("by"), a.get("role")) if isinstance(a, dict)
-                         else str(a) for a in v) or "-"
+        return ", ".join("%s (%s)" % (a.get("by"), _word(a.get("role")))
+                         if isinstance(a, dict) else str(a) for a in v) or "-"
+    if k == "action" and isinstance(v, str):
+        return _word(v)
+    if k == "target" and isinstance(v, str):
+        from ..catalogue.recref import show, split
+        r = split(v)
+        return show(*r) if r else v[:500]
     if k == "output" and isinstance(v, str) and len(v) == 64:
         return v[:12] + "…"
     if isinstance(v, (list, tuple)):
