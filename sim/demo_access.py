@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 
-from sim.demo_clerk import CASE_NO, CLERK, HEAD, PASSWORDS, UNIT, _env, _json
+from sim.demo_clerk import CASE_NO, CHIEF, CLERK, HEAD, PASSWORDS, UNIT, _env, _json
 
 __all__ = ["step_access", "LEADER", "CHIEF"]
 
 LEADER = "zhao.lead"                     # the case unit's leader (一中队)
-CHIEF = "zhou.chief"                     # the bureau chief (局长), who sets up the leader
-PASSWORDS = dict(PASSWORDS, **{LEADER: "demo leader pass 1", CHIEF: "demo chief pass 1"})
+PASSWORDS = dict(PASSWORDS, **{LEADER: "demo leader pass 1"})
 SAVE, WHAT = "access.txt", "access, copies, disc, backup (issue 12)"
 PURPOSE = "行政复议举证 / evidence for an administrative review"
 
@@ -51,16 +50,12 @@ def step_access(d, filed):
     banner("9. 调阅审批、查看副本、光盘与异地备份 / Approved access, viewing copies, "
            "discs and the off-site backup")
     # the bureau chief sets up the unit's leader: an approver set up by the other approver
-    # (or by the requester) does not count (SPEC §14.9)
-    if sealcam(["user", "add", CHIEF, "--role", "bureau_chief", "--display", "周局长"],
-               user=HEAD, new_password=PASSWORDS[CHIEF]) is None or \
-            sealcam(["user", "add", LEADER, "--role", "unit_leader", "--unit", UNIT,
-                     "--display", "赵队长"], user=CHIEF,
-                    new_password=PASSWORDS[LEADER]) is None:
+    # (or the requester set up by an approver) does not count (SPEC §14.9)
+    if sealcam(["user", "add", LEADER, "--role", "unit_leader", "--unit", UNIT,
+                "--display", "赵队长"], user=CHIEF, new_password=PASSWORDS[LEADER]) is None:
         return None
-    say("用户", "Users", "%s (bureau chief) added by %s; %s, leader of unit %s (the case's "
-        "unit), added by the chief: an approver set up by the other approver would not "
-        "count" % (CHIEF, HEAD, LEADER, UNIT))
+    say("用户", "User", "%s, leader of unit %s (the case's unit), added by the bureau chief "
+        "%s: neither approver below set up the other or the clerk" % (LEADER, UNIT, CHIEF))
     req = sealcam(["access", "request", "--case", CASE_NO, "--whole-case", "--purpose",
                    PURPOSE, "--action", "view,export"], user=CLERK)
     if req is None:

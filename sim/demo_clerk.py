@@ -18,15 +18,16 @@ import contextlib
 import json
 import os
 
-__all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP", "UNIT"]
+__all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP", "UNIT", "CHIEF"]
 
 CASE_NO = "DEMO-2026-001"
-UNIT = "一中队"                           # the enforcement unit the case belongs to
+UNIT = "Traffic Unit 2"                  # the case's unit: the officer's (sim/demo.py)
 PARTY, PLACE = "张三", "五一路12号"      # 当事人, 地点 (Zhang San, 12 Wuyi Road)
 STEP = "检查"                            # the enforcement step in the archive number
 EVENT_TYPE, ITEM = "inspection", "001-09"   # 检查取证 / inspection and taking evidence
 HEAD, CLERK = "wang.head", "li.na"
-PASSWORDS = {HEAD: "demo head pass 1", CLERK: "demo clerk pass 1"}
+CHIEF = "zhou.chief"                     # the bureau chief (局长): sets up the staff
+PASSWORDS = {HEAD: "demo head pass 1", CLERK: "demo clerk pass 1", CHIEF: "demo chief pass 1"}
 SAVE, WHAT = "clerk.txt", "the clerks' filing (users, tags, number, case, search)"
 
 
@@ -112,14 +113,18 @@ def step_clerk(d, rep):
     if not intr:
         return None
     banner("8. 立卷归档 / The clerks file the interrupted recording into a case")
+    # the bureau chief sets up the clerk: whoever set up a requester never approves its
+    # requests (SPEC §14.9), and the archive head approves the clerk's in step 9
     if sealcam(["user", "add", HEAD, "--role", "archive_head", "--display", "王档案"],
                new_password=PASSWORDS[HEAD]) is None or \
+            sealcam(["user", "add", CHIEF, "--role", "bureau_chief", "--display", "周局长"],
+                    user=HEAD, new_password=PASSWORDS[CHIEF]) is None or \
             sealcam(["user", "add", CLERK, "--role", "clerk", "--display", "李娜"],
-                    user=HEAD, new_password=PASSWORDS[CLERK]) is None:
+                    user=CHIEF, new_password=PASSWORDS[CLERK]) is None:
         return None
-    say("用户", "Users", "%s (archive head) added by the station key's holder, %s (clerk) "
-        "added by %s; every action below is a signed station log event naming its user"
-        % (HEAD, CLERK, HEAD))
+    say("用户", "Users", "%s (archive head) added by the station key's holder, %s (bureau "
+        "chief) by %s, %s (clerk) by the chief; every action below is a signed station log "
+        "event naming its user" % (HEAD, CHIEF, HEAD, CLERK))
     found = sealcam(["search", "--interruption", "any", "--device", DEVICE])
     if not found or not found.get("recordings"):
         return None

@@ -478,10 +478,14 @@ def test_huge_signed_indexes_stay_on_disk(hist, tmp_path):
     clear line (NOT_OK: no media), no MemoryError; its peak RSS stays far below one index;
     no index file is left behind. (2^23, not 2^24: the station hashes every 32-byte entry,
     so the run's time is the index size; a station holding one index would still be caught,
-    its RSS over 256 MiB against the 192 MiB bound below, and holding both hits the cap.)"""
+    its RSS over 256 MiB (one index) on top of the interpreter's, against the 240 MiB bound
+    below, and holding both hits the cap. The bound is not tighter because the peak of a
+    streaming station varies with the allocator and the load (81 MiB alone, 218 MiB seen
+    beside another test run): what it catches is an index held in memory.)"""
     from host_tools.offload_pull import INDEX_RAM
     chunks = 1 << 23
-    assert 32 * chunks > 16 * INDEX_RAM + (64 << 20)      # one index > the RSS bound
+    BOUND = 32 * chunks - (16 << 20)                         # 240 MiB: less than one index
+    assert BOUND > 16 * INDEX_RAM + (64 << 20)
     assert 2 * 32 * chunks >= MEM_CAP                        # both: the address space
     s = hist.s
     for _ in range(2):
@@ -511,7 +515,7 @@ def test_huge_signed_indexes_stay_on_disk(hist, tmp_path):
     line = one_clear_line(p)
     assert "NOT_OK" in line, line
     peak = usage.ru_maxrss * 1024            # Linux: KiB
-    assert peak < 16 * INDEX_RAM + (64 << 20), "peak RSS %d MiB" % (peak >> 20)
+    assert peak < BOUND, "peak RSS %d MiB" % (peak >> 20)
     left = [f for _, _, fs in os.walk(hist.arch / "staging") for f in fs
             if ".idx" in f]
     assert not left, left
