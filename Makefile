@@ -40,8 +40,11 @@ $(MPVM): sim/mpvm/package.json sim/mpvm/package-lock.json
 demo: setup
 	$(VPY) -m sim.demo
 
+# the suite runs on TEST_JOBS processes (pytest-xdist), each test file on one of them (its
+# module fixtures, e.g. the demo's run, made once); TEST_JOBS=0 runs it in this process
+TEST_JOBS ?= 2
 test: setup
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) tests
 
 bench: setup
 	$(VPY) -m tests.bench
