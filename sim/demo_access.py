@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from sim.demo_clerk import CASE_NO, CHIEF, CLERK, HEAD, PASSWORDS, UNIT, _env, _json
+from sim.demo_clerk import CASE_NO, CHIEF, CLERK, HEAD, PASSWORDS, UNIT, clerk_command
 
 __all__ = ["step_access", "LEADER", "CHIEF"]
 
@@ -32,18 +32,8 @@ def step_access(d, filed):
     backup, the register. Returns {request, copy, disc, backup, register_pdf, uses}."""
     from sim.demo import banner, say
 
-    def sealcam(args, user=None, new_password=None, json_out=True, save=SAVE):
-        args = list(args) + ["--archive", d.arch] + (["--user", user] if user else []) + (
-            ["--json"] if json_out else [])
-        with _env(SEALCAM_USER=None, SEALCAM_PASSWORD=PASSWORDS.get(user),
-                  SEALCAM_NEW_PASSWORD=new_password):
-            p = d.sealcam(args, save, WHAT)
-        if p.returncode != 0:
-            print("  demo: `sealcam %s` failed (exit %d); see %s"
-                  % (" ".join(str(a) for a in args[:2]), p.returncode,
-                     d.rel(os.path.join(d.out, save))))
-            return None
-        return _json(p) if json_out else p.stdout
+    def sealcam(args, user=None, new_password=None, json_out=True):
+        return clerk_command(d, args, SAVE, WHAT, PASSWORDS, user, new_password, json_out)
 
     if not filed:
         return None

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 
-__all__ = ["explanation_pdf", "step_clerk", "CASE_NO", "PARTY", "STEP", "UNIT", "CHIEF"]
+__all__ = ["explanation_pdf", "step_clerk", "clerk_command", "CASE_NO", "PARTY", "STEP", "UNIT", "CHIEF"]
 
 CASE_NO = "DEMO-2026-001"
 UNIT = "Traffic Unit 2"                  # the case's unit: the officer's (sim/demo.py)
@@ -83,6 +83,24 @@ def _json(p):
         return None
 
 
+def clerk_command(d, args, save, what, passwords, user=None, new_password=None,
+                  json_out=True):
+    """Run `sealcam ARGS --archive ARCHIVE [--user USER] [--json]` as a clerk would, the
+    user's password (``passwords``) and a new user's (``new_password``) in the environment;
+    its output kept in OUT/``save``. Returns the JSON (or the text), None if it failed."""
+    args = list(args) + ["--archive", d.arch] + (["--user", user] if user else []) + (
+        ["--json"] if json_out else [])
+    with _env(SEALCAM_USER=None, SEALCAM_PASSWORD=passwords.get(user),
+              SEALCAM_NEW_PASSWORD=new_password):
+        p = d.sealcam(args, save, what)
+    if p.returncode != 0:
+        print("  demo: `sealcam %s` failed (exit %d); see %s"
+              % (" ".join(str(a) for a in args[:2]), p.returncode,
+                 d.rel(os.path.join(d.out, save))))
+        return None
+    return _json(p) if json_out else p.stdout
+
+
 def step_clerk(d, rep):
     """Step 8 of the demo (after the clip): file the interrupted recording into a case with
     its archive number. ``rep``: the report's JSON (its interruptions). Returns {number,
@@ -96,17 +114,7 @@ def step_clerk(d, rep):
             f.write('[agency]\ncode = "DEMO"\nname = "演示执法单位"\nutc_offset_minutes = 480\n')
 
     def sealcam(args, user=None, new_password=None, json_out=True):
-        args = list(args) + ["--archive", d.arch] + (["--user", user] if user else []) + (
-            ["--json"] if json_out else [])
-        with _env(SEALCAM_USER=None, SEALCAM_PASSWORD=PASSWORDS.get(user),
-                  SEALCAM_NEW_PASSWORD=new_password):
-            p = d.sealcam(args, SAVE, WHAT)
-        if p.returncode != 0:
-            print("  demo: `sealcam %s` failed (exit %d); see %s"
-                  % (" ".join(str(a) for a in args[:2]), p.returncode,
-                     d.rel(os.path.join(d.out, SAVE))))
-            return None
-        return _json(p) if json_out else p.stdout
+        return clerk_command(d, args, SAVE, WHAT, PASSWORDS, user, new_password, json_out)
 
     intr = [i for i in (rep or {}).get("interruptions", []) if i.get("device", DEVICE)
             == DEVICE]

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from . import db, store
 from ..i18n import _
 from .events import base, field
+from .handout import move_into_place, private_dir, remove_private
 
 __all__ = ["KINDS", "CopyError", "copy_event", "make_view_copy", "copy_path", "open_copy",
            "export_extract", "copies_of", "copies_dir", "view_action", "prune"]
@@ -581,49 +582,6 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
     return {"sha256": sha, "file": out, "prov": out + ".prov", "size": size,
             "request_id": request_id, "device": device, "segment": segment, "clip": clip,
             "verify": "sealcam verify-clip %s --archive %s" % (out, cat.archive_dir)}
-
-
-def private_dir(out_dir, what):
-    """A private folder (mode 0700) in ``out_dir`` that what is handed out is written to
-    before its register line (moved into place by move_into_place, removed by
-    remove_private)."""
-    import tempfile
-    try:
-        return tempfile.mkdtemp(prefix=".sealcam-%s-" % what, dir=out_dir)
-    except OSError as e:
-        raise CopyError(_("%(dir)s cannot be written (%(why)s): name another folder")
-                        % {"dir": out_dir, "why": e.strerror or e}) from None
-
-
-def move_into_place(moves):
-    """Move each (private path, final path) of ``moves`` into place, never over an
-    existing name (all checked first; a hard link where the file system has them, else a
-    rename after the check). CopyError if a final name exists."""
-    import errno
-    for _src, dst in moves:
-        if os.path.lexists(dst):
-            raise CopyError(_("%(path)s exists already: name another folder")
-                            % {"path": dst})
-    for src, dst in moves:
-        try:
-            os.link(src, dst)
-        except FileExistsError:
-            raise CopyError(_("%(path)s exists already: name another folder")
-                            % {"path": dst}) from None
-        except OSError as e:
-            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK):
-                raise
-            if os.path.lexists(dst):        # no hard links here (FAT): checked, renamed
-                raise CopyError(_("%(path)s exists already: name another folder")
-                                % {"path": dst}) from None
-            os.rename(src, dst)
-        else:
-            os.unlink(src)
-
-
-def remove_private(tmp):
-    import shutil
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _remove(*paths):

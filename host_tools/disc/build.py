@@ -429,7 +429,8 @@ def build_disc(cat, user, ref, out_dir, progress=None, request=None):
             raise DiscError(_("%(path)s exists already: choose another --out") % {"path": p})
     # attack13 #06: everything is written into a private folder (0700) in --out and moved
     # into place only after disc_made and the register's line; removed on any failure
-    from ..catalogue.copies import CopyError, private_dir, remove_private
+    from ..catalogue.copies import CopyError
+    from ..catalogue.handout import private_dir, remove_private
     try:
         priv = private_dir(out_dir, "disc")
     except CopyError as e:
@@ -444,7 +445,8 @@ def build_disc(cat, user, ref, out_dir, progress=None, request=None):
 
 def _build(cat, user, ref, request, col, name, priv, final, say):
     from ..catalogue import discs
-    from ..catalogue.copies import CopyError, move_into_place
+    from ..catalogue.copies import CopyError
+    from ..catalogue.handout import move_into_place
     from . import discs_text, layout
     paths = [os.path.join(priv, os.path.basename(p)) for p in final[:2]]
     label_pdf = os.path.join(priv, os.path.basename(final[2]))
