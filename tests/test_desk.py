@@ -243,3 +243,14 @@ def test_desk_check_says_what_it_would_serve_and_does_not_serve(arch, tmp_path, 
     assert sealcam(["desk", "--check", "--archive", str(tmp_path / "empty")]) == 3
     err = capsys.readouterr().err
     assert err.count("sealcam desk") >= 2 and "Traceback" not in err
+
+
+def test_a_form_of_too_many_fields_is_413_not_a_500(client, capfd):
+    """attack14 #06: a POST with more fields than any desk form (signed in or not) is
+    refused 413 before anything reads it; no traceback in the desk's log."""
+    t = token(client, "/login")
+    body = "&".join("f%d=1" % i for i in range(100)) + "&csrf_token=" + t
+    r = client.post("/login", content=body,
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and "Traceback" not in r.text
+    assert "Traceback" not in capfd.readouterr().err

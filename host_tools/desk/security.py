@@ -27,6 +27,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
+FORM_FIELDS_MAX = 64           # no desk form has more fields
+
+
 class FormCSRF(CSRFMiddleware):
     def __init__(self, app, secret, **kw):
         kw.setdefault("cookie_name", CSRF_COOKIE)
@@ -59,8 +62,13 @@ class FormCSRF(CSRFMiddleware):
                 return
             ctype = dict(scope.get("headers", ())).get(b"content-type", b"")
             if ctype.split(b";")[0].strip() == b"application/x-www-form-urlencoded":
-                form = urllib.parse.parse_qs(body.decode("utf-8", "replace"),
-                                             max_num_fields=64)
+                try:
+                    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"),
+                                                 max_num_fields=FORM_FIELDS_MAX)
+                except ValueError:      # more fields than any desk form has
+                    await PlainTextResponse("too many form fields", status_code=413)(
+                        scope, receive, send)
+                    return
                 scope["csrf_form"] = (form.get(CSRF_FIELD) or [None])[0]
             sent = False
 
