@@ -282,10 +282,14 @@ def test_r13_r14_desk_disc_and_backup_with_progress(world):
         used = [e for _i, e in cat.entries_with(b"access_used")
                 if e.get("type") == "access_used"]
     assert [(e["request"], e["action"]) for e in used] == [(rid, "export")]
-    label = c.get(r.headers["location"] + "/label.pdf")
+    disc_job = r.headers["location"]
+    label = c.get(disc_job + "/label.pdf")
     assert label.status_code == 200 and label.content.startswith(b"%PDF")
     # the backup: the archive head, to the destination the desk was started with
     login(c, "wang.head")
+    # another who may make discs does not see this one's page or label (its owner's)
+    assert c.get(disc_job).status_code == 404
+    assert c.get(disc_job + "/label.pdf").status_code == 404
     assert "no backup of the archive was ever made" in c.get("/report").text
     t = _csrf(c, "/exports")
     r = c.post("/exports/backup", data={"dest": "0", "csrf_token": t},

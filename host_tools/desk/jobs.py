@@ -12,7 +12,8 @@ that reloads itself (<meta http-equiv=refresh>, no script).
             names a directory of its own
 
 Each job runs with a Catalogue of its own (the desk's one serves the pages); one job of a
-kind runs at a time. A job's owner and the roles that may start it see its page.
+kind runs at a time. A disc job's page is its owner's; a backup job's, also of the roles
+that may back up.
 """
 from __future__ import annotations
 
@@ -287,8 +288,11 @@ def _job(request):
     job = desk.jobs.get(jid) if JOB_RE.fullmatch(jid) else None
     if job is None:
         raise web.DeskError(404, _("no such job (jobs are kept until the desk stops)"))
-    if job.owner != user.name and user.role not in users.PERMISSIONS.get(job.kind, ()):
-        raise web.DeskError(403, _("this job is not yours"))
+    # a disc job (its case, its label) is its owner's alone, under the owner's request; a
+    # backup job is also for the others who may back up
+    if job.owner != user.name and (job.kind == "disc" or user.role not in
+                                   users.PERMISSIONS.get(job.kind, ())):
+        raise web.DeskError(404, _("no such job (jobs are kept until the desk stops)"))
     return job
 
 
