@@ -488,3 +488,77 @@ def test_r14_restore_names_hostile_views_and_writes_nothing_outside(tmp_path):
     assert links == 0 and len(bad) == 2, bad
     assert "not a device id" in bad[0] and "names no restored object" in bad[1]
     assert not (tmp_path / "outside").exists() and not (tmp_path / "escape").exists()
+
+
+def _sparse_object(dest, size):
+    """Make the largest object objects.txt lists a sparse file of ``size`` bytes (a few KB
+    on the hostile disk); returns its name."""
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    names = [x.split(" ")[0] for x in (snap / "objects.txt").read_text().splitlines()]
+    big = max(names, key=lambda n: os.path.getsize(dest / "objects" / n[:2] / n[2:]))
+    p = dest / "objects" / big[:2] / big[2:]
+    os.chmod(p, 0o644)
+    with open(p, "r+b") as f:
+        f.truncate(size)
+    return big
+
+
+def _restore_fsize_limited(dest, new, limit):
+    """`sealcam restore` in a subprocess whose files may grow to ``limit`` bytes at most."""
+    import resource
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from host_tools import cli; "
+         "sys.exit(cli.main(sys.argv[1:]))", "restore", "--from", str(dest),
+         "--archive", str(new)], capture_output=True, text=True, timeout=120,
+        preexec_fn=cap, cwd=os.path.dirname(here),
+        env=dict(os.environ, SEALCAM_LANG="en"))
+
+
+def test_r14_restore_copies_no_object_beyond_the_size_the_signed_backup_states(world):
+    """Attack review 14 #05: a sparse 1 GiB file at a listed object's place is refused,
+    named, before anything is written (objects.txt, covered by the signed manifest, gives
+    each object's size); nothing in NEW is larger than the archive's objects."""
+    import signal
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    for line in (snap / "objects.txt").read_text().splitlines():
+        name, size = line.split(" ")
+        assert int(size) == os.path.getsize(dest / "objects" / name[:2] / name[2:])
+    big = _sparse_object(dest, 1 << 30)
+    r = _restore_fsize_limited(dest, tmp / "new", 32 << 20)
+    assert r.returncode == 1 and r.returncode != -signal.SIGXFSZ, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "NOT RESTORED" in r.stderr, r.stderr
+    assert big[2:] in r.stderr and "1073741824 bytes" in r.stderr, r.stderr
+    assert not (tmp / "new" / "objects" / big[:2] / big[2:]).exists()
+    assert (tmp / "new" / "RESTORE-INCOMPLETE.txt").exists()
+
+
+def test_r14_an_older_backup_without_sizes_hashes_an_object_before_copying_it(
+        world, monkeypatch):
+    """An older backup's objects.txt lists names alone: each object is hashed where it is
+    (nothing written) before it is copied, so a sparse 1 GiB object is named, not copied;
+    an intact older backup still restores."""
+    import importlib
+    bk = importlib.import_module("host_tools.backup.backup")
+    monkeypatch.setattr(bk, "_objects_txt", lambda d, names: "".join(
+        n + "\n" for n in sorted(names)).encode())
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    assert " " not in (snap / "objects.txt").read_text()
+    code, out, err = _restore(sealcam, dest, tmp / "ok")
+    assert code == 0, (out, err)
+    big = _sparse_object(dest, 1 << 30)
+    r = _restore_fsize_limited(dest, tmp / "new", 32 << 20)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, (r.stdout, r.stderr)
+    assert "NOT RESTORED" in r.stderr and big[2:] in r.stderr, r.stderr
+    assert not (tmp / "new" / "objects" / big[:2] / big[2:]).exists()

@@ -16,7 +16,8 @@ DIR holds:
                                  before it is named in LATEST:
         archive.sqlite           the archive's index at the checkpoint (SQLite backup API)
         station.toml, station.pub, quarantine/…   as in the archive
-        objects.txt              the objects the archive held (one SHA-256 a line)
+        objects.txt              the objects the archive held ("SHA-256 SIZE" a line: the
+                                 size a restore copies at most)
         views.json               each device view file: {device: {path: object}}
         manifest.json            the snapshot: archive, checkpoint, counts, every file's
                                  SHA-256 but the log's
@@ -298,10 +299,16 @@ def _copy_log(a, d, snap, upto, prog):
         d.write(snap + "/log/checkpoint", signed, sync_dir=False)
 
 
+def _objects_txt(d, names):
+    """objects.txt: "NAME SIZE" a line, the size of the object as DIR holds it (a restore
+    copies no more; SPEC §14.12)."""
+    return "".join("%s %d\n" % (n, d.size("objects/%s/%s" % (n[:2], n[2:])))
+                   for n in sorted(names)).encode()
+
+
 def _finish_snapshot(d, snap, names, views):
     """objects.txt and views.json into ``snap``; {rel: {"sha256", "size"}} of its files."""
-    d.write(snap + "/objects.txt", "".join(n + "\n" for n in sorted(names)).encode(),
-            sync_dir=False)
+    d.write(snap + "/objects.txt", _objects_txt(d, names), sync_dir=False)
     d.write(snap + "/views.json", json.dumps(views, sort_keys=True).encode(), sync_dir=False)
     files = {}
     for dirpath, dirs, fnames in os.walk(d.path(snap)):
@@ -337,7 +344,8 @@ def _prune(d, keep):
                         break
                     if not line.endswith(b"\n"):
                         return 0                # not what a backup writes: nothing goes
-                    listed.add(line.strip().decode("ascii", "replace"))
+                    # "NAME SIZE" (or "NAME" alone: a backup made before sizes)
+                    listed.add(line.split(b" ")[0].strip().decode("ascii", "replace"))
         except (OSError, BackupError):
             return 0                    # a snapshot that cannot be read: nothing goes
     gone = 0

@@ -131,26 +131,70 @@ def _new_folder(new):
     return SafeDir(new, create=True)
 
 
-def _copy_file(s, n, src_rel, dst_rel, want, prog, mode=0o644):
+def _free(n):
+    """Bytes free for NEW (an older backup's object, of no signed size, is copied only
+    when it fits)."""
+    try:
+        st = os.statvfs(n.root)
+        return st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        return None
+
+
+def _copy_file(s, n, src_rel, dst_rel, want, prog, mode=0o644, size=None):
     """Copy backup file ``src_rel`` to ``dst_rel`` of NEW; the copy's SHA-256 and size
-    must be ``want`` (a manifest entry, or None: any). Returns the problem or None."""
+    must be ``want`` (a manifest entry), or its size ``size`` (objects.txt's), or (both
+    None) at most the size the file had when opened and what NEW has free. Nothing larger
+    than that is ever written. Returns the problem or None."""
     from ..safeio import StoreFileError, open_regular
     try:
-        f, size = open_regular(s.root, src_rel)
+        f, have = open_regular(s.root, src_rel)
     except FileNotFoundError:
         return _("%(path)s is missing from the backup") % {"path": s.path(src_rel)}
     except (StoreFileError, OSError) as e:
         return "%s: %s" % (s.path(src_rel), e)
     with f:
-        limit = None if want is None else want["size"] + 1
-        tmp, got, sha = n.copy_from(f, dst_rel, progress=prog.bytes, limit=limit)
-    if want is not None and (got != want["size"] or sha != want["sha256"]):
+        expect = want["size"] if want is not None else size
+        if expect is not None and have != expect:
+            return _("%(path)s is %(have)d bytes, the signed backup says %(want)d: it has "
+                     "changed since the backup was made and is not restored; take it from "
+                     "another backup") % {"path": s.path(src_rel), "have": have,
+                                          "want": expect}
+        if expect is None:
+            free = _free(n)
+            if free is not None and have > free:
+                return _("%(path)s is %(have)d bytes, more than the %(free)d free for "
+                         "%(new)s: it is not restored (a backup changed off site, or make "
+                         "room)") % {"path": s.path(src_rel), "have": have, "free": free,
+                                     "new": n.root}
+            expect = have
+        tmp, got, sha = n.copy_from(f, dst_rel, progress=prog.bytes, limit=expect + 1)
+    if got != expect:
+        os.unlink(tmp)
+        return _("%(path)s changed while it was read (%(got)s bytes, not %(want)d): it is "
+                 "not restored; take it from another backup") % {
+                     "path": s.path(src_rel), "got": "%d+" % got if got > expect else got,
+                     "want": expect}
+    if want is not None and sha != want["sha256"]:
         os.unlink(tmp)
         return _("%(path)s has changed since the backup was made (its SHA-256 is %(sha)s, "
                  "the manifest says %(want)s): take this snapshot from another backup") % {
                      "path": s.path(src_rel), "sha": sha[:16], "want": want["sha256"][:16]}
     n.install(tmp, dst_rel, mode)
     return None
+
+
+def _object_line(line):
+    """(name, size) of an objects.txt line: "NAME SIZE" (the size of the object as the
+    backup holds it), or "NAME" alone (a backup made before sizes were listed: size None).
+    (None, None) when it is neither."""
+    parts = line.split(" ")
+    if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) <= 18 and \
+            parts[1].isascii():
+        return parts[0], int(parts[1])
+    if len(parts) == 1:
+        return parts[0], None
+    return None, None
 
 
 def _hashed_lines(s, rel, want, cap_lines):
@@ -350,22 +394,51 @@ def restore(src, new_archive, progress=None, expect_key=None) -> dict:
             raise BackupError(why)
         from ..archive import Archive
         prog.phase("objects")
+        lines = [_object_line(x) for x in names]
         total = 0
-        for name in names:
-            rel = "objects/%s/%s" % (name[:2], name[2:]) if len(name) == 64 else None
+        for name, size in lines:
+            if size is not None:
+                total += size
+                continue
+            rel = "objects/%s/%s" % (name[:2], name[2:]) if name and len(name) == 64 else None
             k = s.kind(rel) if rel and all(c in "0123456789abcdef" for c in name) else "bad"
             if k == "file":
                 total += os.lstat(s.path(rel)).st_size
         prog.total(len(names), total)
         restored, locked, nbytes = set(), 0, 0
         with Archive(n.root, readonly=True) as reader:
-            for name in names:
-                rel = "objects/%s/%s" % (name[:2], name[2:])
-                if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+            held = None
+            for line, (name, size) in zip(names, lines):
+                if name is None or len(name) != 64 or \
+                        not all(c in "0123456789abcdef" for c in name):
                     bad.append(_("objects.txt lists %(name)r, not an object name")
-                               % {"name": name[:80]})
+                               % {"name": line[:80]})
                     continue
-                why = _copy_file(s, n, rel, rel, None, prog, mode=0o444)
+                rel = "objects/%s/%s" % (name[:2], name[2:])
+                why = None
+                if size is None:
+                    # a backup made before objects.txt gave sizes: hashed where it is
+                    # (bounded reads, nothing written) before it is copied
+                    if held is None:
+                        import copy
+                        held = copy.copy(reader)
+                        held.objects = s.path("objects")
+                    k = s.kind(rel)
+                    if k is None:
+                        why = _("%(path)s is missing from the backup") % {"path": s.path(rel)}
+                    elif k != "file":
+                        why = _("%(path)s is not a regular file (%(kind)s)") % {
+                            "path": s.path(rel), "kind": k}
+                    else:
+                        ok, w = plain_check(held, name)
+                        if ok is False:
+                            why = _("object %(path)s in the backup has changed: %(why)s. "
+                                    "Take this object from another backup or from the "
+                                    "station (its name is its SHA-256) into %(path)s, then "
+                                    "restore again into an empty folder") % {
+                                        "path": s.path(rel), "why": w}
+                if why is None:
+                    why = _copy_file(s, n, rel, rel, None, prog, mode=0o444, size=size)
                 if why is None:
                     ok, why = plain_check(reader, name)
                     if ok is None:
