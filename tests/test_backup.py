@@ -562,3 +562,46 @@ def test_r14_an_older_backup_without_sizes_hashes_an_object_before_copying_it(
     assert r.returncode == 1 and "Traceback" not in r.stderr, (r.stdout, r.stderr)
     assert "NOT RESTORED" in r.stderr and big[2:] in r.stderr, r.stderr
     assert not (tmp / "new" / "objects" / big[:2] / big[2:]).exists()
+
+
+def test_r14_restore_names_deeply_nested_json_in_one_line(world):
+    """Attack review 14 #04: `[[[[…` as sealcam-backup.json, manifest.json or views.json
+    (RecursionError in json) is one line naming the file, never a traceback."""
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    _backup(sealcam, arch, dest)
+    snap = dest / "snapshots" / (dest / "LATEST").read_text().strip()
+    mark = (dest / "sealcam-backup.json").read_bytes()
+    (dest / "sealcam-backup.json").write_text("[" * 4000)
+    code, out, err = _restore(sealcam, dest, tmp / "n1")
+    assert code == 3 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "sealcam-backup.json" in err, err
+    (dest / "sealcam-backup.json").write_bytes(mark)
+    man = (snap / "manifest.json").read_bytes()
+    os.chmod(snap / "manifest.json", 0o644)
+    (snap / "manifest.json").write_text("[" * 100000)
+    code, out, err = _restore(sealcam, dest, tmp / "n2")
+    assert code == 3 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "manifest.json" in err, err
+    (snap / "manifest.json").write_bytes(man)
+    # views.json is hash-checked first: a nested one the manifest names is still one line
+    import importlib
+    rs = importlib.import_module("host_tools.backup.restore")
+    assert rs._json(b"[" * 100000) is rs._BAD and rs._json(b"\xff") is rs._BAD
+    assert rs._json(b'{"a": 1}') == {"a": 1}
+
+
+def test_r14_restore_never_shows_a_traceback(world, monkeypatch):
+    """Whatever a hostile backup makes the restore raise (RecursionError, MemoryError,
+    ValueError), `sealcam restore` says it in one line naming the backup folder."""
+    import importlib
+    rs = importlib.import_module("host_tools.backup.restore")
+    sealcam, arch, tmp = world
+    for exc in (RecursionError("maximum recursion depth exceeded"), MemoryError(),
+                ValueError("odd")):
+        def boom(*a, **k):
+            raise exc
+        monkeypatch.setattr(rs, "restore", boom)
+        code, out, err = _restore(sealcam, tmp / "somewhere", tmp / "n")
+        assert code == 3 and len(err.strip().splitlines()) == 1, (exc, out, err)
+        assert "somewhere" in err and type(exc).__name__ in err, err

@@ -103,7 +103,7 @@ def _mark(d, archive):
     try:
         have = json.loads(raw)
         ok = isinstance(have, dict) and have.get("format") == FORMAT
-    except ValueError:
+    except (ValueError, RecursionError, MemoryError):
         ok = False
     if not ok:
         raise BackupError(_("%(dir)s/%(mark)s is not a sealcam backup mark: give another "

@@ -79,6 +79,13 @@ def _restore(args):
     except (BackupError, OSError) as e:
         print("sealcam restore: %s" % printable(str(e), backslash=False), file=sys.stderr)
         return EXIT_USAGE
+    except (RecursionError, MemoryError, ValueError) as e:   # a hostile backup: one line
+        print(_("sealcam restore: %(dir)s cannot be read as a sealcam backup (%(err)s): "
+                "take another backup") % {
+                    "dir": printable(str(args.source), backslash=False),
+                    "err": printable(type(e).__name__ + (": %s" % e if str(e) else ""),
+                                     backslash=False)[:200]}, file=sys.stderr)
+        return EXIT_USAGE
     if res["ok"]:
         lines = [_("restored snapshot %(snap)s into %(new)s: %(n)d objects (%(bytes)s) and "
                    "%(views)d device view files, each object hashed; station log %(size)d "

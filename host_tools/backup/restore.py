@@ -80,11 +80,23 @@ def _read(s, rel, cap, what):
         raise BackupError("%s: %s" % (s.path(rel), e)) from None
 
 
+_BAD = object()
+
+
+def _json(raw):
+    """The JSON value of backup bytes ``raw``, or _BAD when they are none (not JSON, not
+    UTF-8, nested too deep, too large to hold): the caller names the file, one line."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError, MemoryError):
+        return _BAD
+
+
 def _manifest(s):
     try:
         mark = json.loads(_read(s, MARK, 4096, "backup mark"))
         name = _read(s, LATEST, 200, "LATEST").decode("ascii").strip()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError, MemoryError):     # UnicodeDecodeError too
         raise BackupError(_("%(dir)s is not a sealcam backup (%(mark)s or %(latest)s is "
                             "unreadable)") % {"dir": s.root, "mark": MARK,
                                               "latest": LATEST}) from None
@@ -94,11 +106,9 @@ def _manifest(s):
         raise BackupError(_("%(path)s does not name a snapshot") % {"path": s.path(LATEST)})
     snap = "snapshots/" + name
     raw = _read(s, snap + "/manifest.json", MANIFEST_MAX, "manifest")
-    try:
-        m = json.loads(raw)
-    except ValueError:
-        m = None
+    m = _json(raw)
     ok = isinstance(m, dict) and m.get("format") == FORMAT and \
+        isinstance(m.get("archive_id"), str) and \
         m.get("archive_id") == mark.get("archive_id") and isinstance(m.get("files"), dict) \
         and len(m["files"]) <= FILES_MAX and isinstance(m.get("log"), dict) and \
         type(m["log"].get("size")) is int and isinstance(m["log"].get("root"), str)
@@ -310,7 +320,7 @@ def _views(n, views, restored, bad):
             bad.append(_("views.json names device %(d)r, not a device id") % {"d": did[:80]})
             continue
         for rel, obj in sorted(paths.items()):
-            if not safe_rel(rel) or obj not in restored:
+            if not isinstance(obj, str) or not safe_rel(rel) or obj not in restored:
                 bad.append(_("views.json: devices/%(d)s/%(p)s names no restored object")
                            % {"d": did, "p": str(rel)[:80]})
                 continue
@@ -382,11 +392,10 @@ def restore(src, new_archive, progress=None, expect_key=None) -> dict:
         if vw is None or hashlib.sha256(raw).hexdigest() != vw["sha256"]:
             raise BackupError(_("%(path)s has changed since the backup was made")
                               % {"path": s.path(snap + "/views.json")})
-        try:
-            views = json.loads(raw)
-        except ValueError:
+        views = _json(raw)
+        if views is _BAD:
             raise BackupError(_("%(path)s is not JSON") % {"path": s.path(
-                snap + "/views.json")}) from None
+                snap + "/views.json")})
         for d in ("objects", "devices", "staging"):
             n.mkdirs(d)
         why = _index_check(n, m)
