@@ -605,3 +605,19 @@ def test_r14_restore_never_shows_a_traceback(world, monkeypatch):
         code, out, err = _restore(sealcam, tmp / "somewhere", tmp / "n")
         assert code == 3 and len(err.strip().splitlines()) == 1, (exc, out, err)
         assert "somewhere" in err and type(exc).__name__ in err, err
+
+
+def test_r14_restore_names_a_newer_snapshot_than_latest(world):
+    """Attack review 14 (rollback): LATEST set back to an older kept snapshot while a newer
+    one is in the folder restores the older one with a note naming the newer."""
+    sealcam, arch, tmp = world
+    dest = tmp / "offsite"
+    first = _backup(sealcam, arch, dest)
+    second = _backup(sealcam, arch, dest)
+    code, out, err = _restore(sealcam, dest, tmp / "n0", "--json")
+    assert code == 0 and not any("newer than" in x for x in json.loads(out)["notes"])
+    (dest / "LATEST").write_text(first["snapshot"] + "\n")
+    code, out, err = _restore(sealcam, dest, tmp / "n1", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["snapshot"] == first["snapshot"], (out, err)
+    assert any(second["snapshot"] in x and "newer than" in x for x in r["notes"]), r["notes"]

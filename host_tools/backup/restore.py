@@ -129,6 +129,26 @@ def _manifest(s):
     return snap, m, raw
 
 
+def _snapshot_key(name):
+    stamp, _d, size = name.partition("Z-")
+    return stamp, int(size)
+
+
+def _newer_snapshots(s, name):
+    """The complete snapshots (with a manifest.json) of backup ``s`` newer than ``name``
+    (LATEST's), oldest first: a LATEST set back to an older kept snapshot (a rollback)."""
+    try:
+        out = []
+        for other, k in s.listdir("snapshots"):
+            if k == "dir" and SNAPSHOT_RE.fullmatch(other) and \
+                    _snapshot_key(other) > _snapshot_key(name) and \
+                    s.kind("snapshots/%s/manifest.json" % other) == "file":
+                out.append(other)
+        return sorted(out, key=_snapshot_key)
+    except (BackupError, OSError):
+        return []
+
+
 def _new_folder(new):
     new = os.path.abspath(os.fspath(new))
     if os.path.lexists(new):
@@ -502,6 +522,14 @@ def restore(src, new_archive, progress=None, expect_key=None) -> dict:
                        "archive would share it with the station; change [catalogue] url in "
                        "%(new)s/station.toml before using it")
                      % {"url": url.split("@")[-1], "new": n.root})
+    newer = _newer_snapshots(s, snap.split("/")[-1])
+    if newer:
+        notes.append(_("the backup holds snapshot %(newer)s, newer than %(snap)s that "
+                       "%(latest)s names: %(latest)s may have been set back off site; compare "
+                       "with the station's last backup_made (`sealcam report`) before "
+                       "relying on this restore") % {"newer": newer[-1],
+                                                    "snap": snap.split("/")[-1],
+                                                    "latest": LATEST})
     if m.get("catalogue") not in (None, "sqlite"):
         notes.append(_("the station kept its catalogue in PostgreSQL; the restored one is "
                        "rebuilt in %(new)s/catalogue.sqlite: to use PostgreSQL, run `sealcam "
