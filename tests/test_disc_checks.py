@@ -278,3 +278,89 @@ def test_r13_a_recording_without_media_is_ok_with_missing_info(disc, copy):
     assert res.recordings[0]["verdict"] == "OK_WITH_MISSING_INFO"
     assert "the media is not on the disc (disposed of with approval" in res.to_text()
     assert _v().main([str(copy)]) == 0
+
+
+def test_attack14_02_a_manifest_bomb_is_refused_before_decoding(disc, copy, monkeypatch):
+    """attack14 #02: MANIFEST.sig is checked over the raw bytes first (nothing unsigned is
+    decoded); a signed manifest holding more CBOR items than its budget (one per
+    BYTES_PER_ITEM bytes of the cap, here a lowered cap) is NOT OK naming it; a file
+    larger than its cap is NOT OK, never read whole."""
+    from host_tools.disc.build import sign_manifest
+    v = _v()
+    monkeypatch.setattr(v, "MAX_MANIFEST", 64 << 10)
+    n = 32 << 10
+    bomb = b"\x99" + n.to_bytes(2, "big") + b"\x80" * n
+
+    class NoDecode:
+        @staticmethod
+        def loads(data):
+            raise AssertionError("decoded before its signature was checked")
+    (copy / "MANIFEST.cbor").write_bytes(bomb)
+    with monkeypatch.context() as m:
+        m.setattr(v, "cbor", NoDecode)
+        res = v.verify(str(copy))
+    assert res.verdict == "NOT_OK" and "MANIFEST.sig does not sign this manifest" in \
+        res.problems[0]
+    (copy / "MANIFEST.sig").write_bytes(sign_manifest(disc["cat"], bomb,
+                                                      cbor2.loads((disc["tree"] /
+                                                                   "MANIFEST.cbor")
+                                                                  .read_bytes())["origin"]))
+    res = v.verify(str(copy))
+    assert res.verdict == "NOT_OK", res.to_text()
+    assert "MANIFEST.cbor is not CBOR of this format (more than 8192 items)" in res.problems
+    (copy / "MANIFEST.cbor").write_bytes(b"\x80" * ((64 << 10) + 1))
+    res = v.verify(str(copy))
+    assert res.verdict == "NOT_OK" and "MANIFEST.cbor is 65537 bytes, more than it may be" \
+        in res.problems[0]
+
+
+def test_attack14_02_items_are_counted_and_memory_errors_name_the_file(copy, monkeypatch):
+    """The verifier's own budget (the firmware's decoder is unchanged): items and nesting
+    counted from the heads alone; a MemoryError while decoding is NOT OK naming the file;
+    log/entries.cbor is decoded only when the manifest lists it with its hash."""
+    import cbor2 as c2
+    v = _v()
+    checks = __import__("sys").modules["sealcam_disc_checks"]
+    assert checks.count_items(c2.dumps([1, {"a": b"xy"}, "s"]), 6) == 6
+    for bad, limit, why in ((c2.dumps([1, 2, 3]), 3, "more than 3 items"),
+                            (b"\x81" * 30 + b"\x00", 100, "nested deeper"),
+                            (b"\x9a\xff\xff\xff\xff", 100, "runs past the end"),
+                            (b"\x5a\xff\xff\xff\xff", 100, "runs past the end")):
+        with pytest.raises(ValueError, match=why):
+            checks.count_items(bad, limit)
+    real = v.cbor
+
+    class Hungry:
+        @staticmethod
+        def loads(data):
+            if data == (copy / "log/entries.cbor").read_bytes():
+                raise MemoryError
+            return real.loads(data)
+    with monkeypatch.context() as m:
+        m.setattr(v, "cbor", Hungry)
+        res = v.verify(str(copy))
+    assert res.verdict == "NOT_OK"
+    assert any(p.startswith("log/entries.cbor needs more memory") for p in res.problems)
+    ents = copy / "log/entries.cbor"
+    ents.write_bytes(ents.read_bytes() + b"\x00")
+    res = v.verify(str(copy))
+    assert "log/entries.cbor is not a file the manifest lists with its hash" in res.problems
+
+
+def test_attack14_03_text_output_never_crashes_on_the_console_encoding(copy):
+    """attack14 #03: a file name that is not UTF-8, on a strict UTF-8 or a cp1252 stdout:
+    the report is written with escapes, its verdict line there, never a traceback; bidi
+    and line-separator characters and lone surrogates are escaped."""
+    import subprocess
+    import sys
+    v = _v()
+    assert v._printable("a\u202eb\u2028c\udcffd\u2066") == "a\\u202eb\\u2028c\\udcffd\\u2066"
+    with open(os.path.join(os.fsencode(copy), b"added\xff.txt"), "wb") as f:
+        f.write(b"x")
+    for enc in ("utf-8", "cp1252"):
+        p = subprocess.run([sys.executable, "-I", "verify_disc.py"], cwd=str(copy),
+                           capture_output=True, timeout=120,
+                           env=dict(os.environ, PYTHONIOENCODING=enc))
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        assert p.returncode == 1 and "Traceback" not in out, out
+        assert "added\\udcff.txt is not listed" in out and "verdict:     NOT OK" in out

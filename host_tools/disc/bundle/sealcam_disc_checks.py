@@ -107,6 +107,56 @@ def _walk(root):
     return out
 
 
+# -- CBOR within a budget -------------------------------------------------------------------
+
+MAX_NEST = 20                   # the decoder's own limit is 16
+
+
+def count_items(buf, limit):
+    """The number of CBOR items (every array, map key and value, string, number...) of
+    ``buf``, walking the heads only, nothing built; ValueError beyond ``limit`` items or
+    MAX_NEST levels, or when a length runs past the end. Run before cbor.loads, whose
+    objects take up to 64 times the bytes they come from."""
+    n, off, end, todo = 0, 0, len(buf), [1]
+    while todo:
+        if not todo[-1]:
+            todo.pop()
+            continue
+        todo[-1] -= 1
+        n += 1
+        if n > limit:
+            raise ValueError("more than %d items" % limit)
+        if off >= end:
+            raise ValueError("truncated at byte %d" % off)
+        ib = buf[off]
+        mt, ai = ib >> 5, ib & 31
+        off += 1
+        if ai < 24:
+            val = ai
+        elif ai < 28:
+            w = 1 << (ai - 24)
+            if off + w > end:
+                raise ValueError("truncated at byte %d" % off)
+            val = int.from_bytes(buf[off:off + w], "big")
+            off += w
+        else:
+            raise ValueError("not deterministic CBOR at byte %d" % (off - 1))
+        if mt in (2, 3):
+            if val > end - off:
+                raise ValueError("a string runs past the end at byte %d" % off)
+            off += val
+        elif mt in (4, 5, 6):
+            k = 1 if mt == 6 else val * 2 if mt == 5 else val
+            if k > end - off:
+                raise ValueError("a container runs past the end at byte %d" % off)
+            todo.append(k)
+            if len(todo) > MAX_NEST + 1:
+                raise ValueError("nested deeper than %d" % MAX_NEST)
+    if off != end:
+        raise ValueError("trailing bytes at %d" % off)
+    return n
+
+
 # -- signatures, notes, proofs ------------------------------------------------------------
 
 def fingerprint(pub):

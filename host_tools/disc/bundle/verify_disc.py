@@ -2,7 +2,7 @@
 """Offline verifier of a sealcam disc (SPEC §14.11). Needs only Python 3 (standard library)
 and the verifier/ folder beside it; run it at the disc's root (mounted or copied):
 
-    python3 verify_disc.py [DISC_DIR] [--station-key HEX] [--json]
+    python3 verify_disc.py [DISC_DIR] [--station-key HEX|FINGERPRINT] [--json]
 
 It checks: MANIFEST.cbor is signed by the station key (MANIFEST.sig, a C2SP signed note);
 every file of the disc is listed with its size and SHA-256 and matches, and nothing else is
@@ -16,7 +16,8 @@ entry names. Verdict per recording: OK, OK_WITH_MISSING_INFO or NOT_OK; exit 0 w
 is NOT_OK and the disc's own checks pass, 1 otherwise, 3 when DISC_DIR is not a disc.
 
 Compare the station key fingerprint it prints with the one on the label and the one the
-station publishes (or pin it: --station-key HEX).
+station publishes (or pin it: --station-key with the key's 64 hex digits or its
+fingerprint).
 """
 import base64
 import hashlib
@@ -31,17 +32,23 @@ if os.path.isdir(os.path.join(_HERE, "verifier", "sealcamfw")):     # on the dis
     sys.path.insert(0, os.path.join(_HERE, "verifier"))
 from sealcamfw import cbor  # noqa: E402
 from sealcam_disc_checks import (Bad, MAX_FILES, _open, _parts, _read, _walk,  # noqa: E402
-                                 decode_record, fingerprint, inclusion_ok, open_note)
+                                 count_items, decode_record, fingerprint, inclusion_ok,
+                                 open_note)
 
 FORMAT = "sealcam-disc-1"
 OK, MISSING, NOT_OK = "OK", "OK_WITH_MISSING_INFO", "NOT_OK"
 WORDS = {OK: "OK (通过)", MISSING: "OK with missing info (通过，信息不全)",
          NOT_OK: "NOT OK (不通过)"}
 MANIFEST, SIGNATURE = "MANIFEST.cbor", "MANIFEST.sig"
-MAX_MANIFEST = 16 << 20         # bytes
-MAX_SMALL = 64 << 20            # records.cbor, log/entries.cbor
-MAX_ENTRIES = 1000000           # log entries carried
-MAX_RECORDS = 1000000           # records of one recording
+# What a real disc needs (250 recordings, 500 documents: a manifest well under 1 MiB), with
+# room; a hostile file is refused before it is decoded, and decoding is held to one CBOR
+# item per BYTES_PER_ITEM bytes of the cap (a Python object is up to 64 bytes per item).
+MAX_MANIFEST = 4 << 20          # bytes
+MAX_ENTRIES_FILE = 16 << 20     # log/entries.cbor
+MAX_RECORDS_FILE = 4 << 20      # each records.cbor
+BYTES_PER_ITEM = 8
+MAX_ENTRIES = 100000            # log entries carried
+MAX_RECORDS = 100000            # records of one recording
 MAX_CHUNK = 16 << 20
 MAX_CHUNKS = 1 << 24
 BLOCK = 1 << 20
@@ -65,6 +72,7 @@ class Result:
         self.notes = []
         self.recordings = []        # dicts: device, segment, verdict, reasons, notes
         self.station = None
+        self.pinned = False         # the station key was pinned (--station-key)
         self.info = {}
 
     @property
@@ -76,7 +84,8 @@ class Result:
 
     def to_json(self):
         return {"format": "sealcam-verify-disc-1", "disc": self.root, "verdict": self.verdict,
-                "station_key": self.station, "problems": self.problems, "notes": self.notes,
+                "station_key": self.station, "station_key_pinned": self.pinned,
+                "problems": self.problems, "notes": self.notes,
                 "recordings": self.recordings, **self.info}
 
     def to_text(self):
@@ -84,7 +93,9 @@ class Result:
         for k in ("ref", "origin"):
             if k in self.info:
                 out.append("%-12s %s" % (k + ":", self.info[k]))
-        if self.station:
+        if self.station and self.pinned:
+            out.append("station key: %s (pinned / 已核对)" % self.station)
+        elif self.station:
             out.append("station key: %s (compare with the label / 与标签核对)" % self.station)
         if "files" in self.info:
             out.append("files:       %d listed in the signed manifest, each hashed"
@@ -100,27 +111,57 @@ class Result:
         for r in self.recordings:
             out.append("recording %s/%d: %s" % (r["device"], r["segment"], WORDS[r["verdict"]]))
             out += ["    %s" % x for x in r.get("checked", []) + r["reasons"] + r["notes"]]
-        out.append("verdict:     %s" % WORDS[self.verdict])
+        if self.verdict != NOT_OK and not self.pinned:
+            out.append("verdict:     %s, if the station key %s is the station's: it was not "
+                       "pinned, compare it with the label (站点密钥未核对，请与标签核对)"
+                       % (WORDS[self.verdict], self.station or "?"))
+        else:
+            out.append("verdict:     %s" % WORDS[self.verdict])
         return "\n".join(_printable(x) for x in out) + "\n"
 
 
 def _printable(s):
-    return "".join(c if ord(c) >= 0x20 and not 0x7f <= ord(c) <= 0x9f else "\\x%02x" % ord(c)
-                   for c in s)
+    """``s`` with control, bidi and line/paragraph separator characters and lone surrogates
+    (a name that is not UTF-8) written as escapes: one line, shown as it is."""
+    return "".join(c if _plain(ord(c)) else "\\x%02x" % ord(c) if ord(c) < 0x100
+                   else "\\u%04x" % ord(c) for c in s)
+
+
+def _plain(o):
+    return o >= 0x20 and not (0x7f <= o <= 0x9f or 0xd800 <= o <= 0xdfff or
+                              0x202a <= o <= 0x202e or 0x2066 <= o <= 0x2069 or
+                              o in (0x2028, 0x2029, 0x200e, 0x200f, 0x061c, 0xfeff))
 
 
 def verify(root, station_key=None):
-    """The Result of checking the disc at ``root``; NotADisc if it is none."""
+    """The Result of checking the disc at ``root``; NotADisc if it is none. ``station_key``
+    pins the station key: its 32 bytes, or its fingerprint (32 hex digits, ':' allowed)."""
     root = os.path.abspath(root)
     res = Result(root)
+    if isinstance(station_key, str):
+        station_key = _fingerprint_pin(station_key)
+    res.pinned = station_key is not None
     try:
-        data = _read(root, MANIFEST, MAX_MANIFEST)
         sig = _read(root, SIGNATURE, 1 << 16)
+        f, size = _open(root, MANIFEST)
+        f.close()
     except Bad as e:
         raise NotADisc("%s is not a sealcam disc: %s" % (root, e)) from None
     try:
-        man = cbor.loads(data)
-    except ValueError as e:
+        data = _read(root, MANIFEST, MAX_MANIFEST)
+    except Bad as e:                    # a disc whose manifest is too large: hostile
+        res.problems.append(str(e))
+        return res
+    try:
+        # the signature over the raw bytes first: nothing of a manifest the station key
+        # (pinned, else the disc's station/station.pub) did not sign is decoded
+        if not _signed_first(res, root, data, sig, station_key):
+            return res
+        man = _cbor(data, MANIFEST, MAX_MANIFEST)
+    except Bad as e:
+        if res.problems or res.station:     # a disc whose manifest is hostile
+            res.problems.append(str(e))
+            return res
         raise NotADisc("%s: %s is not a manifest (%s)" % (root, MANIFEST, e)) from None
     if not isinstance(man, dict) or man.get("format") != FORMAT:
         raise NotADisc("%s: %s is not a %s manifest" % (root, MANIFEST, FORMAT))
@@ -131,18 +172,90 @@ def verify(root, station_key=None):
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError,
             OverflowError, OSError) as e:      # hostile bytes the checks above missed
         res.problems.append("the disc cannot be checked: %s" % _what(e))
+    except MemoryError:
+        del man
+        res.problems.append("the disc cannot be checked: its files need more memory than "
+                            "this computer has (a hostile disc)")
     return res
+
+
+def _fingerprint_pin(text):
+    hx = "".join(c for c in text.strip().lower() if c not in ": -")
+    if len(hx) == 64:
+        return bytes.fromhex(hx)
+    if len(hx) != 32 or any(c not in "0123456789abcdef" for c in hx):
+        raise ValueError("a station key is 64 hex digits or its fingerprint 32")
+    return ":".join(hx[i:i + 4] for i in range(0, 32, 4))
+
+
+def _signed_first(res, root, data, sig, pinned):
+    """Check MANIFEST.sig over the raw bytes of MANIFEST.cbor before they are decoded.
+    False (a problem added) when it is not the station's signature of them; True when it
+    is, or when it cannot be told yet (no usable key: the checks after decoding say)."""
+    try:
+        text = sig.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[0] != FORMAT or not lines[1]:
+        return True
+    origin = lines[1]
+    if lines[2] != hashlib.sha256(data).hexdigest():
+        res.problems.append("%s does not sign this manifest (its text is not %s's hash)"
+                            % (SIGNATURE, MANIFEST))
+        return False
+    try:
+        spub = bytes.fromhex(_read(root, "station/station.pub", 4096).decode("ascii").strip())
+    except (Bad, ValueError):
+        spub = None
+    if spub is not None and len(spub) != 32:
+        spub = None
+    key = pinned if isinstance(pinned, bytes) else spub
+    if isinstance(pinned, str) and spub is not None and fingerprint(spub) != pinned:
+        res.station = fingerprint(spub)
+        res.problems.append("the disc's station key %s is not the pinned one %s"
+                            % (fingerprint(spub), pinned))
+        return False
+    if key is None:
+        return not isinstance(pinned, str) or _no_key(res)
+    try:
+        open_note(sig, origin, key)
+    except Bad as e:
+        if pinned is None:
+            res.station = fingerprint(key)
+            res.problems.append("%s is not signed by the key in station/station.pub (%s)"
+                                % (SIGNATURE, e))
+        else:
+            res.station = fingerprint(spub) if spub else None
+            res.problems.append("the disc's station key %s is not the pinned one %s (%s is "
+                                "not signed by it)" % (res.station or "?", fingerprint(key)
+                                                       if isinstance(pinned, bytes) else pinned,
+                                                       SIGNATURE))
+        return False
+    res.station = fingerprint(key)
+    return True
+
+
+def _no_key(res):
+    res.problems.append("station/station.pub holds no key to compare with the pinned "
+                        "fingerprint")
+    return False
 
 
 def _what(e):
     return "%s: %s" % (type(e).__name__, str(e)[:200])
 
 
-def _cbor(data, what):
+def _cbor(data, what, cap):
+    """``data`` decoded, with at most one item per BYTES_PER_ITEM bytes of ``cap``."""
     try:
+        count_items(data, max(64, cap // BYTES_PER_ITEM))
         return cbor.loads(data)
     except (ValueError, TypeError, RecursionError) as e:
         raise Bad("%s is not CBOR of this format (%s)" % (what, e)) from None
+    except MemoryError:
+        raise Bad("%s needs more memory than this computer has to be read (a hostile "
+                  "file)" % what) from None
 
 
 def _field(man, name, typ):
@@ -159,7 +272,10 @@ def _verify(res, root, man, data, sig, pinned):
     if len(pub) != 32:
         raise Bad("the station key in the manifest is not an Ed25519 key")
     res.station = fingerprint(pub)
-    if pinned is not None and pinned != pub:
+    if isinstance(pinned, str) and pinned != fingerprint(pub):
+        raise Bad("the disc's station key %s is not the pinned one %s"
+                  % (fingerprint(pub), pinned))
+    if isinstance(pinned, bytes) and pinned != pub:
         raise Bad("the disc's station key %s is not the pinned one %s"
                   % (fingerprint(pub), fingerprint(pinned)))
     # 1. the manifest's signature
@@ -207,7 +323,10 @@ def _verify(res, root, man, data, sig, pinned):
         raise Bad("the checkpoint covers %d entries, the manifest says %s"
                   % (size, man.get("log_size")))
     res.info["log_size"] = size
-    ents = _cbor(_read(root, "log/entries.cbor", MAX_SMALL), "log/entries.cbor")
+    if "log/entries.cbor" not in listed or "log/entries.cbor" in bad_files:
+        raise Bad("log/entries.cbor is not a file the manifest lists with its hash")
+    ents = _cbor(_read(root, "log/entries.cbor", MAX_ENTRIES_FILE), "log/entries.cbor",
+                 MAX_ENTRIES_FILE)
     if not isinstance(ents, list) or len(ents) > MAX_ENTRIES:
         raise Bad("log/entries.cbor is not a list of log entries")
     entries = {}
@@ -236,8 +355,9 @@ def _verify(res, root, man, data, sig, pinned):
         elif t == "device_rekeyed" and isinstance(e.get("new_key"), bytes):
             keys[dev] = e["new_key"]
     # 5. the recordings
+    used = set()                    # records files read: each recording its own
     for r in _field(man, "recordings", list):
-        res.recordings.append(_recording(root, r, keys, entries, (listed, bad_files)))
+        res.recordings.append(_recording(root, r, keys, entries, (listed, bad_files, used)))
         _filed(res.recordings[-1], man, entries)
     # 6. the documents
     named = {e.get("sha256") for e in entries.values() if e.get("type") == "document_added"}
@@ -314,17 +434,24 @@ def _recording(root, r, keys, entries, files):
             OverflowError, OSError) as e:
         out["verdict"] = NOT_OK
         out["reasons"].append("cannot be checked: %s" % _what(e))
+    except MemoryError:
+        out["verdict"] = NOT_OK
+        out["reasons"].append("cannot be checked: its files (%s) need more memory than this "
+                              "computer has (a hostile disc)" % r.get("records"))
     return out
 
 
 def _check_recording(root, r, dev, seg, key, entries, files, out):
-    listed, bad_files = files
+    listed, bad_files, used = files
     rel = r.get("records")
     if rel not in listed:
         raise Bad("its records (%r) are not a file the manifest lists" % (rel,))
+    if rel in used:
+        raise Bad("its records (%s) are another recording's" % rel)
+    used.add(rel)
     if rel in bad_files:
         raise Bad("%s was changed" % rel)
-    raws = _cbor(_read(root, rel, MAX_SMALL), rel)
+    raws = _cbor(_read(root, rel, MAX_RECORDS_FILE), rel, MAX_RECORDS_FILE)
     if not isinstance(raws, list) or not raws or len(raws) > MAX_RECORDS:
         raise Bad("%s is not a list of records" % rel)
     recs, prev = [], None
@@ -413,7 +540,18 @@ def _check_recording(root, r, dev, seg, key, entries, files, out):
         raise Bad("%s is not the object the station log linked at %s" % (media, name))
 
 
+def _safe_streams():
+    """Never a UnicodeEncodeError on a console or a redirect that cannot show a character
+    (cp1252, strict ASCII): it is written as an escape."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv=None):
+    _safe_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     argv = [a for a in argv if a != "--json"]
@@ -421,11 +559,10 @@ def main(argv=None):
     if "--station-key" in argv:
         i = argv.index("--station-key")
         try:
-            pinned = bytes.fromhex(argv[i + 1])
-            if len(pinned) != 32:
-                raise ValueError
+            pinned = _fingerprint_pin(argv[i + 1])
         except (IndexError, ValueError):
-            print("verify_disc: --station-key takes 64 hex digits", file=sys.stderr)
+            print("verify_disc: --station-key takes the station key (64 hex digits) or its "
+                  "fingerprint (32 hex digits)", file=sys.stderr)
             return 3
         del argv[i:i + 2]
     if len(argv) > 1 or any(a.startswith("-") for a in argv):
@@ -438,12 +575,15 @@ def main(argv=None):
     except NotADisc as e:
         print("verify_disc: %s" % _printable(str(e)), file=sys.stderr)
         return 3
+    except MemoryError:
+        print("verify_disc: NOT OK (不通过): %s needs more memory than this computer has "
+              "to be checked (a hostile disc)" % _printable(str(root)), file=sys.stderr)
+        return 1
     if as_json:
         sys.stdout.write(json.dumps(res.to_json(), indent=2, ensure_ascii=True) + "\n")
     else:
         sys.stdout.write(res.to_text())
     return 1 if res.verdict == NOT_OK else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
