@@ -57,6 +57,25 @@ def _password(name, prompt=None):
     return line.rstrip("\r\n") or None
 
 
+def _new_password(name):
+    """A new password for user ``name``: SEALCAM_NEW_PASSWORD, else asked twice on a
+    terminal, else a line of standard input; never the signer's own (SEALCAM_PASSWORD)."""
+    pw = os.environ.get("SEALCAM_NEW_PASSWORD")
+    if pw is None and sys.stdin is not None and sys.stdin.isatty():
+        pw = getpass.getpass(_("new password for %(name)s: ") % {"name": name})
+        if pw != getpass.getpass(_("the same again: ")):
+            from .catalogue.store import CatalogueError
+            raise CatalogueError(_("the two passwords differ: nothing changed"))
+    elif pw is None and sys.stdin is not None:
+        pw = sys.stdin.readline(4096).rstrip("\r\n") or None
+    if pw is not None and pw == os.environ.get("SEALCAM_PASSWORD"):
+        from .catalogue.store import CatalogueError
+        raise CatalogueError(_("the new password of %(name)s is the signer's own "
+                               "(SEALCAM_PASSWORD): give it in SEALCAM_NEW_PASSWORD")
+                             % {"name": name})
+    return pw
+
+
 def open_catalogue(args, readonly=False):
     from .catalogue.store import Catalogue
     return Catalogue(args.archive, args.db, readonly=readonly)
@@ -148,8 +167,7 @@ def _user_add(args):
         who = signed_in(cat, args, bootstrap=True)
         pw = None
         if not args.os_account:
-            pw = os.environ.get("SEALCAM_NEW_PASSWORD") or _password(
-                args.name, _("new password for %(name)s: ") % {"name": args.name})
+            pw = _new_password(args.name)
         i = cat.act(who, users.add_event(args.name, args.role, args.display or "",
                                          password=pw, os_account=args.os_account,
                                          unit=args.unit, clearance=args.clearance))
@@ -164,8 +182,7 @@ def _user_passwd(args):
     from .catalogue import users
     with open_catalogue(args) as cat:
         who = signed_in(cat, args)
-        pw = os.environ.get("SEALCAM_NEW_PASSWORD") or _password(
-            args.name, _("new password for %(name)s: ") % {"name": args.name})
+        pw = _new_password(args.name)
         i = cat.act(who, users.password_event(args.name, pw))
         _emit(args, {"user": args.name, "by": who.name, "log_entry": i},
               _("password of %(name)s changed by %(by)s (station log entry %(i)d)")
@@ -241,7 +258,9 @@ def add_parsers(sub, formatter):
                        epilog=_(EPILOG), formatter_class=formatter)
     us = u.add_subparsers(dest="action", metavar="ACTION")
     us.required = True
-    a = us.add_parser("add", help=_("add a user (the first one: by the station key's holder)"))
+    a = us.add_parser("add", help=_("add a user (the first one: by the station key's holder)"),
+                      description=_("The new user's password comes from SEALCAM_NEW_PASSWORD, "
+                                    "else it is asked twice (never the signer's own)."))
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--display", help=_("the name shown (e.g. 李娜)"))
@@ -250,7 +269,9 @@ def add_parsers(sub, formatter):
     _unit_clearance(a)
     catalogue_common(a)
     a.set_defaults(func=_user_add)
-    pw = us.add_parser("passwd", help=_("set a user's password"))
+    pw = us.add_parser("passwd", help=_("set a user's password"),
+                       description=_("The new password comes from SEALCAM_NEW_PASSWORD, else "
+                                     "it is asked twice (never the signer's own)."))
     pw.add_argument("name")
     catalogue_common(pw)
     pw.set_defaults(func=_user_passwd)

@@ -113,3 +113,36 @@ def test_filing_verbs_refuse_bad_arguments(world, capsys, monkeypatch):
     assert "ambiguous" in capsys.readouterr().err
     assert run("number-show", "AGENCY-1", user=None) == 3
     assert "no archive number AGENCY-1" in capsys.readouterr().err
+
+
+def test_a_new_users_password_is_never_the_signers(tmp_path, monkeypatch, capsys):
+    """`user add` / `user passwd` take the new password from SEALCAM_NEW_PASSWORD (or ask
+    for it), never from SEALCAM_PASSWORD, the signer's own: without one nothing is added,
+    and the signer's own given as the new one is refused (newcomer's run: it was taken)."""
+    import io
+    from host_tools import station
+    from host_tools.cli import main as cli
+    arch = str(tmp_path / "arch")
+    station.init(arch)
+    monkeypatch.delenv("SEALCAM_USER", raising=False)
+    monkeypatch.setenv("SEALCAM_NEW_PASSWORD", "head pass 2026")
+    assert cli(["user", "add", "wang.head", "--role", "archive_head", "--archive", arch]) == 0
+    monkeypatch.setenv("SEALCAM_PASSWORD", "head pass 2026")
+    monkeypatch.delenv("SEALCAM_NEW_PASSWORD")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    head = ["--archive", arch, "--user", "wang.head"]
+    assert cli(["user", "add", "zhao.min", "--role", "clerk"] + head) != 0
+    monkeypatch.setenv("SEALCAM_NEW_PASSWORD", "head pass 2026")
+    assert cli(["user", "add", "zhao.min", "--role", "clerk"] + head) == 3
+    assert "SEALCAM_NEW_PASSWORD" in capsys.readouterr().err
+    monkeypatch.setenv("SEALCAM_NEW_PASSWORD", "her own pass 2026")
+    assert cli(["user", "add", "zhao.min", "--role", "clerk"] + head) == 0
+    assert cli(["user", "passwd", "zhao.min"] + head) == 0       # the same, not the signer's
+    capsys.readouterr()
+    monkeypatch.setenv("SEALCAM_PASSWORD", "her own pass 2026")
+    assert cli(["case", "open", "X-1", "--title", "t", "--archive", arch,
+                "--user", "zhao.min"]) == 0                        # her own password
+    monkeypatch.setenv("SEALCAM_PASSWORD", "head pass 2026")
+    assert cli(["case", "open", "X-2", "--title", "t", "--archive", arch,
+                "--user", "zhao.min"]) == 5                        # not her password
+    assert "could not be signed in" in capsys.readouterr().err

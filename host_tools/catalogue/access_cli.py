@@ -37,7 +37,7 @@ _ROLES = ("archive_head", "unit_leader", "bureau_chief")
 
 # the PDF is a record of the station: both languages, whatever the terminal's
 PDF_TITLE = "调阅登记表 / Access register"
-PDF_COLUMNS = ("时间 When", "人员 Who", "操作 Action", "对象 What", "申请号 Request",
+PDF_COLUMNS = ("时间 When (UTC)", "人员 Who", "操作 Action", "对象 What", "申请号 Request",
                "用途 Purpose", "批准 Approvals")
 PDF_SIGNATURE = ("审核人签字 / Supervisor's signature: ______________________",
                  "日期 / Date: ______________")
@@ -72,8 +72,8 @@ def register_text(rows) -> str:
     from ..textcols import table
     if not rows:
         return _("no access in this period")
-    lines = table([_("when"), _("who"), _("action"), _("what"), _("request"), _("purpose"),
-                   _("approvals")],
+    lines = table([_("when (UTC)"), _("who"), _("action"), _("what"), _("request"),
+                   _("purpose"), _("approvals")],
                   [[_when(r["at"]), _p(r["requester"]), _word(r["action"], _ACTIONS),
                     _p(r["target"]), _p(r["request_id"]), _p(r["purpose"])[:40],
                     _approvals(r)] for r in rows])

@@ -253,7 +253,7 @@ def _register_rows(request, user):
     return rows, since, until
 
 
-REGISTER_COLUMNS = (("index", N_("log entry")), ("at", N_("time")),
+REGISTER_COLUMNS = (("index", N_("log entry")), ("at", N_("time (UTC)")),
                     ("request_id", N_("request")), ("requester", N_("requester")),
                     ("action", N_("action")), ("target", N_("record")),
                     ("purpose", N_("purpose")), ("case_no", N_("case")),

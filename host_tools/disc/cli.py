@@ -3,7 +3,8 @@ their label (R13; SPEC §14.11); and the part of `sealcam verify` that reads a d
 
     sealcam export disc CASE|NUMBER --archive A --out DIR --user U --request N [--db URL]
                         [--json]
-    sealcam verify IMAGE.iso | sealcam verify /mnt/disc        (host_tools/cli.py hook)
+    sealcam verify IMAGE.iso|/mnt/disc [--station-key FILE|HEX|FINGERPRINT] [--json]
+                                                              (host_tools/cli.py hook)
 
 Exit codes (export disc): those of the clerk verbs (0 written, 3 refused or usage, 5 sign-in,
 role, or no approved export request covering it). Verify: 0 OK or OK_WITH_MISSING_INFO,
@@ -47,7 +48,8 @@ def _export(args):
                                  % {"out": args.out, "err": e.strerror or e}) from None
     text = "\n".join([
         _("disc of %(kind)s %(ref)s: %(n)d recordings, %(d)d documents")
-        % {"kind": res["kind"], "ref": res["ref"], "n": len(res["recordings"]),
+        % {"kind": _("case") if res["kind"] == "case" else _("archive number"),
+           "ref": res["ref"], "n": len(res["recordings"]),
            "d": res["documents"]},
         _("images (identical): %(a)s, %(b)s") % {"a": res["images"][0], "b": res["images"][1]},
         _("image SHA-256:    %(h)s") % {"h": res["image_sha256"]},
@@ -55,7 +57,8 @@ def _export(args):
         _("label: %(pdf)s") % {"pdf": res["label_pdf"]},
         _("burn each image to its own disc with the operating system's burner; check a disc "
           "with `sealcam verify IMAGE.iso` or `python3 verify_disc.py` at its root")])
-    cli._emit(args, res, printable(text, backslash=False))
+    cli._emit(args, res, "\n".join(printable(ln, backslash=False)
+                                     for ln in text.split("\n")))
     return 0
 
 
@@ -94,11 +97,40 @@ def is_disc(path):
         not os.path.exists(os.path.join(p, "archive.sqlite"))
 
 
-def verify_disc_path(path, as_json=False, out=None, err=None):
+def station_key_pin(value):
+    """The station key ``--station-key`` names: a key file (raw, hex or PEM/DER) or 64 hex
+    digits -> its 32 bytes; a fingerprint (32 hex digits, ':' allowed) -> that fingerprint
+    as the label prints it. ValueError (a one-line message) otherwise."""
+    from .. import keys
+    from ..label import normalize_fingerprint
+    v = value.strip()
+    if os.path.exists(value):
+        try:
+            return keys.load_public_key(value)
+        except OSError as e:
+            raise ValueError(_("cannot read the station key %(key)s: %(err)s")
+                             % {"key": printable(value, backslash=False),
+                                "err": e.strerror or e}) from None
+        except keys.KeyFileError as e:
+            raise ValueError(_("%(key)s is not a station public key: %(err)s")
+                             % {"key": printable(value, backslash=False), "err": e}) from None
+    hx = "".join(ch for ch in v.lower() if ch not in ": -")
+    if len(hx) == 64 and all(ch in "0123456789abcdef" for ch in hx):
+        return bytes.fromhex(hx)
+    fp = normalize_fingerprint(v)
+    if fp:
+        return fp
+    raise ValueError(_("--station-key %(key)s is neither a key file, 64 hex digits nor a "
+                       "fingerprint (32 hex digits, as on the disc's label)")
+                     % {"key": printable(value[:80], backslash=False)})
+
+
+def verify_disc_path(path, as_json=False, out=None, err=None, station_key=None):
     """`sealcam verify` of a disc image or folder: the installed verifier (never the
     disc's own code) on the folder, or on the image's files copied with pycdlib into a new
-    temporary folder (removed after). Returns the exit code: 0 OK or OK_WITH_MISSING_INFO,
-    1 NOT_OK, 3 not a disc or unreadable."""
+    temporary folder (removed after). ``station_key`` (32 bytes or a fingerprint) pins the
+    station key: a disc signed by another is NOT_OK. Returns the exit code: 0 OK or
+    OK_WITH_MISSING_INFO, 1 NOT_OK, 3 not a disc or unreadable."""
     from .layout import DiscImageError, bundle_verifier, extract_image
     out, err = out or sys.stdout, err or sys.stderr
     v = bundle_verifier()
@@ -111,6 +143,7 @@ def verify_disc_path(path, as_json=False, out=None, err=None):
                 extract_image(p, tmp)
             except DiscImageError as e:
                 res = v.Result(p)
+                res.pinned = station_key is not None
                 res.problems.append(str(e))
                 return _emit(res, as_json, out, image=p)
             except OSError as e:
@@ -120,7 +153,7 @@ def verify_disc_path(path, as_json=False, out=None, err=None):
         else:
             root = p
         try:
-            res = v.verify(root)
+            res = v.verify(root, station_key)
         except v.NotADisc as e:
             print("sealcam verify: %s" % printable(str(e).replace(tmp or "\0", p),
                                                   backslash=False), file=err)
