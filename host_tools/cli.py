@@ -162,6 +162,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="the device's registered public key (raw 32 bytes, 64 hex digits, or "
                         "PEM/DER); without it the origin is not checked (not with an "
                         "archive: it pins each device's registered key)")
+    v.add_argument("--station-key", metavar="FILE|HEX|FINGERPRINT", default=None,
+                   help="(a disc) the station's public key (a file, 64 hex digits) or its "
+                        "fingerprint: a disc signed by another key is NOT_OK; without it the "
+                        "verdict says the key was not pinned and prints its fingerprint to "
+                        "compare with the label")
     v.add_argument("--checkpoint", metavar="FILE", default=None,
                    help="(an archive) a checkpoint exported earlier by `sealcam station "
                         "checkpoint`: the archive's station log must extend it (a rolled-back "
@@ -529,9 +534,26 @@ def _verify(args) -> int:
     if os.path.isfile(os.path.join(args.path, "archive.sqlite")):
         from .archive_verify import run_verify_archive
         return run_verify_archive(args)
-    from .disc.cli import is_disc, verify_disc_path     # an archive disc (SPEC §14.11)
+    from .disc.cli import is_disc, station_key_pin, verify_disc_path   # a disc (§14.11)
+    from .i18n import _
+    from .records import printable
     if is_disc(args.path):
-        return verify_disc_path(args.path, args.json)
+        if args.key:
+            print(_("sealcam verify: --key pins a recorder's key, not a disc's: pin the "
+                    "station key with --station-key FILE|HEX|FINGERPRINT"), file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            pin = None if args.station_key is None else station_key_pin(args.station_key)
+        except ValueError as e:
+            print("sealcam verify: %s" % e, file=sys.stderr)
+            return EXIT_USAGE
+        return verify_disc_path(args.path, args.json, station_key=pin)
+    if args.station_key is not None:
+        print(_("sealcam verify: --station-key pins the station key of a disc (IMAGE.iso or "
+                "a disc's folder); %(path)s is not one") % {"path": printable(args.path,
+                                                                        backslash=False)},
+              file=sys.stderr)
+        return EXIT_USAGE
     from . import keys
     from .verify import verify_store
     pinned = None

@@ -584,3 +584,62 @@ def test_disc_is_whole_at_the_users_clearance(made, tmp_path):
     assert not (tmp_path / "o1").exists() or os.listdir(tmp_path / "o1") == []
     res = build_disc(cat, he, "FZ-R", tmp_path / "o2")
     assert sorted(map(tuple, res["recordings"])) == sorted([(A, f["a1"]), (B, f["b1"])])
+
+
+def _resign(d):
+    """Re-sign the disc folder ``d`` with a new station key under the same origin (what
+    someone who swaps a document would do); returns the new key's fingerprint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from host_tools.tlog import note
+    sk = Ed25519PrivateKey.generate()
+    pub = sk.public_key().public_bytes(serialization.Encoding.Raw,
+                                       serialization.PublicFormat.Raw)
+    man = cbor2.loads((d / "MANIFEST.cbor").read_bytes())
+    cp = (d / "station/checkpoint").read_text(encoding="utf-8")
+    (d / "station/checkpoint").write_bytes(note.sign_note(cp[:cp.index("\n\n") + 1],
+                                                          man["origin"], sk))
+    (d / "station/station.pub").write_text(pub.hex() + "\n")
+    for f in man["files"]:
+        if f[0] in ("station/checkpoint", "station/station.pub"):
+            b = (d / f[0]).read_bytes()
+            f[1:] = [len(b), hashlib.sha256(b).digest()]
+    man["station"] = pub
+    data = cbor2.dumps(man, canonical=True)
+    (d / "MANIFEST.cbor").write_bytes(data)
+    (d / "MANIFEST.sig").write_bytes(note.sign_note(
+        "sealcam-disc-1\n%s\n%s\n" % (man["origin"], hashlib.sha256(data).hexdigest()),
+        man["origin"], sk))
+    return layout.bundle_verifier().fingerprint(pub)
+
+
+def test_attack14_01_sealcam_verify_pins_a_discs_station_key(made, tmp_path, capsys):
+    """attack14 #01: `sealcam verify DISC --station-key FILE|HEX|FINGERPRINT` pins the
+    station key (a disc re-signed by another key is NOT_OK); --key (a device key) is
+    refused for a disc in one line; unpinned, the verdict line says the key was not pinned
+    and gives the fingerprint to compare with the label."""
+    spub = str(made["arch"] / "station.pub")
+    hx = open(spub).read().strip()
+    fp = layout.bundle_verifier().fingerprint(bytes.fromhex(hx))
+    img = made["res"]["images"][0]
+    assert cli.main(["verify", img]) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert "not pinned" in out and fp in out
+    for pin in (spub, hx, fp, fp.replace(":", "")):
+        assert cli.main(["verify", img, "--station-key", pin]) == 0, pin
+        assert capsys.readouterr().out.splitlines()[-1] == "verdict:     OK (通过)"
+    d = _extract(made, "resigned")
+    other = _resign(d)
+    assert cli.main(["verify", str(d)]) == 0          # only its own word: not pinned
+    assert other in capsys.readouterr().out.splitlines()[-1]
+    for pin in (spub, hx, fp):
+        assert cli.main(["verify", str(d), "--station-key", pin]) == 1, pin
+        assert "is not the pinned one" in capsys.readouterr().out
+    assert cli.main(["verify", str(d), "--json", "--station-key", fp]) == 1
+    j = json.loads(capsys.readouterr().out)
+    assert j["verdict"] == "NOT_OK" and j["station_key_pinned"] is True
+    assert cli.main(["verify", img, "--key", spub]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--station-key" in err
+    assert cli.main(["verify", img, "--station-key", "nonsense"]) == 3
+    assert "fingerprint" in capsys.readouterr().err
