@@ -289,3 +289,24 @@ def test_r21_a_wrong_offer_is_withdrawn_and_cannot_be_accepted_after(world):
     with pytest.raises(Exception):
         _schema("clerk-handover-event").validate_cbor(cbor2.dumps(
             dict(e, handover="1"), canonical=True))
+
+
+def test_r21_r16_a_successor_must_be_cleared_for_what_is_handed_over(world):
+    """A case classified restricted goes only to a successor whose clearance reaches it (the
+    newcomer's run: a default-clearance successor accepted a case she could not see)."""
+    from host_tools.catalogue import confidentiality
+    sealcam, arch, url = world
+    with Catalogue(arch, url) as cat:
+        cat.act(_u("wang.head"), users.add_event("wu.head", "archive_head", password="x pass 1",
+                                                 clearance="restricted"))
+        confidentiality.classify(cat, users.User("wu.head", "archive_head",
+                                                 clearance="restricted"),
+                                 "case", "restricted", "涉及证人", case_no="FZ-2")
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--case", "FZ-2",
+                             "--reason", "transferred", user="li.na")
+    assert code == 3 and "clearance" in err and len(err.strip().splitlines()) == 1, err
+    with Catalogue(arch, url) as cat:
+        cat.act(_u("wang.head"), users.change_event("qian.clerk", clearance="restricted"))
+    code, out, err = sealcam("handover", "offer", "--to", "qian.clerk", "--case", "FZ-2",
+                             "--reason", "transferred", user="li.na")
+    assert code == 0, err

@@ -99,6 +99,25 @@ def _pending_items(conn, from_user):
     return cases, holds
 
 
+def _hidden_from(conn, clearance, cases, holds):
+    """The first case or hold (named) that a user of ``clearance`` may not see, or None: a
+    successor keeps only what it may see (R16)."""
+    from . import confidentiality as C
+    for x in cases:
+        if not C.case_visible(conn, clearance or None, x):
+            return _("case %(case)s") % {"case": x}
+    h = db.holds.c
+    for x in holds:
+        r = conn.execute(sa.select(h.case_no, h.recording_id).where(h.id == x)).first()
+        if r is None:
+            continue
+        if r.case_no and not C.case_visible(conn, clearance or None, r.case_no) or \
+                r.recording_id is not None and not C.may_see(
+                    C.clearance_of(clearance or None), C.level_of_recording(conn, r.recording_id)):
+            return _("hold %(hold)d") % {"hold": x}
+    return None
+
+
 def _may_keep(role, cases, holds):
     from .users import PERMISSIONS
     need = ([("case", _("cases"))] if cases else []) + ([("hold", _("holds"))] if holds else [])
@@ -151,6 +170,12 @@ class _Offered:
                                     "successor whose role may") % {"to": to,
                                                                    "role": succ["role"],
                                                                    "what": what})
+        hidden = _hidden_from(conn, succ.get("clearance"), cases, holds)
+        if hidden is not None:
+            raise HandoverRefused(_("%(to)s's clearance does not reach %(what)s: a successor "
+                                    "must be cleared for what is handed over (`sealcam user "
+                                    "set %(to)s --clearance LEVEL`)") % {"to": to,
+                                                                         "what": hidden})
         kc, kh = _kept(conn, frm)
         pc, ph = _pending_items(conn, frm)
         for x in cases:
