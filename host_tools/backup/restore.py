@@ -157,7 +157,8 @@ def _new_folder(new):
                                 "new, empty folder") % {"dir": new})
         if os.listdir(new):
             raise BackupError(_("%(dir)s is not empty: a backup is restored only into a new, "
-                                "empty folder") % {"dir": new})
+                                "empty folder (one a restore refused is no archive: remove "
+                                "it, then restore again)") % {"dir": new})
     return SafeDir(new, create=True)
 
 
