@@ -90,6 +90,17 @@ def _serve(args):
         print(_("sealcam desk: %(dir)s is not a directory (give the station archive with "
                 "--archive DIR)") % {"dir": args.archive}, file=sys.stderr)
         return 3
+    if args.host in ("0.0.0.0", "::", "[::]") and not args.server_name:
+        print(_("sealcam desk: --host %(host)s needs --server-name NAME (the name or address "
+                "browsers reach the desk by; requests naming another host are refused)")
+              % {"host": args.host}, file=sys.stderr)
+        return 3
+    if args.export_dir:
+        arch, out = os.path.realpath(args.archive), os.path.realpath(args.export_dir)
+        if out == arch or out.startswith(arch.rstrip(os.sep) + os.sep):
+            print(_("sealcam desk: --export-dir %(dir)s is inside the archive: discs go "
+                    "outside it") % {"dir": args.export_dir}, file=sys.stderr)
+            return 3
     hosts = list(dict.fromkeys([args.host, *LOCAL, "[::1]", *args.server_name]))
     if args.host not in LOCAL:
         print(_("sealcam desk: serving on %(host)s: other computers of the network can reach "
