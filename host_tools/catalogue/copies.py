@@ -548,13 +548,18 @@ def export_extract(cat, user, request_id, device, segment, out_dir, span=None):
         raise CopyError(_("%(device)s is not a device id") % {"device": str(device)[:80]})
     _st, action = _authorize(cat, user, request_id, "extract", device, segment)
     out_dir = os.path.abspath(os.fspath(out_dir))
-    if not os.path.isdir(out_dir):
-        raise CopyError(_("%(dir)s is not a folder: name the folder the extract goes to")
-                        % {"dir": out_dir})
     root = os.path.realpath(cat.archive_dir)
     real = os.path.realpath(out_dir)
     if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
         raise CopyError(_("%(dir)s is inside the archive: an extract goes outside it")
+                        % {"dir": out_dir})
+    if not os.path.lexists(out_dir) and os.path.isdir(os.path.dirname(out_dir)):
+        try:                            # a new folder, as `backup --to` makes one
+            os.mkdir(out_dir, 0o700)
+        except OSError:
+            pass
+    if os.path.islink(out_dir) or not os.path.isdir(out_dir):
+        raise CopyError(_("%(dir)s is not a folder: name the folder the extract goes to")
                         % {"dir": out_dir})
     out = os.path.join(out_dir, "%s-%d.mkv" % (device, segment))
     for p in (out, out + ".prov"):
