@@ -23,6 +23,14 @@ def world(tmp_path, catalogue_url):
     cat.close()
 
 
+@pytest.fixture
+def cleared_world(tmp_path, catalogue_url):
+    """world, wang.head cleared confidential (he clears other users)."""
+    cat, u = access_world(tmp_path, catalogue_url, head_clearance="confidential")
+    yield cat, u
+    cat.close()
+
+
 def _ask(cat, u, who="clerk", **kw):
     args = dict(target_kind="case", target=CASE, case_no=CASE, purpose="court hearing",
                 actions=("view",))
@@ -453,11 +461,11 @@ def test_r15_access_events_match_the_cddl(real):
         one.validate_cbor(cbor2.dumps(bad, canonical=True))
 
 
-def test_r15_r16_no_access_to_what_the_user_may_not_see(world):
+def test_r15_r16_no_access_to_what_the_user_may_not_see(cleared_world):
     """authorize and the use's handler ask confidentiality (R16): a recording classified
     above the requester's clearance is refused like one that does not exist."""
     conf = pytest.importorskip("host_tools.catalogue.confidentiality")
-    cat, u = world
+    cat, u = cleared_world
     rid = approved_request(cat, u)
     cat.act(u["head"], users.change_event("wu.head", clearance="confidential"))
     head2 = users.User("wu.head", "archive_head", how="os", clearance="confidential")

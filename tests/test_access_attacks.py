@@ -32,6 +32,15 @@ def world(tmp_path):
 
 
 @pytest.fixture
+def cleared_world(tmp_path):
+    """world after a first user gao.top cleared confidential (he clears wu.head, _hide)."""
+    cat, u = access_world(tmp_path, "sqlite:///%s" % (tmp_path / "c.sqlite"),
+                          top="confidential")
+    yield cat, u
+    cat.close()
+
+
+@pytest.fixture
 def old(tmp_path, monkeypatch):
     """The access world set up 60 days ago (users, units, the case): its users' set-up is
     long past, so the archive head and the unit leader approve together."""
@@ -318,7 +327,7 @@ def test_14_the_requester_does_not_pick_the_rule(world):
 
 def _hide(cat, u):
     """Case FZ-2 (no unit, B/4 filed) confidential, A/3 confidential; wu.head cleared."""
-    cat.act(u["head"], users.change_event("wu.head", clearance="confidential"))
+    cat.act(u["top"], users.change_event("wu.head", clearance="confidential"))
     top = users.User("wu.head", "archive_head", how="os", clearance="confidential")
     cat.act(u["clerk"], cases.opened_event("FZ-2", "专案"))
     cat.act(u["clerk"], cases.linked_event("FZ-2", device=B, segment=4))
@@ -335,9 +344,9 @@ def _refusal(fn):
     return type(ex.value), str(ex.value)
 
 
-def test_02_a_request_on_a_hidden_case_is_refused_as_a_missing_one(world):
+def test_02_a_request_on_a_hidden_case_is_refused_as_a_missing_one(cleared_world):
     pytest.importorskip("host_tools.catalogue.confidentiality")
-    cat, u = world
+    cat, u = cleared_world
     top = _hide(cat, u)
     for kind, target in (("case", None), ("recording", "%s:4" % B), ("number", "N-1")):
         hidden = _refusal(lambda: _ask(cat, u, case_no="FZ-2", target_kind=kind,
@@ -457,9 +466,9 @@ def test_17_validity_is_capped(tmp_path):
             access.settings(cat)
 
 
-def test_02_an_approver_who_may_not_see_the_case_finds_no_request(world):
+def test_02_an_approver_who_may_not_see_the_case_finds_no_request(cleared_world):
     pytest.importorskip("host_tools.catalogue.confidentiality")
-    cat, u = world
+    cat, u = cleared_world
     top = _hide(cat, u)
     cat.act(top, cases.opened_event("FZ-5", "专案", unit=UNIT))     # B/4 is hidden
     cat.act(top, cases.linked_event("FZ-5", device=B, segment=4))   # from the clerk

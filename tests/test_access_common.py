@@ -22,10 +22,12 @@ UNIT = "U-1"
 
 
 def access_world(tmp_path, url, *, recordings=((A, 2), (A, 3), (B, 4)), filed=((A, 2),
-                                                                               (A, 3))):
+                                                                               (A, 3)),
+                 head_clearance=None, top=None):
     """(cat, users): an archive with users of each role (units set), the recordings
-    ``recordings`` (rows) and case FZ-1 of unit U-1 holding ``filed``."""
-    cat, u = catalogue(tmp_path, url)
+    ``recordings`` (rows) and case FZ-1 of unit U-1 holding ``filed``; wang.head, the
+    first user (after gao.top, cleared ``top``, if given), cleared ``head_clearance``."""
+    cat, u = catalogue(tmp_path, url, head_clearance=head_clearance, top=top)
     head = u["head"]
     cat.act(head, users.change_event("zhao.lead", unit=UNIT))
     u["leader"] = users.User("zhao.lead", "unit_leader", how="os", unit=UNIT)

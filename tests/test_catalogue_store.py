@@ -175,7 +175,7 @@ def test_every_clerk_event_and_the_disposal_match_the_cddl(tmp_path, tmp_path_fa
     arch, f = cc.real_archive(tmp_path, tmp_path_factory)
     with store.Catalogue(arch, "sqlite:///%s" % (tmp_path / "c.sqlite")) as cat:
         cat.refresh_recordings(None)
-        u = cc.add_users(cat)
+        u = cc.add_users(cat, "confidential")
         pw = users.password_event("li.na", "a new password")
         cat.act(u["head"], pw)
         cat.act(u["head"], users.change_event("sun.audit", active=False))

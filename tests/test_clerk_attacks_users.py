@@ -228,3 +228,32 @@ def test_an_archive_head_cannot_demote_or_lock_out_the_bureau_chief(tmp_path):
     cat.act(chief, users.change_event("wang.head", role="clerk"))
     assert users.logged_users(cat)["wang.head"]["role"] == "clerk"
     cat.close()
+
+
+def test_r16_nobody_grants_a_clearance_above_his_own(tmp_path, catalogue_url):
+    """R16 (SPEC §14.8): a user of clearance internal may not add or raise a user above it,
+    when made and on replay (a forged entry in the signed log is named, not applied); the
+    station key's holder clears the first user, who may clear others up to his own."""
+    cat, u = catalogue(tmp_path, catalogue_url)
+    with cat:
+        size = cat.archive.log().size
+        for ev in (users.add_event("qian.head", "archive_head", os_account="x-q",
+                                   clearance="confidential"),
+                   users.change_event("li.na", clearance="restricted")):
+            with pytest.raises(store.PermissionRefused,
+                               match=r"wang.head \(clearance internal\) may not grant "
+                                     r"clearance (confidential|restricted)"):
+                cat.act(u["head"], ev)
+        assert cat.archive.log().size == size
+        cat.act(u["head"], users.change_event("li.na", clearance="public"))     # below: fine
+        bad = _append(cat, **dict(users.change_event("sun.audit", clearance="confidential"),
+                                  by="wang.head", prev=_row(cat, "sun.audit")["event"]))
+        cat.sync()
+        for problems in (cat.problems, None):
+            if problems is None:
+                cat.reindex()
+                problems = cat.problems
+            assert len(problems) == 1 and problems[0].startswith("log entry %d " % bad)
+            assert "may not grant clearance confidential" in problems[0], problems
+            assert users.logged_users(cat)["sun.audit"]["clearance"] is None
+            assert _row(cat, "sun.audit")["clearance"] is None

@@ -24,11 +24,21 @@ _ROLE_OF = {"clerk": "clerk", "head": "archive_head", "officer": "officer",
             "officer2": "officer", "leader": "unit_leader", "auditor": "auditor"}
 
 
-def add_users(cat):
+def add_users(cat, head_clearance=None, top=None):
+    """The users of ROLES; wang.head, the first, added by the station key's holder with
+    ``head_clearance`` (a world whose users are cleared above "internal" needs one who
+    may grant it: nobody grants a clearance above his own, R16). With ``top`` (a clearance)
+    the first user is gao.top, an archive head so cleared, who adds wang.head (out["top"])."""
     root = users.bootstrap_user(cat)
-    cat.act(root, users.add_event("wang.head", "archive_head", os_account="nosuch-head"))
-    head = users.User("wang.head", "archive_head", how="os")
-    out = {"head": head}
+    out = {}
+    if top is not None:
+        cat.act(root, users.add_event("gao.top", "archive_head", os_account="nosuch-top",
+                                      clearance=top))
+        root = out["top"] = users.User("gao.top", "archive_head", how="os", clearance=top)
+    cat.act(root, users.add_event("wang.head", "archive_head", os_account="nosuch-head",
+                                  clearance=head_clearance))
+    head = users.User("wang.head", "archive_head", how="os", clearance=head_clearance)
+    out["head"] = head
     for k, name in ROLES.items():
         if k != "head":
             cat.act(head, users.add_event(name, _ROLE_OF[k], os_account="nosuch-" + k))
@@ -36,11 +46,11 @@ def add_users(cat):
     return out
 
 
-def catalogue(tmp_path, url, name="arch"):
+def catalogue(tmp_path, url, name="arch", head_clearance=None, top=None):
     arch = tmp_path / name
     station.init(arch)
     cat = Catalogue(arch, url)
-    return cat, add_users(cat)
+    return cat, add_users(cat, head_clearance, top)
 
 
 def add_recording(cat, device, segment, *, start_ms=T0, duration_ms=600_000,

@@ -14,7 +14,7 @@ NO_REC = "no recording"
 
 @pytest.fixture
 def world(tmp_path, catalogue_url):
-    cat, u = catalogue(tmp_path, catalogue_url)
+    cat, u = catalogue(tmp_path, catalogue_url, head_clearance="confidential")
     head = u["head"]
     for name, role, clearance in (("qian.head", "archive_head", "confidential"),
                                   ("zhou.clerk", "clerk", "confidential"),
@@ -109,7 +109,7 @@ def test_r16_reindex_keeps_levels_and_history(tmp_path, tmp_path_factory, catalo
     arch, f = real_archive(tmp_path, tmp_path_factory)
     with store.Catalogue(arch, catalogue_url) as cat:
         cat.refresh_recordings(None)
-        u = add_users(cat)
+        u = add_users(cat, "confidential")
         for name, clearance in (("qian.head", "confidential"), ("wu.head", "restricted")):
             cat.act(u["head"], users.add_event(name, "archive_head", clearance=clearance,
                                                os_account="nosuch-" + name))

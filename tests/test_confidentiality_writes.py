@@ -16,7 +16,7 @@ from host_tools.catalogue.store import Catalogue
 def world(tmp_path, catalogue_url):
     """FZ-S (confidential case) holds A/3; A/4 is confidential itself; A/2 and the case
     MINE are the clerk's (clearance internal) to use."""
-    cat, u = catalogue(tmp_path, catalogue_url)
+    cat, u = catalogue(tmp_path, catalogue_url, head_clearance="confidential")
     cat.act(u["head"], users.add_event("qian.head", "archive_head", clearance="confidential",
                                        os_account="nosuch-qian"))
     u["qian.head"] = users.User("qian.head", "archive_head", how="os",
@@ -162,7 +162,7 @@ def test_r16_an_explanation_of_a_hidden_recording_reads_as_a_missing_record(
         tmp_path, tmp_path_factory, catalogue_url):
     arch, f = real_archive(tmp_path, tmp_path_factory)
     with Catalogue(arch, catalogue_url) as cat:
-        u = add_users(cat)
+        u = add_users(cat, "confidential")
         cat.refresh_recordings()
         cat.act(u["head"], users.add_event("qian.head", "archive_head",
                                            clearance="confidential", os_account="nosuch-q"))

@@ -17,14 +17,19 @@ ROLE = {"wang.head": "archive_head", "li.na": "clerk", "zhao.lead": "unit_leader
         "chen.chief": "bureau_chief"}
 
 
-def make_users(arch, url=None):
+def make_users(arch, url=None, clearance=None):
+    """wang.head, added first, adds the others; ``clearance``: {name: level} (wang.head
+    cleared at least as high as any other: nobody grants a clearance above his own)."""
+    clearance = clearance or {}
     with Catalogue(arch, url) as cat:
         root = users.bootstrap_user(cat)
         cat.act(root, users.add_event("wang.head", "archive_head", "王档案",
-                                      password=PW["wang.head"], unit="U-1"))
-        head = users.User("wang.head", "archive_head")
+                                      password=PW["wang.head"], unit="U-1",
+                                      clearance=clearance.get("wang.head")))
+        head = users.User("wang.head", "archive_head", clearance=clearance.get("wang.head"))
         for name in ("li.na", "zhao.lead", "chen.chief"):
-            cat.act(head, users.add_event(name, ROLE[name], password=PW[name], unit="U-1"))
+            cat.act(head, users.add_event(name, ROLE[name], password=PW[name], unit="U-1",
+                                          clearance=clearance.get(name)))
 
 
 @pytest.fixture

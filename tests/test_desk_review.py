@@ -29,7 +29,7 @@ def template(tmp_path_factory):
     by ma.keeper who has left; per case one request used once and one waiting."""
     a = tmp_path_factory.mktemp("desk-review") / "arch"
     station.init(a)
-    make_users(a)
+    make_users(a, clearance={"wang.head": "confidential", "chen.chief": "confidential"})
     with Catalogue(a) as cat:
         head = users.User("wang.head", "archive_head")
         cat.act(head, users.add_event("qian.lead", "unit_leader", password=PW2["qian.lead"],

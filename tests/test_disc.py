@@ -40,7 +40,7 @@ def made(tmp_path_factory):
     (arch / "station.toml").write_text('[agency]\ncode = "FZMC"\nname = "福州市城市管理执法局"\n',
                                        encoding="utf-8")
     cat = Catalogue(arch)
-    u = add_users(cat)
+    u = add_users(cat, "restricted")
     clerk = u["clerk"]
     cat.act(clerk, cases.opened_event(CASE, TITLE, unit="U-1"))
     cat.act(clerk, cases.linked_event(CASE, device=A, segment=f["a2"]))

@@ -37,7 +37,8 @@ def _world(tmp_path, url, monkeypatch, capsys):
     monkeypatch.delenv("SEALCAM_USER", raising=False)
     with Catalogue(arch, url) as cat:
         root = users.bootstrap_user(cat)
-        cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"]))
+        cat.act(root, users.add_event("wang.head", "archive_head", password=PW["wang.head"],
+                                      clearance="restricted"))     # who clears others
         for name, role in ROLE.items():
             cat.act(_u("wang.head"), users.add_event(name, role, password=PW[name]))
         add_recording(cat, "SC-1", 5)

@@ -27,7 +27,7 @@ import re
 
 import sqlalchemy as sa
 
-from . import db, store
+from . import confidentiality_levels, db, store
 from ..i18n import _
 from .events import CatalogueEventError, bad_char, base, field
 
@@ -363,6 +363,23 @@ def _rank(memo, i, e, cur):
               "chief does") % {"by": by, "role": actor["role"]})
 
 
+def _grant(memo, i, e):
+    """Nobody grants a clearance above his own (§14.8): the clearance a user event gives
+    must rank at most its signer's as the log states it at ``i`` (the station key's holder
+    gives the first user any clearance)."""
+    level = e.get("clearance")
+    by = e.get("by")
+    if level not in confidentiality_levels.LEVELS or by.startswith("os:"):
+        return                      # none given; the first user; an unknown one: below
+    actor = _state_at(memo, by, i)
+    own = actor.get("clearance") or confidentiality_levels.DEFAULT_CLEARANCE
+    if confidentiality_levels.rank(own) < confidentiality_levels.rank(level):
+        raise store.PermissionRefused(
+            _("user %(by)s (clearance %(own)s) may not grant clearance %(level)s: only a "
+              "user cleared at least that high does")
+            % {"by": by, "own": own, "level": str(level)[:40]})
+
+
 def _vet(memo, i, e):
     """Refuse the user event ``e`` at log index ``i`` unless its user ("by") may make it
     and it follows the user's state in the log before it (names are never reused; a change
@@ -372,6 +389,7 @@ def _vet(memo, i, e):
     _check_name(name)
     cur = _state_at(memo, name, i)
     _rank(memo, i, e, cur)
+    _grant(memo, i, e)
     if e["type"] == "user_added":
         _check_role(field(e, "role", str))
         field(e, "display", str)
