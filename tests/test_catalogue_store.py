@@ -273,3 +273,24 @@ def test_a_damaged_catalogue_database_is_one_line_exit_3(archive, capsys):
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
         assert "catalogue" in err and "malformed" in err, err
+
+
+def test_revision_0003_adds_the_tag_probe_index_to_an_older_database(tmp_path):
+    """A catalogue database at revision 0002 gets the (recording_id, field, value) tags
+    index when opened (Alembic upgrade): nothing else changes."""
+    import sqlalchemy as sa
+    from host_tools.catalogue import db
+    url = "sqlite:///%s" % (tmp_path / "c.sqlite")
+    eng = db.open_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_tags_recording_value"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
+    eng.dispose()
+    eng = db.open_engine(url)
+    try:
+        names = {ix["name"] for ix in sa.inspect(eng).get_indexes("tags")}
+        with eng.connect() as conn:
+            ver = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        eng.dispose()
+    assert "ix_tags_recording_value" in names and ver == db.REVISION == "0003"

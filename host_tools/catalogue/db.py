@@ -24,7 +24,7 @@ __all__ = ["metadata", "cat_meta", "recordings", "tags", "archive_numbers", "num
            "discs", "backups", "handovers",
            "open_engine", "default_url", "CatalogueDBError", "REVISION", "describe_url"]
 
-REVISION = "0002"
+REVISION = "0003"
 FILE = "catalogue.sqlite"
 
 metadata = MetaData()
@@ -79,6 +79,8 @@ tags = Table(
     Column("reason", Text))
 Index("ix_tags_field_value", tags.c.field, tags.c.value)
 Index("ix_tags_recording", tags.c.recording_id, tags.c.field)
+# search's per-recording probe (revision 0003: three equalities, never tied with the above)
+Index("ix_tags_recording_value", tags.c.recording_id, tags.c.field, tags.c.value)
 
 archive_numbers = Table(
     "archive_numbers", metadata,
