@@ -166,15 +166,22 @@ def _hidden_now(cat, conn, e, i, st):
         cat, conn, e["by"], i, st["case_no"]) is not None
 
 
+def _decided_request(cat, conn, e):
+    """(log index, replayed state) of the request a decision or revocation ``e`` names;
+    'no access request' when there is none, or none its user may see (#02)."""
+    rid = field(e, "request", str, max_len=32)
+    i = _index(cat, conn, e)
+    st = _replay(cat, rid, i, conn)
+    if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
+        raise store.CatalogueError(_("there is no access request %(id)s") % {
+            "id": printable(rid)})
+    return i, st
+
+
 class _Decided:
     @staticmethod
     def check(cat, conn, e):
-        rid = field(e, "request", str, max_len=32)
-        i = _index(cat, conn, e)
-        st = _replay(cat, rid, i, conn)
-        if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
-            raise store.CatalogueError(_("there is no access request %(id)s") % {
-                "id": printable(rid)})
+        i, st = _decided_request(cat, conn, e)
         why = _decision_why(cat, st, i, e)
         if why:
             raise AccessRefused(why)
@@ -203,12 +210,7 @@ class _Revoked:
     """An approval withdrawn (#17): the request uses nothing from here on."""
     @staticmethod
     def check(cat, conn, e):
-        rid = field(e, "request", str, max_len=32)
-        i = _index(cat, conn, e)
-        st = _replay(cat, rid, i, conn)
-        if st is None or _row(conn, rid) is None or _hidden_now(cat, conn, e, i, st):
-            raise store.CatalogueError(_("there is no access request %(id)s") % {
-                "id": printable(rid)})
+        i, st = _decided_request(cat, conn, e)
         why = _revoke_why(cat, st, i, e)
         if why:
             raise AccessRefused(why)
