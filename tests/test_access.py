@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from test_access_common import CASE, access_world, approved_request, second_head
+from test_access_common import CASE, access_world, approved_request, second_head, ask
 from test_clerk_common import A, B, real_archive
 from host_tools.catalogue import access, cases, db, numbers, store, users
 from host_tools.catalogue.store import Catalogue
@@ -31,11 +31,7 @@ def cleared_world(tmp_path, catalogue_url):
     cat.close()
 
 
-def _ask(cat, u, who="clerk", **kw):
-    args = dict(target_kind="case", target=CASE, case_no=CASE, purpose="court hearing",
-                actions=("view",))
-    args.update(kw)
-    return access.request(cat, u[who], **args)
+_ask = ask
 
 
 def _later(monkeypatch, days):

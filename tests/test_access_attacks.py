@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from test_access_common import CASE, UNIT, access_world, approved_request
+from test_access_common import CASE, UNIT, access_world, approved_request, ask
 from test_clerk_common import A, B
 from host_tools.catalogue import access, cases, db, store, users
 
@@ -51,11 +51,7 @@ def old(tmp_path, monkeypatch):
     cat.close()
 
 
-def _ask(cat, u, who="clerk", **kw):
-    args = dict(target_kind="case", target=CASE, case_no=CASE, purpose="court hearing",
-                actions=("view",))
-    args.update(kw)
-    return access.request(cat, u[who], **args)
+_ask = ask
 
 
 def _raw(cat, e):

@@ -64,3 +64,12 @@ def second_head(cat, u):
                                            os_account="nosuch-head2"))
         u["head2"] = users.User("wu.head", "archive_head", how="os")
     return u["head2"]
+
+
+def ask(cat, u, who="clerk", **kw):
+    """A request by u[who] to view case FZ-1 for a court hearing (``kw`` overrides any of
+    request_event's arguments); returns its number."""
+    args = dict(target_kind="case", target=CASE, case_no=CASE, purpose="court hearing",
+                actions=("view",))
+    args.update(kw)
+    return access.request(cat, u[who], **args)
